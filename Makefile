@@ -1,0 +1,185 @@
+# rayc build. `make` builds everything into build/; see README.md for targets.
+#
+# Layout rules (no edits needed when adding files):
+#   common/*.c + generated protobuf code   -> build/lib/libcommon.a
+#   gcs/*.c     (gcs_main.c is the binary)  -> build/lib/libgcs.a,    build/bin/gcs_server
+#   raylet/*.c  (raylet_main.c)             -> build/lib/libraylet.a, build/bin/raylet
+#   worker/*.c  (worker_main.c)             -> build/lib/librayc.{a,so}, build/bin/rayc_worker
+#   scripts/rayc_ctl.c                      -> build/bin/rayc_ctl (used by scripts/rayc)
+#   tests/unit/test_*.c                     -> build/tests/unit/test_*   (criterion)
+#   tests/integration/test_*.c + harness.c  -> build/tests/integration/test_*
+#   examples/<name>/{driver,tasks}.c        -> build/examples/<name>, lib<name>_tasks.so
+#   bench/*.c                               -> build/bench/*
+
+BUILD   ?= build
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CC      ?= cc
+OPT     ?= -O2
+SAN     ?=
+PKGS    := libevent libprotobuf-c hiredis
+CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers \
+           -g $(OPT) -fPIC -MMD -MP -fvisibility=hidden $(SAN) \
+           -Iinclude -Icommon -I$(BUILD)/gen $(shell pkg-config --cflags $(PKGS))
+LDFLAGS := $(SAN)
+LIBS    := $(shell pkg-config --libs $(PKGS)) -levent_pthreads -lpthread -ldl -lm
+TESTLIBS:= $(shell pkg-config --libs criterion)
+
+GEN_C   := $(BUILD)/gen/rayc.pb-c.c
+GEN_H   := $(BUILD)/gen/rayc.pb-c.h
+
+COMMON_SRC := $(wildcard common/*.c)
+GCS_SRC    := $(filter-out gcs/gcs_main.c,$(wildcard gcs/*.c))
+RAYLET_SRC := $(filter-out raylet/raylet_main.c,$(wildcard raylet/*.c))
+RAYC_SRC   := $(filter-out worker/worker_main.c,$(wildcard worker/*.c))
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+ITEST_SRC  := $(wildcard tests/integration/test_*.c)
+ITEST_LIB  := $(filter-out $(ITEST_SRC),$(wildcard tests/integration/*.c))
+EXAMPLES   := $(notdir $(patsubst %/,%,$(dir $(wildcard examples/*/driver.c))))
+BENCH_SRC  := $(wildcard bench/*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+COMMON_OBJ := $(call obj,$(COMMON_SRC)) $(BUILD)/obj/gen/rayc.pb-c.o
+GCS_OBJ    := $(call obj,$(GCS_SRC))
+RAYLET_OBJ := $(call obj,$(RAYLET_SRC))
+RAYC_OBJ   := $(call obj,$(RAYC_SRC))
+
+LIBCOMMON := $(BUILD)/lib/libcommon.a
+LIBGCS    := $(BUILD)/lib/libgcs.a
+LIBRAYLET := $(BUILD)/lib/libraylet.a
+LIBRAYC_A := $(BUILD)/lib/librayc.a
+LIBRAYC_SO:= $(BUILD)/lib/librayc.so
+
+BINS := $(BUILD)/bin/gcs_server $(BUILD)/bin/raylet $(BUILD)/bin/rayc_worker $(BUILD)/bin/rayc_ctl
+UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
+ITEST_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(ITEST_SRC))
+EXAMPLE_BINS := $(foreach e,$(EXAMPLES),$(BUILD)/examples/$(e) $(BUILD)/examples/lib$(e)_tasks.so)
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+ALL_LIBS := $(LIBGCS) $(LIBRAYLET) $(LIBRAYC_A) $(LIBCOMMON)
+
+.PHONY: all test unit integration asan fuzz bench install format format-check clean valgrind
+.DEFAULT_GOAL := all
+
+all: $(BINS) $(LIBRAYC_SO) $(LIBRAYC_A) $(UNIT_BINS) $(ITEST_BINS) $(EXAMPLE_BINS) $(BENCH_BINS) \
+     $(BUILD)/rayc.pc
+
+# ---------------------------------------------------------------- codegen
+$(GEN_C) $(GEN_H): proto/rayc.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --proto_path=proto --c_out=$(BUILD)/gen proto/rayc.proto
+
+$(BUILD)/obj/gen/rayc.pb-c.o: $(GEN_C)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Wno-unused-parameter -c $< -o $@
+
+# Every object may include the generated header.
+$(BUILD)/obj/%.o: %.c $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+# ---------------------------------------------------------------- libraries
+$(LIBCOMMON): $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+$(LIBGCS): $(GCS_OBJ) | $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^ $(BUILD)/obj/gen/rayc.pb-c.o
+$(LIBRAYLET): $(RAYLET_OBJ) | $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^ $(BUILD)/obj/gen/rayc.pb-c.o
+$(LIBRAYC_A): $(RAYC_OBJ) $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+$(LIBRAYC_SO): $(RAYC_OBJ) $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(LDFLAGS) -Wl,-soname,librayc.so -o $@ $^ $(LIBS)
+
+# ---------------------------------------------------------------- binaries
+$(BUILD)/bin/gcs_server: $(BUILD)/obj/gcs/gcs_main.o $(LIBGCS) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+$(BUILD)/bin/raylet: $(BUILD)/obj/raylet/raylet_main.o $(LIBRAYLET) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+$(BUILD)/bin/rayc_worker: $(BUILD)/obj/worker/worker_main.o $(LIBRAYC_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -rdynamic -o $@ $^ $(LIBS)
+$(BUILD)/bin/rayc_ctl: $(BUILD)/obj/scripts/rayc_ctl.o $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# ---------------------------------------------------------------- tests
+$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(ALL_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< -Wl,--start-group $(ALL_LIBS) -Wl,--end-group $(LIBS) $(TESTLIBS)
+$(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(call obj,$(ITEST_LIB)) $(ALL_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(call obj,$(ITEST_LIB)) -Wl,--start-group $(ALL_LIBS) -Wl,--end-group $(LIBS) $(TESTLIBS)
+
+# ---------------------------------------------------------------- examples, bench
+$(BUILD)/examples/lib%_tasks.so: examples/%/tasks.c include/rayc.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -shared -o $@ $< -L$(BUILD)/lib
+$(BUILD)/examples/%: examples/%/driver.c $(LIBRAYC_SO)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD)/lib -lrayc -Wl,-rpath,'$$ORIGIN/../lib'
+$(BUILD)/bench/%: bench/%.c $(LIBRAYC_SO)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD)/lib -lrayc -Wl,-rpath,'$$ORIGIN/../lib' -lm
+
+$(BUILD)/rayc.pc: Makefile
+	@mkdir -p $(BUILD)
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: rayc\nDescription: rayc distributed execution engine client library\nVersion: 0.1.0\nLibs: -L$${libdir} -lrayc\nCflags: -I$${includedir}\n' '$(PREFIX)' > $@
+
+# ---------------------------------------------------------------- running
+# Integration tests share the machine's ports and CPUs: run them one by one.
+CRITERION_OPTS ?= --jobs=2
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t $(CRITERION_OPTS); done
+
+integration: all
+	@set -e; for t in $(ITEST_BINS); do echo "== $$t"; RAYC_BUILD=$(abspath $(BUILD)) $$t --jobs=1; done
+
+test: unit integration
+
+asan:
+	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
+
+valgrind: all
+	@set -e; for t in $(UNIT_BINS); do echo "== valgrind $$t"; \
+	  valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+	    --trace-children=no $$t --no-early-exit --jobs=1 >/dev/null; done
+
+FUZZ_SECONDS ?= 20
+$(BUILD)/fuzz/fuzz_frame: tests/fuzz/fuzz_frame.c common/frame.c common/msg.c common/log.c $(GEN_C)
+	@mkdir -p $(dir $@)
+	clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Iinclude -Icommon -I$(BUILD)/gen \
+	  -o $@ $^ $(shell pkg-config --libs libprotobuf-c)
+fuzz: $(BUILD)/fuzz/fuzz_frame
+	@mkdir -p $(BUILD)/fuzz/corpus
+	$(BUILD)/fuzz/fuzz_frame -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD)/fuzz/corpus
+
+bench: all
+	@set -e; for b in $(BENCH_BINS); do $$b; done
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/libexec/rayc
+	install -m 0644 include/rayc.h $(DESTDIR)$(PREFIX)/include/rayc.h
+	install -m 0755 $(LIBRAYC_SO) $(DESTDIR)$(PREFIX)/lib/librayc.so
+	install -m 0644 $(LIBRAYC_A) $(DESTDIR)$(PREFIX)/lib/librayc.a
+	install -m 0644 $(BUILD)/rayc.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/rayc.pc
+	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/libexec/rayc/
+	install -m 0755 scripts/rayc $(DESTDIR)$(PREFIX)/bin/rayc
+
+FORMAT_SRC = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+format:
+	clang-format -i $(FORMAT_SRC)
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_SRC)
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,448 @@
+/*
+ * conn.c -- framed connections on libevent; see conn.h.
+ * Runs in the owning daemon's single event-loop thread.
+ */
+#include "conn.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <event2/buffer.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "frame.h"
+#include "log.h"
+#include "net.h"
+#include "rayc.h"
+
+#define READS_PER_EVENT 8 /* fairness: other connections get a turn */
+
+enum { ST_AWAIT_HELLO, ST_AWAIT_HANDSHAKE, ST_AWAIT_REPLY, ST_READY, ST_CLOSED };
+
+struct conn {
+    struct event_base *base;
+    int fd;
+    int state;
+    bool accepting;
+    bool flush_then_close;
+    bool write_pending;
+    const conn_handlers *h;
+    void *data;
+    frame_decoder dec;
+    struct evbuffer *out;
+    struct event *rev, *wev, *closer;
+    int close_reason;
+    char close_why[160];
+    char peer[64];
+    /* handshake */
+    bool require_auth;
+    char *token;
+    uint8_t nonce[AUTH_NONCE_LEN];
+    Rpc__Handshake *hs_tmpl;
+};
+
+static void on_read(evutil_socket_t fd, short what, void *arg);
+static void on_write(evutil_socket_t fd, short what, void *arg);
+static void on_closer(evutil_socket_t fd, short what, void *arg);
+
+static void fail(conn *c, int reason, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static conn *conn_new(struct event_base *base, int fd, const conn_handlers *h, void *data,
+                      const conn_opts *opts, bool accepting)
+{
+    conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        goto fail;
+    c->base = base;
+    c->fd = fd;
+    c->h = h;
+    c->data = data;
+    c->accepting = accepting;
+    net_set_nonblock(fd, true);
+    net_peer_name(fd, c->peer, sizeof(c->peer));
+    frame_decoder_init(&c->dec, opts ? opts->max_frame : 0);
+    c->out = evbuffer_new();
+    c->rev = event_new(base, fd, EV_READ | EV_PERSIST, on_read, c);
+    c->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, on_write, c);
+    c->closer = event_new(base, -1, 0, on_closer, c);
+    if (!c->out || !c->rev || !c->wev || !c->closer)
+        goto fail;
+    if (opts && opts->token && (c->token = strdup(opts->token)) == NULL)
+        goto fail;
+    c->require_auth = opts && opts->require_auth;
+    event_add(c->rev, NULL);
+    return c;
+fail:
+    if (c) {
+        if (c->out)
+            evbuffer_free(c->out);
+        if (c->rev)
+            event_free(c->rev);
+        if (c->wev)
+            event_free(c->wev);
+        if (c->closer)
+            event_free(c->closer);
+        free(c->token);
+        free(c);
+    }
+    close(fd);
+    return NULL;
+}
+
+conn *conn_accept(struct event_base *base, int fd, const conn_handlers *h, void *data,
+                  const conn_opts *opts)
+{
+    conn *c = conn_new(base, fd, h, data, opts, true);
+    if (c == NULL)
+        return NULL;
+    Rpc__Hello hello = RPC__HELLO__INIT;
+    hello.version = MSG_PROTOCOL_VERSION;
+    if (c->require_auth) {
+        auth_nonce(c->nonce);
+        hello.nonce.data = c->nonce;
+        hello.nonce.len = AUTH_NONCE_LEN;
+    }
+    c->state = ST_AWAIT_HANDSHAKE;
+    conn_send(c, MSG_HELLO, &hello.base);
+    return c;
+}
+
+conn *conn_connect(struct event_base *base, int fd, const conn_handlers *h, void *data,
+                   const conn_opts *opts)
+{
+    conn *c = conn_new(base, fd, h, data, opts, false);
+    if (c == NULL)
+        return NULL;
+    c->state = ST_AWAIT_HELLO;
+    if (opts && opts->handshake) {
+        /* Keep a packed copy of the template: the caller's may not outlive us. */
+        size_t n = protobuf_c_message_get_packed_size(&opts->handshake->base);
+        uint8_t *tmp = malloc(n ? n : 1);
+        if (tmp) {
+            protobuf_c_message_pack(&opts->handshake->base, tmp);
+            c->hs_tmpl = rpc__handshake__unpack(NULL, n, tmp);
+            free(tmp);
+        }
+    }
+    return c;
+}
+
+void *conn_data(const conn *c)
+{
+    return c->data;
+}
+
+void conn_set_data(conn *c, void *data)
+{
+    c->data = data;
+}
+
+const char *conn_peer(const conn *c)
+{
+    return c->peer;
+}
+
+bool conn_is_ready(const conn *c)
+{
+    return c->state == ST_READY;
+}
+
+bool conn_is_closed(const conn *c)
+{
+    return c->state == ST_CLOSED;
+}
+
+size_t conn_pending_output(const conn *c)
+{
+    return evbuffer_get_length(c->out);
+}
+
+/* Stop all I/O now; deliver on_close from the loop. */
+static void shut(conn *c, int reason, const char *why)
+{
+    if (c->state == ST_CLOSED)
+        return;
+    c->state = ST_CLOSED;
+    c->close_reason = reason;
+    snprintf(c->close_why, sizeof(c->close_why), "%s", why ? why : "");
+    event_del(c->rev);
+    event_del(c->wev);
+    close(c->fd);
+    c->fd = -1;
+    event_active(c->closer, 0, 0);
+}
+
+static void fail(conn *c, int reason, const char *fmt, ...)
+{
+    char why[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    if (reason == CONN_EPROTO || reason == CONN_EAUTH)
+        log_warn("closing %s: %s", c->peer, why);
+    else
+        log_debug("closing %s: %s", c->peer, why);
+    shut(c, reason, why);
+}
+
+void conn_close(conn *c)
+{
+    shut(c, CONN_LOCAL, "closed locally");
+}
+
+void conn_close_after_flush(conn *c)
+{
+    if (c->state == ST_CLOSED)
+        return;
+    if (evbuffer_get_length(c->out) == 0) {
+        conn_close(c);
+        return;
+    }
+    c->flush_then_close = true;
+    event_del(c->rev);
+}
+
+static void on_closer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn *c = arg;
+    if (c->h && c->h->on_close)
+        c->h->on_close(c, c->close_reason, c->close_why);
+    frame_decoder_free(&c->dec);
+    evbuffer_free(c->out);
+    event_free(c->rev);
+    event_free(c->wev);
+    event_free(c->closer);
+    if (c->hs_tmpl)
+        rpc__handshake__free_unpacked(c->hs_tmpl, NULL);
+    free(c->token);
+    free(c);
+}
+
+int conn_send(conn *c, uint16_t type, const ProtobufCMessage *m)
+{
+    if (c->state == ST_CLOSED || c->flush_then_close)
+        return -1;
+    size_t size = msg_frame_size(m);
+    struct evbuffer_iovec v;
+    if (evbuffer_reserve_space(c->out, (ev_ssize_t)size, &v, 1) < 1) {
+        fail(c, CONN_EIO, "out of memory queuing %zu bytes", size);
+        return -1;
+    }
+    v.iov_len = msg_encode(type, m, v.iov_base);
+    evbuffer_commit_space(c->out, &v, 1);
+    if (!c->write_pending) {
+        c->write_pending = true;
+        event_add(c->wev, NULL);
+    }
+    return 0;
+}
+
+int conn_send_fds(conn *c, uint16_t type, const ProtobufCMessage *m, const int *fds, int nfds)
+{
+    if (c->state == ST_CLOSED)
+        return -1;
+    /* Descriptors ride on the first byte of this frame, so everything queued
+     * before it must go out first. */
+    net_set_nonblock(c->fd, false);
+    while (evbuffer_get_length(c->out) > 0) {
+        if (evbuffer_write(c->out, c->fd) < 0) {
+            net_set_nonblock(c->fd, true);
+            fail(c, CONN_EIO, "write failed: %s", strerror(errno));
+            return -1;
+        }
+    }
+    size_t size = msg_frame_size(m);
+    uint8_t stackbuf[1024], *buf = size <= sizeof(stackbuf) ? stackbuf : malloc(size);
+    int rc = -1;
+    if (buf != NULL) {
+        msg_encode(type, m, buf);
+        rc = net_send_fds(c->fd, buf, size, fds, nfds);
+    }
+    if (buf != stackbuf)
+        free(buf);
+    net_set_nonblock(c->fd, true);
+    if (rc != 0)
+        fail(c, CONN_EIO, "sendmsg failed: %s", strerror(errno));
+    return rc;
+}
+
+static void on_write(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    conn *c = arg;
+    while (evbuffer_get_length(c->out) > 0) {
+        int n = evbuffer_write(c->out, fd);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                return;
+            fail(c, errno == EPIPE || errno == ECONNRESET ? CONN_EOF : CONN_EIO,
+                 "write failed: %s", strerror(errno));
+            return;
+        }
+        if (n == 0)
+            return;
+    }
+    event_del(c->wev);
+    c->write_pending = false;
+    if (c->flush_then_close)
+        conn_close(c);
+}
+
+/* Handshake, accepting side: check the proof, then hand the frame up. */
+static bool handle_handshake(conn *c, ProtobufCMessage *m)
+{
+    Rpc__Handshake *hs = (Rpc__Handshake *)m;
+    if (hs->version != MSG_PROTOCOL_VERSION) {
+        Rpc__HandshakeReply r = RPC__HANDSHAKE_REPLY__INIT;
+        Rpc__Status st = RPC__STATUS__INIT;
+        msg_status_set(&st, RAYC_EPROTO, "unsupported protocol version");
+        r.status = &st;
+        conn_send(c, MSG_HANDSHAKE_REPLY, &r.base);
+        log_warn("refused %s: protocol version %u", c->peer, hs->version);
+        conn_close_after_flush(c);
+        return false;
+    }
+    if (c->require_auth &&
+        !auth_verify(c->token ? c->token : "", c->nonce, AUTH_NONCE_LEN, hs->proof.data,
+                     hs->proof.len)) {
+        Rpc__HandshakeReply r = RPC__HANDSHAKE_REPLY__INIT;
+        Rpc__Status st = RPC__STATUS__INIT;
+        msg_status_set(&st, RAYC_EAUTH, "bad cluster token");
+        r.status = &st;
+        conn_send(c, MSG_HANDSHAKE_REPLY, &r.base);
+        log_warn("refused %s: bad cluster token", c->peer);
+        conn_close_after_flush(c);
+        return false;
+    }
+    c->state = ST_READY;
+    return true;
+}
+
+/* Handshake, connecting side: answer the server's Hello. */
+static void handle_hello(conn *c, ProtobufCMessage *m)
+{
+    Rpc__Hello *hello = (Rpc__Hello *)m;
+    Rpc__Handshake hs = RPC__HANDSHAKE__INIT;
+    if (c->hs_tmpl)
+        hs = *c->hs_tmpl;
+    hs.version = MSG_PROTOCOL_VERSION;
+    uint8_t proof[AUTH_PROOF_LEN];
+    if (hello->nonce.len > 0 && c->token) {
+        auth_proof(c->token, hello->nonce.data, hello->nonce.len, proof);
+        hs.proof.data = proof;
+        hs.proof.len = AUTH_PROOF_LEN;
+    }
+    c->state = ST_AWAIT_REPLY;
+    conn_send(c, MSG_HANDSHAKE, &hs.base);
+}
+
+/* One decoded frame: enforce the handshake order, then dispatch. */
+static void dispatch(conn *c, uint16_t type, ProtobufCMessage *m)
+{
+    switch (c->state) {
+    case ST_AWAIT_HELLO:
+        if (type != MSG_HELLO) {
+            fail(c, CONN_EPROTO, "expected HELLO, got %s", msg_name(type));
+            return;
+        }
+        handle_hello(c, m);
+        return;
+    case ST_AWAIT_HANDSHAKE:
+        if (type != MSG_HANDSHAKE) {
+            fail(c, CONN_EPROTO, "expected HANDSHAKE first, got %s", msg_name(type));
+            return;
+        }
+        if (!handle_handshake(c, m))
+            return;
+        break;
+    case ST_AWAIT_REPLY: {
+        if (type != MSG_HANDSHAKE_REPLY) {
+            fail(c, CONN_EPROTO, "expected HANDSHAKE_REPLY, got %s", msg_name(type));
+            return;
+        }
+        Rpc__HandshakeReply *r = (Rpc__HandshakeReply *)m;
+        if (r->status && r->status->code != 0) {
+            fail(c, CONN_EAUTH, "handshake refused: %s", r->status->message);
+            return;
+        }
+        c->state = ST_READY;
+        break;
+    }
+    case ST_READY:
+        if (type == MSG_HELLO || type == MSG_HANDSHAKE || type == MSG_HANDSHAKE_REPLY) {
+            fail(c, CONN_EPROTO, "unexpected %s after handshake", msg_name(type));
+            return;
+        }
+        break;
+    default:
+        return;
+    }
+    if (c->h && c->h->on_frame)
+        c->h->on_frame(c, type, m);
+}
+
+static void drain_frames(conn *c)
+{
+    frame_t f;
+    int rc;
+    while (c->state != ST_CLOSED && !c->flush_then_close &&
+           (rc = frame_decoder_next(&c->dec, &f)) == 1) {
+        if (msg_descriptor(f.type) == NULL) {
+            fail(c, CONN_EPROTO, "unknown frame type %u", f.type);
+            return;
+        }
+        ProtobufCMessage *m = msg_unpack(f.type, f.payload, f.length);
+        if (m == NULL) {
+            fail(c, CONN_EPROTO, "malformed %s payload (%u bytes)", msg_name(f.type), f.length);
+            return;
+        }
+        dispatch(c, f.type, m);
+        msg_free(m);
+    }
+    if (c->state != ST_CLOSED && rc < 0)
+        fail(c, CONN_EPROTO, "%s", frame_strerror(rc));
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    conn *c = arg;
+    for (int i = 0; i < READS_PER_EVENT && c->state != ST_CLOSED; i++) {
+        size_t avail;
+        uint8_t *p = frame_decoder_space(&c->dec, 0, &avail);
+        if (p == NULL) {
+            fail(c, CONN_EIO, "out of memory");
+            return;
+        }
+        ssize_t n = read(fd, p, avail);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN)
+                break;
+            fail(c, errno == ECONNRESET ? CONN_EOF : CONN_EIO, "read failed: %s",
+                 strerror(errno));
+            return;
+        }
+        if (n == 0) {
+            drain_frames(c);
+            if (c->state != ST_CLOSED) {
+                if (frame_decoder_pending(&c->dec) > 0)
+                    fail(c, CONN_EPROTO, "peer closed mid-frame");
+                else
+                    fail(c, CONN_EOF, "peer closed");
+            }
+            return;
+        }
+        frame_decoder_commit(&c->dec, (size_t)n);
+        drain_frames(c);
+        if ((size_t)n < avail)
+            break;
+    }
+}

@@ -1,0 +1,216 @@
+/* ids.c -- id generation, derivation and hex. See ids.h. */
+#include "ids.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+void id_random_bytes(void *buf, size_t n)
+{
+    uint8_t *p = buf;
+    while (n > 0) {
+        ssize_t r = getrandom(p, n, 0);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            fprintf(stderr, "rayc: getrandom failed: %s\n", strerror(errno));
+            abort();
+        }
+        p += r;
+        n -= (size_t)r;
+    }
+}
+
+char *id_hex(const void *id, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    const uint8_t *b = id;
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[b[i] >> 4];
+        out[2 * i + 1] = digits[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+    return out;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int id_from_hex(const char *hex, void *id, size_t n)
+{
+    uint8_t *b = id;
+    if (hex == NULL || strlen(hex) != 2 * n)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        b[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+job_id_t job_id_from_int(uint32_t v)
+{
+    job_id_t j;
+    put_be32(j.b, v);
+    return j;
+}
+
+uint32_t job_id_to_int(job_id_t j)
+{
+    return get_be32(j.b);
+}
+
+node_id_t node_id_random(void)
+{
+    node_id_t n;
+    id_random_bytes(n.b, sizeof(n.b));
+    return n;
+}
+
+worker_id_t worker_id_random(void)
+{
+    worker_id_t w;
+    id_random_bytes(w.b, sizeof(w.b));
+    return w;
+}
+
+actor_id_t actor_id_random(job_id_t job)
+{
+    actor_id_t a;
+    id_random_bytes(a.b, 12);
+    memcpy(a.b + 12, job.b, JOB_ID_SIZE);
+    return a;
+}
+
+job_id_t actor_id_job(const actor_id_t *a)
+{
+    job_id_t j;
+    memcpy(j.b, a->b + 12, JOB_ID_SIZE);
+    return j;
+}
+
+static actor_id_t nil_actor(job_id_t job)
+{
+    actor_id_t a;
+    memset(a.b, 0, 12);
+    memcpy(a.b + 12, job.b, JOB_ID_SIZE);
+    return a;
+}
+
+task_id_t task_id_for_actor(const actor_id_t *actor)
+{
+    task_id_t t;
+    id_random_bytes(t.b, 8);
+    memcpy(t.b + 8, actor->b, ACTOR_ID_SIZE);
+    return t;
+}
+
+task_id_t task_id_random(job_id_t job)
+{
+    actor_id_t a = nil_actor(job);
+    return task_id_for_actor(&a);
+}
+
+task_id_t task_id_for_driver(job_id_t job)
+{
+    task_id_t t;
+    actor_id_t a = nil_actor(job);
+    memset(t.b, 0, 8);
+    memcpy(t.b + 8, a.b, ACTOR_ID_SIZE);
+    return t;
+}
+
+actor_id_t task_id_actor(const task_id_t *t)
+{
+    actor_id_t a;
+    memcpy(a.b, t->b + 8, ACTOR_ID_SIZE);
+    return a;
+}
+
+job_id_t task_id_job(const task_id_t *t)
+{
+    actor_id_t a = task_id_actor(t);
+    return actor_id_job(&a);
+}
+
+static object_id_t object_id_make(const task_id_t *t, uint32_t index)
+{
+    object_id_t o;
+    memcpy(o.b, t->b, TASK_ID_SIZE);
+    put_be32(o.b + TASK_ID_SIZE, index);
+    return o;
+}
+
+object_id_t object_id_for_return(const task_id_t *t, uint32_t index)
+{
+    return object_id_make(t, index & ~OBJECT_INDEX_PUT_FLAG);
+}
+
+object_id_t object_id_for_put(const task_id_t *t, uint32_t index)
+{
+    return object_id_make(t, index | OBJECT_INDEX_PUT_FLAG);
+}
+
+task_id_t object_id_task(const object_id_t *o)
+{
+    task_id_t t;
+    memcpy(t.b, o->b, TASK_ID_SIZE);
+    return t;
+}
+
+uint32_t object_id_index(const object_id_t *o)
+{
+    return get_be32(o->b + TASK_ID_SIZE) & ~OBJECT_INDEX_PUT_FLAG;
+}
+
+bool object_id_is_put(const object_id_t *o)
+{
+    return (get_be32(o->b + TASK_ID_SIZE) & OBJECT_INDEX_PUT_FLAG) != 0;
+}
+
+bool id_is_nil(const void *id, size_t n)
+{
+    const uint8_t *b = id;
+    for (size_t i = 0; i < n; i++)
+        if (b[i])
+            return false;
+    return true;
+}
+
+uint64_t id_hash(const void *id, size_t n)
+{
+    /* FNV-1a: ids are mostly random, but object ids of one task share a
+     * prefix, so every byte must count. */
+    const uint8_t *b = id;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}

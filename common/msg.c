@@ -1,0 +1,62 @@
+/* msg.c -- frame type table; see msg.h. */
+#include "msg.h"
+
+#include "frame.h"
+#include "log.h"
+
+const ProtobufCMessageDescriptor *msg_descriptor(uint16_t type)
+{
+    switch (type) {
+#define MSG__DESC(num, NAME, lower) \
+    case num:                       \
+        return &rpc__##lower##__descriptor;
+        MSG_TYPES(MSG__DESC)
+#undef MSG__DESC
+    }
+    return NULL;
+}
+
+const char *msg_name(uint16_t type)
+{
+    switch (type) {
+#define MSG__NAME(num, NAME, lower) \
+    case num:                       \
+        return #NAME;
+        MSG_TYPES(MSG__NAME)
+#undef MSG__NAME
+    }
+    return "UNKNOWN";
+}
+
+ProtobufCMessage *msg_unpack(uint16_t type, const uint8_t *data, size_t len)
+{
+    const ProtobufCMessageDescriptor *d = msg_descriptor(type);
+    if (d == NULL)
+        return NULL;
+    return protobuf_c_message_unpack(d, NULL, len, data);
+}
+
+void msg_free(ProtobufCMessage *m)
+{
+    if (m)
+        protobuf_c_message_free_unpacked(m, NULL);
+}
+
+size_t msg_frame_size(const ProtobufCMessage *m)
+{
+    return FRAME_HDR_SIZE + protobuf_c_message_get_packed_size(m);
+}
+
+size_t msg_encode(uint16_t type, const ProtobufCMessage *m, uint8_t *out)
+{
+    CHECK(msg_descriptor(type) == m->descriptor);
+    size_t len = protobuf_c_message_pack(m, out + FRAME_HDR_SIZE);
+    frame_hdr_encode(out, type, (uint32_t)len);
+    return FRAME_HDR_SIZE + len;
+}
+
+void msg_status_set(Rpc__Status *st, int code, const char *message)
+{
+    st->code = code;
+    st->message = (char *)(message ? message : "");
+}

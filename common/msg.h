@@ -1,0 +1,86 @@
+/*
+ * msg.h -- the table of frame types and the protobuf-c messages they carry.
+ *
+ * MSG_TYPES is the one place a message gets its wire number. A frame whose
+ * type is not here, or whose payload does not unpack as that type, is a
+ * protocol error (the connection is closed; the daemon keeps running).
+ */
+#ifndef RAYC_MSG_H
+#define RAYC_MSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rayc.pb-c.h"
+
+/* X(number, NAME, protobuf-c lower-case name) */
+#define MSG_TYPES(X)                                                 \
+    X(1, HELLO, hello)                                               \
+    X(2, HANDSHAKE, handshake)                                       \
+    X(3, HANDSHAKE_REPLY, handshake_reply)                           \
+    X(10, REGISTER_NODE_REQ, register_node_request)                  \
+    X(11, REGISTER_NODE_REPLY, register_node_reply)                  \
+    X(12, HEARTBEAT_REQ, heartbeat_request)                          \
+    X(13, HEARTBEAT_REPLY, heartbeat_reply)                          \
+    X(14, LIST_NODES_REQ, list_nodes_request)                        \
+    X(15, LIST_NODES_REPLY, list_nodes_reply)                        \
+    X(16, DRAIN_NODE_REQ, drain_node_request)                        \
+    X(17, DRAIN_NODE_REPLY, drain_node_reply)                        \
+    X(20, ADD_JOB_REQ, add_job_request)                              \
+    X(21, ADD_JOB_REPLY, add_job_reply)                              \
+    X(22, FINISH_JOB_REQ, finish_job_request)                        \
+    X(23, FINISH_JOB_REPLY, finish_job_reply)                        \
+    X(24, LIST_JOBS_REQ, list_jobs_request)                          \
+    X(25, LIST_JOBS_REPLY, list_jobs_reply)                          \
+    X(30, KV_PUT_REQ, kv_put_request)                                \
+    X(31, KV_PUT_REPLY, kv_put_reply)                                \
+    X(32, KV_GET_REQ, kv_get_request)                                \
+    X(33, KV_GET_REPLY, kv_get_reply)                                \
+    X(34, KV_DEL_REQ, kv_del_request)                                \
+    X(35, KV_DEL_REPLY, kv_del_reply)                                \
+    X(36, KV_EXISTS_REQ, kv_exists_request)                          \
+    X(37, KV_EXISTS_REPLY, kv_exists_reply)                          \
+    X(40, SUBSCRIBE_REQ, subscribe_request)                          \
+    X(41, SUBSCRIBE_REPLY, subscribe_reply)                          \
+    X(42, PUB_MESSAGE, pub_message)                                  \
+    X(50, OBJECT_LOCATION_UPDATE, object_location_update)            \
+    X(51, GET_OBJECT_LOCATIONS_REQ, get_object_locations_request)    \
+    X(52, GET_OBJECT_LOCATIONS_REPLY, get_object_locations_reply)    \
+    X(60, CREATE_OBJECT_REQ, create_object_request)                  \
+    X(61, CREATE_OBJECT_REPLY, create_object_reply)                  \
+    X(62, SEAL_OBJECT, seal_object)                                  \
+    X(63, GET_OBJECTS_REQ, get_objects_request)                      \
+    X(64, GET_OBJECTS_REPLY, get_objects_reply)                      \
+    X(65, WAIT_OBJECTS_REQ, wait_objects_request)                    \
+    X(66, WAIT_OBJECTS_REPLY, wait_objects_reply)                    \
+    X(67, RELEASE_OBJECTS, release_objects)                          \
+    X(68, DELETE_OBJECTS, delete_objects)                            \
+    X(69, STORE_STATS_REQ, store_stats_request)                      \
+    X(70, STORE_STATS_REPLY, store_stats_reply)
+
+enum msg_type {
+#define MSG__ENUM(num, NAME, lower) MSG_##NAME = num,
+    MSG_TYPES(MSG__ENUM)
+#undef MSG__ENUM
+};
+
+#define MSG_PROTOCOL_VERSION 1
+
+/* Descriptor of a frame type, or NULL if the type is unknown. */
+const ProtobufCMessageDescriptor *msg_descriptor(uint16_t type);
+/* "REGISTER_NODE_REQ", or "UNKNOWN". */
+const char *msg_name(uint16_t type);
+/* Unpack a payload. NULL when the type is unknown or the bytes do not unpack.
+ * Free with msg_free(). */
+ProtobufCMessage *msg_unpack(uint16_t type, const uint8_t *data, size_t len);
+void msg_free(ProtobufCMessage *m);
+/* Bytes of the whole frame (header + packed message). */
+size_t msg_frame_size(const ProtobufCMessage *m);
+/* Write header + packed message into out (msg_frame_size bytes). Returns the
+ * frame size. CHECKs that m's descriptor is the one registered for type. */
+size_t msg_encode(uint16_t type, const ProtobufCMessage *m, uint8_t *out);
+
+/* Status helpers: a Status sub-message in a reply. */
+void msg_status_set(Rpc__Status *st, int code, const char *message);
+
+#endif

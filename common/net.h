@@ -1,0 +1,35 @@
+/*
+ * net.h -- thin socket helpers (Redis's anet in spirit). Every function
+ * returns a file descriptor or 0 on success, -1 on failure with errno set;
+ * every descriptor is close-on-exec.
+ */
+#ifndef RAYC_NET_H
+#define RAYC_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Listen on ip:port (port 0: any free port, reported in *bound_port). */
+int net_tcp_listen(const char *ip, int port, int backlog, int *bound_port);
+/* Connect with a timeout; the returned socket is blocking, TCP_NODELAY. */
+int net_tcp_connect(const char *host, int port, int timeout_ms);
+/* Listen on a Unix socket at path (an old socket file is replaced) with mode. */
+int net_unix_listen(const char *path, unsigned mode, int backlog);
+int net_unix_connect(const char *path);
+int net_set_nonblock(int fd, bool on);
+void net_tcp_nodelay(int fd);
+/* "tcp 127.0.0.1:5123" / "unix pid 42" for logs. */
+void net_peer_name(int fd, char *buf, size_t len);
+
+/* Send len bytes of data with nfds descriptors attached (SCM_RIGHTS). */
+int net_send_fds(int sock, const void *data, size_t len, const int *fds, int nfds);
+/* Receive up to len bytes; descriptors that arrive are stored in fds (up to
+ * maxfds) and counted in *nfds. Returns bytes read, 0 on EOF, -1 on error. */
+ssize_t net_recv_fds(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds);
+
+/* Blocking write/read of exactly len bytes; -1 on error or EOF (errno EPIPE). */
+int net_write_all(int fd, const void *buf, size_t len);
+int net_read_all(int fd, void *buf, size_t len);
+
+#endif

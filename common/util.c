@@ -1,0 +1,231 @@
+/* util.c -- see util.h. */
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int mkdir_p(const char *path, unsigned mode)
+{
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof(buf)) {
+        errno = EINVAL;
+        return -1;
+    }
+    memcpy(buf, path, n + 1);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, mode) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(buf, mode) != 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+char *read_file(const char *path, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (n + 1 >= cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t r = read(fd, buf + n, cap - n - 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = errno;
+            free(buf);
+            close(fd);
+            errno = e;
+            return NULL;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    if (buf) {
+        buf[n] = '\0';
+        if (len)
+            *len = n;
+    } else {
+        errno = ENOMEM;
+    }
+    return buf;
+}
+
+int write_file(const char *path, const void *data, size_t len, unsigned mode)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof(tmp)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0)
+        return -1;
+    const char *p = data;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            int e = errno;
+            close(fd);
+            unlink(tmp);
+            errno = e;
+            return -1;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    if (close(fd) != 0 || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
+char *rstrip(char *s)
+{
+    size_t n = strlen(s);
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        s[--n] = '\0';
+    return s;
+}
+
+int parse_host_port(const char *s, char *host, size_t hostlen, int *port)
+{
+    const char *colon = s ? strrchr(s, ':') : NULL;
+    if (colon == NULL || colon == s || (size_t)(colon - s) >= hostlen)
+        return -1;
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (end == colon + 1 || *end != '\0' || p <= 0 || p > 65535)
+        return -1;
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = '\0';
+    *port = (int)p;
+    return 0;
+}
+
+int res_set_amount(res_set *set, const char *name, double amount)
+{
+    for (int i = 0; i < set->n; i++) {
+        if (strcmp(set->name[i], name) == 0) {
+            set->amount[i] = amount;
+            return 0;
+        }
+    }
+    if (set->n == RES_MAX || strlen(name) >= RES_NAME_MAX)
+        return -1;
+    snprintf(set->name[set->n], RES_NAME_MAX, "%s", name);
+    set->amount[set->n++] = amount;
+    return 0;
+}
+
+double res_get(const res_set *set, const char *name)
+{
+    for (int i = 0; i < set->n; i++)
+        if (strcmp(set->name[i], name) == 0)
+            return set->amount[i];
+    return 0;
+}
+
+int res_parse(res_set *set, const char *spec, char *err, size_t errlen)
+{
+    if (spec == NULL || *spec == '\0')
+        return 0;
+    char *copy = strdup(spec), *save = NULL;
+    if (copy == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int rc = 0;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        char *end = NULL;
+        double v = eq ? strtod(eq + 1, &end) : 0;
+        if (eq == NULL || eq == tok || end == eq + 1 || *end != '\0' || !isfinite(v) || v < 0) {
+            snprintf(err, errlen, "bad resource '%s' (want name=amount, amount >= 0)", tok);
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        if (res_set_amount(set, tok, v) != 0) {
+            snprintf(err, errlen, "too many resources or name too long: '%s'", tok);
+            rc = -1;
+            break;
+        }
+    }
+    free(copy);
+    return rc;
+}
+
+char *res_format(const res_set *set, char *buf, size_t len)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < set->n && off < len; i++)
+        off += (size_t)snprintf(buf + off, len - off, "%s%s=%g", i ? "," : "", set->name[i],
+                                set->amount[i]);
+    return buf;
+}
+
+uint64_t sys_memory_bytes(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+    return pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize : 0;
+}
+
+int sys_num_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
