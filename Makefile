@@ -18,7 +18,7 @@ CC      ?= cc
 OPT     ?= -O2
 SAN     ?=
 PKGS    := libevent libprotobuf-c hiredis
-CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers \
+CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers -Wno-format-truncation \
            -g $(OPT) -fPIC -MMD -MP -fvisibility=hidden $(SAN) \
            -Iinclude -Icommon -I$(BUILD)/gen $(shell pkg-config --cflags $(PKGS))
 LDFLAGS := $(SAN)
@@ -51,7 +51,9 @@ LIBRAYLET := $(BUILD)/lib/libraylet.a
 LIBRAYC_A := $(BUILD)/lib/librayc.a
 LIBRAYC_SO:= $(BUILD)/lib/librayc.so
 
-BINS := $(BUILD)/bin/gcs_server $(BUILD)/bin/raylet $(BUILD)/bin/rayc_worker $(BUILD)/bin/rayc_ctl
+BINS := $(if $(wildcard gcs/gcs_main.c),$(BUILD)/bin/gcs_server) $(BUILD)/bin/raylet \
+        $(if $(wildcard scripts/rayc_ctl.c),$(BUILD)/bin/rayc_ctl) \
+        $(if $(wildcard worker/worker_main.c),$(BUILD)/bin/rayc_worker)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 ITEST_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(ITEST_SRC))
 EXAMPLE_BINS := $(foreach e,$(EXAMPLES),$(BUILD)/examples/$(e) $(BUILD)/examples/lib$(e)_tasks.so)

@@ -101,6 +101,28 @@ int net_tcp_connect(const char *host, int port, int timeout_ms)
     return fd;
 }
 
+int net_tcp_connect_nb(const char *host, int port)
+{
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    char portstr[16];
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    if (getaddrinfo(host, portstr, &hints, &res) != 0 || res == NULL) {
+        errno = EHOSTUNREACH;
+        return -1;
+    }
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) != 0 && errno != EINPROGRESS) {
+        int e = errno;
+        close(fd);
+        fd = -1;
+        errno = e;
+    }
+    freeaddrinfo(res);
+    if (fd >= 0)
+        net_tcp_nodelay(fd);
+    return fd;
+}
+
 static int unix_addr(const char *path, struct sockaddr_un *sa)
 {
     memset(sa, 0, sizeof(*sa));

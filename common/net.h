@@ -14,6 +14,9 @@
 int net_tcp_listen(const char *ip, int port, int backlog, int *bound_port);
 /* Connect with a timeout; the returned socket is blocking, TCP_NODELAY. */
 int net_tcp_connect(const char *host, int port, int timeout_ms);
+/* Start a non-blocking connect; the socket is returned at once (the connect
+ * completes or fails later: the first read reports the error). */
+int net_tcp_connect_nb(const char *host, int port);
 /* Listen on a Unix socket at path (an old socket file is replaced) with mode. */
 int net_unix_listen(const char *path, unsigned mode, int backlog);
 int net_unix_connect(const char *path);

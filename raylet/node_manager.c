@@ -1,0 +1,621 @@
+/*
+ * node_manager.c -- the raylet's GCS session, listeners and client dispatch.
+ * Runs in the raylet's single event-loop thread.
+ *
+ * GCS session state machine:
+ *   CONNECTING --Hello/Handshake ok--> REGISTERING --RegisterNode ok--> REGISTERED
+ *   any state --connection lost--> BACKOFF --timer--> CONNECTING
+ * Until the first registration succeeds every failure is fatal (the user is
+ * told at once that the head is unreachable or refused the token). After it,
+ * a lost GCS is retried with exponential back-off for gcs_reconnect_timeout_ms
+ * and the node re-registers under the same node id, keeping its workers and
+ * objects.
+ */
+#include "node_manager.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "conn.h"
+#include "ids.h"
+#include "log.h"
+#include "net.h"
+#include "rayc.h"
+#include "util.h"
+
+enum { GCS_BACKOFF, GCS_CONNECTING, GCS_REGISTERING, GCS_REGISTERED };
+
+typedef struct client client;
+
+struct node_manager {
+    struct event_base *base;
+    const rayc_config *cfg;
+    node_id_t node_id;
+    char node_hex[ID_HEX_MAX];
+    char token[AUTH_TOKEN_LEN + 64];
+    char gcs_host[256];
+    int gcs_port;
+    char hostname[256];
+    char socket_path[1024];
+    char ready_path[1024];
+    char address[64]; /* ip:port of the raylet-to-raylet listener */
+    res_set total, available;
+    uint64_t start_ms;
+
+    /* GCS session */
+    conn *gcs;
+    int gcs_state;
+    bool registered_once;
+    uint64_t gcs_lost_at;
+    uint64_t backoff_ms;
+    uint64_t heartbeat_ms;
+    uint64_t next_req_id;
+    uint64_t drain_req_id;
+    struct event *reconnect_ev, *heartbeat_ev, *drain_timeout_ev;
+    bool shutting_down;
+
+    /* listeners */
+    int unix_fd, tcp_fd;
+    struct event *unix_ev, *tcp_ev;
+    client *clients; /* local drivers and workers */
+    int nclients;
+
+    char exit_reason[256];
+};
+
+struct client {
+    node_manager *nm;
+    conn *c;
+    int role;
+    worker_id_t id;
+    int pid;
+    client *prev, *next;
+};
+
+static void gcs_connect(node_manager *nm);
+
+/* ---------------------------------------------------------------- helpers */
+
+/* End the raylet with a one-line reason (printed by main). */
+static void die(node_manager *nm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void die(node_manager *nm, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(nm->exit_reason, sizeof(nm->exit_reason), fmt, ap);
+    va_end(ap);
+    log_error("exiting: %s", nm->exit_reason);
+    event_base_loopbreak(nm->base);
+}
+
+const char *nm_exit_reason(const node_manager *nm)
+{
+    return nm->exit_reason[0] ? nm->exit_reason : NULL;
+}
+
+static Rpc__Resource **resources_msg(const res_set *set, Rpc__Resource *storage,
+                                     Rpc__Resource **ptrs)
+{
+    for (int i = 0; i < set->n; i++) {
+        rpc__resource__init(&storage[i]);
+        storage[i].name = (char *)set->name[i];
+        storage[i].amount = set->amount[i];
+        ptrs[i] = &storage[i];
+    }
+    return ptrs;
+}
+
+/* -------------------------------------------------------------- GCS session */
+
+static void send_register(node_manager *nm)
+{
+    Rpc__Resource rt[RES_MAX], ra[RES_MAX];
+    Rpc__Resource *pt[RES_MAX], *pa[RES_MAX];
+    Rpc__NodeInfo ni = RPC__NODE_INFO__INIT;
+    ni.node_id.data = nm->node_id.b;
+    ni.node_id.len = NODE_ID_SIZE;
+    ni.address = nm->address;
+    ni.socket_path = nm->socket_path;
+    ni.hostname = nm->hostname;
+    ni.session_dir = nm->cfg->session_dir;
+    ni.n_resources_total = (size_t)nm->total.n;
+    ni.resources_total = resources_msg(&nm->total, rt, pt);
+    ni.n_resources_available = (size_t)nm->available.n;
+    ni.resources_available = resources_msg(&nm->available, ra, pa);
+    ni.state = RPC__NODE_STATE__NODE_ALIVE;
+    ni.start_time_ms = nm->start_ms;
+    ni.is_head = nm->cfg->head;
+
+    Rpc__RegisterNodeRequest req = RPC__REGISTER_NODE_REQUEST__INIT;
+    req.req_id = ++nm->next_req_id;
+    req.node = &ni;
+    nm->gcs_state = GCS_REGISTERING;
+    conn_send(nm->gcs, MSG_REGISTER_NODE_REQ, &req.base);
+}
+
+static void send_heartbeat(node_manager *nm)
+{
+    Rpc__Resource ra[RES_MAX];
+    Rpc__Resource *pa[RES_MAX];
+    Rpc__HeartbeatRequest hb = RPC__HEARTBEAT_REQUEST__INIT;
+    hb.req_id = ++nm->next_req_id;
+    hb.node_id.data = nm->node_id.b;
+    hb.node_id.len = NODE_ID_SIZE;
+    hb.n_resources_available = (size_t)nm->available.n;
+    hb.resources_available = resources_msg(&nm->available, ra, pa);
+    conn_send(nm->gcs, MSG_HEARTBEAT_REQ, &hb.base);
+}
+
+static void on_heartbeat_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    node_manager *nm = arg;
+    if (nm->gcs && nm->gcs_state == GCS_REGISTERED)
+        send_heartbeat(nm);
+}
+
+static void write_ready_file(node_manager *nm)
+{
+    char line[ID_HEX_MAX + 2];
+    int n = snprintf(line, sizeof(line), "%s\n", nm->node_hex);
+    if (write_file(nm->ready_path, line, (size_t)n, 0600) != 0)
+        log_syserr(errno, "cannot write %s", nm->ready_path);
+}
+
+static void on_register_reply(node_manager *nm, Rpc__RegisterNodeReply *r)
+{
+    if (r->status && r->status->code != 0) {
+        die(nm, "the GCS refused to register this node: %s", r->status->message);
+        return;
+    }
+    nm->gcs_state = GCS_REGISTERED;
+    nm->backoff_ms = 0;
+    if (r->heartbeat_interval_ms > 0 && r->heartbeat_interval_ms != nm->heartbeat_ms) {
+        nm->heartbeat_ms = r->heartbeat_interval_ms;
+        event_del(nm->heartbeat_ev);
+    }
+    struct timeval tv = {(time_t)(nm->heartbeat_ms / 1000),
+                         (suseconds_t)(nm->heartbeat_ms % 1000) * 1000};
+    event_add(nm->heartbeat_ev, &tv);
+    if (!nm->registered_once) {
+        nm->registered_once = true;
+        log_info("registered node %s with the GCS at %s:%d", nm->node_hex, nm->gcs_host,
+                 nm->gcs_port);
+        write_ready_file(nm);
+    } else {
+        log_info("re-registered node %s with the GCS", nm->node_hex);
+    }
+    Rpc__SubscribeRequest sub = RPC__SUBSCRIBE_REQUEST__INIT;
+    sub.req_id = ++nm->next_req_id;
+    sub.channels = RPC__CHANNEL__CHANNEL_NODE;
+    conn_send(nm->gcs, MSG_SUBSCRIBE_REQ, &sub.base);
+}
+
+static void on_heartbeat_reply(node_manager *nm, Rpc__HeartbeatReply *r)
+{
+    if (r->status == NULL || r->status->code == 0)
+        return;
+    if (r->status->code == RAYC_ENOTFOUND) {
+        log_warn("the GCS does not know this node; registering again");
+        send_register(nm);
+        return;
+    }
+    die(nm, "the GCS declared this node dead: %s", r->status->message);
+}
+
+static void on_pub(node_manager *nm, Rpc__PubMessage *m)
+{
+    (void)nm;
+    if (m->channel == RPC__CHANNEL__CHANNEL_NODE && m->node) {
+        char hex[ID_HEX_MAX] = "?";
+        if (m->node->node_id.len == NODE_ID_SIZE)
+            id_hex(m->node->node_id.data, NODE_ID_SIZE, hex);
+        log_info("node %s at %s is %s", hex, m->node->address,
+                 m->node->state == RPC__NODE_STATE__NODE_ALIVE ? "alive" : "dead");
+    }
+}
+
+static void on_gcs_frame(conn *c, uint16_t type, ProtobufCMessage *msg)
+{
+    node_manager *nm = conn_data(c);
+    switch (type) {
+    case MSG_HANDSHAKE_REPLY:
+        send_register(nm);
+        break;
+    case MSG_REGISTER_NODE_REPLY:
+        on_register_reply(nm, (Rpc__RegisterNodeReply *)msg);
+        break;
+    case MSG_HEARTBEAT_REPLY:
+        on_heartbeat_reply(nm, (Rpc__HeartbeatReply *)msg);
+        break;
+    case MSG_PUB_MESSAGE:
+        on_pub(nm, (Rpc__PubMessage *)msg);
+        break;
+    case MSG_DRAIN_NODE_REPLY:
+        if (nm->shutting_down)
+            event_base_loopbreak(nm->base);
+        break;
+    case MSG_SUBSCRIBE_REPLY:
+        break;
+    default:
+        log_warn("unexpected %s from the GCS", msg_name(type));
+    }
+}
+
+static void schedule_reconnect(node_manager *nm)
+{
+    uint64_t max = (uint64_t)nm->cfg->gcs_reconnect_max_ms;
+    nm->backoff_ms = nm->backoff_ms ? nm->backoff_ms * 2 : 100;
+    if (nm->backoff_ms > max)
+        nm->backoff_ms = max;
+    struct timeval tv = {(time_t)(nm->backoff_ms / 1000),
+                         (suseconds_t)(nm->backoff_ms % 1000) * 1000};
+    nm->gcs_state = GCS_BACKOFF;
+    event_add(nm->reconnect_ev, &tv);
+}
+
+static void on_gcs_close(conn *c, int reason, const char *why)
+{
+    node_manager *nm = conn_data(c);
+    if (nm == NULL || nm->gcs != c)
+        return;
+    nm->gcs = NULL;
+    event_del(nm->heartbeat_ev);
+    if (nm->shutting_down) {
+        event_base_loopbreak(nm->base);
+        return;
+    }
+    if (!nm->registered_once) {
+        if (reason == CONN_EAUTH)
+            die(nm, "the GCS at %s:%d refused this node: bad cluster token", nm->gcs_host,
+                nm->gcs_port);
+        else
+            die(nm, "cannot reach the GCS at %s:%d: %s", nm->gcs_host, nm->gcs_port, why);
+        return;
+    }
+    if (reason == CONN_EAUTH) {
+        die(nm, "the GCS at %s:%d refused this node: bad cluster token", nm->gcs_host,
+            nm->gcs_port);
+        return;
+    }
+    if (nm->gcs_lost_at == 0) {
+        nm->gcs_lost_at = now_ms();
+        log_warn("lost the GCS at %s:%d (%s); reconnecting", nm->gcs_host, nm->gcs_port, why);
+    }
+    if (now_ms() - nm->gcs_lost_at > (uint64_t)nm->cfg->gcs_reconnect_timeout_ms) {
+        die(nm, "no GCS at %s:%d for %lld ms; giving up", nm->gcs_host, nm->gcs_port,
+            (long long)nm->cfg->gcs_reconnect_timeout_ms);
+        return;
+    }
+    schedule_reconnect(nm);
+}
+
+static const conn_handlers gcs_handlers = {on_gcs_frame, on_gcs_close};
+
+static void on_reconnect_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    gcs_connect(arg);
+}
+
+static void gcs_connect(node_manager *nm)
+{
+    int fd = net_tcp_connect_nb(nm->gcs_host, nm->gcs_port);
+    if (fd < 0) {
+        if (!nm->registered_once) {
+            die(nm, "cannot reach the GCS at %s:%d: %s", nm->gcs_host, nm->gcs_port,
+                strerror(errno));
+            return;
+        }
+        schedule_reconnect(nm);
+        return;
+    }
+    Rpc__Handshake hs = RPC__HANDSHAKE__INIT;
+    hs.role = RPC__ROLE__ROLE_RAYLET;
+    hs.id.data = nm->node_id.b;
+    hs.id.len = NODE_ID_SIZE;
+    hs.pid = (int32_t)getpid();
+    hs.name = "raylet";
+    conn_opts o = {.max_frame = nm->cfg->max_frame_bytes, .token = nm->token, .handshake = &hs};
+    nm->gcs = conn_connect(nm->base, fd, &gcs_handlers, nm, &o);
+    if (nm->gcs == NULL) {
+        die(nm, "out of memory");
+        return;
+    }
+    nm->gcs_state = GCS_CONNECTING;
+    if (nm->gcs_lost_at)
+        log_info("reconnecting to the GCS at %s:%d", nm->gcs_host, nm->gcs_port);
+    nm->gcs_lost_at = nm->registered_once ? nm->gcs_lost_at : 0;
+}
+
+/* ------------------------------------------------------------ local clients */
+
+static void client_unlink(client *cl)
+{
+    node_manager *nm = cl->nm;
+    if (cl->prev)
+        cl->prev->next = cl->next;
+    else
+        nm->clients = cl->next;
+    if (cl->next)
+        cl->next->prev = cl->prev;
+    nm->nclients--;
+}
+
+static void on_client_handshake(client *cl, Rpc__Handshake *hs)
+{
+    node_manager *nm = cl->nm;
+    cl->role = hs->role;
+    cl->pid = hs->pid;
+    if (hs->id.len == WORKER_ID_SIZE)
+        memcpy(cl->id.b, hs->id.data, WORKER_ID_SIZE);
+    Rpc__HandshakeReply r = RPC__HANDSHAKE_REPLY__INIT;
+    Rpc__Status st = RPC__STATUS__INIT;
+    r.status = &st;
+    r.id.data = nm->node_id.b;
+    r.id.len = NODE_ID_SIZE;
+    r.session_dir = nm->cfg->session_dir;
+    conn_send(cl->c, MSG_HANDSHAKE_REPLY, &r.base);
+}
+
+static void on_client_frame(conn *c, uint16_t type, ProtobufCMessage *msg)
+{
+    client *cl = conn_data(c);
+    if (type == MSG_HANDSHAKE) {
+        on_client_handshake(cl, (Rpc__Handshake *)msg);
+        return;
+    }
+    log_warn("closing %s: unexpected %s", conn_peer(c), msg_name(type));
+    conn_close(c);
+}
+
+static void on_client_close(conn *c, int reason, const char *why)
+{
+    client *cl = conn_data(c);
+    (void)reason;
+    log_debug("client %s gone: %s", conn_peer(c), why);
+    client_unlink(cl);
+    free(cl);
+}
+
+static const conn_handlers client_handlers = {on_client_frame, on_client_close};
+
+static void on_unix_accept(evutil_socket_t lfd, short what, void *arg)
+{
+    (void)what;
+    node_manager *nm = arg;
+    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0)
+        return;
+    client *cl = calloc(1, sizeof(*cl));
+    if (cl == NULL) {
+        close(fd);
+        return;
+    }
+    cl->nm = nm;
+    conn_opts o = {.max_frame = nm->cfg->max_frame_bytes};
+    cl->c = conn_accept(nm->base, fd, &client_handlers, cl, &o);
+    if (cl->c == NULL) {
+        free(cl);
+        return;
+    }
+    cl->next = nm->clients;
+    if (nm->clients)
+        nm->clients->prev = cl;
+    nm->clients = cl;
+    nm->nclients++;
+}
+
+/* Raylet-to-raylet connections: authenticated; the object manager speaks here. */
+static void on_peer_frame(conn *c, uint16_t type, ProtobufCMessage *msg)
+{
+    node_manager *nm = conn_data(c);
+    (void)msg;
+    if (type == MSG_HANDSHAKE) {
+        Rpc__HandshakeReply r = RPC__HANDSHAKE_REPLY__INIT;
+        Rpc__Status st = RPC__STATUS__INIT;
+        r.status = &st;
+        r.id.data = nm->node_id.b;
+        r.id.len = NODE_ID_SIZE;
+        conn_send(c, MSG_HANDSHAKE_REPLY, &r.base);
+        return;
+    }
+    log_warn("closing %s: unexpected %s", conn_peer(c), msg_name(type));
+    conn_close(c);
+}
+
+static void on_peer_close(conn *c, int reason, const char *why)
+{
+    (void)c;
+    (void)reason;
+    (void)why;
+}
+
+static const conn_handlers peer_handlers = {on_peer_frame, on_peer_close};
+
+static void on_tcp_accept(evutil_socket_t lfd, short what, void *arg)
+{
+    (void)what;
+    node_manager *nm = arg;
+    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0)
+        return;
+    net_tcp_nodelay(fd);
+    conn_opts o = {.max_frame = nm->cfg->max_frame_bytes, .token = nm->token,
+                   .require_auth = true};
+    conn_accept(nm->base, fd, &peer_handlers, nm, &o);
+}
+
+/* ------------------------------------------------------------- life cycle */
+
+static int init_resources(node_manager *nm, char *err, size_t errlen)
+{
+    const rayc_config *cfg = nm->cfg;
+    double cpus = cfg->num_cpus < 0 ? sys_num_cpus() : cfg->num_cpus;
+    uint64_t mem = cfg->memory ? cfg->memory : sys_memory_bytes() / 10 * 7;
+    if (cfg->num_gpus < 0) {
+        snprintf(err, errlen, "--num-gpus must be >= 0");
+        return -1;
+    }
+    res_set_amount(&nm->total, "CPU", cpus);
+    res_set_amount(&nm->total, "GPU", cfg->num_gpus);
+    res_set_amount(&nm->total, "memory", (double)mem);
+    if (res_parse(&nm->total, cfg->resources, err, errlen) != 0)
+        return -1;
+    nm->available = nm->total;
+    return 0;
+}
+
+node_manager *nm_new(struct event_base *base, const rayc_config *cfg, char *err, size_t errlen)
+{
+    node_manager *nm = calloc(1, sizeof(*nm));
+    if (nm == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    nm->base = base;
+    nm->cfg = cfg;
+    nm->unix_fd = nm->tcp_fd = -1;
+    nm->start_ms = wall_ms();
+    nm->heartbeat_ms = (uint64_t)cfg->heartbeat_interval_ms;
+    nm->node_id = node_id_random();
+    id_hex(nm->node_id.b, NODE_ID_SIZE, nm->node_hex);
+    gethostname(nm->hostname, sizeof(nm->hostname) - 1);
+
+    if (cfg->session_dir[0] == '\0') {
+        snprintf(err, errlen, "--session-dir is required");
+        goto fail;
+    }
+    if (parse_host_port(cfg->gcs_address, nm->gcs_host, sizeof(nm->gcs_host), &nm->gcs_port)) {
+        snprintf(err, errlen, "--gcs-address must be HOST:PORT (got '%s')", cfg->gcs_address);
+        goto fail;
+    }
+    if (auth_token_load(cfg->token, cfg->token_file, nm->token, sizeof(nm->token), err,
+                        errlen) != 0)
+        goto fail;
+    if (init_resources(nm, err, errlen) != 0)
+        goto fail;
+    snprintf(nm->socket_path, sizeof(nm->socket_path), "%s/sockets/raylet", cfg->session_dir);
+    snprintf(nm->ready_path, sizeof(nm->ready_path), "%s/raylet.ready", cfg->session_dir);
+    nm->reconnect_ev = evtimer_new(base, on_reconnect_timer, nm);
+    nm->heartbeat_ev = event_new(base, -1, EV_PERSIST, on_heartbeat_timer, nm);
+    if (!nm->reconnect_ev || !nm->heartbeat_ev) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    return nm;
+fail:
+    nm_free(nm);
+    return NULL;
+}
+
+int nm_start(node_manager *nm, char *err, size_t errlen)
+{
+    const rayc_config *cfg = nm->cfg;
+    char dir[1100];
+    snprintf(dir, sizeof(dir), "%s/sockets", cfg->session_dir);
+    if (mkdir_p(dir, 0700) != 0) {
+        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    nm->unix_fd = net_unix_listen(nm->socket_path, 0600, 512);
+    if (nm->unix_fd < 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", nm->socket_path, strerror(errno));
+        return -1;
+    }
+    int port = 0;
+    nm->tcp_fd = net_tcp_listen(cfg->node_ip_address, (int)cfg->raylet_port, 128, &port);
+    if (nm->tcp_fd < 0) {
+        snprintf(err, errlen, "cannot listen on %s:%lld: %s", cfg->node_ip_address,
+                 (long long)cfg->raylet_port, strerror(errno));
+        return -1;
+    }
+    snprintf(nm->address, sizeof(nm->address), "%s:%d", cfg->node_ip_address, port);
+    net_set_nonblock(nm->unix_fd, true);
+    net_set_nonblock(nm->tcp_fd, true);
+    nm->unix_ev = event_new(nm->base, nm->unix_fd, EV_READ | EV_PERSIST, on_unix_accept, nm);
+    nm->tcp_ev = event_new(nm->base, nm->tcp_fd, EV_READ | EV_PERSIST, on_tcp_accept, nm);
+    event_add(nm->unix_ev, NULL);
+    event_add(nm->tcp_ev, NULL);
+    log_info("raylet %s: local socket %s, peers at %s, resources %s", nm->node_hex,
+             nm->socket_path, nm->address, res_format(&nm->total, (char[512]){0}, 512));
+    gcs_connect(nm);
+    if (nm->exit_reason[0]) {
+        snprintf(err, errlen, "%s", nm->exit_reason);
+        return -1;
+    }
+    return 0;
+}
+
+static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    node_manager *nm = arg;
+    log_warn("no drain reply from the GCS; exiting anyway");
+    event_base_loopbreak(nm->base);
+}
+
+void nm_shutdown(node_manager *nm)
+{
+    if (nm->shutting_down) {
+        event_base_loopbreak(nm->base);
+        return;
+    }
+    nm->shutting_down = true;
+    log_info("shutting down");
+    if (nm->gcs == NULL || nm->gcs_state != GCS_REGISTERED) {
+        event_base_loopbreak(nm->base);
+        return;
+    }
+    Rpc__DrainNodeRequest req = RPC__DRAIN_NODE_REQUEST__INIT;
+    req.req_id = nm->drain_req_id = ++nm->next_req_id;
+    req.node_id.data = nm->node_id.b;
+    req.node_id.len = NODE_ID_SIZE;
+    req.reason = "raylet stopped";
+    conn_send(nm->gcs, MSG_DRAIN_NODE_REQ, &req.base);
+    nm->drain_timeout_ev = evtimer_new(nm->base, on_drain_timeout, nm);
+    struct timeval tv = {1, 0};
+    if (nm->drain_timeout_ev)
+        event_add(nm->drain_timeout_ev, &tv);
+}
+
+void nm_free(node_manager *nm)
+{
+    if (nm == NULL)
+        return;
+    /* Connections hold events on the base; the base is freed by main after
+     * us, so close them and let their pending closers run first. */
+    if (nm->gcs) {
+        conn_set_data(nm->gcs, NULL);
+        conn_close(nm->gcs);
+    }
+    for (client *cl = nm->clients; cl; cl = cl->next)
+        conn_close(cl->c);
+    event_base_loop(nm->base, EVLOOP_NONBLOCK);
+    if (nm->unix_fd >= 0) {
+        close(nm->unix_fd);
+        unlink(nm->socket_path);
+    }
+    if (nm->tcp_fd >= 0)
+        close(nm->tcp_fd);
+    if (nm->ready_path[0])
+        unlink(nm->ready_path);
+    if (nm->unix_ev)
+        event_free(nm->unix_ev);
+    if (nm->tcp_ev)
+        event_free(nm->tcp_ev);
+    if (nm->reconnect_ev)
+        event_free(nm->reconnect_ev);
+    if (nm->heartbeat_ev)
+        event_free(nm->heartbeat_ev);
+    if (nm->drain_timeout_ev)
+        event_free(nm->drain_timeout_ev);
+    free(nm);
+}
