@@ -1,0 +1,394 @@
+/*
+ * core_init.c -- rayc_init / rayc_shutdown: find the cluster, connect to the
+ * GCS and to this machine's raylet, map the object store, register the job.
+ *
+ * Address resolution (API.md): opts->address, else $RAYC_ADDRESS, else "auto"
+ * when this machine runs a session, else "local".
+ *   "auto"       the session in $RAYC_TEMP_DIR (default /tmp/rayc)/session_latest
+ *   "HOST:PORT"  ask that GCS which raylet runs on this machine
+ *   "local"      start a private embedded cluster (embedded.c)
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "core.h"
+#include "embedded.h"
+#include "errors.h"
+#include "log.h"
+#include "util.h"
+
+core_t rayc__core = {
+    .mu = PTHREAD_MUTEX_INITIALIZER,
+    .sealed_cv = PTHREAD_COND_INITIALIZER,
+};
+
+/* Serialises rayc_init/rayc_shutdown against each other. */
+static pthread_mutex_t lifecycle_mu = PTHREAD_MUTEX_INITIALIZER;
+
+int core__check_init(void)
+{
+    if (!__atomic_load_n(&rayc__core.initialized, __ATOMIC_ACQUIRE))
+        return rayc__error(RAYC_ENOTINIT, "rayc_init has not been called");
+    return 0;
+}
+
+static const char *temp_root(void)
+{
+    const char *t = getenv("RAYC_TEMP_DIR");
+    return t && *t ? t : "/tmp/rayc";
+}
+
+/* The session dir of this machine's latest session, or -1. */
+static int local_session(char *out, size_t len)
+{
+    char link[CORE_PATH_MAX];
+    snprintf(link, sizeof(link), "%s/session_latest", temp_root());
+    char *real = realpath(link, NULL);
+    if (real == NULL)
+        return -1;
+    char probe[CORE_PATH_MAX + 32];
+    snprintf(probe, sizeof(probe), "%s/gcs_address", real);
+    int ok = access(probe, R_OK) == 0;
+    if (ok)
+        snprintf(out, len, "%s", real);
+    free(real);
+    return ok ? 0 : -1;
+}
+
+static int read_small(const char *dir, const char *name, char *out, size_t len)
+{
+    char path[CORE_PATH_MAX + 64];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    char *s = read_file(path, NULL);
+    if (s == NULL)
+        return -1;
+    rstrip(s);
+    snprintf(out, len, "%s", s);
+    free(s);
+    return 0;
+}
+
+/* The cluster token: $RAYC_TOKEN, $RAYC_TOKEN_FILE, or a readable session's. */
+static int find_token(core_t *c, const char *session)
+{
+    const char *t = getenv("RAYC_TOKEN");
+    if (t && *t) {
+        snprintf(c->token, sizeof(c->token), "%s", t);
+        return 0;
+    }
+    char err[256];
+    const char *f = getenv("RAYC_TOKEN_FILE");
+    if (f && *f)
+        return auth_token_load(NULL, f, c->token, sizeof(c->token), err, sizeof(err)) == 0
+                   ? 0
+                   : rayc__error(RAYC_EAUTH, "%s", err);
+    if (session && read_small(session, "token", c->token, sizeof(c->token)) == 0)
+        return 0;
+    return rayc__error(RAYC_EAUTH, "no cluster token: set RAYC_TOKEN or RAYC_TOKEN_FILE");
+}
+
+static void handshake_for(core_t *c, Rpc__Handshake *hs)
+{
+    rpc__handshake__init(hs);
+    hs->role = RPC__ROLE__ROLE_DRIVER;
+    hs->id.data = c->worker_id.b;
+    hs->id.len = WORKER_ID_SIZE;
+    hs->pid = (int32_t)getpid();
+    hs->job_id = job_id_to_int(c->job);
+    hs->name = "driver";
+}
+
+static int connect_gcs(core_t *c)
+{
+    Rpc__Handshake hs;
+    handshake_for(c, &hs);
+    char err[256];
+    int code = 0;
+    bconn *b = bconn_open(c->gcs_host, c->gcs_port, NULL, c->token, &hs, 10000, NULL, NULL, 0,
+                          NULL, &code, err, sizeof(err));
+    if (b == NULL)
+        return rayc__error(code ? code : RAYC_ECONN, "GCS %s:%d: %s", c->gcs_host, c->gcs_port,
+                           err);
+    c->gcs = cw_conn_new(b, NULL, NULL);
+    return c->gcs ? 0 : rayc__error(RAYC_ENOMEM, "out of memory");
+}
+
+/* Ask the GCS for the raylet of this machine (one whose socket we can open),
+ * preferring the one of `session` when given. */
+static int find_local_raylet(core_t *c, const char *session)
+{
+    Rpc__ListNodesRequest req = RPC__LIST_NODES_REQUEST__INIT;
+    req.req_id = cw_conn_next_id(c->gcs);
+    ProtobufCMessage *m;
+    int rc = cw_conn_call(c->gcs, req.req_id, MSG_LIST_NODES_REQ, &req.base,
+                          MSG_LIST_NODES_REPLY, &m, 10000);
+    if (rc != 0)
+        return rayc__error(rc, "listing nodes at the GCS: %s", rayc_strerror(rc));
+    Rpc__ListNodesReply *r = (Rpc__ListNodesReply *)m;
+    c->raylet_socket[0] = '\0';
+    for (size_t i = 0; i < r->n_nodes; i++) {
+        Rpc__NodeInfo *n = r->nodes[i];
+        if (n->state != RPC__NODE_STATE__NODE_ALIVE || access(n->socket_path, R_OK | W_OK) != 0)
+            continue;
+        bool preferred = session && strcmp(n->session_dir, session) == 0;
+        if (c->raylet_socket[0] == '\0' || preferred)
+            snprintf(c->raylet_socket, sizeof(c->raylet_socket), "%s", n->socket_path);
+        if (preferred)
+            break;
+    }
+    msg_free(m);
+    if (c->raylet_socket[0] == '\0')
+        return rayc__error(RAYC_ENOTFOUND,
+                           "no raylet of the cluster at %s:%d runs on this machine "
+                           "(start one with: rayc start --address=%s:%d)",
+                           c->gcs_host, c->gcs_port, c->gcs_host, c->gcs_port);
+    return 0;
+}
+
+static int connect_raylet(core_t *c)
+{
+    Rpc__Handshake hs;
+    handshake_for(c, &hs);
+    Rpc__HandshakeReply *reply = NULL;
+    int fds[2], nfds = 0, code = 0;
+    char err[256];
+    bconn *b = bconn_open(NULL, 0, c->raylet_socket, NULL, &hs, 10000, &reply, fds, 2, &nfds,
+                          &code, err, sizeof(err));
+    if (b == NULL)
+        return rayc__error(code ? code : RAYC_ECONN, "raylet %s: %s", c->raylet_socket, err);
+    int rc = 0;
+    if (reply->id.len == NODE_ID_SIZE) {
+        memcpy(c->node_id.b, reply->id.data, NODE_ID_SIZE);
+        id_hex(c->node_id.b, NODE_ID_SIZE, c->node_hex);
+    }
+    snprintf(c->session_dir, sizeof(c->session_dir), "%s", reply->session_dir);
+    if (nfds < 1 || reply->store_size == 0) {
+        rc = rayc__error(RAYC_EPROTO, "raylet %s sent no object store", c->raylet_socket);
+    } else {
+        void *p = mmap(NULL, reply->store_size, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0);
+        if (p == MAP_FAILED)
+            rc = rayc__error(RAYC_EIO, "cannot map the object store (%llu bytes): %s",
+                             (unsigned long long)reply->store_size, strerror(errno));
+        else {
+            c->arena = p;
+            c->arena_size = reply->store_size;
+        }
+    }
+    for (int i = 0; i < nfds; i++)
+        close(fds[i]);
+    msg_free(&reply->base);
+    if (rc != 0) {
+        bconn_close(b);
+        return rc;
+    }
+    c->raylet = cw_conn_new(b, NULL, NULL);
+    return c->raylet ? 0 : rayc__error(RAYC_ENOMEM, "out of memory");
+}
+
+static int add_job(core_t *c, const rayc_init_opts *o)
+{
+    Rpc__JobInfo job = RPC__JOB_INFO__INIT;
+    job.driver_id.data = c->worker_id.b;
+    job.driver_id.len = WORKER_ID_SIZE;
+    job.node_id.data = c->node_id.b;
+    job.node_id.len = NODE_ID_SIZE;
+    job.driver_pid = (int32_t)getpid();
+    job.start_time_ms = wall_ms();
+    char entry[256] = "";
+    read_small("/proc/self", "comm", entry, sizeof(entry));
+    job.entrypoint = entry;
+    job.namespace_ = (char *)(o && o->namespace_ ? o->namespace_ : "");
+    size_t nenv = 0;
+    while (o && o->env && o->env[nenv])
+        nenv++;
+    job.n_env = nenv;
+    job.env = (char **)(o ? o->env : NULL);
+    Rpc__AddJobRequest req = RPC__ADD_JOB_REQUEST__INIT;
+    req.req_id = cw_conn_next_id(c->gcs);
+    req.job = &job;
+    ProtobufCMessage *m;
+    int rc = cw_conn_call(c->gcs, req.req_id, MSG_ADD_JOB_REQ, &req.base, MSG_ADD_JOB_REPLY, &m,
+                          10000);
+    if (rc != 0)
+        return rayc__error(rc, "registering the job at the GCS: %s", rayc_strerror(rc));
+    Rpc__AddJobReply *r = (Rpc__AddJobReply *)m;
+    rc = r->status ? r->status->code : 0;
+    if (rc == 0) {
+        c->job = job_id_from_int(r->job_id);
+        c->task = task_id_for_driver(c->job);
+    } else {
+        rayc__error(rc, "the GCS refused the job: %s", r->status->message);
+    }
+    msg_free(m);
+    return rc;
+}
+
+static void disconnect(core_t *c)
+{
+    cw_conn_free(c->raylet);
+    cw_conn_free(c->gcs);
+    c->raylet = c->gcs = NULL;
+    if (c->arena)
+        munmap(c->arena, c->arena_size);
+    c->arena = NULL;
+    c->arena_size = 0;
+}
+
+static void load_knobs(core_t *c)
+{
+    rayc_config cfg;
+    char err[256];
+    config_defaults(&cfg);
+    if (config_from_env(&cfg, err, sizeof(err)) != 0)
+        log_warn("ignoring environment: %s", err);
+    c->inline_max = cfg.inline_object_max;
+    config_free(&cfg);
+    c->cache_max_objects = 1024;
+}
+
+int rayc_init(const rayc_init_opts *opts)
+{
+    core_t *c = &rayc__core;
+    pthread_mutex_lock(&lifecycle_mu);
+    if (c->initialized) {
+        pthread_mutex_unlock(&lifecycle_mu);
+        return rayc__error(RAYC_EINVAL, "rayc_init: already initialized");
+    }
+    rayc__error_clear();
+    load_knobs(c);
+    c->worker_id = worker_id_random();
+    c->put_index = 0;
+    int rc = reft_init(&c->refs) == 0 ? 0 : rayc__error(RAYC_ENOMEM, "out of memory");
+
+    const char *addr = opts && opts->address ? opts->address : getenv("RAYC_ADDRESS");
+    char session[CORE_PATH_MAX] = "";
+    bool have_session = local_session(session, sizeof(session)) == 0;
+    if (addr == NULL || *addr == '\0')
+        addr = have_session ? "auto" : "local";
+
+    if (rc == 0 && strcmp(addr, "local") == 0) {
+        rc = embedded_start(&c->embedded, opts, session, sizeof(session));
+        have_session = rc == 0;
+        addr = "auto";
+    }
+    if (rc == 0 && strcmp(addr, "auto") == 0) {
+        char gcs[300];
+        if (!have_session)
+            rc = rayc__error(RAYC_ENOTFOUND,
+                             "no rayc session on this machine (%s/session_latest); start one "
+                             "with `rayc start --head` or use address \"local\"",
+                             temp_root());
+        else if (read_small(session, "gcs_address", gcs, sizeof(gcs)) != 0 ||
+                 parse_host_port(gcs, c->gcs_host, sizeof(c->gcs_host), &c->gcs_port) != 0)
+            rc = rayc__error(RAYC_ENOTFOUND, "session %s has no valid gcs_address", session);
+    } else if (rc == 0 &&
+               parse_host_port(addr, c->gcs_host, sizeof(c->gcs_host), &c->gcs_port) != 0) {
+        rc = rayc__error(RAYC_EINVAL, "bad address '%s' (want HOST:PORT, \"auto\" or \"local\")",
+                         addr);
+    }
+    if (rc == 0)
+        rc = find_token(c, have_session ? session : NULL);
+    if (rc == 0)
+        rc = connect_gcs(c);
+    if (rc == 0)
+        rc = find_local_raylet(c, have_session ? session : NULL);
+    if (rc == 0)
+        rc = connect_raylet(c);
+    if (rc == 0)
+        rc = add_job(c, opts);
+    if (rc != 0) {
+        char saved[512];
+        snprintf(saved, sizeof(saved), "%s", rayc_last_error());
+        disconnect(c);
+        reft_destroy(&c->refs);
+        embedded_stop(&c->embedded);
+        rayc__error(rc, "%s", saved);
+    } else {
+        __atomic_store_n(&c->initialized, true, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&lifecycle_mu);
+    return rc;
+}
+
+int rayc_shutdown(void)
+{
+    core_t *c = &rayc__core;
+    pthread_mutex_lock(&lifecycle_mu);
+    if (!c->initialized) {
+        pthread_mutex_unlock(&lifecycle_mu);
+        return rayc__error(RAYC_ENOTINIT, "rayc_init has not been called");
+    }
+    __atomic_store_n(&c->initialized, false, __ATOMIC_RELEASE);
+
+    /* Objects and pins: the raylet frees everything an owner held and drops
+     * every pin of a client when its connection closes, so closing it is
+     * the release. The job end is recorded first. */
+    Rpc__FinishJobRequest req = RPC__FINISH_JOB_REQUEST__INIT;
+    req.req_id = cw_conn_next_id(c->gcs);
+    req.job_id = job_id_to_int(c->job);
+    ProtobufCMessage *m = NULL;
+    if (cw_conn_call(c->gcs, req.req_id, MSG_FINISH_JOB_REQ, &req.base, MSG_FINISH_JOB_REPLY, &m,
+                     5000) == 0)
+        msg_free(m);
+    disconnect(c);
+    pthread_mutex_lock(&c->mu);
+    reft_destroy(&c->refs);
+    pthread_mutex_unlock(&c->mu);
+    embedded_stop(&c->embedded);
+    pthread_mutex_unlock(&lifecycle_mu);
+    return 0;
+}
+
+const char *rayc_node_id(void)
+{
+    return rayc__core.initialized ? rayc__core.node_hex : "";
+}
+
+static double res_of(Rpc__Resource **rs, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(rs[i]->name, name) == 0)
+            return rs[i]->amount;
+    return 0;
+}
+
+int rayc_nodes(rayc_node_info *out, size_t cap, size_t *count)
+{
+    core_t *c = &rayc__core;
+    int rc = core__check_init();
+    if (rc != 0)
+        return rc;
+    if (count == NULL || (cap > 0 && out == NULL))
+        return rayc__error(RAYC_EINVAL, "rayc_nodes: NULL argument");
+    Rpc__ListNodesRequest req = RPC__LIST_NODES_REQUEST__INIT;
+    req.req_id = cw_conn_next_id(c->gcs);
+    ProtobufCMessage *m;
+    rc = cw_conn_call(c->gcs, req.req_id, MSG_LIST_NODES_REQ, &req.base, MSG_LIST_NODES_REPLY, &m,
+                      10000);
+    if (rc != 0)
+        return rayc__error(rc, "listing nodes: %s", rayc_strerror(rc));
+    Rpc__ListNodesReply *r = (Rpc__ListNodesReply *)m;
+    *count = r->n_nodes;
+    for (size_t i = 0; i < r->n_nodes && i < cap; i++) {
+        Rpc__NodeInfo *n = r->nodes[i];
+        rayc_node_info *o = &out[i];
+        memset(o, 0, sizeof(*o));
+        if (n->node_id.len == NODE_ID_SIZE)
+            id_hex(n->node_id.data, NODE_ID_SIZE, o->node_id);
+        snprintf(o->address, sizeof(o->address), "%s", n->address);
+        o->alive = n->state == RPC__NODE_STATE__NODE_ALIVE;
+        o->cpus_total = res_of(n->resources_total, n->n_resources_total, "CPU");
+        o->cpus_available = res_of(n->resources_available, n->n_resources_available, "CPU");
+        o->gpus_total = res_of(n->resources_total, n->n_resources_total, "GPU");
+        o->gpus_available = res_of(n->resources_available, n->n_resources_available, "GPU");
+        o->store_capacity = n->store_capacity;
+        o->store_used = n->store_used;
+    }
+    msg_free(m);
+    return 0;
+}

@@ -1,0 +1,570 @@
+/*
+ * core_objects.c -- rayc_put / rayc_get / rayc_wait and reference counting.
+ *
+ * Small values (<= inline_max) live in this process's memory. Larger ones are
+ * created in the node's plasma arena, written in place and sealed: one round
+ * trip (create) plus one one-way message (seal). A get of a store object
+ * returns a pointer into the mapped arena (zero copy); the store pin it takes
+ * is kept in a small LRU cache after the value is released, so getting the
+ * same object again costs no round trip.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core.h"
+#include "errors.h"
+#include "log.h"
+#include "util.h"
+
+/* ----------------------------------------------------------- store messages */
+
+/* Tell the store this client no longer needs its pins on these objects. */
+static void send_release(ref_entry **es, size_t n)
+{
+    if (n == 0)
+        return;
+    ProtobufCBinaryData ids[64];
+    Rpc__ReleaseObjects rel = RPC__RELEASE_OBJECTS__INIT;
+    for (size_t done = 0; done < n;) {
+        size_t k = n - done < 64 ? n - done : 64;
+        for (size_t i = 0; i < k; i++) {
+            ids[i].data = es[done + i]->id.b;
+            ids[i].len = OBJECT_ID_SIZE;
+        }
+        rel.n_object_ids = k;
+        rel.object_ids = ids;
+        cw_conn_send(rayc__core.raylet, MSG_RELEASE_OBJECTS, &rel.base);
+        done += k;
+    }
+}
+
+static void send_delete(ref_entry *e)
+{
+    ProtobufCBinaryData id = {OBJECT_ID_SIZE, e->id.b};
+    Rpc__DeleteObjects del = RPC__DELETE_OBJECTS__INIT;
+    del.n_object_ids = 1;
+    del.object_ids = &id;
+    cw_conn_send(rayc__core.raylet, MSG_DELETE_OBJECTS, &del.base);
+    e->deleted = true;
+}
+
+void core__trim_pin_cache(bool everything)
+{
+    core_t *c = &rayc__core;
+    ref_entry *batch[64];
+    size_t n = 0;
+    while (c->refs.cache_head &&
+           (everything || c->refs.cache_count > c->cache_max_objects ||
+            c->refs.cache_bytes > c->cache_max_bytes)) {
+        ref_entry *e = reft_cache_oldest(&c->refs);
+        reft_cache_remove(&c->refs, e);
+        batch[n++] = e;
+        if (n == 64) {
+            send_release(batch, n);
+            for (size_t i = 0; i < n; i++)
+                reft_remove(&c->refs, batch[i]);
+            n = 0;
+        }
+    }
+    send_release(batch, n);
+    for (size_t i = 0; i < n; i++)
+        reft_remove(&c->refs, batch[i]);
+}
+
+void core__maybe_finalize(ref_entry *e)
+{
+    core_t *c = &rayc__core;
+    if (e->refs > 0 || e->views > 0)
+        return;
+    if (e->in_store && e->owned && !e->deleted)
+        send_delete(e);
+    if (e->in_store && e->pinned && !e->deleted) {
+        reft_cache_add(&c->refs, e); /* borrowed object: keep the pin for a while */
+        core__trim_pin_cache(false);
+        return;
+    }
+    if (e->pinned)
+        send_release(&e, 1);
+    reft_remove(&c->refs, e);
+}
+
+/* ------------------------------------------------------------------- put */
+
+static object_id_t next_put_id(void)
+{
+    core_t *c = &rayc__core;
+    return object_id_for_put(&c->task, ++c->put_index);
+}
+
+/* Create a store object of size bytes. mu is NOT held. Returns 0 with the
+ * arena offset, or a code (RAYC_ESTORE_FULL with the store's message). */
+static int store_create(const object_id_t *id, size_t size, uint64_t *offset)
+{
+    core_t *c = &rayc__core;
+    for (int attempt = 0;; attempt++) {
+        Rpc__CreateObjectRequest req = RPC__CREATE_OBJECT_REQUEST__INIT;
+        req.req_id = cw_conn_next_id(c->raylet);
+        req.object_id.data = (uint8_t *)id->b;
+        req.object_id.len = OBJECT_ID_SIZE;
+        req.size = size;
+        ProtobufCMessage *m;
+        int rc = cw_conn_call(c->raylet, req.req_id, MSG_CREATE_OBJECT_REQ, &req.base,
+                              MSG_CREATE_OBJECT_REPLY, &m, -1);
+        if (rc != 0)
+            return rayc__error(rc, "object store unreachable: %s", rayc_strerror(rc));
+        Rpc__CreateObjectReply *r = (Rpc__CreateObjectReply *)m;
+        rc = r->status ? r->status->code : 0;
+        if (rc == 0) {
+            *offset = r->offset;
+            if (r->offset + size > c->arena_size)
+                rc = rayc__error(RAYC_EPROTO, "store returned offset %llu outside the arena",
+                                 (unsigned long long)r->offset);
+        } else if (rc == RAYC_ESTORE_FULL && attempt == 0 && c->refs.cache_count > 0) {
+            /* Our cached pins may be what holds the store: drop them, retry. */
+            msg_free(m);
+            pthread_mutex_lock(&c->mu);
+            core__trim_pin_cache(true);
+            pthread_mutex_unlock(&c->mu);
+            continue;
+        } else {
+            rayc__error(rc, "%s", r->status->message[0] ? r->status->message : rayc_strerror(rc));
+        }
+        msg_free(m);
+        return rc;
+    }
+}
+
+static void send_seal(const object_id_t *id)
+{
+    Rpc__SealObject seal = RPC__SEAL_OBJECT__INIT;
+    seal.object_id.data = (uint8_t *)id->b;
+    seal.object_id.len = OBJECT_ID_SIZE;
+    cw_conn_send(rayc__core.raylet, MSG_SEAL_OBJECT, &seal.base);
+}
+
+/* Reserve an id and an entry for a new owned object; mu held. */
+static ref_entry *new_owned(object_id_t *id, int *rc)
+{
+    *id = next_put_id();
+    ref_entry *e = reft_get_or_add(&rayc__core.refs, id, NULL);
+    if (e == NULL) {
+        *rc = rayc__error(RAYC_ENOMEM, "out of memory");
+        return NULL;
+    }
+    e->owned = true;
+    e->refs = 1;
+    return e;
+}
+
+/* Allocate an object of size bytes for the caller to fill; sealed = false. */
+static int put_begin(size_t size, void **buf, rayc_ref *out)
+{
+    core_t *c = &rayc__core;
+    object_id_t id;
+    int rc = 0;
+    bool inline_value = size <= c->inline_max;
+    void *heap = NULL;
+    if (inline_value && (heap = malloc(size ? size : 1)) == NULL)
+        return rayc__error(RAYC_ENOMEM, "out of memory for a %zu-byte object", size);
+
+    pthread_mutex_lock(&c->mu);
+    ref_entry *e = new_owned(&id, &rc);
+    if (e == NULL) {
+        pthread_mutex_unlock(&c->mu);
+        free(heap);
+        return rc;
+    }
+    e->size = size;
+    e->in_store = !inline_value;
+    e->data = heap;
+    e->views = 1; /* the writer's view, until sealed */
+    pthread_mutex_unlock(&c->mu);
+
+    if (!inline_value) {
+        uint64_t off = 0;
+        rc = store_create(&id, size, &off);
+        pthread_mutex_lock(&c->mu);
+        if (rc != 0) {
+            e->views = 0;
+            e->refs = 0;
+            e->in_store = false; /* nothing was created: drop quietly */
+            reft_remove(&c->refs, e);
+            pthread_mutex_unlock(&c->mu);
+            return rc;
+        }
+        e->data = c->arena + off;
+        pthread_mutex_unlock(&c->mu);
+    }
+    *buf = e->data;
+    memcpy(out->id, id.b, OBJECT_ID_SIZE);
+    return 0;
+}
+
+int rayc_put_alloc(size_t size, void **buf, rayc_ref *out)
+{
+    int rc = core__check_init();
+    if (rc != 0)
+        return rc;
+    if (buf == NULL || out == NULL)
+        return rayc__error(RAYC_EINVAL, "rayc_put_alloc: NULL argument");
+    return put_begin(size, buf, out);
+}
+
+int rayc_put_seal(rayc_ref ref)
+{
+    core_t *c = &rayc__core;
+    int rc = core__check_init();
+    if (rc != 0)
+        return rc;
+    object_id_t id;
+    memcpy(id.b, ref.id, OBJECT_ID_SIZE);
+    pthread_mutex_lock(&c->mu);
+    ref_entry *e = reft_find(&c->refs, &id);
+    if (e == NULL || !e->owned || e->sealed) {
+        pthread_mutex_unlock(&c->mu);
+        return rayc__error(RAYC_EINVAL, "rayc_put_seal: not an unsealed object of this process");
+    }
+    e->sealed = true;
+    e->views--;
+    bool store = e->in_store;
+    if (store)
+        e->data = NULL; /* the creator's view ends; gets pin and map it again */
+    core__maybe_finalize(e);
+    pthread_cond_broadcast(&c->sealed_cv);
+    pthread_mutex_unlock(&c->mu);
+    if (store)
+        send_seal(&id);
+    return 0;
+}
+
+int rayc_put(const void *data, size_t size, rayc_ref *out)
+{
+    int rc = core__check_init();
+    if (rc != 0)
+        return rc;
+    if ((data == NULL && size > 0) || out == NULL)
+        return rayc__error(RAYC_EINVAL, "rayc_put: NULL argument");
+    void *buf;
+    rc = put_begin(size, &buf, out);
+    if (rc != 0)
+        return rc;
+    if (size)
+        memcpy(buf, data, size);
+    return rayc_put_seal(*out);
+}
+
+/* ------------------------------------------------------------- references */
+
+void rayc_ref_retain(rayc_ref ref)
+{
+    core_t *c = &rayc__core;
+    if (core__check_init() != 0)
+        return;
+    object_id_t id;
+    memcpy(id.b, ref.id, OBJECT_ID_SIZE);
+    pthread_mutex_lock(&c->mu);
+    ref_entry *e = reft_get_or_add(&c->refs, &id, NULL);
+    if (e) {
+        if (e->cached)
+            reft_cache_remove(&c->refs, e);
+        e->refs++;
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+void rayc_ref_release(rayc_ref ref)
+{
+    core_t *c = &rayc__core;
+    if (core__check_init() != 0)
+        return;
+    object_id_t id;
+    memcpy(id.b, ref.id, OBJECT_ID_SIZE);
+    pthread_mutex_lock(&c->mu);
+    ref_entry *e = reft_find(&c->refs, &id);
+    if (e && e->refs > 0) {
+        e->refs--;
+        core__maybe_finalize(e);
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* ------------------------------------------------------------------ get */
+
+static void view_of(ref_entry *e, rayc_value *v)
+{
+    e->views++;
+    if (e->cached)
+        reft_cache_remove(&rayc__core.refs, e);
+    v->data = e->data;
+    v->size = e->size;
+    v->status = e->status;
+    v->error = e->error;
+    v->priv_ = e;
+}
+
+void rayc_value_release(rayc_value *v)
+{
+    core_t *c = &rayc__core;
+    if (v == NULL || v->priv_ == NULL)
+        return;
+    pthread_mutex_lock(&c->mu);
+    ref_entry *e = v->priv_;
+    e->views--;
+    core__maybe_finalize(e);
+    pthread_mutex_unlock(&c->mu);
+    memset(v, 0, sizeof(*v));
+}
+
+/* Ready for a local view: inline and sealed, or a store object we pin. */
+static bool locally_ready(const ref_entry *e)
+{
+    if (e == NULL)
+        return false;
+    if (e->status != RAYC_OK)
+        return true;
+    return e->in_store ? e->pinned : e->sealed;
+}
+
+/* Undo the views handed out so far (a get that times out leaves nothing). */
+static void undo_views(rayc_value *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (out[i].priv_) {
+            ref_entry *e = out[i].priv_;
+            e->views--;
+            core__maybe_finalize(e);
+        }
+        memset(&out[i], 0, sizeof(out[i]));
+    }
+}
+
+/* Ask the store for objects we do not have. mu NOT held. Fills pins into the
+ * table on success; on timeout the store took no pins. */
+static int store_get(const rayc_ref *refs, const size_t *idx, size_t nmissing,
+                     int64_t timeout_ms)
+{
+    core_t *c = &rayc__core;
+    ProtobufCBinaryData stack_ids[32], *ids = stack_ids;
+    if (nmissing > 32 && (ids = malloc(nmissing * sizeof(*ids))) == NULL)
+        return rayc__error(RAYC_ENOMEM, "out of memory");
+    for (size_t i = 0; i < nmissing; i++) {
+        ids[i].data = (uint8_t *)refs[idx[i]].id;
+        ids[i].len = OBJECT_ID_SIZE;
+    }
+    Rpc__GetObjectsRequest req = RPC__GET_OBJECTS_REQUEST__INIT;
+    req.req_id = cw_conn_next_id(c->raylet);
+    req.n_object_ids = nmissing;
+    req.object_ids = ids;
+    req.timeout_ms = timeout_ms;
+    ProtobufCMessage *m;
+    /* The store enforces the timeout and answers either way; we wait for
+     * that answer (a late reply would otherwise leave pins behind). */
+    int rc = cw_conn_call(c->raylet, req.req_id, MSG_GET_OBJECTS_REQ, &req.base,
+                          MSG_GET_OBJECTS_REPLY, &m, -1);
+    if (ids != stack_ids)
+        free(ids);
+    if (rc != 0)
+        return rayc__error(rc, "object store unreachable: %s", rayc_strerror(rc));
+    Rpc__GetObjectsReply *r = (Rpc__GetObjectsReply *)m;
+    rc = r->status ? r->status->code : 0;
+    if (rc != 0) {
+        rayc__error(rc, "%s", r->status->message[0] ? r->status->message : rayc_strerror(rc));
+        msg_free(m);
+        return rc;
+    }
+    pthread_mutex_lock(&c->mu);
+    ref_entry *dups[64];
+    size_t ndup = 0;
+    for (size_t i = 0; i < r->n_objects; i++) {
+        Rpc__ObjectView *ov = r->objects[i];
+        if (ov->object_id.len != OBJECT_ID_SIZE || ov->offset + ov->size > c->arena_size)
+            continue;
+        object_id_t id;
+        memcpy(id.b, ov->object_id.data, OBJECT_ID_SIZE);
+        ref_entry *e = reft_get_or_add(&c->refs, &id, NULL);
+        if (e == NULL)
+            continue;
+        int st = ov->status ? ov->status->code : 0;
+        if (st != 0) {
+            e->status = st;
+            free(e->error);
+            e->error = strdup(ov->status->message);
+            continue;
+        }
+        if (e->pinned) {
+            /* Another thread pinned it meanwhile: give our extra pin back. */
+            if (ndup < 64)
+                dups[ndup++] = e;
+            continue;
+        }
+        e->in_store = true;
+        e->sealed = true;
+        e->pinned = true;
+        e->data = c->arena + ov->offset;
+        e->size = ov->size;
+    }
+    send_release(dups, ndup);
+    pthread_mutex_unlock(&c->mu);
+    msg_free(m);
+    return 0;
+}
+
+int rayc_get(const rayc_ref *refs, size_t n, rayc_value *out, int64_t timeout_ms)
+{
+    core_t *c = &rayc__core;
+    int rc = core__check_init();
+    if (rc != 0)
+        return rc;
+    if ((n > 0 && (refs == NULL || out == NULL)) || timeout_ms < -1)
+        return rayc__error(RAYC_EINVAL, "rayc_get: bad arguments");
+    memset(out, 0, n * sizeof(*out));
+    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : now_ms() + (uint64_t)timeout_ms;
+    size_t stack_idx[32], *idx = n > 32 ? malloc(n * sizeof(*idx)) : stack_idx;
+    if (idx == NULL)
+        return rayc__error(RAYC_ENOMEM, "out of memory");
+
+    int store_rounds = 0;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        size_t nmissing = 0, nwait_inline = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (out[i].priv_)
+                continue;
+            object_id_t id;
+            memcpy(id.b, refs[i].id, OBJECT_ID_SIZE);
+            ref_entry *e = reft_find(&c->refs, &id);
+            if (locally_ready(e))
+                view_of(e, &out[i]);
+            else if (e && e->owned && !e->in_store)
+                nwait_inline++; /* our own put_alloc, not sealed yet */
+            else
+                idx[nmissing++] = i;
+        }
+        if (nmissing == 0 && nwait_inline == 0) {
+            rc = 0;
+            break;
+        }
+        uint64_t now = now_ms();
+        if (nmissing > 0) {
+            /* The store answered OK for these before, yet they are not here:
+             * a broken reply. Do not spin on it. */
+            if (store_rounds++ == 3) {
+                rc = rayc__error(RAYC_EPROTO, "rayc_get: the store keeps omitting objects");
+                break;
+            }
+            int64_t left = timeout_ms < 0 ? -1 : (int64_t)(deadline > now ? deadline - now : 0);
+            pthread_mutex_unlock(&c->mu);
+            rc = store_get(refs, idx, nmissing, left);
+            pthread_mutex_lock(&c->mu);
+            if (rc != 0)
+                break;
+            continue; /* pick up what arrived */
+        }
+        if (now >= deadline) {
+            rc = RAYC_ETIMEDOUT;
+            break;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t wait = deadline == UINT64_MAX ? 1000 : deadline - now;
+        if (wait > 1000)
+            wait = 1000;
+        ts.tv_sec += (time_t)(wait / 1000);
+        ts.tv_nsec += (long)(wait % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&c->sealed_cv, &c->mu, &ts);
+    }
+    if (rc != 0)
+        undo_views(out, n);
+    pthread_mutex_unlock(&c->mu);
+    if (idx != stack_idx)
+        free(idx);
+    if (rc == RAYC_ETIMEDOUT)
+        return rayc__error(RAYC_ETIMEDOUT, "rayc_get: not every object was ready within %lld ms",
+                           (long long)timeout_ms);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        if (out[i].status != RAYC_OK)
+            return rayc__error(out[i].status, "%s", out[i].error ? out[i].error : "");
+    return 0;
+}
+
+/* ------------------------------------------------------------------ wait */
+
+int rayc_wait(const rayc_ref *refs, size_t n, size_t num_returns, int64_t timeout_ms, int *ready)
+{
+    core_t *c = &rayc__core;
+    int rc = core__check_init();
+    if (rc != 0)
+        return rc;
+    if ((n > 0 && (refs == NULL || ready == NULL)) || num_returns > n || timeout_ms < -1)
+        return rayc__error(RAYC_EINVAL, "rayc_wait: bad arguments (num_returns %zu of %zu)",
+                           num_returns, n);
+    size_t nready = 0, nmissing = 0;
+    size_t stack_idx[32], *idx = n > 32 ? malloc(n * sizeof(*idx)) : stack_idx;
+    if (idx == NULL)
+        return rayc__error(RAYC_ENOMEM, "out of memory");
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; i < n; i++) {
+        object_id_t id;
+        memcpy(id.b, refs[i].id, OBJECT_ID_SIZE);
+        ref_entry *e = reft_find(&c->refs, &id);
+        ready[i] = locally_ready(e);
+        if (ready[i])
+            nready++;
+        else
+            idx[nmissing++] = i;
+    }
+    pthread_mutex_unlock(&c->mu);
+
+    if (nready < num_returns && nmissing > 0) {
+        ProtobufCBinaryData stack_ids[32], *ids = stack_ids;
+        if (nmissing > 32 && (ids = malloc(nmissing * sizeof(*ids))) == NULL) {
+            rc = rayc__error(RAYC_ENOMEM, "out of memory");
+            goto out;
+        }
+        for (size_t i = 0; i < nmissing; i++) {
+            ids[i].data = (uint8_t *)refs[idx[i]].id;
+            ids[i].len = OBJECT_ID_SIZE;
+        }
+        Rpc__WaitObjectsRequest req = RPC__WAIT_OBJECTS_REQUEST__INIT;
+        req.req_id = cw_conn_next_id(c->raylet);
+        req.n_object_ids = nmissing;
+        req.object_ids = ids;
+        req.num_returns = (uint32_t)(num_returns - nready);
+        req.timeout_ms = timeout_ms;
+        ProtobufCMessage *m;
+        rc = cw_conn_call(c->raylet, req.req_id, MSG_WAIT_OBJECTS_REQ, &req.base,
+                          MSG_WAIT_OBJECTS_REPLY, &m, -1);
+        if (ids != stack_ids)
+            free(ids);
+        if (rc != 0) {
+            rc = rayc__error(rc, "object store unreachable: %s", rayc_strerror(rc));
+            goto out;
+        }
+        Rpc__WaitObjectsReply *r = (Rpc__WaitObjectsReply *)m;
+        int st = r->status ? r->status->code : 0;
+        if (st != 0 && st != RAYC_ETIMEDOUT) {
+            rc = rayc__error(st, "%s", r->status->message);
+            msg_free(m);
+            goto out;
+        }
+        for (size_t i = 0; i < nmissing && i < r->n_ready; i++) {
+            if (r->ready[i]) {
+                ready[idx[i]] = 1;
+                nready++;
+            }
+        }
+        msg_free(m);
+    }
+    rc = (int)nready;
+out:
+    if (idx != stack_idx)
+        free(idx);
+    return rc;
+}

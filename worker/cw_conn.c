@@ -1,0 +1,243 @@
+/* cw_conn.c -- leader/follower request/reply client; see cw_conn.h. */
+#include "cw_conn.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "net.h"
+#include "rayc.h"
+#include "util.h"
+
+typedef struct waiter {
+    uint64_t id;
+    uint16_t reply_type;
+    ProtobufCMessage *reply;
+    int done;
+    struct waiter *next;
+} waiter;
+
+struct cw_conn {
+    int fd;
+    pthread_mutex_t mu;     /* waiters, reader flag, dead */
+    pthread_mutex_t wmu;    /* serialises writes */
+    pthread_cond_t cv;
+    int reader_active;
+    int dead;
+    uint64_t next_id;
+    waiter *waiters;
+    frame_decoder dec;      /* touched only by the active reader */
+    cw_async_fn async_fn;
+    void *async_arg;
+};
+
+cw_conn *cw_conn_new(bconn *b, cw_async_fn fn, void *arg)
+{
+    cw_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        bconn_close(b);
+        return NULL;
+    }
+    c->fd = dup(bconn_fd(b));
+    bconn_close(b);
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_mutex_init(&c->wmu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    frame_decoder_init(&c->dec, 0);
+    c->async_fn = fn;
+    c->async_arg = arg;
+    return c;
+}
+
+void cw_conn_free(cw_conn *c)
+{
+    if (c == NULL)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->dead = 1;
+    shutdown(c->fd, SHUT_RDWR);
+    pthread_cond_broadcast(&c->cv);
+    while (c->reader_active || c->waiters)
+        pthread_cond_wait(&c->cv, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+    close(c->fd);
+    frame_decoder_free(&c->dec);
+    pthread_mutex_destroy(&c->mu);
+    pthread_mutex_destroy(&c->wmu);
+    pthread_cond_destroy(&c->cv);
+    free(c);
+}
+
+uint64_t cw_conn_next_id(cw_conn *c)
+{
+    return __atomic_add_fetch(&c->next_id, 1, __ATOMIC_RELAXED);
+}
+
+int cw_conn_dead(cw_conn *c)
+{
+    return __atomic_load_n(&c->dead, __ATOMIC_ACQUIRE);
+}
+
+static int write_frame(cw_conn *c, uint16_t type, const ProtobufCMessage *m)
+{
+    size_t size = msg_frame_size(m);
+    uint8_t stackbuf[4096], *buf = size <= sizeof(stackbuf) ? stackbuf : malloc(size);
+    if (buf == NULL)
+        return RAYC_ENOMEM;
+    msg_encode(type, m, buf);
+    pthread_mutex_lock(&c->wmu);
+    int rc = net_write_all(c->fd, buf, size);
+    pthread_mutex_unlock(&c->wmu);
+    if (buf != stackbuf)
+        free(buf);
+    return rc == 0 ? 0 : RAYC_ECONN;
+}
+
+int cw_conn_send(cw_conn *c, uint16_t type, const ProtobufCMessage *m)
+{
+    if (cw_conn_dead(c))
+        return RAYC_ECONN;
+    return write_frame(c, type, m);
+}
+
+/* The req_id of a reply: field 1 of every reply message. */
+static uint64_t reply_id(const ProtobufCMessage *m)
+{
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(m->descriptor, 1);
+    if (f == NULL || f->type != PROTOBUF_C_TYPE_UINT64 || strcmp(f->name, "req_id") != 0)
+        return 0;
+    return *(const uint64_t *)((const char *)m + f->offset);
+}
+
+/* Reader side: called with mu held and reader_active set. Reads what is
+ * available (waiting up to wait_ms), dispatches every whole frame. Drops mu
+ * while blocked in poll/read and while running the async handler. */
+static void read_some(cw_conn *c, int wait_ms)
+{
+    pthread_mutex_unlock(&c->mu);
+    struct pollfd p = {.fd = c->fd, .events = POLLIN};
+    int pr = poll(&p, 1, wait_ms);
+    int failed = 0;
+    if (pr > 0) {
+        size_t avail;
+        uint8_t *space = frame_decoder_space(&c->dec, 0, &avail);
+        ssize_t n = space ? read(c->fd, space, avail) : -1;
+        if (n > 0)
+            frame_decoder_commit(&c->dec, (size_t)n);
+        else if (n == 0 || (errno != EINTR && errno != EAGAIN))
+            failed = 1;
+    }
+    for (;;) {
+        frame_t f;
+        int rc = frame_decoder_next(&c->dec, &f);
+        if (rc == 0)
+            break;
+        ProtobufCMessage *m = rc == 1 ? msg_unpack(f.type, f.payload, f.length) : NULL;
+        if (m == NULL) {
+            failed = 1;
+            break;
+        }
+        uint64_t id = reply_id(m);
+        pthread_mutex_lock(&c->mu);
+        waiter *w = NULL;
+        if (id != 0)
+            for (w = c->waiters; w && !(w->id == id && w->reply_type == f.type); w = w->next)
+                ;
+        if (w) {
+            w->reply = m;
+            w->done = 1;
+            pthread_cond_broadcast(&c->cv);
+        }
+        pthread_mutex_unlock(&c->mu);
+        if (w == NULL) {
+            if (c->async_fn)
+                c->async_fn(c->async_arg, f.type, m);
+            msg_free(m);
+        }
+    }
+    pthread_mutex_lock(&c->mu);
+    if (failed && !c->dead) {
+        c->dead = 1;
+        pthread_cond_broadcast(&c->cv);
+    }
+}
+
+static void unlink_waiter(cw_conn *c, waiter *w)
+{
+    for (waiter **pp = &c->waiters; *pp; pp = &(*pp)->next) {
+        if (*pp == w) {
+            *pp = w->next;
+            return;
+        }
+    }
+}
+
+int cw_conn_call(cw_conn *c, uint64_t id, uint16_t type, const ProtobufCMessage *req,
+                 uint16_t reply_type, ProtobufCMessage **reply, int64_t timeout_ms)
+{
+    waiter w = {.id = id, .reply_type = reply_type};
+    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : now_ms() + (uint64_t)timeout_ms;
+
+    pthread_mutex_lock(&c->mu);
+    if (c->dead) {
+        pthread_mutex_unlock(&c->mu);
+        return RAYC_ECONN;
+    }
+    w.next = c->waiters;
+    c->waiters = &w;
+    pthread_mutex_unlock(&c->mu);
+
+    int rc = write_frame(c, type, req);
+
+    pthread_mutex_lock(&c->mu);
+    while (rc == 0 && !w.done) {
+        if (c->dead) {
+            rc = RAYC_ECONN;
+            break;
+        }
+        uint64_t now = now_ms();
+        if (now >= deadline) {
+            rc = RAYC_ETIMEDOUT;
+            break;
+        }
+        uint64_t left = deadline - now;
+        if (!c->reader_active) {
+            c->reader_active = 1;
+            read_some(c, left > 1000 ? 1000 : (int)left);
+            c->reader_active = 0;
+            pthread_cond_broadcast(&c->cv); /* someone else may need to read now */
+        } else {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            uint64_t ms = left > 1000 ? 1000 : left;
+            ts.tv_sec += (time_t)(ms / 1000);
+            ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+        }
+    }
+    unlink_waiter(c, &w);
+    if (c->dead && !c->reader_active)
+        pthread_cond_broadcast(&c->cv); /* cw_conn_free waits for waiters to leave */
+    pthread_mutex_unlock(&c->mu);
+    if (w.done && rc == 0) {
+        *reply = w.reply;
+        return 0;
+    }
+    if (w.done)
+        msg_free(w.reply);
+    return rc;
+}

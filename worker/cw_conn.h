@@ -1,0 +1,47 @@
+/*
+ * cw_conn.h -- librayc's connection to a daemon (its raylet, or the GCS):
+ * many threads may call at once.
+ *
+ * Requests carry req_id (field 1 of every request and reply message); a
+ * caller sends its request and waits for the reply with that id. There is no
+ * I/O thread: whichever waiting thread finds no reader becomes the reader
+ * (leader/follower), reads frames, hands each reply to its waiter and
+ * unsolicited frames to the async handler, then wakes the others. So a
+ * blocking rayc_get on one thread never stops another thread from talking
+ * to the raylet, and a reply costs one wake-up at most.
+ *
+ * Thread-safety: every function may be called from any thread.
+ */
+#ifndef RAYC_CW_CONN_H
+#define RAYC_CW_CONN_H
+
+#include <stdint.h>
+
+#include "bconn.h"
+#include "msg.h"
+
+typedef struct cw_conn cw_conn;
+
+/* Called by the reading thread, without the conn's lock held, for frames that
+ * are not replies to a waiting call (and for late replies nobody waits for).
+ * msg is freed after return. */
+typedef void (*cw_async_fn)(void *arg, uint16_t type, ProtobufCMessage *msg);
+
+/* Take over a handshaken blocking connection (the bconn is consumed). */
+cw_conn *cw_conn_new(bconn *b, cw_async_fn fn, void *arg);
+/* Close the socket, fail every waiter with RAYC_ECONN, free. */
+void cw_conn_free(cw_conn *c);
+
+uint64_t cw_conn_next_id(cw_conn *c);
+/* Send a request whose req_id field is already set to id, and wait for the
+ * reply of reply_type with the same id. timeout_ms -1: wait forever.
+ * Returns 0 with *reply set (free with msg_free), RAYC_ETIMEDOUT or
+ * RAYC_ECONN. A reply arriving after a timeout goes to the async handler. */
+int cw_conn_call(cw_conn *c, uint64_t id, uint16_t type, const ProtobufCMessage *req,
+                 uint16_t reply_type, ProtobufCMessage **reply, int64_t timeout_ms);
+/* Send a message that has no reply. 0 or RAYC_ECONN. */
+int cw_conn_send(cw_conn *c, uint16_t type, const ProtobufCMessage *m);
+/* 1 once the peer has gone. */
+int cw_conn_dead(cw_conn *c);
+
+#endif
