@@ -1,0 +1,931 @@
+/* harness.c -- real daemons for integration tests; see harness.h. */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <criterion/hooks.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "msg.h"
+#include "net.h"
+#include "rayc.h"
+#include "util.h"
+
+#define MAX_PROCS 64
+#define TAG_VAR "RAYC_HARNESS_TAG"
+#define STOP_GRACE_MS 5000
+#define START_TIMEOUT_MS 30000
+
+/* The state of the running test (one test per process under criterion). */
+static char g_dir[HARNESS_PATH];
+static harness_proc *g_procs[MAX_PROCS];
+static int g_nprocs;
+static int g_runs;
+
+/* ============================================================ small helpers */
+
+static void msleep(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static void pathf(char *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void pathf(char *out, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, HARNESS_PATH, fmt, ap);
+    va_end(ap);
+    cr_assert(n > 0 && n < HARNESS_PATH, "path too long");
+}
+
+static char *slurp(const char *path)
+{
+    char *s = read_file(path, NULL);
+    return s ? s : strdup("");
+}
+
+/* Field 22 of /proc/<pid>/stat (start time in ticks) and the state letter;
+ * 0 when the process is gone. Pins a pid to one process despite reuse. */
+static unsigned long long proc_start(pid_t pid, char *state)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    if (p == NULL)
+        return 0;
+    p += 2; /* state is field 3 */
+    if (state)
+        *state = *p;
+    for (int field = 3; field < 22 && p; field++) {
+        p = strchr(p, ' ');
+        if (p)
+            p++;
+    }
+    return p ? strtoull(p, NULL, 10) : 0;
+}
+
+/* Bytes of /proc/<pid>/<what> (NUL-separated lists). Caller frees. */
+static char *proc_file(pid_t pid, const char *what, size_t *len)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, what);
+    return read_file(path, len);
+}
+
+static bool mem_contains(const char *hay, size_t hlen, const char *needle)
+{
+    size_t nlen = strlen(needle);
+    if (nlen == 0 || hlen < nlen)
+        return false;
+    for (size_t i = 0; i + nlen <= hlen; i++)
+        if (memcmp(hay + i, needle, nlen) == 0)
+            return true;
+    return false;
+}
+
+/* Is pid (alive, not a zombie) a process of the test whose dir is `dir`? */
+static bool proc_is_ours(pid_t pid, const char *dir)
+{
+    char tag[HARNESS_PATH + 32];
+    snprintf(tag, sizeof(tag), TAG_VAR "=%s", dir);
+    size_t len;
+    char *env = proc_file(pid, "environ", &len);
+    bool ours = env && mem_contains(env, len, tag) && env[len - 1] == '\0';
+    free(env);
+    if (ours)
+        return true;
+    /* Redis rewrites its environ for its process title; its command line
+     * still names our directory. */
+    char *cmd = proc_file(pid, "cmdline", &len);
+    ours = cmd && mem_contains(cmd, len, dir);
+    free(cmd);
+    return ours;
+}
+
+/* Live processes of the test dir `dir`, by tag or command line, plus the live
+ * pids its pid file records. Calls fn for each. Returns how many. */
+static int for_each_ours(const char *dir, void (*fn)(pid_t pid, void *arg), void *arg)
+{
+    int count = 0;
+    DIR *d = opendir("/proc");
+    if (d == NULL)
+        return 0;
+    struct dirent *e;
+    pid_t self = getpid();
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end != '\0' || pid <= 0 || pid == self)
+            continue;
+        char state = 0;
+        if (proc_start((pid_t)pid, &state) == 0 || state == 'Z')
+            continue;
+        if (proc_is_ours((pid_t)pid, dir)) {
+            count++;
+            if (fn)
+                fn((pid_t)pid, arg);
+        }
+    }
+    closedir(d);
+    /* The pid file: "pid starttime name" lines. */
+    char path[HARNESS_PATH + 8];
+    snprintf(path, sizeof(path), "%s/pids", dir);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        int pid;
+        unsigned long long start;
+        char name[64];
+        while (fscanf(f, "%d %llu %63s", &pid, &start, name) == 3) {
+            char state = 0;
+            if (pid <= 0 || proc_start(pid, &state) != start || state == 'Z')
+                continue;
+            if (proc_is_ours(pid, dir))
+                continue; /* counted above */
+            count++;
+            if (fn)
+                fn(pid, arg);
+        }
+        fclose(f);
+    }
+    return count;
+}
+
+static void kill_group_and_pid(pid_t pid, void *arg)
+{
+    int sig = *(int *)arg;
+    if (getpgid(pid) == pid)
+        kill(-pid, sig);
+    kill(pid, sig);
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if (flag == FTW_DP)
+        rmdir(path);
+    else
+        unlink(path);
+    return 0;
+}
+
+static void rm_rf(const char *path)
+{
+    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Kill everything of a test dir at once and remove it: the runner-side
+ * cleanup for a test that never reached its .fini. */
+static void sweep_dir(const char *dir)
+{
+    int sig = SIGKILL;
+    for (int round = 0; round < 50 && for_each_ours(dir, kill_group_and_pid, &sig) > 0; round++)
+        msleep(20);
+    if (getenv("RAYC_HARNESS_KEEP") == NULL)
+        rm_rf(dir);
+}
+
+static const char *harness_root(void)
+{
+    static char root[HARNESS_PATH];
+    if (root[0] == '\0') {
+        const char *r = getenv("RAYC_HARNESS_ROOT");
+        if (r && *r)
+            snprintf(root, sizeof(root), "%s", r);
+        else
+            snprintf(root, sizeof(root), "/tmp/rit%d", (int)getpid());
+        mkdir(root, 0700);
+    }
+    return root;
+}
+
+/* ============================================================ runner hooks */
+
+/* These run in criterion's runner process, which forks one process per test.
+ * The root holds one dir per running test; a test that crashed or timed out
+ * left its dir (and maybe processes) behind. */
+ReportHook(PRE_ALL)(struct criterion_test_set *set)
+{
+    (void)set;
+    char root[64];
+    snprintf(root, sizeof(root), "/tmp/rit%d", (int)getpid());
+    setenv("RAYC_HARNESS_ROOT", root, 1);
+    mkdir(root, 0700);
+}
+
+static void sweep_matching(const char *want)
+{
+    const char *root = harness_root();
+    DIR *d = opendir(root);
+    if (d == NULL)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, "t.", 2) != 0)
+            continue;
+        char dir[HARNESS_PATH + 300], file[HARNESS_PATH + 320];
+        snprintf(dir, sizeof(dir), "%s/%s", root, e->d_name);
+        snprintf(file, sizeof(file), "%s/test", dir);
+        char *name = read_file(file, NULL);
+        if (want == NULL || (name && strcmp(rstrip(name), want) == 0))
+            sweep_dir(dir);
+        free(name);
+    }
+    closedir(d);
+}
+
+ReportHook(POST_TEST)(struct criterion_test_stats *stats)
+{
+    char want[512];
+    snprintf(want, sizeof(want), "%s/%s", stats->test->category, stats->test->name);
+    sweep_matching(want);
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *stats)
+{
+    (void)stats;
+    sweep_matching(NULL);
+    if (getenv("RAYC_HARNESS_KEEP") == NULL)
+        rmdir(harness_root());
+}
+
+/* ============================================================ lifecycle */
+
+const char *harness_dir(void)
+{
+    return g_dir;
+}
+
+const char *harness_build(void)
+{
+    static char build[HARNESS_PATH];
+    if (build[0] == '\0') {
+        const char *b = getenv("RAYC_BUILD");
+        char *abs = realpath(b && *b ? b : "build", NULL);
+        cr_assert(abs != NULL, "build dir %s not found (set RAYC_BUILD)", b ? b : "build");
+        snprintf(build, sizeof(build), "%s", abs);
+        free(abs);
+    }
+    return build;
+}
+
+const char *harness_rayc_script(void)
+{
+    static char path[HARNESS_PATH];
+    if (path[0] == '\0') {
+        const char *src = getenv("RAYC_SOURCE_DIR");
+        if (src && *src)
+            pathf(path, "%s/scripts/rayc", src);
+        else
+            pathf(path, "%s/../scripts/rayc", harness_build());
+        cr_assert(access(path, X_OK) == 0, "%s is not executable (set RAYC_SOURCE_DIR)", path);
+    }
+    return path;
+}
+
+void harness_setup(void)
+{
+    char tmpl[HARNESS_PATH];
+    pathf(tmpl, "%s/t.XXXXXX", harness_root());
+    cr_assert(mkdtemp(tmpl) != NULL, "mkdtemp: %s", strerror(errno));
+    snprintf(g_dir, sizeof(g_dir), "%s", tmpl);
+    char file[HARNESS_PATH], name[512];
+    pathf(file, "%s/test", g_dir);
+    int n = snprintf(name, sizeof(name), "%s/%s\n",
+                     criterion_current_test ? criterion_current_test->category : "?",
+                     criterion_current_test ? criterion_current_test->name : "?");
+    cr_assert(write_file(file, name, (size_t)n, 0600) == 0);
+    g_nprocs = 0;
+    g_runs = 0;
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static void proc_free(harness_proc *p)
+{
+    for (int i = 0; p->argv[i]; i++)
+        free(p->argv[i]);
+    free(p);
+}
+
+/* Reap p if it has exited; true if it is gone. */
+static bool reap(harness_proc *p, bool block)
+{
+    if (p->reaped)
+        return true;
+    int st;
+    pid_t r = waitpid(p->pid, &st, block ? 0 : WNOHANG);
+    if (r == p->pid || (r < 0 && errno == ECHILD)) {
+        p->reaped = true;
+        p->status = r == p->pid ? st : 0;
+        return true;
+    }
+    return false;
+}
+
+static bool wait_reaped(harness_proc *p, int timeout_ms)
+{
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    while (!reap(p, false)) {
+        if (now_ms() >= deadline)
+            return false;
+        msleep(10);
+    }
+    return true;
+}
+
+void harness_stop_all(void)
+{
+    /* Newest first: raylets stop before the GCS they drain at, the GCS
+     * before its Redis. */
+    for (int i = g_nprocs - 1; i >= 0; i--) {
+        harness_proc *p = g_procs[i];
+        if (reap(p, false))
+            continue;
+        kill(p->pid, SIGTERM);
+        if (!wait_reaped(p, STOP_GRACE_MS)) {
+            kill(-p->pid, SIGKILL);
+            kill(p->pid, SIGKILL);
+            reap(p, true);
+        }
+        /* Whatever else it left in its group (workers). */
+        kill(-p->pid, SIGKILL);
+    }
+    /* Processes started by the CLI are not our children: by tag. */
+    int sig = SIGTERM;
+    if (g_dir[0] && for_each_ours(g_dir, kill_group_and_pid, &sig) > 0) {
+        uint64_t deadline = now_ms() + STOP_GRACE_MS;
+        while (for_each_ours(g_dir, NULL, NULL) > 0 && now_ms() < deadline)
+            msleep(20);
+        sig = SIGKILL;
+        for (int round = 0; round < 50 && for_each_ours(g_dir, kill_group_and_pid, &sig) > 0;
+             round++)
+            msleep(20);
+    }
+    for (int i = 0; i < g_nprocs; i++)
+        proc_free(g_procs[i]);
+    g_nprocs = 0;
+}
+
+struct describe {
+    char *buf;
+    size_t len, off;
+};
+
+static void describe_proc(pid_t pid, void *arg)
+{
+    struct describe *d = arg;
+    size_t len;
+    char *cmd = proc_file(pid, "cmdline", &len);
+    if (cmd)
+        for (size_t i = 0; i + 1 < len; i++)
+            if (cmd[i] == '\0')
+                cmd[i] = ' ';
+    if (d->off < d->len)
+        d->off += (size_t)snprintf(d->buf + d->off, d->len - d->off, "[%d] %s; ", (int)pid,
+                                   cmd ? cmd : "?");
+    free(cmd);
+}
+
+int harness_survivors(char *buf, size_t len)
+{
+    struct describe d = {buf, len, 0};
+    if (len)
+        buf[0] = '\0';
+    return g_dir[0] ? for_each_ours(g_dir, buf ? describe_proc : NULL, &d) : 0;
+}
+
+void harness_teardown(void)
+{
+    if (g_dir[0] == '\0')
+        return;
+    harness_stop_all();
+    char who[2048];
+    int n = harness_survivors(who, sizeof(who));
+    if (n > 0) {
+        sweep_dir(g_dir);
+        cr_assert_fail("%d process(es) survived the test: %s", n, who);
+    }
+    if (getenv("RAYC_HARNESS_KEEP") == NULL)
+        rm_rf(g_dir);
+    else
+        cr_log_info("kept %s", g_dir);
+    g_dir[0] = '\0';
+}
+
+int harness_free_port(void)
+{
+    int port = 0;
+    int fd = net_tcp_listen("127.0.0.1", 0, 1, &port);
+    cr_assert(fd >= 0, "cannot find a free port: %s", strerror(errno));
+    close(fd);
+    return port;
+}
+
+/* ============================================================ processes */
+
+static void record_pid(pid_t pid, const char *name)
+{
+    char path[HARNESS_PATH + 8], line[128];
+    snprintf(path, sizeof(path), "%s/pids", g_dir);
+    unsigned long long start = 0;
+    /* The child may not have been scheduled yet; its start time exists as
+     * soon as fork returns. */
+    for (int i = 0; i < 100 && (start = proc_start(pid, NULL)) == 0; i++)
+        msleep(1);
+    int n = snprintf(line, sizeof(line), "%d %llu %s\n", (int)pid, start, name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    cr_assert(fd >= 0, "open %s: %s", path, strerror(errno));
+    cr_assert(write(fd, line, (size_t)n) == n);
+    close(fd);
+}
+
+/* fork + setsid + exec with our tag, stdout/stderr to the given files. */
+static pid_t fork_exec(char *const argv[], const char *out, const char *err)
+{
+    pid_t pid = fork();
+    cr_assert(pid >= 0, "fork: %s", strerror(errno));
+    if (pid > 0)
+        return pid;
+    setsid();
+    setenv(TAG_VAR, g_dir, 1);
+    signal(SIGPIPE, SIG_DFL);
+    int in = open("/dev/null", O_RDONLY);
+    int o = open(out, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    int e = err ? open(err, O_WRONLY | O_CREAT | O_APPEND, 0600) : o;
+    if (in < 0 || o < 0 || e < 0)
+        _exit(126);
+    dup2(in, 0);
+    dup2(o, 1);
+    dup2(e, 2);
+    closefrom(3);
+    execv(argv[0], argv);
+    dprintf(2, "%s: cannot exec: %s\n", argv[0], strerror(errno));
+    _exit(127);
+}
+
+harness_proc *harness_spawn(const char *name, const char *out, char *const argv[])
+{
+    cr_assert(g_nprocs < MAX_PROCS, "too many processes");
+    harness_proc *p = calloc(1, sizeof(*p));
+    cr_assert(p != NULL);
+    snprintf(p->name, sizeof(p->name), "%s", name);
+    if (out)
+        snprintf(p->out, sizeof(p->out), "%s", out);
+    else
+        pathf(p->out, "%s/%s.out", g_dir, name);
+    int i = 0;
+    for (; argv[i]; i++) {
+        cr_assert(i < HARNESS_MAX_ARGS, "too many arguments");
+        p->argv[i] = strdup(argv[i]);
+    }
+    p->argv[i] = NULL;
+    p->pid = fork_exec(p->argv, p->out, NULL);
+    record_pid(p->pid, name);
+    g_procs[g_nprocs++] = p;
+    return p;
+}
+
+bool harness_alive(harness_proc *p)
+{
+    return !reap(p, false);
+}
+
+static int exit_code(int st)
+{
+    if (WIFEXITED(st))
+        return WEXITSTATUS(st);
+    if (WIFSIGNALED(st))
+        return 128 + WTERMSIG(st);
+    return -1;
+}
+
+int harness_wait_exit(harness_proc *p, int timeout_ms)
+{
+    if (!wait_reaped(p, timeout_ms))
+        return -1;
+    return exit_code(p->status);
+}
+
+void harness_kill9(harness_proc *p)
+{
+    if (p->reaped)
+        return;
+    kill(-p->pid, SIGKILL);
+    kill(p->pid, SIGKILL);
+    reap(p, true);
+}
+
+harness_proc *harness_restart(harness_proc *p)
+{
+    harness_kill9(p);
+    return harness_spawn(p->name, p->out, p->argv);
+}
+
+const char *harness_last_line(const harness_proc *p, char *buf, size_t len)
+{
+    char *s = slurp(p->out);
+    rstrip(s);
+    char *nl = strrchr(s, '\n');
+    snprintf(buf, len, "%s", nl ? nl + 1 : s);
+    free(s);
+    return buf;
+}
+
+bool harness_wait_until(bool (*pred)(void *), void *arg, int timeout_ms)
+{
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        if (pred(arg))
+            return true;
+        if (now_ms() >= deadline)
+            return false;
+        msleep(20);
+    }
+}
+
+int harness_run(char *const argv[], char **out, char **err, int timeout_ms)
+{
+    char ofile[HARNESS_PATH], efile[HARNESS_PATH];
+    int run = ++g_runs;
+    pathf(ofile, "%s/run%d.stdout", g_dir, run);
+    pathf(efile, "%s/run%d.stderr", g_dir, run);
+    pid_t pid = fork_exec(argv, ofile, efile);
+    record_pid(pid, "run");
+    harness_proc p = {.pid = pid};
+    int rc;
+    if (!wait_reaped(&p, timeout_ms)) {
+        kill(-pid, SIGKILL);
+        reap(&p, true);
+        rc = -1;
+    } else {
+        rc = exit_code(p.status);
+    }
+    if (out)
+        *out = slurp(ofile);
+    if (err)
+        *err = slurp(efile);
+    return rc;
+}
+
+static int run_with_prefix(const char *const prefix[], const char *const args[], char **out,
+                           char **err)
+{
+    char *argv[HARNESS_MAX_ARGS + 1];
+    int n = 0;
+    for (int i = 0; prefix[i]; i++)
+        argv[n++] = (char *)prefix[i];
+    for (int i = 0; args && args[i]; i++) {
+        cr_assert(n < HARNESS_MAX_ARGS, "too many arguments");
+        argv[n++] = (char *)args[i];
+    }
+    argv[n] = NULL;
+    return harness_run(argv, out, err, 120000);
+}
+
+int harness_rayc(char **out, char **err, const char *const args[])
+{
+    char temp[HARNESS_PATH], bin[HARNESS_PATH];
+    pathf(temp, "%s/rayc", g_dir);
+    pathf(bin, "%s/bin", harness_build());
+    setenv("RAYC_TEMP_DIR", temp, 1);
+    setenv("RAYC_BIN_DIR", bin, 1);
+    const char *const prefix[] = {harness_rayc_script(), NULL};
+    int rc = run_with_prefix(prefix, args, out, err);
+    unsetenv("RAYC_TEMP_DIR");
+    unsetenv("RAYC_BIN_DIR");
+    return rc;
+}
+
+int harness_ctl(char **out, char **err, const char *const args[])
+{
+    char ctl[HARNESS_PATH];
+    pathf(ctl, "%s/bin/rayc_ctl", harness_build());
+    const char *const prefix[] = {ctl, NULL};
+    return run_with_prefix(prefix, args, out, err);
+}
+
+/* ============================================================ cluster */
+
+void harness_cluster_init(harness_cluster *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->heartbeat_interval_ms = 200;
+    c->health_timeout_ms = 2000;
+}
+
+/* AUTH + PING over the Unix socket; true on +PONG. */
+static bool redis_ping(const char *sock, const char *password)
+{
+    int fd = net_unix_connect(sock);
+    if (fd < 0)
+        return false;
+    char cmd[512], buf[256];
+    int n = snprintf(cmd, sizeof(cmd), "*2\r\n$4\r\nAUTH\r\n$%zu\r\n%s\r\n*1\r\n$4\r\nPING\r\n",
+                     strlen(password), password);
+    bool ok = false;
+    if (net_write_all(fd, cmd, (size_t)n) == 0) {
+        size_t got = 0;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        while (got < sizeof(buf) - 1 && poll(&pfd, 1, 1000) > 0) {
+            ssize_t r = read(fd, buf + got, sizeof(buf) - 1 - got);
+            if (r <= 0)
+                break;
+            got += (size_t)r;
+            buf[got] = '\0';
+            if (strstr(buf, "+PONG")) {
+                ok = true;
+                break;
+            }
+        }
+    }
+    close(fd);
+    return ok;
+}
+
+/* Poll check() until true; fail with the process's last line if it exits. */
+static void wait_started(harness_proc *p, bool (*check)(void *), void *arg, const char *what)
+{
+    uint64_t deadline = now_ms() + START_TIMEOUT_MS;
+    while (!check(arg)) {
+        if (!harness_alive(p)) {
+            char line[512];
+            cr_assert_fail("%s exited (code %d) before it was ready: %s", what,
+                           exit_code(p->status), harness_last_line(p, line, sizeof(line)));
+        }
+        cr_assert(now_ms() < deadline, "%s not ready after %d ms (see %s)", what,
+                  START_TIMEOUT_MS, p->out);
+        msleep(20);
+    }
+}
+
+struct redis_arg {
+    const char *sock, *pw;
+};
+
+static bool redis_up(void *arg)
+{
+    struct redis_arg *r = arg;
+    return redis_ping(r->sock, r->pw);
+}
+
+static bool gcs_up(void *arg)
+{
+    int code;
+    char err[256];
+    bconn *b = harness_connect(arg, NULL, &code, err, sizeof(err));
+    bconn_close(b);
+    return b != NULL;
+}
+
+static void start_gcs(harness_cluster *c)
+{
+    char a[8][HARNESS_PATH + 32];
+    char *argv[16];
+    int n = 0;
+    snprintf(a[0], sizeof(a[0]), "%s/bin/gcs_server", harness_build());
+    snprintf(a[1], sizeof(a[1]), "--port=%d", c->port);
+    snprintf(a[2], sizeof(a[2]), "--session-dir=%s", c->dir);
+    snprintf(a[3], sizeof(a[3]), "--token-file=%s", c->token_file);
+    snprintf(a[4], sizeof(a[4]), "--redis-socket=%s", c->redis_socket);
+    snprintf(a[5], sizeof(a[5]), "--redis-password-file=%s", c->redis_password_file);
+    snprintf(a[6], sizeof(a[6]), "--health-timeout-ms=%d", c->health_timeout_ms);
+    snprintf(a[7], sizeof(a[7]), "--heartbeat-interval-ms=%d", c->heartbeat_interval_ms);
+    for (int i = 0; i < 8; i++)
+        argv[n++] = a[i];
+    argv[n++] = "--node-ip-address=127.0.0.1";
+    argv[n] = NULL;
+    char out[HARNESS_PATH];
+    pathf(out, "%s/logs/gcs_server.err", c->dir);
+    c->gcs = harness_spawn("gcs_server", out, argv);
+    wait_started(c->gcs, gcs_up, c, "gcs_server");
+}
+
+void harness_cluster_start(harness_cluster *c)
+{
+    cr_assert(g_dir[0], "harness_setup has not run (use it as the suite's .init)");
+    char path[HARNESS_PATH];
+    pathf(c->dir, "%s/head", g_dir);
+    pathf(path, "%s/logs", c->dir);
+    cr_assert(mkdir_p(path, 0700) == 0);
+    pathf(path, "%s/redis", c->dir);
+    cr_assert(mkdir_p(path, 0700) == 0);
+
+    auth_token_generate(c->token);
+    pathf(c->token_file, "%s/token", c->dir);
+    cr_assert(write_file(c->token_file, c->token, strlen(c->token), 0600) == 0);
+    char pw[AUTH_TOKEN_LEN + 1];
+    auth_token_generate(pw);
+    pathf(c->redis_password_file, "%s/redis.password", c->dir);
+    cr_assert(write_file(c->redis_password_file, pw, strlen(pw), 0600) == 0);
+    pathf(c->redis_socket, "%s/redis/redis.sock", c->dir);
+
+    /* The password goes in a 0600 config file, not on a command line. */
+    char conf[HARNESS_PATH], text[2048];
+    pathf(conf, "%s/redis/redis.conf", c->dir);
+    int n = snprintf(text, sizeof(text),
+                     "port 0\nunixsocket %s\nunixsocketperm 700\nrequirepass %s\n"
+                     "appendonly yes\ndir %s/redis\nsave \"\"\ndaemonize no\nlogfile \"\"\n",
+                     c->redis_socket, pw, c->dir);
+    cr_assert(write_file(conf, text, (size_t)n, 0600) == 0);
+    char out[HARNESS_PATH];
+    pathf(out, "%s/logs/redis.out", c->dir);
+    char *rargv[] = {"/usr/bin/redis-server", conf, NULL};
+    if (access(rargv[0], X_OK) != 0)
+        rargv[0] = "/usr/local/bin/redis-server";
+    c->redis = harness_spawn("redis", out, rargv);
+    struct redis_arg ra = {c->redis_socket, pw};
+    wait_started(c->redis, redis_up, &ra, "redis-server");
+
+    c->port = harness_free_port();
+    snprintf(c->address, sizeof(c->address), "127.0.0.1:%d", c->port);
+    start_gcs(c);
+}
+
+void harness_gcs_restart(harness_cluster *c)
+{
+    harness_proc *old = c->gcs;
+    c->gcs = harness_restart(old);
+    wait_started(c->gcs, gcs_up, c, "restarted gcs_server");
+}
+
+harness_proc *harness_raylet_spawn(harness_cluster *c, const char *token, const char *const extra[])
+{
+    cr_assert(c->nraylets < HARNESS_MAX_RAYLETS, "too many raylets");
+    harness_raylet *r = &c->raylets[c->nraylets];
+    char path[HARNESS_PATH];
+    pathf(r->session, "%s/node%d", g_dir, c->nraylets);
+    pathf(path, "%s/logs", r->session);
+    cr_assert(mkdir_p(path, 0700) == 0);
+    pathf(path, "%s/sockets", r->session);
+    cr_assert(mkdir_p(path, 0700) == 0);
+    pathf(r->token_file, "%s/token", r->session);
+    const char *tok = token ? token : c->token;
+    cr_assert(write_file(r->token_file, tok, strlen(tok), 0600) == 0);
+    pathf(r->socket, "%s/sockets/raylet", r->session);
+
+    char a[8][HARNESS_PATH + 32];
+    char *argv[HARNESS_MAX_ARGS + 1];
+    int n = 0;
+    snprintf(a[0], sizeof(a[0]), "%s/bin/raylet", harness_build());
+    snprintf(a[1], sizeof(a[1]), "--gcs-address=%s", c->address);
+    snprintf(a[2], sizeof(a[2]), "--token-file=%s", r->token_file);
+    snprintf(a[3], sizeof(a[3]), "--session-dir=%s", r->session);
+    snprintf(a[4], sizeof(a[4]), "--health-timeout-ms=%d", c->health_timeout_ms);
+    snprintf(a[5], sizeof(a[5]), "--heartbeat-interval-ms=%d", c->heartbeat_interval_ms);
+    for (int i = 0; i < 6; i++)
+        argv[n++] = a[i];
+    argv[n++] = "--node-ip-address=127.0.0.1";
+    argv[n++] = "--num-cpus=1";
+    argv[n++] = "--object-store-memory=32M";
+    argv[n++] = "--gcs-reconnect-max-ms=200";
+    if (c->nraylets == 0)
+        argv[n++] = "--head";
+    for (int i = 0; extra && extra[i]; i++) {
+        cr_assert(n < HARNESS_MAX_ARGS, "too many arguments");
+        argv[n++] = (char *)extra[i];
+    }
+    argv[n] = NULL;
+    pathf(path, "%s/logs/raylet.err", r->session);
+    char name[32];
+    snprintf(name, sizeof(name), "raylet%d", c->nraylets);
+    r->proc = harness_spawn(name, path, argv);
+    c->nraylets++;
+    return r->proc;
+}
+
+static bool ready_file(void *arg)
+{
+    harness_raylet *r = arg;
+    char path[HARNESS_PATH + 16];
+    snprintf(path, sizeof(path), "%s/raylet.ready", r->session);
+    char *s = read_file(path, NULL);
+    if (s == NULL)
+        return false;
+    rstrip(s);
+    bool ok = strlen(s) == 2 * NODE_ID_SIZE;
+    if (ok)
+        snprintf(r->node_id, sizeof(r->node_id), "%s", s);
+    free(s);
+    return ok;
+}
+
+harness_raylet *harness_raylet_start(harness_cluster *c, const char *const extra[])
+{
+    harness_raylet_spawn(c, NULL, extra);
+    harness_raylet *r = &c->raylets[c->nraylets - 1];
+    wait_started(r->proc, ready_file, r, r->proc->name);
+    return r;
+}
+
+bconn *harness_connect(const harness_cluster *c, const char *token, int *code, char *err,
+                       size_t errlen)
+{
+    Rpc__Handshake hs = RPC__HANDSHAKE__INIT;
+    hs.role = RPC__ROLE__ROLE_CLI;
+    hs.pid = (int32_t)getpid();
+    hs.name = "harness";
+    return bconn_open("127.0.0.1", c->port, NULL, token ? token : c->token, &hs, 2000, NULL, NULL,
+                      0, NULL, code, err, errlen);
+}
+
+Rpc__ListNodesReply *harness_list_nodes(const harness_cluster *c)
+{
+    int code;
+    char err[256];
+    bconn *b = harness_connect(c, NULL, &code, err, sizeof(err));
+    if (b == NULL)
+        return NULL;
+    Rpc__ListNodesRequest req = RPC__LIST_NODES_REQUEST__INIT;
+    req.req_id = 1;
+    ProtobufCMessage *r = NULL;
+    int rc = bconn_call(b, MSG_LIST_NODES_REQ, &req.base, MSG_LIST_NODES_REPLY, &r, 2000);
+    bconn_close(b);
+    return rc == 0 ? (Rpc__ListNodesReply *)r : NULL;
+}
+
+int harness_count_nodes(const harness_cluster *c, int state)
+{
+    Rpc__ListNodesReply *r = harness_list_nodes(c);
+    if (r == NULL)
+        return -1;
+    int n = 0;
+    for (size_t i = 0; i < r->n_nodes; i++)
+        if ((int)r->nodes[i]->state == state)
+            n++;
+    msg_free(&r->base);
+    return n;
+}
+
+int harness_node_state(const harness_cluster *c, const char *node_hex)
+{
+    Rpc__ListNodesReply *r = harness_list_nodes(c);
+    if (r == NULL)
+        return -1;
+    int state = -1;
+    for (size_t i = 0; i < r->n_nodes; i++) {
+        char hex[ID_HEX_MAX];
+        if (r->nodes[i]->node_id.len != NODE_ID_SIZE)
+            continue;
+        id_hex(r->nodes[i]->node_id.data, NODE_ID_SIZE, hex);
+        if (strcmp(hex, node_hex) == 0)
+            state = (int)r->nodes[i]->state;
+    }
+    msg_free(&r->base);
+    return state;
+}
+
+/* Write data, then wait for EOF or a reset; true if the peer hung up. */
+static bool garbage(int fd, const void *data, size_t len, int timeout_ms)
+{
+    if (fd < 0)
+        return false;
+    /* A write error means the peer already hung up: also a refusal. */
+    (void)net_write_all(fd, data, len);
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    char buf[4096];
+    bool closed = false;
+    while (!closed && now_ms() < deadline) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+            closed = true; /* bytes (the Hello) are read and dropped */
+    }
+    close(fd);
+    return closed;
+}
+
+bool harness_send_garbage_tcp(int port, const void *data, size_t len, int timeout_ms)
+{
+    return garbage(net_tcp_connect("127.0.0.1", port, 2000), data, len, timeout_ms);
+}
+
+bool harness_send_garbage_unix(const char *path, const void *data, size_t len, int timeout_ms)
+{
+    return garbage(net_unix_connect(path), data, len, timeout_ms);
+}

@@ -1,0 +1,482 @@
+/*
+ * test_cluster.c -- the foundation's acceptance tests, on real processes:
+ * redis-server, gcs_server and raylets on loopback (random free ports), and
+ * the `rayc` CLI. Each test starts its own daemons in a private temp dir; the
+ * harness stops them and checks that none survives.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "harness.h"
+#include "msg.h"
+#include "net.h"
+#include "rayc.h"
+#include "util.h"
+
+#define ALIVE RPC__NODE_STATE__NODE_ALIVE
+#define DEAD RPC__NODE_STATE__NODE_DEAD
+#define SLACK_MS 15000 /* generous: a busy 2-vCPU machine; never a speed test */
+
+TestSuite(cluster, .init = harness_setup, .fini = harness_teardown, .timeout = 180);
+TestSuite(cli, .init = harness_setup, .fini = harness_teardown, .timeout = 180);
+
+/* ------------------------------------------------------------ helpers */
+
+struct count_arg {
+    harness_cluster *c;
+    int state, want;
+};
+
+static bool count_is(void *arg)
+{
+    struct count_arg *a = arg;
+    return harness_count_nodes(a->c, a->state) == a->want;
+}
+
+static void wait_alive(harness_cluster *c, int n)
+{
+    struct count_arg a = {c, ALIVE, n};
+    cr_assert(harness_wait_until(count_is, &a, SLACK_MS), "expected %d ALIVE nodes, have %d", n,
+              harness_count_nodes(c, ALIVE));
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (const char *p = s; *p; p++)
+        if (*p == '\n')
+            n++;
+    if (*s && s[strlen(s) - 1] != '\n')
+        n++;
+    return n;
+}
+
+/* One line "rayc: ..." / "rayc_ctl: ..." on stderr. */
+static void assert_one_line(const char *err, const char *prefix)
+{
+    cr_assert_eq(count_lines(err), 1, "want one line on stderr, got: [%s]", err);
+    cr_assert(strncmp(err, prefix, strlen(prefix)) == 0, "want '%s...', got: %s", prefix, err);
+}
+
+static int ctl(harness_cluster *c, char **out, char **err, const char *cmd, const char *extra)
+{
+    char addr[96], tok[HARNESS_PATH + 16];
+    snprintf(addr, sizeof(addr), "--address=%s", c->address);
+    snprintf(tok, sizeof(tok), "--token-file=%s", c->token_file);
+    const char *args[] = {cmd, addr, tok, extra, NULL};
+    return harness_ctl(out, err, args);
+}
+
+/* Lines of `rayc_ctl nodes --format=tsv` whose state column is `state`. */
+static int tsv_count(const char *tsv, const char *state)
+{
+    int n = 0;
+    char *copy = strdup(tsv), *save = NULL;
+    for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *f1 = strchr(line, '\t');
+        char *f2 = f1 ? strchr(f1 + 1, '\t') : NULL;
+        char *f3 = f2 ? strchr(f2 + 1, '\t') : NULL;
+        if (f2 && f3 && (size_t)(f3 - f2 - 1) == strlen(state) &&
+            strncmp(f2 + 1, state, strlen(state)) == 0)
+            n++;
+    }
+    free(copy);
+    return n;
+}
+
+static uint32_t add_job(harness_cluster *c, const char *entrypoint)
+{
+    int code;
+    char err[256];
+    bconn *b = harness_connect(c, NULL, &code, err, sizeof(err));
+    cr_assert(b != NULL, "connect: %s", err);
+    Rpc__JobInfo job = RPC__JOB_INFO__INIT;
+    job.entrypoint = (char *)entrypoint;
+    job.driver_pid = (int32_t)getpid();
+    job.start_time_ms = wall_ms();
+    Rpc__AddJobRequest req = RPC__ADD_JOB_REQUEST__INIT;
+    req.req_id = 7;
+    req.job = &job;
+    ProtobufCMessage *m = NULL;
+    cr_assert_eq(bconn_call(b, MSG_ADD_JOB_REQ, &req.base, MSG_ADD_JOB_REPLY, &m, 5000), 0);
+    Rpc__AddJobReply *r = (Rpc__AddJobReply *)m;
+    cr_assert(r->status == NULL || r->status->code == 0, "ADD_JOB refused: %s",
+              r->status ? r->status->message : "");
+    uint32_t id = r->job_id;
+    cr_assert_neq(id, 0, "the GCS allocated job id 0");
+    msg_free(m);
+    bconn_close(b);
+    return id;
+}
+
+static bool job_listed(harness_cluster *c, uint32_t id, const char *entrypoint)
+{
+    int code;
+    char err[256];
+    bconn *b = harness_connect(c, NULL, &code, err, sizeof(err));
+    if (b == NULL)
+        return false;
+    Rpc__ListJobsRequest req = RPC__LIST_JOBS_REQUEST__INIT;
+    ProtobufCMessage *m = NULL;
+    bool found = false;
+    if (bconn_call(b, MSG_LIST_JOBS_REQ, &req.base, MSG_LIST_JOBS_REPLY, &m, 5000) == 0) {
+        Rpc__ListJobsReply *r = (Rpc__ListJobsReply *)m;
+        for (size_t i = 0; i < r->n_jobs; i++)
+            if (r->jobs[i]->job_id == id && strcmp(r->jobs[i]->entrypoint, entrypoint) == 0)
+                found = true;
+        msg_free(m);
+    }
+    bconn_close(b);
+    return found;
+}
+
+/* ------------------------------------------------------------ cluster */
+
+Test(cluster, three_nodes_alive)
+{
+    harness_cluster c;
+    harness_cluster_init(&c);
+    harness_cluster_start(&c);
+    for (int i = 0; i < 3; i++)
+        harness_raylet_start(&c, NULL);
+    wait_alive(&c, 3);
+    cr_assert_eq(harness_count_nodes(&c, DEAD), 0);
+
+    char *out, *err;
+    cr_assert_eq(ctl(&c, &out, &err, "nodes", "--format=tsv"), 0, "rayc_ctl nodes: %s", err);
+    cr_assert_eq(tsv_count(out, "ALIVE"), 3, "tsv:\n%s", out);
+    for (int i = 0; i < 3; i++)
+        cr_assert(strstr(out, c.raylets[i].node_id) != NULL, "node %s missing:\n%s",
+                  c.raylets[i].node_id, out);
+    free(out);
+    free(err);
+
+    cr_assert_eq(ctl(&c, &out, &err, "status", NULL), 0, "rayc_ctl status: %s", err);
+    cr_assert(strstr(out, "3 alive nodes, 0 dead") != NULL, "status:\n%s", out);
+    free(out);
+    free(err);
+}
+
+Test(cluster, killed_raylet_becomes_dead)
+{
+    harness_cluster c;
+    harness_cluster_init(&c);
+    harness_cluster_start(&c);
+    harness_raylet_start(&c, NULL);
+    harness_raylet *victim = harness_raylet_start(&c, NULL);
+    wait_alive(&c, 2);
+
+    uint64_t t0 = now_ms();
+    harness_kill9(victim->proc);
+    while (harness_node_state(&c, victim->node_id) != DEAD) {
+        cr_assert(now_ms() - t0 < (uint64_t)(c.health_timeout_ms + SLACK_MS),
+                  "node %s still not DEAD %llu ms after kill -9 (timeout %d ms)", victim->node_id,
+                  (unsigned long long)(now_ms() - t0), c.health_timeout_ms);
+        usleep(20000);
+    }
+    cr_assert_eq(harness_node_state(&c, c.raylets[0].node_id), ALIVE);
+    cr_assert_eq(harness_count_nodes(&c, ALIVE), 1);
+    cr_assert(harness_alive(c.gcs), "the GCS died");
+}
+
+struct hb_arg {
+    harness_cluster *c;
+    uint64_t after;
+};
+
+/* Every node ALIVE, ids unique, and each heartbeat newer than `after`. */
+static bool reregistered(void *arg)
+{
+    struct hb_arg *a = arg;
+    Rpc__ListNodesReply *r = harness_list_nodes(a->c);
+    if (r == NULL)
+        return false;
+    bool ok = (int)r->n_nodes == a->c->nraylets;
+    for (size_t i = 0; ok && i < r->n_nodes; i++)
+        ok = r->nodes[i]->state == ALIVE && r->nodes[i]->last_heartbeat_ms > a->after;
+    msg_free(&r->base);
+    return ok;
+}
+
+Test(cluster, gcs_restart_keeps_state)
+{
+    harness_cluster c;
+    harness_cluster_init(&c);
+    harness_cluster_start(&c);
+    harness_raylet_start(&c, NULL);
+    harness_raylet_start(&c, NULL);
+    wait_alive(&c, 2);
+    uint32_t job = add_job(&c, "acceptance-driver");
+    char *out, *err;
+    cr_assert_eq(ctl(&c, &out, &err, "kv-put", "--ns=test"), 2, "kv-put without key must fail");
+    free(out);
+    free(err);
+    {
+        char addr[96], tok[HARNESS_PATH + 16];
+        snprintf(addr, sizeof(addr), "--address=%s", c.address);
+        snprintf(tok, sizeof(tok), "--token-file=%s", c.token_file);
+        const char *put[] = {"kv-put", addr, tok, "--ns=test", "--key=answer", "--value=42", NULL};
+        cr_assert_eq(harness_ctl(&out, &err, put), 0, "kv-put: %s", err);
+        free(out);
+        free(err);
+    }
+
+    harness_kill9(c.gcs);
+    uint64_t restarted = wall_ms();
+    harness_gcs_restart(&c);
+
+    struct hb_arg a = {&c, restarted};
+    cr_assert(harness_wait_until(reregistered, &a, c.health_timeout_ms + SLACK_MS),
+              "raylets did not re-register with the restarted GCS");
+    for (int i = 0; i < c.nraylets; i++)
+        cr_assert_eq(harness_node_state(&c, c.raylets[i].node_id), ALIVE, "node %s",
+                     c.raylets[i].node_id);
+    cr_assert_eq(harness_count_nodes(&c, ALIVE), 2, "duplicate or missing nodes");
+    cr_assert_eq(harness_count_nodes(&c, DEAD), 0);
+    cr_assert(job_listed(&c, job, "acceptance-driver"), "job %u lost across the restart", job);
+
+    char addr[96], tok[HARNESS_PATH + 16];
+    snprintf(addr, sizeof(addr), "--address=%s", c.address);
+    snprintf(tok, sizeof(tok), "--token-file=%s", c.token_file);
+    const char *get[] = {"kv-get", addr, tok, "--ns=test", "--key=answer", NULL};
+    cr_assert_eq(harness_ctl(&out, &err, get), 0, "kv-get: %s", err);
+    cr_assert_str_eq(out, "42");
+    free(out);
+    free(err);
+    for (int i = 0; i < c.nraylets; i++)
+        cr_assert(harness_alive(c.raylets[i].proc), "raylet %d died", i);
+}
+
+Test(cluster, wrong_token_refused)
+{
+    harness_cluster c;
+    harness_cluster_init(&c);
+    harness_cluster_start(&c);
+    harness_raylet_start(&c, NULL);
+    char wrong[AUTH_TOKEN_LEN + 1];
+    auth_token_generate(wrong);
+
+    /* rayc_ctl ping: right token accepted, wrong one refused and named. */
+    char *out, *err;
+    cr_assert_eq(ctl(&c, &out, &err, "ping", NULL), 0, "ping: %s", err);
+    free(out);
+    free(err);
+    char addr[96], tok[128];
+    snprintf(addr, sizeof(addr), "--address=%s", c.address);
+    snprintf(tok, sizeof(tok), "--token=%s", wrong);
+    const char *ping[] = {"ping", addr, tok, NULL};
+    cr_assert_neq(harness_ctl(&out, &err, ping), 0, "a wrong token was accepted");
+    assert_one_line(err, "rayc_ctl: ");
+    cr_assert(strstr(err, "token") != NULL, "reason does not name the token: %s", err);
+    free(out);
+    free(err);
+
+    /* In-process handshake: RAYC_EAUTH. */
+    int code = 0;
+    char why[256];
+    bconn *b = harness_connect(&c, wrong, &code, why, sizeof(why));
+    cr_assert_null(b);
+    cr_assert_eq(code, RAYC_EAUTH, "code %d (%s)", code, why);
+
+    /* A raylet with a wrong token exits non-zero with one clear line. */
+    harness_proc *r = harness_raylet_spawn(&c, wrong, NULL);
+    int rc = harness_wait_exit(r, 30000 + SLACK_MS);
+    cr_assert(rc > 0, "raylet with a wrong token: exit %d", rc);
+    char *text = read_file(r->out, NULL);
+    cr_assert_not_null(text);
+    rstrip(text);
+    assert_one_line(text, "raylet: ");
+    cr_assert(strstr(text, "token") != NULL, "reason does not name the token: %s", text);
+    free(text);
+
+    /* rayc start --address with a bad token fails with one line. */
+    const char *join[] = {"start", addr, tok, "--num-cpus=1", "--object-store-memory=32M", NULL};
+    rc = harness_rayc(&out, &err, join);
+    cr_assert_neq(rc, 0, "rayc start with a bad token succeeded:\n%s", out);
+    assert_one_line(err, "rayc: ");
+    cr_assert(strstr(err, "token") != NULL, "%s", err);
+    free(out);
+    free(err);
+
+    cr_assert_eq(harness_count_nodes(&c, ALIVE), 1, "a refused raylet was registered");
+}
+
+/* Read the server's Hello: proof that a listener still serves. */
+static bool hello_from_unix(const char *path)
+{
+    int fd = net_unix_connect(path);
+    if (fd < 0)
+        return false;
+    uint8_t hdr[FRAME_HDR_SIZE];
+    bool ok = net_read_all(fd, hdr, sizeof(hdr)) == 0;
+    uint16_t type = 0;
+    uint32_t len = 0;
+    ok = ok && frame_hdr_decode(hdr, FRAME_DEFAULT_MAX, &type, &len) == 0 && type == MSG_HELLO;
+    close(fd);
+    return ok;
+}
+
+Test(cluster, garbage_is_refused)
+{
+    harness_cluster c;
+    harness_cluster_init(&c);
+    harness_cluster_start(&c);
+    harness_raylet *r = harness_raylet_start(&c, NULL);
+    wait_alive(&c, 1);
+
+    uint8_t junk[4096];
+    id_random_bytes(junk, sizeof(junk));
+    uint8_t big[FRAME_HDR_SIZE];
+    frame_hdr_encode(big, MSG_HANDSHAKE, 0xfffffff0u); /* far over max_frame_bytes */
+    uint8_t early[FRAME_HDR_SIZE + 4];                 /* a valid frame before the handshake */
+    frame_hdr_encode(early, MSG_LIST_NODES_REQ, 4);
+    memset(early + FRAME_HDR_SIZE, 0, 4);
+
+    for (int round = 0; round < 3; round++) {
+        cr_assert(harness_send_garbage_tcp(c.port, junk, sizeof(junk), 5000),
+                  "GCS kept a connection that sent random bytes");
+        cr_assert(harness_send_garbage_tcp(c.port, big, sizeof(big), 5000),
+                  "GCS kept a connection that announced an oversized frame");
+        cr_assert(harness_send_garbage_tcp(c.port, early, sizeof(early), 5000),
+                  "GCS served a request before the handshake");
+        cr_assert(harness_send_garbage_unix(r->socket, junk, sizeof(junk), 5000),
+                  "raylet kept a connection that sent random bytes");
+        cr_assert(harness_send_garbage_unix(r->socket, big, sizeof(big), 5000),
+                  "raylet kept a connection that announced an oversized frame");
+    }
+
+    cr_assert(harness_alive(c.gcs), "the GCS died");
+    cr_assert(harness_alive(r->proc), "the raylet died");
+    int code;
+    char why[256];
+    bconn *b = harness_connect(&c, NULL, &code, why, sizeof(why));
+    cr_assert_not_null(b, "GCS handshake after garbage: %s", why);
+    bconn_close(b);
+    cr_assert(hello_from_unix(r->socket), "the raylet's socket no longer serves");
+    cr_assert_eq(harness_node_state(&c, r->node_id), ALIVE);
+}
+
+/* ------------------------------------------------------------ CLI */
+
+static bool ours_gone(void *arg)
+{
+    (void)arg;
+    return harness_survivors(NULL, 0) == 0;
+}
+
+Test(cli, start_join_status_stop)
+{
+    char port[32], node2[HARNESS_PATH + 32];
+    int p = harness_free_port();
+    snprintf(port, sizeof(port), "--port=%d", p);
+    snprintf(node2, sizeof(node2), "--temp-dir=%s/node2", harness_dir());
+
+    char *out, *err;
+    const char *head[] = {"start", "--head", port, "--num-cpus=1", "--object-store-memory=32M",
+                          NULL};
+    cr_assert_eq(harness_rayc(&out, &err, head), 0, "rayc start --head: %s", err);
+    char join_cmd[128];
+    snprintf(join_cmd, sizeof(join_cmd), "rayc start --address=127.0.0.1:%d --token=", p);
+    cr_assert(strstr(out, join_cmd) != NULL, "no join command in:\n%s", out);
+    free(out);
+    free(err);
+
+    /* The joining node takes the token of the local session (session_latest). */
+    char addr[64];
+    snprintf(addr, sizeof(addr), "--address=127.0.0.1:%d", p);
+    const char *join[] = {"start", addr, node2, "--num-cpus=1", "--object-store-memory=32M",
+                          NULL};
+    cr_assert_eq(harness_rayc(&out, &err, join), 0, "rayc start --address: %s", err);
+    free(out);
+    free(err);
+
+    const char *status[] = {"status", addr, NULL};
+    cr_assert_eq(harness_rayc(&out, &err, status), 0, "rayc status: %s", err);
+    cr_assert(strstr(out, "2 alive nodes, 0 dead") != NULL, "status:\n%s", out);
+    free(out);
+    free(err);
+
+    const char *stop[] = {"stop", NULL};
+    cr_assert_eq(harness_rayc(&out, &err, stop), 0, "rayc stop: %s", err);
+    free(out);
+    free(err);
+    char who[2048];
+    cr_assert(harness_wait_until(ours_gone, NULL, 5000), "rayc stop left: %s",
+              (harness_survivors(who, sizeof(who)), who));
+
+    /* A second stop has nothing to do and says so. */
+    cr_assert_eq(harness_rayc(&out, &err, stop), 0);
+    cr_assert(strstr(out, "no running") != NULL, "%s", out);
+    free(out);
+    free(err);
+}
+
+Test(cli, bad_flags_one_line)
+{
+    const char *cases[][4] = {
+        {"start", "--head", "--bogus", NULL},
+        {"start", "--head", "--port", NULL},
+        {"start", "--head", "--port=notaport", NULL},
+        {"start", NULL},
+        {"stop", "--now", NULL},
+        {"status", "--verbose", NULL},
+        {"frobnicate", NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *out, *err;
+        int rc = harness_rayc(&out, &err, cases[i]);
+        cr_assert_neq(rc, 0, "case %zu (%s %s) succeeded", i, cases[i][0],
+                      cases[i][1] ? cases[i][1] : "");
+        assert_one_line(err, "rayc: ");
+        free(out);
+        free(err);
+    }
+    char *out, *err;
+    const char *help[] = {"start", "--help", NULL};
+    cr_assert_eq(harness_rayc(&out, &err, help), 0);
+    cr_assert(strstr(out, "--num-cpus") != NULL);
+    free(out);
+    free(err);
+    cr_assert_eq(harness_survivors(NULL, 0), 0);
+}
+
+Test(cli, port_in_use_one_line)
+{
+    int port = 0;
+    int fd = net_tcp_listen("127.0.0.1", 0, 1, &port);
+    cr_assert(fd >= 0);
+    char flag[32];
+    snprintf(flag, sizeof(flag), "--port=%d", port);
+    const char *head[] = {"start", "--head", flag, NULL};
+    char *out, *err;
+    int rc = harness_rayc(&out, &err, head);
+    close(fd);
+    cr_assert_neq(rc, 0, "rayc start on a busy port succeeded:\n%s", out);
+    assert_one_line(err, "rayc: ");
+    cr_assert(strstr(err, "in use") != NULL, "%s", err);
+    free(out);
+    free(err);
+    cr_assert_eq(harness_survivors(NULL, 0), 0);
+}
+
+Test(cli, join_unreachable_head_one_line)
+{
+    char addr[64];
+    snprintf(addr, sizeof(addr), "--address=127.0.0.1:%d", harness_free_port());
+    char tok[AUTH_TOKEN_LEN + 16];
+    char t[AUTH_TOKEN_LEN + 1];
+    auth_token_generate(t);
+    snprintf(tok, sizeof(tok), "--token=%s", t);
+    const char *join[] = {"start", addr, tok, NULL};
+    char *out, *err;
+    cr_assert_neq(harness_rayc(&out, &err, join), 0);
+    assert_one_line(err, "rayc: ");
+    cr_assert(strstr(err, "unreachable") != NULL, "%s", err);
+    free(out);
+    free(err);
+    cr_assert_eq(harness_survivors(NULL, 0), 0);
+}
