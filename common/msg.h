@@ -56,7 +56,17 @@
     X(67, RELEASE_OBJECTS, release_objects)                          \
     X(68, DELETE_OBJECTS, delete_objects)                            \
     X(69, STORE_STATS_REQ, store_stats_request)                      \
-    X(70, STORE_STATS_REPLY, store_stats_reply)
+    X(70, STORE_STATS_REPLY, store_stats_reply)                      \
+    X(80, SUBMIT_TASK, submit_task)                                  \
+    X(81, PUSH_TASK, push_task)                                      \
+    X(82, TASK_DONE, task_done)                                      \
+    X(83, CANCEL_TASK, cancel_task)                                  \
+    X(84, WORKER_BLOCKED, worker_blocked)                            \
+    X(85, WORKER_UNBLOCKED, worker_unblocked)                        \
+    X(86, JOB_CONFIG, job_config)                                    \
+    X(87, BIND_JOB, bind_job)                                        \
+    X(88, CLUSTER_NOTICE, cluster_notice)                            \
+    X(89, WORKER_OUTPUT, worker_output)
 
 enum msg_type {
 #define MSG__ENUM(num, NAME, lower) MSG_##NAME = num,
