@@ -37,6 +37,7 @@ int auth_token_load(const char *token, const char *token_file, char *out, size_t
         snprintf(err, errlen, "cannot read token file %s: %s", token_file, strerror(errno));
         return -1;
     }
+    s[strcspn(s, "\n")] = '\0'; /* the first line is the token */
     rstrip(s);
     if (*s == '\0' || strlen(s) >= outlen) {
         snprintf(err, errlen, "token file %s is empty or malformed", token_file);
@@ -62,7 +63,9 @@ bool auth_verify(const char *token, const uint8_t *nonce, size_t nlen, const uin
                  size_t plen)
 {
     uint8_t want[AUTH_PROOF_LEN];
-    if (plen != AUTH_PROOF_LEN || nlen == 0)
+    /* An empty token would make HMAC("", nonce) a proof anyone can compute:
+     * a server without a token refuses everyone instead. */
+    if (token == NULL || *token == '\0' || proof == NULL || plen != AUTH_PROOF_LEN || nlen == 0)
         return false;
     auth_proof(token, nonce, nlen, want);
     return ct_equal(want, proof, AUTH_PROOF_LEN);

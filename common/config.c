@@ -222,17 +222,44 @@ int config_parse_args(rayc_config *c, int argc, char **argv, char *err, size_t e
     return 0;
 }
 
+/* The value of knob k in c, as a user would write it. */
+static void format_value(const rayc_config *c, const knob *k, char *buf, size_t len)
+{
+    const void *field = (const char *)c + k->offset;
+    switch (k->type) {
+    case CONFIG_STR: {
+        const char *s = *(char *const *)field;
+        snprintf(buf, len, "\"%s\"", s ? s : "");
+        return;
+    }
+    case CONFIG_INT:
+        snprintf(buf, len, "%lld", (long long)*(const int64_t *)field);
+        return;
+    case CONFIG_DBL:
+        snprintf(buf, len, "%g", *(const double *)field);
+        return;
+    case CONFIG_SIZE:
+        snprintf(buf, len, "%llu", (unsigned long long)*(const uint64_t *)field);
+        return;
+    case CONFIG_BOOL:
+        snprintf(buf, len, "%s", *(const bool *)field ? "true" : "false");
+        return;
+    }
+    snprintf(buf, len, "?");
+}
+
 void config_usage(FILE *f)
 {
     rayc_config d;
     config_defaults(&d);
     for (size_t i = 0; i < NKNOBS; i++) {
-        char dash[64];
+        char dash[64], def[96];
         size_t j = 0;
         for (const char *p = knobs[i].name; *p && j < sizeof(dash) - 1; p++)
             dash[j++] = *p == '_' ? '-' : *p;
         dash[j] = '\0';
-        fprintf(f, "  --%-28s %s\n", dash, knobs[i].help);
+        format_value(&d, &knobs[i], def, sizeof(def));
+        fprintf(f, "  --%-28s %s (default %s)\n", dash, knobs[i].help, def);
     }
     config_free(&d);
 }

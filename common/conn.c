@@ -36,6 +36,8 @@ struct conn {
     struct event *rev, *wev, *closer;
     int close_reason;
     char close_why[160];
+    int flush_reason; /* what on_close will say once a flush-then-close is done */
+    char flush_why[160];
     char peer[64];
     /* handshake */
     bool require_auth;
@@ -194,16 +196,25 @@ void conn_close(conn *c)
     shut(c, CONN_LOCAL, "closed locally");
 }
 
-void conn_close_after_flush(conn *c)
+/* Stop reading, send what is queued, then shut with reason/why: a refused
+ * handshake reports CONN_EAUTH or CONN_EPROTO, not CONN_LOCAL. */
+static void close_after_flush(conn *c, int reason, const char *why)
 {
-    if (c->state == ST_CLOSED)
+    if (c->state == ST_CLOSED || c->flush_then_close)
         return;
     if (evbuffer_get_length(c->out) == 0) {
-        conn_close(c);
+        shut(c, reason, why);
         return;
     }
     c->flush_then_close = true;
+    c->flush_reason = reason;
+    snprintf(c->flush_why, sizeof(c->flush_why), "%s", why);
     event_del(c->rev);
+}
+
+void conn_close_after_flush(conn *c)
+{
+    close_after_flush(c, CONN_LOCAL, "closed locally");
 }
 
 static void on_closer(evutil_socket_t fd, short what, void *arg)
@@ -291,7 +302,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     event_del(c->wev);
     c->write_pending = false;
     if (c->flush_then_close)
-        conn_close(c);
+        shut(c, c->flush_reason, c->flush_why);
 }
 
 /* Handshake, accepting side: check the proof, then hand the frame up. */
@@ -305,7 +316,7 @@ static bool handle_handshake(conn *c, ProtobufCMessage *m)
         r.status = &st;
         conn_send(c, MSG_HANDSHAKE_REPLY, &r.base);
         log_warn("refused %s: protocol version %u", c->peer, hs->version);
-        conn_close_after_flush(c);
+        close_after_flush(c, CONN_EPROTO, "unsupported protocol version");
         return false;
     }
     if (c->require_auth &&
@@ -317,7 +328,7 @@ static bool handle_handshake(conn *c, ProtobufCMessage *m)
         r.status = &st;
         conn_send(c, MSG_HANDSHAKE_REPLY, &r.base);
         log_warn("refused %s: bad cluster token", c->peer);
-        conn_close_after_flush(c);
+        close_after_flush(c, CONN_EAUTH, "bad cluster token");
         return false;
     }
     c->state = ST_READY;
@@ -390,7 +401,7 @@ static void dispatch(conn *c, uint16_t type, ProtobufCMessage *m)
 static void drain_frames(conn *c)
 {
     frame_t f;
-    int rc;
+    int rc = 0; /* stays 0 if the loop stops before the first next() */
     while (c->state != ST_CLOSED && !c->flush_then_close &&
            (rc = frame_decoder_next(&c->dec, &f)) == 1) {
         if (msg_descriptor(f.type) == NULL) {
@@ -413,7 +424,9 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     conn *c = arg;
-    for (int i = 0; i < READS_PER_EVENT && c->state != ST_CLOSED; i++) {
+    /* A flush-then-close stops reading: what the peer sends after a refused
+     * handshake is not ours to handle, and its EOF must not cut the reply. */
+    for (int i = 0; i < READS_PER_EVENT && c->state != ST_CLOSED && !c->flush_then_close; i++) {
         size_t avail;
         uint8_t *p = frame_decoder_space(&c->dec, 0, &avail);
         if (p == NULL) {

@@ -4,7 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define READ_CHUNK 65536 /* minimum read slack offered by frame_decoder_space */
+#define READ_CHUNK   65536             /* minimum read slack offered by frame_decoder_space */
+#define SHRINK_ABOVE (16 * READ_CHUNK) /* buffers above this shrink between frames */
 
 static void put_be32(uint8_t *p, uint32_t v)
 {
@@ -95,6 +96,31 @@ static int reserve(frame_decoder *d, size_t want)
     return 0;
 }
 
+/* Give back what a big frame took. Called between frames, when fewer than a
+ * header's worth of bytes are buffered: on a busy connection the tail of one
+ * read usually holds the start of the next frame, so waiting for an empty
+ * buffer would keep the big allocation for the life of the connection. */
+static void shrink(frame_decoder *d)
+{
+    size_t live = d->end - d->start;
+    if (live == 0) {
+        free(d->buf);
+        d->buf = NULL;
+        d->cap = 0;
+        d->start = d->end = 0;
+        return;
+    }
+    uint8_t *nb = malloc(READ_CHUNK);
+    if (nb == NULL)
+        return; /* keep the big buffer; try again next time */
+    memcpy(nb, d->buf + d->start, live);
+    free(d->buf);
+    d->buf = nb;
+    d->cap = READ_CHUNK;
+    d->start = 0;
+    d->end = live;
+}
+
 uint8_t *frame_decoder_space(frame_decoder *d, size_t want, size_t *avail)
 {
     if (want < READ_CHUNK)
@@ -127,14 +153,10 @@ int frame_decoder_next(frame_decoder *d, frame_t *f)
         return d->err;
     size_t have = d->end - d->start;
     if (have < FRAME_HDR_SIZE) {
-        if (have == 0) {
+        if (have == 0)
             d->start = d->end = 0; /* cheap reset keeps reads at the front */
-            if (d->cap > 16 * READ_CHUNK) { /* give back what a big frame took */
-                free(d->buf);
-                d->buf = NULL;
-                d->cap = 0;
-            }
-        }
+        if (d->cap > SHRINK_ABOVE)
+            shrink(d);
         return 0;
     }
     uint16_t type;

@@ -51,12 +51,12 @@ int id_from_hex(const char *hex, void *id, size_t n)
     uint8_t *b = id;
     if (hex == NULL || strlen(hex) != 2 * n)
         return -1;
-    for (size_t i = 0; i < n; i++) {
-        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0)
+    /* Validate first so that a rejected string leaves id untouched. */
+    for (size_t i = 0; i < 2 * n; i++)
+        if (hexval(hex[i]) < 0)
             return -1;
-        b[i] = (uint8_t)(hi << 4 | lo);
-    }
+    for (size_t i = 0; i < n; i++)
+        b[i] = (uint8_t)(hexval(hex[2 * i]) << 4 | hexval(hex[2 * i + 1]));
     return 0;
 }
 

@@ -64,6 +64,8 @@ void sha256_init(sha256_ctx *c)
 void sha256_update(sha256_ctx *c, const void *data, size_t n)
 {
     const uint8_t *p = data;
+    if (n == 0) /* data may be NULL then; pointer arithmetic on it is UB */
+        return;
     c->len += n;
     if (c->nbuf) {
         size_t take = 64 - c->nbuf < n ? 64 - c->nbuf : n;

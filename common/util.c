@@ -50,8 +50,16 @@ int mkdir_p(const char *path, unsigned mode)
             return -1;
         *p = '/';
     }
-    if (mkdir(buf, mode) != 0 && errno != EEXIST)
+    if (mkdir(buf, mode) == 0)
+        return 0;
+    /* EEXIST also covers a file in the way: only a directory will do. */
+    struct stat st;
+    if (errno != EEXIST || stat(buf, &st) != 0)
         return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
     return 0;
 }
 
@@ -145,6 +153,8 @@ int parse_host_port(const char *s, char *host, size_t hostlen, int *port)
     const char *colon = s ? strrchr(s, ':') : NULL;
     if (colon == NULL || colon == s || (size_t)(colon - s) >= hostlen)
         return -1;
+    if (!isdigit((unsigned char)colon[1])) /* strtol would take " 80" and "+80" */
+        return -1;
     char *end;
     long p = strtol(colon + 1, &end, 10);
     if (end == colon + 1 || *end != '\0' || p <= 0 || p > 65535)
@@ -212,8 +222,10 @@ char *res_format(const res_set *set, char *buf, size_t len)
 {
     size_t off = 0;
     buf[0] = '\0';
+    /* %.15g, not %g: byte amounts such as memory must survive a round trip
+     * through res_parse (%g keeps 6 digits: 1073741824 -> 1.07374e+09). */
     for (int i = 0; i < set->n && off < len; i++)
-        off += (size_t)snprintf(buf + off, len - off, "%s%s=%g", i ? "," : "", set->name[i],
+        off += (size_t)snprintf(buf + off, len - off, "%s%s=%.15g", i ? "," : "", set->name[i],
                                 set->amount[i]);
     return buf;
 }
