@@ -1,0 +1,223 @@
+/*
+ * plasma_store.h -- the raylet's shared-memory object store (DESIGN.md
+ * section 6, "Plasma store"; docs/object_store.md).
+ *
+ * One arena per node: a memfd of `object_store_memory` bytes, mapped once by
+ * the raylet (and once by each local client, which receives the fd with
+ * SCM_RIGHTS from the raylet). Objects are blocks of the arena handed out by
+ * plasma_alloc; a client writes its object in place at the returned offset,
+ * seals it, and from then on it is immutable. A get of a sealed object
+ * returns an offset: no copy, no per-object syscall.
+ *
+ * Object states:
+ *   CREATED  space allocated, the creator is writing; invisible to gets
+ *   SEALED   immutable, in the arena
+ *   SPILLED  immutable, its bytes are in a file under spill_dir; a get
+ *            restores it into the arena first
+ * An object leaves the store when its owner deletes it (at once if nobody
+ * pins it, else when the last pin goes), when its owner disconnects
+ * (fate-sharing), when it is evicted (only objects created with
+ * PLASMA_EVICTABLE, i.e. secondary copies), or -- if still CREATED -- when its
+ * creator disconnects.
+ *
+ * Clients: every user of the store is a plasma_client -- a local worker or
+ * driver (with its conn), or a part of the raylet itself (conn NULL). Pins
+ * and ownership are per client and are dropped when the client is freed.
+ *
+ * Memory pressure, on a create or restore that does not fit: evict
+ * evictable unpinned objects LRU; then spill sealed unpinned objects LRU;
+ * then (creates from plasma_create_async and restores) wait up to
+ * store_full_wait_ms, retried whenever pins are released or objects freed;
+ * then fail with RAYC_ESTORE_FULL and a message that says where the memory is.
+ * Objects that a pending get waits for are never evicted or spilled, nor are
+ * pinned or unsealed ones. Nothing stored is ever lost or corrupted.
+ *
+ * Callbacks (create/get/wait) are each called exactly once: with the result,
+ * with RAYC_ETIMEDOUT, or with RAYC_ECANCELLED when their client is freed or
+ * the store destroyed. They may run before the call that registered them
+ * returns (when the answer is known at once). They may call back into the
+ * store, but must not free the store.
+ *
+ * Thread-safety: none. Everything runs in the raylet's single loop thread;
+ * timers run on the event_base given to plasma_store_new(). The one other
+ * thread is the start-up pre-fault helper, which only touches the arena's
+ * page tables (see plasma_store.c).
+ */
+#ifndef RAYC_PLASMA_STORE_H
+#define RAYC_PLASMA_STORE_H
+
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "conn.h"
+#include "ids.h"
+
+enum plasma_state {
+    PLASMA_ABSENT = 0, /* not in this store */
+    PLASMA_CREATED = 1,
+    PLASMA_SEALED = 2,
+    PLASMA_SPILLED = 3,
+};
+
+enum plasma_create_flags {
+    PLASMA_EVICTABLE = 1 << 0, /* a secondary copy: may be evicted when unpinned */
+};
+
+typedef struct plasma_store plasma_store;
+typedef struct plasma_client plasma_client;
+
+/* A view of one object returned by a get: valid until released. */
+typedef struct {
+    object_id_t id;
+    int status;    /* RAYC_OK, or why this object is not returned */
+    uint64_t off;  /* offset into the arena */
+    uint64_t size; /* object bytes (the block may be larger) */
+} plasma_view;
+
+/* What a seal/delete hook is told: enough for an ObjectLocation update. */
+typedef struct {
+    object_id_t id;
+    node_id_t node;
+    uint64_t size;
+    worker_id_t owner; /* all zero when the owner is unknown to this store */
+} plasma_object_event;
+
+typedef struct {
+    /* An object became sealed here (created locally or received). */
+    void (*on_object_sealed)(void *arg, const plasma_object_event *ev);
+    /* A sealed object left this node (deleted, evicted, owner died). Spilled
+     * objects are still on this node. */
+    void (*on_object_deleted)(void *arg, const plasma_object_event *ev);
+} plasma_hooks;
+
+typedef struct {
+    uint64_t capacity;         /* arena bytes */
+    uint64_t used;             /* bytes allocated in the arena */
+    uint64_t objects;          /* objects in the store (created, sealed or spilled) */
+    uint64_t unsealed_objects; /* CREATED */
+    uint64_t pinned_objects;   /* sealed and pinned by a client */
+    uint64_t spilled_objects;  /* now on disk */
+    uint64_t spilled_bytes;    /* now on disk */
+    uint64_t evictions;        /* evicted since start */
+    uint64_t spills;           /* spill operations since start */
+    uint64_t restores;         /* restore operations since start */
+    uint64_t largest_free;     /* the biggest object that fits without pressure */
+    uint64_t free_blocks;      /* allocator fragmentation indicator */
+    uint64_t pending_creates;  /* creates waiting for space */
+    uint64_t pending_gets;     /* gets and waits not answered yet */
+} plasma_stats;
+
+/* ------------------------------------------------------------ the store */
+
+/* Create the store: a memfd of cfg->object_store_memory bytes (0: 30% of
+ * RAM; rounded down to pages), mapped read/write. When cfg->prefault_store,
+ * a helper thread pre-faults every page in the background
+ * (MADV_POPULATE_WRITE: contents untouched, so the store is usable at once);
+ * the time it took is logged and returned by plasma_store_prefault_us().
+ * Spill files go to cfg->spill_dir, else
+ * <cfg->session_dir>/spill, else /tmp/rayc-spill-<pid>. Timers run on base.
+ * Returns NULL with err set on failure (memfd, mmap, spill dir). */
+plasma_store *plasma_store_new(struct event_base *base, const rayc_config *cfg, char *err,
+                               size_t errlen);
+/* Destroy: frees every client still present (their pending callbacks get
+ * RAYC_ECANCELLED), unmaps the arena, closes the memfd, removes spill files.
+ * Accepts NULL. Not from inside a store callback. */
+void plasma_store_free(plasma_store *s);
+
+/* The arena's memfd, for clients (SCM_RIGHTS). Owned by the store. */
+int plasma_store_fd(const plasma_store *s);
+uint64_t plasma_store_capacity(const plasma_store *s);
+/* The raylet's own mapping of the arena (object manager transfers). */
+uint8_t *plasma_store_base(const plasma_store *s);
+/* Microseconds the background pre-fault took; 0 while it runs or when
+ * disabled. The only store call that is safe from any thread. */
+uint64_t plasma_store_prefault_us(const plasma_store *s);
+
+/* Hooks for object-directory updates; node is reported in every event.
+ * Hooks must not call back into the store. */
+void plasma_store_set_hooks(plasma_store *s, const node_id_t *node, const plasma_hooks *h,
+                            void *arg);
+void plasma_store_stats(const plasma_store *s, plasma_stats *out);
+
+/* ------------------------------------------------------------ clients */
+
+/* A client of the store: c is the local connection (frames come through
+ * plasma_handle and replies go out on it), or NULL for parts of the raylet.
+ * The client does not own c. Returns NULL on allocation failure. */
+plasma_client *plasma_client_new(plasma_store *s, conn *c);
+/* The client is gone: cancel its pending requests (callbacks get
+ * RAYC_ECANCELLED; nothing is sent on its conn), drop its pins, abort its
+ * unsealed creates and delete every object it owns (deferred while other
+ * clients pin them). Accepts NULL. */
+void plasma_client_free(plasma_client *cl);
+/* Record the worker id reported in object events for objects cl owns. */
+void plasma_client_set_worker_id(plasma_client *cl, const worker_id_t *id);
+conn *plasma_client_conn(const plasma_client *cl);
+
+/* Handle one frame from a local client: CREATE_OBJECT_REQ, SEAL_OBJECT,
+ * GET_OBJECTS_REQ, WAIT_OBJECTS_REQ, RELEASE_OBJECTS, DELETE_OBJECTS,
+ * STORE_STATS_REQ. Replies go out with conn_send on cl's conn (now or when a
+ * pending request completes). Malformed ids get a RAYC_EINVAL reply (or a
+ * logged warning for messages without replies). Returns false, doing
+ * nothing, for any other type. */
+bool plasma_handle(plasma_store *s, plasma_client *cl, uint16_t type, ProtobufCMessage *msg);
+
+/* ------------------------------------------------------------ internal API */
+
+typedef void (*plasma_create_cb)(void *arg, uint64_t tag, int status, uint64_t off,
+                                 const char *msg);
+typedef void (*plasma_get_cb)(void *arg, uint64_t tag, int status, const plasma_view *views,
+                              size_t n);
+typedef void (*plasma_wait_cb)(void *arg, uint64_t tag, int status, const bool *ready, size_t n);
+
+/* Create an object of size bytes owned (and created) by cl, without waiting:
+ * evicts and spills if needed. Returns 0 with *off set, RAYC_EEXIST,
+ * RAYC_ESTORE_FULL (message in rayc_last_error()), RAYC_ENOMEM. */
+int plasma_create(plasma_store *s, plasma_client *cl, const object_id_t *id, uint64_t size,
+                  unsigned flags, uint64_t *off);
+/* Same, but a create that does not fit waits up to store_full_wait_ms for
+ * space. cb(arg, tag, status, off, msg) is called exactly once. */
+void plasma_create_async(plasma_store *s, plasma_client *cl, const object_id_t *id,
+                         uint64_t size, unsigned flags, plasma_create_cb cb, void *arg,
+                         uint64_t tag);
+/* Seal a CREATED object: it becomes immutable and visible; waiting gets are
+ * answered. Returns 0, RAYC_ENOTFOUND (no such object), RAYC_EINVAL (already
+ * sealed). Any client may seal; the creator's write pin is dropped. */
+int plasma_seal(plasma_store *s, plasma_client *cl, const object_id_t *id);
+/* Get n objects: cb runs once all are sealed and in the arena (each pinned
+ * once for cl), or after timeout_ms (-1: never; 0: answer now) with
+ * RAYC_ETIMEDOUT and nothing pinned. Spilled objects are restored. Absent
+ * objects are waited for. */
+void plasma_get(plasma_store *s, plasma_client *cl, const object_id_t *ids, size_t n,
+                int64_t timeout_ms, plasma_get_cb cb, void *arg, uint64_t tag);
+/* Wait until num_returns of the objects are sealed here (in the arena or
+ * spilled) or timeout_ms passes; cb gets RAYC_OK and the ready flags either
+ * way. Pins nothing. */
+void plasma_wait(plasma_store *s, plasma_client *cl, const object_id_t *ids, size_t n,
+                 size_t num_returns, int64_t timeout_ms, plasma_wait_cb cb, void *arg,
+                 uint64_t tag);
+/* Pin a sealed object now (restoring it if spilled and it fits). Returns 0
+ * with *view set, RAYC_ENOTFOUND (absent, unsealed or deleted),
+ * RAYC_ESTORE_FULL or RAYC_EIO (restore failed). */
+int plasma_pin(plasma_store *s, plasma_client *cl, const object_id_t *id, plasma_view *view);
+/* Drop one pin cl holds on id. Returns 0 or RAYC_ENOTFOUND. */
+int plasma_release(plasma_store *s, plasma_client *cl, const object_id_t *id);
+/* The owner dropped its last reference: free now if unpinned, else when the
+ * last pin goes (the object is invisible to new gets meanwhile). Returns 0
+ * or RAYC_ENOTFOUND. */
+int plasma_delete(plasma_store *s, const object_id_t *id);
+/* Make owner (NULL: nobody local, e.g. a remote owner) the object's owner:
+ * it is deleted when owner is freed. Returns 0 or RAYC_ENOTFOUND. */
+int plasma_set_owner(plasma_store *s, const object_id_t *id, plasma_client *owner);
+/* Mark an object evictable (a secondary copy) or not. 0 or RAYC_ENOTFOUND. */
+int plasma_set_evictable(plasma_store *s, const object_id_t *id, bool evictable);
+/* The object's state and size (size may be NULL). */
+enum plasma_state plasma_object_state(const plasma_store *s, const object_id_t *id,
+                                      uint64_t *size);
+/* Write the "store is full" explanation for a request of size bytes. */
+void plasma_store_full_message(const plasma_store *s, uint64_t size, char *buf, size_t len);
+
+#endif
