@@ -1,0 +1,126 @@
+/*
+ * gcs_server_int.h -- internals shared by gcs_server.c (life cycle,
+ * connections, loading, health) and gcs_rpc.c (one handler per RPC).
+ * Not for use outside gcs/.
+ *
+ * Clients: one gcs_client per accepted connection, reference counted so a
+ * storage write still in flight when the connection closes can complete
+ * (its reply is then dropped). The connection holds one reference, each
+ * pending op another.
+ *
+ * Ops: a request that writes to storage becomes a gcs_op. Each write adds
+ * to op->pending; gcs_server__op_commit drops the handler's own hold. When
+ * the last write completes, op->finish sends the reply (status = the first
+ * write error, if any). Ops without a client (health check, driver exit)
+ * only log failures.
+ * Thread-safety: everything runs on the GCS loop's thread.
+ */
+#ifndef RAYC_GCS_SERVER_INT_H
+#define RAYC_GCS_SERVER_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conn.h"
+#include "gcs_job.h"
+#include "gcs_kv.h"
+#include "gcs_node.h"
+#include "gcs_objdir.h"
+#include "gcs_pubsub.h"
+#include "gcs_server.h"
+#include "gcs_storage.h"
+#include "ids.h"
+
+#define GCS_SLOW_HANDLER_US 10000 /* a handler running longer is logged */
+
+typedef struct gcs_client gcs_client;
+typedef struct gcs_op gcs_op;
+
+struct gcs_client {
+    gcs_server *srv;
+    conn *c;  /* NULL once the connection closed */
+    int refs;
+    int role; /* Rpc__Role */
+    bool has_node;
+    uint8_t node_id[NODE_ID_SIZE]; /* the node this connection registered */
+    uint32_t *jobs;                /* jobs added on this (driver) connection */
+    size_t njobs, capjobs;
+    char name[64];
+    gcs_client *prev, *next; /* srv->clients, while connected */
+};
+
+struct gcs_server {
+    struct event_base *base;
+    const rayc_config *cfg;
+    char *token;
+    gcs_storage *storage;
+    gcs_node_table *nodes;
+    gcs_job_table *jobs;
+    gcs_kv_table *kv;
+    gcs_objdir *objdir;
+    gcs_pubsub *pubsub;
+    int listen_fd;
+    int port;
+    struct event *accept_ev;
+    struct event *health_ev;
+    gcs_client *clients;
+    size_t max_frame;
+    uint64_t heartbeat_interval_ms;
+    uint64_t health_timeout_ms;
+    int loads_pending;
+    bool ready;
+    bool stopping;
+    char fatal[256];
+};
+
+typedef void (*gcs_op_finish_fn)(gcs_op *op);
+
+struct gcs_op {
+    gcs_server *srv;
+    gcs_client *client; /* holds a reference; NULL for internal ops */
+    uint64_t req_id;
+    uint16_t reply_type;
+    int pending; /* writes in flight + the handler's hold */
+    int status;  /* first failure */
+    char what[64]; /* for logs: "register node ab12..." */
+    gcs_op_finish_fn finish; /* NULL: a status-only reply (or none) */
+    union {
+        uint32_t job_id;
+        bool flag;
+    } u;
+};
+
+/* Client references. unref frees the client at zero. */
+void gcs_server__client_ref(gcs_client *cl);
+void gcs_server__client_unref(gcs_client *cl);
+
+/* Queue m on the client's connection (dropped if it closed). */
+void gcs_server__send(gcs_client *cl, uint16_t type, const ProtobufCMessage *m);
+/* A reply of reply_type with only req_id and status set. */
+void gcs_server__reply_status(gcs_client *cl, uint16_t reply_type, uint64_t req_id, int code,
+                              const char *message);
+
+/* A new op (client may be NULL). Never NULL: out of memory is fatal. */
+gcs_op *gcs_server__op_new(gcs_server *srv, gcs_client *cl, uint64_t req_id,
+                           uint16_t reply_type, gcs_op_finish_fn finish, const char *what);
+void gcs_server__op_put(gcs_op *op, const char *table, const void *key, size_t klen,
+                        const void *val, size_t vlen);
+/* Persist a message (packed) under key. */
+void gcs_server__op_put_msg(gcs_op *op, const char *table, const void *key, size_t klen,
+                            const ProtobufCMessage *m);
+/* Delete; an absent key counts as success. */
+void gcs_server__op_del(gcs_op *op, const char *table, const void *key, size_t klen);
+/* Record a failure detected by the handler itself. */
+void gcs_server__op_fail(gcs_op *op, int status);
+/* The handler is done issuing writes. */
+void gcs_server__op_commit(gcs_op *op);
+
+/* gcs_rpc.c: serve one request frame from a ready connection. */
+void gcs_rpc_dispatch(gcs_client *cl, uint16_t type, const ProtobufCMessage *m);
+/* gcs_rpc.c: a node just became DEAD (health check or drain): persist it,
+ * publish it, drop and publish its object locations. Writes go into op. */
+void gcs_rpc_node_dead(gcs_server *srv, const Rpc__NodeInfo *node, gcs_op *op);
+/* gcs_rpc.c: a connection closed: end the jobs its driver added. */
+void gcs_rpc_client_closed(gcs_client *cl);
+
+#endif
