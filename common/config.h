@@ -56,6 +56,10 @@
     X(INT, store_full_wait_ms, 3000, "a create on a full store waits this long, then fails") \
     X(STR, spill_dir, "", "where objects spill; empty: <session>/spill")                     \
     X(INT, object_directory_batch_ms, 10, "object location updates are batched this long")   \
+    /* workers */                                                                            \
+    X(INT, max_workers, 0, "most worker processes per node; 0: 4 x CPUs + 16")               \
+    X(INT, idle_worker_timeout_ms, 10000, "idle workers beyond num_cpus exit after this")     \
+    X(INT, max_tasks_in_flight_per_worker, 8, "tasks pipelined to one leased worker")          \
     /* raylet networking */                                                                  \
     X(INT, raylet_port, 0, "raylet TCP port for other raylets; 0: any free port")
 

@@ -44,6 +44,7 @@ struct conn {
     char *token;
     uint8_t nonce[AUTH_NONCE_LEN];
     Rpc__Handshake *hs_tmpl;
+    bool stolen; /* on_frame kept the current message (conn_keep_msg) */
 };
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
@@ -130,6 +131,11 @@ conn *conn_connect(struct event_base *base, int fd, const conn_handlers *h, void
         }
     }
     return c;
+}
+
+void conn_keep_msg(conn *c)
+{
+    c->stolen = true;
 }
 
 void *conn_data(const conn *c)
@@ -413,8 +419,10 @@ static void drain_frames(conn *c)
             fail(c, CONN_EPROTO, "malformed %s payload (%u bytes)", msg_name(f.type), f.length);
             return;
         }
+        c->stolen = false;
         dispatch(c, f.type, m);
-        msg_free(m);
+        if (!c->stolen)
+            msg_free(m);
     }
     if (c->state != ST_CLOSED && rc < 0)
         fail(c, CONN_EPROTO, "%s", frame_strerror(rc));

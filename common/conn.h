@@ -73,6 +73,10 @@ void conn_close(conn *c);
 /* Send what is queued, then close (for a final error reply). */
 void conn_close_after_flush(conn *c);
 
+/* Called from on_frame: the handler keeps the message it was given and will
+ * free it with msg_free() itself (saves copying a large message). */
+void conn_keep_msg(conn *c);
+
 void *conn_data(const conn *c);
 void conn_set_data(conn *c, void *data);
 const char *conn_peer(const conn *c);

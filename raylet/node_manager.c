@@ -24,56 +24,29 @@
 #include "ids.h"
 #include "log.h"
 #include "net.h"
+#include "plasma_store.h"
+#include "raylet_int.h"
 #include "rayc.h"
+#include "task_manager.h"
+#include "worker_pool.h"
 #include "util.h"
 
 enum { GCS_BACKOFF, GCS_CONNECTING, GCS_REGISTERING, GCS_REGISTERED };
 
-typedef struct client client;
-
-struct node_manager {
-    struct event_base *base;
-    const rayc_config *cfg;
-    node_id_t node_id;
-    char node_hex[ID_HEX_MAX];
-    char token[AUTH_TOKEN_LEN + 64];
-    char gcs_host[256];
-    int gcs_port;
-    char hostname[256];
-    char socket_path[1024];
-    char ready_path[1024];
-    char address[64]; /* ip:port of the raylet-to-raylet listener */
-    res_set total, available;
-    uint64_t start_ms;
-
-    /* GCS session */
-    conn *gcs;
-    int gcs_state;
-    bool registered_once;
-    uint64_t gcs_lost_at;
-    uint64_t backoff_ms;
-    uint64_t heartbeat_ms;
-    uint64_t next_req_id;
-    uint64_t drain_req_id;
-    struct event *reconnect_ev, *heartbeat_ev, *drain_timeout_ev;
-    bool shutting_down;
-
-    /* listeners */
-    int unix_fd, tcp_fd;
-    struct event *unix_ev, *tcp_ev;
-    client *clients; /* local drivers and workers */
-    int nclients;
-
-    char exit_reason[256];
+/* One object-location change waiting to be sent to the GCS. */
+struct loc_rec {
+    object_id_t id;
+    worker_id_t owner;
+    uint64_t size;
+    bool removed;
 };
 
-struct client {
-    node_manager *nm;
-    conn *c;
-    int role;
-    worker_id_t id;
-    int pid;
-    client *prev, *next;
+/* A request a raylet module sent to the GCS, waiting for its reply. */
+struct gcs_call {
+    uint64_t req_id;
+    nm_gcs_cb cb;
+    void *arg;
+    struct gcs_call *next;
 };
 
 static void gcs_connect(node_manager *nm);
@@ -129,6 +102,12 @@ static void send_register(node_manager *nm)
     ni.state = RPC__NODE_STATE__NODE_ALIVE;
     ni.start_time_ms = nm->start_ms;
     ni.is_head = nm->cfg->head;
+    plasma_stats st;
+    plasma_store_stats(nm->store, &st);
+    ni.store_capacity = st.capacity;
+    ni.store_used = st.used;
+    ni.store_objects = st.objects;
+    ni.spilled_bytes = st.spilled_bytes;
 
     Rpc__RegisterNodeRequest req = RPC__REGISTER_NODE_REQUEST__INIT;
     req.req_id = ++nm->next_req_id;
@@ -147,6 +126,13 @@ static void send_heartbeat(node_manager *nm)
     hb.node_id.len = NODE_ID_SIZE;
     hb.n_resources_available = (size_t)nm->available.n;
     hb.resources_available = resources_msg(&nm->available, ra, pa);
+    plasma_stats st;
+    plasma_store_stats(nm->store, &st);
+    hb.store_capacity = st.capacity;
+    hb.store_used = st.used;
+    hb.store_objects = st.objects;
+    hb.spilled_bytes = st.spilled_bytes;
+    hb.pending_tasks = tm_pending(nm->tm);
     conn_send(nm->gcs, MSG_HEARTBEAT_REQ, &hb.base);
 }
 
@@ -220,6 +206,62 @@ static void on_pub(node_manager *nm, Rpc__PubMessage *m)
     }
 }
 
+/* The req_id of a reply message (field 1 of every reply), 0 if none. */
+static uint64_t reply_req_id(const ProtobufCMessage *m)
+{
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(m->descriptor, 1);
+    if (f == NULL || f->type != PROTOBUF_C_TYPE_UINT64 || strcmp(f->name, "req_id") != 0)
+        return 0;
+    return *(const uint64_t *)((const char *)m + f->offset);
+}
+
+/* Hand a reply to the module that asked for it. false if nobody did. */
+static bool finish_gcs_call(node_manager *nm, ProtobufCMessage *m)
+{
+    uint64_t id = reply_req_id(m);
+    for (struct gcs_call **pp = &nm->gcs_calls; *pp; pp = &(*pp)->next) {
+        struct gcs_call *call = *pp;
+        if (call->req_id != id)
+            continue;
+        *pp = call->next;
+        call->cb(nm, call->arg, m);
+        free(call);
+        return true;
+    }
+    return false;
+}
+
+/* The GCS connection is gone: every outstanding call gets NULL. */
+static void fail_gcs_calls(node_manager *nm)
+{
+    while (nm->gcs_calls) {
+        struct gcs_call *call = nm->gcs_calls;
+        nm->gcs_calls = call->next;
+        call->cb(nm, call->arg, NULL);
+        free(call);
+    }
+}
+
+int nm_gcs_call(node_manager *nm, uint16_t type, ProtobufCMessage *req, nm_gcs_cb cb, void *arg)
+{
+    if (nm->gcs == NULL || nm->gcs_state != GCS_REGISTERED)
+        return -1;
+    struct gcs_call *call = malloc(sizeof(*call));
+    if (call == NULL)
+        return -1;
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field(req->descriptor, 1);
+    CHECK(f != NULL && f->type == PROTOBUF_C_TYPE_UINT64);
+    call->req_id = ++nm->next_req_id;
+    *(uint64_t *)((char *)req + f->offset) = call->req_id;
+    call->cb = cb;
+    call->arg = arg;
+    call->next = nm->gcs_calls;
+    nm->gcs_calls = call;
+    conn_send(nm->gcs, type, req);
+    return 0;
+}
+
 static void on_gcs_frame(conn *c, uint16_t type, ProtobufCMessage *msg)
 {
     node_manager *nm = conn_data(c);
@@ -243,7 +285,8 @@ static void on_gcs_frame(conn *c, uint16_t type, ProtobufCMessage *msg)
     case MSG_SUBSCRIBE_REPLY:
         break;
     default:
-        log_warn("unexpected %s from the GCS", msg_name(type));
+        if (!finish_gcs_call(nm, msg))
+            log_warn("unexpected %s from the GCS", msg_name(type));
     }
 }
 
@@ -266,6 +309,7 @@ static void on_gcs_close(conn *c, int reason, const char *why)
         return;
     nm->gcs = NULL;
     event_del(nm->heartbeat_ev);
+    fail_gcs_calls(nm);
     if (nm->shutting_down) {
         event_base_loopbreak(nm->base);
         return;
@@ -348,20 +392,55 @@ static void client_unlink(client *cl)
     nm->nclients--;
 }
 
+client *nm_client_by_worker(node_manager *nm, const worker_id_t *id)
+{
+    for (client *cl = nm->clients; cl; cl = cl->next)
+        if (cl->pc && memcmp(cl->id.b, id->b, WORKER_ID_SIZE) == 0)
+            return cl;
+    return NULL;
+}
+
+client *nm_driver_of_job(node_manager *nm, uint32_t job_id)
+{
+    for (client *cl = nm->clients; cl; cl = cl->next)
+        if (cl->role == RPC__ROLE__ROLE_DRIVER && cl->job_id == job_id)
+            return cl;
+    return NULL;
+}
+
 static void on_client_handshake(client *cl, Rpc__Handshake *hs)
 {
     node_manager *nm = cl->nm;
     cl->role = hs->role;
     cl->pid = hs->pid;
-    if (hs->id.len == WORKER_ID_SIZE)
-        memcpy(cl->id.b, hs->id.data, WORKER_ID_SIZE);
+    if (hs->id.len != WORKER_ID_SIZE || nm_client_by_worker(nm, (worker_id_t *)hs->id.data)) {
+        log_warn("closing %s: missing or duplicate worker id", conn_peer(cl->c));
+        conn_close(cl->c);
+        return;
+    }
+    memcpy(cl->id.b, hs->id.data, WORKER_ID_SIZE);
+    if (cl->role == RPC__ROLE__ROLE_WORKER &&
+        (cl->w = wpool_connected(nm->pool, &cl->id, cl)) == NULL) {
+        log_warn("closing %s: not a worker this raylet started", conn_peer(cl->c));
+        conn_close(cl->c);
+        return;
+    }
+    cl->pc = plasma_client_new(nm->store, cl->c);
+    if (cl->pc == NULL) {
+        conn_close(cl->c);
+        return;
+    }
+    plasma_client_set_worker_id(cl->pc, &cl->id);
     Rpc__HandshakeReply r = RPC__HANDSHAKE_REPLY__INIT;
     Rpc__Status st = RPC__STATUS__INIT;
     r.status = &st;
     r.id.data = nm->node_id.b;
     r.id.len = NODE_ID_SIZE;
     r.session_dir = nm->cfg->session_dir;
-    conn_send(cl->c, MSG_HANDSHAKE_REPLY, &r.base);
+    r.num_fds = 1;
+    r.store_size = plasma_store_capacity(nm->store);
+    int fd = plasma_store_fd(nm->store);
+    conn_send_fds(cl->c, MSG_HANDSHAKE_REPLY, &r.base, &fd, 1);
 }
 
 static void on_client_frame(conn *c, uint16_t type, ProtobufCMessage *msg)
@@ -370,6 +449,45 @@ static void on_client_frame(conn *c, uint16_t type, ProtobufCMessage *msg)
     if (type == MSG_HANDSHAKE) {
         on_client_handshake(cl, (Rpc__Handshake *)msg);
         return;
+    }
+    if (cl->pc == NULL)
+        return; /* handshake refused; closing */
+    task_manager *tm = cl->nm->tm;
+    switch (type) {
+    case MSG_SUBMIT_TASK:
+        conn_keep_msg(c);
+        tm_submit(tm, cl, (Rpc__SubmitTask *)msg);
+        return;
+    case MSG_CANCEL_TASK:
+        tm_cancel(tm, cl, (Rpc__CancelTask *)msg);
+        return;
+    case MSG_JOB_CONFIG:
+        if (cl->role == RPC__ROLE__ROLE_DRIVER) {
+            tm_job_config(tm, cl, (Rpc__JobConfig *)msg);
+            return;
+        }
+        break;
+    case MSG_TASK_DONE:
+        if (cl->w) {
+            tm_task_done(tm, cl, (Rpc__TaskDone *)msg);
+            return;
+        }
+        break;
+    case MSG_WORKER_BLOCKED:
+        if (cl->w) {
+            tm_worker_blocked(tm, cl->w, (Rpc__WorkerBlocked *)msg);
+            return;
+        }
+        break;
+    case MSG_WORKER_UNBLOCKED:
+        if (cl->w) {
+            tm_worker_unblocked(tm, cl->w);
+            return;
+        }
+        break;
+    default:
+        if (plasma_handle(cl->nm->store, cl->pc, type, msg))
+            return;
     }
     log_warn("closing %s: unexpected %s", conn_peer(c), msg_name(type));
     conn_close(c);
@@ -380,8 +498,15 @@ static void on_client_close(conn *c, int reason, const char *why)
     client *cl = conn_data(c);
     (void)reason;
     log_debug("client %s gone: %s", conn_peer(c), why);
+    node_manager *nm = cl->nm;
     client_unlink(cl);
+    if (cl->w)
+        wpool_disconnected(nm->pool, cl->w);
+    if (cl->pc)
+        tm_client_gone(nm->tm, cl);
+    plasma_client_free(cl->pc);
     free(cl);
+    tm_schedule(nm->tm);
 }
 
 static const conn_handlers client_handlers = {on_client_frame, on_client_close};
@@ -452,6 +577,83 @@ static void on_tcp_accept(evutil_socket_t lfd, short what, void *arg)
     conn_accept(nm->base, fd, &peer_handlers, nm, &o);
 }
 
+/* -------------------------------------------------------- object directory */
+
+/* Queue one location change; the batch goes to the GCS on the next flush. */
+static void queue_location(node_manager *nm, const plasma_object_event *ev, bool removed)
+{
+    if (nm->loc_count == nm->loc_cap) {
+        size_t cap = nm->loc_cap ? nm->loc_cap * 2 : 256;
+        struct loc_rec *n = realloc(nm->loc_pending, cap * sizeof(*n));
+        if (n == NULL) {
+            log_error("out of memory queuing object location updates; dropping one");
+            return;
+        }
+        nm->loc_pending = n;
+        nm->loc_cap = cap;
+    }
+    nm->loc_pending[nm->loc_count++] =
+        (struct loc_rec){.id = ev->id, .owner = ev->owner, .size = ev->size, .removed = removed};
+    if (!evtimer_pending(nm->loc_flush_ev, NULL)) {
+        int64_t ms = nm->cfg->object_directory_batch_ms;
+        struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+        evtimer_add(nm->loc_flush_ev, &tv);
+    }
+}
+
+static void on_object_sealed(void *arg, const plasma_object_event *ev)
+{
+    queue_location(arg, ev, false);
+}
+
+static void on_object_deleted(void *arg, const plasma_object_event *ev)
+{
+    queue_location(arg, ev, true);
+}
+
+/* Send the queued location changes in one message. Without a GCS they wait
+ * for the next registration. */
+static void on_loc_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    node_manager *nm = arg;
+    if (nm->loc_count == 0)
+        return;
+    if (nm->gcs == NULL || nm->gcs_state != GCS_REGISTERED) {
+        struct timeval tv = {0, 200000};
+        evtimer_add(nm->loc_flush_ev, &tv);
+        return;
+    }
+    size_t n = nm->loc_count;
+    Rpc__ObjectLocation *locs = malloc(n * sizeof(*locs));
+    Rpc__ObjectLocation **ptrs = malloc(n * sizeof(*ptrs));
+    if (locs && ptrs) {
+        for (size_t i = 0; i < n; i++) {
+            struct loc_rec *r = &nm->loc_pending[i];
+            rpc__object_location__init(&locs[i]);
+            locs[i].object_id = (ProtobufCBinaryData){OBJECT_ID_SIZE, r->id.b};
+            locs[i].owner_id = (ProtobufCBinaryData){WORKER_ID_SIZE, r->owner.b};
+            locs[i].node_id = (ProtobufCBinaryData){NODE_ID_SIZE, nm->node_id.b};
+            locs[i].size = r->size;
+            locs[i].removed = r->removed;
+            ptrs[i] = &locs[i];
+        }
+        Rpc__ObjectLocationUpdate up = RPC__OBJECT_LOCATION_UPDATE__INIT;
+        up.node_id = (ProtobufCBinaryData){NODE_ID_SIZE, nm->node_id.b};
+        up.n_updates = n;
+        up.updates = ptrs;
+        conn_send(nm->gcs, MSG_OBJECT_LOCATION_UPDATE, &up.base);
+        nm->loc_count = 0;
+    } else {
+        log_error("out of memory sending %zu object location updates; retrying", n);
+    }
+    free(locs);
+    free(ptrs);
+}
+
+static const plasma_hooks store_hooks = {on_object_sealed, on_object_deleted};
+
 /* ------------------------------------------------------------- life cycle */
 
 static int init_resources(node_manager *nm, char *err, size_t errlen)
@@ -503,9 +705,23 @@ node_manager *nm_new(struct event_base *base, const rayc_config *cfg, char *err,
         goto fail;
     snprintf(nm->socket_path, sizeof(nm->socket_path), "%s/sockets/raylet", cfg->session_dir);
     snprintf(nm->ready_path, sizeof(nm->ready_path), "%s/raylet.ready", cfg->session_dir);
+    nm->store = plasma_store_new(base, cfg, err, errlen);
+    if (nm->store == NULL)
+        goto fail;
+    plasma_store_set_hooks(nm->store, &nm->node_id, &store_hooks, nm);
+    nm->self_pc = plasma_client_new(nm->store, NULL);
+    nm->tm = tm_new(nm);
+    if (nm->self_pc == NULL || nm->tm == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    nm->pool = wpool_new(nm, err, errlen);
+    if (nm->pool == NULL)
+        goto fail;
     nm->reconnect_ev = evtimer_new(base, on_reconnect_timer, nm);
     nm->heartbeat_ev = event_new(base, -1, EV_PERSIST, on_heartbeat_timer, nm);
-    if (!nm->reconnect_ev || !nm->heartbeat_ev) {
+    nm->loc_flush_ev = evtimer_new(base, on_loc_flush, nm);
+    if (!nm->reconnect_ev || !nm->heartbeat_ev || !nm->loc_flush_ev) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -543,8 +759,13 @@ int nm_start(node_manager *nm, char *err, size_t errlen)
     nm->tcp_ev = event_new(nm->base, nm->tcp_fd, EV_READ | EV_PERSIST, on_tcp_accept, nm);
     event_add(nm->unix_ev, NULL);
     event_add(nm->tcp_ev, NULL);
-    log_info("raylet %s: local socket %s, peers at %s, resources %s", nm->node_hex,
-             nm->socket_path, nm->address, res_format(&nm->total, (char[512]){0}, 512));
+    log_info("raylet %s: local socket %s, peers at %s, resources %s, object store %llu bytes "
+             "(prefault took %llu us)",
+             nm->node_hex, nm->socket_path, nm->address,
+             res_format(&nm->total, (char[512]){0}, 512),
+             (unsigned long long)plasma_store_capacity(nm->store),
+             (unsigned long long)plasma_store_prefault_us(nm->store));
+    wpool_prestart(nm->pool, (int)res_get(&nm->total, "CPU"));
     gcs_connect(nm);
     if (nm->exit_reason[0]) {
         snprintf(err, errlen, "%s", nm->exit_reason);
@@ -575,7 +796,7 @@ void nm_shutdown(node_manager *nm)
         return;
     }
     Rpc__DrainNodeRequest req = RPC__DRAIN_NODE_REQUEST__INIT;
-    req.req_id = nm->drain_req_id = ++nm->next_req_id;
+    req.req_id = ++nm->next_req_id;
     req.node_id.data = nm->node_id.b;
     req.node_id.len = NODE_ID_SIZE;
     req.reason = "raylet stopped";
@@ -596,6 +817,7 @@ void nm_free(node_manager *nm)
         conn_set_data(nm->gcs, NULL);
         conn_close(nm->gcs);
     }
+    fail_gcs_calls(nm);
     for (client *cl = nm->clients; cl; cl = cl->next)
         conn_close(cl->c);
     event_base_loop(nm->base, EVLOOP_NONBLOCK);
@@ -617,5 +839,12 @@ void nm_free(node_manager *nm)
         event_free(nm->heartbeat_ev);
     if (nm->drain_timeout_ev)
         event_free(nm->drain_timeout_ev);
+    if (nm->loc_flush_ev)
+        event_free(nm->loc_flush_ev);
+    free(nm->loc_pending);
+    wpool_free(nm->pool);
+    tm_free(nm->tm);
+    plasma_client_free(nm->self_pc);
+    plasma_store_free(nm->store);
     free(nm);
 }

@@ -45,6 +45,23 @@ typedef struct {
     int gcs_port;
     char token[AUTH_TOKEN_LEN + 64];
     struct embedded *embedded; /* the private cluster rayc_init started, if any */
+
+    /* tasks this process owns (core_tasks.c) */
+    struct otask **otasks;
+    size_t n_otask_buckets, n_otasks;
+    struct otask *deferred; /* waiting for arguments still being computed */
+    int log_to_driver;
+    bool warned;
+
+    /* worker mode (rayc_worker): pushed tasks and blocking */
+    bool is_worker;
+    bool in_task;
+    bool blocked;
+    /* Set by rayc_worker: takes PushTask/BindJob frames (returns 1 when it
+     * keeps the message), and lists queued, unstarted tasks to hand back when
+     * the running task blocks. */
+    int (*worker_frame)(uint16_t type, ProtobufCMessage *msg);
+    size_t (*worker_give_back)(ProtobufCBinaryData *ids, size_t cap);
 } core_t;
 
 extern core_t rayc__core;
@@ -56,5 +73,23 @@ int core__check_init(void);
 void core__trim_pin_cache(bool everything);
 /* Drop one view/ref of an entry and free what is no longer used. mu held. */
 void core__maybe_finalize(ref_entry *e);
+
+/* Frames nobody waits for: task completions, worker output, notices, pushed
+ * tasks (worker mode). The cw_conn async handler of the raylet connection. */
+int core__on_async(void *arg, uint16_t type, ProtobufCMessage *msg);
+/* Worker mode: tell the raylet the running task blocks / goes on. mu NOT held. */
+void core__block(void);
+void core__unblock(void);
+/* Create a store object with a given id (mu NOT held): 0 with its arena
+ * offset, or a code with rayc_last_error set. Then write and seal it. */
+int core__store_create(const object_id_t *id, size_t size, uint64_t *offset);
+void core__send_seal(const object_id_t *id);
+/* Tables of core_tasks.c. */
+int core__tasks_init(void);
+void core__tasks_destroy(void);
+/* Worker mode: connect to the raylet that started us (core_init.c). */
+int core__init_worker(const char *socket_path, const char *worker_id_hex);
+/* The worker's main loop (task_exec.c). Returns when the raylet is gone. */
+int core__worker_run(void);
 
 #endif

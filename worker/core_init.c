@@ -20,6 +20,7 @@
 #include "embedded.h"
 #include "errors.h"
 #include "log.h"
+#include "sha256.h"
 #include "util.h"
 
 core_t rayc__core = {
@@ -95,7 +96,7 @@ static int find_token(core_t *c, const char *session)
 static void handshake_for(core_t *c, Rpc__Handshake *hs)
 {
     rpc__handshake__init(hs);
-    hs->role = RPC__ROLE__ROLE_DRIVER;
+    hs->role = c->is_worker ? RPC__ROLE__ROLE_WORKER : RPC__ROLE__ROLE_DRIVER;
     hs->id.data = c->worker_id.b;
     hs->id.len = WORKER_ID_SIZE;
     hs->pid = (int32_t)getpid();
@@ -186,8 +187,60 @@ static int connect_raylet(core_t *c)
         bconn_close(b);
         return rc;
     }
-    c->raylet = cw_conn_new(b, NULL, NULL);
+    c->raylet = cw_conn_new(b, core__on_async, NULL);
     return c->raylet ? 0 : rayc__error(RAYC_ENOMEM, "out of memory");
+}
+
+/* Upload each task library to the GCS KV under its content hash (once: a
+ * library already there is not sent again). hashes[i] receives the hex. */
+static int upload_code(core_t *c, const rayc_init_opts *o, char (*hashes)[2 * SHA256_SIZE + 1],
+                       size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        char *bytes = read_file(o->code[i], &len);
+        if (bytes == NULL)
+            return rayc__error(RAYC_ENOTFOUND, "cannot read code library %s: %s", o->code[i],
+                               strerror(errno));
+        uint8_t digest[SHA256_SIZE];
+        sha256(bytes, len, digest);
+        id_hex(digest, SHA256_SIZE, hashes[i]);
+        Rpc__KvExistsRequest ex = RPC__KV_EXISTS_REQUEST__INIT;
+        ex.req_id = cw_conn_next_id(c->gcs);
+        ex.ns = "code";
+        ex.key.data = (uint8_t *)hashes[i];
+        ex.key.len = strlen(hashes[i]);
+        ProtobufCMessage *m;
+        int rc = cw_conn_call(c->gcs, ex.req_id, MSG_KV_EXISTS_REQ, &ex.base,
+                              MSG_KV_EXISTS_REPLY, &m, 30000);
+        bool exists = rc == 0 && ((Rpc__KvExistsReply *)m)->exists;
+        if (rc == 0)
+            msg_free(m);
+        if (rc == 0 && !exists) {
+            Rpc__KvPutRequest put = RPC__KV_PUT_REQUEST__INIT;
+            put.req_id = cw_conn_next_id(c->gcs);
+            put.ns = "code";
+            put.key = ex.key;
+            put.value.data = (uint8_t *)bytes;
+            put.value.len = len;
+            rc = cw_conn_call(c->gcs, put.req_id, MSG_KV_PUT_REQ, &put.base, MSG_KV_PUT_REPLY,
+                              &m, 60000);
+            if (rc == 0) {
+                Rpc__KvPutReply *r = (Rpc__KvPutReply *)m;
+                if (r->status && r->status->code != 0)
+                    rc = rayc__error(r->status->code, "uploading %s: %s", o->code[i],
+                                     r->status->message);
+                msg_free(m);
+            }
+        }
+        free(bytes);
+        if (rc != 0)
+            return rc == RAYC_ETIMEDOUT || rc == RAYC_ECONN
+                       ? rayc__error(rc, "uploading %s to the GCS: %s", o->code[i],
+                                     rayc_strerror(rc))
+                       : rc;
+    }
+    return 0;
 }
 
 static int add_job(core_t *c, const rayc_init_opts *o)
@@ -208,6 +261,26 @@ static int add_job(core_t *c, const rayc_init_opts *o)
         nenv++;
     job.n_env = nenv;
     job.env = (char **)(o ? o->env : NULL);
+    size_t ncode = 0;
+    while (o && o->code && o->code[ncode])
+        ncode++;
+    char(*hashes)[2 * SHA256_SIZE + 1] = calloc(ncode ? ncode : 1, sizeof(*hashes));
+    char **hash_ptrs = calloc(ncode ? ncode : 1, sizeof(char *));
+    if (hashes == NULL || hash_ptrs == NULL) {
+        free(hashes);
+        free(hash_ptrs);
+        return rayc__error(RAYC_ENOMEM, "out of memory");
+    }
+    int urc = upload_code(c, o, hashes, ncode);
+    if (urc != 0) {
+        free(hashes);
+        free(hash_ptrs);
+        return urc;
+    }
+    for (size_t i = 0; i < ncode; i++)
+        hash_ptrs[i] = hashes[i];
+    job.n_code_hashes = ncode;
+    job.code_hashes = hash_ptrs;
     Rpc__AddJobRequest req = RPC__ADD_JOB_REQUEST__INIT;
     req.req_id = cw_conn_next_id(c->gcs);
     req.job = &job;
@@ -221,10 +294,20 @@ static int add_job(core_t *c, const rayc_init_opts *o)
     if (rc == 0) {
         c->job = job_id_from_int(r->job_id);
         c->task = task_id_for_driver(c->job);
+        /* Tell our raylet what this job's workers need. */
+        Rpc__JobConfig jc = RPC__JOB_CONFIG__INIT;
+        jc.job_id = r->job_id;
+        jc.n_code_hashes = ncode;
+        jc.code_hashes = hash_ptrs;
+        jc.n_env = nenv;
+        jc.env = job.env;
+        rc = cw_conn_send(c->raylet, MSG_JOB_CONFIG, &jc.base);
     } else {
         rayc__error(rc, "the GCS refused the job: %s", r->status->message);
     }
     msg_free(m);
+    free(hashes);
+    free(hash_ptrs);
     return rc;
 }
 
@@ -263,7 +346,10 @@ int rayc_init(const rayc_init_opts *opts)
     load_knobs(c);
     c->worker_id = worker_id_random();
     c->put_index = 0;
-    int rc = reft_init(&c->refs) == 0 ? 0 : rayc__error(RAYC_ENOMEM, "out of memory");
+    int rc = reft_init(&c->refs) == 0 && core__tasks_init() == 0
+                 ? 0
+                 : rayc__error(RAYC_ENOMEM, "out of memory");
+    c->log_to_driver = opts ? opts->log_to_driver : 0;
 
     const char *addr = opts && opts->address ? opts->address : getenv("RAYC_ADDRESS");
     char session[CORE_PATH_MAX] = "";
@@ -306,6 +392,7 @@ int rayc_init(const rayc_init_opts *opts)
         snprintf(saved, sizeof(saved), "%s", rayc_last_error());
         disconnect(c);
         reft_destroy(&c->refs);
+        core__tasks_destroy();
         embedded_stop(&c->embedded);
         rayc__error(rc, "%s", saved);
     } else {
@@ -338,6 +425,7 @@ int rayc_shutdown(void)
     disconnect(c);
     pthread_mutex_lock(&c->mu);
     reft_destroy(&c->refs);
+    core__tasks_destroy();
     pthread_mutex_unlock(&c->mu);
     embedded_stop(&c->embedded);
     pthread_mutex_unlock(&lifecycle_mu);
@@ -390,5 +478,23 @@ int rayc_nodes(rayc_node_info *out, size_t cap, size_t *count)
         o->store_used = n->store_used;
     }
     msg_free(m);
+    return 0;
+}
+
+int core__init_worker(const char *socket_path, const char *worker_id_hex)
+{
+    core_t *c = &rayc__core;
+    load_knobs(c);
+    c->is_worker = true;
+    c->log_to_driver = -1;
+    if (id_from_hex(worker_id_hex, c->worker_id.b, WORKER_ID_SIZE) != 0)
+        return rayc__error(RAYC_EINVAL, "bad worker id '%s'", worker_id_hex);
+    if (reft_init(&c->refs) != 0 || core__tasks_init() != 0)
+        return rayc__error(RAYC_ENOMEM, "out of memory");
+    snprintf(c->raylet_socket, sizeof(c->raylet_socket), "%s", socket_path);
+    int rc = connect_raylet(c);
+    if (rc != 0)
+        return rc;
+    __atomic_store_n(&c->initialized, true, __ATOMIC_RELEASE);
     return 0;
 }

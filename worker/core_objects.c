@@ -99,7 +99,7 @@ static object_id_t next_put_id(void)
 
 /* Create a store object of size bytes. mu is NOT held. Returns 0 with the
  * arena offset, or a code (RAYC_ESTORE_FULL with the store's message). */
-static int store_create(const object_id_t *id, size_t size, uint64_t *offset)
+int core__store_create(const object_id_t *id, size_t size, uint64_t *offset)
 {
     core_t *c = &rayc__core;
     for (int attempt = 0;; attempt++) {
@@ -135,7 +135,7 @@ static int store_create(const object_id_t *id, size_t size, uint64_t *offset)
     }
 }
 
-static void send_seal(const object_id_t *id)
+void core__send_seal(const object_id_t *id)
 {
     Rpc__SealObject seal = RPC__SEAL_OBJECT__INIT;
     seal.object_id.data = (uint8_t *)id->b;
@@ -183,7 +183,7 @@ static int put_begin(size_t size, void **buf, rayc_ref *out)
 
     if (!inline_value) {
         uint64_t off = 0;
-        rc = store_create(&id, size, &off);
+        rc = core__store_create(&id, size, &off);
         pthread_mutex_lock(&c->mu);
         if (rc != 0) {
             e->views = 0;
@@ -234,7 +234,7 @@ int rayc_put_seal(rayc_ref ref)
     pthread_cond_broadcast(&c->sealed_cv);
     pthread_mutex_unlock(&c->mu);
     if (store)
-        send_seal(&id);
+        core__send_seal(&id);
     return 0;
 }
 
@@ -455,7 +455,16 @@ int rayc_get(const rayc_ref *refs, size_t n, rayc_value *out, int64_t timeout_ms
             }
             int64_t left = timeout_ms < 0 ? -1 : (int64_t)(deadline > now ? deadline - now : 0);
             pthread_mutex_unlock(&c->mu);
-            rc = store_get(refs, idx, nmissing, left);
+            if (c->is_worker && c->in_task && !c->blocked && left != 0) {
+                /* Poll first: only a real wait gives the CPU back. */
+                rc = store_get(refs, idx, nmissing, 0);
+                if (rc == RAYC_ETIMEDOUT) {
+                    core__block();
+                    rc = store_get(refs, idx, nmissing, left);
+                }
+            } else {
+                rc = store_get(refs, idx, nmissing, left);
+            }
             pthread_mutex_lock(&c->mu);
             if (rc != 0)
                 break;
@@ -465,22 +474,22 @@ int rayc_get(const rayc_ref *refs, size_t n, rayc_value *out, int64_t timeout_ms
             rc = RAYC_ETIMEDOUT;
             break;
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
+        /* Results of tasks still running: read the raylet connection until
+         * their completions arrive (another reader may deliver them too). */
         uint64_t wait = deadline == UINT64_MAX ? 1000 : deadline - now;
-        if (wait > 1000)
-            wait = 1000;
-        ts.tv_sec += (time_t)(wait / 1000);
-        ts.tv_nsec += (long)(wait % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
+        pthread_mutex_unlock(&c->mu);
+        core__block();
+        int prc = cw_conn_pump(c->raylet, (int64_t)(wait > 1000 ? 1000 : wait));
+        pthread_mutex_lock(&c->mu);
+        if (prc != 0) {
+            rc = rayc__error(prc, "lost the raylet while waiting for results");
+            break;
         }
-        pthread_cond_timedwait(&c->sealed_cv, &c->mu, &ts);
     }
     if (rc != 0)
         undo_views(out, n);
     pthread_mutex_unlock(&c->mu);
+    core__unblock();
     if (idx != stack_idx)
         free(idx);
     if (rc == RAYC_ETIMEDOUT)
@@ -496,6 +505,57 @@ int rayc_get(const rayc_ref *refs, size_t n, rayc_value *out, int64_t timeout_ms
 
 /* ------------------------------------------------------------------ wait */
 
+/* Readiness for rayc_wait without asking anyone: 1 ready, 0 an owned result
+ * still being computed (its completion will tell), -1 unknown here (the store
+ * will tell). mu held. */
+static int wait_state(const ref_entry *e)
+{
+    if (e == NULL)
+        return -1;
+    if (e->status != RAYC_OK || e->sealed || e->pinned)
+        return 1;
+    return e->owned ? 0 : -1;
+}
+
+/* Ask the store which of the unknown refs are sealed, waiting up to
+ * timeout_ms for `want` of them. mu NOT held. */
+static int store_wait(const rayc_ref *refs, const size_t *idx, size_t n, size_t want,
+                      int64_t timeout_ms, int *ready)
+{
+    core_t *c = &rayc__core;
+    ProtobufCBinaryData stack_ids[32], *ids = stack_ids;
+    if (n > 32 && (ids = malloc(n * sizeof(*ids))) == NULL)
+        return rayc__error(RAYC_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        ids[i].data = (uint8_t *)refs[idx[i]].id;
+        ids[i].len = OBJECT_ID_SIZE;
+    }
+    Rpc__WaitObjectsRequest req = RPC__WAIT_OBJECTS_REQUEST__INIT;
+    req.req_id = cw_conn_next_id(c->raylet);
+    req.n_object_ids = n;
+    req.object_ids = ids;
+    req.num_returns = (uint32_t)(want < n ? want : n);
+    req.timeout_ms = timeout_ms;
+    ProtobufCMessage *m;
+    int rc = cw_conn_call(c->raylet, req.req_id, MSG_WAIT_OBJECTS_REQ, &req.base,
+                          MSG_WAIT_OBJECTS_REPLY, &m, -1);
+    if (ids != stack_ids)
+        free(ids);
+    if (rc != 0)
+        return rayc__error(rc, "object store unreachable: %s", rayc_strerror(rc));
+    Rpc__WaitObjectsReply *r = (Rpc__WaitObjectsReply *)m;
+    int st = r->status ? r->status->code : 0;
+    if (st != 0 && st != RAYC_ETIMEDOUT) {
+        rc = rayc__error(st, "%s", r->status->message);
+    } else {
+        for (size_t i = 0; i < n && i < r->n_ready; i++)
+            if (r->ready[i])
+                ready[idx[i]] = 1;
+    }
+    msg_free(m);
+    return rc;
+}
+
 int rayc_wait(const rayc_ref *refs, size_t n, size_t num_returns, int64_t timeout_ms, int *ready)
 {
     core_t *c = &rayc__core;
@@ -505,65 +565,56 @@ int rayc_wait(const rayc_ref *refs, size_t n, size_t num_returns, int64_t timeou
     if ((n > 0 && (refs == NULL || ready == NULL)) || num_returns > n || timeout_ms < -1)
         return rayc__error(RAYC_EINVAL, "rayc_wait: bad arguments (num_returns %zu of %zu)",
                            num_returns, n);
-    size_t nready = 0, nmissing = 0;
     size_t stack_idx[32], *idx = n > 32 ? malloc(n * sizeof(*idx)) : stack_idx;
     if (idx == NULL)
         return rayc__error(RAYC_ENOMEM, "out of memory");
-    pthread_mutex_lock(&c->mu);
-    for (size_t i = 0; i < n; i++) {
-        object_id_t id;
-        memcpy(id.b, refs[i].id, OBJECT_ID_SIZE);
-        ref_entry *e = reft_find(&c->refs, &id);
-        ready[i] = locally_ready(e);
-        if (ready[i])
-            nready++;
-        else
-            idx[nmissing++] = i;
-    }
-    pthread_mutex_unlock(&c->mu);
-
-    if (nready < num_returns && nmissing > 0) {
-        ProtobufCBinaryData stack_ids[32], *ids = stack_ids;
-        if (nmissing > 32 && (ids = malloc(nmissing * sizeof(*ids))) == NULL) {
-            rc = rayc__error(RAYC_ENOMEM, "out of memory");
-            goto out;
-        }
-        for (size_t i = 0; i < nmissing; i++) {
-            ids[i].data = (uint8_t *)refs[idx[i]].id;
-            ids[i].len = OBJECT_ID_SIZE;
-        }
-        Rpc__WaitObjectsRequest req = RPC__WAIT_OBJECTS_REQUEST__INIT;
-        req.req_id = cw_conn_next_id(c->raylet);
-        req.n_object_ids = nmissing;
-        req.object_ids = ids;
-        req.num_returns = (uint32_t)(num_returns - nready);
-        req.timeout_ms = timeout_ms;
-        ProtobufCMessage *m;
-        rc = cw_conn_call(c->raylet, req.req_id, MSG_WAIT_OBJECTS_REQ, &req.base,
-                          MSG_WAIT_OBJECTS_REPLY, &m, -1);
-        if (ids != stack_ids)
-            free(ids);
-        if (rc != 0) {
-            rc = rayc__error(rc, "object store unreachable: %s", rayc_strerror(rc));
-            goto out;
-        }
-        Rpc__WaitObjectsReply *r = (Rpc__WaitObjectsReply *)m;
-        int st = r->status ? r->status->code : 0;
-        if (st != 0 && st != RAYC_ETIMEDOUT) {
-            rc = rayc__error(st, "%s", r->status->message);
-            msg_free(m);
-            goto out;
-        }
-        for (size_t i = 0; i < nmissing && i < r->n_ready; i++) {
-            if (r->ready[i]) {
-                ready[idx[i]] = 1;
+    memset(ready, 0, n * sizeof(*ready));
+    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        size_t nready = 0, nunknown = 0, npending = 0;
+        pthread_mutex_lock(&c->mu);
+        for (size_t i = 0; i < n; i++) {
+            if (ready[i]) {
                 nready++;
+                continue;
+            }
+            object_id_t id;
+            memcpy(id.b, refs[i].id, OBJECT_ID_SIZE);
+            int st = wait_state(reft_find(&c->refs, &id));
+            if (st == 1) {
+                ready[i] = 1;
+                nready++;
+            } else if (st == 0) {
+                npending++;
+            } else {
+                idx[nunknown++] = i;
             }
         }
-        msg_free(m);
+        pthread_mutex_unlock(&c->mu);
+        uint64_t now = now_ms();
+        if (nready >= num_returns || now >= deadline || (npending == 0 && nunknown == 0)) {
+            rc = (int)nready;
+            break;
+        }
+        int64_t left = deadline == UINT64_MAX ? -1 : (int64_t)(deadline - now);
+        core__block();
+        if (nunknown > 0) {
+            /* With results of running tasks also outstanding, ask the store
+             * briefly and go back to reading completions. */
+            int64_t t = npending > 0 ? (left < 0 || left > 20 ? 20 : left) : left;
+            rc = store_wait(refs, idx, nunknown, num_returns - nready, t, ready);
+            if (rc != 0)
+                break;
+        }
+        if (npending > 0) {
+            int prc = cw_conn_pump(c->raylet, left < 0 || left > 1000 ? 1000 : left);
+            if (prc != 0) {
+                rc = rayc__error(prc, "lost the raylet while waiting for results");
+                break;
+            }
+        }
     }
-    rc = (int)nready;
-out:
+    core__unblock();
     if (idx != stack_idx)
         free(idx);
     return rc;

@@ -103,6 +103,16 @@ static int write_frame(cw_conn *c, uint16_t type, const ProtobufCMessage *m)
     return rc == 0 ? 0 : RAYC_ECONN;
 }
 
+int cw_conn_send_raw(cw_conn *c, const uint8_t *frame, size_t len)
+{
+    if (cw_conn_dead(c))
+        return RAYC_ECONN;
+    pthread_mutex_lock(&c->wmu);
+    int rc = net_write_all(c->fd, frame, len);
+    pthread_mutex_unlock(&c->wmu);
+    return rc == 0 ? 0 : RAYC_ECONN;
+}
+
 int cw_conn_send(cw_conn *c, uint16_t type, const ProtobufCMessage *m)
 {
     if (cw_conn_dead(c))
@@ -159,11 +169,8 @@ static void read_some(cw_conn *c, int wait_ms)
             pthread_cond_broadcast(&c->cv);
         }
         pthread_mutex_unlock(&c->mu);
-        if (w == NULL) {
-            if (c->async_fn)
-                c->async_fn(c->async_arg, f.type, m);
+        if (w == NULL && !(c->async_fn && c->async_fn(c->async_arg, f.type, m)))
             msg_free(m);
-        }
     }
     pthread_mutex_lock(&c->mu);
     if (failed && !c->dead) {
@@ -239,5 +246,36 @@ int cw_conn_call(cw_conn *c, uint64_t id, uint16_t type, const ProtobufCMessage 
     }
     if (w.done)
         msg_free(w.reply);
+    return rc;
+}
+
+int cw_conn_pump(cw_conn *c, int64_t timeout_ms)
+{
+    pthread_mutex_lock(&c->mu);
+    if (c->dead) {
+        pthread_mutex_unlock(&c->mu);
+        return RAYC_ECONN;
+    }
+    int wait = timeout_ms < 0 || timeout_ms > 1000 ? 1000 : (int)timeout_ms;
+    if (!c->reader_active) {
+        c->reader_active = 1;
+        read_some(c, wait);
+        c->reader_active = 0;
+        pthread_cond_broadcast(&c->cv);
+    } else {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += wait / 1000;
+        ts.tv_nsec += (long)(wait % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+    }
+    int rc = c->dead ? RAYC_ECONN : 0;
+    if (c->dead)
+        pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
     return rc;
 }

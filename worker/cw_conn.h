@@ -24,8 +24,9 @@ typedef struct cw_conn cw_conn;
 
 /* Called by the reading thread, without the conn's lock held, for frames that
  * are not replies to a waiting call (and for late replies nobody waits for).
- * msg is freed after return. */
-typedef void (*cw_async_fn)(void *arg, uint16_t type, ProtobufCMessage *msg);
+ * Return 1 to keep msg (the handler frees it with msg_free), 0 to have it
+ * freed after return. */
+typedef int (*cw_async_fn)(void *arg, uint16_t type, ProtobufCMessage *msg);
 
 /* Take over a handshaken blocking connection (the bconn is consumed). */
 cw_conn *cw_conn_new(bconn *b, cw_async_fn fn, void *arg);
@@ -39,8 +40,15 @@ uint64_t cw_conn_next_id(cw_conn *c);
  * RAYC_ECONN. A reply arriving after a timeout goes to the async handler. */
 int cw_conn_call(cw_conn *c, uint64_t id, uint16_t type, const ProtobufCMessage *req,
                  uint16_t reply_type, ProtobufCMessage **reply, int64_t timeout_ms);
+/* Send an already encoded frame. 0 or RAYC_ECONN. */
+int cw_conn_send_raw(cw_conn *c, const uint8_t *frame, size_t len);
 /* Send a message that has no reply. 0 or RAYC_ECONN. */
 int cw_conn_send(cw_conn *c, uint16_t type, const ProtobufCMessage *m);
+/* Read and dispatch incoming frames for up to timeout_ms (-1: until at least
+ * one frame arrives), or, if another thread is reading, wait until it has
+ * read something. For threads that wait for asynchronous frames (task
+ * completions, pushed tasks). Returns 0, or RAYC_ECONN once the peer is gone. */
+int cw_conn_pump(cw_conn *c, int64_t timeout_ms);
 /* 1 once the peer has gone. */
 int cw_conn_dead(cw_conn *c);
 

@@ -1,0 +1,431 @@
+/*
+ * worker_pool.c -- rayc_worker processes; see worker_pool.h.
+ * Runs in the raylet's loop thread. The raylet is single-threaded, so a
+ * plain fork + exec is safe here.
+ */
+#include "worker_pool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "msg.h"
+#include "task_manager.h"
+
+#define LINE_MAX_BYTES 8192 /* longer output lines are cut here */
+
+struct worker_pool {
+    node_manager *nm;
+    char worker_bin[PATH_MAX];
+    char log_dir[PATH_MAX];
+    worker *workers;
+    int size, starting, max;
+    int prestart;
+    struct event *sigchld_ev, *idle_ev;
+};
+
+static void free_worker(worker *w);
+
+/* ------------------------------------------------------------- output */
+
+/* Forward complete lines of one stream to the job's driver. */
+static void forward_lines(worker *w, int stream, const char *data, size_t n)
+{
+    node_manager *nm = w->pool->nm;
+    client *drv = w->job_id ? nm_driver_of_job(nm, w->job_id) : NULL;
+    if (drv == NULL)
+        return;
+    Rpc__WorkerOutput out = RPC__WORKER_OUTPUT__INIT;
+    out.pid = w->pid;
+    out.node = nm->node_hex;
+    out.is_err = stream == 1;
+    out.data.data = (uint8_t *)data;
+    out.data.len = n;
+    conn_send(drv->c, MSG_WORKER_OUTPUT, &out.base);
+}
+
+static void on_output(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    worker *w = arg;
+    int stream = fd == w->out_fd ? 0 : 1;
+    char buf[16384];
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n <= 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        struct event **ev = stream == 0 ? &w->out_ev : &w->err_ev;
+        event_free(*ev);
+        *ev = NULL;
+        close(fd);
+        if (stream == 0)
+            w->out_fd = -1;
+        else
+            w->err_fd = -1;
+        return;
+    }
+    int logfd = stream == 0 ? w->log_out : w->log_err;
+    if (logfd >= 0 && write(logfd, buf, (size_t)n) < 0)
+        log_syserr(errno, "worker %d log", (int)w->pid);
+    /* Send whole lines only: the driver prefixes each. */
+    char *lb = w->linebuf[stream];
+    size_t *ll = &w->linelen[stream];
+    size_t start = 0;
+    for (ssize_t i = 0; i < n; i++) {
+        if (buf[i] != '\n')
+            continue;
+        size_t take = (size_t)i + 1 - start;
+        if (*ll > 0) {
+            size_t room = LINE_MAX_BYTES - *ll;
+            size_t k = take < room ? take : room;
+            memcpy(lb + *ll, buf + start, k);
+            forward_lines(w, stream, lb, *ll + k);
+            *ll = 0;
+        } else {
+            forward_lines(w, stream, buf + start, take);
+        }
+        start = (size_t)i + 1;
+    }
+    size_t rest = (size_t)n - start;
+    if (rest > 0 && lb) {
+        size_t room = LINE_MAX_BYTES - *ll;
+        size_t k = rest < room ? rest : room;
+        memcpy(lb + *ll, buf + start, k);
+        *ll += k;
+    }
+}
+
+/* ----------------------------------------------------------- processes */
+
+static void link_worker(worker_pool *p, worker *w)
+{
+    w->next = p->workers;
+    if (p->workers)
+        p->workers->prev = w;
+    p->workers = w;
+}
+
+static void unlink_worker(worker_pool *p, worker *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        p->workers = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+}
+
+worker *wpool_start(worker_pool *p)
+{
+    node_manager *nm = p->nm;
+    if (p->size >= p->max) {
+        log_warn("worker pool full (%d workers)", p->max);
+        return NULL;
+    }
+    worker *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return NULL;
+    w->pool = p;
+    w->id = worker_id_random();
+    id_hex(w->id.b, WORKER_ID_SIZE, w->hex);
+    w->out_fd = w->err_fd = w->log_out = w->log_err = -1;
+    w->linebuf[0] = malloc(LINE_MAX_BYTES);
+    w->linebuf[1] = malloc(LINE_MAX_BYTES);
+    int po[2] = {-1, -1}, pe[2] = {-1, -1};
+    if (!w->linebuf[0] || !w->linebuf[1] || pipe2(po, O_CLOEXEC) != 0 ||
+        pipe2(pe, O_CLOEXEC) != 0) {
+        log_syserr(errno, "cannot start a worker");
+        goto fail;
+    }
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof(path), "%s/worker-%.16s.out", p->log_dir, w->hex);
+    w->log_out = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    snprintf(path, sizeof(path), "%s/worker-%.16s.err", p->log_dir, w->hex);
+    w->log_err = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+
+    char env_sock[1100], env_id[80], env_node[80], env_session[1100];
+    snprintf(env_sock, sizeof(env_sock), "RAYC_RAYLET_SOCKET=%s", nm->socket_path);
+    snprintf(env_id, sizeof(env_id), "RAYC_WORKER_ID=%s", w->hex);
+    snprintf(env_node, sizeof(env_node), "RAYC_NODE_ID=%s", nm->node_hex);
+    snprintf(env_session, sizeof(env_session), "RAYC_SESSION_DIR=%s", nm->cfg->session_dir);
+    pid_t raylet_pid = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_syserr(errno, "fork");
+        goto fail;
+    }
+    if (pid == 0) {
+        /* Child: die with the raylet; stdout/stderr into the pipes. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != raylet_pid)
+            _exit(1);
+        dup2(po[1], 1);
+        dup2(pe[1], 2);
+        putenv(env_sock);
+        putenv(env_id);
+        putenv(env_node);
+        putenv(env_session);
+        signal(SIGPIPE, SIG_DFL);
+        char *argv[] = {"rayc_worker", NULL};
+        execv(p->worker_bin, argv);
+        dprintf(2, "rayc_worker: cannot exec %s: %s\n", p->worker_bin, strerror(errno));
+        _exit(127);
+    }
+    close(po[1]);
+    close(pe[1]);
+    w->pid = pid;
+    w->out_fd = po[0];
+    w->err_fd = pe[0];
+    fcntl(w->out_fd, F_SETFL, O_NONBLOCK);
+    fcntl(w->err_fd, F_SETFL, O_NONBLOCK);
+    w->out_ev = event_new(nm->base, w->out_fd, EV_READ | EV_PERSIST, on_output, w);
+    w->err_ev = event_new(nm->base, w->err_fd, EV_READ | EV_PERSIST, on_output, w);
+    event_add(w->out_ev, NULL);
+    event_add(w->err_ev, NULL);
+    w->state = W_STARTING;
+    link_worker(p, w);
+    p->size++;
+    p->starting++;
+    log_debug("started worker %.16s pid %d", w->hex, (int)pid);
+    return w;
+fail:
+    for (int i = 0; i < 2; i++) {
+        if (po[i] >= 0)
+            close(po[i]);
+        if (pe[i] >= 0)
+            close(pe[i]);
+    }
+    free_worker(w);
+    return NULL;
+}
+
+void wpool_prestart(worker_pool *p, int n)
+{
+    while (p->size < n && wpool_start(p) != NULL)
+        ;
+}
+
+worker *wpool_connected(worker_pool *p, const worker_id_t *id, client *cl)
+{
+    for (worker *w = p->workers; w; w = w->next) {
+        if (memcmp(w->id.b, id->b, WORKER_ID_SIZE) != 0 || w->state != W_STARTING)
+            continue;
+        w->state = W_IDLE;
+        w->cl = cl;
+        w->idle_since = now_ms();
+        p->starting--;
+        return w;
+    }
+    return NULL;
+}
+
+/* The worker is gone for the scheduler: fail its tasks, free its lease. */
+static void mark_dead(worker_pool *p, worker *w)
+{
+    if (w->state == W_DEAD)
+        return;
+    if (w->state == W_STARTING)
+        p->starting--;
+    w->state = W_DEAD;
+    p->size--;
+    tm_worker_died(p->nm->tm, w);
+    if (w->cl) {
+        w->cl->w = NULL;
+        w->cl = NULL;
+    }
+}
+
+void wpool_disconnected(worker_pool *p, worker *w)
+{
+    w->cl = NULL;
+    mark_dead(p, w);
+    if (w->pid > 0)
+        kill(w->pid, SIGKILL); /* a worker without its socket is no use */
+}
+
+void wpool_kill(worker_pool *p, worker *w)
+{
+    (void)p;
+    if (w->pid > 0 && w->state != W_DEAD) {
+        w->exiting = true;
+        kill(w->pid, SIGKILL);
+    }
+}
+
+void wpool_kill_job(worker_pool *p, uint32_t job_id)
+{
+    for (worker *w = p->workers; w; w = w->next)
+        if (w->job_id == job_id && w->state != W_DEAD)
+            wpool_kill(p, w);
+}
+
+worker *wpool_idle_for_job(worker_pool *p, uint32_t job_id)
+{
+    worker *unbound = NULL;
+    for (worker *w = p->workers; w; w = w->next) {
+        if (w->state != W_IDLE || w->exiting)
+            continue;
+        if (w->job_id == job_id)
+            return w;
+        if (w->job_id == 0 && unbound == NULL)
+            unbound = w;
+    }
+    return unbound;
+}
+
+int wpool_size(const worker_pool *p)
+{
+    return p->size;
+}
+
+int wpool_starting(const worker_pool *p)
+{
+    return p->starting;
+}
+
+int wpool_max(const worker_pool *p)
+{
+    return p->max;
+}
+
+worker *wpool_first(worker_pool *p)
+{
+    return p->workers;
+}
+
+static void free_worker(worker *w)
+{
+    if (w->out_ev)
+        event_free(w->out_ev);
+    if (w->err_ev)
+        event_free(w->err_ev);
+    if (w->out_fd >= 0)
+        close(w->out_fd);
+    if (w->err_fd >= 0)
+        close(w->err_fd);
+    if (w->log_out >= 0)
+        close(w->log_out);
+    if (w->log_err >= 0)
+        close(w->log_err);
+    free(w->linebuf[0]);
+    free(w->linebuf[1]);
+    free(w);
+}
+
+/* Drain what a dead worker wrote, then forget it. */
+static void reap(worker_pool *p, worker *w, int status)
+{
+    if (w->out_ev)
+        on_output(w->out_fd, EV_READ, w);
+    if (w->err_ev)
+        on_output(w->err_fd, EV_READ, w);
+    if (!w->exiting) {
+        if (WIFSIGNALED(status))
+            log_warn("worker %.16s (pid %d) killed by signal %d", w->hex, (int)w->pid,
+                     WTERMSIG(status));
+        else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+            log_warn("worker %.16s (pid %d) exited with status %d", w->hex, (int)w->pid,
+                     WEXITSTATUS(status));
+    }
+    mark_dead(p, w);
+    unlink_worker(p, w);
+    free_worker(w);
+}
+
+static void on_sigchld(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    worker_pool *p = arg;
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (worker *w = p->workers; w; w = w->next) {
+            if (w->pid == pid) {
+                reap(p, w, status);
+                break;
+            }
+        }
+    }
+    tm_schedule(p->nm->tm);
+}
+
+/* End idle workers beyond the prestarted number after the idle timeout. */
+static void on_idle_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    worker_pool *p = arg;
+    uint64_t now = now_ms(), timeout = (uint64_t)p->nm->cfg->idle_worker_timeout_ms;
+    int alive = p->size;
+    for (worker *w = p->workers; w && alive > p->prestart; w = w->next) {
+        if (w->state == W_IDLE && !w->exiting && now - w->idle_since > timeout) {
+            wpool_kill(p, w);
+            alive--;
+        }
+    }
+}
+
+worker_pool *wpool_new(node_manager *nm, char *err, size_t errlen)
+{
+    worker_pool *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    p->nm = nm;
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0) {
+        snprintf(err, errlen, "cannot find my own binary: %s", strerror(errno));
+        free(p);
+        return NULL;
+    }
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    *slash = '\0';
+    snprintf(p->worker_bin, sizeof(p->worker_bin), "%s/rayc_worker", self);
+    if (access(p->worker_bin, X_OK) != 0) {
+        snprintf(err, errlen, "cannot find %s", p->worker_bin);
+        free(p);
+        return NULL;
+    }
+    snprintf(p->log_dir, sizeof(p->log_dir), "%s/logs", nm->cfg->session_dir);
+    mkdir_p(p->log_dir, 0700);
+    double cpus = res_get(&nm->total, "CPU");
+    p->prestart = (int)cpus;
+    p->max = nm->cfg->max_workers > 0 ? (int)nm->cfg->max_workers : (int)(cpus * 4) + 16;
+    p->sigchld_ev = evsignal_new(nm->base, SIGCHLD, on_sigchld, p);
+    p->idle_ev = event_new(nm->base, -1, EV_PERSIST, on_idle_timer, p);
+    event_add(p->sigchld_ev, NULL);
+    struct timeval tv = {1, 0};
+    event_add(p->idle_ev, &tv);
+    return p;
+}
+
+void wpool_free(worker_pool *p)
+{
+    if (p == NULL)
+        return;
+    for (worker *w = p->workers, *next; w; w = next) {
+        next = w->next;
+        if (w->pid > 0 && w->state != W_DEAD)
+            kill(w->pid, SIGKILL);
+        if (w->pid > 0)
+            waitpid(w->pid, NULL, 0);
+        free_worker(w);
+    }
+    if (p->sigchld_ev)
+        event_free(p->sigchld_ev);
+    if (p->idle_ev)
+        event_free(p->idle_ev);
+    free(p);
+}
