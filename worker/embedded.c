@@ -111,13 +111,18 @@ int embedded_start(embedded **out, const rayc_init_opts *opts, char *session, si
     if (opts && opts->object_store_memory > 0)
         snprintf(a_mem, sizeof(a_mem), "--object-store-memory=%zu", opts->object_store_memory);
 
-    /* $1 cli, $2 root, $3.. start flags. The keeper waits for EOF on fd 3. */
+    /* $1 cli, $2 root, $3.. start flags. The keeper waits for EOF on fd 3,
+     * then stops the cluster. `rayc stop` scoped to this root (through
+     * RAYC_TEMP_DIR) also covers a `rayc start` killed before it finished. */
     static const char script[] =
         "cli=$1; root=$2; shift 2\n"
+        "export RAYC_TEMP_DIR=\"$root\"\n"
         "\"$cli\" start --head --block \"$@\" >\"$root/start.log\" 2>&1 &\n"
         "pid=$!\n"
+        "exec 2>/dev/null\n"
         "read _ <&3\n"
-        "kill -TERM $pid 2>/dev/null; wait $pid\n"
+        "kill -TERM $pid; wait $pid\n"
+        "\"$cli\" stop >/dev/null 2>&1\n"
         "rm -rf \"$root\"\n";
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) {
