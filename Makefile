@@ -12,6 +12,8 @@
 #   bench/*.c                               -> build/bench/*
 
 BUILD   ?= build
+V       ?= 0
+Q       := $(if $(filter 1,$(V)),,@)
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
@@ -69,70 +71,88 @@ all: $(BINS) $(LIBRAYC_SO) $(LIBRAYC_A) $(UNIT_BINS) $(ITEST_BINS) $(EXAMPLE_BIN
 # ---------------------------------------------------------------- codegen
 $(GEN_C) $(GEN_H): proto/rayc.proto
 	@mkdir -p $(BUILD)/gen
-	protoc-c --proto_path=proto --c_out=$(BUILD)/gen proto/rayc.proto
+	@echo "  GEN  $@"
+	$(Q)protoc-c --proto_path=proto --c_out=$(BUILD)/gen proto/rayc.proto
 
 $(BUILD)/obj/gen/rayc.pb-c.o: $(GEN_C)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Wno-unused-parameter -c $< -o $@
+	@echo "  CC   $@"
+	$(Q)$(CC) $(CFLAGS) -Wno-unused-parameter -c $< -o $@
 
 # Every object may include the generated header.
 $(BUILD)/obj/%.o: %.c $(GEN_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	@echo "  CC   $@"
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
 # ---------------------------------------------------------------- libraries
 $(LIBCOMMON): $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	@echo "  AR   $@"
+	$(Q)rm -f $@ && ar rcs $@ $^
 $(LIBGCS): $(GCS_OBJ) | $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^ $(BUILD)/obj/gen/rayc.pb-c.o
+	@echo "  AR   $@"
+	$(Q)rm -f $@ && ar rcs $@ $^ $(BUILD)/obj/gen/rayc.pb-c.o
 $(LIBRAYLET): $(RAYLET_OBJ) | $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^ $(BUILD)/obj/gen/rayc.pb-c.o
+	@echo "  AR   $@"
+	$(Q)rm -f $@ && ar rcs $@ $^ $(BUILD)/obj/gen/rayc.pb-c.o
 $(LIBRAYC_A): $(RAYC_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	@echo "  AR   $@"
+	$(Q)rm -f $@ && ar rcs $@ $^
 $(LIBRAYC_SO): $(RAYC_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) -shared $(LDFLAGS) -Wl,-soname,librayc.so -o $@ $^ $(LIBS)
+	@echo "  LD   $@"
+	$(Q)$(CC) -shared $(LDFLAGS) -Wl,-soname,librayc.so -o $@ $^ $(LIBS)
 
 # ---------------------------------------------------------------- binaries
 $(BUILD)/bin/gcs_server: $(BUILD)/obj/gcs/gcs_main.o $(LIBGCS) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	@echo "  LD   $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 $(BUILD)/bin/raylet: $(BUILD)/obj/raylet/raylet_main.o $(LIBRAYLET) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	@echo "  LD   $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 $(BUILD)/bin/rayc_worker: $(BUILD)/obj/worker/worker_main.o $(LIBRAYC_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -rdynamic -o $@ $^ $(LIBS)
+	@echo "  LD   $@"
+	$(Q)$(CC) $(LDFLAGS) -rdynamic -o $@ $^ $(LIBS)
 $(BUILD)/bin/rayc_ctl: $(BUILD)/obj/scripts/rayc_ctl.o $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	@echo "  LD   $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 # ---------------------------------------------------------------- tests
 $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(ALL_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $< -Wl,--start-group $(ALL_LIBS) -Wl,--end-group $(LIBS) $(TESTLIBS)
+	@echo "  LD   $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< -Wl,--start-group $(ALL_LIBS) -Wl,--end-group $(LIBS) $(TESTLIBS)
 $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(call obj,$(ITEST_LIB)) $(ALL_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $< $(call obj,$(ITEST_LIB)) -Wl,--start-group $(ALL_LIBS) -Wl,--end-group $(LIBS) $(TESTLIBS)
+	@echo "  LD   $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(call obj,$(ITEST_LIB)) -Wl,--start-group $(ALL_LIBS) -Wl,--end-group $(LIBS) $(TESTLIBS)
 
 # ---------------------------------------------------------------- examples, bench
 $(BUILD)/examples/lib%_tasks.so: examples/%/tasks.c include/rayc.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -shared -o $@ $< -L$(BUILD)/lib
+	@echo "  LD   $@"
+	$(Q)$(CC) $(CFLAGS) -shared -o $@ $< -L$(BUILD)/lib
 $(BUILD)/examples/%: examples/%/driver.c $(LIBRAYC_SO)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD)/lib -lrayc -Wl,-rpath,'$$ORIGIN/../lib'
+	@echo "  LD   $@"
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD)/lib -lrayc -Wl,-rpath,'$$ORIGIN/../lib'
 $(BUILD)/bench/%: bench/%.c $(LIBRAYC_SO)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD)/lib -lrayc -Wl,-rpath,'$$ORIGIN/../lib' -lm
+	@echo "  LD   $@"
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD)/lib -lrayc -Wl,-rpath,'$$ORIGIN/../lib' -lm
 
 $(BUILD)/rayc.pc: Makefile
 	@mkdir -p $(BUILD)
-	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: rayc\nDescription: rayc distributed execution engine client library\nVersion: 0.1.0\nLibs: -L$${libdir} -lrayc\nCflags: -I$${includedir}\n' '$(PREFIX)' > $@
+	@echo "  GEN  $@"
+	$(Q)printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: rayc\nDescription: rayc distributed execution engine client library\nVersion: 0.1.0\nLibs: -L$${libdir} -lrayc\nCflags: -I$${includedir}\n' '$(PREFIX)' > $@
 
 # ---------------------------------------------------------------- running
 # Integration tests share the machine's ports and CPUs: run them one by one.
@@ -148,15 +168,23 @@ test: unit integration
 asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
 
+# Criterion runs each test in a re-executed child, so valgrind must trace
+# children, and a leak only shows in the log: every process writes its own
+# log and the target fails if any log reports an error or a definite leak.
 valgrind: all
+	@rm -rf $(BUILD)/valgrind && mkdir -p $(BUILD)/valgrind
 	@set -e; for t in $(UNIT_BINS); do echo "== valgrind $$t"; \
-	  valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
-	    --trace-children=no $$t --no-early-exit --jobs=1 >/dev/null; done
+	  valgrind -q --trace-children=yes --leak-check=full --errors-for-leak-kinds=definite \
+	    --log-file=$(abspath $(BUILD))/valgrind/$$(basename $$t).%p.log $$t --jobs=1 >/dev/null; done
+	@if grep -lE "ERROR SUMMARY: [1-9]|definitely lost: [1-9]|Invalid (read|write)" $(BUILD)/valgrind/*.log; then \
+	  echo "valgrind: errors above (logs in $(BUILD)/valgrind)"; exit 1; fi
+	@echo "valgrind: clean"
 
 FUZZ_SECONDS ?= 20
 $(BUILD)/fuzz/fuzz_frame: tests/fuzz/fuzz_frame.c common/frame.c common/msg.c common/log.c $(GEN_C)
 	@mkdir -p $(dir $@)
-	clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Iinclude -Icommon -I$(BUILD)/gen \
+	@echo "  FUZZ $@"
+	$(Q)clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Iinclude -Icommon -I$(BUILD)/gen \
 	  -o $@ $^ $(shell pkg-config --libs libprotobuf-c)
 fuzz: $(BUILD)/fuzz/fuzz_frame
 	@mkdir -p $(BUILD)/fuzz/corpus
