@@ -60,12 +60,13 @@ UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 ITEST_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(ITEST_SRC))
 EXAMPLE_BINS := $(foreach e,$(EXAMPLES),$(BUILD)/examples/$(e) $(BUILD)/examples/lib$(e)_tasks.so)
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+BENCH_LIBS := $(patsubst bench/lib/%.c,$(BUILD)/bench/lib%.so,$(wildcard bench/lib/*.c))
 ALL_LIBS := $(LIBGCS) $(LIBRAYLET) $(LIBRAYC_A) $(LIBCOMMON)
 
 .PHONY: all test unit integration asan fuzz bench install format format-check clean valgrind
 .DEFAULT_GOAL := all
 
-all: $(BINS) $(LIBRAYC_SO) $(LIBRAYC_A) $(UNIT_BINS) $(ITEST_BINS) $(EXAMPLE_BINS) $(BENCH_BINS) \
+all: $(BINS) $(LIBRAYC_SO) $(LIBRAYC_A) $(UNIT_BINS) $(ITEST_BINS) $(EXAMPLE_BINS) $(BENCH_BINS) $(BENCH_LIBS) \
      $(BUILD)/rayc.pc
 
 # ---------------------------------------------------------------- codegen
@@ -144,10 +145,15 @@ $(BUILD)/examples/%: examples/%/driver.c $(LIBRAYC_SO)
 	@mkdir -p $(dir $@)
 	@echo "  LD   $@"
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD)/lib -lrayc -Wl,-rpath,'$$ORIGIN/../lib'
+# Task libraries of the benchmarks (built, never run by `make bench`).
+$(BUILD)/bench/lib%.so: bench/lib/%.c include/rayc.h
+	@mkdir -p $(dir $@)
+	@echo "  LD   $@"
+	$(Q)$(CC) $(CFLAGS) -shared -o $@ $<
 $(BUILD)/bench/%: bench/%.c $(LIBRAYC_SO)
 	@mkdir -p $(dir $@)
 	@echo "  LD   $@"
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD)/lib -lrayc -Wl,-rpath,'$$ORIGIN/../lib' -lm
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD)/lib -lrayc -Wl,-rpath,'$$ORIGIN/../lib' -Wl,-rpath,'$$ORIGIN/../../lib' -lm
 
 $(BUILD)/rayc.pc: Makefile
 	@mkdir -p $(BUILD)
@@ -201,6 +207,7 @@ install: all
 	install -m 0644 $(LIBRAYC_A) $(DESTDIR)$(PREFIX)/lib/librayc.a
 	install -m 0644 $(BUILD)/rayc.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/rayc.pc
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/libexec/rayc/
+	install -m 0755 $(BENCH_BINS) $(BENCH_LIBS) $(DESTDIR)$(PREFIX)/libexec/rayc/
 	install -m 0755 scripts/rayc $(DESTDIR)$(PREFIX)/bin/rayc
 
 FORMAT_SRC = $(shell git ls-files '*.c' '*.h' 2>/dev/null)

@@ -48,10 +48,6 @@
 
 #include "rayc.h"
 
-/* The task API is declared but may not be in this librayc yet: a weak
- * reference keeps the benchmark linking and lets it say so at run time. */
-#pragma weak rayc_submit
-
 extern char **environ;
 
 #define GIB_BYTES              ((size_t)1 << 30)
@@ -307,8 +303,6 @@ static int run_put_gb(void *p, double *units)
 
 static int have_tasks(void)
 {
-    if (rayc_submit == NULL)
-        return check_failed("rayc_submit is not in this librayc yet");
     if (!B.have_code)
         return check_failed("%s not found (build it from bench/lib/bench_tasks.c)", B.code_path);
     return 0;

@@ -21,6 +21,7 @@
 
 #include "../../gcs/gcs_storage.h"
 #include "log.h"
+#include "net.h"
 #include "rayc.h"
 #include "util.h"
 
@@ -51,11 +52,14 @@ static pid_t start_redis(void)
         _exit(127);
     }
     cr_assert(pid > 0, "fork failed");
-    /* Ready when the socket accepts a connection. */
+    /* Ready when the socket accepts a connection (the file appears at bind,
+     * before listen, so its existence is not enough). */
     for (int i = 0; i < WAIT_MS / 10; i++) {
-        struct stat sb;
-        if (stat(sock, &sb) == 0)
+        int fd = net_unix_connect(sock);
+        if (fd >= 0) {
+            close(fd);
             return pid;
+        }
         int status;
         if (waitpid(pid, &status, WNOHANG) == pid)
             cr_assert_fail("redis-server exited at start (status %d)", status);
