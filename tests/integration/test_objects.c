@@ -1,0 +1,1041 @@
+/*
+ * test_objects.c -- objects against a real raylet (issue 3): put/get of every
+ * size class, zero-copy views into the shared arena, timeouts, waits, a get
+ * woken by another process's put, spilling and restore under memory pressure,
+ * objects too large for the store, fate-sharing of a killed driver, freeing on
+ * the last release, and the store columns of `rayc_ctl`.
+ *
+ * Each test starts redis + GCS + one raylet through the harness and drives it
+ * with librayc in-process (criterion runs every test in its own process, so
+ * each test gets a fresh librayc). Helper drivers are forked *before* the
+ * test's own rayc_init (a forked copy of an initialised librayc is not
+ * usable), talk to the test over pipes, die with it (PR_SET_PDEATHSIG), and
+ * are reaped by the test; the harness's .fini proves no daemon survives.
+ *
+ * Store numbers come straight from the raylet (STORE_STATS_REQ over its Unix
+ * socket), or from the GCS node table for the CLI test. Nothing here asserts a
+ * duration: waits poll a condition up to a generous bound.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "msg.h"
+#include "rayc.h"
+#include "util.h"
+
+#define KIB ((size_t)1 << 10)
+#define MIB ((size_t)1 << 20)
+#define GIB ((size_t)1 << 30)
+#define INLINE_MAX (100 * KIB) /* the default inline_object_max */
+#define SLACK_MS 15000         /* generous: a busy 2-vCPU machine; never a speed test */
+#define MAX_KIDS 8
+/* The raylet's libevent timers run on CLOCK_MONOTONIC_COARSE (no
+ * EVENT_BASE_FLAG_PRECISE_TIMER), so a store-side timeout may end up to a
+ * clock tick before our CLOCK_MONOTONIC says it should. Lower bounds allow
+ * that much; there are no upper bounds beyond the test's timeout. */
+#define TICK_MS 10
+
+TestSuite(objects, .init = harness_setup, .fini = harness_teardown, .timeout = 240);
+
+/* ============================================================ patterns */
+
+/* A position-dependent pattern: every 8-byte word differs, so a shifted,
+ * truncated or partly zeroed copy never matches. */
+static uint64_t mix(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+static void pattern_fill(void *buf, size_t size, uint64_t seed)
+{
+    uint8_t *p = buf;
+    size_t words = size / 8;
+    for (size_t i = 0; i < words; i++) {
+        uint64_t w = mix(seed ^ i);
+        memcpy(p + 8 * i, &w, 8);
+    }
+    uint64_t w = mix(seed ^ words);
+    memcpy(p + 8 * words, &w, size - 8 * words);
+}
+
+/* Offset of the first byte that differs from the pattern, or -1. */
+static long long pattern_check(const void *buf, size_t size, uint64_t seed)
+{
+    const uint8_t *p = buf;
+    size_t words = size / 8;
+    for (size_t i = 0; i < words; i++) {
+        uint64_t w = mix(seed ^ i);
+        if (memcmp(p + 8 * i, &w, 8) != 0) {
+            for (size_t j = 0; j < 8; j++)
+                if (p[8 * i + j] != ((uint8_t *)&w)[j])
+                    return (long long)(8 * i + j);
+        }
+    }
+    uint64_t w = mix(seed ^ words);
+    for (size_t j = 0; j < size - 8 * words; j++)
+        if (p[8 * words + j] != ((uint8_t *)&w)[j])
+            return (long long)(8 * words + j);
+    return -1;
+}
+
+/* ============================================================ cluster */
+
+/* Redis + GCS + one raylet with these extra flags; RAYC_TOKEN_FILE points at
+ * the cluster token so rayc_init (here or in a forked driver) can prove it. */
+static harness_raylet *start_cluster(harness_cluster *c, const char *const extra[])
+{
+    harness_cluster_init(c);
+    harness_cluster_start(c);
+    harness_raylet *r = harness_raylet_start(c, extra);
+    setenv("RAYC_TOKEN_FILE", c->token_file, 1);
+    unsetenv("RAYC_TOKEN");
+    unsetenv("RAYC_ADDRESS");
+    return r;
+}
+
+static void driver_init(const harness_cluster *c)
+{
+    rayc_init_opts o = {.address = c->address, .log_to_driver = -1};
+    int rc = rayc_init(&o);
+    cr_assert_eq(rc, RAYC_OK, "rayc_init(%s): %s: %s", c->address, rayc_strerror(rc),
+                 rayc_last_error());
+}
+
+static void driver_shutdown(void)
+{
+    int rc = rayc_shutdown();
+    cr_assert_eq(rc, RAYC_OK, "rayc_shutdown: %s: %s", rayc_strerror(rc), rayc_last_error());
+}
+
+/* ============================================================ store stats */
+
+typedef struct {
+    uint64_t capacity, used, objects, spilled_bytes, spilled_objects, restored_objects;
+} stats_t;
+
+/* STORE_STATS_REQ on a fresh connection to the raylet's Unix socket. */
+static stats_t store_stats(const harness_raylet *r)
+{
+    Rpc__Handshake hs = RPC__HANDSHAKE__INIT;
+    worker_id_t id = worker_id_random();
+    hs.role = RPC__ROLE__ROLE_CLI;
+    hs.id.data = id.b;
+    hs.id.len = WORKER_ID_SIZE;
+    hs.pid = (int32_t)getpid();
+    hs.name = "test_objects";
+    int fds[2], nfds = 0, code = 0;
+    char err[256];
+    bconn *b = bconn_open(NULL, 0, r->socket, NULL, &hs, 5000, NULL, fds, 2, &nfds, &code, err,
+                          sizeof(err));
+    cr_assert(b != NULL, "connect %s: %s", r->socket, err);
+    for (int i = 0; i < nfds; i++)
+        close(fds[i]); /* the arena; we only want numbers */
+    Rpc__StoreStatsRequest req = RPC__STORE_STATS_REQUEST__INIT;
+    req.req_id = 1;
+    ProtobufCMessage *m = NULL;
+    int rc = bconn_call(b, MSG_STORE_STATS_REQ, &req.base, MSG_STORE_STATS_REPLY, &m, 10000);
+    bconn_close(b);
+    cr_assert_eq(rc, 0, "STORE_STATS_REQ: %s", rayc_strerror(rc));
+    Rpc__StoreStatsReply *s = (Rpc__StoreStatsReply *)m;
+    cr_assert(s->status == NULL || s->status->code == 0, "STORE_STATS refused");
+    stats_t st = {s->capacity,        s->used, s->objects, s->spilled_bytes, s->spilled_objects,
+                  s->restored_objects};
+    msg_free(m);
+    return st;
+}
+
+struct used_arg {
+    const harness_raylet *r;
+    uint64_t used, objects;
+    stats_t last;
+};
+
+static bool used_back(void *arg)
+{
+    struct used_arg *a = arg;
+    a->last = store_stats(a->r);
+    return a->last.used == a->used && a->last.objects == a->objects;
+}
+
+/* Poll until the store is back to `want` bytes used and objects held. */
+static void wait_store_back(const harness_raylet *r, stats_t want, const char *what)
+{
+    struct used_arg a = {r, want.used, want.objects, {0}};
+    cr_assert(harness_wait_until(used_back, &a, SLACK_MS),
+              "%s: store still holds %llu bytes in %llu objects, want %llu in %llu (see %s)", what,
+              (unsigned long long)a.last.used, (unsigned long long)a.last.objects,
+              (unsigned long long)want.used, (unsigned long long)want.objects, r->proc->out);
+}
+
+/* ============================================================ helpers */
+
+static void put_pattern(size_t size, uint64_t seed, rayc_ref *ref)
+{
+    void *buf = NULL;
+    int rc = rayc_put_alloc(size, &buf, ref);
+    cr_assert_eq(rc, RAYC_OK, "rayc_put_alloc(%zu): %s: %s", size, rayc_strerror(rc),
+                 rayc_last_error());
+    cr_assert(size == 0 || buf != NULL);
+    pattern_fill(buf, size, seed);
+    rc = rayc_put_seal(*ref);
+    cr_assert_eq(rc, RAYC_OK, "rayc_put_seal(%zu): %s: %s", size, rayc_strerror(rc),
+                 rayc_last_error());
+}
+
+static void get_check(rayc_ref ref, size_t size, uint64_t seed, const char *what)
+{
+    rayc_value v;
+    int rc = rayc_get(&ref, 1, &v, SLACK_MS);
+    cr_assert_eq(rc, RAYC_OK, "%s: rayc_get(%zu bytes): %s: %s", what, size, rayc_strerror(rc),
+                 rayc_last_error());
+    cr_assert_eq(v.status, RAYC_OK);
+    cr_assert_eq(v.size, size, "%s: size %zu, want %zu", what, v.size, size);
+    cr_assert(size == 0 || v.data != NULL);
+    long long bad = pattern_check(v.data, size, seed);
+    cr_assert_eq(bad, -1, "%s: %zu-byte object differs at offset %lld", what, size, bad);
+    rayc_value_release(&v);
+    cr_assert_null(v.priv_, "rayc_value_release leaves the value cleared");
+}
+
+/* The line of /proc/self/maps holding addr (into line), or false. */
+static bool maps_line(const void *addr, char *line, size_t len)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    cr_assert(f != NULL);
+    uintptr_t a = (uintptr_t)addr;
+    bool found = false;
+    while (fgets(line, (int)len, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && a >= lo && a < hi) {
+            found = true;
+            break;
+        }
+    }
+    fclose(f);
+    rstrip(line);
+    return found;
+}
+
+/* A ref nobody ever creates: 28 random bytes. */
+static rayc_ref random_ref(void)
+{
+    worker_id_t w = worker_id_random();
+    rayc_ref r;
+    memcpy(r.id, w.b, sizeof(r.id));
+    return r;
+}
+
+/* ============================================================ helper drivers */
+
+/* Drivers forked by a test: pids to reap, and their pipes. */
+typedef struct {
+    pid_t pid;
+    int to_kid;   /* we write commands */
+    int from_kid; /* we read replies */
+} kid_t;
+
+static kid_t g_kids[MAX_KIDS];
+static int g_nkids;
+
+static bool read_full(int fd, void *buf, size_t len)
+{
+    uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = read(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        p += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+static bool write_full(int fd, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        p += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+/* Fork a driver running body(cmd_fd, reply_fd, arg) and exiting with its
+ * return value. Must be called before this process's own rayc_init. */
+static kid_t *fork_driver(int (*body)(int in, int out, void *arg), void *arg)
+{
+    cr_assert(g_nkids < MAX_KIDS);
+    int down[2], up[2];
+    cr_assert(pipe(down) == 0 && pipe(up) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        close(down[1]);
+        close(up[0]);
+        signal(SIGPIPE, SIG_IGN);
+        _exit(body(down[0], up[1], arg));
+    }
+    close(down[0]);
+    close(up[1]);
+    kid_t *k = &g_kids[g_nkids++];
+    k->pid = pid;
+    k->to_kid = down[1];
+    k->from_kid = up[0];
+    return k;
+}
+
+/* Wait up to timeout_ms for k to exit; its exit code, 128+sig, or -1. */
+static int kid_wait(kid_t *k, int timeout_ms)
+{
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        int st;
+        pid_t p = waitpid(k->pid, &st, WNOHANG);
+        if (p == k->pid) {
+            k->pid = 0;
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
+        if (p < 0 || now_ms() >= deadline)
+            return -1;
+        usleep(10000);
+    }
+}
+
+/* Every forked driver is gone (killing and reaping leftovers) and none was
+ * left running by the test body. */
+static void kids_reap_all(void)
+{
+    int left = 0;
+    for (int i = 0; i < g_nkids; i++) {
+        kid_t *k = &g_kids[i];
+        close(k->to_kid);
+        close(k->from_kid);
+        if (k->pid > 0) {
+            left++;
+            kill(k->pid, SIGKILL);
+            waitpid(k->pid, NULL, 0);
+            k->pid = 0;
+        }
+    }
+    g_nkids = 0;
+    cr_assert_eq(left, 0, "%d forked driver(s) were still running", left);
+}
+
+/* ============================================================ put / get */
+
+static const size_t k_sizes[] = {0, 1, INLINE_MAX - 1, INLINE_MAX, INLINE_MAX + 1, 10 * MIB};
+
+Test(objects, put_get_byte_exact)
+{
+    harness_cluster c;
+    harness_raylet *r = start_cluster(&c, NULL);
+    driver_init(&c);
+    size_t n = sizeof(k_sizes) / sizeof(k_sizes[0]);
+    for (size_t i = 0; i < n; i++) {
+        size_t size = k_sizes[i];
+        uint64_t seed = 1000 + i;
+        /* rayc_put copies from our buffer. */
+        uint8_t *src = malloc(size + 1);
+        cr_assert(src != NULL);
+        pattern_fill(src, size, seed);
+        rayc_ref ref;
+        int rc = rayc_put(size ? src : NULL, size, &ref);
+        cr_assert_eq(rc, RAYC_OK, "rayc_put(%zu): %s: %s", size, rayc_strerror(rc),
+                     rayc_last_error());
+        memset(src, 0xee, size + 1); /* the object must not alias our buffer */
+        free(src);
+        get_check(ref, size, seed, "rayc_put");
+        get_check(ref, size, seed, "rayc_put, second get");
+
+        /* rayc_put_alloc + rayc_put_seal write in place. */
+        rayc_ref ref2;
+        put_pattern(size, seed + 500, &ref2);
+        cr_assert(memcmp(&ref, &ref2, sizeof(ref)) != 0, "two puts share an id");
+        get_check(ref2, size, seed + 500, "rayc_put_alloc");
+
+        rayc_ref_release(ref);
+        rayc_ref_release(ref2);
+    }
+    /* Everything was released: the store holds nothing of ours. */
+    wait_store_back(r, (stats_t){.used = 0, .objects = 0}, "after releasing every object");
+
+    /* A sealed object cannot be sealed twice; a foreign ref cannot be sealed. */
+    rayc_ref ref;
+    put_pattern(INLINE_MAX + 1, 7, &ref);
+    cr_assert_eq(rayc_put_seal(ref), RAYC_EINVAL);
+    cr_assert_eq(rayc_put_seal(random_ref()), RAYC_EINVAL);
+    rayc_ref_release(ref);
+    driver_shutdown();
+}
+
+Test(objects, put_get_one_gib, .timeout = 300)
+{
+    harness_cluster c;
+    const char *const extra[] = {"--object-store-memory=2G", NULL};
+    harness_raylet *r = start_cluster(&c, extra);
+    driver_init(&c);
+    size_t size = GIB;
+
+    /* rayc_put from a 1 GiB heap buffer. */
+    uint8_t *src = malloc(size);
+    cr_assert(src != NULL);
+    pattern_fill(src, size, 42);
+    rayc_ref ref;
+    int rc = rayc_put(src, size, &ref);
+    cr_assert_eq(rc, RAYC_OK, "rayc_put(1 GiB): %s: %s", rayc_strerror(rc), rayc_last_error());
+    free(src);
+    stats_t st = store_stats(r);
+    cr_assert_geq(st.used, size, "store used %llu after a 1 GiB put",
+                  (unsigned long long)st.used);
+    get_check(ref, size, 42, "rayc_put 1 GiB");
+    rayc_ref_release(ref);
+    wait_store_back(r, (stats_t){.used = 0, .objects = 0}, "1 GiB object released");
+
+    /* rayc_put_alloc + seal, written in place. */
+    put_pattern(size, 43, &ref);
+    get_check(ref, size, 43, "rayc_put_alloc 1 GiB");
+    rayc_ref_release(ref);
+    wait_store_back(r, (stats_t){.used = 0, .objects = 0}, "1 GiB put_alloc released");
+    driver_shutdown();
+}
+
+/* ============================================================ zero copy */
+
+Test(objects, get_is_zero_copy_view_of_arena)
+{
+    harness_cluster c;
+    start_cluster(&c, NULL);
+    driver_init(&c);
+    rayc_ref ref;
+    put_pattern(MIB, 5, &ref);
+
+    rayc_value v1, v2;
+    cr_assert_eq(rayc_get(&ref, 1, &v1, SLACK_MS), RAYC_OK, "%s", rayc_last_error());
+    cr_assert_eq(rayc_get(&ref, 1, &v2, SLACK_MS), RAYC_OK, "%s", rayc_last_error());
+    cr_assert_eq(v1.data, v2.data, "two gets of one store object: %p and %p", v1.data, v2.data);
+    cr_assert_eq(pattern_check(v1.data, MIB, 5), -1);
+
+    /* The view lies in a shared mapping (the memfd arena), not in our heap. */
+    char line[512] = "";
+    cr_assert(maps_line(v1.data, line, sizeof(line)), "%p is in no mapping", v1.data);
+    char perms[8] = "";
+    sscanf(line, "%*s %7s", perms);
+    cr_assert_eq(perms[3], 's', "view %p is in a private mapping: %s", v1.data, line);
+    cr_assert(strstr(line, "[heap]") == NULL, "view in the heap: %s", line);
+    cr_assert(strstr(line, "rayc-plasma") != NULL, "view outside the store arena: %s", line);
+    /* The last byte is in the same mapping. */
+    char line2[512] = "";
+    cr_assert(maps_line((const uint8_t *)v1.data + MIB - 1, line2, sizeof(line2)));
+    cr_assert_str_eq(line, line2);
+
+    rayc_value_release(&v1);
+    /* Still valid through v2 after v1 is released. */
+    cr_assert_eq(pattern_check(v2.data, MIB, 5), -1);
+    rayc_value_release(&v2);
+
+    /* A small (inline) object is a copy in our own memory. */
+    rayc_ref small;
+    put_pattern(100, 6, &small);
+    rayc_value vs;
+    cr_assert_eq(rayc_get(&small, 1, &vs, SLACK_MS), RAYC_OK);
+    cr_assert(maps_line(vs.data, line, sizeof(line)));
+    cr_assert(strstr(line, "rayc-plasma") == NULL, "inline value in the arena: %s", line);
+    rayc_value_release(&vs);
+    rayc_ref_release(small);
+    rayc_ref_release(ref);
+    driver_shutdown();
+}
+
+/* ============================================================ timeouts */
+
+Test(objects, get_timeout_leaves_nothing)
+{
+    harness_cluster c;
+    harness_raylet *r = start_cluster(&c, NULL);
+    driver_init(&c);
+    rayc_ref held;
+    put_pattern(MIB, 9, &held);
+    stats_t before = store_stats(r);
+
+    rayc_ref ghost = random_ref();
+    rayc_value v;
+    memset(&v, 0x5a, sizeof(v));
+    uint64_t t0 = now_ms();
+    int rc = rayc_get(&ghost, 1, &v, 200);
+    uint64_t took = now_ms() - t0;
+    cr_assert_eq(rc, RAYC_ETIMEDOUT, "get of a ref never created: %s (%s)", rayc_strerror(rc),
+                 rayc_last_error());
+    cr_assert_geq(took + TICK_MS, 200, "timed out after %llu ms, before its 200 ms timeout",
+                  (unsigned long long)took);
+    cr_assert_null(v.priv_, "a timed-out get handed out a value");
+    cr_assert_null(v.data);
+
+    /* A get of two refs where one exists times out too, and hands out neither. */
+    rayc_ref both[2] = {held, ghost};
+    rayc_value vv[2];
+    rc = rayc_get(both, 2, vv, 100);
+    cr_assert_eq(rc, RAYC_ETIMEDOUT, "%s", rayc_strerror(rc));
+    cr_assert(vv[0].priv_ == NULL && vv[1].priv_ == NULL, "half a get was handed out");
+
+    /* Timeout 0 is a poll. */
+    cr_assert_eq(rayc_get(&ghost, 1, &v, 0), RAYC_ETIMEDOUT);
+
+    stats_t after = store_stats(r);
+    cr_assert_eq(after.used, before.used, "store used %llu -> %llu", (unsigned long long)before.used,
+                 (unsigned long long)after.used);
+    cr_assert_eq(after.objects, before.objects, "store objects %llu -> %llu",
+                 (unsigned long long)before.objects, (unsigned long long)after.objects);
+
+    /* Later gets work. */
+    get_check(held, MIB, 9, "after a timed-out get");
+    rayc_ref other;
+    put_pattern(2 * MIB, 10, &other);
+    get_check(other, 2 * MIB, 10, "a new object after a timed-out get");
+    rayc_ref_release(other);
+    rayc_ref_release(held);
+    wait_store_back(r, (stats_t){.used = 0, .objects = 0}, "released");
+    driver_shutdown();
+}
+
+/* ============================================================ cross-process */
+
+/* Child: put_alloc an object, send its ref, seal on "s", exit on "x". */
+struct producer_arg {
+    const char *address;
+    size_t size;
+    uint64_t seed;
+};
+
+static int producer(int in, int out, void *argp)
+{
+    struct producer_arg *a = argp;
+    rayc_init_opts o = {.address = a->address, .log_to_driver = -1};
+    if (rayc_init(&o) != 0) {
+        fprintf(stderr, "producer: rayc_init: %s\n", rayc_last_error());
+        return 2;
+    }
+    void *buf;
+    rayc_ref ref;
+    if (rayc_put_alloc(a->size, &buf, &ref) != 0) {
+        fprintf(stderr, "producer: put_alloc: %s\n", rayc_last_error());
+        return 3;
+    }
+    pattern_fill(buf, a->size, a->seed);
+    if (!write_full(out, ref.id, sizeof(ref.id)))
+        return 4;
+    char cmd;
+    if (!read_full(in, &cmd, 1) || cmd != 's')
+        return 5;
+    usleep(300 * 1000); /* let the parent's get reach the store first (not asserted) */
+    if (rayc_put_seal(ref) != 0)
+        return 6;
+    if (!read_full(in, &cmd, 1) || cmd != 'x')
+        return 7;
+    rayc_ref_release(ref);
+    return rayc_shutdown() == 0 ? 0 : 8;
+}
+
+Test(objects, waiting_get_wakes_on_put_by_other_process)
+{
+    harness_cluster c;
+    harness_raylet *r = start_cluster(&c, NULL);
+    size_t size = 2 * MIB; /* a store object: inline values live in their owner */
+    struct producer_arg pa = {c.address, size, 77};
+    kid_t *k = fork_driver(producer, &pa);
+    driver_init(&c);
+
+    rayc_ref ref;
+    cr_assert(read_full(k->from_kid, ref.id, sizeof(ref.id)), "producer died (exit %d)",
+              kid_wait(k, 5000));
+
+    /* Created but not sealed: invisible to gets and waits. */
+    rayc_value v;
+    cr_assert_eq(rayc_get(&ref, 1, &v, 100), RAYC_ETIMEDOUT, "an unsealed object was visible");
+    int ready = -1;
+    cr_assert_eq(rayc_wait(&ref, 1, 1, 100, &ready), 0);
+    cr_assert_eq(ready, 0);
+
+    /* Seal it while we wait, forever. */
+    cr_assert(write_full(k->to_kid, "s", 1));
+    int rc = rayc_get(&ref, 1, &v, -1);
+    cr_assert_eq(rc, RAYC_OK, "waiting get: %s: %s", rayc_strerror(rc), rayc_last_error());
+    cr_assert_eq(v.size, size);
+    cr_assert_eq(pattern_check(v.data, size, 77), -1, "object written by another process differs");
+    cr_assert_eq(rayc_wait(&ref, 1, 1, 0, &ready), 1);
+    cr_assert_eq(ready, 1);
+    rayc_value_release(&v);
+
+    /* The owner ends: its object leaves the store with it. */
+    cr_assert(write_full(k->to_kid, "x", 1));
+    cr_assert_eq(kid_wait(k, SLACK_MS), 0, "producer failed");
+    wait_store_back(r, (stats_t){.used = 0, .objects = 0}, "owner exited");
+    driver_shutdown();
+    kids_reap_all();
+}
+
+/* ============================================================ wait */
+
+Test(objects, wait_counts_and_timeout)
+{
+    harness_cluster c;
+    start_cluster(&c, NULL);
+    driver_init(&c);
+    rayc_ref refs[6];
+    put_pattern(200 * KIB, 1, &refs[0]); /* store */
+    refs[1] = random_ref();             /* never created */
+    put_pattern(MIB, 2, &refs[2]);       /* store */
+    put_pattern(64, 3, &refs[3]);        /* inline */
+    refs[4] = random_ref();             /* never created */
+    put_pattern(0, 4, &refs[5]);         /* inline, empty */
+    const int want[6] = {1, 0, 1, 1, 0, 1};
+    int ready[6];
+
+    /* Enough are ready: returns without waiting, with the right flags. */
+    for (size_t nr = 0; nr <= 4; nr++) {
+        memset(ready, 0x7f, sizeof(ready));
+        int n = rayc_wait(refs, 6, nr, -1, ready);
+        cr_assert_geq(n, (int)nr, "num_returns %zu: %d (%s)", nr, n, rayc_last_error());
+        cr_assert_leq(n, 4);
+        int count = 0;
+        for (int i = 0; i < 6; i++) {
+            cr_assert(ready[i] == 0 || ready[i] == 1, "flag %d = %d", i, ready[i]);
+            cr_assert(!ready[i] || want[i], "ref %d (never created) flagged ready", i);
+            count += ready[i];
+        }
+        cr_assert_eq(count, n, "returned %d, flagged %d", n, count);
+    }
+
+    /* More than can be ready: the timeout ends it with what is ready. */
+    int64_t timeouts[] = {0, 300};
+    for (size_t t = 0; t < 2; t++) {
+        memset(ready, 0x7f, sizeof(ready));
+        uint64_t t0 = now_ms();
+        int n = rayc_wait(refs, 6, 5, timeouts[t], ready);
+        uint64_t took = now_ms() - t0;
+        cr_assert_eq(n, 4, "timeout %lld: %d ready (%s)", (long long)timeouts[t], n,
+                     rayc_last_error());
+        for (int i = 0; i < 6; i++)
+            cr_assert_eq(ready[i], want[i], "timeout %lld: flag %d", (long long)timeouts[t], i);
+        cr_assert_geq(took + TICK_MS, (uint64_t)timeouts[t], "returned after %llu ms, timeout %lld",
+                      (unsigned long long)took, (long long)timeouts[t]);
+    }
+
+    /* Only the missing ones: none ready, at the timeout. */
+    rayc_ref missing[2] = {refs[1], refs[4]};
+    int mr[2] = {7, 7};
+    cr_assert_eq(rayc_wait(missing, 2, 1, 100, mr), 0);
+    cr_assert(mr[0] == 0 && mr[1] == 0);
+
+    /* Bad arguments. */
+    cr_assert_eq(rayc_wait(refs, 6, 7, 0, ready), RAYC_EINVAL);
+    cr_assert_eq(rayc_wait(refs, 6, 1, -2, ready), RAYC_EINVAL);
+
+    for (int i = 0; i < 6; i++)
+        if (want[i])
+            rayc_ref_release(refs[i]);
+    driver_shutdown();
+}
+
+/* ============================================================ memory pressure */
+
+#define SPILL_N 32
+#define SPILL_SIZE (4 * MIB)
+
+Test(objects, spill_and_restore_twice_the_store, .timeout = 300)
+{
+    harness_cluster c;
+    const char *const extra[] = {"--object-store-memory=64M", NULL};
+    harness_raylet *r = start_cluster(&c, extra);
+    driver_init(&c);
+    stats_t st0 = store_stats(r);
+    cr_assert_eq(st0.capacity, 64 * MIB);
+
+    rayc_ref refs[SPILL_N];
+    for (int i = 0; i < SPILL_N; i++) {
+        void *buf;
+        int rc = rayc_put_alloc(SPILL_SIZE, &buf, &refs[i]);
+        cr_assert_eq(rc, RAYC_OK, "put %d of %d x 4 MiB into a 64 MiB store: %s: %s", i + 1,
+                     SPILL_N, rayc_strerror(rc), rayc_last_error());
+        pattern_fill(buf, SPILL_SIZE, 300 + (uint64_t)i);
+        cr_assert_eq(rayc_put_seal(refs[i]), RAYC_OK);
+    }
+    stats_t st = store_stats(r);
+    cr_assert_leq(st.used, st.capacity);
+    cr_assert_geq(st.spilled_bytes, (uint64_t)SPILL_N * SPILL_SIZE - st.capacity,
+                  "spilled %llu bytes of %llu put into %llu", (unsigned long long)st.spilled_bytes,
+                  (unsigned long long)SPILL_N * SPILL_SIZE, (unsigned long long)st.capacity);
+    cr_assert_geq(st.spilled_objects, 1);
+    cr_assert_eq(st.objects, SPILL_N, "the store counts %llu objects, want %d (spilled included)",
+                 (unsigned long long)st.objects, SPILL_N);
+
+    /* Every object reads back byte-exact: the spilled ones are restored. Read
+     * twice, in both orders, so objects go out and come back again. */
+    for (int round = 0; round < 2; round++)
+        for (int j = 0; j < SPILL_N; j++) {
+            int i = round == 0 ? j : SPILL_N - 1 - j;
+            rayc_value v;
+            int rc = rayc_get(&refs[i], 1, &v, SLACK_MS);
+            if (rc != RAYC_OK) {
+                stats_t now = store_stats(r);
+                cr_assert_fail("round %d, object %d of %d: rayc_get: %s (%s); store: %llu of "
+                               "%llu bytes used, %llu objects, %llu bytes spilled, %llu "
+                               "restores so far",
+                               round, i, SPILL_N, rayc_strerror(rc), rayc_last_error(),
+                               (unsigned long long)now.used, (unsigned long long)now.capacity,
+                               (unsigned long long)now.objects,
+                               (unsigned long long)now.spilled_bytes,
+                               (unsigned long long)now.restored_objects);
+            }
+            cr_assert_eq(v.size, SPILL_SIZE);
+            long long bad = pattern_check(v.data, SPILL_SIZE, 300 + (uint64_t)i);
+            cr_assert_eq(bad, -1, "round %d, object %d differs at offset %lld", round, i, bad);
+            rayc_value_release(&v);
+        }
+    stats_t st2 = store_stats(r);
+    cr_assert_geq(st2.restored_objects, 1, "nothing was restored");
+    cr_assert_leq(st2.used, st2.capacity);
+
+    for (int i = 0; i < SPILL_N; i++)
+        rayc_ref_release(refs[i]);
+    wait_store_back(r, (stats_t){.used = 0, .objects = 0}, "every spilled object released");
+    stats_t st3 = store_stats(r);
+    cr_assert_eq(st3.spilled_bytes, 0, "%llu spilled bytes after release",
+                 (unsigned long long)st3.spilled_bytes);
+    driver_shutdown();
+}
+
+/* The everyday loop: put, read back, keep the ref, put more. Values read and
+ * released must not hold store memory, or the store fills with objects
+ * nobody is using and the next put fails instead of spilling them. */
+Test(objects, put_after_reads_spills_instead_of_failing)
+{
+    harness_cluster c;
+    const char *const extra[] = {"--object-store-memory=64M", "--store-full-wait-ms=1000", NULL};
+    harness_raylet *r = start_cluster(&c, extra);
+    driver_init(&c);
+    enum { N = 24 };
+    rayc_ref refs[N];
+    for (int i = 0; i < N; i++) {
+        void *buf;
+        int rc = rayc_put_alloc(4 * MIB - 4096, &buf, &refs[i]);
+        if (rc != RAYC_OK) {
+            stats_t now = store_stats(r);
+            cr_assert_fail("put %d (each of the %d before was read once, its view released): "
+                           "%s: %s; store %llu of %llu used, %llu spilled",
+                           i, i, rayc_strerror(rc), rayc_last_error(),
+                           (unsigned long long)now.used, (unsigned long long)now.capacity,
+                           (unsigned long long)now.spilled_bytes);
+        }
+        pattern_fill(buf, 4 * MIB - 4096, 900 + (uint64_t)i);
+        cr_assert_eq(rayc_put_seal(refs[i]), RAYC_OK);
+        get_check(refs[i], 4 * MIB - 4096, 900 + (uint64_t)i, "read back at once");
+    }
+    cr_assert_gt(store_stats(r).spilled_bytes, 0);
+    for (int i = 0; i < N; i++)
+        rayc_ref_release(refs[i]);
+    wait_store_back(r, (stats_t){.used = 0, .objects = 0}, "released");
+    driver_shutdown();
+}
+
+Test(objects, larger_than_store_fails_at_once)
+{
+    harness_cluster c;
+    /* A full-store wait longer than the test's timeout: if the create waited
+     * instead of failing at once, the test would time out. */
+    const char *const extra[] = {"--object-store-memory=32M", "--store-full-wait-ms=600000", NULL};
+    harness_raylet *r = start_cluster(&c, extra);
+    driver_init(&c);
+    stats_t before = store_stats(r);
+
+    size_t big = 48 * MIB;
+    void *buf = (void *)1;
+    rayc_ref ref;
+    int rc = rayc_put_alloc(big, &buf, &ref);
+    cr_assert_eq(rc, RAYC_ESTORE_FULL, "put_alloc(48 MiB) into 32 MiB: %s", rayc_strerror(rc));
+    const char *msg = rayc_last_error();
+    char want_size[32], want_cap[32];
+    snprintf(want_size, sizeof(want_size), "%zu", big);
+    snprintf(want_cap, sizeof(want_cap), "%zu", (size_t)32 * MIB);
+    cr_assert(strstr(msg, want_size) != NULL, "message does not name the size %s: %s", want_size,
+              msg);
+    cr_assert(strstr(msg, want_cap) != NULL, "message does not name the capacity %s: %s",
+              want_cap, msg);
+
+    /* rayc_put too, from a buffer. */
+    uint8_t *src = calloc(1, big);
+    cr_assert(src != NULL);
+    rc = rayc_put(src, big, &ref);
+    free(src);
+    cr_assert_eq(rc, RAYC_ESTORE_FULL, "rayc_put(48 MiB): %s", rayc_strerror(rc));
+    cr_assert(strstr(rayc_last_error(), want_size) != NULL, "%s", rayc_last_error());
+
+    /* Nothing was left behind, and the store still works. */
+    stats_t after = store_stats(r);
+    cr_assert_eq(after.used, before.used);
+    cr_assert_eq(after.objects, before.objects);
+    rayc_ref ok;
+    put_pattern(16 * MIB, 12, &ok);
+    get_check(ok, 16 * MIB, 12, "after ESTORE_FULL");
+    rayc_ref_release(ok);
+    driver_shutdown();
+}
+
+/* ============================================================ freeing */
+
+/* Child: put n objects of size bytes, say "r" with the total, then sleep until
+ * killed. */
+struct hog_arg {
+    const char *address;
+    int n;
+    size_t size;
+};
+
+static int hog(int in, int out, void *argp)
+{
+    struct hog_arg *a = argp;
+    (void)in;
+    rayc_init_opts o = {.address = a->address, .log_to_driver = -1};
+    if (rayc_init(&o) != 0) {
+        fprintf(stderr, "hog: rayc_init: %s\n", rayc_last_error());
+        return 2;
+    }
+    for (int i = 0; i < a->n; i++) {
+        void *buf;
+        rayc_ref ref;
+        if (rayc_put_alloc(a->size, &buf, &ref) != 0) {
+            fprintf(stderr, "hog: put_alloc: %s\n", rayc_last_error());
+            return 3;
+        }
+        pattern_fill(buf, a->size, (uint64_t)i);
+        if (i % 2 == 0 && rayc_put_seal(ref) != 0) /* half sealed, half still being written */
+            return 4;
+    }
+    if (!write_full(out, "r", 1))
+        return 5;
+    for (;;)
+        pause();
+}
+
+Test(objects, killed_driver_gives_memory_back)
+{
+    harness_cluster c;
+    harness_raylet *r = start_cluster(&c, NULL);
+    struct hog_arg ha = {c.address, 6, 2 * MIB};
+    stats_t before = store_stats(r);
+    kid_t *k = fork_driver(hog, &ha);
+    char ok = 0;
+    cr_assert(read_full(k->from_kid, &ok, 1) && ok == 'r', "hog failed (exit %d)",
+              kid_wait(k, 5000));
+    stats_t held = store_stats(r);
+    cr_assert_geq(held.used, before.used + (uint64_t)ha.n * ha.size,
+                  "store used %llu with %d x %zu held", (unsigned long long)held.used, ha.n,
+                  ha.size);
+
+    kill(k->pid, SIGKILL);
+    cr_assert_eq(kid_wait(k, SLACK_MS), 128 + SIGKILL);
+    wait_store_back(r, before, "driver killed with -9");
+
+    /* The store still serves a new driver. */
+    driver_init(&c);
+    rayc_ref ref;
+    put_pattern(3 * MIB, 13, &ref);
+    get_check(ref, 3 * MIB, 13, "after a killed driver");
+    rayc_ref_release(ref);
+    driver_shutdown();
+    wait_store_back(r, before, "after shutdown");
+    kids_reap_all();
+}
+
+Test(objects, last_release_frees_store_memory)
+{
+    harness_cluster c;
+    harness_raylet *r = start_cluster(&c, NULL);
+    driver_init(&c);
+    stats_t base = store_stats(r);
+
+    /* Released without ever being read. */
+    rayc_ref a;
+    put_pattern(3 * MIB, 20, &a);
+    stats_t st = store_stats(r);
+    cr_assert_geq(st.used, base.used + 3 * MIB);
+    cr_assert_eq(st.objects, base.objects + 1);
+    rayc_ref_release(a);
+    wait_store_back(r, base, "put then release");
+
+    /* Read, retained twice: freed only after the last of three releases and
+     * the release of the view. */
+    rayc_ref b;
+    put_pattern(3 * MIB, 21, &b);
+    rayc_ref_retain(b);
+    rayc_ref_retain(b);
+    rayc_value v;
+    cr_assert_eq(rayc_get(&b, 1, &v, SLACK_MS), RAYC_OK);
+    rayc_ref_release(b);
+    rayc_ref_release(b);
+    rayc_ref_release(b);
+    /* The view is still valid with no reference left. */
+    cr_assert_eq(pattern_check(v.data, 3 * MIB, 21), -1, "view changed after the last release");
+    st = store_stats(r);
+    cr_assert_eq(st.objects, base.objects + 1, "object freed while a view is held");
+    rayc_value_release(&v);
+    wait_store_back(r, base, "last view and reference released");
+
+    /* Many in a row: no leak accumulates. */
+    for (int i = 0; i < 40; i++) {
+        rayc_ref x;
+        put_pattern(MIB + (size_t)i * 4096, 100 + (uint64_t)i, &x);
+        get_check(x, MIB + (size_t)i * 4096, 100 + (uint64_t)i, "loop");
+        rayc_ref_release(x);
+    }
+    wait_store_back(r, base, "40 puts, gets and releases");
+    driver_shutdown();
+    wait_store_back(r, base, "after shutdown");
+}
+
+/* ============================================================ status */
+
+struct tsv_arg {
+    harness_cluster *c;
+    const char *node;
+    uint64_t cols[4]; /* capacity, used, objects, spilled bytes */
+    uint64_t min_used, objects, min_spilled;
+    char *out;
+};
+
+static int ctl(harness_cluster *c, char **out, char **err, const char *cmd, const char *extra)
+{
+    char addr[96], tok[HARNESS_PATH + 16];
+    snprintf(addr, sizeof(addr), "--address=%s", c->address);
+    snprintf(tok, sizeof(tok), "--token-file=%s", c->token_file);
+    const char *args[] = {cmd, addr, tok, extra, NULL};
+    return harness_ctl(out, err, args);
+}
+
+/* Bytes as rayc_ctl prints them ("16.0MiB", "512B"). */
+static void human(uint64_t v, char *buf, size_t len)
+{
+    static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double d = (double)v;
+    int u = 0;
+    while (d >= 1024 && u < 4) {
+        d /= 1024;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, len, "%lluB", (unsigned long long)v);
+    else
+        snprintf(buf, len, "%.1f%s", d, unit[u]);
+}
+
+/* `rayc_ctl nodes --format=tsv`: columns 9-12 of our node's line. */
+static bool tsv_store(void *arg)
+{
+    struct tsv_arg *a = arg;
+    char *out = NULL, *err = NULL;
+    int rc = ctl(a->c, &out, &err, "nodes", "--format=tsv");
+    free(err);
+    free(a->out);
+    a->out = out;
+    if (rc != 0)
+        return false;
+    char *line = strstr(out, a->node);
+    if (line == NULL)
+        return false;
+    char *p = line;
+    for (int col = 1; col < 9 && p; col++) {
+        p = strchr(p, '\t');
+        if (p)
+            p++;
+    }
+    if (p == NULL)
+        return false;
+    for (int i = 0; i < 4; i++) {
+        a->cols[i] = strtoull(p, &p, 10);
+        if (*p != '\t')
+            return false;
+        p++;
+    }
+    return a->cols[1] >= a->min_used && a->cols[2] == a->objects && a->cols[3] >= a->min_spilled;
+}
+
+Test(objects, ctl_status_shows_store)
+{
+    harness_cluster c;
+    const char *const extra[] = {"--object-store-memory=64M", NULL};
+    harness_raylet *r = start_cluster(&c, extra);
+    driver_init(&c);
+    enum { N = 20 };
+    rayc_ref refs[N];
+    for (int i = 0; i < N; i++)
+        put_pattern(4 * MIB, 500 + (uint64_t)i, &refs[i]);
+    stats_t st = store_stats(r);
+    cr_assert_gt(st.spilled_bytes, 0, "80 MiB in a 64 MiB store spilled nothing");
+
+    /* The node table (heartbeats) catches up with the store. */
+    struct tsv_arg a = {.c = &c, .node = r->node_id, .min_used = 4 * MIB, .objects = N,
+                        .min_spilled = 16 * MIB};
+    cr_assert(harness_wait_until(tsv_store, &a, SLACK_MS),
+              "rayc_ctl nodes never showed %d objects, >= 16 MiB spilled:\n%s", N, a.out);
+    cr_assert_eq(a.cols[0], 64 * MIB, "capacity column %llu", (unsigned long long)a.cols[0]);
+    cr_assert_leq(a.cols[1], 64 * MIB);
+
+    /* The human table has the same facts. */
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(ctl(&c, &out, &err, "status", NULL), 0, "rayc_ctl status: %s", err);
+    char node12[13];
+    snprintf(node12, sizeof(node12), "%s", r->node_id);
+    cr_assert(strstr(out, "STORE") && strstr(out, "OBJECTS") && strstr(out, "SPILLED"),
+              "status has no store columns:\n%s", out);
+    char *line = strstr(out, node12);
+    cr_assert(line != NULL, "status has no line for node %s:\n%s", node12, out);
+    char *eol = strchr(line, '\n');
+    if (eol)
+        *eol = '\0';
+    cr_assert(strstr(line, "/64.0MiB") != NULL, "no capacity in: %s", line);
+    char objs[16];
+    snprintf(objs, sizeof(objs), " %d ", N);
+    cr_assert(strstr(line, objs) != NULL, "no object count %d in: %s", N, line);
+    /* Used and spilled bytes, as the tsv gave them (the store is idle now). */
+    char used[32], spilled[32];
+    human(a.cols[1], used, sizeof(used));
+    human(a.cols[3], spilled, sizeof(spilled));
+    strcat(used, "/64.0MiB");
+    cr_assert(strstr(line, used) != NULL, "no '%s' in: %s", used, line);
+    cr_assert(strstr(line, spilled) != NULL, "no spilled '%s' in: %s", spilled, line);
+    free(out);
+    free(err);
+    free(a.out);
+
+    /* rayc_nodes gives the same capacity and use to a program. */
+    rayc_node_info ni[4];
+    size_t count = 0;
+    cr_assert_eq(rayc_nodes(ni, 4, &count), RAYC_OK);
+    cr_assert_eq(count, 1);
+    cr_assert_eq(ni[0].store_capacity, 64 * MIB);
+    cr_assert_gt(ni[0].store_used, 0);
+
+    for (int i = 0; i < N; i++)
+        rayc_ref_release(refs[i]);
+    wait_store_back(r, (stats_t){.used = 0, .objects = 0}, "released");
+    driver_shutdown();
+}
