@@ -45,6 +45,9 @@ struct conn {
     uint8_t nonce[AUTH_NONCE_LEN];
     Rpc__Handshake *hs_tmpl;
     bool stolen; /* on_frame kept the current message (conn_keep_msg) */
+    struct evbuffer *early;     /* connecting side: frames sent before the handshake ended */
+    const uint8_t *cur_payload; /* the frame being dispatched (conn_frame_payload) */
+    size_t cur_len;
 };
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
@@ -131,6 +134,36 @@ conn *conn_connect(struct event_base *base, int fd, const conn_handlers *h, void
         }
     }
     return c;
+}
+
+void conn_frame_payload(const conn *c, const uint8_t **payload, size_t *len)
+{
+    *payload = c->cur_payload;
+    *len = c->cur_payload ? c->cur_len : 0;
+}
+
+/* Queue a frame whose payload is header bytes followed by `len` bytes at
+ * `data` that stay valid until cleanup(data, len, arg) is called: libevent
+ * writes them straight from there (no copy). */
+int conn_send_raw_ref(conn *c, uint16_t type, const void *hdr, size_t hdrlen, const void *data,
+                      size_t len, void (*cleanup)(const void *, size_t, void *), void *arg)
+{
+    if (c->state == ST_CLOSED || c->flush_then_close || hdrlen + len > UINT32_MAX)
+        return -1;
+    uint8_t fh[FRAME_HDR_SIZE];
+    frame_hdr_encode(fh, type, (uint32_t)(hdrlen + len));
+    if (evbuffer_add(c->out, fh, sizeof(fh)) != 0 || evbuffer_add(c->out, hdr, hdrlen) != 0 ||
+        (len > 0 && evbuffer_add_reference(c->out, data, len, cleanup, arg) != 0)) {
+        fail(c, CONN_EIO, "out of memory queuing %zu bytes", len);
+        return -1;
+    }
+    if (len == 0 && cleanup)
+        cleanup(data, len, arg);
+    if (!c->write_pending) {
+        c->write_pending = true;
+        event_add(c->wev, NULL);
+    }
+    return 0;
 }
 
 void conn_keep_msg(conn *c)
@@ -232,6 +265,8 @@ static void on_closer(evutil_socket_t fd, short what, void *arg)
         c->h->on_close(c, c->close_reason, c->close_why);
     frame_decoder_free(&c->dec);
     evbuffer_free(c->out);
+    if (c->early)
+        evbuffer_free(c->early);
     event_free(c->rev);
     event_free(c->wev);
     event_free(c->closer);
@@ -246,13 +281,23 @@ int conn_send(conn *c, uint16_t type, const ProtobufCMessage *m)
     if (c->state == ST_CLOSED || c->flush_then_close)
         return -1;
     size_t size = msg_frame_size(m);
+    struct evbuffer *dst = c->out;
+    bool early = !c->accepting && c->state != ST_READY && type != MSG_HANDSHAKE;
+    if (early && c->early == NULL && (c->early = evbuffer_new()) == NULL) {
+        fail(c, CONN_EIO, "out of memory");
+        return -1;
+    }
+    if (early)
+        dst = c->early; /* held until the handshake is done */
     struct evbuffer_iovec v;
-    if (evbuffer_reserve_space(c->out, (ev_ssize_t)size, &v, 1) < 1) {
+    if (evbuffer_reserve_space(dst, (ev_ssize_t)size, &v, 1) < 1) {
         fail(c, CONN_EIO, "out of memory queuing %zu bytes", size);
         return -1;
     }
     v.iov_len = msg_encode(type, m, v.iov_base);
-    evbuffer_commit_space(c->out, &v, 1);
+    evbuffer_commit_space(dst, &v, 1);
+    if (early)
+        return 0;
     if (!c->write_pending) {
         c->write_pending = true;
         event_add(c->wev, NULL);
@@ -389,6 +434,13 @@ static void dispatch(conn *c, uint16_t type, ProtobufCMessage *m)
             return;
         }
         c->state = ST_READY;
+        if (c->early && evbuffer_get_length(c->early) > 0) {
+            evbuffer_add_buffer(c->out, c->early);
+            if (!c->write_pending) {
+                c->write_pending = true;
+                event_add(c->wev, NULL);
+            }
+        }
         break;
     }
     case ST_READY:
@@ -420,7 +472,10 @@ static void drain_frames(conn *c)
             return;
         }
         c->stolen = false;
+        c->cur_payload = f.payload;
+        c->cur_len = f.length;
         dispatch(c, f.type, m);
+        c->cur_payload = NULL;
         if (!c->stolen)
             msg_free(m);
     }

@@ -77,6 +77,16 @@ void conn_close_after_flush(conn *c);
  * free it with msg_free() itself (saves copying a large message). */
 void conn_keep_msg(conn *c);
 
+/* From on_frame: the raw payload of the frame being handled (OBJECT_CHUNK
+ * handlers read their bytes from it). Valid until on_frame returns. */
+void conn_frame_payload(const conn *c, const uint8_t **payload, size_t *len);
+/* Queue a frame of `type` whose payload is hdr[hdrlen] then len bytes at data,
+ * sent without copying data; cleanup(data, len, arg) runs once libevent no
+ * longer needs them (also when the conn closes first). 0, or -1 if closed
+ * (cleanup is then not called). */
+int conn_send_raw_ref(conn *c, uint16_t type, const void *hdr, size_t hdrlen, const void *data,
+                      size_t len, void (*cleanup)(const void *, size_t, void *), void *arg);
+
 void *conn_data(const conn *c);
 void conn_set_data(conn *c, void *data);
 const char *conn_peer(const conn *c);

@@ -28,11 +28,36 @@ const char *msg_name(uint16_t type)
     return "UNKNOWN";
 }
 
+int msg_chunk_split(const uint8_t *payload, size_t len, Rpc__ChunkHeader **hdr,
+                    const uint8_t **data, size_t *datalen)
+{
+    if (len < 4)
+        return -1;
+    uint32_t hlen = (uint32_t)payload[0] << 24 | (uint32_t)payload[1] << 16 |
+                    (uint32_t)payload[2] << 8 | payload[3];
+    if (hlen > len - 4)
+        return -1;
+    if (hdr) {
+        *hdr = rpc__chunk_header__unpack(NULL, hlen, payload + 4);
+        if (*hdr == NULL)
+            return -1;
+    }
+    *data = payload + 4 + hlen;
+    *datalen = len - 4 - hlen;
+    return 0;
+}
+
 ProtobufCMessage *msg_unpack(uint16_t type, const uint8_t *data, size_t len)
 {
     const ProtobufCMessageDescriptor *d = msg_descriptor(type);
     if (d == NULL)
         return NULL;
+    if (type == MSG_OBJECT_CHUNK) {
+        Rpc__ChunkHeader *h;
+        const uint8_t *raw;
+        size_t rawlen;
+        return msg_chunk_split(data, len, &h, &raw, &rawlen) == 0 ? &h->base : NULL;
+    }
     return protobuf_c_message_unpack(d, NULL, len, data);
 }
 

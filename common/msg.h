@@ -66,7 +66,14 @@
     X(86, JOB_CONFIG, job_config)                                    \
     X(87, BIND_JOB, bind_job)                                        \
     X(88, CLUSTER_NOTICE, cluster_notice)                            \
-    X(89, WORKER_OUTPUT, worker_output)
+    X(89, WORKER_OUTPUT, worker_output)                              \
+    X(90, FORWARD_TASK, forward_task)                                \
+    X(91, PULL_OBJECTS, pull_objects)                                \
+    X(92, OBJECT_LOST, object_lost)                                  \
+    X(93, NODE_DIED, node_died)                                      \
+    X(94, PULL_REQUEST, pull_request)                                \
+    X(95, PULL_REPLY, pull_reply)                                    \
+    X(96, OBJECT_CHUNK, chunk_header)
 
 enum msg_type {
 #define MSG__ENUM(num, NAME, lower) MSG_##NAME = num,
@@ -75,6 +82,13 @@ enum msg_type {
 };
 
 #define MSG_PROTOCOL_VERSION 1
+
+/* OBJECT_CHUNK frames are not a plain message: their payload is a u32
+ * big-endian header length, a packed ChunkHeader, then raw object bytes.
+ * msg_unpack() of such a payload unpacks only the header; use
+ * msg_chunk_split() to find the bytes. */
+int msg_chunk_split(const uint8_t *payload, size_t len, Rpc__ChunkHeader **hdr,
+                    const uint8_t **data, size_t *datalen);
 
 /* Descriptor of a frame type, or NULL if the type is unknown. */
 const ProtobufCMessageDescriptor *msg_descriptor(uint16_t type);

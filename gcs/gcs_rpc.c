@@ -102,7 +102,24 @@ static void handle_heartbeat(gcs_client *cl, const ProtobufCMessage *m, uint64_t
         if (rc == RAYC_ENOMEM)
             why = "out of memory";
     }
-    gcs_server__reply_status(cl, MSG_HEARTBEAT_REPLY, req_id, rc, why);
+    if (rc != RAYC_OK) {
+        gcs_server__reply_status(cl, MSG_HEARTBEAT_REPLY, req_id, rc, why);
+        return;
+    }
+    /* The reply carries the cluster view: every node with what it has free,
+     * so each raylet can place work on the others (spillback). */
+    size_t n = gcs_node_count(srv->nodes);
+    const Rpc__NodeInfo **nodes = malloc((n ? n : 1) * sizeof(*nodes));
+    Rpc__HeartbeatReply r = RPC__HEARTBEAT_REPLY__INIT;
+    Rpc__Status st = RPC__STATUS__INIT;
+    r.req_id = req_id;
+    r.status = &st;
+    if (nodes) {
+        r.n_view = gcs_node_list(srv->nodes, nodes, n);
+        r.view = (Rpc__NodeInfo **)nodes;
+    }
+    gcs_server__send(cl, MSG_HEARTBEAT_REPLY, &r.base);
+    free(nodes);
 }
 
 static void handle_list_nodes(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id)

@@ -24,6 +24,7 @@
 #include "ids.h"
 #include "log.h"
 #include "net.h"
+#include "object_manager.h"
 #include "plasma_store.h"
 #include "raylet_int.h"
 #include "rayc.h"
@@ -39,6 +40,12 @@ struct loc_rec {
     worker_id_t owner;
     uint64_t size;
     bool removed;
+};
+
+/* A pull a client asked for; the client is found again by id when it ends. */
+struct client_pull {
+    node_manager *nm;
+    worker_id_t who;
 };
 
 /* A request a raylet module sent to the GCS, waiting for its reply. */
@@ -134,6 +141,8 @@ static void send_heartbeat(node_manager *nm)
     hb.spilled_bytes = st.spilled_bytes;
     hb.pending_tasks = tm_pending(nm->tm);
     conn_send(nm->gcs, MSG_HEARTBEAT_REQ, &hb.base);
+    nm->last_report_ms = now_ms();
+    nm->last_reported = nm->available;
 }
 
 static void on_heartbeat_timer(evutil_socket_t fd, short what, void *arg)
@@ -142,6 +151,28 @@ static void on_heartbeat_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
     node_manager *nm = arg;
     if (nm->gcs && nm->gcs_state == GCS_REGISTERED)
+        send_heartbeat(nm);
+}
+
+static bool same_resources(const res_set *a, const res_set *b)
+{
+    if (a->n != b->n)
+        return false;
+    for (int i = 0; i < a->n; i++)
+        if (res_get(b, a->name[i]) != a->amount[i])
+            return false;
+    return true;
+}
+
+/* Every 100 ms: report our load at once when it changed (Ray's resource
+ * reports), so other raylets place work on current numbers. */
+static void on_report_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    node_manager *nm = arg;
+    if (nm->gcs && nm->gcs_state == GCS_REGISTERED &&
+        (!same_resources(&nm->available, &nm->last_reported) || tm_wants_view(nm->tm)))
         send_heartbeat(nm);
 }
 
@@ -178,14 +209,57 @@ static void on_register_reply(node_manager *nm, Rpc__RegisterNodeReply *r)
     }
     Rpc__SubscribeRequest sub = RPC__SUBSCRIBE_REQUEST__INIT;
     sub.req_id = ++nm->next_req_id;
-    sub.channels = RPC__CHANNEL__CHANNEL_NODE;
+    sub.channels = RPC__CHANNEL__CHANNEL_NODE | RPC__CHANNEL__CHANNEL_JOB;
     conn_send(nm->gcs, MSG_SUBSCRIBE_REQ, &sub.base);
+}
+
+/* Replace the cluster view with the one the GCS sent. */
+static void update_view(node_manager *nm, Rpc__HeartbeatReply *r)
+{
+    bool grew = false;
+    if (r->n_view > (size_t)nm->nview) {
+        view_node *v = realloc(nm->view, r->n_view * sizeof(*v));
+        if (v == NULL)
+            return;
+        nm->view = v;
+        grew = true;
+    }
+    int n = 0;
+    for (size_t i = 0; i < r->n_view; i++) {
+        Rpc__NodeInfo *ni = r->view[i];
+        if (ni->node_id.len != NODE_ID_SIZE)
+            continue;
+        view_node *v = &nm->view[n++];
+        memset(v, 0, sizeof(*v));
+        memcpy(v->id.b, ni->node_id.data, NODE_ID_SIZE);
+        snprintf(v->address, sizeof(v->address), "%s", ni->address);
+        v->alive = ni->state == RPC__NODE_STATE__NODE_ALIVE;
+        for (size_t k = 0; k < ni->n_resources_total; k++)
+            res_set_amount(&v->total, ni->resources_total[k]->name,
+                           ni->resources_total[k]->amount);
+        for (size_t k = 0; k < ni->n_resources_available; k++)
+            res_set_amount(&v->available, ni->resources_available[k]->name,
+                           ni->resources_available[k]->amount);
+    }
+    grew = grew || n != nm->nview;
+    nm->nview = n;
+    tm_view_changed(nm->tm, grew);
+}
+
+const view_node *nm_view_node(const node_manager *nm, const node_id_t *id)
+{
+    for (int i = 0; i < nm->nview; i++)
+        if (memcmp(nm->view[i].id.b, id->b, NODE_ID_SIZE) == 0)
+            return &nm->view[i];
+    return NULL;
 }
 
 static void on_heartbeat_reply(node_manager *nm, Rpc__HeartbeatReply *r)
 {
-    if (r->status == NULL || r->status->code == 0)
+    if (r->status == NULL || r->status->code == 0) {
+        update_view(nm, r);
         return;
+    }
     if (r->status->code == RAYC_ENOTFOUND) {
         log_warn("the GCS does not know this node; registering again");
         send_register(nm);
@@ -194,15 +268,37 @@ static void on_heartbeat_reply(node_manager *nm, Rpc__HeartbeatReply *r)
     die(nm, "the GCS declared this node dead: %s", r->status->message);
 }
 
+/* A node died: everything that depended on it moves or fails. */
+static void node_died(node_manager *nm, const node_id_t *node)
+{
+    for (int i = 0; i < nm->nview; i++)
+        if (memcmp(nm->view[i].id.b, node->b, NODE_ID_SIZE) == 0)
+            nm->view[i].alive = false;
+    peers_node_died(nm, node);
+    om_node_died(nm->om, node);
+    tm_node_died(nm->tm, node);
+    Rpc__NodeDied nd = RPC__NODE_DIED__INIT;
+    nd.node_id.data = (uint8_t *)node->b;
+    nd.node_id.len = NODE_ID_SIZE;
+    for (client *cl = nm->clients; cl; cl = cl->next)
+        if (cl->pc)
+            conn_send(cl->c, MSG_NODE_DIED, &nd.base);
+}
+
 static void on_pub(node_manager *nm, Rpc__PubMessage *m)
 {
-    (void)nm;
-    if (m->channel == RPC__CHANNEL__CHANNEL_NODE && m->node) {
-        char hex[ID_HEX_MAX] = "?";
-        if (m->node->node_id.len == NODE_ID_SIZE)
-            id_hex(m->node->node_id.data, NODE_ID_SIZE, hex);
-        log_info("node %s at %s is %s", hex, m->node->address,
-                 m->node->state == RPC__NODE_STATE__NODE_ALIVE ? "alive" : "dead");
+    if (m->channel == RPC__CHANNEL__CHANNEL_JOB && m->job &&
+        m->job->state != RPC__JOB_STATE__JOB_RUNNING)
+        tm_job_ended(nm->tm, m->job->job_id);
+    if (m->channel == RPC__CHANNEL__CHANNEL_NODE && m->node && m->node->node_id.len == NODE_ID_SIZE) {
+        char hex[ID_HEX_MAX];
+        id_hex(m->node->node_id.data, NODE_ID_SIZE, hex);
+        bool alive = m->node->state == RPC__NODE_STATE__NODE_ALIVE;
+        log_info("node %s at %s is %s", hex, m->node->address, alive ? "alive" : "dead");
+        node_id_t id;
+        memcpy(id.b, m->node->node_id.data, NODE_ID_SIZE);
+        if (!alive && memcmp(id.b, nm->node_id.b, NODE_ID_SIZE) != 0)
+            node_died(nm, &id);
     }
 }
 
@@ -443,6 +539,75 @@ static void on_client_handshake(client *cl, Rpc__Handshake *hs)
     conn_send_fds(cl->c, MSG_HANDSHAKE_REPLY, &r.base, &fd, 1);
 }
 
+/* A client's pull finished: tell it if the object cannot be had. */
+static void on_client_pull_done(void *arg, const object_id_t *id, int status, const char *msg)
+{
+    struct client_pull *cp = arg;
+    client *cl = nm_client_by_worker(cp->nm, &cp->who);
+    free(cp);
+    if (status == RAYC_OK || cl == NULL)
+        return;
+    Rpc__ObjectLost lost = RPC__OBJECT_LOST__INIT;
+    lost.object_id.data = (uint8_t *)id->b;
+    lost.object_id.len = OBJECT_ID_SIZE;
+    lost.message = (char *)(msg ? msg : "object lost");
+    conn_send(cl->c, MSG_OBJECT_LOST, &lost.base);
+}
+
+static void pull_for_client(client *cl, Rpc__PullObjects *m)
+{
+    if (cl->nm->nview <= 1)
+        return; /* a one-node cluster has nowhere to pull from */
+    for (size_t i = 0; i < m->n_object_ids; i++) {
+        if (m->object_ids[i].len != OBJECT_ID_SIZE)
+            continue;
+        object_id_t id;
+        memcpy(id.b, m->object_ids[i].data, OBJECT_ID_SIZE);
+        if (plasma_object_state(cl->nm->store, &id, NULL) != PLASMA_ABSENT)
+            continue;
+        struct client_pull *cp = malloc(sizeof(*cp));
+        if (cp == NULL)
+            return;
+        cp->nm = cl->nm;
+        cp->who = cl->id;
+        om_pull(cl->nm->om, &id, NULL, on_client_pull_done, cp);
+    }
+}
+
+/* Free an owner's objects on the other nodes that hold copies (the GCS
+ * directory knows where they are). */
+static void on_free_locations(node_manager *nm, void *arg, ProtobufCMessage *reply)
+{
+    (void)arg;
+    Rpc__GetObjectLocationsReply *r = (Rpc__GetObjectLocationsReply *)reply;
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->n_locations; i++) {
+        Rpc__ObjectLocation *l = r->locations[i];
+        if (l->removed || l->node_id.len != NODE_ID_SIZE || l->object_id.len != OBJECT_ID_SIZE)
+            continue;
+        node_id_t node;
+        memcpy(node.b, l->node_id.data, NODE_ID_SIZE);
+        conn *c = peers_get(nm, &node);
+        if (c == NULL)
+            continue;
+        Rpc__DeleteObjects del = RPC__DELETE_OBJECTS__INIT;
+        del.n_object_ids = 1;
+        del.object_ids = &l->object_id;
+        conn_send(c, MSG_DELETE_OBJECTS, &del.base);
+    }
+}
+
+static void free_everywhere(node_manager *nm, Rpc__DeleteObjects *m)
+{
+    if (nm->nview <= 1 || m->n_object_ids == 0)
+        return;
+    Rpc__GetObjectLocationsRequest req = RPC__GET_OBJECT_LOCATIONS_REQUEST__INIT;
+    req.n_object_ids = m->n_object_ids;
+    req.object_ids = m->object_ids;
+    nm_gcs_call(nm, MSG_GET_OBJECT_LOCATIONS_REQ, &req.base, on_free_locations, NULL);
+}
+
 static void on_client_frame(conn *c, uint16_t type, ProtobufCMessage *msg)
 {
     client *cl = conn_data(c);
@@ -460,6 +625,13 @@ static void on_client_frame(conn *c, uint16_t type, ProtobufCMessage *msg)
         return;
     case MSG_CANCEL_TASK:
         tm_cancel(tm, cl, (Rpc__CancelTask *)msg);
+        return;
+    case MSG_PULL_OBJECTS:
+        pull_for_client(cl, (Rpc__PullObjects *)msg);
+        return;
+    case MSG_DELETE_OBJECTS:
+        plasma_handle(cl->nm->store, cl->pc, type, msg);
+        free_everywhere(cl->nm, (Rpc__DeleteObjects *)msg);
         return;
     case MSG_JOB_CONFIG:
         if (cl->role == RPC__ROLE__ROLE_DRIVER) {
@@ -537,44 +709,12 @@ static void on_unix_accept(evutil_socket_t lfd, short what, void *arg)
     nm->nclients++;
 }
 
-/* Raylet-to-raylet connections: authenticated; the object manager speaks here. */
-static void on_peer_frame(conn *c, uint16_t type, ProtobufCMessage *msg)
-{
-    node_manager *nm = conn_data(c);
-    (void)msg;
-    if (type == MSG_HANDSHAKE) {
-        Rpc__HandshakeReply r = RPC__HANDSHAKE_REPLY__INIT;
-        Rpc__Status st = RPC__STATUS__INIT;
-        r.status = &st;
-        r.id.data = nm->node_id.b;
-        r.id.len = NODE_ID_SIZE;
-        conn_send(c, MSG_HANDSHAKE_REPLY, &r.base);
-        return;
-    }
-    log_warn("closing %s: unexpected %s", conn_peer(c), msg_name(type));
-    conn_close(c);
-}
-
-static void on_peer_close(conn *c, int reason, const char *why)
-{
-    (void)c;
-    (void)reason;
-    (void)why;
-}
-
-static const conn_handlers peer_handlers = {on_peer_frame, on_peer_close};
-
 static void on_tcp_accept(evutil_socket_t lfd, short what, void *arg)
 {
     (void)what;
-    node_manager *nm = arg;
     int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd < 0)
-        return;
-    net_tcp_nodelay(fd);
-    conn_opts o = {.max_frame = nm->cfg->max_frame_bytes, .token = nm->token,
-                   .require_auth = true};
-    conn_accept(nm->base, fd, &peer_handlers, nm, &o);
+    if (fd >= 0)
+        peers_accept(arg, fd);
 }
 
 /* -------------------------------------------------------- object directory */
@@ -718,6 +858,12 @@ node_manager *nm_new(struct event_base *base, const rayc_config *cfg, char *err,
     nm->pool = wpool_new(nm, err, errlen);
     if (nm->pool == NULL)
         goto fail;
+    nm->om = om_new(nm);
+    nm->report_ev = event_new(base, -1, EV_PERSIST, on_report_timer, nm);
+    if (nm->om == NULL || nm->report_ev == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     nm->reconnect_ev = evtimer_new(base, on_reconnect_timer, nm);
     nm->heartbeat_ev = event_new(base, -1, EV_PERSIST, on_heartbeat_timer, nm);
     nm->loc_flush_ev = evtimer_new(base, on_loc_flush, nm);
@@ -766,6 +912,8 @@ int nm_start(node_manager *nm, char *err, size_t errlen)
              (unsigned long long)plasma_store_capacity(nm->store),
              (unsigned long long)plasma_store_prefault_us(nm->store));
     wpool_prestart(nm->pool, (int)res_get(&nm->total, "CPU"));
+    struct timeval report = {0, 100000};
+    event_add(nm->report_ev, &report);
     gcs_connect(nm);
     if (nm->exit_reason[0]) {
         snprintf(err, errlen, "%s", nm->exit_reason);
@@ -820,6 +968,7 @@ void nm_free(node_manager *nm)
     fail_gcs_calls(nm);
     for (client *cl = nm->clients; cl; cl = cl->next)
         conn_close(cl->c);
+    peers_free_all(nm);
     event_base_loop(nm->base, EVLOOP_NONBLOCK);
     if (nm->unix_fd >= 0) {
         close(nm->unix_fd);
@@ -842,6 +991,10 @@ void nm_free(node_manager *nm)
     if (nm->loc_flush_ev)
         event_free(nm->loc_flush_ev);
     free(nm->loc_pending);
+    if (nm->report_ev)
+        event_free(nm->report_ev);
+    free(nm->view);
+    om_free(nm->om);
     wpool_free(nm->pool);
     tm_free(nm->tm);
     plasma_client_free(nm->self_pc);

@@ -23,6 +23,16 @@ typedef struct client client;
 typedef struct worker worker;
 typedef struct task_manager task_manager;
 typedef struct worker_pool worker_pool;
+typedef struct object_manager object_manager;
+typedef struct peer peer;
+
+/* One node of the cluster view (refreshed from every heartbeat reply). */
+typedef struct {
+    node_id_t id;
+    char address[64]; /* ip:port of its raylet's peer listener */
+    bool alive;
+    res_set total, available;
+} view_node;
 
 /* A local connection: a driver or a worker. */
 struct client {
@@ -84,6 +94,15 @@ struct node_manager {
 
     worker_pool *pool;
     task_manager *tm;
+    object_manager *om;
+
+    /* cluster view and connections to other raylets */
+    view_node *view;
+    int nview;
+    peer *peers;
+    uint64_t last_report_ms;
+    res_set last_reported;
+    struct event *report_ev;
 
     char exit_reason[256];
 };
@@ -96,5 +115,20 @@ client *nm_client_by_worker(node_manager *nm, const worker_id_t *id);
 int nm_gcs_call(node_manager *nm, uint16_t type, ProtobufCMessage *req, nm_gcs_cb cb, void *arg);
 /* The local driver of a job, or NULL. */
 client *nm_driver_of_job(node_manager *nm, uint32_t job_id);
+/* The view's entry for a node, or NULL if the node is unknown. */
+const view_node *nm_view_node(const node_manager *nm, const node_id_t *id);
+
+/* peers.c: connections to other raylets (token-checked TCP). */
+/* The connection to a live node, made on first use from the view's address.
+ * NULL when the node is unknown, dead, or this node. Frames it receives are
+ * dispatched like those of accepted peer connections. */
+conn *peers_get(node_manager *nm, const node_id_t *node);
+/* An accepted raylet connection (after the TCP accept). */
+void peers_accept(node_manager *nm, int fd);
+/* A node died: drop our connections to it. */
+void peers_node_died(node_manager *nm, const node_id_t *node);
+void peers_free_all(node_manager *nm);
+/* The node at the other end of a peer connection (zero before its handshake). */
+const node_id_t *peers_node_of(conn *c);
 
 #endif

@@ -12,15 +12,22 @@
 
 #include "log.h"
 #include "msg.h"
+#include "object_manager.h"
 #include "rayc.h"
 #include "sched.h"
 #include "worker_pool.h"
 
 #define TASK_BUCKETS 4096 /* grows by doubling */
 
-enum { T_WAITING_DEPS, T_READY, T_DISPATCHED, T_INFEASIBLE };
+enum { T_WAITING_DEPS, T_READY, T_DISPATCHED, T_INFEASIBLE, T_FORWARDED };
 
 typedef struct sclass sclass;
+struct rtask;
+static void start_deps(struct task_manager *tm, struct rtask *t);
+static void submit_common(struct task_manager *tm, struct rtask *t);
+static int place(struct task_manager *tm, struct rtask *t);
+static void wait_deps(struct task_manager *tm, struct rtask *t, const object_id_t *ids,
+                      size_t nrefs);
 
 typedef struct rtask {
     task_id_t id;
@@ -30,6 +37,14 @@ typedef struct rtask {
     uint32_t job_id;
     int state;
     bool cancelled; /* cancelled while waiting for deps or while running */
+    bool remote_owner;  /* forwarded here: the owner lives on owner_node */
+    bool no_forward;    /* run here: never forward again (one hop) */
+    node_id_t owner_node;
+    node_id_t fwd_node; /* T_FORWARDED: where it went */
+    int pulls;          /* store arguments still being pulled here */
+    int pull_status;
+    bool deps_pulled;
+    struct task_manager *tm;
     sclass *cls;
     worker *w;
     struct rtask *next; /* class queue, worker list, or infeasible list */
@@ -70,6 +85,12 @@ struct task_manager {
     rjob *jobs;
     char code_dir[1100];
     int in_flight; /* max tasks pipelined to one worker */
+    /* placement: the cluster view as the policy sees it (local entry kept
+     * current), rebuilt when the view changes */
+    sched_view sv;
+    sched_node *snodes;
+    int nsnodes;
+    uint64_t n_forwarded;
 };
 
 /* ------------------------------------------------------------ task table */
@@ -209,11 +230,23 @@ static void infeasible_remove(task_manager *tm, rtask *t)
 /* Tell a task's owner how it ended. status != OK: every return is that error. */
 static void report(task_manager *tm, rtask *t, int status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Deliver a completion to the task's owner: its local connection, or the
+ * raylet of its node. */
+static void send_done(task_manager *tm, rtask *t, Rpc__TaskDone *done)
+{
+    if (t->remote_owner) {
+        conn *c = peers_get(tm->nm, &t->owner_node);
+        if (c)
+            conn_send(c, MSG_TASK_DONE, &done->base);
+        return;
+    }
+    client *owner = nm_client_by_worker(tm->nm, &t->owner);
+    if (owner)
+        conn_send(owner->c, MSG_TASK_DONE, &done->base);
+}
+
 static void report(task_manager *tm, rtask *t, int status, const char *fmt, ...)
 {
-    client *owner = nm_client_by_worker(tm->nm, &t->owner);
-    if (owner == NULL)
-        return;
     char message[512];
     va_list ap;
     va_start(ap, fmt);
@@ -230,7 +263,7 @@ static void report(task_manager *tm, rtask *t, int status, const char *fmt, ...)
     done.attempt = t->msg->spec->attempt;
     done.node_id.data = tm->nm->node_id.b;
     done.node_id.len = NODE_ID_SIZE;
-    conn_send(owner->c, MSG_TASK_DONE, &done.base);
+    send_done(tm, t, &done);
 }
 
 static void notice(client *cl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -349,23 +382,15 @@ static void on_code_reply(node_manager *nm, void *arg, ProtobufCMessage *reply)
     code_fetched(tm, j);
 }
 
-void tm_job_config(task_manager *tm, client *driver, Rpc__JobConfig *m)
+/* Set up a job's code and environment here and fetch what is not cached. */
+static void job_configure(task_manager *tm, rjob *j, char **hashes, size_t nhashes, char **env,
+                          size_t nenv)
 {
-    driver->job_id = m->job_id;
-    rjob *j = job_find(tm, m->job_id);
-    if (j != NULL)
-        return; /* a second driver connection of the same job */
-    j = calloc(1, sizeof(*j));
-    if (j == NULL)
-        return;
-    j->job_id = m->job_id;
-    j->nhashes = m->n_code_hashes;
-    j->hashes = copy_strv(m->code_hashes, m->n_code_hashes);
-    j->nenv = m->n_env;
-    j->env = copy_strv(m->env, m->n_env);
+    j->nhashes = nhashes;
+    j->hashes = copy_strv(hashes, nhashes);
+    j->nenv = nenv;
+    j->env = copy_strv(env, nenv);
     j->paths = calloc(j->nhashes ? j->nhashes : 1, sizeof(char *));
-    j->next = tm->jobs;
-    tm->jobs = j;
     j->state = JOB_FETCHING;
     if (!j->hashes || !j->env || !j->paths) {
         job_failed(tm, j, "out of memory");
@@ -383,6 +408,7 @@ void tm_job_config(task_manager *tm, client *driver, Rpc__JobConfig *m)
     }
     if (j->nhashes == 0) {
         j->state = JOB_READY;
+        tm_schedule(tm);
         return;
     }
     for (size_t i = 0; i < j->nhashes; i++) {
@@ -405,6 +431,69 @@ void tm_job_config(task_manager *tm, client *driver, Rpc__JobConfig *m)
             job_failed(tm, j, "no GCS connection to fetch code package %s", j->hashes[i]);
             return;
         }
+    }
+}
+
+static rjob *job_add(task_manager *tm, uint32_t job_id)
+{
+    rjob *j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return NULL;
+    j->job_id = job_id;
+    j->state = JOB_FETCHING;
+    j->next = tm->jobs;
+    tm->jobs = j;
+    return j;
+}
+
+void tm_job_config(task_manager *tm, client *driver, Rpc__JobConfig *m)
+{
+    driver->job_id = m->job_id;
+    rjob *j = job_find(tm, m->job_id);
+    if (j != NULL && (j->state != JOB_FETCHING || j->hashes != NULL))
+        return; /* a second driver connection of the same job */
+    if (j == NULL && (j = job_add(tm, m->job_id)) == NULL)
+        return;
+    job_configure(tm, j, m->code_hashes, m->n_code_hashes, m->env, m->n_env);
+}
+
+/* A task of a job this node has not seen (its driver is elsewhere): learn
+ * the job's code and environment from the GCS. */
+static void on_job_info(node_manager *nm, void *arg, ProtobufCMessage *reply)
+{
+    (void)nm;
+    struct fetch *f = arg;
+    task_manager *tm = f->tm;
+    rjob *j = job_find(tm, f->job_id);
+    free(f);
+    if (j == NULL || j->hashes != NULL)
+        return;
+    Rpc__ListJobsReply *r = (Rpc__ListJobsReply *)reply;
+    for (size_t i = 0; r && i < r->n_jobs; i++) {
+        Rpc__JobInfo *ji = r->jobs[i];
+        if (ji->job_id == j->job_id) {
+            job_configure(tm, j, ji->code_hashes, ji->n_code_hashes, ji->env, ji->n_env);
+            return;
+        }
+    }
+    job_failed(tm, j, r ? "the GCS does not know this job" : "lost the GCS looking up the job");
+}
+
+static void job_learn(task_manager *tm, uint32_t job_id)
+{
+    if (job_find(tm, job_id))
+        return;
+    rjob *j = job_add(tm, job_id);
+    struct fetch *f = malloc(sizeof(*f));
+    if (j == NULL || f == NULL) {
+        free(f);
+        return;
+    }
+    *f = (struct fetch){tm, job_id, 0};
+    Rpc__ListJobsRequest req = RPC__LIST_JOBS_REQUEST__INIT;
+    if (nm_gcs_call(tm->nm, MSG_LIST_JOBS_REQ, &req.base, on_job_info, f) != 0) {
+        free(f);
+        job_failed(tm, j, "no GCS connection to look up job %u", job_id);
     }
 }
 
@@ -501,9 +590,20 @@ static int schedule_class(task_manager *tm, sclass *c)
                 idle->state = W_LEASED;
                 w = idle;
             } else if (w == NULL) {
-                /* Resources free but no idle worker: ask for one per task
-                 * that could start now. */
-                return sched_fits(&nm->available, &c->demand) ? (int)c->count : 0;
+                if (sched_fits(&nm->available, &c->demand)) {
+                    /* Resources free but no idle worker: ask for one per
+                     * task that could start now. */
+                    return (int)c->count;
+                }
+                /* Busy here: another node may have room (spillback). */
+                rtask *t = c->head;
+                if (t->no_forward || tm->sv.n <= 1)
+                    return 0;
+                class_remove(c, t);
+                if (place(tm, t) == SCHED_FORWARD)
+                    continue;
+                class_push(c, t, true);
+                return 0;
             }
         }
         rtask *t = c->head;
@@ -537,10 +637,104 @@ void tm_schedule(task_manager *tm)
 
 /* ------------------------------------------------------------ arrival */
 
+/* Rebuild the policy's copy of the view from the node manager's. */
+static void rebuild_view(task_manager *tm)
+{
+    node_manager *nm = tm->nm;
+    if (nm->nview > tm->nsnodes) {
+        sched_node *n = realloc(tm->snodes, (size_t)nm->nview * sizeof(*n));
+        if (n == NULL)
+            return;
+        tm->snodes = n;
+    }
+    tm->nsnodes = nm->nview;
+    tm->sv.nodes = tm->snodes;
+    tm->sv.n = nm->nview;
+    tm->sv.local = -1;
+    for (int i = 0; i < nm->nview; i++) {
+        sched_node *sn = &tm->snodes[i];
+        sn->id = nm->view[i].id;
+        sn->total = nm->view[i].total;
+        sn->available = nm->view[i].available;
+        sn->alive = nm->view[i].alive;
+        if (memcmp(sn->id.b, nm->node_id.b, NODE_ID_SIZE) == 0)
+            tm->sv.local = i;
+    }
+}
+
+/* Send a task to another raylet, which runs or queues it there. Keeps a
+ * record here so the owner hears of it if that node dies. Returns false if
+ * the node cannot be reached (the task stays here). */
+static bool forward(task_manager *tm, rtask *t, int target)
+{
+    node_manager *nm = tm->nm;
+    sched_node *sn = &tm->snodes[target];
+    conn *c = peers_get(nm, &sn->id);
+    if (c == NULL)
+        return false;
+    Rpc__ForwardTask f = RPC__FORWARD_TASK__INIT;
+    f.spec = t->msg->spec;
+    f.from_node.data = nm->node_id.b;
+    f.from_node.len = NODE_ID_SIZE;
+    if (conn_send(c, MSG_FORWARD_TASK, &f.base) != 0)
+        return false;
+    /* Count it against that node until its next report says otherwise. */
+    sched_acquire(&sn->available, &t->demand);
+    t->state = T_FORWARDED;
+    t->fwd_node = sn->id;
+    tm->n_forwarded++;
+    return true;
+}
+
+/* Where should t run? Returns SCHED_RUN_LOCAL/SCHED_WAIT (here),
+ * SCHED_FORWARD (sent away: t is T_FORWARDED) or SCHED_INFEASIBLE. */
+static int place(task_manager *tm, rtask *t)
+{
+    node_manager *nm = tm->nm;
+    bool feasible_here = sched_feasible(&nm->total, &t->demand);
+    if (t->no_forward || tm->sv.local < 0 || tm->sv.n <= 1)
+        return feasible_here ? SCHED_WAIT : SCHED_INFEASIBLE;
+    Rpc__TaskSpec *s = t->msg->spec;
+    /* Fast path: default tasks that fit here while we are lightly loaded. */
+    tm->snodes[tm->sv.local].available = nm->available;
+    tm->snodes[tm->sv.local].total = nm->total;
+    sched_req req = {.demand = t->demand, .strategy = s->strategy, .soft = s->soft};
+    if (s->strategy == RAYC_SCHED_NODE && s->node_id.len == NODE_ID_SIZE) {
+        req.has_node = true;
+        memcpy(req.node.b, s->node_id.data, NODE_ID_SIZE);
+    }
+    uint64_t stack_loc[16], *loc = NULL;
+    if (s->strategy == RAYC_SCHED_DEFAULT && tm->sv.n <= 16) {
+        memset(stack_loc, 0, sizeof(stack_loc));
+        for (size_t i = 0; i < s->n_args; i++) {
+            Rpc__TaskArg *a = s->args[i];
+            if (!a->is_ref || a->node_id.len != NODE_ID_SIZE)
+                continue;
+            for (int k = 0; k < tm->sv.n; k++)
+                if (memcmp(tm->snodes[k].id.b, a->node_id.data, NODE_ID_SIZE) == 0)
+                    stack_loc[k] += a->size, loc = stack_loc;
+        }
+    }
+    int target = -1;
+    int rc = sched_place(&tm->sv, &req, loc, &target);
+    if ((rc == SCHED_FORWARD || rc == SCHED_WAIT || rc == SCHED_RUN_LOCAL) && target >= 0 &&
+        target != tm->sv.local) {
+        if (forward(tm, t, target))
+            return SCHED_FORWARD;
+        return feasible_here ? SCHED_WAIT : SCHED_INFEASIBLE;
+    }
+    if (rc == SCHED_INFEASIBLE || rc < 0)
+        return SCHED_INFEASIBLE;
+    return SCHED_WAIT;
+}
+
 static void make_ready(task_manager *tm, rtask *t)
 {
     node_manager *nm = tm->nm;
-    if (!sched_feasible(&nm->total, &t->demand)) {
+    int where = place(tm, t);
+    if (where == SCHED_FORWARD)
+        return;
+    if (where == SCHED_INFEASIBLE) {
         t->state = T_INFEASIBLE;
         t->prev = NULL;
         t->next = tm->infeasible;
@@ -589,31 +783,162 @@ static void on_deps_ready(void *arg, uint64_t tag, int status, const bool *ready
     tm_schedule(tm);
 }
 
-void tm_submit(task_manager *tm, client *owner, Rpc__SubmitTask *m)
+/* Its store arguments are all here (or could not be had). */
+static void on_args_pulled(void *arg, const object_id_t *id, int status, const char *msg)
+{
+    (void)id;
+    rtask *t = arg;
+    if (status != RAYC_OK && t->pull_status == RAYC_OK) {
+        t->pull_status = status;
+        log_warn("task %s: argument unavailable: %s", t->msg->spec->function, msg ? msg : "");
+    }
+    if (--t->pulls > 0)
+        return;
+    task_manager *tm = t->tm;
+    if (t->cancelled) {
+        task_free(tm, t);
+        return;
+    }
+    if (t->pull_status != RAYC_OK) {
+        report(tm, t, RAYC_EOBJECT_LOST, "%s: an argument was lost", t->msg->spec->function);
+        task_free(tm, t);
+        return;
+    }
+    t->deps_pulled = true;
+    start_deps(tm, t);
+}
+
+/* Wait until every store argument is sealed in the local store, pulling the
+ * ones that are elsewhere first. */
+static void wait_deps(task_manager *tm, rtask *t, const object_id_t *ids, size_t nrefs)
 {
     node_manager *nm = tm->nm;
+    t->state = T_WAITING_DEPS;
+    t->tm = tm;
+    if (!t->deps_pulled && nm->nview > 1) {
+        Rpc__TaskSpec *s = t->msg->spec;
+        t->pulls = 1; /* held while starting them */
+        t->pull_status = RAYC_OK;
+        for (size_t i = 0; i < s->n_args; i++) {
+            Rpc__TaskArg *a = s->args[i];
+            if (!a->is_ref || a->object_id.len != OBJECT_ID_SIZE)
+                continue;
+            object_id_t id;
+            memcpy(id.b, a->object_id.data, OBJECT_ID_SIZE);
+            if (plasma_object_state(nm->store, &id, NULL) != PLASMA_ABSENT)
+                continue;
+            node_id_t hint;
+            bool has_hint = a->node_id.len == NODE_ID_SIZE;
+            if (has_hint)
+                memcpy(hint.b, a->node_id.data, NODE_ID_SIZE);
+            t->pulls++;
+            om_pull(nm->om, &id, has_hint ? &hint : NULL, on_args_pulled, t);
+        }
+        on_args_pulled(t, NULL, RAYC_OK, NULL);
+        return;
+    }
+    plasma_wait(nm->store, nm->self_pc, ids, nrefs, nrefs, -1, on_deps_ready, tm,
+                (uint64_t)(uintptr_t)t);
+}
+
+static void start_deps(task_manager *tm, rtask *t)
+{
+    Rpc__TaskSpec *s = t->msg->spec;
+    object_id_t stack_ids[16] = {{{0}}}, *ids = stack_ids;
+    if (s->n_args > 16 && (ids = malloc(s->n_args * sizeof(*ids))) == NULL) {
+        report(tm, t, RAYC_ENOMEM, "raylet out of memory");
+        task_free(tm, t);
+        return;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < s->n_args; i++)
+        if (s->args[i]->is_ref && s->args[i]->object_id.len == OBJECT_ID_SIZE)
+            memcpy(ids[n++].b, s->args[i]->object_id.data, OBJECT_ID_SIZE);
+    wait_deps(tm, t, ids, n);
+    if (ids != stack_ids)
+        free(ids);
+}
+
+/* Checks shared by local submissions and forwarded tasks. NULL (message
+ * freed) when the spec is unusable or a duplicate. */
+static rtask *new_task(task_manager *tm, Rpc__SubmitTask *m, const char **bad)
+{
     Rpc__TaskSpec *s = m->spec;
-    rtask *t = NULL;
-    char err[256] = "";
+    *bad = NULL;
     if (s == NULL || s->task_id.len != TASK_ID_SIZE || s->function == NULL ||
         s->function[0] == '\0' || s->owner_id.len != WORKER_ID_SIZE || s->num_returns == 0 ||
         s->num_returns > 10000) {
-        log_warn("closing %s: malformed task spec", conn_peer(owner->c));
+        *bad = "malformed task spec";
         msg_free(&m->base);
-        conn_close(owner->c);
-        return;
+        return NULL;
     }
     if (task_find(tm, s->task_id.data, TASK_ID_SIZE)) {
         log_warn("task submitted twice; ignoring the second copy");
         msg_free(&m->base);
-        return;
+        return NULL;
     }
-    t = calloc(1, sizeof(*t));
+    rtask *t = calloc(1, sizeof(*t));
     if (t == NULL) {
         msg_free(&m->base);
-        return;
+        return NULL;
     }
     t->msg = m;
+    t->tm = tm;
+    return t;
+}
+
+void tm_forwarded(task_manager *tm, const node_id_t *from, Rpc__ForwardTask *f)
+{
+    /* Re-wrap as a SubmitTask so both paths own the same message type. */
+    Rpc__SubmitTask *m = malloc(sizeof(*m));
+    if (m == NULL) {
+        msg_free(&f->base);
+        return;
+    }
+    rpc__submit_task__init(m);
+    m->spec = f->spec;
+    f->spec = NULL;
+    msg_free(&f->base);
+    /* m was not allocated by protobuf-c's unpacker but its free routine only
+     * calls the allocator on each owned field, so freeing it is the same. */
+    const char *bad;
+    rtask *t = new_task(tm, m, &bad);
+    if (t == NULL) {
+        if (bad)
+            log_warn("dropping a forwarded task: %s", bad);
+        return;
+    }
+    Rpc__TaskSpec *s = m->spec;
+    t->remote_owner = true;
+    t->no_forward = true;
+    job_learn(tm, s->job_id);
+    if (s->owner_node_id.len == NODE_ID_SIZE)
+        memcpy(t->owner_node.b, s->owner_node_id.data, NODE_ID_SIZE);
+    else
+        t->owner_node = *from;
+    submit_common(tm, t);
+}
+
+void tm_submit(task_manager *tm, client *owner, Rpc__SubmitTask *m)
+{
+    const char *bad;
+    rtask *t = new_task(tm, m, &bad);
+    if (t == NULL) {
+        if (bad) {
+            log_warn("closing %s: %s", conn_peer(owner->c), bad);
+            conn_close(owner->c);
+        }
+        return;
+    }
+    submit_common(tm, t);
+}
+
+static void submit_common(task_manager *tm, rtask *t)
+{
+    node_manager *nm = tm->nm;
+    Rpc__SubmitTask *m = t->msg;
+    Rpc__TaskSpec *s = m->spec;
+    char err[256] = "";
     memcpy(t->id.b, s->task_id.data, TASK_ID_SIZE);
     memcpy(t->owner.b, s->owner_id.data, WORKER_ID_SIZE);
     t->job_id = s->job_id;
@@ -653,10 +978,16 @@ void tm_submit(task_manager *tm, client *owner, Rpc__SubmitTask *m)
     if (err[0]) {
         report(tm, t, RAYC_EINVAL, "%s: %s", s->function, err);
         task_free(tm, t);
+    } else if (nrefs > 0 && !t->no_forward && nm->nview > 1) {
+        /* Place first: the arguments are fetched only where it runs. */
+        t->state = T_READY;
+        int where = place(tm, t);
+        if (where != SCHED_FORWARD) {
+            t->no_forward = true;
+            wait_deps(tm, t, ids, nrefs);
+        }
     } else if (nrefs > 0) {
-        t->state = T_WAITING_DEPS;
-        plasma_wait(nm->store, nm->self_pc, ids, nrefs, nrefs, -1, on_deps_ready, tm,
-                    (uint64_t)(uintptr_t)t);
+        wait_deps(tm, t, ids, nrefs);
     } else {
         make_ready(tm, t);
         tm_schedule(tm);
@@ -694,7 +1025,7 @@ void tm_task_done(task_manager *tm, client *from, Rpc__TaskDone *m)
     }
     worker_list_remove(w, t);
     /* Store returns now belong to the owner (fate-sharing), or die with it. */
-    client *owner = nm_client_by_worker(nm, &t->owner);
+    client *owner = t->remote_owner ? NULL : nm_client_by_worker(nm, &t->owner);
     for (size_t i = 0; i < m->n_returns; i++) {
         Rpc__TaskReturn *r = m->returns[i];
         if (!r->in_store || r->object_id.len != OBJECT_ID_SIZE)
@@ -703,18 +1034,18 @@ void tm_task_done(task_manager *tm, client *from, Rpc__TaskDone *m)
         memcpy(oid.b, r->object_id.data, OBJECT_ID_SIZE);
         if (owner && owner->pc)
             plasma_set_owner(nm->store, &oid, owner->pc);
+        else if (t->remote_owner)
+            plasma_set_owner(nm->store, &oid, NULL); /* kept for the remote owner */
         else
             plasma_delete(nm->store, &oid);
     }
-    if (owner) {
-        /* Stamp where store returns live. The field belongs to the unpacked
-         * message (freed with it), so lend it our bytes only while packing. */
-        ProtobufCBinaryData sent_node = m->node_id;
-        m->node_id = (ProtobufCBinaryData){NODE_ID_SIZE, nm->node_id.b};
-        m->attempt = t->msg->spec->attempt;
-        conn_send(owner->c, MSG_TASK_DONE, &m->base);
-        m->node_id = sent_node;
-    }
+    /* Stamp where store returns live. The field belongs to the unpacked
+     * message (freed with it), so lend it our bytes only while packing. */
+    ProtobufCBinaryData sent_node = m->node_id;
+    m->node_id = (ProtobufCBinaryData){NODE_ID_SIZE, nm->node_id.b};
+    m->attempt = t->msg->spec->attempt;
+    send_done(tm, t, m);
+    m->node_id = sent_node;
     task_free(tm, t);
     if (w->depth == 0)
         lease_release(tm, w);
@@ -741,7 +1072,7 @@ void tm_worker_died(task_manager *tm, worker *w)
 
 void tm_cancel(task_manager *tm, client *from, Rpc__CancelTask *m)
 {
-    (void)from;
+    (void)from; /* NULL when a peer raylet passes on an owner's cancel */
     rtask *t = task_find(tm, m->task_id.data, m->task_id.len);
     if (t == NULL || t->cancelled)
         return;
@@ -760,6 +1091,12 @@ void tm_cancel(task_manager *tm, client *from, Rpc__CancelTask *m)
         report(tm, t, RAYC_ECANCELLED, "%s: cancelled", t->msg->spec->function);
         task_free(tm, t);
         break;
+    case T_FORWARDED: {
+        conn *c = peers_get(tm->nm, &t->fwd_node);
+        if (c)
+            conn_send(c, MSG_CANCEL_TASK, &m->base);
+        break;
+    }
     case T_DISPATCHED:
         if (m->force) {
             t->cancelled = true;
@@ -835,16 +1172,91 @@ void tm_client_gone(task_manager *tm, client *cl)
     drop_owned(tm, &cl->id, cl->job_id, job_end);
     if (!job_end)
         return;
-    /* The driver is gone: its job ends, and so do the job's workers. */
-    wpool_kill_job(tm->nm->pool, cl->job_id);
+    tm_job_ended(tm, cl->job_id);
+}
+
+void tm_job_ended(task_manager *tm, uint32_t job_id)
+{
+    /* The driver is gone: its job ends, and so do the job's workers and
+     * whatever of it still waits here. */
+    worker_id_t nobody;
+    memset(&nobody, 0xff, sizeof(nobody));
+    drop_owned(tm, &nobody, job_id, true);
+    wpool_kill_job(tm->nm->pool, job_id);
     for (rjob **pp = &tm->jobs; *pp; pp = &(*pp)->next) {
-        if ((*pp)->job_id == cl->job_id) {
+        if ((*pp)->job_id == job_id) {
             rjob *j = *pp;
             *pp = j->next;
             job_free(j);
             break;
         }
     }
+}
+
+/* ------------------------------------------------------------ multi-node */
+
+void tm_remote_done(task_manager *tm, Rpc__TaskDone *m)
+{
+    rtask *t = task_find(tm, m->task_id.data, m->task_id.len);
+    if (t && t->state == T_FORWARDED) {
+        tm->n_forwarded--;
+        task_free(tm, t);
+    }
+    if (m->owner_id.len != WORKER_ID_SIZE)
+        return;
+    worker_id_t owner;
+    memcpy(owner.b, m->owner_id.data, WORKER_ID_SIZE);
+    client *cl = nm_client_by_worker(tm->nm, &owner);
+    if (cl)
+        conn_send(cl->c, MSG_TASK_DONE, &m->base);
+}
+
+void tm_view_changed(task_manager *tm, bool nodes_changed)
+{
+    rebuild_view(tm);
+    if (nodes_changed) {
+        /* A new node may have what an infeasible task needs. */
+        for (rtask *t = tm->infeasible, *next; t; t = next) {
+            next = t->next;
+            if (t->no_forward)
+                continue;
+            infeasible_remove(tm, t);
+            t->state = T_READY;
+            int where = place(tm, t);
+            if (where == SCHED_FORWARD)
+                continue;
+            make_ready(tm, t); /* back to infeasible, or queued here */
+        }
+    }
+    tm_schedule(tm);
+}
+
+void tm_node_died(task_manager *tm, const node_id_t *node)
+{
+    for (size_t i = 0; i < tm->nbuckets; i++) {
+        for (rtask *t = tm->buckets[i], *next; t; t = next) {
+            next = t->hnext;
+            if (t->state != T_FORWARDED || memcmp(t->fwd_node.b, node->b, NODE_ID_SIZE) != 0)
+                continue;
+            tm->n_forwarded--;
+            char hex[ID_HEX_MAX];
+            report(tm, t, RAYC_EWORKER_DIED, "%s: node %.12s died before it finished",
+                   t->msg->spec->function, id_hex(node->b, NODE_ID_SIZE, hex));
+            task_free(tm, t);
+        }
+    }
+    rebuild_view(tm);
+    tm_schedule(tm);
+}
+
+bool tm_wants_view(const task_manager *tm)
+{
+    if (tm->sv.n <= 1)
+        return false;
+    for (sclass *c = tm->classes; c; c = c->next)
+        if (c->head)
+            return true;
+    return tm->infeasible != NULL;
 }
 
 uint64_t tm_pending(const task_manager *tm)
@@ -888,6 +1300,7 @@ void tm_free(task_manager *tm)
         }
     }
     free(tm->buckets);
+    free(tm->snodes);
     for (sclass *c = tm->classes, *next; c; c = next) {
         next = c->next;
         free(c);

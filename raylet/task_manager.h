@@ -32,6 +32,23 @@ void tm_worker_blocked(task_manager *tm, worker *w, Rpc__WorkerBlocked *m);
 void tm_worker_unblocked(task_manager *tm, worker *w);
 void tm_job_config(task_manager *tm, client *driver, Rpc__JobConfig *m);
 
+/* Multi-node: a task another raylet forwarded here (spillback), and the
+ * completion of a task this raylet forwarded, or of a task owned here that
+ * ran elsewhere. */
+void tm_forwarded(task_manager *tm, const node_id_t *from, Rpc__ForwardTask *m);
+void tm_remote_done(task_manager *tm, Rpc__TaskDone *m);
+/* The cluster view changed (nodes_changed: a node joined or left). */
+void tm_view_changed(task_manager *tm, bool nodes_changed);
+/* A node died: tasks forwarded there are reported to their owners as failed
+ * (EWORKER_DIED: the owner retries them elsewhere). */
+void tm_node_died(task_manager *tm, const node_id_t *node);
+/* True while tasks wait here that another node might run: keep the view fresh. */
+bool tm_wants_view(const task_manager *tm);
+
+/* A job finished (its driver left, maybe on another node): its workers and
+ * queued tasks here go. */
+void tm_job_ended(task_manager *tm, uint32_t job_id);
+
 /* Events from the worker pool and the node manager. */
 void tm_worker_died(task_manager *tm, worker *w);
 void tm_client_gone(task_manager *tm, client *cl);

@@ -84,6 +84,9 @@ void core__unblock(void);
  * offset, or a code with rayc_last_error set. Then write and seal it. */
 int core__store_create(const object_id_t *id, size_t size, uint64_t *offset);
 void core__send_seal(const object_id_t *id);
+/* The last use of an owned result is gone: drop its task's lineage when no
+ * other result of that task is in use. mu held. */
+void core__lineage_release(const object_id_t *oid);
 /* Tables of core_tasks.c. */
 int core__tasks_init(void);
 void core__tasks_destroy(void);

@@ -178,6 +178,8 @@ static int connect_raylet(core_t *c)
         else {
             c->arena = p;
             c->arena_size = reply->store_size;
+            /* Cached pins hold at most an eighth of the store. */
+            c->cache_max_bytes = c->arena_size / 8;
         }
     }
     for (int i = 0; i < nfds; i++)

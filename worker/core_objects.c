@@ -49,6 +49,26 @@ static void send_delete(ref_entry *e)
     e->deleted = true;
 }
 
+/* Give back the pins of batch[0..n); entries nobody uses any more go. */
+static void unpin_batch(ref_entry **batch, size_t n)
+{
+    core_t *c = &rayc__core;
+    send_release(batch, n);
+    for (size_t i = 0; i < n; i++) {
+        ref_entry *e = batch[i];
+        e->pinned = false;
+        if (e->refs > 0) {
+            e->data = NULL; /* still referenced: the next get pins it again */
+            continue;
+        }
+        object_id_t id = e->id;
+        bool owned = e->owned;
+        reft_remove(&c->refs, e);
+        if (owned)
+            core__lineage_release(&id);
+    }
+}
+
 void core__trim_pin_cache(bool everything)
 {
     core_t *c = &rayc__core;
@@ -61,32 +81,41 @@ void core__trim_pin_cache(bool everything)
         reft_cache_remove(&c->refs, e);
         batch[n++] = e;
         if (n == 64) {
-            send_release(batch, n);
-            for (size_t i = 0; i < n; i++)
-                reft_remove(&c->refs, batch[i]);
+            unpin_batch(batch, n);
             n = 0;
         }
     }
-    send_release(batch, n);
-    for (size_t i = 0; i < n; i++)
-        reft_remove(&c->refs, batch[i]);
+    unpin_batch(batch, n);
 }
 
+/* The last view or reference of an entry went. A store pin with no view is
+ * kept in a small LRU cache (so getting the object again costs no round
+ * trip) but never held beyond it: a pinned object cannot be spilled. */
 void core__maybe_finalize(ref_entry *e)
 {
     core_t *c = &rayc__core;
-    if (e->refs > 0 || e->views > 0)
+    if (e->views > 0)
         return;
-    if (e->in_store && e->owned && !e->deleted)
+    if (e->refs == 0 && e->in_store && e->owned && !e->deleted)
         send_delete(e);
-    if (e->in_store && e->pinned && !e->deleted) {
-        reft_cache_add(&c->refs, e); /* borrowed object: keep the pin for a while */
+    if (e->in_store && e->pinned && e->refs > 0) {
+        /* Only objects we reference: a pin on someone else's object would
+         * keep it alive after its owner freed it. */
+        reft_cache_add(&c->refs, e);
         core__trim_pin_cache(false);
         return;
     }
+    if (e->refs > 0)
+        return;
+    if (e->cached)
+        reft_cache_remove(&c->refs, e);
     if (e->pinned)
         send_release(&e, 1);
+    object_id_t id = e->id;
+    bool owned = e->owned;
     reft_remove(&c->refs, e);
+    if (owned)
+        core__lineage_release(&id);
 }
 
 /* ------------------------------------------------------------------- put */
@@ -177,6 +206,7 @@ static int put_begin(size_t size, void **buf, rayc_ref *out)
     }
     e->size = size;
     e->in_store = !inline_value;
+    e->node = c->node_id;
     e->data = heap;
     e->views = 1; /* the writer's view, until sealed */
     pthread_mutex_unlock(&c->mu);
@@ -265,11 +295,8 @@ void rayc_ref_retain(rayc_ref ref)
     memcpy(id.b, ref.id, OBJECT_ID_SIZE);
     pthread_mutex_lock(&c->mu);
     ref_entry *e = reft_get_or_add(&c->refs, &id, NULL);
-    if (e) {
-        if (e->cached)
-            reft_cache_remove(&c->refs, e);
+    if (e)
         e->refs++;
-    }
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -352,6 +379,26 @@ static int store_get(const rayc_ref *refs, const size_t *idx, size_t nmissing,
         ids[i].data = (uint8_t *)refs[idx[i]].id;
         ids[i].len = OBJECT_ID_SIZE;
     }
+    /* Objects this process does not know to be here may be on other nodes:
+     * ask the raylet to pull them (it ignores the ones it has). */
+    bool maybe_remote = false;
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; i < nmissing && !maybe_remote; i++) {
+        object_id_t id;
+        memcpy(id.b, refs[idx[i]].id, OBJECT_ID_SIZE);
+        ref_entry *e = reft_find(&c->refs, &id);
+        maybe_remote = e == NULL || !e->owned || e->remote;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (maybe_remote) {
+        Rpc__PullObjects pull = RPC__PULL_OBJECTS__INIT;
+        pull.n_object_ids = nmissing;
+        pull.object_ids = ids;
+        cw_conn_send(c->raylet, MSG_PULL_OBJECTS, &pull.base);
+        /* A pull can fail (ObjectLost): wait in slices to notice. */
+        if (timeout_ms < 0 || timeout_ms > 200)
+            timeout_ms = 200;
+    }
     Rpc__GetObjectsRequest req = RPC__GET_OBJECTS_REQUEST__INIT;
     req.req_id = cw_conn_next_id(c->raylet);
     req.n_object_ids = nmissing;
@@ -401,6 +448,8 @@ static int store_get(const rayc_ref *refs, const size_t *idx, size_t nmissing,
         e->in_store = true;
         e->sealed = true;
         e->pinned = true;
+        e->remote = false;
+        e->node = c->node_id;
         e->data = c->arena + ov->offset;
         e->size = ov->size;
     }
@@ -466,6 +515,10 @@ int rayc_get(const rayc_ref *refs, size_t n, rayc_value *out, int64_t timeout_ms
                 rc = store_get(refs, idx, nmissing, left);
             }
             pthread_mutex_lock(&c->mu);
+            if (rc == RAYC_ETIMEDOUT && now_ms() < deadline) {
+                store_rounds = 0; /* a slice of a longer wait, not a broken reply */
+                continue;
+            }
             if (rc != 0)
                 break;
             continue; /* pick up what arrived */

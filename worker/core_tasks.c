@@ -26,6 +26,8 @@
 /* One argument as the owner holds it until the spec is built. */
 typedef struct {
     bool is_ref;
+    bool has_node;
+    node_id_t node; /* a node holding the ref's object (locality hint) */
     object_id_t ref;
     const void *data; /* inline bytes (points into arg_copy or an entry) */
     size_t size;
@@ -38,6 +40,7 @@ typedef struct otask {
     bool retry_exceptions;
     bool cancelled;
     bool submitted;
+    bool done; /* finished; kept as lineage while its remote results are referenced */
     uint8_t *frame; /* the SubmitTask frame as sent (kept for retries) */
     size_t frame_len;
     char *function;
@@ -187,6 +190,10 @@ static void fill_spec_args(Rpc__TaskSpec *s, const oarg *args, size_t n, Rpc__Ta
             store[i].object_id.data = (uint8_t *)args[i].ref.b;
             store[i].object_id.len = OBJECT_ID_SIZE;
             store[i].size = args[i].size;
+            if (args[i].has_node) {
+                store[i].node_id.data = (uint8_t *)args[i].node.b;
+                store[i].node_id.len = NODE_ID_SIZE;
+            }
         } else {
             store[i].data.data = (uint8_t *)args[i].data;
             store[i].data.len = args[i].size;
@@ -260,6 +267,8 @@ static int resolve_args(otask *t, ref_entry **failed)
             a->size = e->size;
         } else if (e) {
             a->size = e->size;
+            if (e->in_store)
+                a->node = e->node, a->has_node = true;
         }
     }
     return 1;
@@ -339,6 +348,7 @@ static void on_task_done(Rpc__TaskDone *m)
             return;
         }
     }
+    bool keep_lineage = false;
     if (status != RAYC_OK) {
         fail_returns(t, status, message);
     } else {
@@ -371,6 +381,10 @@ static void on_task_done(Rpc__TaskDone *m)
                 e->in_store = true;
                 e->size = r->size;
                 e->sealed = true;
+                if (m->node_id.len == NODE_ID_SIZE)
+                    memcpy(e->node.b, m->node_id.data, NODE_ID_SIZE);
+                e->remote = memcmp(e->node.b, c->node_id.b, NODE_ID_SIZE) != 0;
+                keep_lineage = keep_lineage || e->remote;
             } else if (r->data.len > 0) {
                 void *copy = malloc(r->data.len);
                 if (copy == NULL) {
@@ -383,9 +397,125 @@ static void on_task_done(Rpc__TaskDone *m)
             }
         }
     }
-    finish(t);
+    if (keep_lineage && !t->cancelled) {
+        /* Its results live on another node: keep the spec (and the
+         * arguments it holds) to run it again if that node dies. */
+        t->done = true;
+    } else {
+        finish(t);
+    }
     run_deferred();
     pthread_mutex_unlock(&c->mu);
+}
+
+/* ------------------------------------------------------------ lineage */
+
+/* Run a finished task again because one of its results was lost; its returns
+ * become pending. false if there is no lineage for it. mu held. */
+static bool reconstruct(const object_id_t *oid)
+{
+    core_t *c = &rayc__core;
+    if (object_id_is_put(oid))
+        return false;
+    task_id_t tid = object_id_task(oid);
+    otask *t = otask_find(tid.b);
+    if (t == NULL || !t->done || t->frame == NULL)
+        return false;
+    for (uint32_t i = 1; i <= t->num_returns; i++) {
+        object_id_t rid = object_id_for_return(&t->id, i);
+        ref_entry *e = reft_find(&c->refs, &rid);
+        if (e == NULL || e->pinned)
+            continue;
+        e->sealed = false;
+        e->in_store = false;
+        e->remote = false;
+    }
+    t->done = false;
+    log_info("reconstructing %s: a result was lost with its node", t->function);
+    if (resubmit(t) != 0) {
+        fail_returns(t, RAYC_EOBJECT_LOST, "lost, and could not be rebuilt");
+        finish(t);
+    }
+    return true;
+}
+
+/* An object this process refers to is gone: rebuild it from its lineage, or
+ * make it an error value. mu held. */
+static void object_gone(ref_entry *e, const char *why)
+{
+    if (e->owned && reconstruct(&e->id))
+        return;
+    e->status = RAYC_EOBJECT_LOST;
+    e->sealed = true;
+    free(e->error);
+    e->error = strdup(why);
+}
+
+struct dead_node {
+    node_id_t node;
+    ref_entry *lost[256];
+    size_t n;
+};
+
+static void collect_on_node(ref_entry *e, void *arg)
+{
+    struct dead_node *d = arg;
+    if (e->in_store && e->remote && !e->pinned && e->status == RAYC_OK && d->n < 256 &&
+        memcmp(e->node.b, d->node.b, NODE_ID_SIZE) == 0)
+        d->lost[d->n++] = e;
+}
+
+static void on_node_died(Rpc__NodeDied *m)
+{
+    core_t *c = &rayc__core;
+    if (m->node_id.len != NODE_ID_SIZE)
+        return;
+    struct dead_node *d = malloc(sizeof(*d));
+    if (d == NULL)
+        return;
+    memcpy(d->node.b, m->node_id.data, NODE_ID_SIZE);
+    pthread_mutex_lock(&c->mu);
+    do {
+        d->n = 0;
+        reft_foreach(&c->refs, collect_on_node, d);
+        for (size_t i = 0; i < d->n; i++)
+            object_gone(d->lost[i], "the node holding it died");
+    } while (d->n == 256);
+    pthread_cond_broadcast(&c->sealed_cv);
+    pthread_mutex_unlock(&c->mu);
+    free(d);
+}
+
+static void on_object_lost(Rpc__ObjectLost *m)
+{
+    core_t *c = &rayc__core;
+    if (m->object_id.len != OBJECT_ID_SIZE)
+        return;
+    object_id_t id;
+    memcpy(id.b, m->object_id.data, OBJECT_ID_SIZE);
+    pthread_mutex_lock(&c->mu);
+    ref_entry *e = reft_find(&c->refs, &id);
+    if (e && !e->pinned && e->status == RAYC_OK && (e->sealed || !e->owned))
+        object_gone(e, m->message && *m->message ? m->message : "object lost");
+    pthread_cond_broadcast(&c->sealed_cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+void core__lineage_release(const object_id_t *oid)
+{
+    if (object_id_is_put(oid))
+        return;
+    task_id_t tid = object_id_task(oid);
+    otask *t = otask_find(tid.b);
+    if (t == NULL || !t->done)
+        return;
+    for (uint32_t i = 1; i <= t->num_returns; i++) {
+        object_id_t rid = object_id_for_return(&t->id, i);
+        ref_entry *e = reft_find(&rayc__core.refs, &rid);
+        if (e && memcmp(e->id.b, oid->b, OBJECT_ID_SIZE) != 0 && (e->refs > 0 || e->views > 0))
+            return; /* another result is still in use */
+    }
+    finish(t);
 }
 
 /* Print a worker's output line by line, prefixed like Ray: (pid=.., node=..). */
@@ -416,6 +546,12 @@ int core__on_async(void *arg, uint16_t type, ProtobufCMessage *msg)
         return 0;
     case MSG_WORKER_OUTPUT:
         on_worker_output((Rpc__WorkerOutput *)msg);
+        return 0;
+    case MSG_NODE_DIED:
+        on_node_died((Rpc__NodeDied *)msg);
+        return 0;
+    case MSG_OBJECT_LOST:
+        on_object_lost((Rpc__ObjectLost *)msg);
         return 0;
     case MSG_CLUSTER_NOTICE:
         fprintf(stderr, "rayc: %s\n", ((Rpc__ClusterNotice *)msg)->message);
@@ -555,6 +691,8 @@ int rayc_submit(const char *function, const rayc_arg *args, size_t nargs,
             a->size = e->size;
         } else {
             a->size = e->size;
+            if (e->in_store)
+                a->node = e->node, a->has_node = true;
         }
     }
     for (int i = 0; i < num_returns; i++) {

@@ -1,0 +1,64 @@
+/*
+ * object_manager.h -- moves objects between nodes (DESIGN.md section 6).
+ *
+ * Pull-based: the node that needs an object asks a node that holds it (the
+ * caller's hint first, then the GCS object directory), receives it in chunks
+ * straight into its own store, seals it there as a secondary copy (evictable)
+ * and the directory learns of the new copy through the store's seal hook.
+ * Concurrent pulls of one object share one transfer. A transfer whose source
+ * dies or disconnects moves to another holder; with none left the pull fails
+ * with RAYC_EOBJECT_LOST. It never hangs.
+ *
+ * Serving side: a PullRequest pins the object (restoring it if spilled),
+ * answers PullReply {size} and streams ObjectChunk frames from the arena with
+ * no copy (conn_send_raw_ref); the pin is released when the last chunk is
+ * written or the connection closes.
+ *
+ * Threading: the raylet's loop thread.
+ */
+#ifndef RAYC_OBJECT_MANAGER_H
+#define RAYC_OBJECT_MANAGER_H
+
+#include "raylet_int.h"
+
+/* status: RAYC_OK (the object is sealed in the local store), or
+ * RAYC_EOBJECT_LOST / RAYC_ESTORE_FULL with a message. Called exactly once. */
+typedef void (*om_done_cb)(void *arg, const object_id_t *id, int status, const char *msg);
+
+object_manager *om_new(node_manager *nm);
+/* Fails every pending pull with RAYC_EOBJECT_LOST ("raylet stopping"). */
+void om_free(object_manager *om);
+
+/* Make id local. hint: a node believed to hold it (may be NULL). If the
+ * object is already sealed here, cb runs at once with RAYC_OK. */
+void om_pull(object_manager *om, const object_id_t *id, const node_id_t *hint, om_done_cb cb,
+             void *arg);
+/* Frames from a peer raylet: PULL_REQUEST, PULL_REPLY, OBJECT_CHUNK. Returns
+ * false for other types. */
+bool om_handle(object_manager *om, conn *c, uint16_t type, ProtobufCMessage *msg);
+/* A peer connection closed / a node died: move or fail its transfers. */
+void om_peer_closed(object_manager *om, conn *c);
+void om_node_died(object_manager *om, const node_id_t *node);
+
+/* Bytes and objects received and sent since start (for logs and benchmarks). */
+void om_stats(const object_manager *om, uint64_t *bytes_in, uint64_t *bytes_out,
+              uint64_t *pulls_done, uint64_t *pulls_failed);
+
+/* ---------------------------------------------------------------- internals
+ * Pure pieces of the transfer protocol, exposed for unit tests. */
+
+/* Object bytes per OBJECT_CHUNK frame for a peer limit of max_frame bytes
+ * (0: the default limit): 4 MiB, less when frames must be smaller. */
+size_t om__chunk_size(size_t max_frame);
+/* Frames that carry size bytes in chunks of chunk bytes (0 for size 0: a
+ * zero-byte object is complete with its PullReply). */
+uint64_t om__chunk_count(uint64_t size, size_t chunk);
+/* Check a received chunk against the transfer: object of size bytes, received
+ * so far, chunk header {offset, total}, len data bytes. NULL when the chunk is
+ * the next one in order and fits; else why it is a protocol error. */
+const char *om__chunk_check(uint64_t size, uint64_t received, uint64_t offset, uint64_t total,
+                            size_t len);
+/* The next delay between directory lookups: 20 ms, doubling, capped at 500. */
+uint64_t om__backoff_next(uint64_t cur_ms);
+
+#endif
