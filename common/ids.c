@@ -2,6 +2,7 @@
 #include "ids.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,10 +123,43 @@ static actor_id_t nil_actor(job_id_t job)
     return a;
 }
 
+/* Task ids are made per task: a getrandom(2) each would be a syscall on the
+ * submit path. Uniqueness is what matters, so each thread draws them from a
+ * 64-bit generator (splitmix64) seeded once from the kernel; its period
+ * covers every id a thread can make. */
+static unsigned fork_generation = 1; /* bumped in a forked child: reseed there */
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void on_fork_child(void)
+{
+    fork_generation++;
+}
+
+static void install_atfork(void)
+{
+    pthread_atfork(NULL, NULL, on_fork_child);
+}
+
+static uint64_t next_unique(void)
+{
+    static _Thread_local uint64_t state;
+    static _Thread_local unsigned seeded; /* the fork generation it was seeded in */
+    if (seeded != fork_generation) {
+        pthread_once(&atfork_once, install_atfork);
+        id_random_bytes(&state, sizeof(state));
+        seeded = fork_generation;
+    }
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
 task_id_t task_id_for_actor(const actor_id_t *actor)
 {
     task_id_t t;
-    id_random_bytes(t.b, 8);
+    uint64_t u = next_unique();
+    memcpy(t.b, &u, 8);
     memcpy(t.b + 8, actor->b, ACTOR_ID_SIZE);
     return t;
 }
@@ -204,13 +238,22 @@ bool id_is_nil(const void *id, size_t n)
 
 uint64_t id_hash(const void *id, size_t n)
 {
-    /* FNV-1a: ids are mostly random, but object ids of one task share a
-     * prefix, so every byte must count. */
+    /* Word-wise multiply-xorshift: every byte counts (object ids of one task
+     * differ only in their last four), and it costs a few cycles a word. */
     const uint8_t *b = id;
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 1099511628211ull;
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, b + i, 8);
+        h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
+        h ^= h >> 31;
+    }
+    if (i < n) {
+        uint64_t w = 0;
+        memcpy(&w, b + i, n - i);
+        h = (h ^ w) * 0x94d049bb133111ebull;
+        h ^= h >> 29;
     }
     return h;
 }

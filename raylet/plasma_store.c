@@ -381,6 +381,10 @@ void plasma_client_free(plasma_client *cl)
 static void *prefault_main(void *arg)
 {
     plasma_store *s = arg;
+    /* Idle priority: the pre-fault only uses CPU nobody else wants, so it
+     * never slows the tasks of a freshly started node. */
+    struct sched_param sp = {.sched_priority = 0};
+    pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
     uint64_t t0 = now_us();
     long page = sysconf(_SC_PAGESIZE);
     bool use_madvise = true;

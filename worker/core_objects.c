@@ -74,9 +74,11 @@ void core__trim_pin_cache(bool everything)
     core_t *c = &rayc__core;
     ref_entry *batch[64];
     size_t n = 0;
+    /* The newest pin stays even if it alone is over the byte bound: one
+     * large object read again and again must not cost a round trip each. */
     while (c->refs.cache_head &&
            (everything || c->refs.cache_count > c->cache_max_objects ||
-            c->refs.cache_bytes > c->cache_max_bytes)) {
+            (c->refs.cache_bytes > c->cache_max_bytes && c->refs.cache_count > 1))) {
         ref_entry *e = reft_cache_oldest(&c->refs);
         reft_cache_remove(&c->refs, e);
         batch[n++] = e;
