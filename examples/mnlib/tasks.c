@@ -1,0 +1,146 @@
+/*
+ * Task library of the multi-node integration tests
+ * (tests/integration/test_multinode.c) and of the mnlib self-check driver.
+ *
+ * Every task that proves where it ran returns the hex id of its node (from
+ * RAYC_NODE_ID, which the raylet sets in each worker it starts) as one of its
+ * values, without a terminating NUL. Objects are filled with a pattern every
+ * 8-byte word of which depends on (seed, position), so a shifted, truncated
+ * or partly zeroed copy never passes a check.
+ *
+ * Numbers are int64 / uint64 in host order.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rayc.h"
+
+/* ------------------------------------------------------------ helpers */
+
+static uint64_t arg_u64(const rayc_buf *b)
+{
+    uint64_t v = 0;
+    if (b->size >= sizeof(v))
+        memcpy(&v, b->data, sizeof(v));
+    return v;
+}
+
+static uint64_t mix(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+static void fill(void *buf, size_t size, uint64_t seed)
+{
+    uint8_t *p = buf;
+    size_t words = size / 8;
+    for (size_t i = 0; i < words; i++) {
+        uint64_t w = mix(seed ^ i);
+        memcpy(p + 8 * i, &w, 8);
+    }
+    uint64_t w = mix(seed ^ words);
+    memcpy(p + 8 * words, &w, size - 8 * words);
+}
+
+/* Offset of the first byte that differs from the pattern, or -1. */
+static int64_t check(const void *buf, size_t size, uint64_t seed)
+{
+    const uint8_t *p = buf;
+    size_t words = size / 8;
+    for (size_t i = 0; i < words; i++) {
+        uint64_t w = mix(seed ^ i);
+        if (memcmp(p + 8 * i, &w, 8) != 0)
+            for (size_t j = 0; j < 8; j++)
+                if (p[8 * i + j] != ((const uint8_t *)&w)[j])
+                    return (int64_t)(8 * i + j);
+    }
+    uint64_t w = mix(seed ^ words);
+    for (size_t j = 0; j < size - 8 * words; j++)
+        if (p[8 * words + j] != ((const uint8_t *)&w)[j])
+            return (int64_t)(8 * words + j);
+    return -1;
+}
+
+static const char *node_hex(void)
+{
+    const char *n = getenv("RAYC_NODE_ID");
+    return n && *n ? n : rayc_node_id();
+}
+
+static int return_node(rayc_ctx *ctx, size_t index)
+{
+    const char *n = node_hex();
+    return rayc_return(ctx, index, n, strlen(n));
+}
+
+/* ------------------------------------------------------------ tasks */
+
+/* where(...): the node id; arguments are ignored (they make tasks distinct). */
+static int where(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
+{
+    (void)args;
+    (void)nargs;
+    return return_node(ctx, 0);
+}
+RAYC_REMOTE(where)
+
+/* make_pattern(size, seed): 2 returns, the object of `size` bytes and the node id. */
+static int make_pattern(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
+{
+    if (nargs != 2)
+        return rayc_fail(ctx, "make_pattern wants (size, seed), got %zu arguments", nargs);
+    uint64_t size = arg_u64(&args[0]), seed = arg_u64(&args[1]);
+    if (size > 0) {
+        void *buf = rayc_return_alloc(ctx, 0, size);
+        if (buf == NULL)
+            return rayc_fail(ctx, "make_pattern: cannot allocate %llu bytes: %s",
+                             (unsigned long long)size, rayc_last_error());
+        fill(buf, size, seed);
+    }
+    return return_node(ctx, 1);
+}
+RAYC_REMOTE(make_pattern)
+
+/* check_pattern(obj, seed): 2 returns, int64 -1 when obj is the pattern of its
+ * size (else the first bad offset) and the node id. */
+static int check_pattern(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
+{
+    if (nargs != 2)
+        return rayc_fail(ctx, "check_pattern wants (obj, seed), got %zu arguments", nargs);
+    int64_t bad = check(args[0].data, args[0].size, arg_u64(&args[1]));
+    int rc = rayc_return(ctx, 0, &bad, sizeof(bad));
+    return rc ? rc : return_node(ctx, 1);
+}
+RAYC_REMOTE(check_pattern)
+
+/* digest(obj, seed, salt): int64 (seed * 1000003 + salt) when obj is the
+ * pattern of seed, else a failure naming the bad offset. One value, so a
+ * driver can check thousands of results with one comparison each. */
+static int digest(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
+{
+    if (nargs != 3)
+        return rayc_fail(ctx, "digest wants (obj, seed, salt), got %zu arguments", nargs);
+    uint64_t seed = arg_u64(&args[1]);
+    int64_t bad = check(args[0].data, args[0].size, seed);
+    if (bad >= 0)
+        return rayc_fail(ctx, "digest: %zu-byte object differs from pattern %llu at %lld",
+                         args[0].size, (unsigned long long)seed, (long long)bad);
+    int64_t v = (int64_t)(seed * 1000003ULL + arg_u64(&args[2]));
+    return rayc_return(ctx, 0, &v, sizeof(v));
+}
+RAYC_REMOTE(digest)
+
+/* square(n): n * n (small tasks that need no store). */
+static int square(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
+{
+    if (nargs != 1 || args[0].size != sizeof(int64_t))
+        return rayc_fail(ctx, "square wants one int64");
+    int64_t n = (int64_t)arg_u64(&args[0]);
+    int64_t v = n * n;
+    return rayc_return(ctx, 0, &v, sizeof(v));
+}
+RAYC_REMOTE(square)

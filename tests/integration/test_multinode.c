@@ -1,0 +1,801 @@
+/*
+ * test_multinode.c -- several raylets as separate nodes of one cluster
+ * (issue 5): SPREAD placement over every node, custom resources only one node
+ * has, objects of every size class made on one node and read on another, one
+ * transfer per node for an object many tasks read, kill -9 of a raylet in the
+ * middle of a job (retries and lineage reconstruction), a pull whose source
+ * dies mid-transfer, and the same cluster with each raylet in its own network
+ * namespace (real addresses on a bridge instead of loopback).
+ *
+ * Each test starts its own redis + GCS + 3 raylets with their own session
+ * dirs through the harness (short heartbeat / health timeouts) and drives the
+ * cluster in-process with librayc (criterion runs each test in its own
+ * process, so each test gets a fresh librayc). Tasks come from
+ * build/examples/libmnlib_tasks.so (examples/mnlib/tasks.c). The harness's
+ * .fini stops every process and fails the test if one survives; the
+ * namespace suite also removes its namespaces and links, and removes those a
+ * crashed earlier run left behind. Nothing here asserts a duration.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "msg.h"
+#include "rayc.h"
+#include "util.h"
+
+#define KIB ((size_t)1 << 10)
+#define MIB ((size_t)1 << 20)
+#define GIB ((size_t)1 << 30)
+#define ALIVE RPC__NODE_STATE__NODE_ALIVE
+#define DEAD RPC__NODE_STATE__NODE_DEAD
+#define SLACK_MS 30000      /* generous: a busy 2-vCPU machine; never a speed test */
+#define LONG_MS 240000      /* for gets of whole jobs and of 1 GiB objects */
+#define NODE_HEX (2 * NODE_ID_SIZE)
+
+TestSuite(multinode, .init = harness_setup, .fini = harness_teardown, .timeout = 300);
+
+/* ============================================================ patterns */
+
+/* The same pattern as examples/mnlib/tasks.c: every 8-byte word depends on
+ * (seed, position). */
+static uint64_t mix(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+static void pattern_fill(void *buf, size_t size, uint64_t seed)
+{
+    uint8_t *p = buf;
+    size_t words = size / 8;
+    for (size_t i = 0; i < words; i++) {
+        uint64_t w = mix(seed ^ i);
+        memcpy(p + 8 * i, &w, 8);
+    }
+    uint64_t w = mix(seed ^ words);
+    memcpy(p + 8 * words, &w, size - 8 * words);
+}
+
+static long long pattern_check(const void *buf, size_t size, uint64_t seed)
+{
+    const uint8_t *p = buf;
+    size_t words = size / 8;
+    for (size_t i = 0; i < words; i++) {
+        uint64_t w = mix(seed ^ i);
+        if (memcmp(p + 8 * i, &w, 8) != 0)
+            for (size_t j = 0; j < 8; j++)
+                if (p[8 * i + j] != ((uint8_t *)&w)[j])
+                    return (long long)(8 * i + j);
+    }
+    uint64_t w = mix(seed ^ words);
+    for (size_t j = 0; j < size - 8 * words; j++)
+        if (p[8 * words + j] != ((uint8_t *)&w)[j])
+            return (long long)(8 * words + j);
+    return -1;
+}
+
+/* ============================================================ cluster */
+
+static void msleep(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* The driver's environment: the cluster token, and a private temp root so
+ * that no other session of this machine is taken for ours. */
+static void driver_env(const harness_cluster *c)
+{
+    setenv("RAYC_TOKEN_FILE", c->token_file, 1);
+    unsetenv("RAYC_TOKEN");
+    unsetenv("RAYC_ADDRESS");
+    char temp[HARNESS_PATH + 16];
+    snprintf(temp, sizeof(temp), "%s/drivertmp", harness_dir());
+    mkdir(temp, 0700);
+    setenv("RAYC_TEMP_DIR", temp, 1);
+}
+
+struct count_arg {
+    const harness_cluster *c;
+    int want;
+};
+
+static bool all_alive(void *arg)
+{
+    struct count_arg *a = arg;
+    return harness_count_nodes(a->c, ALIVE) == a->want;
+}
+
+struct hb_arg {
+    const harness_cluster *c;
+    uint64_t after;
+};
+
+/* Every node's last heartbeat (per the GCS) is newer than `after`. */
+static bool heartbeats_after(void *arg)
+{
+    struct hb_arg *a = arg;
+    Rpc__ListNodesReply *r = harness_list_nodes(a->c);
+    if (r == NULL)
+        return false;
+    bool ok = (int)r->n_nodes >= a->c->nraylets;
+    for (size_t i = 0; ok && i < r->n_nodes; i++)
+        ok = r->nodes[i]->state != ALIVE || r->nodes[i]->last_heartbeat_ms > a->after;
+    msg_free(&r->base);
+    return ok;
+}
+
+/* Raylets learn the cluster view from their heartbeat replies: wait until
+ * every raylet has sent two heartbeats since all nodes were ALIVE, so each
+ * has received a view holding every node. */
+static void wait_views(const harness_cluster *c)
+{
+    struct hb_arg a = {c, wall_ms() + (uint64_t)c->heartbeat_interval_ms};
+    cr_assert(harness_wait_until(heartbeats_after, &a, SLACK_MS),
+              "raylets did not heartbeat after every node joined");
+}
+
+/* Redis + GCS + 3 raylets (node 0 is the head), extra flags per raylet. */
+static void start3(harness_cluster *c, const char *const *extra[3])
+{
+    harness_cluster_init(c);
+    harness_cluster_start(c);
+    for (int i = 0; i < 3; i++)
+        harness_raylet_start(c, extra ? extra[i] : NULL);
+    struct count_arg a = {c, 3};
+    cr_assert(harness_wait_until(all_alive, &a, SLACK_MS), "expected 3 ALIVE nodes, have %d",
+              harness_count_nodes(c, ALIVE));
+    wait_views(c);
+    driver_env(c);
+}
+
+static const char *mnlib(void)
+{
+    static char path[HARNESS_PATH];
+    snprintf(path, sizeof(path), "%s/examples/libmnlib_tasks.so", harness_build());
+    cr_assert(access(path, R_OK) == 0, "%s missing (make build/examples/libmnlib_tasks.so)",
+              path);
+    return path;
+}
+
+static void driver_init(const char *address)
+{
+    const char *code[] = {mnlib(), NULL};
+    rayc_init_opts o = {.address = address, .code = code, .log_to_driver = -1};
+    int rc = rayc_init(&o);
+    cr_assert_eq(rc, RAYC_OK, "rayc_init(%s): %s: %s", address, rayc_strerror(rc),
+                 rayc_last_error());
+}
+
+static void driver_shutdown(void)
+{
+    int rc = rayc_shutdown();
+    cr_assert_eq(rc, RAYC_OK, "rayc_shutdown: %s: %s", rayc_strerror(rc), rayc_last_error());
+}
+
+static void submit(const char *fn, const rayc_arg *args, size_t nargs, const rayc_task_opts *o,
+                   rayc_ref *out)
+{
+    int rc = rayc_submit(fn, args, nargs, o, out);
+    cr_assert_eq(rc, RAYC_OK, "rayc_submit(%s): %s: %s", fn, rayc_strerror(rc), rayc_last_error());
+}
+
+/* A node-id value (hex, no NUL) equals hex. */
+static bool is_node(const rayc_value *v, const char *hex)
+{
+    return v->status == RAYC_OK && v->size == strlen(hex) && memcmp(v->data, hex, v->size) == 0;
+}
+
+static const char *value_str(const rayc_value *v, char *buf, size_t len)
+{
+    snprintf(buf, len, "%.*s", (int)(v->size < len ? v->size : len - 1),
+             v->data ? (const char *)v->data : "");
+    return buf;
+}
+
+/* One `where` task pinned (hard) to each raylet returns that raylet's id. It
+ * also waits until the driver's raylet knows every node: a task pinned to a
+ * node missing from its view waits until the node appears. */
+static void pinned_probe(const harness_cluster *c)
+{
+    rayc_ref refs[HARNESS_MAX_RAYLETS];
+    for (int i = 0; i < c->nraylets; i++) {
+        rayc_task_opts o = {.strategy = RAYC_SCHED_NODE, .node_id = c->raylets[i].node_id};
+        submit("where", NULL, 0, &o, &refs[i]);
+    }
+    for (int i = 0; i < c->nraylets; i++) {
+        rayc_value v;
+        int rc = rayc_get(&refs[i], 1, &v, SLACK_MS);
+        cr_assert_eq(rc, RAYC_OK, "task pinned to node %d: %s: %s", i, rayc_strerror(rc),
+                     rayc_last_error());
+        char buf[80];
+        cr_assert(is_node(&v, c->raylets[i].node_id), "task pinned to node %d ran on %s, not %s",
+                  i, value_str(&v, buf, sizeof(buf)), c->raylets[i].node_id);
+        rayc_value_release(&v);
+        rayc_ref_release(refs[i]);
+    }
+}
+
+/* The driver runs on the head raylet's node (the first registered). */
+static void assert_driver_on_head(const harness_cluster *c)
+{
+    const char *me = rayc_node_id();
+    cr_assert(me && strcmp(me, c->raylets[0].node_id) == 0,
+              "the driver runs on node %s, expected the head raylet %s", me ? me : "(null)",
+              c->raylets[0].node_id);
+}
+
+/* STORE_STATS_REQ on a fresh connection to a raylet's Unix socket. false
+ * when the raylet does not answer (no assertion: used from a poller). */
+static bool store_used(const harness_raylet *r, uint64_t *used, uint64_t *objects)
+{
+    Rpc__Handshake hs = RPC__HANDSHAKE__INIT;
+    worker_id_t id = worker_id_random();
+    hs.role = RPC__ROLE__ROLE_CLI;
+    hs.id.data = id.b;
+    hs.id.len = WORKER_ID_SIZE;
+    hs.pid = (int32_t)getpid();
+    hs.name = "test_multinode";
+    int fds[2], nfds = 0, code = 0;
+    char err[256];
+    bconn *b = bconn_open(NULL, 0, r->socket, NULL, &hs, 5000, NULL, fds, 2, &nfds, &code, err,
+                          sizeof(err));
+    if (b == NULL)
+        return false;
+    for (int i = 0; i < nfds; i++)
+        close(fds[i]);
+    Rpc__StoreStatsRequest req = RPC__STORE_STATS_REQUEST__INIT;
+    req.req_id = 1;
+    ProtobufCMessage *m = NULL;
+    int rc = bconn_call(b, MSG_STORE_STATS_REQ, &req.base, MSG_STORE_STATS_REPLY, &m, 10000);
+    bconn_close(b);
+    if (rc != 0)
+        return false;
+    Rpc__StoreStatsReply *s = (Rpc__StoreStatsReply *)m;
+    *used = s->used;
+    *objects = s->objects;
+    msg_free(m);
+    return true;
+}
+
+/* Lines of a file containing needle. */
+static int count_in_file(const char *path, const char *needle)
+{
+    char *s = read_file(path, NULL);
+    if (s == NULL)
+        return 0;
+    int n = 0;
+    for (char *p = s; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    free(s);
+    return n;
+}
+
+static void raylet_log(const harness_raylet *r, char *out, size_t len)
+{
+    snprintf(out, len, "%s/logs/raylet.out", r->session);
+}
+
+/* ============================================================ 1. SPREAD */
+
+#define N_SPREAD 1000
+
+Test(multinode, spread_1000_tasks_run_on_every_node)
+{
+    harness_cluster c;
+    start3(&c, NULL);
+    driver_init(c.address);
+    assert_driver_on_head(&c);
+    pinned_probe(&c);
+
+    static rayc_ref refs[N_SPREAD];
+    static rayc_value vals[N_SPREAD];
+    rayc_task_opts o = {.strategy = RAYC_SCHED_SPREAD};
+    for (int64_t i = 0; i < N_SPREAD; i++) {
+        rayc_arg a = RAYC_VAL(&i, sizeof(i));
+        submit("where", &a, 1, &o, &refs[i]);
+    }
+    int rc = rayc_get(refs, N_SPREAD, vals, LONG_MS);
+    cr_assert_eq(rc, RAYC_OK, "get of %d SPREAD tasks: %s: %s", N_SPREAD, rayc_strerror(rc),
+                 rayc_last_error());
+    int per[3] = {0, 0, 0};
+    for (int i = 0; i < N_SPREAD; i++) {
+        int k = 0;
+        while (k < 3 && !is_node(&vals[i], c.raylets[k].node_id))
+            k++;
+        char buf[80];
+        cr_assert(k < 3, "task %d ran on %s, which is none of the 3 nodes", i,
+                  value_str(&vals[i], buf, sizeof(buf)));
+        per[k]++;
+        rayc_value_release(&vals[i]);
+        rayc_ref_release(refs[i]);
+    }
+    cr_log_info("SPREAD: %d / %d / %d tasks on head / node1 / node2", per[0], per[1], per[2]);
+    for (int k = 0; k < 3; k++)
+        cr_assert(per[k] > 0, "no SPREAD task ran on node %d (%s): %d / %d / %d", k,
+                  c.raylets[k].node_id, per[0], per[1], per[2]);
+    driver_shutdown();
+}
+
+/* ============================================================ 2. resources */
+
+Test(multinode, custom_resource_of_one_node)
+{
+    harness_cluster c;
+    const char *const special[] = {"--resources=special=1", NULL};
+    const char *const *extra[3] = {NULL, NULL, special};
+    start3(&c, extra);
+    driver_init(c.address);
+    assert_driver_on_head(&c);
+    pinned_probe(&c);
+
+    enum { N = 12 };
+    rayc_ref refs[N];
+    rayc_value vals[N];
+    for (int64_t i = 0; i < N; i++) {
+        /* Whole and fractional demands; every one only fits node 2. */
+        rayc_task_opts o = {.resources = i % 2 ? "special=1" : "special=0.5"};
+        rayc_arg a = RAYC_VAL(&i, sizeof(i));
+        submit("where", &a, 1, &o, &refs[i]);
+    }
+    int rc = rayc_get(refs, N, vals, LONG_MS);
+    cr_assert_eq(rc, RAYC_OK, "get: %s: %s", rayc_strerror(rc), rayc_last_error());
+    for (int i = 0; i < N; i++) {
+        char buf[80];
+        cr_assert(is_node(&vals[i], c.raylets[2].node_id),
+                  "task %d needing special ran on %s, not on node 2 (%s)", i,
+                  value_str(&vals[i], buf, sizeof(buf)), c.raylets[2].node_id);
+        rayc_value_release(&vals[i]);
+        rayc_ref_release(refs[i]);
+    }
+    driver_shutdown();
+}
+
+/* ============================================================ 3. sizes */
+
+Test(multinode, remote_objects_every_size_byte_exact, .timeout = 420)
+{
+    harness_cluster c;
+    const char *const big[] = {"--object-store-memory=2G", NULL};
+    const char *const *extra[3] = {big, big, NULL};
+    start3(&c, extra);
+    driver_init(c.address);
+    assert_driver_on_head(&c);
+    pinned_probe(&c);
+
+    static const size_t sizes[] = {0, 1, 5 * MIB + 1, GIB};
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        uint64_t size = sizes[k], seed = 300 + k;
+        rayc_arg a[] = {RAYC_VAL(&size, sizeof(size)), RAYC_VAL(&seed, sizeof(seed))};
+        rayc_task_opts o = {.num_returns = 2, .strategy = RAYC_SCHED_NODE,
+                            .node_id = c.raylets[1].node_id};
+        rayc_ref r[2];
+        submit("make_pattern", a, 2, &o, r);
+        rayc_value v[2];
+        int rc = rayc_get(r, 2, v, LONG_MS);
+        cr_assert_eq(rc, RAYC_OK, "get of a %zu-byte object made on node 1: %s: %s", (size_t)size,
+                     rayc_strerror(rc), rayc_last_error());
+        char buf[80];
+        cr_assert(is_node(&v[1], c.raylets[1].node_id), "make_pattern(%zu) ran on %s, not node 1",
+                  (size_t)size, value_str(&v[1], buf, sizeof(buf)));
+        cr_assert_eq(v[0].size, size, "size %zu, want %zu", v[0].size, (size_t)size);
+        cr_assert(size == 0 || v[0].data != NULL);
+        long long bad = pattern_check(v[0].data, size, seed);
+        cr_assert_eq(bad, -1, "%zu-byte object made on node 1 differs at offset %lld",
+                     (size_t)size, bad);
+        rayc_value_release(&v[0]);
+        rayc_value_release(&v[1]);
+        rayc_ref_release(r[0]);
+        rayc_ref_release(r[1]);
+    }
+    driver_shutdown();
+}
+
+/* ============================================================ 4. one transfer per node */
+
+/* Distinct nodes holding obj per the GCS directory (entries not removed);
+ * -1 when the GCS does not answer. *entries: all live entries. */
+static int locations(const harness_cluster *c, const rayc_ref *ref, int *entries,
+                     char hexes[][ID_HEX_MAX], int cap)
+{
+    int code;
+    char err[256];
+    bconn *b = harness_connect(c, NULL, &code, err, sizeof(err));
+    if (b == NULL)
+        return -1;
+    ProtobufCBinaryData id = {OBJECT_ID_SIZE, (uint8_t *)ref->id};
+    Rpc__GetObjectLocationsRequest req = RPC__GET_OBJECT_LOCATIONS_REQUEST__INIT;
+    req.req_id = 1;
+    req.n_object_ids = 1;
+    req.object_ids = &id;
+    ProtobufCMessage *m = NULL;
+    int rc = bconn_call(b, MSG_GET_OBJECT_LOCATIONS_REQ, &req.base,
+                        MSG_GET_OBJECT_LOCATIONS_REPLY, &m, 5000);
+    bconn_close(b);
+    if (rc != 0)
+        return -1;
+    Rpc__GetObjectLocationsReply *r = (Rpc__GetObjectLocationsReply *)m;
+    int n = 0;
+    *entries = 0;
+    for (size_t i = 0; i < r->n_locations; i++) {
+        Rpc__ObjectLocation *l = r->locations[i];
+        if (l->removed || l->node_id.len != NODE_ID_SIZE)
+            continue;
+        (*entries)++;
+        char hex[ID_HEX_MAX];
+        id_hex(l->node_id.data, NODE_ID_SIZE, hex);
+        bool seen = false;
+        for (int k = 0; k < n; k++)
+            seen = seen || strcmp(hexes[k], hex) == 0;
+        if (!seen && n < cap)
+            snprintf(hexes[n++], ID_HEX_MAX, "%s", hex);
+    }
+    msg_free(m);
+    return n;
+}
+
+struct loc_arg {
+    const harness_cluster *c;
+    const rayc_ref *ref;
+    int nodes, entries;
+    char hexes[8][ID_HEX_MAX];
+};
+
+static bool three_locations(void *arg)
+{
+    struct loc_arg *a = arg;
+    a->nodes = locations(a->c, a->ref, &a->entries, a->hexes, 8);
+    return a->nodes == 3;
+}
+
+Test(multinode, one_transfer_per_node_for_a_shared_object)
+{
+    harness_cluster c;
+    /* Nodes 1 and 2 log at debug level: the object manager logs each
+     * completed pull ("pulled <object> (...) from <node>"). */
+    const char *const head[] = {"--object-store-memory=512M", NULL};
+    const char *const other[] = {"--object-store-memory=512M", "--log-level=debug", NULL};
+    const char *const *extra[3] = {head, other, other};
+    start3(&c, extra);
+    driver_init(c.address);
+    assert_driver_on_head(&c);
+    pinned_probe(&c);
+
+    size_t size = 100 * MIB;
+    uint64_t seed = 4242;
+    void *buf = NULL;
+    rayc_ref obj;
+    int rc = rayc_put_alloc(size, &buf, &obj);
+    cr_assert_eq(rc, RAYC_OK, "rayc_put_alloc: %s: %s", rayc_strerror(rc), rayc_last_error());
+    pattern_fill(buf, size, seed);
+    cr_assert_eq(rayc_put_seal(obj), RAYC_OK);
+
+    enum { N = 20 };
+    rayc_ref r[N][2];
+    for (int i = 0; i < N; i++) {
+        const char *node = c.raylets[1 + i % 2].node_id;
+        rayc_task_opts o = {.num_returns = 2, .strategy = RAYC_SCHED_NODE, .node_id = node};
+        rayc_arg a[] = {RAYC_REF(obj), RAYC_VAL(&seed, sizeof(seed))};
+        submit("check_pattern", a, 2, &o, r[i]);
+    }
+    for (int i = 0; i < N; i++) {
+        rayc_value v[2];
+        rc = rayc_get(r[i], 2, v, LONG_MS);
+        cr_assert_eq(rc, RAYC_OK, "task %d: %s: %s", i, rayc_strerror(rc), rayc_last_error());
+        int64_t bad;
+        cr_assert_eq(v[0].size, sizeof(bad));
+        memcpy(&bad, v[0].data, sizeof(bad));
+        cr_assert_eq(bad, -1, "task %d saw the 100 MiB object differ at offset %lld", i,
+                     (long long)bad);
+        char b2[80];
+        cr_assert(is_node(&v[1], c.raylets[1 + i % 2].node_id), "task %d ran on %s, not node %d",
+                  i, value_str(&v[1], b2, sizeof(b2)), 1 + i % 2);
+        rayc_value_release(&v[0]);
+        rayc_value_release(&v[1]);
+        rayc_ref_release(r[i][0]);
+        rayc_ref_release(r[i][1]);
+    }
+
+    /* The directory: the driver's copy and one copy on each other node. */
+    struct loc_arg la = {.c = &c, .ref = &obj};
+    cr_assert(harness_wait_until(three_locations, &la, SLACK_MS),
+              "the GCS lists the object on %d node(s) (%d entries), want 3", la.nodes, la.entries);
+    cr_assert_eq(la.entries, 3, "the GCS lists %d locations for 3 nodes", la.entries);
+    for (int k = 0; k < 3; k++) {
+        bool found = false;
+        for (int j = 0; j < la.nodes; j++)
+            found = found || strcmp(la.hexes[j], c.raylets[k].node_id) == 0;
+        cr_assert(found, "node %d (%s) is not among the object's locations", k,
+                  c.raylets[k].node_id);
+    }
+
+    /* The raylets' own account: exactly one completed pull of the object on
+     * each of nodes 1 and 2, and no failed one. */
+    char hex[ID_HEX_MAX], pulled[ID_HEX_MAX + 16], failed[ID_HEX_MAX + 16];
+    id_hex(obj.id, OBJECT_ID_SIZE, hex);
+    snprintf(pulled, sizeof(pulled), "pulled %s ", hex);
+    snprintf(failed, sizeof(failed), "pull of %s failed", hex);
+    for (int k = 1; k < 3; k++) {
+        char log[HARNESS_PATH + 32];
+        raylet_log(&c.raylets[k], log, sizeof(log));
+        int n = count_in_file(log, pulled);
+        cr_assert_eq(n, 1, "node %d pulled the object %d times for %d tasks (see %s)", k, n, N / 2,
+                     log);
+        cr_assert_eq(count_in_file(log, failed), 0, "node %d had a failed pull (see %s)", k, log);
+    }
+    rayc_ref_release(obj);
+    driver_shutdown();
+}
+
+/* ============================================================ 5. kill -9 mid-job */
+
+/* 2,000 tasks: P producers of 200 KiB objects (store objects: > 100 KiB),
+ * 4 consumers of each producer's object, and small square tasks, all SPREAD
+ * over 3 nodes. Node 2 is killed once a quarter of the consumers are done. */
+#define P 200
+#define CONS_PER 4
+#define NSQ (2000 - P - P * CONS_PER)
+#define PROD_SIZE (200 * KIB)
+
+Test(multinode, kill_raylet_mid_job_results_still_correct, .timeout = 420)
+{
+    harness_cluster c;
+    const char *const mem[] = {"--object-store-memory=512M", NULL};
+    const char *const *extra[3] = {mem, mem, mem};
+    start3(&c, extra);
+    driver_init(c.address);
+    assert_driver_on_head(&c);
+    pinned_probe(&c);
+
+    static rayc_ref prod[P][2], cons[P * CONS_PER], sq[NSQ];
+    rayc_task_opts spread = {.strategy = RAYC_SCHED_SPREAD};
+    rayc_task_opts spread2 = {.strategy = RAYC_SCHED_SPREAD, .num_returns = 2};
+    for (int i = 0; i < P; i++) {
+        uint64_t size = PROD_SIZE, seed = 5000 + (uint64_t)i;
+        rayc_arg a[] = {RAYC_VAL(&size, sizeof(size)), RAYC_VAL(&seed, sizeof(seed))};
+        submit("make_pattern", a, 2, &spread2, prod[i]);
+        for (int j = 0; j < CONS_PER; j++) {
+            uint64_t salt = (uint64_t)j;
+            rayc_arg b[] = {RAYC_REF(prod[i][0]), RAYC_VAL(&seed, sizeof(seed)),
+                            RAYC_VAL(&salt, sizeof(salt))};
+            submit("digest", b, 3, &spread, &cons[i * CONS_PER + j]);
+        }
+        for (int k = i; k < NSQ; k += P) {
+            int64_t n = k;
+            rayc_arg s = RAYC_VAL(&n, sizeof(n));
+            submit("square", &s, 1, &spread, &sq[k]);
+        }
+    }
+
+    /* Kill node 2 once a quarter of the consumers are done. */
+    static int ready[P * CONS_PER];
+    int n = rayc_wait(cons, P * CONS_PER, P * CONS_PER / 4, LONG_MS, ready);
+    cr_assert(n >= P * CONS_PER / 4, "rayc_wait: %d (%s: %s)", n, n < 0 ? rayc_strerror(n) : "",
+              rayc_last_error());
+    /* Some producer that finished ran on the victim: its object dies with it. */
+    int on_victim = 0, prod_done = 0;
+    for (int i = 0; i < P; i++) {
+        int r1 = 0;
+        if (rayc_wait(&prod[i][1], 1, 1, 0, &r1) == 1) {
+            rayc_value v;
+            if (rayc_get(&prod[i][1], 1, &v, 0) == RAYC_OK) {
+                prod_done++;
+                on_victim += is_node(&v, c.raylets[2].node_id);
+                rayc_value_release(&v);
+            }
+        }
+    }
+    harness_kill9(c.raylets[2].proc);
+    cr_log_info("killed node 2 with %d/%d consumers ready, %d/%d producers done (%d on node 2)",
+                n, P * CONS_PER, prod_done, P, on_victim);
+    cr_assert(n < P * CONS_PER, "the whole job finished before the kill; make it larger");
+
+    /* Every consumer's digest, every square, and every producer's object. */
+    for (int i = 0; i < P * CONS_PER; i++) {
+        rayc_value v;
+        int rc = rayc_get(&cons[i], 1, &v, LONG_MS);
+        cr_assert_eq(rc, RAYC_OK, "consumer %d: %s: %s (%s)", i, rayc_strerror(rc),
+                     rayc_last_error(), v.error ? v.error : "");
+        int64_t got, want = (int64_t)((5000 + (uint64_t)(i / CONS_PER)) * 1000003ULL +
+                                      (uint64_t)(i % CONS_PER));
+        cr_assert_eq(v.size, sizeof(got));
+        memcpy(&got, v.data, sizeof(got));
+        cr_assert_eq(got, want, "consumer %d: %lld, want %lld", i, (long long)got,
+                     (long long)want);
+        rayc_value_release(&v);
+        rayc_ref_release(cons[i]);
+    }
+    for (int k = 0; k < NSQ; k++) {
+        rayc_value v;
+        int rc = rayc_get(&sq[k], 1, &v, LONG_MS);
+        cr_assert_eq(rc, RAYC_OK, "square %d: %s: %s", k, rayc_strerror(rc), rayc_last_error());
+        int64_t got;
+        cr_assert_eq(v.size, sizeof(got));
+        memcpy(&got, v.data, sizeof(got));
+        cr_assert_eq(got, (int64_t)k * k, "square(%d) = %lld", k, (long long)got);
+        rayc_value_release(&v);
+        rayc_ref_release(sq[k]);
+    }
+    for (int i = 0; i < P; i++) {
+        rayc_value v[2];
+        int rc = rayc_get(prod[i], 2, v, LONG_MS);
+        cr_assert_eq(rc, RAYC_OK, "producer %d: %s: %s", i, rayc_strerror(rc), rayc_last_error());
+        cr_assert_eq(v[0].size, PROD_SIZE);
+        long long bad = pattern_check(v[0].data, PROD_SIZE, 5000 + (uint64_t)i);
+        cr_assert_eq(bad, -1, "producer %d's object differs at %lld", i, bad);
+        rayc_value_release(&v[0]);
+        rayc_value_release(&v[1]);
+        rayc_ref_release(prod[i][0]);
+        rayc_ref_release(prod[i][1]);
+    }
+    cr_assert_eq(harness_node_state(&c, c.raylets[2].node_id), DEAD);
+    driver_shutdown();
+}
+
+/* ============================================================ 6. source dies mid-pull */
+
+struct get_job {
+    rayc_ref ref;
+    int64_t timeout_ms;
+    int rc;
+    rayc_value v;
+    char err[512];
+    volatile int done;
+};
+
+static void *get_thread(void *arg)
+{
+    struct get_job *g = arg;
+    g->rc = rayc_get(&g->ref, 1, &g->v, g->timeout_ms);
+    snprintf(g->err, sizeof(g->err), "%s", rayc_last_error());
+    __atomic_store_n(&g->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* Start a get of ref in a thread; kill -9 `victim` as soon as the head's
+ * store holds at least `size` more bytes than before (the pull is receiving)
+ * or the get returned. Then wait for the get (never longer than its own
+ * timeout plus slack). Returns whether the kill came while the get was still
+ * waiting. */
+static bool get_and_kill(harness_cluster *c, struct get_job *g, harness_raylet *victim,
+                         uint64_t size)
+{
+    uint64_t used0 = 0, obj0 = 0;
+    cr_assert(store_used(&c->raylets[0], &used0, &obj0), "head store stats");
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, get_thread, g), 0);
+    uint64_t deadline = now_ms() + SLACK_MS;
+    bool receiving = false;
+    while (!__atomic_load_n(&g->done, __ATOMIC_ACQUIRE) && now_ms() < deadline) {
+        uint64_t used, objs;
+        if (store_used(&c->raylets[0], &used, &objs) && used >= used0 + size) {
+            receiving = true;
+            break;
+        }
+        msleep(2);
+    }
+    bool mid = !__atomic_load_n(&g->done, __ATOMIC_ACQUIRE);
+    harness_kill9(victim->proc);
+    cr_log_info("killed the source %s the head's store %s the object", mid ? "while" : "after",
+                receiving ? "was receiving" : "had not yet allocated");
+    /* rayc_get's own timeout bounds it; a join past that means a hang. */
+    uint64_t join_by = now_ms() + (uint64_t)g->timeout_ms + SLACK_MS;
+    while (!__atomic_load_n(&g->done, __ATOMIC_ACQUIRE) && now_ms() < join_by)
+        msleep(20);
+    cr_assert(__atomic_load_n(&g->done, __ATOMIC_ACQUIRE),
+              "rayc_get did not return within its timeout (+%d ms): it hangs", SLACK_MS);
+    pthread_join(th, NULL);
+    return mid;
+}
+
+/* The object was copied to node 2 before the pull from node 1 started:
+ * the pull moves to node 2 (or the object is rebuilt); the bytes are exact. */
+Test(multinode, pull_source_dies_other_copy_used, .timeout = 420)
+{
+    harness_cluster c;
+    const char *const big[] = {"--object-store-memory=2G", "--log-level=debug", NULL};
+    const char *const *extra[3] = {big, big, big};
+    start3(&c, extra);
+    driver_init(c.address);
+    assert_driver_on_head(&c);
+    pinned_probe(&c);
+
+    uint64_t size = GIB, seed = 6001;
+    rayc_arg a[] = {RAYC_VAL(&size, sizeof(size)), RAYC_VAL(&seed, sizeof(seed))};
+    rayc_task_opts o = {.num_returns = 2, .strategy = RAYC_SCHED_NODE,
+                        .node_id = c.raylets[1].node_id, .soft = 1};
+    rayc_ref made[2];
+    submit("make_pattern", a, 2, &o, made);
+    /* Node 2 checks it: a second copy lives there. */
+    rayc_task_opts o2 = {.num_returns = 2, .strategy = RAYC_SCHED_NODE,
+                         .node_id = c.raylets[2].node_id};
+    rayc_arg ca[] = {RAYC_REF(made[0]), RAYC_VAL(&seed, sizeof(seed))};
+    rayc_ref chk[2];
+    submit("check_pattern", ca, 2, &o2, chk);
+    rayc_value v[2];
+    int rc = rayc_get(chk, 2, v, LONG_MS);
+    cr_assert_eq(rc, RAYC_OK, "check on node 2: %s: %s", rayc_strerror(rc), rayc_last_error());
+    int64_t bad;
+    memcpy(&bad, v[0].data, sizeof(bad));
+    cr_assert_eq(bad, -1, "node 2's copy differs at %lld", (long long)bad);
+    rayc_value_release(&v[0]);
+    rayc_value_release(&v[1]);
+    rayc_ref_release(chk[0]);
+    rayc_ref_release(chk[1]);
+
+    struct get_job g = {.ref = made[0], .timeout_ms = LONG_MS};
+    bool mid = get_and_kill(&c, &g, &c.raylets[1], size);
+    cr_assert_neq(g.rc, RAYC_ETIMEDOUT, "rayc_get timed out after the source died: %s", g.err);
+    cr_assert_eq(g.rc, RAYC_OK, "rayc_get after the source died (%s): %s: %s",
+                 mid ? "mid-transfer" : "after the transfer", rayc_strerror(g.rc), g.err);
+    cr_assert_eq(g.v.size, size);
+    long long off = pattern_check(g.v.data, size, seed);
+    cr_assert_eq(off, -1, "the object read after its source died differs at %lld", off);
+    rayc_value_release(&g.v);
+    char log[HARNESS_PATH + 32], hex[ID_HEX_MAX];
+    raylet_log(&c.raylets[0], log, sizeof(log));
+    id_hex(made[0].id, OBJECT_ID_SIZE, hex);
+    cr_log_info("the head's log mentions the object %d time(s) (see %s)",
+                count_in_file(log, hex), log);
+    rayc_ref_release(made[0]);
+    rayc_ref_release(made[1]);
+    driver_shutdown();
+}
+
+/* The only copy is on node 1, made by a task pinned there (hard): when node
+ * 1 dies mid-transfer, the get fails cleanly with RAYC_EOBJECT_LOST or
+ * returns the exact bytes (rebuilt elsewhere); it never hangs. */
+Test(multinode, pull_source_dies_only_copy_never_hangs, .timeout = 420)
+{
+    harness_cluster c;
+    const char *const big[] = {"--object-store-memory=2G", "--log-level=debug", NULL};
+    const char *const *extra[3] = {big, big, NULL};
+    start3(&c, extra);
+    driver_init(c.address);
+    assert_driver_on_head(&c);
+    pinned_probe(&c);
+
+    uint64_t size = GIB, seed = 6002;
+    rayc_arg a[] = {RAYC_VAL(&size, sizeof(size)), RAYC_VAL(&seed, sizeof(seed))};
+    rayc_task_opts o = {.num_returns = 2, .strategy = RAYC_SCHED_NODE,
+                        .node_id = c.raylets[1].node_id};
+    rayc_ref made[2];
+    submit("make_pattern", a, 2, &o, made);
+    rayc_value nv;
+    int rc = rayc_get(&made[1], 1, &nv, LONG_MS); /* made (the node id is inline) */
+    cr_assert_eq(rc, RAYC_OK, "make_pattern on node 1: %s: %s", rayc_strerror(rc),
+                 rayc_last_error());
+    rayc_value_release(&nv);
+
+    struct get_job g = {.ref = made[0], .timeout_ms = 120000};
+    bool mid = get_and_kill(&c, &g, &c.raylets[1], size);
+    cr_assert_neq(g.rc, RAYC_ETIMEDOUT,
+                  "rayc_get of an object whose only holder died %s timed out: %s",
+                  mid ? "mid-transfer" : "after the transfer", g.err);
+    if (g.rc == RAYC_OK) {
+        cr_assert_eq(g.v.size, size);
+        long long off = pattern_check(g.v.data, size, seed);
+        cr_assert_eq(off, -1, "the object differs at %lld", off);
+        rayc_value_release(&g.v);
+    } else {
+        cr_assert_eq(g.rc, RAYC_EOBJECT_LOST, "rayc_get: %s: %s (want OK or EOBJECT_LOST)",
+                     rayc_strerror(g.rc), g.err);
+    }
+    cr_log_info("get after the only holder died: %s", rayc_strerror(g.rc));
+    rayc_ref_release(made[0]);
+    rayc_ref_release(made[1]);
+    driver_shutdown();
+}
