@@ -455,6 +455,8 @@ int rayc_nodes(rayc_node_info *out, size_t cap, size_t *count)
         return rc;
     if (count == NULL || (cap > 0 && out == NULL))
         return rayc__error(RAYC_EINVAL, "rayc_nodes: NULL argument");
+    if (c->gcs == NULL)
+        return rayc__error(RAYC_ECONN, "rayc_nodes: this worker has no GCS connection");
     Rpc__ListNodesRequest req = RPC__LIST_NODES_REQUEST__INIT;
     req.req_id = cw_conn_next_id(c->gcs);
     ProtobufCMessage *m;
@@ -497,6 +499,13 @@ int core__init_worker(const char *socket_path, const char *worker_id_hex)
     int rc = connect_raylet(c);
     if (rc != 0)
         return rc;
+    /* Task code may ask the GCS too (rayc_nodes): its address and the token
+     * are in the raylet's session directory. Without them tasks still run. */
+    char gcs[300];
+    if (read_small(c->session_dir, "gcs_address", gcs, sizeof(gcs)) == 0 &&
+        parse_host_port(gcs, c->gcs_host, sizeof(c->gcs_host), &c->gcs_port) == 0 &&
+        find_token(c, c->session_dir) == 0 && connect_gcs(c) != 0)
+        log_warn("worker: no GCS connection: %s", rayc_last_error());
     __atomic_store_n(&c->initialized, true, __ATOMIC_RELEASE);
     return 0;
 }
