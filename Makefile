@@ -158,7 +158,7 @@ $(BUILD)/bench/%: bench/%.c $(LIBRAYC_SO)
 $(BUILD)/rayc.pc: Makefile
 	@mkdir -p $(BUILD)
 	@echo "  GEN  $@"
-	$(Q)printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: rayc\nDescription: rayc distributed execution engine client library\nVersion: 0.1.0\nLibs: -L$${libdir} -lrayc\nCflags: -I$${includedir}\n' '$(PREFIX)' > $@
+	$(Q)printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: rayc\nDescription: rayc distributed execution engine client library\nVersion: 0.1.0\nLibs: -L$${libdir} -lrayc\nLibs.private: -levent -lprotobuf-c -lhiredis -lpthread -ldl -lm\nCflags: -I$${includedir}\n' '$(PREFIX)' > $@
 
 # ---------------------------------------------------------------- running
 # Integration tests share the machine's ports and CPUs: run them one by one.
