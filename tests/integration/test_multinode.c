@@ -542,9 +542,12 @@ Test(multinode, one_transfer_per_node_for_a_shared_object)
 
 /* ============================================================ 5. kill -9 mid-job */
 
-/* 2,000 tasks: P producers of 200 KiB objects (store objects: > 100 KiB),
- * 4 consumers of each producer's object, and small square tasks, all SPREAD
- * over 3 nodes. Node 2 is killed once a quarter of the consumers are done. */
+/* 2,000 tasks: P producers of 200 KiB objects (store objects: > 100 KiB)
+ * pinned softly round robin over the 3 nodes, 4 SPREAD consumers of each
+ * producer's object, and small SPREAD square tasks. Node 2 is killed once a
+ * quarter of the consumers are done: tasks it was running are retried, and
+ * the objects it held are rebuilt from their lineage when still needed (the
+ * producers' objects are all fetched by the driver at the end). */
 #define P 200
 #define CONS_PER 4
 #define NSQ (2000 - P - P * CONS_PER)
@@ -553,7 +556,7 @@ Test(multinode, one_transfer_per_node_for_a_shared_object)
 Test(multinode, kill_raylet_mid_job_results_still_correct, .timeout = 420)
 {
     harness_cluster c;
-    const char *const mem[] = {"--object-store-memory=512M", NULL};
+    const char *const mem[] = {"--object-store-memory=256M", NULL};
     const char *const *extra[3] = {mem, mem, mem};
     start3(&c, extra);
     driver_init(c.address);
@@ -562,11 +565,14 @@ Test(multinode, kill_raylet_mid_job_results_still_correct, .timeout = 420)
 
     static rayc_ref prod[P][2], cons[P * CONS_PER], sq[NSQ];
     rayc_task_opts spread = {.strategy = RAYC_SCHED_SPREAD};
-    rayc_task_opts spread2 = {.strategy = RAYC_SCHED_SPREAD, .num_returns = 2};
     for (int i = 0; i < P; i++) {
+        /* Producers are pinned round robin, softly: a third of the objects
+         * live on the victim, and their lineage may run anywhere. */
         uint64_t size = PROD_SIZE, seed = 5000 + (uint64_t)i;
         rayc_arg a[] = {RAYC_VAL(&size, sizeof(size)), RAYC_VAL(&seed, sizeof(seed))};
-        submit("make_pattern", a, 2, &spread2, prod[i]);
+        rayc_task_opts po = {.num_returns = 2, .strategy = RAYC_SCHED_NODE,
+                             .node_id = c.raylets[i % 3].node_id, .soft = 1};
+        submit("make_pattern", a, 2, &po, prod[i]);
         for (int j = 0; j < CONS_PER; j++) {
             uint64_t salt = (uint64_t)j;
             rayc_arg b[] = {RAYC_REF(prod[i][0]), RAYC_VAL(&seed, sizeof(seed)),
@@ -580,9 +586,14 @@ Test(multinode, kill_raylet_mid_job_results_still_correct, .timeout = 420)
         }
     }
 
-    /* Kill node 2 once a quarter of the consumers are done. */
+    /* Kill node 2 once it has made some of its producers' objects and a
+     * quarter of the consumers are done. */
     static int ready[P * CONS_PER];
-    int n = rayc_wait(cons, P * CONS_PER, P * CONS_PER / 4, LONG_MS, ready);
+    rayc_ref first_on_victim[3] = {prod[2][1], prod[5][1], prod[8][1]};
+    int r3[3];
+    int n = rayc_wait(first_on_victim, 3, 3, LONG_MS, r3);
+    cr_assert_eq(n, 3, "producers pinned to node 2: rayc_wait: %d (%s)", n, rayc_last_error());
+    n = rayc_wait(cons, P * CONS_PER, P * CONS_PER / 4, LONG_MS, ready);
     cr_assert(n >= P * CONS_PER / 4, "rayc_wait: %d (%s: %s)", n, n < 0 ? rayc_strerror(n) : "",
               rayc_last_error());
     /* Some producer that finished ran on the victim: its object dies with it. */
@@ -602,6 +613,7 @@ Test(multinode, kill_raylet_mid_job_results_still_correct, .timeout = 420)
     cr_log_info("killed node 2 with %d/%d consumers ready, %d/%d producers done (%d on node 2)",
                 n, P * CONS_PER, prod_done, P, on_victim);
     cr_assert(n < P * CONS_PER, "the whole job finished before the kill; make it larger");
+    cr_assert(on_victim > 0, "no finished producer ran on node 2");
 
     /* Every consumer's digest, every square, and every producer's object. */
     for (int i = 0; i < P * CONS_PER; i++) {
@@ -780,7 +792,7 @@ Test(multinode, pull_source_dies_only_copy_never_hangs, .timeout = 420)
                  rayc_last_error());
     rayc_value_release(&nv);
 
-    struct get_job g = {.ref = made[0], .timeout_ms = 120000};
+    struct get_job g = {.ref = made[0], .timeout_ms = 60000};
     bool mid = get_and_kill(&c, &g, &c.raylets[1], size);
     cr_assert_neq(g.rc, RAYC_ETIMEDOUT,
                   "rayc_get of an object whose only holder died %s timed out: %s",
