@@ -218,7 +218,9 @@ static int send_spec(otask *t, Rpc__TaskSpec *spec)
     t->frame = frame;
     t->frame_len = len;
     t->submitted = true;
-    return cw_conn_send_raw(rayc__core.raylet, frame, len);
+    /* Submits are batched: a driver firing thousands of tasks writes them in
+     * a few writes, and the raylet wakes once per batch. */
+    return cw_conn_send_batched(rayc__core.raylet, frame, len);
 }
 
 /* A retry: same spec, next attempt number. mu held. */

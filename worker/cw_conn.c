@@ -35,6 +35,14 @@ struct cw_conn {
     frame_decoder dec;      /* touched only by the active reader */
     cw_async_fn async_fn;
     void *async_arg;
+    /* Batched sends (cw_conn_send_batched): frames wait in obuf, under wmu,
+     * until the flusher thread or the next direct send writes them. */
+    uint8_t *obuf;
+    size_t olen, ocap;
+    pthread_t flusher;
+    bool has_flusher, stop_flusher;
+    pthread_cond_t flush_cv; /* with wmu: obuf became non-empty / stop */
+    uint64_t last_batched_us; /* when the previous batched frame came */
 };
 
 cw_conn *cw_conn_new(bconn *b, cw_async_fn fn, void *arg)
@@ -56,7 +64,89 @@ cw_conn *cw_conn_new(bconn *b, cw_async_fn fn, void *arg)
     frame_decoder_init(&c->dec, 0);
     c->async_fn = fn;
     c->async_arg = arg;
+    pthread_cond_init(&c->flush_cv, NULL);
     return c;
+}
+
+/* Write what is batched. wmu held. */
+static int flush_locked(cw_conn *c)
+{
+    if (c->olen == 0)
+        return 0;
+    int rc = net_write_all(c->fd, c->obuf, c->olen);
+    c->olen = 0;
+    return rc == 0 ? 0 : RAYC_ECONN;
+}
+
+int cw_conn_flush(cw_conn *c)
+{
+    pthread_mutex_lock(&c->wmu);
+    int rc = flush_locked(c);
+    pthread_mutex_unlock(&c->wmu);
+    return rc;
+}
+
+/* The flusher: wakes when a batch starts, writes it (with whatever joined it
+ * meanwhile). The submitting thread never waits for a write. */
+static void *flusher_main(void *arg)
+{
+    cw_conn *c = arg;
+    pthread_mutex_lock(&c->wmu);
+    while (!c->stop_flusher) {
+        if (c->olen == 0) {
+            pthread_cond_wait(&c->flush_cv, &c->wmu);
+            continue;
+        }
+        if (flush_locked(c) != 0)
+            __atomic_store_n(&c->dead, 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&c->wmu);
+    return NULL;
+}
+
+int cw_conn_send_batched(cw_conn *c, const uint8_t *frame, size_t len)
+{
+    if (cw_conn_dead(c))
+        return RAYC_ECONN;
+    pthread_mutex_lock(&c->wmu);
+    /* Batch only bursts: a frame after a quiet spell (a driver doing one
+     * task at a time) is written at once, costing no thread wake-up. */
+    uint64_t now = now_us(), last = c->last_batched_us;
+    c->last_batched_us = now;
+    if (c->olen == 0 && now - last > 50) {
+        int rc = net_write_all(c->fd, frame, len) == 0 ? 0 : RAYC_ECONN;
+        pthread_mutex_unlock(&c->wmu);
+        return rc;
+    }
+    if (!c->has_flusher) {
+        if (pthread_create(&c->flusher, NULL, flusher_main, c) == 0) {
+            c->has_flusher = true;
+        } else { /* no thread: write now */
+            int rc = flush_locked(c);
+            if (rc == 0 && net_write_all(c->fd, frame, len) != 0)
+                rc = RAYC_ECONN;
+            pthread_mutex_unlock(&c->wmu);
+            return rc;
+        }
+    }
+    if (c->olen + len > c->ocap) {
+        size_t cap = c->ocap ? c->ocap : 65536;
+        while (cap < c->olen + len)
+            cap *= 2;
+        uint8_t *nb = realloc(c->obuf, cap);
+        if (nb == NULL) {
+            pthread_mutex_unlock(&c->wmu);
+            return RAYC_ENOMEM;
+        }
+        c->obuf = nb;
+        c->ocap = cap;
+    }
+    memcpy(c->obuf + c->olen, frame, len);
+    if (c->olen == 0)
+        pthread_cond_signal(&c->flush_cv);
+    c->olen += len;
+    pthread_mutex_unlock(&c->wmu);
+    return 0;
 }
 
 void cw_conn_free(cw_conn *c)
@@ -70,7 +160,16 @@ void cw_conn_free(cw_conn *c)
     while (c->reader_active || c->waiters)
         pthread_cond_wait(&c->cv, &c->mu);
     pthread_mutex_unlock(&c->mu);
+    if (c->has_flusher) {
+        pthread_mutex_lock(&c->wmu);
+        c->stop_flusher = true;
+        pthread_cond_signal(&c->flush_cv);
+        pthread_mutex_unlock(&c->wmu);
+        pthread_join(c->flusher, NULL);
+    }
     close(c->fd);
+    free(c->obuf);
+    pthread_cond_destroy(&c->flush_cv);
     frame_decoder_free(&c->dec);
     pthread_mutex_destroy(&c->mu);
     pthread_mutex_destroy(&c->wmu);
@@ -96,7 +195,7 @@ static int write_frame(cw_conn *c, uint16_t type, const ProtobufCMessage *m)
         return RAYC_ENOMEM;
     msg_encode(type, m, buf);
     pthread_mutex_lock(&c->wmu);
-    int rc = net_write_all(c->fd, buf, size);
+    int rc = flush_locked(c) == 0 ? net_write_all(c->fd, buf, size) : -1;
     pthread_mutex_unlock(&c->wmu);
     if (buf != stackbuf)
         free(buf);
@@ -108,7 +207,7 @@ int cw_conn_send_raw(cw_conn *c, const uint8_t *frame, size_t len)
     if (cw_conn_dead(c))
         return RAYC_ECONN;
     pthread_mutex_lock(&c->wmu);
-    int rc = net_write_all(c->fd, frame, len);
+    int rc = flush_locked(c) == 0 ? net_write_all(c->fd, frame, len) : -1;
     pthread_mutex_unlock(&c->wmu);
     return rc == 0 ? 0 : RAYC_ECONN;
 }
@@ -251,6 +350,8 @@ int cw_conn_call(cw_conn *c, uint64_t id, uint16_t type, const ProtobufCMessage 
 
 int cw_conn_pump(cw_conn *c, int64_t timeout_ms)
 {
+    if (cw_conn_flush(c) != 0)
+        return RAYC_ECONN;
     pthread_mutex_lock(&c->mu);
     if (c->dead) {
         pthread_mutex_unlock(&c->mu);

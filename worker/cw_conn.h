@@ -40,6 +40,13 @@ uint64_t cw_conn_next_id(cw_conn *c);
  * RAYC_ECONN. A reply arriving after a timeout goes to the async handler. */
 int cw_conn_call(cw_conn *c, uint64_t id, uint16_t type, const ProtobufCMessage *req,
                  uint16_t reply_type, ProtobufCMessage **reply, int64_t timeout_ms);
+/* Queue an encoded frame to be written soon by the conn's flusher thread
+ * (started on first use), batched with others queued meanwhile. Any direct
+ * send, call or pump on the conn writes queued frames first, so order is
+ * kept. 0, or RAYC_ECONN / RAYC_ENOMEM. */
+int cw_conn_send_batched(cw_conn *c, const uint8_t *frame, size_t len);
+/* Write queued frames now. 0 or RAYC_ECONN. */
+int cw_conn_flush(cw_conn *c);
 /* Send an already encoded frame. 0 or RAYC_ECONN. */
 int cw_conn_send_raw(cw_conn *c, const uint8_t *frame, size_t len);
 /* Send a message that has no reply. 0 or RAYC_ECONN. */
