@@ -17,8 +17,8 @@ void auth_token_generate(char *out)
     id_hex(raw, sizeof(raw), out);
 }
 
-int auth_token_load(const char *token, const char *token_file, char *out, size_t outlen,
-                    char *err, size_t errlen)
+int auth_token_load(const char *token, const char *token_file, char *out, size_t outlen, char *err,
+                    size_t errlen)
 {
     if (token && *token) {
         if (strlen(token) >= outlen) {

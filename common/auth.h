@@ -21,8 +21,8 @@
 void auth_token_generate(char *out);
 /* The token from `token` if non-empty, else the first line of `token_file`.
  * Returns 0, or -1 with err set. out holds AUTH_TOKEN_LEN + 1 or more. */
-int auth_token_load(const char *token, const char *token_file, char *out, size_t outlen,
-                    char *err, size_t errlen);
+int auth_token_load(const char *token, const char *token_file, char *out, size_t outlen, char *err,
+                    size_t errlen);
 void auth_nonce(uint8_t out[AUTH_NONCE_LEN]);
 void auth_proof(const char *token, const uint8_t *nonce, size_t nlen, uint8_t out[AUTH_PROOF_LEN]);
 /* true when proof is HMAC(token, nonce); constant time. */

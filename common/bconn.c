@@ -149,8 +149,8 @@ int bconn_call(bconn *b, uint16_t req_type, const ProtobufCMessage *req, uint16_
 }
 
 bconn *bconn_open(const char *host, int port, const char *unix_path, const char *token,
-                  const Rpc__Handshake *hs, int timeout_ms, Rpc__HandshakeReply **reply,
-                  int *fds, int maxfds, int *nfds, int *code, char *err, size_t errlen)
+                  const Rpc__Handshake *hs, int timeout_ms, Rpc__HandshakeReply **reply, int *fds,
+                  int maxfds, int *nfds, int *code, char *err, size_t errlen)
 {
     int dummy_nfds = 0;
     bconn *b = calloc(1, sizeof(*b));

@@ -24,8 +24,8 @@ typedef void (*bconn_other_fn)(void *arg, uint16_t type, ProtobufCMessage *msg);
  * sent with the reply are stored in fds (up to maxfds, count in *nfds).
  * On failure returns NULL and sets *code (RAYC_ECONN, RAYC_EAUTH, ...) and err. */
 bconn *bconn_open(const char *host, int port, const char *unix_path, const char *token,
-                  const Rpc__Handshake *hs, int timeout_ms, Rpc__HandshakeReply **reply,
-                  int *fds, int maxfds, int *nfds, int *code, char *err, size_t errlen);
+                  const Rpc__Handshake *hs, int timeout_ms, Rpc__HandshakeReply **reply, int *fds,
+                  int maxfds, int *nfds, int *code, char *err, size_t errlen);
 void bconn_close(bconn *b);
 int bconn_fd(const bconn *b);
 void bconn_set_other(bconn *b, bconn_other_fn fn, void *arg);

@@ -16,7 +16,7 @@ typedef struct {
 } knob;
 
 static const knob knobs[] = {
-#define CONFIG__KNOB(type, name, def, help) \
+#define CONFIG__KNOB(type, name, def, help)                                                        \
     {#name, CONFIG_##type, help, offsetof(rayc_config, name)},
     CONFIG_KNOBS(CONFIG__KNOB)
 #undef CONFIG__KNOB
@@ -26,11 +26,11 @@ static const knob knobs[] = {
 void config_defaults(rayc_config *c)
 {
     memset(c, 0, sizeof(*c));
-#define CONFIG__DEF_STR(name, def) c->name = strdup(def);
-#define CONFIG__DEF_INT(name, def) c->name = (def);
-#define CONFIG__DEF_DBL(name, def) c->name = (def);
-#define CONFIG__DEF_SIZE(name, def) c->name = (uint64_t)(def);
-#define CONFIG__DEF_BOOL(name, def) c->name = (def);
+#define CONFIG__DEF_STR(name, def)         c->name = strdup(def);
+#define CONFIG__DEF_INT(name, def)         c->name = (def);
+#define CONFIG__DEF_DBL(name, def)         c->name = (def);
+#define CONFIG__DEF_SIZE(name, def)        c->name = (uint64_t)(def);
+#define CONFIG__DEF_BOOL(name, def)        c->name = (def);
 #define CONFIG__DEF(type, name, def, help) CONFIG__DEF_##type(name, def)
     CONFIG_KNOBS(CONFIG__DEF)
 #undef CONFIG__DEF

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* clang-format off */
 /* X(type, name, default, help) */
 #define CONFIG_KNOBS(X)                                                                      \
     /* logging */                                                                            \
@@ -62,12 +63,13 @@
     X(INT, max_tasks_in_flight_per_worker, 8, "tasks pipelined to one leased worker")          \
     /* raylet networking */                                                                  \
     X(INT, raylet_port, 0, "raylet TCP port for other raylets; 0: any free port")
+/* clang-format on */
 
 enum { CONFIG_STR, CONFIG_INT, CONFIG_DBL, CONFIG_SIZE, CONFIG_BOOL };
 
-#define CONFIG__CTYPE_STR char *
-#define CONFIG__CTYPE_INT int64_t
-#define CONFIG__CTYPE_DBL double
+#define CONFIG__CTYPE_STR  char *
+#define CONFIG__CTYPE_INT  int64_t
+#define CONFIG__CTYPE_DBL  double
 #define CONFIG__CTYPE_SIZE uint64_t
 #define CONFIG__CTYPE_BOOL bool
 

@@ -44,7 +44,7 @@ struct conn {
     char *token;
     uint8_t nonce[AUTH_NONCE_LEN];
     Rpc__Handshake *hs_tmpl;
-    bool stolen; /* on_frame kept the current message (conn_keep_msg) */
+    bool stolen;                /* on_frame kept the current message (conn_keep_msg) */
     struct evbuffer *early;     /* connecting side: frames sent before the handshake ended */
     const uint8_t *cur_payload; /* the frame being dispatched (conn_frame_payload) */
     size_t cur_len;
@@ -343,8 +343,8 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR)
                 return;
-            fail(c, errno == EPIPE || errno == ECONNRESET ? CONN_EOF : CONN_EIO,
-                 "write failed: %s", strerror(errno));
+            fail(c, errno == EPIPE || errno == ECONNRESET ? CONN_EOF : CONN_EIO, "write failed: %s",
+                 strerror(errno));
             return;
         }
         if (n == 0)
@@ -370,9 +370,8 @@ static bool handle_handshake(conn *c, ProtobufCMessage *m)
         close_after_flush(c, CONN_EPROTO, "unsupported protocol version");
         return false;
     }
-    if (c->require_auth &&
-        !auth_verify(c->token ? c->token : "", c->nonce, AUTH_NONCE_LEN, hs->proof.data,
-                     hs->proof.len)) {
+    if (c->require_auth && !auth_verify(c->token ? c->token : "", c->nonce, AUTH_NONCE_LEN,
+                                        hs->proof.data, hs->proof.len)) {
         Rpc__HandshakeReply r = RPC__HANDSHAKE_REPLY__INIT;
         Rpc__Status st = RPC__STATUS__INIT;
         msg_status_set(&st, RAYC_EAUTH, "bad cluster token");
@@ -502,8 +501,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
                 continue;
             if (errno == EAGAIN)
                 break;
-            fail(c, errno == ECONNRESET ? CONN_EOF : CONN_EIO, "read failed: %s",
-                 strerror(errno));
+            fail(c, errno == ECONNRESET ? CONN_EOF : CONN_EIO, "read failed: %s", strerror(errno));
             return;
         }
         if (n == 0) {

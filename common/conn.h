@@ -49,10 +49,10 @@ typedef struct {
 } conn_handlers;
 
 typedef struct {
-    size_t max_frame;   /* 0: FRAME_DEFAULT_MAX */
-    const char *token;  /* accepting: required proof when require_auth;
-                           connecting: the token to prove */
-    bool require_auth;  /* accepting side: peer must prove the token */
+    size_t max_frame;                /* 0: FRAME_DEFAULT_MAX */
+    const char *token;               /* accepting: required proof when require_auth;
+                                        connecting: the token to prove */
+    bool require_auth;               /* accepting side: peer must prove the token */
     const Rpc__Handshake *handshake; /* connecting side: sent on Hello; proof is filled in */
 } conn_opts;
 
@@ -90,7 +90,7 @@ int conn_send_raw_ref(conn *c, uint16_t type, const void *hdr, size_t hdrlen, co
 void *conn_data(const conn *c);
 void conn_set_data(conn *c, void *data);
 const char *conn_peer(const conn *c);
-bool conn_is_ready(const conn *c);  /* handshake completed */
+bool conn_is_ready(const conn *c); /* handshake completed */
 bool conn_is_closed(const conn *c);
 size_t conn_pending_output(const conn *c);
 

@@ -9,8 +9,8 @@ static _Thread_local char last_error[512];
 const char *rayc_strerror(int code)
 {
     switch (code) {
-#define X(name, value, msg) \
-    case value:             \
+#define X(name, value, msg)                                                                        \
+    case value:                                                                                    \
         return msg;
         RAYC_ERRNO_MAP(X)
 #undef X

@@ -18,9 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FRAME_MAGIC 0x52415943u /* "RAYC" */
-#define FRAME_VERSION 1
-#define FRAME_HDR_SIZE 12
+#define FRAME_MAGIC       0x52415943u /* "RAYC" */
+#define FRAME_VERSION     1
+#define FRAME_HDR_SIZE    12
 #define FRAME_DEFAULT_MAX (64u << 20) /* largest payload accepted by default */
 
 /* Decoder results (negative; 0 = need more bytes, 1 = a frame). */

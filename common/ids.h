@@ -19,22 +19,34 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define JOB_ID_SIZE 4
-#define ACTOR_ID_SIZE 16
-#define TASK_ID_SIZE 24
+#define JOB_ID_SIZE    4
+#define ACTOR_ID_SIZE  16
+#define TASK_ID_SIZE   24
 #define OBJECT_ID_SIZE 28
-#define NODE_ID_SIZE 28
+#define NODE_ID_SIZE   28
 #define WORKER_ID_SIZE 28
-#define ID_HEX_MAX (2 * 28 + 1) /* longest hex string plus NUL */
+#define ID_HEX_MAX     (2 * 28 + 1) /* longest hex string plus NUL */
 
 #define OBJECT_INDEX_PUT_FLAG 0x80000000u /* set in the index of rayc_put objects */
 
-typedef struct { uint8_t b[JOB_ID_SIZE]; } job_id_t;
-typedef struct { uint8_t b[ACTOR_ID_SIZE]; } actor_id_t;
-typedef struct { uint8_t b[TASK_ID_SIZE]; } task_id_t;
-typedef struct { uint8_t b[OBJECT_ID_SIZE]; } object_id_t;
-typedef struct { uint8_t b[NODE_ID_SIZE]; } node_id_t;
-typedef struct { uint8_t b[WORKER_ID_SIZE]; } worker_id_t;
+typedef struct {
+    uint8_t b[JOB_ID_SIZE];
+} job_id_t;
+typedef struct {
+    uint8_t b[ACTOR_ID_SIZE];
+} actor_id_t;
+typedef struct {
+    uint8_t b[TASK_ID_SIZE];
+} task_id_t;
+typedef struct {
+    uint8_t b[OBJECT_ID_SIZE];
+} object_id_t;
+typedef struct {
+    uint8_t b[NODE_ID_SIZE];
+} node_id_t;
+typedef struct {
+    uint8_t b[WORKER_ID_SIZE];
+} worker_id_t;
 
 /* Fill buf with n cryptographically random bytes (getrandom). Aborts if the
  * kernel cannot supply them: ids must never collide. */

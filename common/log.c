@@ -59,8 +59,8 @@ void log__write(int level, const char *file, int line, int err, const char *fmt,
     base = base ? base + 1 : file;
 
     int n = snprintf(buf, sizeof(buf), "%04d-%02d-%02d %02d:%02d:%02d.%03d %c %d %s:%d] ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, (int)(tv.tv_usec / 1000), tag[level], (int)getpid(), base, line);
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     (int)(tv.tv_usec / 1000), tag[level], (int)getpid(), base, line);
     va_list ap;
     va_start(ap, fmt);
     if (n < (int)sizeof(buf))

@@ -27,26 +27,26 @@ void log_close(void);
 void log__write(int level, const char *file, int line, int err, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
-#define LOG__AT(lvl, err, ...)                                             \
-    do {                                                                   \
-        if ((lvl) >= log__level)                                           \
-            log__write((lvl), __FILE__, __LINE__, (err), __VA_ARGS__);     \
+#define LOG__AT(lvl, err, ...)                                                                     \
+    do {                                                                                           \
+        if ((lvl) >= log__level)                                                                   \
+            log__write((lvl), __FILE__, __LINE__, (err), __VA_ARGS__);                             \
     } while (0)
 
 #define log_debug(...) LOG__AT(LOG_DEBUG, 0, __VA_ARGS__)
-#define log_info(...) LOG__AT(LOG_INFO, 0, __VA_ARGS__)
-#define log_warn(...) LOG__AT(LOG_WARN, 0, __VA_ARGS__)
+#define log_info(...)  LOG__AT(LOG_INFO, 0, __VA_ARGS__)
+#define log_warn(...)  LOG__AT(LOG_WARN, 0, __VA_ARGS__)
 #define log_error(...) LOG__AT(LOG_ERROR, 0, __VA_ARGS__)
 /* Same, with strerror(err) appended: log_syserr(errno, "connect %s", addr). */
 #define log_syserr(err, ...) LOG__AT(LOG_ERROR, (err), __VA_ARGS__)
 
 /* A broken invariant: log file:line and abort. Never for expected failures. */
-#define CHECK(cond)                                                              \
-    do {                                                                         \
-        if (!(cond)) {                                                           \
-            log__write(LOG_FATAL, __FILE__, __LINE__, 0, "CHECK failed: %s", #cond); \
-            abort();                                                             \
-        }                                                                        \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            log__write(LOG_FATAL, __FILE__, __LINE__, 0, "CHECK failed: %s", #cond);               \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 #include <stdlib.h>

@@ -7,8 +7,8 @@
 const ProtobufCMessageDescriptor *msg_descriptor(uint16_t type)
 {
     switch (type) {
-#define MSG__DESC(num, NAME, lower) \
-    case num:                       \
+#define MSG__DESC(num, NAME, lower)                                                                \
+    case num:                                                                                      \
         return &rpc__##lower##__descriptor;
         MSG_TYPES(MSG__DESC)
 #undef MSG__DESC
@@ -19,8 +19,8 @@ const ProtobufCMessageDescriptor *msg_descriptor(uint16_t type)
 const char *msg_name(uint16_t type)
 {
     switch (type) {
-#define MSG__NAME(num, NAME, lower) \
-    case num:                       \
+#define MSG__NAME(num, NAME, lower)                                                                \
+    case num:                                                                                      \
         return #NAME;
         MSG_TYPES(MSG__NAME)
 #undef MSG__NAME

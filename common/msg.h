@@ -13,6 +13,7 @@
 
 #include "rayc.pb-c.h"
 
+/* clang-format off */
 /* X(number, NAME, protobuf-c lower-case name) */
 #define MSG_TYPES(X)                                                 \
     X(1, HELLO, hello)                                               \
@@ -74,6 +75,7 @@
     X(94, PULL_REQUEST, pull_request)                                \
     X(95, PULL_REPLY, pull_reply)                                    \
     X(96, OBJECT_CHUNK, chunk_header)
+/* clang-format on */
 
 enum msg_type {
 #define MSG__ENUM(num, NAME, lower) MSG_##NAME = num,

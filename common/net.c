@@ -241,8 +241,8 @@ ssize_t net_recv_fds(int sock, void *buf, size_t len, int *fds, int maxfds, int 
 {
     char cbuf[CMSG_SPACE(sizeof(int) * 4)];
     struct iovec iov = {.iov_base = buf, .iov_len = len};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                        .msg_controllen = sizeof(cbuf)};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
     ssize_t r;
     do {
         r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);

@@ -11,9 +11,9 @@
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-uint64_t now_ms(void);      /* monotonic milliseconds */
-uint64_t now_us(void);      /* monotonic microseconds */
-uint64_t wall_ms(void);     /* milliseconds since the epoch */
+uint64_t now_ms(void);  /* monotonic milliseconds */
+uint64_t now_us(void);  /* monotonic microseconds */
+uint64_t wall_ms(void); /* milliseconds since the epoch */
 
 /* mkdir -p with the given mode for created directories. 0 or -1 (errno). */
 int mkdir_p(const char *path, unsigned mode);
@@ -29,7 +29,7 @@ char *rstrip(char *s);
 int parse_host_port(const char *s, char *host, size_t hostlen, int *port);
 
 /* A set of named amounts: CPU, GPU, memory and custom resources. */
-#define RES_MAX 32
+#define RES_MAX      32
 #define RES_NAME_MAX 64
 typedef struct {
     int n;

@@ -79,8 +79,8 @@ static value *new_value(const uint8_t *val, size_t vlen)
     return v;
 }
 
-int gcs_kv_put(gcs_kv_table *t, const char *ns, const uint8_t *key, size_t klen,
-               const uint8_t *val, size_t vlen, bool overwrite, bool *added, bool *written)
+int gcs_kv_put(gcs_kv_table *t, const char *ns, const uint8_t *key, size_t klen, const uint8_t *val,
+               size_t vlen, bool overwrite, bool *added, bool *written)
 {
     uint8_t stack[STACK_KEY];
     size_t sklen;
@@ -149,8 +149,7 @@ bool gcs_kv_exists(const gcs_kv_table *t, const char *ns, const uint8_t *key, si
     return gcs_kv_get(t, ns, key, klen, &v, &vlen) == RAYC_OK;
 }
 
-int gcs_kv_load(gcs_kv_table *t, const uint8_t *skey, size_t sklen, const uint8_t *val,
-                size_t vlen)
+int gcs_kv_load(gcs_kv_table *t, const uint8_t *skey, size_t sklen, const uint8_t *val, size_t vlen)
 {
     if (memchr(skey, '\0', sklen) == NULL)
         return RAYC_EINVAL;

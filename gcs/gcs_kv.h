@@ -31,8 +31,8 @@ uint8_t *gcs_kv_storage_key(const char *ns, const uint8_t *key, size_t klen, siz
  * kept. *added (may be NULL) tells whether the key was new; *written (may be
  * NULL) whether the table changed (so the caller persists).
  * Returns RAYC_OK or RAYC_ENOMEM (table unchanged). */
-int gcs_kv_put(gcs_kv_table *t, const char *ns, const uint8_t *key, size_t klen,
-               const uint8_t *val, size_t vlen, bool overwrite, bool *added, bool *written);
+int gcs_kv_put(gcs_kv_table *t, const char *ns, const uint8_t *key, size_t klen, const uint8_t *val,
+               size_t vlen, bool overwrite, bool *added, bool *written);
 /* Returns RAYC_OK with val and vlen set, RAYC_ENOTFOUND, or RAYC_ENOMEM. */
 int gcs_kv_get(const gcs_kv_table *t, const char *ns, const uint8_t *key, size_t klen,
                const uint8_t **val, size_t *vlen);

@@ -83,8 +83,7 @@ static char *load_redis_password(main_ctx *m)
         return strdup(cfg->redis_password);
     char *s = read_file(cfg->redis_password_file, NULL);
     if (s == NULL)
-        die(m, "cannot read redis password file %s: %s", cfg->redis_password_file,
-            strerror(errno));
+        die(m, "cannot read redis password file %s: %s", cfg->redis_password_file, strerror(errno));
     char *nl = strchr(s, '\n');
     if (nl)
         *nl = '\0';

@@ -170,8 +170,7 @@ void gcs_map_iter_init(gcs_map_iter *it)
 
 /* The iterator remembers the entry after the one it returns, so the caller
  * may delete the returned entry. */
-bool gcs_map_next(const gcs_map *m, gcs_map_iter *it, const uint8_t **key, size_t *klen,
-                  void **val)
+bool gcs_map_next(const gcs_map *m, gcs_map_iter *it, const uint8_t **key, size_t *klen, void **val)
 {
     entry *e = it->next;
     while (e == NULL) {

@@ -24,8 +24,8 @@ typedef struct gcs_map gcs_map;
 typedef void (*gcs_map_free_fn)(void *val);
 
 typedef struct {
-    size_t bucket;   /* next bucket to look at */
-    void *next;      /* next entry in the current chain (internal) */
+    size_t bucket; /* next bucket to look at */
+    void *next;    /* next entry in the current chain (internal) */
 } gcs_map_iter;
 
 /* A new empty map. free_val (may be NULL) frees values the map drops.

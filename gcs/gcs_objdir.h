@@ -21,8 +21,8 @@
 #include "ids.h"
 #include "rayc.pb-c.h"
 
-#define GCS_OBJDIR_KEY_SIZE (OBJECT_ID_SIZE + NODE_ID_SIZE) /* storage key */
-#define GCS_OBJDIR_OWNER_MAX 64 /* longest owner id kept */
+#define GCS_OBJDIR_KEY_SIZE  (OBJECT_ID_SIZE + NODE_ID_SIZE) /* storage key */
+#define GCS_OBJDIR_OWNER_MAX 64                              /* longest owner id kept */
 
 typedef struct gcs_objdir gcs_objdir;
 

@@ -19,7 +19,7 @@
 #include "rayc.pb-c.h"
 
 /* Every channel a subscriber may ask for. */
-#define GCS_PUBSUB_ALL \
+#define GCS_PUBSUB_ALL                                                                             \
     (RPC__CHANNEL__CHANNEL_NODE | RPC__CHANNEL__CHANNEL_JOB | RPC__CHANNEL__CHANNEL_OBJECT)
 
 typedef struct gcs_pubsub gcs_pubsub;

@@ -16,7 +16,7 @@
 #include "rayc.h"
 #include "util.h"
 
-#define ROLE(r) (1u << RPC__ROLE__ROLE_##r)
+#define ROLE(r)  (1u << RPC__ROLE__ROLE_##r)
 #define ANY_ROLE (ROLE(RAYLET) | ROLE(DRIVER) | ROLE(WORKER) | ROLE(CLI) | ROLE(UNKNOWN))
 
 typedef void (*handler_fn)(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id);
@@ -150,7 +150,7 @@ typedef struct {
     struct lost {
         uint8_t object_id[OBJECT_ID_SIZE];
         uint8_t node_id[NODE_ID_SIZE];
-    } *lost;
+    } * lost;
 } lost_set;
 
 static void on_location_lost(void *arg, const Rpc__ObjectLocation *loc)
@@ -211,8 +211,8 @@ static void handle_drain_node(gcs_client *cl, const ProtobufCMessage *m, uint64_
     gcs_server *srv = cl->srv;
     const Rpc__NodeInfo *node;
     bool changed;
-    int rc = gcs_node_drain(srv->nodes, req->node_id.data, req->node_id.len, req->reason,
-                            wall_ms(), &node, &changed);
+    int rc = gcs_node_drain(srv->nodes, req->node_id.data, req->node_id.len, req->reason, wall_ms(),
+                            &node, &changed);
     if (rc != RAYC_OK) {
         gcs_server__reply_status(cl, MSG_DRAIN_NODE_REPLY, req_id, rc,
                                  rc == RAYC_ENOTFOUND ? "no such node" : rayc_strerror(rc));
@@ -445,7 +445,9 @@ static void handle_subscribe(gcs_client *cl, const ProtobufCMessage *m, uint64_t
     const Rpc__SubscribeRequest *req = (const Rpc__SubscribeRequest *)m;
     int rc = gcs_pubsub_subscribe(cl->srv->pubsub, cl, req->channels);
     gcs_server__reply_status(cl, MSG_SUBSCRIBE_REPLY, req_id, rc,
-                             rc == RAYC_EINVAL ? "unknown channel bits" : rc ? rayc_strerror(rc) : NULL);
+                             rc == RAYC_EINVAL ? "unknown channel bits"
+                             : rc              ? rayc_strerror(rc)
+                                               : NULL);
 }
 
 /* ------------------------------------------------------- object directory */
@@ -506,8 +508,7 @@ static void handle_object_location_update(gcs_client *cl, const ProtobufCMessage
     free(changed);
 }
 
-static void handle_get_object_locations(gcs_client *cl, const ProtobufCMessage *m,
-                                        uint64_t req_id)
+static void handle_get_object_locations(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id)
 {
     const Rpc__GetObjectLocationsRequest *req = (const Rpc__GetObjectLocationsRequest *)m;
     gcs_objdir *d = cl->srv->objdir;
@@ -525,8 +526,8 @@ static void handle_get_object_locations(gcs_client *cl, const ProtobufCMessage *
     }
     size_t n = 0;
     for (size_t i = 0; i < req->n_object_ids; i++)
-        n += gcs_objdir_get(d, req->object_ids[i].data, req->object_ids[i].len, locs + n,
-                            total - n);
+        n +=
+            gcs_objdir_get(d, req->object_ids[i].data, req->object_ids[i].len, locs + n, total - n);
     for (size_t i = 0; i < n; i++)
         ptrs[i] = &locs[i];
     Rpc__GetObjectLocationsReply r = RPC__GET_OBJECT_LOCATIONS_REPLY__INIT;

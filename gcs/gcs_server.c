@@ -20,9 +20,9 @@
 #include "rayc.h"
 #include "util.h"
 
-#define LISTEN_BACKLOG 511
+#define LISTEN_BACKLOG       511
 #define HEALTH_MIN_PERIOD_MS 50
-#define SHUTDOWN_LOOP_TURNS 64 /* loop turns allowed for connections to close */
+#define SHUTDOWN_LOOP_TURNS  64 /* loop turns allowed for connections to close */
 
 /* ---------------------------------------------------------------- clients */
 
@@ -63,7 +63,8 @@ void gcs_server__reply_status(gcs_client *cl, uint16_t reply_type, uint64_t req_
     protobuf_c_message_init(d, &buf);
     Rpc__Status st = RPC__STATUS__INIT;
     msg_status_set(&st, code, message);
-    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(d, "req_id");
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(d, "req_id");
     if (f && f->type == PROTOBUF_C_TYPE_UINT64)
         *(uint64_t *)(buf.bytes + f->offset) = req_id;
     f = protobuf_c_message_descriptor_get_field_by_name(d, "status");
@@ -74,8 +75,8 @@ void gcs_server__reply_status(gcs_client *cl, uint16_t reply_type, uint64_t req_
 
 /* -------------------------------------------------------------------- ops */
 
-gcs_op *gcs_server__op_new(gcs_server *srv, gcs_client *cl, uint64_t req_id,
-                           uint16_t reply_type, gcs_op_finish_fn finish, const char *what)
+gcs_op *gcs_server__op_new(gcs_server *srv, gcs_client *cl, uint64_t req_id, uint16_t reply_type,
+                           gcs_op_finish_fn finish, const char *what)
 {
     gcs_op *op = calloc(1, sizeof(*op));
     CHECK(op != NULL);
@@ -291,8 +292,7 @@ static void load_failed(gcs_server *srv, const char *table, int status)
     if (srv->fatal[0] == '\0')
         snprintf(srv->fatal, sizeof(srv->fatal), "cannot load table %s from %s storage: %s%s%s",
                  table, gcs_storage_kind(srv->storage), rayc_strerror(status),
-                 gcs_storage_errstr(srv->storage)[0] ? ": " : "",
-                 gcs_storage_errstr(srv->storage));
+                 gcs_storage_errstr(srv->storage)[0] ? ": " : "", gcs_storage_errstr(srv->storage));
     event_base_loopbreak(srv->base);
 }
 
@@ -310,9 +310,8 @@ static void load_done(gcs_server *srv)
     log_info("GCS ready on %s:%d (%s storage): %zu nodes (%zu alive), %zu jobs (counter %u), "
              "%zu kv entries, %zu objects",
              srv->cfg->node_ip_address, srv->port, gcs_storage_kind(srv->storage),
-             gcs_node_count(srv->nodes), gcs_node_alive_count(srv->nodes),
-             gcs_job_count(srv->jobs), gcs_job_counter(srv->jobs), gcs_kv_count(srv->kv),
-             gcs_objdir_size(srv->objdir));
+             gcs_node_count(srv->nodes), gcs_node_alive_count(srv->nodes), gcs_job_count(srv->jobs),
+             gcs_job_counter(srv->jobs), gcs_kv_count(srv->kv), gcs_objdir_size(srv->objdir));
 }
 
 static void on_storage_del(void *arg, int status)
@@ -321,24 +320,24 @@ static void on_storage_del(void *arg, int status)
     (void)status;
 }
 
-#define LOADER(name, table, body)                                                          \
-    static void name(void *arg, int status, const gcs_storage_entry *e, size_t n)         \
-    {                                                                                      \
-        gcs_server *srv = arg;                                                             \
-        if (status != RAYC_OK) {                                                           \
-            load_failed(srv, table, status);                                               \
-            return;                                                                        \
-        }                                                                                  \
-        for (size_t i = 0; i < n; i++) {                                                   \
-            int rc = (body);                                                               \
-            if (rc == RAYC_ENOMEM) {                                                       \
-                load_failed(srv, table, rc);                                               \
-                return;                                                                    \
-            }                                                                              \
-            if (rc != RAYC_OK)                                                             \
-                log_warn("skipping a malformed %s record (%zu bytes)", table, e[i].val_len); \
-        }                                                                                  \
-        load_done(srv);                                                                    \
+#define LOADER(name, table, body)                                                                  \
+    static void name(void *arg, int status, const gcs_storage_entry *e, size_t n)                  \
+    {                                                                                              \
+        gcs_server *srv = arg;                                                                     \
+        if (status != RAYC_OK) {                                                                   \
+            load_failed(srv, table, status);                                                       \
+            return;                                                                                \
+        }                                                                                          \
+        for (size_t i = 0; i < n; i++) {                                                           \
+            int rc = (body);                                                                       \
+            if (rc == RAYC_ENOMEM) {                                                               \
+                load_failed(srv, table, rc);                                                       \
+                return;                                                                            \
+            }                                                                                      \
+            if (rc != RAYC_OK)                                                                     \
+                log_warn("skipping a malformed %s record (%zu bytes)", table, e[i].val_len);       \
+        }                                                                                          \
+        load_done(srv);                                                                            \
     }
 
 LOADER(load_nodes, GCS_TABLE_NODES, gcs_node_load(srv->nodes, e[i].val, e[i].val_len, now_ms()))
@@ -402,7 +401,8 @@ gcs_server *gcs_server_new(struct event_base *base, const rayc_config *cfg, cons
     srv->storage = storage;
     srv->listen_fd = -1;
     srv->max_frame = cfg->max_frame_bytes;
-    srv->heartbeat_interval_ms = cfg->heartbeat_interval_ms > 0 ? (uint64_t)cfg->heartbeat_interval_ms : 1000;
+    srv->heartbeat_interval_ms =
+        cfg->heartbeat_interval_ms > 0 ? (uint64_t)cfg->heartbeat_interval_ms : 1000;
     srv->health_timeout_ms = cfg->health_timeout_ms > 0 ? (uint64_t)cfg->health_timeout_ms : 10000;
     srv->token = strdup(token ? token : "");
     srv->nodes = gcs_node_table_new();
@@ -420,7 +420,8 @@ gcs_server *gcs_server_new(struct event_base *base, const rayc_config *cfg, cons
         snprintf(err, errlen, "bad port %lld", (long long)cfg->port);
         goto fail;
     }
-    srv->listen_fd = net_tcp_listen(cfg->node_ip_address, (int)cfg->port, LISTEN_BACKLOG, &srv->port);
+    srv->listen_fd =
+        net_tcp_listen(cfg->node_ip_address, (int)cfg->port, LISTEN_BACKLOG, &srv->port);
     if (srv->listen_fd < 0) {
         if (errno == EADDRINUSE)
             snprintf(err, errlen, "port %lld is in use", (long long)cfg->port);

@@ -38,7 +38,7 @@ typedef struct gcs_op gcs_op;
 
 struct gcs_client {
     gcs_server *srv;
-    conn *c;  /* NULL once the connection closed */
+    conn *c; /* NULL once the connection closed */
     int refs;
     int role; /* Rpc__Role */
     bool has_node;
@@ -80,9 +80,9 @@ struct gcs_op {
     gcs_client *client; /* holds a reference; NULL for internal ops */
     uint64_t req_id;
     uint16_t reply_type;
-    int pending; /* writes in flight + the handler's hold */
-    int status;  /* first failure */
-    char what[64]; /* for logs: "register node ab12..." */
+    int pending;             /* writes in flight + the handler's hold */
+    int status;              /* first failure */
+    char what[64];           /* for logs: "register node ab12..." */
     gcs_op_finish_fn finish; /* NULL: a status-only reply (or none) */
     union {
         uint32_t job_id;
@@ -101,8 +101,8 @@ void gcs_server__reply_status(gcs_client *cl, uint16_t reply_type, uint64_t req_
                               const char *message);
 
 /* A new op (client may be NULL). Never NULL: out of memory is fatal. */
-gcs_op *gcs_server__op_new(gcs_server *srv, gcs_client *cl, uint64_t req_id,
-                           uint16_t reply_type, gcs_op_finish_fn finish, const char *what);
+gcs_op *gcs_server__op_new(gcs_server *srv, gcs_client *cl, uint64_t req_id, uint16_t reply_type,
+                           gcs_op_finish_fn finish, const char *what);
 void gcs_server__op_put(gcs_op *op, const char *table, const void *key, size_t klen,
                         const void *val, size_t vlen);
 /* Persist a message (packed) under key. */

@@ -36,15 +36,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GCS_STORAGE_PREFIX "rayc:" /* Redis key of table t is "rayc:<t>" */
-#define GCS_STORAGE_TABLE_MAX 64   /* longest table name */
+#define GCS_STORAGE_PREFIX    "rayc:" /* Redis key of table t is "rayc:<t>" */
+#define GCS_STORAGE_TABLE_MAX 64      /* longest table name */
 
 /* Table names (docs/contracts.md, "GCS storage"). */
-#define GCS_TABLE_NODES "nodes"     /* node id (28 B) -> NodeInfo */
-#define GCS_TABLE_JOBS "jobs"       /* job id (4 B big-endian) -> JobInfo */
-#define GCS_TABLE_KV "kv"           /* "<ns>\0<key>" -> value */
+#define GCS_TABLE_NODES   "nodes"   /* node id (28 B) -> NodeInfo */
+#define GCS_TABLE_JOBS    "jobs"    /* job id (4 B big-endian) -> JobInfo */
+#define GCS_TABLE_KV      "kv"      /* "<ns>\0<key>" -> value */
 #define GCS_TABLE_OBJECTS "objects" /* object id + node id (56 B) -> ObjectLocation */
-#define GCS_TABLE_META "meta"       /* "job_counter" -> decimal */
+#define GCS_TABLE_META    "meta"    /* "job_counter" -> decimal */
 
 typedef struct gcs_storage gcs_storage;
 
@@ -68,7 +68,7 @@ typedef struct {
     const char *unix_path; /* Redis Unix socket; or */
     const char *host;      /* host and port of a TCP Redis (loopback) */
     int port;
-    const char *password;  /* AUTH with it when non-empty */
+    const char *password; /* AUTH with it when non-empty */
 } gcs_storage_redis_opts;
 
 /* An in-memory storage on base. NULL on allocation failure. */
@@ -115,8 +115,8 @@ typedef struct gcs_storage__done gcs_storage__done;
 
 typedef struct {
     const char *kind;
-    void (*put)(gcs_storage *s, const char *table, const void *key, size_t klen,
-                const void *val, size_t vlen, gcs_storage_done_fn cb, void *arg);
+    void (*put)(gcs_storage *s, const char *table, const void *key, size_t klen, const void *val,
+                size_t vlen, gcs_storage_done_fn cb, void *arg);
     void (*get)(gcs_storage *s, const char *table, const void *key, size_t klen,
                 gcs_storage_get_fn cb, void *arg);
     void (*del)(gcs_storage *s, const char *table, const void *key, size_t klen,
@@ -129,7 +129,7 @@ typedef struct {
 struct gcs_storage {
     const gcs_storage__ops *ops;
     struct event_base *base;
-    struct event *defer_ev;        /* runs the queue below */
+    struct event *defer_ev;         /* runs the queue below */
     gcs_storage__done *head, *tail; /* completions waiting for the loop */
     bool freeing;
     char errstr[256];

@@ -26,7 +26,7 @@
 #define BACKOFF_MAX_MS 2000
 
 typedef struct {
-    gcs_storage base; /* first: a redis_storage is a gcs_storage */
+    gcs_storage base;      /* first: a redis_storage is a gcs_storage */
     redisAsyncContext *ac; /* NULL while disconnected */
     bool up;               /* connected and authenticated */
     bool ever_up;
@@ -34,7 +34,7 @@ typedef struct {
     char *host;
     int port;
     char *password;
-    char where[160]; /* for logs: "unix:/path" or "host:port" */
+    char where[160];    /* for logs: "unix:/path" or "host:port" */
     char auth_err[200]; /* why AUTH failed, "" if it did not */
     struct event *retry_ev;
     int backoff_ms;
@@ -146,13 +146,11 @@ static int start_connect(redis_storage *rs)
     redisAsyncContext *ac = rs->unix_path ? redisAsyncConnectUnix(rs->unix_path)
                                           : redisAsyncConnect(rs->host, rs->port);
     if (ac == NULL) {
-        gcs_storage__set_err(&rs->base, "cannot connect to redis at %s: out of memory",
-                             rs->where);
+        gcs_storage__set_err(&rs->base, "cannot connect to redis at %s: out of memory", rs->where);
         return -1;
     }
     if (ac->err) {
-        gcs_storage__set_err(&rs->base, "cannot connect to redis at %s: %s", rs->where,
-                             ac->errstr);
+        gcs_storage__set_err(&rs->base, "cannot connect to redis at %s: %s", rs->where, ac->errstr);
         redisAsyncFree(ac);
         return -1;
     }
@@ -318,8 +316,8 @@ static void refused(redis_storage *rs, req *q)
 
 /* ------------------------------------------------------------ operations */
 
-static void rd_put(gcs_storage *s, const char *table, const void *key, size_t klen,
-                   const void *val, size_t vlen, gcs_storage_done_fn cb, void *arg)
+static void rd_put(gcs_storage *s, const char *table, const void *key, size_t klen, const void *val,
+                   size_t vlen, gcs_storage_done_fn cb, void *arg)
 {
     redis_storage *rs = (redis_storage *)s;
     req *q = new_req(rs, REQ_PUT, (void (*)(void))cb, arg);
@@ -352,8 +350,8 @@ static void rd_get_all(gcs_storage *s, const char *table, gcs_storage_all_fn cb,
 {
     redis_storage *rs = (redis_storage *)s;
     req *q = new_req(rs, REQ_ALL, (void (*)(void))cb, arg);
-    if (q && redisAsyncCommand(rs->ac, on_reply, q, "HGETALL " GCS_STORAGE_PREFIX "%s",
-                               table) != REDIS_OK)
+    if (q && redisAsyncCommand(rs->ac, on_reply, q, "HGETALL " GCS_STORAGE_PREFIX "%s", table) !=
+                 REDIS_OK)
         refused(rs, q);
 }
 

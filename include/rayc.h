@@ -27,6 +27,7 @@ extern "C" {
 
 /* ------------------------------------------------------------ error codes */
 
+/* clang-format off */
 /* X(name, value, message) -- the one table of codes; rayc_strerror() uses it. */
 #define RAYC_ERRNO_MAP(X)                                                          \
     X(OK, 0, "success")                                                            \
@@ -48,6 +49,7 @@ extern "C" {
     X(EIO, -16, "input/output error")                                              \
     X(ENOTINIT, -17, "rayc_init has not been called")                              \
     X(EBUSY, -18, "resource busy")
+/* clang-format on */
 
 enum {
 #define RAYC__ENUM(name, value, msg) RAYC_##name = value,
@@ -76,12 +78,12 @@ typedef struct {
 } rayc_init_opts;
 
 RAYC_PUBLIC int rayc_init(const rayc_init_opts *opts); /* opts may be NULL */
-RAYC_PUBLIC int rayc_shutdown(void);                   /* ends the job; frees its objects and workers */
-RAYC_PUBLIC const char *rayc_node_id(void);            /* hex id of the node this process runs on */
+RAYC_PUBLIC int rayc_shutdown(void);        /* ends the job; frees its objects and workers */
+RAYC_PUBLIC const char *rayc_node_id(void); /* hex id of the node this process runs on */
 
 typedef struct {
-    char node_id[57];  /* hex */
-    char address[64];  /* "IP:PORT" where this node's raylet listens for other raylets */
+    char node_id[57]; /* hex */
+    char address[64]; /* "IP:PORT" where this node's raylet listens for other raylets */
     int alive;
     double cpus_total, cpus_available, gpus_total, gpus_available;
     size_t store_capacity, store_used;
@@ -112,9 +114,10 @@ RAYC_PUBLIC int rayc_get(const rayc_ref *refs, size_t n, rayc_value *out, int64_
 RAYC_PUBLIC void rayc_value_release(rayc_value *v);
 /* Returns how many are ready (>= 0), or a negative code. */
 RAYC_PUBLIC int rayc_wait(const rayc_ref *refs, size_t n, size_t num_returns, int64_t timeout_ms,
-              int *ready /* n flags out */);
+                          int *ready /* n flags out */);
 RAYC_PUBLIC void rayc_ref_retain(rayc_ref ref);
-RAYC_PUBLIC void rayc_ref_release(rayc_ref ref); /* each ref an API call hands you is one reference you own */
+RAYC_PUBLIC void
+rayc_ref_release(rayc_ref ref); /* each ref an API call hands you is one reference you own */
 
 /* ------------------------------------------------------------------ tasks */
 
@@ -125,14 +128,14 @@ typedef struct {
     rayc_ref ref; /* RAYC_ARG_REF: the task gets the object's bytes */
 } rayc_arg;
 #define RAYC_VAL(ptr, len) ((rayc_arg){.kind = RAYC_ARG_VALUE, .data = (ptr), .size = (len)})
-#define RAYC_REF(r) ((rayc_arg){.kind = RAYC_ARG_REF, .ref = (r)})
+#define RAYC_REF(r)        ((rayc_arg){.kind = RAYC_ARG_REF, .ref = (r)})
 
 #define RAYC_STREAMING (-1)
 enum { RAYC_SCHED_DEFAULT = 0, RAYC_SCHED_SPREAD = 1, RAYC_SCHED_NODE = 2 };
 
 typedef struct {
-    int num_returns;       /* 0 means 1; RAYC_STREAMING for a generator */
-    double num_cpus;       /* 0 means 1 for tasks */
+    int num_returns; /* 0 means 1; RAYC_STREAMING for a generator */
+    double num_cpus; /* 0 means 1 for tasks */
     double num_gpus;
     const char *resources; /* "name=amount,name=amount" */
     size_t memory;
@@ -145,13 +148,15 @@ typedef struct {
 } rayc_task_opts;
 
 RAYC_PUBLIC int rayc_submit(const char *function, const rayc_arg *args, size_t nargs,
-                const rayc_task_opts *opts /* NULL: defaults */, rayc_ref *returns /* num_returns */);
+                            const rayc_task_opts *opts /* NULL: defaults */,
+                            rayc_ref *returns /* num_returns */);
 RAYC_PUBLIC int rayc_cancel(rayc_ref ref, int force);
 
 typedef struct rayc_stream rayc_stream;
 RAYC_PUBLIC int rayc_submit_stream(const char *function, const rayc_arg *args, size_t nargs,
-                       const rayc_task_opts *opts, rayc_stream **out);
-RAYC_PUBLIC int rayc_stream_next(rayc_stream *s, rayc_ref *out, int64_t timeout_ms); /* RAYC_EOF at the end */
+                                   const rayc_task_opts *opts, rayc_stream **out);
+RAYC_PUBLIC int rayc_stream_next(rayc_stream *s, rayc_ref *out,
+                                 int64_t timeout_ms); /* RAYC_EOF at the end */
 RAYC_PUBLIC void rayc_stream_close(rayc_stream *s);
 
 /* -------------------------------------------------------------- task code */
@@ -166,8 +171,9 @@ typedef struct {
 typedef int (*rayc_fn)(rayc_ctx *ctx, const rayc_buf *args, size_t nargs);
 
 RAYC_PUBLIC int rayc_return(rayc_ctx *ctx, size_t index, const void *data, size_t size);
-RAYC_PUBLIC void *rayc_return_alloc(rayc_ctx *ctx, size_t index, size_t size); /* written in place */
-RAYC_PUBLIC int rayc_yield(rayc_ctx *ctx, const void *data, size_t size);      /* streaming item */
+RAYC_PUBLIC void *rayc_return_alloc(rayc_ctx *ctx, size_t index,
+                                    size_t size);                         /* written in place */
+RAYC_PUBLIC int rayc_yield(rayc_ctx *ctx, const void *data, size_t size); /* streaming item */
 RAYC_PUBLIC int rayc_fail(rayc_ctx *ctx, const char *fmt, ...)
     __attribute__((format(printf, 2, 3))); /* `return rayc_fail(ctx, ...);` */
 
@@ -175,6 +181,7 @@ typedef void *(*rayc_actor_new_fn)(rayc_ctx *ctx, const rayc_buf *args, size_t n
 typedef int (*rayc_method_fn)(rayc_ctx *ctx, void *self, const rayc_buf *args, size_t nargs);
 typedef void (*rayc_actor_free_fn)(void *self);
 
+/* clang-format off */
 /* Symbols a task library exports; the worker finds them with dlsym(). */
 #define RAYC__EXPORT __attribute__((visibility("default"), used))
 #define RAYC_REMOTE(fn)                                                                     \
@@ -186,6 +193,7 @@ typedef void (*rayc_actor_free_fn)(void *self);
     RAYC__EXPORT rayc_actor_free_fn rayc__free_##Class = (free_fn);
 #define RAYC_METHOD(Class, method_fn)                                                       \
     RAYC__EXPORT rayc_method_fn rayc__method_##method_fn = (method_fn);
+/* clang-format on */
 
 /* ----------------------------------------------------------------- actors */
 
@@ -204,9 +212,9 @@ typedef struct {
 } rayc_actor_opts;
 
 RAYC_PUBLIC int rayc_actor_create(const char *cls, const rayc_arg *args, size_t nargs,
-                      const rayc_actor_opts *opts, rayc_actor *out);
-RAYC_PUBLIC int rayc_actor_call(rayc_actor actor, const char *method, const rayc_arg *args, size_t nargs,
-                    const rayc_task_opts *opts, rayc_ref *returns);
+                                  const rayc_actor_opts *opts, rayc_actor *out);
+RAYC_PUBLIC int rayc_actor_call(rayc_actor actor, const char *method, const rayc_arg *args,
+                                size_t nargs, const rayc_task_opts *opts, rayc_ref *returns);
 RAYC_PUBLIC int rayc_actor_get(const char *name, const char *namespace_, rayc_actor *out);
 RAYC_PUBLIC int rayc_actor_kill(rayc_actor actor, int no_restart);
 

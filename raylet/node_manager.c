@@ -235,8 +235,7 @@ static void update_view(node_manager *nm, Rpc__HeartbeatReply *r)
         snprintf(v->address, sizeof(v->address), "%s", ni->address);
         v->alive = ni->state == RPC__NODE_STATE__NODE_ALIVE;
         for (size_t k = 0; k < ni->n_resources_total; k++)
-            res_set_amount(&v->total, ni->resources_total[k]->name,
-                           ni->resources_total[k]->amount);
+            res_set_amount(&v->total, ni->resources_total[k]->name, ni->resources_total[k]->amount);
         for (size_t k = 0; k < ni->n_resources_available; k++)
             res_set_amount(&v->available, ni->resources_available[k]->name,
                            ni->resources_available[k]->amount);
@@ -290,7 +289,8 @@ static void on_pub(node_manager *nm, Rpc__PubMessage *m)
     if (m->channel == RPC__CHANNEL__CHANNEL_JOB && m->job &&
         m->job->state != RPC__JOB_STATE__JOB_RUNNING)
         tm_job_ended(nm->tm, m->job->job_id);
-    if (m->channel == RPC__CHANNEL__CHANNEL_NODE && m->node && m->node->node_id.len == NODE_ID_SIZE) {
+    if (m->channel == RPC__CHANNEL__CHANNEL_NODE && m->node &&
+        m->node->node_id.len == NODE_ID_SIZE) {
         char hex[ID_HEX_MAX];
         id_hex(m->node->node_id.data, NODE_ID_SIZE, hex);
         bool alive = m->node->state == RPC__NODE_STATE__NODE_ALIVE;
@@ -345,8 +345,7 @@ int nm_gcs_call(node_manager *nm, uint16_t type, ProtobufCMessage *req, nm_gcs_c
     struct gcs_call *call = malloc(sizeof(*call));
     if (call == NULL)
         return -1;
-    const ProtobufCFieldDescriptor *f =
-        protobuf_c_message_descriptor_get_field(req->descriptor, 1);
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(req->descriptor, 1);
     CHECK(f != NULL && f->type == PROTOBUF_C_TYPE_UINT64);
     call->req_id = ++nm->next_req_id;
     *(uint64_t *)((char *)req + f->offset) = call->req_id;
@@ -838,8 +837,8 @@ node_manager *nm_new(struct event_base *base, const rayc_config *cfg, char *err,
         snprintf(err, errlen, "--gcs-address must be HOST:PORT (got '%s')", cfg->gcs_address);
         goto fail;
     }
-    if (auth_token_load(cfg->token, cfg->token_file, nm->token, sizeof(nm->token), err,
-                        errlen) != 0)
+    if (auth_token_load(cfg->token, cfg->token_file, nm->token, sizeof(nm->token), err, errlen) !=
+        0)
         goto fail;
     if (init_resources(nm, err, errlen) != 0)
         goto fail;

@@ -105,7 +105,7 @@ struct pull {
     uint64_t req_id;
     plasma_client *pc; /* creates (and aborts) this transfer's object */
     bool created;
-    bool tearing; /* pc is being freed: its callbacks are ignored */
+    bool tearing;         /* pc is being freed: its callbacks are ignored */
     unsigned local_waits; /* WAIT_LOCAL rounds so far */
     uint64_t off, size, received;
     uint64_t t_start_us;
@@ -417,9 +417,8 @@ static void complete(pull *p)
     plasma_set_owner(om->store, &p->id, NULL);
     uint64_t us = now_us() - p->t_start_us;
     char nhex[ID_HEX_MAX];
-    log_debug("pulled %s (%" PRIu64 " bytes) from %s in %" PRIu64 " us, %.1f MB/s", p->hex,
-              p->size, id_hex(p->src.b, NODE_ID_SIZE, nhex), us,
-              us ? (double)p->size / (double)us : 0.0);
+    log_debug("pulled %s (%" PRIu64 " bytes) from %s in %" PRIu64 " us, %.1f MB/s", p->hex, p->size,
+              id_hex(p->src.b, NODE_ID_SIZE, nhex), us, us ? (double)p->size / (double)us : 0.0);
     finish(p, RAYC_OK, NULL);
 }
 
@@ -601,8 +600,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 static void on_created(void *arg, uint64_t tag, int status, uint64_t off, const char *msg)
 {
     pull *p = arg;
-    if (p->tearing || status == RAYC_ECANCELLED || p->state != PULL_CREATING ||
-        tag != p->req_id)
+    if (p->tearing || status == RAYC_ECANCELLED || p->state != PULL_CREATING || tag != p->req_id)
         return;
     if (status == RAYC_EEXIST) {
         restart_soon(p); /* next_source finds the local creator */
@@ -637,8 +635,7 @@ static void on_pull_reply(object_manager *om, conn *c, const Rpc__PullReply *r)
     if (status != RAYC_OK) {
         char why[256];
         snprintf(why, sizeof(why), "refused: %s",
-                 r->status && r->status->message[0] ? r->status->message
-                                                    : rayc_strerror(status));
+                 r->status && r->status->message[0] ? r->status->message : rayc_strerror(status));
         source_failed(p, why);
         return;
     }
@@ -746,8 +743,8 @@ static void on_chunk_sent(const void *data, size_t len, void *arg)
     serve_unref(arg);
 }
 
-static void serve_reply(conn *c, uint64_t req_id, const object_id_t *id, int code,
-                        const char *msg, uint64_t size)
+static void serve_reply(conn *c, uint64_t req_id, const object_id_t *id, int code, const char *msg,
+                        uint64_t size)
 {
     Rpc__PullReply r = RPC__PULL_REPLY__INIT;
     Rpc__Status st = RPC__STATUS__INIT;

@@ -10,10 +10,10 @@
 #include "rayc.h"
 
 #define UNIT_SHIFT 6 /* 64-byte units */
-#define SL_LOG 4
-#define SL_COUNT (1 << SL_LOG) /* second-level classes per power of two */
-#define FL_COUNT 64
-#define NIL UINT32_MAX
+#define SL_LOG     4
+#define SL_COUNT   (1 << SL_LOG) /* second-level classes per power of two */
+#define FL_COUNT   64
+#define NIL        UINT32_MAX
 
 typedef struct {
     uint64_t off;          /* in units */

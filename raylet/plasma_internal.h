@@ -76,9 +76,9 @@ struct plasma__req {
     void *arg;
     uint64_t tag;
     size_t n, nready, num_returns;
-    int error;       /* a restore failed: answer with this */
-    bool timed_out;  /* the timer fired (or timeout 0) */
-    bool queued;     /* in the store's ready queue */
+    int error;      /* a restore failed: answer with this */
+    bool timed_out; /* the timer fired (or timeout 0) */
+    bool queued;    /* in the store's ready queue */
     struct event *timer;
     plasma__req *qnext;
     plasma__req *cprev, *cnext;
@@ -92,7 +92,7 @@ struct plasma__space {
     int kind;
     plasma_store *s;
     plasma_client *cl; /* CREATE */
-    plasma__obj *o;           /* RESTORE */
+    plasma__obj *o;    /* RESTORE */
     object_id_t id;
     uint64_t size;
     unsigned flags;
@@ -156,7 +156,7 @@ struct plasma_store {
 
     plasma__space *sq_head, *sq_tail; /* waiting for space, FIFO */
     plasma__space *done_head;         /* answered, callbacks pending */
-    plasma__req *rq_head, *rq_tail;       /* gets/waits to answer */
+    plasma__req *rq_head, *rq_tail;   /* gets/waits to answer */
     plasma_client *clients;
 
     bool settling, space_dirty;

@@ -369,8 +369,8 @@ int plasma__make_room(plasma_store *s, uint64_t size, uint64_t *off)
         plasma_alloc_info ai;
         plasma_alloc_stats(s->al, &ai);
         bool can_spill = now_ms() >= s->spill_pause_until;
-        uint64_t reclaimable = ai.free + s->lru_bytes[LRU_EVICT] +
-                               (can_spill ? s->lru_bytes[LRU_SPILL] : 0);
+        uint64_t reclaimable =
+            ai.free + s->lru_bytes[LRU_EVICT] + (can_spill ? s->lru_bytes[LRU_SPILL] : 0);
         if (reclaimable < plasma__round_block(size))
             return RAYC_ESTORE_FULL;
         plasma__obj *v = pick_victim(s, LRU_EVICT);
@@ -433,8 +433,8 @@ void plasma_store_full_message(const plasma_store *s, uint64_t size, char *buf, 
              "object store full: cannot allocate %" PRIu64 " bytes; capacity %" PRIu64
              " bytes, %" PRIu64 " used (largest free block %" PRIu64 "): %" PRIu64
              " objects pinned (%" PRIu64 " bytes), %" PRIu64 " unsealed (%" PRIu64
-             " bytes), %" PRIu64 " held unpinned (%" PRIu64 " bytes), %" PRIu64
-             " spilled (%" PRIu64 " bytes)",
+             " bytes), %" PRIu64 " held unpinned (%" PRIu64 " bytes), %" PRIu64 " spilled (%" PRIu64
+             " bytes)",
              size, s->cap, ai.used, ai.largest_free, pn, pb, un, ub, hn, hb, s->nspilled,
              s->spilled_bytes);
 }

@@ -226,8 +226,7 @@ void plasma_get(plasma_store *s, plasma_client *cl, const object_id_t *ids, size
 }
 
 void plasma_wait(plasma_store *s, plasma_client *cl, const object_id_t *ids, size_t n,
-                 size_t num_returns, int64_t timeout_ms, plasma_wait_cb cb, void *arg,
-                 uint64_t tag)
+                 size_t num_returns, int64_t timeout_ms, plasma_wait_cb cb, void *arg, uint64_t tag)
 {
     if (n == 0) {
         cb(arg, tag, RAYC_OK, NULL, 0);
@@ -276,7 +275,7 @@ static void run_space(plasma_store *s)
         } else {
             uint64_t off;
             int rc = plasma__create_now(s, q->cl, &q->id, q->size, q->flags, &off, q->msg,
-                                sizeof(q->msg));
+                                        sizeof(q->msg));
             if (rc != RAYC_ESTORE_FULL) {
                 next = q->next;
                 plasma__space_unlink(s, q);

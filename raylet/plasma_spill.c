@@ -133,8 +133,8 @@ int plasma_spill_read(plasma_spill *sp, const object_id_t *id, void *dst, uint64
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         sp->st.read_errors++;
-        return rayc__error(errno == ENOENT ? RAYC_ENOTFOUND : RAYC_EIO, "spill: open %s: %s",
-                           path, strerror(errno));
+        return rayc__error(errno == ENOENT ? RAYC_ENOTFOUND : RAYC_EIO, "spill: open %s: %s", path,
+                           strerror(errno));
     }
     struct stat stt;
     if (fstat(fd, &stt) != 0 || (uint64_t)stt.st_size != size) {

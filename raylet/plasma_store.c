@@ -29,7 +29,7 @@ static bool create_pending(const plasma_store *s, const object_id_t *id)
 
 /* Try to create now. On failure msg (if given) explains. */
 int plasma__create_now(plasma_store *s, plasma_client *cl, const object_id_t *id, uint64_t size,
-                      unsigned flags, uint64_t *off_out, char *msg, size_t len)
+                       unsigned flags, uint64_t *off_out, char *msg, size_t len)
 {
     plasma__obj *o = plasma__tab_find(s, id);
     if ((o && o->state != PLASMA_ABSENT)) {
@@ -109,9 +109,8 @@ static void on_space_timer(evutil_socket_t fd, short what, void *arg)
     plasma__settle(s);
 }
 
-void plasma_create_async(plasma_store *s, plasma_client *cl, const object_id_t *id,
-                         uint64_t size, unsigned flags, plasma_create_cb cb, void *arg,
-                         uint64_t tag)
+void plasma_create_async(plasma_store *s, plasma_client *cl, const object_id_t *id, uint64_t size,
+                         unsigned flags, plasma_create_cb cb, void *arg, uint64_t tag)
 {
     char msg[384];
     uint64_t off = 0;
@@ -138,10 +137,18 @@ void plasma_create_async(plasma_store *s, plasma_client *cl, const object_id_t *
         cb(arg, tag, RAYC_ENOMEM, 0, "out of memory");
         return;
     }
-    log_info("plasma: store full, create of %" PRIu64 " bytes waits up to %" PRId64 " ms",
-             size, ms);
-    *q = (plasma__space){.kind = SPACE_CREATE, .s = s, .cl = cl, .id = *id, .size = size,
-                     .flags = flags, .cb = cb, .arg = arg, .tag = tag, .timer = q->timer};
+    log_info("plasma: store full, create of %" PRIu64 " bytes waits up to %" PRId64 " ms", size,
+             ms);
+    *q = (plasma__space){.kind = SPACE_CREATE,
+                         .s = s,
+                         .cl = cl,
+                         .id = *id,
+                         .size = size,
+                         .flags = flags,
+                         .cb = cb,
+                         .arg = arg,
+                         .tag = tag,
+                         .timer = q->timer};
     q->prev = s->sq_tail;
     if (s->sq_tail)
         s->sq_tail->next = q;
@@ -245,8 +252,7 @@ int plasma_set_evictable(plasma_store *s, const object_id_t *id, bool evictable)
     return 0;
 }
 
-enum plasma_state plasma_object_state(const plasma_store *s, const object_id_t *id,
-                                      uint64_t *size)
+enum plasma_state plasma_object_state(const plasma_store *s, const object_id_t *id, uint64_t *size)
 {
     const plasma__obj *o = plasma__tab_find(s, id);
     if (size)
@@ -388,8 +394,7 @@ static void *prefault_main(void *arg)
     uint64_t t0 = now_us();
     long page = sysconf(_SC_PAGESIZE);
     bool use_madvise = true;
-    for (uint64_t off = 0; off < s->cap && !atomic_load(&s->prefault_stop);
-         off += PREFAULT_STEP) {
+    for (uint64_t off = 0; off < s->cap && !atomic_load(&s->prefault_stop); off += PREFAULT_STEP) {
         uint64_t n = s->cap - off < PREFAULT_STEP ? s->cap - off : PREFAULT_STEP;
         if (use_madvise && madvise(s->mem + off, n, MADV_POPULATE_WRITE) != 0)
             use_madvise = false;
@@ -400,8 +405,8 @@ static void *prefault_main(void *arg)
     if (atomic_load(&s->prefault_stop))
         return NULL;
     uint64_t us = now_us() - t0;
-    log_info("plasma: pre-faulted %" PRIu64 " MiB in %" PRIu64 " ms (%.2f GB/s)%s",
-             s->cap >> 20, us / 1000, (double)s->cap / 1e3 / (double)(us ? us : 1),
+    log_info("plasma: pre-faulted %" PRIu64 " MiB in %" PRIu64 " ms (%.2f GB/s)%s", s->cap >> 20,
+             us / 1000, (double)s->cap / 1e3 / (double)(us ? us : 1),
              use_madvise ? "" : " by reading pages");
     atomic_store(&s->prefault_us, us ? us : 1);
     return NULL;
@@ -419,8 +424,8 @@ static int open_arena(plasma_store *s, const rayc_config *cfg, char *err, size_t
         return -1;
     }
     if (ram && cap > ram / 10 * 8)
-        log_warn("plasma: object store of %" PRIu64 " bytes is over 80%% of RAM (%" PRIu64 ")",
-                 cap, ram);
+        log_warn("plasma: object store of %" PRIu64 " bytes is over 80%% of RAM (%" PRIu64 ")", cap,
+                 ram);
     s->fd = memfd_create("rayc-plasma", MFD_CLOEXEC);
     if (s->fd < 0) {
         snprintf(err, errlen, "memfd_create: %s", strerror(errno));

@@ -180,9 +180,8 @@ int plasma_create(plasma_store *s, plasma_client *cl, const object_id_t *id, uin
                   unsigned flags, uint64_t *off);
 /* Same, but a create that does not fit waits up to store_full_wait_ms for
  * space. cb(arg, tag, status, off, msg) is called exactly once. */
-void plasma_create_async(plasma_store *s, plasma_client *cl, const object_id_t *id,
-                         uint64_t size, unsigned flags, plasma_create_cb cb, void *arg,
-                         uint64_t tag);
+void plasma_create_async(plasma_store *s, plasma_client *cl, const object_id_t *id, uint64_t size,
+                         unsigned flags, plasma_create_cb cb, void *arg, uint64_t tag);
 /* Seal a CREATED object: it becomes immutable and visible; waiting gets are
  * answered. Returns 0, RAYC_ENOTFOUND (no such object), RAYC_EINVAL (already
  * sealed). Any client may seal; the creator's write pin is dropped. */
@@ -215,8 +214,7 @@ int plasma_set_owner(plasma_store *s, const object_id_t *id, plasma_client *owne
 /* Mark an object evictable (a secondary copy) or not. 0 or RAYC_ENOTFOUND. */
 int plasma_set_evictable(plasma_store *s, const object_id_t *id, bool evictable);
 /* The object's state and size (size may be NULL). */
-enum plasma_state plasma_object_state(const plasma_store *s, const object_id_t *id,
-                                      uint64_t *size);
+enum plasma_state plasma_object_state(const plasma_store *s, const object_id_t *id, uint64_t *size);
 /* Write the "store is full" explanation for a request of size bytes. */
 void plasma_store_full_message(const plasma_store *s, uint64_t size, char *buf, size_t len);
 

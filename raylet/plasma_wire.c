@@ -178,8 +178,8 @@ static void handle_wait(plasma_store *s, plasma_client *cl, Rpc__WaitObjectsRequ
         on_waited(cl, m->req_id, bad ? RAYC_EINVAL : RAYC_ENOMEM, NULL, 0);
         return;
     }
-    plasma_wait(s, cl, ids, m->n_object_ids, m->num_returns,
-                m->timeout_ms < 0 ? -1 : m->timeout_ms, on_waited, cl, m->req_id);
+    plasma_wait(s, cl, ids, m->n_object_ids, m->num_returns, m->timeout_ms < 0 ? -1 : m->timeout_ms,
+                on_waited, cl, m->req_id);
     free(ids);
 }
 
@@ -195,8 +195,7 @@ static void handle_seal(plasma_store *s, plasma_client *cl, Rpc__SealObject *m)
 {
     object_id_t id;
     if (!id_of(m->object_id, &id)) {
-        log_warn("plasma: %s sent SEAL_OBJECT with a %zu-byte id", peer_of(cl),
-                 m->object_id.len);
+        log_warn("plasma: %s sent SEAL_OBJECT with a %zu-byte id", peer_of(cl), m->object_id.len);
         return;
     }
     if (plasma_seal(s, cl, &id) != 0)

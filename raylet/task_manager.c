@@ -36,9 +36,9 @@ typedef struct rtask {
     worker_id_t owner;
     uint32_t job_id;
     int state;
-    bool cancelled; /* cancelled while waiting for deps or while running */
-    bool remote_owner;  /* forwarded here: the owner lives on owner_node */
-    bool no_forward;    /* run here: never forward again (one hop) */
+    bool cancelled;    /* cancelled while waiting for deps or while running */
+    bool remote_owner; /* forwarded here: the owner lives on owner_node */
+    bool no_forward;   /* run here: never forward again (one hop) */
     node_id_t owner_node;
     node_id_t fwd_node; /* T_FORWARDED: where it went */
     int pulls;          /* store arguments still being pulled here */
@@ -570,8 +570,8 @@ static int schedule_class(task_manager *tm, sclass *c)
         while (c->head) {
             rtask *t = c->head;
             class_remove(c, t);
-            report(tm, t, RAYC_ENOTFOUND, "%s: job code unavailable: %s",
-                   t->msg->spec->function, j->error);
+            report(tm, t, RAYC_ENOTFOUND, "%s: job code unavailable: %s", t->msg->spec->function,
+                   j->error);
             task_free(tm, t);
         }
         return 0;
@@ -1158,8 +1158,7 @@ static void drop_owned(task_manager *tm, const worker_id_t *owner, uint32_t job_
     }
     for (rtask *t = tm->infeasible, *next; t; t = next) {
         next = t->next;
-        if (memcmp(t->owner.b, owner->b, WORKER_ID_SIZE) == 0 ||
-            (job_end && t->job_id == job_id)) {
+        if (memcmp(t->owner.b, owner->b, WORKER_ID_SIZE) == 0 || (job_end && t->job_id == job_id)) {
             infeasible_remove(tm, t);
             task_free(tm, t);
         }

@@ -30,18 +30,18 @@ struct worker {
     char hex[ID_HEX_MAX];
     pid_t pid;
     int state;
-    uint32_t job_id;   /* 0: not bound to a job yet */
-    client *cl;        /* its connection, once connected */
-    res_set lease;     /* resources its lease holds */
-    bool blocked;      /* its running task waits in get/wait; CPU given back */
+    uint32_t job_id; /* 0: not bound to a job yet */
+    client *cl;      /* its connection, once connected */
+    res_set lease;   /* resources its lease holds */
+    bool blocked;    /* its running task waits in get/wait; CPU given back */
     double blocked_cpu;
-    int depth;         /* tasks pushed and not done */
+    int depth;                             /* tasks pushed and not done */
     struct rtask *tasks_head, *tasks_tail; /* pushed tasks, in order */
     uint64_t idle_since;
-    bool exiting;      /* asked to exit; do not lease */
+    bool exiting; /* asked to exit; do not lease */
     /* output */
-    int out_fd, err_fd;         /* read ends of its stdout/stderr pipes */
-    int log_out, log_err;       /* log files */
+    int out_fd, err_fd;   /* read ends of its stdout/stderr pipes */
+    int log_out, log_err; /* log files */
     struct event *out_ev, *err_ev;
     char *linebuf[2];
     size_t linelen[2];

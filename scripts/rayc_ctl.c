@@ -38,7 +38,7 @@
 #include "rayc.h"
 #include "util.h"
 
-#define EXIT_FAIL 1
+#define EXIT_FAIL  1
 #define EXIT_USAGE 2
 
 /* ------------------------------------------------------------ flags */
@@ -304,7 +304,9 @@ static const char *custom_resources(const Rpc__NodeInfo *n, int with_used, char 
 
 static const char *node_state_name(int s)
 {
-    return s == RPC__NODE_STATE__NODE_ALIVE ? "ALIVE" : s == RPC__NODE_STATE__NODE_DEAD ? "DEAD" : "?";
+    return s == RPC__NODE_STATE__NODE_ALIVE  ? "ALIVE"
+           : s == RPC__NODE_STATE__NODE_DEAD ? "DEAD"
+                                             : "?";
 }
 
 static const char *job_state_name(int s)
@@ -368,7 +370,7 @@ static void print_nodes_table(const Rpc__ListNodesReply *r)
     for (size_t i = 0; i < r->n_nodes; i++) {
         const Rpc__NodeInfo *n = r->nodes[i];
         char hex[2 * NODE_ID_SIZE + 1] = "?", cpu[32], gpu[32], custom[512], used[32], cap[32],
-             store[80], spilled[32], up[32];
+                                    store[80], spilled[32], up[32];
         if (n->node_id.len == NODE_ID_SIZE)
             id_hex(n->node_id.data, NODE_ID_SIZE, hex);
         hex[12] = '\0';
@@ -380,8 +382,8 @@ static void print_nodes_table(const Rpc__ListNodesReply *r)
         snprintf(gpu, sizeof(gpu), "%g/%g", gt - ga, gt);
         snprintf(store, sizeof(store), "%s/%s", human_bytes(n->store_used, used, sizeof(used)),
                  human_bytes(n->store_capacity, cap, sizeof(cap)));
-        uint64_t end = n->state == RPC__NODE_STATE__NODE_DEAD && n->end_time_ms ? n->end_time_ms
-                                                                                 : now;
+        uint64_t end =
+            n->state == RPC__NODE_STATE__NODE_DEAD && n->end_time_ms ? n->end_time_ms : now;
         if (n->start_time_ms && end >= n->start_time_ms)
             human_duration(end - n->start_time_ms, up, sizeof(up));
         else
@@ -414,8 +416,8 @@ static void print_jobs(const Rpc__ListJobsReply *r, int tsv)
         uint64_t end = j->end_time_ms ? j->end_time_ms : now;
         if (j->start_time_ms && end >= j->start_time_ms)
             human_duration(end - j->start_time_ms, dur, sizeof(dur));
-        printf("%-6u  %-8s  %-8d  %-10s  %s\n", j->job_id, job_state_name(j->state),
-               j->driver_pid, dur, j->entrypoint && *j->entrypoint ? j->entrypoint : "-");
+        printf("%-6u  %-8s  %-8d  %-10s  %s\n", j->job_id, job_state_name(j->state), j->driver_pid,
+               dur, j->entrypoint && *j->entrypoint ? j->entrypoint : "-");
     }
 }
 
@@ -491,8 +493,8 @@ static int cmd_kv_put(const opts_t *o)
     req.value.len = strlen(o->value);
     req.overwrite = o->overwrite;
     int st;
-    Rpc__KvPutReply *r = (Rpc__KvPutReply *)call(b, MSG_KV_PUT_REQ, &req.base, MSG_KV_PUT_REPLY,
-                                                 o->timeout_ms, &st);
+    Rpc__KvPutReply *r =
+        (Rpc__KvPutReply *)call(b, MSG_KV_PUT_REQ, &req.base, MSG_KV_PUT_REPLY, o->timeout_ms, &st);
     int added = r->added;
     msg_free(&r->base);
     bconn_close(b);
@@ -510,8 +512,8 @@ static int cmd_kv_get(const opts_t *o)
     req.key.data = (uint8_t *)o->key;
     req.key.len = strlen(o->key);
     int st;
-    Rpc__KvGetReply *r = (Rpc__KvGetReply *)call(b, MSG_KV_GET_REQ, &req.base, MSG_KV_GET_REPLY,
-                                                 o->timeout_ms, &st);
+    Rpc__KvGetReply *r =
+        (Rpc__KvGetReply *)call(b, MSG_KV_GET_REQ, &req.base, MSG_KV_GET_REPLY, o->timeout_ms, &st);
     if (st == RAYC_ENOTFOUND) {
         msg_free(&r->base);
         bconn_close(b);

@@ -110,8 +110,8 @@ static int connect_gcs(core_t *c)
     handshake_for(c, &hs);
     char err[256];
     int code = 0;
-    bconn *b = bconn_open(c->gcs_host, c->gcs_port, NULL, c->token, &hs, 10000, NULL, NULL, 0,
-                          NULL, &code, err, sizeof(err));
+    bconn *b = bconn_open(c->gcs_host, c->gcs_port, NULL, c->token, &hs, 10000, NULL, NULL, 0, NULL,
+                          &code, err, sizeof(err));
     if (b == NULL)
         return rayc__error(code ? code : RAYC_ECONN, "GCS %s:%d: %s", c->gcs_host, c->gcs_port,
                            err);
@@ -126,8 +126,8 @@ static int find_local_raylet(core_t *c, const char *session)
     Rpc__ListNodesRequest req = RPC__LIST_NODES_REQUEST__INIT;
     req.req_id = cw_conn_next_id(c->gcs);
     ProtobufCMessage *m;
-    int rc = cw_conn_call(c->gcs, req.req_id, MSG_LIST_NODES_REQ, &req.base,
-                          MSG_LIST_NODES_REPLY, &m, 10000);
+    int rc = cw_conn_call(c->gcs, req.req_id, MSG_LIST_NODES_REQ, &req.base, MSG_LIST_NODES_REPLY,
+                          &m, 10000);
     if (rc != 0)
         return rayc__error(rc, "listing nodes at the GCS: %s", rayc_strerror(rc));
     Rpc__ListNodesReply *r = (Rpc__ListNodesReply *)m;
@@ -158,8 +158,8 @@ static int connect_raylet(core_t *c)
     Rpc__HandshakeReply *reply = NULL;
     int fds[2], nfds = 0, code = 0;
     char err[256];
-    bconn *b = bconn_open(NULL, 0, c->raylet_socket, NULL, &hs, 10000, &reply, fds, 2, &nfds,
-                          &code, err, sizeof(err));
+    bconn *b = bconn_open(NULL, 0, c->raylet_socket, NULL, &hs, 10000, &reply, fds, 2, &nfds, &code,
+                          err, sizeof(err));
     if (b == NULL)
         return rayc__error(code ? code : RAYC_ECONN, "raylet %s: %s", c->raylet_socket, err);
     int rc = 0;
@@ -213,8 +213,8 @@ static int upload_code(core_t *c, const rayc_init_opts *o, char (*hashes)[2 * SH
         ex.key.data = (uint8_t *)hashes[i];
         ex.key.len = strlen(hashes[i]);
         ProtobufCMessage *m;
-        int rc = cw_conn_call(c->gcs, ex.req_id, MSG_KV_EXISTS_REQ, &ex.base,
-                              MSG_KV_EXISTS_REPLY, &m, 30000);
+        int rc = cw_conn_call(c->gcs, ex.req_id, MSG_KV_EXISTS_REQ, &ex.base, MSG_KV_EXISTS_REPLY,
+                              &m, 30000);
         bool exists = rc == 0 && ((Rpc__KvExistsReply *)m)->exists;
         if (rc == 0)
             msg_free(m);
@@ -225,8 +225,8 @@ static int upload_code(core_t *c, const rayc_init_opts *o, char (*hashes)[2 * SH
             put.key = ex.key;
             put.value.data = (uint8_t *)bytes;
             put.value.len = len;
-            rc = cw_conn_call(c->gcs, put.req_id, MSG_KV_PUT_REQ, &put.base, MSG_KV_PUT_REPLY,
-                              &m, 60000);
+            rc = cw_conn_call(c->gcs, put.req_id, MSG_KV_PUT_REQ, &put.base, MSG_KV_PUT_REPLY, &m,
+                              60000);
             if (rc == 0) {
                 Rpc__KvPutReply *r = (Rpc__KvPutReply *)m;
                 if (r->status && r->status->code != 0)
@@ -287,8 +287,8 @@ static int add_job(core_t *c, const rayc_init_opts *o)
     req.req_id = cw_conn_next_id(c->gcs);
     req.job = &job;
     ProtobufCMessage *m;
-    int rc = cw_conn_call(c->gcs, req.req_id, MSG_ADD_JOB_REQ, &req.base, MSG_ADD_JOB_REPLY, &m,
-                          10000);
+    int rc =
+        cw_conn_call(c->gcs, req.req_id, MSG_ADD_JOB_REQ, &req.base, MSG_ADD_JOB_REPLY, &m, 10000);
     if (rc != 0)
         return rayc__error(rc, "registering the job at the GCS: %s", rayc_strerror(rc));
     Rpc__AddJobReply *r = (Rpc__AddJobReply *)m;

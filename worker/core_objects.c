@@ -370,8 +370,7 @@ static void undo_views(rayc_value *out, size_t n)
 
 /* Ask the store for objects we do not have. mu NOT held. Fills pins into the
  * table on success; on timeout the store took no pins. */
-static int store_get(const rayc_ref *refs, const size_t *idx, size_t nmissing,
-                     int64_t timeout_ms)
+static int store_get(const rayc_ref *refs, const size_t *idx, size_t nmissing, int64_t timeout_ms)
 {
     core_t *c = &rayc__core;
     ProtobufCBinaryData stack_ids[32], *ids = stack_ids;

@@ -21,7 +21,7 @@
 #include "util.h"
 
 #define DEFAULT_MAX_RETRIES 3
-#define OTASK_BUCKETS 4096
+#define OTASK_BUCKETS       4096
 
 /* One argument as the owner holds it until the spec is built. */
 typedef struct {
@@ -40,7 +40,7 @@ typedef struct otask {
     bool retry_exceptions;
     bool cancelled;
     bool submitted;
-    bool done; /* finished; kept as lineage while its remote results are referenced */
+    bool done;      /* finished; kept as lineage while its remote results are referenced */
     uint8_t *frame; /* the SubmitTask frame as sent (kept for retries) */
     size_t frame_len;
     char *function;
@@ -226,9 +226,8 @@ static int send_spec(otask *t, Rpc__TaskSpec *spec)
 /* A retry: same spec, next attempt number. mu held. */
 static int resubmit(otask *t)
 {
-    Rpc__SubmitTask *st =
-        (Rpc__SubmitTask *)msg_unpack(MSG_SUBMIT_TASK, t->frame + FRAME_HDR_SIZE,
-                                      t->frame_len - FRAME_HDR_SIZE);
+    Rpc__SubmitTask *st = (Rpc__SubmitTask *)msg_unpack(MSG_SUBMIT_TASK, t->frame + FRAME_HDR_SIZE,
+                                                        t->frame_len - FRAME_HDR_SIZE);
     if (st == NULL)
         return RAYC_EPROTO;
     st->spec->attempt++;
@@ -733,7 +732,8 @@ int rayc_submit(const char *function, const rayc_arg *args, size_t nargs,
     spec.retry_exceptions = t->retry_exceptions;
     spec.strategy = opts ? opts->strategy : 0;
     spec.soft = opts && opts->soft;
-    if (opts && opts->strategy == RAYC_SCHED_NODE && id_from_hex(opts->node_id, target, NODE_ID_SIZE) == 0) {
+    if (opts && opts->strategy == RAYC_SCHED_NODE &&
+        id_from_hex(opts->node_id, target, NODE_ID_SIZE) == 0) {
         spec.node_id.data = target;
         spec.node_id.len = NODE_ID_SIZE;
     }

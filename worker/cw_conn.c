@@ -25,14 +25,14 @@ typedef struct waiter {
 
 struct cw_conn {
     int fd;
-    pthread_mutex_t mu;     /* waiters, reader flag, dead */
-    pthread_mutex_t wmu;    /* serialises writes */
+    pthread_mutex_t mu;  /* waiters, reader flag, dead */
+    pthread_mutex_t wmu; /* serialises writes */
     pthread_cond_t cv;
     int reader_active;
     int dead;
     uint64_t next_id;
     waiter *waiters;
-    frame_decoder dec;      /* touched only by the active reader */
+    frame_decoder dec; /* touched only by the active reader */
     cw_async_fn async_fn;
     void *async_arg;
     /* Batched sends (cw_conn_send_batched): frames wait in obuf, under wmu,
@@ -41,7 +41,7 @@ struct cw_conn {
     size_t olen, ocap;
     pthread_t flusher;
     bool has_flusher, stop_flusher;
-    pthread_cond_t flush_cv; /* with wmu: obuf became non-empty / stop */
+    pthread_cond_t flush_cv;  /* with wmu: obuf became non-empty / stop */
     uint64_t last_batched_us; /* when the previous batched frame came */
 };
 

@@ -22,21 +22,21 @@
 
 typedef struct ref_entry {
     object_id_t id;
-    int32_t refs;     /* handles the application owns */
-    int32_t views;    /* values handed out, not yet released */
-    bool owned;       /* created by this process (put, or a task it submitted) */
-    bool in_store;    /* the value lives in the plasma store */
-    bool pinned;      /* this client holds a store pin on it */
-    bool sealed;      /* value complete (inline puts are sealed at once) */
-    bool deleted;     /* owner already told the store to free it */
-    bool cached;      /* on the pin-cache list */
-    bool remote;      /* in_store on another node (node), not pulled here yet */
-    node_id_t node;   /* store objects: a node that holds it */
-    int status;       /* RAYC_OK, or the error this object stands for */
-    void *data;       /* inline: heap copy; store: pointer into the mapped arena */
+    int32_t refs;   /* handles the application owns */
+    int32_t views;  /* values handed out, not yet released */
+    bool owned;     /* created by this process (put, or a task it submitted) */
+    bool in_store;  /* the value lives in the plasma store */
+    bool pinned;    /* this client holds a store pin on it */
+    bool sealed;    /* value complete (inline puts are sealed at once) */
+    bool deleted;   /* owner already told the store to free it */
+    bool cached;    /* on the pin-cache list */
+    bool remote;    /* in_store on another node (node), not pulled here yet */
+    node_id_t node; /* store objects: a node that holds it */
+    int status;     /* RAYC_OK, or the error this object stands for */
+    void *data;     /* inline: heap copy; store: pointer into the mapped arena */
     size_t size;
-    char *error;      /* error message when status != RAYC_OK (heap) */
-    struct ref_entry *hnext;     /* hash chain */
+    char *error;                     /* error message when status != RAYC_OK (heap) */
+    struct ref_entry *hnext;         /* hash chain */
     struct ref_entry *lprev, *lnext; /* pin-cache list (pinned, no refs, no views) */
 } ref_entry;
 

@@ -21,7 +21,7 @@
 #include "util.h"
 
 #define FN_BUCKETS 256
-#define MAX_LIBS 64
+#define MAX_LIBS   64
 
 typedef struct {
     bool set;
@@ -202,8 +202,7 @@ static void bind_job(Rpc__BindJob *b)
     for (size_t i = 0; i < b->n_code_paths && w.nlibs < MAX_LIBS; i++) {
         void *h = dlopen(b->code_paths[i], RTLD_NOW | RTLD_LOCAL);
         if (h == NULL) {
-            snprintf(w.bind_error, sizeof(w.bind_error), "cannot load code library: %s",
-                     dlerror());
+            snprintf(w.bind_error, sizeof(w.bind_error), "cannot load code library: %s", dlerror());
             continue;
         }
         w.libs[w.nlibs++] = h;
@@ -346,9 +345,12 @@ static void run_task(Rpc__PushTask *p)
     ret_slot stack_rets[8];
     ctx.nrets = s->num_returns ? s->num_returns : 1;
     ctx.rets = ctx.nrets <= 8 ? stack_rets : calloc(ctx.nrets, sizeof(*ctx.rets));
-    rayc_buf stack_bufs[16], *bufs = s->n_args <= 16 ? stack_bufs : calloc(s->n_args, sizeof(*bufs));
-    rayc_value stack_vals[16], *vals = s->n_args <= 16 ? stack_vals : calloc(s->n_args, sizeof(*vals));
-    rayc_ref stack_refs[16], *refs = s->n_args <= 16 ? stack_refs : calloc(s->n_args, sizeof(*refs));
+    rayc_buf stack_bufs[16],
+        *bufs = s->n_args <= 16 ? stack_bufs : calloc(s->n_args, sizeof(*bufs));
+    rayc_value stack_vals[16],
+        *vals = s->n_args <= 16 ? stack_vals : calloc(s->n_args, sizeof(*vals));
+    rayc_ref stack_refs[16],
+        *refs = s->n_args <= 16 ? stack_refs : calloc(s->n_args, sizeof(*refs));
     size_t stack_map[16], *map = s->n_args <= 16 ? stack_map : calloc(s->n_args, sizeof(*map));
     if (!ctx.rets || !bufs || !vals || !refs || !map) {
         report(&ctx, RAYC_ENOMEM, "worker out of memory");

@@ -24,9 +24,9 @@
 #include "rayc.h"
 #include "util.h"
 
-#define MAX_PROCS 64
-#define TAG_VAR "RAYC_HARNESS_TAG"
-#define STOP_GRACE_MS 5000
+#define MAX_PROCS        64
+#define TAG_VAR          "RAYC_HARNESS_TAG"
+#define STOP_GRACE_MS    5000
 #define START_TIMEOUT_MS 30000
 
 /* The state of the running test (one test per process under criterion). */
@@ -676,8 +676,8 @@ static void wait_started(harness_proc *p, bool (*check)(void *), void *arg, cons
             cr_assert_fail("%s exited (code %d) before it was ready: %s", what,
                            exit_code(p->status), harness_last_line(p, line, sizeof(line)));
         }
-        cr_assert(now_ms() < deadline, "%s not ready after %d ms (see %s)", what,
-                  START_TIMEOUT_MS, p->out);
+        cr_assert(now_ms() < deadline, "%s not ready after %d ms (see %s)", what, START_TIMEOUT_MS,
+                  p->out);
         msleep(20);
     }
 }

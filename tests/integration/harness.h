@@ -40,15 +40,15 @@
 #include "bconn.h"
 #include "ids.h"
 
-#define HARNESS_MAX_ARGS 48
+#define HARNESS_MAX_ARGS    48
 #define HARNESS_MAX_RAYLETS 8
-#define HARNESS_PATH 512
+#define HARNESS_PATH        512
 
 /* A process this test started. */
 typedef struct {
     pid_t pid;
     char name[32];
-    char out[HARNESS_PATH];          /* its stdout + stderr */
+    char out[HARNESS_PATH];           /* its stdout + stderr */
     char *argv[HARNESS_MAX_ARGS + 1]; /* owned copies, for restarts */
     bool reaped;
     int status; /* wait status once reaped */
@@ -140,7 +140,8 @@ void harness_cluster_start(harness_cluster *c);
 harness_raylet *harness_raylet_start(harness_cluster *c, const char *const extra[]);
 /* Spawn a raylet without waiting for it; token: the token to give it (NULL:
  * the cluster's). For failure tests. */
-harness_proc *harness_raylet_spawn(harness_cluster *c, const char *token, const char *const extra[]);
+harness_proc *harness_raylet_spawn(harness_cluster *c, const char *token,
+                                   const char *const extra[]);
 /* Restart the GCS with its original arguments after harness_kill9(c->gcs);
  * waits until it accepts a handshake. */
 void harness_gcs_restart(harness_cluster *c);

@@ -17,8 +17,8 @@
 #include "rayc.h"
 #include "util.h"
 
-#define ALIVE RPC__NODE_STATE__NODE_ALIVE
-#define DEAD RPC__NODE_STATE__NODE_DEAD
+#define ALIVE    RPC__NODE_STATE__NODE_ALIVE
+#define DEAD     RPC__NODE_STATE__NODE_DEAD
 #define SLACK_MS 15000 /* generous: a busy 2-vCPU machine; never a speed test */
 
 TestSuite(cluster, .init = harness_setup, .fini = harness_teardown, .timeout = 180);
@@ -388,8 +388,7 @@ Test(cli, start_join_status_stop)
     /* The joining node takes the token of the local session (session_latest). */
     char addr[64];
     snprintf(addr, sizeof(addr), "--address=127.0.0.1:%d", p);
-    const char *join[] = {"start", addr, node2, "--num-cpus=1", "--object-store-memory=32M",
-                          NULL};
+    const char *join[] = {"start", addr, node2, "--num-cpus=1", "--object-store-memory=32M", NULL};
     cr_assert_eq(harness_rayc(&out, &err, join), 0, "rayc start --address: %s", err);
     free(out);
     free(err);

@@ -31,12 +31,12 @@
 #include "rayc.h"
 #include "util.h"
 
-#define KIB ((size_t)1 << 10)
-#define MIB ((size_t)1 << 20)
-#define GIB ((size_t)1 << 30)
+#define KIB        ((size_t)1 << 10)
+#define MIB        ((size_t)1 << 20)
+#define GIB        ((size_t)1 << 30)
 #define INLINE_MAX (100 * KIB) /* the default inline_object_max */
-#define SLACK_MS 15000         /* generous: a busy 2-vCPU machine; never a speed test */
-#define MAX_KIDS 8
+#define SLACK_MS   15000       /* generous: a busy 2-vCPU machine; never a speed test */
+#define MAX_KIDS   8
 /* The raylet's libevent timers run on CLOCK_MONOTONIC_COARSE (no
  * EVENT_BASE_FLAG_PRECISE_TIMER), so a store-side timeout may end up to a
  * clock tick before our CLOCK_MONOTONIC says it should. Lower bounds allow
@@ -405,8 +405,7 @@ Test(objects, put_get_one_gib, .timeout = 300)
     cr_assert_eq(rc, RAYC_OK, "rayc_put(1 GiB): %s: %s", rayc_strerror(rc), rayc_last_error());
     free(src);
     stats_t st = store_stats(r);
-    cr_assert_geq(st.used, size, "store used %llu after a 1 GiB put",
-                  (unsigned long long)st.used);
+    cr_assert_geq(st.used, size, "store used %llu after a 1 GiB put", (unsigned long long)st.used);
     get_check(ref, size, 42, "rayc_put 1 GiB");
     rayc_ref_release(ref);
     wait_store_back(r, (stats_t){.used = 0, .objects = 0}, "1 GiB object released");
@@ -501,8 +500,8 @@ Test(objects, get_timeout_leaves_nothing)
     cr_assert_eq(rayc_get(&ghost, 1, &v, 0), RAYC_ETIMEDOUT);
 
     stats_t after = store_stats(r);
-    cr_assert_eq(after.used, before.used, "store used %llu -> %llu", (unsigned long long)before.used,
-                 (unsigned long long)after.used);
+    cr_assert_eq(after.used, before.used, "store used %llu -> %llu",
+                 (unsigned long long)before.used, (unsigned long long)after.used);
     cr_assert_eq(after.objects, before.objects, "store objects %llu -> %llu",
                  (unsigned long long)before.objects, (unsigned long long)after.objects);
 
@@ -602,10 +601,10 @@ Test(objects, wait_counts_and_timeout)
     driver_init(&c);
     rayc_ref refs[6];
     put_pattern(200 * KIB, 1, &refs[0]); /* store */
-    refs[1] = random_ref();             /* never created */
+    refs[1] = random_ref();              /* never created */
     put_pattern(MIB, 2, &refs[2]);       /* store */
     put_pattern(64, 3, &refs[3]);        /* inline */
-    refs[4] = random_ref();             /* never created */
+    refs[4] = random_ref();              /* never created */
     put_pattern(0, 4, &refs[5]);         /* inline, empty */
     const int want[6] = {1, 0, 1, 1, 0, 1};
     int ready[6];
@@ -658,7 +657,7 @@ Test(objects, wait_counts_and_timeout)
 
 /* ============================================================ memory pressure */
 
-#define SPILL_N 32
+#define SPILL_N    32
 #define SPILL_SIZE (4 * MIB)
 
 Test(objects, spill_and_restore_twice_the_store, .timeout = 300)
@@ -742,9 +741,8 @@ Test(objects, put_after_reads_spills_instead_of_failing)
             stats_t now = store_stats(r);
             cr_assert_fail("put %d (each of the %d before was read once, its view released): "
                            "%s: %s; store %llu of %llu used, %llu spilled",
-                           i, i, rayc_strerror(rc), rayc_last_error(),
-                           (unsigned long long)now.used, (unsigned long long)now.capacity,
-                           (unsigned long long)now.spilled_bytes);
+                           i, i, rayc_strerror(rc), rayc_last_error(), (unsigned long long)now.used,
+                           (unsigned long long)now.capacity, (unsigned long long)now.spilled_bytes);
         }
         pattern_fill(buf, 4 * MIB - 4096, 900 + (uint64_t)i);
         cr_assert_eq(rayc_put_seal(refs[i]), RAYC_OK);
@@ -778,8 +776,8 @@ Test(objects, larger_than_store_fails_at_once)
     snprintf(want_cap, sizeof(want_cap), "%zu", (size_t)32 * MIB);
     cr_assert(strstr(msg, want_size) != NULL, "message does not name the size %s: %s", want_size,
               msg);
-    cr_assert(strstr(msg, want_cap) != NULL, "message does not name the capacity %s: %s",
-              want_cap, msg);
+    cr_assert(strstr(msg, want_cap) != NULL, "message does not name the capacity %s: %s", want_cap,
+              msg);
 
     /* rayc_put too, from a buffer. */
     uint8_t *src = calloc(1, big);
@@ -992,8 +990,8 @@ Test(objects, ctl_status_shows_store)
     cr_assert_gt(st.spilled_bytes, 0, "80 MiB in a 64 MiB store spilled nothing");
 
     /* The node table (heartbeats) catches up with the store. */
-    struct tsv_arg a = {.c = &c, .node = r->node_id, .min_used = 4 * MIB, .objects = N,
-                        .min_spilled = 16 * MIB};
+    struct tsv_arg a = {
+        .c = &c, .node = r->node_id, .min_used = 4 * MIB, .objects = N, .min_spilled = 16 * MIB};
     cr_assert(harness_wait_until(tsv_store, &a, SLACK_MS),
               "rayc_ctl nodes never showed %d objects, >= 16 MiB spilled:\n%s", N, a.out);
     cr_assert_eq(a.cols[0], 64 * MIB, "capacity column %llu", (unsigned long long)a.cols[0]);

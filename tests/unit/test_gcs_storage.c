@@ -26,7 +26,7 @@
 #include "util.h"
 
 #define PASSWORD "test-password-123"
-#define WAIT_MS 5000
+#define WAIT_MS  5000
 
 /* ------------------------------------------------------------- fixtures */
 
@@ -47,8 +47,8 @@ static pid_t start_redis(void)
             dup2(devnull, 2);
         }
         execlp("redis-server", "redis-server", "--port", "0", "--unixsocket", sock,
-               "--unixsocketperm", "700", "--requirepass", PASSWORD, "--appendonly", "yes",
-               "--dir", dir, "--save", "", (char *)NULL);
+               "--unixsocketperm", "700", "--requirepass", PASSWORD, "--appendonly", "yes", "--dir",
+               dir, "--save", "", (char *)NULL);
         _exit(127);
     }
     cr_assert(pid > 0, "fork failed");
@@ -251,10 +251,16 @@ static int del_sync(const char *table, const void *k, size_t kl)
 
 /* ------------------------------------------------- the shared behaviours */
 
-#define STORAGE_TEST(name)                                                              \
-    static void name##_body(void);                                                      \
-    Test(gcs_storage_memory, name, .init = memory_setup, .fini = teardown) { name##_body(); } \
-    Test(gcs_storage_redis, name, .init = redis_setup, .fini = teardown) { name##_body(); } \
+#define STORAGE_TEST(name)                                                                         \
+    static void name##_body(void);                                                                 \
+    Test(gcs_storage_memory, name, .init = memory_setup, .fini = teardown)                         \
+    {                                                                                              \
+        name##_body();                                                                             \
+    }                                                                                              \
+    Test(gcs_storage_redis, name, .init = redis_setup, .fini = teardown)                           \
+    {                                                                                              \
+        name##_body();                                                                             \
+    }                                                                                              \
     static void name##_body(void)
 
 STORAGE_TEST(put_then_get_returns_the_value)

@@ -39,8 +39,8 @@ typedef struct tnode {
     node_manager nm;
     plasma_client *writer; /* creates the primary copies */
     bool alive;
-    bool rogue;              /* answers PullRequests with a broken stream */
-    int close_after_chunks;  /* > 0: close the link after this many chunks in */
+    bool rogue;             /* answers PullRequests with a broken stream */
+    int close_after_chunks; /* > 0: close the link after this many chunks in */
     char spill[64];
 } tnode;
 
@@ -431,11 +431,11 @@ Test(om_pure, chunk_check)
 {
     cr_assert_null(om__chunk_check(100, 0, 0, 100, 60));
     cr_assert_null(om__chunk_check(100, 60, 60, 100, 40));
-    cr_assert_not_null(om__chunk_check(100, 60, 60, 100, 41));  /* past the end */
-    cr_assert_not_null(om__chunk_check(100, 60, 0, 100, 10));   /* out of order */
-    cr_assert_not_null(om__chunk_check(100, 60, 70, 100, 10));  /* a hole */
-    cr_assert_not_null(om__chunk_check(100, 0, 0, 200, 10));    /* wrong total */
-    cr_assert_not_null(om__chunk_check(100, 0, 0, 100, 0));     /* empty */
+    cr_assert_not_null(om__chunk_check(100, 60, 60, 100, 41)); /* past the end */
+    cr_assert_not_null(om__chunk_check(100, 60, 0, 100, 10));  /* out of order */
+    cr_assert_not_null(om__chunk_check(100, 60, 70, 100, 10)); /* a hole */
+    cr_assert_not_null(om__chunk_check(100, 0, 0, 200, 10));   /* wrong total */
+    cr_assert_not_null(om__chunk_check(100, 0, 0, 100, 0));    /* empty */
     cr_assert_not_null(om__chunk_check(UINT64_MAX, 10, 10, UINT64_MAX, SIZE_MAX));
 }
 

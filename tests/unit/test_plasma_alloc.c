@@ -202,7 +202,7 @@ Test(plasma_alloc, exact_fit_of_odd_sizes)
     cr_assert_eq(plasma_alloc(a, 64 * 101, &o1), 0);
     cr_assert_eq(plasma_alloc(a, 64, &o2), 0);
     cr_assert_eq(plasma_alloc(a, 64 * 898, &o3), 0); /* fills the arena */
-    cr_assert_eq(plasma_free(a, o1), 0);               /* a free block of 101 units */
+    cr_assert_eq(plasma_free(a, o1), 0);             /* a free block of 101 units */
     uint64_t off;
     cr_assert_eq(plasma_alloc(a, 64 * 101, &off), 0, "exact fit must succeed");
     cr_assert_eq(off, o1);

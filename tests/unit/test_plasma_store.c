@@ -303,8 +303,8 @@ Test(plasma_store, too_big_fails_at_once)
     object_id_t id = oid(1);
     uint64_t off;
     cr_assert_eq(plasma_create(st, a, &id, 2 * MIB, 0, &off), RAYC_ESTORE_FULL);
-    cr_assert(strstr(rayc_last_error(), "2097152") && strstr(rayc_last_error(), "1048576"),
-              "%s", rayc_last_error());
+    cr_assert(strstr(rayc_last_error(), "2097152") && strstr(rayc_last_error(), "1048576"), "%s",
+              rayc_last_error());
     result r = {0};
     plasma_create_async(st, a, &id, MIB + 1, 0, create_cb, &r, 0);
     cr_assert_eq(r.calls, 1, "no waiting for an object larger than the store");
