@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -108,6 +109,47 @@ static void driver_env(const harness_cluster *c)
     setenv("RAYC_TEMP_DIR", temp, 1);
 }
 
+/* Where the test reaches the GCS: loopback, or the bridge address in the
+ * namespace test. */
+static const char *g_gcs_host = "127.0.0.1";
+
+static bconn *gcs_connect(const harness_cluster *c)
+{
+    Rpc__Handshake hs = RPC__HANDSHAKE__INIT;
+    hs.role = RPC__ROLE__ROLE_CLI;
+    hs.pid = (int32_t)getpid();
+    hs.name = "test_multinode";
+    int code;
+    char err[256];
+    return bconn_open(g_gcs_host, c->port, NULL, c->token, &hs, 2000, NULL, NULL, 0, NULL, &code,
+                      err, sizeof(err));
+}
+
+static Rpc__ListNodesReply *list_nodes(const harness_cluster *c)
+{
+    bconn *b = gcs_connect(c);
+    if (b == NULL)
+        return NULL;
+    Rpc__ListNodesRequest req = RPC__LIST_NODES_REQUEST__INIT;
+    req.req_id = 1;
+    ProtobufCMessage *r = NULL;
+    int rc = bconn_call(b, MSG_LIST_NODES_REQ, &req.base, MSG_LIST_NODES_REPLY, &r, 2000);
+    bconn_close(b);
+    return rc == 0 ? (Rpc__ListNodesReply *)r : NULL;
+}
+
+static int count_alive(const harness_cluster *c)
+{
+    Rpc__ListNodesReply *r = list_nodes(c);
+    if (r == NULL)
+        return -1;
+    int n = 0;
+    for (size_t i = 0; i < r->n_nodes; i++)
+        n += r->nodes[i]->state == ALIVE;
+    msg_free(&r->base);
+    return n;
+}
+
 struct count_arg {
     const harness_cluster *c;
     int want;
@@ -116,7 +158,7 @@ struct count_arg {
 static bool all_alive(void *arg)
 {
     struct count_arg *a = arg;
-    return harness_count_nodes(a->c, ALIVE) == a->want;
+    return count_alive(a->c) == a->want;
 }
 
 struct hb_arg {
@@ -128,7 +170,7 @@ struct hb_arg {
 static bool heartbeats_after(void *arg)
 {
     struct hb_arg *a = arg;
-    Rpc__ListNodesReply *r = harness_list_nodes(a->c);
+    Rpc__ListNodesReply *r = list_nodes(a->c);
     if (r == NULL)
         return false;
     bool ok = (int)r->n_nodes >= a->c->nraylets;
@@ -148,6 +190,17 @@ static void wait_views(const harness_cluster *c)
               "raylets did not heartbeat after every node joined");
 }
 
+/* Every raylet ALIVE and holding a view of every node; then the driver's
+ * environment. */
+static void wait_cluster(harness_cluster *c)
+{
+    struct count_arg a = {c, c->nraylets};
+    cr_assert(harness_wait_until(all_alive, &a, SLACK_MS), "expected %d ALIVE nodes, have %d",
+              c->nraylets, count_alive(c));
+    wait_views(c);
+    driver_env(c);
+}
+
 /* Redis + GCS + 3 raylets (node 0 is the head), extra flags per raylet. */
 static void start3(harness_cluster *c, const char *const *extra[3])
 {
@@ -155,11 +208,7 @@ static void start3(harness_cluster *c, const char *const *extra[3])
     harness_cluster_start(c);
     for (int i = 0; i < 3; i++)
         harness_raylet_start(c, extra ? extra[i] : NULL);
-    struct count_arg a = {c, 3};
-    cr_assert(harness_wait_until(all_alive, &a, SLACK_MS), "expected 3 ALIVE nodes, have %d",
-              harness_count_nodes(c, ALIVE));
-    wait_views(c);
-    driver_env(c);
+    wait_cluster(c);
 }
 
 static const char *mnlib(void)
@@ -809,5 +858,315 @@ Test(multinode, pull_source_dies_only_copy_never_hangs, .timeout = 420)
     cr_log_info("get after the only holder died: %s", rayc_strerror(g.rc));
     rayc_ref_release(made[0]);
     rayc_ref_release(made[1]);
+    driver_shutdown();
+}
+
+/* ============================================================ 7. namespaces */
+
+/*
+ * Each raylet runs in a network namespace of its own (`ip netns exec`), with
+ * a veth pair whose outer end is on a bridge in the root namespace. The
+ * bridge holds 10.200.X.1/24 (X picked free on this machine), where the GCS
+ * listens; raylet i listens on 10.200.X.(11+i). Redis stays on its Unix
+ * socket; the driver runs here and reaches its raylet's Unix socket (paths
+ * cross namespaces). Only addresses created here are ever used.
+ *
+ * Names carry this test process's pid (rcmn<pid>_<i>, rcbr<pid>, rcv<pid>_<i>)
+ * so a later run can remove what a crashed run left behind.
+ */
+#define NNS 3
+static char g_ns[NNS][32];
+static int g_nns;
+static char g_br[16];
+static int g_subnet = -1;
+
+/* Run a shell command quietly (output to <test dir>/netns.log); exit code. */
+static int shf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int shf(const char *fmt, ...)
+{
+    char cmd[1024], full[1400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    snprintf(full, sizeof(full), "(%s) >>'%s/netns.log' 2>&1", cmd,
+             harness_dir()[0] ? harness_dir() : "/tmp");
+    int st = system(full);
+    return st == -1 ? -1 : (WIFEXITED(st) ? WEXITSTATUS(st) : 128);
+}
+
+static bool pid_gone(const char *digits)
+{
+    char *end;
+    long pid = strtol(digits, &end, 10);
+    return pid > 0 && (*end == '\0' || *end == '_' || *end == ' ') && kill((pid_t)pid, 0) != 0 &&
+           errno == ESRCH;
+}
+
+/* Remove namespaces and bridges that runs which no longer exist left. */
+static void netns_sweep_stale(void)
+{
+    FILE *f = popen("ip netns list 2>/dev/null", "r");
+    char line[256];
+    while (f && fgets(line, sizeof(line), f))
+        if (strncmp(line, "rcmn", 4) == 0 && pid_gone(line + 4)) {
+            line[strcspn(line, " \n")] = '\0';
+            shf("ip netns del %s", line);
+        }
+    if (f)
+        pclose(f);
+    f = popen("ip -o link show type bridge 2>/dev/null", "r");
+    while (f && fgets(line, sizeof(line), f)) {
+        char *name = strchr(line, ' ');
+        if (name && strncmp(name + 1, "rcbr", 4) == 0 && pid_gone(name + 5)) {
+            name++;
+            name[strcspn(name, ":@ ")] = '\0';
+            shf("ip link del %s", name);
+        }
+    }
+    if (f)
+        pclose(f);
+}
+
+static void netns_cleanup(void)
+{
+    for (int i = 0; i < g_nns; i++)
+        shf("ip netns del %s", g_ns[i]); /* takes its veth pair with it */
+    g_nns = 0;
+    if (g_br[0])
+        shf("ip link del %s", g_br);
+    g_br[0] = '\0';
+}
+
+static void netns_fini(void)
+{
+    harness_stop_all(); /* nothing may run in a namespace we remove */
+    netns_cleanup();
+    harness_teardown();
+}
+
+TestSuite(netns, .init = harness_setup, .fini = netns_fini, .timeout = 300);
+
+/* A /24 of 10.200.0.0/16 no interface of this machine uses. */
+static int free_subnet(void)
+{
+    for (int k = 0; k < 200; k++) {
+        int x = 20 + (int)((getpid() + k) % 200);
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "ip -4 -o addr show | grep -q ' 10\\.200\\.%d\\.'", x);
+        if (shf("%s", cmd) == 1) /* grep found nothing */
+            return x;
+    }
+    return -1;
+}
+
+static void netns_setup(void)
+{
+    if (geteuid() != 0)
+        cr_skip_test("network namespaces need root (euid %d)", (int)geteuid());
+    netns_sweep_stale();
+    int pid = (int)getpid();
+    snprintf(g_ns[0], sizeof(g_ns[0]), "rcmn%d_probe", pid);
+    if (shf("ip netns add %s", g_ns[0]) != 0) {
+        cr_skip_test("cannot create network namespaces here (ip netns add failed; see %s/netns.log)",
+                     harness_dir());
+    }
+    shf("ip netns del %s", g_ns[0]);
+    g_subnet = free_subnet();
+    cr_assert(g_subnet > 0, "no free 10.200.x.0/24 subnet on this machine");
+    snprintf(g_br, sizeof(g_br), "rcbr%d", pid);
+    cr_assert_eq(shf("ip link add %s type bridge && ip addr add 10.200.%d.1/24 dev %s && "
+                     "ip link set %s up",
+                     g_br, g_subnet, g_br, g_br),
+                 0, "bridge %s (see %s/netns.log)", g_br, harness_dir());
+    for (int i = 0; i < NNS; i++) {
+        snprintf(g_ns[i], sizeof(g_ns[i]), "rcmn%d_%d", pid, i);
+        g_nns = i + 1;
+        int rc = shf("ip netns add %1$s && "
+                     "ip link add rcv%2$d_%3$d type veth peer name rcq%2$d_%3$d netns %1$s && "
+                     "ip link set rcv%2$d_%3$d master %4$s && ip link set rcv%2$d_%3$d up && "
+                     "ip -n %1$s addr add 10.200.%5$d.%6$d/24 dev rcq%2$d_%3$d && "
+                     "ip -n %1$s link set rcq%2$d_%3$d up && ip -n %1$s link set lo up",
+                     g_ns[i], pid, i, g_br, g_subnet, 11 + i);
+        cr_assert_eq(rc, 0, "namespace %s (see %s/netns.log)", g_ns[i], harness_dir());
+    }
+}
+
+/* Restart the GCS listening on the bridge address instead of loopback. */
+static void gcs_on_bridge(harness_cluster *c)
+{
+    static char ip_arg[64];
+    snprintf(ip_arg, sizeof(ip_arg), "--node-ip-address=10.200.%d.1", g_subnet);
+    char *argv[HARNESS_MAX_ARGS + 1];
+    int n = 0;
+    for (; c->gcs->argv[n]; n++)
+        argv[n] = strncmp(c->gcs->argv[n], "--node-ip-address=", 18) == 0 ? ip_arg
+                                                                           : c->gcs->argv[n];
+    argv[n] = NULL;
+    harness_kill9(c->gcs);
+    c->gcs = harness_spawn("gcs_bridge", c->gcs->out, argv);
+    static char host[32];
+    snprintf(host, sizeof(host), "10.200.%d.1", g_subnet);
+    g_gcs_host = host;
+    snprintf(c->address, sizeof(c->address), "%s:%d", host, c->port);
+    uint64_t deadline = now_ms() + SLACK_MS;
+    for (;;) {
+        bconn *b = gcs_connect(c);
+        if (b) {
+            bconn_close(b);
+            break;
+        }
+        cr_assert(harness_alive(c->gcs), "gcs_server on %s exited (see %s)", host, c->gcs->out);
+        cr_assert(now_ms() < deadline, "gcs_server on %s not ready (see %s)", host, c->gcs->out);
+        msleep(20);
+    }
+}
+
+/* A raylet inside namespace i; waits for its raylet.ready. */
+static harness_raylet *netns_raylet(harness_cluster *c, int i)
+{
+    harness_raylet *r = &c->raylets[c->nraylets];
+    char path[HARNESS_PATH + 32];
+    char session[HARNESS_PATH];
+    snprintf(session, sizeof(session), "%s/node%d", harness_dir(), c->nraylets);
+    snprintf(r->session, sizeof(r->session), "%s", session);
+    snprintf(path, sizeof(path), "%s/logs", session);
+    cr_assert(mkdir_p(path, 0700) == 0);
+    snprintf(path, sizeof(path), "%s/sockets", session);
+    cr_assert(mkdir_p(path, 0700) == 0);
+    snprintf(r->token_file, sizeof(r->token_file), "%s/token", session);
+    cr_assert(write_file(r->token_file, c->token, strlen(c->token), 0600) == 0);
+    snprintf(r->socket, sizeof(r->socket), "%s/sockets/raylet", session);
+    char a[9][HARNESS_PATH + 40];
+    snprintf(a[0], sizeof(a[0]), "%s/bin/raylet", harness_build());
+    snprintf(a[1], sizeof(a[1]), "--gcs-address=%s", c->address);
+    snprintf(a[2], sizeof(a[2]), "--token-file=%s", r->token_file);
+    snprintf(a[3], sizeof(a[3]), "--session-dir=%s", r->session);
+    snprintf(a[4], sizeof(a[4]), "--health-timeout-ms=%d", c->health_timeout_ms);
+    snprintf(a[5], sizeof(a[5]), "--heartbeat-interval-ms=%d", c->heartbeat_interval_ms);
+    snprintf(a[6], sizeof(a[6]), "--node-ip-address=10.200.%d.%d", g_subnet, 11 + i);
+    char *argv[] = {"/usr/sbin/ip", "netns", "exec", g_ns[i], a[0], a[1], a[2], a[3], a[4], a[5],
+                    a[6], "--num-cpus=1", "--object-store-memory=128M",
+                    "--gcs-reconnect-max-ms=200", i == 0 ? "--head" : NULL, NULL};
+    if (access(argv[0], X_OK) != 0)
+        argv[0] = "/sbin/ip";
+    snprintf(path, sizeof(path), "%s/logs/raylet.err", r->session);
+    char name[32];
+    snprintf(name, sizeof(name), "raylet%d", c->nraylets);
+    r->proc = harness_spawn(name, path, argv);
+    c->nraylets++;
+    snprintf(path, sizeof(path), "%s/raylet.ready", r->session);
+    uint64_t deadline = now_ms() + SLACK_MS;
+    for (;;) {
+        char *s = read_file(path, NULL);
+        if (s && strlen(rstrip(s)) == NODE_HEX) {
+            snprintf(r->node_id, sizeof(r->node_id), "%s", s);
+            free(s);
+            return r;
+        }
+        free(s);
+        if (!harness_alive(r->proc)) {
+            char line[512];
+            cr_assert_fail("raylet in %s exited: %s", g_ns[i],
+                           harness_last_line(r->proc, line, sizeof(line)));
+        }
+        cr_assert(now_ms() < deadline, "raylet in %s not ready (see %s)", g_ns[i], r->proc->out);
+        msleep(20);
+    }
+}
+
+Test(netns, cluster_over_veth_and_a_bridge)
+{
+    netns_setup();
+    harness_cluster c;
+    harness_cluster_init(&c);
+    harness_cluster_start(&c);
+    gcs_on_bridge(&c);
+    for (int i = 0; i < NNS; i++)
+        netns_raylet(&c, i);
+    wait_cluster(&c);
+    driver_init(c.address);
+    assert_driver_on_head(&c);
+
+    /* The node table holds the namespaces' addresses. */
+    rayc_node_info nodes[8];
+    size_t nn = 0;
+    int rc = rayc_nodes(nodes, 8, &nn);
+    cr_assert_eq(rc, RAYC_OK, "rayc_nodes: %s: %s", rayc_strerror(rc), rayc_last_error());
+    cr_assert_eq(nn, (size_t)NNS);
+    for (int i = 0; i < NNS; i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "10.200.%d.%d:", g_subnet, 11 + i);
+        bool found = false;
+        for (size_t k = 0; k < nn; k++)
+            if (strcmp(nodes[k].node_id, c.raylets[i].node_id) == 0) {
+                found = true;
+                cr_assert(nodes[k].alive);
+                cr_assert(strncmp(nodes[k].address, want, strlen(want)) == 0,
+                          "node %d listens at %s, want %s...", i, nodes[k].address, want);
+            }
+        cr_assert(found, "node %d missing from rayc_nodes", i);
+    }
+    pinned_probe(&c);
+
+    /* SPREAD tasks reach every namespace. */
+    enum { N = 300 };
+    static rayc_ref refs[N];
+    static rayc_value vals[N];
+    rayc_task_opts o = {.strategy = RAYC_SCHED_SPREAD};
+    for (int64_t i = 0; i < N; i++) {
+        rayc_arg a = RAYC_VAL(&i, sizeof(i));
+        submit("where", &a, 1, &o, &refs[i]);
+    }
+    rc = rayc_get(refs, N, vals, LONG_MS);
+    cr_assert_eq(rc, RAYC_OK, "SPREAD get: %s: %s", rayc_strerror(rc), rayc_last_error());
+    int per[NNS] = {0};
+    for (int i = 0; i < N; i++) {
+        for (int k = 0; k < NNS; k++)
+            per[k] += is_node(&vals[i], c.raylets[k].node_id);
+        rayc_value_release(&vals[i]);
+        rayc_ref_release(refs[i]);
+    }
+    cr_log_info("SPREAD over namespaces: %d / %d / %d", per[0], per[1], per[2]);
+    cr_assert_eq(per[0] + per[1] + per[2], N, "some tasks ran on none of the nodes");
+    for (int k = 0; k < NNS; k++)
+        cr_assert(per[k] > 0, "no task ran in namespace %s", g_ns[k]);
+
+    /* An object made in namespace 1 crosses the bridge to namespace 2 and to
+     * the driver's node (namespace 0), byte-exact. */
+    uint64_t size = 5 * MIB + 1, seed = 7007;
+    rayc_arg a[] = {RAYC_VAL(&size, sizeof(size)), RAYC_VAL(&seed, sizeof(seed))};
+    rayc_task_opts mo = {.num_returns = 2, .strategy = RAYC_SCHED_NODE,
+                         .node_id = c.raylets[1].node_id};
+    rayc_ref made[2], chk[2];
+    submit("make_pattern", a, 2, &mo, made);
+    rayc_task_opts co = {.num_returns = 2, .strategy = RAYC_SCHED_NODE,
+                         .node_id = c.raylets[2].node_id};
+    rayc_arg ca[] = {RAYC_REF(made[0]), RAYC_VAL(&seed, sizeof(seed))};
+    submit("check_pattern", ca, 2, &co, chk);
+    rayc_value v[2];
+    rc = rayc_get(chk, 2, v, LONG_MS);
+    cr_assert_eq(rc, RAYC_OK, "check in namespace 2: %s: %s", rayc_strerror(rc),
+                 rayc_last_error());
+    int64_t bad;
+    memcpy(&bad, v[0].data, sizeof(bad));
+    cr_assert_eq(bad, -1, "namespace 2 saw the object differ at %lld", (long long)bad);
+    char buf[80];
+    cr_assert(is_node(&v[1], c.raylets[2].node_id), "check ran on %s",
+              value_str(&v[1], buf, sizeof(buf)));
+    rayc_value_release(&v[0]);
+    rayc_value_release(&v[1]);
+    rc = rayc_get(made, 2, v, LONG_MS);
+    cr_assert_eq(rc, RAYC_OK, "driver get: %s: %s", rayc_strerror(rc), rayc_last_error());
+    cr_assert_eq(v[0].size, size);
+    long long off = pattern_check(v[0].data, size, seed);
+    cr_assert_eq(off, -1, "the driver's copy differs at %lld", off);
+    cr_assert(is_node(&v[1], c.raylets[1].node_id));
+    rayc_value_release(&v[0]);
+    rayc_value_release(&v[1]);
+    for (int i = 0; i < 2; i++) {
+        rayc_ref_release(made[i]);
+        rayc_ref_release(chk[i]);
+    }
     driver_shutdown();
 }
