@@ -21,6 +21,9 @@
 
 enum { T_WAITING_DEPS, T_READY, T_DISPATCHED, T_INFEASIBLE, T_FORWARDED };
 
+/* place(): a hard node pin to a node the cluster knows is dead. */
+#define SCHED_DEAD_TARGET 100
+
 typedef struct sclass sclass;
 struct rtask;
 static void start_deps(struct task_manager *tm, struct rtask *t);
@@ -44,6 +47,7 @@ typedef struct rtask {
     int pulls;          /* store arguments still being pulled here */
     int pull_status;
     bool deps_pulled;
+    bool deps_ready; /* its store arguments were all sealed here */
     struct task_manager *tm;
     sclass *cls;
     worker *w;
@@ -691,10 +695,22 @@ static bool forward(task_manager *tm, rtask *t, int target)
 static int place(task_manager *tm, rtask *t)
 {
     node_manager *nm = tm->nm;
+    Rpc__TaskSpec *s = t->msg->spec;
     bool feasible_here = sched_feasible(&nm->total, &t->demand);
+    if (!t->no_forward && s->strategy == RAYC_SCHED_NODE && !s->soft &&
+        s->node_id.len == NODE_ID_SIZE &&
+        memcmp(s->node_id.data, nm->node_id.b, NODE_ID_SIZE) != 0) {
+        /* Pinned hard to another node: only there, and never to a dead one. */
+        node_id_t target;
+        memcpy(target.b, s->node_id.data, NODE_ID_SIZE);
+        const view_node *v = nm_view_node(nm, &target);
+        if (v && !v->alive)
+            return SCHED_DEAD_TARGET;
+        if (v == NULL)
+            return SCHED_INFEASIBLE; /* not in the view yet: placed again when it is */
+    }
     if (t->no_forward || tm->sv.local < 0 || tm->sv.n <= 1)
         return feasible_here ? SCHED_WAIT : SCHED_INFEASIBLE;
-    Rpc__TaskSpec *s = t->msg->spec;
     /* Fast path: default tasks that fit here while we are lightly loaded. */
     tm->snodes[tm->sv.local].available = nm->available;
     tm->snodes[tm->sv.local].total = nm->total;
@@ -734,6 +750,12 @@ static void make_ready(task_manager *tm, rtask *t)
     int where = place(tm, t);
     if (where == SCHED_FORWARD)
         return;
+    if (where == SCHED_DEAD_TARGET) {
+        report(tm, t, RAYC_EINVAL, "%s: pinned (RAYC_SCHED_NODE, not soft) to a node that is dead",
+               t->msg->spec->function);
+        task_free(tm, t);
+        return;
+    }
     if (where == SCHED_INFEASIBLE) {
         t->state = T_INFEASIBLE;
         t->prev = NULL;
@@ -766,12 +788,21 @@ static void make_ready(task_manager *tm, rtask *t)
     class_push(c, t, false);
 }
 
+static bool has_ref_args(const rtask *t)
+{
+    for (size_t i = 0; i < t->msg->spec->n_args; i++)
+        if (t->msg->spec->args[i]->is_ref)
+            return true;
+    return false;
+}
+
 static void on_deps_ready(void *arg, uint64_t tag, int status, const bool *ready, size_t n)
 {
     (void)ready;
     (void)n;
     task_manager *tm = arg;
     rtask *t = (rtask *)(uintptr_t)tag;
+    t->deps_ready = true;
     if (t->cancelled || status == RAYC_ECANCELLED) {
         if (!t->cancelled)
             report(tm, t, RAYC_EOBJECT_LOST, "%s: its arguments can no longer arrive",
@@ -786,11 +817,22 @@ static void on_deps_ready(void *arg, uint64_t tag, int status, const bool *ready
 /* Its store arguments are all here (or could not be had). */
 static void on_args_pulled(void *arg, const object_id_t *id, int status, const char *msg)
 {
-    (void)id;
     rtask *t = arg;
     if (status != RAYC_OK && t->pull_status == RAYC_OK) {
         t->pull_status = status;
         log_warn("task %s: argument unavailable: %s", t->msg->spec->function, msg ? msg : "");
+    }
+    if (status != RAYC_OK && id != NULL && !t->remote_owner) {
+        /* Tell the owner which object is gone: if it made it, it rebuilds
+         * it from lineage before it retries this task. */
+        client *owner = nm_client_by_worker(t->tm->nm, &t->owner);
+        if (owner) {
+            Rpc__ObjectLost lost = RPC__OBJECT_LOST__INIT;
+            lost.object_id.data = (uint8_t *)id->b;
+            lost.object_id.len = OBJECT_ID_SIZE;
+            lost.message = (char *)(msg ? msg : "object lost");
+            conn_send(owner->c, MSG_OBJECT_LOST, &lost.base);
+        }
     }
     if (--t->pulls > 0)
         return;
@@ -982,7 +1024,9 @@ static void submit_common(task_manager *tm, rtask *t)
         /* Place first: the arguments are fetched only where it runs. */
         t->state = T_READY;
         int where = place(tm, t);
-        if (where != SCHED_FORWARD) {
+        if (where == SCHED_INFEASIBLE || where == SCHED_DEAD_TARGET) {
+            make_ready(tm, t); /* infeasible list (placed again on view changes), or failed */
+        } else if (where != SCHED_FORWARD) {
             t->no_forward = true;
             wait_deps(tm, t, ids, nrefs);
         }
@@ -1224,7 +1268,13 @@ void tm_view_changed(task_manager *tm, bool nodes_changed)
             int where = place(tm, t);
             if (where == SCHED_FORWARD)
                 continue;
-            make_ready(tm, t); /* back to infeasible, or queued here */
+            if ((where == SCHED_WAIT || where == SCHED_RUN_LOCAL) && !t->deps_ready &&
+                has_ref_args(t)) {
+                t->no_forward = true;
+                start_deps(tm, t); /* runs here: fetch its arguments first */
+                continue;
+            }
+            make_ready(tm, t); /* back to infeasible, failed, or queued here */
         }
     }
     tm_schedule(tm);

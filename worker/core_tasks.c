@@ -41,6 +41,8 @@ typedef struct otask {
     bool cancelled;
     bool submitted;
     bool done;      /* finished; kept as lineage while its remote results are referenced */
+    bool hard_pin; /* RAYC_SCHED_NODE without soft: runs only on pin_node */
+    node_id_t pin_node;
     uint8_t *frame; /* the SubmitTask frame as sent (kept for retries) */
     size_t frame_len;
     char *function;
@@ -422,6 +424,11 @@ static bool reconstruct(const object_id_t *oid)
     otask *t = otask_find(tid.b);
     if (t == NULL || !t->done || t->frame == NULL)
         return false;
+    /* Pinned hard to the node that held its result (and is gone): it cannot
+     * run anywhere else, so the result is lost. */
+    ref_entry *lost = reft_find(&c->refs, oid);
+    if (t->hard_pin && lost && memcmp(lost->node.b, t->pin_node.b, NODE_ID_SIZE) == 0)
+        return false;
     for (uint32_t i = 1; i <= t->num_returns; i++) {
         object_id_t rid = object_id_for_return(&t->id, i);
         ref_entry *e = reft_find(&c->refs, &rid);
@@ -452,41 +459,11 @@ static void object_gone(ref_entry *e, const char *why)
     e->error = strdup(why);
 }
 
-struct dead_node {
-    node_id_t node;
-    ref_entry *lost[256];
-    size_t n;
-};
-
-static void collect_on_node(ref_entry *e, void *arg)
-{
-    struct dead_node *d = arg;
-    if (e->in_store && e->remote && !e->pinned && e->status == RAYC_OK && d->n < 256 &&
-        memcmp(e->node.b, d->node.b, NODE_ID_SIZE) == 0)
-        d->lost[d->n++] = e;
-}
-
-static void on_node_died(Rpc__NodeDied *m)
-{
-    core_t *c = &rayc__core;
-    if (m->node_id.len != NODE_ID_SIZE)
-        return;
-    struct dead_node *d = malloc(sizeof(*d));
-    if (d == NULL)
-        return;
-    memcpy(d->node.b, m->node_id.data, NODE_ID_SIZE);
-    pthread_mutex_lock(&c->mu);
-    do {
-        d->n = 0;
-        reft_foreach(&c->refs, collect_on_node, d);
-        for (size_t i = 0; i < d->n; i++)
-            object_gone(d->lost[i], "the node holding it died");
-    } while (d->n == 256);
-    pthread_cond_broadcast(&c->sealed_cv);
-    pthread_mutex_unlock(&c->mu);
-    free(d);
-}
-
+/* A node's death needs nothing here: results that lived there may have
+ * copies elsewhere, so the next get or task that needs one pulls it (the
+ * raylet skips dead nodes), and only when no copy is left does the raylet
+ * answer ObjectLost, which rebuilds it from lineage (Ray's order: fetch
+ * first, then rebuild). */
 static void on_object_lost(Rpc__ObjectLost *m)
 {
     core_t *c = &rayc__core;
@@ -549,8 +526,7 @@ int core__on_async(void *arg, uint16_t type, ProtobufCMessage *msg)
         on_worker_output((Rpc__WorkerOutput *)msg);
         return 0;
     case MSG_NODE_DIED:
-        on_node_died((Rpc__NodeDied *)msg);
-        return 0;
+        return 0; /* see on_object_lost */
     case MSG_OBJECT_LOST:
         on_object_lost((Rpc__ObjectLost *)msg);
         return 0;
@@ -736,6 +712,8 @@ int rayc_submit(const char *function, const rayc_arg *args, size_t nargs,
         id_from_hex(opts->node_id, target, NODE_ID_SIZE) == 0) {
         spec.node_id.data = target;
         spec.node_id.len = NODE_ID_SIZE;
+        t->hard_pin = !opts->soft;
+        memcpy(t->pin_node.b, target, NODE_ID_SIZE);
     }
 
     if (failed) {

@@ -27,6 +27,7 @@ typedef struct {
     bool set;
     bool in_store;
     bool sealed;
+    bool existed; /* a copy was already here (a rebuilt task): written to scratch */
     object_id_t id;
     uint8_t *data; /* inline: heap buffer; store: arena */
     size_t size;
@@ -85,10 +86,23 @@ static void *return_space(rayc_ctx *ctx, size_t index, size_t size, int *rc)
         }
     } else {
         uint64_t off;
-        if ((*rc = core__store_create(&r->id, size, &off)) != 0)
+        *rc = core__store_create(&r->id, size, &off);
+        if (*rc == RAYC_EEXIST) {
+            /* A task run again (lineage) on a node that already holds a copy
+             * of its result: the copy is the result; this write goes nowhere. */
+            r->data = malloc(size);
+            if (r->data == NULL) {
+                *rc = rayc__error(RAYC_ENOMEM, "out of memory for a %zu-byte return", size);
+                return NULL;
+            }
+            r->existed = true;
+            r->in_store = true;
+        } else if (*rc != 0) {
             return NULL;
-        r->in_store = true;
-        r->data = rayc__core.arena + off;
+        } else {
+            r->in_store = true;
+            r->data = rayc__core.arena + off;
+        }
     }
     r->set = true;
     *rc = 0;
@@ -406,11 +420,11 @@ static void run_task(Rpc__PushTask *p)
         Rpc__DeleteObjects del = RPC__DELETE_OBJECTS__INIT;
         ProtobufCBinaryData ids[64];
         for (size_t i = 0; i < ctx.nrets && del.n_object_ids < 64; i++)
-            if (ctx.rets[i].in_store)
+            if (ctx.rets[i].in_store && !ctx.rets[i].existed)
                 ids[del.n_object_ids++] = (ProtobufCBinaryData){OBJECT_ID_SIZE, ctx.rets[i].id.b};
         del.object_ids = ids;
         for (size_t i = 0; i < ctx.nrets; i++)
-            if (ctx.rets[i].in_store)
+            if (ctx.rets[i].in_store && !ctx.rets[i].existed)
                 core__send_seal(&ctx.rets[i].id);
         if (del.n_object_ids)
             cw_conn_send(c->raylet, MSG_DELETE_OBJECTS, &del.base);
@@ -418,14 +432,14 @@ static void run_task(Rpc__PushTask *p)
         goto out;
     }
     for (size_t i = 0; i < ctx.nrets; i++)
-        if (ctx.rets[i].in_store)
+        if (ctx.rets[i].in_store && !ctx.rets[i].existed)
             core__send_seal(&ctx.rets[i].id);
     report(&ctx, RAYC_OK, "");
 out:
     for (size_t i = 0; i < nrefs; i++)
         rayc_value_release(&vals[i]);
     for (size_t i = 0; ctx.rets && i < ctx.nrets; i++)
-        if (ctx.rets[i].set && !ctx.rets[i].in_store)
+        if (ctx.rets[i].set && (!ctx.rets[i].in_store || ctx.rets[i].existed))
             free(ctx.rets[i].data);
     c->in_task = false;
     core__unblock();
