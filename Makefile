@@ -180,7 +180,7 @@ asan:
 valgrind: all
 	@rm -rf $(BUILD)/valgrind && mkdir -p $(BUILD)/valgrind
 	@set -e; for t in $(UNIT_BINS); do echo "== valgrind $$t"; \
-	  valgrind -q --trace-children=yes --leak-check=full --errors-for-leak-kinds=definite \
+	  valgrind -q --trace-children=yes --trace-children-skip="*redis-server*" --leak-check=full --errors-for-leak-kinds=definite \
 	    --log-file=$(abspath $(BUILD))/valgrind/$$(basename $$t).%p.log $$t --jobs=1 >/dev/null; done
 	@if grep -lE "ERROR SUMMARY: [1-9]|definitely lost: [1-9]|Invalid (read|write)" $(BUILD)/valgrind/*.log; then \
 	  echo "valgrind: errors above (logs in $(BUILD)/valgrind)"; exit 1; fi
