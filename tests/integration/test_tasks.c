@@ -808,7 +808,8 @@ Test(tasks, killed_driver_leaves_nothing)
 
 /* ------------------------------------------------------------ stress */
 
-static long vmrss_kb(const char *session, const char *name)
+/* A field of /proc/<pid>/status (kB) of the daemon in <session>/<name>.pid. */
+static long status_kb(const char *session, const char *name, const char *field)
 {
     char path[HARNESS_PATH + 64];
     snprintf(path, sizeof(path), "%s/%s.pid", session, name);
@@ -819,9 +820,9 @@ static long vmrss_kb(const char *session, const char *name)
     snprintf(path, sizeof(path), "/proc/%d/status", pid);
     s = read_file(path, NULL);
     cr_assert(s != NULL, "%s (pid %d) is gone", name, pid);
-    char *p = strstr(s, "VmRSS:");
-    cr_assert(p != NULL);
-    long kb = strtol(p + 6, NULL, 10);
+    char *p = strstr(s, field);
+    cr_assert(p != NULL, "no %s in %s", field, path);
+    long kb = strtol(p + strlen(field), NULL, 10);
     free(s);
     return kb;
 }
@@ -838,7 +839,7 @@ Test(tasks, stress_200k_noop_tasks_memory_flat, .timeout = 900)
     pathf(session, sizeof(session), "%s/session_latest", g_root);
     static rayc_ref refs[WAVE];
     static rayc_value vals[WAVE];
-    long raylet2 = 0, gcs2 = 0, raylet_last = 0, gcs_last = 0;
+    long raylet2 = 0, gcs2 = 0, raylet_last = 0, gcs_last = 0, anon2 = 0, anon_last = 0;
     uint64_t t0 = now_ms();
     int waves = STRESS_WAVES;
     const char *w = getenv("RAYC_STRESS_WAVES");
@@ -860,20 +861,29 @@ Test(tasks, stress_200k_noop_tasks_memory_flat, .timeout = 900)
             rayc_value_release(&vals[i]);
             rayc_ref_release(refs[i]);
         }
-        long r = vmrss_kb(session, "raylet"), g = vmrss_kb(session, "gcs_server");
+        long r = status_kb(session, "raylet", "VmRSS:");
+        long g = status_kb(session, "gcs_server", "VmRSS:");
+        long an = status_kb(session, "raylet", "RssAnon:");
         if (wave == 1) {
             raylet2 = r;
             gcs2 = g;
+            anon2 = an;
         }
         raylet_last = r;
         gcs_last = g;
+        anon_last = an;
     }
-    cr_log_warn("stress: %d tasks in %.1f s; VmRSS after wave 2 / last: raylet %ld / %ld kB, "
-                "gcs %ld / %ld kB",
-                waves * WAVE, (double)(now_ms() - t0) / 1000.0, raylet2, raylet_last, gcs2,
-                gcs_last);
+    cr_log_warn("stress: %d tasks in %.1f s; VmRSS after wave 2 / last: raylet %ld / %ld kB "
+                "(RssAnon %ld / %ld), gcs %ld / %ld kB",
+                waves * WAVE, (double)(now_ms() - t0) / 1000.0, raylet2, raylet_last, anon2,
+                anon_last, gcs2, gcs_last);
     cr_assert(raylet_last <= raylet2 + raylet2 / 10,
               "raylet grew from %ld kB (wave 2) to %ld kB (wave %d)", raylet2, raylet_last, waves);
+    /* VmRSS of the raylet includes the prefaulted store arena; its own heap
+     * (RssAnon) must stay flat too (10%, at least 2 MiB of slack). */
+    long slack = anon2 / 10 > 2048 ? anon2 / 10 : 2048;
+    cr_assert(anon_last <= anon2 + slack, "raylet heap grew from %ld kB (wave 2) to %ld kB",
+              anon2, anon_last);
     cr_assert(gcs_last <= gcs2 + gcs2 / 10, "GCS grew from %ld kB (wave 2) to %ld kB (wave %d)",
               gcs2, gcs_last, waves);
     stop();
