@@ -1145,6 +1145,10 @@ void tm_cancel(task_manager *tm, client *from, Rpc__CancelTask *m)
         if (m->force) {
             t->cancelled = true;
             wpool_kill(tm->nm->pool, t->w);
+        } else if (t->w->cl) {
+            /* It may still wait in the worker's pipeline: the worker drops
+             * it and reports it cancelled if it has not started it. */
+            conn_send(t->w->cl->c, MSG_CANCEL_TASK, &m->base);
         }
         break;
     }

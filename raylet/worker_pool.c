@@ -234,9 +234,11 @@ static void mark_dead(worker_pool *p, worker *w)
         return;
     if (w->state == W_STARTING)
         p->starting--;
-    w->state = W_DEAD;
     p->size--;
+    /* The task manager sees it still leased, so it gives the lease's
+     * resources back; then it is dead. */
     tm_worker_died(p->nm->tm, w);
+    w->state = W_DEAD;
     if (w->cl) {
         w->cl->w = NULL;
         w->cl = NULL;

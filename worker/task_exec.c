@@ -271,10 +271,42 @@ static size_t give_back(ProtobufCBinaryData *ids, size_t cap)
     return n;
 }
 
+static void report(rayc_ctx *ctx, int status, const char *message);
+
+/* The owner cancelled a task pushed here: drop it if it has not started. */
+static void cancel_queued(const Rpc__CancelTask *m)
+{
+    Rpc__PushTask *found = NULL;
+    pthread_mutex_lock(&w.mu);
+    for (size_t i = 0; i < w.qlen && found == NULL; i++) {
+        size_t k = (w.qhead + i) % w.qcap;
+        Rpc__PushTask *p = w.queue[k];
+        if (m->task_id.len == TASK_ID_SIZE &&
+            memcmp(p->spec->task_id.data, m->task_id.data, TASK_ID_SIZE) == 0) {
+            found = p;
+            for (size_t j = i; j + 1 < w.qlen; j++) /* close the gap, keep order */
+                w.queue[(w.qhead + j) % w.qcap] = w.queue[(w.qhead + j + 1) % w.qcap];
+            w.qlen--;
+        }
+    }
+    pthread_mutex_unlock(&w.mu);
+    if (found == NULL)
+        return; /* running or done: a running task is only stopped by force */
+    rayc_ctx ctx = {.spec = found->spec};
+    char msg[300];
+    snprintf(msg, sizeof(msg), "%s: cancelled", found->spec->function);
+    report(&ctx, RAYC_ECANCELLED, msg);
+    msg_free(&found->base);
+}
+
 static int on_frame(uint16_t type, ProtobufCMessage *msg)
 {
     if (type == MSG_BIND_JOB) {
         bind_job((Rpc__BindJob *)msg);
+        return 0;
+    }
+    if (type == MSG_CANCEL_TASK) {
+        cancel_queued((Rpc__CancelTask *)msg);
         return 0;
     }
     if (type != MSG_PUSH_TASK)
