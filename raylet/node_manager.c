@@ -536,6 +536,8 @@ static void on_client_handshake(client *cl, Rpc__Handshake *hs)
     r.store_size = plasma_store_capacity(nm->store);
     int fd = plasma_store_fd(nm->store);
     conn_send_fds(cl->c, MSG_HANDSHAKE_REPLY, &r.base, &fd, 1);
+    if (cl->w)
+        tm_schedule(nm->tm); /* a new idle worker: queued tasks can go to it */
 }
 
 /* A client's pull finished: tell it if the object cannot be had. */

@@ -1157,9 +1157,11 @@ void tm_cancel(task_manager *tm, client *from, Rpc__CancelTask *m)
 void tm_worker_blocked(task_manager *tm, worker *w, Rpc__WorkerBlocked *m)
 {
     node_manager *nm = tm->nm;
-    if (w->state != W_LEASED || w->blocked)
+    if (w->state != W_LEASED)
         return;
-    /* Hand back what it has not started, to run on other workers. */
+    /* Hand back what it has not started, to run on other workers. A worker
+     * that is already blocked sends this again for tasks pushed to it just
+     * after it blocked: those must be taken back too. */
     for (size_t i = m->n_give_back; i > 0; i--) {
         ProtobufCBinaryData *id = &m->give_back[i - 1];
         rtask *t = task_find(tm, id->data, id->len);
@@ -1173,9 +1175,11 @@ void tm_worker_blocked(task_manager *tm, worker *w, Rpc__WorkerBlocked *m)
         t->state = T_READY;
         class_push(c, t, true);
     }
-    w->blocked = true;
-    w->blocked_cpu = res_get(&w->lease, "CPU");
-    res_set_amount(&nm->available, "CPU", res_get(&nm->available, "CPU") + w->blocked_cpu);
+    if (!w->blocked) {
+        w->blocked = true;
+        w->blocked_cpu = res_get(&w->lease, "CPU");
+        res_set_amount(&nm->available, "CPU", res_get(&nm->available, "CPU") + w->blocked_cpu);
+    }
     tm_schedule(tm);
 }
 

@@ -126,8 +126,8 @@ static void unlink_worker(worker_pool *p, worker *w)
 worker *wpool_start(worker_pool *p)
 {
     node_manager *nm = p->nm;
-    if (p->size >= p->max) {
-        log_warn("worker pool full (%d workers)", p->max);
+    if (p->size >= wpool_max(p)) {
+        log_warn("worker pool full (%d workers)", p->size);
         return NULL;
     }
     worker *w = calloc(1, sizeof(*w));
@@ -295,7 +295,14 @@ int wpool_starting(const worker_pool *p)
 
 int wpool_max(const worker_pool *p)
 {
-    return p->max;
+    /* Workers blocked in get/wait hold no CPU and cannot take tasks: they do
+     * not count against the cap, or deep nesting would fill the pool with
+     * waiters and stall (Ray's soft worker limit does the same). */
+    int blocked = 0;
+    for (const worker *w = p->workers; w; w = w->next)
+        if (w->blocked && w->state == W_LEASED)
+            blocked++;
+    return p->max + blocked;
 }
 
 worker *wpool_first(worker_pool *p)

@@ -40,7 +40,7 @@ typedef struct otask {
     bool retry_exceptions;
     bool cancelled;
     bool submitted;
-    bool done;      /* finished; kept as lineage while its remote results are referenced */
+    bool done;     /* finished; kept as lineage while its remote results are referenced */
     bool hard_pin; /* RAYC_SCHED_NODE without soft: runs only on pin_node */
     node_id_t pin_node;
     uint8_t *frame; /* the SubmitTask frame as sent (kept for retries) */
