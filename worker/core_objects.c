@@ -368,18 +368,34 @@ static void undo_views(rayc_value *out, size_t n)
     }
 }
 
+/* The ids of refs[idx[0..n)] as protobuf bytes fields, in stack (32 entries)
+ * or, for more, a heap array. NULL when out of memory. Free with
+ * free_id_list(). */
+static ProtobufCBinaryData *id_list(const rayc_ref *refs, const size_t *idx, size_t n,
+                                    ProtobufCBinaryData *stack)
+{
+    ProtobufCBinaryData *ids = n > 32 ? malloc(n * sizeof(*ids)) : stack;
+    for (size_t i = 0; ids && i < n; i++) {
+        ids[i].data = (uint8_t *)refs[idx[i]].id;
+        ids[i].len = OBJECT_ID_SIZE;
+    }
+    return ids;
+}
+
+static void free_id_list(ProtobufCBinaryData *ids, ProtobufCBinaryData *stack)
+{
+    if (ids != stack)
+        free(ids);
+}
+
 /* Ask the store for objects we do not have. mu NOT held. Fills pins into the
  * table on success; on timeout the store took no pins. */
 static int store_get(const rayc_ref *refs, const size_t *idx, size_t nmissing, int64_t timeout_ms)
 {
     core_t *c = &rayc__core;
-    ProtobufCBinaryData stack_ids[32], *ids = stack_ids;
-    if (nmissing > 32 && (ids = malloc(nmissing * sizeof(*ids))) == NULL)
+    ProtobufCBinaryData stack_ids[32], *ids = id_list(refs, idx, nmissing, stack_ids);
+    if (ids == NULL)
         return rayc__error(RAYC_ENOMEM, "out of memory");
-    for (size_t i = 0; i < nmissing; i++) {
-        ids[i].data = (uint8_t *)refs[idx[i]].id;
-        ids[i].len = OBJECT_ID_SIZE;
-    }
     /* Objects this process does not know to be here may be on other nodes:
      * ask the raylet to pull them (it ignores the ones it has). */
     bool maybe_remote = false;
@@ -410,8 +426,7 @@ static int store_get(const rayc_ref *refs, const size_t *idx, size_t nmissing, i
      * that answer (a late reply would otherwise leave pins behind). */
     int rc = cw_conn_call(c->raylet, req.req_id, MSG_GET_OBJECTS_REQ, &req.base,
                           MSG_GET_OBJECTS_REPLY, &m, -1);
-    if (ids != stack_ids)
-        free(ids);
+    free_id_list(ids, stack_ids);
     if (rc != 0)
         return rayc__error(rc, "object store unreachable: %s", rayc_strerror(rc));
     Rpc__GetObjectsReply *r = (Rpc__GetObjectsReply *)m;
@@ -577,13 +592,9 @@ static int store_wait(const rayc_ref *refs, const size_t *idx, size_t n, size_t 
                       int64_t timeout_ms, int *ready)
 {
     core_t *c = &rayc__core;
-    ProtobufCBinaryData stack_ids[32], *ids = stack_ids;
-    if (n > 32 && (ids = malloc(n * sizeof(*ids))) == NULL)
+    ProtobufCBinaryData stack_ids[32], *ids = id_list(refs, idx, n, stack_ids);
+    if (ids == NULL)
         return rayc__error(RAYC_ENOMEM, "out of memory");
-    for (size_t i = 0; i < n; i++) {
-        ids[i].data = (uint8_t *)refs[idx[i]].id;
-        ids[i].len = OBJECT_ID_SIZE;
-    }
     Rpc__WaitObjectsRequest req = RPC__WAIT_OBJECTS_REQUEST__INIT;
     req.req_id = cw_conn_next_id(c->raylet);
     req.n_object_ids = n;
@@ -593,8 +604,7 @@ static int store_wait(const rayc_ref *refs, const size_t *idx, size_t n, size_t 
     ProtobufCMessage *m;
     int rc = cw_conn_call(c->raylet, req.req_id, MSG_WAIT_OBJECTS_REQ, &req.base,
                           MSG_WAIT_OBJECTS_REPLY, &m, -1);
-    if (ids != stack_ids)
-        free(ids);
+    free_id_list(ids, stack_ids);
     if (rc != 0)
         return rayc__error(rc, "object store unreachable: %s", rayc_strerror(rc));
     Rpc__WaitObjectsReply *r = (Rpc__WaitObjectsReply *)m;

@@ -16,6 +16,9 @@
 
 #include "rayc.h"
 
+/* The same pattern the multi-node tests check. */
+#include "../../tests/integration/pattern.h"
+
 /* ------------------------------------------------------------ helpers */
 
 static uint64_t arg_u64(const rayc_buf *b)
@@ -24,45 +27,6 @@ static uint64_t arg_u64(const rayc_buf *b)
     if (b->size >= sizeof(v))
         memcpy(&v, b->data, sizeof(v));
     return v;
-}
-
-static uint64_t mix(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
-static void fill(void *buf, size_t size, uint64_t seed)
-{
-    uint8_t *p = buf;
-    size_t words = size / 8;
-    for (size_t i = 0; i < words; i++) {
-        uint64_t w = mix(seed ^ i);
-        memcpy(p + 8 * i, &w, 8);
-    }
-    uint64_t w = mix(seed ^ words);
-    memcpy(p + 8 * words, &w, size - 8 * words);
-}
-
-/* Offset of the first byte that differs from the pattern, or -1. */
-static int64_t check(const void *buf, size_t size, uint64_t seed)
-{
-    const uint8_t *p = buf;
-    size_t words = size / 8;
-    for (size_t i = 0; i < words; i++) {
-        uint64_t w = mix(seed ^ i);
-        if (memcmp(p + 8 * i, &w, 8) != 0)
-            for (size_t j = 0; j < 8; j++)
-                if (p[8 * i + j] != ((const uint8_t *)&w)[j])
-                    return (int64_t)(8 * i + j);
-    }
-    uint64_t w = mix(seed ^ words);
-    for (size_t j = 0; j < size - 8 * words; j++)
-        if (p[8 * words + j] != ((const uint8_t *)&w)[j])
-            return (int64_t)(8 * words + j);
-    return -1;
 }
 
 static const char *node_hex(void)
@@ -99,7 +63,7 @@ static int make_pattern(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
         if (buf == NULL)
             return rayc_fail(ctx, "make_pattern: cannot allocate %llu bytes: %s",
                              (unsigned long long)size, rayc_last_error());
-        fill(buf, size, seed);
+        pattern_fill(buf, size, seed);
     }
     return return_node(ctx, 1);
 }
@@ -111,7 +75,7 @@ static int check_pattern(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
 {
     if (nargs != 2)
         return rayc_fail(ctx, "check_pattern wants (obj, seed), got %zu arguments", nargs);
-    int64_t bad = check(args[0].data, args[0].size, arg_u64(&args[1]));
+    int64_t bad = pattern_check(args[0].data, args[0].size, arg_u64(&args[1]));
     int rc = rayc_return(ctx, 0, &bad, sizeof(bad));
     return rc ? rc : return_node(ctx, 1);
 }
@@ -125,7 +89,7 @@ static int digest(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
     if (nargs != 3)
         return rayc_fail(ctx, "digest wants (obj, seed, salt), got %zu arguments", nargs);
     uint64_t seed = arg_u64(&args[1]);
-    int64_t bad = check(args[0].data, args[0].size, seed);
+    int64_t bad = pattern_check(args[0].data, args[0].size, seed);
     if (bad >= 0)
         return rayc_fail(ctx, "digest: %zu-byte object differs from pattern %llu at %lld",
                          args[0].size, (unsigned long long)seed, (long long)bad);

@@ -30,62 +30,21 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "pattern.h"
 #include "msg.h"
 #include "rayc.h"
 #include "util.h"
 
-#define KIB ((size_t)1 << 10)
-#define MIB ((size_t)1 << 20)
-#define GIB ((size_t)1 << 30)
-#define ALIVE RPC__NODE_STATE__NODE_ALIVE
-#define DEAD RPC__NODE_STATE__NODE_DEAD
-#define SLACK_MS 30000      /* generous: a busy 2-vCPU machine; never a speed test */
-#define LONG_MS 240000      /* for gets of whole jobs and of 1 GiB objects */
+#define KIB      ((size_t)1 << 10)
+#define MIB      ((size_t)1 << 20)
+#define GIB      ((size_t)1 << 30)
+#define ALIVE    RPC__NODE_STATE__NODE_ALIVE
+#define DEAD     RPC__NODE_STATE__NODE_DEAD
+#define SLACK_MS 30000  /* generous: a busy 2-vCPU machine; never a speed test */
+#define LONG_MS  240000 /* for gets of whole jobs and of 1 GiB objects */
 #define NODE_HEX (2 * NODE_ID_SIZE)
 
 TestSuite(multinode, .init = harness_setup, .fini = harness_teardown, .timeout = 300);
-
-/* ============================================================ patterns */
-
-/* The same pattern as examples/mnlib/tasks.c: every 8-byte word depends on
- * (seed, position). */
-static uint64_t mix(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
-static void pattern_fill(void *buf, size_t size, uint64_t seed)
-{
-    uint8_t *p = buf;
-    size_t words = size / 8;
-    for (size_t i = 0; i < words; i++) {
-        uint64_t w = mix(seed ^ i);
-        memcpy(p + 8 * i, &w, 8);
-    }
-    uint64_t w = mix(seed ^ words);
-    memcpy(p + 8 * words, &w, size - 8 * words);
-}
-
-static long long pattern_check(const void *buf, size_t size, uint64_t seed)
-{
-    const uint8_t *p = buf;
-    size_t words = size / 8;
-    for (size_t i = 0; i < words; i++) {
-        uint64_t w = mix(seed ^ i);
-        if (memcmp(p + 8 * i, &w, 8) != 0)
-            for (size_t j = 0; j < 8; j++)
-                if (p[8 * i + j] != ((uint8_t *)&w)[j])
-                    return (long long)(8 * i + j);
-    }
-    uint64_t w = mix(seed ^ words);
-    for (size_t j = 0; j < size - 8 * words; j++)
-        if (p[8 * words + j] != ((uint8_t *)&w)[j])
-            return (long long)(8 * words + j);
-    return -1;
-}
 
 /* ============================================================ cluster */
 
@@ -215,8 +174,7 @@ static const char *mnlib(void)
 {
     static char path[HARNESS_PATH];
     snprintf(path, sizeof(path), "%s/examples/libmnlib_tasks.so", harness_build());
-    cr_assert(access(path, R_OK) == 0, "%s missing (make build/examples/libmnlib_tasks.so)",
-              path);
+    cr_assert(access(path, R_OK) == 0, "%s missing (make build/examples/libmnlib_tasks.so)", path);
     return path;
 }
 
@@ -271,8 +229,8 @@ static void pinned_probe(const harness_cluster *c)
         cr_assert_eq(rc, RAYC_OK, "task pinned to node %d: %s: %s", i, rayc_strerror(rc),
                      rayc_last_error());
         char buf[80];
-        cr_assert(is_node(&v, c->raylets[i].node_id), "task pinned to node %d ran on %s, not %s",
-                  i, value_str(&v, buf, sizeof(buf)), c->raylets[i].node_id);
+        cr_assert(is_node(&v, c->raylets[i].node_id), "task pinned to node %d ran on %s, not %s", i,
+                  value_str(&v, buf, sizeof(buf)), c->raylets[i].node_id);
         rayc_value_release(&v);
         rayc_ref_release(refs[i]);
     }
@@ -429,8 +387,8 @@ Test(multinode, remote_objects_every_size_byte_exact, .timeout = 420)
     for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
         uint64_t size = sizes[k], seed = 300 + k;
         rayc_arg a[] = {RAYC_VAL(&size, sizeof(size)), RAYC_VAL(&seed, sizeof(seed))};
-        rayc_task_opts o = {.num_returns = 2, .strategy = RAYC_SCHED_NODE,
-                            .node_id = c.raylets[1].node_id};
+        rayc_task_opts o = {
+            .num_returns = 2, .strategy = RAYC_SCHED_NODE, .node_id = c.raylets[1].node_id};
         rayc_ref r[2];
         submit("make_pattern", a, 2, &o, r);
         rayc_value v[2];
@@ -443,8 +401,8 @@ Test(multinode, remote_objects_every_size_byte_exact, .timeout = 420)
         cr_assert_eq(v[0].size, size, "size %zu, want %zu", v[0].size, (size_t)size);
         cr_assert(size == 0 || v[0].data != NULL);
         long long bad = pattern_check(v[0].data, size, seed);
-        cr_assert_eq(bad, -1, "%zu-byte object made on node 1 differs at offset %lld",
-                     (size_t)size, bad);
+        cr_assert_eq(bad, -1, "%zu-byte object made on node 1 differs at offset %lld", (size_t)size,
+                     bad);
         rayc_value_release(&v[0]);
         rayc_value_release(&v[1]);
         rayc_ref_release(r[0]);
@@ -471,8 +429,8 @@ static int locations(const harness_cluster *c, const rayc_ref *ref, int *entries
     req.n_object_ids = 1;
     req.object_ids = &id;
     ProtobufCMessage *m = NULL;
-    int rc = bconn_call(b, MSG_GET_OBJECT_LOCATIONS_REQ, &req.base,
-                        MSG_GET_OBJECT_LOCATIONS_REPLY, &m, 5000);
+    int rc = bconn_call(b, MSG_GET_OBJECT_LOCATIONS_REQ, &req.base, MSG_GET_OBJECT_LOCATIONS_REPLY,
+                        &m, 5000);
     bconn_close(b);
     if (rc != 0)
         return -1;
@@ -550,8 +508,8 @@ Test(multinode, one_transfer_per_node_for_a_shared_object)
         cr_assert_eq(bad, -1, "task %d saw the 100 MiB object differ at offset %lld", i,
                      (long long)bad);
         char b2[80];
-        cr_assert(is_node(&v[1], c.raylets[1 + i % 2].node_id), "task %d ran on %s, not node %d",
-                  i, value_str(&v[1], b2, sizeof(b2)), 1 + i % 2);
+        cr_assert(is_node(&v[1], c.raylets[1 + i % 2].node_id), "task %d ran on %s, not node %d", i,
+                  value_str(&v[1], b2, sizeof(b2)), 1 + i % 2);
         rayc_value_release(&v[0]);
         rayc_value_release(&v[1]);
         rayc_ref_release(r[i][0]);
@@ -597,9 +555,9 @@ Test(multinode, one_transfer_per_node_for_a_shared_object)
  * quarter of the consumers are done: tasks it was running are retried, and
  * the objects it held are rebuilt from their lineage when still needed (the
  * producers' objects are all fetched by the driver at the end). */
-#define P 200
-#define CONS_PER 4
-#define NSQ (2000 - P - P * CONS_PER)
+#define P         200
+#define CONS_PER  4
+#define NSQ       (2000 - P - P * CONS_PER)
 #define PROD_SIZE (200 * KIB)
 
 Test(multinode, kill_raylet_mid_job_results_still_correct, .timeout = 420)
@@ -619,8 +577,10 @@ Test(multinode, kill_raylet_mid_job_results_still_correct, .timeout = 420)
          * live on the victim, and their lineage may run anywhere. */
         uint64_t size = PROD_SIZE, seed = 5000 + (uint64_t)i;
         rayc_arg a[] = {RAYC_VAL(&size, sizeof(size)), RAYC_VAL(&seed, sizeof(seed))};
-        rayc_task_opts po = {.num_returns = 2, .strategy = RAYC_SCHED_NODE,
-                             .node_id = c.raylets[i % 3].node_id, .soft = 1};
+        rayc_task_opts po = {.num_returns = 2,
+                             .strategy = RAYC_SCHED_NODE,
+                             .node_id = c.raylets[i % 3].node_id,
+                             .soft = 1};
         submit("make_pattern", a, 2, &po, prod[i]);
         for (int j = 0; j < CONS_PER; j++) {
             uint64_t salt = (uint64_t)j;
@@ -659,8 +619,8 @@ Test(multinode, kill_raylet_mid_job_results_still_correct, .timeout = 420)
         }
     }
     harness_kill9(c.raylets[2].proc);
-    cr_log_info("killed node 2 with %d/%d consumers ready, %d/%d producers done (%d on node 2)",
-                n, P * CONS_PER, prod_done, P, on_victim);
+    cr_log_info("killed node 2 with %d/%d consumers ready, %d/%d producers done (%d on node 2)", n,
+                P * CONS_PER, prod_done, P, on_victim);
     cr_assert(n < P * CONS_PER, "the whole job finished before the kill; make it larger");
     cr_assert(on_victim > 0, "no finished producer ran on node 2");
 
@@ -674,8 +634,7 @@ Test(multinode, kill_raylet_mid_job_results_still_correct, .timeout = 420)
                                       (uint64_t)(i % CONS_PER));
         cr_assert_eq(v.size, sizeof(got));
         memcpy(&got, v.data, sizeof(got));
-        cr_assert_eq(got, want, "consumer %d: %lld, want %lld", i, (long long)got,
-                     (long long)want);
+        cr_assert_eq(got, want, "consumer %d: %lld, want %lld", i, (long long)got, (long long)want);
         rayc_value_release(&v);
         rayc_ref_release(cons[i]);
     }
@@ -776,13 +735,13 @@ Test(multinode, pull_source_dies_other_copy_used, .timeout = 420)
 
     uint64_t size = GIB, seed = 6001;
     rayc_arg a[] = {RAYC_VAL(&size, sizeof(size)), RAYC_VAL(&seed, sizeof(seed))};
-    rayc_task_opts o = {.num_returns = 2, .strategy = RAYC_SCHED_NODE,
-                        .node_id = c.raylets[1].node_id, .soft = 1};
+    rayc_task_opts o = {
+        .num_returns = 2, .strategy = RAYC_SCHED_NODE, .node_id = c.raylets[1].node_id, .soft = 1};
     rayc_ref made[2];
     submit("make_pattern", a, 2, &o, made);
     /* Node 2 checks it: a second copy lives there. */
-    rayc_task_opts o2 = {.num_returns = 2, .strategy = RAYC_SCHED_NODE,
-                         .node_id = c.raylets[2].node_id};
+    rayc_task_opts o2 = {
+        .num_returns = 2, .strategy = RAYC_SCHED_NODE, .node_id = c.raylets[2].node_id};
     rayc_arg ca[] = {RAYC_REF(made[0]), RAYC_VAL(&seed, sizeof(seed))};
     rayc_ref chk[2];
     submit("check_pattern", ca, 2, &o2, chk);
@@ -809,8 +768,8 @@ Test(multinode, pull_source_dies_other_copy_used, .timeout = 420)
     char log[HARNESS_PATH + 32], hex[ID_HEX_MAX];
     raylet_log(&c.raylets[0], log, sizeof(log));
     id_hex(made[0].id, OBJECT_ID_SIZE, hex);
-    cr_log_info("the head's log mentions the object %d time(s) (see %s)",
-                count_in_file(log, hex), log);
+    cr_log_info("the head's log mentions the object %d time(s) (see %s)", count_in_file(log, hex),
+                log);
     rayc_ref_release(made[0]);
     rayc_ref_release(made[1]);
     driver_shutdown();
@@ -831,8 +790,8 @@ Test(multinode, pull_source_dies_only_copy_never_hangs, .timeout = 420)
 
     uint64_t size = GIB, seed = 6002;
     rayc_arg a[] = {RAYC_VAL(&size, sizeof(size)), RAYC_VAL(&seed, sizeof(seed))};
-    rayc_task_opts o = {.num_returns = 2, .strategy = RAYC_SCHED_NODE,
-                        .node_id = c.raylets[1].node_id};
+    rayc_task_opts o = {
+        .num_returns = 2, .strategy = RAYC_SCHED_NODE, .node_id = c.raylets[1].node_id};
     rayc_ref made[2];
     submit("make_pattern", a, 2, &o, made);
     rayc_value nv;
@@ -970,8 +929,9 @@ static void netns_setup(void)
     int pid = (int)getpid();
     snprintf(g_ns[0], sizeof(g_ns[0]), "rcmn%d_probe", pid);
     if (shf("ip netns add %s", g_ns[0]) != 0) {
-        cr_skip_test("cannot create network namespaces here (ip netns add failed; see %s/netns.log)",
-                     harness_dir());
+        cr_skip_test(
+            "cannot create network namespaces here (ip netns add failed; see %s/netns.log)",
+            harness_dir());
     }
     shf("ip netns del %s", g_ns[0]);
     g_subnet = free_subnet();
@@ -1002,8 +962,8 @@ static void gcs_on_bridge(harness_cluster *c)
     char *argv[HARNESS_MAX_ARGS + 1];
     int n = 0;
     for (; c->gcs->argv[n]; n++)
-        argv[n] = strncmp(c->gcs->argv[n], "--node-ip-address=", 18) == 0 ? ip_arg
-                                                                           : c->gcs->argv[n];
+        argv[n] =
+            strncmp(c->gcs->argv[n], "--node-ip-address=", 18) == 0 ? ip_arg : c->gcs->argv[n];
     argv[n] = NULL;
     harness_kill9(c->gcs);
     c->gcs = harness_spawn("gcs_bridge", c->gcs->out, argv);
@@ -1047,9 +1007,22 @@ static harness_raylet *netns_raylet(harness_cluster *c, int i)
     snprintf(a[4], sizeof(a[4]), "--health-timeout-ms=%d", c->health_timeout_ms);
     snprintf(a[5], sizeof(a[5]), "--heartbeat-interval-ms=%d", c->heartbeat_interval_ms);
     snprintf(a[6], sizeof(a[6]), "--node-ip-address=10.200.%d.%d", g_subnet, 11 + i);
-    char *argv[] = {"/usr/sbin/ip", "netns", "exec", g_ns[i], a[0], a[1], a[2], a[3], a[4], a[5],
-                    a[6], "--num-cpus=1", "--object-store-memory=128M",
-                    "--gcs-reconnect-max-ms=200", i == 0 ? "--head" : NULL, NULL};
+    char *argv[] = {"/usr/sbin/ip",
+                    "netns",
+                    "exec",
+                    g_ns[i],
+                    a[0],
+                    a[1],
+                    a[2],
+                    a[3],
+                    a[4],
+                    a[5],
+                    a[6],
+                    "--num-cpus=1",
+                    "--object-store-memory=128M",
+                    "--gcs-reconnect-max-ms=200",
+                    i == 0 ? "--head" : NULL,
+                    NULL};
     if (access(argv[0], X_OK) != 0)
         argv[0] = "/sbin/ip";
     snprintf(path, sizeof(path), "%s/logs/raylet.err", r->session);
@@ -1138,18 +1111,17 @@ Test(netns, cluster_over_veth_and_a_bridge)
      * the driver's node (namespace 0), byte-exact. */
     uint64_t size = 5 * MIB + 1, seed = 7007;
     rayc_arg a[] = {RAYC_VAL(&size, sizeof(size)), RAYC_VAL(&seed, sizeof(seed))};
-    rayc_task_opts mo = {.num_returns = 2, .strategy = RAYC_SCHED_NODE,
-                         .node_id = c.raylets[1].node_id};
+    rayc_task_opts mo = {
+        .num_returns = 2, .strategy = RAYC_SCHED_NODE, .node_id = c.raylets[1].node_id};
     rayc_ref made[2], chk[2];
     submit("make_pattern", a, 2, &mo, made);
-    rayc_task_opts co = {.num_returns = 2, .strategy = RAYC_SCHED_NODE,
-                         .node_id = c.raylets[2].node_id};
+    rayc_task_opts co = {
+        .num_returns = 2, .strategy = RAYC_SCHED_NODE, .node_id = c.raylets[2].node_id};
     rayc_arg ca[] = {RAYC_REF(made[0]), RAYC_VAL(&seed, sizeof(seed))};
     submit("check_pattern", ca, 2, &co, chk);
     rayc_value v[2];
     rc = rayc_get(chk, 2, v, LONG_MS);
-    cr_assert_eq(rc, RAYC_OK, "check in namespace 2: %s: %s", rayc_strerror(rc),
-                 rayc_last_error());
+    cr_assert_eq(rc, RAYC_OK, "check in namespace 2: %s: %s", rayc_strerror(rc), rayc_last_error());
     int64_t bad;
     memcpy(&bad, v[0].data, sizeof(bad));
     cr_assert_eq(bad, -1, "namespace 2 saw the object differ at %lld", (long long)bad);

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "pattern.h"
 #include "msg.h"
 #include "rayc.h"
 #include "util.h"
@@ -44,50 +45,6 @@
 #define TICK_MS 10
 
 TestSuite(objects, .init = harness_setup, .fini = harness_teardown, .timeout = 240);
-
-/* ============================================================ patterns */
-
-/* A position-dependent pattern: every 8-byte word differs, so a shifted,
- * truncated or partly zeroed copy never matches. */
-static uint64_t mix(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
-static void pattern_fill(void *buf, size_t size, uint64_t seed)
-{
-    uint8_t *p = buf;
-    size_t words = size / 8;
-    for (size_t i = 0; i < words; i++) {
-        uint64_t w = mix(seed ^ i);
-        memcpy(p + 8 * i, &w, 8);
-    }
-    uint64_t w = mix(seed ^ words);
-    memcpy(p + 8 * words, &w, size - 8 * words);
-}
-
-/* Offset of the first byte that differs from the pattern, or -1. */
-static long long pattern_check(const void *buf, size_t size, uint64_t seed)
-{
-    const uint8_t *p = buf;
-    size_t words = size / 8;
-    for (size_t i = 0; i < words; i++) {
-        uint64_t w = mix(seed ^ i);
-        if (memcmp(p + 8 * i, &w, 8) != 0) {
-            for (size_t j = 0; j < 8; j++)
-                if (p[8 * i + j] != ((uint8_t *)&w)[j])
-                    return (long long)(8 * i + j);
-        }
-    }
-    uint64_t w = mix(seed ^ words);
-    for (size_t j = 0; j < size - 8 * words; j++)
-        if (p[8 * words + j] != ((uint8_t *)&w)[j])
-            return (long long)(8 * words + j);
-    return -1;
-}
 
 /* ============================================================ cluster */
 
