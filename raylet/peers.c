@@ -67,6 +67,14 @@ static void on_peer_frame(conn *c, uint16_t type, ProtobufCMessage *msg)
     case MSG_CANCEL_TASK:
         tm_cancel(nm->tm, NULL, (Rpc__CancelTask *)msg);
         return;
+    case MSG_WORKER_OUTPUT: {
+        /* Output of a worker on that node whose job's driver is here. */
+        Rpc__WorkerOutput *out = (Rpc__WorkerOutput *)msg;
+        client *drv = nm_driver_of_job(nm, out->job_id);
+        if (drv)
+            conn_send(drv->c, MSG_WORKER_OUTPUT, &out->base);
+        return;
+    }
     case MSG_DELETE_OBJECTS: {
         /* The owner freed these: drop our copies. */
         Rpc__DeleteObjects *del = (Rpc__DeleteObjects *)msg;

@@ -76,6 +76,8 @@ typedef struct rjob {
     char **paths; /* cached libraries, once fetched */
     size_t fetched;
     char error[256];
+    bool remote_driver; /* its driver runs on driver_node (learned from the GCS) */
+    node_id_t driver_node;
     struct rjob *next;
 } rjob;
 
@@ -476,6 +478,10 @@ static void on_job_info(node_manager *nm, void *arg, ProtobufCMessage *reply)
     for (size_t i = 0; r && i < r->n_jobs; i++) {
         Rpc__JobInfo *ji = r->jobs[i];
         if (ji->job_id == j->job_id) {
+            if (ji->node_id.len == NODE_ID_SIZE) {
+                j->remote_driver = true;
+                memcpy(j->driver_node.b, ji->node_id.data, NODE_ID_SIZE);
+            }
             job_configure(tm, j, ji->code_hashes, ji->n_code_hashes, ji->env, ji->n_env);
             return;
         }
@@ -1314,6 +1320,15 @@ bool tm_wants_view(const task_manager *tm)
         if (c->head)
             return true;
     return tm->infeasible != NULL;
+}
+
+bool tm_job_driver_node(task_manager *tm, uint32_t job_id, node_id_t *node)
+{
+    rjob *j = job_find(tm, job_id);
+    if (j == NULL || !j->remote_driver)
+        return false;
+    *node = j->driver_node;
+    return true;
 }
 
 uint64_t tm_pending(const task_manager *tm)

@@ -49,6 +49,9 @@ bool tm_wants_view(const task_manager *tm);
  * queued tasks here go. */
 void tm_job_ended(task_manager *tm, uint32_t job_id);
 
+/* The node a job's driver runs on, when it is another node. */
+bool tm_job_driver_node(task_manager *tm, uint32_t job_id, node_id_t *node);
+
 /* Events from the worker pool and the node manager. */
 void tm_worker_died(task_manager *tm, worker *w);
 void tm_client_gone(task_manager *tm, client *cl);

@@ -40,8 +40,7 @@ static void free_worker(worker *w);
 static void forward_lines(worker *w, int stream, const char *data, size_t n)
 {
     node_manager *nm = w->pool->nm;
-    client *drv = w->job_id ? nm_driver_of_job(nm, w->job_id) : NULL;
-    if (drv == NULL)
+    if (w->job_id == 0)
         return;
     Rpc__WorkerOutput out = RPC__WORKER_OUTPUT__INIT;
     out.pid = w->pid;
@@ -49,7 +48,17 @@ static void forward_lines(worker *w, int stream, const char *data, size_t n)
     out.is_err = stream == 1;
     out.data.data = (uint8_t *)data;
     out.data.len = n;
-    conn_send(drv->c, MSG_WORKER_OUTPUT, &out.base);
+    out.job_id = w->job_id;
+    client *drv = nm_driver_of_job(nm, w->job_id);
+    if (drv) {
+        conn_send(drv->c, MSG_WORKER_OUTPUT, &out.base);
+        return;
+    }
+    /* The driver is on another node: its raylet passes the lines on. */
+    node_id_t node;
+    conn *c;
+    if (tm_job_driver_node(nm->tm, w->job_id, &node) && (c = peers_get(nm, &node)) != NULL)
+        conn_send(c, MSG_WORKER_OUTPUT, &out.base);
 }
 
 static void on_output(evutil_socket_t fd, short what, void *arg)
