@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "msg.h"
+#include "job_table.h"
 #include "object_manager.h"
 #include "rayc.h"
 #include "sched.h"
@@ -64,23 +65,6 @@ struct sclass {
     sclass *next;
 };
 
-enum { JOB_FETCHING, JOB_READY, JOB_FAILED };
-
-typedef struct rjob {
-    uint32_t job_id;
-    int state;
-    char **hashes;
-    size_t nhashes;
-    char **env;
-    size_t nenv;
-    char **paths; /* cached libraries, once fetched */
-    size_t fetched;
-    char error[256];
-    bool remote_driver; /* its driver runs on driver_node (learned from the GCS) */
-    node_id_t driver_node;
-    struct rjob *next;
-} rjob;
-
 struct task_manager {
     node_manager *nm;
     rtask **buckets;
@@ -88,8 +72,7 @@ struct task_manager {
     sclass *classes;
     rtask *infeasible; /* doubly linked through next/prev */
     uint64_t n_infeasible;
-    rjob *jobs;
-    char code_dir[1100];
+    job_table *jobs;
     int in_flight; /* max tasks pipelined to one worker */
     /* placement: the cluster view as the policy sees it (local entry kept
      * current), rebuilt when the view changes */
@@ -285,241 +268,6 @@ static void notice(client *cl, const char *fmt, ...)
     conn_send(cl->c, MSG_CLUSTER_NOTICE, &n.base);
 }
 
-/* ------------------------------------------------------------ jobs and code */
-
-static rjob *job_find(task_manager *tm, uint32_t job_id)
-{
-    for (rjob *j = tm->jobs; j; j = j->next)
-        if (j->job_id == job_id)
-            return j;
-    return NULL;
-}
-
-static void free_strv(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
-static void job_free(rjob *j)
-{
-    free_strv(j->hashes, j->nhashes);
-    free_strv(j->env, j->nenv);
-    free_strv(j->paths, j->nhashes);
-    free(j);
-}
-
-static char **copy_strv(char **src, size_t n)
-{
-    char **v = calloc(n ? n : 1, sizeof(*v));
-    for (size_t i = 0; v && i < n; i++)
-        if ((v[i] = strdup(src[i])) == NULL) {
-            free_strv(v, i);
-            return NULL;
-        }
-    return v;
-}
-
-/* A content hash names a file: only hex is acceptable. */
-static bool valid_hash(const char *h)
-{
-    size_t n = strlen(h);
-    if (n == 0 || n > 128)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f')))
-            return false;
-    return true;
-}
-
-struct fetch {
-    task_manager *tm;
-    uint32_t job_id;
-    size_t index;
-};
-
-static void job_failed(task_manager *tm, rjob *j, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void job_failed(task_manager *tm, rjob *j, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(j->error, sizeof(j->error), fmt, ap);
-    va_end(ap);
-    j->state = JOB_FAILED;
-    log_error("job %u: %s", j->job_id, j->error);
-    tm_schedule(tm);
-}
-
-static void code_fetched(task_manager *tm, rjob *j)
-{
-    if (++j->fetched == j->nhashes) {
-        j->state = JOB_READY;
-        log_info("job %u: %zu code package(s) ready", j->job_id, j->nhashes);
-        tm_schedule(tm);
-    }
-}
-
-static void on_code_reply(node_manager *nm, void *arg, ProtobufCMessage *reply)
-{
-    (void)nm;
-    struct fetch *f = arg;
-    task_manager *tm = f->tm;
-    rjob *j = job_find(tm, f->job_id);
-    size_t i = f->index;
-    free(f);
-    if (j == NULL || j->state != JOB_FETCHING)
-        return;
-    Rpc__KvGetReply *r = (Rpc__KvGetReply *)reply;
-    if (r == NULL) {
-        job_failed(tm, j, "lost the GCS while fetching code package %s", j->hashes[i]);
-        return;
-    }
-    if (r->status && r->status->code != 0) {
-        job_failed(tm, j, "code package %s is not in the GCS: %s", j->hashes[i],
-                   r->status->message);
-        return;
-    }
-    if (write_file(j->paths[i], r->value.data, r->value.len, 0700) != 0) {
-        job_failed(tm, j, "cannot cache code package at %s: %s", j->paths[i], strerror(errno));
-        return;
-    }
-    code_fetched(tm, j);
-}
-
-/* Set up a job's code and environment here and fetch what is not cached. */
-static void job_configure(task_manager *tm, rjob *j, char **hashes, size_t nhashes, char **env,
-                          size_t nenv)
-{
-    j->nhashes = nhashes;
-    j->hashes = copy_strv(hashes, nhashes);
-    j->nenv = nenv;
-    j->env = copy_strv(env, nenv);
-    j->paths = calloc(j->nhashes ? j->nhashes : 1, sizeof(char *));
-    j->state = JOB_FETCHING;
-    if (!j->hashes || !j->env || !j->paths) {
-        job_failed(tm, j, "out of memory");
-        return;
-    }
-    mkdir_p(tm->code_dir, 0700);
-    for (size_t i = 0; i < j->nhashes; i++) {
-        char path[1400];
-        if (!valid_hash(j->hashes[i])) {
-            job_failed(tm, j, "bad code package name '%s'", j->hashes[i]);
-            return;
-        }
-        snprintf(path, sizeof(path), "%s/%s.so", tm->code_dir, j->hashes[i]);
-        j->paths[i] = strdup(path);
-    }
-    if (j->nhashes == 0) {
-        j->state = JOB_READY;
-        tm_schedule(tm);
-        return;
-    }
-    for (size_t i = 0; i < j->nhashes; i++) {
-        if (access(j->paths[i], R_OK) == 0) { /* cached on this node already */
-            code_fetched(tm, j);
-            continue;
-        }
-        struct fetch *f = malloc(sizeof(*f));
-        Rpc__KvGetRequest req = RPC__KV_GET_REQUEST__INIT;
-        req.ns = "code";
-        req.key.data = (uint8_t *)j->hashes[i];
-        req.key.len = strlen(j->hashes[i]);
-        if (f == NULL) {
-            job_failed(tm, j, "out of memory");
-            return;
-        }
-        *f = (struct fetch){tm, j->job_id, i};
-        if (nm_gcs_call(tm->nm, MSG_KV_GET_REQ, &req.base, on_code_reply, f) != 0) {
-            free(f);
-            job_failed(tm, j, "no GCS connection to fetch code package %s", j->hashes[i]);
-            return;
-        }
-    }
-}
-
-static rjob *job_add(task_manager *tm, uint32_t job_id)
-{
-    rjob *j = calloc(1, sizeof(*j));
-    if (j == NULL)
-        return NULL;
-    j->job_id = job_id;
-    j->state = JOB_FETCHING;
-    j->next = tm->jobs;
-    tm->jobs = j;
-    return j;
-}
-
-void tm_job_config(task_manager *tm, client *driver, Rpc__JobConfig *m)
-{
-    driver->job_id = m->job_id;
-    rjob *j = job_find(tm, m->job_id);
-    if (j != NULL && (j->state != JOB_FETCHING || j->hashes != NULL))
-        return; /* a second driver connection of the same job */
-    if (j == NULL && (j = job_add(tm, m->job_id)) == NULL)
-        return;
-    job_configure(tm, j, m->code_hashes, m->n_code_hashes, m->env, m->n_env);
-}
-
-/* A task of a job this node has not seen (its driver is elsewhere): learn
- * the job's code and environment from the GCS. */
-static void on_job_info(node_manager *nm, void *arg, ProtobufCMessage *reply)
-{
-    (void)nm;
-    struct fetch *f = arg;
-    task_manager *tm = f->tm;
-    rjob *j = job_find(tm, f->job_id);
-    free(f);
-    if (j == NULL || j->hashes != NULL)
-        return;
-    Rpc__ListJobsReply *r = (Rpc__ListJobsReply *)reply;
-    for (size_t i = 0; r && i < r->n_jobs; i++) {
-        Rpc__JobInfo *ji = r->jobs[i];
-        if (ji->job_id == j->job_id) {
-            if (ji->node_id.len == NODE_ID_SIZE) {
-                j->remote_driver = true;
-                memcpy(j->driver_node.b, ji->node_id.data, NODE_ID_SIZE);
-            }
-            job_configure(tm, j, ji->code_hashes, ji->n_code_hashes, ji->env, ji->n_env);
-            return;
-        }
-    }
-    job_failed(tm, j, r ? "the GCS does not know this job" : "lost the GCS looking up the job");
-}
-
-static void job_learn(task_manager *tm, uint32_t job_id)
-{
-    if (job_find(tm, job_id))
-        return;
-    rjob *j = job_add(tm, job_id);
-    struct fetch *f = malloc(sizeof(*f));
-    if (j == NULL || f == NULL) {
-        free(f);
-        return;
-    }
-    *f = (struct fetch){tm, job_id, 0};
-    Rpc__ListJobsRequest req = RPC__LIST_JOBS_REQUEST__INIT;
-    if (nm_gcs_call(tm->nm, MSG_LIST_JOBS_REQ, &req.base, on_job_info, f) != 0) {
-        free(f);
-        job_failed(tm, j, "no GCS connection to look up job %u", job_id);
-    }
-}
-
-static void send_bind(task_manager *tm, worker *w, rjob *j)
-{
-    (void)tm;
-    Rpc__BindJob b = RPC__BIND_JOB__INIT;
-    b.job_id = j->job_id;
-    b.n_code_paths = j->nhashes;
-    b.code_paths = j->paths;
-    b.n_env = j->nenv;
-    b.env = j->env;
-    conn_send(w->cl->c, MSG_BIND_JOB, &b.base);
-    w->job_id = j->job_id;
-}
-
 /* ------------------------------------------------------------ dispatch */
 
 static void push(task_manager *tm, worker *w, rtask *t)
@@ -573,15 +321,16 @@ static worker *leased_with_room(task_manager *tm, sclass *c)
 static int schedule_class(task_manager *tm, sclass *c)
 {
     node_manager *nm = tm->nm;
-    rjob *j = job_find(tm, c->job_id);
-    if (j == NULL || j->state == JOB_FETCHING)
+    const char *job_error = "";
+    int job_state = jt_state(tm->jobs, c->job_id, &job_error);
+    if (job_state < 0 || job_state == JOB_FETCHING)
         return 0;
-    if (j->state == JOB_FAILED) {
+    if (job_state == JOB_FAILED) {
         while (c->head) {
             rtask *t = c->head;
             class_remove(c, t);
             report(tm, t, RAYC_ENOTFOUND, "%s: job code unavailable: %s", t->msg->spec->function,
-                   j->error);
+                   job_error);
             task_free(tm, t);
         }
         return 0;
@@ -593,8 +342,10 @@ static int schedule_class(task_manager *tm, sclass *c)
             worker *idle = NULL;
             if (sched_fits(&nm->available, &c->demand) &&
                 (idle = wpool_idle_for_job(nm->pool, c->job_id)) != NULL) {
-                if (idle->job_id == 0)
-                    send_bind(tm, idle, j);
+                if (idle->job_id == 0) {
+                    jt_bind(tm->jobs, c->job_id, idle->cl->c);
+                    idle->job_id = c->job_id;
+                }
                 sched_acquire(&nm->available, &c->demand);
                 idle->lease = c->demand;
                 idle->state = W_LEASED;
@@ -959,7 +710,7 @@ void tm_forwarded(task_manager *tm, const node_id_t *from, Rpc__ForwardTask *f)
     Rpc__TaskSpec *s = m->spec;
     t->remote_owner = true;
     t->no_forward = true;
-    job_learn(tm, s->job_id);
+    jt_learn(tm->jobs, s->job_id);
     if (s->owner_node_id.len == NODE_ID_SIZE)
         memcpy(t->owner_node.b, s->owner_node_id.data, NODE_ID_SIZE);
     else
@@ -1240,14 +991,7 @@ void tm_job_ended(task_manager *tm, uint32_t job_id)
     memset(&nobody, 0xff, sizeof(nobody));
     drop_owned(tm, &nobody, job_id, true);
     wpool_kill_job(tm->nm->pool, job_id);
-    for (rjob **pp = &tm->jobs; *pp; pp = &(*pp)->next) {
-        if ((*pp)->job_id == job_id) {
-            rjob *j = *pp;
-            *pp = j->next;
-            job_free(j);
-            break;
-        }
-    }
+    jt_remove(tm->jobs, job_id);
 }
 
 /* ------------------------------------------------------------ multi-node */
@@ -1324,11 +1068,13 @@ bool tm_wants_view(const task_manager *tm)
 
 bool tm_job_driver_node(task_manager *tm, uint32_t job_id, node_id_t *node)
 {
-    rjob *j = job_find(tm, job_id);
-    if (j == NULL || !j->remote_driver)
-        return false;
-    *node = j->driver_node;
-    return true;
+    return jt_driver_node(tm->jobs, job_id, node);
+}
+
+void tm_job_config(task_manager *tm, client *driver, Rpc__JobConfig *m)
+{
+    driver->job_id = m->job_id;
+    jt_config(tm->jobs, m->job_id, m->code_hashes, m->n_code_hashes, m->env, m->n_env);
 }
 
 uint64_t tm_pending(const task_manager *tm)
@@ -1339,6 +1085,12 @@ uint64_t tm_pending(const task_manager *tm)
 uint64_t tm_infeasible(const task_manager *tm)
 {
     return tm->n_infeasible;
+}
+
+/* A job's code became ready (or failed): its waiting tasks can move. */
+static void on_job_change(void *arg)
+{
+    tm_schedule(arg);
 }
 
 task_manager *tm_new(node_manager *nm)
@@ -1353,7 +1105,12 @@ task_manager *tm_new(node_manager *nm)
         free(tm);
         return NULL;
     }
-    snprintf(tm->code_dir, sizeof(tm->code_dir), "%s/code", nm->cfg->session_dir);
+    tm->jobs = jt_new(nm, on_job_change, tm);
+    if (tm->jobs == NULL) {
+        free(tm->buckets);
+        free(tm);
+        return NULL;
+    }
     tm->in_flight = nm->cfg->max_tasks_in_flight_per_worker > 0
                         ? (int)nm->cfg->max_tasks_in_flight_per_worker
                         : 1;
@@ -1377,9 +1134,6 @@ void tm_free(task_manager *tm)
         next = c->next;
         free(c);
     }
-    for (rjob *j = tm->jobs, *next; j; j = next) {
-        next = j->next;
-        job_free(j);
-    }
+    jt_free(tm->jobs);
     free(tm);
 }
