@@ -22,8 +22,10 @@
 
 enum { T_WAITING_DEPS, T_READY, T_DISPATCHED, T_INFEASIBLE, T_FORWARDED };
 
-/* place(): a hard node pin to a node the cluster knows is dead. */
-#define SCHED_DEAD_TARGET 100
+/* place(): a hard node pin to a node the cluster knows is dead, or to one
+ * this raylet has not heard of yet (it waits for the view to show it). */
+#define SCHED_DEAD_TARGET    100
+#define SCHED_UNKNOWN_TARGET 101
 
 typedef struct sclass sclass;
 struct rtask;
@@ -200,6 +202,19 @@ static void class_remove(sclass *c, rtask *t)
         c->tail = t->prev;
     t->prev = t->next = NULL;
     c->count--;
+}
+
+/* Tasks no node can run now wait here; they are placed again whenever the
+ * cluster view gains a node. */
+static void infeasible_push(task_manager *tm, rtask *t)
+{
+    t->state = T_INFEASIBLE;
+    t->prev = NULL;
+    t->next = tm->infeasible;
+    if (tm->infeasible)
+        tm->infeasible->prev = t;
+    tm->infeasible = t;
+    tm->n_infeasible++;
 }
 
 static void infeasible_remove(task_manager *tm, rtask *t)
@@ -464,7 +479,7 @@ static int place(task_manager *tm, rtask *t)
         if (v && !v->alive)
             return SCHED_DEAD_TARGET;
         if (v == NULL)
-            return SCHED_INFEASIBLE; /* not in the view yet: placed again when it is */
+            return SCHED_UNKNOWN_TARGET; /* placed again when the view shows it */
     }
     if (t->no_forward || tm->sv.local < 0 || tm->sv.n <= 1)
         return feasible_here ? SCHED_WAIT : SCHED_INFEASIBLE;
@@ -513,14 +528,15 @@ static void make_ready(task_manager *tm, rtask *t)
         task_free(tm, t);
         return;
     }
+    if (where == SCHED_UNKNOWN_TARGET) {
+        /* Waits with the infeasible tasks, without the resource warning:
+         * nothing is missing but the node. */
+        infeasible_push(tm, t);
+        log_info("task %s waits for the node it is pinned to to join", t->msg->spec->function);
+        return;
+    }
     if (where == SCHED_INFEASIBLE) {
-        t->state = T_INFEASIBLE;
-        t->prev = NULL;
-        t->next = tm->infeasible;
-        if (tm->infeasible)
-            tm->infeasible->prev = t;
-        tm->infeasible = t;
-        tm->n_infeasible++;
+        infeasible_push(tm, t);
         client *owner = nm_client_by_worker(nm, &t->owner);
         char want[512], have[512];
         log_warn("task %s is infeasible: needs %s, node has %s", t->msg->spec->function,
@@ -781,7 +797,8 @@ static void submit_common(task_manager *tm, rtask *t)
         /* Place first: the arguments are fetched only where it runs. */
         t->state = T_READY;
         int where = place(tm, t);
-        if (where == SCHED_INFEASIBLE || where == SCHED_DEAD_TARGET) {
+        if (where == SCHED_INFEASIBLE || where == SCHED_DEAD_TARGET ||
+            where == SCHED_UNKNOWN_TARGET) {
             make_ready(tm, t); /* infeasible list (placed again on view changes), or failed */
         } else if (where != SCHED_FORWARD) {
             t->no_forward = true;
