@@ -46,6 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "rayc.h"
 
 extern char **environ;
@@ -99,13 +100,6 @@ static struct {
     char err[1024]; /* why the last run function failed */
 } B = {.trials = 5, .seconds = 1.0, .store = (size_t)2 << 30, .clients = 4};
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* Record why a rayc call failed (call name, code, detail) and pass rc on.
  * Takes the detail before any other rayc call can replace it. */
 static int fail(int rc, const char *call)
@@ -122,36 +116,6 @@ static int check_failed(const char *fmt, ...)
     vsnprintf(B.err, sizeof(B.err), fmt, ap);
     va_end(ap);
     return CHECK_FAILED;
-}
-
-static size_t parse_size(const char *s, int *ok)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    double mul = 1;
-    switch (tolower((unsigned char)*end)) {
-    case 'k':
-        mul = 1024.0;
-        end++;
-        break;
-    case 'm':
-        mul = 1024.0 * 1024;
-        end++;
-        break;
-    case 'g':
-        mul = 1024.0 * 1024 * 1024;
-        end++;
-        break;
-    default:
-        break;
-    }
-    if (tolower((unsigned char)*end) == 'i')
-        end++;
-    if (tolower((unsigned char)*end) == 'b')
-        end++;
-    *ok = errno == 0 && end != s && *end == '\0' && v >= 0;
-    return (size_t)(v * mul);
 }
 
 /* ------------------------------------------------------ object run functions */

@@ -68,6 +68,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "rayc.h"
 
 /* The pattern mnlib's make_pattern writes. */
@@ -141,13 +142,6 @@ static struct {
     pid_t guard_pid; /* the guardian */
     int failed;
 } B = {.trials = 3, .failure_trials = 1, .store = 3 * GIB, .guard_fd = -1};
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void sleep_ms(int ms)
 {
@@ -1118,36 +1112,6 @@ static void usage(FILE *o)
 {
     fprintf(o, "usage: multinode [--trials=N] [--failure-trials=N] [--only=SUBSTRING]\n"
                "                 [--health-timeout-ms=default[,MS...]] [--store=BYTES] [--list]\n");
-}
-
-static size_t parse_size(const char *s, int *ok)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    double mul = 1;
-    switch (tolower((unsigned char)*end)) {
-    case 'k':
-        mul = 1024.0;
-        end++;
-        break;
-    case 'm':
-        mul = 1024.0 * 1024;
-        end++;
-        break;
-    case 'g':
-        mul = 1024.0 * 1024 * 1024;
-        end++;
-        break;
-    default:
-        break;
-    }
-    if (tolower((unsigned char)*end) == 'i')
-        end++;
-    if (tolower((unsigned char)*end) == 'b')
-        end++;
-    *ok = errno == 0 && end != s && *end == '\0' && v > 0;
-    return (size_t)(v * mul);
 }
 
 static int parse_health(const char *s)
