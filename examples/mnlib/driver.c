@@ -30,7 +30,8 @@ int main(void)
     snprintf(lib, sizeof(lib), "%s/libmnlib_tasks.so", dirname(self));
     const char *code[] = {lib, NULL};
     const char *addr = getenv("RAYC_ADDRESS");
-    rayc_init_opts o = {.address = addr && *addr ? addr : "local", .code = code, .log_to_driver = -1};
+    rayc_init_opts o = {
+        .address = addr && *addr ? addr : "local", .code = code, .log_to_driver = -1};
     int rc = rayc_init(&o);
     if (rc)
         return fail("rayc_init", rc);
@@ -58,7 +59,8 @@ int main(void)
     rayc_ref made[2], checked[2], dg;
     if ((rc = rayc_submit("make_pattern", ma, 2, &two, made)))
         return fail("submit make_pattern", rc);
-    rayc_arg ca[] = {RAYC_REF(made[0]), RAYC_VAL(&seed, sizeof(seed)), RAYC_VAL(&salt, sizeof(salt))};
+    rayc_arg ca[] = {RAYC_REF(made[0]), RAYC_VAL(&seed, sizeof(seed)),
+                     RAYC_VAL(&salt, sizeof(salt))};
     if ((rc = rayc_submit("check_pattern", ca, 2, &two, checked)) ||
         (rc = rayc_submit("digest", ca, 3, NULL, &dg)))
         return fail("submit check_pattern/digest", rc);

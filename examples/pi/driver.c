@@ -13,9 +13,9 @@
 
 #include "rayc.h"
 
-#define TASKS 1000
-#define GROUP 100
-#define PI 3.14159265358979323846
+#define TASKS   1000
+#define GROUP   100
+#define PI      3.14159265358979323846
 #define SAMPLES 100000ULL /* per task: 1e8 in all, a standard error near 2e-4 */
 
 static int die(const char *what, int rc)

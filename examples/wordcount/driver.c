@@ -14,15 +14,15 @@
 
 #include "rayc.h"
 
-#define TEXT_SIZE (4u << 20)
-#define CHUNK (256u << 10) /* > 100 KiB: each chunk is a store object */
+#define TEXT_SIZE  (4u << 20)
+#define CHUNK      (256u << 10) /* > 100 KiB: each chunk is a store object */
 #define MAX_CHUNKS 64
 
 static const char *const vocab[] = {
-    "the",   "a",      "ray",   "task",   "actor", "object", "store",  "node",
-    "gcs",   "raylet", "worker", "driver", "put",  "get",    "wait",   "submit",
-    "lease", "spill",  "pull",  "push",   "owner", "ref",    "value",  "error",
-    "retry", "cancel", "nest",  "block",  "cpu",   "gpu",    "memory", "plasma",
+    "the",   "a",      "ray",    "task",   "actor", "object", "store",  "node",
+    "gcs",   "raylet", "worker", "driver", "put",   "get",    "wait",   "submit",
+    "lease", "spill",  "pull",   "push",   "owner", "ref",    "value",  "error",
+    "retry", "cancel", "nest",   "block",  "cpu",   "gpu",    "memory", "plasma",
 };
 #define NVOCAB (sizeof(vocab) / sizeof(vocab[0]))
 
@@ -72,7 +72,8 @@ static int check(const char *table, size_t len, const uint64_t expect[NVOCAB], u
         if (nl == NULL || sp == NULL || sp > nl)
             return -1;
         size_t i = 0;
-        while (i < NVOCAB && !(strlen(vocab[i]) == (size_t)(sp - p) && memcmp(vocab[i], p, (size_t)(sp - p)) == 0))
+        while (i < NVOCAB && !(strlen(vocab[i]) == (size_t)(sp - p) &&
+                               memcmp(vocab[i], p, (size_t)(sp - p)) == 0))
             i++;
         uint64_t c = strtoull(sp + 1, NULL, 10);
         if (i == NVOCAB || c != expect[i]) {

@@ -11,7 +11,7 @@
 
 #include "rayc.h"
 
-#define BUCKETS 1024
+#define BUCKETS  1024
 #define WORD_MAX 64
 
 typedef struct entry {
@@ -108,7 +108,8 @@ static int count(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
         while (p < end && !is_space(*p))
             p++;
         if (p > w && table_add(&t, w, (size_t)(p - w), 1) != 0)
-            return rayc_fail(ctx, "bad word at offset %zu", (size_t)(w - (const char *)args[0].data));
+            return rayc_fail(ctx, "bad word at offset %zu",
+                             (size_t)(w - (const char *)args[0].data));
     }
     return table_return(ctx, &t);
 }
