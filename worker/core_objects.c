@@ -19,6 +19,8 @@
 
 /* ----------------------------------------------------------- store messages */
 
+static void send_seal(const object_id_t *id, bool keep_pin);
+
 /* Tell the store this client no longer needs its pins on these objects. */
 static void send_release(ref_entry **es, size_t n)
 {
@@ -74,11 +76,16 @@ void core__trim_pin_cache(bool everything)
     core_t *c = &rayc__core;
     ref_entry *batch[64];
     size_t n = 0;
-    /* The newest pin stays even if it alone is over the byte bound: one
-     * large object read again and again must not cost a round trip each. */
-    while (c->refs.cache_head &&
-           (everything || c->refs.cache_count > c->cache_max_objects ||
-            (c->refs.cache_bytes > c->cache_max_bytes && c->refs.cache_count > 1))) {
+    /* Over a bound, trim well below it (to 7/8) so one ReleaseObjects carries
+     * many pins instead of one per put. The newest pin stays even if it alone
+     * is over the byte bound: one large object read again and again must not
+     * cost a round trip each. */
+    if (!everything && c->refs.cache_count <= c->cache_max_objects &&
+        (c->refs.cache_bytes <= c->cache_max_bytes || c->refs.cache_count <= 1))
+        return;
+    size_t max_objects = c->cache_max_objects / 8 * 7, max_bytes = c->cache_max_bytes / 8 * 7;
+    while (c->refs.cache_head && (everything || c->refs.cache_count > max_objects ||
+                                  (c->refs.cache_bytes > max_bytes && c->refs.cache_count > 1))) {
         ref_entry *e = reft_cache_oldest(&c->refs);
         reft_cache_remove(&c->refs, e);
         batch[n++] = e;
@@ -168,9 +175,16 @@ int core__store_create(const object_id_t *id, size_t size, uint64_t *offset)
 
 void core__send_seal(const object_id_t *id)
 {
+    send_seal(id, false);
+}
+
+/* Seal a store object; with keep_pin the store pins it for us at once. */
+static void send_seal(const object_id_t *id, bool keep_pin)
+{
     Rpc__SealObject seal = RPC__SEAL_OBJECT__INIT;
     seal.object_id.data = (uint8_t *)id->b;
     seal.object_id.len = OBJECT_ID_SIZE;
+    seal.keep_pin = keep_pin;
     cw_conn_send(rayc__core.raylet, MSG_SEAL_OBJECT, &seal.base);
 }
 
@@ -260,13 +274,16 @@ int rayc_put_seal(rayc_ref ref)
     e->sealed = true;
     e->views--;
     bool store = e->in_store;
-    if (store)
-        e->data = NULL; /* the creator's view ends; gets pin and map it again */
+    /* A store object: the seal keeps our pin, so our own gets need no round
+     * trip; the pin cache gives it back when it is over its bounds. The seal
+     * goes out before the pin can be released (both under mu, in order). */
+    if (store) {
+        send_seal(&id, true);
+        e->pinned = true;
+    }
     core__maybe_finalize(e);
     pthread_cond_broadcast(&c->sealed_cv);
     pthread_mutex_unlock(&c->mu);
-    if (store)
-        core__send_seal(&id);
     return 0;
 }
 
