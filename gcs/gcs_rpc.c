@@ -83,6 +83,19 @@ static void handle_register_node(gcs_client *cl, const ProtobufCMessage *m, uint
 
 /* Heartbeats are not persisted: the load is volatile, and a restarted GCS
  * resets every node's heartbeat clock anyway. */
+/* Every node (ALIVE and DEAD) as a borrowed array for a reply: the entries
+ * stay owned by the node table; the caller frees the array. NULL when out of
+ * memory. */
+static Rpc__NodeInfo **list_nodes(gcs_server *srv, size_t *n)
+{
+    size_t cap = gcs_node_count(srv->nodes);
+    const Rpc__NodeInfo **nodes = malloc((cap ? cap : 1) * sizeof(*nodes));
+    if (nodes == NULL)
+        return NULL;
+    *n = gcs_node_list(srv->nodes, nodes, cap);
+    return (Rpc__NodeInfo **)nodes;
+}
+
 static void handle_heartbeat(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id)
 {
     const Rpc__HeartbeatRequest *req = (const Rpc__HeartbeatRequest *)m;
@@ -108,15 +121,15 @@ static void handle_heartbeat(gcs_client *cl, const ProtobufCMessage *m, uint64_t
     }
     /* The reply carries the cluster view: every node with what it has free,
      * so each raylet can place work on the others (spillback). */
-    size_t n = gcs_node_count(srv->nodes);
-    const Rpc__NodeInfo **nodes = malloc((n ? n : 1) * sizeof(*nodes));
+    size_t n;
+    Rpc__NodeInfo **nodes = list_nodes(srv, &n);
     Rpc__HeartbeatReply r = RPC__HEARTBEAT_REPLY__INIT;
     Rpc__Status st = RPC__STATUS__INIT;
     r.req_id = req_id;
     r.status = &st;
     if (nodes) {
-        r.n_view = gcs_node_list(srv->nodes, nodes, n);
-        r.view = (Rpc__NodeInfo **)nodes;
+        r.n_view = n;
+        r.view = nodes;
     }
     gcs_server__send(cl, MSG_HEARTBEAT_REPLY, &r.base);
     free(nodes);
@@ -125,20 +138,18 @@ static void handle_heartbeat(gcs_client *cl, const ProtobufCMessage *m, uint64_t
 static void handle_list_nodes(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id)
 {
     (void)m;
-    gcs_server *srv = cl->srv;
-    size_t n = gcs_node_count(srv->nodes);
-    const Rpc__NodeInfo **nodes = malloc((n ? n : 1) * sizeof(*nodes));
+    size_t n;
+    Rpc__NodeInfo **nodes = list_nodes(cl->srv, &n);
     if (nodes == NULL) {
         gcs_server__reply_status(cl, MSG_LIST_NODES_REPLY, req_id, RAYC_ENOMEM, "out of memory");
         return;
     }
-    n = gcs_node_list(srv->nodes, nodes, n);
     Rpc__ListNodesReply r = RPC__LIST_NODES_REPLY__INIT;
     Rpc__Status st = RPC__STATUS__INIT;
     r.req_id = req_id;
     r.status = &st;
     r.n_nodes = n;
-    r.nodes = (Rpc__NodeInfo **)nodes;
+    r.nodes = nodes;
     gcs_server__send(cl, MSG_LIST_NODES_REPLY, &r.base);
     free(nodes);
 }

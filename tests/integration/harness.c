@@ -934,3 +934,35 @@ bool harness_send_garbage_unix(const char *path, const void *data, size_t len, i
 {
     return garbage(net_unix_connect(path), data, len, timeout_ms);
 }
+
+Rpc__StoreStatsReply *harness_store_stats(const harness_raylet *r)
+{
+    Rpc__Handshake hs = RPC__HANDSHAKE__INIT;
+    worker_id_t id = worker_id_random();
+    hs.role = RPC__ROLE__ROLE_CLI;
+    hs.id.data = id.b;
+    hs.id.len = WORKER_ID_SIZE;
+    hs.pid = (int32_t)getpid();
+    hs.name = "harness";
+    int fds[2], nfds = 0, code = 0;
+    char err[256];
+    bconn *b = bconn_open(NULL, 0, r->socket, NULL, &hs, 5000, NULL, fds, 2, &nfds, &code, err,
+                          sizeof(err));
+    if (b == NULL)
+        return NULL;
+    for (int i = 0; i < nfds; i++)
+        close(fds[i]); /* the arena; only the numbers are wanted */
+    Rpc__StoreStatsRequest req = RPC__STORE_STATS_REQUEST__INIT;
+    req.req_id = 1;
+    ProtobufCMessage *m = NULL;
+    int rc = bconn_call(b, MSG_STORE_STATS_REQ, &req.base, MSG_STORE_STATS_REPLY, &m, 10000);
+    bconn_close(b);
+    if (rc != 0)
+        return NULL;
+    Rpc__StoreStatsReply *st = (Rpc__StoreStatsReply *)m;
+    if (st->status && st->status->code != 0) {
+        msg_free(m);
+        return NULL;
+    }
+    return st;
+}

@@ -153,6 +153,10 @@ bconn *harness_connect(const harness_cluster *c, const char *token, int *code, c
 /* LIST_NODES_REQ on a fresh connection; NULL when the GCS does not answer.
  * Free with msg_free(). */
 Rpc__ListNodesReply *harness_list_nodes(const harness_cluster *c);
+/* The raylet's object-store statistics (STORE_STATS_REQ on a fresh connection
+ * to its Unix socket). NULL when it does not answer (no assertion: usable from
+ * a poller). Free with msg_free(). */
+Rpc__StoreStatsReply *harness_store_stats(const harness_raylet *r);
 /* Nodes in state (RPC__NODE_STATE__NODE_ALIVE / _DEAD); -1 if unreachable. */
 int harness_count_nodes(const harness_cluster *c, int state);
 /* State of the node with this hex id; -1 when unknown or unreachable. */

@@ -245,36 +245,15 @@ static void assert_driver_on_head(const harness_cluster *c)
               c->raylets[0].node_id);
 }
 
-/* STORE_STATS_REQ on a fresh connection to a raylet's Unix socket. false
- * when the raylet does not answer (no assertion: used from a poller). */
+/* Used bytes and objects of a raylet's store; false when it does not answer. */
 static bool store_used(const harness_raylet *r, uint64_t *used, uint64_t *objects)
 {
-    Rpc__Handshake hs = RPC__HANDSHAKE__INIT;
-    worker_id_t id = worker_id_random();
-    hs.role = RPC__ROLE__ROLE_CLI;
-    hs.id.data = id.b;
-    hs.id.len = WORKER_ID_SIZE;
-    hs.pid = (int32_t)getpid();
-    hs.name = "test_multinode";
-    int fds[2], nfds = 0, code = 0;
-    char err[256];
-    bconn *b = bconn_open(NULL, 0, r->socket, NULL, &hs, 5000, NULL, fds, 2, &nfds, &code, err,
-                          sizeof(err));
-    if (b == NULL)
+    Rpc__StoreStatsReply *s = harness_store_stats(r);
+    if (s == NULL)
         return false;
-    for (int i = 0; i < nfds; i++)
-        close(fds[i]);
-    Rpc__StoreStatsRequest req = RPC__STORE_STATS_REQUEST__INIT;
-    req.req_id = 1;
-    ProtobufCMessage *m = NULL;
-    int rc = bconn_call(b, MSG_STORE_STATS_REQ, &req.base, MSG_STORE_STATS_REPLY, &m, 10000);
-    bconn_close(b);
-    if (rc != 0)
-        return false;
-    Rpc__StoreStatsReply *s = (Rpc__StoreStatsReply *)m;
     *used = s->used;
     *objects = s->objects;
-    msg_free(m);
+    msg_free(&s->base);
     return true;
 }
 

@@ -81,34 +81,14 @@ typedef struct {
     uint64_t capacity, used, objects, spilled_bytes, spilled_objects, restored_objects;
 } stats_t;
 
-/* STORE_STATS_REQ on a fresh connection to the raylet's Unix socket. */
+/* The raylet's store statistics; the test fails if it does not answer. */
 static stats_t store_stats(const harness_raylet *r)
 {
-    Rpc__Handshake hs = RPC__HANDSHAKE__INIT;
-    worker_id_t id = worker_id_random();
-    hs.role = RPC__ROLE__ROLE_CLI;
-    hs.id.data = id.b;
-    hs.id.len = WORKER_ID_SIZE;
-    hs.pid = (int32_t)getpid();
-    hs.name = "test_objects";
-    int fds[2], nfds = 0, code = 0;
-    char err[256];
-    bconn *b = bconn_open(NULL, 0, r->socket, NULL, &hs, 5000, NULL, fds, 2, &nfds, &code, err,
-                          sizeof(err));
-    cr_assert(b != NULL, "connect %s: %s", r->socket, err);
-    for (int i = 0; i < nfds; i++)
-        close(fds[i]); /* the arena; we only want numbers */
-    Rpc__StoreStatsRequest req = RPC__STORE_STATS_REQUEST__INIT;
-    req.req_id = 1;
-    ProtobufCMessage *m = NULL;
-    int rc = bconn_call(b, MSG_STORE_STATS_REQ, &req.base, MSG_STORE_STATS_REPLY, &m, 10000);
-    bconn_close(b);
-    cr_assert_eq(rc, 0, "STORE_STATS_REQ: %s", rayc_strerror(rc));
-    Rpc__StoreStatsReply *s = (Rpc__StoreStatsReply *)m;
-    cr_assert(s->status == NULL || s->status->code == 0, "STORE_STATS refused");
+    Rpc__StoreStatsReply *s = harness_store_stats(r);
+    cr_assert(s != NULL, "STORE_STATS_REQ to %s got no answer", r->socket);
     stats_t st = {s->capacity,        s->used, s->objects, s->spilled_bytes, s->spilled_objects,
                   s->restored_objects};
-    msg_free(m);
+    msg_free(&s->base);
     return st;
 }
 
