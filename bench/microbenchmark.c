@@ -7,7 +7,9 @@
  *                              [--address=HOST:PORT|auto|local] [--list]
  *
  * Cluster: --address, else $RAYC_ADDRESS, else "local" (a private embedded
- * cluster whose store is --store bytes, default 2 GiB). Each case runs a short
+ * cluster whose store is --store bytes, default 2 GiB). Before the first case
+ * it waits (up to 120 s, not for a HOST:PORT address) until the raylet has
+ * pre-faulted its store, and prints what that cost. Each case runs a short
  * warm-up, then --trials trials of about --seconds each, and prints
  *   <name> per second <mean> +- <stddev>
  * (population stddev over the trials, as Ray's timeit does). --json writes one
@@ -96,9 +98,12 @@ static struct {
     size_t inline_max;
     unsigned char *big; /* 1 GiB source buffer, touched */
     char embedded_root[PATH_MAX];
-    FILE *out;      /* human-readable output */
-    char err[1024]; /* why the last run function failed */
-} B = {.trials = 5, .seconds = 1.0, .store = (size_t)2 << 30, .clients = 4};
+    long prefault_ms;       /* the store's pre-fault took this long; -1: unknown */
+    long prefault_mib;      /* its size */
+    double prefault_wait_s; /* how long we waited for it before measuring */
+    FILE *out;              /* human-readable output */
+    char err[1024];         /* why the last run function failed */
+} B = {.trials = 5, .seconds = 1.0, .store = (size_t)2 << 30, .clients = 4, .prefault_ms = -1};
 
 /* Record why a rayc call failed (call name, code, detail) and pass rc on.
  * Takes the detail before any other rayc call can replace it. */
@@ -889,6 +894,107 @@ static void machine_info(machine *m)
     strftime(m->date, sizeof(m->date), "%Y-%m-%d %H:%M UTC", &tm);
 }
 
+/* Whether the raylet of session dir `session` runs with the pre-fault off:
+ * RAYC_PREFAULT_STORE or --prefault-store set to 0/false/no in its
+ * environment or arguments (the arguments win, as in the raylet). */
+static int prefault_off(const char *session)
+{
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/raylet.pid", session);
+    FILE *f = fopen(path, "r");
+    long pid = 0;
+    if (f == NULL)
+        return 0;
+    if (fscanf(f, "%ld", &pid) != 1)
+        pid = 0;
+    fclose(f);
+    if (pid <= 0)
+        return 0;
+    int off = 0;
+    const char *files[2] = {"environ", "cmdline"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof(path), "/proc/%ld/%s", pid, files[i]);
+        if ((f = fopen(path, "r")) == NULL)
+            continue;
+        char *ent = NULL;
+        size_t cap = 0;
+        while (getdelim(&ent, &cap, '\0', f) > 0) {
+            const char *v = NULL;
+            if (i == 0 && strncmp(ent, "RAYC_PREFAULT_STORE=", 20) == 0)
+                v = ent + 20;
+            else if (i == 1 && (strncasecmp(ent, "--prefault-store=", 17) == 0 ||
+                                strncasecmp(ent, "--prefault_store=", 17) == 0))
+                v = ent + 17;
+            if (v)
+                off =
+                    strcmp(v, "0") == 0 || strcasecmp(v, "false") == 0 || strcasecmp(v, "no") == 0;
+        }
+        free(ent);
+        fclose(f);
+    }
+    return off;
+}
+
+/* The raylet pre-faults its store in an idle-priority background thread
+ * after it starts; measuring before that ends measures page faults (and
+ * competes with the thread). Wait for its "pre-faulted" log line in this
+ * node's session (<RAYC_TEMP_DIR>/session_latest for "auto", the embedded
+ * root's for "local"), up to PREFAULT_TIMEOUT_S, and print a `store:` line. */
+#define PREFAULT_TIMEOUT_S 120
+static void wait_prefault(FILE *o)
+{
+    char link[PATH_MAX + 32];
+    if (strcmp(B.address, "local") == 0) {
+        if (!B.embedded_root[0]) {
+            fprintf(o, "store: did not wait for the pre-fault (the embedded cluster's "
+                       "--temp-dir was not found)\n");
+            return;
+        }
+        snprintf(link, sizeof(link), "%s/session_latest", B.embedded_root);
+    } else if (strcmp(B.address, "auto") == 0) {
+        const char *t = getenv("RAYC_TEMP_DIR");
+        snprintf(link, sizeof(link), "%s/session_latest", t && *t ? t : "/tmp/rayc");
+    } else {
+        fprintf(o,
+                "store: did not wait for the pre-fault (address %s: its session directory "
+                "is not known here)\n",
+                B.address);
+        return;
+    }
+    char *session = realpath(link, NULL);
+    if (session == NULL) {
+        fprintf(o, "store: did not wait for the pre-fault (%s: %s)\n", link, strerror(errno));
+        return;
+    }
+    if (prefault_off(session)) {
+        fprintf(o, "store: not pre-faulted (RAYC_PREFAULT_STORE=0 for the raylet)\n");
+        free(session);
+        return;
+    }
+    fflush(o);
+    double t0 = now_s();
+    long mib = 0;
+    long ms = bench_prefault_ms(session, PREFAULT_TIMEOUT_S, &mib);
+    B.prefault_wait_s = now_s() - t0;
+    if (ms >= 0) {
+        B.prefault_ms = ms;
+        B.prefault_mib = mib;
+        fprintf(o, "store: pre-faulted %ld MiB in %ld ms (waited %.1f s before measuring)\n", mib,
+                ms, B.prefault_wait_s);
+    } else if (ms == -2) {
+        fprintf(o,
+                "store: not pre-faulted (the raylet could not start its pre-fault thread; "
+                "see %s/logs/raylet.out)\n",
+                session);
+    } else {
+        fprintf(o,
+                "store: not pre-faulted (no \"plasma: pre-faulted\" line in "
+                "%s/logs/raylet.out after %.0f s)\n",
+                session, B.prefault_wait_s);
+    }
+    free(session);
+}
+
 static void print_header(const machine *m)
 {
     FILE *o = B.out;
@@ -912,6 +1018,7 @@ static void print_header(const machine *m)
                 B.embedded_root[0] ? " (embedded)" : "", count, cpus,
                 (double)store / (double)GIB_BYTES);
     }
+    wait_prefault(o);
     fprintf(o, "config: %d trials x %g s, inline threshold %zu bytes, %d multi clients\n\n",
             B.trials, B.seconds, B.inline_max, B.clients);
     fflush(o);
@@ -1000,8 +1107,13 @@ static void print_json(const machine *m, const result *rs, size_t n)
     json_str(o, B.address);
     fprintf(o,
             ", \"trials\": %d, \"seconds\": %g, \"store_bytes\": %zu, \"clients\": %d, "
-            "\"inline_object_max\": %zu},\n \"results\": [",
+            "\"inline_object_max\": %zu",
             B.trials, B.seconds, B.store, B.clients, B.inline_max);
+    if (B.prefault_ms >= 0)
+        fprintf(o, ", \"prefault_ms\": %ld, \"prefault_mib\": %ld", B.prefault_ms, B.prefault_mib);
+    else
+        fprintf(o, ", \"prefault_ms\": null");
+    fprintf(o, ", \"prefault_wait_s\": %.3f},\n \"results\": [", B.prefault_wait_s);
     for (size_t i = 0; i < n; i++) {
         const result *r = &rs[i];
         fprintf(o, "%s\n  {\"name\": ", i ? "," : "");

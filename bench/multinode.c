@@ -143,13 +143,6 @@ static struct {
     int failed;
 } B = {.trials = 3, .failure_trials = 1, .store = 3 * GIB, .guard_fd = -1};
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
 /* Record why a rayc call failed (call, code, detail) and pass rc on. */
 static int fail(int rc, const char *call)
 {
@@ -662,33 +655,6 @@ static int node_alive(const char *id)
     return -1;
 }
 
-/* Wait until node n's raylet has pre-faulted its store (a background thread
- * at idle priority that would otherwise compete with the first
- * measurements); the milliseconds it took, or -1 when it did not say so
- * within timeout_s. */
-static long prefault_ms(const node_t *n, double timeout_s)
-{
-    char path[PATH_MAX + 64];
-    snprintf(path, sizeof(path), "%s/logs/raylet.out", n->session);
-    double deadline = now_s() + timeout_s;
-    do {
-        FILE *f = fopen(path, "r");
-        char line[1024];
-        while (f && fgets(line, sizeof(line), f)) {
-            const char *p = strstr(line, "plasma: pre-faulted ");
-            long mib, ms;
-            if (p && sscanf(p, "plasma: pre-faulted %ld MiB in %ld ms", &mib, &ms) == 2) {
-                fclose(f);
-                return ms;
-            }
-        }
-        if (f)
-            fclose(f);
-        sleep_ms(100);
-    } while (now_s() < deadline);
-    return -1;
-}
-
 /* Wait until the GCS lists node n alive, then run `where` pinned to it: that
  * returns once the head's raylet knows the node and a worker runs there. */
 static int node_alive_wait(node_t *n)
@@ -767,7 +733,7 @@ static int cluster_up(cluster_t *c, int wait_prefault)
     printf("  started in %.1f s, ready for tasks after %.1f s", t1 - t0, t2 - t0);
     if (wait_prefault) {
         for (int i = 0; i < c->nnodes; i++)
-            pf[i] = prefault_ms(&c->nodes[i], 60);
+            pf[i] = bench_prefault_ms(c->nodes[i].session, 60, NULL);
         printf(", stores pre-faulted after %.1f s (", now_s() - t0);
         for (int i = 0; i < c->nnodes; i++)
             printf(pf[i] >= 0 ? "%s%ld ms" : "%snot reported", i ? ", " : "", pf[i]);

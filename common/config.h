@@ -54,6 +54,7 @@
     X(SIZE, object_store_memory, 0, "plasma arena size; 0: 30% of RAM")                      \
     X(BOOL, prefault_store, 1, "touch every arena page at start (avoids first-touch faults)") \
     X(SIZE, inline_object_max, 100 << 10, "objects up to this size stay in owner memory")    \
+    X(SIZE, put_slab_bytes, 4 << 20, "arena a client reserves for puts without round trips; 0: off") \
     X(INT, store_full_wait_ms, 3000, "a create on a full store waits this long, then fails") \
     X(STR, spill_dir, "", "where objects spill; empty: <session>/spill")                     \
     X(INT, object_directory_batch_ms, 10, "object location updates are batched this long")   \

@@ -74,7 +74,10 @@
     X(93, NODE_DIED, node_died)                                      \
     X(94, PULL_REQUEST, pull_request)                                \
     X(95, PULL_REPLY, pull_reply)                                    \
-    X(96, OBJECT_CHUNK, chunk_header)
+    X(96, OBJECT_CHUNK, chunk_header)                                \
+    X(97, SLAB_REQ, slab_request)                                    \
+    X(98, SLAB_REPLY, slab_reply)                                    \
+    X(99, SLAB_OBJECT, slab_object)
 /* clang-format on */
 
 enum msg_type {

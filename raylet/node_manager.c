@@ -40,6 +40,7 @@ struct loc_rec {
     worker_id_t owner;
     uint64_t size;
     bool removed;
+    bool cancelled; /* an add undone by a remove in the same batch */
 };
 
 /* A pull a client asked for; the client is found again by id when it ends. */
@@ -720,9 +721,50 @@ static void on_tcp_accept(evutil_socket_t lfd, short what, void *arg)
 
 /* -------------------------------------------------------- object directory */
 
-/* Queue one location change; the batch goes to the GCS on the next flush. */
+/* The slot of id in the pending-adds index: where it is, or the empty slot
+ * it would go to. */
+static size_t loc_slot(const node_manager *nm, const object_id_t *id)
+{
+    size_t mask = nm->loc_adds_cap - 1;
+    size_t i = (size_t)id_hash(id->b, OBJECT_ID_SIZE) & mask;
+    while (nm->loc_adds[i] != 0 &&
+           memcmp(nm->loc_pending[nm->loc_adds[i] - 1].id.b, id->b, OBJECT_ID_SIZE) != 0)
+        i = (i + 1) & mask;
+    return i;
+}
+
+/* Index the add at loc_pending[k]; the index stays at most half full. */
+static bool loc_index_add(node_manager *nm, size_t k)
+{
+    if ((k + 1) * 2 > nm->loc_adds_cap) {
+        size_t cap = nm->loc_adds_cap ? nm->loc_adds_cap * 2 : 512;
+        uint32_t *n = calloc(cap, sizeof(*n));
+        if (n == NULL)
+            return false;
+        free(nm->loc_adds);
+        nm->loc_adds = n;
+        nm->loc_adds_cap = cap;
+        for (size_t j = 0; j < k; j++)
+            if (!nm->loc_pending[j].removed && !nm->loc_pending[j].cancelled)
+                nm->loc_adds[loc_slot(nm, &nm->loc_pending[j].id)] = (uint32_t)j + 1;
+    }
+    nm->loc_adds[loc_slot(nm, &nm->loc_pending[k].id)] = (uint32_t)k + 1;
+    return true;
+}
+
+/* Queue one location change; the batch goes to the GCS on the next flush.
+ * An object freed before its add was sent (short-lived puts, at hundreds of
+ * thousands a second) cancels the add and costs the GCS nothing. */
 static void queue_location(node_manager *nm, const plasma_object_event *ev, bool removed)
 {
+    if (removed && nm->loc_adds_cap > 0) {
+        size_t i = loc_slot(nm, &ev->id);
+        uint32_t k = nm->loc_adds[i];
+        if (k != 0 && !nm->loc_pending[k - 1].cancelled) {
+            nm->loc_pending[k - 1].cancelled = true;
+            return; /* the slot stays: it still marks the probe chain */
+        }
+    }
     if (nm->loc_count == nm->loc_cap) {
         size_t cap = nm->loc_cap ? nm->loc_cap * 2 : 256;
         struct loc_rec *n = realloc(nm->loc_pending, cap * sizeof(*n));
@@ -733,8 +775,11 @@ static void queue_location(node_manager *nm, const plasma_object_event *ev, bool
         nm->loc_pending = n;
         nm->loc_cap = cap;
     }
-    nm->loc_pending[nm->loc_count++] =
+    size_t k = nm->loc_count++;
+    nm->loc_pending[k] =
         (struct loc_rec){.id = ev->id, .owner = ev->owner, .size = ev->size, .removed = removed};
+    if (!removed && !loc_index_add(nm, k))
+        log_warn("out of memory indexing object location updates");
     if (!evtimer_pending(nm->loc_flush_ev, NULL)) {
         int64_t ms = nm->cfg->object_directory_batch_ms;
         struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
@@ -766,26 +811,32 @@ static void on_loc_flush(evutil_socket_t fd, short what, void *arg)
         evtimer_add(nm->loc_flush_ev, &tv);
         return;
     }
-    size_t n = nm->loc_count;
+    size_t n = nm->loc_count, m = 0;
     Rpc__ObjectLocation *locs = malloc(n * sizeof(*locs));
     Rpc__ObjectLocation **ptrs = malloc(n * sizeof(*ptrs));
     if (locs && ptrs) {
         for (size_t i = 0; i < n; i++) {
             struct loc_rec *r = &nm->loc_pending[i];
-            rpc__object_location__init(&locs[i]);
-            locs[i].object_id = (ProtobufCBinaryData){OBJECT_ID_SIZE, r->id.b};
-            locs[i].owner_id = (ProtobufCBinaryData){WORKER_ID_SIZE, r->owner.b};
-            locs[i].node_id = (ProtobufCBinaryData){NODE_ID_SIZE, nm->node_id.b};
-            locs[i].size = r->size;
-            locs[i].removed = r->removed;
-            ptrs[i] = &locs[i];
+            if (r->cancelled)
+                continue;
+            rpc__object_location__init(&locs[m]);
+            locs[m].object_id = (ProtobufCBinaryData){OBJECT_ID_SIZE, r->id.b};
+            locs[m].owner_id = (ProtobufCBinaryData){WORKER_ID_SIZE, r->owner.b};
+            locs[m].node_id = (ProtobufCBinaryData){NODE_ID_SIZE, nm->node_id.b};
+            locs[m].size = r->size;
+            locs[m].removed = r->removed;
+            ptrs[m] = &locs[m];
+            m++;
         }
         Rpc__ObjectLocationUpdate up = RPC__OBJECT_LOCATION_UPDATE__INIT;
         up.node_id = (ProtobufCBinaryData){NODE_ID_SIZE, nm->node_id.b};
-        up.n_updates = n;
+        up.n_updates = m;
         up.updates = ptrs;
-        conn_send(nm->gcs, MSG_OBJECT_LOCATION_UPDATE, &up.base);
+        if (m > 0)
+            conn_send(nm->gcs, MSG_OBJECT_LOCATION_UPDATE, &up.base);
         nm->loc_count = 0;
+        if (nm->loc_adds_cap > 0)
+            memset(nm->loc_adds, 0, nm->loc_adds_cap * sizeof(*nm->loc_adds));
     } else {
         log_error("out of memory sending %zu object location updates; retrying", n);
     }
@@ -992,6 +1043,7 @@ void nm_free(node_manager *nm)
     if (nm->loc_flush_ev)
         event_free(nm->loc_flush_ev);
     free(nm->loc_pending);
+    free(nm->loc_adds);
     if (nm->report_ev)
         event_free(nm->report_ev);
     free(nm->view);

@@ -338,6 +338,31 @@ int plasma_free(plasma_allocator *a, uint64_t off)
     return 0;
 }
 
+int plasma_alloc_split(plasma_allocator *a, uint64_t off, uint64_t head)
+{
+    if ((off | head) & (PLASMA_ALLOC_ALIGN - 1) || head == 0)
+        return RAYC_EINVAL;
+    uint64_t s = idx_find(a, off >> UNIT_SHIFT);
+    if (s == UINT64_MAX)
+        return RAYC_EINVAL;
+    uint32_t i = a->idx[s];
+    uint64_t n = head >> UNIT_SHIFT;
+    if (n >= a->b[i].size)
+        return RAYC_EINVAL;
+    if (reserve_desc(a) != 0 || idx_grow(a) != 0)
+        return RAYC_ENOMEM;
+    uint32_t r = take_desc(a);
+    blk *x = &a->b[i];
+    a->b[r] = (blk){.off = x->off + n, .size = x->size - n, .prev = i, .next = x->next};
+    if (x->next != NIL)
+        a->b[x->next].prev = r;
+    x->next = r;
+    x->size = n;
+    idx_insert(a, r);
+    a->used_blocks++;
+    return 0;
+}
+
 uint64_t plasma_alloc_block_size(const plasma_allocator *a, uint64_t off)
 {
     if (off & (PLASMA_ALLOC_ALIGN - 1))

@@ -63,6 +63,12 @@ int plasma_alloc(plasma_allocator *a, uint64_t size, uint64_t *off);
 /* Free the block at `off`, merging it with free neighbours. Returns 0, or
  * RAYC_EINVAL when off is not the start of a used block (nothing changes). */
 int plasma_free(plasma_allocator *a, uint64_t off);
+/* Split the used block at `off` in two used blocks: [off, off + head) and
+ * the rest, each freed on its own from then on. The plasma store carves
+ * objects out of a client's put slab this way. head must be a non-zero
+ * multiple of 64 smaller than the block. 0, RAYC_EINVAL (no such block, bad
+ * head: nothing changes) or RAYC_ENOMEM (metadata cannot grow). */
+int plasma_alloc_split(plasma_allocator *a, uint64_t off, uint64_t head);
 /* Size in bytes (rounded to 64) of the used block at off; 0 if none. */
 uint64_t plasma_alloc_block_size(const plasma_allocator *a, uint64_t off);
 

@@ -10,6 +10,7 @@
  *                     that answers requests and retries waiting creates
  *   plasma_store.c    the arena, clients, create/seal/pin/release/delete
  *   plasma_wire.c     frames from local clients (plasma_handle)
+ *   plasma_slab.c     put slabs: runs of the arena a client carves objects from
  *   plasma_spill.c    spill files; plasma_alloc.c the arena allocator
  *
  * Invariants:
@@ -19,6 +20,8 @@
  *     creator is non-NULL exactly while CREATED;
  *   - an ABSENT entry exists only while someone waits on it (waiters or a
  *     queued restore) and holds no memory;
+ *   - every piece of a client's slab is one used allocator block that no
+ *     object uses, and s->slab_bytes is the sum of all pieces' sizes;
  *   - a slot is "ready" iff plasma__slot_ready() says so, and r->nready
  *     counts the ready slots of r (kept by plasma__notify on every change).
  *
@@ -124,10 +127,18 @@ struct plasma__obj {
     plasma__space *restore;
 };
 
+/* A part of a client's put slab no object has been carved from yet: the
+ * used allocator block [off, end), the client's to write. */
+typedef struct {
+    uint64_t off, end;
+} plasma__piece;
+
 struct plasma_client {
     plasma_store *s;
     conn *c;
     worker_id_t wid;
+    plasma__piece *pieces; /* usually one: the slab's uncarved tail */
+    uint32_t npieces, cap_pieces;
     plasma__pin *pins;
     plasma__obj *owned;
     plasma__req *reqs;
@@ -162,6 +173,7 @@ struct plasma_store {
     bool settling, space_dirty;
     uint64_t spill_pause_until;
 
+    uint64_t slab_bytes; /* in all clients' pieces */
     uint64_t nobjects, nunsealed, npinned, nspilled, spilled_bytes;
     uint64_t evictions, spills, restores, npending_reqs, npending_creates;
 
@@ -198,7 +210,12 @@ void plasma__notify(plasma_store *s, plasma__obj *o);
 void plasma__req_detach(plasma_store *s, plasma__req *r);
 void plasma__settle(plasma_store *s);
 
+/* plasma_slab.c */
+void plasma__slab_free_all(plasma_store *s, plasma_client *cl);
+
 /* plasma_store.c */
+int plasma__obj_install(plasma_store *s, plasma_client *cl, const object_id_t *id, uint64_t size,
+                        uint64_t off, unsigned flags);
 int plasma__create_now(plasma_store *s, plasma_client *cl, const object_id_t *id, uint64_t size,
                        unsigned flags, uint64_t *off_out, char *msg, size_t len);
 

@@ -434,9 +434,9 @@ void plasma_store_full_message(const plasma_store *s, uint64_t size, char *buf, 
              " bytes, %" PRIu64 " used (largest free block %" PRIu64 "): %" PRIu64
              " objects pinned (%" PRIu64 " bytes), %" PRIu64 " unsealed (%" PRIu64
              " bytes), %" PRIu64 " held unpinned (%" PRIu64 " bytes), %" PRIu64 " spilled (%" PRIu64
-             " bytes)",
+             " bytes), %" PRIu64 " bytes reserved by clients' put slabs",
              size, s->cap, ai.used, ai.largest_free, pn, pb, un, ub, hn, hb, s->nspilled,
-             s->spilled_bytes);
+             s->spilled_bytes, s->slab_bytes);
 }
 
 /* ------------------------------------------------------------ get / wait */

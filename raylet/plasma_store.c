@@ -52,10 +52,23 @@ int plasma__create_now(plasma_store *s, plasma_client *cl, const object_id_t *id
             snprintf(msg, len, "out of memory");
         return rc;
     }
-    o = plasma__obj_lookup_or_add(s, id);
+    rc = plasma__obj_install(s, cl, id, size, off, flags);
+    if (rc != 0) {
+        snprintf(msg, len, "out of memory");
+        return rc;
+    }
+    *off_out = off;
+    return 0;
+}
+
+/* A new CREATED object of cl in the block at off (which it now owns). On
+ * failure the block is freed. */
+int plasma__obj_install(plasma_store *s, plasma_client *cl, const object_id_t *id, uint64_t size,
+                        uint64_t off, unsigned flags)
+{
+    plasma__obj *o = plasma__obj_lookup_or_add(s, id);
     if (o == NULL) {
         CHECK(plasma_free(s->al, off) == 0);
-        snprintf(msg, len, "out of memory");
         return RAYC_ENOMEM;
     }
     o->state = PLASMA_CREATED;
@@ -75,10 +88,8 @@ int plasma__create_now(plasma_store *s, plasma_client *cl, const object_id_t *id
         s->nobjects--;
         o->state = PLASMA_ABSENT;
         plasma__obj_gc(s, o);
-        snprintf(msg, len, "out of memory");
         return RAYC_ENOMEM;
     }
-    *off_out = off;
     return 0;
 }
 
@@ -342,6 +353,7 @@ void plasma_client_free(plasma_client *cl)
         plasma__owner_unlink(o);
         plasma__obj_delete(s, o);
     }
+    plasma__slab_free_all(s, cl);
     if (cl->prev)
         cl->prev->next = cl->next;
     else
@@ -556,7 +568,8 @@ void plasma_store_stats(const plasma_store *s, plasma_stats *out)
     plasma_alloc_stats(s->al, &ai);
     *out = (plasma_stats){
         .capacity = s->cap,
-        .used = ai.used,
+        .used = ai.used - s->slab_bytes,
+        .reserved = s->slab_bytes,
         .objects = s->nobjects,
         .unsealed_objects = s->nunsealed,
         .pinned_objects = s->npinned - s->nunsealed,

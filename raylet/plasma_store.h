@@ -95,7 +95,8 @@ typedef struct {
 
 typedef struct {
     uint64_t capacity;         /* arena bytes */
-    uint64_t used;             /* bytes allocated in the arena */
+    uint64_t used;             /* bytes of the arena objects use */
+    uint64_t reserved;         /* bytes in clients' put slabs, not carved yet */
     uint64_t objects;          /* objects in the store (created, sealed or spilled) */
     uint64_t unsealed_objects; /* CREATED */
     uint64_t pinned_objects;   /* sealed and pinned by a client */
@@ -186,6 +187,25 @@ void plasma_create_async(plasma_store *s, plasma_client *cl, const object_id_t *
  * answered. Returns 0, RAYC_ENOTFOUND (no such object), RAYC_EINVAL (already
  * sealed). Any client may seal; the creator's write pin is dropped. */
 int plasma_seal(plasma_store *s, plasma_client *cl, const object_id_t *id);
+/* Put slabs (docs/object_store.md): a client reserves a run of the arena
+ * and writes small objects into it before telling the store, so a put costs
+ * no round trip. The store tracks what is not carved yet; a client's slab
+ * goes back to the free memory when it returns it or is freed.
+ *
+ * Give back [ret_off, ret_end) (the uncarved tail of a slab piece; ret_end 0:
+ * nothing), then reserve up to `want` bytes: the store grants at most
+ * capacity/64 per slab and capacity/8 in all slabs, and only while a quarter
+ * of the store stays free, never evicting or spilling for it. Returns 0 with
+ * *off and *size (0 when want is 0), RAYC_EINVAL (bad return range: nothing
+ * is granted), RAYC_ESTORE_FULL (no slab now). */
+int plasma_slab_grant(plasma_store *s, plasma_client *cl, uint64_t want, uint64_t ret_off,
+                      uint64_t ret_end, uint64_t *off, uint64_t *size);
+/* Turn [off, off + size) of cl's slab into a CREATED object of cl (with its
+ * write pin), as plasma_create would. Returns 0, RAYC_EINVAL (not inside an
+ * uncarved piece of cl's slab: nothing changes), RAYC_EEXIST (the id is
+ * taken: the range is freed), RAYC_ENOMEM. */
+int plasma_slab_create(plasma_store *s, plasma_client *cl, const object_id_t *id, uint64_t off,
+                       uint64_t size);
 /* Get n objects: cb runs once all are sealed and in the arena (each pinned
  * once for cl), or after timeout_ms (-1: never; 0: answer now) with
  * RAYC_ETIMEDOUT and nothing pinned. Spilled objects are restored. Absent

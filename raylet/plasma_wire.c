@@ -56,6 +56,12 @@ static void send_reply(plasma_client *cl, uint16_t type, const ProtobufCMessage 
         conn_send(c, type, m);
 }
 
+static const char *peer_of(const plasma_client *cl)
+{
+    conn *c = plasma_client_conn(cl);
+    return c ? conn_peer(c) : "raylet";
+}
+
 /* ------------------------------------------------------------ create */
 
 static void on_created(void *arg, uint64_t tag, int status, uint64_t off, const char *msg)
@@ -80,6 +86,45 @@ static void handle_create(plasma_store *s, plasma_client *cl, Rpc__CreateObjectR
         return;
     }
     plasma_create_async(s, cl, &id, m->size, 0, on_created, cl, m->req_id);
+}
+
+/* ------------------------------------------------------------ put slabs */
+
+static void handle_slab(plasma_store *s, plasma_client *cl, Rpc__SlabRequest *m)
+{
+    Rpc__SlabReply r = RPC__SLAB_REPLY__INIT;
+    Rpc__Status st = RPC__STATUS__INIT;
+    uint64_t off, size;
+    int rc = plasma_slab_grant(s, cl, m->size, m->return_offset, m->return_end, &off, &size);
+    msg_status_set(&st, rc, rc ? rayc_last_error() : NULL);
+    r.req_id = m->req_id;
+    r.status = &st;
+    r.offset = off;
+    r.size = size;
+    send_reply(cl, MSG_SLAB_REPLY, &r.base);
+}
+
+/* An object written into the sender's slab; sealed already unless it came
+ * from rayc_put_alloc. No reply: a bad one is logged (and the client finds
+ * the object missing). */
+static void handle_slab_object(plasma_store *s, plasma_client *cl, Rpc__SlabObject *m)
+{
+    object_id_t id;
+    if (!id_of(m->object_id, &id)) {
+        log_warn("plasma: %s sent SLAB_OBJECT with a %zu-byte id", peer_of(cl), m->object_id.len);
+        return;
+    }
+    if (plasma_slab_create(s, cl, &id, m->offset, m->size) != 0) {
+        log_warn("plasma: %s: %s", peer_of(cl), rayc_last_error());
+        return;
+    }
+    if (!m->sealed)
+        return;
+    plasma_view view;
+    if (plasma_seal(s, cl, &id) != 0)
+        log_warn("plasma: %s: %s", peer_of(cl), rayc_last_error());
+    else if (m->keep_pin && plasma_pin(s, cl, &id, &view) != 0)
+        log_warn("plasma: %s: cannot keep a pin: %s", peer_of(cl), rayc_last_error());
 }
 
 /* ------------------------------------------------------------ get */
@@ -185,12 +230,6 @@ static void handle_wait(plasma_store *s, plasma_client *cl, Rpc__WaitObjectsRequ
 
 /* ------------------------------------------------------------ no-reply messages */
 
-static const char *peer_of(const plasma_client *cl)
-{
-    conn *c = plasma_client_conn(cl);
-    return c ? conn_peer(c) : "raylet";
-}
-
 static void handle_seal(plasma_store *s, plasma_client *cl, Rpc__SealObject *m)
 {
     object_id_t id;
@@ -230,6 +269,8 @@ static void handle_delete(plasma_store *s, plasma_client *cl, Rpc__DeleteObjects
             log_warn("plasma: %s sent DELETE_OBJECTS with a bad id", peer_of(cl));
             continue;
         }
+        if (m->release_pins && plasma_release(s, cl, &id) != 0)
+            log_debug("plasma: %s: %s", peer_of(cl), rayc_last_error());
         if (plasma_delete(s, &id) != 0)
             log_debug("plasma: %s: %s", peer_of(cl), rayc_last_error());
     }
@@ -250,6 +291,7 @@ static void handle_stats(plasma_store *s, plasma_client *cl, Rpc__StoreStatsRequ
     r.spilled_objects = st.spilled_objects;
     r.evicted_objects = st.evictions;
     r.restored_objects = st.restores;
+    r.reserved = st.reserved;
     send_reply(cl, MSG_STORE_STATS_REPLY, &r.base);
 }
 
@@ -258,6 +300,12 @@ bool plasma_handle(plasma_store *s, plasma_client *cl, uint16_t type, ProtobufCM
     switch (type) {
     case MSG_CREATE_OBJECT_REQ:
         handle_create(s, cl, (Rpc__CreateObjectRequest *)msg);
+        return true;
+    case MSG_SLAB_REQ:
+        handle_slab(s, cl, (Rpc__SlabRequest *)msg);
+        return true;
+    case MSG_SLAB_OBJECT:
+        handle_slab_object(s, cl, (Rpc__SlabObject *)msg);
         return true;
     case MSG_SEAL_OBJECT:
         handle_seal(s, cl, (Rpc__SealObject *)msg);

@@ -90,6 +90,8 @@ struct node_manager {
     plasma_client *self_pc; /* the raylet's own store client (dependency waits) */
     struct loc_rec *loc_pending;
     size_t loc_count, loc_cap;
+    uint32_t *loc_adds; /* id -> 1 + index of its pending add (0: empty) */
+    size_t loc_adds_cap;
     struct event *loc_flush_ev;
 
     worker_pool *pool;

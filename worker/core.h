@@ -39,6 +39,13 @@ typedef struct {
     ref_table refs;
     size_t inline_max;
     size_t cache_max_objects, cache_max_bytes;
+    /* Put slab (core_objects.c): [slab_next, slab_end) of the arena is ours
+     * to write small store objects into with no round trip. */
+    uint64_t slab_next, slab_end;
+    size_t slab_want;      /* bytes to ask for (put_slab_bytes); 0: no slabs */
+    size_t slab_size;      /* size of the last slab granted */
+    bool slab_busy;        /* a thread is asking for a new slab */
+    uint32_t slab_backoff; /* puts before asking again after a refusal */
     char session_dir[CORE_PATH_MAX];
     char raylet_socket[CORE_PATH_MAX];
     char gcs_host[256];

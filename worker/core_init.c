@@ -332,6 +332,7 @@ static void load_knobs(core_t *c)
     if (config_from_env(&cfg, err, sizeof(err)) != 0)
         log_warn("ignoring environment: %s", err);
     c->inline_max = cfg.inline_object_max;
+    c->slab_want = c->slab_size = cfg.put_slab_bytes;
     config_free(&cfg);
     c->cache_max_objects = 1024;
 }
@@ -428,6 +429,10 @@ int rayc_shutdown(void)
     pthread_mutex_lock(&c->mu);
     reft_destroy(&c->refs);
     core__tasks_destroy();
+    /* The raylet freed our put slab with the connection. */
+    c->slab_next = c->slab_end = 0;
+    c->slab_busy = false;
+    c->slab_backoff = 0;
     pthread_mutex_unlock(&c->mu);
     embedded_stop(&c->embedded);
     pthread_mutex_unlock(&lifecycle_mu);

@@ -41,14 +41,22 @@ static void send_release(ref_entry **es, size_t n)
     }
 }
 
+/* The owner is done with a store object: the store frees it (once nobody
+ * pins it), and drops our own pin with it. Batched, like the seal. */
 static void send_delete(ref_entry *e)
 {
     ProtobufCBinaryData id = {OBJECT_ID_SIZE, e->id.b};
     Rpc__DeleteObjects del = RPC__DELETE_OBJECTS__INIT;
     del.n_object_ids = 1;
     del.object_ids = &id;
-    cw_conn_send(rayc__core.raylet, MSG_DELETE_OBJECTS, &del.base);
+    del.release_pins = e->pinned;
+    uint8_t frame[128];
+    size_t len = msg_frame_size(&del.base);
+    CHECK(len <= sizeof(frame));
+    msg_encode(MSG_DELETE_OBJECTS, &del.base, frame);
+    cw_conn_send_batched(rayc__core.raylet, frame, len);
     e->deleted = true;
+    e->pinned = false;
 }
 
 /* Give back the pins of batch[0..n); entries nobody uses any more go. */
@@ -188,6 +196,102 @@ static void send_seal(const object_id_t *id, bool keep_pin)
     cw_conn_send(rayc__core.raylet, MSG_SEAL_OBJECT, &seal.base);
 }
 
+/* ------------------------------------------------------------ put slab */
+
+/* Ask the raylet for a new slab, giving back [ret_off, ret_end). mu NOT
+ * held. 0 with the grant, or a code. */
+static int slab_request(uint64_t want, uint64_t ret_off, uint64_t ret_end, uint64_t *off,
+                        uint64_t *size)
+{
+    core_t *c = &rayc__core;
+    Rpc__SlabRequest req = RPC__SLAB_REQUEST__INIT;
+    req.req_id = cw_conn_next_id(c->raylet);
+    req.size = want;
+    req.return_offset = ret_end > ret_off ? ret_off : 0;
+    req.return_end = ret_end > ret_off ? ret_end : 0;
+    ProtobufCMessage *m;
+    int rc = cw_conn_call(c->raylet, req.req_id, MSG_SLAB_REQ, &req.base, MSG_SLAB_REPLY, &m, -1);
+    if (rc != 0)
+        return rc;
+    Rpc__SlabReply *r = (Rpc__SlabReply *)m;
+    rc = r->status ? r->status->code : 0;
+    if (rc == 0 && (r->offset > c->arena_size || r->size > c->arena_size - r->offset)) {
+        log_warn("raylet granted a put slab outside the arena: [%llu, +%llu)",
+                 (unsigned long long)r->offset, (unsigned long long)r->size);
+        rc = RAYC_EPROTO;
+    }
+    *off = r->offset;
+    *size = r->size;
+    msg_free(m);
+    return rc;
+}
+
+/* Take size bytes for a store object from our put slab, asking the raylet
+ * for a new slab when this one is used up. mu held (dropped while asking).
+ * True with *off; false: create the object with a round trip instead (too
+ * big for slabs, slabs off or refused, another thread is asking). */
+static bool slab_take(size_t size, uint64_t *off)
+{
+    core_t *c = &rayc__core;
+    uint64_t n = size == 0 ? 64 : ((uint64_t)size + 63) & ~(uint64_t)63; /* the store's blocks */
+    if (c->slab_want == 0 || n > c->slab_size / 4)
+        return false;
+    if (n <= c->slab_end - c->slab_next) {
+        *off = c->slab_next;
+        c->slab_next += n;
+        return true;
+    }
+    if (c->slab_busy)
+        return false;
+    if (c->slab_backoff > 0) {
+        c->slab_backoff--;
+        return false;
+    }
+    c->slab_busy = true;
+    uint64_t ret_off = c->slab_next, ret_end = c->slab_end, got = 0, got_size = 0;
+    c->slab_next = c->slab_end = 0;
+    pthread_mutex_unlock(&c->mu);
+    int rc = slab_request(c->slab_want, ret_off, ret_end, &got, &got_size);
+    pthread_mutex_lock(&c->mu);
+    c->slab_busy = false;
+    if (rc != 0) {
+        /* Full, or short of memory: creates with a round trip meanwhile, which
+         * evict, spill and wait as the store needs. */
+        if (rc != RAYC_ESTORE_FULL)
+            log_debug("no put slab: %s", rayc_last_error());
+        c->slab_backoff = 64;
+        return false;
+    }
+    c->slab_size = got_size;
+    c->slab_next = got;
+    c->slab_end = got + got_size;
+    if (n > got_size)
+        return false;
+    *off = c->slab_next;
+    c->slab_next += n;
+    return true;
+}
+
+/* Announce a store object written into our slab, sealed, keeping our pin.
+ * Batched: a burst of puts costs a few writes. mu held (orders it before
+ * the release of the pin). */
+static void send_slab_object(const ref_entry *e)
+{
+    core_t *c = &rayc__core;
+    Rpc__SlabObject so = RPC__SLAB_OBJECT__INIT;
+    so.object_id.data = (uint8_t *)e->id.b;
+    so.object_id.len = OBJECT_ID_SIZE;
+    so.offset = (uint64_t)((uint8_t *)e->data - c->arena);
+    so.size = e->size;
+    so.sealed = true;
+    so.keep_pin = true;
+    uint8_t frame[128];
+    size_t len = msg_frame_size(&so.base);
+    CHECK(len <= sizeof(frame));
+    msg_encode(MSG_SLAB_OBJECT, &so.base, frame);
+    cw_conn_send_batched(c->raylet, frame, len);
+}
+
 /* Reserve an id and an entry for a new owned object; mu held. */
 static ref_entry *new_owned(object_id_t *id, int *rc)
 {
@@ -225,10 +329,15 @@ static int put_begin(size_t size, void **buf, rayc_ref *out)
     e->node = c->node_id;
     e->data = heap;
     e->views = 1; /* the writer's view, until sealed */
+    uint64_t off = 0;
+    bool in_slab = !inline_value && slab_take(size, &off);
+    if (in_slab) {
+        e->data = c->arena + off;
+        e->in_slab = true;
+    }
     pthread_mutex_unlock(&c->mu);
 
-    if (!inline_value) {
-        uint64_t off = 0;
+    if (!inline_value && !in_slab) {
         rc = core__store_create(&id, size, &off);
         pthread_mutex_lock(&c->mu);
         if (rc != 0) {
@@ -278,7 +387,11 @@ int rayc_put_seal(rayc_ref ref)
      * trip; the pin cache gives it back when it is over its bounds. The seal
      * goes out before the pin can be released (both under mu, in order). */
     if (store) {
-        send_seal(&id, true);
+        if (e->in_slab)
+            send_slab_object(e);
+        else
+            send_seal(&id, true);
+        e->in_slab = false;
         e->pinned = true;
     }
     core__maybe_finalize(e);

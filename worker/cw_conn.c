@@ -36,13 +36,17 @@ struct cw_conn {
     cw_async_fn async_fn;
     void *async_arg;
     /* Batched sends (cw_conn_send_batched): frames wait in obuf, under wmu,
-     * until the flusher thread or the next direct send writes them. */
-    uint8_t *obuf;
-    size_t olen, ocap;
+     * until the flusher thread or the next direct send writes them. The
+     * flusher swaps obuf with wbuf and writes wbuf without wmu (writing
+     * set), so senders keep queueing meanwhile; direct writes wait for it. */
+    uint8_t *obuf, *wbuf;
+    size_t olen, ocap, wcap;
+    bool writing;
     pthread_t flusher;
     bool has_flusher, stop_flusher;
-    pthread_cond_t flush_cv;  /* with wmu: obuf became non-empty / stop */
-    uint64_t last_batched_us; /* when the previous batched frame came */
+    pthread_cond_t flush_cv;   /* with wmu: obuf became non-empty / stop */
+    pthread_cond_t written_cv; /* with wmu: the flusher's write is done */
+    uint64_t last_batched_us;  /* when the previous batched frame came */
 };
 
 cw_conn *cw_conn_new(bconn *b, cw_async_fn fn, void *arg)
@@ -65,12 +69,15 @@ cw_conn *cw_conn_new(bconn *b, cw_async_fn fn, void *arg)
     c->async_fn = fn;
     c->async_arg = arg;
     pthread_cond_init(&c->flush_cv, NULL);
+    pthread_cond_init(&c->written_cv, NULL);
     return c;
 }
 
-/* Write what is batched. wmu held. */
+/* Write what is batched, after what the flusher is writing. wmu held. */
 static int flush_locked(cw_conn *c)
 {
+    while (c->writing)
+        pthread_cond_wait(&c->written_cv, &c->wmu);
     if (c->olen == 0)
         return 0;
     int rc = net_write_all(c->fd, c->obuf, c->olen);
@@ -97,7 +104,20 @@ static void *flusher_main(void *arg)
             pthread_cond_wait(&c->flush_cv, &c->wmu);
             continue;
         }
-        if (flush_locked(c) != 0)
+        uint8_t *buf = c->obuf;
+        size_t len = c->olen, cap = c->ocap;
+        c->obuf = c->wbuf;
+        c->ocap = c->wcap;
+        c->olen = 0;
+        c->wbuf = buf;
+        c->wcap = cap;
+        c->writing = true;
+        pthread_mutex_unlock(&c->wmu);
+        int rc = net_write_all(c->fd, buf, len);
+        pthread_mutex_lock(&c->wmu);
+        c->writing = false;
+        pthread_cond_broadcast(&c->written_cv);
+        if (rc != 0)
             __atomic_store_n(&c->dead, 1, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&c->wmu);
@@ -113,7 +133,7 @@ int cw_conn_send_batched(cw_conn *c, const uint8_t *frame, size_t len)
      * task at a time) is written at once, costing no thread wake-up. */
     uint64_t now = now_us(), last = c->last_batched_us;
     c->last_batched_us = now;
-    if (c->olen == 0 && now - last > 50) {
+    if (c->olen == 0 && !c->writing && now - last > 50) {
         int rc = net_write_all(c->fd, frame, len) == 0 ? 0 : RAYC_ECONN;
         pthread_mutex_unlock(&c->wmu);
         return rc;
@@ -169,7 +189,9 @@ void cw_conn_free(cw_conn *c)
     }
     close(c->fd);
     free(c->obuf);
+    free(c->wbuf);
     pthread_cond_destroy(&c->flush_cv);
+    pthread_cond_destroy(&c->written_cv);
     frame_decoder_free(&c->dec);
     pthread_mutex_destroy(&c->mu);
     pthread_mutex_destroy(&c->wmu);

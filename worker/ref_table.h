@@ -31,6 +31,7 @@ typedef struct ref_entry {
     bool deleted;   /* owner already told the store to free it */
     bool cached;    /* on the pin-cache list */
     bool remote;    /* in_store on another node (node), not pulled here yet */
+    bool in_slab;   /* written into our put slab; the store learns of it at seal */
     node_id_t node; /* store objects: a node that holds it */
     int status;     /* RAYC_OK, or the error this object stands for */
     void *data;     /* inline: heap copy; store: pointer into the mapped arena */

@@ -114,6 +114,28 @@ static void do_free(plasma_allocator *a, model *m, size_t k)
     }
 }
 
+/* Split live block k at a random unit boundary (the store's slab carving):
+ * the model gets a second live entry for the tail. */
+static void do_split(plasma_allocator *a, model *m, size_t k)
+{
+    live l = m->lv[k];
+    uint64_t units = l.size / UNIT;
+    if (units < 2) {
+        cr_assert_eq(plasma_alloc_split(a, l.off, UNIT), RAYC_EINVAL,
+                     "a one-unit block cannot be split");
+        return;
+    }
+    uint64_t head = (1 + rnd() % (units - 1)) * UNIT;
+    cr_assert_eq(plasma_alloc_split(a, l.off, head), 0);
+    cr_assert_eq(plasma_alloc_block_size(a, l.off), head);
+    cr_assert_eq(plasma_alloc_block_size(a, l.off + head), l.size - head);
+    m->lv[k].size = head;
+    size_t t = m->nlive++;
+    m->lv[t] = (live){l.off + head, l.size - head};
+    for (uint64_t u = (l.off + head) / UNIT; u < (l.off + l.size) / UNIT; u++)
+        m->owner[u] = (uint32_t)t + 1;
+}
+
 typedef struct {
     const model *m;
     uint64_t pos, used_blocks;
@@ -185,6 +207,21 @@ Test(plasma_alloc, basics)
     cr_assert_eq(plasma_free(a, off), 0);
     cr_assert_eq(plasma_free(a, off), RAYC_EINVAL, "double free must be refused");
     cr_assert_eq(plasma_free(a, off2), 0);
+
+    /* split: bad offsets and heads are refused; the halves free on their own */
+    cr_assert_eq(plasma_alloc(a, 64 * 10, &off), 0);
+    cr_assert_eq(plasma_alloc_split(a, off + 64, 64), RAYC_EINVAL);
+    cr_assert_eq(plasma_alloc_split(a, off, 0), RAYC_EINVAL);
+    cr_assert_eq(plasma_alloc_split(a, off, 32), RAYC_EINVAL);
+    cr_assert_eq(plasma_alloc_split(a, off, 64 * 10), RAYC_EINVAL);
+    cr_assert_eq(plasma_alloc_split(a, off, 64 * 3), 0);
+    cr_assert_eq(plasma_alloc_check(a), 0);
+    plasma_alloc_stats(a, &st);
+    cr_assert_eq(st.used_blocks, 2);
+    cr_assert_eq(st.used, 64 * 10);
+    cr_assert_eq(plasma_free(a, off + 64 * 3), 0);
+    cr_assert_eq(plasma_alloc_block_size(a, off), 64 * 3);
+    cr_assert_eq(plasma_free(a, off), 0);
     plasma_alloc_stats(a, &st);
     cr_assert_eq(st.free_blocks, 1);
     cr_assert_eq(st.used, 0);
@@ -218,7 +255,9 @@ Test(plasma_alloc, random_against_model)
     model_init(&m, bytes);
     for (int round = 0; round < 200000; round++) {
         bool grow = m.nlive == 0 || (rnd() % 100) < 55;
-        if (grow) {
+        if (!grow && rnd() % 10 == 0) {
+            do_split(a, &m, rnd() % m.nlive);
+        } else if (grow) {
             uint64_t req = (rnd() % 8 == 0) ? rnd() % 64 : log_size(bytes / 8);
             do_alloc(a, &m, req);
         } else {
