@@ -69,6 +69,12 @@ typedef struct {
     size_t n;
 } lat_stats;
 
+enum {
+    LAT_NONE = 0,
+    LAT_FIRST_CACHED = 1, /* single_client_get_object_latency_1GiB */
+    LAT_FIRST_ONLY = 2,   /* ..._other_process: first gets only */
+};
+
 typedef struct {
     const char *name;
     char status; /* 'o' ok, 's' skipped, 'f' failed */
@@ -77,9 +83,10 @@ typedef struct {
     int n;
     double rates[MAX_TRIALS];
     double mean, sd;
-    int latency; /* single_client_get_object_latency_1GiB: first/cached instead */
-    lat_stats first, cached;
-    double ray; /* Ray's published figure on 64 vCPUs, 0: none */
+    int latency;      /* LAT_*: latency stats instead of rates */
+    lat_stats first;  /* both latency rows: the first rayc_get of each object */
+    lat_stats cached; /* LAT_FIRST_CACHED only: the gets that find the pin cached */
+    double ray;       /* Ray's published figure on 64 vCPUs, 0: none */
 } result;
 
 static struct {
@@ -395,7 +402,7 @@ static int run_wait_1k(void *p, double *units)
 
 /* ------------------------------------------------------------------ cases */
 
-typedef enum { K_RATE, K_LATENCY, K_CHILD_ENV, K_MULTI } case_kind;
+typedef enum { K_RATE, K_LATENCY, K_LATENCY_OTHER, K_CHILD_ENV, K_MULTI } case_kind;
 
 typedef struct {
     const char *name;
@@ -417,6 +424,8 @@ static const bench_case CASES[] = {
      run_put, 5173},
     {"single_client_put_gigabytes", K_RATE, 0, "GB", 1, setup_put_gb, run_put_gb, 19.9},
     {"single_client_get_object_latency_1GiB", K_LATENCY, 0, "us", 1, NULL, NULL, 0},
+    {"single_client_get_object_latency_1GiB_other_process", K_LATENCY_OTHER, 1, "us", 1, NULL, NULL,
+     0},
     {"single_client_tasks_sync", K_RATE, 1, "tasks", 1, setup_tasks_per_task, run_task_sync, 981},
     {"single_client_tasks_async", K_RATE, 1, "tasks", 1, setup_tasks_per_task, run_task_batch,
      8041},
@@ -573,13 +582,115 @@ static void run_latency(const bench_case *c, result *r)
     if (rc != 0) {
         set_status(r, 'f', B.err);
     } else {
-        r->latency = 1;
+        r->latency = LAT_FIRST_CACHED;
         r->first = lat_of(first, nf);
         r->cached = lat_of(cached, nc);
         r->status = 'o';
     }
     free(first);
     free(cached);
+}
+
+/* Append x to the growable array *v (*n used of *cap); CHECK_FAILED when
+ * out of memory. */
+static int push_sample(double **v, size_t *n, size_t *cap, double x)
+{
+    if (*n == *cap) {
+        double *g = realloc(*v, (*cap *= 2) * sizeof(double));
+        if (g == NULL)
+            return check_failed("out of memory");
+        *v = g;
+    }
+    (*v)[(*n)++] = x;
+    return 0;
+}
+
+/* Fewest first gets the _other_process row takes over all trials: each
+ * sample costs a 1 GiB fill by the worker (~0.1-0.5 s), so a trial of
+ * --seconds may hold only a few. */
+#define OTHER_MIN_SAMPLES 10
+
+/* single_client_get_object_latency_1GiB_other_process: a worker task
+ * (make_object in bench_tasks.c) writes a 1 GiB object into the store and
+ * seals it; the driver waits until it is ready (untimed), then times only
+ * its first rayc_get, which has no cached pin in this process (one round
+ * trip to the raylet), and checks the size and the three marker bytes. The
+ * task is pinned to this driver's node (RAYC_SCHED_NODE). A new object each
+ * time; each trial runs for --seconds and for at least its share of
+ * OTHER_MIN_SAMPLES objects. Until rayc_submit or libbench_tasks.so works,
+ * the case is skipped. */
+static void run_latency_other(const bench_case *c, result *r)
+{
+    (void)c;
+    size_t nf = 0, cap_f = 64;
+    double *first = malloc(cap_f * sizeof(double));
+    int rc = have_tasks(), skip = rc != 0;
+    if (rc == 0 && first == NULL)
+        rc = check_failed("out of memory");
+    int min_per_trial = (OTHER_MIN_SAMPLES + B.trials - 1) / B.trials;
+    /* Pinned to this node: on a multi-node cluster the get must stay a local
+     * pin, not a transfer. */
+    rayc_task_opts topts = {.strategy = RAYC_SCHED_NODE, .node_id = rayc_node_id(), .soft = 0};
+    if (rc == 0 && (topts.node_id == NULL || !*topts.node_id))
+        rc = check_failed("rayc_node_id: no node id for this driver");
+    uint64_t size = GIB_BYTES, seed = 0;
+    for (int t = 0; rc == 0 && t < B.trials; t++) {
+        double t0 = now_s();
+        int k = 0;
+        do {
+            rayc_ref ref;
+            rayc_value v = {0};
+            int ready = 0;
+            seed++;
+            rayc_arg args[2] = {RAYC_VAL(&size, sizeof(size)), RAYC_VAL(&seed, sizeof(seed))};
+            if ((rc = rayc_submit("make_object", args, 2, &topts, &ref)) != 0) {
+                fail(rc, "rayc_submit(make_object)");
+                skip = nf == 0; /* the first call decides "skipped", as in run_rate */
+                break;
+            }
+            rc = rayc_wait(&ref, 1, 1, CALL_TIMEOUT_MS, &ready);
+            if (rc != 1) {
+                if (rc >= 0)
+                    rc = check_failed("rayc_wait(make_object 1 GiB): not ready after %d ms",
+                                      CALL_TIMEOUT_MS);
+                else
+                    fail(rc, "rayc_wait(make_object 1 GiB)");
+                rayc_ref_release(ref);
+                break;
+            }
+            double a = now_s();
+            rc = rayc_get(&ref, 1, &v, CALL_TIMEOUT_MS);
+            double b = now_s();
+            if (rc != 0) {
+                fail(rc, "rayc_get(1 GiB from make_object, first)");
+                if (v.status != 0 && v.error) /* the task's own message says more */
+                    snprintf(B.err + strlen(B.err), sizeof(B.err) - strlen(B.err), ": %s", v.error);
+                rayc_value_release(&v);
+                rayc_ref_release(ref);
+                break;
+            }
+            const unsigned char *d = v.data;
+            unsigned char s0 = (unsigned char)seed;
+            if (v.size != GIB_BYTES || d[0] != s0 || d[GIB_BYTES / 2] != (s0 ^ 0xff) ||
+                d[GIB_BYTES - 1] != (unsigned char)(s0 + 1) || d[1] != 0x5a ||
+                d[GIB_BYTES - 2] != 0x5a)
+                rc = check_failed("rayc_get(1 GiB from make_object): wrong size (%zu) or bytes",
+                                  v.size);
+            rayc_value_release(&v);
+            rayc_ref_release(ref);
+            if (rc == 0)
+                rc = push_sample(&first, &nf, &cap_f, (b - a) * 1e6);
+            k++;
+        } while (rc == 0 && (now_s() - t0 < B.seconds || k < min_per_trial));
+    }
+    if (rc != 0) {
+        set_status(r, skip ? 's' : 'f', B.err);
+    } else {
+        r->latency = LAT_FIRST_ONLY;
+        r->first = lat_of(first, nf);
+        r->status = 'o';
+    }
+    free(first);
 }
 
 /* ------------------------------------------------------ child processes */
@@ -1034,7 +1145,7 @@ static void print_result(const result *r)
     else if (r->latency) {
         const lat_stats *s[2] = {&r->first, &r->cached};
         const char *what[2] = {"first get", "cached-pin get"};
-        for (int i = 0; i < 2; i++)
+        for (int i = 0; i < (r->latency == LAT_FIRST_CACHED ? 2 : 1); i++)
             fprintf(o, "%s %s us: mean %.2f p50 %.2f p99 %.2f (n=%zu)\n", r->name, what[i],
                     s[i]->mean, s[i]->p50, s[i]->p99, s[i]->n);
     } else
@@ -1045,7 +1156,12 @@ static void print_result(const result *r)
 static void print_table(const result *rs, size_t n)
 {
     FILE *o = B.out;
-    fprintf(o, "\n%-44s %16s %16s %9s\n", "case", "rayc (this host)", "Ray (64 vCPU)", "rayc/Ray");
+    int w = 44; /* the case column: as wide as the longest name shown */
+    for (size_t i = 0; i < n; i++)
+        if ((int)strlen(rs[i].name) > w)
+            w = (int)strlen(rs[i].name);
+    fprintf(o, "\n%-*s %16s %16s %9s\n", w, "case", "rayc (this host)", "Ray (64 vCPU)",
+            "rayc/Ray");
     for (size_t i = 0; i < n; i++) {
         const result *r = &rs[i];
         char mine[64], ray[32] = "-", ratio[32] = "-";
@@ -1053,8 +1169,10 @@ static void print_table(const result *rs, size_t n)
             snprintf(mine, sizeof(mine), "skipped");
         else if (r->status == 'f')
             snprintf(mine, sizeof(mine), "failed");
-        else if (r->latency)
+        else if (r->latency == LAT_FIRST_CACHED)
             snprintf(mine, sizeof(mine), "%.1f/%.2f us", r->first.p50, r->cached.p50);
+        else if (r->latency)
+            snprintf(mine, sizeof(mine), "%.1f us", r->first.p50);
         else
             snprintf(mine, sizeof(mine), "%.2f", r->mean);
         if (r->ray > 0) {
@@ -1062,10 +1180,11 @@ static void print_table(const result *rs, size_t n)
             if (r->status == 'o' && !r->latency)
                 snprintf(ratio, sizeof(ratio), "%.2fx", r->mean / r->ray);
         }
-        fprintf(o, "%-44s %16s %16s %9s\n", r->name, mine, ray, ratio);
+        fprintf(o, "%-*s %16s %16s %9s\n", w, r->name, mine, ray, ratio);
     }
-    fprintf(o, "(latency row: p50 of first get / cached-pin get; Ray's figures are from its "
-               "published microbenchmark on a 64-vCPU machine)\n");
+    fprintf(o, "(latency rows: p50 of first get / cached-pin get of an object this process "
+               "put; _other_process: p50 of the first get of an object a worker put. Ray's "
+               "figures are from its published microbenchmark on a 64-vCPU machine)\n");
     fflush(o);
 }
 
@@ -1127,7 +1246,8 @@ static void print_json(const machine *m, const result *rs, size_t n)
             json_str(o, r->msg);
         } else if (r->latency) {
             json_lat(o, "first_get_us", &r->first);
-            json_lat(o, "cached_get_us", &r->cached);
+            if (r->latency == LAT_FIRST_CACHED)
+                json_lat(o, "cached_get_us", &r->cached);
         } else {
             fprintf(o, ", \"unit\": ");
             json_str(o, r->unit);
@@ -1330,6 +1450,9 @@ int main(int argc, char **argv)
                 break;
             case K_LATENCY:
                 run_latency(c, r);
+                break;
+            case K_LATENCY_OTHER:
+                run_latency_other(c, r);
                 break;
             case K_CHILD_ENV:
                 run_child_env(c, r);

@@ -214,6 +214,8 @@ void plasma__settle(plasma_store *s);
 void plasma__slab_free_all(plasma_store *s, plasma_client *cl);
 
 /* plasma_store.c */
+/* A create of id waits for space. */
+bool plasma__create_pending(const plasma_store *s, const object_id_t *id);
 int plasma__obj_install(plasma_store *s, plasma_client *cl, const object_id_t *id, uint64_t size,
                         uint64_t off, unsigned flags);
 int plasma__create_now(plasma_store *s, plasma_client *cl, const object_id_t *id, uint64_t size,

@@ -143,7 +143,7 @@ int plasma_slab_create(plasma_store *s, plasma_client *cl, const object_id_t *id
     if (rc != 0)
         return rayc__error(rc, "slab: out of memory");
     plasma__obj *o = plasma__tab_find(s, id);
-    if (o != NULL && o->state != PLASMA_ABSENT) {
+    if ((o != NULL && o->state != PLASMA_ABSENT) || plasma__create_pending(s, id)) {
         CHECK(plasma_free(s->al, off) == 0);
         plasma__settle(s);
         return rayc__error(RAYC_EEXIST, "slab: object already exists");

@@ -19,7 +19,7 @@
 
 /* ------------------------------------------------------------ create / seal */
 
-static bool create_pending(const plasma_store *s, const object_id_t *id)
+bool plasma__create_pending(const plasma_store *s, const object_id_t *id)
 {
     for (const plasma__space *q = s->sq_head; q; q = q->next)
         if (q->kind == SPACE_CREATE && memcmp(q->id.b, id->b, OBJECT_ID_SIZE) == 0)
@@ -97,7 +97,7 @@ int plasma_create(plasma_store *s, plasma_client *cl, const object_id_t *id, uin
                   unsigned flags, uint64_t *off)
 {
     char msg[384];
-    if (create_pending(s, id))
+    if (plasma__create_pending(s, id))
         return rayc__error(RAYC_EEXIST, "object is being created");
     int rc = plasma__create_now(s, cl, id, size, flags, off, msg, sizeof(msg));
     if (rc != 0)
@@ -125,7 +125,7 @@ void plasma_create_async(plasma_store *s, plasma_client *cl, const object_id_t *
 {
     char msg[384];
     uint64_t off = 0;
-    if (create_pending(s, id)) {
+    if (plasma__create_pending(s, id)) {
         cb(arg, tag, RAYC_EEXIST, 0, "object is being created");
         return;
     }

@@ -3,7 +3,9 @@
  * size class, zero-copy views into the shared arena, timeouts, waits, a get
  * woken by another process's put, spilling and restore under memory pressure,
  * objects too large for the store, fate-sharing of a killed driver, freeing on
- * the last release, and the store columns of `rayc_ctl`.
+ * the last release, the store columns of `rayc_ctl`, and put slabs (puts from
+ * many threads, visibility before the seal, a killed slab holder, slabs off,
+ * the reservation's bounds, a store filled past its size).
  *
  * Each test starts redis + GCS + one raylet through the harness and drives it
  * with librayc in-process (criterion runs every test in its own process, so
@@ -18,6 +20,8 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +83,7 @@ static void driver_shutdown(void)
 
 typedef struct {
     uint64_t capacity, used, objects, spilled_bytes, spilled_objects, restored_objects;
+    uint64_t reserved; /* put slabs held by clients, not carved into objects yet */
 } stats_t;
 
 /* The raylet's store statistics; the test fails if it does not answer. */
@@ -86,8 +91,8 @@ static stats_t store_stats(const harness_raylet *r)
 {
     Rpc__StoreStatsReply *s = harness_store_stats(r);
     cr_assert(s != NULL, "STORE_STATS_REQ to %s got no answer", r->socket);
-    stats_t st = {s->capacity,        s->used, s->objects, s->spilled_bytes, s->spilled_objects,
-                  s->restored_objects};
+    stats_t st = {s->capacity,         s->used,    s->objects, s->spilled_bytes, s->spilled_objects,
+                  s->restored_objects, s->reserved};
     msg_free(&s->base);
     return st;
 }
@@ -973,4 +978,682 @@ Test(objects, ctl_status_shows_store)
         rayc_ref_release(refs[i]);
     wait_store_back(r, (stats_t){.used = 0, .objects = 0}, "released");
     driver_shutdown();
+}
+
+/* ============================================================ put slabs */
+
+/* Store objects up to a quarter of a put slab are carved from a run of the
+ * arena the raylet reserved for the client, and announced at seal with no
+ * round trip (docs/object_store.md, "Put slabs"). These tests check the bytes,
+ * the visibility rules, the `reserved` accounting and its bounds (one slab at
+ * most store/64, all slabs at most store/8), the fallback to ordinary creates,
+ * and that a dead client's slab goes back to the store. */
+
+#define SLAB_OBJ (200 * KIB) /* a slab-sized store object: > INLINE_MAX, < slab/4 */
+
+/* The store block an object of size bytes takes (64-byte units). */
+static uint64_t block_of(size_t size)
+{
+    return ((uint64_t)size + 63) & ~(uint64_t)63;
+}
+
+struct clean_arg {
+    const harness_raylet *r;
+    stats_t last;
+};
+
+static bool store_clean(void *arg)
+{
+    struct clean_arg *a = arg;
+    a->last = store_stats(a->r);
+    return a->last.used == 0 && a->last.objects == 0 && a->last.reserved == 0;
+}
+
+/* Poll until the store holds no object and no slab. */
+static void wait_store_clean(const harness_raylet *r, const char *what)
+{
+    struct clean_arg a = {r, {0}};
+    cr_assert(harness_wait_until(store_clean, &a, SLACK_MS),
+              "%s: store still holds %llu bytes in %llu objects and %llu reserved (see %s)", what,
+              (unsigned long long)a.last.used, (unsigned long long)a.last.objects,
+              (unsigned long long)a.last.reserved, r->proc->out);
+}
+
+struct objects_arg {
+    const harness_raylet *r;
+    uint64_t objects;
+    stats_t last;
+};
+
+static bool objects_are(void *arg)
+{
+    struct objects_arg *a = arg;
+    a->last = store_stats(a->r);
+    return a->last.objects == a->objects;
+}
+
+/* Poll until the store counts n objects: slab objects are announced in
+ * batched frames, so a put may return before the raylet has read its frame. */
+static stats_t wait_objects(const harness_raylet *r, uint64_t n, const char *what)
+{
+    struct objects_arg a = {r, n, {0}};
+    cr_assert(harness_wait_until(objects_are, &a, SLACK_MS),
+              "%s: the store counts %llu objects, want %llu (%llu bytes used, %llu reserved)", what,
+              (unsigned long long)a.last.objects, (unsigned long long)n,
+              (unsigned long long)a.last.used, (unsigned long long)a.last.reserved);
+    return a.last;
+}
+
+/* The first differing offset of ref's value against (size, seed): -1 when
+ * byte-exact, -2 when the get failed or the size differs (why in err). */
+static long long get_diff(rayc_ref ref, size_t size, uint64_t seed, char *err, size_t errlen)
+{
+    rayc_value v;
+    int rc = rayc_get(&ref, 1, &v, SLACK_MS);
+    if (rc != RAYC_OK) {
+        snprintf(err, errlen, "rayc_get: %s: %s", rayc_strerror(rc), rayc_last_error());
+        return -2;
+    }
+    long long bad = -2;
+    if (v.size != size)
+        snprintf(err, errlen, "size %zu, want %zu", v.size, size);
+    else
+        bad = pattern_check(v.data, size, seed);
+    if (bad >= 0)
+        snprintf(err, errlen, "differs at offset %lld", bad);
+    rayc_value_release(&v);
+    return bad;
+}
+
+/* ------------------------------------------------------------ a reader */
+
+/* A command to a reader driver: get `id` within timeout_ms and compare it
+ * with (size, seed); op 'x' ends the reader. */
+typedef struct {
+    char op;
+    uint8_t id[sizeof(((rayc_ref *)0)->id)];
+    uint64_t size, seed;
+    int64_t timeout_ms;
+} read_cmd;
+
+typedef struct {
+    int32_t rc;    /* rayc_get's code */
+    uint64_t size; /* the value's size when rc is RAYC_OK */
+    int64_t bad;   /* first differing offset; -1: byte-exact */
+    char err[256];
+} read_reply;
+
+/* Child: for each command, say "w" just before its rayc_get, then send a
+ * read_reply. */
+static int reader(int in, int out, void *argp)
+{
+    const char *address = argp;
+    rayc_init_opts o = {.address = address, .log_to_driver = -1};
+    if (rayc_init(&o) != 0) {
+        fprintf(stderr, "reader: rayc_init: %s\n", rayc_last_error());
+        return 2;
+    }
+    read_cmd cmd;
+    for (;;) {
+        if (!read_full(in, &cmd, sizeof(cmd)))
+            return 3;
+        if (cmd.op != 'g')
+            break;
+        rayc_ref ref;
+        memcpy(ref.id, cmd.id, sizeof(ref.id));
+        if (!write_full(out, "w", 1))
+            return 4;
+        read_reply rep;
+        memset(&rep, 0, sizeof(rep));
+        rep.bad = -1;
+        rayc_value v;
+        rep.rc = rayc_get(&ref, 1, &v, cmd.timeout_ms);
+        snprintf(rep.err, sizeof(rep.err), "%s", rayc_last_error());
+        if (rep.rc == RAYC_OK) {
+            rep.size = v.size;
+            rep.bad = v.size == cmd.size ? pattern_check(v.data, v.size, cmd.seed) : 0;
+            rayc_value_release(&v);
+        }
+        if (!write_full(out, &rep, sizeof(rep)))
+            return 5;
+    }
+    if (cmd.op != 'x')
+        return 6;
+    return rayc_shutdown() == 0 ? 0 : 7;
+}
+
+/* Ask the reader to get ref; returns once it said it is calling rayc_get. */
+static void reader_send(kid_t *k, rayc_ref ref, size_t size, uint64_t seed, int64_t timeout_ms)
+{
+    read_cmd cmd;
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.op = 'g';
+    memcpy(cmd.id, ref.id, sizeof(cmd.id));
+    cmd.size = size;
+    cmd.seed = seed;
+    cmd.timeout_ms = timeout_ms;
+    cr_assert(write_full(k->to_kid, &cmd, sizeof(cmd)), "reader gone");
+    char w = 0;
+    cr_assert(read_full(k->from_kid, &w, 1) && w == 'w', "reader failed (exit %d)",
+              kid_wait(k, 5000));
+}
+
+static read_reply reader_reply(kid_t *k)
+{
+    read_reply rep;
+    cr_assert(read_full(k->from_kid, &rep, sizeof(rep)), "reader died in rayc_get (exit %d)",
+              kid_wait(k, 5000));
+    rep.err[sizeof(rep.err) - 1] = '\0';
+    return rep;
+}
+
+static read_reply reader_get(kid_t *k, rayc_ref ref, size_t size, uint64_t seed, int64_t timeout_ms)
+{
+    reader_send(k, ref, size, seed, timeout_ms);
+    return reader_reply(k);
+}
+
+static void reader_stop(kid_t *k)
+{
+    read_cmd cmd;
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.op = 'x';
+    cr_assert(write_full(k->to_kid, &cmd, sizeof(cmd)), "reader gone");
+    cr_assert_eq(kid_wait(k, SLACK_MS), 0, "reader failed");
+}
+
+/* ------------------------------------------------------------ many threads */
+
+#define MT_THREADS 4
+#define MT_PER     2000
+#define MT_MAX     (300 * KIB)
+
+/* One putting thread: its objects, and its first failure. */
+struct putter {
+    int t;
+    rayc_ref refs[MT_PER];
+    size_t sizes[MT_PER];
+    uint64_t seeds[MT_PER];
+    int failed_at; /* -1: none */
+    char err[256];
+    int done;
+};
+
+/* Sizes spread over (INLINE_MAX, MT_MAX], both ends included; seeds mixed
+ * from (thread, index) so no two objects share a pattern. */
+static void *put_thread(void *arg)
+{
+    struct putter *p = arg;
+    uint8_t *src = malloc(MT_MAX);
+    p->failed_at = -1;
+    for (int i = 0; i < MT_PER && src != NULL; i++) {
+        uint64_t h = pattern_mix(((uint64_t)p->t << 32) | (uint64_t)i);
+        size_t size = INLINE_MAX + 1 + (size_t)(h % (MT_MAX - INLINE_MAX));
+        if (i == 0)
+            size = INLINE_MAX + 1;
+        else if (i == 1)
+            size = MT_MAX;
+        p->sizes[i] = size;
+        p->seeds[i] = h;
+        int rc;
+        if (i % 2 == 0) { /* rayc_put from a buffer */
+            pattern_fill(src, size, h);
+            rc = rayc_put(src, size, &p->refs[i]);
+            memset(src, 0xee, size); /* the object must not alias our buffer */
+        } else {                     /* written in place */
+            void *buf = NULL;
+            rc = rayc_put_alloc(size, &buf, &p->refs[i]);
+            if (rc == RAYC_OK) {
+                pattern_fill(buf, size, h);
+                rc = rayc_put_seal(p->refs[i]);
+            }
+        }
+        if (rc != RAYC_OK) {
+            p->failed_at = i;
+            snprintf(p->err, sizeof(p->err), "%zu-byte put: %s: %s", size, rayc_strerror(rc),
+                     rayc_last_error());
+            break;
+        }
+    }
+    if (src == NULL) {
+        p->failed_at = 0;
+        snprintf(p->err, sizeof(p->err), "out of memory");
+    }
+    free(src);
+    __atomic_store_n(&p->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+Test(objects, slab_puts_from_four_threads_read_back_exact, .timeout = 300)
+{
+    harness_cluster c;
+    /* 8000 objects of 100-300 KiB are ~1.6 GB: all fit, nothing spills. */
+    const char *const extra[] = {"--object-store-memory=2G", NULL};
+    harness_raylet *r = start_cluster(&c, extra);
+    kid_t *k = fork_driver(reader, (void *)c.address);
+    driver_init(&c);
+    stats_t st0 = store_stats(r);
+    cr_assert_eq(st0.reserved, 0);
+
+    struct putter *ps = calloc(MT_THREADS, sizeof(*ps));
+    cr_assert(ps != NULL);
+    pthread_t th[MT_THREADS];
+    for (int t = 0; t < MT_THREADS; t++) {
+        ps[t].t = t;
+        cr_assert_eq(pthread_create(&th[t], NULL, put_thread, &ps[t]), 0);
+    }
+    /* Watch the reservation while the threads put. */
+    uint64_t max_reserved = 0;
+    for (;;) {
+        int done = 0;
+        for (int t = 0; t < MT_THREADS; t++)
+            done += __atomic_load_n(&ps[t].done, __ATOMIC_ACQUIRE);
+        stats_t st = store_stats(r);
+        if (st.reserved > max_reserved)
+            max_reserved = st.reserved;
+        cr_assert_leq(st.reserved, st.capacity / 8, "%llu bytes reserved in a %llu-byte store",
+                      (unsigned long long)st.reserved, (unsigned long long)st.capacity);
+        cr_assert_leq(st.used + st.reserved, st.capacity);
+        if (done == MT_THREADS)
+            break;
+        usleep(10000);
+    }
+    for (int t = 0; t < MT_THREADS; t++)
+        pthread_join(th[t], NULL);
+    uint64_t total = 0;
+    for (int t = 0; t < MT_THREADS; t++) {
+        cr_assert_eq(ps[t].failed_at, -1, "thread %d, put %d: %s", t, ps[t].failed_at, ps[t].err);
+        for (int i = 0; i < MT_PER; i++)
+            total += block_of(ps[t].sizes[i]);
+    }
+    cr_assert_gt(max_reserved, 0, "no put slab was ever reserved");
+
+    /* Every seal reached the store; the slabs stay within their bound. */
+    stats_t st = wait_objects(r, MT_THREADS * MT_PER, "after the puts");
+    cr_assert_leq(st.reserved, st.capacity / 8, "%llu bytes reserved in a %llu-byte store",
+                  (unsigned long long)st.reserved, (unsigned long long)st.capacity);
+    cr_assert_eq(st.used, total, "store used %llu for %llu bytes of objects",
+                 (unsigned long long)st.used, (unsigned long long)total);
+    cr_assert_eq(st.spilled_objects, 0);
+
+    /* Every object reads back byte-exact here... */
+    char err[256];
+    for (int t = 0; t < MT_THREADS; t++)
+        for (int i = 0; i < MT_PER; i++) {
+            long long bad =
+                get_diff(ps[t].refs[i], ps[t].sizes[i], ps[t].seeds[i], err, sizeof(err));
+            if (bad != -1)
+                cr_assert_fail("thread %d, object %d (%zu bytes): %s", t, i, ps[t].sizes[i], err);
+        }
+    /* ...and a sample in another process, by refs passed over a pipe. */
+    int sampled = 0;
+    for (int j = 0; j < MT_THREADS * MT_PER; j += 37, sampled++) {
+        struct putter *p = &ps[j % MT_THREADS];
+        int i = j / MT_THREADS;
+        read_reply rep = reader_get(k, p->refs[i], p->sizes[i], p->seeds[i], SLACK_MS);
+        cr_assert_eq(rep.rc, RAYC_OK, "reader: thread %d, object %d: %s: %s", p->t, i,
+                     rayc_strerror(rep.rc), rep.err);
+        cr_assert_eq(rep.size, p->sizes[i], "reader: thread %d, object %d: size %llu, want %zu",
+                     p->t, i, (unsigned long long)rep.size, p->sizes[i]);
+        cr_assert_eq(rep.bad, -1, "reader: thread %d, object %d differs at offset %lld", p->t, i,
+                     (long long)rep.bad);
+    }
+    cr_assert_gt(sampled, 200);
+    reader_stop(k);
+
+    for (int t = 0; t < MT_THREADS; t++)
+        for (int i = 0; i < MT_PER; i++)
+            rayc_ref_release(ps[t].refs[i]);
+    wait_store_back(r, (stats_t){.used = 0, .objects = 0}, "every object released");
+    free(ps);
+    driver_shutdown();
+    wait_store_clean(r, "after shutdown");
+    kids_reap_all();
+}
+
+/* ------------------------------------------------------------ visibility */
+
+Test(objects, slab_put_alloc_invisible_until_seal)
+{
+    harness_cluster c;
+    /* 256 MiB: slabs of the full 4 MiB default, so 200 KiB goes in one. */
+    const char *const extra[] = {"--object-store-memory=256M", NULL};
+    harness_raylet *r = start_cluster(&c, extra);
+    kid_t *k = fork_driver(reader, (void *)c.address);
+    driver_init(&c);
+    stats_t st0 = store_stats(r);
+
+    void *buf = NULL;
+    rayc_ref ref;
+    int rc = rayc_put_alloc(SLAB_OBJ, &buf, &ref);
+    cr_assert_eq(rc, RAYC_OK, "rayc_put_alloc: %s: %s", rayc_strerror(rc), rayc_last_error());
+    pattern_fill(buf, SLAB_OBJ, 4242);
+
+    /* Carved from a slab: reserved, but the raylet knows no object yet. */
+    stats_t st = store_stats(r);
+    cr_assert_eq(st.objects, st0.objects, "an unsealed slab object is counted");
+    cr_assert_eq(st.used, st0.used, "an unsealed slab object counts as used");
+    cr_assert_geq(st.reserved, block_of(SLAB_OBJ), "reserved %llu with a slab object unsealed",
+                  (unsigned long long)st.reserved);
+
+    /* Invisible to another process (a poll and a short wait)... */
+    read_reply rep = reader_get(k, ref, SLAB_OBJ, 4242, 0);
+    cr_assert_eq(rep.rc, RAYC_ETIMEDOUT, "get(timeout 0) of an unsealed object: %s (%s)",
+                 rayc_strerror(rep.rc), rep.err);
+    rep = reader_get(k, ref, SLAB_OBJ, 4242, 200);
+    cr_assert_eq(rep.rc, RAYC_ETIMEDOUT, "get(200 ms) of an unsealed object: %s (%s)",
+                 rayc_strerror(rep.rc), rep.err);
+    /* ...and to its owner's own poll. */
+    rayc_value v;
+    cr_assert_eq(rayc_get(&ref, 1, &v, 0), RAYC_ETIMEDOUT);
+    int ready = -1;
+    cr_assert_eq(rayc_wait(&ref, 1, 1, 0, &ready), 0);
+    cr_assert_eq(ready, 0);
+
+    /* The other process waits in rayc_get; the seal wakes it. */
+    reader_send(k, ref, SLAB_OBJ, 4242, SLACK_MS);
+    usleep(300 * 1000);
+    struct pollfd pfd = {.fd = k->from_kid, .events = POLLIN};
+    cr_assert_eq(poll(&pfd, 1, 0), 0, "the reader's get returned before the seal");
+    rc = rayc_put_seal(ref);
+    cr_assert_eq(rc, RAYC_OK, "rayc_put_seal: %s: %s", rayc_strerror(rc), rayc_last_error());
+    rep = reader_reply(k);
+    cr_assert_eq(rep.rc, RAYC_OK, "waiting get after the seal: %s: %s", rayc_strerror(rep.rc),
+                 rep.err);
+    cr_assert_eq(rep.size, SLAB_OBJ);
+    cr_assert_eq(rep.bad, -1, "slab object read by another process differs at offset %lld",
+                 (long long)rep.bad);
+    get_check(ref, SLAB_OBJ, 4242, "owner, after the seal");
+    st = wait_objects(r, st0.objects + 1, "after the seal");
+    cr_assert_eq(st.used, st0.used + block_of(SLAB_OBJ));
+    reader_stop(k);
+
+    rayc_ref_release(ref);
+    wait_store_back(r, st0, "released");
+    driver_shutdown();
+    wait_store_clean(r, "after shutdown");
+    kids_reap_all();
+}
+
+/* ------------------------------------------------------------ killed holder */
+
+/* Child: n slab-sized objects, every third left unsealed (put_alloc only), the
+ * rest sealed by rayc_put or put_alloc + seal; say "r" with the counts, then
+ * sleep until killed. */
+static int slab_hog(int in, int out, void *argp)
+{
+    const char *address = argp;
+    (void)in;
+    rayc_init_opts o = {.address = address, .log_to_driver = -1};
+    if (rayc_init(&o) != 0) {
+        fprintf(stderr, "slab_hog: rayc_init: %s\n", rayc_last_error());
+        return 2;
+    }
+    int counts[2] = {0, 0}; /* sealed, unsealed */
+    for (int i = 0; i < 30; i++) {
+        void *buf;
+        rayc_ref ref;
+        if (rayc_put_alloc(SLAB_OBJ, &buf, &ref) != 0) {
+            fprintf(stderr, "slab_hog: put_alloc: %s\n", rayc_last_error());
+            return 3;
+        }
+        pattern_fill(buf, SLAB_OBJ, (uint64_t)i);
+        if (i % 3 == 2) {
+            counts[1]++;
+            continue;
+        }
+        if (rayc_put_seal(ref) != 0)
+            return 4;
+        counts[0]++;
+    }
+    if (!write_full(out, "r", 1) || !write_full(out, counts, sizeof(counts)))
+        return 5;
+    for (;;)
+        pause();
+}
+
+Test(objects, killed_driver_gives_slab_back)
+{
+    harness_cluster c;
+    const char *const extra[] = {"--object-store-memory=256M", NULL};
+    harness_raylet *r = start_cluster(&c, extra);
+    stats_t st0 = store_stats(r);
+    cr_assert(st0.used == 0 && st0.objects == 0 && st0.reserved == 0);
+    kid_t *k = fork_driver(slab_hog, (void *)c.address);
+    char ok = 0;
+    int counts[2];
+    cr_assert(read_full(k->from_kid, &ok, 1) && ok == 'r' &&
+                  read_full(k->from_kid, counts, sizeof(counts)),
+              "slab_hog failed (exit %d)", kid_wait(k, 5000));
+
+    /* The sealed ones are objects; the unsealed ones are still slab. */
+    stats_t held = wait_objects(r, (uint64_t)counts[0], "slab_hog's sealed objects");
+    cr_assert_eq(held.used, (uint64_t)counts[0] * block_of(SLAB_OBJ), "store used %llu",
+                 (unsigned long long)held.used);
+    cr_assert_geq(held.reserved, (uint64_t)counts[1] * block_of(SLAB_OBJ),
+                  "reserved %llu with %d unsealed slab objects", (unsigned long long)held.reserved,
+                  counts[1]);
+    cr_assert_leq(held.reserved, held.capacity / 8);
+
+    kill(k->pid, SIGKILL);
+    cr_assert_eq(kid_wait(k, SLACK_MS), 128 + SIGKILL);
+    wait_store_clean(r, "slab holder killed with -9");
+
+    /* The store, slabs included, still serves a new driver. */
+    driver_init(&c);
+    rayc_ref ref;
+    put_pattern(SLAB_OBJ, 14, &ref);
+    cr_assert_gt(store_stats(r).reserved, 0, "no slab for a new driver");
+    get_check(ref, SLAB_OBJ, 14, "after a killed slab holder");
+    rayc_ref_release(ref);
+    driver_shutdown();
+    wait_store_clean(r, "after shutdown");
+    kids_reap_all();
+}
+
+/* ------------------------------------------------------------ slabs off */
+
+Test(objects, slabs_off_puts_round_trip)
+{
+    harness_cluster c;
+    const char *const extra[] = {"--object-store-memory=256M", NULL};
+    harness_raylet *r = start_cluster(&c, extra);
+    setenv("RAYC_PUT_SLAB_BYTES", "0", 1);
+    driver_init(&c);
+    unsetenv("RAYC_PUT_SLAB_BYTES");
+    enum { N = 100 };
+    rayc_ref refs[N];
+    uint64_t total = 0;
+    for (int i = 0; i < N; i++) {
+        size_t size = INLINE_MAX + 1 + (size_t)i * 2 * KIB;
+        total += block_of(size);
+        if (i % 2 == 0) {
+            put_pattern(size, 600 + (uint64_t)i, &refs[i]);
+        } else {
+            uint8_t *src = malloc(size);
+            cr_assert(src != NULL);
+            pattern_fill(src, size, 600 + (uint64_t)i);
+            int rc = rayc_put(src, size, &refs[i]);
+            cr_assert_eq(rc, RAYC_OK, "rayc_put(%zu): %s: %s", size, rayc_strerror(rc),
+                         rayc_last_error());
+            free(src);
+        }
+        stats_t st = store_stats(r);
+        cr_assert_eq(st.reserved, 0, "put %d: %llu bytes reserved with slabs off", i,
+                     (unsigned long long)st.reserved);
+    }
+    /* Created with a round trip: counted once each put returned. */
+    stats_t st = store_stats(r);
+    cr_assert_eq(st.objects, N);
+    cr_assert_eq(st.used, total);
+    for (int i = 0; i < N; i++)
+        get_check(refs[i], INLINE_MAX + 1 + (size_t)i * 2 * KIB, 600 + (uint64_t)i, "slabs off");
+    cr_assert_eq(store_stats(r).reserved, 0);
+    for (int i = 0; i < N; i++)
+        rayc_ref_release(refs[i]);
+    wait_store_back(r, (stats_t){.used = 0, .objects = 0}, "released");
+    driver_shutdown();
+    wait_store_clean(r, "after shutdown");
+}
+
+/* ------------------------------------------------------------ full store */
+
+#define FULL_N 480 /* x 200 KiB: 1.5 times a 64 MiB store */
+
+Test(objects, slab_puts_past_a_full_store_spill, .timeout = 300)
+{
+    harness_cluster c;
+    const char *const extra[] = {"--object-store-memory=64M", NULL};
+    harness_raylet *r = start_cluster(&c, extra);
+    driver_init(&c);
+    rayc_ref refs[FULL_N];
+    uint8_t *src = malloc(SLAB_OBJ);
+    cr_assert(src != NULL);
+    for (int i = 0; i < FULL_N; i++) {
+        uint64_t seed = pattern_mix(7000 + (uint64_t)i);
+        int rc;
+        if (i % 2 == 0) {
+            pattern_fill(src, SLAB_OBJ, seed);
+            rc = rayc_put(src, SLAB_OBJ, &refs[i]);
+        } else {
+            void *buf = NULL;
+            rc = rayc_put_alloc(SLAB_OBJ, &buf, &refs[i]);
+            if (rc == RAYC_OK) {
+                pattern_fill(buf, SLAB_OBJ, seed);
+                rc = rayc_put_seal(refs[i]);
+            }
+        }
+        if (rc != RAYC_OK) {
+            stats_t now = store_stats(r);
+            cr_assert_fail("put %d of %d x 200 KiB into a 64 MiB store: %s: %s; store %llu used, "
+                           "%llu reserved, %llu objects, %llu spilled",
+                           i + 1, FULL_N, rayc_strerror(rc), rayc_last_error(),
+                           (unsigned long long)now.used, (unsigned long long)now.reserved,
+                           (unsigned long long)now.objects, (unsigned long long)now.spilled_bytes);
+        }
+        if (i == 0) /* an empty store grants a slab (a round trip: counted now) */
+            cr_assert_gt(store_stats(r).reserved, 0, "no slab for the first put");
+    }
+    free(src);
+    stats_t st = wait_objects(r, FULL_N, "every put sealed");
+    cr_assert_leq(st.used + st.reserved, st.capacity);
+    cr_assert_leq(st.reserved, st.capacity / 8);
+    cr_assert_geq(st.spilled_bytes, (uint64_t)FULL_N * SLAB_OBJ - st.capacity,
+                  "spilled %llu bytes of %llu put into %llu", (unsigned long long)st.spilled_bytes,
+                  (unsigned long long)FULL_N * SLAB_OBJ, (unsigned long long)st.capacity);
+
+    /* Every object reads back byte-exact, the spilled ones restored. */
+    char err[256];
+    for (int i = 0; i < FULL_N; i++) {
+        long long bad =
+            get_diff(refs[i], SLAB_OBJ, pattern_mix(7000 + (uint64_t)i), err, sizeof(err));
+        if (bad != -1) {
+            stats_t now = store_stats(r);
+            cr_assert_fail("object %d of %d: %s; store %llu used, %llu objects, %llu spilled, "
+                           "%llu restores so far",
+                           i, FULL_N, err, (unsigned long long)now.used,
+                           (unsigned long long)now.objects, (unsigned long long)now.spilled_bytes,
+                           (unsigned long long)now.restored_objects);
+        }
+    }
+    cr_assert_geq(store_stats(r).restored_objects, 1, "nothing was restored");
+
+    for (int i = 0; i < FULL_N; i++)
+        rayc_ref_release(refs[i]);
+    wait_store_back(r, (stats_t){.used = 0, .objects = 0}, "every object released");
+    cr_assert_eq(store_stats(r).spilled_bytes, 0);
+    driver_shutdown();
+    wait_store_clean(r, "after shutdown");
+}
+
+/* ------------------------------------------------------------ unsealed */
+
+#define UNSEALED_N 60 /* x 200 KiB unsealed: more than the 8 MiB of slabs a 64 MiB store allows */
+
+/* Objects written but not sealed keep their slab reserved: the reservation
+ * grows past one slab but never past store/8 (puts then create with a round
+ * trip). Sealed in a scrambled order (each seal may split what is left of a
+ * slab), every object is announced, counted once and byte-exact. */
+Test(objects, slab_unsealed_objects_bounded_then_sealed_out_of_order)
+{
+    harness_cluster c;
+    const char *const extra[] = {"--object-store-memory=64M", NULL};
+    harness_raylet *r = start_cluster(&c, extra);
+    driver_init(&c);
+    rayc_ref refs[UNSEALED_N];
+    uint64_t peak = 0;
+    for (int i = 0; i < UNSEALED_N; i++) {
+        void *buf = NULL;
+        int rc = rayc_put_alloc(SLAB_OBJ, &buf, &refs[i]);
+        cr_assert_eq(rc, RAYC_OK, "put_alloc %d: %s: %s", i, rayc_strerror(rc), rayc_last_error());
+        pattern_fill(buf, SLAB_OBJ, 8000 + (uint64_t)i);
+        stats_t st = store_stats(r);
+        cr_assert_leq(st.reserved, st.capacity / 8,
+                      "%d objects unsealed: %llu bytes reserved in a %llu-byte store", i + 1,
+                      (unsigned long long)st.reserved, (unsigned long long)st.capacity);
+        cr_assert_geq(st.used + st.reserved, (uint64_t)(i + 1) * block_of(SLAB_OBJ));
+        if (st.reserved > peak)
+            peak = st.reserved;
+    }
+    cr_assert_geq(peak, 64 * MIB / 16, "unsealed slab objects reserved at most %llu bytes",
+                  (unsigned long long)peak);
+
+    /* Odd ones first, then even ones, each half backwards. */
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = UNSEALED_N - 1; i >= 0; i--)
+            if (i % 2 == 1 - pass) {
+                int rc = rayc_put_seal(refs[i]);
+                cr_assert_eq(rc, RAYC_OK, "seal %d: %s: %s", i, rayc_strerror(rc),
+                             rayc_last_error());
+            }
+    stats_t st = wait_objects(r, UNSEALED_N, "every object sealed");
+    cr_assert_eq(st.used, (uint64_t)UNSEALED_N * block_of(SLAB_OBJ), "store used %llu",
+                 (unsigned long long)st.used);
+    cr_assert_leq(st.reserved, st.capacity / 64, "%llu bytes still reserved once all sealed",
+                  (unsigned long long)st.reserved);
+    for (int i = 0; i < UNSEALED_N; i++)
+        get_check(refs[i], SLAB_OBJ, 8000 + (uint64_t)i, "sealed out of order");
+    for (int i = 0; i < UNSEALED_N; i++)
+        rayc_ref_release(refs[i]);
+    wait_store_back(r, (stats_t){.used = 0, .objects = 0}, "released");
+    driver_shutdown();
+    wait_store_clean(r, "after shutdown");
+}
+
+/* ------------------------------------------------------------ churn */
+
+/* Put, maybe read, release at once, many times: the release (a batched
+ * delete) must not overtake the object's own batched announcement, or the
+ * store keeps objects nobody owns. */
+Test(objects, slab_put_release_churn_leaves_nothing)
+{
+    harness_cluster c;
+    const char *const extra[] = {"--object-store-memory=256M", NULL};
+    harness_raylet *r = start_cluster(&c, extra);
+    driver_init(&c);
+    uint8_t *src = malloc(MT_MAX);
+    cr_assert(src != NULL);
+    for (int i = 0; i < 1500; i++) {
+        size_t size = INLINE_MAX + 1 + ((size_t)i * 7919) % (MT_MAX - INLINE_MAX);
+        uint64_t seed = pattern_mix(9000 + (uint64_t)i);
+        rayc_ref ref;
+        if (i % 2 == 0) {
+            pattern_fill(src, size, seed);
+            int rc = rayc_put(src, size, &ref);
+            cr_assert_eq(rc, RAYC_OK, "put %d: %s: %s", i, rayc_strerror(rc), rayc_last_error());
+        } else {
+            put_pattern(size, seed, &ref);
+        }
+        if (i % 3 == 0) {
+            char err[256];
+            if (get_diff(ref, size, seed, err, sizeof(err)) != -1)
+                cr_assert_fail("churn object %d (%zu bytes): %s", i, size, err);
+        }
+        rayc_ref_release(ref);
+    }
+    free(src);
+    wait_store_back(r, (stats_t){.used = 0, .objects = 0}, "1500 puts released at once");
+    cr_assert_leq(store_stats(r).reserved, 4 * MIB, "more than one slab reserved");
+    driver_shutdown();
+    wait_store_clean(r, "after shutdown");
 }

@@ -1,9 +1,11 @@
 /*
  * test_plasma_store.c -- the plasma store's object state machine through its
  * internal API (create/seal/get/release/delete, eviction, spill and
- * byte-exact restore, full store, fate-sharing), on a small store (1 MiB)
+ * byte-exact restore, full store, fate-sharing) and put slabs (grants,
+ * carving in any order, bad ranges, returned tails), on a small store (1 MiB)
  * with a real event_base and a private spill dir; and the frame handlers
- * over a socketpair with two conns on the same loop.
+ * over a socketpair with two conns on the same loop. The slab tests also
+ * check the invariants of plasma_internal.h (allocator, pieces, objects).
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -17,6 +19,7 @@
 #include "config.h"
 #include "conn.h"
 #include "log.h"
+#include "../../raylet/plasma_internal.h"
 #include "../../raylet/plasma_store.h"
 #include "rayc.h"
 
@@ -519,6 +522,587 @@ Test(plasma_store, disconnect_cancels_waiting_create)
     plasma_store_stats(st, &s);
     cr_assert_eq(s.objects, 0);
     cr_assert_eq(s.pending_creates, 0);
+}
+
+/* ---------------------------------------------------------- put slabs */
+
+#define SLAB (MIB / 64) /* the most one grant gives on the 1 MiB store */
+
+/* A store block: what a request of size bytes takes (0 counts as 1). */
+static uint64_t blk(uint64_t size)
+{
+    return size == 0 ? 64 : (size + 63) & ~(uint64_t)63;
+}
+
+static plasma_stats stats(void)
+{
+    plasma_stats s;
+    memset(&s, 0, sizeof(s));
+    plasma_store_stats(st, &s);
+    return s;
+}
+
+static void assert_stats_eq(const plasma_stats *a, const plasma_stats *b, const char *what)
+{
+    cr_assert(memcmp(a, b, sizeof(*a)) == 0,
+              "%s changed the store: used %lu -> %lu, reserved %lu -> %lu, objects %lu -> %lu, "
+              "free blocks %lu -> %lu",
+              what, (unsigned long)a->used, (unsigned long)b->used, (unsigned long)a->reserved,
+              (unsigned long)b->reserved, (unsigned long)a->objects, (unsigned long)b->objects,
+              (unsigned long)a->free_blocks, (unsigned long)b->free_blocks);
+}
+
+/* The invariants of plasma_internal.h, checked from outside: the allocator
+ * is consistent, every piece is exactly one used block, pieces add up to
+ * `reserved`, objects in the arena are exactly one block each and add up to
+ * `used`. */
+static void check_store(void)
+{
+    plasma_stats s = stats();
+    cr_assert_eq(plasma_alloc_check(st->al), 0, "allocator invariants broken");
+    uint64_t pieces = 0, objects = 0;
+    for (const plasma_client *cl = st->clients; cl; cl = cl->next)
+        for (uint32_t i = 0; i < cl->npieces; i++) {
+            const plasma__piece *p = &cl->pieces[i];
+            cr_assert_lt(p->off, p->end);
+            cr_assert_eq(plasma_alloc_block_size(st->al, p->off), p->end - p->off,
+                         "piece [%lu, %lu) is not one block", (unsigned long)p->off,
+                         (unsigned long)p->end);
+            pieces += p->end - p->off;
+        }
+    for (uint64_t i = 0; i < st->tab_cap; i++) {
+        const plasma__obj *o = st->tab[i];
+        if (o == NULL || (o->state != PLASMA_CREATED && o->state != PLASMA_SEALED))
+            continue;
+        cr_assert_eq(plasma_alloc_block_size(st->al, o->off), blk(o->size),
+                     "object at %lu of %lu bytes is not one block", (unsigned long)o->off,
+                     (unsigned long)o->size);
+        objects += blk(o->size);
+    }
+    cr_assert_eq(pieces, s.reserved);
+    cr_assert_eq(objects, s.used);
+}
+
+/* A slab of want bytes for cl; the grant must succeed. */
+static uint64_t grant(plasma_client *cl, uint64_t want, uint64_t *size)
+{
+    uint64_t off = 0, n = 0;
+    int rc = plasma_slab_grant(st, cl, want, 0, 0, &off, &n);
+    cr_assert_eq(rc, 0, "grant of %lu: %s", (unsigned long)want, rayc_last_error());
+    cr_assert_eq(off % 64, 0);
+    cr_assert_leq(off + n, MIB);
+    if (size)
+        *size = n;
+    return off;
+}
+
+/* Write object i into cl's slab at off, announce it and seal it, as a
+ * client's SLAB_OBJECT does. */
+static void slab_put(plasma_client *cl, int i, uint64_t off, uint64_t size)
+{
+    object_id_t id = oid(i);
+    fill(off, size, i);
+    int rc = plasma_slab_create(st, cl, &id, off, size);
+    cr_assert_eq(rc, 0, "slab create %d: %s", i, rayc_last_error());
+    cr_assert_eq(plasma_seal(st, cl, &id), 0);
+}
+
+static bool disjoint(uint64_t a, uint64_t an, uint64_t b, uint64_t bn)
+{
+    return a + an <= b || b + bn <= a;
+}
+
+Test(plasma_store, slab_grant_is_clamped_and_capped)
+{
+    plasma_client *a = plasma_client_new(st, NULL), *b = plasma_client_new(st, NULL);
+    uint64_t off[10], size[10];
+    off[0] = grant(a, 10 * MIB, &size[0]);
+    cr_assert_eq(size[0], SLAB, "clamped to capacity/64");
+    plasma_stats s = stats();
+    cr_assert_eq(s.reserved, SLAB);
+    cr_assert_eq(s.used, 0, "a slab is not object bytes");
+    cr_assert_eq(s.objects, 0);
+
+    off[1] = grant(b, 100, &size[1]); /* another client; rounded up to a block */
+    cr_assert_eq(size[1], 128);
+    uint64_t zo = 1, zn = 1;
+    cr_assert_eq(plasma_slab_grant(st, b, 0, 0, 0, &zo, &zn), 0);
+    cr_assert(zo == 0 && zn == 0, "want 0 grants nothing");
+    uint64_t reserved = SLAB + 128;
+    cr_assert_eq(stats().reserved, reserved);
+
+    /* full slabs up to capacity/8 in all */
+    int n = 2;
+    while (reserved + SLAB <= MIB / 8) {
+        off[n] = grant(n % 2 ? b : a, SLAB, &size[n]);
+        cr_assert_eq(size[n], SLAB);
+        reserved += SLAB;
+        n++;
+        cr_assert_eq(stats().reserved, reserved);
+    }
+    cr_assert_eq(n, 8);
+    plasma_stats before = stats();
+    uint64_t o = 1, z = 1;
+    cr_assert_eq(plasma_slab_grant(st, a, SLAB, 0, 0, &o, &z), RAYC_ESTORE_FULL,
+                 "a slab past capacity/8 must be refused");
+    cr_assert_eq(z, 0);
+    plasma_stats after = stats();
+    assert_stats_eq(&before, &after, "a refused grant");
+    /* what is left under capacity/8 can still be had */
+    off[n] = grant(b, MIB / 8 - reserved, &size[n]);
+    cr_assert_eq(size[n], MIB / 8 - reserved);
+    n++;
+    cr_assert_eq(stats().reserved, MIB / 8);
+    plasma_client *c = plasma_client_new(st, NULL);
+    cr_assert_eq(plasma_slab_grant(st, c, 1, 0, 0, &o, &z), RAYC_ESTORE_FULL,
+                 "the cap is over all clients");
+    cr_assert_eq(z, 0);
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++)
+            cr_assert(disjoint(off[i], size[i], off[j], size[j]), "slabs %d and %d overlap", i, j);
+    check_store();
+
+    plasma_client_free(a); /* its slabs: 0, 2, 4, 6 */
+    cr_assert_eq(stats().reserved, MIB / 8 - 4 * SLAB);
+    plasma_client_free(b);
+    plasma_client_free(c);
+    s = stats();
+    cr_assert_eq(s.reserved, 0);
+    cr_assert_eq(s.used, 0);
+    cr_assert_eq(s.free_blocks, 1);
+    cr_assert_eq(s.largest_free, MIB);
+}
+
+Test(plasma_store, slab_grant_keeps_a_quarter_free)
+{
+    plasma_client *a = plasma_client_new(st, NULL), *b = plasma_client_new(st, NULL);
+    put(a, 1, MIB - MIB / 4 - SLAB); /* a quarter and one slab stay free */
+    uint64_t size;
+    grant(b, SLAB, &size);
+    cr_assert_eq(size, SLAB, "exactly a quarter stays free: granted");
+    plasma_stats before = stats();
+    cr_assert_eq(before.used, MIB - MIB / 4 - SLAB);
+    cr_assert_eq(before.reserved, SLAB);
+    uint64_t o = 1, z = 1;
+    cr_assert_eq(plasma_slab_grant(st, b, 64, 0, 0, &o, &z), RAYC_ESTORE_FULL,
+                 "less than a quarter would stay free");
+    cr_assert_eq(z, 0);
+    plasma_client *c = plasma_client_new(st, NULL);
+    cr_assert_eq(plasma_slab_grant(st, c, 64, 0, 0, &o, &z), RAYC_ESTORE_FULL);
+    plasma_stats after = stats();
+    assert_stats_eq(&before, &after, "a refused grant");
+    object_id_t id1 = oid(1);
+    cr_assert_eq(plasma_object_state(st, &id1, NULL), PLASMA_SEALED,
+                 "a grant never spills, even an unpinned object");
+    cr_assert_eq(after.spills + after.evictions, 0);
+    cr_assert_eq(plasma_delete(st, &id1), 0);
+    grant(c, SLAB, &size); /* room again */
+    cr_assert_eq(size, SLAB);
+    check_store();
+    plasma_client_free(c);
+    plasma_client_free(b);
+    plasma_client_free(a);
+    cr_assert_eq(stats().reserved, 0);
+}
+
+Test(plasma_store, slab_carve_in_order)
+{
+    plasma_client *a = plasma_client_new(st, NULL);
+    uint64_t size, s0 = grant(a, SLAB, &size), at = s0, carved = 0;
+    static const uint64_t sizes[4] = {100, 4096, 0, 5000};
+    for (int i = 0; i < 4; i++) {
+        slab_put(a, i + 1, at, sizes[i]);
+        at += blk(sizes[i]);
+        carved += blk(sizes[i]);
+        cr_assert_eq(a->npieces, 1, "carving from the front leaves one piece");
+        cr_assert(a->pieces[0].off == at && a->pieces[0].end == s0 + SLAB);
+        plasma_stats s = stats();
+        cr_assert_eq(s.reserved, SLAB - carved);
+        cr_assert_eq(s.used, carved);
+        check_store();
+    }
+    at = s0;
+    for (int i = 0; i < 4; i++) {
+        object_id_t id = oid(i + 1);
+        plasma_view v;
+        cr_assert_eq(plasma_pin(st, a, &id, &v), 0);
+        cr_assert_eq(v.off, at);
+        cr_assert_eq(v.size, sizes[i]);
+        cr_assert(same(v.off, sizes[i], i + 1));
+        at += blk(sizes[i]);
+    }
+    plasma_client_free(a);
+    plasma_stats s = stats();
+    cr_assert_eq(s.used + s.reserved + s.objects, 0);
+    cr_assert_eq(s.free_blocks, 1);
+}
+
+Test(plasma_store, slab_carve_out_of_order)
+{
+    plasma_client *a = plasma_client_new(st, NULL), *b = plasma_client_new(st, NULL);
+    uint64_t size, s0 = grant(a, SLAB, &size);
+    static const uint64_t sizes[5] = {1000, 0, 64, 3000, 2049};
+    uint64_t offs[5], at = s0;
+    object_id_t ids[5];
+    for (int i = 0; i < 5; i++) {
+        offs[i] = at;
+        at += blk(sizes[i]);
+        ids[i] = oid(10 + i);
+        fill(offs[i], sizes[i], 10 + i); /* clients write before they tell the store */
+    }
+    result waiting = {0};
+    plasma_get(st, b, &ids[2], 1, -1, get_cb, &waiting, 0); /* before it exists */
+
+    static const int order[5] = {2, 0, 4, 1, 3};
+    plasma_stats before = stats();
+    uint64_t carved = 0;
+    for (int k = 0; k < 5; k++) {
+        int i = order[k];
+        uint64_t osize;
+        int rc = plasma_slab_create(st, a, &ids[i], offs[i], sizes[i]);
+        cr_assert_eq(rc, 0, "carve %d: %s", i, rayc_last_error());
+        cr_assert_eq(plasma_object_state(st, &ids[i], &osize), PLASMA_CREATED);
+        cr_assert_eq(osize, sizes[i]);
+        carved += blk(sizes[i]);
+        plasma_stats s = stats();
+        cr_assert_eq(s.reserved, before.reserved - carved, "after carve %d", i);
+        cr_assert_eq(s.used, before.used + carved, "after carve %d", i);
+        cr_assert_eq(s.unsealed_objects, (uint64_t)k + 1);
+        check_store();
+    }
+    cr_assert_eq(carved, 1024 + 64 + 64 + 3008 + 2112);
+    cr_assert_eq(waiting.calls, 0, "not sealed yet");
+    for (int k = 4; k >= 0; k--)
+        cr_assert_eq(plasma_seal(st, a, &ids[order[k]]), 0);
+    cr_assert_eq(waiting.calls, 1, "the seal answers a waiting get");
+    cr_assert_eq(waiting.status, RAYC_OK);
+    cr_assert_eq(waiting.v[0].off, offs[2]);
+    cr_assert_eq(waiting.v[0].size, sizes[2]);
+
+    /* the rest of the slab is still the client's to scribble on */
+    memset(plasma_store_base(st) + at, 0xEE, s0 + SLAB - at);
+    result r = {0};
+    plasma_get(st, a, ids, 5, 0, get_cb, &r, 0);
+    cr_assert_eq(r.calls, 1);
+    cr_assert_eq(r.status, RAYC_OK);
+    cr_assert_eq(r.n, 5);
+    for (int i = 0; i < 5; i++) {
+        cr_assert_eq(r.v[i].off, offs[i], "object %d", i);
+        cr_assert_eq(r.v[i].size, sizes[i], "object %d", i);
+        cr_assert(same(r.v[i].off, sizes[i], 10 + i), "object %d overlaps another", i);
+    }
+    plasma_view v;
+    cr_assert_eq(plasma_pin(st, b, &ids[3], &v), 0);
+    cr_assert_eq(v.off, offs[3]);
+    plasma_stats s = stats();
+    cr_assert_eq(s.used, carved);
+    cr_assert_eq(s.reserved, SLAB - carved);
+    cr_assert_eq(s.objects, 5);
+    cr_assert_eq(s.unsealed_objects, 0);
+    check_store();
+    plasma_client_free(b);
+    plasma_client_free(a);
+    s = stats();
+    cr_assert_eq(s.used + s.reserved + s.objects, 0);
+}
+
+Test(plasma_store, slab_bad_create_changes_nothing)
+{
+    plasma_client *a = plasma_client_new(st, NULL), *b = plasma_client_new(st, NULL);
+    object_id_t plain = oid(1);
+    uint64_t plain_off, size;
+    cr_assert_eq(plasma_create(st, a, &plain, 1000, 0, &plain_off), 0);
+    fill(plain_off, 1000, 1);
+    cr_assert_eq(plasma_seal(st, a, &plain), 0);
+    uint64_t sa = grant(a, SLAB, &size), sb = grant(b, SLAB, &size);
+    cr_assert_geq(sa, 64);
+    slab_put(a, 2, sa + 1024, 1000); /* a's pieces: [sa, +1024) and [sa + 2048, end) */
+    cr_assert_eq(a->npieces, 2);
+    check_store();
+
+    const struct {
+        uint64_t off, size;
+    } bad[] = {
+        {plain_off, 64},                  /* an ordinary object */
+        {sa - 64, 64},                    /* just before the slab */
+        {sa + SLAB, 64},                  /* just past it */
+        {sa + 1024, 64},                  /* the carved object */
+        {sa + 1, 64},                     /* misaligned */
+        {sa + 32, 10},                    /* misaligned */
+        {sa + SLAB - 64, 65},             /* crosses the slab's end */
+        {sa + 960, 128},                  /* crosses the first piece's end */
+        {sa, 4096},                       /* spans both pieces and the object */
+        {sa, UINT64_MAX},                 /* the block size overflows */
+        {sa, 0 - sa},                     /* off + size is 2^64 */
+        {sa + 64, 0 - sa},                /* off + size wraps to 64 */
+        {UINT64_MAX & ~(uint64_t)63, 64}, /* off + size wraps to 0 */
+        {sb, 64},                         /* b's slab */
+        {sb + SLAB - 64, 64},             /* b's slab */
+        {MIB, 64},                        /* past the arena */
+    };
+    object_id_t x = oid(50);
+    plasma_stats before = stats();
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int rc = plasma_slab_create(st, a, &x, bad[i].off, bad[i].size);
+        cr_assert_eq(rc, RAYC_EINVAL, "case %zu: [%lu, +%lu) got %d", i, (unsigned long)bad[i].off,
+                     (unsigned long)bad[i].size, rc);
+        cr_assert_eq(plasma_object_state(st, &x, NULL), PLASMA_ABSENT);
+        plasma_stats after = stats();
+        assert_stats_eq(&before, &after, "a bad slab create");
+        check_store();
+    }
+    /* b cannot carve from a's slab either */
+    cr_assert_eq(plasma_slab_create(st, b, &x, sa, 64), RAYC_EINVAL);
+    cr_assert_eq(plasma_slab_create(st, b, &x, sa + 2048, 64), RAYC_EINVAL);
+    plasma_stats after = stats();
+    assert_stats_eq(&before, &after, "a carve from another client's slab");
+    cr_assert(same(plain_off, 1000, 1));
+    cr_assert(same(sa + 1024, 1000, 2));
+    plasma_client_free(b);
+    plasma_client_free(a);
+}
+
+Test(plasma_store, slab_create_of_existing_id_frees_the_range)
+{
+    plasma_client *a = plasma_client_new(st, NULL);
+    object_id_t plain = oid(1), unsealed = oid(3);
+    uint64_t off3, size;
+    plasma_view pv;
+    put(a, 1, 1000);
+    cr_assert_eq(plasma_pin(st, a, &plain, &pv), 0);
+    cr_assert_eq(plasma_release(st, a, &plain), 0);
+    const uint64_t plain_off = pv.off;
+    cr_assert_eq(plasma_create(st, a, &unsealed, 100, 0, &off3), 0);
+    uint64_t sa = grant(a, SLAB, &size);
+    slab_put(a, 2, sa, 500);
+
+    plasma_stats before = stats();
+    cr_assert_eq(plasma_slab_create(st, a, &plain, sa + 1024, 1000), RAYC_EEXIST);
+    plasma_stats s = stats();
+    cr_assert_eq(s.reserved, before.reserved - 1024, "the range is freed");
+    cr_assert_eq(s.used, before.used);
+    cr_assert_eq(s.objects, before.objects);
+    uint64_t osize;
+    cr_assert_eq(plasma_object_state(st, &plain, &osize), PLASMA_SEALED);
+    cr_assert_eq(osize, 1000);
+    cr_assert(same(plain_off, 1000, 1), "the existing object is untouched");
+    check_store();
+    object_id_t x = oid(60);
+    cr_assert_eq(plasma_slab_create(st, a, &x, sa + 1024, 1000), RAYC_EINVAL,
+                 "a freed range is no longer the client's");
+
+    /* an id carved from the slab already, and one created and not sealed */
+    object_id_t id2 = oid(2);
+    cr_assert_eq(plasma_slab_create(st, a, &id2, sa + 2048, 0), RAYC_EEXIST);
+    cr_assert_eq(plasma_slab_create(st, a, &unsealed, sa + 2112, 64), RAYC_EEXIST);
+    s = stats();
+    cr_assert_eq(s.reserved, before.reserved - 1024 - 64 - 64);
+    cr_assert_eq(s.used, before.used);
+    cr_assert_eq(plasma_object_state(st, &unsealed, &osize), PLASMA_CREATED);
+    cr_assert_eq(osize, 100);
+    cr_assert(same(sa, 500, 2));
+    check_store();
+    plasma_client_free(a);
+    s = stats();
+    cr_assert_eq(s.used + s.reserved + s.objects, 0);
+}
+
+Test(plasma_store, slab_return_tail)
+{
+    plasma_client *a = plasma_client_new(st, NULL), *b = plasma_client_new(st, NULL),
+                  *c = plasma_client_new(st, NULL);
+    uint64_t size, s1 = grant(a, SLAB, &size), sb = grant(b, SLAB, &size);
+    slab_put(a, 1, s1, 1000);
+    slab_put(a, 2, s1 + 1024, 0);
+    const uint64_t next = s1 + 1088; /* a's bump pointer: its piece is [next, s1 + SLAB) */
+
+    /* bad return ranges: EINVAL, and no slab although one would be granted */
+    const struct {
+        uint64_t off, end;
+    } bad[] = {
+        {s1 + 2048, s1 + 4096}, /* the middle of the piece */
+        {next, s1 + SLAB - 64}, /* not up to the piece's end */
+        {next, s1 + SLAB + 64}, /* past the piece's end */
+        {next + 1, s1 + SLAB},  /* misaligned */
+        {s1 + SLAB, s1 + SLAB}, /* empty */
+        {s1 + SLAB, next},      /* backwards */
+        {s1 + 1024, s1 + SLAB}, /* starts in a carved object */
+        {s1, s1 + SLAB},        /* the whole slab, objects and all */
+        {sb + 1024, sb + SLAB}, /* b's tail */
+        {0, MIB},               /* the whole arena */
+    };
+    plasma_stats before = stats();
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        uint64_t o = 1, z = 1;
+        int rc = plasma_slab_grant(st, a, SLAB, bad[i].off, bad[i].end, &o, &z);
+        cr_assert_eq(rc, RAYC_EINVAL, "case %zu got %d", i, rc);
+        cr_assert(o == 0 && z == 0, "case %zu: a slab was granted", i);
+        plasma_stats after = stats();
+        assert_stats_eq(&before, &after, "a bad return range");
+        check_store();
+    }
+
+    /* fill the rest of the store: the returned tail is the only free memory */
+    cr_assert_eq(before.free_blocks, 1);
+    object_id_t filler = oid(90), reuse = oid(91);
+    uint64_t foff, roff;
+    cr_assert_eq(plasma_create(st, c, &filler, before.largest_free, 0, &foff), 0);
+    cr_assert_eq(stats().largest_free, 0);
+    uint64_t o = 1, z = 1;
+    cr_assert_eq(plasma_slab_grant(st, a, 0, next, s1 + SLAB, &o, &z), 0, "%s", rayc_last_error());
+    cr_assert(o == 0 && z == 0);
+    plasma_stats s = stats();
+    cr_assert_eq(s.reserved, SLAB, "only b's slab is left");
+    cr_assert_eq(s.used, before.used + before.largest_free);
+    cr_assert_eq(s.largest_free, s1 + SLAB - next);
+    cr_assert_eq(a->npieces, 0);
+    check_store();
+    cr_assert_eq(plasma_create(st, c, &reuse, s1 + SLAB - next, 0, &roff), 0, "%s",
+                 rayc_last_error());
+    cr_assert_eq(roff, next, "the returned tail is reused");
+
+    /* the tail is given back even when no new slab can be had */
+    cr_assert_eq(plasma_slab_grant(st, b, SLAB, sb, sb + SLAB, &o, &z), RAYC_ESTORE_FULL);
+    cr_assert_eq(z, 0);
+    cr_assert_eq(stats().reserved, 0);
+    cr_assert_eq(b->npieces, 0);
+    object_id_t x = oid(60);
+    cr_assert_eq(plasma_slab_create(st, b, &x, sb, 64), RAYC_EINVAL);
+    check_store();
+    plasma_client_free(c); /* aborts the filler and the reuse */
+
+    /* give back a tail and take a new slab in one call */
+    uint64_t s2 = grant(b, SLAB, &size);
+    slab_put(b, 20, s2, 100);
+    before = stats();
+    cr_assert_eq(plasma_slab_grant(st, b, SLAB, s2 + 128, s2 + SLAB, &o, &z), 0, "%s",
+                 rayc_last_error());
+    cr_assert_eq(z, SLAB);
+    s = stats();
+    cr_assert_eq(s.reserved, before.reserved - (SLAB - 128) + SLAB);
+    cr_assert_eq(s.used, before.used);
+    cr_assert_eq(b->npieces, 1);
+    cr_assert(b->pieces[0].off == o && b->pieces[0].end == o + SLAB);
+    check_store();
+    plasma_client_free(b);
+    plasma_client_free(a);
+    s = stats();
+    cr_assert_eq(s.used + s.reserved + s.objects, 0);
+    cr_assert_eq(s.free_blocks, 1);
+}
+
+Test(plasma_store, slab_client_free_frees_pieces)
+{
+    hook_counts hc = {0};
+    plasma_hooks h = {.on_object_sealed = on_sealed, .on_object_deleted = on_deleted};
+    node_id_t node = node_id_random();
+    plasma_store_set_hooks(st, &node, &h, &hc);
+    plasma_client *a = plasma_client_new(st, NULL), *b = plasma_client_new(st, NULL);
+    uint64_t size, s1 = grant(a, SLAB, &size), s2 = grant(a, 4096, &size);
+    slab_put(a, 1, s1 + 1024, 1000); /* out of order: splits the piece */
+    object_id_t id1 = oid(1), id2 = oid(2), id3 = oid(3);
+    cr_assert_eq(plasma_slab_create(st, a, &id2, s1 + 4096, 500), 0); /* never sealed */
+    slab_put(a, 3, s2, 64);
+    uint64_t sb = grant(b, SLAB, &size);
+    cr_assert_eq(a->npieces, 4);
+    plasma_view v;
+    cr_assert_eq(plasma_pin(st, b, &id1, &v), 0);
+    cr_assert_eq(hc.sealed, 2, "slab objects are announced like any other");
+    plasma_stats s = stats();
+    cr_assert_eq(s.reserved, (SLAB - 1024 - 512) + (4096 - 64) + SLAB);
+    cr_assert_eq(s.used, 1024 + 512 + 64);
+    check_store();
+
+    plasma_client_free(a);
+    s = stats();
+    cr_assert_eq(s.reserved, SLAB, "a's pieces are freed, b's slab stays");
+    cr_assert_eq(plasma_object_state(st, &id2, NULL), PLASMA_ABSENT, "unsealed create aborted");
+    cr_assert_eq(plasma_object_state(st, &id3, NULL), PLASMA_ABSENT, "owned object deleted");
+    cr_assert_eq(plasma_object_state(st, &id1, NULL), PLASMA_SEALED, "b still pins it");
+    cr_assert_eq(hc.deleted, 1);
+    cr_assert_eq(s.used, 1024);
+    cr_assert_eq(s.objects, 1);
+    cr_assert(same(v.off, 1000, 1));
+    cr_assert_eq(v.off, s1 + 1024);
+    check_store();
+    cr_assert_eq(plasma_release(st, b, &id1), 0);
+    cr_assert_eq(plasma_object_state(st, &id1, NULL), PLASMA_ABSENT, "freed with its last pin");
+    cr_assert_eq(hc.deleted, 2);
+    s = stats();
+    cr_assert_eq(s.used, 0);
+    cr_assert_eq(s.objects, 0);
+    cr_assert_eq(b->npieces, 1);
+    cr_assert_eq(b->pieces[0].off, sb);
+    check_store();
+    plasma_client_free(b);
+    s = stats();
+    cr_assert_eq(s.reserved, 0);
+    cr_assert_eq(s.free_blocks, 1);
+    cr_assert_eq(s.largest_free, MIB);
+}
+
+Test(plasma_store, slab_objects_freed_evicted_spilled_like_any_other)
+{
+    plasma_client *a = plasma_client_new(st, NULL);
+    uint64_t size, s0 = grant(a, SLAB, &size);
+    const uint64_t n = 4000;
+    for (int i = 0; i < 4; i++)
+        slab_put(a, i + 1, s0 + (uint64_t)i * blk(n), n);
+    object_id_t ids[5] = {oid(0), oid(1), oid(2), oid(3), oid(4)};
+    cr_assert_eq(plasma_set_evictable(st, &ids[4], true), 0);
+    plasma_stats s = stats();
+    cr_assert_eq(s.used, 4 * blk(n));
+    cr_assert_eq(s.reserved, SLAB - 4 * blk(n));
+
+    /* sealed, unpinned: a delete frees it at once */
+    cr_assert_eq(plasma_delete(st, &ids[1]), 0);
+    cr_assert_eq(plasma_object_state(st, &ids[1], NULL), PLASMA_ABSENT);
+    s = stats();
+    cr_assert_eq(s.used, 3 * blk(n));
+    cr_assert_eq(s.reserved, SLAB - 4 * blk(n));
+    check_store();
+
+    /* pressure: the evictable one goes, then the older slab objects spill */
+    for (int i = 100; i < 106; i++)
+        put(a, i, 200 * 1024);
+    s = stats();
+    cr_assert_eq(plasma_object_state(st, &ids[4], NULL), PLASMA_ABSENT);
+    cr_assert_eq(s.evictions, 1);
+    cr_assert_eq(plasma_object_state(st, &ids[2], NULL), PLASMA_SPILLED);
+    cr_assert_eq(plasma_object_state(st, &ids[3], NULL), PLASMA_SPILLED);
+    cr_assert_eq(s.reserved, SLAB - 4 * blk(n), "slab pieces are never spilled");
+    check_store();
+    /* clobber where they were: a restore must read the spill file */
+    memset(plasma_store_base(st) + s0 + blk(n), 0xEE, 2 * blk(n));
+    for (int i = 2; i <= 3; i++) {
+        result r = {0};
+        plasma_get(st, a, &ids[i], 1, 1000, get_cb, &r, 0);
+        cr_assert_eq(r.calls, 1);
+        cr_assert_eq(r.status, RAYC_OK, "get %d: %d", i, r.status);
+        cr_assert_eq(r.v[0].size, n);
+        cr_assert(same(r.v[0].off, n, i), "slab object %d corrupted by spill/restore", i);
+        cr_assert_eq(plasma_release(st, a, &ids[i]), 0);
+    }
+    s = stats();
+    cr_assert_geq(s.restores, 2);
+    check_store();
+    for (int i = 2; i <= 3; i++)
+        cr_assert_eq(plasma_delete(st, &ids[i]), 0);
+    for (int i = 100; i < 106; i++) {
+        object_id_t id = oid(i);
+        cr_assert_eq(plasma_delete(st, &id), 0);
+    }
+    s = stats();
+    cr_assert_eq(s.used, 0);
+    cr_assert_eq(s.objects, 0);
+    cr_assert_eq(s.spilled_bytes, 0);
+    cr_assert_eq(count_spill_files(), 0);
+    cr_assert_eq(s.reserved, SLAB - 4 * blk(n));
+    check_store();
+    plasma_client_free(a);
+    s = stats();
+    cr_assert_eq(s.reserved, 0);
+    cr_assert_eq(s.free_blocks, 1);
 }
 
 /* ---------------------------------------------------------- frames */
