@@ -272,6 +272,21 @@ void plasma_alloc_destroy(plasma_allocator *a)
     free(a);
 }
 
+/* Cut block i after its first n units (n < its size): the rest becomes a
+ * new block, returned, linked in address order and in no list or index yet.
+ * A descriptor must be reserved. */
+static uint32_t cut(plasma_allocator *a, uint32_t i, uint64_t n)
+{
+    uint32_t r = take_desc(a);
+    blk *x = &a->b[i];
+    a->b[r] = (blk){.off = x->off + n, .size = x->size - n, .prev = i, .next = x->next};
+    if (x->next != NIL)
+        a->b[x->next].prev = r;
+    x->next = r;
+    x->size = n;
+    return r;
+}
+
 int plasma_alloc(plasma_allocator *a, uint64_t size, uint64_t *off)
 {
     if (size > (a->units << UNIT_SHIFT))
@@ -284,16 +299,8 @@ int plasma_alloc(plasma_allocator *a, uint64_t size, uint64_t *off)
     if (i == NIL)
         return RAYC_ESTORE_FULL;
     free_remove(a, i);
-    if (a->b[i].size > n) {
-        uint32_t r = take_desc(a);
-        blk *x = &a->b[i];
-        a->b[r] = (blk){.off = x->off + n, .size = x->size - n, .prev = i, .next = x->next};
-        if (x->next != NIL)
-            a->b[x->next].prev = r;
-        x->next = r;
-        x->size = n;
-        free_insert(a, r);
-    }
+    if (a->b[i].size > n)
+        free_insert(a, cut(a, i, n));
     idx_insert(a, i);
     a->used_units += n;
     a->used_blocks++;
@@ -351,14 +358,7 @@ int plasma_alloc_split(plasma_allocator *a, uint64_t off, uint64_t head)
         return RAYC_EINVAL;
     if (reserve_desc(a) != 0 || idx_grow(a) != 0)
         return RAYC_ENOMEM;
-    uint32_t r = take_desc(a);
-    blk *x = &a->b[i];
-    a->b[r] = (blk){.off = x->off + n, .size = x->size - n, .prev = i, .next = x->next};
-    if (x->next != NIL)
-        a->b[x->next].prev = r;
-    x->next = r;
-    x->size = n;
-    idx_insert(a, r);
+    idx_insert(a, cut(a, i, n));
     a->used_blocks++;
     return 0;
 }
