@@ -1046,7 +1046,7 @@ static int prefault_off(const char *session)
     return off;
 }
 
-/* The raylet pre-faults its store in an idle-priority background thread
+/* The raylet pre-faults its store in an low-priority (nice 19) background thread
  * after it starts; measuring before that ends measures page faults (and
  * competes with the thread). Wait for its "pre-faulted" log line in this
  * node's session (<RAYC_TEMP_DIR>/session_latest for "auto", the embedded

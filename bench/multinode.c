@@ -13,7 +13,7 @@
  * It attaches as a driver to the head's raylet (rayc_init with
  * address 127.0.0.1:<port> and RAYC_TOKEN_FILE), waits until every node runs
  * a pinned task and (when a case uses the stores) until every raylet has
- * pre-faulted its store (an idle-priority background thread that otherwise
+ * pre-faulted its store (an low-priority (nice 19) background thread that otherwise
  * competes with the measurements), and runs:
  *
  *   cross_node_transfer_1GiB, _100MiB   GB/s (10^9 bytes) of one rayc_get on the

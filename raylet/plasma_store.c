@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "errors.h"
@@ -385,24 +387,31 @@ void plasma_client_free(plasma_client *cl)
  * 1-4 s per GiB on our 2-vCPU VMs (measured: docs/object_store.md), far too
  * long to block the raylet's start. So a helper thread populates the pages
  * with madvise(MADV_POPULATE_WRITE), which faults pages in without changing
- * their contents -- safe while clients already write objects -- in 64 MiB
+ * their contents -- safe while clients already write objects -- in 2 MiB
  * steps, stopping early when the store is freed. On kernels without it the
  * thread reads one byte a page instead (a read fault on shmem allocates the
  * page too). This thread never touches store state other than its own
  * atomics, and the loop thread never waits for it except in
- * plasma_store_free(). */
+ * plasma_store_free().
+ *
+ * Priority: nice 19, not SCHED_IDLE, and small steps. Each step holds the
+ * process's mmap lock; the loop thread needs that lock too (every large
+ * malloc is an mmap, every first touch of an arena page a fault), and on a
+ * busy machine a SCHED_IDLE thread may not run for seconds while it holds
+ * it: a raylet stalled that way missed its heartbeats and was declared dead
+ * (64 MiB steps at idle priority, seen in test_multinode). */
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
-#define PREFAULT_STEP (64ull << 20)
+#define PREFAULT_STEP (2ull << 20)
 
 static void *prefault_main(void *arg)
 {
     plasma_store *s = arg;
-    /* Idle priority: the pre-fault only uses CPU nobody else wants, so it
-     * never slows the tasks of a freshly started node. */
-    struct sched_param sp = {.sched_priority = 0};
-    pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+    /* The lowest normal priority: the pre-fault takes little CPU from the
+     * tasks of a freshly started node, yet is never starved while it holds
+     * the mmap lock (see above). */
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
     uint64_t t0 = now_us();
     long page = sysconf(_SC_PAGESIZE);
     bool use_madvise = true;

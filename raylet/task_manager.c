@@ -31,7 +31,7 @@ typedef struct sclass sclass;
 struct rtask;
 static void start_deps(struct task_manager *tm, struct rtask *t);
 static void submit_common(struct task_manager *tm, struct rtask *t);
-static int place(struct task_manager *tm, struct rtask *t);
+static int place(struct task_manager *tm, struct rtask *t, bool spillback);
 static void wait_deps(struct task_manager *tm, struct rtask *t, const object_id_t *ids,
                       size_t nrefs);
 
@@ -376,7 +376,7 @@ static int schedule_class(task_manager *tm, sclass *c)
                 if (t->no_forward || tm->sv.n <= 1)
                     return 0;
                 class_remove(c, t);
-                if (place(tm, t) == SCHED_FORWARD)
+                if (place(tm, t, true) == SCHED_FORWARD)
                     continue;
                 class_push(c, t, true);
                 return 0;
@@ -463,8 +463,11 @@ static bool forward(task_manager *tm, rtask *t, int target)
 }
 
 /* Where should t run? Returns SCHED_RUN_LOCAL/SCHED_WAIT (here),
- * SCHED_FORWARD (sent away: t is T_FORWARDED) or SCHED_INFEASIBLE. */
-static int place(task_manager *tm, rtask *t)
+ * SCHED_FORWARD (sent away: t is T_FORWARDED) or SCHED_INFEASIBLE. A
+ * spillback (t queued here, this node busy) moves t only to a node with room
+ * now: queueing it at another busy node would hand SPREAD's round robin every
+ * task that waits here, until this node had none of them. */
+static int place(task_manager *tm, rtask *t, bool spillback)
 {
     node_manager *nm = tm->nm;
     Rpc__TaskSpec *s = t->msg->spec;
@@ -505,8 +508,8 @@ static int place(task_manager *tm, rtask *t)
     }
     int target = -1;
     int rc = sched_place(&tm->sv, &req, loc, &target);
-    if ((rc == SCHED_FORWARD || rc == SCHED_WAIT || rc == SCHED_RUN_LOCAL) && target >= 0 &&
-        target != tm->sv.local) {
+    bool room = rc == SCHED_FORWARD || rc == SCHED_RUN_LOCAL;
+    if ((room || (rc == SCHED_WAIT && !spillback)) && target >= 0 && target != tm->sv.local) {
         if (forward(tm, t, target))
             return SCHED_FORWARD;
         return feasible_here ? SCHED_WAIT : SCHED_INFEASIBLE;
@@ -519,7 +522,7 @@ static int place(task_manager *tm, rtask *t)
 static void make_ready(task_manager *tm, rtask *t)
 {
     node_manager *nm = tm->nm;
-    int where = place(tm, t);
+    int where = place(tm, t, false);
     if (where == SCHED_FORWARD)
         return;
     if (where == SCHED_DEAD_TARGET) {
@@ -796,7 +799,7 @@ static void submit_common(task_manager *tm, rtask *t)
     } else if (nrefs > 0 && !t->no_forward && nm->nview > 1) {
         /* Place first: the arguments are fetched only where it runs. */
         t->state = T_READY;
-        int where = place(tm, t);
+        int where = place(tm, t, false);
         if (where == SCHED_INFEASIBLE || where == SCHED_DEAD_TARGET ||
             where == SCHED_UNKNOWN_TARGET) {
             make_ready(tm, t); /* infeasible list (placed again on view changes), or failed */
@@ -1040,7 +1043,7 @@ void tm_view_changed(task_manager *tm, bool nodes_changed)
                 continue;
             infeasible_remove(tm, t);
             t->state = T_READY;
-            int where = place(tm, t);
+            int where = place(tm, t, false);
             if (where == SCHED_FORWARD)
                 continue;
             if ((where == SCHED_WAIT || where == SCHED_RUN_LOCAL) && !t->deps_ready &&

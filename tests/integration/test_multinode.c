@@ -310,9 +310,11 @@ Test(multinode, spread_1000_tasks_run_on_every_node)
         rayc_ref_release(refs[i]);
     }
     cr_log_info("SPREAD: %d / %d / %d tasks on head / node1 / node2", per[0], per[1], per[2]);
+    /* Spread means about a third each, the submitting node included: tasks
+     * waiting there must not all drift to the others by spillback. */
     for (int k = 0; k < 3; k++)
-        cr_assert(per[k] > 0, "no SPREAD task ran on node %d (%s): %d / %d / %d", k,
-                  c.raylets[k].node_id, per[0], per[1], per[2]);
+        cr_assert(per[k] >= N_SPREAD / 6, "node %d (%s) ran %d of %d SPREAD tasks: %d / %d / %d",
+                  k, c.raylets[k].node_id, per[k], N_SPREAD, per[0], per[1], per[2]);
     driver_shutdown();
 }
 
