@@ -313,8 +313,8 @@ Test(multinode, spread_1000_tasks_run_on_every_node)
     /* Spread means about a third each, the submitting node included: tasks
      * waiting there must not all drift to the others by spillback. */
     for (int k = 0; k < 3; k++)
-        cr_assert(per[k] >= N_SPREAD / 6, "node %d (%s) ran %d of %d SPREAD tasks: %d / %d / %d",
-                  k, c.raylets[k].node_id, per[k], N_SPREAD, per[0], per[1], per[2]);
+        cr_assert(per[k] >= N_SPREAD / 6, "node %d (%s) ran %d of %d SPREAD tasks: %d / %d / %d", k,
+                  c.raylets[k].node_id, per[k], N_SPREAD, per[0], per[1], per[2]);
     driver_shutdown();
 }
 
