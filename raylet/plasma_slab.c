@@ -11,7 +11,8 @@
  * announce objects in any order (threads write their objects in parallel),
  * so a carve can split a piece in two; the client's slab request gives back
  * only the tail past its bump pointer. A client that goes away frees every
- * piece it still has.
+ * piece it still has. A carve that would leave a client more than
+ * PLASMA_SLAB_MAX_PIECES pieces is refused (RAYC_ENOMEM, logged).
  *
  * Runs in the raylet's single loop thread.
  */
@@ -22,6 +23,11 @@
 
 #include "errors.h"
 #include "log.h"
+
+/* Pieces a client may have: a few per thread that puts, plus one per object
+ * it allocated with rayc_put_alloc and has not sealed. Bounds the linear
+ * lookups a client can make the loop thread do. */
+#define PLASMA_SLAB_MAX_PIECES 4096
 
 /* Index of cl's piece holding [off, end), or -1. */
 static int piece_of(const plasma_client *cl, uint64_t off, uint64_t end)
@@ -34,6 +40,8 @@ static int piece_of(const plasma_client *cl, uint64_t off, uint64_t end)
 
 static int piece_add(plasma_client *cl, uint64_t off, uint64_t end)
 {
+    if (cl->npieces == PLASMA_SLAB_MAX_PIECES)
+        return RAYC_ENOMEM;
     if (cl->npieces == cl->cap_pieces) {
         uint32_t cap = cl->cap_pieces ? cl->cap_pieces * 2 : 4;
         plasma__piece *p = realloc(cl->pieces, cap * sizeof(*p));
@@ -139,15 +147,14 @@ int plasma_slab_create(plasma_store *s, plasma_client *cl, const object_id_t *id
         return rayc__error(RAYC_EINVAL,
                            "slab: object at [%" PRIu64 ", +%" PRIu64 ") is not in a slab piece",
                            off, size);
+    /* A taken id leaves the range in the slab: the client may still read
+     * and write it, so it must not go to another object. */
+    plasma__obj *o = plasma__tab_find(s, id);
+    if ((o != NULL && o->state != PLASMA_ABSENT) || plasma__create_pending(s, id))
+        return rayc__error(RAYC_EEXIST, "slab: object already exists");
     int rc = carve(s, cl, i, off, off + n);
     if (rc != 0)
         return rayc__error(rc, "slab: out of memory");
-    plasma__obj *o = plasma__tab_find(s, id);
-    if ((o != NULL && o->state != PLASMA_ABSENT) || plasma__create_pending(s, id)) {
-        CHECK(plasma_free(s->al, off) == 0);
-        plasma__settle(s);
-        return rayc__error(RAYC_EEXIST, "slab: object already exists");
-    }
     rc = plasma__obj_install(s, cl, id, size, off, 0);
     if (rc != 0)
         return rayc__error(rc, "slab: out of memory");

@@ -174,7 +174,11 @@ void plasma_create_async(plasma_store *s, plasma_client *cl, const object_id_t *
 
 int plasma_seal(plasma_store *s, plasma_client *cl, const object_id_t *id)
 {
-    (void)cl;
+    return plasma_seal_keep(s, cl, id, false);
+}
+
+int plasma_seal_keep(plasma_store *s, plasma_client *cl, const object_id_t *id, bool keep_pin)
+{
     plasma__obj *o = plasma__tab_find(s, id);
     if (o == NULL || o->state == PLASMA_ABSENT)
         return rayc__error(RAYC_ENOTFOUND, "seal: no such object");
@@ -189,7 +193,10 @@ int plasma_seal(plasma_store *s, plasma_client *cl, const object_id_t *id)
         plasma__emit(s, o, true);
         plasma__notify(s, o);
     }
-    plasma__pin_drop(s, plasma__pin_find(o, creator), 1);
+    /* Kept, the write pin becomes the creator's read pin with no moment
+     * unpinned: settle() below may spill whatever is unpinned. */
+    if (!keep_pin || creator != cl)
+        plasma__pin_drop(s, plasma__pin_find(o, creator), 1);
     plasma__settle(s);
     return 0;
 }

@@ -187,6 +187,10 @@ void plasma_create_async(plasma_store *s, plasma_client *cl, const object_id_t *
  * answered. Returns 0, RAYC_ENOTFOUND (no such object), RAYC_EINVAL (already
  * sealed). Any client may seal; the creator's write pin is dropped. */
 int plasma_seal(plasma_store *s, plasma_client *cl, const object_id_t *id);
+/* Same; with keep_pin, and cl the creator, its write pin stays as a read pin
+ * (released like a get's): the object is never unpinned in between, so it
+ * cannot be spilled before the creator reads it again. */
+int plasma_seal_keep(plasma_store *s, plasma_client *cl, const object_id_t *id, bool keep_pin);
 /* Put slabs (docs/object_store.md): a client reserves a run of the arena
  * and writes small objects into it before telling the store, so a put costs
  * no round trip. The store tracks what is not carved yet; a client's slab
@@ -203,7 +207,8 @@ int plasma_slab_grant(plasma_store *s, plasma_client *cl, uint64_t want, uint64_
 /* Turn [off, off + size) of cl's slab into a CREATED object of cl (with its
  * write pin), as plasma_create would. Returns 0, RAYC_EINVAL (not inside an
  * uncarved piece of cl's slab: nothing changes), RAYC_EEXIST (the id is
- * taken: the range is freed), RAYC_ENOMEM. */
+ * taken: the range stays in cl's slab, which it may still be using, until cl
+ * is freed), RAYC_ENOMEM (also: cl's slab is split in too many pieces). */
 int plasma_slab_create(plasma_store *s, plasma_client *cl, const object_id_t *id, uint64_t off,
                        uint64_t size);
 /* Get n objects: cb runs once all are sealed and in the arena (each pinned

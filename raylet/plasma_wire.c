@@ -118,13 +118,8 @@ static void handle_slab_object(plasma_store *s, plasma_client *cl, Rpc__SlabObje
         log_warn("plasma: %s: %s", peer_of(cl), rayc_last_error());
         return;
     }
-    if (!m->sealed)
-        return;
-    plasma_view view;
-    if (plasma_seal(s, cl, &id) != 0)
+    if (m->sealed && plasma_seal_keep(s, cl, &id, m->keep_pin) != 0)
         log_warn("plasma: %s: %s", peer_of(cl), rayc_last_error());
-    else if (m->keep_pin && plasma_pin(s, cl, &id, &view) != 0)
-        log_warn("plasma: %s: cannot keep a pin: %s", peer_of(cl), rayc_last_error());
 }
 
 /* ------------------------------------------------------------ get */
@@ -237,15 +232,10 @@ static void handle_seal(plasma_store *s, plasma_client *cl, Rpc__SealObject *m)
         log_warn("plasma: %s sent SEAL_OBJECT with a %zu-byte id", peer_of(cl), m->object_id.len);
         return;
     }
-    if (plasma_seal(s, cl, &id) != 0) {
-        log_warn("plasma: %s: %s", peer_of(cl), rayc_last_error());
-        return;
-    }
     /* The creator reads what it made without a round trip: it keeps a pin,
      * given back with RELEASE_OBJECTS like the pin of a get. */
-    plasma_view view;
-    if (m->keep_pin && plasma_pin(s, cl, &id, &view) != 0)
-        log_warn("plasma: %s: cannot keep a pin: %s", peer_of(cl), rayc_last_error());
+    if (plasma_seal_keep(s, cl, &id, m->keep_pin) != 0)
+        log_warn("plasma: %s: %s", peer_of(cl), rayc_last_error());
 }
 
 static void handle_release(plasma_store *s, plasma_client *cl, Rpc__ReleaseObjects *m)

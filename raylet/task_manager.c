@@ -507,8 +507,11 @@ static int place(task_manager *tm, rtask *t, bool spillback)
         }
     }
     int target = -1;
+    uint64_t cursor = tm->sv.cursor;
     int rc = sched_place(&tm->sv, &req, loc, &target);
     bool room = rc == SCHED_FORWARD || rc == SCHED_RUN_LOCAL;
+    if (spillback && !room)
+        tm->sv.cursor = cursor; /* not moved: SPREAD's turn is not used up */
     if ((room || (rc == SCHED_WAIT && !spillback)) && target >= 0 && target != tm->sv.local) {
         if (forward(tm, t, target))
             return SCHED_FORWARD;

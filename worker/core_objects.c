@@ -20,6 +20,7 @@
 /* ----------------------------------------------------------- store messages */
 
 static void send_seal(const object_id_t *id, bool keep_pin);
+static void slab_give_back(void);
 
 /* Tell the store this client no longer needs its pins on these objects. */
 static void send_release(ref_entry **es, size_t n)
@@ -54,7 +55,12 @@ static void send_delete(ref_entry *e)
     size_t len = msg_frame_size(&del.base);
     CHECK(len <= sizeof(frame));
     msg_encode(MSG_DELETE_OBJECTS, &del.base, frame);
-    cw_conn_send_batched(rayc__core.raylet, frame, len);
+    int rc = cw_conn_send_batched(rayc__core.raylet, frame, len);
+    if (rc != 0) {
+        char hex[ID_HEX_MAX];
+        log_error("cannot tell the raylet to free object %s: %s",
+                  id_hex(e->id.b, OBJECT_ID_SIZE, hex), rayc_strerror(rc));
+    }
     e->deleted = true;
     e->pinned = false;
 }
@@ -143,6 +149,19 @@ static object_id_t next_put_id(void)
     return object_id_for_put(&c->task, ++c->put_index);
 }
 
+/* The store is full: give back our cached pins and the rest of our put
+ * slab. True if there was any. mu NOT held. */
+static bool give_back_memory(void)
+{
+    core_t *c = &rayc__core;
+    pthread_mutex_lock(&c->mu);
+    bool held = c->refs.cache_count > 0 || c->slab_end > c->slab_next;
+    core__trim_pin_cache(true);
+    slab_give_back();
+    pthread_mutex_unlock(&c->mu);
+    return held;
+}
+
 /* Create a store object of size bytes. mu is NOT held. Returns 0 with the
  * arena offset, or a code (RAYC_ESTORE_FULL with the store's message). */
 int core__store_create(const object_id_t *id, size_t size, uint64_t *offset)
@@ -166,12 +185,8 @@ int core__store_create(const object_id_t *id, size_t size, uint64_t *offset)
             if (r->offset + size > c->arena_size)
                 rc = rayc__error(RAYC_EPROTO, "store returned offset %llu outside the arena",
                                  (unsigned long long)r->offset);
-        } else if (rc == RAYC_ESTORE_FULL && attempt == 0 && c->refs.cache_count > 0) {
-            /* Our cached pins may be what holds the store: drop them, retry. */
-            msg_free(m);
-            pthread_mutex_lock(&c->mu);
-            core__trim_pin_cache(true);
-            pthread_mutex_unlock(&c->mu);
+        } else if (rc == RAYC_ESTORE_FULL && attempt == 0 && give_back_memory()) {
+            msg_free(m); /* what we held may have been what the store lacked */
             continue;
         } else {
             rayc__error(rc, "%s", r->status->message[0] ? r->status->message : rayc_strerror(rc));
@@ -272,6 +287,25 @@ static bool slab_take(size_t size, uint64_t *off)
     return true;
 }
 
+/* Give the unused rest of our slab back to the store (it is short of
+ * memory) and ask for no new one for a while. mu held (dropped meanwhile). */
+static void slab_give_back(void)
+{
+    core_t *c = &rayc__core;
+    if (c->slab_busy || c->slab_end <= c->slab_next)
+        return;
+    uint64_t ret_off = c->slab_next, ret_end = c->slab_end, off, size;
+    c->slab_next = c->slab_end = 0;
+    c->slab_busy = true;
+    c->slab_backoff = 64;
+    pthread_mutex_unlock(&c->mu);
+    int rc = slab_request(0, ret_off, ret_end, &off, &size);
+    pthread_mutex_lock(&c->mu);
+    c->slab_busy = false;
+    if (rc != 0)
+        log_debug("giving back the put slab: %s", rayc_strerror(rc));
+}
+
 /* Announce a store object written into our slab, sealed, keeping our pin.
  * Batched: a burst of puts costs a few writes. mu held (orders it before
  * the release of the pin). */
@@ -289,7 +323,12 @@ static void send_slab_object(const ref_entry *e)
     size_t len = msg_frame_size(&so.base);
     CHECK(len <= sizeof(frame));
     msg_encode(MSG_SLAB_OBJECT, &so.base, frame);
-    cw_conn_send_batched(c->raylet, frame, len);
+    int rc = cw_conn_send_batched(c->raylet, frame, len);
+    if (rc != 0) {
+        char hex[ID_HEX_MAX];
+        log_error("cannot tell the raylet of object %s: %s", id_hex(e->id.b, OBJECT_ID_SIZE, hex),
+                  rayc_strerror(rc));
+    }
 }
 
 /* Reserve an id and an entry for a new owned object; mu held. */

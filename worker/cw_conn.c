@@ -42,6 +42,7 @@ struct cw_conn {
     uint8_t *obuf, *wbuf;
     size_t olen, ocap, wcap;
     bool writing;
+    int direct_waiting; /* direct writers waiting for the flusher: it pauses */
     pthread_t flusher;
     bool has_flusher, stop_flusher;
     pthread_cond_t flush_cv;   /* with wmu: obuf became non-empty / stop */
@@ -76,8 +77,10 @@ cw_conn *cw_conn_new(bconn *b, cw_async_fn fn, void *arg)
 /* Write what is batched, after what the flusher is writing. wmu held. */
 static int flush_locked(cw_conn *c)
 {
+    c->direct_waiting++;
     while (c->writing)
         pthread_cond_wait(&c->written_cv, &c->wmu);
+    c->direct_waiting--;
     if (c->olen == 0)
         return 0;
     int rc = net_write_all(c->fd, c->obuf, c->olen);
@@ -100,7 +103,10 @@ static void *flusher_main(void *arg)
     cw_conn *c = arg;
     pthread_mutex_lock(&c->wmu);
     while (!c->stop_flusher) {
-        if (c->olen == 0) {
+        /* A direct writer waits for our write: let it take the batch (it
+         * writes obuf before its frame), or a steady stream of batched
+         * frames would keep it waiting for good. */
+        if (c->olen == 0 || c->direct_waiting > 0) {
             pthread_cond_wait(&c->flush_cv, &c->wmu);
             continue;
         }

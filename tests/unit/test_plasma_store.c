@@ -458,6 +458,36 @@ Test(plasma_store, full_store_create_waits_for_release)
     cr_assert_eq(count_spill_files(), 0);
 }
 
+/* A seal that keeps the creator's pin never leaves the object unpinned: a
+ * create waiting for space at that moment cannot spill it from under the
+ * creator, who goes on reading it. */
+Test(plasma_store, seal_keeping_the_pin_is_never_spilled)
+{
+    plasma_client *a = plasma_client_new(st, NULL), *b = plasma_client_new(st, NULL);
+    object_id_t x = oid(1), y = oid(2);
+    uint64_t off;
+    cr_assert_eq(plasma_create(st, a, &x, 500 * 1024, 0, &off), 0);
+    fill(off, 500 * 1024, 1);
+    result r = {0};
+    plasma_create_async(st, b, &y, 600 * 1024, 0, create_cb, &r, 0);
+    cr_assert_eq(r.calls, 0, "the create waits: x is being written");
+    cr_assert_eq(plasma_seal_keep(st, a, &x, true), 0);
+    cr_assert_eq(r.calls, 0, "the seal must not free x for the waiting create");
+    cr_assert_eq(plasma_object_state(st, &x, NULL), PLASMA_SEALED);
+    cr_assert(same(off, 500 * 1024, 1));
+    plasma_stats s;
+    plasma_store_stats(st, &s);
+    cr_assert_eq(s.pinned_objects, 1);
+    cr_assert_eq(plasma_release(st, a, &x), 0, "the kept pin is a read pin");
+    cr_assert_eq(r.calls, 1, "the release lets the create spill x");
+    cr_assert_eq(r.status, RAYC_OK, "%s", r.msg);
+    cr_assert_eq(plasma_object_state(st, &x, NULL), PLASMA_SPILLED);
+    cr_assert_eq(plasma_release(st, a, &x), RAYC_ENOTFOUND, "one pin only");
+    cr_assert_eq(plasma_seal(st, b, &y), 0);
+    plasma_client_free(b);
+    plasma_client_free(a);
+}
+
 Test(plasma_store, restore_waits_for_space)
 {
     plasma_client *a = plasma_client_new(st, NULL);
@@ -862,7 +892,7 @@ Test(plasma_store, slab_bad_create_changes_nothing)
     plasma_client_free(a);
 }
 
-Test(plasma_store, slab_create_of_existing_id_frees_the_range)
+Test(plasma_store, slab_create_of_existing_id_keeps_the_range)
 {
     plasma_client *a = plasma_client_new(st, NULL);
     object_id_t plain = oid(1), unsealed = oid(3);
@@ -879,7 +909,7 @@ Test(plasma_store, slab_create_of_existing_id_frees_the_range)
     plasma_stats before = stats();
     cr_assert_eq(plasma_slab_create(st, a, &plain, sa + 1024, 1000), RAYC_EEXIST);
     plasma_stats s = stats();
-    cr_assert_eq(s.reserved, before.reserved - 1024, "the range is freed");
+    cr_assert_eq(s.reserved, before.reserved, "the range stays the client's");
     cr_assert_eq(s.used, before.used);
     cr_assert_eq(s.objects, before.objects);
     uint64_t osize;
@@ -888,15 +918,17 @@ Test(plasma_store, slab_create_of_existing_id_frees_the_range)
     cr_assert(same(plain_off, 1000, 1), "the existing object is untouched");
     check_store();
     object_id_t x = oid(60);
-    cr_assert_eq(plasma_slab_create(st, a, &x, sa + 1024, 1000), RAYC_EINVAL,
-                 "a freed range is no longer the client's");
+    cr_assert_eq(plasma_slab_create(st, a, &x, sa + 1024, 1000), 0,
+                 "the range is still the client's to carve");
+    cr_assert_eq(plasma_seal(st, a, &x), 0);
+    before = stats();
 
     /* an id carved from the slab already, and one created and not sealed */
     object_id_t id2 = oid(2);
     cr_assert_eq(plasma_slab_create(st, a, &id2, sa + 2048, 0), RAYC_EEXIST);
     cr_assert_eq(plasma_slab_create(st, a, &unsealed, sa + 2112, 64), RAYC_EEXIST);
     s = stats();
-    cr_assert_eq(s.reserved, before.reserved - 1024 - 64 - 64);
+    cr_assert_eq(s.reserved, before.reserved);
     cr_assert_eq(s.used, before.used);
     cr_assert_eq(plasma_object_state(st, &unsealed, &osize), PLASMA_CREATED);
     cr_assert_eq(osize, 100);
