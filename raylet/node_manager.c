@@ -600,14 +600,54 @@ static void on_free_locations(node_manager *nm, void *arg, ProtobufCMessage *rep
     }
 }
 
+static void arm_loc_flush(node_manager *nm);
+
+/* Owners' deletes wait for the next directory flush, so one GCS lookup per
+ * batch finds the other nodes' copies (a driver freeing 100k objects a
+ * second would otherwise cost the GCS 100k lookups). */
 static void free_everywhere(node_manager *nm, Rpc__DeleteObjects *m)
 {
-    if (nm->nview <= 1 || m->n_object_ids == 0)
+    if (nm->nview <= 1)
         return;
-    Rpc__GetObjectLocationsRequest req = RPC__GET_OBJECT_LOCATIONS_REQUEST__INIT;
-    req.n_object_ids = m->n_object_ids;
-    req.object_ids = m->object_ids;
-    nm_gcs_call(nm, MSG_GET_OBJECT_LOCATIONS_REQ, &req.base, on_free_locations, NULL);
+    for (size_t i = 0; i < m->n_object_ids; i++) {
+        if (m->object_ids[i].len != OBJECT_ID_SIZE)
+            continue;
+        if (nm->free_count == nm->free_cap) {
+            size_t cap = nm->free_cap ? nm->free_cap * 2 : 256;
+            object_id_t *n = realloc(nm->free_pending, cap * sizeof(*n));
+            if (n == NULL) {
+                log_error("out of memory queuing frees of other nodes' copies; dropping one");
+                continue;
+            }
+            nm->free_pending = n;
+            nm->free_cap = cap;
+        }
+        memcpy(nm->free_pending[nm->free_count++].b, m->object_ids[i].data, OBJECT_ID_SIZE);
+    }
+    arm_loc_flush(nm);
+}
+
+/* Ask the GCS where the queued deletes have copies (on_free_locations frees
+ * them there), in requests of at most 4096 ids. */
+static void send_frees(node_manager *nm)
+{
+    ProtobufCBinaryData *ids = malloc(4096 * sizeof(*ids));
+    if (ids == NULL) {
+        log_error("out of memory looking up %zu freed objects; retrying", nm->free_count);
+        return;
+    }
+    for (size_t done = 0; done < nm->free_count;) {
+        size_t k = nm->free_count - done < 4096 ? nm->free_count - done : 4096;
+        for (size_t i = 0; i < k; i++)
+            ids[i] = (ProtobufCBinaryData){OBJECT_ID_SIZE, nm->free_pending[done + i].b};
+        Rpc__GetObjectLocationsRequest req = RPC__GET_OBJECT_LOCATIONS_REQUEST__INIT;
+        req.n_object_ids = k;
+        req.object_ids = ids;
+        nm_gcs_call(nm, MSG_GET_OBJECT_LOCATIONS_REQ, &req.base, on_free_locations, NULL);
+        done += k;
+    }
+    nm->free_count = 0;
+    free(ids);
 }
 
 static void on_client_frame(conn *c, uint16_t type, ProtobufCMessage *msg)
@@ -780,6 +820,11 @@ static void queue_location(node_manager *nm, const plasma_object_event *ev, bool
         (struct loc_rec){.id = ev->id, .owner = ev->owner, .size = ev->size, .removed = removed};
     if (!removed && !loc_index_add(nm, k))
         log_warn("out of memory indexing object location updates");
+    arm_loc_flush(nm);
+}
+
+static void arm_loc_flush(node_manager *nm)
+{
     if (!evtimer_pending(nm->loc_flush_ev, NULL)) {
         int64_t ms = nm->cfg->object_directory_batch_ms;
         struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
@@ -797,20 +842,9 @@ static void on_object_deleted(void *arg, const plasma_object_event *ev)
     queue_location(arg, ev, true);
 }
 
-/* Send the queued location changes in one message. Without a GCS they wait
- * for the next registration. */
-static void on_loc_flush(evutil_socket_t fd, short what, void *arg)
+/* Send the queued location changes in one message. */
+static void send_locations(node_manager *nm)
 {
-    (void)fd;
-    (void)what;
-    node_manager *nm = arg;
-    if (nm->loc_count == 0)
-        return;
-    if (nm->gcs == NULL || nm->gcs_state != GCS_REGISTERED) {
-        struct timeval tv = {0, 200000};
-        evtimer_add(nm->loc_flush_ev, &tv);
-        return;
-    }
     size_t n = nm->loc_count, m = 0;
     Rpc__ObjectLocation *locs = malloc(n * sizeof(*locs));
     Rpc__ObjectLocation **ptrs = malloc(n * sizeof(*ptrs));
@@ -842,6 +876,28 @@ static void on_loc_flush(evutil_socket_t fd, short what, void *arg)
     }
     free(locs);
     free(ptrs);
+}
+
+/* The directory batch is due: send the queued location changes in one
+ * message, and look up the queued frees. Without a GCS they wait for the
+ * next registration. */
+static void on_loc_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    node_manager *nm = arg;
+    if (nm->loc_count == 0 && nm->free_count == 0)
+        return;
+    if (nm->gcs == NULL || nm->gcs_state != GCS_REGISTERED) {
+        struct timeval tv = {0, 200000};
+        evtimer_add(nm->loc_flush_ev, &tv);
+        return;
+    }
+    /* Locations first: the lookup of the frees then sees this node's removals. */
+    if (nm->loc_count > 0)
+        send_locations(nm);
+    if (nm->free_count > 0)
+        send_frees(nm);
 }
 
 static const plasma_hooks store_hooks = {on_object_sealed, on_object_deleted};
@@ -1044,6 +1100,7 @@ void nm_free(node_manager *nm)
         event_free(nm->loc_flush_ev);
     free(nm->loc_pending);
     free(nm->loc_adds);
+    free(nm->free_pending);
     if (nm->report_ev)
         event_free(nm->report_ev);
     free(nm->view);

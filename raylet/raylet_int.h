@@ -92,6 +92,8 @@ struct node_manager {
     size_t loc_count, loc_cap;
     uint32_t *loc_adds; /* id -> 1 + index of its pending add (0: empty) */
     size_t loc_adds_cap;
+    object_id_t *free_pending; /* owners' deletes to look up other copies of */
+    size_t free_count, free_cap;
     struct event *loc_flush_ev;
 
     worker_pool *pool;

@@ -449,6 +449,23 @@ static bool three_locations(void *arg)
     return a->nodes == 3;
 }
 
+struct empty_arg {
+    const harness_cluster *c;
+    int node;
+    uint64_t used, objects;
+};
+
+/* Every node's store holds nothing. */
+static bool stores_empty(void *arg)
+{
+    struct empty_arg *a = arg;
+    for (a->node = 0; a->node < 3; a->node++)
+        if (!store_used(&a->c->raylets[a->node], &a->used, &a->objects) || a->objects > 0 ||
+            a->used > 0)
+            return false;
+    return true;
+}
+
 Test(multinode, one_transfer_per_node_for_a_shared_object)
 {
     harness_cluster c;
@@ -524,7 +541,51 @@ Test(multinode, one_transfer_per_node_for_a_shared_object)
                      log);
         cr_assert_eq(count_in_file(log, failed), 0, "node %d had a failed pull (see %s)", k, log);
     }
+
+    /* The owner's release frees every copy: its own and the pulled ones. */
     rayc_ref_release(obj);
+    struct empty_arg ea = {.c = &c};
+    cr_assert(harness_wait_until(stores_empty, &ea, SLACK_MS),
+              "after the release node %d still holds %llu objects (%llu bytes)", ea.node,
+              (unsigned long long)ea.objects, (unsigned long long)ea.used);
+    driver_shutdown();
+}
+
+/* Put slabs in a cluster: thousands of store objects put and released at
+ * once. Each release also asks the GCS (in batches) which other nodes hold
+ * copies; the object directory cancels objects that come and go within one
+ * batch. Every raylet must live through it and every store end empty. */
+Test(multinode, put_release_churn_in_a_cluster)
+{
+    harness_cluster c;
+    const char *const big[] = {"--object-store-memory=256M", NULL};
+    const char *const *extra[3] = {big, big, big};
+    start3(&c, extra);
+    driver_init(c.address);
+    assert_driver_on_head(&c);
+    enum { N = 5000, SIZE = 150 * KIB };
+    static uint8_t buf[SIZE];
+    for (int i = 0; i < N; i++) {
+        memcpy(buf, &i, sizeof(i));
+        rayc_ref r;
+        int rc = rayc_put(buf, SIZE, &r);
+        cr_assert_eq(rc, RAYC_OK, "put %d: %s: %s", i, rayc_strerror(rc), rayc_last_error());
+        if (i % 97 == 0) { /* read some back before releasing */
+            rayc_value v;
+            cr_assert_eq(rayc_get(&r, 1, &v, LONG_MS), RAYC_OK);
+            int got;
+            memcpy(&got, v.data, sizeof(got));
+            cr_assert_eq(got, i);
+            rayc_value_release(&v);
+        }
+        rayc_ref_release(r);
+    }
+    for (int k = 0; k < 3; k++)
+        cr_assert(harness_alive(c.raylets[k].proc), "raylet %d died during the churn", k);
+    struct empty_arg ea = {.c = &c};
+    cr_assert(harness_wait_until(stores_empty, &ea, SLACK_MS),
+              "after the churn node %d still holds %llu objects (%llu bytes)", ea.node,
+              (unsigned long long)ea.objects, (unsigned long long)ea.used);
     driver_shutdown();
 }
 
