@@ -245,8 +245,23 @@ static void send_done(task_manager *tm, rtask *t, Rpc__TaskDone *done)
         return;
     }
     client *owner = nm_client_by_worker(tm->nm, &t->owner);
-    if (owner)
-        conn_send(owner->c, MSG_TASK_DONE, &done->base);
+    if (owner == NULL)
+        return;
+    /* Store results here are pinned for the owner on the way: its first get
+     * of them is then a lookup in its own memory, not a round trip. */
+    for (size_t i = 0; i < done->n_returns; i++) {
+        Rpc__TaskReturn *r = done->returns[i];
+        object_id_t id;
+        plasma_view v;
+        if (!r->in_store || r->object_id.len != OBJECT_ID_SIZE)
+            continue;
+        memcpy(id.b, r->object_id.data, OBJECT_ID_SIZE);
+        if (plasma_pin(tm->nm->store, owner->pc, &id, &v) == 0) {
+            r->pinned = true;
+            r->offset = v.off;
+        }
+    }
+    conn_send(owner->c, MSG_TASK_DONE, &done->base);
 }
 
 static void report(task_manager *tm, rtask *t, int status, const char *fmt, ...)

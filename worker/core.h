@@ -80,6 +80,9 @@ int core__check_init(void);
 void core__trim_pin_cache(bool everything);
 /* Drop one view/ref of an entry and free what is no longer used. mu held. */
 void core__maybe_finalize(ref_entry *e);
+/* The raylet pinned e's store object for us, at data (NULL: an offset
+ * outside the arena, so the pin is given back). mu held. */
+void core__took_pin(ref_entry *e, void *data);
 
 /* Frames nobody waits for: task completions, worker output, notices, pushed
  * tasks (worker mode). The cw_conn async handler of the raylet connection. */

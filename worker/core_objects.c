@@ -141,6 +141,22 @@ void core__maybe_finalize(ref_entry *e)
         core__lineage_release(&id);
 }
 
+void core__took_pin(ref_entry *e, void *data)
+{
+    core_t *c = &rayc__core;
+    if (e->pinned || data == NULL) { /* one pin per entry: this one is extra */
+        send_release(&e, 1);
+        return;
+    }
+    e->pinned = true;
+    e->data = data;
+    e->remote = false;
+    if (e->views == 0) {
+        reft_cache_add(&c->refs, e);
+        core__trim_pin_cache(false);
+    }
+}
+
 /* ------------------------------------------------------------------- put */
 
 static object_id_t next_put_id(void)

@@ -369,6 +369,10 @@ static void on_task_done(Rpc__TaskDone *m)
             object_id_t oid;
             memcpy(oid.b, r->object_id.data, OBJECT_ID_SIZE);
             ref_entry *e = reft_find(&c->refs, &oid);
+            /* Our raylet pinned a store result for us (an offset we can
+             * trust only inside the arena). */
+            bool pinned = r->in_store && r->pinned && r->offset <= c->arena_size &&
+                          r->size <= c->arena_size - r->offset;
             if (e == NULL || e->refs == 0) {
                 /* Nobody holds this return any more: free it at once. */
                 if (r->in_store) {
@@ -376,6 +380,7 @@ static void on_task_done(Rpc__TaskDone *m)
                     Rpc__DeleteObjects del = RPC__DELETE_OBJECTS__INIT;
                     del.n_object_ids = 1;
                     del.object_ids = &id;
+                    del.release_pins = r->pinned;
                     cw_conn_send(c->raylet, MSG_DELETE_OBJECTS, &del.base);
                 }
                 continue;
@@ -388,6 +393,8 @@ static void on_task_done(Rpc__TaskDone *m)
                     memcpy(e->node.b, m->node_id.data, NODE_ID_SIZE);
                 e->remote = memcmp(e->node.b, c->node_id.b, NODE_ID_SIZE) != 0;
                 keep_lineage = keep_lineage || e->remote;
+                if (r->pinned)
+                    core__took_pin(e, pinned ? c->arena + r->offset : NULL);
             } else if (r->data.len > 0) {
                 void *copy = malloc(r->data.len);
                 if (copy == NULL) {

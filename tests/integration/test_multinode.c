@@ -161,13 +161,21 @@ static void wait_cluster(harness_cluster *c)
 }
 
 /* Redis + GCS + 3 raylets (node 0 is the head), extra flags per raylet. */
-static void start3(harness_cluster *c, const char *const *extra[3])
+/* Three nodes; health_ms > 0 overrides the health timeout. */
+static void start3_health(harness_cluster *c, const char *const *extra[3], int health_ms)
 {
     harness_cluster_init(c);
+    if (health_ms > c->health_timeout_ms)
+        c->health_timeout_ms = health_ms;
     harness_cluster_start(c);
     for (int i = 0; i < 3; i++)
         harness_raylet_start(c, extra ? extra[i] : NULL);
     wait_cluster(c);
+}
+
+static void start3(harness_cluster *c, const char *const *extra[3])
+{
+    start3_health(c, extra, 0);
 }
 
 static const char *mnlib(void)
@@ -770,7 +778,10 @@ Test(multinode, pull_source_dies_other_copy_used, .timeout = 420)
     harness_cluster c;
     const char *const big[] = {"--object-store-memory=2G", "--log-level=debug", NULL};
     const char *const *extra[3] = {big, big, big};
-    start3(&c, extra);
+    /* 1 GiB objects written and checked on three nodes of two vCPUs, each
+     * also pre-faulting a 2 GiB store: give a loaded raylet more than the
+     * usual 2 s before it counts as dead (the kill below is real). */
+    start3_health(&c, extra, 6000);
     driver_init(c.address);
     assert_driver_on_head(&c);
     pinned_probe(&c);
@@ -825,7 +836,10 @@ Test(multinode, pull_source_dies_only_copy_never_hangs, .timeout = 420)
     harness_cluster c;
     const char *const big[] = {"--object-store-memory=2G", "--log-level=debug", NULL};
     const char *const *extra[3] = {big, big, NULL};
-    start3(&c, extra);
+    /* 1 GiB objects written and checked on three nodes of two vCPUs, each
+     * also pre-faulting a 2 GiB store: give a loaded raylet more than the
+     * usual 2 s before it counts as dead (the kill below is real). */
+    start3_health(&c, extra, 6000);
     driver_init(c.address);
     assert_driver_on_head(&c);
     pinned_probe(&c);

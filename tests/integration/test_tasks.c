@@ -616,12 +616,56 @@ static void check_multi(size_t big)
     }
 }
 
+static bool store_empty(void *arg)
+{
+    (void)arg;
+    return store_used() == 0;
+}
+
 Test(tasks, multiple_returns_small_and_large)
 {
     start(2);
     check_multi(1000);      /* rayc_return_alloc of a small value: inline */
     check_multi(300 << 10); /* > 100 KiB: a store object written in place */
     check_multi(3u << 20);
+    /* The raylet pins store results for their owner with the completion;
+     * released refs give those pins back and the store empties. */
+    cr_assert(harness_wait_until(store_empty, NULL, LONG_MS), "the store still holds %zu bytes",
+              store_used());
+    stop();
+}
+
+/* Results the driver holds, more than the store holds: the raylet pins each
+ * for the owner as it completes, yet the store can still spill the older
+ * ones for the newer, and every result reads back exact. */
+Test(tasks, held_store_results_past_the_store_spill)
+{
+    start(2);
+    enum { N = 40 };
+    const size_t big = 10u << 20; /* 40 x 10 MiB in a 256 MiB store */
+    static rayc_ref r[N][3];
+    rayc_task_opts o = {.num_returns = 3};
+    int64_t size = (int64_t)big;
+    rayc_arg a = ARG_I64(&size);
+    for (int i = 0; i < N; i++) {
+        int rc = rayc_submit("multi", &a, 1, &o, r[i]);
+        cr_assert_eq(rc, RAYC_OK, "submit %d: %s", i, rayc_last_error());
+    }
+    for (int i = 0; i < N; i++) {
+        rayc_value v;
+        int rc = get1(r[i][1], &v, LONG_MS);
+        cr_assert_eq(rc, RAYC_OK, "result %d: %s: %s", i, rayc_strerror(rc), rayc_last_error());
+        cr_assert_eq(v.size, big);
+        const uint8_t *p = v.data;
+        for (size_t k = 0; k < big; k += 4093)
+            cr_assert_eq(p[k], (uint8_t)((k * 7 + 3) & 0xff), "result %d byte %zu differs", i, k);
+        rayc_value_release(&v);
+    }
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < 3; j++)
+            rayc_ref_release(r[i][j]);
+    cr_assert(harness_wait_until(store_empty, NULL, LONG_MS), "the store still holds %zu bytes",
+              store_used());
     stop();
 }
 
