@@ -94,6 +94,9 @@ void core__unblock(void);
  * offset, or a code with rayc_last_error set. Then write and seal it. */
 int core__store_create(const object_id_t *id, size_t size, uint64_t *offset);
 void core__send_seal(const object_id_t *id);
+/* Tell the store the owner is done with a store object (batched); with
+ * release_pins our own pin on it goes too. mu held. */
+void core__send_delete(const object_id_t *id, bool release_pins);
 /* The last use of an owned result is gone: drop its task's lineage when no
  * other result of that task is in use. mu held. */
 void core__lineage_release(const object_id_t *oid);

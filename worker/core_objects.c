@@ -42,25 +42,26 @@ static void send_release(ref_entry **es, size_t n)
     }
 }
 
-/* The owner is done with a store object: the store frees it (once nobody
- * pins it), and drops our own pin with it. Batched, like the seal. */
-static void send_delete(ref_entry *e)
+void core__send_delete(const object_id_t *id, bool release_pins)
 {
-    ProtobufCBinaryData id = {OBJECT_ID_SIZE, e->id.b};
+    ProtobufCBinaryData b = {OBJECT_ID_SIZE, (uint8_t *)id->b};
     Rpc__DeleteObjects del = RPC__DELETE_OBJECTS__INIT;
     del.n_object_ids = 1;
-    del.object_ids = &id;
-    del.release_pins = e->pinned;
-    uint8_t frame[128];
-    size_t len = msg_frame_size(&del.base);
-    CHECK(len <= sizeof(frame));
-    msg_encode(MSG_DELETE_OBJECTS, &del.base, frame);
-    int rc = cw_conn_send_batched(rayc__core.raylet, frame, len);
+    del.object_ids = &b;
+    del.release_pins = release_pins;
+    int rc = cw_conn_send_batched_msg(rayc__core.raylet, MSG_DELETE_OBJECTS, &del.base);
     if (rc != 0) {
         char hex[ID_HEX_MAX];
         log_error("cannot tell the raylet to free object %s: %s",
-                  id_hex(e->id.b, OBJECT_ID_SIZE, hex), rayc_strerror(rc));
+                  id_hex(id->b, OBJECT_ID_SIZE, hex), rayc_strerror(rc));
     }
+}
+
+/* The owner is done with a store object: the store frees it (once nobody
+ * pins it), and drops our own pin with it. */
+static void send_delete(ref_entry *e)
+{
+    core__send_delete(&e->id, e->pinned);
     e->deleted = true;
     e->pinned = false;
 }
@@ -335,11 +336,7 @@ static void send_slab_object(const ref_entry *e)
     so.size = e->size;
     so.sealed = true;
     so.keep_pin = true;
-    uint8_t frame[128];
-    size_t len = msg_frame_size(&so.base);
-    CHECK(len <= sizeof(frame));
-    msg_encode(MSG_SLAB_OBJECT, &so.base, frame);
-    int rc = cw_conn_send_batched(c->raylet, frame, len);
+    int rc = cw_conn_send_batched_msg(c->raylet, MSG_SLAB_OBJECT, &so.base);
     if (rc != 0) {
         char hex[ID_HEX_MAX];
         log_error("cannot tell the raylet of object %s: %s", id_hex(e->id.b, OBJECT_ID_SIZE, hex),

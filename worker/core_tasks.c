@@ -375,14 +375,8 @@ static void on_task_done(Rpc__TaskDone *m)
                           r->size <= c->arena_size - r->offset;
             if (e == NULL || e->refs == 0) {
                 /* Nobody holds this return any more: free it at once. */
-                if (r->in_store) {
-                    ProtobufCBinaryData id = {OBJECT_ID_SIZE, oid.b};
-                    Rpc__DeleteObjects del = RPC__DELETE_OBJECTS__INIT;
-                    del.n_object_ids = 1;
-                    del.object_ids = &id;
-                    del.release_pins = r->pinned;
-                    cw_conn_send(c->raylet, MSG_DELETE_OBJECTS, &del.base);
-                }
+                if (r->in_store)
+                    core__send_delete(&oid, r->pinned);
                 continue;
             }
             if (r->in_store) {

@@ -175,6 +175,19 @@ int cw_conn_send_batched(cw_conn *c, const uint8_t *frame, size_t len)
     return 0;
 }
 
+int cw_conn_send_batched_msg(cw_conn *c, uint16_t type, const ProtobufCMessage *m)
+{
+    size_t size = msg_frame_size(m);
+    uint8_t stackbuf[512], *buf = size <= sizeof(stackbuf) ? stackbuf : malloc(size);
+    if (buf == NULL)
+        return RAYC_ENOMEM;
+    msg_encode(type, m, buf);
+    int rc = cw_conn_send_batched(c, buf, size);
+    if (buf != stackbuf)
+        free(buf);
+    return rc;
+}
+
 void cw_conn_free(cw_conn *c)
 {
     if (c == NULL)

@@ -45,6 +45,8 @@ int cw_conn_call(cw_conn *c, uint64_t id, uint16_t type, const ProtobufCMessage 
  * send, call or pump on the conn writes queued frames first, so order is
  * kept. 0, or RAYC_ECONN / RAYC_ENOMEM. */
 int cw_conn_send_batched(cw_conn *c, const uint8_t *frame, size_t len);
+/* Encode m as a frame of type and queue it like cw_conn_send_batched. */
+int cw_conn_send_batched_msg(cw_conn *c, uint16_t type, const ProtobufCMessage *m);
 /* Write queued frames now. 0 or RAYC_ECONN. */
 int cw_conn_flush(cw_conn *c);
 /* Send an already encoded frame. 0 or RAYC_ECONN. */
