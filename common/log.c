@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-int log__level = LOG_INFO;
+int log__level = LOG_LEVEL_INFO;
 static int log_fd = 2;
 
 int log_init(const char *path, int level)

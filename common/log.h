@@ -12,7 +12,13 @@
 
 #include <errno.h>
 
-enum { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3, LOG_FATAL = 4 };
+enum {
+    LOG_LEVEL_DEBUG = 0,
+    LOG_LEVEL_INFO = 1,
+    LOG_LEVEL_WARN = 2,
+    LOG_LEVEL_ERROR = 3,
+    LOG_LEVEL_FATAL = 4
+};
 
 extern int log__level; /* read by the macros; set through log_init/log_set_level */
 
@@ -33,18 +39,18 @@ void log__write(int level, const char *file, int line, int err, const char *fmt,
             log__write((lvl), __FILE__, __LINE__, (err), __VA_ARGS__);                             \
     } while (0)
 
-#define log_debug(...) LOG__AT(LOG_DEBUG, 0, __VA_ARGS__)
-#define log_info(...)  LOG__AT(LOG_INFO, 0, __VA_ARGS__)
-#define log_warn(...)  LOG__AT(LOG_WARN, 0, __VA_ARGS__)
-#define log_error(...) LOG__AT(LOG_ERROR, 0, __VA_ARGS__)
+#define log_debug(...) LOG__AT(LOG_LEVEL_DEBUG, 0, __VA_ARGS__)
+#define log_info(...)  LOG__AT(LOG_LEVEL_INFO, 0, __VA_ARGS__)
+#define log_warn(...)  LOG__AT(LOG_LEVEL_WARN, 0, __VA_ARGS__)
+#define log_error(...) LOG__AT(LOG_LEVEL_ERROR, 0, __VA_ARGS__)
 /* Same, with strerror(err) appended: log_syserr(errno, "connect %s", addr). */
-#define log_syserr(err, ...) LOG__AT(LOG_ERROR, (err), __VA_ARGS__)
+#define log_syserr(err, ...) LOG__AT(LOG_LEVEL_ERROR, (err), __VA_ARGS__)
 
 /* A broken invariant: log file:line and abort. Never for expected failures. */
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            log__write(LOG_FATAL, __FILE__, __LINE__, 0, "CHECK failed: %s", #cond);               \
+            log__write(LOG_LEVEL_FATAL, __FILE__, __LINE__, 0, "CHECK failed: %s", #cond);         \
             abort();                                                                               \
         }                                                                                          \
     } while (0)

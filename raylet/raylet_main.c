@@ -50,7 +50,7 @@ int main(int argc, char **argv)
         mkdir_p(dir, 0700);
         snprintf(logpath, sizeof(logpath), "%s/raylet.out", dir);
     }
-    log_init(logpath[0] ? logpath : NULL, level < 0 ? LOG_INFO : level);
+    log_init(logpath[0] ? logpath : NULL, level < 0 ? LOG_LEVEL_INFO : level);
     signal(SIGPIPE, SIG_IGN);
 
     base = event_base_new();

@@ -15,7 +15,7 @@
 #include "job_table.h"
 #include "object_manager.h"
 #include "rayc.h"
-#include "sched.h"
+#include "sched_policy.h"
 #include "worker_pool.h"
 
 #define TASK_BUCKETS 4096 /* grows by doubling */

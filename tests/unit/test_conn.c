@@ -159,7 +159,7 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
  * unix_path is given, on that Unix socket. */
 static void setup_loop(void)
 {
-    log_set_level(LOG_FATAL); /* protocol errors are expected here */
+    log_set_level(LOG_LEVEL_FATAL); /* protocol errors are expected here */
     base = event_base_new();
     cr_assert_not_null(base);
     tick = event_new(base, -1, EV_PERSIST, on_tick, NULL);

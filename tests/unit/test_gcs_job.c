@@ -14,7 +14,7 @@ static gcs_job_table *t;
 
 static void setup(void)
 {
-    log_set_level(LOG_FATAL);
+    log_set_level(LOG_LEVEL_FATAL);
     t = gcs_job_table_new();
     cr_assert(t != NULL);
 }

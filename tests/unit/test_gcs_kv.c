@@ -20,7 +20,7 @@ static gcs_kv_table *t;
 
 static void setup(void)
 {
-    log_set_level(LOG_FATAL);
+    log_set_level(LOG_LEVEL_FATAL);
     t = gcs_kv_table_new();
     cr_assert(t != NULL);
 }

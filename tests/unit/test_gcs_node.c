@@ -17,7 +17,7 @@ static gcs_node_table *t;
 
 static void setup(void)
 {
-    log_set_level(LOG_FATAL);
+    log_set_level(LOG_LEVEL_FATAL);
     t = gcs_node_table_new();
     cr_assert(t != NULL);
 }

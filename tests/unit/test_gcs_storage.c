@@ -110,7 +110,7 @@ static gcs_storage *open_redis(const char *password, char *err, size_t errlen)
 
 static void memory_setup(void)
 {
-    log_set_level(LOG_FATAL);
+    log_set_level(LOG_LEVEL_FATAL);
     base = event_base_new();
     st = gcs_storage_memory_new(base);
     cr_assert(st != NULL);
@@ -118,7 +118,7 @@ static void memory_setup(void)
 
 static void redis_setup(void)
 {
-    log_set_level(LOG_FATAL);
+    log_set_level(LOG_LEVEL_FATAL);
     snprintf(dir, sizeof(dir), "/tmp/rayc_test_storage_XXXXXX");
     cr_assert(mkdtemp(dir) != NULL);
     snprintf(sock, sizeof(sock), "%s/redis.sock", dir);

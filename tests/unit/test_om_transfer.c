@@ -291,7 +291,7 @@ static void config_for(rayc_config *cfg, const char *store_bytes)
 
 static void setup(void)
 {
-    log_init(NULL, LOG_ERROR);
+    log_init(NULL, LOG_LEVEL_ERROR);
     signal(SIGPIPE, SIG_IGN); /* as the raylet does: a closed link is an error, not a death */
     base = event_base_new();
     strcpy(spill_dir, "/tmp/om_test_XXXXXX");

@@ -32,7 +32,7 @@ static char spill_dir[64];
 
 static void setup_store(uint64_t bytes, int64_t wait_ms)
 {
-    log_init(NULL, LOG_WARN);
+    log_init(NULL, LOG_LEVEL_WARN);
     base = event_base_new();
     config_defaults(&cfg);
     strcpy(spill_dir, "/tmp/plasma_test_XXXXXX");

@@ -1,4 +1,4 @@
-/* test_sched.c -- the scheduling policy (raylet/sched.h): resource
+/* test_sched.c -- the scheduling policy (raylet/sched_policy.h): resource
  * arithmetic, demand building, and the DEFAULT (hybrid), SPREAD and NODE
  * placement decisions over hand-built cluster views. */
 #include <criterion/criterion.h>
@@ -7,8 +7,7 @@
 #include <string.h>
 
 #include "rayc.h"
-/* By path: a plain "sched.h" would find the C library's <sched.h>. */
-#include "../../raylet/sched.h"
+#include "../../raylet/sched_policy.h"
 
 /* ------------------------------------------------------------ helpers */
 

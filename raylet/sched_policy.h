@@ -1,5 +1,5 @@
 /*
- * sched.h -- the raylet's scheduling policy: where a task should run, given
+ * sched_policy.h -- the raylet's scheduling policy: where a task should run, given
  * its resource demand, its strategy and this raylet's view of the cluster.
  *
  * Pure functions over plain data: no sockets, no event loop, no globals, no
@@ -17,12 +17,11 @@
  * mutated by sched_place (cursor, rng), so one view belongs to one thread
  * (the raylet's loop).
  *
- * Include it as "sched.h" from raylet/ (the including file's directory is
- * searched first) and by relative path elsewhere; never put raylet/ on the
- * -I path, where it would shadow the C library's <sched.h>.
+ * Named sched_policy.h, not sched.h, so that it never shadows the C
+ * library's <sched.h>.
  */
-#ifndef RAYC_SCHED_H
-#define RAYC_SCHED_H
+#ifndef RAYC_SCHED_POLICY_H
+#define RAYC_SCHED_POLICY_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,11 +1,11 @@
 /*
- * sched.c -- the scheduling policy (see sched.h and docs/scheduling.md).
+ * sched_policy.c -- the scheduling policy (see sched_policy.h and docs/scheduling.md).
  *
  * Pure: the only state is what the caller passes in. The view's cursor and
  * rng are advanced here so that SPREAD and tie breaks are fair across calls
  * without any global.
  */
-#include "sched.h"
+#include "sched_policy.h"
 
 #include <math.h>
 #include <stdio.h>
