@@ -63,7 +63,7 @@ BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 BENCH_LIBS := $(patsubst bench/lib/%.c,$(BUILD)/bench/lib%.so,$(wildcard bench/lib/*.c))
 ALL_LIBS := $(LIBGCS) $(LIBRAYLET) $(LIBRAYC_A) $(LIBCOMMON)
 
-.PHONY: all test unit integration asan fuzz bench install format format-check clean valgrind
+.PHONY: all deps demo test unit integration asan fuzz bench install format format-check clean valgrind
 .DEFAULT_GOAL := all
 
 all: $(BINS) $(LIBRAYC_SO) $(LIBRAYC_A) $(UNIT_BINS) $(ITEST_BINS) $(EXAMPLE_BINS) $(BENCH_BINS) $(BENCH_LIBS) \
@@ -169,7 +169,27 @@ unit: $(UNIT_BINS)
 integration: all
 	@set -e; for t in $(ITEST_BINS); do echo "== $$t"; RAYC_BUILD=$(abspath $(BUILD)) $$t --jobs=1; done
 
-test: unit integration
+# `make demo` and `make test` each set up a fresh machine themselves: install
+# the Debian packages (a no-op when they are there), then build in a sub-make
+# (which reads pkg-config's answers after the install), in parallel unless a
+# -j was given.
+NPROC := $(shell nproc 2>/dev/null || echo 2)
+SUBMAKE = $(MAKE) --no-print-directory $(if $(findstring j,$(firstword $(MAKEFLAGS))),,-j$(NPROC))
+deps:
+	@scripts/install-deps.sh
+
+demo: deps
+	@$(SUBMAKE) all
+	@echo "== hello: c(a(), b()) on a private embedded cluster"
+	$(BUILD)/examples/hello
+	@echo "== pi: Monte Carlo over 1,000 tasks"
+	$(BUILD)/examples/pi
+	@echo "== wordcount: map/reduce over objects in the shared store"
+	$(BUILD)/examples/wordcount
+
+test: deps
+	@$(SUBMAKE) all
+	@$(MAKE) --no-print-directory unit integration
 
 # Sanitized daemons are slower: give nodes a longer health timeout in tests.
 # The stress test's memory-flatness check is for the normal build: ASan's
