@@ -48,11 +48,16 @@ struct conn {
     struct evbuffer *early;     /* connecting side: frames sent before the handshake ended */
     const uint8_t *cur_payload; /* the frame being dispatched (conn_frame_payload) */
     size_t cur_len;
+    size_t max_frame;  /* after the handshake */
+    size_t max_output; /* 0: no cap */
+    conn_gate *gate;   /* counted there until ready or closed */
+    struct event *deadline;
 };
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
 static void on_write(evutil_socket_t fd, short what, void *arg);
 static void on_closer(evutil_socket_t fd, short what, void *arg);
+static void on_deadline(evutil_socket_t fd, short what, void *arg);
 
 static void fail(conn *c, int reason, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -69,7 +74,10 @@ static conn *conn_new(struct event_base *base, int fd, const conn_handlers *h, v
     c->accepting = accepting;
     net_set_nonblock(fd, true);
     net_peer_name(fd, c->peer, sizeof(c->peer));
-    frame_decoder_init(&c->dec, opts ? opts->max_frame : 0);
+    c->max_frame = opts && opts->max_frame ? opts->max_frame : FRAME_DEFAULT_MAX;
+    c->max_output = opts ? opts->max_output : 0;
+    frame_decoder_init(&c->dec, CONN_PREAUTH_MAX_FRAME < c->max_frame ? CONN_PREAUTH_MAX_FRAME
+                                                                      : c->max_frame);
     c->out = evbuffer_new();
     c->rev = event_new(base, fd, EV_READ | EV_PERSIST, on_read, c);
     c->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, on_write, c);
@@ -91,6 +99,8 @@ fail:
             event_free(c->wev);
         if (c->closer)
             event_free(c->closer);
+        if (c->deadline)
+            event_free(c->deadline);
         free(c->token);
         free(c);
     }
@@ -101,9 +111,28 @@ fail:
 conn *conn_accept(struct event_base *base, int fd, const conn_handlers *h, void *data,
                   const conn_opts *opts)
 {
-    conn *c = conn_new(base, fd, h, data, opts, true);
-    if (c == NULL)
+    conn_gate *gate = opts ? opts->gate : NULL;
+    if (gate && gate->unauthed >= gate->max_unauthed) {
+        gate->refused++;
+        close(fd);
+        errno = EBUSY;
         return NULL;
+    }
+    conn *c = conn_new(base, fd, h, data, opts, true);
+    if (c == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    int ms =
+        opts && opts->handshake_timeout_ms ? opts->handshake_timeout_ms : CONN_HANDSHAKE_TIMEOUT_MS;
+    if (ms > 0 && (c->deadline = evtimer_new(base, on_deadline, c)) != NULL) {
+        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+        evtimer_add(c->deadline, &tv);
+    }
+    if (gate) {
+        c->gate = gate;
+        gate->unauthed++;
+    }
     Rpc__Hello hello = RPC__HELLO__INIT;
     hello.version = MSG_PROTOCOL_VERSION;
     if (c->require_auth) {
@@ -201,11 +230,25 @@ size_t conn_pending_output(const conn *c)
     return evbuffer_get_length(c->out);
 }
 
+/* The handshake is over (done or failed): leave the gate, stop the deadline
+ * and accept frames of the full size. */
+static void handshake_over(conn *c)
+{
+    if (c->gate) {
+        c->gate->unauthed--;
+        c->gate = NULL;
+    }
+    if (c->deadline)
+        evtimer_del(c->deadline);
+    c->dec.max_frame = c->max_frame;
+}
+
 /* Stop all I/O now; deliver on_close from the loop. */
 static void shut(conn *c, int reason, const char *why)
 {
     if (c->state == ST_CLOSED)
         return;
+    handshake_over(c);
     c->state = ST_CLOSED;
     c->close_reason = reason;
     snprintf(c->close_why, sizeof(c->close_why), "%s", why ? why : "");
@@ -256,6 +299,15 @@ void conn_close_after_flush(conn *c)
     close_after_flush(c, CONN_LOCAL, "closed locally");
 }
 
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn *c = arg;
+    if (c->state != ST_READY)
+        fail(c, CONN_EPROTO, "no handshake before the deadline");
+}
+
 static void on_closer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -270,6 +322,8 @@ static void on_closer(evutil_socket_t fd, short what, void *arg)
     event_free(c->rev);
     event_free(c->wev);
     event_free(c->closer);
+    if (c->deadline)
+        event_free(c->deadline);
     if (c->hs_tmpl)
         rpc__handshake__free_unpacked(c->hs_tmpl, NULL);
     free(c->token);
@@ -289,6 +343,10 @@ int conn_send(conn *c, uint16_t type, const ProtobufCMessage *m)
     }
     if (early)
         dst = c->early; /* held until the handshake is done */
+    if (c->max_output && evbuffer_get_length(dst) + size > c->max_output) {
+        fail(c, CONN_EPROTO, "peer does not read: over %zu bytes of output queued", c->max_output);
+        return -1;
+    }
     struct evbuffer_iovec v;
     if (evbuffer_reserve_space(dst, (ev_ssize_t)size, &v, 1) < 1) {
         fail(c, CONN_EIO, "out of memory queuing %zu bytes", size);
@@ -382,6 +440,7 @@ static bool handle_handshake(conn *c, ProtobufCMessage *m)
         return false;
     }
     c->state = ST_READY;
+    handshake_over(c);
     return true;
 }
 
@@ -433,6 +492,7 @@ static void dispatch(conn *c, uint16_t type, ProtobufCMessage *m)
             return;
         }
         c->state = ST_READY;
+        handshake_over(c);
         if (c->early && evbuffer_get_length(c->early) > 0) {
             evbuffer_add_buffer(c->out, c->early);
             if (!c->write_pending) {
@@ -455,6 +515,22 @@ static void dispatch(conn *c, uint16_t type, ProtobufCMessage *m)
         c->h->on_frame(c, type, m);
 }
 
+/* The one frame type the handshake state allows next (0: any but the
+ * handshake's own). Checked before a byte of the payload is unpacked. */
+static uint16_t expected_type(const conn *c)
+{
+    switch (c->state) {
+    case ST_AWAIT_HELLO:
+        return MSG_HELLO;
+    case ST_AWAIT_HANDSHAKE:
+        return MSG_HANDSHAKE;
+    case ST_AWAIT_REPLY:
+        return MSG_HANDSHAKE_REPLY;
+    default:
+        return 0;
+    }
+}
+
 static void drain_frames(conn *c)
 {
     frame_t f;
@@ -463,6 +539,11 @@ static void drain_frames(conn *c)
            (rc = frame_decoder_next(&c->dec, &f)) == 1) {
         if (msg_descriptor(f.type) == NULL) {
             fail(c, CONN_EPROTO, "unknown frame type %u", f.type);
+            return;
+        }
+        uint16_t want = expected_type(c);
+        if (want != 0 && f.type != want) {
+            fail(c, CONN_EPROTO, "expected %s first, got %s", msg_name(want), msg_name(f.type));
             return;
         }
         ProtobufCMessage *m = msg_unpack(f.type, f.payload, f.length);

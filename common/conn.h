@@ -9,11 +9,12 @@
  * HandshakeReply. Before that exchange any other frame is a protocol error.
  *
  * Reading: bytes go straight from the socket into the frame decoder; each
- * frame is unpacked and handed to on_frame. Unknown types, payloads that do
- * not unpack, bad magic and oversized frames close the connection with a
- * logged protocol error; the daemon keeps running.
- * Writing: conn_send() packs into the output buffer; it is flushed when the
- * socket is writable, so everything sent in one loop turn goes out in one
+ * frame is unpacked (within a heap budget, msg.h) and handed to on_frame.
+ * Until the handshake is done only the one expected frame type is accepted,
+ * at most CONN_PREAUTH_MAX_FRAME bytes, and an accepted peer has a deadline. Unknown types,
+ * payloads that do not unpack, bad magic and oversized frames close the connection with a logged
+ * protocol error; the daemon keeps running. Writing: conn_send() packs into the output buffer; it
+ * is flushed when the socket is writable, so everything sent in one loop turn goes out in one
  * write(2).
  * Lifetime: conn_close() (or a peer error) stops all I/O at once; on_close is
  * called exactly once, later from the loop, and the conn is freed after it
@@ -48,23 +49,53 @@ typedef struct {
     void (*on_close)(conn *c, int reason, const char *why);
 } conn_handlers;
 
+#define CONN_PREAUTH_MAX_FRAME    4096  /* largest frame before the handshake is done */
+#define CONN_HANDSHAKE_TIMEOUT_MS 10000 /* default deadline of an accepted handshake */
+#define CONN_DEFAULT_MAX_UNAUTHED 64    /* default cap of a gate (conn_gate_init) */
+
+/* Admission of accepted connections that have not finished their handshake,
+ * shared by all the listeners of one daemon (one per daemon, loop thread).
+ * An accept over the cap is refused; each counted connection leaves the
+ * count when its handshake completes or it closes. */
 typedef struct {
-    size_t max_frame;                /* 0: FRAME_DEFAULT_MAX */
+    int unauthed;     /* accepted, handshake not done */
+    int max_unauthed; /* refuse accepts beyond this many */
+    uint64_t refused; /* accepts refused so far (for logs and tests) */
+} conn_gate;
+
+static inline void conn_gate_init(conn_gate *g, int max_unauthed)
+{
+    g->unauthed = 0;
+    g->max_unauthed = max_unauthed > 0 ? max_unauthed : CONN_DEFAULT_MAX_UNAUTHED;
+    g->refused = 0;
+}
+
+typedef struct {
+    size_t max_frame;                /* 0: FRAME_DEFAULT_MAX (after the handshake; before it
+                                        CONN_PREAUTH_MAX_FRAME) */
+    size_t max_output;               /* 0: no cap; else a peer that lets more than this many
+                                        bytes of replies queue up (it does not read) is closed */
+    conn_gate *gate;                 /* accepting: count against this gate (NULL: no cap) */
+    int handshake_timeout_ms;        /* accepting: 0 = CONN_HANDSHAKE_TIMEOUT_MS, <0 = none */
     const char *token;               /* accepting: required proof when require_auth;
                                         connecting: the token to prove */
     bool require_auth;               /* accepting side: peer must prove the token */
     const Rpc__Handshake *handshake; /* connecting side: sent on Hello; proof is filled in */
 } conn_opts;
 
-/* Wrap an accepted socket and send Hello. Returns NULL on allocation failure
- * (fd is closed then). */
+/* Wrap an accepted socket and send Hello. The peer must send its Handshake
+ * (a frame of at most CONN_PREAUTH_MAX_FRAME bytes, its type checked before
+ * anything is unpacked) within the handshake deadline. Returns NULL with
+ * errno EBUSY when opts->gate is full, or ENOMEM; fd is closed then. */
 conn *conn_accept(struct event_base *base, int fd, const conn_handlers *h, void *data,
                   const conn_opts *opts);
 /* Wrap a connected socket; the handshake runs when the server's Hello comes. */
 conn *conn_connect(struct event_base *base, int fd, const conn_handlers *h, void *data,
                    const conn_opts *opts);
 
-/* Queue a message. Returns 0, or -1 if the conn is closed. */
+/* Queue a message. Returns 0, or -1 if the conn is closed (also when this
+ * message would take the output queue past max_output: the peer is not
+ * reading, so the connection is closed). */
 int conn_send(conn *c, uint16_t type, const ProtobufCMessage *m);
 /* Send a message with descriptors attached, now (flushes queued output first). */
 int conn_send_fds(conn *c, uint16_t type, const ProtobufCMessage *m, const int *fds, int nfds);

@@ -1,6 +1,8 @@
 /* msg.c -- frame type table; see msg.h. */
 #include "msg.h"
 
+#include <stdlib.h>
+
 #include "frame.h"
 #include "log.h"
 
@@ -47,6 +49,24 @@ int msg_chunk_split(const uint8_t *payload, size_t len, Rpc__ChunkHeader **hdr,
     return 0;
 }
 
+/* protobuf-c allocator that refuses once the message has taken its budget
+ * (allocator_data points at the bytes left). It hands out plain malloc
+ * memory, so msg_free's default allocator frees it. */
+static void *budget_alloc(void *data, size_t size)
+{
+    size_t *left = data;
+    if (size > *left)
+        return NULL;
+    *left -= size;
+    return malloc(size);
+}
+
+static void budget_free(void *data, void *ptr)
+{
+    (void)data;
+    free(ptr);
+}
+
 ProtobufCMessage *msg_unpack(uint16_t type, const uint8_t *data, size_t len)
 {
     const ProtobufCMessageDescriptor *d = msg_descriptor(type);
@@ -58,7 +78,9 @@ ProtobufCMessage *msg_unpack(uint16_t type, const uint8_t *data, size_t len)
         size_t rawlen;
         return msg_chunk_split(data, len, &h, &raw, &rawlen) == 0 ? &h->base : NULL;
     }
-    return protobuf_c_message_unpack(d, NULL, len, data);
+    size_t left = MSG_DECODE_BUDGET(len);
+    ProtobufCAllocator budget = {budget_alloc, budget_free, &left};
+    return protobuf_c_message_unpack(d, &budget, len, data);
 }
 
 void msg_free(ProtobufCMessage *m)

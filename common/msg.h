@@ -99,7 +99,13 @@ int msg_chunk_split(const uint8_t *payload, size_t len, Rpc__ChunkHeader **hdr,
 const ProtobufCMessageDescriptor *msg_descriptor(uint16_t type);
 /* "REGISTER_NODE_REQ", or "UNKNOWN". */
 const char *msg_name(uint16_t type);
-/* Unpack a payload. NULL when the type is unknown or the bytes do not unpack.
+/* Heap a payload of `len` bytes may take when unpacked. Real messages take
+ * 1-4x their wire size; a payload of empty repeated sub-messages would take
+ * ~40x, so it is refused instead of amplifying a frame into gigabytes. */
+#define MSG_DECODE_BUDGET(len) (16 * (size_t)(len) + (64u << 10))
+
+/* Unpack a payload. NULL when the type is unknown, the bytes do not unpack,
+ * or unpacking would take more than MSG_DECODE_BUDGET(len) bytes of heap.
  * Free with msg_free(). */
 ProtobufCMessage *msg_unpack(uint16_t type, const uint8_t *data, size_t len);
 void msg_free(ProtobufCMessage *m);

@@ -5,6 +5,8 @@
  * Runs in the GCS event-loop thread only.
  */
 #include "gcs_kv.h"
+#include "ids.h"
+#include "sha256.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -79,17 +81,33 @@ static value *new_value(const uint8_t *val, size_t vlen)
     return v;
 }
 
+bool gcs_kv_content_ok(const char *ns, const uint8_t *key, size_t klen, const uint8_t *val,
+                       size_t vlen)
+{
+    if (ns == NULL || strcmp(ns, GCS_KV_CODE_NS) != 0)
+        return true;
+    uint8_t digest[SHA256_SIZE];
+    char hex[2 * SHA256_SIZE + 1];
+    sha256(val, vlen, digest);
+    id_hex(digest, SHA256_SIZE, hex);
+    return klen == 2 * SHA256_SIZE && memcmp(key, hex, klen) == 0;
+}
+
 int gcs_kv_put(gcs_kv_table *t, const char *ns, const uint8_t *key, size_t klen, const uint8_t *val,
                size_t vlen, bool overwrite, bool *added, bool *written)
 {
     uint8_t stack[STACK_KEY];
     size_t sklen;
-    uint8_t *sk = build_key(ns, key, klen, stack, &sklen);
     int rc = RAYC_OK;
     if (added)
         *added = false;
     if (written)
         *written = false;
+    if (!gcs_kv_content_ok(ns, key, klen, val, vlen))
+        return RAYC_EINVAL;
+    if (ns && strcmp(ns, GCS_KV_CODE_NS) == 0)
+        overwrite = false; /* the key is the content's hash: nothing to replace */
+    uint8_t *sk = build_key(ns, key, klen, stack, &sklen);
     if (sk == NULL)
         return RAYC_ENOMEM;
     bool exists = gcs_map_has(t->entries, sk, sklen);

@@ -27,10 +27,21 @@ void gcs_kv_table_free(gcs_kv_table *t); /* accepts NULL */
  * caller frees. NULL on allocation failure. */
 uint8_t *gcs_kv_storage_key(const char *ns, const uint8_t *key, size_t klen, size_t *len);
 
+/* The namespace of code packages: content-addressed, key = hex(sha256(value)). */
+#define GCS_KV_CODE_NS "code"
+
+/* Whether val may be stored under (ns, key): in GCS_KV_CODE_NS only under
+ * the lowercase hex SHA-256 of val; anything anywhere else. */
+bool gcs_kv_content_ok(const char *ns, const uint8_t *key, size_t klen, const uint8_t *val,
+                       size_t vlen);
+
 /* Store val under (ns, key). If the key exists and overwrite is false it is
- * kept. *added (may be NULL) tells whether the key was new; *written (may be
- * NULL) whether the table changed (so the caller persists).
- * Returns RAYC_OK or RAYC_ENOMEM (table unchanged). */
+ * kept; in GCS_KV_CODE_NS an existing key is always kept (same hash, same
+ * bytes) and a value that does not hash to its key is refused. *added (may
+ * be NULL) tells whether the key was new; *written (may be NULL) whether the
+ * table changed (so the caller persists).
+ * Returns RAYC_OK, RAYC_EINVAL (code package under a wrong key) or
+ * RAYC_ENOMEM (table unchanged). */
 int gcs_kv_put(gcs_kv_table *t, const char *ns, const uint8_t *key, size_t klen, const uint8_t *val,
                size_t vlen, bool overwrite, bool *added, bool *written);
 /* Returns RAYC_OK with val and vlen set, RAYC_ENOTFOUND, or RAYC_ENOMEM. */

@@ -380,7 +380,10 @@ static void handle_kv_put(gcs_client *cl, const ProtobufCMessage *m, uint64_t re
     int rc = gcs_kv_put(srv->kv, req->ns, req->key.data, req->key.len, req->value.data,
                         req->value.len, req->overwrite, &added, &written);
     if (rc != RAYC_OK) {
-        gcs_server__reply_status(cl, MSG_KV_PUT_REPLY, req_id, rc, rayc_strerror(rc));
+        gcs_server__reply_status(
+            cl, MSG_KV_PUT_REPLY, req_id, rc,
+            rc == RAYC_EINVAL ? "code package refused: its key is not the SHA-256 of its bytes"
+                              : rayc_strerror(rc));
         return;
     }
     gcs_op *op = gcs_server__op_new(srv, cl, req_id, MSG_KV_PUT_REPLY, finish_kv_put, "kv put");

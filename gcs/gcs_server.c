@@ -22,7 +22,9 @@
 
 #define LISTEN_BACKLOG       511
 #define HEALTH_MIN_PERIOD_MS 50
-#define SHUTDOWN_LOOP_TURNS  64 /* loop turns allowed for connections to close */
+#define SHUTDOWN_LOOP_TURNS  64          /* loop turns allowed for connections to close */
+#define GCS_MAX_UNAUTHED     128         /* connections in their handshake at once */
+#define GCS_MAX_OUTPUT       (64u << 20) /* replies queued to a peer that does not read */
 
 /* ---------------------------------------------------------------- clients */
 
@@ -229,38 +231,42 @@ static void on_close(conn *c, int reason, const char *why)
 
 static const conn_handlers client_handlers = {on_frame, on_close};
 
-static void on_accept(evutil_socket_t lfd, short what, void *arg)
+/* A new connection from the listener. Until its handshake it counts against
+ * the gate (a cap on unauthenticated peers) and has a deadline; after it, a
+ * peer that stops reading its replies is closed at GCS_MAX_OUTPUT. */
+static void on_accept(void *arg, int fd)
 {
-    (void)what;
     gcs_server *srv = arg;
-    for (int i = 0; i < 64; i++) {
-        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-                log_syserr(errno, "accept");
-            return;
-        }
-        net_tcp_nodelay(fd);
-        gcs_client *cl = calloc(1, sizeof(*cl));
-        if (cl == NULL) {
-            log_error("out of memory accepting a connection");
-            close(fd);
-            continue;
-        }
-        cl->srv = srv;
-        cl->refs = 1;
-        conn_opts opts = {.max_frame = srv->max_frame, .token = srv->token, .require_auth = true};
-        cl->c = conn_accept(srv->base, fd, &client_handlers, cl, &opts);
-        if (cl->c == NULL) {
-            log_error("cannot set up a connection");
-            free(cl);
-            continue;
-        }
-        cl->next = srv->clients;
-        if (srv->clients)
-            srv->clients->prev = cl;
-        srv->clients = cl;
+    net_tcp_nodelay(fd);
+    gcs_client *cl = calloc(1, sizeof(*cl));
+    if (cl == NULL) {
+        log_error("out of memory accepting a connection");
+        close(fd);
+        return;
     }
+    cl->srv = srv;
+    cl->refs = 1;
+    conn_opts opts = {.max_frame = srv->max_frame,
+                      .max_output = GCS_MAX_OUTPUT,
+                      .gate = &srv->gate,
+                      .token = srv->token,
+                      .require_auth = true};
+    cl->c = conn_accept(srv->base, fd, &client_handlers, cl, &opts);
+    if (cl->c == NULL) {
+        if (errno == EBUSY) {
+            if ((srv->gate.refused & (srv->gate.refused - 1)) == 0) /* 1, 2, 4, 8, ... */
+                log_warn("refused a connection: %d still in their handshake (%llu refused)",
+                         srv->gate.unauthed, (unsigned long long)srv->gate.refused);
+        } else {
+            log_error("cannot set up a connection");
+        }
+        free(cl);
+        return;
+    }
+    cl->next = srv->clients;
+    if (srv->clients)
+        srv->clients->prev = cl;
+    srv->clients = cl;
 }
 
 /* ---------------------------------------------------------------- health */
@@ -301,7 +307,12 @@ static void load_done(gcs_server *srv)
     if (--srv->loads_pending > 0 || srv->fatal[0])
         return;
     srv->ready = true;
-    event_add(srv->accept_ev, NULL);
+    srv->listener = listener_new(srv->base, srv->listen_fd, "gcs", on_accept, srv);
+    if (srv->listener == NULL) {
+        snprintf(srv->fatal, sizeof(srv->fatal), "out of memory");
+        event_base_loopbreak(srv->base);
+        return;
+    }
     uint64_t period = srv->heartbeat_interval_ms / 2;
     if (period < HEALTH_MIN_PERIOD_MS)
         period = HEALTH_MIN_PERIOD_MS;
@@ -401,6 +412,7 @@ gcs_server *gcs_server_new(struct event_base *base, const rayc_config *cfg, cons
     srv->storage = storage;
     srv->listen_fd = -1;
     srv->max_frame = cfg->max_frame_bytes;
+    conn_gate_init(&srv->gate, GCS_MAX_UNAUTHED);
     srv->heartbeat_interval_ms =
         cfg->heartbeat_interval_ms > 0 ? (uint64_t)cfg->heartbeat_interval_ms : 1000;
     srv->health_timeout_ms = cfg->health_timeout_ms > 0 ? (uint64_t)cfg->health_timeout_ms : 10000;
@@ -431,11 +443,6 @@ gcs_server *gcs_server_new(struct event_base *base, const rayc_config *cfg, cons
         goto fail;
     }
     net_set_nonblock(srv->listen_fd, true);
-    srv->accept_ev = event_new(base, srv->listen_fd, EV_READ | EV_PERSIST, on_accept, srv);
-    if (srv->accept_ev == NULL) {
-        snprintf(err, errlen, "out of memory");
-        goto fail;
-    }
     start_loading(srv);
     return srv;
 fail:
@@ -471,8 +478,7 @@ void gcs_server_free(gcs_server *srv)
     if (srv == NULL)
         return;
     srv->stopping = true;
-    if (srv->accept_ev)
-        event_free(srv->accept_ev);
+    listener_free(srv->listener);
     if (srv->listen_fd >= 0)
         close(srv->listen_fd);
     if (srv->health_ev)

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "conn.h"
+#include "listener.h"
 #include "gcs_job.h"
 #include "gcs_kv.h"
 #include "gcs_node.h"
@@ -61,7 +62,8 @@ struct gcs_server {
     gcs_pubsub *pubsub;
     int listen_fd;
     int port;
-    struct event *accept_ev;
+    listener *listener; /* made once the tables are loaded */
+    conn_gate gate;     /* connections still in their handshake */
     struct event *health_ev;
     gcs_client *clients;
     size_t max_frame;

@@ -18,6 +18,8 @@
 uint64_t plasma__round_block(uint64_t size)
 {
     uint64_t n = size == 0 ? 1 : size;
+    if (n > UINT64_MAX - (PLASMA_ALLOC_ALIGN - 1))
+        return UINT64_MAX; /* saturate: no size wraps round to a small block */
     return (n + PLASMA_ALLOC_ALIGN - 1) & ~(uint64_t)(PLASMA_ALLOC_ALIGN - 1);
 }
 

@@ -184,6 +184,8 @@ int plasma_seal_keep(plasma_store *s, plasma_client *cl, const object_id_t *id, 
         return rayc__error(RAYC_ENOTFOUND, "seal: no such object");
     if (o->state != PLASMA_CREATED)
         return rayc__error(RAYC_EINVAL, "seal: object is already sealed");
+    if (o->creator != cl)
+        return rayc__error(RAYC_EINVAL, "seal: only the client that created an object seals it");
     plasma_client *creator = o->creator;
     o->state = PLASMA_SEALED;
     o->creator = NULL;
@@ -195,7 +197,7 @@ int plasma_seal_keep(plasma_store *s, plasma_client *cl, const object_id_t *id, 
     }
     /* Kept, the write pin becomes the creator's read pin with no moment
      * unpinned: settle() below may spill whatever is unpinned. */
-    if (!keep_pin || creator != cl)
+    if (!keep_pin)
         plasma__pin_drop(s, plasma__pin_find(o, creator), 1);
     plasma__settle(s);
     return 0;

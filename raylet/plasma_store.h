@@ -184,8 +184,10 @@ int plasma_create(plasma_store *s, plasma_client *cl, const object_id_t *id, uin
 void plasma_create_async(plasma_store *s, plasma_client *cl, const object_id_t *id, uint64_t size,
                          unsigned flags, plasma_create_cb cb, void *arg, uint64_t tag);
 /* Seal a CREATED object: it becomes immutable and visible; waiting gets are
- * answered. Returns 0, RAYC_ENOTFOUND (no such object), RAYC_EINVAL (already
- * sealed). Any client may seal; the creator's write pin is dropped. */
+ * answered. Only its creator may seal it (another client could otherwise
+ * publish bytes still being written). Returns 0, RAYC_ENOTFOUND (no such
+ * object), RAYC_EINVAL (already sealed, or cl is not the creator). The
+ * creator's write pin is dropped. */
 int plasma_seal(plasma_store *s, plasma_client *cl, const object_id_t *id);
 /* Same; with keep_pin, and cl the creator, its write pin stays as a read pin
  * (released like a get's): the object is never unpinned in between, so it
