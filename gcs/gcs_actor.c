@@ -217,8 +217,8 @@ static bool restarts_left(const Rpc__ActorInfo *a)
     return a->max_restarts < 0 || a->num_restarts < (uint32_t)a->max_restarts;
 }
 
-int gcs_actor_failed(gcs_actor_table *t, const actor_id_t *id, const char *cause,
-                     bool restartable, uint64_t wall_ms, const Rpc__ActorInfo **out)
+int gcs_actor_failed(gcs_actor_table *t, const actor_id_t *id, const char *cause, bool restartable,
+                     uint64_t wall_ms, const Rpc__ActorInfo **out)
 {
     const Rpc__ActorInfo *cur = gcs_actor_get(t, id);
     if (cur == NULL)

@@ -58,8 +58,8 @@ int gcs_actor_created(gcs_actor_table *t, const actor_id_t *id, const node_id_t 
  * restarts left it goes RESTARTING (num_restarts + 1, its placement
  * cleared), else DEAD with cause. A DEAD actor is left as it is.
  * Returns RAYC_OK or RAYC_ENOTFOUND; *out (may be NULL) gets the record. */
-int gcs_actor_failed(gcs_actor_table *t, const actor_id_t *id, const char *cause,
-                     bool restartable, uint64_t wall_ms, const Rpc__ActorInfo **out);
+int gcs_actor_failed(gcs_actor_table *t, const actor_id_t *id, const char *cause, bool restartable,
+                     uint64_t wall_ms, const Rpc__ActorInfo **out);
 
 /* Every actor not DEAD placed on node fails with "node <hex> died"
  * (restartable); cb for each. Returns how many. */
@@ -67,8 +67,8 @@ size_t gcs_actor_node_died(gcs_actor_table *t, const node_id_t *node, uint64_t w
                            gcs_actor_cb cb, void *arg);
 /* Every non-detached actor of the job not DEAD dies with "its job ended";
  * cb for each. Returns how many. */
-size_t gcs_actor_job_ended(gcs_actor_table *t, uint32_t job_id, uint64_t wall_ms,
-                           gcs_actor_cb cb, void *arg);
+size_t gcs_actor_job_ended(gcs_actor_table *t, uint32_t job_id, uint64_t wall_ms, gcs_actor_cb cb,
+                           void *arg);
 
 /* Load a record from storage (packed ActorInfo). Returns RAYC_OK,
  * RAYC_EINVAL (does not unpack, bad id) or RAYC_ENOMEM. */

@@ -140,6 +140,14 @@ size_t gcs_pubsub_publish_job(gcs_pubsub *ps, const Rpc__JobInfo *job)
     return gcs_pubsub_publish(ps, &m);
 }
 
+size_t gcs_pubsub_publish_actor(gcs_pubsub *ps, const Rpc__ActorInfo *actor)
+{
+    Rpc__PubMessage m = RPC__PUB_MESSAGE__INIT;
+    m.channel = RPC__CHANNEL__CHANNEL_ACTOR;
+    m.actor = (Rpc__ActorInfo *)actor;
+    return gcs_pubsub_publish(ps, &m);
+}
+
 size_t gcs_pubsub_publish_objects(gcs_pubsub *ps, Rpc__ObjectLocation **locs, size_t n)
 {
     if (n == 0)

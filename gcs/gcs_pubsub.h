@@ -1,6 +1,6 @@
 /*
  * gcs_pubsub.h -- GCS publish/subscribe: subscribers (connections) hold a
- * bit set of channels (rpc Channel values: NODE, JOB, OBJECT); a published
+ * bit set of channels (rpc Channel values: NODE, JOB, OBJECT, ACTOR); a published
  * PubMessage goes to every subscriber of its channel through a send
  * function the owner supplies. No sockets here: the server's send function
  * queues the frame on the subscriber's connection.
@@ -20,7 +20,8 @@
 
 /* Every channel a subscriber may ask for. */
 #define GCS_PUBSUB_ALL                                                                             \
-    (RPC__CHANNEL__CHANNEL_NODE | RPC__CHANNEL__CHANNEL_JOB | RPC__CHANNEL__CHANNEL_OBJECT)
+    (RPC__CHANNEL__CHANNEL_NODE | RPC__CHANNEL__CHANNEL_JOB | RPC__CHANNEL__CHANNEL_OBJECT |       \
+     RPC__CHANNEL__CHANNEL_ACTOR)
 
 typedef struct gcs_pubsub gcs_pubsub;
 /* Deliver m to sub. */
@@ -43,6 +44,7 @@ size_t gcs_pubsub_publish(gcs_pubsub *ps, const Rpc__PubMessage *m);
 /* Conveniences that build the PubMessage. */
 size_t gcs_pubsub_publish_node(gcs_pubsub *ps, const Rpc__NodeInfo *node);
 size_t gcs_pubsub_publish_job(gcs_pubsub *ps, const Rpc__JobInfo *job);
+size_t gcs_pubsub_publish_actor(gcs_pubsub *ps, const Rpc__ActorInfo *actor);
 size_t gcs_pubsub_publish_objects(gcs_pubsub *ps, Rpc__ObjectLocation **locs, size_t n);
 
 #endif

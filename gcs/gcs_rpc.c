@@ -214,6 +214,8 @@ void gcs_rpc_node_dead(gcs_server *srv, const Rpc__NodeInfo *node, gcs_op *op)
         log_info("node %s: dropped %zu object locations", hex, ls.n);
     }
     free(ls.lost);
+    if (node->node_id.len == NODE_ID_SIZE)
+        gcs_actor_manager_node_died(srv, (const node_id_t *)node->node_id.data, op);
 }
 
 static void handle_drain_node(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id)
@@ -303,6 +305,7 @@ static int end_job(gcs_server *srv, uint32_t job_id, bool failed, gcs_op *op, co
     log_info("job %u %s (%s)", job_id, failed ? "failed" : "finished", why);
     gcs_pubsub_publish_job(srv->pubsub, job);
     persist_job(op, job);
+    gcs_actor_manager_job_ended(srv, job_id, op);
     return RAYC_OK;
 }
 
@@ -573,6 +576,10 @@ static const handler handlers[] = {
     [MSG_OBJECT_LOCATION_UPDATE] = {0, ROLE(RAYLET), handle_object_location_update},
     [MSG_GET_OBJECT_LOCATIONS_REQ] = {MSG_GET_OBJECT_LOCATIONS_REPLY, ANY_ROLE,
                                       handle_get_object_locations},
+    [MSG_REGISTER_ACTOR_REQ] = {MSG_REGISTER_ACTOR_REPLY, ANY_ROLE, gcs_actor_rpc_register},
+    [MSG_GET_ACTOR_REQ] = {MSG_GET_ACTOR_REPLY, ANY_ROLE, gcs_actor_rpc_get},
+    [MSG_KILL_ACTOR_REQ] = {MSG_KILL_ACTOR_REPLY, ANY_ROLE, gcs_actor_rpc_kill},
+    [MSG_LIST_ACTORS_REQ] = {MSG_LIST_ACTORS_REPLY, ANY_ROLE, gcs_actor_rpc_list},
 };
 
 /* Every request but OBJECT_LOCATION_UPDATE has req_id as a uint64 field. */

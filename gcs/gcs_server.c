@@ -319,10 +319,11 @@ static void load_done(gcs_server *srv)
     struct timeval tv = {(time_t)(period / 1000), (suseconds_t)(period % 1000) * 1000};
     event_add(srv->health_ev, &tv);
     log_info("GCS ready on %s:%d (%s storage): %zu nodes (%zu alive), %zu jobs (counter %u), "
-             "%zu kv entries, %zu objects",
+             "%zu actors, %zu kv entries, %zu objects",
              srv->cfg->node_ip_address, srv->port, gcs_storage_kind(srv->storage),
              gcs_node_count(srv->nodes), gcs_node_alive_count(srv->nodes), gcs_job_count(srv->jobs),
-             gcs_job_counter(srv->jobs), gcs_kv_count(srv->kv), gcs_objdir_size(srv->objdir));
+             gcs_job_counter(srv->jobs), gcs_actor_count(srv->actors), gcs_kv_count(srv->kv),
+             gcs_objdir_size(srv->objdir));
 }
 
 static void on_storage_del(void *arg, int status)
@@ -353,6 +354,7 @@ static void on_storage_del(void *arg, int status)
 
 LOADER(load_nodes, GCS_TABLE_NODES, gcs_node_load(srv->nodes, e[i].val, e[i].val_len, now_ms()))
 LOADER(load_jobs, GCS_TABLE_JOBS, gcs_job_load(srv->jobs, e[i].val, e[i].val_len))
+LOADER(load_actors, GCS_TABLE_ACTORS, gcs_actor_load(srv->actors, e[i].val, e[i].val_len))
 LOADER(load_kv, GCS_TABLE_KV, gcs_kv_load(srv->kv, e[i].key, e[i].key_len, e[i].val, e[i].val_len))
 
 /* Locations on nodes that are no longer alive are stale: drop them. */
@@ -383,9 +385,10 @@ LOADER(load_meta, GCS_TABLE_META, load_meta_entry(srv, &e[i]))
 /* Nodes first: object locations are checked against node states. */
 static void start_loading(gcs_server *srv)
 {
-    srv->loads_pending = 5;
+    srv->loads_pending = 6;
     gcs_storage_get_all(srv->storage, GCS_TABLE_NODES, load_nodes, srv);
     gcs_storage_get_all(srv->storage, GCS_TABLE_JOBS, load_jobs, srv);
+    gcs_storage_get_all(srv->storage, GCS_TABLE_ACTORS, load_actors, srv);
     gcs_storage_get_all(srv->storage, GCS_TABLE_KV, load_kv, srv);
     gcs_storage_get_all(srv->storage, GCS_TABLE_OBJECTS, load_objects, srv);
     gcs_storage_get_all(srv->storage, GCS_TABLE_META, load_meta, srv);
@@ -419,12 +422,13 @@ gcs_server *gcs_server_new(struct event_base *base, const rayc_config *cfg, cons
     srv->token = strdup(token ? token : "");
     srv->nodes = gcs_node_table_new();
     srv->jobs = gcs_job_table_new();
+    srv->actors = gcs_actor_table_new();
     srv->kv = gcs_kv_table_new();
     srv->objdir = gcs_objdir_new();
     srv->pubsub = gcs_pubsub_new(publish_send);
     srv->health_ev = event_new(base, -1, EV_PERSIST, on_health, srv);
-    if (!srv->token || !srv->nodes || !srv->jobs || !srv->kv || !srv->objdir || !srv->pubsub ||
-        !srv->health_ev) {
+    if (!srv->token || !srv->nodes || !srv->jobs || !srv->actors || !srv->kv || !srv->objdir ||
+        !srv->pubsub || !srv->health_ev) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -494,6 +498,7 @@ void gcs_server_free(gcs_server *srv)
     gcs_objdir_free(srv->objdir);
     gcs_kv_table_free(srv->kv);
     gcs_job_table_free(srv->jobs);
+    gcs_actor_table_free(srv->actors);
     gcs_node_table_free(srv->nodes);
     if (srv->token) {
         memset(srv->token, 0, strlen(srv->token));

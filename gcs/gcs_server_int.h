@@ -23,6 +23,7 @@
 
 #include "conn.h"
 #include "listener.h"
+#include "gcs_actor.h"
 #include "gcs_job.h"
 #include "gcs_kv.h"
 #include "gcs_node.h"
@@ -57,6 +58,7 @@ struct gcs_server {
     gcs_storage *storage;
     gcs_node_table *nodes;
     gcs_job_table *jobs;
+    gcs_actor_table *actors;
     gcs_kv_table *kv;
     gcs_objdir *objdir;
     gcs_pubsub *pubsub;
@@ -89,6 +91,7 @@ struct gcs_op {
     union {
         uint32_t job_id;
         bool flag;
+        uint8_t actor_id[ACTOR_ID_SIZE];
     } u;
 };
 
@@ -124,5 +127,14 @@ void gcs_rpc_dispatch(gcs_client *cl, uint16_t type, const ProtobufCMessage *m);
 void gcs_rpc_node_dead(gcs_server *srv, const Rpc__NodeInfo *node, gcs_op *op);
 /* gcs_rpc.c: a connection closed: end the jobs its driver added. */
 void gcs_rpc_client_closed(gcs_client *cl);
+
+/* gcs_actor_manager.c: the actor RPCs (handlers of gcs_rpc.c's table). */
+void gcs_actor_rpc_register(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id);
+void gcs_actor_rpc_get(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id);
+void gcs_actor_rpc_kill(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id);
+void gcs_actor_rpc_list(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id);
+/* A job ended / a node died: its actors die or restart; writes go into op. */
+void gcs_actor_manager_job_ended(gcs_server *srv, uint32_t job_id, gcs_op *op);
+void gcs_actor_manager_node_died(gcs_server *srv, const node_id_t *node, gcs_op *op);
 
 #endif

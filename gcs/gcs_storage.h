@@ -45,6 +45,7 @@
 #define GCS_TABLE_KV      "kv"      /* "<ns>\0<key>" -> value */
 #define GCS_TABLE_OBJECTS "objects" /* object id + node id (56 B) -> ObjectLocation */
 #define GCS_TABLE_META    "meta"    /* "job_counter" -> decimal */
+#define GCS_TABLE_ACTORS  "actors"  /* actor id (16 B) -> ActorInfo */
 
 typedef struct gcs_storage gcs_storage;
 
