@@ -147,8 +147,8 @@ void gcs_actor_rpc_kill(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_
     char hex[ID_HEX_MAX];
     log_info("actor %.12s is %s: %s", id_hex(id->b, ACTOR_ID_SIZE, hex),
              gcs_actor_state_name(a->state), cause);
-    gcs_op *op = gcs_server__op_new(srv, cl, req_id, MSG_KILL_ACTOR_REPLY, finish_kill,
-                                    "kill actor");
+    gcs_op *op =
+        gcs_server__op_new(srv, cl, req_id, MSG_KILL_ACTOR_REPLY, finish_kill, "kill actor");
     memcpy(op->u.actor_id, id->b, ACTOR_ID_SIZE);
     actor_changed(op, a);
     gcs_server__op_commit(op);

@@ -22,11 +22,13 @@
 typedef struct {
     Rpc__NodeInfo *info; /* owned */
     uint64_t last_seen;  /* caller's monotonic ms of the last heartbeat */
+    uint64_t changed;    /* view version of its last change that raylets see */
 } node;
 
 struct gcs_node_table {
     gcs_map *nodes; /* node id -> node */
     size_t alive;
+    uint64_t version; /* bumped by every change raylets see (state, address, resources) */
 };
 
 static void free_node(void *p)
@@ -63,9 +65,33 @@ static Rpc__NodeInfo *dup_info(const Rpc__NodeInfo *tmpl)
     return (Rpc__NodeInfo *)gcs_storage_msg_dup(&tmpl->base);
 }
 
-/* Swap a record's info for copy, keeping the alive count right. */
+static bool same_resources(Rpc__Resource **a, size_t na, Rpc__Resource **b, size_t nb)
+{
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < na; i++)
+        if (a[i]->amount != b[i]->amount || strcmp(a[i]->name, b[i]->name) != 0)
+            return false;
+    return true;
+}
+
+/* Whether two records differ in what the cluster view carries to raylets:
+ * state, address, total and available resources (not store statistics). */
+static bool view_differs(const Rpc__NodeInfo *a, const Rpc__NodeInfo *b)
+{
+    return a->state != b->state || strcmp(a->address, b->address) != 0 ||
+           !same_resources(a->resources_total, a->n_resources_total, b->resources_total,
+                           b->n_resources_total) ||
+           !same_resources(a->resources_available, a->n_resources_available, b->resources_available,
+                           b->n_resources_available);
+}
+
+/* Swap a record's info for copy, keeping the alive count and the view
+ * version right. */
 static void replace(gcs_node_table *t, node *n, Rpc__NodeInfo *copy)
 {
+    if (view_differs(n->info, copy))
+        n->changed = ++t->version;
     if (n->info->state == RPC__NODE_STATE__NODE_ALIVE)
         t->alive--;
     if (copy->state == RPC__NODE_STATE__NODE_ALIVE)
@@ -91,6 +117,7 @@ static int insert(gcs_node_table *t, Rpc__NodeInfo *info, uint64_t now_ms, node 
     }
     n->info = info;
     n->last_seen = now_ms;
+    n->changed = ++t->version;
     if (gcs_map_put(t->nodes, info->node_id.data, info->node_id.len, n) < 0) {
         free_node(n);
         return RAYC_ENOMEM;
@@ -277,7 +304,18 @@ static int cmp_nodes(const void *a, const void *b)
     return memcmp(x->node_id.data, y->node_id.data, NODE_ID_SIZE);
 }
 
+uint64_t gcs_node_view_version(const gcs_node_table *t)
+{
+    return t->version;
+}
+
 size_t gcs_node_list(const gcs_node_table *t, const Rpc__NodeInfo **out, size_t cap)
+{
+    return gcs_node_list_since(t, 0, out, cap);
+}
+
+size_t gcs_node_list_since(const gcs_node_table *t, uint64_t since, const Rpc__NodeInfo **out,
+                           size_t cap)
 {
     size_t total = gcs_map_size(t->nodes);
     const Rpc__NodeInfo **all = malloc((total ? total : 1) * sizeof(*all));
@@ -288,7 +326,8 @@ size_t gcs_node_list(const gcs_node_table *t, const Rpc__NodeInfo **out, size_t 
     void *p;
     gcs_map_iter_init(&it);
     while (gcs_map_next(t->nodes, &it, NULL, NULL, &p))
-        all[i++] = ((node *)p)->info;
+        if (((node *)p)->changed > since)
+            all[i++] = ((node *)p)->info;
     qsort(all, i, sizeof(*all), cmp_nodes);
     size_t n = i < cap ? i : cap;
     memcpy(out, all, n * sizeof(*out));

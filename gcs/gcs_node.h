@@ -79,4 +79,13 @@ size_t gcs_node_alive_count(const gcs_node_table *t);
  * Returns the number written. */
 size_t gcs_node_list(const gcs_node_table *t, const Rpc__NodeInfo **out, size_t cap);
 
+/* The cluster view's version: bumped by every change raylets see in it (a
+ * node registered or died; its address, total or available resources
+ * changed), not by store statistics. Starts at 0 in each table. */
+uint64_t gcs_node_view_version(const gcs_node_table *t);
+/* Like gcs_node_list, only the nodes changed after view version `since`
+ * (0: all): a heartbeat reply carries this delta. */
+size_t gcs_node_list_since(const gcs_node_table *t, uint64_t since, const Rpc__NodeInfo **out,
+                           size_t cap);
+
 #endif

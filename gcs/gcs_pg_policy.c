@@ -157,8 +157,8 @@ static bool augment(size_t i, const bool *ok, size_t nn, int *node_of_bundle, in
         if (!ok[i * nn + j] || seen[j])
             continue;
         seen[j] = true;
-        if (bundle_of_node[j] < 0 || augment((size_t)bundle_of_node[j], ok, nn, node_of_bundle,
-                                             bundle_of_node, seen)) {
+        if (bundle_of_node[j] < 0 ||
+            augment((size_t)bundle_of_node[j], ok, nn, node_of_bundle, bundle_of_node, seen)) {
             bundle_of_node[j] = (int)i;
             node_of_bundle[i] = (int)j;
             return true;

@@ -86,14 +86,20 @@ static void handle_register_node(gcs_client *cl, const ProtobufCMessage *m, uint
 /* Every node (ALIVE and DEAD) as a borrowed array for a reply: the entries
  * stay owned by the node table; the caller frees the array. NULL when out of
  * memory. */
-static Rpc__NodeInfo **list_nodes(gcs_server *srv, size_t *n)
+/* The nodes changed after view version `since` (0: all), in a new array. */
+static Rpc__NodeInfo **list_nodes_since(gcs_server *srv, uint64_t since, size_t *n)
 {
     size_t cap = gcs_node_count(srv->nodes);
     const Rpc__NodeInfo **nodes = malloc((cap ? cap : 1) * sizeof(*nodes));
     if (nodes == NULL)
         return NULL;
-    *n = gcs_node_list(srv->nodes, nodes, cap);
+    *n = gcs_node_list_since(srv->nodes, since, nodes, cap);
     return (Rpc__NodeInfo **)nodes;
+}
+
+static Rpc__NodeInfo **list_nodes(gcs_server *srv, size_t *n)
+{
+    return list_nodes_since(srv, 0, n);
 }
 
 static void handle_heartbeat(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id)
@@ -119,10 +125,15 @@ static void handle_heartbeat(gcs_client *cl, const ProtobufCMessage *m, uint64_t
         gcs_server__reply_status(cl, MSG_HEARTBEAT_REPLY, req_id, rc, why);
         return;
     }
-    /* The reply carries the cluster view: every node with what it has free,
-     * so each raylet can place work on the others (spillback). */
+    /* The reply carries the cluster view, so each raylet can place work on
+     * the others (spillback): what changed since the raylet's version when
+     * it holds one of this epoch, else every node. Idle nodes then cost a
+     * few bytes a heartbeat, not the whole table times the cluster. */
+    uint64_t version = gcs_node_view_version(srv->nodes);
+    bool delta =
+        req->view_epoch == srv->view_epoch && req->view_version > 0 && req->view_version <= version;
     size_t n;
-    Rpc__NodeInfo **nodes = list_nodes(srv, &n);
+    Rpc__NodeInfo **nodes = list_nodes_since(srv, delta ? req->view_version : 0, &n);
     Rpc__HeartbeatReply r = RPC__HEARTBEAT_REPLY__INIT;
     Rpc__Status st = RPC__STATUS__INIT;
     r.req_id = req_id;
@@ -130,6 +141,9 @@ static void handle_heartbeat(gcs_client *cl, const ProtobufCMessage *m, uint64_t
     if (nodes) {
         r.n_view = n;
         r.view = nodes;
+        r.view_epoch = srv->view_epoch;
+        r.view_version = version;
+        r.view_delta = delta;
     }
     gcs_server__send(cl, MSG_HEARTBEAT_REPLY, &r.base);
     free(nodes);

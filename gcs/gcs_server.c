@@ -423,6 +423,8 @@ gcs_server *gcs_server_new(struct event_base *base, const rayc_config *cfg, cons
     srv->nodes = gcs_node_table_new();
     srv->jobs = gcs_job_table_new();
     srv->actors = gcs_actor_table_new();
+    id_random_bytes(&srv->view_epoch, sizeof(srv->view_epoch));
+    srv->view_epoch |= 1; /* never 0, which a raylet sends when it has no view */
     srv->kv = gcs_kv_table_new();
     srv->objdir = gcs_objdir_new();
     srv->pubsub = gcs_pubsub_new(publish_send);

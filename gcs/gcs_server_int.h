@@ -59,6 +59,7 @@ struct gcs_server {
     gcs_node_table *nodes;
     gcs_job_table *jobs;
     gcs_actor_table *actors;
+    uint64_t view_epoch; /* random per start: heartbeat view versions are per epoch */
     gcs_kv_table *kv;
     gcs_objdir *objdir;
     gcs_pubsub *pubsub;
