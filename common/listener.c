@@ -72,8 +72,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-listener *listener_new(struct event_base *base, int fd, const char *name, listener_cb cb,
-                       void *arg)
+listener *listener_new(struct event_base *base, int fd, const char *name, listener_cb cb, void *arg)
 {
     listener *l = calloc(1, sizeof(*l));
     if (l == NULL)

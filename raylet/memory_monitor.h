@@ -50,11 +50,11 @@ bool mm_over(const mm_usage *u, double threshold);
 /* One running worker, as the raylet knows it. */
 typedef struct {
     int pid;
-    uint64_t owner;       /* an opaque key of the task's owner (same owner, same key) */
-    uint64_t started_ms;  /* when its current task started */
-    bool retriable;       /* its task has retries left */
-    bool actor;           /* it hosts an actor */
-    uint64_t rss;         /* bytes, for the error message */
+    uint64_t owner;      /* an opaque key of the task's owner (same owner, same key) */
+    uint64_t started_ms; /* when its current task started */
+    bool retriable;      /* its task has retries left */
+    bool actor;          /* it hosts an actor */
+    uint64_t rss;        /* bytes, for the error message */
 } mm_worker;
 
 /* Index of the worker to kill, or -1 when n is 0. */

@@ -44,9 +44,8 @@ static int reg(harness_cluster *c, actor_id_t *id, const char *ns, const char *n
     req.actor = &a;
     req.get_if_exists = get_if_exists;
     ProtobufCMessage *m;
-    cr_assert_eq(bconn_call(b, MSG_REGISTER_ACTOR_REQ, &req.base, MSG_REGISTER_ACTOR_REPLY, &m,
-                            5000),
-                 0);
+    cr_assert_eq(
+        bconn_call(b, MSG_REGISTER_ACTOR_REQ, &req.base, MSG_REGISTER_ACTOR_REPLY, &m, 5000), 0);
     Rpc__RegisterActorReply *r = (Rpc__RegisterActorReply *)m;
     int code = r->status ? r->status->code : 0;
     if (r->actor && got)

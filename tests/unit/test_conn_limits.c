@@ -218,8 +218,9 @@ Test(conn_limits, peer_that_does_not_read_is_closed_at_the_output_cap)
     run_until(&ss.closes);
     cr_assert_eq(ss.reason, CONN_EPROTO);
     cr_assert(strstr(ss.why, "does not read") != NULL, "why: %s", ss.why);
-    conn_close(client);
-    run_until(&cs.closes);
+    run_until(&cs.closes); /* the client sees the close (and is freed) */
+    cr_assert_eq(cs.closes, 1);
+    (void)client;
 }
 
 Test(conn_limits, decode_budget_refuses_amplification)
@@ -270,6 +271,10 @@ static void got_conn(void *arg, int fd)
 
 Test(conn_limits, out_of_descriptors_pauses_accept_then_recovers)
 {
+    /* valgrind keeps descriptors of its own below the soft limit. */
+    const char *pre = getenv("LD_PRELOAD");
+    if (pre && strstr(pre, "vgpreload"))
+        cr_skip_test("descriptor limits do not hold under valgrind");
     int port;
     int lfd = net_tcp_listen("127.0.0.1", 0, 16, &port);
     cr_assert_geq(lfd, 0);
@@ -280,7 +285,9 @@ Test(conn_limits, out_of_descriptors_pauses_accept_then_recovers)
     cr_assert_geq(client, 0);
 
     /* Use up every descriptor: accept then fails with EMFILE. */
-    struct rlimit rl = {64, 64};
+    struct rlimit rl;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    rl.rlim_cur = 64; /* the soft limit only (valgrind refuses a lower hard one) */
     cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
     int hogs[64], nhogs = 0;
     while (nhogs < 64 && (hogs[nhogs] = dup(0)) >= 0)
@@ -337,8 +344,8 @@ Test(conn_limits, code_packages_are_content_addressed)
                  RAYC_OK);
     cr_assert_not(written, "an existing package is never rewritten");
     /* Other namespaces are unchanged: any key, overwrites allowed. */
-    cr_assert_eq(gcs_kv_put(t, "ns", (const uint8_t *)"k", 1, (const uint8_t *)"v", 1, true, NULL,
-                            NULL),
-                 RAYC_OK);
+    cr_assert_eq(
+        gcs_kv_put(t, "ns", (const uint8_t *)"k", 1, (const uint8_t *)"v", 1, true, NULL, NULL),
+        RAYC_OK);
     gcs_kv_table_free(t);
 }

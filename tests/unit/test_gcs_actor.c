@@ -25,8 +25,7 @@ static void teardown(void)
 TestSuite(gcs_actor, .init = setup, .fini = teardown, .timeout = 30);
 
 /* A new actor of job 1 with the given name ("" = anonymous). */
-static actor_id_t add(const char *ns, const char *name, int max_restarts, bool detached,
-                      int expect)
+static actor_id_t add(const char *ns, const char *name, int max_restarts, bool detached, int expect)
 {
     actor_id_t id = actor_id_random(job_id_from_int(1));
     Rpc__ActorInfo a = RPC__ACTOR_INFO__INIT;
@@ -97,16 +96,13 @@ Test(gcs_actor, names_are_per_namespace_and_freed_at_death)
     actor_id_t a = add("ns1", "bank", 0, false, RAYC_OK);
     add("ns1", "bank", 0, false, RAYC_EEXIST);
     actor_id_t b = add("ns2", "bank", 0, false, RAYC_OK);
-    cr_assert_eq(memcmp(gcs_actor_by_name(t, "ns1", "bank")->actor_id.data, a.b, ACTOR_ID_SIZE),
-                 0);
-    cr_assert_eq(memcmp(gcs_actor_by_name(t, "ns2", "bank")->actor_id.data, b.b, ACTOR_ID_SIZE),
-                 0);
+    cr_assert_eq(memcmp(gcs_actor_by_name(t, "ns1", "bank")->actor_id.data, a.b, ACTOR_ID_SIZE), 0);
+    cr_assert_eq(memcmp(gcs_actor_by_name(t, "ns2", "bank")->actor_id.data, b.b, ACTOR_ID_SIZE), 0);
     cr_assert_null(gcs_actor_by_name(t, "ns3", "bank"));
     cr_assert_eq(gcs_actor_failed(t, &a, "killed by rayc_actor_kill", false, 5, NULL), RAYC_OK);
     cr_assert_null(gcs_actor_by_name(t, "ns1", "bank"), "a dead actor's name is free");
     actor_id_t c = add("ns1", "bank", 0, false, RAYC_OK);
-    cr_assert_eq(memcmp(gcs_actor_by_name(t, "ns1", "bank")->actor_id.data, c.b, ACTOR_ID_SIZE),
-                 0);
+    cr_assert_eq(memcmp(gcs_actor_by_name(t, "ns1", "bank")->actor_id.data, c.b, ACTOR_ID_SIZE), 0);
     cr_assert_str_eq(gcs_actor_get(t, &a)->death_cause, "killed by rayc_actor_kill");
 }
 

@@ -111,12 +111,10 @@ Test(gcs_pg_policy, bundle_errors)
     char err[256];
     cr_assert_eq(gcs_pg_parse_bundles(NULL, 0, b, err, sizeof(err)), -1);
     cr_assert(strstr(err, "at least one") != NULL);
-    cr_assert_eq(gcs_pg_parse_bundles((const char *const[]){"CPU=1", "CPU=x"}, 2, b, err,
-                                      sizeof(err)),
-                 -1);
+    cr_assert_eq(
+        gcs_pg_parse_bundles((const char *const[]){"CPU=1", "CPU=x"}, 2, b, err, sizeof(err)), -1);
     cr_assert(strstr(err, "bundle 1") != NULL, "%s", err);
-    cr_assert_eq(gcs_pg_parse_bundles((const char *const[]){"CPU=0,GPU=0"}, 1, b, err,
-                                      sizeof(err)),
+    cr_assert_eq(gcs_pg_parse_bundles((const char *const[]){"CPU=0,GPU=0"}, 1, b, err, sizeof(err)),
                  -1);
     cr_assert(strstr(err, "no resource") != NULL, "%s", err);
     cr_assert_eq(gcs_pg_strategy_name(GCS_PG_STRICT_SPREAD)[7], 'S');
