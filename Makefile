@@ -55,6 +55,7 @@ LIBRAYC_SO:= $(BUILD)/lib/librayc.so
 
 BINS := $(if $(wildcard gcs/gcs_main.c),$(BUILD)/bin/gcs_server) $(BUILD)/bin/raylet \
         $(if $(wildcard scripts/rayc_ctl.c),$(BUILD)/bin/rayc_ctl) \
+        $(if $(wildcard scripts/rayc_state.c),$(BUILD)/bin/rayc_state) \
         $(if $(wildcard worker/worker_main.c),$(BUILD)/bin/rayc_worker)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 ITEST_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(ITEST_SRC))
@@ -79,6 +80,15 @@ $(BUILD)/obj/gen/rayc.pb-c.o: $(GEN_C)
 	@mkdir -p $(dir $@)
 	@echo "  CC   $@"
 	$(Q)$(CC) $(CFLAGS) -Wno-unused-parameter -c $< -o $@
+
+# Dashboard page (issue 15): gcs/dashboard/* compiled into gcs_server as
+# static C arrays (xxd -i), so the head needs no files and no CDN.
+DASH_ASSETS := $(sort $(wildcard gcs/dashboard/*))
+$(BUILD)/gen/gcs_dashboard_assets.h: $(DASH_ASSETS)
+	@mkdir -p $(dir $@)
+	@echo "  GEN  $@"
+	$(Q)for f in $(DASH_ASSETS); do xxd -i $$f | sed 's/^unsigned/static const unsigned/'; done > $@.tmp && mv $@.tmp $@
+$(BUILD)/obj/gcs/gcs_http.o: $(BUILD)/gen/gcs_dashboard_assets.h
 
 # Every object may include the generated header.
 $(BUILD)/obj/%.o: %.c $(GEN_H)
@@ -122,6 +132,12 @@ $(BUILD)/bin/rayc_worker: $(BUILD)/obj/worker/worker_main.o $(LIBRAYC_A)
 	@echo "  LD   $@"
 	$(Q)$(CC) $(LDFLAGS) -rdynamic -o $@ $^ $(LIBS)
 $(BUILD)/bin/rayc_ctl: $(BUILD)/obj/scripts/rayc_ctl.o $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	@echo "  LD   $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# `rayc list|summary|memory|job` (issue 15): an HTTP client of the dashboard.
+$(BUILD)/bin/rayc_state: $(BUILD)/obj/scripts/rayc_state.o $(LIBGCS) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	@echo "  LD   $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)

@@ -7,6 +7,8 @@
  *   gcs_server --port --node-ip-address --session-dir --token-file
  *              (--redis-socket | --redis-address) --redis-password[-file]
  *              [--storage=memory]
+ *              [--dashboard-host=127.0.0.1 --dashboard-port=N]  (issue 15: HTTP
+ *              dashboard, state and job API, /metrics; off without a port)
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -20,6 +22,7 @@
 
 #include "auth.h"
 #include "config.h"
+#include "gcs_http.h"
 #include "gcs_server.h"
 #include "gcs_storage.h"
 #include "log.h"
@@ -31,7 +34,52 @@
 typedef struct {
     rayc_config cfg;
     bool log_to_file; /* else the log already is stderr */
+    /* issue 15: not config knobs (config.h is shared with every daemon):
+     * --dashboard-host/--dashboard-port, or RAYC_DASHBOARD_HOST/_PORT. */
+    const char *dashboard_host;
+    int dashboard_port; /* -1: no dashboard; 0: any free port */
 } main_ctx;
+
+/* Take the dashboard flags out of argv (before config_parse_args sees it).
+ * Returns 0, or -1 with err set. */
+static int dashboard_flags(main_ctx *m, int *argc, char **argv, char *err, size_t errlen)
+{
+    const char *port = getenv("RAYC_DASHBOARD_PORT");
+    const char *host = getenv("RAYC_DASHBOARD_HOST");
+    int out = 1;
+    for (int i = 1; i < *argc; i++) {
+        const char *a = argv[i];
+        const char **dst = strncmp(a, "--dashboard-port", 16) == 0   ? &port
+                           : strncmp(a, "--dashboard-host", 16) == 0 ? &host
+                                                                     : NULL;
+        if (dst == NULL || (a[16] != '=' && a[16] != '\0')) {
+            argv[out++] = argv[i];
+            continue;
+        }
+        if (a[16] == '=') {
+            *dst = a + 17;
+        } else if (i + 1 < *argc) {
+            *dst = argv[++i];
+        } else {
+            snprintf(err, errlen, "%s needs a value", a);
+            return -1;
+        }
+    }
+    *argc = out;
+    argv[out] = NULL;
+    m->dashboard_host = host && *host ? host : "127.0.0.1";
+    m->dashboard_port = -1;
+    if (port && *port) {
+        char *end;
+        long p = strtol(port, &end, 10);
+        if (*end || p < -1 || p > 65535) {
+            snprintf(err, errlen, "bad --dashboard-port '%s' (0 to 65535, -1: none)", port);
+            return -1;
+        }
+        m->dashboard_port = (int)p;
+    }
+    return 0;
+}
 
 /* One line on stderr (and in the log file, if there is one), exit 1. */
 static void die(main_ctx *m, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
@@ -148,6 +196,8 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     config_defaults(cfg);
+    if (dashboard_flags(m, &argc, argv, err, sizeof(err)) != 0)
+        die(m, "%s", err);
     if (config_from_env(cfg, err, sizeof(err)) != 0 ||
         config_parse_args(cfg, argc, argv, err, sizeof(err)) != 0)
         die(m, "%s", err);
@@ -167,6 +217,13 @@ int main(int argc, char **argv)
         event_base_free(base);
         die(m, "%s", err);
     }
+    /* A dashboard that cannot bind (port taken) is logged, not fatal: the
+     * control plane matters more than its web page. */
+    gcs_http *http = NULL;
+    if (m->dashboard_port >= 0 &&
+        (http = gcs_http_new(base, srv, m->dashboard_host, m->dashboard_port, err, sizeof(err))) ==
+            NULL)
+        log_error("dashboard disabled: %s", err);
     struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, srv);
     struct event *sigint = evsignal_new(base, SIGINT, on_signal, srv);
     if (sigterm == NULL || sigint == NULL)
@@ -187,6 +244,7 @@ int main(int argc, char **argv)
     }
     event_free(sigterm);
     event_free(sigint);
+    gcs_http_free(http);
     gcs_server_free(srv);
     event_base_free(base);
     log_info(PROG " stopped");

@@ -217,3 +217,21 @@ size_t gcs_objdir_size(const gcs_objdir *d)
 {
     return gcs_map_size(d->objects);
 }
+
+/* For the state API (gcs_state.c): one call per location, in no order. */
+size_t gcs_objdir_walk(const gcs_objdir *d, gcs_objdir_walk_fn cb, void *arg)
+{
+    size_t n = 0;
+    gcs_map_iter it;
+    void *p;
+    gcs_map_iter_init(&it);
+    while (gcs_map_next(d->objects, &it, NULL, NULL, &p)) {
+        const object *o = p;
+        for (size_t i = 0; i < o->n; i++, n++) {
+            Rpc__ObjectLocation v;
+            view(o, &o->locs[i], false, &v);
+            cb(arg, &v);
+        }
+    }
+    return n;
+}

@@ -62,4 +62,10 @@ void gcs_objdir_storage_key(const uint8_t *object_id, const uint8_t *node_id,
 /* Objects with at least one location. */
 size_t gcs_objdir_size(const gcs_objdir *d);
 
+/* Called by gcs_objdir_walk for each location (valid during the call only). */
+typedef void (*gcs_objdir_walk_fn)(void *arg, const Rpc__ObjectLocation *loc);
+/* Visit every location, in no particular order; cb must not modify the
+ * directory. Returns how many were visited. */
+size_t gcs_objdir_walk(const gcs_objdir *d, gcs_objdir_walk_fn cb, void *arg);
+
 #endif

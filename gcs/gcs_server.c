@@ -98,6 +98,8 @@ static void op_release(gcs_op *op)
 {
     if (--op->pending > 0)
         return;
+    if (op->start_us && op->status != RAYC_ECANCELLED)
+        gcs_metrics_storage(op->srv->metrics, now_us() - op->start_us, op->status != RAYC_OK);
     if (op->status != RAYC_OK && op->status != RAYC_ECANCELLED)
         log_error("%s: storage write failed: %s (%s)", op->what, rayc_strerror(op->status),
                   gcs_storage_errstr(op->srv->storage));
@@ -135,6 +137,8 @@ void gcs_server__op_put(gcs_op *op, const char *table, const void *key, size_t k
                         const void *val, size_t vlen)
 {
     op->pending++;
+    if (op->start_us == 0)
+        op->start_us = now_us();
     gcs_storage_put(op->srv->storage, table, key, klen, val, vlen, on_op_write, op);
 }
 
@@ -154,6 +158,8 @@ void gcs_server__op_put_msg(gcs_op *op, const char *table, const void *key, size
 void gcs_server__op_del(gcs_op *op, const char *table, const void *key, size_t klen)
 {
     op->pending++;
+    if (op->start_us == 0)
+        op->start_us = now_us();
     gcs_storage_del(op->srv->storage, table, key, klen, on_op_delete, op);
 }
 
@@ -199,9 +205,11 @@ static void on_frame(conn *c, uint16_t type, ProtobufCMessage *m)
         on_handshake(cl, (const Rpc__Handshake *)m);
         return;
     }
+    gcs_metrics *metrics = cl->srv->metrics;
     uint64_t t0 = now_us();
     gcs_rpc_dispatch(cl, type, m);
     uint64_t dt = now_us() - t0;
+    gcs_metrics_request(metrics, type, dt);
     if (dt > GCS_SLOW_HANDLER_US)
         log_warn("slow handler: %s from %s took %llu us", msg_name(type), conn_peer(c),
                  (unsigned long long)dt);
@@ -429,8 +437,9 @@ gcs_server *gcs_server_new(struct event_base *base, const rayc_config *cfg, cons
     srv->objdir = gcs_objdir_new();
     srv->pubsub = gcs_pubsub_new(publish_send);
     srv->health_ev = event_new(base, -1, EV_PERSIST, on_health, srv);
+    srv->metrics = gcs_metrics_new();
     if (!srv->token || !srv->nodes || !srv->jobs || !srv->actors || !srv->kv || !srv->objdir ||
-        !srv->pubsub || !srv->health_ev) {
+        !srv->pubsub || !srv->health_ev || !srv->metrics) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -502,6 +511,7 @@ void gcs_server_free(gcs_server *srv)
     gcs_job_table_free(srv->jobs);
     gcs_actor_table_free(srv->actors);
     gcs_node_table_free(srv->nodes);
+    gcs_metrics_free(srv->metrics);
     if (srv->token) {
         memset(srv->token, 0, strlen(srv->token));
         free(srv->token);

@@ -26,6 +26,7 @@
 #include "gcs_actor.h"
 #include "gcs_job.h"
 #include "gcs_kv.h"
+#include "gcs_metrics.h"
 #include "gcs_node.h"
 #include "gcs_objdir.h"
 #include "gcs_pubsub.h"
@@ -76,6 +77,7 @@ struct gcs_server {
     bool ready;
     bool stopping;
     char fatal[256];
+    gcs_metrics *metrics; /* issue 15: counters for /metrics (gcs_metrics.h) */
 };
 
 typedef void (*gcs_op_finish_fn)(gcs_op *op);
@@ -88,6 +90,7 @@ struct gcs_op {
     int pending;             /* writes in flight + the handler's hold */
     int status;              /* first failure */
     char what[64];           /* for logs: "register node ab12..." */
+    uint64_t start_us;       /* issue 15: first write issued (0: none), for /metrics */
     gcs_op_finish_fn finish; /* NULL: a status-only reply (or none) */
     union {
         uint32_t job_id;

@@ -1,0 +1,97 @@
+/*
+ * gcs_jobsub.h -- submitted jobs: entrypoint processes the head runs and
+ * supervises (Ray's job submission). A submission runs `/bin/sh -c
+ * <entrypoint>` (the entrypoint is one argv element, never spliced into a
+ * command line) in its own session and process group, with RAYC_ADDRESS,
+ * RAYC_TOKEN and RAYC_JOB_SUBMISSION_ID in its environment, its working
+ * directory if one was given, and stdout+stderr in
+ * <session>/logs/job-driver-<id>.log.
+ *
+ * Status: PENDING -> RUNNING -> SUCCEEDED (exit 0) | FAILED (non-zero exit,
+ * signal, or could not start) | STOPPED (gcs_jobsub_stop). When the
+ * entrypoint ends, whatever is left of its process group is killed, so a
+ * finished job leaves no process behind. Stop sends SIGTERM to the group,
+ * then SIGKILL after GCS_JOBSUB_KILL_GRACE_MS.
+ *
+ * Children are reaped from a SIGCHLD event on the loop (waitpid on each
+ * known pid, never waitpid(-1), so other children of the process are left
+ * alone). Records live in memory only: a restarted GCS forgets them (its
+ * children were killed with it).
+ *
+ * Ownership: the manager owns its records; pointers it hands out are valid
+ * until the next call into the manager or a loop turn.
+ * Thread-safety: none; everything runs on the GCS loop's thread.
+ */
+#ifndef RAYC_GCS_JOBSUB_H
+#define RAYC_GCS_JOBSUB_H
+
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GCS_JOBSUB_ID_MAX        40   /* "raycsubmit_" + 16 hex + NUL fits */
+#define GCS_JOBSUB_MAX           1024 /* records kept; the oldest finished go first */
+#define GCS_JOBSUB_ENTRY_MAX     8192 /* longest entrypoint accepted */
+#define GCS_JOBSUB_KILL_GRACE_MS 3000 /* SIGTERM -> SIGKILL on stop */
+
+typedef enum {
+    GCS_JOBSUB_PENDING,
+    GCS_JOBSUB_RUNNING,
+    GCS_JOBSUB_SUCCEEDED,
+    GCS_JOBSUB_FAILED,
+    GCS_JOBSUB_STOPPED,
+} gcs_jobsub_status;
+
+typedef struct {
+    char id[GCS_JOBSUB_ID_MAX];
+    char *entrypoint;
+    char *working_dir; /* NULL: the head's session dir */
+    char *message;     /* human-readable status detail */
+    char *log_path;
+    gcs_jobsub_status status;
+    int pid;       /* entrypoint pid (also its process group), 0 before start */
+    int exit_code; /* valid once ended; 128+N when killed by signal N */
+    uint64_t start_time_ms, end_time_ms; /* wall clock; end 0 while running */
+    bool stop_requested;
+} gcs_jobsub_info;
+
+typedef struct {
+    const char *gcs_address; /* RAYC_ADDRESS for entrypoints: "IP:PORT" */
+    const char *token;       /* RAYC_TOKEN for entrypoints */
+    const char *log_dir;     /* where job-driver-<id>.log go (created 0700) */
+    const char *default_dir; /* cwd of an entrypoint without a working dir */
+} gcs_jobsub_opts;
+
+typedef struct gcs_jobsub gcs_jobsub;
+
+/* A manager on base (opts copied). NULL on failure (out of memory, or the
+ * SIGCHLD event cannot be installed). */
+gcs_jobsub *gcs_jobsub_new(struct event_base *base, const gcs_jobsub_opts *opts);
+/* Kill every running entrypoint's process group (SIGKILL), reap them, free
+ * everything. Accepts NULL. */
+void gcs_jobsub_free(gcs_jobsub *m);
+
+/* Start entrypoint. working_dir (may be NULL) must be an existing
+ * directory. On success *out is the new record (RUNNING, or FAILED when the
+ * exec failed: see message). Returns 0, RAYC_EINVAL (empty or too long
+ * entrypoint, bad working dir: err says why), RAYC_EBUSY (too many records
+ * still running), RAYC_EIO (fork failed) or RAYC_ENOMEM. */
+int gcs_jobsub_submit(gcs_jobsub *m, const char *entrypoint, const char *working_dir,
+                      const gcs_jobsub_info **out, char *err, size_t errlen);
+/* Stop a running job: SIGTERM its process group now, SIGKILL later.
+ * Returns 0 (stopping; *stopped = true), 0 with *stopped = false when it had
+ * already ended, or RAYC_ENOTFOUND. */
+int gcs_jobsub_stop(gcs_jobsub *m, const char *id, bool *stopped);
+
+const gcs_jobsub_info *gcs_jobsub_get(const gcs_jobsub *m, const char *id);
+size_t gcs_jobsub_count(const gcs_jobsub *m);
+/* Records in submission order into out[] (at most cap). Returns how many. */
+size_t gcs_jobsub_list(const gcs_jobsub *m, const gcs_jobsub_info **out, size_t cap);
+/* How many records are in each status (counts[5], by gcs_jobsub_status). */
+void gcs_jobsub_counts(const gcs_jobsub *m, size_t counts[5]);
+
+const char *gcs_jobsub_status_name(gcs_jobsub_status s);
+bool gcs_jobsub_is_terminal(gcs_jobsub_status s);
+
+#endif

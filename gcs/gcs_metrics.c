@@ -1,0 +1,195 @@
+/*
+ * gcs_metrics.c -- counters, histograms and the Prometheus text; see
+ * gcs_metrics.h. Fixed arrays: recording is a few adds on the hot path of
+ * every request, with no allocation.
+ * Runs in the GCS event-loop thread only.
+ */
+#include "gcs_metrics.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "msg.h"
+
+/* Upper bounds in seconds; the last bucket is +Inf. */
+static const double bucket_le[GCS_METRICS_BUCKETS - 1] = {0.0001, 0.0005, 0.001, 0.005, 0.01,
+                                                          0.05,   0.1,    0.5,   1.0};
+
+typedef struct {
+    uint64_t buckets[GCS_METRICS_BUCKETS]; /* non-cumulative; rendered cumulative */
+    uint64_t count;
+    uint64_t sum_us;
+} histo;
+
+#define HTTP_CLASSES 6 /* 1xx..5xx, other */
+
+struct gcs_metrics {
+    uint64_t requests[GCS_METRICS_MAX_TYPE];
+    histo request_latency;
+    uint64_t storage_ops, storage_failures;
+    histo storage_latency;
+    uint64_t http[HTTP_CLASSES];
+};
+
+gcs_metrics *gcs_metrics_new(void)
+{
+    return calloc(1, sizeof(gcs_metrics));
+}
+
+void gcs_metrics_free(gcs_metrics *m)
+{
+    free(m);
+}
+
+static void observe(histo *h, uint64_t us)
+{
+    int b = 0;
+    while (b < GCS_METRICS_BUCKETS - 1 && (double)us / 1e6 > bucket_le[b])
+        b++;
+    h->buckets[b]++;
+    h->count++;
+    h->sum_us += us;
+}
+
+void gcs_metrics_request(gcs_metrics *m, uint16_t type, uint64_t us)
+{
+    if (m == NULL)
+        return;
+    m->requests[type < GCS_METRICS_MAX_TYPE ? type : 0]++;
+    observe(&m->request_latency, us);
+}
+
+void gcs_metrics_storage(gcs_metrics *m, uint64_t us, bool failed)
+{
+    if (m == NULL)
+        return;
+    m->storage_ops++;
+    if (failed)
+        m->storage_failures++;
+    observe(&m->storage_latency, us);
+}
+
+void gcs_metrics_http(gcs_metrics *m, int status)
+{
+    if (m == NULL)
+        return;
+    int c = status / 100;
+    m->http[c >= 1 && c <= 5 ? c - 1 : 5]++;
+}
+
+static void histo_render(FILE *f, const char *name, const char *help, const histo *h)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    uint64_t cum = 0;
+    for (int b = 0; b < GCS_METRICS_BUCKETS; b++) {
+        cum += h->buckets[b];
+        if (b < GCS_METRICS_BUCKETS - 1)
+            fprintf(f, "%s_bucket{le=\"%g\"} %llu\n", name, bucket_le[b], (unsigned long long)cum);
+        else
+            fprintf(f, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum);
+    }
+    fprintf(f, "%s_sum %.6f\n%s_count %llu\n", name, (double)h->sum_us / 1e6, name,
+            (unsigned long long)h->count);
+}
+
+static void gauges(FILE *f, const gcs_state_src *src)
+{
+    size_t alive = 0, dead = 0, timeouts = 0;
+    size_t n = src->nodes ? gcs_node_count(src->nodes) : 0;
+    const Rpc__NodeInfo **nodes = malloc((n ? n : 1) * sizeof(*nodes));
+    if (nodes) {
+        n = n ? gcs_node_list(src->nodes, nodes, n) : 0;
+        for (size_t i = 0; i < n; i++) {
+            if (nodes[i]->state == RPC__NODE_STATE__NODE_ALIVE) {
+                alive++;
+            } else {
+                dead++;
+                if (nodes[i]->death_reason &&
+                    strncmp(nodes[i]->death_reason, "no heartbeat", 12) == 0)
+                    timeouts++;
+            }
+        }
+        free(nodes);
+    }
+    fprintf(f,
+            "# HELP rayc_gcs_nodes Nodes known to the GCS, by state.\n"
+            "# TYPE rayc_gcs_nodes gauge\n"
+            "rayc_gcs_nodes{state=\"ALIVE\"} %zu\nrayc_gcs_nodes{state=\"DEAD\"} %zu\n",
+            alive, dead);
+    fprintf(f,
+            "# HELP rayc_gcs_heartbeat_timeouts Nodes marked DEAD because their heartbeats "
+            "stopped.\n# TYPE rayc_gcs_heartbeat_timeouts gauge\n"
+            "rayc_gcs_heartbeat_timeouts %zu\n",
+            timeouts);
+
+    size_t js[3] = {0, 0, 0};
+    n = src->jobs ? gcs_job_count(src->jobs) : 0;
+    const Rpc__JobInfo **jobs = malloc((n ? n : 1) * sizeof(*jobs));
+    if (jobs) {
+        n = n ? gcs_job_list(src->jobs, jobs, n) : 0;
+        for (size_t i = 0; i < n; i++)
+            if ((unsigned)jobs[i]->state < 3)
+                js[jobs[i]->state]++;
+        free(jobs);
+    }
+    fprintf(f,
+            "# HELP rayc_gcs_jobs Driver jobs in the GCS job table, by state.\n"
+            "# TYPE rayc_gcs_jobs gauge\n"
+            "rayc_gcs_jobs{state=\"RUNNING\"} %zu\nrayc_gcs_jobs{state=\"SUCCEEDED\"} %zu\n"
+            "rayc_gcs_jobs{state=\"FAILED\"} %zu\n",
+            js[0], js[1], js[2]);
+    size_t sc[5];
+    gcs_jobsub_counts(src->subs, sc);
+    fprintf(f, "# HELP rayc_gcs_submitted_jobs Submitted jobs, by status.\n"
+               "# TYPE rayc_gcs_submitted_jobs gauge\n");
+    for (int s = 0; s < 5; s++)
+        fprintf(f, "rayc_gcs_submitted_jobs{status=\"%s\"} %zu\n", gcs_jobsub_status_name(s),
+                sc[s]);
+    fprintf(f,
+            "# HELP rayc_gcs_object_directory_objects Objects with at least one copy in a "
+            "node's store.\n# TYPE rayc_gcs_object_directory_objects gauge\n"
+            "rayc_gcs_object_directory_objects %zu\n",
+            src->objdir ? gcs_objdir_size(src->objdir) : 0);
+}
+
+char *gcs_metrics_render(const gcs_metrics *m, const gcs_state_src *src, size_t *len)
+{
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+    if (f == NULL)
+        return NULL;
+    gauges(f, src);
+    fprintf(f, "# HELP rayc_gcs_requests_total Requests served by the GCS, by message type.\n"
+               "# TYPE rayc_gcs_requests_total counter\n");
+    for (int t = 0; t < GCS_METRICS_MAX_TYPE; t++)
+        if (m->requests[t])
+            fprintf(f, "rayc_gcs_requests_total{type=\"%s\"} %llu\n",
+                    t ? msg_name((uint16_t)t) : "OTHER", (unsigned long long)m->requests[t]);
+    histo_render(f, "rayc_gcs_request_duration_seconds",
+                 "Time the GCS spent in a request's handler.", &m->request_latency);
+    fprintf(f,
+            "# HELP rayc_gcs_storage_operations_total Writes to the GCS storage (Redis).\n"
+            "# TYPE rayc_gcs_storage_operations_total counter\n"
+            "rayc_gcs_storage_operations_total %llu\n"
+            "# HELP rayc_gcs_storage_failures_total Storage writes that failed.\n"
+            "# TYPE rayc_gcs_storage_failures_total counter\n"
+            "rayc_gcs_storage_failures_total %llu\n",
+            (unsigned long long)m->storage_ops, (unsigned long long)m->storage_failures);
+    histo_render(f, "rayc_gcs_storage_duration_seconds",
+                 "Time from a request's storage writes being issued to their completion.",
+                 &m->storage_latency);
+    static const char *const classes[HTTP_CLASSES] = {"1xx", "2xx", "3xx", "4xx", "5xx", "other"};
+    fprintf(f, "# HELP rayc_dashboard_http_requests_total HTTP requests, by status class.\n"
+               "# TYPE rayc_dashboard_http_requests_total counter\n");
+    for (int c = 0; c < HTTP_CLASSES; c++)
+        fprintf(f, "rayc_dashboard_http_requests_total{code=\"%s\"} %llu\n", classes[c],
+                (unsigned long long)m->http[c]);
+    if (fclose(f) != 0) {
+        free(buf);
+        return NULL;
+    }
+    *len = size;
+    return buf;
+}

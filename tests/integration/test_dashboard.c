@@ -1,0 +1,615 @@
+/*
+ * test_dashboard.c -- issue 15 on real daemons: the head's HTTP server
+ * (token check, state API, /metrics, Ray's job REST API), the `rayc
+ * list|summary|memory|job` verbs, and the web page in headless Chromium.
+ * The GCS is started by the harness with RAYC_DASHBOARD_PORT in its
+ * environment (gcs_main.c reads it), on a free port.
+ */
+#include <criterion/criterion.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "util.h"
+
+#define SLACK_MS 20000 /* a busy 2-vCPU machine; never a speed test */
+
+TestSuite(dashboard, .init = harness_setup, .fini = harness_teardown, .timeout = 240);
+
+/* ------------------------------------------------------------ helpers */
+
+typedef struct {
+    harness_cluster c;
+    harness_raylet *r;
+    int port;
+    char addr[64];
+} fixture;
+
+static void start(fixture *f)
+{
+    f->port = harness_free_port();
+    char p[16];
+    snprintf(p, sizeof(p), "%d", f->port);
+    setenv("RAYC_DASHBOARD_PORT", p, 1);
+    harness_cluster_init(&f->c);
+    harness_cluster_start(&f->c);
+    unsetenv("RAYC_DASHBOARD_PORT");
+    f->r = harness_raylet_start(&f->c, NULL);
+    snprintf(f->addr, sizeof(f->addr), "127.0.0.1:%d", f->port);
+}
+
+/* One HTTP/1.1 request with Connection: close. Returns the status; *resp
+ * gets the whole reply (headers and body, malloc'd), *body points into it. */
+static int http(int port, const char *method, const char *path, const char *extra_headers,
+                const char *json, char **resp, char **body)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    cr_assert(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect to dashboard: %s",
+              strerror(errno));
+    char *req;
+    int n = asprintf(&req,
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s"
+                     "Content-Length: %zu\r\n\r\n%s",
+                     method, path, extra_headers ? extra_headers : "", json ? strlen(json) : 0,
+                     json ? json : "");
+    cr_assert(n > 0 && write(fd, req, (size_t)n) == n);
+    free(req);
+    size_t cap = 1 << 20, len = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (len + 1 == cap)
+            buf = realloc(buf, cap *= 2);
+        ssize_t r = read(fd, buf + len, cap - len - 1);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    close(fd);
+    buf[len] = '\0';
+    int status = 0;
+    cr_assert(sscanf(buf, "HTTP/1.1 %d", &status) == 1, "no HTTP reply: [%s]", buf);
+    char *sep = strstr(buf, "\r\n\r\n");
+    cr_assert(sep != NULL);
+    *resp = buf;
+    *body = sep + 4;
+    return status;
+}
+
+static char *bearer(const fixture *f, char *out, size_t len)
+{
+    snprintf(out, len, "Authorization: Bearer %s\r\n", f->c.token);
+    return out;
+}
+
+/* GET with the token; asserts 200; returns the malloc'd reply, *body in it. */
+static char *get_ok(const fixture *f, const char *path, char **body)
+{
+    char h[256], *resp;
+    int st = http(f->port, "GET", path, bearer(f, h, sizeof(h)), NULL, &resp, body);
+    cr_assert_eq(st, 200, "GET %s: HTTP %d: %s", path, st, *body);
+    return resp;
+}
+
+/* The string value of "key" in a flat JSON object (no escapes needed here). */
+static bool json_str(const char *json, const char *key, char *out, size_t len)
+{
+    char pat[64];
+    snprintf(pat, sizeof(pat), "\"%s\":\"", key);
+    const char *p = strstr(json, pat);
+    if (p == NULL)
+        return false;
+    p += strlen(pat);
+    const char *e = strchr(p, '"');
+    if (e == NULL || (size_t)(e - p) >= len)
+        return false;
+    memcpy(out, p, (size_t)(e - p));
+    out[e - p] = '\0';
+    return true;
+}
+
+static long json_num(const char *json, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof(pat), "\"%s\":", key);
+    const char *p = strstr(json, pat);
+    return p ? strtol(p + strlen(pat), NULL, 10) : -999;
+}
+
+static void submit(const fixture *f, const char *entrypoint_json, char *id, size_t idlen)
+{
+    char h[256], *resp, *body, json[1024];
+    snprintf(json, sizeof(json), "{\"entrypoint\": %s}", entrypoint_json);
+    int st = http(f->port, "POST", "/api/jobs/", bearer(f, h, sizeof(h)), json, &resp, &body);
+    cr_assert_eq(st, 200, "submit: HTTP %d %s", st, body);
+    cr_assert(json_str(body, "submission_id", id, idlen), "no submission_id in %s", body);
+    free(resp);
+}
+
+struct status_arg {
+    const fixture *f;
+    const char *id, *want;
+    char last[32];
+};
+
+static bool status_is(void *arg)
+{
+    struct status_arg *a = arg;
+    char path[128], h[256], *resp, *body;
+    snprintf(path, sizeof(path), "/api/jobs/%s", a->id);
+    if (http(a->f->port, "GET", path, bearer(a->f, h, sizeof(h)), NULL, &resp, &body) != 200) {
+        free(resp);
+        return false;
+    }
+    json_str(body, "status", a->last, sizeof(a->last));
+    free(resp);
+    return strcmp(a->last, a->want) == 0;
+}
+
+static void wait_status(const fixture *f, const char *id, const char *want)
+{
+    struct status_arg a = {f, id, want, ""};
+    cr_assert(harness_wait_until(status_is, &a, SLACK_MS), "job %s: want %s, have %s", id, want,
+              a.last);
+}
+
+/* Live (non-zombie) processes whose command line contains needle. */
+static int procs_matching(const char *needle)
+{
+    DIR *d = opendir("/proc");
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!isdigit((unsigned char)e->d_name[0]))
+            continue;
+        char path[300], buf[4096];
+        snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+        FILE *fp = fopen(path, "r");
+        if (fp == NULL)
+            continue;
+        size_t k = fread(buf, 1, sizeof(buf) - 1, fp);
+        fclose(fp);
+        buf[k] = '\0';
+        char *rp = strrchr(buf, ')');
+        if (rp && rp[1] == ' ' && rp[2] == 'Z')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
+        fp = fopen(path, "r");
+        if (fp == NULL)
+            continue;
+        k = fread(buf, 1, sizeof(buf) - 1, fp);
+        fclose(fp);
+        for (size_t i = 0; i < k; i++)
+            if (buf[i] == '\0')
+                buf[i] = ' ';
+        buf[k] = '\0';
+        if (strstr(buf, needle))
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+struct gone_arg {
+    const char *needle;
+};
+static bool gone(void *arg)
+{
+    return procs_matching(((struct gone_arg *)arg)->needle) == 0;
+}
+
+/* ------------------------------------------------------------ tests */
+
+Test(dashboard, every_request_needs_the_token)
+{
+    fixture f;
+    start(&f);
+    char *resp, *body;
+    const char *paths[] = {"/", "/app.js", "/api/v0/nodes", "/api/jobs/", "/metrics"};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        cr_assert_eq(http(f.port, "GET", paths[i], NULL, NULL, &resp, &body), 401, "%s", paths[i]);
+        free(resp);
+        cr_assert_eq(
+            http(f.port, "GET", paths[i], "Authorization: Bearer wrong\r\n", NULL, &resp, &body),
+            401, "%s with a wrong token", paths[i]);
+        free(resp);
+    }
+    cr_assert_eq(http(f.port, "POST", "/api/jobs/", NULL, "{\"entrypoint\": \"touch /tmp/x\"}",
+                      &resp, &body),
+                 401);
+    free(resp);
+    char path[256];
+    snprintf(path, sizeof(path), "/?token=%.63sX", f.c.token);
+    cr_assert_eq(http(f.port, "GET", path, NULL, NULL, &resp, &body), 401, "a wrong sign-in");
+    free(resp);
+
+    /* A browser signs in once: the cookie (not the token) authorizes. */
+    snprintf(path, sizeof(path), "/?token=%s", f.c.token);
+    cr_assert_eq(http(f.port, "GET", path, NULL, NULL, &resp, &body), 302);
+    char *sc = strstr(resp, "Set-Cookie: ");
+    cr_assert(sc != NULL, "no cookie: %s", resp);
+    char cookie[256];
+    sscanf(sc + 12, "%200[^;]", cookie);
+    cr_assert(strstr(cookie, f.c.token) == NULL, "the cookie must not carry the token");
+    free(resp);
+    char hdr[300];
+    snprintf(hdr, sizeof(hdr), "Cookie: %s\r\n", cookie);
+    cr_assert_eq(http(f.port, "GET", "/", hdr, NULL, &resp, &body), 200);
+    cr_assert(strstr(body, "rayc dashboard") != NULL);
+    free(resp);
+    cr_assert_eq(http(f.port, "GET", "/", "Cookie: rayc_session=00\r\n", NULL, &resp, &body), 401);
+    free(resp);
+}
+
+Test(dashboard, state_api_lists_nodes_with_filters_and_limits)
+{
+    fixture f;
+    start(&f);
+    harness_raylet *r2 = harness_raylet_start(&f.c, NULL);
+    char *body, *resp = get_ok(&f, "/api/v0/nodes", &body);
+    cr_assert(strstr(body, f.r->node_id) && strstr(body, r2->node_id), "%s", body);
+    cr_assert_eq(json_num(body, "total"), 2, "%s", body);
+    cr_assert(strstr(body, "\"state\":\"ALIVE\""));
+    free(resp);
+
+    char path[256];
+    snprintf(path, sizeof(path), "/api/v0/nodes?filter=node_id%%3D%s", r2->node_id);
+    resp = get_ok(&f, path, &body);
+    cr_assert_eq(json_num(body, "num_after_filter"), 1, "%s", body);
+    cr_assert(strstr(body, r2->node_id) && !strstr(body, f.r->node_id), "%s", body);
+    free(resp);
+    resp = get_ok(&f, "/api/v0/nodes?filter=state%3DDEAD", &body);
+    cr_assert_eq(json_num(body, "num_after_filter"), 0, "%s", body);
+    free(resp);
+    resp = get_ok(&f, "/api/v0/nodes?limit=1", &body);
+    cr_assert_eq(json_num(body, "total"), 2);
+    cr_assert_eq(json_num(body, "num_after_filter"), 2);
+    cr_assert(!!strstr(body, f.r->node_id) + !!strstr(body, r2->node_id) == 1, "%s", body);
+    free(resp);
+    resp = get_ok(&f, "/api/v0/nodes?format=table", &body);
+    cr_assert(strncmp(body, "NODE_ID", 7) == 0 && strstr(body, r2->node_id), "%s", body);
+    free(resp);
+    resp = get_ok(&f, "/api/v0/placement_groups", &body);
+    cr_assert(strstr(body, "\"result\":[]"), "%s", body);
+    free(resp);
+
+    char h[256];
+    cr_assert_eq(http(f.port, "GET", "/api/v0/nodes?filter=colour%3Dred", bearer(&f, h, sizeof(h)),
+                      NULL, &resp, &body),
+                 400);
+    cr_assert(strstr(body, "colour"), "%s", body);
+    free(resp);
+    cr_assert_eq(http(f.port, "GET", "/api/v0/tasks", bearer(&f, h, sizeof(h)), NULL, &resp, &body),
+                 501);
+    free(resp);
+    cr_assert_eq(http(f.port, "GET", "/api/v0/nope", bearer(&f, h, sizeof(h)), NULL, &resp, &body),
+                 404);
+    free(resp);
+}
+
+/* Prometheus text format 0.0.4, checked line by line. */
+static void check_prometheus(const char *text)
+{
+    char *copy = strdup(text), *save = NULL;
+    int samples = 0;
+    for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(line, "# HELP rayc_", 12) == 0 || strncmp(line, "# TYPE rayc_", 12) == 0)
+            continue;
+        cr_assert(line[0] != '#', "bad comment line: %s", line);
+        cr_assert(strncmp(line, "rayc_", 5) == 0, "metric without the rayc_ prefix: %s", line);
+        const char *p = line;
+        while (isalnum((unsigned char)*p) || *p == '_' || *p == ':')
+            p++;
+        if (*p == '{') {
+            const char *e = strchr(p, '}');
+            cr_assert(e != NULL, "unclosed labels: %s", line);
+            for (const char *q = p + 1; q < e;) {
+                while (isalnum((unsigned char)*q) || *q == '_')
+                    q++;
+                cr_assert(q[0] == '=' && q[1] == '"', "bad label: %s", line);
+                q = strchr(q + 2, '"');
+                cr_assert(q != NULL && q < e + 1, "bad label value: %s", line);
+                q++;
+                if (*q == ',')
+                    q++;
+            }
+            p = e + 1;
+        }
+        cr_assert(*p == ' ', "no value: %s", line);
+        char *end;
+        strtod(p + 1, &end);
+        cr_assert(end != p + 1 && *end == '\0', "bad value: %s", line);
+        samples++;
+    }
+    cr_assert(samples > 10);
+    free(copy);
+}
+
+/* The value of the sample line starting with sample_prefix (never a HELP
+ * or TYPE line: those start with '#'). */
+static bool has_sample(const char *text, const char *sample_prefix, double *value)
+{
+    char pat[256];
+    snprintf(pat, sizeof(pat), "\n%s", sample_prefix);
+    const char *p = strstr(text, pat);
+    if (p == NULL)
+        return false;
+    *value = strtod(p + strlen(pat), NULL);
+    return true;
+}
+
+Test(dashboard, metrics_are_prometheus_text)
+{
+    fixture f;
+    start(&f);
+    char *body, *resp = get_ok(&f, "/metrics", &body);
+    cr_assert(strstr(resp, "Content-Type: text/plain; version=0.0.4"), "%s", resp);
+    check_prometheus(body);
+    double v;
+    cr_assert(has_sample(body, "rayc_gcs_nodes{state=\"ALIVE\"} ", &v) && v == 1, "%s", body);
+    cr_assert(has_sample(body, "rayc_gcs_requests_total{type=\"REGISTER_NODE_REQ\"} ", &v) &&
+                  v >= 1,
+              "%s", body);
+    cr_assert(has_sample(body, "rayc_gcs_storage_duration_seconds_count ", &v) && v >= 1, "%s",
+              body);
+    cr_assert(has_sample(body, "rayc_gcs_object_directory_objects ", &v));
+    cr_assert(has_sample(body, "rayc_gcs_heartbeat_timeouts ", &v) && v == 0);
+    free(resp);
+
+    /* A node that stops heartbeating shows up as DEAD and as a timeout. */
+    harness_kill9(f.r->proc);
+    bool dead = false;
+    for (int i = 0; i < SLACK_MS / 100 && !dead; i++) {
+        dead = harness_count_nodes(&f.c, RPC__NODE_STATE__NODE_DEAD) == 1;
+        if (!dead)
+            usleep(100000);
+    }
+    cr_assert(dead);
+    resp = get_ok(&f, "/metrics", &body);
+    cr_assert(has_sample(body, "rayc_gcs_nodes{state=\"DEAD\"} ", &v) && v == 1, "%s", body);
+    cr_assert(has_sample(body, "rayc_gcs_heartbeat_timeouts ", &v) && v == 1, "%s", body);
+    free(resp);
+}
+
+Test(dashboard, job_lifecycle_succeeded_failed_stopped)
+{
+    fixture f;
+    start(&f);
+    char ok[64], bad[64], slow[64], *body, *resp;
+
+    submit(&f, "\"echo hello from $RAYC_JOB_SUBMISSION_ID at ${RAYC_ADDRESS}; echo oops >&2\"", ok,
+           sizeof(ok));
+    wait_status(&f, ok, "SUCCEEDED");
+    char path[160];
+    snprintf(path, sizeof(path), "/api/jobs/%s/logs", ok);
+    resp = get_ok(&f, path, &body);
+    char want[160];
+    snprintf(want, sizeof(want), "hello from %s at %s", ok, f.c.address);
+    cr_assert(strstr(body, want) && strstr(body, "oops"), "logs: %s", body);
+    free(resp);
+
+    submit(&f, "\"exit 3\"", bad, sizeof(bad));
+    wait_status(&f, bad, "FAILED");
+    snprintf(path, sizeof(path), "/api/jobs/%s", bad);
+    resp = get_ok(&f, path, &body);
+    cr_assert_eq(json_num(body, "driver_exit_code"), 3, "%s", body);
+    free(resp);
+
+    /* A job whose entrypoint has a child of its own: stop kills the group. */
+    submit(&f, "\"sleep 3001 & sleep 3002; echo not reached\"", slow, sizeof(slow));
+    wait_status(&f, slow, "RUNNING");
+    struct gone_arg g1 = {"sleep 3001"}, g2 = {"sleep 3002"};
+    for (int i = 0;
+         i < 100 && (procs_matching("sleep 3001") == 0 || procs_matching("sleep 3002") == 0); i++)
+        usleep(50000);
+    /* (the entrypoint's sh counts too: its command line names both) */
+    cr_assert(procs_matching("sleep 3001") >= 1 && procs_matching("sleep 3002") >= 1);
+    snprintf(path, sizeof(path), "/api/jobs/%s/stop", slow);
+    char h[256];
+    cr_assert_eq(http(f.port, "POST", path, bearer(&f, h, sizeof(h)), NULL, &resp, &body), 200);
+    cr_assert(strstr(body, "\"stopped\":true"), "%s", body);
+    free(resp);
+    wait_status(&f, slow, "STOPPED");
+    cr_assert(harness_wait_until(gone, &g1, SLACK_MS), "sleep 3001 survived the stop");
+    cr_assert(harness_wait_until(gone, &g2, SLACK_MS), "sleep 3002 survived the stop");
+
+    /* A failed job's leftover children are gone too. */
+    char bg[64];
+    submit(&f, "\"sleep 3003 & exit 7\"", bg, sizeof(bg));
+    wait_status(&f, bg, "FAILED");
+    struct gone_arg g3 = {"sleep 3003"};
+    cr_assert(harness_wait_until(gone, &g3, SLACK_MS), "a failed job left a process behind");
+
+    resp = get_ok(&f, "/api/jobs/", &body);
+    cr_assert(strstr(body, ok) && strstr(body, bad) && strstr(body, slow), "%s", body);
+    free(resp);
+    resp = get_ok(&f, "/api/v0/jobs?filter=status%3DSTOPPED", &body);
+    cr_assert_eq(json_num(body, "num_after_filter"), 1, "%s", body);
+    cr_assert(strstr(body, slow), "%s", body);
+    free(resp);
+
+    cr_assert_eq(
+        http(f.port, "POST", "/api/jobs/", bearer(&f, h, sizeof(h)), "{\"nope\": 1}", &resp, &body),
+        400);
+    free(resp);
+    cr_assert_eq(http(f.port, "GET", "/api/jobs/raycsubmit_0000/logs", bearer(&f, h, sizeof(h)),
+                      NULL, &resp, &body),
+                 404);
+    free(resp);
+}
+
+/* ------------------------------------------------------------ CLI */
+
+static int rayc(const fixture *f, char **out, char **err, const char *const args[])
+{
+    char addr[96], tok[HARNESS_PATH + 16];
+    snprintf(addr, sizeof(addr), "--address=%s", f->addr);
+    snprintf(tok, sizeof(tok), "--token-file=%s", f->c.token_file);
+    const char *a[24];
+    int n = 0;
+    a[n++] = args[0];
+    a[n++] = addr;
+    a[n++] = tok;
+    for (int i = 1; args[i] && n < 23; i++)
+        a[n++] = args[i];
+    a[n] = NULL;
+    return harness_rayc(out, err, a);
+}
+
+Test(dashboard, cli_list_summary_memory_and_jobs)
+{
+    fixture f;
+    start(&f);
+    char *out, *err;
+    cr_assert_eq(rayc(&f, &out, &err, (const char *[]){"list", "nodes", NULL}), 0, "%s", err);
+    cr_assert(strncmp(out, "NODE_ID", 7) == 0 && strstr(out, f.r->node_id), "%s", out);
+    free(out), free(err);
+    cr_assert_eq(
+        rayc(&f, &out, &err,
+             (const char *[]){"list", "nodes", "--format=json", "--filter=state=ALIVE", NULL}),
+        0, "%s", err);
+    cr_assert(out[0] == '{' && strstr(out, f.r->node_id), "%s", out);
+    free(out), free(err);
+    cr_assert_eq(rayc(&f, &out, &err, (const char *[]){"list", "objects", NULL}), 0, "%s", err);
+    free(out), free(err);
+    cr_assert_eq(rayc(&f, &out, &err, (const char *[]){"summary", "objects", NULL}), 0, "%s", err);
+    cr_assert(strstr(out, "TOTAL"), "%s", out);
+    free(out), free(err);
+    cr_assert_eq(rayc(&f, &out, &err, (const char *[]){"memory", "--group-by=owner", NULL}), 0,
+                 "%s", err);
+    free(out), free(err);
+    cr_assert_eq(rayc(&f, &out, &err, (const char *[]){"list", "tasks", NULL}), 1);
+    free(out), free(err);
+    cr_assert_eq(rayc(&f, &out, &err, (const char *[]){"list", "nodes", "--limit=x", NULL}), 1);
+    free(out), free(err);
+
+    /* job submit waits, streams the logs and reports the end, like Ray. */
+    char wd[HARNESS_PATH];
+    snprintf(wd, sizeof(wd), "%s/wd", harness_dir());
+    mkdir(wd, 0700);
+    char wdflag[HARNESS_PATH + 20];
+    snprintf(wdflag, sizeof(wdflag), "--working-dir=%s", wd);
+    cr_assert_eq(rayc(&f, &out, &err,
+                      (const char *[]){"job", "submit", wdflag, "--", "pwd;", "echo", "hi", NULL}),
+                 0, "%s", err);
+    cr_assert(strstr(out, "Job 'raycsubmit_") && strstr(out, "' submitted"), "%s", out);
+    cr_assert(strstr(out, wd) && strstr(out, "hi\n") && strstr(out, "' succeeded"), "%s", out);
+    free(out), free(err);
+
+    cr_assert_eq(rayc(&f, &out, &err,
+                      (const char *[]){"job", "submit", "--no-wait", "--", "sleep", "3004", NULL}),
+                 0, "%s", err);
+    char id[64];
+    cr_assert(sscanf(out, "Job '%63[^']' submitted", id) == 1, "%s", out);
+    free(out), free(err);
+    wait_status(&f, id, "RUNNING");
+    cr_assert_eq(rayc(&f, &out, &err, (const char *[]){"job", "status", id, NULL}), 0, "%s", err);
+    cr_assert(strstr(out, "RUNNING"), "%s", out);
+    free(out), free(err);
+    cr_assert_eq(rayc(&f, &out, &err, (const char *[]){"job", "list", NULL}), 0, "%s", err);
+    cr_assert(strstr(out, id) && strstr(out, "SUBMISSION"), "%s", out);
+    free(out), free(err);
+    cr_assert_eq(rayc(&f, &out, &err, (const char *[]){"job", "stop", id, NULL}), 0, "%s", err);
+    cr_assert(strstr(out, "stopped"), "%s", out);
+    free(out), free(err);
+    struct gone_arg g = {"sleep 3004"};
+    cr_assert(harness_wait_until(gone, &g, SLACK_MS));
+    cr_assert_eq(
+        rayc(&f, &out, &err, (const char *[]){"list", "jobs", "--filter=status=STOPPED", NULL}), 0,
+        "%s", err);
+    cr_assert(strstr(out, id), "%s", out);
+    free(out), free(err);
+
+    cr_assert_eq(rayc(&f, &out, &err,
+                      (const char *[]){"job", "submit", "--", "echo", "bye;", "exit", "4", NULL}),
+                 1);
+    cr_assert(strstr(out, "bye") && strstr(out, "' failed"), "%s", out);
+    free(out), free(err);
+    cr_assert_eq(rayc(&f, &out, &err, (const char *[]){"job", "status", "raycsubmit_x", NULL}), 1);
+    free(out), free(err);
+
+    /* A wrong token is refused with one line. */
+    const char *a[] = {"list", "--address=", "--token=nope", "nodes", NULL};
+    char addr[96];
+    snprintf(addr, sizeof(addr), "--address=%s", f.addr);
+    a[1] = addr;
+    cr_assert_eq(harness_rayc(&out, &err, a), 1);
+    cr_assert(strstr(err, "bad token"), "%s", err);
+    free(out), free(err);
+}
+
+/* ------------------------------------------------------------ browser */
+
+static const char *find_chromium(void)
+{
+    static const char *const cands[] = {"/usr/bin/chromium", "/usr/bin/chromium-browser",
+                                        "/usr/bin/google-chrome"};
+    for (size_t i = 0; i < sizeof(cands) / sizeof(cands[0]); i++)
+        if (access(cands[i], X_OK) == 0)
+            return cands[i];
+    return NULL;
+}
+
+Test(dashboard, page_shows_nodes_in_headless_chromium)
+{
+    const char *chromium = find_chromium();
+    if (chromium == NULL) {
+        cr_assert(getenv("CI") == NULL, "chromium is missing in CI (scripts/install-deps.sh)");
+        cr_skip_test("chromium is not installed");
+    }
+    fixture f;
+    start(&f);
+    char url[256], profile[HARNESS_PATH], shot[HARNESS_PATH * 2];
+    snprintf(url, sizeof(url), "http://%s/?token=%s", f.addr, f.c.token);
+    snprintf(profile, sizeof(profile), "--user-data-dir=%s/chromium", harness_dir());
+    char *const dump[] = {(char *)chromium,
+                          "--headless",
+                          "--no-sandbox",
+                          "--disable-gpu",
+                          "--disable-dev-shm-usage",
+                          profile,
+                          "--virtual-time-budget=10000",
+                          "--dump-dom",
+                          url,
+                          NULL};
+    char *out = NULL, *err = NULL;
+    int rc = harness_run(dump, &out, &err, 120000);
+    cr_assert_eq(rc, 0, "chromium --dump-dom: %d: %s", rc, err);
+    char prefix[16];
+    snprintf(prefix, sizeof(prefix), "%.12s", f.r->node_id);
+    cr_assert(strstr(out, prefix) != NULL, "the page does not show node %s: %s", prefix, out);
+    cr_assert(strstr(out, "ALIVE") && strstr(out, "1 alive node"), "%s", out);
+    free(out), free(err);
+
+    snprintf(shot, sizeof(shot), "--screenshot=%s/tests/dashboard.png", harness_build());
+    char *const cap[] = {(char *)chromium,
+                         "--headless",
+                         "--no-sandbox",
+                         "--disable-gpu",
+                         "--disable-dev-shm-usage",
+                         profile,
+                         "--virtual-time-budget=10000",
+                         "--window-size=1280,900",
+                         shot,
+                         url,
+                         NULL};
+    rc = harness_run(cap, &out, &err, 120000);
+    cr_assert_eq(rc, 0, "chromium --screenshot: %d: %s", rc, err);
+    struct stat sb;
+    char png[HARNESS_PATH * 2];
+    snprintf(png, sizeof(png), "%s/tests/dashboard.png", harness_build());
+    cr_assert(stat(png, &sb) == 0 && sb.st_size > 1000, "no screenshot at %s", png);
+    free(out), free(err);
+}
