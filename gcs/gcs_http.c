@@ -189,7 +189,7 @@ static bool admit(gcs_http *h, struct evhttp_request *req)
 
 static gcs_state_src state_src(const gcs_http *h)
 {
-    return (gcs_state_src){h->srv->nodes, h->srv->jobs, h->srv->objdir, h->jobs};
+    return (gcs_state_src){h->srv->nodes, h->srv->jobs, h->srv->objdir, h->jobs, h->srv->actors};
 }
 
 static void serve_state(gcs_http *h, struct evhttp_request *req, const char *resource,

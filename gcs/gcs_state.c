@@ -212,8 +212,9 @@ static const col node_cols[N_COLS] = {
     {"session_dir", T_STR, false},
 };
 
-static void build_nodes(const gcs_state_src *src, rowset *rs)
+static void build_nodes(const gcs_state_src *src, rowset *rs, const gcs_state_query *q)
 {
+    (void)q;
     size_t cap = src->nodes ? gcs_node_count(src->nodes) : 0;
     const Rpc__NodeInfo **list = malloc((cap ? cap : 1) * sizeof(*list));
     if (list == NULL) {
@@ -277,8 +278,9 @@ static const char *job_state_name(int s)
 
 /* Driver jobs (the GCS job table), then submissions. Ray's `list jobs`
  * shows both kinds: a submission's entrypoint usually starts a driver. */
-static void build_jobs(const gcs_state_src *src, rowset *rs)
+static void build_jobs(const gcs_state_src *src, rowset *rs, const gcs_state_query *q)
 {
+    (void)q;
     size_t cap = src->jobs ? gcs_job_count(src->jobs) : 0;
     const Rpc__JobInfo **list = malloc((cap ? cap : 1) * sizeof(*list));
     if (list == NULL) {
@@ -352,8 +354,9 @@ static void on_location(void *arg, const Rpc__ObjectLocation *loc)
 }
 
 /* One row per copy (object, node), biggest first. */
-static void build_objects(const gcs_state_src *src, rowset *rs)
+static void build_objects(const gcs_state_src *src, rowset *rs, const gcs_state_query *q)
 {
+    (void)q;
     walk_arg w = {src->objdir, rs};
     if (src->objdir)
         gcs_objdir_walk(src->objdir, on_location, &w);
@@ -366,10 +369,70 @@ static const col pg_cols[] = {
     {"strategy", T_STR, true},           {"bundles", T_JSON, false},
 };
 
-static void build_pgs(const gcs_state_src *src, rowset *rs)
+static void build_pgs(const gcs_state_src *src, rowset *rs, const gcs_state_query *q)
 {
+    (void)q;
     (void)src; /* placement groups are not in the GCS yet: always empty */
     (void)rs;
+}
+
+enum {
+    A_ID,
+    A_CLASS,
+    A_STATE,
+    A_NAME,
+    A_NS,
+    A_JOB,
+    A_NODE,
+    A_PID,
+    A_RESTARTS,
+    A_DETACHED,
+    A_DEATH,
+    A_START,
+    A_END,
+    A_COLS
+};
+static const col actor_cols[A_COLS] = {
+    {"actor_id", T_STR, true},     {"class_name", T_STR, true},   {"state", T_STR, true},
+    {"name", T_STR, true},         {"namespace", T_STR, false},   {"job_id", T_NUM, true},
+    {"node_id", T_STR, false},     {"pid", T_NUM, true},          {"num_restarts", T_NUM, true},
+    {"is_detached", T_STR, false}, {"death_cause", T_STR, false}, {"start_time_ms", T_NUM, false},
+    {"end_time_ms", T_NUM, false},
+};
+
+/* The GCS actor table, by actor id. */
+static void build_actors(const gcs_state_src *src, rowset *rs, const gcs_state_query *q)
+{
+    (void)q;
+    size_t cap = src->actors ? gcs_actor_count(src->actors) : 0;
+    const Rpc__ActorInfo **list = malloc((cap ? cap : 1) * sizeof(*list));
+    if (list == NULL) {
+        rs->oom = true;
+        return;
+    }
+    size_t n = cap ? gcs_actor_list(src->actors, list, cap) : 0;
+    for (size_t i = 0; i < n; i++) {
+        const Rpc__ActorInfo *x = list[i];
+        char **v = row_new(rs);
+        if (v == NULL)
+            break;
+        set_hex(rs, v, A_ID, x->actor_id.data, x->actor_id.len);
+        set_str(rs, v, A_CLASS, x->class_name);
+        set_str(rs, v, A_STATE, gcs_actor_state_name(x->state));
+        set_str(rs, v, A_NAME, x->name);
+        set_str(rs, v, A_NS, x->namespace_);
+        set_u64(rs, v, A_JOB, x->job_id);
+        set_hex(rs, v, A_NODE, x->node_id.data, x->node_id.len);
+        set_i64(rs, v, A_PID, x->pid);
+        set_u64(rs, v, A_RESTARTS, x->num_restarts);
+        set_str(rs, v, A_DETACHED, x->detached ? "true" : "false");
+        set_str(rs, v, A_DEATH, x->death_cause);
+        set_u64(rs, v, A_START, x->start_time_ms);
+        set_u64(rs, v, A_END, x->end_time_ms);
+    }
+    free(list);
+    for (size_t i = 0; i < rs->n; i++)
+        rs->rows[i].key = rs->rows[i].v[A_ID];
 }
 
 enum { S_NODE, S_OBJECTS, S_BYTES, S_COLS };
@@ -377,10 +440,10 @@ static const col summary_cols[S_COLS] = {
     {"node_id", T_STR, true}, {"objects", T_NUM, true}, {"bytes", T_NUM, true}};
 
 /* Per node: copies and bytes; then a row "TOTAL" of distinct objects. */
-static void build_summary(const gcs_state_src *src, rowset *rs)
+static void build_summary(const gcs_state_src *src, rowset *rs, const gcs_state_query *q)
 {
     rowset copies = {object_cols, O_COLS, NULL, 0, 0, false};
-    build_objects(src, &copies);
+    build_objects(src, &copies, q);
     if (copies.oom)
         rs->oom = true;
     uint64_t total_bytes = 0, total = 0;
@@ -443,7 +506,7 @@ static bool by_owner(const gcs_state_query *q)
 static void build_memory(const gcs_state_src *src, rowset *rs, const gcs_state_query *q)
 {
     rowset copies = {object_cols, O_COLS, NULL, 0, 0, false};
-    build_objects(src, &copies);
+    build_objects(src, &copies, q);
     if (copies.oom)
         rs->oom = true;
     for (size_t i = 0; i < copies.n && !rs->oom; i++) {
@@ -605,36 +668,48 @@ int gcs_state_add_filter(gcs_state_query *q, char *spec)
     return 0;
 }
 
+/* Every view: its name in the URL, its columns and how its rows are built. */
+typedef struct {
+    const char *name;
+    const col *cols;
+    int ncols;
+    void (*build)(const gcs_state_src *src, rowset *rs, const gcs_state_query *q);
+} view;
+
+#define NCOLS(cols) ((int)(sizeof(cols) / sizeof((cols)[0])))
+static const view views[] = {
+    {"nodes", node_cols, N_COLS, build_nodes},
+    {"jobs", job_cols, J_COLS, build_jobs},
+    {"objects", object_cols, O_COLS, build_objects},
+    {"actors", actor_cols, A_COLS, build_actors},
+    {"placement_groups", pg_cols, NCOLS(pg_cols), build_pgs},
+    {"summary/objects", summary_cols, S_COLS, build_summary},
+    {"memory", memory_cols, M_COLS, build_memory},
+};
+
 int gcs_state_render(const gcs_state_src *src, const char *resource, const gcs_state_query *q,
                      char **body, size_t *len, char *err, size_t errlen)
 {
     rowset rs = {0};
     *body = NULL;
     *len = 0;
-    if (strcmp(resource, "nodes") == 0) {
-        rs.cols = node_cols, rs.ncols = N_COLS;
-    } else if (strcmp(resource, "jobs") == 0) {
-        rs.cols = job_cols, rs.ncols = J_COLS;
-    } else if (strcmp(resource, "objects") == 0) {
-        rs.cols = object_cols, rs.ncols = O_COLS;
-    } else if (strcmp(resource, "placement_groups") == 0) {
-        rs.cols = pg_cols, rs.ncols = (int)(sizeof(pg_cols) / sizeof(pg_cols[0]));
-    } else if (strcmp(resource, "summary/objects") == 0) {
-        rs.cols = summary_cols, rs.ncols = S_COLS;
-    } else if (strcmp(resource, "memory") == 0) {
-        rs.cols = memory_cols, rs.ncols = M_COLS;
-        if (q->group_by && strcmp(q->group_by, "node") != 0 && strcmp(q->group_by, "owner") != 0) {
-            snprintf(err, errlen, "bad group_by '%s' (node or owner)", q->group_by);
-            return RAYC_EINVAL;
-        }
-    } else if (strcmp(resource, "tasks") == 0 || strcmp(resource, "actors") == 0) {
-        snprintf(err, errlen,
-                 "%s are not available yet: workers do not report task events to the GCS",
-                 resource);
+    const view *vw = NULL;
+    for (size_t i = 0; i < sizeof(views) / sizeof(views[0]); i++)
+        if (strcmp(resource, views[i].name) == 0)
+            vw = &views[i];
+    if (vw == NULL && strcmp(resource, "tasks") == 0) {
+        snprintf(err, errlen, "tasks are not available yet: workers do not report task events");
         return RAYC_EBUSY;
-    } else {
+    }
+    if (vw == NULL) {
         snprintf(err, errlen, "unknown resource '%s'", resource);
         return RAYC_ENOTFOUND;
+    }
+    rs.cols = vw->cols, rs.ncols = vw->ncols;
+    if (vw->build == build_memory && q->group_by && strcmp(q->group_by, "node") != 0 &&
+        strcmp(q->group_by, "owner") != 0) {
+        snprintf(err, errlen, "bad group_by '%s' (node or owner)", q->group_by);
+        return RAYC_EINVAL;
     }
     int fc[GCS_STATE_MAX_FILTERS];
     for (int f = 0; f < q->nfilters; f++) {
@@ -644,18 +719,7 @@ int gcs_state_render(const gcs_state_src *src, const char *resource, const gcs_s
             return RAYC_EINVAL;
         }
     }
-    if (strcmp(resource, "nodes") == 0)
-        build_nodes(src, &rs);
-    else if (strcmp(resource, "jobs") == 0)
-        build_jobs(src, &rs);
-    else if (strcmp(resource, "objects") == 0)
-        build_objects(src, &rs);
-    else if (strcmp(resource, "placement_groups") == 0)
-        build_pgs(src, &rs);
-    else if (strcmp(resource, "summary/objects") == 0)
-        build_summary(src, &rs);
-    else
-        build_memory(src, &rs, q);
+    vw->build(src, &rs, q);
     /* Objects: biggest first; memory: by group, biggest first; summary: by
      * node. Nodes and jobs keep their tables' order (no sort key). */
     if (strcmp(resource, "objects") == 0)

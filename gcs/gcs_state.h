@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "gcs_actor.h"
 #include "gcs_job.h"
 #include "gcs_jobsub.h"
 #include "gcs_node.h"
@@ -40,6 +41,7 @@ typedef struct {
     const gcs_job_table *jobs;
     const gcs_objdir *objdir;
     const gcs_jobsub *subs;
+    const gcs_actor_table *actors;
 } gcs_state_src;
 
 typedef struct {

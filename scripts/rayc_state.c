@@ -4,7 +4,7 @@
  * JSON (gcs/gcs_state.c), so this program only builds requests, sends the
  * cluster token, and prints answers; `job` follows Ray's job CLI.
  *
- *   rayc list nodes|jobs|objects|placement-groups [--filter=key=value ...]
+ *   rayc list nodes|jobs|objects|actors|placement-groups [--filter=key=value ...]
  *             [--limit=N] [--format=table|json] [--detail]
  *   rayc summary objects
  *   rayc memory [--group-by=node|owner] [--sort-by=size]

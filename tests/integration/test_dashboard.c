@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "msg.h"
+#include "ids.h"
 #include "util.h"
 
 #define SLACK_MS 20000 /* a busy 2-vCPU machine; never a speed test */
@@ -300,6 +302,55 @@ Test(dashboard, state_api_lists_nodes_with_filters_and_limits)
 }
 
 /* Prometheus text format 0.0.4, checked line by line. */
+/* Register an actor of job 1 straight with the GCS (no worker places it:
+ * it stays PENDING_CREATION), then kill it when kill is set. */
+static void register_actor(const fixture *f, const char *cls, const char *name, bool kill)
+{
+    int code;
+    char err[256];
+    bconn *b = harness_connect(&f->c, NULL, &code, err, sizeof(err));
+    cr_assert_not_null(b, "%s", err);
+    actor_id_t id = actor_id_random(job_id_from_int(1));
+    Rpc__ActorInfo a = RPC__ACTOR_INFO__INIT;
+    a.actor_id.data = id.b;
+    a.actor_id.len = ACTOR_ID_SIZE;
+    a.job_id = 1;
+    a.class_name = (char *)cls;
+    a.name = (char *)name;
+    Rpc__RegisterActorRequest req = RPC__REGISTER_ACTOR_REQUEST__INIT;
+    req.actor = &a;
+    ProtobufCMessage *m;
+    cr_assert_eq(
+        bconn_call(b, MSG_REGISTER_ACTOR_REQ, &req.base, MSG_REGISTER_ACTOR_REPLY, &m, 5000), 0);
+    msg_free(m);
+    if (kill) {
+        Rpc__KillActorRequest k = RPC__KILL_ACTOR_REQUEST__INIT;
+        k.actor_id = a.actor_id;
+        k.no_restart = true;
+        cr_assert_eq(bconn_call(b, MSG_KILL_ACTOR_REQ, &k.base, MSG_KILL_ACTOR_REPLY, &m, 5000), 0);
+        msg_free(m);
+    }
+    bconn_close(b);
+}
+
+Test(dashboard, state_api_lists_actors_from_the_gcs_table)
+{
+    fixture f;
+    start(&f);
+    register_actor(&f, "Account", "alice", false);
+    register_actor(&f, "Ledger", "", true);
+    char *body, *resp = get_ok(&f, "/api/v0/actors", &body);
+    cr_assert_eq(json_num(body, "total"), 2, "%s", body);
+    cr_assert(strstr(body, "\"class_name\":\"Account\"") && strstr(body, "\"name\":\"alice\""),
+              "%s", body);
+    cr_assert(strstr(body, "killed by rayc_actor_kill"), "%s", body);
+    free(resp);
+    resp = get_ok(&f, "/api/v0/actors?filter=state%3DDEAD", &body);
+    cr_assert_eq(json_num(body, "num_after_filter"), 1, "%s", body);
+    cr_assert(strstr(body, "Ledger") && !strstr(body, "Account"), "%s", body);
+    free(resp);
+}
+
 static void check_prometheus(const char *text)
 {
     char *copy = strdup(text), *save = NULL;
