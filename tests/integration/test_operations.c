@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "msg.h"
 #include "rayc.h"
 #include "util.h"
 
@@ -293,6 +294,42 @@ static uint64_t kill9_and_time_heal(int port, const char *session, const char *n
     return healed;
 }
 
+struct rereg_arg {
+    harness_cluster c; /* port and token only */
+    uint64_t after;    /* wall ms */
+    int want;
+};
+
+/* want nodes, all ALIVE, each with a heartbeat newer than `after`: the
+ * raylets re-registered with the new GCS. */
+static bool reregistered(void *arg)
+{
+    struct rereg_arg *a = arg;
+    Rpc__ListNodesReply *r = harness_list_nodes(&a->c);
+    if (r == NULL)
+        return false;
+    bool ok = (int)r->n_nodes == a->want;
+    for (size_t i = 0; ok && i < r->n_nodes; i++)
+        ok = r->nodes[i]->state == RPC__NODE_STATE__NODE_ALIVE &&
+             r->nodes[i]->last_heartbeat_ms > a->after;
+    msg_free(&r->base);
+    return ok;
+}
+
+/* Wait until the raylets have re-registered since `after`; log how long. */
+static void wait_reregistered(int port, const char *session, int want, uint64_t after)
+{
+    struct rereg_arg a = {.after = after, .want = want};
+    a.c.port = port;
+    char *tok = slurp_file(session, "token");
+    fmt(a.c.token, sizeof(a.c.token), "%s", rstrip(tok));
+    free(tok);
+    cr_assert(harness_wait_until(reregistered, &a, SLACK_MS),
+              "the raylets did not re-register with the restarted GCS");
+    fprintf(stderr, "heal: raylets re-registered %llu ms after the kill\n",
+            (unsigned long long)(wall_ms() - after));
+}
+
 /* ------------------------------------------------------------ item 1 */
 
 Test(ops, gcs_kill9_is_healed)
@@ -316,7 +353,9 @@ Test(ops, gcs_kill9_is_healed)
 
     pid_t old = read_pid(session, "gcs_server");
     for (int round = 1; round <= 2; round++) {
+        uint64_t killed = wall_ms();
         kill9_and_time_heal(port, session, "gcs_server");
+        wait_reregistered(port, session, 2, killed);
         pid_t now = read_pid(session, "gcs_server");
         cr_assert(now != old && pid_alive(now), "gcs_server.pid not updated (%d)", (int)now);
         old = now;
