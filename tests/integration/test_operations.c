@@ -519,8 +519,20 @@ Test(ops, block_survives_gcs_kill9)
     wait_alive(p, session, 1);
     cr_assert(harness_alive(blk), "--block stopped the node when the GCS died");
 
+    /* SIGTERM once it is blocking (its trap is set). */
+    deadline = now_ms() + SLACK_MS;
+    for (;;) {
+        char *text = read_file(blk->out, NULL);
+        bool blocking = text && strstr(text, "running in the foreground") != NULL;
+        free(text);
+        if (blocking)
+            break;
+        cr_assert(now_ms() < deadline, "rayc start --block never said it blocks");
+        usleep(20000);
+    }
     kill(blk->pid, SIGTERM);
-    cr_assert_eq(harness_wait_exit(blk, 60000), 0, "rayc start --block after SIGTERM");
+    int rc = harness_wait_exit(blk, 60000);
+    cr_assert_eq(rc, 0, "rayc start --block after SIGTERM: exit %d", rc);
     assert_nothing_left();
 }
 
