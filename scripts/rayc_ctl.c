@@ -742,6 +742,7 @@ typedef struct {
     char redis_password_file[PATH_MAX];
     int sigfd;
     bool stopping;
+    bool publish; /* the KV record is out of date */
     sup_daemon d[SUP_N];
 } supervisor;
 
@@ -995,6 +996,7 @@ static bool sup_restart(supervisor *s, sup_daemon *d, bool (*ready)(supervisor *
     sup_watch(d, pid, true);
     sup_write_pid(s, d->name, pid);
     bool ok = sup_wait_ready(s, d, ready);
+    s->publish = true;
     if (ok)
         sup_log("%s restarted as pid %d, serving %llu ms after its death was seen", d->name,
                 (int)pid, (unsigned long long)(now_ms() - d->died_at));
@@ -1056,7 +1058,7 @@ static int cmd_supervise(const opts_t *o)
     sup_log("pid %d watching gcs_server (pid %d)%s%.0d%s", (int)getpid(), (int)s->d[SUP_GCS].pid,
             s->d[SUP_REDIS].present ? " and redis (pid " : "", s->d[SUP_REDIS].pid,
             s->d[SUP_REDIS].present ? ")" : "");
-    sup_publish(s);
+    s->publish = true;
 
     while (!sup_signalled(s)) {
         sup_daemon *redis = &s->d[SUP_REDIS], *gcs = &s->d[SUP_GCS];
@@ -1067,13 +1069,12 @@ static int cmd_supervise(const opts_t *o)
         if (s->stopping)
             break;
         bool redis_up = !redis->present || redis->pid != 0;
-        if (gcs->pid == 0 && gcs->restart_at <= now_ms() && redis_up) {
-            if (sup_restart(s, gcs, sup_gcs_ready))
-                sup_publish(s);
-        } else if (gcs->pid != 0 && redis->restarts > 0 && redis->died_at > gcs->died_at &&
-                   redis->pid != 0 && redis->died_at != 0) {
-            /* Redis came back under a live GCS: it reconnects by itself. */
-            redis->died_at = gcs->died_at;
+        if (gcs->pid == 0 && gcs->restart_at <= now_ms() && redis_up)
+            sup_restart(s, gcs, sup_gcs_ready);
+        /* After a restart of either (a restarted Redis under a live GCS:
+         * the GCS reconnects by itself). */
+        if (s->publish && gcs->pid != 0 && redis_up) {
+            s->publish = false;
             sup_publish(s);
         }
         if (s->stopping)
