@@ -171,10 +171,16 @@ $(BUILD)/bench/%: bench/%.c $(LIBRAYC_SO)
 	@echo "  LD   $@"
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD)/lib -lrayc -Wl,-rpath,'$$ORIGIN/../lib' -Wl,-rpath,'$$ORIGIN/../../lib' -lm
 
+# rayc.pc for a prefix: $(call rayc_pc,PREFIX,FILE). Libs carry an rpath so
+# that a driver linked with `pkg-config --libs rayc` finds librayc.so at run
+# time without LD_LIBRARY_PATH. The build tree's copy names $(PREFIX) as of
+# `make`; `make install` writes its own for the PREFIX it installs to.
+rayc_pc = printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: rayc\nDescription: rayc distributed execution engine client library\nVersion: 0.1.0\nLibs: -L$${libdir} -Wl,-rpath,$${libdir} -lrayc\nLibs.private: -levent -lprotobuf-c -lhiredis -lpthread -ldl -lm\nCflags: -I$${includedir}\n' '$(1)' > $(2)
+
 $(BUILD)/rayc.pc: Makefile
 	@mkdir -p $(BUILD)
 	@echo "  GEN  $@"
-	$(Q)printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: rayc\nDescription: rayc distributed execution engine client library\nVersion: 0.1.0\nLibs: -L$${libdir} -lrayc\nLibs.private: -levent -lprotobuf-c -lhiredis -lpthread -ldl -lm\nCflags: -I$${includedir}\n' '$(PREFIX)' > $@
+	$(Q)$(call rayc_pc,$(PREFIX),$@)
 
 # ---------------------------------------------------------------- running
 # Integration tests share the machine's ports and CPUs: run them one by one.
@@ -244,7 +250,8 @@ install: all
 	install -m 0644 include/rayc.h $(DESTDIR)$(PREFIX)/include/rayc.h
 	install -m 0755 $(LIBRAYC_SO) $(DESTDIR)$(PREFIX)/lib/librayc.so
 	install -m 0644 $(LIBRAYC_A) $(DESTDIR)$(PREFIX)/lib/librayc.a
-	install -m 0644 $(BUILD)/rayc.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/rayc.pc
+	$(call rayc_pc,$(PREFIX),$(DESTDIR)$(PREFIX)/lib/pkgconfig/rayc.pc)
+	chmod 0644 $(DESTDIR)$(PREFIX)/lib/pkgconfig/rayc.pc
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/libexec/rayc/
 	install -m 0755 $(BENCH_BINS) $(BENCH_LIBS) $(DESTDIR)$(PREFIX)/libexec/rayc/
 	install -m 0755 scripts/rayc $(DESTDIR)$(PREFIX)/bin/rayc
