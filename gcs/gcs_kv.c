@@ -160,6 +160,11 @@ int gcs_kv_del(gcs_kv_table *t, const char *ns, const uint8_t *key, size_t klen)
     return deleted ? RAYC_OK : RAYC_ENOTFOUND;
 }
 
+bool gcs_kv_forget(gcs_kv_table *t, const uint8_t *skey, size_t sklen)
+{
+    return gcs_map_del(t->entries, skey, sklen);
+}
+
 bool gcs_kv_exists(const gcs_kv_table *t, const char *ns, const uint8_t *key, size_t klen)
 {
     const uint8_t *v;

@@ -49,6 +49,9 @@ int gcs_kv_get(const gcs_kv_table *t, const char *ns, const uint8_t *key, size_t
                const uint8_t **val, size_t *vlen);
 /* Returns RAYC_OK (deleted), RAYC_ENOTFOUND, or RAYC_ENOMEM. */
 int gcs_kv_del(gcs_kv_table *t, const char *ns, const uint8_t *key, size_t klen);
+/* Drop an entry by its storage key (a put whose write failed is undone).
+ * Returns whether it was there. */
+bool gcs_kv_forget(gcs_kv_table *t, const uint8_t *skey, size_t sklen);
 bool gcs_kv_exists(const gcs_kv_table *t, const char *ns, const uint8_t *key, size_t klen);
 
 /* Load one stored entry (storage key as above). Returns RAYC_OK, RAYC_EINVAL

@@ -389,6 +389,13 @@ static void finish_kv_del(gcs_op *op)
     gcs_server__send(op->client, MSG_KV_DEL_REPLY, &r.base);
 }
 
+/* A put of a new key failed in storage: forget the key, so a retry adds it
+ * again instead of finding it "already there" until the next restart. */
+static void undo_kv_add(gcs_op *op)
+{
+    gcs_kv_forget(op->srv->kv, op->undo_arg, op->undo_len);
+}
+
 static void handle_kv_put(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id)
 {
     const Rpc__KvPutRequest *req = (const Rpc__KvPutRequest *)m;
@@ -408,10 +415,17 @@ static void handle_kv_put(gcs_client *cl, const ProtobufCMessage *m, uint64_t re
     if (written) {
         size_t sklen;
         uint8_t *sk = gcs_kv_storage_key(req->ns, req->key.data, req->key.len, &sklen);
-        if (sk == NULL)
+        if (sk == NULL) {
             gcs_server__op_fail(op, RAYC_ENOMEM);
-        else
+        } else {
             gcs_server__op_put(op, GCS_TABLE_KV, sk, sklen, req->value.data, req->value.len);
+            if (added) { /* a new key whose write fails must not stay in memory */
+                op->undo = undo_kv_add;
+                op->undo_arg = sk;
+                op->undo_len = sklen;
+                sk = NULL;
+            }
+        }
         free(sk);
     }
     gcs_server__op_commit(op);

@@ -100,9 +100,12 @@ static void op_release(gcs_op *op)
         return;
     if (op->start_us && op->status != RAYC_ECANCELLED)
         gcs_metrics_storage(op->srv->metrics, now_us() - op->start_us, op->status != RAYC_OK);
-    if (op->status != RAYC_OK && op->status != RAYC_ECANCELLED)
+    if (op->status != RAYC_OK && op->status != RAYC_ECANCELLED) {
         log_error("%s: storage write failed: %s (%s)", op->what, rayc_strerror(op->status),
                   gcs_storage_errstr(op->srv->storage));
+        if (op->undo)
+            op->undo(op);
+    }
     if (op->client) {
         if (op->finish)
             op->finish(op);
@@ -111,6 +114,7 @@ static void op_release(gcs_op *op)
                                      op->status ? "storage write failed" : "");
         gcs_server__client_unref(op->client);
     }
+    free(op->undo_arg);
     free(op);
 }
 

@@ -92,6 +92,11 @@ struct gcs_op {
     char what[64];           /* for logs: "register node ab12..." */
     uint64_t start_us;       /* issue 15: first write issued (0: none), for /metrics */
     gcs_op_finish_fn finish; /* NULL: a status-only reply (or none) */
+    /* Run when a write failed (not at shutdown), before finish: puts the
+     * in-memory tables back as storage has them. undo_arg is freed after. */
+    void (*undo)(gcs_op *op);
+    void *undo_arg;
+    size_t undo_len;
     union {
         uint32_t job_id;
         bool flag;

@@ -446,8 +446,10 @@ Test(ops, redis_kill9_is_healed)
     char addr[64], tok[HARNESS_PATH + 32];
     fmt(addr, sizeof(addr), "--address=127.0.0.1:%d", port);
     fmt(tok, sizeof(tok), "--token-file=%s/token", session);
-    const char *put[] = {"kv-put",        addr,          tok, "--ns=ops", "--key=k2",
-                         "--value=after", "--overwrite", NULL};
+    /* No --overwrite: a put whose write failed while Redis was down must not
+     * leave its key in the GCS's memory, or this retry would find it
+     * "already there" and never write it (seen before the fix). */
+    const char *put[] = {"kv-put", addr, tok, "--ns=ops", "--key=k2", "--value=after", NULL};
     pid_t old = read_pid(session, "redis");
     uint64_t t0 = now_ms();
     cr_assert_eq(kill(old, SIGKILL), 0);
@@ -467,6 +469,20 @@ Test(ops, redis_kill9_is_healed)
     const char *get[] = {"kv-get", addr, tok, "--ns=ops", "--key=k1", NULL};
     cr_assert_eq(harness_ctl(&out, &err, get), 0, "kv-get: %s", err);
     cr_assert_str_eq(out, "before");
+    free(out);
+    free(err);
+    /* k2 is in Redis, not only in the GCS's memory: it survives a GCS restart. */
+    pid_t gcs = read_pid(session, "gcs_server");
+    cr_assert_eq(kill(gcs, SIGKILL), 0);
+    const char *get2[] = {"kv-get", addr, tok, "--ns=ops", "--key=k2", NULL};
+    deadline = now_ms() + SLACK_MS;
+    while (harness_ctl(&out, &err, get2) != 0) {
+        cr_assert(now_ms() < deadline, "kv-get k2 after a GCS restart: %s", err);
+        free(out);
+        free(err);
+        usleep(20000);
+    }
+    cr_assert_str_eq(out, "after");
     free(out);
     free(err);
     wait_alive(port, session, 1);
