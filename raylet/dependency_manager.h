@@ -11,6 +11,18 @@
  * RAYC_EOBJECT_LOST. Then the store is asked to wait until every argument is
  * sealed here.
  *
+ * No wait is without a way out: a seal wait ends after DM_RECHECK_MS, and
+ * whatever is still missing is checked again -- pulled again when other
+ * nodes exist (from any copy; a spilled copy counts as here), and logged
+ * with its state (at 1, 2, 4, 8... rounds) when it cannot be had.
+ *
+ * An argument pulled for a task is pinned for it from the moment it is
+ * local (pulled copies are evictable) until the task leaves (dm_release),
+ * so it cannot be evicted between its arrival and the task's run. Primary
+ * copies are not pinned: they are never evicted, only spilled, and a
+ * spilled argument is restored by the worker's get. Only the first 64
+ * arguments of a task are pinned; the re-check covers the others.
+ *
  * Threading: the raylet's loop thread.
  */
 #ifndef RAYC_DEPENDENCY_MANAGER_H
@@ -21,6 +33,8 @@
 #include "ids.h"
 #include "plasma_store.h"
 #include "task.h"
+
+#define DM_RECHECK_MS 1000 /* a seal wait re-checks what is missing this often */
 
 typedef struct dependency_manager dependency_manager;
 
@@ -49,5 +63,8 @@ void dm_free(dependency_manager *dm);
 
 /* Wait for t's store arguments (t becomes T_WAITING_DEPS); done runs once. */
 void dm_wait(dependency_manager *dm, rtask *t);
+/* t leaves the node (ran, failed, cancelled): drop the pins held for it.
+ * Call before t is freed; harmless for a task that holds none. */
+void dm_release(dependency_manager *dm, rtask *t);
 
 #endif

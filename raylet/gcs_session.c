@@ -189,8 +189,7 @@ static void on_register_reply(gcs_session *gs, Rpc__RegisterNodeReply *r)
     timer_ms(gs->heartbeat_ev, gs->heartbeat_ms);
     if (!gs->registered_once) {
         gs->registered_once = true;
-        log_info("registered node %s with the GCS at %s:%d", gs->self.node_hex, gs->host,
-                 gs->port);
+        log_info("registered node %s with the GCS at %s:%d", gs->self.node_hex, gs->host, gs->port);
         write_ready_file(gs);
     } else {
         log_info("re-registered node %s with the GCS", gs->self.node_hex);

@@ -24,12 +24,12 @@ typedef struct sclass {
 /* The lease state of one worker, from its first lease until it dies. */
 typedef struct lease {
     worker *w;
-    bool active;   /* holds a lease now */
-    res_set held;  /* resources the lease holds */
-    bool blocked;  /* its running task waits in get/wait; CPU given back */
+    bool active;  /* holds a lease now */
+    res_set held; /* resources the lease holds */
+    bool blocked; /* its running task waits in get/wait; CPU given back */
     double blocked_cpu;
-    int depth;              /* tasks pushed and not done */
-    rtask *head, *tail;     /* pushed tasks, in order */
+    int depth;          /* tasks pushed and not done */
+    rtask *head, *tail; /* pushed tasks, in order */
     struct lease *prev, *next;
 } lease;
 

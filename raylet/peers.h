@@ -22,8 +22,7 @@ typedef struct peers peers;
 typedef struct {
     /* A frame from the raylet of node `from` (zero before an accepted
      * connection's handshake). conn_keep_msg(c) keeps the message. */
-    void (*frame)(void *arg, conn *c, const node_id_t *from, uint16_t type,
-                  ProtobufCMessage *msg);
+    void (*frame)(void *arg, conn *c, const node_id_t *from, uint16_t type, ProtobufCMessage *msg);
     /* A connection closed (its transfers must move). */
     void (*closed)(void *arg, conn *c);
 } peers_hooks;

@@ -7,7 +7,8 @@
  * fields, as marked, and only read the rest:
  *   task manager       id, msg, demand, owner, job_id, state, cancelled,
  *                      remote_owner, no_forward, owner_node, fwd_node, hnode
- *   dependency manager pulls, pull_status, deps_pulled, deps_ready
+ *   dependency manager dm, pulls, pull_status, deps_pulled, deps_ready, rounds,
+ *                      pinned
  *   lease manager      cls, w, next, prev (class queue or worker pipeline)
  * The infeasible list of the task manager reuses next/prev: a task is on at
  * most one list at a time.
@@ -18,6 +19,7 @@
 #define RAYC_TASK_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "id_map.h"
 #include "ids.h"
@@ -42,7 +44,7 @@ typedef struct rtask {
     res_set demand;
     worker_id_t owner;
     uint32_t job_id;
-    int state; /* enum task_state */
+    int state;         /* enum task_state */
     bool cancelled;    /* cancelled while waiting for deps or while running */
     bool remote_owner; /* forwarded here: the owner lives on owner_node */
     bool no_forward;   /* run here: never forward again (one hop) */
@@ -52,10 +54,12 @@ typedef struct rtask {
 
     /* dependency manager */
     struct dependency_manager *dm; /* set while it waits */
-    int pulls; /* store arguments still being pulled here */
+    int pulls;                     /* store arguments still being pulled here */
     int pull_status;
     bool deps_pulled;
     bool deps_ready; /* its store arguments were all sealed here */
+    uint16_t rounds; /* seal waits that ended with arguments still missing */
+    uint64_t pinned; /* bit i: argument i (of the first 64) pinned for it here */
 
     /* lease manager */
     struct sclass *cls; /* T_READY: its class queue */

@@ -47,6 +47,7 @@ static rtask *task_find(task_manager *tm, const uint8_t *id, size_t len)
 
 static void task_free(task_manager *tm, rtask *t)
 {
+    dm_release(tm->dm, t);
     id_map_remove(&tm->tasks, &t->hnode);
     msg_free(&t->msg->base);
     free(t);

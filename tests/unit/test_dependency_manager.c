@@ -2,7 +2,8 @@
  * test_dependency_manager.c -- waiting for a task's arguments
  * (raylet/dependency_manager.h) on a real 1 MiB plasma store with fake
  * neighbours: pull, multi_node, lost and done are callbacks that record what
- * they were asked; the test completes the pulls itself.
+ * they were asked; the test completes the pulls itself. Also the way out of
+ * every wait (re-check, pull again) and the pins of pulled arguments.
  */
 #include <criterion/criterion.h>
 #include <event2/event.h>
@@ -273,4 +274,85 @@ Test(deps, freeing_the_manager_ends_waits_silently)
     dm_free(dm);
     run_loop();
     cr_assert_eq(fx.ndone, 0);
+}
+
+/* Run the loop for ms milliseconds. */
+static void run_for(int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    event_base_loopexit(base, &tv);
+    event_base_dispatch(base);
+}
+
+Test(deps, a_pulled_argument_is_pinned_for_the_task_until_released)
+{
+    dependency_manager *dm = new_dm();
+    rtask *t = task_with_args(2);
+    seal(&oids[1]); /* a local (primary) copy: not pinned */
+    fx.multi = true;
+    dm_wait(dm, t);
+    seal(&oids[0]);
+    fx.cb[0](fx.cbarg[0], &oids[0], RAYC_OK, NULL);
+    run_loop();
+    cr_assert_eq(fx.ndone, 1);
+    cr_assert_eq(t->pinned, 1, "argument 0 pinned, argument 1 not");
+    dm_release(dm, t);
+    cr_assert_eq(t->pinned, 0);
+    dm_free(dm);
+}
+
+Test(deps, an_argument_gone_before_its_seal_wait_is_pulled_again)
+{
+    dependency_manager *dm = new_dm();
+    rtask *t = task_with_args(1);
+    fx.multi = true;
+    dm_wait(dm, t);
+    cr_assert_eq(fx.npulls, 1);
+    /* The pull "succeeds" but the copy is gone (evicted) before the wait. */
+    fx.cb[0](fx.cbarg[0], &oids[0], RAYC_OK, NULL);
+    cr_assert_eq(fx.ndone, 0);
+    run_for(DM_RECHECK_MS + 300);
+    cr_assert_eq(fx.npulls, 2, "the re-check pulls it again");
+    cr_assert(fx.hinted[1], "from the holder the spec names");
+    cr_assert_eq(t->rounds, 1);
+    seal(&oids[0]);
+    fx.cb[1](fx.cbarg[1], &oids[0], RAYC_OK, NULL);
+    run_loop();
+    cr_assert_eq(fx.ndone, 1);
+    cr_assert_eq(fx.status, RAYC_OK);
+    dm_release(dm, t);
+    dm_free(dm);
+}
+
+Test(deps, a_repull_that_fails_ends_the_wait)
+{
+    dependency_manager *dm = new_dm();
+    rtask *t = task_with_args(1);
+    fx.multi = true;
+    dm_wait(dm, t);
+    fx.cb[0](fx.cbarg[0], &oids[0], RAYC_OK, NULL);
+    run_for(DM_RECHECK_MS + 300);
+    cr_assert_eq(fx.npulls, 2);
+    fx.cb[1](fx.cbarg[1], &oids[0], RAYC_EOBJECT_LOST, "no node holds it");
+    cr_assert_eq(fx.ndone, 1, "no wait without a way out");
+    cr_assert_eq(fx.status, RAYC_EOBJECT_LOST);
+    cr_assert_eq(fx.nlost, 1);
+    (void)t;
+    dm_free(dm);
+}
+
+Test(deps, alone_a_missing_argument_is_rechecked_and_still_awaited)
+{
+    dependency_manager *dm = new_dm();
+    rtask *t = task_with_args(1);
+    dm_wait(dm, t);
+    run_for(DM_RECHECK_MS + 300);
+    cr_assert_eq(fx.npulls, 0, "nowhere to pull from");
+    cr_assert_eq(fx.ndone, 0);
+    cr_assert_eq(t->rounds, 1);
+    seal(&oids[0]);
+    run_loop();
+    cr_assert_eq(fx.ndone, 1);
+    cr_assert_eq(fx.status, RAYC_OK);
+    dm_free(dm);
 }
