@@ -110,6 +110,20 @@ void lease_dequeue(lease_mgr *lm, rtask *t)
         class_remove(lm, t->cls, t);
 }
 
+void lease_dequeue_if(lease_mgr *lm, bool (*match)(void *arg, const rtask *t),
+                      void (*drop)(void *arg, rtask *t), void *arg)
+{
+    for (sclass *c = lm->classes; c; c = c->next) {
+        for (rtask *t = c->head, *next; t; t = next) {
+            next = t->next;
+            if (!match(arg, t))
+                continue;
+            class_remove(lm, c, t);
+            drop(arg, t);
+        }
+    }
+}
+
 size_t lease_queued(const lease_mgr *lm)
 {
     return lm->queued;

@@ -75,6 +75,10 @@ const res_set *lease_available(const lease_mgr *lm);
 int lease_enqueue(lease_mgr *lm, rtask *t, bool front);
 /* Take a queued task out of its queue (cancelled, owner gone). */
 void lease_dequeue(lease_mgr *lm, rtask *t);
+/* Take every queued task that match accepts out of its queue and hand it
+ * to drop (which may free it). */
+void lease_dequeue_if(lease_mgr *lm, bool (*match)(void *arg, const rtask *t),
+                      void (*drop)(void *arg, rtask *t), void *arg);
 /* Tasks queued (ready, waiting for a worker). */
 size_t lease_queued(const lease_mgr *lm);
 

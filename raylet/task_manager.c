@@ -559,20 +559,36 @@ void tm_worker_unblocked(task_manager *tm, worker *w)
     lease_worker_unblocked(tm->lm, w);
 }
 
+/* Whose tasks drop_owned drops: an owner's, or a whole job's. */
+struct drop_match {
+    task_manager *tm;
+    const worker_id_t *owner;
+    uint32_t job_id;
+    bool job_end;
+};
+
+static bool owned_by(void *arg, const rtask *t)
+{
+    const struct drop_match *m = arg;
+    return memcmp(t->owner.b, m->owner->b, WORKER_ID_SIZE) == 0 ||
+           (m->job_end && t->job_id == m->job_id);
+}
+
+static void drop_task(void *arg, rtask *t)
+{
+    const struct drop_match *m = arg;
+    task_free(m->tm, t);
+}
+
 /* Drop the queued and infeasible tasks of an owner that left (their results
  * have nowhere to go), or of a job that ended. */
 static void drop_owned(task_manager *tm, const worker_id_t *owner, uint32_t job_id, bool job_end)
 {
-    id_map_iter it;
-    id_map_iter_init(&tm->tasks, &it);
-    for (id_node *n; (n = id_map_iter_next(&tm->tasks, &it)) != NULL;) {
-        rtask *t = ID_MAP_ENTRY(n, rtask, hnode);
-        if (memcmp(t->owner.b, owner->b, WORKER_ID_SIZE) != 0 && !(job_end && t->job_id == job_id))
-            continue;
-        if (t->state == T_READY && t->cls) {
-            lease_dequeue(tm->lm, t);
-            task_free(tm, t);
-        } else if (t->state == T_INFEASIBLE) {
+    struct drop_match m = {tm, owner, job_id, job_end};
+    lease_dequeue_if(tm->lm, owned_by, drop_task, &m);
+    for (rtask *t = tm->infeasible, *next; t; t = next) {
+        next = t->next;
+        if (owned_by(&m, t)) {
             infeasible_remove(tm, t);
             task_free(tm, t);
         }

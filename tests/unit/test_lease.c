@@ -379,3 +379,29 @@ Test(lease, classes_split_by_demand)
     (void)w0;
     lease_free(lm);
 }
+
+static bool is_task_1(void *arg, const rtask *t)
+{
+    (void)arg;
+    return t == &tasks[1];
+}
+
+static void count_drop(void *arg, rtask *t)
+{
+    (void)t;
+    (*(int *)arg)++;
+}
+
+Test(lease, dequeue_if_takes_out_only_the_matching_tasks)
+{
+    lease_mgr *lm = new_lm("CPU=1", 1);
+    queue_task(lm, 0, "CPU=1");
+    rtask *b = queue_task(lm, 1, "CPU=1");
+    queue_task(lm, 2, "CPU=2");
+    int dropped = 0;
+    lease_dequeue_if(lm, is_task_1, count_drop, &dropped);
+    cr_assert_eq(dropped, 1);
+    cr_assert_null(b->cls);
+    cr_assert_eq(lease_queued(lm), 2);
+    lease_free(lm);
+}
