@@ -188,6 +188,16 @@ double res_get(const res_set *set, const char *name)
     return 0;
 }
 
+bool res_equal(const res_set *a, const res_set *b)
+{
+    if (a->n != b->n)
+        return false;
+    for (int i = 0; i < a->n; i++)
+        if (res_get(b, a->name[i]) != a->amount[i])
+            return false;
+    return true;
+}
+
 int res_parse(res_set *set, const char *spec, char *err, size_t errlen)
 {
     if (spec == NULL || *spec == '\0')

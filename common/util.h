@@ -43,6 +43,9 @@ int res_parse(res_set *set, const char *spec, char *err, size_t errlen);
 /* Set (replace) or read one resource; get returns 0 when absent. */
 int res_set_amount(res_set *set, const char *name, double amount);
 double res_get(const res_set *set, const char *name);
+/* True if a and b name the same resources with the same amounts (in any
+ * order; exact comparison). */
+bool res_equal(const res_set *a, const res_set *b);
 /* "CPU=2,GPU=0,..." into buf. Returns buf. */
 char *res_format(const res_set *set, char *buf, size_t len);
 

@@ -30,7 +30,7 @@ typedef struct rjob {
 } rjob;
 
 struct job_table {
-    node_manager *nm;
+    gcs_session *gs;
     rjob *jobs;
     char code_dir[1100];
     void (*on_change)(void *arg);
@@ -111,9 +111,8 @@ static void code_fetched(job_table *jt, rjob *j)
     }
 }
 
-static void on_code_reply(node_manager *nm, void *arg, ProtobufCMessage *reply)
+static void on_code_reply(void *arg, ProtobufCMessage *reply)
 {
-    (void)nm;
     struct fetch *f = arg;
     job_table *jt = f->jt;
     rjob *j = job_find(jt, f->job_id);
@@ -182,7 +181,7 @@ static void job_configure(job_table *jt, rjob *j, char **hashes, size_t nhashes,
             return;
         }
         *f = (struct fetch){jt, j->job_id, i};
-        if (nm_gcs_call(jt->nm, MSG_KV_GET_REQ, &req.base, on_code_reply, f) != 0) {
+        if (gs_call(jt->gs, MSG_KV_GET_REQ, &req.base, on_code_reply, f) != 0) {
             free(f);
             job_failed(jt, j, "no GCS connection to fetch code package %s", j->hashes[i]);
             return;
@@ -215,9 +214,8 @@ void jt_config(job_table *jt, uint32_t job_id, char **hashes, size_t nhashes, ch
 
 /* A task of a job this node has not seen (its driver is elsewhere): learn
  * the job's code and environment from the GCS. */
-static void on_job_info(node_manager *nm, void *arg, ProtobufCMessage *reply)
+static void on_job_info(void *arg, ProtobufCMessage *reply)
 {
-    (void)nm;
     struct fetch *f = arg;
     job_table *jt = f->jt;
     rjob *j = job_find(jt, f->job_id);
@@ -251,7 +249,7 @@ void jt_learn(job_table *jt, uint32_t job_id)
     }
     *f = (struct fetch){jt, job_id, 0};
     Rpc__ListJobsRequest req = RPC__LIST_JOBS_REQUEST__INIT;
-    if (nm_gcs_call(jt->nm, MSG_LIST_JOBS_REQ, &req.base, on_job_info, f) != 0) {
+    if (gs_call(jt->gs, MSG_LIST_JOBS_REQ, &req.base, on_job_info, f) != 0) {
         free(f);
         job_failed(jt, j, "no GCS connection to look up job %u", job_id);
     }
@@ -302,15 +300,15 @@ void jt_remove(job_table *jt, uint32_t job_id)
     }
 }
 
-job_table *jt_new(node_manager *nm, void (*on_change)(void *arg), void *arg)
+job_table *jt_new(const rayc_config *cfg, gcs_session *gs, void (*on_change)(void *arg), void *arg)
 {
     job_table *jt = calloc(1, sizeof(*jt));
     if (jt == NULL)
         return NULL;
-    jt->nm = nm;
+    jt->gs = gs;
     jt->on_change = on_change;
     jt->arg = arg;
-    snprintf(jt->code_dir, sizeof(jt->code_dir), "%s/code", nm->cfg->session_dir);
+    snprintf(jt->code_dir, sizeof(jt->code_dir), "%s/code", cfg->session_dir);
     return jt;
 }
 

@@ -13,14 +13,22 @@
 #ifndef RAYC_JOB_TABLE_H
 #define RAYC_JOB_TABLE_H
 
-#include "raylet_int.h"
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "conn.h"
+#include "gcs_session.h"
+#include "ids.h"
 
 typedef struct job_table job_table;
 
 enum { JOB_FETCHING, JOB_READY, JOB_FAILED };
 
-/* on_change(arg): a job became ready or failed. NULL on allocation failure. */
-job_table *jt_new(node_manager *nm, void (*on_change)(void *arg), void *arg);
+/* on_change(arg): a job became ready or failed. Code and job lookups go to
+ * the GCS through gs (borrowed). NULL on allocation failure. */
+job_table *jt_new(const rayc_config *cfg, gcs_session *gs, void (*on_change)(void *arg), void *arg);
 void jt_free(job_table *jt);
 
 /* A local driver's job: its code packages (content hashes) and environment.

@@ -1,8 +1,9 @@
 /*
- * node_manager.h -- the raylet's top-level context: its GCS session
- * (register, heartbeat, reconnect), its listeners (Unix socket for local
- * drivers and workers, TCP for other raylets) and the dispatch of local
- * client frames to the components (object store, and later the scheduler).
+ * node_manager.h -- the raylet's top level: it creates the components
+ * (object store, GCS session, peers, object directory, client registry,
+ * worker pool, job table, object manager, task manager), connects their
+ * callbacks, owns the listeners (Unix socket for local drivers and workers,
+ * TCP for other raylets) and routes frames to the components.
  *
  * Threading: everything runs in the raylet's single libevent loop.
  * Lifetime: nm_new() -> nm_start() -> event loop -> nm_free().

@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "id_map.h"
 #include "log.h"
 #include "msg.h"
 #include "rayc.h"
@@ -114,7 +115,7 @@ struct pull {
     int action; /* what the timer does (ACT_*) */
     int fail_status;
     char fail_msg[256];
-    pull *hnext;
+    id_node hnode; /* in om->pulls, keyed by id */
 };
 
 /* An object being served: pinned until its last chunk has been written. */
@@ -126,15 +127,17 @@ typedef struct serve {
 } serve;
 
 struct object_manager {
-    node_manager *nm;
+    struct event_base *base;
     plasma_store *store;
+    node_id_t self;
+    om_env env;
     plasma_client *pc; /* pins of objects being served; local waits */
     size_t chunk;
-    pull **tab;
-    size_t nbuckets, npulls;
+    id_map pulls; /* pull by object id */
     serve *serves;
     uint64_t next_req_id;
-    bool closing;
+    bool closing;  /* om_free: new pulls fail at once */
+    bool stopping; /* om_shutdown: pulls fail at their next step */
     uint64_t bytes_in, bytes_out, pulls_done, pulls_failed;
 };
 
@@ -179,57 +182,18 @@ uint64_t om__backoff_next(uint64_t cur_ms)
 
 /* ---------------------------------------------------------------- pull table */
 
-static pull **bucket_of(const object_manager *om, const object_id_t *id)
-{
-    return &om->tab[id_hash(id->b, OBJECT_ID_SIZE) & (om->nbuckets - 1)];
-}
-
 static pull *pull_find(const object_manager *om, const object_id_t *id)
 {
-    for (pull *p = *bucket_of(om, id); p; p = p->hnext)
-        if (memcmp(p->id.b, id->b, OBJECT_ID_SIZE) == 0)
-            return p;
-    return NULL;
+    return ID_MAP_ENTRY(id_map_find(&om->pulls, id->b), pull, hnode);
 }
 
-/* Double the table when it is as full as it is wide (chains stay short);
- * when memory is short the chains just grow. */
-static void tab_grow(object_manager *om)
+/* Call fn on every pull (fn may end the pull it is given, no other). */
+static void each_pull(object_manager *om, void (*fn)(pull *p, const void *arg), const void *arg)
 {
-    size_t nb = om->nbuckets * 2;
-    pull **t = calloc(nb, sizeof(*t));
-    if (t == NULL)
-        return;
-    for (size_t i = 0; i < om->nbuckets; i++) {
-        for (pull *p = om->tab[i], *next; p; p = next) {
-            next = p->hnext;
-            pull **b = &t[id_hash(p->id.b, OBJECT_ID_SIZE) & (nb - 1)];
-            p->hnext = *b;
-            *b = p;
-        }
-    }
-    free(om->tab);
-    om->tab = t;
-    om->nbuckets = nb;
-}
-
-static void tab_insert(object_manager *om, pull *p)
-{
-    if (om->npulls >= om->nbuckets)
-        tab_grow(om);
-    pull **b = bucket_of(om, &p->id);
-    p->hnext = *b;
-    *b = p;
-    om->npulls++;
-}
-
-static void tab_remove(object_manager *om, pull *p)
-{
-    pull **pp = bucket_of(om, &p->id);
-    while (*pp != p)
-        pp = &(*pp)->hnext;
-    *pp = p->hnext;
-    om->npulls--;
+    id_map_iter it;
+    id_map_iter_init(&om->pulls, &it);
+    for (id_node *n; (n = id_map_iter_next(&om->pulls, &it)) != NULL;)
+        fn(ID_MAP_ENTRY(n, pull, hnode), arg);
 }
 
 /* ---------------------------------------------------------------- helpers */
@@ -240,12 +204,11 @@ static bool same_node(const node_id_t *a, const node_id_t *b)
 }
 
 /* A node worth asking: alive in the view and not this one. */
-static bool node_usable(const node_manager *nm, const node_id_t *n)
+static bool node_usable(const object_manager *om, const node_id_t *n)
 {
-    if (same_node(n, &nm->node_id))
+    if (same_node(n, &om->self))
         return false;
-    const view_node *v = nm_view_node(nm, n);
-    return v != NULL && v->alive;
+    return om->env.node_alive(om->env.ctx, n);
 }
 
 static bool node_in(const node_id_t *set, size_t n, const node_id_t *node)
@@ -328,15 +291,28 @@ static void source_failed(pull *p, const char *why)
     restart_soon(p);
 }
 
+/* Which transfers failed: those from connection c, or from node (when c is
+ * NULL). */
+struct src_fail {
+    conn *c;
+    const node_id_t *node;
+    const char *why;
+};
+
+static void fail_if_source(pull *p, const void *arg)
+{
+    const struct src_fail *sf = arg;
+    if (sf->c ? p->src_c == sf->c : (p->src_c != NULL && same_node(&p->src, sf->node)))
+        source_failed(p, sf->why);
+}
+
 /* A peer broke the object protocol: close its connection (nothing it sent is
  * used) and move every transfer from it elsewhere. */
 static void protocol_error(object_manager *om, conn *c, const char *why)
 {
     log_warn("closing raylet connection %s: %s", conn_peer(c), why);
-    for (size_t i = 0; i < om->nbuckets; i++)
-        for (pull *p = om->tab[i]; p; p = p->hnext)
-            if (p->src_c == c)
-                source_failed(p, why);
+    struct src_fail sf = {c, NULL, why};
+    each_pull(om, fail_if_source, &sf);
     conn_close(c);
 }
 
@@ -350,7 +326,7 @@ static pull *pull_new(object_manager *om, const object_id_t *id)
     pull *p = calloc(1, sizeof(*p));
     if (p == NULL)
         return NULL;
-    p->timer = evtimer_new(om->nm->base, on_timer, p);
+    p->timer = evtimer_new(om->base, on_timer, p);
     if (p->timer == NULL) {
         free(p);
         return NULL;
@@ -359,7 +335,7 @@ static pull *pull_new(object_manager *om, const object_id_t *id)
     p->id = *id;
     id_hex(id->b, OBJECT_ID_SIZE, p->hex);
     p->deadline = now_ms() + LOOKUP_BUDGET_MS;
-    tab_insert(om, p);
+    id_map_insert(&om->pulls, &p->hnode);
     return p;
 }
 
@@ -367,7 +343,7 @@ static pull *pull_new(object_manager *om, const object_id_t *id)
 static void finish(pull *p, int status, const char *msg)
 {
     object_manager *om = p->om;
-    tab_remove(om, p);
+    id_map_remove(&om->pulls, &p->hnode);
     if (p->lk)
         p->lk->p = NULL;
     transfer_reset(p);
@@ -467,8 +443,7 @@ static void wait_local(pull *p)
 static void next_source(pull *p)
 {
     object_manager *om = p->om;
-    node_manager *nm = om->nm;
-    if (om->closing || nm->shutting_down) {
+    if (om->closing || om->stopping) {
         finish(p, RAYC_EOBJECT_LOST, "raylet stopping");
         return;
     }
@@ -487,13 +462,13 @@ static void next_source(pull *p)
     }
     while (p->next_cand < p->ncands) {
         node_id_t n = p->cands[p->next_cand++];
-        if (!node_usable(nm, &n))
+        if (!node_usable(om, &n))
             continue;
         if (p->attempts >= MAX_ATTEMPTS) {
             fail_lost(p, "every source failed, too many attempts to pull object");
             return;
         }
-        conn *c = peers_get(nm, &n);
+        conn *c = om->env.peer(om->env.ctx, &n);
         if (c == NULL) {
             node_add(&p->failed, &p->nfailed, &p->failed_cap, &n);
             continue;
@@ -516,7 +491,7 @@ static void next_source(pull *p)
     arm(p, ACT_LOOKUP, p->backoff_ms);
 }
 
-static void on_locations(node_manager *nm, void *arg, ProtobufCMessage *reply)
+static void on_locations(void *arg, ProtobufCMessage *reply)
 {
     lookup *lk = arg;
     pull *p = lk->p;
@@ -542,7 +517,7 @@ static void on_locations(node_manager *nm, void *arg, ProtobufCMessage *reply)
             continue;
         node_id_t n;
         memcpy(n.b, l->node_id.data, NODE_ID_SIZE);
-        if (!node_usable(nm, &n))
+        if (!node_usable(p->om, &n))
             continue;
         listed++;
         if (!node_in(p->failed, p->nfailed, &n))
@@ -561,8 +536,8 @@ static void lookup_now(pull *p)
     ProtobufCBinaryData ids[1] = {{OBJECT_ID_SIZE, p->id.b}};
     req.n_object_ids = 1;
     req.object_ids = ids;
-    if (lk == NULL ||
-        nm_gcs_call(om->nm, MSG_GET_OBJECT_LOCATIONS_REQ, &req.base, on_locations, lk) != 0) {
+    if (lk == NULL || om->env.gcs_call(om->env.ctx, MSG_GET_OBJECT_LOCATIONS_REQ, &req.base,
+                                       on_locations, lk) != 0) {
         free(lk);
         p->looked_up = true;
         p->deadline += GCS_RETRY_MS; /* no GCS now: not the object's fault */
@@ -812,22 +787,31 @@ static void serve_pull(object_manager *om, conn *c, const Rpc__PullRequest *req)
 
 /* ---------------------------------------------------------------- API */
 
-object_manager *om_new(node_manager *nm)
+object_manager *om_new(struct event_base *base, const rayc_config *cfg, plasma_store *store,
+                       const node_id_t *self, const om_env *env)
 {
     object_manager *om = calloc(1, sizeof(*om));
     if (om == NULL)
         return NULL;
-    om->nm = nm;
-    om->store = nm->store;
-    om->chunk = om__chunk_size(nm->cfg ? nm->cfg->max_frame_bytes : 0);
-    om->nbuckets = PULL_BUCKETS;
-    om->tab = calloc(om->nbuckets, sizeof(*om->tab));
-    om->pc = plasma_client_new(nm->store, NULL);
-    if (om->tab == NULL || om->pc == NULL) {
+    om->base = base;
+    om->store = store;
+    om->self = *self;
+    om->env = *env;
+    om->chunk = om__chunk_size(cfg ? cfg->max_frame_bytes : 0);
+    om->pc = plasma_client_new(store, NULL);
+    if (id_map_init(&om->pulls, ID_MAP_KEY_OFF(pull, hnode, id), OBJECT_ID_SIZE, PULL_BUCKETS) !=
+            0 ||
+        om->pc == NULL) {
         om_free(om);
         return NULL;
     }
     return om;
+}
+
+static void fail_stopping(pull *p, const void *arg)
+{
+    (void)arg;
+    finish(p, RAYC_EOBJECT_LOST, "raylet stopping");
 }
 
 void om_free(object_manager *om)
@@ -835,16 +819,19 @@ void om_free(object_manager *om)
     if (om == NULL)
         return;
     om->closing = true;
-    for (size_t i = 0; om->tab && i < om->nbuckets; i++)
-        while (om->tab[i])
-            finish(om->tab[i], RAYC_EOBJECT_LOST, "raylet stopping");
+    each_pull(om, fail_stopping, NULL);
     /* Chunks still queued on connections keep their serve record; it just
      * forgets us (the pins go with om->pc). */
     for (serve *s = om->serves; s; s = s->next)
         s->om = NULL;
     plasma_client_free(om->pc);
-    free(om->tab);
+    id_map_destroy(&om->pulls);
     free(om);
+}
+
+void om_shutdown(object_manager *om)
+{
+    om->stopping = true;
 }
 
 void om_pull(object_manager *om, const object_id_t *id, const node_id_t *hint, om_done_cb cb,
@@ -873,7 +860,7 @@ void om_pull(object_manager *om, const object_id_t *id, const node_id_t *hint, o
     p->waiters = w;
     if (!fresh)
         return;
-    if (hint && node_usable(om->nm, hint))
+    if (hint && node_usable(om, hint))
         node_add(&p->cands, &p->ncands, &p->cand_cap, hint);
     next_source(p);
 }
@@ -899,20 +886,16 @@ void om_peer_closed(object_manager *om, conn *c)
 {
     if (om == NULL)
         return;
-    for (size_t i = 0; i < om->nbuckets; i++)
-        for (pull *p = om->tab[i]; p; p = p->hnext)
-            if (p->src_c == c)
-                source_failed(p, "connection closed");
+    struct src_fail sf = {c, NULL, "connection closed"};
+    each_pull(om, fail_if_source, &sf);
 }
 
 void om_node_died(object_manager *om, const node_id_t *node)
 {
     if (om == NULL)
         return;
-    for (size_t i = 0; i < om->nbuckets; i++)
-        for (pull *p = om->tab[i]; p; p = p->hnext)
-            if (p->src_c != NULL && same_node(&p->src, node))
-                source_failed(p, "node died");
+    struct src_fail sf = {NULL, node, "node died"};
+    each_pull(om, fail_if_source, &sf);
 }
 
 void om_stats(const object_manager *om, uint64_t *bytes_in, uint64_t *bytes_out,

@@ -19,15 +19,39 @@
 #ifndef RAYC_OBJECT_MANAGER_H
 #define RAYC_OBJECT_MANAGER_H
 
-#include "raylet_int.h"
+#include <event2/event.h>
+#include <stdbool.h>
+
+#include "config.h"
+#include "conn.h"
+#include "gcs_session.h"
+#include "ids.h"
+#include "plasma_store.h"
+
+typedef struct object_manager object_manager;
+
+/* What the object manager needs from the rest of the raylet. */
+typedef struct {
+    /* The connection to a live remote node's raylet, or NULL. */
+    conn *(*peer)(void *ctx, const node_id_t *node);
+    /* True if the view knows node and shows it alive. */
+    bool (*node_alive)(void *ctx, const node_id_t *node);
+    /* A GCS request (GetObjectLocations): 0, or -1 with cb not called. */
+    int (*gcs_call)(void *ctx, uint16_t type, ProtobufCMessage *req, gs_reply_cb cb, void *arg);
+    void *ctx;
+} om_env;
 
 /* status: RAYC_OK (the object is sealed in the local store), or
  * RAYC_EOBJECT_LOST / RAYC_ESTORE_FULL with a message. Called exactly once. */
 typedef void (*om_done_cb)(void *arg, const object_id_t *id, int status, const char *msg);
 
-object_manager *om_new(node_manager *nm);
+/* store and cfg are borrowed; env is copied. NULL on allocation failure. */
+object_manager *om_new(struct event_base *base, const rayc_config *cfg, plasma_store *store,
+                       const node_id_t *self, const om_env *env);
 /* Fails every pending pull with RAYC_EOBJECT_LOST ("raylet stopping"). */
 void om_free(object_manager *om);
+/* The raylet is stopping: pulls end with RAYC_EOBJECT_LOST at their next step. */
+void om_shutdown(object_manager *om);
 
 /* Make id local. hint: a node believed to hold it (may be NULL). If the
  * object is already sealed here, cb runs at once with RAYC_OK. */

@@ -16,19 +16,25 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "client_registry.h"
 #include "log.h"
-#include "msg.h"
-#include "task_manager.h"
+#include "util.h"
 
 #define LINE_MAX_BYTES 8192 /* longer output lines are cut here */
+#define ENV_MAX        16   /* wpool_opts.env entries */
 
 struct worker_pool {
-    node_manager *nm;
+    struct event_base *base;
+    wpool_hooks hooks;
+    void *arg;
     char worker_bin[PATH_MAX];
     char log_dir[PATH_MAX];
+    const char *const *env;
     worker *workers;
     int size, starting, max;
     int prestart;
+    int blocked; /* leased workers blocked in get/wait */
+    int64_t idle_timeout_ms;
     struct event *sigchld_ev, *idle_ev;
 };
 
@@ -36,29 +42,12 @@ static void free_worker(worker *w);
 
 /* ------------------------------------------------------------- output */
 
-/* Forward complete lines of one stream to the job's driver. */
+/* Pass complete lines of one stream on to the pool's user. */
 static void forward_lines(worker *w, int stream, const char *data, size_t n)
 {
-    node_manager *nm = w->pool->nm;
     if (w->job_id == 0)
         return;
-    Rpc__WorkerOutput out = RPC__WORKER_OUTPUT__INIT;
-    out.pid = w->pid;
-    out.node = nm->node_hex;
-    out.is_err = stream == 1;
-    out.data.data = (uint8_t *)data;
-    out.data.len = n;
-    out.job_id = w->job_id;
-    client *drv = nm_driver_of_job(nm, w->job_id);
-    if (drv) {
-        conn_send(drv->c, MSG_WORKER_OUTPUT, &out.base);
-        return;
-    }
-    /* The driver is on another node: its raylet passes the lines on. */
-    node_id_t node;
-    conn *c;
-    if (tm_job_driver_node(nm->tm, w->job_id, &node) && (c = peers_get(nm, &node)) != NULL)
-        conn_send(c, MSG_WORKER_OUTPUT, &out.base);
+    w->pool->hooks.output(w->pool->arg, w, stream == 1, data, n);
 }
 
 static void on_output(evutil_socket_t fd, short what, void *arg)
@@ -132,9 +121,26 @@ static void unlink_worker(worker_pool *p, worker *w)
         w->next->prev = w->prev;
 }
 
+/* Child side of wpool_start: never returns. */
+static void exec_worker(worker_pool *p, pid_t raylet_pid, int out, int err, char **env)
+{
+    /* Die with the raylet; stdout/stderr into the pipes. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != raylet_pid)
+        _exit(1);
+    dup2(out, 1);
+    dup2(err, 2);
+    for (int i = 0; env[i]; i++)
+        putenv(env[i]);
+    signal(SIGPIPE, SIG_DFL);
+    char *argv[] = {"rayc_worker", NULL};
+    execv(p->worker_bin, argv);
+    dprintf(2, "rayc_worker: cannot exec %s: %s\n", p->worker_bin, strerror(errno));
+    _exit(127);
+}
+
 worker *wpool_start(worker_pool *p)
 {
-    node_manager *nm = p->nm;
     if (p->size >= wpool_max(p)) {
         log_warn("worker pool full (%d workers)", p->size);
         return NULL;
@@ -160,34 +166,22 @@ worker *wpool_start(worker_pool *p)
     snprintf(path, sizeof(path), "%s/worker-%.16s.err", p->log_dir, w->hex);
     w->log_err = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 
-    char env_sock[1100], env_id[80], env_node[80], env_session[1100];
-    snprintf(env_sock, sizeof(env_sock), "RAYC_RAYLET_SOCKET=%s", nm->socket_path);
+    /* The child gets copies (putenv keeps the pointers). */
+    char env_id[80], *env[ENV_MAX + 2];
+    int ne = 0;
     snprintf(env_id, sizeof(env_id), "RAYC_WORKER_ID=%s", w->hex);
-    snprintf(env_node, sizeof(env_node), "RAYC_NODE_ID=%s", nm->node_hex);
-    snprintf(env_session, sizeof(env_session), "RAYC_SESSION_DIR=%s", nm->cfg->session_dir);
+    for (int i = 0; p->env && p->env[i] && ne < ENV_MAX; i++)
+        env[ne++] = (char *)p->env[i];
+    env[ne++] = env_id;
+    env[ne] = NULL;
     pid_t raylet_pid = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         log_syserr(errno, "fork");
         goto fail;
     }
-    if (pid == 0) {
-        /* Child: die with the raylet; stdout/stderr into the pipes. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != raylet_pid)
-            _exit(1);
-        dup2(po[1], 1);
-        dup2(pe[1], 2);
-        putenv(env_sock);
-        putenv(env_id);
-        putenv(env_node);
-        putenv(env_session);
-        signal(SIGPIPE, SIG_DFL);
-        char *argv[] = {"rayc_worker", NULL};
-        execv(p->worker_bin, argv);
-        dprintf(2, "rayc_worker: cannot exec %s: %s\n", p->worker_bin, strerror(errno));
-        _exit(127);
-    }
+    if (pid == 0)
+        exec_worker(p, raylet_pid, po[1], pe[1], env);
     close(po[1]);
     close(pe[1]);
     w->pid = pid;
@@ -195,8 +189,8 @@ worker *wpool_start(worker_pool *p)
     w->err_fd = pe[0];
     fcntl(w->out_fd, F_SETFL, O_NONBLOCK);
     fcntl(w->err_fd, F_SETFL, O_NONBLOCK);
-    w->out_ev = event_new(nm->base, w->out_fd, EV_READ | EV_PERSIST, on_output, w);
-    w->err_ev = event_new(nm->base, w->err_fd, EV_READ | EV_PERSIST, on_output, w);
+    w->out_ev = event_new(p->base, w->out_fd, EV_READ | EV_PERSIST, on_output, w);
+    w->err_ev = event_new(p->base, w->err_fd, EV_READ | EV_PERSIST, on_output, w);
     event_add(w->out_ev, NULL);
     event_add(w->err_ev, NULL);
     w->state = W_STARTING;
@@ -222,6 +216,13 @@ void wpool_prestart(worker_pool *p, int n)
         ;
 }
 
+void wpool_want(worker_pool *p, int n)
+{
+    for (int i = p->starting; i < n && p->size < wpool_max(p); i++)
+        if (wpool_start(p) == NULL)
+            break;
+}
+
 worker *wpool_connected(worker_pool *p, const worker_id_t *id, client *cl)
 {
     for (worker *w = p->workers; w; w = w->next) {
@@ -244,9 +245,11 @@ static void mark_dead(worker_pool *p, worker *w)
     if (w->state == W_STARTING)
         p->starting--;
     p->size--;
-    /* The task manager sees it still leased, so it gives the lease's
-     * resources back; then it is dead. */
-    tm_worker_died(p->nm->tm, w);
+    /* The user sees it still leased, so it gives the lease's resources
+     * back; then it is dead. */
+    p->hooks.died(p->arg, w);
+    if (w->blocked)
+        wpool_set_blocked(p, w, false);
     w->state = W_DEAD;
     if (w->cl) {
         w->cl->w = NULL;
@@ -292,6 +295,36 @@ worker *wpool_idle_for_job(worker_pool *p, uint32_t job_id)
     return unbound;
 }
 
+void wpool_bind(worker_pool *p, worker *w, uint32_t job_id)
+{
+    (void)p;
+    w->job_id = job_id;
+}
+
+void wpool_lease(worker_pool *p, worker *w)
+{
+    (void)p;
+    w->state = W_LEASED;
+}
+
+void wpool_unlease(worker_pool *p, worker *w)
+{
+    if (w->blocked)
+        wpool_set_blocked(p, w, false);
+    if (w->state == W_LEASED) {
+        w->state = W_IDLE;
+        w->idle_since = now_ms();
+    }
+}
+
+void wpool_set_blocked(worker_pool *p, worker *w, bool blocked)
+{
+    if (w->blocked == blocked)
+        return;
+    w->blocked = blocked;
+    p->blocked += blocked ? 1 : -1;
+}
+
 int wpool_size(const worker_pool *p)
 {
     return p->size;
@@ -307,11 +340,7 @@ int wpool_max(const worker_pool *p)
     /* Workers blocked in get/wait hold no CPU and cannot take tasks: they do
      * not count against the cap, or deep nesting would fill the pool with
      * waiters and stall (Ray's soft worker limit does the same). */
-    int blocked = 0;
-    for (const worker *w = p->workers; w; w = w->next)
-        if (w->blocked && w->state == W_LEASED)
-            blocked++;
-    return p->max + blocked;
+    return p->max + p->blocked;
 }
 
 worker *wpool_first(worker_pool *p)
@@ -373,7 +402,7 @@ static void on_sigchld(evutil_socket_t sig, short what, void *arg)
             }
         }
     }
-    tm_schedule(p->nm->tm);
+    p->hooks.reaped(p->arg);
 }
 
 /* End idle workers beyond the prestarted number after the idle timeout. */
@@ -382,7 +411,7 @@ static void on_idle_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     worker_pool *p = arg;
-    uint64_t now = now_ms(), timeout = (uint64_t)p->nm->cfg->idle_worker_timeout_ms;
+    uint64_t now = now_ms(), timeout = (uint64_t)p->idle_timeout_ms;
     int alive = p->size;
     for (worker *w = p->workers; w && alive > p->prestart; w = w->next) {
         if (w->state == W_IDLE && !w->exiting && now - w->idle_since > timeout) {
@@ -392,37 +421,44 @@ static void on_idle_timer(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-worker_pool *wpool_new(node_manager *nm, char *err, size_t errlen)
+worker_pool *wpool_new(const wpool_opts *o, const wpool_hooks *hooks, void *arg, char *err,
+                       size_t errlen)
 {
     worker_pool *p = calloc(1, sizeof(*p));
     if (p == NULL) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    p->nm = nm;
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (n <= 0) {
-        snprintf(err, errlen, "cannot find my own binary: %s", strerror(errno));
-        free(p);
-        return NULL;
+    p->base = o->base;
+    p->hooks = *hooks;
+    p->arg = arg;
+    p->env = o->env;
+    if (o->worker_bin) {
+        snprintf(p->worker_bin, sizeof(p->worker_bin), "%s", o->worker_bin);
+    } else {
+        char self[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        if (n <= 0) {
+            snprintf(err, errlen, "cannot find my own binary: %s", strerror(errno));
+            free(p);
+            return NULL;
+        }
+        self[n] = '\0';
+        *strrchr(self, '/') = '\0';
+        snprintf(p->worker_bin, sizeof(p->worker_bin), "%s/rayc_worker", self);
     }
-    self[n] = '\0';
-    char *slash = strrchr(self, '/');
-    *slash = '\0';
-    snprintf(p->worker_bin, sizeof(p->worker_bin), "%s/rayc_worker", self);
     if (access(p->worker_bin, X_OK) != 0) {
         snprintf(err, errlen, "cannot find %s", p->worker_bin);
         free(p);
         return NULL;
     }
-    snprintf(p->log_dir, sizeof(p->log_dir), "%s/logs", nm->cfg->session_dir);
+    snprintf(p->log_dir, sizeof(p->log_dir), "%s", o->log_dir);
     mkdir_p(p->log_dir, 0700);
-    double cpus = res_get(&nm->total, "CPU");
-    p->prestart = (int)cpus;
-    p->max = nm->cfg->max_workers > 0 ? (int)nm->cfg->max_workers : (int)(cpus * 4) + 16;
-    p->sigchld_ev = evsignal_new(nm->base, SIGCHLD, on_sigchld, p);
-    p->idle_ev = event_new(nm->base, -1, EV_PERSIST, on_idle_timer, p);
+    p->prestart = o->prestart;
+    p->max = o->max;
+    p->idle_timeout_ms = o->idle_timeout_ms;
+    p->sigchld_ev = evsignal_new(p->base, SIGCHLD, on_sigchld, p);
+    p->idle_ev = event_new(p->base, -1, EV_PERSIST, on_idle_timer, p);
     event_add(p->sigchld_ev, NULL);
     struct timeval tv = {1, 0};
     event_add(p->idle_ev, &tv);

@@ -13,32 +13,38 @@
 #ifndef RAYC_WORKER_POOL_H
 #define RAYC_WORKER_POOL_H
 
-#include "raylet_int.h"
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ids.h"
+
+typedef struct worker_pool worker_pool;
+typedef struct worker worker;
+struct client;
 
 enum worker_state {
     W_STARTING = 0, /* process started, not connected yet */
     W_IDLE = 1,     /* connected, no lease */
-    W_LEASED = 2,   /* running tasks of a lease */
+    W_LEASED = 2,   /* holds a lease (wpool_lease) */
     W_DEAD = 3,     /* gone; waiting to be reaped */
 };
 
-struct rtask;
-
+/* A worker process. The pool sets every field; its users read them, except
+ * `lease`, which belongs to the lease manager. */
 struct worker {
     worker_pool *pool;
     worker_id_t id;
     char hex[ID_HEX_MAX];
     pid_t pid;
     int state;
-    uint32_t job_id; /* 0: not bound to a job yet */
-    client *cl;      /* its connection, once connected */
-    res_set lease;   /* resources its lease holds */
-    bool blocked;    /* its running task waits in get/wait; CPU given back */
-    double blocked_cpu;
-    int depth;                             /* tasks pushed and not done */
-    struct rtask *tasks_head, *tasks_tail; /* pushed tasks, in order */
+    uint32_t job_id;   /* 0: not bound to a job yet */
+    struct client *cl; /* its connection, once connected */
+    bool blocked;      /* waits in get/wait: does not count against the cap */
     uint64_t idle_since;
     bool exiting; /* asked to exit; do not lease */
+    void *lease;  /* the lease manager's record (NULL: none yet) */
     /* output */
     int out_fd, err_fd;   /* read ends of its stdout/stderr pipes */
     int log_out, log_err; /* log files */
@@ -48,8 +54,32 @@ struct worker {
     worker *prev, *next;
 };
 
-/* Returns NULL with err set on failure (cannot find rayc_worker, ...). */
-worker_pool *wpool_new(node_manager *nm, char *err, size_t errlen);
+/* How the pool reports to its user. */
+typedef struct {
+    /* One whole line (with its newline) the worker wrote, when it is bound
+     * to a job: is_err for stderr. */
+    void (*output)(void *arg, worker *w, bool is_err, const char *data, size_t n);
+    /* The worker is gone for the scheduler (its socket closed or it was
+     * reaped): end its lease. Its state is still what it was. */
+    void (*died)(void *arg, worker *w);
+    /* Dead workers were reaped: room for new ones. */
+    void (*reaped)(void *arg);
+} wpool_hooks;
+
+typedef struct {
+    struct event_base *base;
+    const char *worker_bin;  /* NULL: rayc_worker next to this binary */
+    const char *log_dir;     /* worker-<id>.out|err go here */
+    const char *const *env;  /* NAME=value for every worker (RAYC_WORKER_ID is added) */
+    int prestart;            /* workers kept even when idle */
+    int max;                 /* cap of live workers (blocked ones do not count) */
+    int64_t idle_timeout_ms; /* idle workers beyond prestart end after this */
+} wpool_opts;
+
+/* Returns NULL with err set on failure (cannot find rayc_worker, ...). The
+ * strings of o are borrowed and must outlive the pool. */
+worker_pool *wpool_new(const wpool_opts *o, const wpool_hooks *hooks, void *arg, char *err,
+                       size_t errlen);
 /* Kill every worker (SIGKILL) and free the pool. NULL-safe. */
 void wpool_free(worker_pool *p);
 
@@ -57,9 +87,12 @@ void wpool_free(worker_pool *p);
 worker *wpool_start(worker_pool *p);
 /* Start workers until at least n exist. */
 void wpool_prestart(worker_pool *p, int n);
+/* Start up to n workers for tasks waiting for one, counting those already
+ * starting, within the cap. */
+void wpool_want(worker_pool *p, int n);
 /* A worker connected with this id; returns its record (state IDLE) or NULL
  * if the id is not one the pool started. */
-worker *wpool_connected(worker_pool *p, const worker_id_t *id, client *cl);
+worker *wpool_connected(worker_pool *p, const worker_id_t *id, struct client *cl);
 /* Its connection closed: it is dead for the scheduler from now on. */
 void wpool_disconnected(worker_pool *p, worker *w);
 /* Kill a worker (SIGKILL). Its death is reported like any other. */
@@ -69,9 +102,17 @@ void wpool_kill_job(worker_pool *p, uint32_t job_id);
 /* An idle worker for job: one already bound to it, else an unbound one.
  * NULL if none. */
 worker *wpool_idle_for_job(worker_pool *p, uint32_t job_id);
+/* Bind an unbound worker to a job (its output goes to that job's driver). */
+void wpool_bind(worker_pool *p, worker *w, uint32_t job_id);
+/* The worker took a lease (IDLE -> LEASED) or gave it back (-> IDLE). */
+void wpool_lease(worker_pool *p, worker *w);
+void wpool_unlease(worker_pool *p, worker *w);
+/* The worker's task blocks in get/wait (or no longer does). */
+void wpool_set_blocked(worker_pool *p, worker *w, bool blocked);
 /* Workers alive (starting + connected), and how many are starting. */
 int wpool_size(const worker_pool *p);
 int wpool_starting(const worker_pool *p);
+/* The cap: max plus the leased workers blocked in get/wait. */
 int wpool_max(const worker_pool *p);
 /* Iterate over live workers. */
 worker *wpool_first(worker_pool *p);

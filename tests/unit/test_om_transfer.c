@@ -4,12 +4,10 @@
  * and object manager on one event_base, joined by real conns over
  * socketpairs; plus its pure helpers (chunk planning and checks, back-off).
  *
- * Link seams: this file defines the four raylet functions the object manager
- * calls outside itself -- nm_view_node (the cluster view), nm_gcs_call (a
- * fake GCS object directory fed by the stores' seal/delete hooks),
- * peers_get and peers_node_of (socketpair links made on first use) -- so the
- * linker takes them from here and never pulls node_manager.o or peers.o out
- * of libraylet.a.
+ * Fake neighbours: each node's om_env gives the object manager the three
+ * things it needs from the rest of the raylet -- node_alive (the cluster
+ * view), gcs_call (a fake GCS object directory fed by the stores'
+ * seal/delete hooks) and peer (socketpair links made on first use).
  */
 #include <criterion/criterion.h>
 #include <event2/event.h>
@@ -28,15 +26,23 @@
 #include "util.h"
 #include "../../raylet/object_manager.h"
 #include "../../raylet/plasma_store.h"
-#include "../../raylet/raylet_int.h"
 
 #define MIB    (1u << 20)
 #define NNODES 3
 #define NLINKS 32
 #define NDIR   64
 
+/* What the object manager of one in-process node is built from. */
+typedef struct {
+    struct event_base *base;
+    const rayc_config *cfg;
+    node_id_t node_id;
+    plasma_store *store;
+    object_manager *om;
+} fake_nm;
+
 typedef struct tnode {
-    node_manager nm;
+    fake_nm nm;
     plasma_client *writer; /* creates the primary copies */
     bool alive;
     bool rogue;             /* answers PullRequests with a broken stream */
@@ -68,14 +74,6 @@ static int gcs_pending; /* fake GCS replies not delivered yet */
 
 /* ------------------------------------------------------------ seams */
 
-static tnode *node_of_nm(const node_manager *nm)
-{
-    for (int i = 0; i < NNODES; i++)
-        if (&nodes[i].nm == nm)
-            return &nodes[i];
-    return NULL;
-}
-
 static tnode *node_by_id(const node_id_t *id)
 {
     for (int i = 0; i < NNODES; i++)
@@ -84,22 +82,15 @@ static tnode *node_by_id(const node_id_t *id)
     return NULL;
 }
 
-const view_node *nm_view_node(const node_manager *nm, const node_id_t *id)
+static bool node_alive(void *ctx, const node_id_t *id)
 {
-    (void)nm;
-    static view_node v;
+    (void)ctx;
     tnode *t = node_by_id(id);
-    if (t == NULL)
-        return NULL;
-    memset(&v, 0, sizeof(v));
-    v.id = *id;
-    v.alive = t->alive;
-    return &v;
+    return t != NULL && t->alive;
 }
 
 struct gcs_call {
-    node_manager *nm;
-    nm_gcs_cb cb;
+    gs_reply_cb cb;
     void *arg;
     object_id_t id;
 };
@@ -126,19 +117,20 @@ static void answer_lookup(evutil_socket_t fd, short what, void *arg)
     r.n_locations = n;
     r.locations = ptrs;
     gcs_pending--;
-    call->cb(call->nm, call->arg, &r.base);
+    call->cb(call->arg, &r.base);
     free(call);
 }
 
-int nm_gcs_call(node_manager *nm, uint16_t type, ProtobufCMessage *req, nm_gcs_cb cb, void *arg)
+static int gcs_call(void *ctx, uint16_t type, ProtobufCMessage *req, gs_reply_cb cb, void *arg)
 {
+    (void)ctx;
     cr_assert_eq(type, MSG_GET_OBJECT_LOCATIONS_REQ);
     Rpc__GetObjectLocationsRequest *q = (Rpc__GetObjectLocationsRequest *)req;
     cr_assert_eq(q->n_object_ids, 1);
     cr_assert_eq(q->object_ids[0].len, OBJECT_ID_SIZE);
     struct gcs_call *call = malloc(sizeof(*call));
     cr_assert_not_null(call);
-    *call = (struct gcs_call){nm, cb, arg};
+    *call = (struct gcs_call){cb, arg};
     memcpy(call->id.b, q->object_ids[0].data, OBJECT_ID_SIZE);
     lookups++;
     gcs_pending++;
@@ -228,9 +220,9 @@ static void link_close(conn *c, int reason, const char *why)
 
 static const conn_handlers link_handlers = {link_frame, link_close};
 
-conn *peers_get(node_manager *nm, const node_id_t *node)
+static conn *peer(void *ctx, const node_id_t *node)
 {
-    tnode *self = node_of_nm(nm), *other = node_by_id(node);
+    tnode *self = ctx, *other = node_by_id(node);
     if (self == NULL || other == NULL || other == self || !other->alive)
         return NULL;
     for (int i = 0; i < nlinks; i++)
@@ -253,12 +245,6 @@ conn *peers_get(node_manager *nm, const node_id_t *node)
     return out->c;
 }
 
-const node_id_t *peers_node_of(conn *c)
-{
-    tlink *l = conn_data(c);
-    return &l->other->nm.node_id;
-}
-
 /* ------------------------------------------------------------ fixture */
 
 static void node_init(tnode *t, rayc_config *cfg)
@@ -272,7 +258,8 @@ static void node_init(tnode *t, rayc_config *cfg)
     cr_assert_not_null(t->nm.store, "%s", err);
     plasma_store_set_hooks(t->nm.store, &t->nm.node_id, &hooks, t);
     t->writer = plasma_client_new(t->nm.store, NULL);
-    t->nm.om = om_new(&t->nm);
+    om_env env = {peer, node_alive, gcs_call, t};
+    t->nm.om = om_new(base, cfg, t->nm.store, &t->nm.node_id, &env);
     cr_assert(t->writer && t->nm.om);
     t->alive = true;
 }

@@ -1,0 +1,434 @@
+/*
+ * lease.c -- resource accounting, class queues and worker leases; see
+ * lease.h. Runs in the raylet's loop thread.
+ */
+#include "lease.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "job_table.h"
+#include "rayc.h"
+#include "sched_policy.h"
+
+/* A scheduling class: the ready tasks of one job with one demand, in order. */
+typedef struct sclass {
+    uint32_t job_id;
+    res_set demand;
+    rtask *head, *tail;
+    size_t count;
+    struct sclass *next;
+} sclass;
+
+/* The lease state of one worker, from its first lease until it dies. */
+typedef struct lease {
+    worker *w;
+    bool active;  /* holds a lease now */
+    res_set held; /* resources the lease holds */
+    bool blocked; /* its running task waits in get/wait; CPU given back */
+    double blocked_cpu;
+    int depth;          /* tasks pushed and not done */
+    rtask *head, *tail; /* pushed tasks, in order */
+    struct lease *prev, *next;
+} lease;
+
+struct lease_mgr {
+    lease_env env;
+    res_set total, available;
+    int in_flight;
+    sclass *classes;
+    size_t queued;
+    lease *leases; /* every worker leased at least once and alive */
+};
+
+/* ---------------------------------------------------------------- class queues */
+
+static sclass *class_for(lease_mgr *lm, uint32_t job_id, const res_set *demand)
+{
+    for (sclass *c = lm->classes; c; c = c->next)
+        if (c->job_id == job_id && res_equal(&c->demand, demand))
+            return c;
+    sclass *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->job_id = job_id;
+    c->demand = *demand;
+    c->next = lm->classes;
+    lm->classes = c;
+    return c;
+}
+
+static void class_push(lease_mgr *lm, sclass *c, rtask *t, bool front)
+{
+    t->cls = c;
+    t->prev = t->next = NULL;
+    if (c->head == NULL) {
+        c->head = c->tail = t;
+    } else if (front) {
+        t->next = c->head;
+        c->head->prev = t;
+        c->head = t;
+    } else {
+        t->prev = c->tail;
+        c->tail->next = t;
+        c->tail = t;
+    }
+    c->count++;
+    lm->queued++;
+}
+
+static void class_remove(lease_mgr *lm, sclass *c, rtask *t)
+{
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        c->head = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    else
+        c->tail = t->prev;
+    t->prev = t->next = NULL;
+    t->cls = NULL;
+    c->count--;
+    lm->queued--;
+}
+
+int lease_enqueue(lease_mgr *lm, rtask *t, bool front)
+{
+    sclass *c = class_for(lm, t->job_id, &t->demand);
+    if (c == NULL)
+        return RAYC_ENOMEM;
+    t->state = T_READY;
+    class_push(lm, c, t, front);
+    return 0;
+}
+
+void lease_dequeue(lease_mgr *lm, rtask *t)
+{
+    if (t->cls)
+        class_remove(lm, t->cls, t);
+}
+
+void lease_dequeue_if(lease_mgr *lm, bool (*match)(void *arg, const rtask *t),
+                      void (*drop)(void *arg, rtask *t), void *arg)
+{
+    for (sclass *c = lm->classes; c; c = c->next) {
+        for (rtask *t = c->head, *next; t; t = next) {
+            next = t->next;
+            if (!match(arg, t))
+                continue;
+            class_remove(lm, c, t);
+            drop(arg, t);
+        }
+    }
+}
+
+size_t lease_queued(const lease_mgr *lm)
+{
+    return lm->queued;
+}
+
+/* ---------------------------------------------------------------- leases */
+
+static lease *lease_of(const worker *w)
+{
+    return w->lease;
+}
+
+/* The worker's lease record, made at its first lease (kept until it dies,
+ * so leases cost no allocation after that). NULL when out of memory. */
+static lease *record_for(lease_mgr *lm, worker *w)
+{
+    if (w->lease)
+        return w->lease;
+    lease *l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return NULL;
+    l->w = w;
+    l->next = lm->leases;
+    if (lm->leases)
+        lm->leases->prev = l;
+    lm->leases = l;
+    w->lease = l;
+    return l;
+}
+
+static void pipeline_push(lease *l, rtask *t)
+{
+    t->state = T_DISPATCHED;
+    t->w = l->w;
+    t->next = NULL;
+    t->prev = l->tail;
+    if (l->tail)
+        l->tail->next = t;
+    else
+        l->head = t;
+    l->tail = t;
+    l->depth++;
+}
+
+static void pipeline_remove(lease *l, rtask *t)
+{
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        l->head = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    else
+        l->tail = t->prev;
+    t->prev = t->next = NULL;
+    l->depth--;
+}
+
+/* The lease ends: its resources (less the CPU a blocked task gave back
+ * already) return to the node and the worker is idle. */
+static void lease_end(lease_mgr *lm, lease *l)
+{
+    if (!l->active)
+        return;
+    res_set give = l->held;
+    if (l->blocked)
+        res_set_amount(&give, "CPU", res_get(&give, "CPU") - l->blocked_cpu);
+    sched_release(&lm->available, &lm->total, &give);
+    if (l->blocked)
+        lm->env.set_blocked(lm->env.ctx, l->w, false);
+    l->blocked = false;
+    l->blocked_cpu = 0;
+    memset(&l->held, 0, sizeof(l->held));
+    l->active = false;
+    lm->env.set_leased(lm->env.ctx, l->w, false);
+}
+
+/* Grant a new lease for class c to an idle worker, if resources and a
+ * worker allow. Returns the leased worker's record or NULL. */
+static lease *grant(lease_mgr *lm, sclass *c)
+{
+    if (!sched_fits(&lm->available, &c->demand))
+        return NULL;
+    worker *w = lm->env.idle_worker(lm->env.ctx, c->job_id);
+    if (w == NULL)
+        return NULL;
+    lease *l = record_for(lm, w);
+    if (l == NULL)
+        return NULL;
+    if (w->job_id == 0)
+        lm->env.bind(lm->env.ctx, w, c->job_id);
+    sched_acquire(&lm->available, &c->demand);
+    l->held = c->demand;
+    l->active = true;
+    lm->env.set_leased(lm->env.ctx, w, true);
+    return l;
+}
+
+/* A leased worker of this class with room in its pipeline (the shallowest). */
+static lease *leased_with_room(lease_mgr *lm, const sclass *c)
+{
+    lease *best = NULL;
+    for (lease *l = lm->leases; l; l = l->next) {
+        if (!l->active || l->blocked || l->w->exiting || l->w->job_id != c->job_id ||
+            l->depth >= lm->in_flight || !res_equal(&l->held, &c->demand))
+            continue;
+        if (best == NULL || l->depth < best->depth)
+            best = l;
+    }
+    return best;
+}
+
+/* ---------------------------------------------------------------- dispatch */
+
+/* The job's code could not be had: every task of the class fails. */
+static void fail_class(lease_mgr *lm, sclass *c, const char *job_error)
+{
+    while (c->head) {
+        rtask *t = c->head;
+        class_remove(lm, c, t);
+        char msg[512];
+        snprintf(msg, sizeof(msg), "%s: job code unavailable: %s", t->msg->spec->function,
+                 job_error);
+        lm->env.fail(lm->env.ctx, t, RAYC_ENOTFOUND, msg);
+    }
+}
+
+/* Dispatch from one class queue while workers and resources allow.
+ * Returns how many workers the class still wants started. */
+static int schedule_class(lease_mgr *lm, sclass *c)
+{
+    const char *job_error = "";
+    int job_state = lm->env.job_state(lm->env.ctx, c->job_id, &job_error);
+    if (job_state < 0 || job_state == JOB_FETCHING)
+        return 0;
+    if (job_state == JOB_FAILED) {
+        fail_class(lm, c, job_error);
+        return 0;
+    }
+    while (c->head) {
+        lease *l = leased_with_room(lm, c);
+        if (l == NULL || l->depth > 0) {
+            /* Prefer a new lease (parallelism) over deepening a pipeline. */
+            lease *fresh = grant(lm, c);
+            if (fresh) {
+                l = fresh;
+            } else if (l == NULL) {
+                if (sched_fits(&lm->available, &c->demand)) {
+                    /* Resources free but no idle worker: ask for one per
+                     * task that could start now. */
+                    return (int)c->count;
+                }
+                /* Busy here: another node may have room (spillback). */
+                rtask *t = c->head;
+                class_remove(lm, c, t);
+                if (lm->env.spill(lm->env.ctx, t))
+                    continue;
+                class_push(lm, c, t, true);
+                return 0;
+            }
+        }
+        rtask *t = c->head;
+        class_remove(lm, c, t);
+        lm->env.push(lm->env.ctx, l->w, t);
+        pipeline_push(l, t);
+    }
+    return 0;
+}
+
+void lease_schedule(lease_mgr *lm)
+{
+    int want = 0;
+    for (sclass **pp = &lm->classes; *pp;) {
+        sclass *c = *pp;
+        want += schedule_class(lm, c);
+        if (c->head == NULL) { /* drop empty classes: they are cheap to remake */
+            *pp = c->next;
+            free(c);
+            continue;
+        }
+        pp = &c->next;
+    }
+    if (want > 0)
+        lm->env.want_workers(lm->env.ctx, want);
+}
+
+/* ---------------------------------------------------------------- worker events */
+
+bool lease_held(const lease_mgr *lm, const worker *w)
+{
+    (void)lm;
+    const lease *l = lease_of(w);
+    return l != NULL && l->active;
+}
+
+void lease_task_done(lease_mgr *lm, rtask *t)
+{
+    lease *l = lease_of(t->w);
+    pipeline_remove(l, t);
+    t->w = NULL;
+    if (l->depth == 0)
+        lease_end(lm, l);
+}
+
+void lease_take_back(lease_mgr *lm, rtask *t)
+{
+    lease *l = lease_of(t->w);
+    sclass *c = class_for(lm, t->job_id, &t->demand);
+    if (c == NULL)
+        return; /* out of memory: it stays with the worker */
+    pipeline_remove(l, t);
+    t->w = NULL;
+    t->state = T_READY;
+    class_push(lm, c, t, true);
+}
+
+void lease_worker_blocked(lease_mgr *lm, worker *w)
+{
+    lease *l = lease_of(w);
+    if (l == NULL || !l->active || l->blocked)
+        return;
+    l->blocked = true;
+    l->blocked_cpu = res_get(&l->held, "CPU");
+    res_set_amount(&lm->available, "CPU", res_get(&lm->available, "CPU") + l->blocked_cpu);
+    lm->env.set_blocked(lm->env.ctx, w, true);
+}
+
+void lease_worker_unblocked(lease_mgr *lm, worker *w)
+{
+    lease *l = lease_of(w);
+    if (l == NULL || !l->blocked)
+        return;
+    /* Take the CPU back even if that oversubscribes the node for a while:
+     * the running task must go on. */
+    res_set_amount(&lm->available, "CPU", res_get(&lm->available, "CPU") - l->blocked_cpu);
+    l->blocked = false;
+    l->blocked_cpu = 0;
+    lm->env.set_blocked(lm->env.ctx, w, false);
+}
+
+void lease_worker_died(lease_mgr *lm, worker *w)
+{
+    lease *l = lease_of(w);
+    if (l == NULL)
+        return;
+    while (l->head) {
+        rtask *t = l->head;
+        pipeline_remove(l, t);
+        t->w = NULL;
+        char msg[512];
+        if (t->cancelled) {
+            snprintf(msg, sizeof(msg), "%s: cancelled", t->msg->spec->function);
+            lm->env.fail(lm->env.ctx, t, RAYC_ECANCELLED, msg);
+        } else {
+            snprintf(msg, sizeof(msg), "%s: the worker running it (pid %d) died",
+                     t->msg->spec->function, (int)w->pid);
+            lm->env.fail(lm->env.ctx, t, RAYC_EWORKER_DIED, msg);
+        }
+    }
+    lease_end(lm, l);
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        lm->leases = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    w->lease = NULL;
+    free(l);
+}
+
+/* ---------------------------------------------------------------- life cycle */
+
+const res_set *lease_total(const lease_mgr *lm)
+{
+    return &lm->total;
+}
+
+const res_set *lease_available(const lease_mgr *lm)
+{
+    return &lm->available;
+}
+
+lease_mgr *lease_new(const res_set *total, int in_flight, const lease_env *env)
+{
+    lease_mgr *lm = calloc(1, sizeof(*lm));
+    if (lm == NULL)
+        return NULL;
+    lm->env = *env;
+    lm->total = *total;
+    lm->available = *total;
+    lm->in_flight = in_flight > 0 ? in_flight : 1;
+    return lm;
+}
+
+void lease_free(lease_mgr *lm)
+{
+    if (lm == NULL)
+        return;
+    for (sclass *c = lm->classes, *next; c; c = next) {
+        next = c->next;
+        free(c);
+    }
+    for (lease *l = lm->leases, *next; l; l = next) {
+        next = l->next;
+        free(l); /* its worker may be gone already: not touched */
+    }
+    free(lm);
+}

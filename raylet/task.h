@@ -1,0 +1,79 @@
+/*
+ * task.h -- a task as the raylet's task components see it.
+ *
+ * One record per task this raylet holds, from SubmitTask (or ForwardTask)
+ * until its completion goes to the owner. The task manager creates and
+ * frees it and keeps it in its table; the other components each own a few
+ * fields, as marked, and only read the rest:
+ *   task manager       id, msg, demand, owner, job_id, state, cancelled,
+ *                      remote_owner, no_forward, owner_node, fwd_node, hnode
+ *   dependency manager dm, pulls, pull_status, deps_pulled, deps_ready, rounds,
+ *                      pinned
+ *   lease manager      cls, w, next, prev (class queue or worker pipeline)
+ * The infeasible list of the task manager reuses next/prev: a task is on at
+ * most one list at a time.
+ *
+ * Threading: the raylet's loop thread.
+ */
+#ifndef RAYC_TASK_H
+#define RAYC_TASK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "id_map.h"
+#include "ids.h"
+#include "msg.h"
+#include "util.h"
+
+/* Where a task is in its life here. */
+enum task_state {
+    T_WAITING_DEPS = 0, /* its store arguments are being made local */
+    T_READY = 1,        /* queued in its scheduling class for a worker */
+    T_DISPATCHED = 2,   /* pushed to a leased worker */
+    T_INFEASIBLE = 3,   /* no node can run it now; placed again on view changes */
+    T_FORWARDED = 4,    /* sent to fwd_node (spillback); kept to report its death */
+};
+
+struct sclass;
+struct worker;
+
+typedef struct rtask {
+    task_id_t id;
+    Rpc__SubmitTask *msg; /* owned; msg->spec is the spec */
+    res_set demand;
+    worker_id_t owner;
+    uint32_t job_id;
+    int state;         /* enum task_state */
+    bool cancelled;    /* cancelled while waiting for deps or while running */
+    bool remote_owner; /* forwarded here: the owner lives on owner_node */
+    bool no_forward;   /* run here: never forward again (one hop) */
+    node_id_t owner_node;
+    node_id_t fwd_node; /* T_FORWARDED: where it went */
+    id_node hnode;      /* the task manager's table */
+
+    /* dependency manager */
+    struct dependency_manager *dm; /* set while it waits */
+    int pulls;                     /* store arguments still being pulled here */
+    int pull_status;
+    bool deps_pulled;
+    bool deps_ready; /* its store arguments were all sealed here */
+    uint16_t rounds; /* seal waits that ended with arguments still missing */
+    uint64_t pinned; /* bit i: argument i (of the first 64) pinned for it here */
+
+    /* lease manager */
+    struct sclass *cls; /* T_READY: its class queue */
+    struct worker *w;   /* T_DISPATCHED: the worker running it */
+    struct rtask *next, *prev;
+} rtask;
+
+/* True if the task takes any argument by reference (from the store). */
+static inline bool task_has_ref_args(const rtask *t)
+{
+    for (size_t i = 0; i < t->msg->spec->n_args; i++)
+        if (t->msg->spec->args[i]->is_ref)
+            return true;
+    return false;
+}
+
+#endif
