@@ -4,6 +4,8 @@
  */
 #include "client_registry.h"
 
+#include <errno.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,7 +133,7 @@ static void on_client_close(conn *c, int reason, const char *why)
 
 static const conn_handlers client_handlers = {on_client_frame, on_client_close};
 
-void creg_accept(client_registry *reg, int fd)
+void creg_accept(client_registry *reg, int fd, conn_gate *gate)
 {
     client *cl = calloc(1, sizeof(*cl));
     if (cl == NULL) {
@@ -139,9 +141,13 @@ void creg_accept(client_registry *reg, int fd)
         return;
     }
     cl->reg = reg;
-    conn_opts o = {.max_frame = reg->cfg->max_frame_bytes};
+    conn_opts o = {
+        .max_frame = reg->cfg->max_frame_bytes, .max_output = CREG_MAX_OUTPUT, .gate = gate};
     cl->c = conn_accept(reg->base, fd, &client_handlers, cl, &o);
     if (cl->c == NULL) {
+        if (errno == EBUSY && (gate->refused & (gate->refused - 1)) == 0) /* 1, 2, 4, ... */
+            log_warn("refused a local connection: %d still in their handshake (%llu refused)",
+                     gate->unauthed, (unsigned long long)gate->refused);
         free(cl);
         return;
     }

@@ -67,8 +67,13 @@ client_registry *creg_new(struct event_base *base, const rayc_config *cfg, plasm
 void creg_free(client_registry *reg);
 void creg_close_all(client_registry *reg);
 
-/* A connection accepted on the Unix socket (the registry owns fd now). */
-void creg_accept(client_registry *reg, int fd);
+/* Bytes of replies queued to a local client that does not read before it is
+ * closed (a client asking STORE_STATS in a loop without reading). */
+#define CREG_MAX_OUTPUT (128u << 20)
+
+/* A connection accepted on the Unix socket (the registry owns fd now). Until
+ * its handshake it counts against gate (refused when the gate is full). */
+void creg_accept(client_registry *reg, int fd, conn_gate *gate);
 
 /* The registered client with this worker id, or NULL. */
 client *creg_by_worker(client_registry *reg, const worker_id_t *id);

@@ -25,6 +25,7 @@
 #include "gcs_session.h"
 #include "ids.h"
 #include "job_table.h"
+#include "listener.h"
 #include "log.h"
 #include "net.h"
 #include "object_directory.h"
@@ -35,6 +36,8 @@
 #include "task_manager.h"
 #include "util.h"
 #include "worker_pool.h"
+
+#define RAYLET_MAX_UNAUTHED 128 /* connections in their handshake at once */
 
 struct node_manager {
     struct event_base *base;
@@ -54,7 +57,8 @@ struct node_manager {
     bool shutting_down;
 
     int unix_fd, tcp_fd;
-    struct event *unix_ev, *tcp_ev;
+    listener *unix_l, *tcp_l; /* pause on EMFILE instead of spinning */
+    conn_gate gate;
 
     plasma_store *store;
     gcs_session *gs;
@@ -392,22 +396,18 @@ static void on_job_change(void *arg)
 
 /* ---------------------------------------------------------------- listeners */
 
-static void on_unix_accept(evutil_socket_t lfd, short what, void *arg)
+/* New connections from the listeners. Until their handshake they count
+ * against one gate for both sockets (a cap on unauthenticated peers). */
+static void on_unix_accept(void *arg, int fd)
 {
-    (void)what;
     node_manager *nm = arg;
-    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd >= 0)
-        creg_accept(nm->clients, fd);
+    creg_accept(nm->clients, fd, &nm->gate);
 }
 
-static void on_tcp_accept(evutil_socket_t lfd, short what, void *arg)
+static void on_tcp_accept(void *arg, int fd)
 {
-    (void)what;
     node_manager *nm = arg;
-    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd >= 0)
-        peers_accept(nm->peers, fd);
+    peers_accept(nm->peers, fd, &nm->gate);
 }
 
 /* ---------------------------------------------------------------- life cycle */
@@ -541,14 +541,13 @@ static int listen_all(node_manager *nm, char *err, size_t errlen)
     snprintf(nm->address, sizeof(nm->address), "%s:%d", cfg->node_ip_address, port);
     net_set_nonblock(nm->unix_fd, true);
     net_set_nonblock(nm->tcp_fd, true);
-    nm->unix_ev = event_new(nm->base, nm->unix_fd, EV_READ | EV_PERSIST, on_unix_accept, nm);
-    nm->tcp_ev = event_new(nm->base, nm->tcp_fd, EV_READ | EV_PERSIST, on_tcp_accept, nm);
-    if (nm->unix_ev == NULL || nm->tcp_ev == NULL) {
+    conn_gate_init(&nm->gate, RAYLET_MAX_UNAUTHED);
+    nm->unix_l = listener_new(nm->base, nm->unix_fd, "raylet unix socket", on_unix_accept, nm);
+    nm->tcp_l = listener_new(nm->base, nm->tcp_fd, "raylet tcp", on_tcp_accept, nm);
+    if (nm->unix_l == NULL || nm->tcp_l == NULL) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    event_add(nm->unix_ev, NULL);
-    event_add(nm->tcp_ev, NULL);
     return 0;
 }
 
@@ -596,6 +595,9 @@ void nm_free(node_manager *nm)
     creg_close_all(nm->clients);
     peers_close_all(nm->peers);
     event_base_loop(nm->base, EVLOOP_NONBLOCK);
+    listener_free(nm->unix_l);
+    listener_free(nm->tcp_l);
+    nm->unix_l = nm->tcp_l = NULL;
     if (nm->unix_fd >= 0) {
         close(nm->unix_fd);
         unlink(nm->socket_path);
@@ -604,10 +606,6 @@ void nm_free(node_manager *nm)
         close(nm->tcp_fd);
     if (nm->ready_path[0])
         unlink(nm->ready_path);
-    if (nm->unix_ev)
-        event_free(nm->unix_ev);
-    if (nm->tcp_ev)
-        event_free(nm->tcp_ev);
     om_free(nm->om);
     wpool_free(nm->pool);
     tm_free(nm->tm);

@@ -97,7 +97,7 @@ static peer *add_peer(peers *ps, bool outgoing)
     return p;
 }
 
-void peers_accept(peers *ps, int fd)
+void peers_accept(peers *ps, int fd, conn_gate *gate)
 {
     peer *p = add_peer(ps, false);
     if (p == NULL) {
@@ -105,7 +105,10 @@ void peers_accept(peers *ps, int fd)
         return;
     }
     net_tcp_nodelay(fd);
-    conn_opts o = {.max_frame = ps->cfg->max_frame_bytes, .token = ps->token, .require_auth = true};
+    conn_opts o = {.max_frame = ps->cfg->max_frame_bytes,
+                   .token = ps->token,
+                   .require_auth = true,
+                   .gate = gate};
     p->c = conn_accept(ps->base, fd, &peer_handlers, p, &o);
     if (p->c == NULL) {
         unlink_peer(ps, p);

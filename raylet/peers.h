@@ -38,8 +38,9 @@ void peers_close_all(peers *ps);
 /* The connection to a live node, made on first use from the view's address.
  * NULL when the node is unknown, dead, or this node. */
 conn *peers_get(peers *ps, const node_id_t *node);
-/* An accepted raylet connection (after the TCP accept; ps owns fd now). */
-void peers_accept(peers *ps, int fd);
+/* An accepted raylet connection (after the TCP accept; ps owns fd now).
+ * Until its handshake it counts against gate. */
+void peers_accept(peers *ps, int fd, conn_gate *gate);
 /* A node died: drop our connections to it. */
 void peers_node_died(peers *ps, const node_id_t *node);
 
