@@ -62,6 +62,8 @@
     X(INT, max_workers, 0, "most worker processes per node; 0: 4 x CPUs + 16")               \
     X(INT, idle_worker_timeout_ms, 10000, "idle workers beyond num_cpus exit after this")     \
     X(INT, max_tasks_in_flight_per_worker, 8, "tasks pipelined to one leased worker")          \
+    X(INT, memory_monitor_refresh_ms, 250, "memory monitor period; 0: off")                  \
+    X(DBL, memory_usage_threshold, 0.95, "fraction of node memory at which a worker is killed") \
     /* raylet networking */                                                                  \
     X(INT, raylet_port, 0, "raylet TCP port for other raylets; 0: any free port")
 /* clang-format on */

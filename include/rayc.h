@@ -48,7 +48,8 @@ extern "C" {
     X(EEXIST, -15, "already exists")                                               \
     X(EIO, -16, "input/output error")                                              \
     X(ENOTINIT, -17, "rayc_init has not been called")                              \
-    X(EBUSY, -18, "resource busy")
+    X(EBUSY, -18, "resource busy")                                                 \
+    X(EOOM, -19, "the task was killed because its node ran out of memory")
 /* clang-format on */
 
 enum {

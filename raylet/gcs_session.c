@@ -51,6 +51,7 @@ struct gcs_session {
 
     view_node *view;
     int nview;
+    uint64_t view_epoch, view_version; /* of the view held: heartbeats ask for changes since */
 };
 
 static void gcs_connect(gcs_session *gs);
@@ -135,6 +136,8 @@ static void send_heartbeat(gcs_session *gs, const gs_load *load)
     hb.store_objects = load->store.objects;
     hb.spilled_bytes = load->store.spilled_bytes;
     hb.pending_tasks = load->pending_tasks;
+    hb.view_epoch = gs->view_epoch;
+    hb.view_version = gs->view_version;
     conn_send(gs->c, MSG_HEARTBEAT_REQ, &hb.base);
     gs->last_reported = load->available;
 }
@@ -202,35 +205,60 @@ static void on_register_reply(gcs_session *gs, Rpc__RegisterNodeReply *r)
 
 /* ---------------------------------------------------------------- cluster view */
 
-/* Replace the cluster view with the one the GCS sent. */
+/* One node of a reply into v. */
+static void fill_view_node(view_node *v, const Rpc__NodeInfo *ni)
+{
+    memset(v, 0, sizeof(*v));
+    memcpy(v->id.b, ni->node_id.data, NODE_ID_SIZE);
+    snprintf(v->address, sizeof(v->address), "%s", ni->address);
+    v->alive = ni->state == RPC__NODE_STATE__NODE_ALIVE;
+    for (size_t k = 0; k < ni->n_resources_total; k++)
+        res_set_amount(&v->total, ni->resources_total[k]->name, ni->resources_total[k]->amount);
+    for (size_t k = 0; k < ni->n_resources_available; k++)
+        res_set_amount(&v->available, ni->resources_available[k]->name,
+                       ni->resources_available[k]->amount);
+}
+
+static int view_index(const gcs_session *gs, const uint8_t *id)
+{
+    for (int i = 0; i < gs->nview; i++)
+        if (memcmp(gs->view[i].id.b, id, NODE_ID_SIZE) == 0)
+            return i;
+    return -1;
+}
+
+/* Take the cluster view the GCS sent: the whole view, or (view_delta) the
+ * nodes changed since the version we hold, merged by node id. An idle
+ * cluster's delta is empty and changes nothing. */
 static void update_view(gcs_session *gs, Rpc__HeartbeatReply *r)
 {
-    bool grew = false;
-    if (r->n_view > (size_t)gs->nview) {
-        view_node *v = realloc(gs->view, r->n_view * sizeof(*v));
-        if (v == NULL)
-            return;
-        gs->view = v;
-        grew = true;
+    bool delta = r->view_delta && r->view_epoch == gs->view_epoch && gs->view_version > 0;
+    if (delta && r->n_view == 0) {
+        gs->view_version = r->view_version;
+        return;
     }
-    int n = 0;
+    size_t need = delta ? (size_t)gs->nview + r->n_view : r->n_view;
+    bool grew;
+    if (need > (size_t)gs->nview) {
+        view_node *v = realloc(gs->view, need * sizeof(*v));
+        if (v == NULL)
+            return; /* keep the old view and version: the next heartbeat retries */
+        gs->view = v;
+    }
+    int n = delta ? gs->nview : 0;
     for (size_t i = 0; i < r->n_view; i++) {
         Rpc__NodeInfo *ni = r->view[i];
         if (ni->node_id.len != NODE_ID_SIZE)
             continue;
-        view_node *v = &gs->view[n++];
-        memset(v, 0, sizeof(*v));
-        memcpy(v->id.b, ni->node_id.data, NODE_ID_SIZE);
-        snprintf(v->address, sizeof(v->address), "%s", ni->address);
-        v->alive = ni->state == RPC__NODE_STATE__NODE_ALIVE;
-        for (size_t k = 0; k < ni->n_resources_total; k++)
-            res_set_amount(&v->total, ni->resources_total[k]->name, ni->resources_total[k]->amount);
-        for (size_t k = 0; k < ni->n_resources_available; k++)
-            res_set_amount(&v->available, ni->resources_available[k]->name,
-                           ni->resources_available[k]->amount);
+        int k = delta ? view_index(gs, ni->node_id.data) : -1;
+        if (k < 0)
+            k = n++; /* full view: in order; delta: a node new to us */
+        fill_view_node(&gs->view[k], ni);
     }
-    grew = grew || n != gs->nview;
+    grew = n != gs->nview;
     gs->nview = n;
+    gs->view_epoch = r->view_epoch;
+    gs->view_version = r->view_version;
     gs->hooks.view_changed(gs->arg, grew);
 }
 

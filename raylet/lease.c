@@ -28,8 +28,10 @@ typedef struct lease {
     res_set held; /* resources the lease holds */
     bool blocked; /* its running task waits in get/wait; CPU given back */
     double blocked_cpu;
-    int depth;          /* tasks pushed and not done */
-    rtask *head, *tail; /* pushed tasks, in order */
+    int depth;           /* tasks pushed and not done */
+    rtask *head, *tail;  /* pushed tasks, in order */
+    uint64_t head_since; /* when the head task (the one running) became the head */
+    char oom[320];       /* set when the memory monitor kills the worker: its tasks' error */
     struct lease *prev, *next;
 } lease;
 
@@ -163,7 +165,7 @@ static void pipeline_push(lease *l, rtask *t)
     if (l->tail)
         l->tail->next = t;
     else
-        l->head = t;
+        l->head = t, l->head_since = now_ms();
     l->tail = t;
     l->depth++;
 }
@@ -173,7 +175,7 @@ static void pipeline_remove(lease *l, rtask *t)
     if (t->prev)
         t->prev->next = t->next;
     else
-        l->head = t->next;
+        l->head = t->next, l->head_since = now_ms();
     if (t->next)
         t->next->prev = t->prev;
     else
@@ -377,12 +379,16 @@ void lease_worker_died(lease_mgr *lm, worker *w)
         if (t->cancelled) {
             snprintf(msg, sizeof(msg), "%s: cancelled", t->msg->spec->function);
             lm->env.fail(lm->env.ctx, t, RAYC_ECANCELLED, msg);
+        } else if (l->oom[0]) {
+            snprintf(msg, sizeof(msg), "%s: %s", t->msg->spec->function, l->oom);
+            lm->env.fail(lm->env.ctx, t, RAYC_EOOM, msg);
         } else {
             snprintf(msg, sizeof(msg), "%s: the worker running it (pid %d) died",
                      t->msg->spec->function, (int)w->pid);
             lm->env.fail(lm->env.ctx, t, RAYC_EWORKER_DIED, msg);
         }
     }
+    l->oom[0] = '\0';
     lease_end(lm, l);
     if (l->prev)
         l->prev->next = l->next;
@@ -431,4 +437,41 @@ void lease_free(lease_mgr *lm)
         free(l); /* its worker may be gone already: not touched */
     }
     free(lm);
+}
+
+/* ---------------------------------------------------------------- memory monitor */
+
+/* A stable key per owner (the worker id's first 8 bytes). */
+static uint64_t owner_key(const worker_id_t *id)
+{
+    uint64_t k;
+    memcpy(&k, id->b, sizeof(k));
+    return k;
+}
+
+size_t lease_running(const lease_mgr *lm, mm_worker *out, worker **ws, size_t cap)
+{
+    size_t n = 0;
+    for (const lease *l = lm->leases; l && n < cap; l = l->next) {
+        const rtask *t = l->head;
+        if (t == NULL || l->oom[0])
+            continue; /* idle, or already being killed */
+        const Rpc__TaskSpec *spec = t->msg->spec;
+        out[n] = (mm_worker){
+            .pid = (int)l->w->pid,
+            .owner = owner_key(&t->owner),
+            .started_ms = l->head_since,
+            .retriable = spec->max_retries > 0, /* the owner sends the retries it has left */
+        };
+        ws[n++] = l->w;
+    }
+    return n;
+}
+
+void lease_mark_oom(lease_mgr *lm, worker *w, const char *why)
+{
+    (void)lm;
+    lease *l = lease_of(w);
+    if (l)
+        snprintf(l->oom, sizeof(l->oom), "%s", why);
 }

@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "memory_monitor.h"
 #include "task.h"
 #include "util.h"
 #include "worker_pool.h"
@@ -100,7 +101,17 @@ void lease_worker_blocked(lease_mgr *lm, worker *w);
 /* ... and is unblocked: it takes its CPU back, even past the total. */
 void lease_worker_unblocked(lease_mgr *lm, worker *w);
 /* The worker died: each task pushed to it fails (RAYC_ECANCELLED if it was
- * cancelled, else RAYC_EWORKER_DIED), then its lease ends. */
+ * cancelled, RAYC_EOOM if the memory monitor killed it, else
+ * RAYC_EWORKER_DIED), then its lease ends. */
 void lease_worker_died(lease_mgr *lm, worker *w);
+
+/* The memory monitor's candidates: each leased worker running a task (and
+ * not already being killed), with its owner, since when the task runs and
+ * whether it has retries left; ws[i] is the worker of out[i]. Returns how
+ * many (at most cap). */
+size_t lease_running(const lease_mgr *lm, mm_worker *out, worker **ws, size_t cap);
+/* The memory monitor is about to kill w: its tasks fail with RAYC_EOOM and
+ * `why` (copied) instead of RAYC_EWORKER_DIED. */
+void lease_mark_oom(lease_mgr *lm, worker *w, const char *why);
 
 #endif

@@ -27,6 +27,7 @@
 #include "job_table.h"
 #include "listener.h"
 #include "log.h"
+#include "memory_monitor.h"
 #include "net.h"
 #include "object_directory.h"
 #include "object_manager.h"
@@ -69,6 +70,11 @@ struct node_manager {
     job_table *jobs;
     object_manager *om;
     task_manager *tm;
+
+    /* memory monitor: sample every memory_monitor_refresh_ms */
+    struct event *memory_ev;
+    uint64_t memory_quiet_until; /* after a kill: let the memory go first */
+    uint64_t oom_kills;
 
     char exit_reason[256];
 };
@@ -551,6 +557,40 @@ static int listen_all(node_manager *nm, char *err, size_t errlen)
     return 0;
 }
 
+/* ---------------------------------------------------------------- memory monitor */
+
+#define OOM_QUIET_MS 1000 /* after a kill, the next one waits this long */
+
+/* Ray's OOM killer: when the node's memory use passes the threshold, kill
+ * one worker (memory_monitor.h picks it) before the kernel's OOM killer
+ * picks something worse, such as this raylet. */
+static void on_memory_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    node_manager *nm = arg;
+    mm_usage u;
+    if (now_ms() < nm->memory_quiet_until || mm_read(&MM_SYSTEM_PATHS, &u) != 0 ||
+        !mm_over(&u, nm->cfg->memory_usage_threshold))
+        return;
+    if (tm_oom_kill(nm->tm, nm->node_hex, &u, nm->cfg->memory_usage_threshold) > 0) {
+        nm->oom_kills++;
+        nm->memory_quiet_until = now_ms() + OOM_QUIET_MS;
+    }
+}
+
+static int start_memory_monitor(node_manager *nm)
+{
+    int64_t ms = nm->cfg->memory_monitor_refresh_ms;
+    if (ms <= 0)
+        return 0;
+    nm->memory_ev = event_new(nm->base, -1, EV_PERSIST, on_memory_tick, nm);
+    if (nm->memory_ev == NULL)
+        return -1;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    return event_add(nm->memory_ev, &tv);
+}
+
 int nm_start(node_manager *nm, char *err, size_t errlen)
 {
     if (listen_all(nm, err, errlen) != 0)
@@ -562,6 +602,10 @@ int nm_start(node_manager *nm, char *err, size_t errlen)
              (unsigned long long)plasma_store_capacity(nm->store),
              (unsigned long long)plasma_store_prefault_us(nm->store));
     wpool_prestart(nm->pool, (int)res_get(&nm->total, "CPU"));
+    if (start_memory_monitor(nm) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     gs_start(nm->gs);
     if (nm->exit_reason[0]) {
         snprintf(err, errlen, "%s", nm->exit_reason);
@@ -598,6 +642,8 @@ void nm_free(node_manager *nm)
     listener_free(nm->unix_l);
     listener_free(nm->tcp_l);
     nm->unix_l = nm->tcp_l = NULL;
+    if (nm->memory_ev)
+        event_free(nm->memory_ev);
     if (nm->unix_fd >= 0) {
         close(nm->unix_fd);
         unlink(nm->socket_path);

@@ -25,6 +25,7 @@
 #include "gcs_session.h"
 #include "ids.h"
 #include "job_table.h"
+#include "memory_monitor.h"
 #include "object_manager.h"
 #include "peers.h"
 #include "plasma_store.h"
@@ -90,5 +91,11 @@ const res_set *tm_available(const task_manager *tm);
  * how many of them no node resource could ever satisfy. */
 uint64_t tm_pending(const task_manager *tm);
 uint64_t tm_infeasible(const task_manager *tm);
+
+/* The node's memory use u passed threshold: kill one worker by the memory
+ * monitor's policy (memory_monitor.h); its task fails with RAYC_EOOM and
+ * the owner retries it while its retries last. Returns the pid killed, or 0
+ * when no worker runs a task. */
+int tm_oom_kill(task_manager *tm, const char *node_hex, const mm_usage *u, double threshold);
 
 #endif

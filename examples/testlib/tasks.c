@@ -339,3 +339,22 @@ static int fib(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
     return rayc_return(ctx, 0, &sum, sizeof(sum));
 }
 RAYC_REMOTE(fib)
+
+/* hog(mib): touch mib MiB, one MiB at a time with a pause, then sleep: a
+ * task the memory monitor kills on a node near its threshold. */
+static int hog(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
+{
+    if (nargs != 1 || args[0].size != sizeof(int64_t))
+        return rayc_fail(ctx, "hog wants one int64 (MiB)");
+    int64_t mib = arg_i64(&args[0]);
+    for (int64_t i = 0; i < mib; i++) {
+        char *p = malloc(1 << 20);
+        if (p == NULL)
+            return rayc_fail(ctx, "hog: malloc failed");
+        memset(p, (int)i, 1 << 20); /* kept: the point is to hold it */
+        usleep(2000);
+    }
+    sleep(30);
+    return rayc_return(ctx, 0, &mib, sizeof(mib));
+}
+RAYC_REMOTE(hog)
