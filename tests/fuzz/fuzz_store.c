@@ -513,6 +513,11 @@ static void write_seeds(const char *dir)
     seed_write(dir, "fill", fill, n);
 }
 
+static void remove_spill_dir(void)
+{
+    rmdir(spill_dir); /* the store removed its files */
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
@@ -534,6 +539,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     }
     snprintf(spill_dir, sizeof(spill_dir), "/tmp/rayc_fuzz_store_XXXXXX");
     REQUIRE(mkdtemp(spill_dir) != NULL);
+    atexit(remove_spill_dir);
     config_defaults(&cfg);
     cfg.object_store_memory = STORE_BYTES;
     cfg.prefault_store = 0;
