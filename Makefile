@@ -231,15 +231,34 @@ valgrind: all
 	  echo "valgrind: errors above (logs in $(BUILD)/valgrind)"; exit 1; fi
 	@echo "valgrind: clean"
 
+# libFuzzer targets (tests/fuzz/fuzz_<name>.c), each built with clang from
+# the sources it needs, sanitized. `make fuzz FUZZ_SECONDS=N` runs every
+# target for N seconds from its committed seeds (tests/fuzz/corpus_<name>/,
+# read only) plus a working corpus in build/fuzz/corpus_<name>/.
 FUZZ_SECONDS ?= 20
+FUZZ_CFLAGS  := -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+                -Iinclude -Icommon -I$(BUILD)/gen $(shell pkg-config --cflags $(PKGS))
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_MAXLEN_fuzz_frame := 4096
+FUZZ_MAXLEN_fuzz_gcs   := 8192
+FUZZ_MAXLEN_fuzz_store := 4096
 $(BUILD)/fuzz/fuzz_frame: tests/fuzz/fuzz_frame.c common/frame.c common/msg.c common/log.c $(GEN_C)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ $@"
-	$(Q)clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Iinclude -Icommon -I$(BUILD)/gen \
-	  -o $@ $^ $(shell pkg-config --libs libprotobuf-c)
-fuzz: $(BUILD)/fuzz/fuzz_frame
-	@mkdir -p $(BUILD)/fuzz/corpus
-	$(BUILD)/fuzz/fuzz_frame -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD)/fuzz/corpus
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(shell pkg-config --libs libprotobuf-c)
+$(BUILD)/fuzz/fuzz_gcs: tests/fuzz/fuzz_gcs.c $(COMMON_SRC) $(GCS_SRC) $(GEN_C) $(BUILD)/gen/gcs_dashboard_assets.h
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ $@"
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(LIBS)
+$(BUILD)/fuzz/fuzz_store: tests/fuzz/fuzz_store.c $(COMMON_SRC) $(wildcard raylet/plasma_*.c) $(GEN_C)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ $@"
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(LIBS)
+fuzz: $(patsubst %,$(BUILD)/fuzz/%,$(FUZZ_TARGETS))
+	@set -e; $(foreach t,$(FUZZ_TARGETS),\
+	  echo "== $(t) ($(FUZZ_SECONDS) s)"; mkdir -p $(BUILD)/fuzz/corpus_$(t:fuzz_%=%); \
+	  $(BUILD)/fuzz/$(t) -max_total_time=$(FUZZ_SECONDS) -max_len=$(or $(FUZZ_MAXLEN_$(t)),4096) \
+	    -print_final_stats=1 $(BUILD)/fuzz/corpus_$(t:fuzz_%=%) $(wildcard tests/fuzz/corpus_$(t:fuzz_%=%));)
 
 bench: all
 	@set -e; for b in $(BENCH_BINS); do $$b; done

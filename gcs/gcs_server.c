@@ -246,10 +246,8 @@ static const conn_handlers client_handlers = {on_frame, on_close};
 /* A new connection from the listener. Until its handshake it counts against
  * the gate (a cap on unauthenticated peers) and has a deadline; after it, a
  * peer that stops reading its replies is closed at GCS_MAX_OUTPUT. */
-static void on_accept(void *arg, int fd)
+void gcs_server__accept(gcs_server *srv, int fd)
 {
-    gcs_server *srv = arg;
-    net_tcp_nodelay(fd);
     gcs_client *cl = calloc(1, sizeof(*cl));
     if (cl == NULL) {
         log_error("out of memory accepting a connection");
@@ -279,6 +277,12 @@ static void on_accept(void *arg, int fd)
     if (srv->clients)
         srv->clients->prev = cl;
     srv->clients = cl;
+}
+
+static void on_accept(void *arg, int fd)
+{
+    net_tcp_nodelay(fd);
+    gcs_server__accept(arg, fd);
 }
 
 /* ---------------------------------------------------------------- health */

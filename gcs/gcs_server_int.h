@@ -129,6 +129,11 @@ void gcs_server__op_fail(gcs_op *op, int status);
 /* The handler is done issuing writes. */
 void gcs_server__op_commit(gcs_op *op);
 
+/* Serve a connected socket as the listener serves an accepted one (gate,
+ * deadline, token). Takes fd (closed on failure). Used by on_accept, and by
+ * tests/fuzz/fuzz_gcs.c to feed socketpairs. */
+void gcs_server__accept(gcs_server *srv, int fd);
+
 /* gcs_rpc.c: serve one request frame from a ready connection. */
 void gcs_rpc_dispatch(gcs_client *cl, uint16_t type, const ProtobufCMessage *m);
 /* gcs_rpc.c: a node just became DEAD (health check or drain): persist it,
