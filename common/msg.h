@@ -79,11 +79,11 @@
     X(98, SLAB_REPLY, slab_reply)                                    \
     X(99, SLAB_OBJECT, slab_object)                                  \
     X(100, REGISTER_ACTOR_REQ, register_actor_request)               \
-    X(101, REGISTER_ACTOR_REPLY, register_actor_reply)               \
+    X(101, REGISTER_ACTOR_REPLY, actor_reply)                        \
     X(102, GET_ACTOR_REQ, get_actor_request)                         \
-    X(103, GET_ACTOR_REPLY, get_actor_reply)                         \
+    X(103, GET_ACTOR_REPLY, actor_reply)                             \
     X(104, KILL_ACTOR_REQ, kill_actor_request)                       \
-    X(105, KILL_ACTOR_REPLY, kill_actor_reply)                       \
+    X(105, KILL_ACTOR_REPLY, actor_reply)                            \
     X(106, LIST_ACTORS_REQ, list_actors_request)                     \
     X(107, LIST_ACTORS_REPLY, list_actors_reply)
 /* clang-format on */

@@ -28,47 +28,25 @@ static void actor_changed(gcs_op *op, const Rpc__ActorInfo *a)
     gcs_pubsub_publish_actor(op->srv->pubsub, a);
 }
 
-/* Replies with the actor's record as it is when the writes are done. */
-static void reply_actor(gcs_op *op, uint16_t type)
+/* The reply to each actor RPC: status and the actor's record (may be NULL). */
+static void send_actor_reply(gcs_client *cl, uint16_t type, uint64_t req_id, int code,
+                             const char *message, const Rpc__ActorInfo *a)
 {
-    Rpc__Status st = RPC__STATUS__INIT;
-    const Rpc__ActorInfo *a = gcs_actor_get(op->srv->actors, (const actor_id_t *)op->u.actor_id);
-    msg_status_set(&st, op->status, op->status ? "storage write failed" : NULL);
-    if (type == MSG_REGISTER_ACTOR_REPLY) {
-        Rpc__RegisterActorReply r = RPC__REGISTER_ACTOR_REPLY__INIT;
-        r.req_id = op->req_id;
-        r.status = &st;
-        r.actor = (Rpc__ActorInfo *)a;
-        gcs_server__send(op->client, type, &r.base);
-    } else {
-        Rpc__KillActorReply r = RPC__KILL_ACTOR_REPLY__INIT;
-        r.req_id = op->req_id;
-        r.status = &st;
-        r.actor = (Rpc__ActorInfo *)a;
-        gcs_server__send(op->client, type, &r.base);
-    }
-}
-
-static void finish_register(gcs_op *op)
-{
-    reply_actor(op, MSG_REGISTER_ACTOR_REPLY);
-}
-
-static void finish_kill(gcs_op *op)
-{
-    reply_actor(op, MSG_KILL_ACTOR_REPLY);
-}
-
-static void send_register_reply(gcs_client *cl, uint64_t req_id, int code, const char *message,
-                                const Rpc__ActorInfo *a)
-{
-    Rpc__RegisterActorReply r = RPC__REGISTER_ACTOR_REPLY__INIT;
+    Rpc__ActorReply r = RPC__ACTOR_REPLY__INIT;
     Rpc__Status st = RPC__STATUS__INIT;
     msg_status_set(&st, code, message);
     r.req_id = req_id;
     r.status = &st;
     r.actor = (Rpc__ActorInfo *)a;
-    gcs_server__send(cl, MSG_REGISTER_ACTOR_REPLY, &r.base);
+    gcs_server__send(cl, type, &r.base);
+}
+
+/* An op's reply: the actor's record as it is once the writes are done. */
+static void finish_actor_op(gcs_op *op)
+{
+    send_actor_reply(op->client, op->reply_type, op->req_id, op->status,
+                     op->status ? "storage write failed" : NULL,
+                     gcs_actor_get(op->srv->actors, (const actor_id_t *)op->u.actor_id));
 }
 
 void gcs_actor_rpc_register(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id)
@@ -76,7 +54,8 @@ void gcs_actor_rpc_register(gcs_client *cl, const ProtobufCMessage *m, uint64_t 
     const Rpc__RegisterActorRequest *req = (const Rpc__RegisterActorRequest *)m;
     gcs_server *srv = cl->srv;
     if (req->actor == NULL) {
-        send_register_reply(cl, req_id, RAYC_EINVAL, "no actor in the request", NULL);
+        send_actor_reply(cl, MSG_REGISTER_ACTOR_REPLY, req_id, RAYC_EINVAL,
+                         "no actor in the request", NULL);
         return;
     }
     const Rpc__ActorInfo *a;
@@ -85,24 +64,24 @@ void gcs_actor_rpc_register(gcs_client *cl, const ProtobufCMessage *m, uint64_t 
         /* The same id again is a retry (say, after a GCS restart): idempotent. */
         bool same_id = memcmp(a->actor_id.data, req->actor->actor_id.data, ACTOR_ID_SIZE) == 0;
         if (same_id || req->get_if_exists)
-            send_register_reply(cl, req_id, RAYC_OK, NULL, a);
+            send_actor_reply(cl, MSG_REGISTER_ACTOR_REPLY, req_id, RAYC_OK, NULL, a);
         else
-            send_register_reply(cl, req_id, RAYC_EEXIST,
-                                "an actor of that name exists in the namespace", a);
+            send_actor_reply(cl, MSG_REGISTER_ACTOR_REPLY, req_id, RAYC_EEXIST,
+                             "an actor of that name exists in the namespace", a);
         return;
     }
     if (rc != RAYC_OK) {
-        send_register_reply(cl, req_id, rc,
-                            rc == RAYC_EINVAL ? "an actor needs a 16-byte id and a class"
-                                              : rayc_strerror(rc),
-                            NULL);
+        send_actor_reply(cl, MSG_REGISTER_ACTOR_REPLY, req_id, rc,
+                         rc == RAYC_EINVAL ? "an actor needs a 16-byte id and a class"
+                                           : rayc_strerror(rc),
+                         NULL);
         return;
     }
     char hex[ID_HEX_MAX];
     log_info("actor %.12s (%s%s%s) registered by job %u",
              id_hex(a->actor_id.data, ACTOR_ID_SIZE, hex), a->class_name,
              a->name[0] ? ", name " : "", a->name, a->job_id);
-    gcs_op *op = gcs_server__op_new(srv, cl, req_id, MSG_REGISTER_ACTOR_REPLY, finish_register,
+    gcs_op *op = gcs_server__op_new(srv, cl, req_id, MSG_REGISTER_ACTOR_REPLY, finish_actor_op,
                                     "register actor");
     memcpy(op->u.actor_id, a->actor_id.data, ACTOR_ID_SIZE);
     actor_changed(op, a);
@@ -118,13 +97,8 @@ void gcs_actor_rpc_get(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_i
         a = gcs_actor_get(t, (const actor_id_t *)req->actor_id.data);
     else if (req->name && req->name[0])
         a = gcs_actor_by_name(t, req->namespace_, req->name);
-    Rpc__GetActorReply r = RPC__GET_ACTOR_REPLY__INIT;
-    Rpc__Status st = RPC__STATUS__INIT;
-    msg_status_set(&st, a ? RAYC_OK : RAYC_ENOTFOUND, a ? NULL : "no such actor");
-    r.req_id = req_id;
-    r.status = &st;
-    r.actor = (Rpc__ActorInfo *)a;
-    gcs_server__send(cl, MSG_GET_ACTOR_REPLY, &r.base);
+    send_actor_reply(cl, MSG_GET_ACTOR_REPLY, req_id, a ? RAYC_OK : RAYC_ENOTFOUND,
+                     a ? NULL : "no such actor", a);
 }
 
 void gcs_actor_rpc_kill(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id)
@@ -148,7 +122,7 @@ void gcs_actor_rpc_kill(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_
     log_info("actor %.12s is %s: %s", id_hex(id->b, ACTOR_ID_SIZE, hex),
              gcs_actor_state_name(a->state), cause);
     gcs_op *op =
-        gcs_server__op_new(srv, cl, req_id, MSG_KILL_ACTOR_REPLY, finish_kill, "kill actor");
+        gcs_server__op_new(srv, cl, req_id, MSG_KILL_ACTOR_REPLY, finish_actor_op, "kill actor");
     memcpy(op->u.actor_id, id->b, ACTOR_ID_SIZE);
     actor_changed(op, a);
     gcs_server__op_commit(op);

@@ -46,7 +46,7 @@ static int reg(harness_cluster *c, actor_id_t *id, const char *ns, const char *n
     ProtobufCMessage *m;
     cr_assert_eq(
         bconn_call(b, MSG_REGISTER_ACTOR_REQ, &req.base, MSG_REGISTER_ACTOR_REPLY, &m, 5000), 0);
-    Rpc__RegisterActorReply *r = (Rpc__RegisterActorReply *)m;
+    Rpc__ActorReply *r = (Rpc__ActorReply *)m;
     int code = r->status ? r->status->code : 0;
     if (r->actor && got)
         memcpy(got->b, r->actor->actor_id.data, ACTOR_ID_SIZE);
@@ -73,7 +73,7 @@ static Rpc__ActorInfo *get(harness_cluster *c, const actor_id_t *id, const char 
     req.name = (char *)name;
     cr_assert_eq(bconn_call(b, MSG_GET_ACTOR_REQ, &req.base, MSG_GET_ACTOR_REPLY, keep, 5000), 0);
     bconn_close(b);
-    return ((Rpc__GetActorReply *)*keep)->actor;
+    return ((Rpc__ActorReply *)*keep)->actor;
 }
 
 static int state_of(harness_cluster *c, const actor_id_t *id, char *cause, size_t cap)
@@ -98,7 +98,7 @@ static void kill_actor(harness_cluster *c, const actor_id_t *id, bool no_restart
     req.no_restart = no_restart;
     ProtobufCMessage *m;
     cr_assert_eq(bconn_call(b, MSG_KILL_ACTOR_REQ, &req.base, MSG_KILL_ACTOR_REPLY, &m, 5000), 0);
-    Rpc__KillActorReply *r = (Rpc__KillActorReply *)m;
+    Rpc__ActorReply *r = (Rpc__ActorReply *)m;
     cr_assert(r->status == NULL || r->status->code == 0);
     msg_free(m);
     bconn_close(b);
