@@ -271,8 +271,8 @@ void storec_slab_object(store_client *sc, const object_id_t *id, uint64_t off, s
 
 /* ------------------------------------------------------------ get, wait */
 
-int storec_get(store_client *sc, ProtobufCBinaryData *ids, size_t n, bool pull,
-               int64_t timeout_ms, Rpc__GetObjectsReply **reply)
+int storec_get(store_client *sc, ProtobufCBinaryData *ids, size_t n, bool pull, int64_t timeout_ms,
+               Rpc__GetObjectsReply **reply)
 {
     if (pull) {
         Rpc__PullObjects p = RPC__PULL_OBJECTS__INIT;

@@ -68,8 +68,8 @@ void storec_slab_object(store_client *sc, const object_id_t *id, uint64_t off, s
  * for all of them; with pull, ask the raylet to pull them from other nodes
  * first. 0 with *reply (free with msg_free; each object it reports OK is
  * pinned for us), or a code with rayc_last_error set and nothing pinned. */
-int storec_get(store_client *sc, ProtobufCBinaryData *ids, size_t n, bool pull,
-               int64_t timeout_ms, Rpc__GetObjectsReply **reply);
+int storec_get(store_client *sc, ProtobufCBinaryData *ids, size_t n, bool pull, int64_t timeout_ms,
+               Rpc__GetObjectsReply **reply);
 /* Ask which of ids[0..n) are sealed, waiting up to timeout_ms for want of
  * them. 0 with *reply (free with msg_free), or a code. */
 int storec_wait(store_client *sc, ProtobufCBinaryData *ids, size_t n, size_t want,

@@ -36,10 +36,10 @@ typedef struct tex_deps {
     cw_conn *raylet;
     store_client *store;
     uint8_t *arena;
-    size_t inline_max;      /* returns up to this size travel inline */
-    task_id_t *task;        /* set to the running task: its puts are numbered from it */
-    uint32_t *put_index;    /* reset at each task */
-    job_id_t *job;          /* set when the worker is bound to a job */
+    size_t inline_max;   /* returns up to this size travel inline */
+    task_id_t *task;     /* set to the running task: its puts are numbered from it */
+    uint32_t *put_index; /* reset at each task */
+    job_id_t *job;       /* set when the worker is bound to a job */
 } tex_deps;
 
 /* NULL when out of memory. */

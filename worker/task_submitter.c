@@ -54,8 +54,8 @@ typedef struct otask {
 
 struct task_submitter {
     tsub_deps d;
-    id_map tasks;     /* otask by id */
-    otask *deferred;  /* waiting for arguments still being computed */
+    id_map tasks;    /* otask by id */
+    otask *deferred; /* waiting for arguments still being computed */
 };
 
 /* ------------------------------------------------------------ pure parts */
@@ -368,8 +368,7 @@ static int resolve_deferred(task_submitter *ts, otask *t, ref_entry **failed)
         return 0;
     for (size_t i = 0; i < d->nargs; i++)
         if (d->args[i].is_ref)
-            tsub_resolve_arg(&d->args[i], reft_find(ts->d.refs, &d->args[i].ref),
-                             ts->d.inline_max);
+            tsub_resolve_arg(&d->args[i], reft_find(ts->d.refs, &d->args[i].ref), ts->d.inline_max);
     return 1;
 }
 

@@ -16,6 +16,11 @@
  * that guards it and this submitter, the raylet connection, the store
  * client (to free results nobody holds). No global state.
  *
+ * An actor submitter (calls to one actor go straight to its worker, in
+ * order, with per-caller sequence numbers) belongs beside this one, not in
+ * it: it can share tsub_arg resolution and the reference table, and
+ * registers its own frame types with the router.
+ *
  * Thread-safety: functions marked "mu held" are called with deps.mu held;
  * the frame handlers take it themselves.
  */
@@ -34,7 +39,7 @@
 #include "store_client.h"
 #include "util.h"
 
-#define TSUB_DEFAULT_MAX_RETRIES 3 /* max_retries 0 means this many */
+#define TSUB_DEFAULT_MAX_RETRIES 3  /* max_retries 0 means this many */
 #define TSUB_STACK_ARGS          16 /* specs with more arguments allocate their arrays */
 
 typedef struct task_submitter task_submitter;
@@ -46,18 +51,18 @@ typedef struct tsub_deps {
     store_client *store;
     const uint8_t *arena; /* the mapped store: results our raylet pinned for us */
     size_t arena_size;
-    size_t inline_max;     /* arguments up to this size travel inside the spec */
-    const job_id_t *job;   /* read at each submit (a worker's job changes) */
-    worker_id_t owner;     /* this process, in specs */
-    node_id_t node;        /* its node */
+    size_t inline_max;   /* arguments up to this size travel inside the spec */
+    const job_id_t *job; /* read at each submit (a worker's job changes) */
+    worker_id_t owner;   /* this process, in specs */
+    node_id_t node;      /* its node */
 } tsub_deps;
 
 /* One argument as the owner holds it until the spec is built. */
 typedef struct tsub_arg {
     bool is_ref;
     bool has_node;
-    bool handed; /* is_ref: the caller hands its reference to the task (a put of a
-                    large value); otherwise the task takes a reference of its own */
+    bool handed;    /* is_ref: the caller hands its reference to the task (a put of a
+                       large value); otherwise the task takes a reference of its own */
     node_id_t node; /* a node holding the ref's object (locality hint) */
     object_id_t ref;
     const void *data; /* inline bytes */
