@@ -325,3 +325,32 @@ Test(task_submitter, many_deferred_tasks_outgrow_any_fixed_table)
     cr_assert_eq(dep->refs, 1 + N / 2);
     free(out);
 }
+
+Test(task_submitter, deferred_task_with_many_arguments)
+{
+    /* More arguments than the stack arrays hold: one deferred block keeps
+     * them and their bytes; cancelling frees it (valgrind/ASan clean). */
+    enum { N = 3 * TSUB_STACK_ARGS };
+    ref_entry *dep = pending_result(1);
+    tsub_arg args[N];
+    int64_t values[N];
+    for (int i = 0; i < N; i++) {
+        values[i] = i;
+        memset(&args[i], 0, sizeof(args[i]));
+        args[i].data = &values[i];
+        args[i].size = sizeof(values[i]);
+    }
+    args[N / 2] = ref_arg(&dep->id);
+    tsub_request rq = request();
+    rq.num_returns = 20;
+    rayc_ref out[20];
+    bool taken;
+    cr_assert_eq(tsub_submit(ts, &rq, args, N, out, &taken), 0);
+    cr_assert_eq(tsub_count(ts), 1);
+    object_id_t oid;
+    memcpy(oid.b, out[7].id, OBJECT_ID_SIZE);
+    cr_assert_eq(tsub_cancel(ts, &oid, false), 0, "any return names its task");
+    for (int i = 0; i < 20; i++)
+        cr_assert_eq(entry_of(&out[i])->status, RAYC_ECANCELLED);
+    cr_assert_eq(dep->refs, 1);
+}
