@@ -1,11 +1,15 @@
 /*
  * core.h -- librayc's process-wide state ("core worker", as in Ray): the
  * connections to the local raylet and the GCS, the mapped object-store
- * arena, the job and the reference table. Drivers and rayc_worker share it.
+ * arena, the job, and the components that work over them (the reference
+ * table, the store client, the task submitter, the frame router). Drivers
+ * and rayc_worker share it.
  *
- * A client library serves one process, so this state is one static struct;
- * every public call takes core.mu around the parts it touches and never holds
- * it while waiting for a reply.
+ * A client library serves one process, so this state is one static struct,
+ * read by the API entry points (objects.c, tasks.c, core.c). The components
+ * do not reach into it: core.c wires each one with what it needs.
+ * Every public call takes core.mu around the parts it touches and never
+ * holds it while waiting for a reply.
  */
 #ifndef RAYC_CORE_H
 #define RAYC_CORE_H
@@ -17,14 +21,27 @@
 
 #include "auth.h"
 #include "cw_conn.h"
+#include "errors.h"
+#include "frame_router.h"
 #include "ids.h"
-#include "ref_table.h"
+#include "reference_table.h"
+#include "store_client.h"
+#include "task_submitter.h"
 
 #define CORE_PATH_MAX 1024
 
+/* How a blocking call (get, wait) tells the executor of a worker that the
+ * running task waits, so the raylet lends its CPU to other tasks. All NULL
+ * in drivers. */
+typedef struct core_blocker {
+    bool (*running)(void *arg); /* a task runs and has not blocked yet */
+    void (*block)(void *arg);
+    void (*unblock)(void *arg);
+    void *arg;
+} core_blocker;
+
 typedef struct {
-    pthread_mutex_t mu;
-    pthread_cond_t sealed_cv; /* an inline put_alloc object was sealed */
+    pthread_mutex_t mu; /* refs, the submitter's tables, put numbering */
     bool initialized;
     cw_conn *raylet;
     cw_conn *gcs;
@@ -36,76 +53,56 @@ typedef struct {
     job_id_t job;
     task_id_t task; /* the task whose puts we number (the driver's, or the running task) */
     uint32_t put_index;
-    ref_table refs;
     size_t inline_max;
-    size_t cache_max_objects, cache_max_bytes;
-    /* Put slab (core_objects.c): [slab_next, slab_end) of the arena is ours
-     * to write small store objects into with no round trip. */
-    uint64_t slab_next, slab_end;
-    size_t slab_want;      /* bytes to ask for (put_slab_bytes); 0: no slabs */
-    size_t slab_size;      /* size of the last slab granted */
-    bool slab_busy;        /* a thread is asking for a new slab */
-    uint32_t slab_backoff; /* puts before asking again after a refusal */
+    size_t put_slab_bytes;
     char session_dir[CORE_PATH_MAX];
     char raylet_socket[CORE_PATH_MAX];
     char gcs_host[256];
     int gcs_port;
     char token[AUTH_TOKEN_LEN + 64];
     struct embedded *embedded; /* the private cluster rayc_init started, if any */
-
-    /* tasks this process owns (core_tasks.c) */
-    struct otask **otasks;
-    size_t n_otask_buckets, n_otasks;
-    struct otask *deferred; /* waiting for arguments still being computed */
     int log_to_driver;
-    bool warned;
-
-    /* worker mode (rayc_worker): pushed tasks and blocking */
     bool is_worker;
-    bool in_task;
-    bool blocked;
-    /* Set by rayc_worker: takes PushTask/BindJob frames (returns 1 when it
-     * keeps the message), and lists queued, unstarted tasks to hand back when
-     * the running task blocks. */
-    int (*worker_frame)(uint16_t type, ProtobufCMessage *msg);
-    size_t (*worker_give_back)(ProtobufCBinaryData *ids, size_t cap);
+
+    /* components */
+    ref_table refs;
+    store_client *store;
+    task_submitter *tasks;
+    frame_router router; /* frames from the raylet nobody waits for */
+    core_blocker blocker;
 } core_t;
 
 extern core_t rayc__core;
 
 /* The calling API function's guard: RAYC_ENOTINIT unless rayc_init ran. */
-int core__check_init(void);
-/* Release the store pins of cached entries until the cache is within its
- * bounds (all of them when everything is true). Called with core.mu held. */
-void core__trim_pin_cache(bool everything);
-/* Drop one view/ref of an entry and free what is no longer used. mu held. */
-void core__maybe_finalize(ref_entry *e);
-/* The raylet pinned e's store object for us, at data (NULL: an offset
- * outside the arena, so the pin is given back). mu held. */
-void core__took_pin(ref_entry *e, void *data);
+static inline int core__check_init(void)
+{
+    if (!__atomic_load_n(&rayc__core.initialized, __ATOMIC_ACQUIRE))
+        return rayc__error(RAYC_ENOTINIT, "rayc_init has not been called");
+    return 0;
+}
 
-/* Frames nobody waits for: task completions, worker output, notices, pushed
- * tasks (worker mode). The cw_conn async handler of the raylet connection. */
-int core__on_async(void *arg, uint16_t type, ProtobufCMessage *msg);
-/* Worker mode: tell the raylet the running task blocks / goes on. mu NOT held. */
-void core__block(void);
-void core__unblock(void);
-/* Create a store object with a given id (mu NOT held): 0 with its arena
- * offset, or a code with rayc_last_error set. Then write and seal it. */
-int core__store_create(const object_id_t *id, size_t size, uint64_t *offset);
-void core__send_seal(const object_id_t *id);
-/* Tell the store the owner is done with a store object (batched); with
- * release_pins our own pin on it goes too. mu held. */
-void core__send_delete(const object_id_t *id, bool release_pins);
-/* The last use of an owned result is gone: drop its task's lineage when no
- * other result of that task is in use. mu held. */
-void core__lineage_release(const object_id_t *oid);
-/* Tables of core_tasks.c. */
-int core__tasks_init(void);
-void core__tasks_destroy(void);
-/* Worker mode: connect to the raylet that started us (core_init.c). */
+/* Worker mode: a task runs and may block (see core_blocker). mu NOT held. */
+static inline bool core__task_running(void)
+{
+    core_blocker *b = &rayc__core.blocker;
+    return b->running && b->running(b->arg);
+}
+static inline void core__block(void)
+{
+    core_blocker *b = &rayc__core.blocker;
+    if (b->block)
+        b->block(b->arg);
+}
+static inline void core__unblock(void)
+{
+    core_blocker *b = &rayc__core.blocker;
+    if (b->unblock)
+        b->unblock(b->arg);
+}
+
+/* Worker mode: connect to the raylet that started us (core.c). The caller
+ * then starts its executor over rayc__core's connection and router. */
 int core__init_worker(const char *socket_path, const char *worker_id_hex);
-/* The worker's main loop (task_exec.c). Returns when the raylet is gone. */
-int core__worker_run(void);
 
 #endif

@@ -1,6 +1,9 @@
 /*
- * core_init.c -- rayc_init / rayc_shutdown: find the cluster, connect to the
- * GCS and to this machine's raylet, map the object store, register the job.
+ * core.c -- rayc_init / rayc_shutdown: find the cluster, connect to the
+ * GCS and to this machine's raylet, map the object store, register the job,
+ * and wire librayc's components together (reference table, store client,
+ * task submitter, the router of frames from the raylet). Also rayc_nodes,
+ * and the frames that concern the whole process (worker output, notices).
  *
  * Address resolution (API.md): opts->address, else $RAYC_ADDRESS, else "auto"
  * when this machine runs a session, else "local".
@@ -25,18 +28,129 @@
 
 core_t rayc__core = {
     .mu = PTHREAD_MUTEX_INITIALIZER,
-    .sealed_cv = PTHREAD_COND_INITIALIZER,
 };
+
+/* ------------------------------------------------------------ wiring */
+
+/* The reference table's hooks: pins and deletes go to the store client,
+ * the end of an owned object to the task submitter (lineage). mu held. */
+static void hook_release_pins(void *arg, ref_entry *const *es, size_t n)
+{
+    core_t *c = arg;
+    const object_id_t *ids[REFT_RELEASE_BATCH];
+    for (size_t i = 0; i < n; i++)
+        ids[i] = &es[i]->id;
+    storec_release(c->store, ids, n);
+}
+
+static void hook_delete_object(void *arg, const object_id_t *id, bool release_pin)
+{
+    core_t *c = arg;
+    storec_delete(c->store, id, release_pin);
+}
+
+static void hook_owned_gone(void *arg, const object_id_t *id)
+{
+    core_t *c = arg;
+    if (c->tasks)
+        tsub_lineage_release(c->tasks, id);
+}
+
+/* The store is full for one of our creates: give back our cached pins.
+ * mu NOT held. */
+static bool hook_store_full(void *arg)
+{
+    core_t *c = arg;
+    pthread_mutex_lock(&c->mu);
+    bool held = c->refs.cache_count > 0;
+    reft_trim_cache(&c->refs, true);
+    pthread_mutex_unlock(&c->mu);
+    return held;
+}
+
+/* Print a worker's output line by line, prefixed like Ray: (pid=.., node=..). */
+static int on_worker_output(void *arg, uint16_t type, ProtobufCMessage *msg)
+{
+    core_t *c = arg;
+    Rpc__WorkerOutput *m = (Rpc__WorkerOutput *)msg;
+    (void)type;
+    if (c->log_to_driver == -1)
+        return 0;
+    FILE *f = m->is_err ? stderr : stdout;
+    const char *p = (const char *)m->data.data, *end = p + m->data.len;
+    flockfile(f);
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        fprintf(f, "(pid=%d, node=%.8s) %.*s\n", m->pid, m->node, (int)n, p);
+        p += n + (nl ? 1 : 0);
+    }
+    fflush(f);
+    funlockfile(f);
+    return 0;
+}
+
+static int on_cluster_notice(void *arg, uint16_t type, ProtobufCMessage *msg)
+{
+    (void)arg;
+    (void)type;
+    fprintf(stderr, "rayc: %s\n", ((Rpc__ClusterNotice *)msg)->message);
+    return 0;
+}
+
+/* The tables that exist before any connection. -1 when out of memory. */
+static int init_tables(core_t *c)
+{
+    reft_hooks hooks = {
+        .release_pins = hook_release_pins,
+        .delete_object = hook_delete_object,
+        .owned_gone = hook_owned_gone,
+        .arg = c,
+    };
+    router_init(&c->router);
+    return reft_init(&c->refs, &hooks);
+}
+
+/* Once the raylet is connected: the task submitter, and who handles which
+ * frame. (A node's death needs no handler: see tsub_on_object_lost.) */
+static int start_components(core_t *c)
+{
+    tsub_deps d = {
+        .mu = &c->mu,
+        .refs = &c->refs,
+        .raylet = c->raylet,
+        .store = c->store,
+        .arena = c->arena,
+        .arena_size = c->arena_size,
+        .inline_max = c->inline_max,
+        .job = &c->job,
+        .owner = c->worker_id,
+        .node = c->node_id,
+    };
+    c->tasks = tsub_new(&d);
+    if (c->tasks == NULL)
+        return rayc__error(RAYC_ENOMEM, "out of memory");
+    frame_router *r = &c->router;
+    router_add(r, MSG_TASK_DONE, tsub_on_task_done, c->tasks);
+    router_add(r, MSG_OBJECT_LOST, tsub_on_object_lost, c->tasks);
+    router_add(r, MSG_GET_OBJECTS_REPLY, storec_on_late_get_reply, c->store);
+    router_add(r, MSG_WORKER_OUTPUT, on_worker_output, c);
+    router_add(r, MSG_CLUSTER_NOTICE, on_cluster_notice, c);
+    return 0;
+}
+
+/* Free the tables and the submitter (after the connections are closed). */
+static void destroy_tables(core_t *c)
+{
+    pthread_mutex_lock(&c->mu);
+    reft_destroy(&c->refs);
+    tsub_free(c->tasks);
+    c->tasks = NULL;
+    pthread_mutex_unlock(&c->mu);
+}
 
 /* Serialises rayc_init/rayc_shutdown against each other. */
 static pthread_mutex_t lifecycle_mu = PTHREAD_MUTEX_INITIALIZER;
-
-int core__check_init(void)
-{
-    if (!__atomic_load_n(&rayc__core.initialized, __ATOMIC_ACQUIRE))
-        return rayc__error(RAYC_ENOTINIT, "rayc_init has not been called");
-    return 0;
-}
 
 static const char *temp_root(void)
 {
@@ -179,7 +293,7 @@ static int connect_raylet(core_t *c)
             c->arena = p;
             c->arena_size = reply->store_size;
             /* Cached pins hold at most an eighth of the store. */
-            c->cache_max_bytes = c->arena_size / 8;
+            reft_set_cache_bounds(&c->refs, REFT_CACHE_OBJECTS, c->arena_size / 8);
         }
     }
     for (int i = 0; i < nfds; i++)
@@ -189,8 +303,11 @@ static int connect_raylet(core_t *c)
         bconn_close(b);
         return rc;
     }
-    c->raylet = cw_conn_new(b, core__on_async, NULL);
-    return c->raylet ? 0 : rayc__error(RAYC_ENOMEM, "out of memory");
+    c->raylet = cw_conn_new(b, router_dispatch, &c->router);
+    if (c->raylet)
+        c->store =
+            storec_new(c->raylet, c->arena, c->arena_size, c->put_slab_bytes, hook_store_full, c);
+    return c->raylet && c->store ? 0 : rayc__error(RAYC_ENOMEM, "out of memory");
 }
 
 /* Upload each task library to the GCS KV under its content hash (once: a
@@ -315,6 +432,9 @@ static int add_job(core_t *c, const rayc_init_opts *o)
 
 static void disconnect(core_t *c)
 {
+    /* The raylet frees our put slab with the connection. */
+    storec_free(c->store);
+    c->store = NULL;
     cw_conn_free(c->raylet);
     cw_conn_free(c->gcs);
     c->raylet = c->gcs = NULL;
@@ -332,9 +452,8 @@ static void load_knobs(core_t *c)
     if (config_from_env(&cfg, err, sizeof(err)) != 0)
         log_warn("ignoring environment: %s", err);
     c->inline_max = cfg.inline_object_max;
-    c->slab_want = c->slab_size = cfg.put_slab_bytes;
+    c->put_slab_bytes = cfg.put_slab_bytes;
     config_free(&cfg);
-    c->cache_max_objects = 1024;
 }
 
 int rayc_init(const rayc_init_opts *opts)
@@ -349,9 +468,7 @@ int rayc_init(const rayc_init_opts *opts)
     load_knobs(c);
     c->worker_id = worker_id_random();
     c->put_index = 0;
-    int rc = reft_init(&c->refs) == 0 && core__tasks_init() == 0
-                 ? 0
-                 : rayc__error(RAYC_ENOMEM, "out of memory");
+    int rc = init_tables(c) == 0 ? 0 : rayc__error(RAYC_ENOMEM, "out of memory");
     c->log_to_driver = opts ? opts->log_to_driver : 0;
 
     const char *addr = opts && opts->address ? opts->address : getenv("RAYC_ADDRESS");
@@ -389,13 +506,14 @@ int rayc_init(const rayc_init_opts *opts)
     if (rc == 0)
         rc = connect_raylet(c);
     if (rc == 0)
+        rc = start_components(c);
+    if (rc == 0)
         rc = add_job(c, opts);
     if (rc != 0) {
         char saved[512];
         snprintf(saved, sizeof(saved), "%s", rayc_last_error());
         disconnect(c);
-        reft_destroy(&c->refs);
-        core__tasks_destroy();
+        destroy_tables(c);
         embedded_stop(&c->embedded);
         rayc__error(rc, "%s", saved);
     } else {
@@ -426,14 +544,7 @@ int rayc_shutdown(void)
                      5000) == 0)
         msg_free(m);
     disconnect(c);
-    pthread_mutex_lock(&c->mu);
-    reft_destroy(&c->refs);
-    core__tasks_destroy();
-    /* The raylet freed our put slab with the connection. */
-    c->slab_next = c->slab_end = 0;
-    c->slab_busy = false;
-    c->slab_backoff = 0;
-    pthread_mutex_unlock(&c->mu);
+    destroy_tables(c);
     embedded_stop(&c->embedded);
     pthread_mutex_unlock(&lifecycle_mu);
     return 0;
@@ -498,10 +609,12 @@ int core__init_worker(const char *socket_path, const char *worker_id_hex)
     c->log_to_driver = -1;
     if (id_from_hex(worker_id_hex, c->worker_id.b, WORKER_ID_SIZE) != 0)
         return rayc__error(RAYC_EINVAL, "bad worker id '%s'", worker_id_hex);
-    if (reft_init(&c->refs) != 0 || core__tasks_init() != 0)
+    if (init_tables(c) != 0)
         return rayc__error(RAYC_ENOMEM, "out of memory");
     snprintf(c->raylet_socket, sizeof(c->raylet_socket), "%s", socket_path);
     int rc = connect_raylet(c);
+    if (rc == 0)
+        rc = start_components(c);
     if (rc != 0)
         return rc;
     /* Task code may ask the GCS too (rayc_nodes): its address and the token

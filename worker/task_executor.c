@@ -1,0 +1,628 @@
+/*
+ * task_executor.c -- see task_executor.h.
+ *
+ * Pushed tasks queue here (the raylet pipelines several per lease). When the
+ * running task blocks in get/wait, tex_block() hands the queued ones back
+ * to the raylet so they run elsewhere and cannot deadlock behind it.
+ */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "task_executor.h"
+
+#include "rayc.h"
+#include "errors.h"
+#include "log.h"
+#include "util.h"
+
+#define FN_BUCKETS 256
+#define MAX_LIBS   64
+
+typedef struct {
+    bool set;
+    bool in_store;
+    bool sealed;
+    bool existed; /* a copy was already here (a rebuilt task): written to scratch */
+    object_id_t id;
+    uint8_t *data; /* inline: heap buffer; store: arena */
+    size_t size;
+} ret_slot;
+
+struct rayc_ctx {
+    task_executor *x;
+    Rpc__TaskSpec *spec;
+    task_id_t task;
+    ret_slot *rets;
+    size_t nrets;
+    bool failed;
+    char error[1024];
+};
+
+typedef struct fn_entry {
+    char *name;
+    rayc_fn fn;
+    struct fn_entry *next;
+} fn_entry;
+
+/* Worker state: one process, one job at a time. */
+struct task_executor {
+    tex_deps d;
+    pthread_mutex_t mu;    /* the queue */
+    Rpc__PushTask **queue; /* pushed, not started (ring) */
+    size_t qhead, qlen, qcap;
+    bool in_task; /* the tex_run thread runs a task */
+    bool blocked; /* ... which told the raylet it blocks */
+    uint32_t job_id;
+    void *libs[MAX_LIBS];
+    size_t nlibs;
+    char bind_error[512];
+    fn_entry *fns[FN_BUCKETS];
+};
+
+/* ------------------------------------------------------------ task API */
+
+static int check_index(rayc_ctx *ctx, size_t index)
+{
+    if (ctx == NULL || index >= ctx->nrets)
+        return rayc__error(RAYC_EINVAL, "return index %zu out of range (task has %zu)", index,
+                           ctx ? ctx->nrets : 0);
+    if (ctx->rets[index].set)
+        return rayc__error(RAYC_EINVAL, "return %zu set twice", index);
+    return 0;
+}
+
+/* Space for return index: inline heap buffer or a store object. */
+static void *return_space(rayc_ctx *ctx, size_t index, size_t size, int *rc)
+{
+    ret_slot *r = &ctx->rets[index];
+    r->id = object_id_for_return(&ctx->task, (uint32_t)index + 1);
+    r->size = size;
+    const tex_deps *d = &ctx->x->d;
+    if (size <= d->inline_max) {
+        r->data = malloc(size ? size : 1);
+        if (r->data == NULL) {
+            *rc = rayc__error(RAYC_ENOMEM, "out of memory for a %zu-byte return", size);
+            return NULL;
+        }
+    } else {
+        uint64_t off;
+        *rc = storec_create(d->store, &r->id, size, &off);
+        if (*rc == RAYC_EEXIST) {
+            /* A task run again (lineage) on a node that already holds a copy
+             * of its result: the copy is the result; this write goes nowhere. */
+            r->data = malloc(size);
+            if (r->data == NULL) {
+                *rc = rayc__error(RAYC_ENOMEM, "out of memory for a %zu-byte return", size);
+                return NULL;
+            }
+            r->existed = true;
+            r->in_store = true;
+        } else if (*rc != 0) {
+            return NULL;
+        } else {
+            r->in_store = true;
+            r->data = d->arena + off;
+        }
+    }
+    r->set = true;
+    *rc = 0;
+    return r->data;
+}
+
+int rayc_return(rayc_ctx *ctx, size_t index, const void *data, size_t size)
+{
+    int rc = check_index(ctx, index);
+    if (rc != 0)
+        return rc;
+    if (size > 0 && data == NULL)
+        return rayc__error(RAYC_EINVAL, "rayc_return: NULL data");
+    void *p = return_space(ctx, index, size, &rc);
+    if (p == NULL)
+        return rc;
+    if (size)
+        memcpy(p, data, size);
+    return 0;
+}
+
+void *rayc_return_alloc(rayc_ctx *ctx, size_t index, size_t size)
+{
+    int rc = check_index(ctx, index);
+    if (rc != 0)
+        return NULL;
+    return return_space(ctx, index, size, &rc);
+}
+
+int rayc_fail(rayc_ctx *ctx, const char *fmt, ...)
+{
+    if (ctx == NULL)
+        return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx->error, sizeof(ctx->error), fmt, ap);
+    va_end(ap);
+    ctx->failed = true;
+    return -1;
+}
+
+int rayc_yield(rayc_ctx *ctx, const void *data, size_t size)
+{
+    (void)data;
+    (void)size;
+    if (ctx == NULL)
+        return rayc__error(RAYC_EINVAL, "rayc_yield: NULL context");
+    return rayc__error(RAYC_EINVAL,
+                       "rayc_yield: this task was not submitted with rayc_submit_stream");
+}
+
+/* ------------------------------------------------------------ code */
+
+static uint64_t name_hash(const char *s)
+{
+    return id_hash(s, strlen(s));
+}
+
+/* Find a task function in the job's libraries (cached after the first
+ * lookup). NULL with ctx-free error text in err when absent. */
+static rayc_fn lookup(task_executor *x, const char *name, char *err, size_t errlen)
+{
+    size_t b = name_hash(name) & (FN_BUCKETS - 1);
+    for (fn_entry *e = x->fns[b]; e; e = e->next)
+        if (strcmp(e->name, name) == 0)
+            return e->fn;
+    if (x->bind_error[0]) {
+        snprintf(err, errlen, "%s", x->bind_error);
+        return NULL;
+    }
+    char sym[300];
+    for (size_t i = 0; i < x->nlibs; i++) {
+        snprintf(sym, sizeof(sym), "rayc__fn_%s", name);
+        rayc_fn *fp = dlsym(x->libs[i], sym);
+        if (fp == NULL)
+            continue;
+        snprintf(sym, sizeof(sym), "rayc__abi_%s", name);
+        const int *abi = dlsym(x->libs[i], sym);
+        if (abi == NULL || *abi != RAYC_ABI_VERSION) {
+            snprintf(err, errlen, "function '%s' was built against rayc ABI %d; this worker is %d",
+                     name, abi ? *abi : -1, RAYC_ABI_VERSION);
+            return NULL;
+        }
+        fn_entry *e = malloc(sizeof(*e));
+        if (e && (e->name = strdup(name)) != NULL) {
+            e->fn = *fp;
+            e->next = x->fns[b];
+            x->fns[b] = e;
+        } else {
+            free(e);
+        }
+        return *fp;
+    }
+    snprintf(err, errlen, "function '%s' is not in any code library of job %u (%zu loaded)", name,
+             x->job_id, x->nlibs);
+    return NULL;
+}
+
+static int on_bind_job(void *arg, uint16_t type, ProtobufCMessage *msg)
+{
+    task_executor *x = arg;
+    Rpc__BindJob *b = (Rpc__BindJob *)msg;
+    (void)type;
+    x->job_id = b->job_id;
+    *x->d.job = job_id_from_int(b->job_id);
+    for (size_t i = 0; i < b->n_env; i++) {
+        char *eq = strchr(b->env[i], '=');
+        if (eq == NULL || eq == b->env[i])
+            continue;
+        *eq = '\0';
+        setenv(b->env[i], eq + 1, 1);
+        *eq = '=';
+    }
+    for (size_t i = 0; i < b->n_code_paths && x->nlibs < MAX_LIBS; i++) {
+        void *h = dlopen(b->code_paths[i], RTLD_NOW | RTLD_LOCAL);
+        if (h == NULL) {
+            snprintf(x->bind_error, sizeof(x->bind_error), "cannot load code library: %s",
+                     dlerror());
+            continue;
+        }
+        x->libs[x->nlibs++] = h;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ queue */
+
+/* x->mu held. -1 when out of memory. */
+static int queue_push(task_executor *x, Rpc__PushTask *p)
+{
+    if (x->qlen == x->qcap) {
+        size_t cap = x->qcap ? x->qcap * 2 : 32;
+        Rpc__PushTask **nq = malloc(cap * sizeof(*nq));
+        if (nq == NULL)
+            return -1;
+        for (size_t i = 0; i < x->qlen; i++)
+            nq[i] = x->queue[(x->qhead + i) % x->qcap];
+        free(x->queue);
+        x->queue = nq;
+        x->qcap = cap;
+        x->qhead = 0;
+    }
+    x->queue[(x->qhead + x->qlen) % x->qcap] = p;
+    x->qlen++;
+    return 0;
+}
+
+/* x->mu held. */
+static Rpc__PushTask *queue_pop(task_executor *x)
+{
+    if (x->qlen == 0)
+        return NULL;
+    Rpc__PushTask *p = x->queue[x->qhead];
+    x->qhead = (x->qhead + 1) % x->qcap;
+    x->qlen--;
+    return p;
+}
+
+/* The running task blocks: hand back everything queued behind it (up to
+ * cap), their ids copied into store[]. */
+static size_t give_back(task_executor *x, ProtobufCBinaryData *ids, task_id_t *store, size_t cap)
+{
+    pthread_mutex_lock(&x->mu);
+    size_t n = 0;
+    while (n < cap && x->qlen > 0) {
+        Rpc__PushTask *p = queue_pop(x);
+        memcpy(store[n].b, p->spec->task_id.data, TASK_ID_SIZE);
+        ids[n].len = TASK_ID_SIZE;
+        ids[n].data = store[n].b;
+        n++;
+        msg_free(&p->base);
+    }
+    pthread_mutex_unlock(&x->mu);
+    return n;
+}
+
+static void report(rayc_ctx *ctx, int status, const char *message);
+
+/* The owner cancelled a task pushed here: drop it if it has not started. */
+static int on_cancel(void *arg, uint16_t type, ProtobufCMessage *msg)
+{
+    task_executor *x = arg;
+    const Rpc__CancelTask *m = (const Rpc__CancelTask *)msg;
+    (void)type;
+    Rpc__PushTask *found = NULL;
+    pthread_mutex_lock(&x->mu);
+    for (size_t i = 0; i < x->qlen && found == NULL; i++) {
+        size_t k = (x->qhead + i) % x->qcap;
+        Rpc__PushTask *p = x->queue[k];
+        if (m->task_id.len == TASK_ID_SIZE &&
+            memcmp(p->spec->task_id.data, m->task_id.data, TASK_ID_SIZE) == 0) {
+            found = p;
+            for (size_t j = i; j + 1 < x->qlen; j++) /* close the gap, keep order */
+                x->queue[(x->qhead + j) % x->qcap] = x->queue[(x->qhead + j + 1) % x->qcap];
+            x->qlen--;
+        }
+    }
+    pthread_mutex_unlock(&x->mu);
+    if (found == NULL)
+        return 0; /* running or done: a running task is only stopped by force */
+    rayc_ctx ctx = {.x = x, .spec = found->spec};
+    char text[300];
+    snprintf(text, sizeof(text), "%s: cancelled", found->spec->function);
+    report(&ctx, RAYC_ECANCELLED, text);
+    msg_free(&found->base);
+    return 0;
+}
+
+/* A pushed task: queue it (the message is kept until it has run). */
+static int on_push_task(void *arg, uint16_t type, ProtobufCMessage *msg)
+{
+    task_executor *x = arg;
+    (void)type;
+    Rpc__PushTask *p = (Rpc__PushTask *)msg;
+    if (p->spec == NULL || p->spec->task_id.len != TASK_ID_SIZE)
+        return 0;
+    if (x->blocked) {
+        /* Pushed before the raylet saw we block: give it straight back. */
+        ProtobufCBinaryData id = p->spec->task_id;
+        Rpc__WorkerBlocked m = RPC__WORKER_BLOCKED__INIT;
+        m.n_give_back = 1;
+        m.give_back = &id;
+        cw_conn_send(x->d.raylet, MSG_WORKER_BLOCKED, &m.base);
+        return 0;
+    }
+    pthread_mutex_lock(&x->mu);
+    int kept = queue_push(x, p) == 0;
+    pthread_mutex_unlock(&x->mu);
+    return kept;
+}
+
+/* ------------------------------------------------------------ blocking */
+
+void tex_block(void *arg)
+{
+    task_executor *x = arg;
+    if (!x->in_task || x->blocked)
+        return;
+    x->blocked = true;
+    ProtobufCBinaryData ids[TEX_GIVE_BACK_MAX];
+    task_id_t store[TEX_GIVE_BACK_MAX];
+    size_t n = give_back(x, ids, store, TEX_GIVE_BACK_MAX);
+    Rpc__WorkerBlocked m = RPC__WORKER_BLOCKED__INIT;
+    m.n_give_back = n;
+    m.give_back = ids;
+    cw_conn_send(x->d.raylet, MSG_WORKER_BLOCKED, &m.base);
+}
+
+void tex_unblock(void *arg)
+{
+    task_executor *x = arg;
+    if (!x->blocked)
+        return;
+    x->blocked = false;
+    Rpc__WorkerUnblocked m = RPC__WORKER_UNBLOCKED__INIT;
+    cw_conn_send(x->d.raylet, MSG_WORKER_UNBLOCKED, &m.base);
+}
+
+bool tex_running(void *arg)
+{
+    task_executor *x = arg;
+    return x->in_task && !x->blocked;
+}
+
+/* ------------------------------------------------------------ running */
+
+static void report(rayc_ctx *ctx, int status, const char *message)
+{
+    Rpc__Status st = RPC__STATUS__INIT;
+    msg_status_set(&st, status, message);
+    Rpc__TaskDone done = RPC__TASK_DONE__INIT;
+    done.task_id = ctx->spec->task_id;
+    done.status = &st;
+    done.owner_id = ctx->spec->owner_id;
+    done.attempt = ctx->spec->attempt;
+    Rpc__TaskReturn rs[16], *rps[16], *heap = NULL, **hptrs = NULL;
+    Rpc__TaskReturn *r = rs, **rp = rps;
+    if (status == RAYC_OK && ctx->nrets > 16) {
+        heap = malloc(ctx->nrets * sizeof(*heap));
+        hptrs = malloc(ctx->nrets * sizeof(*hptrs));
+        if (heap && hptrs) {
+            r = heap;
+            rp = hptrs;
+        } else {
+            status = RAYC_ENOMEM;
+            st.code = RAYC_ENOMEM;
+            st.message = "out of memory reporting returns";
+        }
+    }
+    if (status == RAYC_OK) {
+        size_t n = 0;
+        for (size_t i = 0; i < ctx->nrets; i++) {
+            ret_slot *s = &ctx->rets[i];
+            if (!s->set)
+                continue;
+            rpc__task_return__init(&r[n]);
+            r[n].object_id.data = s->id.b;
+            r[n].object_id.len = OBJECT_ID_SIZE;
+            r[n].size = s->size;
+            if (s->in_store) {
+                r[n].in_store = true;
+            } else {
+                r[n].data.data = s->data;
+                r[n].data.len = s->size;
+            }
+            rp[n] = &r[n];
+            n++;
+        }
+        done.n_returns = n;
+        done.returns = rp;
+    }
+    cw_conn_send(ctx->x->d.raylet, MSG_TASK_DONE, &done.base);
+    free(heap);
+    free(hptrs);
+}
+
+/* The function failed: the store returns it made are freed (this worker
+ * still owns them: sealed, then deleted), and the failure reported. */
+static void report_failure(rayc_ctx *ctx, int rc)
+{
+    const tex_deps *d = &ctx->x->d;
+    const char *function = ctx->spec->function;
+    char text[1400];
+    if (ctx->failed)
+        snprintf(text, sizeof(text), "%s: %s", function, ctx->error);
+    else
+        snprintf(text, sizeof(text), "%s: returned %d", function, rc);
+    Rpc__DeleteObjects del = RPC__DELETE_OBJECTS__INIT;
+    ProtobufCBinaryData ids[64];
+    for (size_t i = 0; i < ctx->nrets && del.n_object_ids < 64; i++)
+        if (ctx->rets[i].in_store && !ctx->rets[i].existed)
+            ids[del.n_object_ids++] = (ProtobufCBinaryData){OBJECT_ID_SIZE, ctx->rets[i].id.b};
+    del.object_ids = ids;
+    for (size_t i = 0; i < ctx->nrets; i++)
+        if (ctx->rets[i].in_store && !ctx->rets[i].existed)
+            storec_seal(d->store, &ctx->rets[i].id, false);
+    if (del.n_object_ids)
+        cw_conn_send(d->raylet, MSG_DELETE_OBJECTS, &del.base);
+    report(ctx, RAYC_ETASK, text);
+}
+
+/* Per-run arrays: on the stack for small tasks. */
+typedef struct {
+    ret_slot rets[8];
+    rayc_buf bufs[16];
+    rayc_value vals[16];
+    rayc_ref refs[16];
+    size_t map[16];
+} run_stack;
+
+typedef struct {
+    rayc_buf *bufs;   /* what the function gets */
+    rayc_value *vals; /* views of the ref arguments */
+    rayc_ref *refs;   /* the ref arguments */
+    size_t *map;      /* refs[i] is argument map[i] */
+    size_t nrefs;
+} run_args;
+
+/* Point the arrays at st or the heap. false when out of memory. */
+static bool run_alloc(rayc_ctx *ctx, run_args *ra, run_stack *st, size_t nargs)
+{
+    ctx->rets = ctx->nrets <= 8 ? st->rets : calloc(ctx->nrets, sizeof(*ctx->rets));
+    ra->bufs = nargs <= 16 ? st->bufs : calloc(nargs, sizeof(*ra->bufs));
+    ra->vals = nargs <= 16 ? st->vals : calloc(nargs, sizeof(*ra->vals));
+    ra->refs = nargs <= 16 ? st->refs : calloc(nargs, sizeof(*ra->refs));
+    ra->map = nargs <= 16 ? st->map : calloc(nargs, sizeof(*ra->map));
+    ra->nrefs = 0;
+    if (ctx->rets)
+        memset(ctx->rets, 0, ctx->nrets * sizeof(*ctx->rets));
+    return ctx->rets && ra->bufs && ra->vals && ra->refs && ra->map;
+}
+
+static void run_release(rayc_ctx *ctx, run_args *ra, run_stack *st)
+{
+    for (size_t i = 0; i < ra->nrefs; i++)
+        rayc_value_release(&ra->vals[i]);
+    for (size_t i = 0; ctx->rets && i < ctx->nrets; i++)
+        if (ctx->rets[i].set && (!ctx->rets[i].in_store || ctx->rets[i].existed))
+            free(ctx->rets[i].data);
+    if (ctx->rets != st->rets)
+        free(ctx->rets);
+    if (ra->bufs != st->bufs)
+        free(ra->bufs);
+    if (ra->vals != st->vals)
+        free(ra->vals);
+    if (ra->refs != st->refs)
+        free(ra->refs);
+    if (ra->map != st->map)
+        free(ra->map);
+}
+
+/* Arguments: inline bytes from the spec; store objects zero-copy (a get,
+ * which blocks the task while they are pulled). 0, or a reported failure. */
+static int load_args(rayc_ctx *ctx, run_args *ra)
+{
+    Rpc__TaskSpec *s = ctx->spec;
+    for (size_t i = 0; i < s->n_args; i++) {
+        Rpc__TaskArg *a = s->args[i];
+        if (a->is_ref && a->object_id.len == OBJECT_ID_SIZE) {
+            memcpy(ra->refs[ra->nrefs].id, a->object_id.data, OBJECT_ID_SIZE);
+            ra->map[ra->nrefs++] = i;
+        } else {
+            ra->bufs[i].data = a->data.data;
+            ra->bufs[i].size = a->data.len;
+        }
+    }
+    if (ra->nrefs == 0)
+        return 0;
+    int rc = rayc_get(ra->refs, ra->nrefs, ra->vals, -1);
+    if (rc != 0) {
+        char text[1100];
+        snprintf(text, sizeof(text), "%s: argument unavailable: %s", s->function,
+                 rayc_last_error());
+        report(ctx, rc == RAYC_ETASK ? RAYC_ETASK : RAYC_EOBJECT_LOST, text);
+        ra->nrefs = 0;
+        return rc;
+    }
+    for (size_t i = 0; i < ra->nrefs; i++) {
+        ra->bufs[ra->map[i]].data = ra->vals[i].data;
+        ra->bufs[ra->map[i]].size = ra->vals[i].size;
+    }
+    return 0;
+}
+
+static void run_task(task_executor *x, Rpc__PushTask *p)
+{
+    Rpc__TaskSpec *s = p->spec;
+    rayc_ctx ctx = {.x = x, .spec = s};
+    memcpy(ctx.task.b, s->task_id.data, TASK_ID_SIZE);
+    ctx.nrets = s->num_returns ? s->num_returns : 1;
+    run_stack st;
+    run_args ra;
+    if (!run_alloc(&ctx, &ra, &st, s->n_args)) {
+        report(&ctx, RAYC_ENOMEM, "worker out of memory");
+        goto out;
+    }
+    *x->d.task = ctx.task;
+    *x->d.put_index = 0;
+    x->in_task = true;
+    if (load_args(&ctx, &ra) != 0)
+        goto out;
+    char err[512];
+    rayc_fn fn = lookup(x, s->function, err, sizeof(err));
+    if (fn == NULL) {
+        report(&ctx, RAYC_ENOTFOUND, err);
+        goto out;
+    }
+    int rc = fn(&ctx, ra.bufs, s->n_args);
+    if (rc != 0 || ctx.failed) {
+        report_failure(&ctx, rc);
+        goto out;
+    }
+    for (size_t i = 0; i < ctx.nrets; i++)
+        if (ctx.rets[i].in_store && !ctx.rets[i].existed)
+            storec_seal(x->d.store, &ctx.rets[i].id, false);
+    report(&ctx, RAYC_OK, "");
+out:
+    run_release(&ctx, &ra, &st);
+    x->in_task = false;
+    tex_unblock(x);
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+task_executor *tex_new(const tex_deps *deps)
+{
+    task_executor *x = calloc(1, sizeof(*x));
+    if (x == NULL)
+        return NULL;
+    x->d = *deps;
+    pthread_mutex_init(&x->mu, NULL);
+    return x;
+}
+
+void tex_free(task_executor *x)
+{
+    if (x == NULL)
+        return;
+    while (x->qlen > 0) {
+        Rpc__PushTask *p = queue_pop(x);
+        msg_free(&p->base);
+    }
+    free(x->queue);
+    for (size_t b = 0; b < FN_BUCKETS; b++) {
+        for (fn_entry *e = x->fns[b], *n; e; e = n) {
+            n = e->next;
+            free(e->name);
+            free(e);
+        }
+    }
+    pthread_mutex_destroy(&x->mu);
+    free(x);
+}
+
+int tex_register(task_executor *x, frame_router *r)
+{
+    if (router_add(r, MSG_PUSH_TASK, on_push_task, x) != 0 ||
+        router_add(r, MSG_BIND_JOB, on_bind_job, x) != 0 ||
+        router_add(r, MSG_CANCEL_TASK, on_cancel, x) != 0)
+        return -1;
+    return 0;
+}
+
+int tex_run(task_executor *x)
+{
+    for (;;) {
+        pthread_mutex_lock(&x->mu);
+        Rpc__PushTask *p = queue_pop(x);
+        pthread_mutex_unlock(&x->mu);
+        if (p == NULL) {
+            if (cw_conn_pump(x->d.raylet, -1) != 0)
+                return 0; /* the raylet is gone: so are we */
+            continue;
+        }
+        run_task(x, p);
+        msg_free(&p->base);
+    }
+}

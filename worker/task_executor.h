@@ -1,0 +1,63 @@
+/*
+ * task_executor.h -- the worker's side of tasks (rayc_worker): bind to a
+ * job (environment, code libraries), queue the tasks the raylet pushes, run
+ * them one at a time and report each (TaskDone); give queued tasks back when
+ * the running one blocks in get/wait, so they cannot deadlock behind it.
+ * Also the task side of the API: rayc_return, rayc_return_alloc, rayc_fail,
+ * rayc_yield (through the rayc_ctx it passes each task).
+ *
+ * Dependencies are passed in (tex_deps): the raylet connection, the store
+ * client (store returns), and the few fields of the process it changes as
+ * tasks start (the task whose puts are numbered, the job). An actor
+ * executor (one actor instance per worker, ordered method calls) sits
+ * beside it and registers its own frame types.
+ *
+ * Thread-safety: the queue has its own lock (frames arrive on whichever
+ * thread reads the raylet connection); tasks run on the thread of tex_run,
+ * which alone changes the running/blocked state.
+ */
+#ifndef RAYC_TASK_EXECUTOR_H
+#define RAYC_TASK_EXECUTOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cw_conn.h"
+#include "frame_router.h"
+#include "ids.h"
+#include "store_client.h"
+
+#define TEX_GIVE_BACK_MAX 256 /* queued tasks handed back per WorkerBlocked */
+
+typedef struct task_executor task_executor;
+
+typedef struct tex_deps {
+    cw_conn *raylet;
+    store_client *store;
+    uint8_t *arena;
+    size_t inline_max;   /* returns up to this size travel inline */
+    task_id_t *task;     /* set to the running task: its puts are numbered from it */
+    uint32_t *put_index; /* reset at each task */
+    job_id_t *job;       /* set when the worker is bound to a job */
+} tex_deps;
+
+/* NULL when out of memory. */
+task_executor *tex_new(const tex_deps *deps);
+/* Free the queue and the executor (the code libraries stay loaded). NULL-safe. */
+void tex_free(task_executor *x);
+/* Route PushTask, BindJob and CancelTask to x. 0, or -1 if one is taken. */
+int tex_register(task_executor *x, frame_router *r);
+/* Run pushed tasks until the raylet is gone; returns 0 then. */
+int tex_run(task_executor *x);
+
+/* The running task is about to wait (get/wait): tell the raylet, handing back
+ * the queued tasks. No-op unless a task runs and has not blocked already. */
+void tex_block(void *x);
+/* The wait is over: tell the raylet the task goes on. No-op unless blocked. */
+void tex_unblock(void *x);
+/* A task runs and has not blocked: a wait should poll first (only a real wait
+ * gives the CPU back). */
+bool tex_running(void *x);
+
+#endif

@@ -1,0 +1,719 @@
+/*
+ * task_submitter.c -- see task_submitter.h.
+ *
+ * A task's record (otask) lives in an id_map keyed by task id from submit
+ * until its returns are known (or, as lineage, until its remote results are
+ * released). Specs are built on the stack from the request and sent as one
+ * SubmitTask frame, which the record keeps for retries. A deferred task keeps
+ * its request, resolved arguments and inline bytes in one block until its
+ * arguments are known, then is built and sent the same way.
+ */
+#include "task_submitter.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "errors.h"
+#include "frame.h"
+#include "id_map.h"
+#include "log.h"
+
+#define OTASK_INITIAL_BUCKETS 256
+
+/* A deferred task's copy of what its spec needs: the request (its name in
+ * name_copy), the arguments (inline bytes in bytes). One allocation. */
+typedef struct deferred {
+    tsub_request rq;
+    size_t nargs;
+    tsub_arg *args;
+    char *name_copy;
+    uint8_t *bytes;
+} deferred;
+
+typedef struct otask {
+    task_id_t id;
+    id_node hnode;
+    uint32_t num_returns;
+    int retries_left;
+    bool retry_exceptions;
+    bool cancelled;
+    bool submitted;
+    bool done;     /* finished; kept as lineage while its remote results are referenced */
+    bool hard_pin; /* RAYC_SCHED_NODE without soft: runs only on pin_node */
+    node_id_t pin_node;
+    uint8_t *frame; /* the SubmitTask frame as sent (kept for retries) */
+    size_t frame_len;
+    char *function;
+    /* References this task holds until it ends: its ref arguments. */
+    object_id_t *held;
+    size_t nheld;
+    deferred *def;       /* deferred tasks only */
+    struct otask *dnext; /* deferred list */
+} otask;
+
+struct task_submitter {
+    tsub_deps d;
+    id_map tasks;    /* otask by id */
+    otask *deferred; /* waiting for arguments still being computed */
+};
+
+/* ------------------------------------------------------------ pure parts */
+
+tsub_arg_state tsub_arg_state_of(const ref_entry *e)
+{
+    if (e == NULL)
+        return TSUB_ARG_READY;
+    if (e->status != RAYC_OK)
+        return TSUB_ARG_FAILED;
+    if (e->owned && !e->sealed && !e->in_store)
+        return TSUB_ARG_PENDING;
+    return TSUB_ARG_READY;
+}
+
+void tsub_resolve_arg(tsub_arg *a, const ref_entry *e, size_t inline_max)
+{
+    if (e == NULL || !a->is_ref)
+        return;
+    if (!e->in_store && e->sealed && e->owned && e->size <= inline_max) {
+        a->is_ref = false; /* inline the small value */
+        a->data = e->data;
+        a->size = e->size;
+        return;
+    }
+    a->size = e->size;
+    if (e->in_store) {
+        a->node = e->node;
+        a->has_node = true;
+    }
+}
+
+int tsub_retries_for(int max_retries)
+{
+    return max_retries == 0 ? TSUB_DEFAULT_MAX_RETRIES : (max_retries < 0 ? 0 : max_retries);
+}
+
+bool tsub_should_retry(int status, bool retry_exceptions, bool cancelled, int retries_left)
+{
+    bool retryable = status == RAYC_EWORKER_DIED || status == RAYC_EOBJECT_LOST ||
+                     (status == RAYC_ETASK && retry_exceptions);
+    return retryable && !cancelled && retries_left != 0;
+}
+
+/* ------------------------------------------------------------ table */
+
+task_submitter *tsub_new(const tsub_deps *deps)
+{
+    task_submitter *ts = calloc(1, sizeof(*ts));
+    if (ts == NULL)
+        return NULL;
+    ts->d = *deps;
+    if (id_map_init(&ts->tasks, ID_MAP_KEY_OFF(otask, hnode, id), TASK_ID_SIZE,
+                    OTASK_INITIAL_BUCKETS) != 0) {
+        free(ts);
+        return NULL;
+    }
+    return ts;
+}
+
+static void otask_free(otask *t)
+{
+    free(t->frame);
+    free(t->function);
+    free(t->held);
+    free(t->def);
+    free(t);
+}
+
+void tsub_free(task_submitter *ts)
+{
+    if (ts == NULL)
+        return;
+    id_map_iter it;
+    id_map_iter_init(&ts->tasks, &it);
+    for (id_node *n; (n = id_map_iter_next(&ts->tasks, &it)) != NULL;)
+        otask_free(ID_MAP_ENTRY(n, otask, hnode));
+    id_map_destroy(&ts->tasks);
+    free(ts);
+}
+
+size_t tsub_count(const task_submitter *ts)
+{
+    return id_map_count(&ts->tasks);
+}
+
+static otask *otask_find(task_submitter *ts, const uint8_t *id)
+{
+    return ID_MAP_ENTRY(id_map_find(&ts->tasks, id), otask, hnode);
+}
+
+static void deferred_remove(task_submitter *ts, otask *t)
+{
+    for (otask **pp = &ts->deferred; *pp; pp = &(*pp)->dnext) {
+        if (*pp == t) {
+            *pp = t->dnext;
+            return;
+        }
+    }
+}
+
+/* ------------------------------------------------------------ ending */
+
+/* Give back the references a task held on its arguments. mu held. */
+static void release_held(task_submitter *ts, otask *t)
+{
+    for (size_t i = 0; i < t->nheld; i++) {
+        ref_entry *e = reft_find(ts->d.refs, &t->held[i]);
+        if (e && e->refs > 0) {
+            e->refs--;
+            reft_maybe_finalize(ts->d.refs, e);
+        }
+    }
+    t->nheld = 0;
+}
+
+/* Every return of t becomes the error (status, message). mu held. */
+static void fail_returns(task_submitter *ts, otask *t, int status, const char *message)
+{
+    for (uint32_t i = 1; i <= t->num_returns; i++) {
+        object_id_t oid = object_id_for_return(&t->id, i);
+        ref_entry *e = reft_find(ts->d.refs, &oid);
+        if (e == NULL)
+            continue;
+        e->status = status;
+        e->sealed = true;
+        free(e->error);
+        e->error = strdup(message);
+    }
+}
+
+/* t's record goes (off the deferred list too, if it is there). mu held. */
+static void finish(task_submitter *ts, otask *t)
+{
+    if (t->def)
+        deferred_remove(ts, t);
+    release_held(ts, t);
+    id_map_remove(&ts->tasks, &t->hnode);
+    otask_free(t);
+}
+
+/* ------------------------------------------------------------ sending */
+
+/* Pack spec into a SubmitTask frame, keep it on t and send it. mu held. */
+static int send_spec(task_submitter *ts, otask *t, Rpc__TaskSpec *spec)
+{
+    Rpc__SubmitTask st = RPC__SUBMIT_TASK__INIT;
+    st.spec = spec;
+    size_t len = msg_frame_size(&st.base);
+    uint8_t *frame = malloc(len);
+    if (frame == NULL)
+        return rayc__error(RAYC_ENOMEM, "out of memory");
+    msg_encode(MSG_SUBMIT_TASK, &st.base, frame);
+    free(t->frame);
+    t->frame = frame;
+    t->frame_len = len;
+    t->submitted = true;
+    /* Submits are batched: a driver firing thousands of tasks writes them in
+     * a few writes, and the raylet wakes once per batch. */
+    return cw_conn_send_batched(ts->d.raylet, frame, len);
+}
+
+static void fill_spec_args(Rpc__TaskSpec *s, const tsub_arg *args, size_t n, Rpc__TaskArg *store,
+                           Rpc__TaskArg **ptrs)
+{
+    for (size_t i = 0; i < n; i++) {
+        rpc__task_arg__init(&store[i]);
+        if (args[i].is_ref) {
+            store[i].is_ref = true;
+            store[i].object_id.data = (uint8_t *)args[i].ref.b;
+            store[i].object_id.len = OBJECT_ID_SIZE;
+            store[i].size = args[i].size;
+            if (args[i].has_node) {
+                store[i].node_id.data = (uint8_t *)args[i].node.b;
+                store[i].node_id.len = NODE_ID_SIZE;
+            }
+        } else {
+            store[i].data.data = (uint8_t *)args[i].data;
+            store[i].data.len = args[i].size;
+        }
+        ptrs[i] = &store[i];
+    }
+    s->n_args = n;
+    s->args = ptrs;
+}
+
+/* Build t's spec from its request and resolved arguments (on the stack, or
+ * the heap for many arguments) and send it. mu held. */
+static int build_and_send(task_submitter *ts, otask *t, const tsub_request *rq,
+                          const tsub_arg *args, size_t nargs)
+{
+    Rpc__TaskSpec spec = RPC__TASK_SPEC__INIT;
+    Rpc__Resource rs[RES_MAX], *rps[RES_MAX];
+    for (int i = 0; i < rq->demand.n; i++) {
+        rpc__resource__init(&rs[i]);
+        rs[i].name = (char *)rq->demand.name[i];
+        rs[i].amount = rq->demand.amount[i];
+        rps[i] = &rs[i];
+    }
+    spec.task_id.data = t->id.b;
+    spec.task_id.len = TASK_ID_SIZE;
+    spec.job_id = job_id_to_int(*ts->d.job);
+    spec.function = t->function;
+    spec.num_returns = t->num_returns;
+    spec.n_resources = (size_t)rq->demand.n;
+    spec.resources = rps;
+    spec.owner_id.data = ts->d.owner.b;
+    spec.owner_id.len = WORKER_ID_SIZE;
+    spec.owner_node_id.data = ts->d.node.b;
+    spec.owner_node_id.len = NODE_ID_SIZE;
+    spec.name = (char *)rq->name;
+    spec.max_retries = tsub_retries_for(rq->max_retries);
+    spec.retry_exceptions = rq->retry_exceptions;
+    spec.strategy = rq->strategy;
+    spec.soft = rq->soft;
+    if (rq->has_target) {
+        spec.node_id.data = (uint8_t *)rq->target.b;
+        spec.node_id.len = NODE_ID_SIZE;
+    }
+    Rpc__TaskArg stack_args[TSUB_STACK_ARGS], *targs = stack_args;
+    Rpc__TaskArg *stack_ptrs[TSUB_STACK_ARGS], **ptrs = stack_ptrs;
+    if (nargs > TSUB_STACK_ARGS) {
+        targs = malloc(nargs * sizeof(*targs));
+        ptrs = malloc(nargs * sizeof(*ptrs));
+    }
+    int rc;
+    if (targs && ptrs) {
+        fill_spec_args(&spec, args, nargs, targs, ptrs);
+        rc = send_spec(ts, t, &spec);
+    } else {
+        rc = rayc__error(RAYC_ENOMEM, "out of memory");
+    }
+    if (targs != stack_args)
+        free(targs);
+    if (ptrs != stack_ptrs)
+        free(ptrs);
+    return rc;
+}
+
+/* A retry: same spec, next attempt number. mu held. */
+static int resubmit(task_submitter *ts, otask *t)
+{
+    Rpc__SubmitTask *st = (Rpc__SubmitTask *)msg_unpack(MSG_SUBMIT_TASK, t->frame + FRAME_HDR_SIZE,
+                                                        t->frame_len - FRAME_HDR_SIZE);
+    if (st == NULL)
+        return RAYC_EPROTO;
+    st->spec->attempt++;
+    int rc = send_spec(ts, t, st->spec);
+    msg_free(&st->base);
+    return rc;
+}
+
+/* ------------------------------------------------------------ deferred */
+
+/* Keep a copy of the request, the arguments and their inline bytes until the
+ * arguments are known: one block. -1 when out of memory. */
+static int defer(task_submitter *ts, otask *t, const tsub_request *rq, const tsub_arg *args,
+                 size_t nargs)
+{
+    size_t bytes = 0, name_len = strlen(rq->name) + 1;
+    for (size_t i = 0; i < nargs; i++)
+        if (!args[i].is_ref)
+            bytes += args[i].size;
+    deferred *d = malloc(sizeof(*d) + nargs * sizeof(*args) + name_len + bytes);
+    if (d == NULL)
+        return -1;
+    d->rq = *rq;
+    d->nargs = nargs;
+    d->args = (tsub_arg *)(d + 1);
+    d->name_copy = (char *)(d->args + nargs);
+    d->bytes = (uint8_t *)d->name_copy + name_len;
+    memcpy(d->name_copy, rq->name, name_len);
+    d->rq.name = d->name_copy;
+    d->rq.function = t->function;
+    size_t off = 0;
+    for (size_t i = 0; i < nargs; i++) {
+        d->args[i] = args[i];
+        if (!args[i].is_ref) {
+            if (args[i].size)
+                memcpy(d->bytes + off, args[i].data, args[i].size);
+            d->args[i].data = d->bytes + off;
+            off += args[i].size;
+        }
+    }
+    t->def = d;
+    t->dnext = ts->deferred;
+    ts->deferred = t;
+    return 0;
+}
+
+/* Is every argument of a deferred task known? -1: one failed (its entry in
+ * *failed), 0: still waiting, 1: ready (args resolved in place). mu held. */
+static int resolve_deferred(task_submitter *ts, otask *t, ref_entry **failed)
+{
+    deferred *d = t->def;
+    int ready = 1;
+    for (size_t i = 0; i < d->nargs; i++) {
+        if (!d->args[i].is_ref)
+            continue;
+        ref_entry *e = reft_find(ts->d.refs, &d->args[i].ref);
+        tsub_arg_state st = tsub_arg_state_of(e);
+        if (st == TSUB_ARG_FAILED) {
+            *failed = e;
+            return -1;
+        }
+        if (st == TSUB_ARG_PENDING)
+            ready = 0;
+    }
+    if (ready == 0)
+        return 0;
+    for (size_t i = 0; i < d->nargs; i++)
+        if (d->args[i].is_ref)
+            tsub_resolve_arg(&d->args[i], reft_find(ts->d.refs, &d->args[i].ref), ts->d.inline_max);
+    return 1;
+}
+
+/* Submit the deferred tasks whose arguments are now known; fail those whose
+ * arguments failed (with the same root cause). Repeats until nothing moves,
+ * as one failure can fail a chain. mu held. */
+static void run_deferred(task_submitter *ts)
+{
+    bool moved = true;
+    while (moved) {
+        moved = false;
+        for (otask *t = ts->deferred, *next; t; t = next) {
+            next = t->dnext;
+            ref_entry *failed = NULL;
+            int r = resolve_deferred(ts, t, &failed);
+            if (r == 0)
+                continue;
+            deferred_remove(ts, t);
+            moved = true;
+            if (r < 0) {
+                fail_returns(ts, t, failed->status, failed->error ? failed->error : "");
+                finish(ts, t);
+                continue;
+            }
+            int rc = build_and_send(ts, t, &t->def->rq, t->def->args, t->def->nargs);
+            free(t->def);
+            t->def = NULL;
+            if (rc != 0) {
+                fail_returns(ts, t, rc, "could not submit the task to the raylet");
+                finish(ts, t);
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------ submit */
+
+/* A record for a new task, not yet in the table. NULL when out of memory. */
+static otask *new_otask(task_submitter *ts, const tsub_request *rq, size_t nargs)
+{
+    otask *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return NULL;
+    t->held = calloc(nargs ? nargs : 1, sizeof(*t->held));
+    t->function = strdup(rq->function);
+    if (t->held == NULL || t->function == NULL) {
+        otask_free(t);
+        return NULL;
+    }
+    t->id = task_id_random(*ts->d.job);
+    t->num_returns = rq->num_returns;
+    t->retries_left = tsub_retries_for(rq->max_retries);
+    t->retry_exceptions = rq->retry_exceptions;
+    if (rq->has_target) {
+        t->hard_pin = !rq->soft;
+        t->pin_node = rq->target;
+    }
+    return t;
+}
+
+/* The task holds a reference on each ref argument until it ends; resolve
+ * the ones that are ready. *failed: an argument that stands for an error
+ * (the last one); *pending: one is still being computed. mu held. */
+static void take_args(task_submitter *ts, otask *t, tsub_arg *args, size_t nargs,
+                      ref_entry **failed, bool *pending)
+{
+    for (size_t i = 0; i < nargs; i++) {
+        tsub_arg *a = &args[i];
+        if (!a->is_ref)
+            continue;
+        ref_entry *e = reft_get_or_add(ts->d.refs, &a->ref, NULL);
+        if (e == NULL)
+            continue;
+        if (!a->handed)
+            e->refs++; /* the task holds its argument until it ends */
+        t->held[t->nheld++] = a->ref;
+        switch (tsub_arg_state_of(e)) {
+        case TSUB_ARG_FAILED:
+            *failed = e;
+            break;
+        case TSUB_ARG_PENDING:
+            *pending = true;
+            break;
+        case TSUB_ARG_READY:
+            tsub_resolve_arg(a, e, ts->d.inline_max);
+            break;
+        }
+    }
+}
+
+/* Entries for t's returns, each with the one reference handed out. mu held. */
+static void add_returns(task_submitter *ts, otask *t, rayc_ref *returns)
+{
+    for (uint32_t i = 0; i < t->num_returns; i++) {
+        object_id_t oid = object_id_for_return(&t->id, i + 1);
+        ref_entry *e = reft_get_or_add(ts->d.refs, &oid, NULL);
+        if (e) {
+            e->owned = true;
+            e->refs = 1;
+        }
+        memcpy(returns[i].id, oid.b, OBJECT_ID_SIZE);
+    }
+}
+
+int tsub_submit(task_submitter *ts, const tsub_request *rq, tsub_arg *args, size_t nargs,
+                rayc_ref *returns, bool *taken)
+{
+    *taken = false;
+    otask *t = new_otask(ts, rq, nargs);
+    if (t == NULL)
+        return rayc__error(RAYC_ENOMEM, "out of memory");
+    *taken = true;
+    pthread_mutex_lock(ts->d.mu);
+    ref_entry *failed = NULL;
+    bool pending = false;
+    take_args(ts, t, args, nargs, &failed, &pending);
+    add_returns(ts, t, returns);
+    id_map_insert(&ts->tasks, &t->hnode);
+    int rc = 0;
+    if (failed) {
+        /* A dependency failed already: this task fails the same way, unrun. */
+        fail_returns(ts, t, failed->status, failed->error ? failed->error : "");
+        finish(ts, t);
+    } else if (!pending) {
+        rc = build_and_send(ts, t, rq, args, nargs);
+        if (rc != 0) {
+            fail_returns(ts, t, rc, "could not submit the task to the raylet");
+            finish(ts, t);
+            rc = rayc__error(rc, "rayc_submit: the raylet is unreachable");
+        }
+    } else if (defer(ts, t, rq, args, nargs) != 0) {
+        fail_returns(ts, t, RAYC_ENOMEM, "out of memory");
+        finish(ts, t);
+        rc = rayc__error(RAYC_ENOMEM, "out of memory");
+    }
+    pthread_mutex_unlock(ts->d.mu);
+    return rc;
+}
+
+int tsub_cancel(task_submitter *ts, const object_id_t *oid, bool force)
+{
+    task_id_t tid = object_id_task(oid);
+    pthread_mutex_lock(ts->d.mu);
+    otask *t = otask_find(ts, tid.b);
+    if (t == NULL) {
+        pthread_mutex_unlock(ts->d.mu);
+        return rayc__error(RAYC_ENOTFOUND, "rayc_cancel: no pending task of this process made it");
+    }
+    t->cancelled = true;
+    t->retries_left = 0;
+    if (!t->submitted) {
+        deferred_remove(ts, t);
+        fail_returns(ts, t, RAYC_ECANCELLED, "cancelled");
+        finish(ts, t);
+        run_deferred(ts);
+    } else {
+        Rpc__CancelTask m = RPC__CANCEL_TASK__INIT;
+        m.task_id.data = tid.b;
+        m.task_id.len = TASK_ID_SIZE;
+        m.force = force;
+        m.owner_id.data = ts->d.owner.b;
+        m.owner_id.len = WORKER_ID_SIZE;
+        cw_conn_send(ts->d.raylet, MSG_CANCEL_TASK, &m.base);
+    }
+    pthread_mutex_unlock(ts->d.mu);
+    return 0;
+}
+
+/* ------------------------------------------------------------ completion */
+
+/* Take one store result of a finished task (pinned for us by our raylet
+ * when pinned is set). True if it lives on another node. mu held. */
+static bool take_store_result(task_submitter *ts, ref_entry *e, const Rpc__TaskReturn *r,
+                              const Rpc__TaskDone *m)
+{
+    /* An offset we can trust only inside the arena. */
+    bool in_arena = r->offset <= ts->d.arena_size && r->size <= ts->d.arena_size - r->offset;
+    e->in_store = true;
+    e->size = r->size;
+    e->sealed = true;
+    if (m->node_id.len == NODE_ID_SIZE)
+        memcpy(e->node.b, m->node_id.data, NODE_ID_SIZE);
+    e->remote = memcmp(e->node.b, ts->d.node.b, NODE_ID_SIZE) != 0;
+    if (r->pinned)
+        reft_took_pin(ts->d.refs, e, in_arena ? (void *)(ts->d.arena + r->offset) : NULL);
+    return e->remote;
+}
+
+/* The returns of a task that succeeded. True if one lives on another node
+ * (keep the lineage). mu held. */
+static bool take_results(task_submitter *ts, otask *t, const Rpc__TaskDone *m)
+{
+    bool remote = false;
+    /* Returns the task never set are empty values. */
+    for (uint32_t i = 1; i <= t->num_returns; i++) {
+        object_id_t oid = object_id_for_return(&t->id, i);
+        ref_entry *e = reft_find(ts->d.refs, &oid);
+        if (e)
+            e->sealed = true;
+    }
+    for (size_t i = 0; i < m->n_returns; i++) {
+        Rpc__TaskReturn *r = m->returns[i];
+        if (r->object_id.len != OBJECT_ID_SIZE)
+            continue;
+        object_id_t oid;
+        memcpy(oid.b, r->object_id.data, OBJECT_ID_SIZE);
+        ref_entry *e = reft_find(ts->d.refs, &oid);
+        if (e == NULL || e->refs == 0) {
+            /* Nobody holds this return any more: free it at once. */
+            if (r->in_store)
+                storec_delete(ts->d.store, &oid, r->pinned);
+            continue;
+        }
+        if (r->in_store) {
+            remote = take_store_result(ts, e, r, m) || remote;
+        } else if (r->data.len > 0) {
+            void *copy = malloc(r->data.len);
+            if (copy == NULL) {
+                e->status = RAYC_ENOMEM;
+                continue;
+            }
+            memcpy(copy, r->data.data, r->data.len);
+            e->data = copy;
+            e->size = r->data.len;
+        }
+    }
+    return remote;
+}
+
+int tsub_on_task_done(void *arg, uint16_t type, ProtobufCMessage *msg)
+{
+    task_submitter *ts = arg;
+    Rpc__TaskDone *m = (Rpc__TaskDone *)msg;
+    (void)type;
+    if (m->task_id.len != TASK_ID_SIZE)
+        return 0;
+    pthread_mutex_lock(ts->d.mu);
+    otask *t = otask_find(ts, m->task_id.data);
+    if (t == NULL) {
+        pthread_mutex_unlock(ts->d.mu);
+        return 0;
+    }
+    int status = m->status ? m->status->code : 0;
+    const char *message = m->status && m->status->message ? m->status->message : "";
+    if (tsub_should_retry(status, t->retry_exceptions, t->cancelled, t->retries_left)) {
+        if (t->retries_left > 0)
+            t->retries_left--;
+        log_info("retrying %s after: %s", t->function, message);
+        if (resubmit(ts, t) == 0) {
+            pthread_mutex_unlock(ts->d.mu);
+            return 0;
+        }
+    }
+    bool keep_lineage = false;
+    if (status != RAYC_OK)
+        fail_returns(ts, t, status, message);
+    else
+        keep_lineage = take_results(ts, t, m);
+    if (keep_lineage && !t->cancelled) {
+        /* Its results live on another node: keep the spec (and the
+         * arguments it holds) to run it again if that node dies. */
+        t->done = true;
+    } else {
+        finish(ts, t);
+    }
+    run_deferred(ts);
+    pthread_mutex_unlock(ts->d.mu);
+    return 0;
+}
+
+/* ------------------------------------------------------------ lineage */
+
+/* Run a finished task again because one of its results was lost; its returns
+ * become pending. false if there is no lineage for it. mu held. */
+static bool reconstruct(task_submitter *ts, const object_id_t *oid)
+{
+    if (object_id_is_put(oid))
+        return false;
+    task_id_t tid = object_id_task(oid);
+    otask *t = otask_find(ts, tid.b);
+    if (t == NULL || !t->done || t->frame == NULL)
+        return false;
+    /* Pinned hard to the node that held its result (and is gone): it cannot
+     * run anywhere else, so the result is lost. */
+    ref_entry *lost = reft_find(ts->d.refs, oid);
+    if (t->hard_pin && lost && memcmp(lost->node.b, t->pin_node.b, NODE_ID_SIZE) == 0)
+        return false;
+    for (uint32_t i = 1; i <= t->num_returns; i++) {
+        object_id_t rid = object_id_for_return(&t->id, i);
+        ref_entry *e = reft_find(ts->d.refs, &rid);
+        if (e == NULL || e->pinned)
+            continue;
+        e->sealed = false;
+        e->in_store = false;
+        e->remote = false;
+    }
+    t->done = false;
+    log_info("reconstructing %s: a result was lost with its node", t->function);
+    if (resubmit(ts, t) != 0) {
+        fail_returns(ts, t, RAYC_EOBJECT_LOST, "lost, and could not be rebuilt");
+        finish(ts, t);
+    }
+    return true;
+}
+
+/* A node's death needs nothing here: results that lived there may have
+ * copies elsewhere, so the next get or task that needs one pulls it (the
+ * raylet skips dead nodes), and only when no copy is left does the raylet
+ * answer ObjectLost, which rebuilds it from lineage (Ray's order: fetch
+ * first, then rebuild) or makes it an error value. */
+int tsub_on_object_lost(void *arg, uint16_t type, ProtobufCMessage *msg)
+{
+    task_submitter *ts = arg;
+    Rpc__ObjectLost *m = (Rpc__ObjectLost *)msg;
+    (void)type;
+    if (m->object_id.len != OBJECT_ID_SIZE)
+        return 0;
+    object_id_t id;
+    memcpy(id.b, m->object_id.data, OBJECT_ID_SIZE);
+    pthread_mutex_lock(ts->d.mu);
+    ref_entry *e = reft_find(ts->d.refs, &id);
+    if (e && !e->pinned && e->status == RAYC_OK && (e->sealed || !e->owned) &&
+        !(e->owned && reconstruct(ts, &e->id))) {
+        e->status = RAYC_EOBJECT_LOST;
+        e->sealed = true;
+        free(e->error);
+        e->error = strdup(m->message && *m->message ? m->message : "object lost");
+    }
+    pthread_mutex_unlock(ts->d.mu);
+    return 0;
+}
+
+void tsub_lineage_release(task_submitter *ts, const object_id_t *oid)
+{
+    if (object_id_is_put(oid))
+        return;
+    task_id_t tid = object_id_task(oid);
+    otask *t = otask_find(ts, tid.b);
+    if (t == NULL || !t->done)
+        return;
+    for (uint32_t i = 1; i <= t->num_returns; i++) {
+        object_id_t rid = object_id_for_return(&t->id, i);
+        ref_entry *e = reft_find(ts->d.refs, &rid);
+        if (e && memcmp(e->id.b, oid->b, OBJECT_ID_SIZE) != 0 && (e->refs > 0 || e->views > 0))
+            return; /* another result is still in use */
+    }
+    finish(ts, t);
+}

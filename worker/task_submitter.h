@@ -1,0 +1,140 @@
+/*
+ * task_submitter.h -- the owner's side of tasks (Ray's task manager and
+ * dependency resolver): submit, keep a task back until the returns it takes
+ * as arguments are known, completions, retries, lineage reconstruction of
+ * lost results, cancel.
+ *
+ * The process that submits a task owns its returns. Small arguments are
+ * resolved here and travel inside the spec; an argument that is the return
+ * of a task still running keeps the new task here (deferred) until that
+ * return is known. Completions (TaskDone) arrive on the raylet connection
+ * and are handled by whichever thread reads it; a failed attempt is
+ * submitted again while retries remain. A finished task whose results live
+ * on another node is kept (lineage) to run again if that node dies.
+ *
+ * Dependencies are passed in (tsub_deps): the reference table and the lock
+ * that guards it and this submitter, the raylet connection, the store
+ * client (to free results nobody holds). No global state.
+ *
+ * An actor submitter (calls to one actor go straight to its worker, in
+ * order, with per-caller sequence numbers) belongs beside this one, not in
+ * it: it can share tsub_arg resolution and the reference table, and
+ * registers its own frame types with the router.
+ *
+ * Thread-safety: functions marked "mu held" are called with deps.mu held;
+ * the frame handlers take it themselves.
+ */
+#ifndef RAYC_TASK_SUBMITTER_H
+#define RAYC_TASK_SUBMITTER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cw_conn.h"
+#include "ids.h"
+#include "rayc.h"
+#include "reference_table.h"
+#include "store_client.h"
+#include "util.h"
+
+#define TSUB_DEFAULT_MAX_RETRIES 3  /* max_retries 0 means this many */
+#define TSUB_STACK_ARGS          16 /* specs with more arguments allocate their arrays */
+
+typedef struct task_submitter task_submitter;
+
+typedef struct tsub_deps {
+    pthread_mutex_t *mu; /* guards refs and the submitter's tables */
+    ref_table *refs;
+    cw_conn *raylet;
+    store_client *store;
+    const uint8_t *arena; /* the mapped store: results our raylet pinned for us */
+    size_t arena_size;
+    size_t inline_max;   /* arguments up to this size travel inside the spec */
+    const job_id_t *job; /* read at each submit (a worker's job changes) */
+    worker_id_t owner;   /* this process, in specs */
+    node_id_t node;      /* its node */
+} tsub_deps;
+
+/* One argument as the owner holds it until the spec is built. */
+typedef struct tsub_arg {
+    bool is_ref;
+    bool has_node;
+    bool handed;    /* is_ref: the caller hands its reference to the task (a put of a
+                       large value); otherwise the task takes a reference of its own */
+    node_id_t node; /* a node holding the ref's object (locality hint) */
+    object_id_t ref;
+    const void *data; /* inline bytes */
+    size_t size;
+} tsub_arg;
+
+/* What a task's spec says besides its id and arguments. */
+typedef struct tsub_request {
+    const char *function; /* copied */
+    const char *name;     /* copied; "" for none */
+    uint32_t num_returns; /* >= 1 */
+    int max_retries;      /* rayc_task_opts.max_retries: 0 default, -1 never */
+    bool retry_exceptions;
+    int strategy;
+    bool soft;
+    bool has_target; /* strategy RAYC_SCHED_NODE: target */
+    node_id_t target;
+    res_set demand;
+} tsub_request;
+
+/* ---------------------------------------------------------- pure parts */
+
+/* Where an argument stands against the table entry of its ref. */
+typedef enum {
+    TSUB_ARG_READY,   /* known: its value or its store location */
+    TSUB_ARG_PENDING, /* the return of an owned task still running */
+    TSUB_ARG_FAILED,  /* stands for an error: the task fails the same way, unrun */
+} tsub_arg_state;
+
+/* Where a ref argument stands against e, the table entry of its ref (NULL:
+ * not known here, i.e. borrowed: the raylet waits for it in the store, so it
+ * is ready as far as the owner is concerned). */
+tsub_arg_state tsub_arg_state_of(const ref_entry *e);
+/* Resolve a ready ref argument in place: an owned, sealed inline value up to
+ * inline_max becomes an inline argument (pointing at e's bytes); anything
+ * else keeps the ref, with its size and the node holding it. e NULL: no
+ * change. */
+void tsub_resolve_arg(tsub_arg *a, const ref_entry *e, size_t inline_max);
+/* Attempts after the first for rayc_task_opts.max_retries (0: default, <0: none). */
+int tsub_retries_for(int max_retries);
+/* Does a failed attempt with status get another one? */
+bool tsub_should_retry(int status, bool retry_exceptions, bool cancelled, int retries_left);
+
+/* ---------------------------------------------------------- the submitter */
+
+/* NULL when out of memory. */
+task_submitter *tsub_new(const tsub_deps *deps);
+/* Free every task it holds (no messages, no hooks). NULL-safe. */
+void tsub_free(task_submitter *ts);
+
+/* Submit a task (mu NOT held): args[0..nargs) are resolved under mu, the
+ * return refs are written to returns[0..num_returns), each one reference
+ * the caller owns. Returns 0 when the task is sent, deferred, or failed at
+ * once because an argument stands for an error (its returns are that
+ * error). On another failure a code with rayc_last_error set; *taken says
+ * whether the task took the handed references of args (then the returns
+ * were handed out as errors, for the caller to release) or not (nothing
+ * changed). */
+int tsub_submit(task_submitter *ts, const tsub_request *rq, tsub_arg *args, size_t nargs,
+                rayc_ref *returns, bool *taken);
+/* Cancel the task that returns oid (mu NOT held): an unsent task fails at
+ * once with RAYC_ECANCELLED; a sent one is cancelled at the raylet (force:
+ * kill its worker). RAYC_ENOTFOUND if this process has no such task. */
+int tsub_cancel(task_submitter *ts, const object_id_t *oid, bool force);
+/* The last use of an owned result is gone: drop its task's lineage when no
+ * other result of that task is in use. mu held. */
+void tsub_lineage_release(task_submitter *ts, const object_id_t *oid);
+/* Tasks this submitter holds (pending, deferred or kept as lineage). mu held. */
+size_t tsub_count(const task_submitter *ts);
+
+/* Frame handlers (frame_router): TaskDone, ObjectLost. arg: the submitter. */
+int tsub_on_task_done(void *arg, uint16_t type, ProtobufCMessage *msg);
+int tsub_on_object_lost(void *arg, uint16_t type, ProtobufCMessage *msg);
+
+#endif
