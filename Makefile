@@ -130,7 +130,7 @@ $(BUILD)/bin/raylet: $(BUILD)/obj/raylet/raylet_main.o $(LIBRAYLET) $(LIBCOMMON)
 $(BUILD)/bin/rayc_worker: $(BUILD)/obj/worker/worker_main.o $(LIBRAYC_A)
 	@mkdir -p $(dir $@)
 	@echo "  LD   $@"
-	$(Q)$(CC) $(LDFLAGS) -rdynamic -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(LDFLAGS) -rdynamic -Wl,-soname,librayc.so -o $@ $^ $(LIBS)
 $(BUILD)/bin/rayc_ctl: $(BUILD)/obj/scripts/rayc_ctl.o $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	@echo "  LD   $@"

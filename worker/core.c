@@ -204,7 +204,10 @@ static int find_token(core_t *c, const char *session)
                    : rayc__error(RAYC_EAUTH, "%s", err);
     if (session && read_small(session, "token", c->token, sizeof(c->token)) == 0)
         return 0;
-    return rayc__error(RAYC_EAUTH, "no cluster token: set RAYC_TOKEN or RAYC_TOKEN_FILE");
+    /* Not RAYC_EAUTH: nothing was refused, we have nothing to prove. */
+    return rayc__error(RAYC_ENOTFOUND,
+                       "no token: set RAYC_TOKEN or RAYC_TOKEN_FILE (the head prints them), or "
+                       "RAYC_TEMP_DIR to the head's temp dir");
 }
 
 static void handshake_for(core_t *c, Rpc__Handshake *hs)

@@ -23,10 +23,13 @@
 
 extern char **environ;
 
+#define STOP_TIMEOUT_MS 45000 /* a graceful stop on a loaded machine takes seconds */
+
 struct embedded {
     pid_t keeper;
     int pipe_w; /* closing it tells the keeper to stop everything */
     char root[PATH_MAX];
+    char cli[PATH_MAX]; /* the rayc CLI, for a forced stop */
 };
 
 /* Where our binaries and the CLI are: $RAYC_BIN_DIR, else next to librayc
@@ -139,6 +142,7 @@ int embedded_start(embedded **out, const rayc_init_opts *opts, char *session, si
     argv[ac++] = "rayc-embedded";
     argv[ac++] = cli;
     argv[ac++] = e->root;
+    snprintf(e->cli, sizeof(e->cli), "%s", cli);
     argv[ac++] = a_port;
     argv[ac++] = a_tmp;
     if (a_cpus[0])
@@ -194,6 +198,39 @@ int embedded_start(embedded **out, const rayc_init_opts *opts, char *session, si
     return 0;
 }
 
+/* The graceful stop did not finish: `rayc stop --force` of the sessions
+ * under our root (RAYC_TEMP_DIR), waited for; it has its own timeouts.
+ * posix_spawn with a prepared environment: nothing unsafe after a fork in
+ * a threaded driver. */
+static void force_stop(const embedded *e)
+{
+    if (e->cli[0] == '\0')
+        return;
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **envp = calloc(n + 2, sizeof(*envp));
+    char temp[PATH_MAX + 16];
+    if (envp == NULL)
+        return;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], "RAYC_TEMP_DIR=", 14) != 0)
+            envp[k++] = environ[i];
+    snprintf(temp, sizeof(temp), "RAYC_TEMP_DIR=%s", e->root);
+    envp[k] = temp;
+    char *argv[] = {(char *)e->cli, "stop", "--force", NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    pid_t pid;
+    if (posix_spawn(&pid, e->cli, &fa, NULL, argv, envp) == 0)
+        waitpid(pid, NULL, 0);
+    posix_spawn_file_actions_destroy(&fa);
+    free(envp);
+}
+
 void embedded_stop(embedded **ep)
 {
     embedded *e = *ep;
@@ -203,11 +240,12 @@ void embedded_stop(embedded **ep)
         close(e->pipe_w);
     if (e->keeper > 0) {
         int status;
-        uint64_t deadline = now_ms() + 20000;
+        uint64_t deadline = now_ms() + STOP_TIMEOUT_MS;
         while (waitpid(e->keeper, &status, WNOHANG) == 0) {
             if (now_ms() > deadline) {
                 kill(-e->keeper, SIGKILL);
                 waitpid(e->keeper, &status, 0);
+                force_stop(e); /* the head's supervisor is not in the keeper's group */
                 break;
             }
             usleep(10000);

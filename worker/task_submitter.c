@@ -95,8 +95,8 @@ int tsub_retries_for(int max_retries)
 
 bool tsub_should_retry(int status, bool retry_exceptions, bool cancelled, int retries_left)
 {
-    bool retryable = status == RAYC_EWORKER_DIED || status == RAYC_EOBJECT_LOST ||
-                     (status == RAYC_ETASK && retry_exceptions);
+    bool retryable = status == RAYC_EWORKER_DIED || status == RAYC_EOOM ||
+                     status == RAYC_EOBJECT_LOST || (status == RAYC_ETASK && retry_exceptions);
     return retryable && !cancelled && retries_left != 0;
 }
 

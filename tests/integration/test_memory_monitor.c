@@ -53,6 +53,13 @@ Test(memory_monitor, hog_is_killed_with_eoom_and_the_node_goes_on)
     cr_assert(strstr(rayc_last_error(), "hog") != NULL, "%s", rayc_last_error());
     rayc_ref_release(ref);
 
+    /* With a retry: killed twice (the retry allocates again), still RAYC_EOOM. */
+    rayc_task_opts one_retry = {.max_retries = 1};
+    cr_assert_eq(rayc_submit("hog", &a, 1, &one_retry, &ref), RAYC_OK);
+    rc = rayc_get(&ref, 1, &v, 120000);
+    cr_assert_eq(rc, RAYC_EOOM, "got %s: %s", rayc_strerror(rc), rayc_last_error());
+    rayc_ref_release(ref);
+
     int64_t x = 41;
     rayc_arg b = RAYC_VAL(&x, sizeof(x));
     cr_assert_eq(rayc_submit("inc", &b, 1, NULL, &ref), RAYC_OK);

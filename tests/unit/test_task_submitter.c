@@ -165,6 +165,7 @@ Test(task_submitter, retry_bookkeeping)
     cr_assert_eq(tsub_retries_for(5), 5);
     cr_assert(tsub_should_retry(RAYC_EWORKER_DIED, false, false, 1));
     cr_assert(tsub_should_retry(RAYC_EOBJECT_LOST, false, false, 1));
+    cr_assert(tsub_should_retry(RAYC_EOOM, false, false, 1), "a memory-monitor kill is retried");
     cr_assert(tsub_should_retry(RAYC_EWORKER_DIED, false, false, -1), "negative: unbounded");
     cr_assert_not(tsub_should_retry(RAYC_EWORKER_DIED, false, false, 0));
     cr_assert_not(tsub_should_retry(RAYC_EWORKER_DIED, false, true, 3), "cancelled");
