@@ -23,6 +23,12 @@
  * when it fails, so tests read as a list of steps. Nothing here sleeps as an
  * assertion: waits poll a condition up to a timeout.
  *
+ * Sanitizers: harness_setup points ASAN_OPTIONS / UBSAN_OPTIONS log_path at
+ * <test dir>/san/ for every process the test starts (daemons, workers, the
+ * CLI's daemons, an embedded cluster), so a report of any of them is a file
+ * there; harness_teardown fails the test with the reports' first lines and
+ * keeps a copy in <build>/sanitizer-reports/. Exit statuses are checked too.
+ *
  * Environment: RAYC_BUILD (build dir, default "build"), RAYC_SOURCE_DIR
  * (repo root for scripts/rayc, default: the build dir's parent),
  * RAYC_HARNESS_KEEP=1 keeps temp dirs for post-mortems.
@@ -51,7 +57,8 @@ typedef struct {
     char out[HARNESS_PATH];           /* its stdout + stderr */
     char *argv[HARNESS_MAX_ARGS + 1]; /* owned copies, for restarts */
     bool reaped;
-    int status; /* wait status once reaped */
+    int status;    /* wait status once reaped */
+    bool any_exit; /* the test makes it fail: teardown ignores how it exited */
 } harness_proc;
 
 typedef struct {
@@ -84,7 +91,11 @@ typedef struct {
 
 /* Fixture init: the test's temp dir. */
 void harness_setup(void);
-/* Fixture fini: harness_stop_all(), assert no survivors, remove the dir. */
+/* Fixture fini: harness_stop_all(), then fail the test when a process
+ * survived, when any process of the test left a sanitizer report (see
+ * "Sanitizers" above), when a daemon crashed during the test, or when one
+ * did not exit 0 within a few seconds of SIGTERM (set p->any_exit for a
+ * process the test breaks on purpose). Removes the dir either way. */
 void harness_teardown(void);
 /* SIGTERM every recorded process group (newest first), SIGKILL what is left
  * after a few seconds, and kill any process still carrying our tag. */
@@ -92,6 +103,12 @@ void harness_stop_all(void);
 /* Number of live (non-zombie) processes of this test, found in /proc by tag,
  * command line or pid file; their descriptions go into buf. */
 int harness_survivors(char *buf, size_t len);
+
+/* Sanitizer reports written so far by processes of this test (files under
+ * <dir>/san); their names and first lines go into msg. */
+int harness_sanitizer_reports(char *msg, size_t len);
+/* Drop them (for the harness's own test of this plumbing only). */
+void harness_sanitizer_forget(void);
 
 const char *harness_dir(void);
 const char *harness_build(void);

@@ -479,3 +479,26 @@ Test(cli, join_unreachable_head_one_line)
     free(err);
     cr_assert_eq(harness_survivors(NULL, 0), 0);
 }
+
+/* The plumbing that makes a daemon's sanitizer report fail its test: a
+ * process the harness starts inherits ASAN_OPTIONS / UBSAN_OPTIONS whose
+ * log_path is under the test dir, and what it writes there is found (the
+ * teardown would fail the test on it; this test removes it first). */
+Test(cluster, sanitizer_report_of_a_child_is_found)
+{
+    char msg[4096];
+    cr_assert_eq(harness_sanitizer_reports(msg, sizeof(msg)), 0, "reports before anything ran:%s",
+                 msg);
+    char *argv[] = {"/bin/sh", "-c",
+                    "for v in \"$ASAN_OPTIONS\" \"$UBSAN_OPTIONS\"; do "
+                    "p=${v##*log_path=}; p=${p%%:*}; "
+                    "echo \"==$$==ERROR: fake report for $p\" > \"$p.$$\"; done",
+                    NULL};
+    harness_proc *p = harness_spawn("fake_sanitized", NULL, argv);
+    cr_assert_eq(harness_wait_exit(p, 10000), 0);
+    cr_assert_eq(harness_sanitizer_reports(msg, sizeof(msg)), 2,
+                 "want one ASan and one UBSan report:%s", msg);
+    cr_assert(strstr(msg, "/san/asan") && strstr(msg, "/san/ubsan"), "%s", msg);
+    harness_sanitizer_forget();
+    cr_assert_eq(harness_sanitizer_reports(msg, sizeof(msg)), 0);
+}

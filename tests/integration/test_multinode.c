@@ -597,20 +597,350 @@ Test(multinode, put_release_churn_in_a_cluster)
     driver_shutdown();
 }
 
-/* ============================================================ 5. kill -9 mid-job */
+/* ============================================================ 5. node death */
 
-/* 2,000 tasks: P producers of 200 KiB objects (store objects: > 100 KiB)
- * pinned softly round robin over the 3 nodes, 4 SPREAD consumers of each
- * producer's object, and small SPREAD square tasks. Node 2 is killed once a
- * quarter of the consumers are done: tasks it was running are retried, and
- * the objects it held are rebuilt from their lineage when still needed (the
- * producers' objects are all fetched by the driver at the end). */
+/* Lines of a file (0 when it does not exist); up to cap of them copied
+ * (without the newline) into lines. */
+static int file_lines(const char *path, char lines[][160], int cap)
+{
+    char *s = read_file(path, NULL);
+    if (s == NULL)
+        return 0;
+    int n = 0;
+    for (char *save = NULL, *l = strtok_r(s, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        if (n < cap)
+            snprintf(lines[n], 160, "%s", l);
+        n++;
+    }
+    free(s);
+    return n;
+}
+
+static void test_file(char *out, const char *name)
+{
+    snprintf(out, HARNESS_PATH, "%s/%s", harness_dir(), name);
+}
+
+struct lines_arg {
+    const char *path;
+    int want;
+};
+
+static bool has_lines(void *arg)
+{
+    struct lines_arg *a = arg;
+    char lines[1][160];
+    return file_lines(a->path, lines, 0) >= a->want;
+}
+
+struct state_arg {
+    const harness_cluster *c;
+    const char *node;
+    int want;
+};
+
+static bool node_in_state(void *arg)
+{
+    struct state_arg *a = arg;
+    return harness_node_state(a->c, a->node) == a->want;
+}
+
+/* Kill node i (-9, its workers with it: they share its process group) and
+ * wait until the GCS declares it DEAD. */
+static void kill_node(harness_cluster *c, int i)
+{
+    harness_kill9(c->raylets[i].proc);
+    struct state_arg a = {c, c->raylets[i].node_id, DEAD};
+    cr_assert(harness_wait_until(node_in_state, &a, SLACK_MS + c->health_timeout_ms),
+              "node %d is not DEAD after its raylet was killed (state %d)", i,
+              harness_node_state(c, c->raylets[i].node_id));
+}
+
+static bool some_location(void *arg)
+{
+    struct loc_arg *a = arg;
+    a->nodes = locations(a->c, a->ref, &a->entries, a->hexes, 8);
+    return a->nodes > 0;
+}
+
+/* The object directory (GCS) lists ref on exactly one node, `hex`, and no
+ * other store holds it: the precondition of every lineage test. */
+static void assert_only_copy_on(const harness_cluster *c, const rayc_ref *ref, int node)
+{
+    /* Raylets report new copies in batches: wait for the first report. */
+    struct loc_arg a = {.c = c, .ref = ref};
+    cr_assert(harness_wait_until(some_location, &a, SLACK_MS), "the object is listed nowhere");
+    cr_assert_eq(a.nodes, 1, "the object is listed on %d nodes, want only node %d", a.nodes, node);
+    cr_assert_str_eq(a.hexes[0], c->raylets[node].node_id,
+                     "the object's only copy is not on node %d", node);
+    for (int k = 0; k < c->nraylets; k++) {
+        uint64_t used, objs;
+        if (k == node)
+            continue;
+        cr_assert(store_used(&c->raylets[k], &used, &objs), "node %d store stats", k);
+        cr_assert_eq(objs, 0, "node %d's store holds %llu objects: a copy may exist there", k,
+                     (unsigned long long)objs);
+    }
+}
+
+static void submit_mark_pattern(const harness_cluster *c, int node, int soft, uint64_t *size,
+                                uint64_t *seed, const char *path, rayc_ref out[2])
+{
+    rayc_arg a[] = {RAYC_VAL(size, sizeof(*size)), RAYC_VAL(seed, sizeof(*seed)),
+                    RAYC_VAL(path, strlen(path))};
+    rayc_task_opts o = {.num_returns = 2,
+                        .strategy = RAYC_SCHED_NODE,
+                        .node_id = c->raylets[node].node_id,
+                        .soft = soft};
+    submit("mark_pattern", a, 3, &o, out);
+}
+
+/* digest(obj, seed, 0) pinned (softly) to a node, or SPREAD when node < 0. */
+static rayc_ref submit_digest(const harness_cluster *c, int node, rayc_ref obj, uint64_t *seed)
+{
+    static uint64_t zero = 0;
+    rayc_arg b[] = {RAYC_REF(obj), RAYC_VAL(seed, sizeof(*seed)), RAYC_VAL(&zero, sizeof(zero))};
+    rayc_task_opts o = {.strategy = RAYC_SCHED_SPREAD};
+    if (node >= 0)
+        o = (rayc_task_opts){
+            .strategy = RAYC_SCHED_NODE, .node_id = c->raylets[node].node_id, .soft = 1};
+    rayc_ref r;
+    submit("digest", b, 3, &o, &r);
+    return r;
+}
+
+static int64_t get_i64(rayc_ref r, const char *what)
+{
+    rayc_value v;
+    int rc = rayc_get(&r, 1, &v, LONG_MS);
+    cr_assert_eq(rc, RAYC_OK, "%s: %s: %s (%s)", what, rayc_strerror(rc), rayc_last_error(),
+                 v.error ? v.error : "");
+    int64_t x;
+    cr_assert_eq(v.size, sizeof(x), "%s: %zu bytes", what, v.size);
+    memcpy(&x, v.data, sizeof(x));
+    rayc_value_release(&v);
+    return x;
+}
+
+/* A task running on a node that dies, and one queued behind it there, are
+ * both run again on a live node. mark_nap appends its node to a file each
+ * time it starts and sleeps only on node 2, so the first attempt is still
+ * running when node 2 is killed, and the file shows every attempt. */
+Test(multinode, node_death_retries_running_and_queued_tasks)
+{
+    harness_cluster c;
+    start3(&c, NULL);
+    driver_init(c.address);
+    pinned_probe(&c);
+    char run_file[HARNESS_PATH], queued_file[HARNESS_PATH];
+    test_file(run_file, "running.attempts");
+    test_file(queued_file, "queued.attempts");
+    uint64_t ms = 600000; /* killed long before */
+    const char *victim = c.raylets[2].node_id;
+    /* Node 2 has one CPU: the first runs there, the second queues there. */
+    rayc_task_opts o = {.strategy = RAYC_SCHED_NODE, .node_id = victim, .soft = 1};
+    rayc_arg a1[] = {RAYC_VAL(run_file, strlen(run_file)), RAYC_VAL(&ms, sizeof(ms)),
+                     RAYC_VAL(victim, strlen(victim))};
+    rayc_arg a2[] = {RAYC_VAL(queued_file, strlen(queued_file)), RAYC_VAL(&ms, sizeof(ms)),
+                     RAYC_VAL(victim, strlen(victim))};
+    rayc_ref running, queued;
+    submit("mark_nap", a1, 3, &o, &running);
+    submit("mark_nap", a2, 3, &o, &queued);
+    struct lines_arg la = {run_file, 1};
+    cr_assert(harness_wait_until(has_lines, &la, SLACK_MS), "the first task never started");
+    char lines[4][160];
+    cr_assert_eq(file_lines(run_file, lines, 4), 1);
+    cr_assert_str_eq(lines[0], victim, "the first task started on %s, not on node 2", lines[0]);
+    cr_assert_eq(file_lines(queued_file, lines, 4), 0,
+                 "the queued task started (on %s) while node 2's only CPU was busy", lines[0]);
+
+    kill_node(&c, 2);
+
+    rayc_ref both[2] = {running, queued};
+    rayc_value v[2];
+    int rc = rayc_get(both, 2, v, LONG_MS);
+    cr_assert_eq(rc, RAYC_OK, "the tasks of the dead node: %s: %s (%s / %s)", rayc_strerror(rc),
+                 rayc_last_error(), v[0].error ? v[0].error : "", v[1].error ? v[1].error : "");
+    char buf[80];
+    for (int i = 0; i < 2; i++) {
+        cr_assert(!is_node(&v[i], victim), "task %d's result came from the dead node", i);
+        cr_assert(is_node(&v[i], c.raylets[0].node_id) || is_node(&v[i], c.raylets[1].node_id),
+                  "task %d ran on %s", i, value_str(&v[i], buf, sizeof(buf)));
+        rayc_value_release(&v[i]);
+    }
+    /* The re-execution, seen from its side effect: a second attempt on a
+     * live node; the queued task ran exactly once, elsewhere. */
+    int n = file_lines(run_file, lines, 4);
+    cr_assert_eq(n, 2, "the running task started %d time(s), want 2 (once on node 2, once retried)",
+                 n);
+    cr_assert_str_neq(lines[1], victim, "the retry ran on the dead node");
+    n = file_lines(queued_file, lines, 4);
+    cr_assert_eq(n, 1, "the queued task started %d time(s), want 1", n);
+    cr_assert_str_neq(lines[0], victim, "the queued task ran on the dead node");
+    rayc_ref_release(running);
+    rayc_ref_release(queued);
+    driver_shutdown();
+}
+
+/* The object's only copy is on node 2 (its producer and its only consumer
+ * ran there, the driver never read it): after node 2 dies, a get of it runs
+ * the producer again on a live node (lineage) and the bytes are exact. */
+Test(multinode, node_death_rebuilds_object_from_lineage)
+{
+    harness_cluster c;
+    start3(&c, NULL);
+    driver_init(c.address);
+    pinned_probe(&c);
+    char path[HARNESS_PATH];
+    test_file(path, "producer.attempts");
+    uint64_t size = 200 * KIB, seed = 7001; /* > 100 KiB: a store object */
+    rayc_ref prod[2];
+    submit_mark_pattern(&c, 2, 1, &size, &seed, path, prod);
+    rayc_ref d = submit_digest(&c, 2, prod[0], &seed);
+    cr_assert_eq(get_i64(d, "digest on node 2"), (int64_t)(seed * 1000003ULL));
+    rayc_ref_release(d);
+    rayc_value nv;
+    cr_assert_eq(rayc_get(&prod[1], 1, &nv, LONG_MS), RAYC_OK);
+    cr_assert(is_node(&nv, c.raylets[2].node_id), "the producer did not run on node 2");
+    rayc_value_release(&nv);
+    assert_only_copy_on(&c, &prod[0], 2);
+    char lines[4][160];
+    cr_assert_eq(file_lines(path, lines, 4), 1);
+
+    kill_node(&c, 2);
+
+    rayc_value v;
+    int rc = rayc_get(&prod[0], 1, &v, LONG_MS);
+    cr_assert_eq(rc, RAYC_OK, "get of the lost object: %s: %s", rayc_strerror(rc),
+                 rayc_last_error());
+    cr_assert_eq(v.size, size);
+    cr_assert_eq(pattern_check(v.data, size, seed), -1, "the rebuilt object differs");
+    rayc_value_release(&v);
+    int n = file_lines(path, lines, 4);
+    cr_assert_eq(n, 2, "the producer ran %d time(s), want 2 (lineage reconstruction)", n);
+    cr_assert(strstr(lines[1], c.raylets[2].node_id) == NULL, "the rebuild ran on the dead node");
+    /* A task that needs the object after the death gets it too. */
+    d = submit_digest(&c, -1, prod[0], &seed);
+    cr_assert_eq(get_i64(d, "digest after the rebuild"), (int64_t)(seed * 1000003ULL));
+    rayc_ref_release(d);
+    rayc_ref_release(prod[0]);
+    rayc_ref_release(prod[1]);
+    driver_shutdown();
+}
+
+/* A result whose producer was pinned without `soft` to the dead node has no
+ * usable lineage: rayc_get gives RAYC_EOBJECT_LOST (never a hang, never a
+ * rerun), and so does a task that needs it. */
+Test(multinode, node_death_without_lineage_object_lost)
+{
+    harness_cluster c;
+    start3(&c, NULL);
+    driver_init(c.address);
+    pinned_probe(&c);
+    char path[HARNESS_PATH];
+    test_file(path, "producer.attempts");
+    uint64_t size = 200 * KIB, seed = 7002;
+    rayc_ref prod[2];
+    submit_mark_pattern(&c, 2, 0, &size, &seed, path, prod);
+    rayc_ref d = submit_digest(&c, 2, prod[0], &seed);
+    cr_assert_eq(get_i64(d, "digest on node 2"), (int64_t)(seed * 1000003ULL));
+    rayc_ref_release(d);
+    assert_only_copy_on(&c, &prod[0], 2);
+
+    kill_node(&c, 2);
+
+    rayc_value v;
+    int rc = rayc_get(&prod[0], 1, &v, LONG_MS);
+    cr_assert_eq(rc, RAYC_EOBJECT_LOST, "get of an object with no copy and no lineage: %s: %s",
+                 rayc_strerror(rc), rayc_last_error());
+    d = submit_digest(&c, -1, prod[0], &seed);
+    rc = rayc_get(&d, 1, &v, LONG_MS);
+    cr_assert_eq(rc, RAYC_EOBJECT_LOST, "a task that needs the lost object: %s: %s (%s)",
+                 rayc_strerror(rc), rayc_last_error(), v.error ? v.error : "");
+    rayc_value_release(&v);
+    char lines[4][160];
+    cr_assert_eq(file_lines(path, lines, 4), 1, "the hard-pinned producer ran again");
+    rayc_ref_release(d);
+    rayc_ref_release(prod[0]);
+    rayc_ref_release(prod[1]);
+    driver_shutdown();
+}
+
+/* A task pinned (not soft) to a node the cluster knows is dead fails at
+ * once: it never waits for the node. */
+Test(multinode, task_pinned_to_dead_node_fails)
+{
+    harness_cluster c;
+    start3(&c, NULL);
+    driver_init(c.address);
+    pinned_probe(&c);
+    kill_node(&c, 2);
+    wait_views(&c); /* every raylet has heard of the death */
+    rayc_task_opts o = {.strategy = RAYC_SCHED_NODE, .node_id = c.raylets[2].node_id};
+    rayc_ref r;
+    submit("where", NULL, 0, &o, &r);
+    rayc_value v;
+    /* A task that waits for the dead node never ends: ETIMEDOUT here. */
+    int rc = rayc_get(&r, 1, &v, SLACK_MS);
+    cr_assert_neq(rc, RAYC_ETIMEDOUT, "a task pinned to a dead node is still pending");
+    cr_assert_neq(rc, RAYC_OK, "a task pinned to a dead node ran");
+    cr_assert(strstr(rayc_last_error(), "dead") || (v.error && strstr(v.error, "dead")),
+              "the error does not say the node is dead: %s (%s)", rayc_last_error(),
+              v.error ? v.error : "");
+    rayc_value_release(&v);
+    rayc_ref_release(r);
+    driver_shutdown();
+}
+
+/* A node the GCS declared DEAD while its raylet still runs (stopped past
+ * the health timeout, then resumed) is told so at its next heartbeat, and
+ * the raylet exits (docs/gcs.md: DEAD is final). */
+Test(multinode, dead_node_raylet_exits)
+{
+    harness_cluster c;
+    start3(&c, NULL);
+    harness_proc *p = c.raylets[2].proc;
+    cr_assert_eq(kill(p->pid, SIGSTOP), 0);
+    struct state_arg a = {&c, c.raylets[2].node_id, DEAD};
+    bool dead = harness_wait_until(node_in_state, &a, SLACK_MS + c.health_timeout_ms);
+    kill(p->pid, SIGCONT);
+    cr_assert(dead, "a stopped raylet was not declared DEAD");
+    int code = harness_wait_exit(p, SLACK_MS);
+    cr_assert_neq(code, -1, "the raylet of a DEAD node still runs %d ms after it resumed",
+                  SLACK_MS);
+    p->any_exit = true; /* its code is its own business; that it exits is the claim */
+    cr_assert_eq(count_alive(&c), 2);
+}
+
+/* The big one: 2,000 tasks, P producers of 200 KiB objects (store objects)
+ * pinned softly round robin over the 3 nodes, 4 consumers of each producer's
+ * object (pinned softly with their producer on node 2, so the victim's
+ * objects have no copy elsewhere; SPREAD otherwise), and small SPREAD square
+ * tasks. Node 2 is killed once a quarter of the consumers are done. Before
+ * the kill the test checks that some finished producer's object exists only
+ * on node 2; after it, that those producers ran again (their lines in the
+ * attempts file) and every result is exact. */
 #define P         200
 #define CONS_PER  4
 #define NSQ       (2000 - P - P * CONS_PER)
 #define PROD_SIZE (200 * KIB)
 
-Test(multinode, kill_raylet_mid_job_results_still_correct, .timeout = 420)
+/* Attempts of the producer with this seed in the attempts file. */
+static int attempts_of(const char *path, uint64_t seed, char last_node[ID_HEX_MAX])
+{
+    static char lines[4 * P][160];
+    int n = file_lines(path, lines, 4 * P), count = 0;
+    char want[32];
+    snprintf(want, sizeof(want), "%llu ", (unsigned long long)seed);
+    for (int i = 0; i < n && i < 4 * P; i++)
+        if (strncmp(lines[i], want, strlen(want)) == 0) {
+            count++;
+            snprintf(last_node, ID_HEX_MAX, "%s", lines[i] + strlen(want));
+        }
+    return count;
+}
+
+Test(multinode, kill_raylet_mid_job_retries_and_rebuilds, .timeout = 420)
 {
     harness_cluster c;
     const char *const mem[] = {"--object-store-memory=256M", NULL};
@@ -619,24 +949,23 @@ Test(multinode, kill_raylet_mid_job_results_still_correct, .timeout = 420)
     driver_init(c.address);
     assert_driver_on_head(&c);
     pinned_probe(&c);
+    char path[HARNESS_PATH];
+    test_file(path, "producers.attempts");
 
     static rayc_ref prod[P][2], cons[P * CONS_PER], sq[NSQ];
     rayc_task_opts spread = {.strategy = RAYC_SCHED_SPREAD};
+    rayc_task_opts on_victim = {
+        .strategy = RAYC_SCHED_NODE, .node_id = c.raylets[2].node_id, .soft = 1};
     for (int i = 0; i < P; i++) {
         /* Producers are pinned round robin, softly: a third of the objects
          * live on the victim, and their lineage may run anywhere. */
         uint64_t size = PROD_SIZE, seed = 5000 + (uint64_t)i;
-        rayc_arg a[] = {RAYC_VAL(&size, sizeof(size)), RAYC_VAL(&seed, sizeof(seed))};
-        rayc_task_opts po = {.num_returns = 2,
-                             .strategy = RAYC_SCHED_NODE,
-                             .node_id = c.raylets[i % 3].node_id,
-                             .soft = 1};
-        submit("make_pattern", a, 2, &po, prod[i]);
+        submit_mark_pattern(&c, i % 3, 1, &size, &seed, path, prod[i]);
         for (int j = 0; j < CONS_PER; j++) {
             uint64_t salt = (uint64_t)j;
             rayc_arg b[] = {RAYC_REF(prod[i][0]), RAYC_VAL(&seed, sizeof(seed)),
                             RAYC_VAL(&salt, sizeof(salt))};
-            submit("digest", b, 3, &spread, &cons[i * CONS_PER + j]);
+            submit("digest", b, 3, i % 3 == 2 ? &on_victim : &spread, &cons[i * CONS_PER + j]);
         }
         for (int k = i; k < NSQ; k += P) {
             int64_t n = k;
@@ -655,48 +984,47 @@ Test(multinode, kill_raylet_mid_job_results_still_correct, .timeout = 420)
     n = rayc_wait(cons, P * CONS_PER, P * CONS_PER / 4, LONG_MS, ready);
     cr_assert(n >= P * CONS_PER / 4, "rayc_wait: %d (%s: %s)", n, n < 0 ? rayc_strerror(n) : "",
               rayc_last_error());
-    /* Some producer that finished ran on the victim: its object dies with it. */
-    int on_victim = 0, prod_done = 0;
+    /* Finished producers that ran on the victim and whose object the
+     * directory lists on node 2 alone: their objects die with it. */
+    static bool sole[P];
+    int nsole = 0, prod_done = 0;
     for (int i = 0; i < P; i++) {
         int r1 = 0;
-        if (rayc_wait(&prod[i][1], 1, 1, 0, &r1) == 1) {
-            rayc_value v;
-            if (rayc_get(&prod[i][1], 1, &v, 0) == RAYC_OK) {
-                prod_done++;
-                on_victim += is_node(&v, c.raylets[2].node_id);
-                rayc_value_release(&v);
-            }
+        if (rayc_wait(&prod[i][1], 1, 1, 0, &r1) != 1)
+            continue;
+        rayc_value v;
+        if (rayc_get(&prod[i][1], 1, &v, 0) != RAYC_OK)
+            continue;
+        prod_done++;
+        if (is_node(&v, c.raylets[2].node_id)) {
+            int entries;
+            char hexes[8][ID_HEX_MAX];
+            int nodes = locations(&c, &prod[i][0], &entries, hexes, 8);
+            sole[i] = nodes == 1 && strcmp(hexes[0], c.raylets[2].node_id) == 0;
+            nsole += sole[i];
         }
+        rayc_value_release(&v);
     }
     harness_kill9(c.raylets[2].proc);
-    cr_log_info("killed node 2 with %d/%d consumers ready, %d/%d producers done (%d on node 2)", n,
-                P * CONS_PER, prod_done, P, on_victim);
+    cr_log_info("killed node 2 with %d/%d consumers ready, %d/%d producers done (%d only on node "
+                "2)",
+                n, P * CONS_PER, prod_done, P, nsole);
     cr_assert(n < P * CONS_PER, "the whole job finished before the kill; make it larger");
-    cr_assert(on_victim > 0, "no finished producer ran on node 2");
+    cr_assert(nsole > 0, "no finished producer's object was on node 2 alone before the kill");
 
     /* Every consumer's digest, every square, and every producer's object. */
     for (int i = 0; i < P * CONS_PER; i++) {
-        rayc_value v;
-        int rc = rayc_get(&cons[i], 1, &v, LONG_MS);
-        cr_assert_eq(rc, RAYC_OK, "consumer %d: %s: %s (%s)", i, rayc_strerror(rc),
-                     rayc_last_error(), v.error ? v.error : "");
-        int64_t got, want = (int64_t)((5000 + (uint64_t)(i / CONS_PER)) * 1000003ULL +
-                                      (uint64_t)(i % CONS_PER));
-        cr_assert_eq(v.size, sizeof(got));
-        memcpy(&got, v.data, sizeof(got));
-        cr_assert_eq(got, want, "consumer %d: %lld, want %lld", i, (long long)got, (long long)want);
-        rayc_value_release(&v);
+        int64_t want =
+            (int64_t)((5000 + (uint64_t)(i / CONS_PER)) * 1000003ULL + (uint64_t)(i % CONS_PER));
+        char what[64];
+        snprintf(what, sizeof(what), "consumer %d", i);
+        cr_assert_eq(get_i64(cons[i], what), want, "consumer %d", i);
         rayc_ref_release(cons[i]);
     }
     for (int k = 0; k < NSQ; k++) {
-        rayc_value v;
-        int rc = rayc_get(&sq[k], 1, &v, LONG_MS);
-        cr_assert_eq(rc, RAYC_OK, "square %d: %s: %s", k, rayc_strerror(rc), rayc_last_error());
-        int64_t got;
-        cr_assert_eq(v.size, sizeof(got));
-        memcpy(&got, v.data, sizeof(got));
-        cr_assert_eq(got, (int64_t)k * k, "square(%d) = %lld", k, (long long)got);
-        rayc_value_release(&v);
+        char what[64];
+        snprintf(what, sizeof(what), "square %d", k);
+        cr_assert_eq(get_i64(sq[k], what), (int64_t)k * k, "square(%d)", k);
         rayc_ref_release(sq[k]);
     }
     for (int i = 0; i < P; i++) {
@@ -710,6 +1038,18 @@ Test(multinode, kill_raylet_mid_job_results_still_correct, .timeout = 420)
         rayc_value_release(&v[1]);
         rayc_ref_release(prod[i][0]);
         rayc_ref_release(prod[i][1]);
+    }
+    /* The re-execution: each object that was only on node 2 was rebuilt by
+     * running its producer again, on a live node. */
+    for (int i = 0; i < P; i++) {
+        if (!sole[i])
+            continue;
+        char last[ID_HEX_MAX] = "";
+        int a = attempts_of(path, 5000 + (uint64_t)i, last);
+        cr_assert(a >= 2, "producer %d's object was only on the dead node, yet it ran %d time(s)",
+                  i, a);
+        cr_assert_str_neq(last, c.raylets[2].node_id, "producer %d was rebuilt on the dead node",
+                          i);
     }
     cr_assert_eq(harness_node_state(&c, c.raylets[2].node_id), DEAD);
     driver_shutdown();

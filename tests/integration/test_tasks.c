@@ -412,6 +412,25 @@ Test(tasks, env_reaches_tasks)
     stop();
 }
 
+/* Workers (started by a raylet started by the embedded cluster) inherit the
+ * harness's sanitizer log path, so their sanitizer reports fail the test. */
+Test(tasks, workers_inherit_sanitizer_log_path)
+{
+    start(1);
+    char want[HARNESS_PATH];
+    pathf(want, sizeof(want), "log_path=%s/san/asan", harness_dir());
+    rayc_arg a = ARG_STR("ASAN_OPTIONS");
+    rayc_value v;
+    rayc_ref r = submit("env", &a, 1, NULL);
+    cr_assert_eq(get1(r, &v, LONG_MS), RAYC_OK, "env: %s (%s)", rayc_last_error(),
+                 v.error ? v.error : "");
+    cr_assert(strstr((const char *)v.data, want), "a worker's ASAN_OPTIONS is %s, want %s",
+              (const char *)v.data, want);
+    rayc_value_release(&v);
+    rayc_ref_release(r);
+    stop();
+}
+
 /* ------------------------------------------------------------ output */
 
 Test(tasks, worker_output_streamed_to_driver)
