@@ -583,6 +583,13 @@ void harness_teardown(void)
     cr_assert(problems[0] == '\0', "daemon exit status: %s", problems);
 }
 
+void harness_slow_test(void)
+{
+    const char *v = getenv("RAYC_TEST_SLOW");
+    if (v == NULL || atoi(v) <= 0)
+        cr_skip_test("slow test: run it with RAYC_TEST_SLOW=1 (make test-slow)");
+}
+
 int harness_free_port(void)
 {
     int port = 0;

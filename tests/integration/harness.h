@@ -117,6 +117,12 @@ const char *harness_rayc_script(void);
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
 int harness_free_port(void);
 
+/* Slow tests (names start with slow_: the 200k-task stress, 1 GiB
+ * transfers, the 2,000-task node kill) call this first: it skips the test
+ * unless RAYC_TEST_SLOW=1 (`make test-slow` sets it and runs only them), so
+ * `make test` stays quick. */
+void harness_slow_test(void);
+
 /* ------------------------------------------------------------ processes */
 
 /* Start argv (argv[0] a path) in its own session with stdout+stderr appended

@@ -362,8 +362,9 @@ Test(multinode, custom_resource_of_one_node)
 
 /* ============================================================ 3. sizes */
 
-Test(multinode, remote_objects_every_size_byte_exact, .timeout = 420)
+Test(multinode, slow_remote_objects_every_size_byte_exact, .timeout = 420)
 {
+    harness_slow_test();
     harness_cluster c;
     const char *const big[] = {"--object-store-memory=2G", NULL};
     const char *const *extra[3] = {big, big, NULL};
@@ -940,8 +941,9 @@ static int attempts_of(const char *path, uint64_t seed, char last_node[ID_HEX_MA
     return count;
 }
 
-Test(multinode, kill_raylet_mid_job_retries_and_rebuilds, .timeout = 420)
+Test(multinode, slow_kill_raylet_mid_job_retries_and_rebuilds, .timeout = 420)
 {
+    harness_slow_test();
     harness_cluster c;
     const char *const mem[] = {"--object-store-memory=256M", NULL};
     const char *const *extra[3] = {mem, mem, mem};
@@ -1081,7 +1083,7 @@ static void *get_thread(void *arg)
  * timeout plus slack). Returns whether the kill came while the get was still
  * waiting. */
 static bool get_and_kill(harness_cluster *c, struct get_job *g, harness_raylet *victim,
-                         uint64_t size)
+                         uint64_t size, bool *receiving_out)
 {
     uint64_t used0 = 0, obj0 = 0;
     cr_assert(store_used(&c->raylets[0], &used0, &obj0), "head store stats");
@@ -1108,13 +1110,15 @@ static bool get_and_kill(harness_cluster *c, struct get_job *g, harness_raylet *
     cr_assert(__atomic_load_n(&g->done, __ATOMIC_ACQUIRE),
               "rayc_get did not return within its timeout (+%d ms): it hangs", SLACK_MS);
     pthread_join(th, NULL);
+    *receiving_out = receiving;
     return mid;
 }
 
 /* The object was copied to node 2 before the pull from node 1 started:
  * the pull moves to node 2 (or the object is rebuilt); the bytes are exact. */
-Test(multinode, pull_source_dies_other_copy_used, .timeout = 420)
+Test(multinode, slow_pull_source_dies_other_copy_used, .timeout = 420)
 {
+    harness_slow_test();
     harness_cluster c;
     const char *const big[] = {"--object-store-memory=2G", "--log-level=debug", NULL};
     const char *const *extra[3] = {big, big, big};
@@ -1150,7 +1154,11 @@ Test(multinode, pull_source_dies_other_copy_used, .timeout = 420)
     rayc_ref_release(chk[1]);
 
     struct get_job g = {.ref = made[0], .timeout_ms = LONG_MS};
-    bool mid = get_and_kill(&c, &g, &c.raylets[1], size);
+    bool receiving;
+    bool mid = get_and_kill(&c, &g, &c.raylets[1], size, &receiving);
+    /* The claim is about a pull that loses its source mid-transfer. */
+    cr_assert(mid && receiving, "the kill did not come mid-transfer (get %s, head %s)",
+              mid ? "waiting" : "done", receiving ? "receiving" : "not receiving yet");
     cr_assert_neq(g.rc, RAYC_ETIMEDOUT, "rayc_get timed out after the source died: %s", g.err);
     cr_assert_eq(g.rc, RAYC_OK, "rayc_get after the source died (%s): %s: %s",
                  mid ? "mid-transfer" : "after the transfer", rayc_strerror(g.rc), g.err);
@@ -1169,10 +1177,11 @@ Test(multinode, pull_source_dies_other_copy_used, .timeout = 420)
 }
 
 /* The only copy is on node 1, made by a task pinned there (hard): when node
- * 1 dies mid-transfer, the get fails cleanly with RAYC_EOBJECT_LOST or
- * returns the exact bytes (rebuilt elsewhere); it never hangs. */
-Test(multinode, pull_source_dies_only_copy_never_hangs, .timeout = 420)
+ * 1 dies mid-transfer, the get fails cleanly with RAYC_EOBJECT_LOST (the
+ * hard pin leaves no lineage to run elsewhere); it never hangs. */
+Test(multinode, slow_pull_source_dies_only_copy_never_hangs, .timeout = 420)
 {
+    harness_slow_test();
     harness_cluster c;
     const char *const big[] = {"--object-store-memory=2G", "--log-level=debug", NULL};
     const char *const *extra[3] = {big, big, NULL};
@@ -1197,20 +1206,16 @@ Test(multinode, pull_source_dies_only_copy_never_hangs, .timeout = 420)
     rayc_value_release(&nv);
 
     struct get_job g = {.ref = made[0], .timeout_ms = 60000};
-    bool mid = get_and_kill(&c, &g, &c.raylets[1], size);
+    bool receiving;
+    bool mid = get_and_kill(&c, &g, &c.raylets[1], size, &receiving);
+    cr_assert(mid && receiving, "the kill did not come mid-transfer (get %s, head %s)",
+              mid ? "waiting" : "done", receiving ? "receiving" : "not receiving yet");
     cr_assert_neq(g.rc, RAYC_ETIMEDOUT,
-                  "rayc_get of an object whose only holder died %s timed out: %s",
-                  mid ? "mid-transfer" : "after the transfer", g.err);
-    if (g.rc == RAYC_OK) {
-        cr_assert_eq(g.v.size, size);
-        long long off = pattern_check(g.v.data, size, seed);
-        cr_assert_eq(off, -1, "the object differs at %lld", off);
-        rayc_value_release(&g.v);
-    } else {
-        cr_assert_eq(g.rc, RAYC_EOBJECT_LOST, "rayc_get: %s: %s (want OK or EOBJECT_LOST)",
-                     rayc_strerror(g.rc), g.err);
-    }
-    cr_log_info("get after the only holder died: %s", rayc_strerror(g.rc));
+                  "rayc_get of an object whose only holder died mid-transfer timed out: %s", g.err);
+    /* Its producer was pinned to node 1 without `soft`: no lineage to run
+     * elsewhere (docs/multinode.md), so the object is lost. */
+    cr_assert_eq(g.rc, RAYC_EOBJECT_LOST, "rayc_get: %s: %s (want EOBJECT_LOST)",
+                 rayc_strerror(g.rc), g.err);
     rayc_ref_release(made[0]);
     rayc_ref_release(made[1]);
     driver_shutdown();
@@ -1317,18 +1322,27 @@ static int free_subnet(void)
     return -1;
 }
 
+/* Skip (a user's machine without root or namespaces), or fail where the
+ * namespaces are required: CI runs as root and sets RAYC_TEST_REQUIRE_NETNS=1,
+ * so a broken setup there is a failure, not a quiet pass. */
+#define NETNS_UNAVAILABLE(...)                                                                     \
+    do {                                                                                           \
+        if (getenv("RAYC_TEST_REQUIRE_NETNS") && atoi(getenv("RAYC_TEST_REQUIRE_NETNS")) > 0)      \
+            cr_assert_fail(__VA_ARGS__);                                                           \
+        cr_skip_test(__VA_ARGS__);                                                                 \
+    } while (0)
+
 static void netns_setup(void)
 {
     if (geteuid() != 0)
-        cr_skip_test("network namespaces need root (euid %d)", (int)geteuid());
+        NETNS_UNAVAILABLE("network namespaces need root (euid %d)", (int)geteuid());
     netns_sweep_stale();
     int pid = (int)getpid();
     snprintf(g_ns[0], sizeof(g_ns[0]), "rcmn%d_probe", pid);
-    if (shf("ip netns add %s", g_ns[0]) != 0) {
-        cr_skip_test(
+    if (shf("ip netns add %s", g_ns[0]) != 0)
+        NETNS_UNAVAILABLE(
             "cannot create network namespaces here (ip netns add failed; see %s/netns.log)",
             harness_dir());
-    }
     shf("ip netns del %s", g_ns[0]);
     g_subnet = free_subnet();
     cr_assert(g_subnet > 0, "no free 10.200.x.0/24 subnet on this machine");

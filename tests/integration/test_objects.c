@@ -330,8 +330,9 @@ Test(objects, put_get_byte_exact)
     driver_shutdown();
 }
 
-Test(objects, put_get_one_gib, .timeout = 300)
+Test(objects, slow_put_get_one_gib, .timeout = 300)
 {
+    harness_slow_test();
     harness_cluster c;
     const char *const extra[] = {"--object-store-memory=2G", NULL};
     harness_raylet *r = start_cluster(&c, extra);

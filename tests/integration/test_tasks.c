@@ -1026,8 +1026,9 @@ static long status_kb(const char *session, const char *name, const char *field)
 #endif
 #define WAVE 10000
 
-Test(tasks, stress_200k_noop_tasks_memory_flat, .timeout = 900)
+Test(tasks, slow_stress_200k_noop_tasks_memory_flat, .timeout = 900)
 {
+    harness_slow_test();
     start(2);
     char session[HARNESS_PATH];
     pathf(session, sizeof(session), "%s/session_latest", g_root);
