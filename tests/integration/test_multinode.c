@@ -283,6 +283,8 @@ static void raylet_log(const harness_raylet *r, char *out, size_t len)
     snprintf(out, len, "%s/logs/raylet.out", r->session);
 }
 
+static int64_t get_i64(rayc_ref r, const char *what);
+
 /* ============================================================ 1. SPREAD */
 
 #define N_SPREAD 1000
@@ -357,6 +359,97 @@ Test(multinode, custom_resource_of_one_node)
         rayc_value_release(&vals[i]);
         rayc_ref_release(refs[i]);
     }
+    driver_shutdown();
+}
+
+/* A task whose resource no node has is kept (infeasible), not failed, and
+ * runs as soon as a node that has the resource joins (docs/multinode.md). */
+Test(multinode, infeasible_task_runs_when_a_node_with_the_resource_joins)
+{
+    harness_cluster c;
+    harness_cluster_init(&c);
+    harness_cluster_start(&c);
+    harness_raylet_start(&c, NULL);
+    wait_cluster(&c);
+    driver_init(c.address);
+    rayc_task_opts o = {.resources = "late=1"};
+    rayc_ref r;
+    submit("where", NULL, 0, &o, &r);
+    /* Pending, not failed: rayc_wait sees it not ready. */
+    int ready = 0;
+    cr_assert_eq(rayc_wait(&r, 1, 1, 0, &ready), 0, "an infeasible task finished (failed?)");
+    const char *const late[] = {"--resources=late=1", NULL};
+    harness_raylet *n = harness_raylet_start(&c, late);
+    rayc_value v;
+    int rc = rayc_get(&r, 1, &v, LONG_MS);
+    cr_assert_eq(rc, RAYC_OK, "the task needing late=1: %s: %s (%s)", rayc_strerror(rc),
+                 rayc_last_error(), v.error ? v.error : "");
+    char buf[80];
+    cr_assert(is_node(&v, n->node_id), "it ran on %s, not on the node that joined",
+              value_str(&v, buf, sizeof(buf)));
+    rayc_value_release(&v);
+    rayc_ref_release(r);
+    driver_shutdown();
+}
+
+/* The GCS is killed and restarted while a driver has tasks and objects in
+ * flight on three nodes: nothing is lost (docs/gcs.md: raylets re-register
+ * without losing their work), and the cluster takes new work after. */
+Test(multinode, gcs_restart_with_tasks_and_objects_in_flight)
+{
+    harness_cluster c;
+    start3(&c, NULL);
+    driver_init(c.address);
+    pinned_probe(&c);
+    uint64_t size = 200 * KIB, seed = 8100;
+    rayc_ref prod[3][2];
+    for (int k = 0; k < 3; k++) {
+        uint64_t sk = seed + (uint64_t)k;
+        rayc_arg a[] = {RAYC_VAL(&size, sizeof(size)), RAYC_VAL(&sk, sizeof(sk))};
+        rayc_task_opts o = {
+            .num_returns = 2, .strategy = RAYC_SCHED_NODE, .node_id = c.raylets[k].node_id};
+        submit("make_pattern", a, 2, &o, prod[k]);
+    }
+    enum { N = 300 };
+    static rayc_ref sq[N], dg[N];
+    rayc_task_opts spread = {.strategy = RAYC_SCHED_SPREAD};
+    for (int i = 0; i < N; i++) {
+        int64_t x = i;
+        rayc_arg s1 = RAYC_VAL(&x, sizeof(x));
+        submit("square", &s1, 1, &spread, &sq[i]);
+        uint64_t sk = seed + (uint64_t)(i % 3), salt = (uint64_t)i;
+        rayc_arg b[] = {RAYC_REF(prod[i % 3][0]), RAYC_VAL(&sk, sizeof(sk)),
+                        RAYC_VAL(&salt, sizeof(salt))};
+        submit("digest", b, 3, &spread, &dg[i]);
+        if (i == N / 3) { /* mid-submission */
+            harness_kill9(c.gcs);
+            harness_gcs_restart(&c);
+        }
+    }
+    for (int i = 0; i < N; i++) {
+        char what[32];
+        snprintf(what, sizeof(what), "square %d", i);
+        cr_assert_eq(get_i64(sq[i], what), (int64_t)i * i);
+        snprintf(what, sizeof(what), "digest %d", i);
+        cr_assert_eq(get_i64(dg[i], what),
+                     (int64_t)((seed + (uint64_t)(i % 3)) * 1000003ULL + (uint64_t)i));
+        rayc_ref_release(sq[i]);
+        rayc_ref_release(dg[i]);
+    }
+    for (int k = 0; k < 3; k++) {
+        rayc_value v[2];
+        int rc = rayc_get(prod[k], 2, v, LONG_MS);
+        cr_assert_eq(rc, RAYC_OK, "object %d after the restart: %s: %s", k, rayc_strerror(rc),
+                     rayc_last_error());
+        cr_assert_eq(pattern_check(v[0].data, v[0].size, seed + (uint64_t)k), -1);
+        cr_assert(is_node(&v[1], c.raylets[k].node_id), "producer %d ran again elsewhere", k);
+        rayc_value_release(&v[0]);
+        rayc_value_release(&v[1]);
+        rayc_ref_release(prod[k][0]);
+        rayc_ref_release(prod[k][1]);
+    }
+    cr_assert_eq(count_alive(&c), 3, "a node died across the GCS restart");
+    pinned_probe(&c); /* new work on every node */
     driver_shutdown();
 }
 
