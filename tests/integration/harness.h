@@ -12,7 +12,7 @@
  *   - the fixture's .fini (harness_teardown) stops everything, checks /proc
  *     that nothing of ours survives, and removes the temp dir;
  *   - if the test crashed or timed out (.fini never ran), a criterion
- *     ReportHook(POST_TEST) in the runner kills whatever that test's pid file
+ *     ReportHook(POST_FINI) in the runner kills whatever that test's pid file
  *     and tag list, and removes its dir;
  *   - ReportHook(POST_ALL) sweeps what is left and removes the root.
  * Use it as:
@@ -97,6 +97,10 @@ void harness_setup(void);
  * did not exit 0 within a few seconds of SIGTERM (set p->any_exit for a
  * process the test breaks on purpose). Removes the dir either way. */
 void harness_teardown(void);
+/* Record that this test's teardown failed (printf-style reason). Use it in
+ * a .fini instead of cr_assert, which criterion ignores there: the binary
+ * prints these after the run and exits 1. */
+void harness_fail_teardown(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* SIGTERM every recorded process group (newest first), SIGKILL what is left
  * after a few seconds, and kill any process still carrying our tag. */
 void harness_stop_all(void);
