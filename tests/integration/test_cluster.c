@@ -5,7 +5,10 @@
  * harness stops them and checks that none survives.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -430,8 +433,8 @@ Test(cli, bad_flags_one_line)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char *out, *err;
         int rc = harness_rayc(&out, &err, cases[i]);
-        cr_assert_neq(rc, 0, "case %zu (%s %s) succeeded", i, cases[i][0],
-                      cases[i][1] ? cases[i][1] : "");
+        cr_assert_eq(rc, 2, "case %zu (%s %s): exit %d, want 2 (usage error)", i, cases[i][0],
+                     cases[i][1] ? cases[i][1] : "", rc);
         assert_one_line(err, "rayc: ");
         free(out);
         free(err);
@@ -701,4 +704,151 @@ Test(cli, session_files_are_private)
     cr_assert_eq(harness_rayc(&out, &err, stop), 0, "rayc stop: %s", err);
     free(out);
     free(err);
+}
+
+/* ------------------------------------------------------------ CLI lifecycle */
+
+/* A PATH of symlinks to every program of /usr/bin and /bin except
+ * redis-server: `rayc start --head` must say it is missing, in one line. */
+Test(cli, redis_server_missing_one_line)
+{
+    char dir[HARNESS_PATH];
+    snprintf(dir, sizeof(dir), "%s/path", harness_dir());
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    const char *from[] = {"/usr/local/bin", "/usr/bin", "/bin", NULL};
+    for (int k = 0; from[k]; k++) {
+        DIR *d = opendir(from[k]);
+        struct dirent *e;
+        while (d && (e = readdir(d)) != NULL) {
+            if (e->d_name[0] == '.' || strncmp(e->d_name, "redis-server", 12) == 0)
+                continue;
+            char src[HARNESS_PATH + 300], dst[HARNESS_PATH + 300];
+            snprintf(src, sizeof(src), "%s/%s", from[k], e->d_name);
+            snprintf(dst, sizeof(dst), "%s/%s", dir, e->d_name);
+            (void)!symlink(src, dst); /* the first of a name wins */
+        }
+        if (d)
+            closedir(d);
+    }
+    char *old = getenv("PATH") ? strdup(getenv("PATH")) : NULL;
+    setenv("PATH", dir, 1);
+    char *out, *err, port[32];
+    snprintf(port, sizeof(port), "--port=%d", harness_free_port());
+    const char *start[] = {"start", "--head", port, "--num-cpus=1", NULL};
+    int rc = harness_rayc(&out, &err, start);
+    if (old) {
+        setenv("PATH", old, 1);
+        free(old);
+    }
+    cr_assert_eq(rc, 1, "rayc start --head without redis-server: exit %d (%s)", rc, err);
+    rstrip(err);
+    assert_one_line(err, "rayc: redis-server is missing");
+    free(out);
+    free(err);
+    cr_assert_eq(harness_survivors(NULL, 0), 0, "a failed start left processes");
+}
+
+static int start_head(char *port_flag, size_t len)
+{
+    int p = harness_free_port();
+    snprintf(port_flag, len, "--port=%d", p);
+    char *out, *err;
+    const char *head[] = {"start", "--head", port_flag, "--num-cpus=1", "--object-store-memory=32M",
+                          NULL};
+    cr_assert_eq(harness_rayc(&out, &err, head), 0, "rayc start --head: %s", err);
+    free(out);
+    free(err);
+    return p;
+}
+
+/* `rayc stop --force` kills every daemon of the session at once. */
+Test(cli, stop_force_leaves_nothing)
+{
+    char port[32];
+    start_head(port, sizeof(port));
+    cr_assert_gt(harness_survivors(NULL, 0), 0, "no daemon runs after rayc start");
+    char *out, *err;
+    const char *stop[] = {"stop", "--force", NULL};
+    cr_assert_eq(harness_rayc(&out, &err, stop), 0, "rayc stop --force: %s", err);
+    free(out);
+    free(err);
+    char who[2048];
+    cr_assert(harness_wait_until(ours_gone, NULL, 5000), "rayc stop --force left: %s",
+              (harness_survivors(who, sizeof(who)), who));
+}
+
+static bool file_exists(void *arg)
+{
+    return access((const char *)arg, F_OK) == 0;
+}
+
+static bool says_foreground(void *arg)
+{
+    char *text = read_file(((harness_proc *)arg)->out, NULL);
+    bool yes = text && strstr(text, "running in the foreground");
+    free(text);
+    return yes;
+}
+
+/* `rayc start --head --block` in the foreground, with the harness's CLI
+ * environment; waits until its raylet is ready. Returns the session dir. */
+static harness_proc *start_blocking(char *session, size_t len)
+{
+    char temp[HARNESS_PATH], bin[HARNESS_PATH], port[32];
+    snprintf(temp, sizeof(temp), "%s/rayc", harness_dir());
+    snprintf(bin, sizeof(bin), "%s/bin", harness_build());
+    snprintf(port, sizeof(port), "--port=%d", harness_free_port());
+    setenv("RAYC_TEMP_DIR", temp, 1);
+    setenv("RAYC_BIN_DIR", bin, 1);
+    char *argv[] = {
+        (char *)harness_rayc_script(), "start", "--head", "--block", port, "--num-cpus=1",
+        "--object-store-memory=32M",   NULL};
+    harness_proc *p = harness_spawn("rayc_block", NULL, argv);
+    unsetenv("RAYC_TEMP_DIR");
+    unsetenv("RAYC_BIN_DIR");
+    char link[HARNESS_PATH + 32], ready[HARNESS_PATH + 32];
+    snprintf(link, sizeof(link), "%s/session_latest", temp);
+    snprintf(ready, sizeof(ready), "%s/raylet.ready", link);
+    cr_assert(harness_wait_until(file_exists, ready, SLACK_MS), "rayc start --block never ready");
+    /* Ready, and in its foreground loop (its signal handling is set). */
+    cr_assert(harness_wait_until(says_foreground, p, SLACK_MS), "rayc start --block never said it "
+                                                                "runs in the foreground");
+    cr_assert(realpath(link, session) != NULL && strlen(session) < len);
+    cr_assert(harness_alive(p), "rayc start --block returned");
+    return p;
+}
+
+/* --block: when a daemon of the node dies, rayc stops the others and exits
+ * 1 (docs/cli.md). */
+Test(cli, block_exits_1_when_a_daemon_dies)
+{
+    char session[PATH_MAX];
+    harness_proc *p = start_blocking(session, sizeof(session));
+    char pidfile[PATH_MAX + 16];
+    snprintf(pidfile, sizeof(pidfile), "%s/raylet.pid", session);
+    char *s = read_file(pidfile, NULL);
+    cr_assert_not_null(s, "no %s", pidfile);
+    int pid = atoi(s);
+    free(s);
+    cr_assert_gt(pid, 0);
+    cr_assert_eq(kill(pid, SIGKILL), 0);
+    p->any_exit = true; /* checked here */
+    int code = harness_wait_exit(p, SLACK_MS);
+    cr_assert_eq(code, 1, "rayc start --block after its raylet died: exit %d", code);
+    char who[2048];
+    cr_assert(harness_wait_until(ours_gone, NULL, 10000), "daemons left after --block exited: %s",
+              (harness_survivors(who, sizeof(who)), who));
+}
+
+/* --block: SIGTERM stops the node's daemons and exits 0. */
+Test(cli, block_sigterm_stops_the_node)
+{
+    char session[PATH_MAX];
+    harness_proc *p = start_blocking(session, sizeof(session));
+    cr_assert_eq(kill(p->pid, SIGTERM), 0);
+    int code = harness_wait_exit(p, SLACK_MS);
+    cr_assert_eq(code, 0, "rayc start --block on SIGTERM: exit %d", code);
+    char who[2048];
+    cr_assert(harness_wait_until(ours_gone, NULL, 10000), "daemons left after --block exited: %s",
+              (harness_survivors(who, sizeof(who)), who));
 }
