@@ -171,3 +171,16 @@ static int mark_nap(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
     return return_node(ctx, 0);
 }
 RAYC_REMOTE(mark_nap)
+
+/* shout(text): prints text on stdout (the raylet forwards worker output to
+ * the driver, from any node); returns the node id. */
+static int shout(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
+{
+    char text[512];
+    if (nargs != 1)
+        return rayc_fail(ctx, "shout wants a string");
+    printf("%s\n", arg_path(&args[0], text, sizeof(text)));
+    fflush(stdout);
+    return return_node(ctx, 0);
+}
+RAYC_REMOTE(shout)

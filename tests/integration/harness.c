@@ -777,6 +777,34 @@ const char *harness_last_line(const harness_proc *p, char *buf, size_t len)
     return buf;
 }
 
+int harness_capture_fd(int fd, const char *path)
+{
+    fflush(fd == 1 ? stdout : stderr);
+    int saved = dup(fd);
+    int f = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    cr_assert(saved >= 0 && f >= 0, "capture %d into %s: %s", fd, path, strerror(errno));
+    dup2(f, fd);
+    close(f);
+    return saved;
+}
+
+void harness_restore_fd(int fd, int saved)
+{
+    fflush(fd == 1 ? stdout : stderr);
+    dup2(saved, fd);
+    close(saved);
+}
+
+bool harness_file_contains(const char *path, const char *needle)
+{
+    fflush(stdout);
+    fflush(stderr);
+    char *s = read_file(path, NULL);
+    bool ok = s && strstr(s, needle) != NULL;
+    free(s);
+    return ok;
+}
+
 bool harness_wait_until(bool (*pred)(void *), void *arg, int timeout_ms)
 {
     uint64_t deadline = now_ms() + (uint64_t)timeout_ms;

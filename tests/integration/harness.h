@@ -144,6 +144,14 @@ harness_proc *harness_restart(harness_proc *p);
 /* Last non-empty line of p's output, into buf. */
 const char *harness_last_line(const harness_proc *p, char *buf, size_t len);
 
+/* Point fd (1 or 2) of this process at a new file path; returns the saved
+ * descriptor for harness_restore_fd. For tests of output streamed to an
+ * in-process driver. */
+int harness_capture_fd(int fd, const char *path);
+void harness_restore_fd(int fd, int saved);
+/* The file at path contains needle (stdio flushed first). */
+bool harness_file_contains(const char *path, const char *needle);
+
 /* Poll pred(arg) every ~20 ms until it is true or timeout_ms passes. */
 bool harness_wait_until(bool (*pred)(void *), void *arg, int timeout_ms);
 

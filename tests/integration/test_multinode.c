@@ -17,6 +17,7 @@
  * crashed earlier run left behind. Nothing here asserts a duration.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -450,6 +451,64 @@ Test(multinode, gcs_restart_with_tasks_and_objects_in_flight)
     }
     cr_assert_eq(count_alive(&c), 3, "a node died across the GCS restart");
     pinned_probe(&c); /* new work on every node */
+    driver_shutdown();
+}
+
+struct contains_arg {
+    const char *path, *needle;
+};
+
+static bool contains(void *arg)
+{
+    struct contains_arg *a = arg;
+    return harness_file_contains(a->path, a->needle);
+}
+
+/* Worker output is forwarded to the driver from every node, not only the
+ * driver's own (every other multinode test turns it off). */
+Test(multinode, worker_output_from_other_nodes_reaches_the_driver)
+{
+    harness_cluster c;
+    start3(&c, NULL);
+    const char *code[] = {mnlib(), NULL};
+    rayc_init_opts o = {.address = c.address, .code = code}; /* log_to_driver on */
+    int rc = rayc_init(&o);
+    cr_assert_eq(rc, RAYC_OK, "rayc_init: %s: %s", rayc_strerror(rc), rayc_last_error());
+    char out[HARNESS_PATH];
+    snprintf(out, sizeof(out), "%s/driver.stdout", harness_dir());
+    int saved = harness_capture_fd(1, out);
+    bool got[3] = {false, false, false};
+    char want[3][128];
+    for (int k = 1; k < 3; k++) {
+        char text[64];
+        snprintf(text, sizeof(text), "shout-from-node-%d-5e1d", k);
+        rayc_task_opts po = {.strategy = RAYC_SCHED_NODE, .node_id = c.raylets[k].node_id};
+        rayc_arg a = RAYC_VAL(text, strlen(text));
+        rayc_ref r;
+        if (rayc_submit("shout", &a, 1, &po, &r) != RAYC_OK)
+            break;
+        rayc_value v;
+        if (rayc_get(&r, 1, &v, LONG_MS) == RAYC_OK) {
+            got[k] = is_node(&v, c.raylets[k].node_id);
+            rayc_value_release(&v);
+        }
+        rayc_ref_release(r);
+        /* The prefix names the node the line came from. */
+        snprintf(want[k], sizeof(want[k]), "node=%.8s) %s", c.raylets[k].node_id, text);
+    }
+    bool seen[3] = {false, false, false};
+    for (int k = 1; k < 3; k++) {
+        struct contains_arg ca = {out, want[k]};
+        seen[k] = got[k] && harness_wait_until(contains, &ca, SLACK_MS);
+    }
+    harness_restore_fd(1, saved);
+    char *text = read_file(out, NULL);
+    for (int k = 1; k < 3; k++) {
+        cr_assert(got[k], "shout pinned to node %d did not run there", k);
+        cr_assert(seen[k], "the driver's stdout lacks [%s]; it has [%s]", want[k],
+                  text ? text : "");
+    }
+    free(text);
     driver_shutdown();
 }
 
@@ -1147,6 +1206,169 @@ Test(multinode, slow_kill_raylet_mid_job_retries_and_rebuilds, .timeout = 420)
                           i);
     }
     cr_assert_eq(harness_node_state(&c, c.raylets[2].node_id), DEAD);
+    driver_shutdown();
+}
+
+/* ============================================================ workers */
+
+/* rayc_worker processes the raylet started (its children) that still run. */
+static int workers_of(const harness_raylet *r)
+{
+    int n = 0;
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        char path[300], *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end || pid <= 0)
+            continue;
+        snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+        char *st = read_file(path, NULL);
+        char *rp = st ? strrchr(st, ')') : NULL;
+        char state = 0;
+        int ppid = 0;
+        if (rp && sscanf(rp + 2, "%c %d", &state, &ppid) == 2 && ppid == r->proc->pid &&
+            state != 'Z' && strstr(st, "(rayc_worker)"))
+            n++;
+        free(st);
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+struct workers_arg {
+    const harness_raylet *r;
+    int at_most, last;
+};
+
+static bool workers_at_most(void *arg)
+{
+    struct workers_arg *a = arg;
+    a->last = workers_of(a->r);
+    return a->last <= a->at_most;
+}
+
+/* Three tasks of different CPU demands (three scheduling classes, so three
+ * workers) napping at once on a 1-CPU node; their refs in out. */
+static void three_nappers(const harness_cluster *c, const char *path, uint64_t ms, rayc_ref out[3])
+{
+    const double cpus[3] = {0.2, 0.25, 0.3};
+    for (int i = 0; i < 3; i++) {
+        rayc_task_opts o = {.num_cpus = cpus[i]};
+        rayc_arg a[] = {RAYC_VAL(path, strlen(path)), RAYC_VAL(&ms, sizeof(ms)),
+                        RAYC_VAL(c->raylets[0].node_id, strlen(c->raylets[0].node_id))};
+        submit("mark_nap", a, 3, &o, &out[i]);
+    }
+}
+
+static void one_node(harness_cluster *c, const char *const extra[])
+{
+    harness_cluster_init(c);
+    harness_cluster_start(c);
+    harness_raylet_start(c, extra);
+    wait_cluster(c);
+    driver_init(c->address);
+}
+
+/* Workers beyond num_cpus exit once idle for idle_worker_timeout_ms. */
+Test(multinode, idle_workers_beyond_num_cpus_exit)
+{
+    harness_cluster c;
+    const char *const extra[] = {"--idle-worker-timeout-ms=300", NULL};
+    one_node(&c, extra);
+    char path[HARNESS_PATH];
+    test_file(path, "nappers");
+    rayc_ref r[3];
+    three_nappers(&c, path, 1500, r);
+    struct lines_arg la = {path, 3};
+    cr_assert(harness_wait_until(has_lines, &la, SLACK_MS), "three tasks never ran at once");
+    int peak = workers_of(&c.raylets[0]);
+    cr_assert_geq(peak, 3, "%d workers for three concurrent tasks", peak);
+    rayc_value v[3];
+    int rc = rayc_get(r, 3, v, LONG_MS);
+    cr_assert_eq(rc, RAYC_OK, "%s: %s", rayc_strerror(rc), rayc_last_error());
+    for (int i = 0; i < 3; i++)
+        rayc_value_release(&v[i]);
+    struct workers_arg wa = {&c.raylets[0], 1, 0};
+    cr_assert(harness_wait_until(workers_at_most, &wa, SLACK_MS),
+              "%d idle workers still run on a 1-CPU node", wa.last);
+    for (int i = 0; i < 3; i++)
+        rayc_ref_release(r[i]);
+    driver_shutdown();
+}
+
+/* --max-workers caps the worker processes of a node: three tasks that each
+ * want a worker of their own share two, and all finish. */
+Test(multinode, max_workers_caps_worker_processes)
+{
+    harness_cluster c;
+    const char *const extra[] = {"--max-workers=2", NULL};
+    one_node(&c, extra);
+    char path[HARNESS_PATH];
+    test_file(path, "nappers");
+    rayc_ref r[3];
+    three_nappers(&c, path, 1000, r);
+    rayc_value v[3];
+    int max_seen = 0, ready[3];
+    while (rayc_wait(r, 3, 3, 20, ready) < 3) {
+        int n = workers_of(&c.raylets[0]);
+        max_seen = n > max_seen ? n : max_seen;
+        cr_assert_leq(n, 2, "%d worker processes with --max-workers=2", n);
+    }
+    int rc = rayc_get(r, 3, v, LONG_MS);
+    cr_assert_eq(rc, RAYC_OK, "%s: %s", rayc_strerror(rc), rayc_last_error());
+    for (int i = 0; i < 3; i++) {
+        rayc_value_release(&v[i]);
+        rayc_ref_release(r[i]);
+    }
+    cr_log_info("at most %d workers seen", max_seen);
+    driver_shutdown();
+}
+
+struct status_arg {
+    const harness_cluster *c;
+    const char *want;
+    char *last;
+};
+
+static bool status_says(void *arg)
+{
+    struct status_arg *a = arg;
+    char addr[96], tok[HARNESS_PATH + 16];
+    snprintf(addr, sizeof(addr), "--address=%s", a->c->address);
+    snprintf(tok, sizeof(tok), "--token-file=%s", a->c->token_file);
+    const char *args[] = {"status", addr, tok, NULL};
+    char *out = NULL, *err = NULL;
+    int rc = harness_rayc(&out, &err, args);
+    free(a->last);
+    a->last = out;
+    free(err);
+    return rc == 0 && out && strstr(out, a->want) != NULL;
+}
+
+/* `rayc status` counts pending tasks: three tasks no node can run yet are
+ * "3 pending tasks" in its summary (docs/cli.md). */
+Test(multinode, status_counts_pending_tasks)
+{
+    harness_cluster c;
+    one_node(&c, NULL);
+    rayc_ref r[3];
+    for (int i = 0; i < 3; i++) {
+        rayc_task_opts o = {.resources = "later=1"};
+        int64_t x = i;
+        rayc_arg a = RAYC_VAL(&x, sizeof(x));
+        submit("where", &a, 1, &o, &r[i]);
+    }
+    struct status_arg sa = {&c, "3 pending tasks", NULL};
+    bool ok = harness_wait_until(status_says, &sa, SLACK_MS);
+    char *last = sa.last;
+    cr_assert(ok, "rayc status never said '3 pending tasks':\n%s", last ? last : "");
+    free(last);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(rayc_cancel(r[i], 0), RAYC_OK);
+        rayc_ref_release(r[i]);
+    }
     driver_shutdown();
 }
 
