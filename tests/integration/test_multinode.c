@@ -1372,6 +1372,100 @@ Test(multinode, status_counts_pending_tasks)
     driver_shutdown();
 }
 
+/* A driver attached to node 2's raylet (its RAYC_TEMP_DIR's session_latest
+ * names node 2's session, which rayc_init prefers): it puts an object and
+ * hands the ref over the pipe, then, told node 2 is dead, tries another put
+ * and reports its code. */
+static int remote_driver(int in, int out, const harness_cluster *c)
+{
+    char temp[HARNESS_PATH + 16], link[HARNESS_PATH + 32];
+    snprintf(temp, sizeof(temp), "%s/driver2tmp", harness_dir());
+    mkdir(temp, 0700);
+    snprintf(link, sizeof(link), "%s/session_latest", temp);
+    if (symlink(c->raylets[2].session, link) != 0)
+        return 10;
+    /* What `rayc start` writes and rayc_init needs to take a session. */
+    char ga[HARNESS_PATH + 32];
+    snprintf(ga, sizeof(ga), "%s/gcs_address", c->raylets[2].session);
+    if (write_file(ga, c->address, strlen(c->address), 0600) != 0)
+        return 17;
+    setenv("RAYC_TEMP_DIR", temp, 1);
+    rayc_init_opts o = {.address = c->address, .log_to_driver = -1};
+    if (rayc_init(&o) != RAYC_OK)
+        return 11;
+    if (strcmp(rayc_node_id(), c->raylets[2].node_id) != 0)
+        return 12;
+    static uint8_t buf[200 * 1024];
+    pattern_fill(buf, sizeof(buf), 9100);
+    rayc_ref r;
+    if (rayc_put(buf, sizeof(buf), &r) != RAYC_OK)
+        return 13;
+    if (write(out, &r, sizeof(r)) != (ssize_t)sizeof(r))
+        return 14;
+    char go;
+    if (read(in, &go, 1) != 1)
+        return 15;
+    rayc_ref r2;
+    int rc = rayc_put(buf, sizeof(buf), &r2);
+    if (write(out, &rc, sizeof(rc)) != (ssize_t)sizeof(rc))
+        return 16;
+    return 0;
+}
+
+/* docs/multinode.md: a driver attached to a dead node's raylet loses its
+ * connection and the objects it owns: another driver's get of one is
+ * RAYC_EOBJECT_LOST (never a hang), and the dead node's driver can no
+ * longer put. */
+Test(multinode, driver_on_dead_node_loses_its_objects)
+{
+    /* Known bug: the get below waits out its whole timeout instead of
+     * failing with RAYC_EOBJECT_LOST (librayc's get of a ref whose owner,
+     * another driver, died with its node; worker/core_objects.c). */
+    if (getenv("RAYC_TEST_KNOWN_BUGS") == NULL)
+        cr_skip_test("known bug: a get of an object whose owner died with its node hangs until "
+                     "its timeout (RAYC_TEST_KNOWN_BUGS=1 runs it)");
+    harness_cluster c;
+    start3(&c, NULL);
+    int down[2], up[2];
+    cr_assert_eq(pipe(down), 0);
+    cr_assert_eq(pipe(up), 0);
+    pid_t kid = fork();
+    cr_assert_geq(kid, 0);
+    if (kid == 0) {
+        close(down[1]);
+        close(up[0]);
+        _exit(remote_driver(down[0], up[1], &c));
+    }
+    close(down[0]);
+    close(up[1]);
+    driver_init(c.address); /* after the fork: the child starts a fresh librayc */
+    rayc_ref r;
+    ssize_t n = read(up[0], &r, sizeof(r));
+    if (n != (ssize_t)sizeof(r)) {
+        int st = 0;
+        waitpid(kid, &st, 0);
+        cr_assert_fail("the driver on node 2 failed before its put (exit %d)",
+                       WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    }
+    kill_node(&c, 2);
+    char go = 1;
+    cr_assert_eq(write(down[1], &go, 1), 1);
+    int rc2 = 0;
+    bool told = read(up[0], &rc2, sizeof(rc2)) == (ssize_t)sizeof(rc2);
+    int st = 0;
+    kill(kid, SIGKILL); /* done with it either way */
+    waitpid(kid, &st, 0);
+    close(down[1]);
+    close(up[0]);
+    cr_assert(told, "the driver on the dead node never answered");
+    cr_assert_neq(rc2, RAYC_OK, "the driver of a dead node could still put");
+    rayc_value v;
+    int rc = rayc_get(&r, 1, &v, 60000);
+    cr_assert_eq(rc, RAYC_EOBJECT_LOST, "get of an object owned by the dead node's driver: %s: %s",
+                 rayc_strerror(rc), rayc_last_error());
+    driver_shutdown();
+}
+
 /* ============================================================ 6. source dies mid-pull */
 
 struct get_job {
