@@ -363,6 +363,31 @@ Test(multinode, custom_resource_of_one_node)
     driver_shutdown();
 }
 
+struct contains_arg {
+    const char *path, *needle;
+};
+
+static bool contains(void *arg)
+{
+    struct contains_arg *a = arg;
+    return harness_file_contains(a->path, a->needle);
+}
+
+/* librayc reads the raylet's notices when a call pumps its connection:
+ * wait on ref briefly, then look for the text. */
+struct pumped_arg {
+    rayc_ref *ref;
+    struct contains_arg ca;
+};
+
+static bool pumped_contains(void *arg)
+{
+    struct pumped_arg *a = arg;
+    int ready;
+    (void)rayc_wait(a->ref, 1, 1, 50, &ready);
+    return contains(&a->ca);
+}
+
 /* A task whose resource no node has is kept (infeasible), not failed, and
  * runs as soon as a node that has the resource joins (docs/multinode.md). */
 Test(multinode, infeasible_task_runs_when_a_node_with_the_resource_joins)
@@ -373,16 +398,25 @@ Test(multinode, infeasible_task_runs_when_a_node_with_the_resource_joins)
     harness_raylet_start(&c, NULL);
     wait_cluster(&c);
     driver_init(c.address);
+    char err[HARNESS_PATH];
+    snprintf(err, sizeof(err), "%s/driver.stderr", harness_dir());
+    int saved = harness_capture_fd(2, err);
     rayc_task_opts o = {.resources = "late=1"};
     rayc_ref r;
     submit("where", NULL, 0, &o, &r);
+    /* The raylet has it as infeasible once the driver got its notice; only
+     * then does the node join (the claim: it runs when such a node joins). */
+    struct pumped_arg pa = {&r, {err, "stays pending until such a node joins"}};
+    bool noticed = harness_wait_until(pumped_contains, &pa, SLACK_MS);
+    harness_restore_fd(2, saved);
+    cr_assert(noticed, "the driver was never told the task is infeasible");
     /* Pending, not failed: rayc_wait sees it not ready. */
     int ready = 0;
     cr_assert_eq(rayc_wait(&r, 1, 1, 0, &ready), 0, "an infeasible task finished (failed?)");
     const char *const late[] = {"--resources=late=1", NULL};
     harness_raylet *n = harness_raylet_start(&c, late);
     rayc_value v;
-    int rc = rayc_get(&r, 1, &v, LONG_MS);
+    int rc = rayc_get(&r, 1, &v, 2 * SLACK_MS);
     cr_assert_eq(rc, RAYC_OK, "the task needing late=1: %s: %s (%s)", rayc_strerror(rc),
                  rayc_last_error(), v.error ? v.error : "");
     char buf[80];
@@ -452,16 +486,6 @@ Test(multinode, gcs_restart_with_tasks_and_objects_in_flight)
     cr_assert_eq(count_alive(&c), 3, "a node died across the GCS restart");
     pinned_probe(&c); /* new work on every node */
     driver_shutdown();
-}
-
-struct contains_arg {
-    const char *path, *needle;
-};
-
-static bool contains(void *arg)
-{
-    struct contains_arg *a = arg;
-    return harness_file_contains(a->path, a->needle);
 }
 
 /* Worker output is forwarded to the driver from every node, not only the
