@@ -10,9 +10,13 @@
  *
  * Numbers are int64 / uint64 in host order.
  */
+#include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "rayc.h"
 
@@ -33,6 +37,27 @@ static const char *node_hex(void)
 {
     const char *n = getenv("RAYC_NODE_ID");
     return n && *n ? n : rayc_node_id();
+}
+
+/* Append one line to path with O_APPEND (one write: lines of concurrent
+ * workers on several nodes never interleave): how the node-death tests see
+ * that a task ran, where, and how many times. */
+static int append_line(const char *path, const char *line)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    ssize_t n = write(fd, line, strlen(line));
+    close(fd);
+    return n == (ssize_t)strlen(line) ? 0 : -1;
+}
+
+static char *arg_path(const rayc_buf *b, char *out, size_t len)
+{
+    size_t n = b->size < len - 1 ? b->size : len - 1;
+    memcpy(out, b->data, n);
+    out[n] = '\0';
+    return out;
 }
 
 static int return_node(rayc_ctx *ctx, size_t index)
@@ -108,3 +133,54 @@ static int square(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
     return rayc_return(ctx, 0, &v, sizeof(v));
 }
 RAYC_REMOTE(square)
+
+/* mark_pattern(size, seed, path): make_pattern that first appends
+ * "<seed> <node id>\n" to path, so a test counts the attempts of each
+ * producer and sees where each ran. 2 returns, like make_pattern. */
+static int mark_pattern(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
+{
+    if (nargs != 3)
+        return rayc_fail(ctx, "mark_pattern wants (size, seed, path), got %zu arguments", nargs);
+    char path[4096], line[128];
+    snprintf(line, sizeof(line), "%llu %s\n", (unsigned long long)arg_u64(&args[1]), node_hex());
+    if (append_line(arg_path(&args[2], path, sizeof(path)), line) != 0)
+        return rayc_fail(ctx, "mark_pattern: cannot append to %s", path);
+    return make_pattern(ctx, args, 2);
+}
+RAYC_REMOTE(mark_pattern)
+
+/* mark_nap(path, ms, slow_node): appends "<node id>\n" to path, then sleeps
+ * ms milliseconds when it runs on slow_node (hex), else returns at once.
+ * Returns the node id. A test kills slow_node while the task sleeps there
+ * and sees the retry's line come from another node. */
+static int mark_nap(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
+{
+    if (nargs != 3)
+        return rayc_fail(ctx, "mark_nap wants (path, ms, slow_node), got %zu arguments", nargs);
+    char path[4096], slow[128], line[128];
+    snprintf(line, sizeof(line), "%s\n", node_hex());
+    if (append_line(arg_path(&args[0], path, sizeof(path)), line) != 0)
+        return rayc_fail(ctx, "mark_nap: cannot append to %s", path);
+    if (strcmp(arg_path(&args[2], slow, sizeof(slow)), node_hex()) == 0) {
+        uint64_t ms = arg_u64(&args[1]);
+        struct timespec ts = {.tv_sec = (time_t)(ms / 1000),
+                              .tv_nsec = (long)(ms % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0) {
+        }
+    }
+    return return_node(ctx, 0);
+}
+RAYC_REMOTE(mark_nap)
+
+/* shout(text): prints text on stdout (the raylet forwards worker output to
+ * the driver, from any node); returns the node id. */
+static int shout(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
+{
+    char text[512];
+    if (nargs != 1)
+        return rayc_fail(ctx, "shout wants a string");
+    printf("%s\n", arg_path(&args[0], text, sizeof(text)));
+    fflush(stdout);
+    return return_node(ctx, 0);
+}
+RAYC_REMOTE(shout)

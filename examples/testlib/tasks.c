@@ -304,6 +304,29 @@ static int nap(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
 }
 RAYC_REMOTE(nap)
 
+/* rendezvous(path, n, timeout_ms): appends a line to path, then waits until
+ * path has n lines; returns n, or fails after timeout_ms. n of these finish
+ * only when all n run at the same time: proof that n CPUs were free (a test
+ * uses it to show that no retry holds a CPU, without sleeping). */
+static int rendezvous(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
+{
+    const char *path = nargs == 3 ? arg_str(&args[0]) : NULL;
+    if (path == NULL || args[1].size != sizeof(int64_t) || args[2].size != sizeof(int64_t))
+        return rayc_fail(ctx, "rendezvous wants a path and two int64");
+    int64_t n = arg_i64(&args[1]), waited = 0, limit = arg_i64(&args[2]);
+    if (append_line(path, "here\n") != 0)
+        return rayc_fail(ctx, "rendezvous: cannot write %s", path);
+    while (count_lines(path) < n) {
+        if (waited >= limit)
+            return rayc_fail(ctx, "rendezvous: %d of %lld arrived in %lld ms", count_lines(path),
+                             (long long)n, (long long)limit);
+        sleep_ms(10);
+        waited += 10;
+    }
+    return rayc_return(ctx, 0, &n, sizeof(n));
+}
+RAYC_REMOTE(rendezvous)
+
 /* ------------------------------------------------------------ nested */
 
 /* fib(n): by tasks, fib(n-1) and fib(n-2) submitted from inside the task. */

@@ -258,7 +258,11 @@ static void sweep_matching(const char *want)
     closedir(d);
 }
 
-ReportHook(POST_TEST)(struct criterion_test_stats *stats)
+/* After the test's .fini, not after its body (POST_TEST): the runner gets
+ * POST_TEST while the test's own teardown is still stopping its daemons,
+ * and a SIGKILL from here would race that graceful stop (and hide what the
+ * teardown checks: survivors, exit statuses). */
+ReportHook(POST_FINI)(struct criterion_test_stats *stats)
 {
     char want[512];
     snprintf(want, sizeof(want), "%s/%s", stats->test->category, stats->test->name);
@@ -271,6 +275,90 @@ ReportHook(POST_ALL)(struct criterion_global_stats *stats)
     sweep_matching(NULL);
     if (getenv("RAYC_HARNESS_KEEP") == NULL)
         rmdir(harness_root());
+}
+
+/* ============================================================ sanitizers */
+
+/* Every process this test starts (daemons, the workers raylets fork, what
+ * the CLI or an embedded cluster starts) inherits ASAN_OPTIONS and
+ * UBSAN_OPTIONS naming a log file under <test dir>/san/, so a sanitizer
+ * report of any of them is a file there (<prefix>.<pid>) instead of a line
+ * in a log nobody reads. harness_teardown fails the test when one exists.
+ * The test process itself started before this ran, so its own reports still
+ * go to stderr (and crash the test). Options the caller set are kept. */
+static void add_option(const char *var, const char *opt)
+{
+    const char *old = getenv(var);
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s%s%s", old && *old ? old : "", old && *old ? ":" : "", opt);
+    setenv(var, buf, 1);
+}
+
+static void sanitizer_env(void)
+{
+    char dir[HARNESS_PATH], opt[HARNESS_PATH + 64];
+    pathf(dir, "%s/san", g_dir);
+    cr_assert(mkdir(dir, 0700) == 0, "mkdir %s: %s", dir, strerror(errno));
+    snprintf(opt, sizeof(opt), "log_path=%s/asan", dir);
+    add_option("ASAN_OPTIONS", opt);
+    snprintf(opt, sizeof(opt), "log_path=%s/ubsan:print_stacktrace=1", dir);
+    add_option("UBSAN_OPTIONS", opt);
+}
+
+/* Reports under <dir>/san: their names and first bytes into msg, a copy of
+ * each kept in <build>/sanitizer-reports/ (the test dir is removed).
+ * Returns how many non-empty report files there are. */
+static int sanitizer_reports(const char *dir, char *msg, size_t len, bool keep_copies)
+{
+    char sdir[HARNESS_PATH + 8];
+    snprintf(sdir, sizeof(sdir), "%s/san", dir);
+    DIR *d = opendir(sdir);
+    if (d == NULL)
+        return 0;
+    char keep[HARNESS_PATH];
+    pathf(keep, "%s/sanitizer-reports", harness_build());
+    int n = 0;
+    size_t off = 0;
+    msg[0] = '\0';
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[HARNESS_PATH + 300];
+        snprintf(path, sizeof(path), "%s/%s", sdir, e->d_name);
+        size_t size = 0;
+        char *text = read_file(path, &size);
+        if (text == NULL || size == 0) {
+            free(text);
+            continue;
+        }
+        n++;
+        char copy[HARNESS_PATH + 600];
+        snprintf(copy, sizeof(copy), "%s/%s.%s.%s", keep,
+                 criterion_current_test ? criterion_current_test->category : "?",
+                 criterion_current_test ? criterion_current_test->name : "?", e->d_name);
+        if (keep_copies && mkdir_p(keep, 0755) == 0)
+            (void)write_file(copy, text, size, 0644);
+        if (off < len)
+            off += (size_t)snprintf(msg + off, len - off, "\n--- %s (%s):\n%.1500s", e->d_name,
+                                    keep_copies ? copy : path, text);
+        free(text);
+    }
+    closedir(d);
+    return n;
+}
+
+int harness_sanitizer_reports(char *msg, size_t len)
+{
+    return g_dir[0] ? sanitizer_reports(g_dir, msg, len, false) : 0;
+}
+
+void harness_sanitizer_forget(void)
+{
+    char sdir[HARNESS_PATH];
+    pathf(sdir, "%s/san", g_dir);
+    rm_rf(sdir);
+    cr_assert(mkdir(sdir, 0700) == 0, "mkdir %s: %s", sdir, strerror(errno));
 }
 
 /* ============================================================ lifecycle */
@@ -322,6 +410,7 @@ void harness_setup(void)
     g_nprocs = 0;
     g_runs = 0;
     signal(SIGPIPE, SIG_IGN);
+    sanitizer_env();
 }
 
 static void proc_free(harness_proc *p)
@@ -357,19 +446,71 @@ static bool wait_reaped(harness_proc *p, int timeout_ms)
     return true;
 }
 
+/* What went wrong with our processes' exits, found by harness_stop_all and
+ * reported by harness_teardown. */
+static char g_problems[2048];
+static size_t g_nproblems;
+
+static void problem(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void problem(const char *fmt, ...)
+{
+    if (g_nproblems >= sizeof(g_problems) - 1)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(g_problems + g_nproblems, sizeof(g_problems) - g_nproblems, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        g_nproblems += (size_t)n;
+    if (g_nproblems > sizeof(g_problems) - 1)
+        g_nproblems = sizeof(g_problems) - 1;
+}
+
+static int exit_code(int st)
+{
+    if (WIFEXITED(st))
+        return WEXITSTATUS(st);
+    if (WIFSIGNALED(st))
+        return 128 + WTERMSIG(st);
+    return -1;
+}
+
+/* A signal no test sends: the process crashed (or a sanitizer aborted it). */
+static bool crash_signal(int st)
+{
+    if (!WIFSIGNALED(st))
+        return false;
+    int sig = WTERMSIG(st);
+    return sig == SIGSEGV || sig == SIGABRT || sig == SIGBUS || sig == SIGILL || sig == SIGFPE;
+}
+
 void harness_stop_all(void)
 {
     /* Newest first: raylets stop before the GCS they drain at, the GCS
      * before its Redis. */
     for (int i = g_nprocs - 1; i >= 0; i--) {
         harness_proc *p = g_procs[i];
-        if (reap(p, false))
+        if (reap(p, false)) {
+            /* It exited during the test: tests that make a daemon fail
+             * check its code; a crash is never expected. */
+            if (!p->any_exit && crash_signal(p->status))
+                problem("%s [%d] crashed (signal %d) during the test; ", p->name, (int)p->pid,
+                        WTERMSIG(p->status));
             continue;
+        }
         kill(p->pid, SIGTERM);
         if (!wait_reaped(p, STOP_GRACE_MS)) {
             kill(-p->pid, SIGKILL);
             kill(p->pid, SIGKILL);
             reap(p, true);
+            if (!p->any_exit)
+                problem("%s [%d] did not exit within %d ms of SIGTERM; ", p->name, (int)p->pid,
+                        STOP_GRACE_MS);
+        } else if (!p->any_exit && exit_code(p->status) != 0) {
+            /* A daemon stops gracefully on SIGTERM (docs/contracts.md):
+             * exit 0. A sanitizer that found a leak at exit makes it 23. */
+            problem("%s [%d] exited with code %d on SIGTERM (see %s); ", p->name, (int)p->pid,
+                    exit_code(p->status), p->out);
         }
         /* Whatever else it left in its group (workers). */
         kill(-p->pid, SIGKILL);
@@ -425,15 +566,105 @@ void harness_teardown(void)
     harness_stop_all();
     char who[2048];
     int n = harness_survivors(who, sizeof(who));
-    if (n > 0) {
+    if (n > 0)
         sweep_dir(g_dir);
-        cr_assert_fail("%d process(es) survived the test: %s", n, who);
-    }
-    if (getenv("RAYC_HARNESS_KEEP") == NULL)
-        rm_rf(g_dir);
-    else
+    /* Every process is gone: sanitizer logs are complete (LeakSanitizer
+     * writes at exit). */
+    static char reports[8192];
+    int nrep = sanitizer_reports(g_dir, reports, sizeof(reports), true);
+    bool keep = getenv("RAYC_HARNESS_KEEP") != NULL;
+    if (keep)
         cr_log_info("kept %s", g_dir);
+    else
+        rm_rf(g_dir);
     g_dir[0] = '\0';
+    char problems[sizeof(g_problems)];
+    snprintf(problems, sizeof(problems), "%s", g_problems);
+    g_problems[0] = '\0';
+    g_nproblems = 0;
+    if (n > 0)
+        harness_fail_teardown("%d process(es) survived the test: %s", n, who);
+    if (nrep > 0)
+        harness_fail_teardown("%d sanitizer report(s) from processes of this test:%s", nrep,
+                              reports);
+    if (problems[0])
+        harness_fail_teardown("daemon exit status: %s", problems);
+}
+
+/* Criterion ignores assertions (and even exits) in a .fini: the test still
+ * counts as passed and the binary exits 0. So a teardown failure is a
+ * file in the run's root, named by the test, which main() below reports and
+ * turns into a failing exit status once the run is over. */
+void harness_fail_teardown(const char *fmt, ...)
+{
+    char msg[12288];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    const char *cat = criterion_current_test ? criterion_current_test->category : "?";
+    const char *name = criterion_current_test ? criterion_current_test->name : "?";
+    char path[HARNESS_PATH + 32];
+    snprintf(path, sizeof(path), "%s/teardown-failed.%d.%d", harness_root(), (int)getpid(),
+             (int)(now_ms() % 100000));
+    char text[sizeof(msg) + 600];
+    int len = snprintf(text, sizeof(text), "%s::%s: %s\n", cat, name, msg);
+    if (len > (int)sizeof(text) - 1)
+        len = (int)sizeof(text) - 1;
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        (void)!write(fd, text, (size_t)len);
+        close(fd);
+    }
+    cr_log_error("teardown of %s::%s failed: %s", cat, name, msg);
+}
+
+/* Report and remove the teardown failures of this run; how many. */
+static int teardown_failures(void)
+{
+    const char *root = harness_root();
+    DIR *d = opendir(root);
+    if (d == NULL)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, "teardown-failed.", 16) != 0)
+            continue;
+        char path[HARNESS_PATH + 300];
+        snprintf(path, sizeof(path), "%s/%s", root, e->d_name);
+        char *text = read_file(path, NULL);
+        fprintf(stderr, "[FAIL] in teardown: %s", text ? text : "?\n");
+        free(text);
+        unlink(path);
+        n++;
+    }
+    closedir(d);
+    if (getenv("RAYC_HARNESS_KEEP") == NULL)
+        rmdir(root);
+    return n;
+}
+
+/* The integration binaries' main: criterion's, plus the teardown failures. */
+__attribute__((visibility("default"))) int main(int argc, char *argv[])
+{
+    struct criterion_test_set *tests = criterion_initialize();
+    int result = 0;
+    if (criterion_handle_args(argc, argv, true))
+        result = !criterion_run_all_tests(tests);
+    criterion_finalize(tests);
+    int bad = teardown_failures();
+    if (bad > 0)
+        fprintf(stderr, "[====] %d test(s) failed in teardown (not counted in the synthesis)\n",
+                bad);
+    return result || bad ? 1 : 0;
+}
+
+void harness_slow_test(void)
+{
+    const char *v = getenv("RAYC_TEST_SLOW");
+    if (v == NULL || atoi(v) <= 0)
+        cr_skip_test("slow test: run it with RAYC_TEST_SLOW=1 (make test-slow)");
 }
 
 int harness_free_port(void)
@@ -514,15 +745,6 @@ bool harness_alive(harness_proc *p)
     return !reap(p, false);
 }
 
-static int exit_code(int st)
-{
-    if (WIFEXITED(st))
-        return WEXITSTATUS(st);
-    if (WIFSIGNALED(st))
-        return 128 + WTERMSIG(st);
-    return -1;
-}
-
 int harness_wait_exit(harness_proc *p, int timeout_ms)
 {
     if (!wait_reaped(p, timeout_ms))
@@ -553,6 +775,34 @@ const char *harness_last_line(const harness_proc *p, char *buf, size_t len)
     snprintf(buf, len, "%s", nl ? nl + 1 : s);
     free(s);
     return buf;
+}
+
+int harness_capture_fd(int fd, const char *path)
+{
+    fflush(fd == 1 ? stdout : stderr);
+    int saved = dup(fd);
+    int f = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    cr_assert(saved >= 0 && f >= 0, "capture %d into %s: %s", fd, path, strerror(errno));
+    dup2(f, fd);
+    close(f);
+    return saved;
+}
+
+void harness_restore_fd(int fd, int saved)
+{
+    fflush(fd == 1 ? stdout : stderr);
+    dup2(saved, fd);
+    close(saved);
+}
+
+bool harness_file_contains(const char *path, const char *needle)
+{
+    fflush(stdout);
+    fflush(stderr);
+    char *s = read_file(path, NULL);
+    bool ok = s && strstr(s, needle) != NULL;
+    free(s);
+    return ok;
 }
 
 bool harness_wait_until(bool (*pred)(void *), void *arg, int timeout_ms)

@@ -12,7 +12,7 @@
  *   - the fixture's .fini (harness_teardown) stops everything, checks /proc
  *     that nothing of ours survives, and removes the temp dir;
  *   - if the test crashed or timed out (.fini never ran), a criterion
- *     ReportHook(POST_TEST) in the runner kills whatever that test's pid file
+ *     ReportHook(POST_FINI) in the runner kills whatever that test's pid file
  *     and tag list, and removes its dir;
  *   - ReportHook(POST_ALL) sweeps what is left and removes the root.
  * Use it as:
@@ -22,6 +22,12 @@
  * Helpers that start things assert (cr_assert) with the daemon's own reason
  * when it fails, so tests read as a list of steps. Nothing here sleeps as an
  * assertion: waits poll a condition up to a timeout.
+ *
+ * Sanitizers: harness_setup points ASAN_OPTIONS / UBSAN_OPTIONS log_path at
+ * <test dir>/san/ for every process the test starts (daemons, workers, the
+ * CLI's daemons, an embedded cluster), so a report of any of them is a file
+ * there; harness_teardown fails the test with the reports' first lines and
+ * keeps a copy in <build>/sanitizer-reports/. Exit statuses are checked too.
  *
  * Environment: RAYC_BUILD (build dir, default "build"), RAYC_SOURCE_DIR
  * (repo root for scripts/rayc, default: the build dir's parent),
@@ -51,7 +57,8 @@ typedef struct {
     char out[HARNESS_PATH];           /* its stdout + stderr */
     char *argv[HARNESS_MAX_ARGS + 1]; /* owned copies, for restarts */
     bool reaped;
-    int status; /* wait status once reaped */
+    int status;    /* wait status once reaped */
+    bool any_exit; /* the test makes it fail: teardown ignores how it exited */
 } harness_proc;
 
 typedef struct {
@@ -84,8 +91,16 @@ typedef struct {
 
 /* Fixture init: the test's temp dir. */
 void harness_setup(void);
-/* Fixture fini: harness_stop_all(), assert no survivors, remove the dir. */
+/* Fixture fini: harness_stop_all(), then fail the test when a process
+ * survived, when any process of the test left a sanitizer report (see
+ * "Sanitizers" above), when a daemon crashed during the test, or when one
+ * did not exit 0 within a few seconds of SIGTERM (set p->any_exit for a
+ * process the test breaks on purpose). Removes the dir either way. */
 void harness_teardown(void);
+/* Record that this test's teardown failed (printf-style reason). Use it in
+ * a .fini instead of cr_assert, which criterion ignores there: the binary
+ * prints these after the run and exits 1. */
+void harness_fail_teardown(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* SIGTERM every recorded process group (newest first), SIGKILL what is left
  * after a few seconds, and kill any process still carrying our tag. */
 void harness_stop_all(void);
@@ -93,12 +108,24 @@ void harness_stop_all(void);
  * command line or pid file; their descriptions go into buf. */
 int harness_survivors(char *buf, size_t len);
 
+/* Sanitizer reports written so far by processes of this test (files under
+ * <dir>/san); their names and first lines go into msg. */
+int harness_sanitizer_reports(char *msg, size_t len);
+/* Drop them (for the harness's own test of this plumbing only). */
+void harness_sanitizer_forget(void);
+
 const char *harness_dir(void);
 const char *harness_build(void);
 /* Absolute path of scripts/rayc. */
 const char *harness_rayc_script(void);
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
 int harness_free_port(void);
+
+/* Slow tests (names start with slow_: the 200k-task stress, 1 GiB
+ * transfers, the 2,000-task node kill) call this first: it skips the test
+ * unless RAYC_TEST_SLOW=1 (`make test-slow` sets it and runs only them), so
+ * `make test` stays quick. */
+void harness_slow_test(void);
 
 /* ------------------------------------------------------------ processes */
 
@@ -116,6 +143,14 @@ void harness_kill9(harness_proc *p);
 harness_proc *harness_restart(harness_proc *p);
 /* Last non-empty line of p's output, into buf. */
 const char *harness_last_line(const harness_proc *p, char *buf, size_t len);
+
+/* Point fd (1 or 2) of this process at a new file path; returns the saved
+ * descriptor for harness_restore_fd. For tests of output streamed to an
+ * in-process driver. */
+int harness_capture_fd(int fd, const char *path);
+void harness_restore_fd(int fd, int saved);
+/* The file at path contains needle (stdio flushed first). */
+bool harness_file_contains(const char *path, const char *needle);
 
 /* Poll pred(arg) every ~20 ms until it is true or timeout_ms passes. */
 bool harness_wait_until(bool (*pred)(void *), void *arg, int timeout_ms);

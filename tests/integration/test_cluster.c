@@ -5,9 +5,14 @@
  * harness stops them and checks that none survives.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "frame.h"
@@ -428,8 +433,8 @@ Test(cli, bad_flags_one_line)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char *out, *err;
         int rc = harness_rayc(&out, &err, cases[i]);
-        cr_assert_neq(rc, 0, "case %zu (%s %s) succeeded", i, cases[i][0],
-                      cases[i][1] ? cases[i][1] : "");
+        cr_assert_eq(rc, 2, "case %zu (%s %s): exit %d, want 2 (usage error)", i, cases[i][0],
+                     cases[i][1] ? cases[i][1] : "", rc);
         assert_one_line(err, "rayc: ");
         free(out);
         free(err);
@@ -478,4 +483,373 @@ Test(cli, join_unreachable_head_one_line)
     free(out);
     free(err);
     cr_assert_eq(harness_survivors(NULL, 0), 0);
+}
+
+/* The plumbing that makes a daemon's sanitizer report fail its test: a
+ * process the harness starts inherits ASAN_OPTIONS / UBSAN_OPTIONS whose
+ * log_path is under the test dir, and what it writes there is found (the
+ * teardown would fail the test on it; this test removes it first). */
+Test(cluster, sanitizer_report_of_a_child_is_found)
+{
+    char msg[4096];
+    cr_assert_eq(harness_sanitizer_reports(msg, sizeof(msg)), 0, "reports before anything ran:%s",
+                 msg);
+    char *argv[] = {"/bin/sh", "-c",
+                    "for v in \"$ASAN_OPTIONS\" \"$UBSAN_OPTIONS\"; do "
+                    "p=${v##*log_path=}; p=${p%%:*}; "
+                    "echo \"==$$==ERROR: fake report for $p\" > \"$p.$$\"; done",
+                    NULL};
+    harness_proc *p = harness_spawn("fake_sanitized", NULL, argv);
+    cr_assert_eq(harness_wait_exit(p, 10000), 0);
+    cr_assert_eq(harness_sanitizer_reports(msg, sizeof(msg)), 2,
+                 "want one ASan and one UBSan report:%s", msg);
+    cr_assert(strstr(msg, "/san/asan") && strstr(msg, "/san/ubsan"), "%s", msg);
+    harness_sanitizer_forget();
+    cr_assert_eq(harness_sanitizer_reports(msg, sizeof(msg)), 0);
+}
+
+/* ------------------------------------------------------------ GCS and Redis */
+
+/* Run a second gcs_server against this cluster's Redis with one flag
+ * changed; it must fail to start with exit 1 and one line "gcs_server: ..."
+ * on stderr (docs/contracts.md, docs/gcs.md). Returns that line. */
+static char *gcs_start_fails(harness_cluster *c, const char *redis_flag, const char *pw_flag)
+{
+    char a[4][HARNESS_PATH + 64], session[HARNESS_PATH];
+    snprintf(session, sizeof(session), "%s/gcs2", harness_dir());
+    cr_assert(mkdir_p(session, 0700) == 0);
+    snprintf(a[0], sizeof(a[0]), "%s/bin/gcs_server", harness_build());
+    snprintf(a[1], sizeof(a[1]), "--port=%d", harness_free_port());
+    snprintf(a[2], sizeof(a[2]), "--session-dir=%s", session);
+    snprintf(a[3], sizeof(a[3]), "--token-file=%s", c->token_file);
+    char *argv[] = {
+        a[0], a[1], a[2], a[3], (char *)redis_flag, (char *)pw_flag, "--node-ip-address=127.0.0.1",
+        NULL};
+    char *out, *err;
+    int rc = harness_run(argv, &out, &err, 60000);
+    cr_assert_eq(rc, 1, "gcs_server %s %s: exit %d, want 1 (stderr: %s)", redis_flag, pw_flag, rc,
+                 err);
+    rstrip(err);
+    assert_one_line(err, "gcs_server: ");
+    free(out);
+    return err;
+}
+
+Test(cluster, gcs_one_line_when_redis_unreachable)
+{
+    harness_cluster c;
+    harness_cluster_init(&c);
+    harness_cluster_start(&c);
+    char sock[HARNESS_PATH + 32], pw[HARNESS_PATH + 32];
+    snprintf(sock, sizeof(sock), "--redis-socket=%s/no-such-redis.sock", harness_dir());
+    snprintf(pw, sizeof(pw), "--redis-password-file=%s", c.redis_password_file);
+    char *err = gcs_start_fails(&c, sock, pw);
+    cr_assert(strstr(err, "redis") || strstr(err, "Redis"), "the line does not name Redis: %s",
+              err);
+    free(err);
+}
+
+Test(cluster, gcs_one_line_when_redis_password_wrong)
+{
+    harness_cluster c;
+    harness_cluster_init(&c);
+    harness_cluster_start(&c);
+    char wrong[HARNESS_PATH], sock[HARNESS_PATH + 32], pw[HARNESS_PATH + 32];
+    snprintf(wrong, sizeof(wrong), "%s/wrong.password", harness_dir());
+    cr_assert(write_file(wrong, "not-the-password", 16, 0600) == 0);
+    snprintf(sock, sizeof(sock), "--redis-socket=%s", c.redis_socket);
+    snprintf(pw, sizeof(pw), "--redis-password-file=%s", wrong);
+    char *err = gcs_start_fails(&c, sock, pw);
+    cr_assert(strcasestr(err, "password") || strcasestr(err, "auth"),
+              "the line does not say the password is wrong: %s", err);
+    free(err);
+}
+
+struct job_arg {
+    harness_cluster *c;
+    uint32_t id;
+};
+
+/* ADD_JOB succeeds (the GCS can write to Redis again). */
+static bool job_added(void *arg)
+{
+    struct job_arg *a = arg;
+    int code;
+    char err[256];
+    bconn *b = harness_connect(a->c, NULL, &code, err, sizeof(err));
+    if (b == NULL)
+        return false;
+    Rpc__JobInfo job = RPC__JOB_INFO__INIT;
+    job.entrypoint = "after-redis-came-back";
+    job.driver_pid = (int32_t)getpid();
+    Rpc__AddJobRequest req = RPC__ADD_JOB_REQUEST__INIT;
+    req.req_id = 8;
+    req.job = &job;
+    ProtobufCMessage *m = NULL;
+    bool ok = false;
+    if (bconn_call(b, MSG_ADD_JOB_REQ, &req.base, MSG_ADD_JOB_REPLY, &m, 5000) == 0) {
+        Rpc__AddJobReply *r = (Rpc__AddJobReply *)m;
+        ok = (r->status == NULL || r->status->code == 0) && r->job_id != 0;
+        a->id = r->job_id;
+        msg_free(m);
+    }
+    bconn_close(b);
+    return ok;
+}
+
+/* Redis dies under a running GCS: the GCS stays up and keeps answering
+ * reads from memory; writes work again once Redis is back, and the node
+ * registered before survives it all (docs/gcs.md, "Redis connection loss"). */
+Test(cluster, redis_lost_while_gcs_runs)
+{
+    harness_cluster c;
+    harness_cluster_init(&c);
+    harness_cluster_start(&c);
+    harness_raylet_start(&c, NULL);
+    wait_alive(&c, 1);
+    harness_kill9(c.redis);
+    /* Reads are served while Redis is gone. */
+    Rpc__ListNodesReply *r = harness_list_nodes(&c);
+    cr_assert_not_null(r, "the GCS does not answer LIST_NODES without Redis");
+    cr_assert_eq(r->n_nodes, 1);
+    msg_free(&r->base);
+    cr_assert(harness_alive(c.gcs), "the GCS exited when Redis died");
+    /* Redis comes back (same config, its AOF): writes succeed again. */
+    c.redis = harness_restart(c.redis);
+    struct job_arg a = {&c, 0};
+    cr_assert(harness_wait_until(job_added, &a, SLACK_MS), "ADD_JOB never worked again");
+    cr_assert(job_listed(&c, a.id, "after-redis-came-back"));
+    cr_assert(harness_alive(c.gcs), "the GCS exited");
+    wait_alive(&c, 1);
+}
+
+/* ------------------------------------------------------------ security */
+
+/* The raylet's TCP port (for other raylets) requires the cluster token too. */
+Test(cluster, raylet_tcp_requires_the_token)
+{
+    harness_cluster c;
+    harness_cluster_init(&c);
+    harness_cluster_start(&c);
+    harness_raylet_start(&c, NULL);
+    Rpc__ListNodesReply *r = harness_list_nodes(&c);
+    cr_assert(r && r->n_nodes == 1);
+    char host[64];
+    snprintf(host, sizeof(host), "%s", r->nodes[0]->address);
+    msg_free(&r->base);
+    char *colon = strrchr(host, ':');
+    cr_assert_not_null(colon, "raylet address %s", host);
+    *colon = '\0';
+    int port = atoi(colon + 1);
+    cr_assert_gt(port, 0);
+
+    char wrong[AUTH_TOKEN_LEN + 1];
+    auth_token_generate(wrong);
+    for (int i = 0; i < 2; i++) {
+        Rpc__Handshake hs = RPC__HANDSHAKE__INIT;
+        hs.role = RPC__ROLE__ROLE_RAYLET;
+        hs.pid = (int32_t)getpid();
+        hs.name = "harness";
+        uint8_t id[NODE_ID_SIZE];
+        memset(id, 0x5a, sizeof(id)); /* a node id the port accepts */
+        hs.id.data = id;
+        hs.id.len = NODE_ID_SIZE;
+        int code = 0;
+        char err[256] = "";
+        bconn *b = bconn_open(host, port, NULL, i == 0 ? wrong : c.token, &hs, 5000, NULL, NULL, 0,
+                              NULL, &code, err, sizeof(err));
+        if (i == 0) {
+            cr_assert_null(b, "the raylet's TCP port accepted a wrong token");
+            cr_assert_eq(code, RAYC_EAUTH, "code %d (%s)", code, err);
+        } else {
+            cr_assert_not_null(b, "the right token was refused: %d %s", code, err);
+        }
+        bconn_close(b);
+    }
+    cr_assert(harness_alive(c.raylets[0].proc));
+}
+
+static mode_t mode_of(const char *path)
+{
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0, "stat %s: %s", path, strerror(errno));
+    return st.st_mode & 0777;
+}
+
+/* What the CLI creates is private: session dir 0700, token and Redis
+ * password 0600, the raylet's Unix socket 0600 (docs/contracts.md). */
+Test(cli, session_files_are_private)
+{
+    char *out, *err, port[32];
+    snprintf(port, sizeof(port), "--port=%d", harness_free_port());
+    const char *start[] = {"start", "--head", port, "--num-cpus=1", "--object-store-memory=32M",
+                           NULL};
+    int rc = harness_rayc(&out, &err, start);
+    cr_assert_eq(rc, 0, "rayc start --head: %s", err);
+    free(out);
+    free(err);
+    char link[HARNESS_PATH + 32], session[HARNESS_PATH], path[HARNESS_PATH + 64];
+    snprintf(link, sizeof(link), "%s/rayc/session_latest", harness_dir());
+    cr_assert(realpath(link, session) != NULL, "%s: %s", link, strerror(errno));
+    cr_assert_eq(mode_of(session), 0700, "session dir mode %o", mode_of(session));
+    snprintf(path, sizeof(path), "%s/token", session);
+    cr_assert_eq(mode_of(path), 0600, "token mode %o", mode_of(path));
+    snprintf(path, sizeof(path), "%s/redis.password", session);
+    cr_assert_eq(mode_of(path), 0600, "redis.password mode %o", mode_of(path));
+    snprintf(path, sizeof(path), "%s/sockets/raylet", session);
+    cr_assert_eq(mode_of(path) & 0077, 0, "the raylet socket is open to others: %o", mode_of(path));
+    snprintf(path, sizeof(path), "%s/sockets", session);
+    cr_assert_eq(mode_of(path) & 0077, 0, "sockets dir mode %o", mode_of(path));
+    const char *stop[] = {"stop", NULL};
+    cr_assert_eq(harness_rayc(&out, &err, stop), 0, "rayc stop: %s", err);
+    free(out);
+    free(err);
+}
+
+/* ------------------------------------------------------------ CLI lifecycle */
+
+/* A PATH of symlinks to every program of /usr/bin and /bin except
+ * redis-server: `rayc start --head` must say it is missing, in one line. */
+Test(cli, redis_server_missing_one_line)
+{
+    char dir[HARNESS_PATH];
+    snprintf(dir, sizeof(dir), "%s/path", harness_dir());
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    const char *from[] = {"/usr/local/bin", "/usr/bin", "/bin", NULL};
+    for (int k = 0; from[k]; k++) {
+        DIR *d = opendir(from[k]);
+        struct dirent *e;
+        while (d && (e = readdir(d)) != NULL) {
+            if (e->d_name[0] == '.' || strncmp(e->d_name, "redis-server", 12) == 0)
+                continue;
+            char src[HARNESS_PATH + 300], dst[HARNESS_PATH + 300];
+            snprintf(src, sizeof(src), "%s/%s", from[k], e->d_name);
+            snprintf(dst, sizeof(dst), "%s/%s", dir, e->d_name);
+            (void)!symlink(src, dst); /* the first of a name wins */
+        }
+        if (d)
+            closedir(d);
+    }
+    char *old = getenv("PATH") ? strdup(getenv("PATH")) : NULL;
+    setenv("PATH", dir, 1);
+    char *out, *err, port[32];
+    snprintf(port, sizeof(port), "--port=%d", harness_free_port());
+    const char *start[] = {"start", "--head", port, "--num-cpus=1", NULL};
+    int rc = harness_rayc(&out, &err, start);
+    if (old) {
+        setenv("PATH", old, 1);
+        free(old);
+    }
+    cr_assert_eq(rc, 1, "rayc start --head without redis-server: exit %d (%s)", rc, err);
+    rstrip(err);
+    assert_one_line(err, "rayc: redis-server is missing");
+    free(out);
+    free(err);
+    cr_assert_eq(harness_survivors(NULL, 0), 0, "a failed start left processes");
+}
+
+static int start_head(char *port_flag, size_t len)
+{
+    int p = harness_free_port();
+    snprintf(port_flag, len, "--port=%d", p);
+    char *out, *err;
+    const char *head[] = {"start", "--head", port_flag, "--num-cpus=1", "--object-store-memory=32M",
+                          NULL};
+    cr_assert_eq(harness_rayc(&out, &err, head), 0, "rayc start --head: %s", err);
+    free(out);
+    free(err);
+    return p;
+}
+
+/* `rayc stop --force` kills every daemon of the session at once. */
+Test(cli, stop_force_leaves_nothing)
+{
+    char port[32];
+    start_head(port, sizeof(port));
+    cr_assert_gt(harness_survivors(NULL, 0), 0, "no daemon runs after rayc start");
+    char *out, *err;
+    const char *stop[] = {"stop", "--force", NULL};
+    cr_assert_eq(harness_rayc(&out, &err, stop), 0, "rayc stop --force: %s", err);
+    free(out);
+    free(err);
+    char who[2048];
+    cr_assert(harness_wait_until(ours_gone, NULL, 5000), "rayc stop --force left: %s",
+              (harness_survivors(who, sizeof(who)), who));
+}
+
+static bool file_exists(void *arg)
+{
+    return access((const char *)arg, F_OK) == 0;
+}
+
+static bool says_foreground(void *arg)
+{
+    char *text = read_file(((harness_proc *)arg)->out, NULL);
+    bool yes = text && strstr(text, "running in the foreground");
+    free(text);
+    return yes;
+}
+
+/* `rayc start --head --block` in the foreground, with the harness's CLI
+ * environment; waits until its raylet is ready. Returns the session dir. */
+static harness_proc *start_blocking(char *session, size_t len)
+{
+    char temp[HARNESS_PATH], bin[HARNESS_PATH], port[32];
+    snprintf(temp, sizeof(temp), "%s/rayc", harness_dir());
+    snprintf(bin, sizeof(bin), "%s/bin", harness_build());
+    snprintf(port, sizeof(port), "--port=%d", harness_free_port());
+    setenv("RAYC_TEMP_DIR", temp, 1);
+    setenv("RAYC_BIN_DIR", bin, 1);
+    char *argv[] = {
+        (char *)harness_rayc_script(), "start", "--head", "--block", port, "--num-cpus=1",
+        "--object-store-memory=32M",   NULL};
+    harness_proc *p = harness_spawn("rayc_block", NULL, argv);
+    unsetenv("RAYC_TEMP_DIR");
+    unsetenv("RAYC_BIN_DIR");
+    char link[HARNESS_PATH + 32], ready[HARNESS_PATH + 32];
+    snprintf(link, sizeof(link), "%s/session_latest", temp);
+    snprintf(ready, sizeof(ready), "%s/raylet.ready", link);
+    cr_assert(harness_wait_until(file_exists, ready, SLACK_MS), "rayc start --block never ready");
+    /* Ready, and in its foreground loop (its signal handling is set). */
+    cr_assert(harness_wait_until(says_foreground, p, SLACK_MS), "rayc start --block never said it "
+                                                                "runs in the foreground");
+    cr_assert(realpath(link, session) != NULL && strlen(session) < len);
+    cr_assert(harness_alive(p), "rayc start --block returned");
+    return p;
+}
+
+/* --block: when a daemon of the node dies, rayc stops the others and exits
+ * 1 (docs/cli.md). */
+Test(cli, block_exits_1_when_a_daemon_dies)
+{
+    char session[PATH_MAX];
+    harness_proc *p = start_blocking(session, sizeof(session));
+    char pidfile[PATH_MAX + 16];
+    snprintf(pidfile, sizeof(pidfile), "%s/raylet.pid", session);
+    char *s = read_file(pidfile, NULL);
+    cr_assert_not_null(s, "no %s", pidfile);
+    int pid = atoi(s);
+    free(s);
+    cr_assert_gt(pid, 0);
+    cr_assert_eq(kill(pid, SIGKILL), 0);
+    p->any_exit = true; /* checked here */
+    /* rayc stop gives each group of daemons up to 10 s (RAYC_STOP_TIMEOUT). */
+    int code = harness_wait_exit(p, 60000);
+    cr_assert_eq(code, 1, "rayc start --block after its raylet died: exit %d", code);
+    char who[2048];
+    cr_assert(harness_wait_until(ours_gone, NULL, 10000), "daemons left after --block exited: %s",
+              (harness_survivors(who, sizeof(who)), who));
+}
+
+/* --block: SIGTERM stops the node's daemons and exits 0. */
+Test(cli, block_sigterm_stops_the_node)
+{
+    char session[PATH_MAX];
+    harness_proc *p = start_blocking(session, sizeof(session));
+    cr_assert_eq(kill(p->pid, SIGTERM), 0);
+    int code = harness_wait_exit(p, 60000);
+    cr_assert_eq(code, 0, "rayc start --block on SIGTERM: exit %d", code);
+    char who[2048];
+    cr_assert(harness_wait_until(ours_gone, NULL, 10000), "daemons left after --block exited: %s",
+              (harness_survivors(who, sizeof(who)), who));
 }

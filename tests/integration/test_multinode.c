@@ -17,6 +17,7 @@
  * crashed earlier run left behind. Nothing here asserts a duration.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -283,6 +284,8 @@ static void raylet_log(const harness_raylet *r, char *out, size_t len)
     snprintf(out, len, "%s/logs/raylet.out", r->session);
 }
 
+static int64_t get_i64(rayc_ref r, const char *what);
+
 /* ============================================================ 1. SPREAD */
 
 #define N_SPREAD 1000
@@ -360,10 +363,184 @@ Test(multinode, custom_resource_of_one_node)
     driver_shutdown();
 }
 
+struct contains_arg {
+    const char *path, *needle;
+};
+
+static bool contains(void *arg)
+{
+    struct contains_arg *a = arg;
+    return harness_file_contains(a->path, a->needle);
+}
+
+/* librayc reads the raylet's notices when a call pumps its connection:
+ * wait on ref briefly, then look for the text. */
+struct pumped_arg {
+    rayc_ref *ref;
+    struct contains_arg ca;
+};
+
+static bool pumped_contains(void *arg)
+{
+    struct pumped_arg *a = arg;
+    int ready;
+    (void)rayc_wait(a->ref, 1, 1, 50, &ready);
+    return contains(&a->ca);
+}
+
+/* A task whose resource no node has is kept (infeasible), not failed, and
+ * runs as soon as a node that has the resource joins (docs/multinode.md). */
+Test(multinode, infeasible_task_runs_when_a_node_with_the_resource_joins)
+{
+    harness_cluster c;
+    harness_cluster_init(&c);
+    harness_cluster_start(&c);
+    harness_raylet_start(&c, NULL);
+    wait_cluster(&c);
+    driver_init(c.address);
+    char err[HARNESS_PATH];
+    snprintf(err, sizeof(err), "%s/driver.stderr", harness_dir());
+    int saved = harness_capture_fd(2, err);
+    rayc_task_opts o = {.resources = "late=1"};
+    rayc_ref r;
+    submit("where", NULL, 0, &o, &r);
+    /* The raylet has it as infeasible once the driver got its notice; only
+     * then does the node join (the claim: it runs when such a node joins). */
+    struct pumped_arg pa = {&r, {err, "stays pending until such a node joins"}};
+    bool noticed = harness_wait_until(pumped_contains, &pa, SLACK_MS);
+    harness_restore_fd(2, saved);
+    cr_assert(noticed, "the driver was never told the task is infeasible");
+    /* Pending, not failed: rayc_wait sees it not ready. */
+    int ready = 0;
+    cr_assert_eq(rayc_wait(&r, 1, 1, 0, &ready), 0, "an infeasible task finished (failed?)");
+    const char *const late[] = {"--resources=late=1", NULL};
+    harness_raylet *n = harness_raylet_start(&c, late);
+    rayc_value v;
+    int rc = rayc_get(&r, 1, &v, 2 * SLACK_MS);
+    cr_assert_eq(rc, RAYC_OK, "the task needing late=1: %s: %s (%s)", rayc_strerror(rc),
+                 rayc_last_error(), v.error ? v.error : "");
+    char buf[80];
+    cr_assert(is_node(&v, n->node_id), "it ran on %s, not on the node that joined",
+              value_str(&v, buf, sizeof(buf)));
+    rayc_value_release(&v);
+    rayc_ref_release(r);
+    driver_shutdown();
+}
+
+/* The GCS is killed and restarted while a driver has tasks and objects in
+ * flight on three nodes: nothing is lost (docs/gcs.md: raylets re-register
+ * without losing their work), and the cluster takes new work after. */
+Test(multinode, gcs_restart_with_tasks_and_objects_in_flight)
+{
+    harness_cluster c;
+    start3(&c, NULL);
+    driver_init(c.address);
+    pinned_probe(&c);
+    uint64_t size = 200 * KIB, seed = 8100;
+    rayc_ref prod[3][2];
+    for (int k = 0; k < 3; k++) {
+        uint64_t sk = seed + (uint64_t)k;
+        rayc_arg a[] = {RAYC_VAL(&size, sizeof(size)), RAYC_VAL(&sk, sizeof(sk))};
+        rayc_task_opts o = {
+            .num_returns = 2, .strategy = RAYC_SCHED_NODE, .node_id = c.raylets[k].node_id};
+        submit("make_pattern", a, 2, &o, prod[k]);
+    }
+    enum { N = 300 };
+    static rayc_ref sq[N], dg[N];
+    rayc_task_opts spread = {.strategy = RAYC_SCHED_SPREAD};
+    for (int i = 0; i < N; i++) {
+        int64_t x = i;
+        rayc_arg s1 = RAYC_VAL(&x, sizeof(x));
+        submit("square", &s1, 1, &spread, &sq[i]);
+        uint64_t sk = seed + (uint64_t)(i % 3), salt = (uint64_t)i;
+        rayc_arg b[] = {RAYC_REF(prod[i % 3][0]), RAYC_VAL(&sk, sizeof(sk)),
+                        RAYC_VAL(&salt, sizeof(salt))};
+        submit("digest", b, 3, &spread, &dg[i]);
+        if (i == N / 3) { /* mid-submission */
+            harness_kill9(c.gcs);
+            harness_gcs_restart(&c);
+        }
+    }
+    for (int i = 0; i < N; i++) {
+        char what[32];
+        snprintf(what, sizeof(what), "square %d", i);
+        cr_assert_eq(get_i64(sq[i], what), (int64_t)i * i);
+        snprintf(what, sizeof(what), "digest %d", i);
+        cr_assert_eq(get_i64(dg[i], what),
+                     (int64_t)((seed + (uint64_t)(i % 3)) * 1000003ULL + (uint64_t)i));
+        rayc_ref_release(sq[i]);
+        rayc_ref_release(dg[i]);
+    }
+    for (int k = 0; k < 3; k++) {
+        rayc_value v[2];
+        int rc = rayc_get(prod[k], 2, v, LONG_MS);
+        cr_assert_eq(rc, RAYC_OK, "object %d after the restart: %s: %s", k, rayc_strerror(rc),
+                     rayc_last_error());
+        cr_assert_eq(pattern_check(v[0].data, v[0].size, seed + (uint64_t)k), -1);
+        cr_assert(is_node(&v[1], c.raylets[k].node_id), "producer %d ran again elsewhere", k);
+        rayc_value_release(&v[0]);
+        rayc_value_release(&v[1]);
+        rayc_ref_release(prod[k][0]);
+        rayc_ref_release(prod[k][1]);
+    }
+    cr_assert_eq(count_alive(&c), 3, "a node died across the GCS restart");
+    pinned_probe(&c); /* new work on every node */
+    driver_shutdown();
+}
+
+/* Worker output is forwarded to the driver from every node, not only the
+ * driver's own (every other multinode test turns it off). */
+Test(multinode, worker_output_from_other_nodes_reaches_the_driver)
+{
+    harness_cluster c;
+    start3(&c, NULL);
+    const char *code[] = {mnlib(), NULL};
+    rayc_init_opts o = {.address = c.address, .code = code}; /* log_to_driver on */
+    int rc = rayc_init(&o);
+    cr_assert_eq(rc, RAYC_OK, "rayc_init: %s: %s", rayc_strerror(rc), rayc_last_error());
+    char out[HARNESS_PATH];
+    snprintf(out, sizeof(out), "%s/driver.stdout", harness_dir());
+    int saved = harness_capture_fd(1, out);
+    bool got[3] = {false, false, false};
+    char want[3][128];
+    for (int k = 1; k < 3; k++) {
+        char text[64];
+        snprintf(text, sizeof(text), "shout-from-node-%d-5e1d", k);
+        rayc_task_opts po = {.strategy = RAYC_SCHED_NODE, .node_id = c.raylets[k].node_id};
+        rayc_arg a = RAYC_VAL(text, strlen(text));
+        rayc_ref r;
+        if (rayc_submit("shout", &a, 1, &po, &r) != RAYC_OK)
+            break;
+        rayc_value v;
+        if (rayc_get(&r, 1, &v, LONG_MS) == RAYC_OK) {
+            got[k] = is_node(&v, c.raylets[k].node_id);
+            rayc_value_release(&v);
+        }
+        rayc_ref_release(r);
+        /* The prefix names the node the line came from. */
+        snprintf(want[k], sizeof(want[k]), "node=%.8s) %s", c.raylets[k].node_id, text);
+    }
+    bool seen[3] = {false, false, false};
+    for (int k = 1; k < 3; k++) {
+        struct contains_arg ca = {out, want[k]};
+        seen[k] = got[k] && harness_wait_until(contains, &ca, SLACK_MS);
+    }
+    harness_restore_fd(1, saved);
+    char *text = read_file(out, NULL);
+    for (int k = 1; k < 3; k++) {
+        cr_assert(got[k], "shout pinned to node %d did not run there", k);
+        cr_assert(seen[k], "the driver's stdout lacks [%s]; it has [%s]", want[k],
+                  text ? text : "");
+    }
+    free(text);
+    driver_shutdown();
+}
+
 /* ============================================================ 3. sizes */
 
-Test(multinode, remote_objects_every_size_byte_exact, .timeout = 420)
+Test(multinode, slow_remote_objects_every_size_byte_exact, .timeout = 420)
 {
+    harness_slow_test();
     harness_cluster c;
     const char *const big[] = {"--object-store-memory=2G", NULL};
     const char *const *extra[3] = {big, big, NULL};
@@ -597,21 +774,352 @@ Test(multinode, put_release_churn_in_a_cluster)
     driver_shutdown();
 }
 
-/* ============================================================ 5. kill -9 mid-job */
+/* ============================================================ 5. node death */
 
-/* 2,000 tasks: P producers of 200 KiB objects (store objects: > 100 KiB)
- * pinned softly round robin over the 3 nodes, 4 SPREAD consumers of each
- * producer's object, and small SPREAD square tasks. Node 2 is killed once a
- * quarter of the consumers are done: tasks it was running are retried, and
- * the objects it held are rebuilt from their lineage when still needed (the
- * producers' objects are all fetched by the driver at the end). */
+/* Lines of a file (0 when it does not exist); up to cap of them copied
+ * (without the newline) into lines. */
+static int file_lines(const char *path, char lines[][160], int cap)
+{
+    char *s = read_file(path, NULL);
+    if (s == NULL)
+        return 0;
+    int n = 0;
+    for (char *save = NULL, *l = strtok_r(s, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        if (n < cap)
+            snprintf(lines[n], 160, "%s", l);
+        n++;
+    }
+    free(s);
+    return n;
+}
+
+static void test_file(char *out, const char *name)
+{
+    snprintf(out, HARNESS_PATH, "%s/%s", harness_dir(), name);
+}
+
+struct lines_arg {
+    const char *path;
+    int want;
+};
+
+static bool has_lines(void *arg)
+{
+    struct lines_arg *a = arg;
+    char lines[1][160];
+    return file_lines(a->path, lines, 0) >= a->want;
+}
+
+struct state_arg {
+    const harness_cluster *c;
+    const char *node;
+    int want;
+};
+
+static bool node_in_state(void *arg)
+{
+    struct state_arg *a = arg;
+    return harness_node_state(a->c, a->node) == a->want;
+}
+
+/* Kill node i (-9, its workers with it: they share its process group) and
+ * wait until the GCS declares it DEAD. */
+static void kill_node(harness_cluster *c, int i)
+{
+    harness_kill9(c->raylets[i].proc);
+    struct state_arg a = {c, c->raylets[i].node_id, DEAD};
+    cr_assert(harness_wait_until(node_in_state, &a, SLACK_MS + c->health_timeout_ms),
+              "node %d is not DEAD after its raylet was killed (state %d)", i,
+              harness_node_state(c, c->raylets[i].node_id));
+}
+
+static bool some_location(void *arg)
+{
+    struct loc_arg *a = arg;
+    a->nodes = locations(a->c, a->ref, &a->entries, a->hexes, 8);
+    return a->nodes > 0;
+}
+
+/* The object directory (GCS) lists ref on exactly one node, `hex`, and no
+ * other store holds it: the precondition of every lineage test. */
+static void assert_only_copy_on(const harness_cluster *c, const rayc_ref *ref, int node)
+{
+    /* Raylets report new copies in batches: wait for the first report. */
+    struct loc_arg a = {.c = c, .ref = ref};
+    cr_assert(harness_wait_until(some_location, &a, SLACK_MS), "the object is listed nowhere");
+    cr_assert_eq(a.nodes, 1, "the object is listed on %d nodes, want only node %d", a.nodes, node);
+    cr_assert_str_eq(a.hexes[0], c->raylets[node].node_id,
+                     "the object's only copy is not on node %d", node);
+    for (int k = 0; k < c->nraylets; k++) {
+        uint64_t used, objs;
+        if (k == node)
+            continue;
+        cr_assert(store_used(&c->raylets[k], &used, &objs), "node %d store stats", k);
+        cr_assert_eq(objs, 0, "node %d's store holds %llu objects: a copy may exist there", k,
+                     (unsigned long long)objs);
+    }
+}
+
+static void submit_mark_pattern(const harness_cluster *c, int node, int soft, uint64_t *size,
+                                uint64_t *seed, const char *path, rayc_ref out[2])
+{
+    rayc_arg a[] = {RAYC_VAL(size, sizeof(*size)), RAYC_VAL(seed, sizeof(*seed)),
+                    RAYC_VAL(path, strlen(path))};
+    rayc_task_opts o = {.num_returns = 2,
+                        .strategy = RAYC_SCHED_NODE,
+                        .node_id = c->raylets[node].node_id,
+                        .soft = soft};
+    submit("mark_pattern", a, 3, &o, out);
+}
+
+/* digest(obj, seed, 0) pinned (softly) to a node, or SPREAD when node < 0. */
+static rayc_ref submit_digest(const harness_cluster *c, int node, rayc_ref obj, uint64_t *seed)
+{
+    static uint64_t zero = 0;
+    rayc_arg b[] = {RAYC_REF(obj), RAYC_VAL(seed, sizeof(*seed)), RAYC_VAL(&zero, sizeof(zero))};
+    rayc_task_opts o = {.strategy = RAYC_SCHED_SPREAD};
+    if (node >= 0)
+        o = (rayc_task_opts){
+            .strategy = RAYC_SCHED_NODE, .node_id = c->raylets[node].node_id, .soft = 1};
+    rayc_ref r;
+    submit("digest", b, 3, &o, &r);
+    return r;
+}
+
+static int64_t get_i64(rayc_ref r, const char *what)
+{
+    rayc_value v;
+    int rc = rayc_get(&r, 1, &v, LONG_MS);
+    cr_assert_eq(rc, RAYC_OK, "%s: %s: %s (%s)", what, rayc_strerror(rc), rayc_last_error(),
+                 v.error ? v.error : "");
+    int64_t x;
+    cr_assert_eq(v.size, sizeof(x), "%s: %zu bytes", what, v.size);
+    memcpy(&x, v.data, sizeof(x));
+    rayc_value_release(&v);
+    return x;
+}
+
+/* A task running on a node that dies, and one queued behind it there, are
+ * both run again on a live node. mark_nap appends its node to a file each
+ * time it starts and sleeps only on node 2, so the first attempt is still
+ * running when node 2 is killed, and the file shows every attempt. */
+Test(multinode, node_death_retries_running_and_queued_tasks)
+{
+    harness_cluster c;
+    start3(&c, NULL);
+    driver_init(c.address);
+    pinned_probe(&c);
+    char run_file[HARNESS_PATH], queued_file[HARNESS_PATH];
+    test_file(run_file, "running.attempts");
+    test_file(queued_file, "queued.attempts");
+    uint64_t ms = 600000; /* killed long before */
+    const char *victim = c.raylets[2].node_id;
+    /* Node 2 has one CPU: the first runs there, the second queues there. */
+    rayc_task_opts o = {.strategy = RAYC_SCHED_NODE, .node_id = victim, .soft = 1};
+    rayc_arg a1[] = {RAYC_VAL(run_file, strlen(run_file)), RAYC_VAL(&ms, sizeof(ms)),
+                     RAYC_VAL(victim, strlen(victim))};
+    rayc_arg a2[] = {RAYC_VAL(queued_file, strlen(queued_file)), RAYC_VAL(&ms, sizeof(ms)),
+                     RAYC_VAL(victim, strlen(victim))};
+    rayc_ref running, queued;
+    submit("mark_nap", a1, 3, &o, &running);
+    submit("mark_nap", a2, 3, &o, &queued);
+    struct lines_arg la = {run_file, 1};
+    cr_assert(harness_wait_until(has_lines, &la, SLACK_MS), "the first task never started");
+    char lines[4][160];
+    cr_assert_eq(file_lines(run_file, lines, 4), 1);
+    cr_assert_str_eq(lines[0], victim, "the first task started on %s, not on node 2", lines[0]);
+    cr_assert_eq(file_lines(queued_file, lines, 4), 0,
+                 "the queued task started (on %s) while node 2's only CPU was busy", lines[0]);
+
+    kill_node(&c, 2);
+
+    rayc_ref both[2] = {running, queued};
+    rayc_value v[2];
+    int rc = rayc_get(both, 2, v, LONG_MS);
+    cr_assert_eq(rc, RAYC_OK, "the tasks of the dead node: %s: %s (%s / %s)", rayc_strerror(rc),
+                 rayc_last_error(), v[0].error ? v[0].error : "", v[1].error ? v[1].error : "");
+    char buf[80];
+    for (int i = 0; i < 2; i++) {
+        cr_assert(!is_node(&v[i], victim), "task %d's result came from the dead node", i);
+        cr_assert(is_node(&v[i], c.raylets[0].node_id) || is_node(&v[i], c.raylets[1].node_id),
+                  "task %d ran on %s", i, value_str(&v[i], buf, sizeof(buf)));
+        rayc_value_release(&v[i]);
+    }
+    /* The re-execution, seen from its side effect: a second attempt on a
+     * live node; the queued task ran exactly once, elsewhere. */
+    int n = file_lines(run_file, lines, 4);
+    cr_assert_eq(n, 2, "the running task started %d time(s), want 2 (once on node 2, once retried)",
+                 n);
+    cr_assert_str_neq(lines[1], victim, "the retry ran on the dead node");
+    n = file_lines(queued_file, lines, 4);
+    cr_assert_eq(n, 1, "the queued task started %d time(s), want 1", n);
+    cr_assert_str_neq(lines[0], victim, "the queued task ran on the dead node");
+    rayc_ref_release(running);
+    rayc_ref_release(queued);
+    driver_shutdown();
+}
+
+/* The object's only copy is on node 2 (its producer and its only consumer
+ * ran there, the driver never read it): after node 2 dies, a get of it runs
+ * the producer again on a live node (lineage) and the bytes are exact. */
+Test(multinode, node_death_rebuilds_object_from_lineage)
+{
+    harness_cluster c;
+    start3(&c, NULL);
+    driver_init(c.address);
+    pinned_probe(&c);
+    char path[HARNESS_PATH];
+    test_file(path, "producer.attempts");
+    uint64_t size = 200 * KIB, seed = 7001; /* > 100 KiB: a store object */
+    rayc_ref prod[2];
+    submit_mark_pattern(&c, 2, 1, &size, &seed, path, prod);
+    rayc_ref d = submit_digest(&c, 2, prod[0], &seed);
+    cr_assert_eq(get_i64(d, "digest on node 2"), (int64_t)(seed * 1000003ULL));
+    rayc_ref_release(d);
+    rayc_value nv;
+    cr_assert_eq(rayc_get(&prod[1], 1, &nv, LONG_MS), RAYC_OK);
+    cr_assert(is_node(&nv, c.raylets[2].node_id), "the producer did not run on node 2");
+    rayc_value_release(&nv);
+    assert_only_copy_on(&c, &prod[0], 2);
+    char lines[4][160];
+    cr_assert_eq(file_lines(path, lines, 4), 1);
+
+    kill_node(&c, 2);
+
+    rayc_value v;
+    int rc = rayc_get(&prod[0], 1, &v, LONG_MS);
+    cr_assert_eq(rc, RAYC_OK, "get of the lost object: %s: %s", rayc_strerror(rc),
+                 rayc_last_error());
+    cr_assert_eq(v.size, size);
+    cr_assert_eq(pattern_check(v.data, size, seed), -1, "the rebuilt object differs");
+    rayc_value_release(&v);
+    int n = file_lines(path, lines, 4);
+    cr_assert_eq(n, 2, "the producer ran %d time(s), want 2 (lineage reconstruction)", n);
+    cr_assert(strstr(lines[1], c.raylets[2].node_id) == NULL, "the rebuild ran on the dead node");
+    /* A task that needs the object after the death gets it too. */
+    d = submit_digest(&c, -1, prod[0], &seed);
+    cr_assert_eq(get_i64(d, "digest after the rebuild"), (int64_t)(seed * 1000003ULL));
+    rayc_ref_release(d);
+    rayc_ref_release(prod[0]);
+    rayc_ref_release(prod[1]);
+    driver_shutdown();
+}
+
+/* A result whose producer was pinned without `soft` to the dead node has no
+ * usable lineage: rayc_get gives RAYC_EOBJECT_LOST (never a hang, never a
+ * rerun), and so does a task that needs it. */
+Test(multinode, node_death_without_lineage_object_lost)
+{
+    harness_cluster c;
+    start3(&c, NULL);
+    driver_init(c.address);
+    pinned_probe(&c);
+    char path[HARNESS_PATH];
+    test_file(path, "producer.attempts");
+    uint64_t size = 200 * KIB, seed = 7002;
+    rayc_ref prod[2];
+    submit_mark_pattern(&c, 2, 0, &size, &seed, path, prod);
+    rayc_ref d = submit_digest(&c, 2, prod[0], &seed);
+    cr_assert_eq(get_i64(d, "digest on node 2"), (int64_t)(seed * 1000003ULL));
+    rayc_ref_release(d);
+    assert_only_copy_on(&c, &prod[0], 2);
+
+    kill_node(&c, 2);
+
+    rayc_value v;
+    int rc = rayc_get(&prod[0], 1, &v, LONG_MS);
+    cr_assert_eq(rc, RAYC_EOBJECT_LOST, "get of an object with no copy and no lineage: %s: %s",
+                 rayc_strerror(rc), rayc_last_error());
+    d = submit_digest(&c, -1, prod[0], &seed);
+    rc = rayc_get(&d, 1, &v, LONG_MS);
+    cr_assert_eq(rc, RAYC_EOBJECT_LOST, "a task that needs the lost object: %s: %s (%s)",
+                 rayc_strerror(rc), rayc_last_error(), v.error ? v.error : "");
+    rayc_value_release(&v);
+    char lines[4][160];
+    cr_assert_eq(file_lines(path, lines, 4), 1, "the hard-pinned producer ran again");
+    rayc_ref_release(d);
+    rayc_ref_release(prod[0]);
+    rayc_ref_release(prod[1]);
+    driver_shutdown();
+}
+
+/* A task pinned (not soft) to a node the cluster knows is dead fails at
+ * once: it never waits for the node. */
+Test(multinode, task_pinned_to_dead_node_fails)
+{
+    harness_cluster c;
+    start3(&c, NULL);
+    driver_init(c.address);
+    pinned_probe(&c);
+    kill_node(&c, 2);
+    wait_views(&c); /* every raylet has heard of the death */
+    rayc_task_opts o = {.strategy = RAYC_SCHED_NODE, .node_id = c.raylets[2].node_id};
+    rayc_ref r;
+    submit("where", NULL, 0, &o, &r);
+    rayc_value v;
+    /* A task that waits for the dead node never ends: ETIMEDOUT here. */
+    int rc = rayc_get(&r, 1, &v, SLACK_MS);
+    cr_assert_neq(rc, RAYC_ETIMEDOUT, "a task pinned to a dead node is still pending");
+    cr_assert_neq(rc, RAYC_OK, "a task pinned to a dead node ran");
+    cr_assert(strstr(rayc_last_error(), "dead") || (v.error && strstr(v.error, "dead")),
+              "the error does not say the node is dead: %s (%s)", rayc_last_error(),
+              v.error ? v.error : "");
+    rayc_value_release(&v);
+    rayc_ref_release(r);
+    driver_shutdown();
+}
+
+/* A node the GCS declared DEAD while its raylet still runs (stopped past
+ * the health timeout, then resumed) is told so at its next heartbeat, and
+ * the raylet exits (docs/gcs.md: DEAD is final). */
+Test(multinode, dead_node_raylet_exits)
+{
+    harness_cluster c;
+    start3(&c, NULL);
+    harness_proc *p = c.raylets[2].proc;
+    cr_assert_eq(kill(p->pid, SIGSTOP), 0);
+    struct state_arg a = {&c, c.raylets[2].node_id, DEAD};
+    bool dead = harness_wait_until(node_in_state, &a, SLACK_MS + c.health_timeout_ms);
+    kill(p->pid, SIGCONT);
+    cr_assert(dead, "a stopped raylet was not declared DEAD");
+    int code = harness_wait_exit(p, SLACK_MS);
+    cr_assert_neq(code, -1, "the raylet of a DEAD node still runs %d ms after it resumed",
+                  SLACK_MS);
+    p->any_exit = true; /* its code is its own business; that it exits is the claim */
+    cr_assert_eq(count_alive(&c), 2);
+}
+
+/* The big one: 2,000 tasks, P producers of 200 KiB objects (store objects)
+ * pinned softly round robin over the 3 nodes, 4 consumers of each producer's
+ * object (pinned softly with their producer on node 2, so the victim's
+ * objects have no copy elsewhere; SPREAD otherwise), and small SPREAD square
+ * tasks. Node 2 is killed once a quarter of the consumers are done. Before
+ * the kill the test checks that some finished producer's object exists only
+ * on node 2; after it, that those producers ran again (their lines in the
+ * attempts file) and every result is exact. */
 #define P         200
 #define CONS_PER  4
 #define NSQ       (2000 - P - P * CONS_PER)
 #define PROD_SIZE (200 * KIB)
 
-Test(multinode, kill_raylet_mid_job_results_still_correct, .timeout = 420)
+/* Attempts of the producer with this seed in the attempts file. */
+static int attempts_of(const char *path, uint64_t seed, char last_node[ID_HEX_MAX])
 {
+    static char lines[4 * P][160];
+    int n = file_lines(path, lines, 4 * P), count = 0;
+    char want[32];
+    snprintf(want, sizeof(want), "%llu ", (unsigned long long)seed);
+    for (int i = 0; i < n && i < 4 * P; i++)
+        if (strncmp(lines[i], want, strlen(want)) == 0) {
+            count++;
+            snprintf(last_node, ID_HEX_MAX, "%s", lines[i] + strlen(want));
+        }
+    return count;
+}
+
+Test(multinode, slow_kill_raylet_mid_job_retries_and_rebuilds, .timeout = 420)
+{
+    harness_slow_test();
     harness_cluster c;
     const char *const mem[] = {"--object-store-memory=256M", NULL};
     const char *const *extra[3] = {mem, mem, mem};
@@ -619,24 +1127,23 @@ Test(multinode, kill_raylet_mid_job_results_still_correct, .timeout = 420)
     driver_init(c.address);
     assert_driver_on_head(&c);
     pinned_probe(&c);
+    char path[HARNESS_PATH];
+    test_file(path, "producers.attempts");
 
     static rayc_ref prod[P][2], cons[P * CONS_PER], sq[NSQ];
     rayc_task_opts spread = {.strategy = RAYC_SCHED_SPREAD};
+    rayc_task_opts on_victim = {
+        .strategy = RAYC_SCHED_NODE, .node_id = c.raylets[2].node_id, .soft = 1};
     for (int i = 0; i < P; i++) {
         /* Producers are pinned round robin, softly: a third of the objects
          * live on the victim, and their lineage may run anywhere. */
         uint64_t size = PROD_SIZE, seed = 5000 + (uint64_t)i;
-        rayc_arg a[] = {RAYC_VAL(&size, sizeof(size)), RAYC_VAL(&seed, sizeof(seed))};
-        rayc_task_opts po = {.num_returns = 2,
-                             .strategy = RAYC_SCHED_NODE,
-                             .node_id = c.raylets[i % 3].node_id,
-                             .soft = 1};
-        submit("make_pattern", a, 2, &po, prod[i]);
+        submit_mark_pattern(&c, i % 3, 1, &size, &seed, path, prod[i]);
         for (int j = 0; j < CONS_PER; j++) {
             uint64_t salt = (uint64_t)j;
             rayc_arg b[] = {RAYC_REF(prod[i][0]), RAYC_VAL(&seed, sizeof(seed)),
                             RAYC_VAL(&salt, sizeof(salt))};
-            submit("digest", b, 3, &spread, &cons[i * CONS_PER + j]);
+            submit("digest", b, 3, i % 3 == 2 ? &on_victim : &spread, &cons[i * CONS_PER + j]);
         }
         for (int k = i; k < NSQ; k += P) {
             int64_t n = k;
@@ -655,48 +1162,47 @@ Test(multinode, kill_raylet_mid_job_results_still_correct, .timeout = 420)
     n = rayc_wait(cons, P * CONS_PER, P * CONS_PER / 4, LONG_MS, ready);
     cr_assert(n >= P * CONS_PER / 4, "rayc_wait: %d (%s: %s)", n, n < 0 ? rayc_strerror(n) : "",
               rayc_last_error());
-    /* Some producer that finished ran on the victim: its object dies with it. */
-    int on_victim = 0, prod_done = 0;
+    /* Finished producers that ran on the victim and whose object the
+     * directory lists on node 2 alone: their objects die with it. */
+    static bool sole[P];
+    int nsole = 0, prod_done = 0;
     for (int i = 0; i < P; i++) {
         int r1 = 0;
-        if (rayc_wait(&prod[i][1], 1, 1, 0, &r1) == 1) {
-            rayc_value v;
-            if (rayc_get(&prod[i][1], 1, &v, 0) == RAYC_OK) {
-                prod_done++;
-                on_victim += is_node(&v, c.raylets[2].node_id);
-                rayc_value_release(&v);
-            }
+        if (rayc_wait(&prod[i][1], 1, 1, 0, &r1) != 1)
+            continue;
+        rayc_value v;
+        if (rayc_get(&prod[i][1], 1, &v, 0) != RAYC_OK)
+            continue;
+        prod_done++;
+        if (is_node(&v, c.raylets[2].node_id)) {
+            int entries;
+            char hexes[8][ID_HEX_MAX];
+            int nodes = locations(&c, &prod[i][0], &entries, hexes, 8);
+            sole[i] = nodes == 1 && strcmp(hexes[0], c.raylets[2].node_id) == 0;
+            nsole += sole[i];
         }
+        rayc_value_release(&v);
     }
     harness_kill9(c.raylets[2].proc);
-    cr_log_info("killed node 2 with %d/%d consumers ready, %d/%d producers done (%d on node 2)", n,
-                P * CONS_PER, prod_done, P, on_victim);
+    cr_log_info("killed node 2 with %d/%d consumers ready, %d/%d producers done (%d only on node "
+                "2)",
+                n, P * CONS_PER, prod_done, P, nsole);
     cr_assert(n < P * CONS_PER, "the whole job finished before the kill; make it larger");
-    cr_assert(on_victim > 0, "no finished producer ran on node 2");
+    cr_assert(nsole > 0, "no finished producer's object was on node 2 alone before the kill");
 
     /* Every consumer's digest, every square, and every producer's object. */
     for (int i = 0; i < P * CONS_PER; i++) {
-        rayc_value v;
-        int rc = rayc_get(&cons[i], 1, &v, LONG_MS);
-        cr_assert_eq(rc, RAYC_OK, "consumer %d: %s: %s (%s)", i, rayc_strerror(rc),
-                     rayc_last_error(), v.error ? v.error : "");
-        int64_t got, want = (int64_t)((5000 + (uint64_t)(i / CONS_PER)) * 1000003ULL +
-                                      (uint64_t)(i % CONS_PER));
-        cr_assert_eq(v.size, sizeof(got));
-        memcpy(&got, v.data, sizeof(got));
-        cr_assert_eq(got, want, "consumer %d: %lld, want %lld", i, (long long)got, (long long)want);
-        rayc_value_release(&v);
+        int64_t want =
+            (int64_t)((5000 + (uint64_t)(i / CONS_PER)) * 1000003ULL + (uint64_t)(i % CONS_PER));
+        char what[64];
+        snprintf(what, sizeof(what), "consumer %d", i);
+        cr_assert_eq(get_i64(cons[i], what), want, "consumer %d", i);
         rayc_ref_release(cons[i]);
     }
     for (int k = 0; k < NSQ; k++) {
-        rayc_value v;
-        int rc = rayc_get(&sq[k], 1, &v, LONG_MS);
-        cr_assert_eq(rc, RAYC_OK, "square %d: %s: %s", k, rayc_strerror(rc), rayc_last_error());
-        int64_t got;
-        cr_assert_eq(v.size, sizeof(got));
-        memcpy(&got, v.data, sizeof(got));
-        cr_assert_eq(got, (int64_t)k * k, "square(%d) = %lld", k, (long long)got);
-        rayc_value_release(&v);
+        char what[64];
+        snprintf(what, sizeof(what), "square %d", k);
+        cr_assert_eq(get_i64(sq[k], what), (int64_t)k * k, "square(%d)", k);
         rayc_ref_release(sq[k]);
     }
     for (int i = 0; i < P; i++) {
@@ -711,7 +1217,276 @@ Test(multinode, kill_raylet_mid_job_results_still_correct, .timeout = 420)
         rayc_ref_release(prod[i][0]);
         rayc_ref_release(prod[i][1]);
     }
+    /* The re-execution: each object that was only on node 2 was rebuilt by
+     * running its producer again, on a live node. */
+    for (int i = 0; i < P; i++) {
+        if (!sole[i])
+            continue;
+        char last[ID_HEX_MAX] = "";
+        int a = attempts_of(path, 5000 + (uint64_t)i, last);
+        cr_assert(a >= 2, "producer %d's object was only on the dead node, yet it ran %d time(s)",
+                  i, a);
+        cr_assert_str_neq(last, c.raylets[2].node_id, "producer %d was rebuilt on the dead node",
+                          i);
+    }
     cr_assert_eq(harness_node_state(&c, c.raylets[2].node_id), DEAD);
+    driver_shutdown();
+}
+
+/* ============================================================ workers */
+
+/* rayc_worker processes the raylet started (its children) that still run. */
+static int workers_of(const harness_raylet *r)
+{
+    int n = 0;
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        char path[300], *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end || pid <= 0)
+            continue;
+        snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+        char *st = read_file(path, NULL);
+        char *rp = st ? strrchr(st, ')') : NULL;
+        char state = 0;
+        int ppid = 0;
+        if (rp && sscanf(rp + 2, "%c %d", &state, &ppid) == 2 && ppid == r->proc->pid &&
+            state != 'Z' && strstr(st, "(rayc_worker)"))
+            n++;
+        free(st);
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+struct workers_arg {
+    const harness_raylet *r;
+    int at_most, last;
+};
+
+static bool workers_at_most(void *arg)
+{
+    struct workers_arg *a = arg;
+    a->last = workers_of(a->r);
+    return a->last <= a->at_most;
+}
+
+/* Three tasks of different CPU demands (three scheduling classes, so three
+ * workers) napping at once on a 1-CPU node; their refs in out. */
+static void three_nappers(const harness_cluster *c, const char *path, uint64_t ms, rayc_ref out[3])
+{
+    const double cpus[3] = {0.2, 0.25, 0.3};
+    for (int i = 0; i < 3; i++) {
+        rayc_task_opts o = {.num_cpus = cpus[i]};
+        rayc_arg a[] = {RAYC_VAL(path, strlen(path)), RAYC_VAL(&ms, sizeof(ms)),
+                        RAYC_VAL(c->raylets[0].node_id, strlen(c->raylets[0].node_id))};
+        submit("mark_nap", a, 3, &o, &out[i]);
+    }
+}
+
+static void one_node(harness_cluster *c, const char *const extra[])
+{
+    harness_cluster_init(c);
+    harness_cluster_start(c);
+    harness_raylet_start(c, extra);
+    wait_cluster(c);
+    driver_init(c->address);
+}
+
+/* Workers beyond num_cpus exit once idle for idle_worker_timeout_ms. */
+Test(multinode, idle_workers_beyond_num_cpus_exit)
+{
+    harness_cluster c;
+    const char *const extra[] = {"--idle-worker-timeout-ms=300", NULL};
+    one_node(&c, extra);
+    char path[HARNESS_PATH];
+    test_file(path, "nappers");
+    rayc_ref r[3];
+    three_nappers(&c, path, 1500, r);
+    struct lines_arg la = {path, 3};
+    cr_assert(harness_wait_until(has_lines, &la, SLACK_MS), "three tasks never ran at once");
+    int peak = workers_of(&c.raylets[0]);
+    cr_assert_geq(peak, 3, "%d workers for three concurrent tasks", peak);
+    rayc_value v[3];
+    int rc = rayc_get(r, 3, v, LONG_MS);
+    cr_assert_eq(rc, RAYC_OK, "%s: %s", rayc_strerror(rc), rayc_last_error());
+    for (int i = 0; i < 3; i++)
+        rayc_value_release(&v[i]);
+    struct workers_arg wa = {&c.raylets[0], 1, 0};
+    cr_assert(harness_wait_until(workers_at_most, &wa, SLACK_MS),
+              "%d idle workers still run on a 1-CPU node", wa.last);
+    for (int i = 0; i < 3; i++)
+        rayc_ref_release(r[i]);
+    driver_shutdown();
+}
+
+/* --max-workers caps the worker processes of a node: three tasks that each
+ * want a worker of their own share two, and all finish. */
+Test(multinode, max_workers_caps_worker_processes)
+{
+    harness_cluster c;
+    const char *const extra[] = {"--max-workers=2", NULL};
+    one_node(&c, extra);
+    char path[HARNESS_PATH];
+    test_file(path, "nappers");
+    rayc_ref r[3];
+    three_nappers(&c, path, 1000, r);
+    rayc_value v[3];
+    int max_seen = 0, ready[3];
+    while (rayc_wait(r, 3, 3, 20, ready) < 3) {
+        int n = workers_of(&c.raylets[0]);
+        max_seen = n > max_seen ? n : max_seen;
+        cr_assert_leq(n, 2, "%d worker processes with --max-workers=2", n);
+    }
+    int rc = rayc_get(r, 3, v, LONG_MS);
+    cr_assert_eq(rc, RAYC_OK, "%s: %s", rayc_strerror(rc), rayc_last_error());
+    for (int i = 0; i < 3; i++) {
+        rayc_value_release(&v[i]);
+        rayc_ref_release(r[i]);
+    }
+    cr_log_info("at most %d workers seen", max_seen);
+    driver_shutdown();
+}
+
+struct status_arg {
+    const harness_cluster *c;
+    const char *want;
+    char *last;
+};
+
+static bool status_says(void *arg)
+{
+    struct status_arg *a = arg;
+    char addr[96], tok[HARNESS_PATH + 16];
+    snprintf(addr, sizeof(addr), "--address=%s", a->c->address);
+    snprintf(tok, sizeof(tok), "--token-file=%s", a->c->token_file);
+    const char *args[] = {"status", addr, tok, NULL};
+    char *out = NULL, *err = NULL;
+    int rc = harness_rayc(&out, &err, args);
+    free(a->last);
+    a->last = out;
+    free(err);
+    return rc == 0 && out && strstr(out, a->want) != NULL;
+}
+
+/* `rayc status` counts pending tasks: three tasks no node can run yet are
+ * "3 pending tasks" in its summary (docs/cli.md). */
+Test(multinode, status_counts_pending_tasks)
+{
+    harness_cluster c;
+    one_node(&c, NULL);
+    rayc_ref r[3];
+    for (int i = 0; i < 3; i++) {
+        rayc_task_opts o = {.resources = "later=1"};
+        int64_t x = i;
+        rayc_arg a = RAYC_VAL(&x, sizeof(x));
+        submit("where", &a, 1, &o, &r[i]);
+    }
+    struct status_arg sa = {&c, "3 pending tasks", NULL};
+    bool ok = harness_wait_until(status_says, &sa, SLACK_MS);
+    char *last = sa.last;
+    cr_assert(ok, "rayc status never said '3 pending tasks':\n%s", last ? last : "");
+    free(last);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(rayc_cancel(r[i], 0), RAYC_OK);
+        rayc_ref_release(r[i]);
+    }
+    driver_shutdown();
+}
+
+/* A driver attached to node 2's raylet (its RAYC_TEMP_DIR's session_latest
+ * names node 2's session, which rayc_init prefers): it puts an object and
+ * hands the ref over the pipe, then, told node 2 is dead, tries another put
+ * and reports its code. */
+static int remote_driver(int in, int out, const harness_cluster *c)
+{
+    char temp[HARNESS_PATH + 16], link[HARNESS_PATH + 32];
+    snprintf(temp, sizeof(temp), "%s/driver2tmp", harness_dir());
+    mkdir(temp, 0700);
+    snprintf(link, sizeof(link), "%s/session_latest", temp);
+    if (symlink(c->raylets[2].session, link) != 0)
+        return 10;
+    /* What `rayc start` writes and rayc_init needs to take a session. */
+    char ga[HARNESS_PATH + 32];
+    snprintf(ga, sizeof(ga), "%s/gcs_address", c->raylets[2].session);
+    if (write_file(ga, c->address, strlen(c->address), 0600) != 0)
+        return 17;
+    setenv("RAYC_TEMP_DIR", temp, 1);
+    rayc_init_opts o = {.address = c->address, .log_to_driver = -1};
+    if (rayc_init(&o) != RAYC_OK)
+        return 11;
+    if (strcmp(rayc_node_id(), c->raylets[2].node_id) != 0)
+        return 12;
+    static uint8_t buf[200 * 1024];
+    pattern_fill(buf, sizeof(buf), 9100);
+    rayc_ref r;
+    if (rayc_put(buf, sizeof(buf), &r) != RAYC_OK)
+        return 13;
+    if (write(out, &r, sizeof(r)) != (ssize_t)sizeof(r))
+        return 14;
+    char go;
+    if (read(in, &go, 1) != 1)
+        return 15;
+    rayc_ref r2;
+    int rc = rayc_put(buf, sizeof(buf), &r2);
+    if (write(out, &rc, sizeof(rc)) != (ssize_t)sizeof(rc))
+        return 16;
+    return 0;
+}
+
+/* docs/multinode.md: a driver attached to a dead node's raylet loses its
+ * connection and the objects it owns: another driver's get of one is
+ * RAYC_EOBJECT_LOST (never a hang), and the dead node's driver can no
+ * longer put. */
+Test(multinode, driver_on_dead_node_loses_its_objects)
+{
+    /* Known bug: the get below waits out its whole timeout instead of
+     * failing with RAYC_EOBJECT_LOST (librayc's get of a ref whose owner,
+     * another driver, died with its node; worker/core_objects.c). */
+    if (getenv("RAYC_TEST_KNOWN_BUGS") == NULL)
+        cr_skip_test("known bug: a get of an object whose owner died with its node hangs until "
+                     "its timeout (RAYC_TEST_KNOWN_BUGS=1 runs it)");
+    harness_cluster c;
+    start3(&c, NULL);
+    int down[2], up[2];
+    cr_assert_eq(pipe(down), 0);
+    cr_assert_eq(pipe(up), 0);
+    pid_t kid = fork();
+    cr_assert_geq(kid, 0);
+    if (kid == 0) {
+        close(down[1]);
+        close(up[0]);
+        _exit(remote_driver(down[0], up[1], &c));
+    }
+    close(down[0]);
+    close(up[1]);
+    driver_init(c.address); /* after the fork: the child starts a fresh librayc */
+    rayc_ref r;
+    ssize_t n = read(up[0], &r, sizeof(r));
+    if (n != (ssize_t)sizeof(r)) {
+        int st = 0;
+        waitpid(kid, &st, 0);
+        cr_assert_fail("the driver on node 2 failed before its put (exit %d)",
+                       WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    }
+    kill_node(&c, 2);
+    char go = 1;
+    cr_assert_eq(write(down[1], &go, 1), 1);
+    int rc2 = 0;
+    bool told = read(up[0], &rc2, sizeof(rc2)) == (ssize_t)sizeof(rc2);
+    int st = 0;
+    kill(kid, SIGKILL); /* done with it either way */
+    waitpid(kid, &st, 0);
+    close(down[1]);
+    close(up[0]);
+    cr_assert(told, "the driver on the dead node never answered");
+    cr_assert_neq(rc2, RAYC_OK, "the driver of a dead node could still put");
+    rayc_value v;
+    int rc = rayc_get(&r, 1, &v, 60000);
+    cr_assert_eq(rc, RAYC_EOBJECT_LOST, "get of an object owned by the dead node's driver: %s: %s",
+                 rayc_strerror(rc), rayc_last_error());
     driver_shutdown();
 }
 
@@ -741,7 +1516,7 @@ static void *get_thread(void *arg)
  * timeout plus slack). Returns whether the kill came while the get was still
  * waiting. */
 static bool get_and_kill(harness_cluster *c, struct get_job *g, harness_raylet *victim,
-                         uint64_t size)
+                         uint64_t size, bool *receiving_out)
 {
     uint64_t used0 = 0, obj0 = 0;
     cr_assert(store_used(&c->raylets[0], &used0, &obj0), "head store stats");
@@ -768,13 +1543,15 @@ static bool get_and_kill(harness_cluster *c, struct get_job *g, harness_raylet *
     cr_assert(__atomic_load_n(&g->done, __ATOMIC_ACQUIRE),
               "rayc_get did not return within its timeout (+%d ms): it hangs", SLACK_MS);
     pthread_join(th, NULL);
+    *receiving_out = receiving;
     return mid;
 }
 
 /* The object was copied to node 2 before the pull from node 1 started:
  * the pull moves to node 2 (or the object is rebuilt); the bytes are exact. */
-Test(multinode, pull_source_dies_other_copy_used, .timeout = 420)
+Test(multinode, slow_pull_source_dies_other_copy_used, .timeout = 420)
 {
+    harness_slow_test();
     harness_cluster c;
     const char *const big[] = {"--object-store-memory=2G", "--log-level=debug", NULL};
     const char *const *extra[3] = {big, big, big};
@@ -810,7 +1587,11 @@ Test(multinode, pull_source_dies_other_copy_used, .timeout = 420)
     rayc_ref_release(chk[1]);
 
     struct get_job g = {.ref = made[0], .timeout_ms = LONG_MS};
-    bool mid = get_and_kill(&c, &g, &c.raylets[1], size);
+    bool receiving;
+    bool mid = get_and_kill(&c, &g, &c.raylets[1], size, &receiving);
+    /* The claim is about a pull that loses its source mid-transfer. */
+    cr_assert(mid && receiving, "the kill did not come mid-transfer (get %s, head %s)",
+              mid ? "waiting" : "done", receiving ? "receiving" : "not receiving yet");
     cr_assert_neq(g.rc, RAYC_ETIMEDOUT, "rayc_get timed out after the source died: %s", g.err);
     cr_assert_eq(g.rc, RAYC_OK, "rayc_get after the source died (%s): %s: %s",
                  mid ? "mid-transfer" : "after the transfer", rayc_strerror(g.rc), g.err);
@@ -829,10 +1610,11 @@ Test(multinode, pull_source_dies_other_copy_used, .timeout = 420)
 }
 
 /* The only copy is on node 1, made by a task pinned there (hard): when node
- * 1 dies mid-transfer, the get fails cleanly with RAYC_EOBJECT_LOST or
- * returns the exact bytes (rebuilt elsewhere); it never hangs. */
-Test(multinode, pull_source_dies_only_copy_never_hangs, .timeout = 420)
+ * 1 dies mid-transfer, the get fails cleanly with RAYC_EOBJECT_LOST (the
+ * hard pin leaves no lineage to run elsewhere); it never hangs. */
+Test(multinode, slow_pull_source_dies_only_copy_never_hangs, .timeout = 420)
 {
+    harness_slow_test();
     harness_cluster c;
     const char *const big[] = {"--object-store-memory=2G", "--log-level=debug", NULL};
     const char *const *extra[3] = {big, big, NULL};
@@ -857,20 +1639,16 @@ Test(multinode, pull_source_dies_only_copy_never_hangs, .timeout = 420)
     rayc_value_release(&nv);
 
     struct get_job g = {.ref = made[0], .timeout_ms = 60000};
-    bool mid = get_and_kill(&c, &g, &c.raylets[1], size);
+    bool receiving;
+    bool mid = get_and_kill(&c, &g, &c.raylets[1], size, &receiving);
+    cr_assert(mid && receiving, "the kill did not come mid-transfer (get %s, head %s)",
+              mid ? "waiting" : "done", receiving ? "receiving" : "not receiving yet");
     cr_assert_neq(g.rc, RAYC_ETIMEDOUT,
-                  "rayc_get of an object whose only holder died %s timed out: %s",
-                  mid ? "mid-transfer" : "after the transfer", g.err);
-    if (g.rc == RAYC_OK) {
-        cr_assert_eq(g.v.size, size);
-        long long off = pattern_check(g.v.data, size, seed);
-        cr_assert_eq(off, -1, "the object differs at %lld", off);
-        rayc_value_release(&g.v);
-    } else {
-        cr_assert_eq(g.rc, RAYC_EOBJECT_LOST, "rayc_get: %s: %s (want OK or EOBJECT_LOST)",
-                     rayc_strerror(g.rc), g.err);
-    }
-    cr_log_info("get after the only holder died: %s", rayc_strerror(g.rc));
+                  "rayc_get of an object whose only holder died mid-transfer timed out: %s", g.err);
+    /* Its producer was pinned to node 1 without `soft`: no lineage to run
+     * elsewhere (docs/multinode.md), so the object is lost. */
+    cr_assert_eq(g.rc, RAYC_EOBJECT_LOST, "rayc_get: %s: %s (want EOBJECT_LOST)",
+                 rayc_strerror(g.rc), g.err);
     rayc_ref_release(made[0]);
     rayc_ref_release(made[1]);
     driver_shutdown();
@@ -977,18 +1755,27 @@ static int free_subnet(void)
     return -1;
 }
 
+/* Skip (a user's machine without root or namespaces), or fail where the
+ * namespaces are required: CI runs as root and sets RAYC_TEST_REQUIRE_NETNS=1,
+ * so a broken setup there is a failure, not a quiet pass. */
+#define NETNS_UNAVAILABLE(...)                                                                     \
+    do {                                                                                           \
+        if (getenv("RAYC_TEST_REQUIRE_NETNS") && atoi(getenv("RAYC_TEST_REQUIRE_NETNS")) > 0)      \
+            cr_assert_fail(__VA_ARGS__);                                                           \
+        cr_skip_test(__VA_ARGS__);                                                                 \
+    } while (0)
+
 static void netns_setup(void)
 {
     if (geteuid() != 0)
-        cr_skip_test("network namespaces need root (euid %d)", (int)geteuid());
+        NETNS_UNAVAILABLE("network namespaces need root (euid %d)", (int)geteuid());
     netns_sweep_stale();
     int pid = (int)getpid();
     snprintf(g_ns[0], sizeof(g_ns[0]), "rcmn%d_probe", pid);
-    if (shf("ip netns add %s", g_ns[0]) != 0) {
-        cr_skip_test(
+    if (shf("ip netns add %s", g_ns[0]) != 0)
+        NETNS_UNAVAILABLE(
             "cannot create network namespaces here (ip netns add failed; see %s/netns.log)",
             harness_dir());
-    }
     shf("ip netns del %s", g_ns[0]);
     g_subnet = free_subnet();
     cr_assert(g_subnet > 0, "no free 10.200.x.0/24 subnet on this machine");

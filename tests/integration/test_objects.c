@@ -330,8 +330,9 @@ Test(objects, put_get_byte_exact)
     driver_shutdown();
 }
 
-Test(objects, put_get_one_gib, .timeout = 300)
+Test(objects, slow_put_get_one_gib, .timeout = 300)
 {
+    harness_slow_test();
     harness_cluster c;
     const char *const extra[] = {"--object-store-memory=2G", NULL};
     harness_raylet *r = start_cluster(&c, extra);
@@ -1656,4 +1657,178 @@ Test(objects, slab_put_release_churn_leaves_nothing)
     cr_assert_leq(store_stats(r).reserved, 4 * MIB, "more than one slab reserved");
     driver_shutdown();
     wait_store_clean(r, "after shutdown");
+}
+
+/* ============================================================ spill failures */
+
+#include <dirent.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+/* Files in dir ending in .obj: how many, and their sizes into sizes[]. */
+static int spill_files(const char *dir, off_t *sizes, int cap)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len < 4 || strcmp(e->d_name + len - 4, ".obj") != 0)
+            continue;
+        char path[HARNESS_PATH + 300];
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (stat(path, &st) == 0 && n < cap)
+            sizes[n] = st.st_size;
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+static char g_mnt[HARNESS_PATH];
+
+/* Stop the daemons before the spill dir's tmpfs goes, then the usual. */
+static void spill_fs_fini(void)
+{
+    harness_stop_all();
+    if (g_mnt[0])
+        umount2(g_mnt, MNT_DETACH);
+    g_mnt[0] = '\0';
+    harness_teardown();
+}
+
+/* A spill dir on a 6 MiB tmpfs: one 4 MiB object fits, the next spill
+ * fails part way (ENOSPC). docs/object_store.md: a failed write removes
+ * its partial file, keeps the object in memory and pauses spilling; the
+ * store then refuses puts (ESTORE_FULL) rather than losing anything, and
+ * every object it accepted reads back exact. */
+Test(objects, spill_write_failure_keeps_objects_removes_partial_file, .fini = spill_fs_fini)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root to mount a small tmpfs as the spill dir");
+    snprintf(g_mnt, sizeof(g_mnt), "%s/spillfs", harness_dir());
+    cr_assert_eq(mkdir(g_mnt, 0700), 0);
+    if (mount("tmpfs", g_mnt, "tmpfs", 0, "size=6m,mode=0700") != 0) {
+        int err = errno;
+        g_mnt[0] = '\0';
+        cr_skip_test("cannot mount a tmpfs here: %s", strerror(err));
+    }
+    char flag[HARNESS_PATH + 32];
+    snprintf(flag, sizeof(flag), "--spill-dir=%s", g_mnt);
+    harness_cluster c;
+    const char *const extra[] = {"--object-store-memory=32M", "--store-full-wait-ms=500", flag,
+                                 NULL};
+    harness_raylet *r = start_cluster(&c, extra);
+    driver_init(&c);
+    enum { N = 16 };
+    const size_t size = 4 * MIB - 4096;
+    rayc_ref refs[N];
+    int accepted = 0, refused = 0;
+    for (int i = 0; i < N; i++) {
+        void *buf;
+        int rc = rayc_put_alloc(size, &buf, &refs[accepted]);
+        if (rc != RAYC_OK) {
+            cr_assert_eq(rc, RAYC_ESTORE_FULL, "put %d: %s: %s", i, rayc_strerror(rc),
+                         rayc_last_error());
+            refused++;
+            continue;
+        }
+        pattern_fill(buf, size, 4400 + (uint64_t)accepted);
+        cr_assert_eq(rayc_put_seal(refs[accepted]), RAYC_OK);
+        accepted++;
+    }
+    cr_log_info("%d puts accepted, %d refused", accepted, refused);
+    cr_assert_gt(refused, 0, "64 MiB went into a 32 MiB store with a 6 MiB spill dir");
+    cr_assert(harness_alive(r->proc), "the raylet died when its spill dir filled");
+    stats_t st = store_stats(r);
+    off_t sizes[16];
+    int files = spill_files(g_mnt, sizes, 16);
+    cr_assert_eq((uint64_t)files, st.spilled_objects,
+                 "%d files in the spill dir, %llu objects spilled: a partial file was left", files,
+                 (unsigned long long)st.spilled_objects);
+    for (int i = 0; i < files && i < 16; i++)
+        cr_assert_geq((size_t)sizes[i], size, "a spill file of %lld bytes (partial)",
+                      (long long)sizes[i]);
+    /* Nothing was lost. A spilled object needs arena room to come back and
+     * the full spill dir cannot make any: release the two newest (freeing
+     * room without spilling), then every other object reads back exact,
+     * the one whose spill failed included (it stayed in memory). */
+    cr_assert_geq(accepted, 3);
+    rayc_ref_release(refs[accepted - 1]);
+    rayc_ref_release(refs[accepted - 2]);
+    for (int i = 0; i < accepted - 2; i++) {
+        char what[64];
+        snprintf(what, sizeof(what), "object %d after the failed spill", i);
+        get_check(refs[i], size, 4400 + (uint64_t)i, what);
+        rayc_ref_release(refs[i]);
+    }
+    driver_shutdown();
+}
+
+/* A spill file that lost bytes is not restored as the object: the restore
+ * checks the size (docs/object_store.md), and the get fails cleanly
+ * instead of returning short or shifted bytes. */
+Test(objects, truncated_spill_file_is_not_restored)
+{
+    char dir[HARNESS_PATH], flag[HARNESS_PATH + 32];
+    snprintf(dir, sizeof(dir), "%s/spill", harness_dir());
+    snprintf(flag, sizeof(flag), "--spill-dir=%s", dir);
+    harness_cluster c;
+    const char *const extra[] = {"--object-store-memory=32M", flag, NULL};
+    harness_raylet *r = start_cluster(&c, extra);
+    driver_init(&c);
+    enum { N = 12 };
+    const size_t size = 4 * MIB - 4096;
+    rayc_ref refs[N];
+    for (int i = 0; i < N; i++)
+        put_pattern(size, 5500 + (uint64_t)i, &refs[i]);
+    cr_assert_gt(store_stats(r).spilled_objects, 0, "48 MiB in a 32 MiB store spilled nothing");
+    /* The first object is the least recently used: spilled. */
+    char hex[ID_HEX_MAX], path[HARNESS_PATH + 128];
+    id_hex(refs[0].id, OBJECT_ID_SIZE, hex);
+    snprintf(path, sizeof(path), "%s/%s.obj", dir, hex);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0, "object 0 is not spilled as %s", path);
+    cr_assert_eq(truncate(path, st.st_size / 2), 0, "truncate: %s", strerror(errno));
+    rayc_value v;
+    int rc = rayc_get(&refs[0], 1, &v, SLACK_MS);
+    if (rc == RAYC_OK) {
+        /* Only acceptable if it is the whole, exact object. */
+        cr_assert_eq(v.size, size, "a truncated spill file was restored as %zu bytes", v.size);
+        cr_assert_eq(pattern_check(v.data, size, 5500), -1,
+                     "a truncated spill file was restored with wrong bytes");
+        rayc_value_release(&v);
+        cr_assert_fail("a spill file cut to half was restored as the whole object");
+    }
+    cr_assert_neq(rc, RAYC_ETIMEDOUT, "the get of a truncated spill file hangs");
+    cr_log_info("get of a truncated spill file: %s: %s", rayc_strerror(rc), rayc_last_error());
+    cr_assert(harness_alive(r->proc), "the raylet died restoring a truncated file");
+    for (int i = 1; i < N; i++) {
+        char what[64];
+        snprintf(what, sizeof(what), "object %d", i);
+        get_check(refs[i], size, 5500 + (uint64_t)i, what);
+    }
+    for (int i = 0; i < N; i++)
+        rayc_ref_release(refs[i]);
+    driver_shutdown();
+}
+
+/* Spill files a dead raylet left behind are swept when a raylet starts on
+ * the spill dir (docs/object_store.md). */
+Test(objects, stale_spill_files_swept_at_start)
+{
+    char dir[HARNESS_PATH], flag[HARNESS_PATH + 32], stale[HARNESS_PATH + 128];
+    snprintf(dir, sizeof(dir), "%s/spill", harness_dir());
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    snprintf(stale, sizeof(stale), "%s/%056x.obj", dir, 0xdead);
+    cr_assert_eq(write_file(stale, "left behind", 11, 0600), 0);
+    snprintf(flag, sizeof(flag), "--spill-dir=%s", dir);
+    harness_cluster c;
+    const char *const extra[] = {flag, NULL};
+    start_cluster(&c, extra);
+    off_t sizes[4];
+    cr_assert_eq(spill_files(dir, sizes, 4), 0, "a stale spill file survived the raylet's start");
 }

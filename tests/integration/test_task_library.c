@@ -45,7 +45,8 @@ Test(task_library, linked_with_lrayc_loads_and_shares_the_workers_librayc)
     /* include/ sits next to the build dir's parent: <repo>/include. */
     snprintf(inc, sizeof(inc), "-I%s/../include", harness_build());
     snprintf(libdir, sizeof(libdir), "-L%s/lib", harness_build());
-    char *const cc[] = {"/usr/bin/cc", "-shared", "-fPIC", inc, "-o", lib, src, libdir, "-lrayc", NULL};
+    char *const cc[] = {"/usr/bin/cc", "-shared", "-fPIC", inc,      "-o",
+                        lib,           src,       libdir,  "-lrayc", NULL};
     char *out = NULL, *err = NULL;
     int rc = harness_run(cc, &out, &err, 60000);
     cr_assert_eq(rc, 0, "cc: %s", err ? err : "");

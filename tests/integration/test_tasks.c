@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "msg.h"
 #include "rayc.h"
 #include "util.h"
 
@@ -49,11 +50,6 @@ static void pathf(char *out, size_t len, const char *fmt, ...)
     int n = vsnprintf(out, len, fmt, ap);
     va_end(ap);
     cr_assert(n > 0 && (size_t)n < len, "path too long");
-}
-
-static void msleep(int ms)
-{
-    usleep((useconds_t)ms * 1000);
 }
 
 /* The embedded cluster's root: argv[5] of the keeper ("sh -c SCRIPT
@@ -229,8 +225,9 @@ static void fini(void)
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
         (void)!system(cmd);
     }
-    cr_assert(gone && left == 0, "the embedded cluster left %s%s%d process(es): %s", root,
-              gone ? " removed, " : " behind and ", left, who);
+    if (!gone || left > 0)
+        harness_fail_teardown("the embedded cluster left %s%s%d process(es): %s", root,
+                              gone ? " removed, " : " behind and ", left, who);
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -412,6 +409,25 @@ Test(tasks, env_reaches_tasks)
     stop();
 }
 
+/* Workers (started by a raylet started by the embedded cluster) inherit the
+ * harness's sanitizer log path, so their sanitizer reports fail the test. */
+Test(tasks, workers_inherit_sanitizer_log_path)
+{
+    start(1);
+    char want[HARNESS_PATH];
+    pathf(want, sizeof(want), "log_path=%s/san/asan", harness_dir());
+    rayc_arg a = ARG_STR("ASAN_OPTIONS");
+    rayc_value v;
+    rayc_ref r = submit("env", &a, 1, NULL);
+    cr_assert_eq(get1(r, &v, LONG_MS), RAYC_OK, "env: %s (%s)", rayc_last_error(),
+                 v.error ? v.error : "");
+    cr_assert(strstr((const char *)v.data, want), "a worker's ASAN_OPTIONS is %s, want %s",
+              (const char *)v.data, want);
+    rayc_value_release(&v);
+    rayc_ref_release(r);
+    stop();
+}
+
 /* ------------------------------------------------------------ output */
 
 Test(tasks, worker_output_streamed_to_driver)
@@ -523,6 +539,20 @@ static size_t store_used(void)
     return n[0].store_used;
 }
 
+/* The embedded raylet's store, asked directly on its socket (rayc_nodes'
+ * numbers lag a heartbeat behind). Free with msg_free(). */
+static Rpc__StoreStatsReply *raylet_store(void)
+{
+    harness_raylet r;
+    memset(&r, 0, sizeof(r));
+    char sock[HARNESS_PATH];
+    pathf(sock, sizeof(sock), "%s/session_latest/sockets/raylet", g_root);
+    cr_assert(realpath(sock, r.socket) != NULL, "%s: %s", sock, strerror(errno));
+    Rpc__StoreStatsReply *st = harness_store_stats(&r);
+    cr_assert_not_null(st, "the raylet at %s gave no store stats", r.socket);
+    return st;
+}
+
 static bool store_has(void *arg)
 {
     return store_used() >= *(size_t *)arg;
@@ -563,12 +593,16 @@ Test(tasks, one_put_ref_shared_by_1000_tasks)
         rayc_value_release(&vals[i]);
         rayc_ref_release(refs[i]);
     }
-    /* Let a heartbeat or two report the store after the tasks. */
-    msleep(1500);
-    size_t after = store_used();
-    cr_assert(after < before + n / 2,
-              "store use grew with the tasks: %zu before, %zu after (a 10 MiB copy would be %zu)",
-              before, after, n);
+    /* The store itself, not a heartbeat sample: still the one object and
+     * its bytes (a copy for any task would be a second object). */
+    Rpc__StoreStatsReply *st = raylet_store();
+    cr_assert_eq(st->objects, 1, "the store holds %llu objects after the tasks, want the one put",
+                 (unsigned long long)st->objects);
+    cr_assert(st->used >= n && st->used < before + n / 2,
+              "store use changed with the tasks: %zu before, %llu after (a copy would be %zu)",
+              before, (unsigned long long)st->used, n);
+    cr_assert_eq(st->spilled_objects, 0);
+    msg_free(&st->base);
     rayc_ref_release(big);
     stop();
 }
@@ -661,6 +695,11 @@ Test(tasks, held_store_results_past_the_store_spill)
             cr_assert_eq(p[k], (uint8_t)((k * 7 + 3) & 0xff), "result %d byte %zu differs", i, k);
         rayc_value_release(&v);
     }
+    /* 400 MiB of held results in a 256 MiB store: some of them spilled. */
+    Rpc__StoreStatsReply *st = raylet_store();
+    cr_assert_gt(st->spilled_objects, 0, "nothing spilled (store %llu of %llu used)",
+                 (unsigned long long)st->used, (unsigned long long)st->capacity);
+    msg_free(&st->base);
     for (int i = 0; i < N; i++)
         for (int j = 0; j < 3; j++)
             rayc_ref_release(r[i][j]);
@@ -793,6 +832,57 @@ Test(tasks, cancel_queued_task)
     stop();
 }
 
+/* Two tasks that can only finish together (a rendezvous) finish on a
+ * 2-CPU node: both CPUs run tasks at once. */
+static void two_run_together(const char *name)
+{
+    char meet[HARNESS_PATH];
+    tmp_path(meet, sizeof(meet), name);
+    int64_t two = 2, limit = 60000;
+    rayc_arg m[] = {ARG_STR(meet), ARG_I64(&two), ARG_I64(&limit)};
+    rayc_ref both[2] = {submit("rendezvous", m, 3, NULL), submit("rendezvous", m, 3, NULL)};
+    rayc_value v[2];
+    int rc = rayc_get(both, 2, v, LONG_MS);
+    cr_assert_eq(rc, RAYC_OK, "two tasks on two CPUs did not run at once: %s (%s / %s)",
+                 rayc_last_error(), v[0].error ? v[0].error : "", v[1].error ? v[1].error : "");
+    rayc_value_release(&v[0]);
+    rayc_value_release(&v[1]);
+    rayc_ref_release(both[0]);
+    rayc_ref_release(both[1]);
+}
+
+Test(tasks, two_tasks_run_at_once_on_two_cpus)
+{
+    start(2);
+    two_run_together("rendezvous");
+    stop();
+}
+
+/* Known bug (raylet/task_manager.c, schedule_class): when a CPU is free but
+ * no idle worker exists (here: the pool lost a worker to a force-cancel),
+ * a ready task is pushed into the pipeline of a leased worker that is
+ * running another task, instead of starting a worker for the free CPU; it
+ * waits for that task though a CPU is free. Skipped until fixed unless
+ * RAYC_TEST_KNOWN_BUGS=1. */
+Test(tasks, free_cpu_used_after_a_worker_dies)
+{
+    if (getenv("RAYC_TEST_KNOWN_BUGS") == NULL)
+        cr_skip_test("known bug: raylet/task_manager.c schedule_class pipelines a ready task "
+                     "behind a running one while a CPU is free (RAYC_TEST_KNOWN_BUGS=1 runs it)");
+    start(2);
+    char counter[HARNESS_PATH];
+    tmp_path(counter, sizeof(counter), "napping");
+    int64_t ms = 600000;
+    rayc_arg a[] = {ARG_STR(counter), ARG_I64(&ms)};
+    rayc_ref r = submit("nap", a, 2, NULL);
+    struct lines_arg started = {counter, 1};
+    cr_assert(harness_wait_until(has_lines, &started, 60000), "the task never started");
+    cr_assert_eq(rayc_cancel(r, 1), RAYC_OK, "cancel: %s", rayc_last_error());
+    free(get_err(r, RAYC_ECANCELLED));
+    two_run_together("rendezvous");
+    stop();
+}
+
 Test(tasks, force_cancel_running_task_not_retried)
 {
     start(2);
@@ -805,16 +895,22 @@ Test(tasks, force_cancel_running_task_not_retried)
     struct lines_arg started = {counter, 1};
     cr_assert(harness_wait_until(has_lines, &started, 60000), "the task never started");
     cr_assert_eq(rayc_cancel(r, 1), RAYC_OK, "cancel: %s", rayc_last_error());
-    free(get_err(r, RAYC_ECANCELLED));
+    rayc_value v;
+    cr_assert_eq(get1(r, &v, LONG_MS), RAYC_ECANCELLED, "%s", rayc_last_error());
+    rayc_value_release(&v);
     /* Round trips after it: a retry would have been submitted by now. */
     for (int i = 0; i < 3; i++) {
         int64_t x = i;
         rayc_arg ax = ARG_I64(&x);
         cr_assert_eq(get_i64(submit("inc", &ax, 1, NULL)), i + 1);
     }
-    msleep(500);
-    cr_assert_eq(lines_of(counter), 1, "the force-cancelled task was retried");
+    /* The owner's answer is final: the ref did not become pending again
+     * (a retry would make it so). */
+    free(get_err(r, RAYC_ECANCELLED));
     stop();
+    /* Every process of the cluster is gone: any attempt that started left
+     * its line. */
+    cr_assert_eq(lines_of(counter), 1, "the force-cancelled task was retried");
 }
 
 /* ------------------------------------------------------------ nested */
@@ -931,8 +1027,9 @@ static long status_kb(const char *session, const char *name, const char *field)
 #endif
 #define WAVE 10000
 
-Test(tasks, stress_200k_noop_tasks_memory_flat, .timeout = 900)
+Test(tasks, slow_stress_200k_noop_tasks_memory_flat, .timeout = 900)
 {
+    harness_slow_test();
     start(2);
     char session[HARNESS_PATH];
     pathf(session, sizeof(session), "%s/session_latest", g_root);

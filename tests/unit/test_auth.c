@@ -13,6 +13,12 @@
 #include "sha256.h"
 #include "util.h"
 
+/* Every test has a deadline: a regression fails instead of hanging CI. */
+TestSuite(auth, .timeout = 30);
+TestSuite(ct_equal, .timeout = 30);
+TestSuite(hmac, .timeout = 30);
+TestSuite(sha, .timeout = 30);
+
 static void assert_hex(const uint8_t *got, size_t n, const char *want)
 {
     char hex[2 * SHA256_SIZE + 1];

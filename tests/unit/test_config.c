@@ -6,6 +6,9 @@
 
 #include "config.h"
 
+/* Every test has a deadline: a regression fails instead of hanging CI. */
+TestSuite(config, .timeout = 30);
+
 #define ARGV(...) ((char *[]){"prog", __VA_ARGS__, NULL})
 #define ARGC(...) ((int)(sizeof((char *[]){"prog", __VA_ARGS__}) / sizeof(char *)))
 /* Parse a literal argument list into c; returns config_parse_args's result. */

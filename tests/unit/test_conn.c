@@ -31,6 +31,9 @@
 #define MAX_PEERS 16
 
 /* What one end of a connection has seen. */
+/* Every test has a deadline: a regression fails instead of hanging CI. */
+TestSuite(conn, .timeout = 30);
+
 typedef struct {
     conn *c;
     int frames; /* frames handed to on_frame */
@@ -191,15 +194,34 @@ static void listen_unix(const char *path)
     event_add(acceptor, NULL);
 }
 
+/* One turn of the loop that returns within 50 ms even when nothing
+ * happens, so a deadline around it is always checked. */
+static void loop_turn(void)
+{
+    struct timeval tv = {0, 50000};
+    event_base_loopexit(base, &tv);
+    event_base_loop(base, EVLOOP_ONCE);
+}
+
 /* Run the loop until cond() holds; fail after 5 s. */
 static void run_until(bool (*cond)(void *), void *arg, const char *what)
 {
     uint64_t deadline = now_ms() + 5000;
     while (!cond(arg)) {
         cr_assert_lt(now_ms(), deadline, "timed out waiting for %s", what);
-        event_base_loop(base, EVLOOP_ONCE);
+        loop_turn();
     }
 }
+
+/* Run the loop until expr holds; fail after 5 s (never hang). */
+#define LOOP_UNTIL(expr)                                                                           \
+    do {                                                                                           \
+        uint64_t deadline_ = now_ms() + 5000;                                                      \
+        while (!(expr)) {                                                                          \
+            cr_assert_lt(now_ms(), deadline_, "timed out waiting for %s", #expr);                  \
+            loop_turn();                                                                           \
+        }                                                                                          \
+    } while (0)
 
 static bool is_closed(void *arg)
 {
@@ -365,8 +387,7 @@ Test(conn, handshake_ok_with_token)
     req.req_id = 77;
     req.ns = "ns";
     cr_assert_eq(conn_send(cli.c, MSG_KV_GET_REQ, &req.base), 0);
-    while (cli.last_get_req != 77)
-        event_base_loop(base, EVLOOP_ONCE);
+    LOOP_UNTIL(cli.last_get_req == 77);
     cr_assert_eq(srv[0].last_get_req, 77);
 
     /* A local close: on_close(CONN_LOCAL) here, EOF on the other side. */
@@ -415,8 +436,7 @@ Test(conn, wrong_token_refused_while_server_keeps_serving)
     Rpc__KvGetRequest req = RPC__KV_GET_REQUEST__INIT;
     req.req_id = 5;
     conn_send(good.c, MSG_KV_GET_REQ, &req.base);
-    while (good.last_get_req != 5)
-        event_base_loop(base, EVLOOP_ONCE);
+    LOOP_UNTIL(good.last_get_req == 5);
     teardown_loop(&good, 1);
     cr_assert_eq(bad.closes, 1);
     cr_assert_eq(nothing.closes, 1);
@@ -466,8 +486,7 @@ Test(conn, hello_carries_a_nonce_only_when_auth_is_required)
         cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
         peer *p = new_srv_peer();
         p->c = conn_accept(base, sv[0], &srv_h, p, &srv_opts);
-        while (conn_pending_output(p->c) > 0)
-            event_base_loop(base, EVLOOP_ONCE);
+        LOOP_UNTIL(conn_pending_output(p->c) == 0);
         uint8_t buf[256];
         ssize_t r = read(sv[1], buf, sizeof(buf));
         cr_assert_gt(r, FRAME_HDR_SIZE);
@@ -552,8 +571,7 @@ static void run_protocol_error(const bad_input *bad)
     Rpc__KvGetRequest req = RPC__KV_GET_REQUEST__INIT;
     req.req_id = 9;
     cr_assert_eq(conn_send(good.c, MSG_KV_GET_REQ, &req.base), 0);
-    while (good.last_get_req != 9)
-        event_base_loop(base, EVLOOP_ONCE);
+    LOOP_UNTIL(good.last_get_req == 9);
     cr_assert_eq(s->last_get_req, 9);
     teardown_loop(&good, 1);
 }

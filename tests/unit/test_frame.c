@@ -7,6 +7,9 @@
 #include "frame.h"
 
 /* Build header + payload into a fresh buffer; *len gets the total. */
+/* Every test has a deadline: a regression fails instead of hanging CI. */
+TestSuite(frame, .timeout = 30);
+
 static uint8_t *make_frame(uint16_t type, const void *payload, uint32_t plen, size_t *len)
 {
     uint8_t *b = malloc(FRAME_HDR_SIZE + plen + 1);

@@ -24,7 +24,7 @@ static void teardown(void)
     gcs_job_table_free(t);
 }
 
-TestSuite(gcs_job, .init = setup, .fini = teardown);
+TestSuite(gcs_job, .init = setup, .fini = teardown, .timeout = 30);
 
 static uint32_t add(uint32_t want)
 {

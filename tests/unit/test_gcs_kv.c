@@ -14,6 +14,11 @@
 #include "log.h"
 #include "rayc.h"
 
+/* Every test has a deadline: a regression fails instead of hanging CI. */
+TestSuite(gcs_map, .timeout = 30);
+TestSuite(gcs_objdir, .timeout = 30);
+TestSuite(gcs_pubsub, .timeout = 30);
+
 #define B(s) (const uint8_t *)(s), strlen(s)
 
 static gcs_kv_table *t;
@@ -30,7 +35,7 @@ static void teardown(void)
     gcs_kv_table_free(t);
 }
 
-TestSuite(gcs_kv, .init = setup, .fini = teardown);
+TestSuite(gcs_kv, .init = setup, .fini = teardown, .timeout = 30);
 
 static const char *get(const char *ns, const char *key)
 {

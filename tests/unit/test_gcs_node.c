@@ -27,7 +27,7 @@ static void teardown(void)
     gcs_node_table_free(t);
 }
 
-TestSuite(gcs_node, .init = setup, .fini = teardown);
+TestSuite(gcs_node, .init = setup, .fini = teardown, .timeout = 30);
 
 static uint8_t ids[4][NODE_ID_SIZE];
 

@@ -30,6 +30,10 @@
 
 /* ------------------------------------------------------------- fixtures */
 
+/* Every test has a deadline: a regression fails instead of hanging CI. */
+TestSuite(gcs_storage_memory, .timeout = 60);
+TestSuite(gcs_storage_redis, .timeout = 60);
+
 static struct event_base *base;
 static gcs_storage *st;
 static char dir[256];

@@ -6,6 +6,9 @@
 #include "ids.h"
 
 /* Fill an id with a recognisable non-random pattern. */
+/* Every test has a deadline: a regression fails instead of hanging CI. */
+TestSuite(ids, .timeout = 30);
+
 static void pattern(void *id, size_t n, uint8_t seed)
 {
     uint8_t *b = id;

@@ -32,6 +32,9 @@
 #define NLINKS 32
 #define NDIR   64
 
+/* Every test has a deadline: a regression fails instead of hanging CI. */
+TestSuite(om_pure, .timeout = 30);
+
 /* What the object manager of one in-process node is built from. */
 typedef struct {
     struct event_base *base;
@@ -517,8 +520,10 @@ Test(om, unknown_object_is_lost_after_the_budget)
     uint64_t ms = now_ms() - t0;
     cr_assert_eq(r.status, RAYC_EOBJECT_LOST);
     cr_assert(strstr(r.msg, "no node holds object"), "%s", r.msg);
-    cr_assert_geq(ms, 2000);
-    cr_assert_lt(ms, 6000);
+    /* The budget is a lower bound only: a slow (sanitized, loaded) machine
+     * may take any longer, which is not a failure. */
+    cr_assert_geq(ms, 2000, "declared lost after %llu ms, before the 2 s budget",
+                  (unsigned long long)ms);
     cr_assert_gt(lookups, 3, "the directory should be asked again");
 }
 

@@ -16,6 +16,9 @@
 
 #define UNIT PLASMA_ALLOC_ALIGN
 
+/* Every test has a deadline: a regression fails instead of hanging CI. */
+TestSuite(plasma_alloc, .timeout = 30);
+
 typedef struct {
     uint64_t off, size; /* size: block size in bytes */
 } live;

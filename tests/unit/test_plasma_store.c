@@ -76,7 +76,7 @@ static void teardown(void)
     config_free(&cfg);
 }
 
-TestSuite(plasma_store, .init = setup, .fini = teardown);
+TestSuite(plasma_store, .init = setup, .fini = teardown, .timeout = 30);
 
 static object_id_t oid(int i)
 {

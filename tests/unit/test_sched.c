@@ -14,6 +14,9 @@
 #define MAX_NODES 8
 
 /* A cluster view over a static array of nodes; node i has id byte 0 = i+1. */
+/* Every test has a deadline: a regression fails instead of hanging CI. */
+TestSuite(sched, .timeout = 30);
+
 typedef struct {
     sched_node nodes[MAX_NODES];
     sched_view v;

@@ -11,6 +11,9 @@
 #include "util.h"
 
 /* A private temp dir per test, removed with `rm -rf` at the end. */
+/* Every test has a deadline: a regression fails instead of hanging CI. */
+TestSuite(util, .timeout = 30);
+
 static char tmpdir[64];
 
 static void mk_tmp(void)
