@@ -558,6 +558,13 @@ fail:
 
 void gs_stop(gcs_session *gs)
 {
+    /* No timer may fire after a stop: a heartbeat on the closed connection,
+     * or a reconnect, would outlive the session's owner (seen under ASan). */
+    struct event *timers[] = {gs->reconnect_ev, gs->heartbeat_ev, gs->report_ev,
+                              gs->drain_timeout_ev};
+    for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++)
+        if (timers[i])
+            event_del(timers[i]);
     if (gs->c) {
         conn_set_data(gs->c, NULL);
         conn_close(gs->c);

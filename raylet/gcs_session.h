@@ -86,8 +86,9 @@ typedef struct {
  * set on failure (bad --gcs-address, out of memory). */
 gcs_session *gs_new(struct event_base *base, const rayc_config *cfg, const gs_node *self,
                     const gs_hooks *hooks, void *arg, char *err, size_t errlen);
-/* Close the connection and fail every outstanding request (callbacks get
- * NULL); the view stays readable until gs_free. For the raylet's teardown. */
+/* Stop the timers, close the connection and fail every outstanding request
+ * (callbacks get NULL); the view stays readable until gs_free. For the
+ * raylet's teardown: nothing reconnects after it. */
 void gs_stop(gcs_session *gs);
 /* gs_stop, then free. NULL-safe. */
 void gs_free(gcs_session *gs);
