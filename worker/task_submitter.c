@@ -584,6 +584,9 @@ static bool take_results(task_submitter *ts, otask *t, const Rpc__TaskDone *m)
         }
         if (r->in_store) {
             remote = take_store_result(ts, e, r, m) || remote;
+        } else if (r->data.len > 0 && e->data != NULL && !e->in_store) {
+            /* A re-run (retry, lineage) of a value we hold already: keep it,
+             * readers may have views of it. */
         } else if (r->data.len > 0) {
             void *copy = malloc(r->data.len);
             if (copy == NULL) {
