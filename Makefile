@@ -5,7 +5,7 @@
 #   gcs/*.c     (gcs_main.c is the binary)  -> build/lib/libgcs.a,    build/bin/gcs_server
 #   raylet/*.c  (raylet_main.c)             -> build/lib/libraylet.a, build/bin/raylet
 #   worker/*.c  (worker_main.c)             -> build/lib/librayc.{a,so}, build/bin/rayc_worker
-#   scripts/rayc_ctl.c                      -> build/bin/rayc_ctl (used by scripts/rayc)
+#   scripts/rayc_ctl.c + rayc_supervise.c   -> build/bin/rayc_ctl (used by scripts/rayc)
 #   tests/unit/test_*.c                     -> build/tests/unit/test_*   (criterion)
 #   tests/integration/test_*.c + harness.c  -> build/tests/integration/test_*
 #   examples/<name>/{driver,tasks}.c        -> build/examples/<name>, lib<name>_tasks.so
@@ -131,7 +131,7 @@ $(BUILD)/bin/rayc_worker: $(BUILD)/obj/worker/worker_main.o $(LIBRAYC_A)
 	@mkdir -p $(dir $@)
 	@echo "  LD   $@"
 	$(Q)$(CC) $(LDFLAGS) -rdynamic -Wl,-soname,librayc.so -o $@ $^ $(LIBS)
-$(BUILD)/bin/rayc_ctl: $(BUILD)/obj/scripts/rayc_ctl.o $(LIBCOMMON)
+$(BUILD)/bin/rayc_ctl: $(BUILD)/obj/scripts/rayc_ctl.o $(BUILD)/obj/scripts/rayc_supervise.o $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	@echo "  LD   $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)

@@ -379,6 +379,106 @@ static int follow(const client *cl, const char *id, bool announce)
     }
 }
 
+/* rayc job submit [--working-dir=DIR] [--no-wait] -- CMD ARGS... */
+static int job_submit(const client *cl, int argc, char **argv)
+{
+    const char *wd = NULL;
+    bool wait = true;
+    int i = 1;
+    for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        if (strncmp(argv[i], "--working-dir=", 14) == 0)
+            wd = argv[i] + 14;
+        else if (strcmp(argv[i], "--no-wait") == 0)
+            wait = false;
+        else if (strncmp(argv[i], "--code=", 7) == 0)
+            die(2, "--code is not supported yet: name the code in the driver's rayc_init");
+        else
+            die(2, "unknown flag '%s' for 'job submit' (the command goes after --)", argv[i]);
+    }
+    if (i + 1 >= argc)
+        die(2, "job submit needs an entrypoint after --");
+    /* Ray joins the entrypoint's words with spaces; the head runs it
+     * with /bin/sh -c, like Ray. */
+    gcs_json j;
+    gcs_json_init(&j);
+    gcs_json_obj_begin(&j);
+    gcs_json_key(&j, "entrypoint");
+    size_t len = 0;
+    for (int k = i + 1; k < argc; k++)
+        len += strlen(argv[k]) + 1;
+    char *entry = calloc(1, len + 1);
+    if (entry == NULL)
+        die(1, "out of memory");
+    for (int k = i + 1; k < argc; k++) {
+        if (k > i + 1)
+            strcat(entry, " ");
+        strcat(entry, argv[k]);
+    }
+    gcs_json_str(&j, entry);
+    free(entry);
+    if (wd) {
+        char abs[PATH_MAX];
+        if (realpath(wd, abs) == NULL)
+            die(1, "working dir %s: %s", wd, strerror(errno));
+        gcs_json_key(&j, "runtime_env");
+        gcs_json_obj_begin(&j);
+        gcs_json_key(&j, "working_dir");
+        gcs_json_str(&j, abs);
+        gcs_json_obj_end(&j);
+    }
+    gcs_json_obj_end(&j);
+    char *json = gcs_json_take(&j, NULL), *body;
+    if (json == NULL)
+        die(1, "out of memory");
+    int st = http(cl, "POST", "/api/jobs/", json, &body);
+    free(json);
+    check(st, body);
+    char *id = get_str(body, "submission_id");
+    free(body);
+    if (id == NULL)
+        die(1, "the dashboard's reply has no submission_id");
+    printf("Job '%s' submitted\n", id);
+    fflush(stdout);
+    int rc = 0;
+    if (wait)
+        rc = follow(cl, id, true);
+    else
+        printf("Query the status with: rayc job status %s\n", id);
+    free(id);
+    return rc;
+}
+
+/* rayc job stop ID: ask the head, then wait until the job has ended. */
+static int job_stop(const client *cl, const char *id)
+{
+    char path[512], *body;
+    job_path(path, sizeof(path), id, "/stop");
+    int st = http(cl, "POST", path, NULL, &body);
+    if (st == 404)
+        die(1, "no job '%s'", id);
+    check(st, body);
+    const char *stopped = get_raw(body, "stopped");
+    bool ok = stopped && strncmp(stopped, "true", 4) == 0;
+    free(body);
+    if (!ok) {
+        char *s = job_status(cl, id);
+        printf("Job '%s' already ended: %s\n", id, s);
+        free(s);
+        return 0;
+    }
+    /* Wait for the process group to be gone, as Ray's CLI waits. */
+    for (;;) {
+        char *s = job_status(cl, id);
+        if (terminal(s)) {
+            printf("Job '%s' stopped\n", id);
+            free(s);
+            return 0;
+        }
+        free(s);
+        usleep(POLL_MS * 1000);
+    }
+}
+
 static int cmd_job(const client *cl, int argc, char **argv)
 {
     if (argc < 1)
@@ -390,72 +490,8 @@ static int cmd_job(const client *cl, int argc, char **argv)
         const char *a[] = {"--filter=type=SUBMISSION"};
         return cmd_list(cl, 1, (char **)a, "jobs");
     }
-    if (strcmp(sub, "submit") == 0) {
-        const char *wd = NULL;
-        bool wait = true;
-        int i = 1;
-        for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
-            if (strncmp(argv[i], "--working-dir=", 14) == 0)
-                wd = argv[i] + 14;
-            else if (strcmp(argv[i], "--no-wait") == 0)
-                wait = false;
-            else if (strncmp(argv[i], "--code=", 7) == 0)
-                die(2, "--code is not supported yet: name the code in the driver's rayc_init");
-            else
-                die(2, "unknown flag '%s' for 'job submit' (the command goes after --)", argv[i]);
-        }
-        if (i + 1 >= argc)
-            die(2, "job submit needs an entrypoint after --");
-        /* Ray joins the entrypoint's words with spaces; the head runs it
-         * with /bin/sh -c, like Ray. */
-        gcs_json j;
-        gcs_json_init(&j);
-        gcs_json_obj_begin(&j);
-        gcs_json_key(&j, "entrypoint");
-        size_t len = 0;
-        for (int k = i + 1; k < argc; k++)
-            len += strlen(argv[k]) + 1;
-        char *entry = calloc(1, len + 1);
-        if (entry == NULL)
-            die(1, "out of memory");
-        for (int k = i + 1; k < argc; k++) {
-            if (k > i + 1)
-                strcat(entry, " ");
-            strcat(entry, argv[k]);
-        }
-        gcs_json_str(&j, entry);
-        free(entry);
-        if (wd) {
-            char abs[PATH_MAX];
-            if (realpath(wd, abs) == NULL)
-                die(1, "working dir %s: %s", wd, strerror(errno));
-            gcs_json_key(&j, "runtime_env");
-            gcs_json_obj_begin(&j);
-            gcs_json_key(&j, "working_dir");
-            gcs_json_str(&j, abs);
-            gcs_json_obj_end(&j);
-        }
-        gcs_json_obj_end(&j);
-        char *json = gcs_json_take(&j, NULL), *body;
-        if (json == NULL)
-            die(1, "out of memory");
-        int st = http(cl, "POST", "/api/jobs/", json, &body);
-        free(json);
-        check(st, body);
-        char *id = get_str(body, "submission_id");
-        free(body);
-        if (id == NULL)
-            die(1, "the dashboard's reply has no submission_id");
-        printf("Job '%s' submitted\n", id);
-        fflush(stdout);
-        int rc = 0;
-        if (wait)
-            rc = follow(cl, id, true);
-        else
-            printf("Query the status with: rayc job status %s\n", id);
-        free(id);
-        return rc;
-    }
+    if (strcmp(sub, "submit") == 0)
+        return job_submit(cl, argc, argv);
     if (argc < 2)
         die(2, "job %s needs a job id", sub);
     const char *id = argv[1];
@@ -474,34 +510,8 @@ static int cmd_job(const client *cl, int argc, char **argv)
             ;
         return 0;
     }
-    if (strcmp(sub, "stop") == 0 && argc == 2) {
-        char path[512], *body;
-        job_path(path, sizeof(path), id, "/stop");
-        int st = http(cl, "POST", path, NULL, &body);
-        if (st == 404)
-            die(1, "no job '%s'", id);
-        check(st, body);
-        const char *stopped = get_raw(body, "stopped");
-        bool ok = stopped && strncmp(stopped, "true", 4) == 0;
-        free(body);
-        if (!ok) {
-            char *s = job_status(cl, id);
-            printf("Job '%s' already ended: %s\n", id, s);
-            free(s);
-            return 0;
-        }
-        /* Wait for the process group to be gone, as Ray's CLI waits. */
-        for (;;) {
-            char *s = job_status(cl, id);
-            if (terminal(s)) {
-                printf("Job '%s' stopped\n", id);
-                free(s);
-                return 0;
-            }
-            free(s);
-            usleep(POLL_MS * 1000);
-        }
-    }
+    if (strcmp(sub, "stop") == 0 && argc == 2)
+        return job_stop(cl, id);
     die(2, "bad arguments for 'job %s'", sub);
 }
 
