@@ -1,7 +1,8 @@
-/* test_task_library.c -- task libraries as users build them: one linked
+/* test_task_library.c -- what users do by habit: a task library linked
  * with -lrayc (and no rpath) loads in every worker, and uses the worker's
  * own librayc, not a second copy (rayc_worker carries the soname
- * librayc.so, so the library's DT_NEEDED is already satisfied). */
+ * librayc.so, so the library's DT_NEEDED is already satisfied); and a
+ * driver given an address but no token is told "no token". */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,4 +73,21 @@ Test(task_library, linked_with_lrayc_loads_and_shares_the_workers_librayc)
     rayc_value_release(&v);
     rayc_ref_release(r);
     cr_assert_eq(rayc_shutdown(), RAYC_OK);
+}
+
+/* A driver that names a cluster by address but has no token at all is told
+ * so ("no token", RAYC_ENOTFOUND), not that authentication failed. */
+Test(task_library, driver_without_a_token_is_told_no_token)
+{
+    harness_cluster c;
+    harness_cluster_init(&c);
+    harness_cluster_start(&c);
+    harness_raylet_start(&c, NULL);
+    unsetenv("RAYC_TOKEN");
+    unsetenv("RAYC_TOKEN_FILE");
+    rayc_init_opts o = {.address = c.address, .log_to_driver = -1};
+    int rc = rayc_init(&o);
+    cr_assert_eq(rc, RAYC_ENOTFOUND, "got %s: %s", rayc_strerror(rc), rayc_last_error());
+    cr_assert(strstr(rayc_last_error(), "no token") != NULL, "%s", rayc_last_error());
+    cr_assert(strstr(rayc_last_error(), "RAYC_TOKEN_FILE") != NULL, "%s", rayc_last_error());
 }
