@@ -5,6 +5,7 @@
 #include "job_table.h"
 
 #include <errno.h>
+#include <event2/event.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 
 #include "log.h"
 #include "msg.h"
+#include "util.h"
 
 typedef struct rjob {
     uint32_t job_id;
@@ -22,14 +24,20 @@ typedef struct rjob {
     char **env;
     size_t nenv;
     char **paths; /* cached libraries, once fetched */
+    bool *asked;  /* a fetch of package i is in flight or done */
     size_t fetched;
+    uint64_t retry_until; /* the GCS was away: fetches are retried until then (0: not) */
     char error[256];
     bool remote_driver; /* its driver runs on driver_node (learned from the GCS) */
     node_id_t driver_node;
     struct rjob *next;
 } rjob;
 
+#define FETCH_RETRY_MS     200   /* without a GCS, try the fetches again this often */
+#define FETCH_RETRY_FOR_MS 60000 /* ... for this long (a GCS restart takes ~0.1-2 s) */
+
 struct job_table {
+    struct event *retry_ev; /* armed while some job waits for the GCS to fetch code */
     gcs_session *gs;
     rjob *jobs;
     char code_dir[1100];
@@ -57,6 +65,7 @@ static void job_free(rjob *j)
     free_strv(j->hashes, j->nhashes);
     free_strv(j->env, j->nenv);
     free_strv(j->paths, j->nhashes);
+    free(j->asked);
     free(j);
 }
 
@@ -111,6 +120,8 @@ static void code_fetched(job_table *jt, rjob *j)
     }
 }
 
+static void retry_later(job_table *jt, rjob *j, const char *why);
+
 static void on_code_reply(void *arg, ProtobufCMessage *reply)
 {
     struct fetch *f = arg;
@@ -121,8 +132,9 @@ static void on_code_reply(void *arg, ProtobufCMessage *reply)
     if (j == NULL || j->state != JOB_FETCHING)
         return;
     Rpc__KvGetReply *r = (Rpc__KvGetReply *)reply;
-    if (r == NULL) {
-        job_failed(jt, j, "lost the GCS while fetching code package %s", j->hashes[i]);
+    if (r == NULL) { /* the GCS went away (a restart): ask again when it is back */
+        j->asked[i] = false;
+        retry_later(jt, j, "lost the GCS while fetching code package");
         return;
     }
     if (r->status && r->status->code != 0) {
@@ -137,6 +149,65 @@ static void on_code_reply(void *arg, ProtobufCMessage *reply)
     code_fetched(jt, j);
 }
 
+/* The GCS is not there to fetch from: try again every FETCH_RETRY_MS for up
+ * to FETCH_RETRY_FOR_MS (the supervisor restarts a dead GCS in well under a
+ * second; running jobs must only pause), then fail the job. */
+static void retry_later(job_table *jt, rjob *j, const char *why)
+{
+    uint64_t now = now_ms();
+    if (j->retry_until == 0) {
+        j->retry_until = now + FETCH_RETRY_FOR_MS;
+        log_warn("job %u: %s; retrying for up to %d s", j->job_id, why, FETCH_RETRY_FOR_MS / 1000);
+    } else if (now >= j->retry_until) {
+        job_failed(jt, j, "%s (no GCS for %d s)", why, FETCH_RETRY_FOR_MS / 1000);
+        return;
+    }
+    if (!evtimer_pending(jt->retry_ev, NULL)) {
+        struct timeval tv = {0, FETCH_RETRY_MS * 1000};
+        evtimer_add(jt->retry_ev, &tv);
+    }
+}
+
+/* Ask the GCS for each package not cached here and not asked for yet. */
+static void fetch_missing(job_table *jt, rjob *j)
+{
+    for (size_t i = 0; i < j->nhashes && j->state == JOB_FETCHING; i++) {
+        if (j->asked[i])
+            continue;
+        j->asked[i] = true;
+        if (access(j->paths[i], R_OK) == 0) { /* cached on this node already */
+            code_fetched(jt, j);
+            continue;
+        }
+        struct fetch *f = malloc(sizeof(*f));
+        if (f == NULL) {
+            job_failed(jt, j, "out of memory");
+            return;
+        }
+        *f = (struct fetch){jt, j->job_id, i};
+        Rpc__KvGetRequest req = RPC__KV_GET_REQUEST__INIT;
+        req.ns = "code";
+        req.key.data = (uint8_t *)j->hashes[i];
+        req.key.len = strlen(j->hashes[i]);
+        if (gs_call(jt->gs, MSG_KV_GET_REQ, &req.base, on_code_reply, f) != 0) {
+            free(f);
+            j->asked[i] = false;
+            retry_later(jt, j, "no GCS connection to fetch code");
+            return;
+        }
+    }
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    job_table *jt = arg;
+    for (rjob *j = jt->jobs; j; j = j->next)
+        if (j->state == JOB_FETCHING && j->retry_until != 0 && j->asked)
+            fetch_missing(jt, j);
+}
+
 /* Set up a job's code and environment here and fetch what is not cached. */
 static void job_configure(job_table *jt, rjob *j, char **hashes, size_t nhashes, char **env,
                           size_t nenv)
@@ -146,8 +217,9 @@ static void job_configure(job_table *jt, rjob *j, char **hashes, size_t nhashes,
     j->nenv = nenv;
     j->env = copy_strv(env, nenv);
     j->paths = calloc(j->nhashes ? j->nhashes : 1, sizeof(char *));
+    j->asked = calloc(j->nhashes ? j->nhashes : 1, sizeof(bool));
     j->state = JOB_FETCHING;
-    if (!j->hashes || !j->env || !j->paths) {
+    if (!j->hashes || !j->env || !j->paths || !j->asked) {
         job_failed(jt, j, "out of memory");
         return;
     }
@@ -166,27 +238,7 @@ static void job_configure(job_table *jt, rjob *j, char **hashes, size_t nhashes,
         jt->on_change(jt->arg);
         return;
     }
-    for (size_t i = 0; i < j->nhashes; i++) {
-        if (access(j->paths[i], R_OK) == 0) { /* cached on this node already */
-            code_fetched(jt, j);
-            continue;
-        }
-        struct fetch *f = malloc(sizeof(*f));
-        Rpc__KvGetRequest req = RPC__KV_GET_REQUEST__INIT;
-        req.ns = "code";
-        req.key.data = (uint8_t *)j->hashes[i];
-        req.key.len = strlen(j->hashes[i]);
-        if (f == NULL) {
-            job_failed(jt, j, "out of memory");
-            return;
-        }
-        *f = (struct fetch){jt, j->job_id, i};
-        if (gs_call(jt->gs, MSG_KV_GET_REQ, &req.base, on_code_reply, f) != 0) {
-            free(f);
-            job_failed(jt, j, "no GCS connection to fetch code package %s", j->hashes[i]);
-            return;
-        }
-    }
+    fetch_missing(jt, j);
 }
 
 static rjob *job_add(job_table *jt, uint32_t job_id)
@@ -300,11 +352,17 @@ void jt_remove(job_table *jt, uint32_t job_id)
     }
 }
 
-job_table *jt_new(const rayc_config *cfg, gcs_session *gs, void (*on_change)(void *arg), void *arg)
+job_table *jt_new(struct event_base *base, const rayc_config *cfg, gcs_session *gs,
+                  void (*on_change)(void *arg), void *arg)
 {
     job_table *jt = calloc(1, sizeof(*jt));
     if (jt == NULL)
         return NULL;
+    jt->retry_ev = evtimer_new(base, on_retry, jt);
+    if (jt->retry_ev == NULL) {
+        free(jt);
+        return NULL;
+    }
     jt->gs = gs;
     jt->on_change = on_change;
     jt->arg = arg;
@@ -320,5 +378,6 @@ void jt_free(job_table *jt)
         next = j->next;
         job_free(j);
     }
+    event_free(jt->retry_ev);
     free(jt);
 }

@@ -28,7 +28,8 @@ enum { JOB_FETCHING, JOB_READY, JOB_FAILED };
 
 /* on_change(arg): a job became ready or failed. Code and job lookups go to
  * the GCS through gs (borrowed). NULL on allocation failure. */
-job_table *jt_new(const rayc_config *cfg, gcs_session *gs, void (*on_change)(void *arg), void *arg);
+job_table *jt_new(struct event_base *base, const rayc_config *cfg, gcs_session *gs,
+                  void (*on_change)(void *arg), void *arg);
 void jt_free(job_table *jt);
 
 /* A local driver's job: its code packages (content hashes) and environment.

@@ -490,7 +490,7 @@ static int init_components(node_manager *nm, char *err, size_t errlen)
     nm->peers = peers_new(base, cfg, &nm->node_id, nm->token, nm->gs, &peer_hooks, nm);
     nm->odir = odir_new(base, cfg, &nm->node_id, nm->gs, nm->peers);
     nm->clients = creg_new(base, cfg, nm->store, &nm->node_id, &client_hooks, nm);
-    nm->jobs = jt_new(cfg, nm->gs, on_job_change, nm);
+    nm->jobs = jt_new(nm->base, cfg, nm->gs, on_job_change, nm);
     om_env oe = {om_peer, om_node_alive, om_gcs_call, nm};
     nm->om = om_new(base, cfg, nm->store, &nm->node_id, &oe);
     if (!nm->peers || !nm->odir || !nm->clients || !nm->jobs || !nm->om) {
