@@ -722,9 +722,9 @@ int gcs_state_render(const gcs_state_src *src, const char *resource, const gcs_s
     vw->build(src, &rs, q);
     /* Objects: biggest first; memory: by group, biggest first; summary: by
      * node. Nodes and jobs keep their tables' order (no sort key). */
-    if (strcmp(resource, "objects") == 0)
+    if (rs.n > 1 && strcmp(resource, "objects") == 0) /* qsort's base must not be NULL */
         qsort(rs.rows, rs.n, sizeof(row), size_cmp);
-    else if (rs.n && rs.rows[0].key)
+    else if (rs.n > 1 && rs.rows[0].key)
         qsort(rs.rows, rs.n, sizeof(row), row_cmp);
     size_t limit = q->limit ? q->limit : GCS_STATE_DEFAULT_LIMIT;
     row **keep = malloc((rs.n ? rs.n : 1) * sizeof(*keep));
