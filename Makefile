@@ -225,7 +225,7 @@ test-slow: all
 # dir and fails the test on any report (docs/testing.md). Slow tests skip
 # themselves here (RAYC_TEST_SLOW unset): `make test-slow` runs them once.
 asan:
-	RAYC_TEST_HEALTH_TIMEOUT_MS=10000 RAYC_TEST_SANITIZER=1 $(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
+	RAYC_TEST_HEALTH_TIMEOUT_MS=10000 RAYC_TEST_SANITIZER=1 LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) $(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
 
 # Criterion runs each test in a re-executed child, so valgrind must trace
 # children, and a leak only shows in the log: every process writes its own

@@ -21,12 +21,12 @@
 static struct event_base *base;
 static plasma_store *st;
 static char spill_dir[64];
+static rayc_config cfg; /* the store keeps a pointer to it */
 
 static void setup(void)
 {
     log_init(NULL, LOG_LEVEL_FATAL);
     base = event_base_new();
-    rayc_config cfg;
     config_defaults(&cfg);
     strcpy(spill_dir, "/tmp/plasma_limits_XXXXXX");
     cr_assert_not_null(mkdtemp(spill_dir));
@@ -41,6 +41,7 @@ static void teardown(void)
 {
     plasma_store_free(st);
     event_base_free(base);
+    config_free(&cfg);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", spill_dir);
     cr_assert_eq(system(cmd), 0);
