@@ -116,7 +116,9 @@ int embedded_start(embedded **out, const rayc_init_opts *opts, char *session, si
 
     /* $1 cli, $2 root, $3.. start flags. The keeper waits for EOF on fd 3,
      * then stops the cluster. `rayc stop` scoped to this root (through
-     * RAYC_TEMP_DIR) also covers a `rayc start` killed before it finished. */
+     * RAYC_TEMP_DIR) also covers a `rayc start` killed before it finished;
+     * a second, forced one catches a daemon the head's supervisor restarted
+     * while the first ran (seen under ASan: a Redis outlived the cluster). */
     static const char script[] =
         "cli=$1; root=$2; shift 2\n"
         "export RAYC_TEMP_DIR=\"$root\"\n"
@@ -126,6 +128,7 @@ int embedded_start(embedded **out, const rayc_init_opts *opts, char *session, si
         "read _ <&3\n"
         "kill -TERM $pid; wait $pid\n"
         "\"$cli\" stop >/dev/null 2>&1\n"
+        "\"$cli\" stop --force >/dev/null 2>&1\n"
         "rm -rf \"$root\"\n";
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) {
