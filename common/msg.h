@@ -85,7 +85,13 @@
     X(104, KILL_ACTOR_REQ, kill_actor_request)                       \
     X(105, KILL_ACTOR_REPLY, actor_reply)                            \
     X(106, LIST_ACTORS_REQ, list_actors_request)                     \
-    X(107, LIST_ACTORS_REPLY, list_actors_reply)
+    X(107, LIST_ACTORS_REPLY, list_actors_reply)                     \
+    X(120, CREATE_ACTOR, create_actor)                               \
+    X(121, ACTOR_CREATED, actor_created)                             \
+    X(122, ACTOR_DIED, actor_died)                                   \
+    X(123, KILL_ACTOR_WORKER, kill_actor_worker)                     \
+    X(124, OBJECT_OWNER, object_owner)                               \
+    X(125, ACTOR_EXIT, actor_exit)
 /* clang-format on */
 
 enum msg_type {

@@ -79,6 +79,7 @@ static void handle_register_node(gcs_client *cl, const ProtobufCMessage *m, uint
                                     "register node");
     gcs_server__op_put_msg(op, GCS_TABLE_NODES, node->node_id.data, NODE_ID_SIZE, &node->base);
     gcs_server__op_commit(op);
+    gcs_actor_manager_tick(srv); /* actors that fit nowhere may fit here */
 }
 
 /* Heartbeats are not persisted: the load is volatile, and a restarted GCS
@@ -608,6 +609,8 @@ static const handler handlers[] = {
     [MSG_GET_ACTOR_REQ] = {MSG_GET_ACTOR_REPLY, ANY_ROLE, gcs_actor_rpc_get},
     [MSG_KILL_ACTOR_REQ] = {MSG_KILL_ACTOR_REPLY, ANY_ROLE, gcs_actor_rpc_kill},
     [MSG_LIST_ACTORS_REQ] = {MSG_LIST_ACTORS_REPLY, ANY_ROLE, gcs_actor_rpc_list},
+    [MSG_ACTOR_CREATED] = {0, ROLE(RAYLET), gcs_actor_rpc_created},
+    [MSG_ACTOR_DIED] = {0, ROLE(RAYLET), gcs_actor_rpc_died},
 };
 
 /* Every request but OBJECT_LOCATION_UPDATE has req_id as a uint64 field. */

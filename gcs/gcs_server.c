@@ -305,6 +305,7 @@ static void on_health(evutil_socket_t fd, short what, void *arg)
     (void)what;
     gcs_server *srv = arg;
     gcs_node_check_health(srv->nodes, now_ms(), srv->health_timeout_ms, on_node_dead, srv);
+    gcs_actor_manager_tick(srv);
 }
 
 /* --------------------------------------------------------------- loading */

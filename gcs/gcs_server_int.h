@@ -147,6 +147,11 @@ void gcs_actor_rpc_register(gcs_client *cl, const ProtobufCMessage *m, uint64_t 
 void gcs_actor_rpc_get(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id);
 void gcs_actor_rpc_kill(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id);
 void gcs_actor_rpc_list(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id);
+/* Raylet reports (no reply): a constructor ran or failed; a worker died. */
+void gcs_actor_rpc_created(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id);
+void gcs_actor_rpc_died(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id);
+/* Place the waiting actors that fit nowhere before (health tick, new node). */
+void gcs_actor_manager_tick(gcs_server *srv);
 /* A job ended / a node died: its actors die or restart; writes go into op. */
 void gcs_actor_manager_job_ended(gcs_server *srv, uint32_t job_id, gcs_op *op);
 void gcs_actor_manager_node_died(gcs_server *srv, const node_id_t *node, gcs_op *op);

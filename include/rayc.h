@@ -193,7 +193,7 @@ typedef void (*rayc_actor_free_fn)(void *self);
     RAYC__EXPORT rayc_actor_new_fn rayc__new_##Class = (new_fn);                            \
     RAYC__EXPORT rayc_actor_free_fn rayc__free_##Class = (free_fn);
 #define RAYC_METHOD(Class, method_fn)                                                       \
-    RAYC__EXPORT rayc_method_fn rayc__method_##method_fn = (method_fn);
+    RAYC__EXPORT rayc_method_fn rayc__method_##Class##__##method_fn = (method_fn);
 /* clang-format on */
 
 /* ----------------------------------------------------------------- actors */
@@ -205,11 +205,12 @@ typedef struct {
     const char *name;     /* named actor, found with rayc_actor_get */
     int detached;         /* outlives its job */
     int max_restarts;     /* 0 none, -1 unbounded */
-    int max_task_retries; /* retry calls across restarts */
+    int max_task_retries; /* retry calls across restarts (-1 unbounded) */
     int max_concurrency;  /* >1: calls run on that many threads */
-    double num_cpus;
+    double num_cpus;      /* held for the actor's life (0: 1 CPU to be placed, none held) */
     double num_gpus;
     const char *resources;
+    int get_if_exists; /* with name: hand back the live actor of that name instead of EEXIST */
 } rayc_actor_opts;
 
 RAYC_PUBLIC int rayc_actor_create(const char *cls, const rayc_arg *args, size_t nargs,
@@ -218,6 +219,14 @@ RAYC_PUBLIC int rayc_actor_call(rayc_actor actor, const char *method, const rayc
                                 size_t nargs, const rayc_task_opts *opts, rayc_ref *returns);
 RAYC_PUBLIC int rayc_actor_get(const char *name, const char *namespace_, rayc_actor *out);
 RAYC_PUBLIC int rayc_actor_kill(rayc_actor actor, int no_restart);
+/* The creator's handle: a non-detached actor whose creator released it (or
+ * whose job ended) exits once the calls sent before are done. */
+RAYC_PUBLIC int rayc_actor_release(rayc_actor actor);
+RAYC_PUBLIC int rayc_actor_call_stream(rayc_actor actor, const char *method, const rayc_arg *args,
+                                       size_t nargs, const rayc_task_opts *opts, rayc_stream **out);
+RAYC_PUBLIC rayc_actor rayc_actor_self(rayc_ctx *ctx); /* inside a method: the actor running it */
+/* "PENDING_CREATION", "ALIVE", "RESTARTING", "DEAD: <cause>". */
+RAYC_PUBLIC int rayc_actor_state(rayc_actor actor, char *state, size_t cap);
 
 #ifdef __cplusplus
 }

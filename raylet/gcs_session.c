@@ -405,6 +405,12 @@ static void on_gcs_frame(conn *c, uint16_t type, ProtobufCMessage *msg)
         break;
     case MSG_SUBSCRIBE_REPLY:
         break;
+    case MSG_CREATE_ACTOR:
+        gs->hooks.create_actor(gs->arg, ((Rpc__CreateActor *)msg)->actor);
+        break;
+    case MSG_KILL_ACTOR_WORKER:
+        gs->hooks.kill_actor(gs->arg, (Rpc__KillActorWorker *)msg);
+        break;
     default:
         if (!finish_call(gs, msg))
             log_warn("unexpected %s from the GCS", msg_name(type));

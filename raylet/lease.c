@@ -15,6 +15,7 @@
 /* A scheduling class: the ready tasks of one job with one demand, in order. */
 typedef struct sclass {
     uint32_t job_id;
+    bool solo; /* actor creations: one task per lease, no pipelining */
     res_set demand;
     rtask *head, *tail;
     size_t count;
@@ -25,6 +26,7 @@ typedef struct sclass {
 typedef struct lease {
     worker *w;
     bool active;  /* holds a lease now */
+    bool solo;    /* granted to a solo class (an actor's creation) */
     res_set held; /* resources the lease holds */
     bool blocked; /* its running task waits in get/wait; CPU given back */
     double blocked_cpu;
@@ -46,15 +48,16 @@ struct lease_mgr {
 
 /* ---------------------------------------------------------------- class queues */
 
-static sclass *class_for(lease_mgr *lm, uint32_t job_id, const res_set *demand)
+static sclass *class_for(lease_mgr *lm, uint32_t job_id, const res_set *demand, bool solo)
 {
     for (sclass *c = lm->classes; c; c = c->next)
-        if (c->job_id == job_id && res_equal(&c->demand, demand))
+        if (c->job_id == job_id && c->solo == solo && res_equal(&c->demand, demand))
             return c;
     sclass *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
     c->job_id = job_id;
+    c->solo = solo;
     c->demand = *demand;
     c->next = lm->classes;
     lm->classes = c;
@@ -98,7 +101,9 @@ static void class_remove(lease_mgr *lm, sclass *c, rtask *t)
 
 int lease_enqueue(lease_mgr *lm, rtask *t, bool front)
 {
-    sclass *c = class_for(lm, t->job_id, &t->demand);
+    /* An actor's creation gets a worker of its own: the worker is the
+     * actor's afterwards, so nothing may queue behind it. */
+    sclass *c = class_for(lm, t->job_id, &t->demand, t->msg->spec->actor_creation);
     if (c == NULL)
         return RAYC_ENOMEM;
     t->state = T_READY;
@@ -219,6 +224,7 @@ static lease *grant(lease_mgr *lm, sclass *c)
         lm->env.bind(lm->env.ctx, w, c->job_id);
     sched_acquire(&lm->available, &c->demand);
     l->held = c->demand;
+    l->solo = c->solo;
     l->active = true;
     lm->env.set_leased(lm->env.ctx, w, true);
     return l;
@@ -228,8 +234,10 @@ static lease *grant(lease_mgr *lm, sclass *c)
 static lease *leased_with_room(lease_mgr *lm, const sclass *c)
 {
     lease *best = NULL;
+    if (c->solo)
+        return NULL;
     for (lease *l = lm->leases; l; l = l->next) {
-        if (!l->active || l->blocked || l->w->exiting || l->w->job_id != c->job_id ||
+        if (!l->active || l->blocked || l->w->exiting || l->w->job_id != c->job_id || l->solo ||
             l->depth >= lm->in_flight || !res_equal(&l->held, &c->demand))
             continue;
         if (best == NULL || l->depth < best->depth)
@@ -295,6 +303,16 @@ static int schedule_class(lease_mgr *lm, sclass *c)
     return 0;
 }
 
+void lease_hold(lease_mgr *lm, const res_set *r)
+{
+    sched_acquire(&lm->available, r);
+}
+
+void lease_unhold(lease_mgr *lm, const res_set *r)
+{
+    sched_release(&lm->available, &lm->total, r);
+}
+
 void lease_schedule(lease_mgr *lm)
 {
     int want = 0;
@@ -333,7 +351,9 @@ void lease_task_done(lease_mgr *lm, rtask *t)
 void lease_take_back(lease_mgr *lm, rtask *t)
 {
     lease *l = lease_of(t->w);
-    sclass *c = class_for(lm, t->job_id, &t->demand);
+    /* An actor's creation gets a worker of its own: the worker is the
+     * actor's afterwards, so nothing may queue behind it. */
+    sclass *c = class_for(lm, t->job_id, &t->demand, t->msg->spec->actor_creation);
     if (c == NULL)
         return; /* out of memory: it stays with the worker */
     pipeline_remove(l, t);

@@ -88,6 +88,10 @@ size_t lease_queued(const lease_mgr *lm);
  * spill what waits for a busy node. */
 void lease_schedule(lease_mgr *lm);
 
+/* Resources an actor holds for its life (outside any lease): taken from
+ * the node's available set, and given back when it dies. */
+void lease_hold(lease_mgr *lm, const res_set *r);
+void lease_unhold(lease_mgr *lm, const res_set *r);
 /* True if w holds a lease. */
 bool lease_held(const lease_mgr *lm, const worker *w);
 /* t's worker reported it done: it leaves the pipeline, and the lease ends

@@ -25,8 +25,19 @@
 
 #define TASK_BUCKETS 4096 /* initial task table size; grows by doubling */
 
+/* An actor this node creates or holds (Ray's raylet side of actors). */
+typedef struct ractor {
+    actor_id_t id;
+    worker *w; /* its worker, once the constructor ran */
+    res_set held;
+    bool detached;
+    bool exiting; /* killed or released: its death is not reported again */
+    struct ractor *next;
+} ractor;
+
 struct task_manager {
     tm_deps d;
+    ractor *actors;
     id_map tasks;      /* rtask by id */
     rtask *infeasible; /* doubly linked through next/prev */
     uint64_t n_infeasible;
@@ -84,8 +95,14 @@ static void infeasible_remove(task_manager *tm, rtask *t)
 
 /* Deliver a completion to the task's owner: its local connection, or the
  * raylet of its node. */
+static void actor_creation_failed(task_manager *tm, rtask *t, const Rpc__Status *st);
+
 static void send_done(task_manager *tm, rtask *t, Rpc__TaskDone *done)
 {
+    if (t->actor_creation) {
+        actor_creation_failed(tm, t, done->status);
+        return;
+    }
     if (t->remote_owner) {
         conn *c = peers_get(tm->d.peers, &t->owner_node);
         if (c)
@@ -182,6 +199,8 @@ static void env_set_leased(void *ctx, worker *w, bool leased)
     task_manager *tm = ctx;
     if (leased)
         wpool_lease(tm->d.pool, w);
+    else if (w->actor)
+        wpool_dedicate(tm->d.pool, w);
     else
         wpool_unlease(tm->d.pool, w);
 }
@@ -454,6 +473,193 @@ void tm_submit(task_manager *tm, client *owner, Rpc__SubmitTask *m)
     submit_common(tm, t);
 }
 
+/* ---------------------------------------------------------------- actors */
+
+static ractor *actor_find(task_manager *tm, const uint8_t *id)
+{
+    for (ractor *r = tm->actors; r; r = r->next)
+        if (memcmp(r->id.b, id, ACTOR_ID_SIZE) == 0)
+            return r;
+    return NULL;
+}
+
+static void actor_forget(task_manager *tm, ractor *gone)
+{
+    for (ractor **pp = &tm->actors; *pp; pp = &(*pp)->next) {
+        if (*pp == gone) {
+            *pp = gone->next;
+            free(gone);
+            return;
+        }
+    }
+}
+
+static void send_created(task_manager *tm, const uint8_t *actor_id, const worker *w, int status,
+                         const char *message, const char *address)
+{
+    Rpc__ActorCreated c = RPC__ACTOR_CREATED__INIT;
+    Rpc__Status st = RPC__STATUS__INIT;
+    msg_status_set(&st, status, message);
+    c.actor_id.data = (uint8_t *)actor_id;
+    c.actor_id.len = ACTOR_ID_SIZE;
+    c.status = &st;
+    c.node_id.data = tm->d.node_id.b;
+    c.node_id.len = NODE_ID_SIZE;
+    if (w) {
+        c.worker_id.data = (uint8_t *)w->id.b;
+        c.worker_id.len = WORKER_ID_SIZE;
+        c.pid = w->pid;
+    } else {
+        static const uint8_t none[WORKER_ID_SIZE];
+        c.worker_id.data = (uint8_t *)none;
+        c.worker_id.len = WORKER_ID_SIZE;
+    }
+    c.address = (char *)(address ? address : "");
+    gs_send(tm->d.gs, MSG_ACTOR_CREATED, &c.base);
+}
+
+/* The creation never ran (its arguments or code could not be had, its
+ * worker died): the GCS decides (a dead worker restarts it). */
+static void actor_creation_failed(task_manager *tm, rtask *t, const Rpc__Status *st)
+{
+    const uint8_t *id = t->msg->spec->actor_id.data;
+    ractor *r = actor_find(tm, id);
+    if (r && r->w == NULL)
+        actor_forget(tm, r);
+    send_created(tm, id, NULL, st ? st->code : RAYC_EIO, st ? st->message : "creation failed",
+                 NULL);
+}
+
+/* The constructor ran on w: the worker is the actor's from now on and holds
+ * the actor's resources; the GCS learns where it answers. */
+static void actor_creation_done(task_manager *tm, rtask *t, worker *w, Rpc__TaskDone *m)
+{
+    const uint8_t *id = t->msg->spec->actor_id.data;
+    ractor *r = actor_find(tm, id);
+    int status = m->status ? m->status->code : RAYC_OK;
+    bool ok = status == RAYC_OK && m->actor_address && m->actor_address[0] && r && !r->exiting;
+    if (ok) {
+        r->w = w;
+        w->actor = r;
+        w->keep_on_job_end = r->detached;
+    }
+    lease_task_done(tm->lm, t); /* the lease ends; the worker goes W_ACTOR (env_set_leased) */
+    if (ok) {
+        lease_hold(tm->lm, &r->held);
+        send_created(tm, id, w, RAYC_OK, NULL, m->actor_address);
+    } else {
+        /* A failed constructor leaves a worker in an unknown state: end it. */
+        wpool_kill(tm->d.pool, w);
+        if (r == NULL || !r->exiting)
+            send_created(tm, id, w, status ? status : RAYC_EIO,
+                         m->status && m->status->message ? m->status->message : "no address", NULL);
+        if (r)
+            actor_forget(tm, r);
+    }
+    task_free(tm, t);
+    tm_schedule(tm);
+}
+
+static void actor_worker_died(task_manager *tm, worker *w)
+{
+    ractor *r = w->actor;
+    w->actor = NULL;
+    lease_unhold(tm->lm, &r->held);
+    if (!r->exiting) {
+        char cause[128];
+        snprintf(cause, sizeof(cause), "its worker (pid %d) died", (int)w->pid);
+        Rpc__ActorDied d = RPC__ACTOR_DIED__INIT;
+        d.actor_id.data = r->id.b;
+        d.actor_id.len = ACTOR_ID_SIZE;
+        d.worker_id.data = w->id.b;
+        d.worker_id.len = WORKER_ID_SIZE;
+        d.cause = cause;
+        gs_send(tm->d.gs, MSG_ACTOR_DIED, &d.base);
+    }
+    actor_forget(tm, r);
+}
+
+void tm_create_actor(task_manager *tm, const Rpc__ActorInfo *a)
+{
+    if (a == NULL || a->actor_id.len != ACTOR_ID_SIZE)
+        return;
+    ractor *r = actor_find(tm, a->actor_id.data);
+    if (r && r->exiting) {
+        actor_forget(tm, r);
+        r = NULL;
+    }
+    if (r)
+        return; /* asked again (a GCS restart): it is being made, or lives */
+    Rpc__TaskSpec *spec = rpc__task_spec__unpack(NULL, a->creation_spec.len, a->creation_spec.data);
+    Rpc__SubmitTask wrap = RPC__SUBMIT_TASK__INIT;
+    wrap.spec = spec;
+    uint8_t *buf = NULL;
+    size_t len = spec ? rpc__submit_task__get_packed_size(&wrap) : 0;
+    Rpc__SubmitTask *m = NULL;
+    if (spec && (buf = malloc(len)) != NULL) {
+        rpc__submit_task__pack(&wrap, buf);
+        m = (Rpc__SubmitTask *)msg_unpack(MSG_SUBMIT_TASK, buf, len);
+    }
+    free(buf);
+    if (spec)
+        rpc__task_spec__free_unpacked(spec, NULL);
+    r = calloc(1, sizeof(*r));
+    if (m == NULL || r == NULL || !m->spec->actor_creation) {
+        free(r);
+        if (m)
+            msg_free(&m->base);
+        send_created(tm, a->actor_id.data, NULL, RAYC_EINVAL, "unusable creation task", NULL);
+        return;
+    }
+    memcpy(r->id.b, a->actor_id.data, ACTOR_ID_SIZE);
+    r->detached = a->detached;
+    for (size_t i = 0; i < a->n_resources; i++)
+        res_set_amount(&r->held, a->resources[i]->name, a->resources[i]->amount);
+    r->next = tm->actors;
+    tm->actors = r;
+    const char *bad;
+    rtask *t = new_task(tm, m, &bad);
+    if (t == NULL) {
+        actor_forget(tm, r);
+        send_created(tm, a->actor_id.data, NULL, RAYC_EINVAL, bad ? bad : "duplicate", NULL);
+        return;
+    }
+    t->actor_creation = true;
+    t->no_forward = true; /* the GCS chose this node */
+    t->remote_owner = true;
+    jt_learn(tm->d.jobs, m->spec->job_id);
+    submit_common(tm, t);
+}
+
+void tm_kill_actor(task_manager *tm, const Rpc__KillActorWorker *k)
+{
+    if (k->actor_id.len != ACTOR_ID_SIZE)
+        return;
+    ractor *r = actor_find(tm, k->actor_id.data);
+    if (r == NULL)
+        return;
+    if (r->w && k->worker_id.len == WORKER_ID_SIZE &&
+        memcmp(r->w->id.b, k->worker_id.data, WORKER_ID_SIZE) != 0)
+        return; /* about an older incarnation */
+    r->exiting = true;
+    if (r->w)
+        wpool_kill(tm->d.pool, r->w);
+}
+
+void tm_actor_exiting(task_manager *tm, worker *w, Rpc__ActorDied *d)
+{
+    ractor *r = w->actor;
+    if (r == NULL)
+        return;
+    r->exiting = true;
+    d->actor_id.data = r->id.b;
+    d->actor_id.len = ACTOR_ID_SIZE;
+    d->worker_id.data = w->id.b;
+    d->worker_id.len = WORKER_ID_SIZE;
+    d->no_restart = true;
+    gs_send(tm->d.gs, MSG_ACTOR_DIED, &d->base);
+}
+
 /* ---------------------------------------------------------------- completion */
 
 void tm_task_done(task_manager *tm, client *from, Rpc__TaskDone *m)
@@ -462,6 +668,10 @@ void tm_task_done(task_manager *tm, client *from, Rpc__TaskDone *m)
     rtask *t = task_find(tm, m->task_id.data, m->task_id.len);
     if (w == NULL || t == NULL || t->state != T_DISPATCHED || t->w != w) {
         log_warn("%s reported a task it was not running", conn_peer(from->c));
+        return;
+    }
+    if (t->actor_creation) {
+        actor_creation_done(tm, t, w, m);
         return;
     }
     lease_task_done(tm->lm, t);
@@ -493,6 +703,8 @@ void tm_task_done(task_manager *tm, client *from, Rpc__TaskDone *m)
 
 void tm_worker_died(task_manager *tm, worker *w)
 {
+    if (w->actor)
+        actor_worker_died(tm, w);
     lease_worker_died(tm->lm, w);
 }
 
@@ -755,6 +967,10 @@ void tm_free(task_manager *tm)
     id_map_destroy(&tm->tasks);
     place_free(tm->pl);
     lease_free(tm->lm);
+    for (ractor *r = tm->actors, *next; r; r = next) {
+        next = r->next;
+        free(r);
+    }
     free(tm);
 }
 

@@ -34,6 +34,7 @@ struct worker_pool {
     int size, starting, max;
     int prestart;
     int blocked; /* leased workers blocked in get/wait */
+    int actors;  /* W_ACTOR workers */
     int64_t idle_timeout_ms;
     struct event *sigchld_ev, *idle_ev;
 };
@@ -244,6 +245,8 @@ static void mark_dead(worker_pool *p, worker *w)
         return;
     if (w->state == W_STARTING)
         p->starting--;
+    if (w->state == W_ACTOR)
+        p->actors--;
     p->size--;
     /* The user sees it still leased, so it gives the lease's resources
      * back; then it is dead. */
@@ -277,8 +280,18 @@ void wpool_kill(worker_pool *p, worker *w)
 void wpool_kill_job(worker_pool *p, uint32_t job_id)
 {
     for (worker *w = p->workers; w; w = w->next)
-        if (w->job_id == job_id && w->state != W_DEAD)
+        if (w->job_id == job_id && w->state != W_DEAD && !w->keep_on_job_end)
             wpool_kill(p, w);
+}
+
+void wpool_dedicate(worker_pool *p, worker *w)
+{
+    if (w->blocked)
+        wpool_set_blocked(p, w, false);
+    if (w->state != W_DEAD && w->state != W_ACTOR) {
+        w->state = W_ACTOR;
+        p->actors++;
+    }
 }
 
 worker *wpool_idle_for_job(worker_pool *p, uint32_t job_id)
@@ -340,7 +353,7 @@ int wpool_max(const worker_pool *p)
     /* Workers blocked in get/wait hold no CPU and cannot take tasks: they do
      * not count against the cap, or deep nesting would fill the pool with
      * waiters and stall (Ray's soft worker limit does the same). */
-    return p->max + p->blocked;
+    return p->max + p->blocked + p->actors;
 }
 
 worker *wpool_first(worker_pool *p)

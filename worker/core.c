@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "core.h"
+#include "actor_submitter.h"
 #include "embedded.h"
 #include "errors.h"
 #include "log.h"
@@ -113,6 +114,54 @@ static int init_tables(core_t *c)
 
 /* Once the raylet is connected: the task submitter, and who handles which
  * frame. (A node's death needs no handler: see tsub_on_object_lost.) */
+/* The task submitter's actor hooks (mu held): to the actor submitter, once
+ * there is one. */
+static void actor_send(void *arg, const actor_id_t *actor, const task_id_t *task,
+                       const uint8_t *frame, size_t len)
+{
+    core_t *c = arg;
+    if (c->actors)
+        asub_send_hook(c->actors, actor, task, frame, len);
+}
+
+static void actor_progress(void *arg)
+{
+    core_t *c = arg;
+    if (c->actors)
+        asub_progress_hook(c->actors);
+}
+
+static pthread_mutex_t actors_once = PTHREAD_MUTEX_INITIALIZER;
+
+actor_submitter *core__actors(void)
+{
+    core_t *c = &rayc__core;
+    actor_submitter *as = __atomic_load_n(&c->actors, __ATOMIC_ACQUIRE);
+    if (as)
+        return as;
+    pthread_mutex_lock(&actors_once);
+    if (c->actors == NULL) {
+        asub_deps d = {
+            .mu = &c->mu,
+            .tasks = c->tasks,
+            .gcs = c->gcs,
+            .raylet = c->raylet,
+            .token = c->token,
+            .self = c->worker_id,
+            .is_worker = c->is_worker,
+        };
+        as = asub_new(&d);
+        pthread_mutex_lock(&c->mu);
+        __atomic_store_n(&c->actors, as, __ATOMIC_RELEASE);
+        pthread_mutex_unlock(&c->mu);
+    }
+    as = c->actors;
+    pthread_mutex_unlock(&actors_once);
+    if (as == NULL)
+        rayc__error(RAYC_ENOMEM, "out of memory");
+    return as;
+}
+
 static int start_components(core_t *c)
 {
     tsub_deps d = {
@@ -126,6 +175,9 @@ static int start_components(core_t *c)
         .job = &c->job,
         .owner = c->worker_id,
         .node = c->node_id,
+        .actor_send = actor_send,
+        .progress = actor_progress,
+        .actor_arg = c,
     };
     c->tasks = tsub_new(&d);
     if (c->tasks == NULL)
@@ -377,7 +429,13 @@ static int add_job(core_t *c, const rayc_init_opts *o)
     char entry[256] = "";
     read_small("/proc/self", "comm", entry, sizeof(entry));
     job.entrypoint = entry;
-    job.namespace_ = (char *)(o && o->namespace_ ? o->namespace_ : "");
+    /* No namespace given: a fresh anonymous one, as in Ray. */
+    if (o && o->namespace_)
+        snprintf(c->namespace_, sizeof(c->namespace_), "%s", o->namespace_);
+    else
+        snprintf(c->namespace_, sizeof(c->namespace_), "anonymous-%.16s",
+                 id_hex(c->worker_id.b, WORKER_ID_SIZE, (char[ID_HEX_MAX]){0}));
+    job.namespace_ = c->namespace_;
     size_t nenv = 0;
     while (o && o->env && o->env[nenv])
         nenv++;
@@ -546,6 +604,8 @@ int rayc_shutdown(void)
     if (cw_conn_call(c->gcs, req.req_id, MSG_FINISH_JOB_REQ, &req.base, MSG_FINISH_JOB_REPLY, &m,
                      5000) == 0)
         msg_free(m);
+    asub_free(c->actors);
+    c->actors = NULL;
     disconnect(c);
     destroy_tables(c);
     embedded_stop(&c->embedded);

@@ -68,7 +68,9 @@ typedef struct {
     ref_table refs;
     store_client *store;
     task_submitter *tasks;
-    frame_router router; /* frames from the raylet nobody waits for */
+    struct actor_submitter *actors; /* made on first use (core__actors) */
+    char namespace_[128];           /* named actors: the job's namespace */
+    frame_router router;            /* frames from the raylet nobody waits for */
     core_blocker blocker;
 } core_t;
 
@@ -100,6 +102,10 @@ static inline void core__unblock(void)
     if (b->unblock)
         b->unblock(b->arg);
 }
+
+/* The actor submitter, made on the first actor call (mu NOT held). NULL
+ * with rayc_last_error set when out of memory. */
+struct actor_submitter *core__actors(void);
 
 /* Worker mode: connect to the raylet that started us (core.c). The caller
  * then starts its executor over rayc__core's connection and router. */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "actor_executor.h"
 #include "core.h"
 #include "log.h"
 #include "rayc.h"
@@ -20,15 +21,37 @@
  * calls). */
 typedef void (*api_fn)(void);
 __attribute__((used)) static const api_fn rayc_api[] = {
-    (api_fn)rayc_init,         (api_fn)rayc_shutdown,      (api_fn)rayc_node_id,
-    (api_fn)rayc_nodes,        (api_fn)rayc_strerror,      (api_fn)rayc_last_error,
-    (api_fn)rayc_put,          (api_fn)rayc_put_alloc,     (api_fn)rayc_put_seal,
-    (api_fn)rayc_get,          (api_fn)rayc_value_release, (api_fn)rayc_wait,
-    (api_fn)rayc_ref_retain,   (api_fn)rayc_ref_release,   (api_fn)rayc_submit,
-    (api_fn)rayc_cancel,       (api_fn)rayc_submit_stream, (api_fn)rayc_stream_next,
-    (api_fn)rayc_stream_close, (api_fn)rayc_return,        (api_fn)rayc_return_alloc,
-    (api_fn)rayc_fail,         (api_fn)rayc_yield,         (api_fn)rayc_actor_create,
-    (api_fn)rayc_actor_call,   (api_fn)rayc_actor_get,     (api_fn)rayc_actor_kill,
+    (api_fn)rayc_init,
+    (api_fn)rayc_shutdown,
+    (api_fn)rayc_node_id,
+    (api_fn)rayc_nodes,
+    (api_fn)rayc_strerror,
+    (api_fn)rayc_last_error,
+    (api_fn)rayc_put,
+    (api_fn)rayc_put_alloc,
+    (api_fn)rayc_put_seal,
+    (api_fn)rayc_get,
+    (api_fn)rayc_value_release,
+    (api_fn)rayc_wait,
+    (api_fn)rayc_ref_retain,
+    (api_fn)rayc_ref_release,
+    (api_fn)rayc_submit,
+    (api_fn)rayc_cancel,
+    (api_fn)rayc_submit_stream,
+    (api_fn)rayc_stream_next,
+    (api_fn)rayc_stream_close,
+    (api_fn)rayc_return,
+    (api_fn)rayc_return_alloc,
+    (api_fn)rayc_fail,
+    (api_fn)rayc_yield,
+    (api_fn)rayc_actor_create,
+    (api_fn)rayc_actor_call,
+    (api_fn)rayc_actor_get,
+    (api_fn)rayc_actor_kill,
+    (api_fn)rayc_actor_release,
+    (api_fn)rayc_actor_state,
+    (api_fn)rayc_actor_self,
+    (api_fn)rayc_actor_call_stream,
 };
 
 /* The executor over the core's connection: it takes its frames from the
@@ -45,7 +68,14 @@ static task_executor *start_executor(core_t *c)
         .job = &c->job,
     };
     task_executor *x = tex_new(&d);
-    if (x == NULL || tex_register(x, &c->router) != 0) {
+    const char *ip = getenv("RAYC_NODE_IP");
+    actor_exec_deps ad = {
+        .raylet = c->raylet,
+        .token = c->token,
+        .node_ip = ip && *ip ? ip : "127.0.0.1",
+        .node = c->node_id,
+    };
+    if (x == NULL || tex_register(x, &c->router) != 0 || actor_exec_install(x, &ad) != 0) {
         tex_free(x);
         return NULL;
     }
