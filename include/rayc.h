@@ -194,6 +194,9 @@ typedef void (*rayc_actor_free_fn)(void *self);
     RAYC__EXPORT rayc_actor_free_fn rayc__free_##Class = (free_fn);
 #define RAYC_METHOD(Class, method_fn)                                                       \
     RAYC__EXPORT rayc_method_fn rayc__method_##Class##__##method_fn = (method_fn);
+/* Callable as "name": two classes of one file can both have a "get". */
+#define RAYC_METHOD_AS(Class, name, method_fn)                                              \
+    RAYC__EXPORT rayc_method_fn rayc__method_##Class##__##name = (method_fn);
 /* clang-format on */
 
 /* ----------------------------------------------------------------- actors */

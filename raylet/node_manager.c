@@ -51,9 +51,9 @@ struct node_manager {
     char ready_path[1024];
     char address[64]; /* ip:port of the raylet-to-raylet listener */
     char log_dir[1100];
-    char env[4][1100]; /* workers' RAYC_RAYLET_SOCKET, RAYC_NODE_ID, RAYC_SESSION_DIR,
-                          RAYC_NODE_IP (where an actor's worker takes calls) */
-    const char *envp[5];
+    char env[5][1100]; /* workers' RAYC_RAYLET_SOCKET, RAYC_NODE_ID, RAYC_SESSION_DIR,
+                          RAYC_NODE_IP (where an actor's worker takes calls), RAYC_GCS_ADDRESS */
+    const char *envp[6];
     res_set total;
     uint64_t start_ms;
     bool shutting_down;
@@ -501,7 +501,8 @@ static int init_self(node_manager *nm, char *err, size_t errlen)
     snprintf(nm->env[1], sizeof(nm->env[1]), "RAYC_NODE_ID=%s", nm->node_hex);
     snprintf(nm->env[2], sizeof(nm->env[2]), "RAYC_SESSION_DIR=%s", cfg->session_dir);
     snprintf(nm->env[3], sizeof(nm->env[3]), "RAYC_NODE_IP=%s", cfg->node_ip_address);
-    for (int i = 0; i < 4; i++)
+    snprintf(nm->env[4], sizeof(nm->env[4]), "RAYC_GCS_ADDRESS=%s", cfg->gcs_address);
+    for (int i = 0; i < 5; i++)
         nm->envp[i] = nm->env[i];
     return 0;
 }

@@ -652,12 +652,15 @@ void tm_actor_exiting(task_manager *tm, worker *w, Rpc__ActorDied *d)
     if (r == NULL)
         return;
     r->exiting = true;
-    d->actor_id.data = r->id.b;
-    d->actor_id.len = ACTOR_ID_SIZE;
-    d->worker_id.data = w->id.b;
-    d->worker_id.len = WORKER_ID_SIZE;
-    d->no_restart = true;
-    gs_send(tm->d.gs, MSG_ACTOR_DIED, &d->base);
+    /* A message of our own: d's fields belong to its unpacker. */
+    Rpc__ActorDied out = RPC__ACTOR_DIED__INIT;
+    out.actor_id.data = r->id.b;
+    out.actor_id.len = ACTOR_ID_SIZE;
+    out.worker_id.data = w->id.b;
+    out.worker_id.len = WORKER_ID_SIZE;
+    out.cause = d->cause && d->cause[0] ? d->cause : "released by its creator";
+    out.no_restart = true;
+    gs_send(tm->d.gs, MSG_ACTOR_DIED, &out.base);
 }
 
 /* ---------------------------------------------------------------- completion */

@@ -297,7 +297,7 @@ static int server_handshake(actor_rt *rt, int fd)
     struct timeval tv = {HANDSHAKE_TIMEOUT_S, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     uint8_t nonce[AUTH_NONCE_LEN];
-    bool need_token = rt->d.token && rt->d.token[0];
+    bool need_token = true; /* start_serving made sure there is a token */
     Rpc__Hello hello = RPC__HELLO__INIT;
     hello.version = MSG_PROTOCOL_VERSION;
     if (need_token) {
@@ -317,8 +317,8 @@ static int server_handshake(actor_rt *rt, int fd)
     Rpc__Handshake *hs = (Rpc__Handshake *)msg_unpack(type, payload, len);
     if (hs == NULL)
         return -1;
-    bool ok = !need_token || auth_verify(rt->d.token, nonce, AUTH_NONCE_LEN, hs->proof.data,
-                                         hs->proof.len);
+    bool ok = !need_token ||
+              auth_verify(rt->d.token, nonce, AUTH_NONCE_LEN, hs->proof.data, hs->proof.len);
     msg_free(&hs->base);
     Rpc__HandshakeReply r = RPC__HANDSHAKE_REPLY__INIT;
     Rpc__Status st = RPC__STATUS__INIT;
@@ -438,6 +438,9 @@ static int start_thread(void *(*fn)(void *), void *arg)
 static int start_serving(actor_rt *rt)
 {
     int port = 0;
+    if (rt->d.token == NULL || rt->d.token[0] == '\0')
+        return rayc__error(RAYC_EAUTH, "actor: this worker has no cluster token to check "
+                                       "callers with (none in its session directory)");
     rt->lfd = net_tcp_listen(rt->d.node_ip, 0, 128, &port);
     if (rt->lfd < 0)
         return rayc__error(RAYC_EIO, "actor: cannot listen on %s: %s", rt->d.node_ip,

@@ -40,7 +40,7 @@ typedef struct handle {
     actor_id_t id;
     id_node hnode;
     int state;
-    bool busy; /* the resolver works on it (mu released) */
+    bool busy;    /* the resolver works on it (mu released) */
     bool blocked; /* on as->blocked: its first pending call waits for arguments */
     bool detached, released, exit_sent;
     int max_task_retries;
@@ -209,8 +209,8 @@ static void pump(actor_submitter *as, handle *h)
     }
 }
 
-void asub_send_hook(void *arg, const actor_id_t *actor, const task_id_t *task,
-                    const uint8_t *frame, size_t len)
+void asub_send_hook(void *arg, const actor_id_t *actor, const task_id_t *task, const uint8_t *frame,
+                    size_t len)
 {
     actor_submitter *as = arg;
     handle *h = find(as, actor);
@@ -351,15 +351,12 @@ static void settle_limbo(actor_submitter *as, handle *h, const char *why)
 /* Ask the GCS about h (mu NOT held); returns the record or NULL (retry). */
 static Rpc__ActorReply *ask_gcs(actor_submitter *as, const handle *h)
 {
-    if (as->d.gcs == NULL)
-        return NULL;
     Rpc__GetActorRequest req = RPC__GET_ACTOR_REQUEST__INIT;
-    req.req_id = cw_conn_next_id(as->d.gcs);
     req.actor_id.data = (uint8_t *)h->id.b;
     req.actor_id.len = ACTOR_ID_SIZE;
     ProtobufCMessage *m = NULL;
-    if (cw_conn_call(as->d.gcs, req.req_id, MSG_GET_ACTOR_REQ, &req.base, MSG_GET_ACTOR_REPLY, &m,
-                     GCS_TIMEOUT_MS) != 0)
+    if (as->d.gcs_call(MSG_GET_ACTOR_REQ, &req.base, &req.req_id, MSG_GET_ACTOR_REPLY, &m,
+                       GCS_TIMEOUT_MS) != 0)
         return NULL;
     return (Rpc__ActorReply *)m;
 }

@@ -35,7 +35,9 @@ typedef struct actor_submitter actor_submitter;
 typedef struct asub_deps {
     pthread_mutex_t *mu;
     task_submitter *tasks;
-    cw_conn *gcs;    /* NULL: no GCS (every call fails) */
+    /* A GCS request (core__gcs_call): reconnects after a GCS restart. */
+    int (*gcs_call)(uint16_t type, ProtobufCMessage *req, uint64_t *req_id, uint16_t reply_type,
+                    ProtobufCMessage **reply, int timeout_ms);
     cw_conn *raylet; /* woken when a reply arrives */
     const char *token;
     worker_id_t self;
@@ -48,14 +50,13 @@ actor_submitter *asub_new(const asub_deps *d);
 void asub_free(actor_submitter *as);
 
 /* The task submitter's hooks (tsub_deps.actor_send, .progress); arg: as. */
-void asub_send_hook(void *arg, const actor_id_t *actor, const task_id_t *task,
-                    const uint8_t *frame, size_t len);
+void asub_send_hook(void *arg, const actor_id_t *actor, const task_id_t *task, const uint8_t *frame,
+                    size_t len);
 void asub_progress_hook(void *arg);
 
 /* A new actor this process created (mu NOT held): its handle starts
  * resolving. max_task_retries and detached come from its options. */
-void asub_created(actor_submitter *as, const actor_id_t *id, int max_task_retries,
-                  bool detached);
+void asub_created(actor_submitter *as, const actor_id_t *id, int max_task_retries, bool detached);
 /* A call was recorded by tsub_submit (mu held): queue it behind the calls
  * made before it and send what can go. */
 void asub_call_added(actor_submitter *as, const actor_id_t *id, const task_id_t *task);

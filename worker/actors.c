@@ -21,14 +21,8 @@
 static Rpc__ActorReply *gcs_actor_call(uint16_t type, ProtobufCMessage *req, uint64_t *req_id,
                                        uint16_t reply_type)
 {
-    core_t *c = &rayc__core;
-    if (c->gcs == NULL) {
-        rayc__error(RAYC_ECONN, "actors need the GCS, and this process has no connection to it");
-        return NULL;
-    }
-    *req_id = cw_conn_next_id(c->gcs);
     ProtobufCMessage *m = NULL;
-    int rc = cw_conn_call(c->gcs, *req_id, type, req, reply_type, &m, GCS_TIMEOUT_MS);
+    int rc = core__gcs_call(type, req, req_id, reply_type, &m, GCS_TIMEOUT_MS);
     if (rc != 0) {
         rayc__error(rc, "the GCS did not answer: %s", rayc_strerror(rc));
         return NULL;
@@ -272,8 +266,8 @@ int rayc_actor_get(const char *name, const char *namespace_, rayc_actor *out)
     Rpc__GetActorRequest req = RPC__GET_ACTOR_REQUEST__INIT;
     req.name = (char *)name;
     req.namespace_ = (char *)(namespace_ ? namespace_ : c->namespace_);
-    Rpc__ActorReply *r = gcs_actor_call(MSG_GET_ACTOR_REQ, &req.base, &req.req_id,
-                                        MSG_GET_ACTOR_REPLY);
+    Rpc__ActorReply *r =
+        gcs_actor_call(MSG_GET_ACTOR_REQ, &req.base, &req.req_id, MSG_GET_ACTOR_REPLY);
     if (r == NULL)
         return RAYC_ECONN;
     rc = r->status ? r->status->code : 0;
@@ -296,8 +290,8 @@ int rayc_actor_kill(rayc_actor actor, int no_restart)
     req.actor_id.data = actor.id;
     req.actor_id.len = ACTOR_ID_SIZE;
     req.no_restart = no_restart != 0;
-    Rpc__ActorReply *r = gcs_actor_call(MSG_KILL_ACTOR_REQ, &req.base, &req.req_id,
-                                        MSG_KILL_ACTOR_REPLY);
+    Rpc__ActorReply *r =
+        gcs_actor_call(MSG_KILL_ACTOR_REQ, &req.base, &req.req_id, MSG_KILL_ACTOR_REPLY);
     if (r == NULL)
         return RAYC_ECONN;
     rc = r->status ? r->status->code : 0;
@@ -331,8 +325,8 @@ int rayc_actor_state(rayc_actor actor, char *state, size_t cap)
     Rpc__GetActorRequest req = RPC__GET_ACTOR_REQUEST__INIT;
     req.actor_id.data = actor.id;
     req.actor_id.len = ACTOR_ID_SIZE;
-    Rpc__ActorReply *r = gcs_actor_call(MSG_GET_ACTOR_REQ, &req.base, &req.req_id,
-                                        MSG_GET_ACTOR_REPLY);
+    Rpc__ActorReply *r =
+        gcs_actor_call(MSG_GET_ACTOR_REQ, &req.base, &req.req_id, MSG_GET_ACTOR_REPLY);
     if (r == NULL)
         return RAYC_ECONN;
     rc = r->status ? r->status->code : 0;

@@ -131,6 +131,62 @@ static void actor_progress(void *arg)
         asub_progress_hook(c->actors);
 }
 
+/* ---------------------------------------------------------- GCS calls */
+
+/* Connections replaced after the GCS restarted: another thread may still be
+ * in a call on one, so they are freed at shutdown. */
+static pthread_mutex_t gcs_mu = PTHREAD_MUTEX_INITIALIZER;
+static cw_conn *retired_gcs[64];
+static size_t nretired_gcs;
+
+static int connect_gcs(core_t *c);
+
+/* The GCS connection, connected again if the GCS restarted. */
+static cw_conn *live_gcs(core_t *c)
+{
+    pthread_mutex_lock(&gcs_mu);
+    if ((c->gcs == NULL || cw_conn_dead(c->gcs)) && c->gcs_host[0] &&
+        nretired_gcs < sizeof(retired_gcs) / sizeof(retired_gcs[0])) {
+        cw_conn *old = c->gcs;
+        if (connect_gcs(c) == 0) {
+            if (old)
+                retired_gcs[nretired_gcs++] = old;
+        } else {
+            c->gcs = old;
+        }
+    }
+    cw_conn *g = c->gcs;
+    pthread_mutex_unlock(&gcs_mu);
+    return g;
+}
+
+int core__gcs_call(uint16_t type, ProtobufCMessage *req, uint64_t *req_id, uint16_t reply_type,
+                   ProtobufCMessage **reply, int timeout_ms)
+{
+    core_t *c = &rayc__core;
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        cw_conn *g = live_gcs(c);
+        int rc = RAYC_ECONN;
+        if (g) {
+            *req_id = cw_conn_next_id(g);
+            rc = cw_conn_call(g, *req_id, type, req, reply_type, reply, timeout_ms);
+        }
+        if (rc != RAYC_ECONN || now_ms() >= deadline)
+            return rc;
+        usleep(100000); /* the GCS is restarting: its supervisor brings it back */
+    }
+}
+
+static void free_retired_gcs(void)
+{
+    pthread_mutex_lock(&gcs_mu);
+    for (size_t i = 0; i < nretired_gcs; i++)
+        cw_conn_free(retired_gcs[i]);
+    nretired_gcs = 0;
+    pthread_mutex_unlock(&gcs_mu);
+}
+
 static pthread_mutex_t actors_once = PTHREAD_MUTEX_INITIALIZER;
 
 actor_submitter *core__actors(void)
@@ -144,7 +200,7 @@ actor_submitter *core__actors(void)
         asub_deps d = {
             .mu = &c->mu,
             .tasks = c->tasks,
-            .gcs = c->gcs,
+            .gcs_call = core__gcs_call,
             .raylet = c->raylet,
             .token = c->token,
             .self = c->worker_id,
@@ -598,15 +654,15 @@ int rayc_shutdown(void)
      * every pin of a client when its connection closes, so closing it is
      * the release. The job end is recorded first. */
     Rpc__FinishJobRequest req = RPC__FINISH_JOB_REQUEST__INIT;
-    req.req_id = cw_conn_next_id(c->gcs);
     req.job_id = job_id_to_int(c->job);
     ProtobufCMessage *m = NULL;
-    if (cw_conn_call(c->gcs, req.req_id, MSG_FINISH_JOB_REQ, &req.base, MSG_FINISH_JOB_REPLY, &m,
-                     5000) == 0)
+    if (core__gcs_call(MSG_FINISH_JOB_REQ, &req.base, &req.req_id, MSG_FINISH_JOB_REPLY, &m,
+                       5000) == 0)
         msg_free(m);
     asub_free(c->actors);
     c->actors = NULL;
     disconnect(c);
+    free_retired_gcs();
     destroy_tables(c);
     embedded_stop(&c->embedded);
     pthread_mutex_unlock(&lifecycle_mu);
@@ -682,8 +738,11 @@ int core__init_worker(const char *socket_path, const char *worker_id_hex)
         return rc;
     /* Task code may ask the GCS too (rayc_nodes): its address and the token
      * are in the raylet's session directory. Without them tasks still run. */
-    char gcs[300];
-    if (read_small(c->session_dir, "gcs_address", gcs, sizeof(gcs)) == 0 &&
+    char gcs[300] = "";
+    const char *env_gcs = getenv("RAYC_GCS_ADDRESS");
+    if (env_gcs && *env_gcs)
+        snprintf(gcs, sizeof(gcs), "%s", env_gcs);
+    if ((gcs[0] || read_small(c->session_dir, "gcs_address", gcs, sizeof(gcs)) == 0) &&
         parse_host_port(gcs, c->gcs_host, sizeof(c->gcs_host), &c->gcs_port) == 0 &&
         find_token(c, c->session_dir) == 0 && connect_gcs(c) != 0)
         log_warn("worker: no GCS connection: %s", rayc_last_error());

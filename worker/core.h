@@ -103,6 +103,12 @@ static inline void core__unblock(void)
         b->unblock(b->arg);
 }
 
+/* A request to the GCS (req_id set here), connecting again when the GCS
+ * restarted; retries until timeout_ms while it is away. 0 with *reply, or
+ * RAYC_ECONN / RAYC_ETIMEDOUT. */
+int core__gcs_call(uint16_t type, ProtobufCMessage *req, uint64_t *req_id, uint16_t reply_type,
+                   ProtobufCMessage **reply, int timeout_ms);
+
 /* The actor submitter, made on the first actor call (mu NOT held). NULL
  * with rayc_last_error set when out of memory. */
 struct actor_submitter *core__actors(void);

@@ -105,7 +105,7 @@ int main(void)
     printf("after the transfer: alice %lld, bob %lld (the overdraft was refused: %s)\n",
            (long long)a_final, (long long)b_final, rayc_strerror(overdraft));
     rayc_shutdown();
-    int ok = a_bal == opening + DEPOSITS && b_bal == opening + DEPOSITS &&
-             a_final == a_bal - 250 && b_final == b_bal + 250 && overdraft == RAYC_ETASK;
+    int ok = a_bal == opening + DEPOSITS && b_bal == opening + DEPOSITS && a_final == a_bal - 250 &&
+             b_final == b_bal + 250 && overdraft == RAYC_ETASK;
     return ok ? 0 : 1;
 }

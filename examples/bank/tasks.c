@@ -58,8 +58,8 @@ static int withdraw(rayc_ctx *ctx, void *self, const rayc_buf *args, size_t narg
     account *a = self;
     int64_t amount = nargs == 1 ? arg_i64(&args[0]) : 0;
     if (amount > a->balance)
-        return rayc_fail(ctx, "insufficient funds: balance %lld, asked %lld",
-                         (long long)a->balance, (long long)amount);
+        return rayc_fail(ctx, "insufficient funds: balance %lld, asked %lld", (long long)a->balance,
+                         (long long)amount);
     a->balance -= amount;
     a->ops++;
     return rayc_return(ctx, 0, &a->balance, sizeof(a->balance));
