@@ -44,8 +44,8 @@ int main(void)
         return 1;
     }
     int64_t a = call_i64(c, "incr"), b = call_i64(c, "get"), k = call_i64(g, "get");
-    printf("Counter: incr -> %lld, get -> %lld; Gauge: get -> %lld\n", (long long)a,
-           (long long)b, (long long)k);
+    printf("Counter: incr -> %lld, get -> %lld; Gauge: get -> %lld\n", (long long)a, (long long)b,
+           (long long)k);
     rayc_shutdown();
     return a == 6 && b == 6 && k == 5000 ? 0 : 1;
 }

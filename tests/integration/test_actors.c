@@ -156,7 +156,7 @@ static void wait_state(rayc_actor a, const char *prefix)
 
 /* ============================================================ basics */
 
-#define THREADS 4
+#define THREADS    4
 #define PER_THREAD 500
 
 typedef struct {
@@ -235,8 +235,7 @@ Test(actors, methods_are_per_class_and_unknown_names_are_clear_errors)
     /* An unknown class: the actor is DEAD, and calls say which class. */
     rayc_actor ghost = create("NoSuchClass", 0, NULL);
     result(call(ghost, "get", NULL, 0), &status, err, sizeof(err));
-    cr_assert_eq(status, RAYC_EACTOR_DIED, "a call of an unknown class: %s",
-                 rayc_strerror(status));
+    cr_assert_eq(status, RAYC_EACTOR_DIED, "a call of an unknown class: %s", rayc_strerror(status));
     cr_assert(strstr(err, "NoSuchClass"), "message: %s", err);
     char st[512];
     state_of(ghost, st, sizeof(st));
