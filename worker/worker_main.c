@@ -5,6 +5,8 @@
  * goes away.
  */
 #include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -90,6 +92,11 @@ int main(void)
     const char *id = getenv("RAYC_WORKER_ID");
     setvbuf(stdout, NULL, _IOLBF, 0); /* lines reach the driver as they are written */
     signal(SIGPIPE, SIG_IGN);
+    /* Die with the raylet that started us (it may be gone already). */
+    const char *raylet_pid = getenv("RAYC_RAYLET_PID");
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (raylet_pid && getppid() != (pid_t)atoi(raylet_pid))
+        return 1;
     if (sock == NULL || id == NULL) {
         fprintf(stderr, "rayc_worker: started by hand? RAYC_RAYLET_SOCKET and RAYC_WORKER_ID "
                         "are set by the raylet\n");

@@ -495,6 +495,20 @@ Test(actors, release_lets_queued_calls_finish_then_the_actor_exits)
         cr_assert_eq(got, i + 1);
     }
     wait_state(a, "DEAD: released by its creator");
+
+    /* rayc status counts actors by state. */
+    rayc_actor b = create("Counter", 0, NULL);
+    call_i64(b, "get", NULL);
+    char addr[96], tok[HARNESS_PATH + 16];
+    snprintf(addr, sizeof(addr), "--address=%s", c.address);
+    snprintf(tok, sizeof(tok), "--token-file=%s", c.token_file);
+    const char *args[] = {"status", addr, tok, NULL};
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(harness_ctl(&out, &err, args), 0, "rayc_ctl status: %s", err);
+    cr_assert(strstr(out, "Actors: 1 alive, 0 restarting, 0 pending creation, 1 dead"),
+              "status: %s", out);
+    free(out);
+    free(err);
     rayc_shutdown();
 }
 
@@ -590,5 +604,36 @@ Test(actors, gcs_kill9_and_restart_while_calls_run_fails_no_call)
     /* Creation works again once the GCS is back. */
     rayc_actor b = create("Counter", 3, NULL);
     cr_assert_eq(call_i64(b, "incr", NULL), 4);
+    rayc_shutdown();
+}
+
+/* ============================================================ scale */
+
+#define THOUSAND 1000
+
+Test(actors, slow_thousand_actors_on_one_two_cpu_node, .timeout = 900)
+{
+    harness_slow_test();
+    raise_fd_limit(); /* this driver holds a connection per actor */
+    harness_cluster c;
+    const char *two[] = {"--num-cpus=2", NULL};
+    const char *const *extra[] = {two};
+    cluster(&c, 1, extra);
+    static rayc_actor a[THOUSAND];
+    static rayc_ref r[THOUSAND];
+    for (int i = 0; i < THOUSAND; i++)
+        a[i] = create("Counter", i, NULL);
+    for (int i = 0; i < THOUSAND; i++)
+        r[i] = call(a[i], "get", NULL, 0);
+    for (int i = 0; i < THOUSAND; i++) {
+        rayc_value v;
+        int rc = rayc_get(&r[i], 1, &v, 600000);
+        cr_assert_eq(rc, RAYC_OK, "actor %d: %s", i, rayc_last_error());
+        int64_t got;
+        memcpy(&got, v.data, sizeof(got));
+        cr_assert_eq(got, i, "actor %d answered %lld", i, (long long)got);
+        rayc_value_release(&v);
+        rayc_ref_release(r[i]);
+    }
     rayc_shutdown();
 }
