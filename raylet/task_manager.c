@@ -475,10 +475,12 @@ void tm_submit(task_manager *tm, client *owner, Rpc__SubmitTask *m)
 
 /* ---------------------------------------------------------------- actors */
 
+/* The live record of actor id (a killed one may linger until its worker
+ * is gone), or NULL. */
 static ractor *actor_find(task_manager *tm, const uint8_t *id)
 {
     for (ractor *r = tm->actors; r; r = r->next)
-        if (memcmp(r->id.b, id, ACTOR_ID_SIZE) == 0)
+        if (!r->exiting && memcmp(r->id.b, id, ACTOR_ID_SIZE) == 0)
             return r;
     return NULL;
 }
@@ -522,12 +524,14 @@ static void send_created(task_manager *tm, const uint8_t *actor_id, const worker
  * worker died): the GCS decides (a dead worker restarts it). */
 static void actor_creation_failed(task_manager *tm, rtask *t, const Rpc__Status *st)
 {
-    const uint8_t *id = t->msg->spec->actor_id.data;
-    ractor *r = actor_find(tm, id);
-    if (r && r->w == NULL)
-        actor_forget(tm, r);
-    send_created(tm, id, NULL, st ? st->code : RAYC_EIO, st ? st->message : "creation failed",
-                 NULL);
+    ractor *r = t->actor_rec;
+    t->actor_rec = NULL;
+    if (r == NULL)
+        return;
+    if (!r->exiting)
+        send_created(tm, r->id.b, NULL, st ? st->code : RAYC_EIO,
+                     st ? st->message : "creation failed", NULL);
+    actor_forget(tm, r);
 }
 
 /* The constructor ran on w: the worker is the actor's from now on and holds
@@ -535,7 +539,8 @@ static void actor_creation_failed(task_manager *tm, rtask *t, const Rpc__Status 
 static void actor_creation_done(task_manager *tm, rtask *t, worker *w, Rpc__TaskDone *m)
 {
     const uint8_t *id = t->msg->spec->actor_id.data;
-    ractor *r = actor_find(tm, id);
+    ractor *r = t->actor_rec;
+    t->actor_rec = NULL;
     int status = m->status ? m->status->code : RAYC_OK;
     bool ok = status == RAYC_OK && m->actor_address && m->actor_address[0] && r && !r->exiting;
     if (ok) {
@@ -584,10 +589,6 @@ void tm_create_actor(task_manager *tm, const Rpc__ActorInfo *a)
     if (a == NULL || a->actor_id.len != ACTOR_ID_SIZE)
         return;
     ractor *r = actor_find(tm, a->actor_id.data);
-    if (r && r->exiting) {
-        actor_forget(tm, r);
-        r = NULL;
-    }
     if (r)
         return; /* asked again (a GCS restart): it is being made, or lives */
     Rpc__TaskSpec *spec = rpc__task_spec__unpack(NULL, a->creation_spec.len, a->creation_spec.data);
@@ -625,6 +626,7 @@ void tm_create_actor(task_manager *tm, const Rpc__ActorInfo *a)
         return;
     }
     t->actor_creation = true;
+    t->actor_rec = r;
     t->no_forward = true; /* the GCS chose this node */
     t->remote_owner = true;
     jt_learn(tm->d.jobs, m->spec->job_id);
@@ -639,9 +641,10 @@ void tm_kill_actor(task_manager *tm, const Rpc__KillActorWorker *k)
     if (r == NULL)
         return;
     if (r->w && k->worker_id.len == WORKER_ID_SIZE &&
-        memcmp(r->w->id.b, k->worker_id.data, WORKER_ID_SIZE) != 0)
-        return; /* about an older incarnation */
-    r->exiting = true;
+        memcmp(r->w->id.b, k->worker_id.data, WORKER_ID_SIZE) != 0 &&
+        memcmp(k->worker_id.data, (uint8_t[WORKER_ID_SIZE]){0}, WORKER_ID_SIZE) != 0)
+        return;        /* about another incarnation */
+    r->exiting = true; /* freed when its worker is gone (or its creation ends) */
     if (r->w)
         wpool_kill(tm->d.pool, r->w);
 }
@@ -787,6 +790,9 @@ struct drop_match {
 static bool owned_by(void *arg, const rtask *t)
 {
     const struct drop_match *m = arg;
+    /* An actor's creation belongs to the GCS, which kills what must die. */
+    if (t->actor_creation)
+        return false;
     return memcmp(t->owner.b, m->owner->b, WORKER_ID_SIZE) == 0 ||
            (m->job_end && t->job_id == m->job_id);
 }
