@@ -3,6 +3,8 @@
  * are GCS requests; calls are task submitter records sent by the actor
  * submitter (actor_submitter.h) straight to the actor's worker.
  */
+#include <dlfcn.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,6 +135,31 @@ static int pack_creation(const char *cls, const actor_id_t *id, const rayc_arg *
     return rc;
 }
 
+/* A driver knows its code libraries: an unknown class is RAYC_ENOTFOUND at
+ * once (a worker, which does not, learns it when the constructor runs). */
+static int check_class(const char *cls)
+{
+    core_t *c = &rayc__core;
+    if (c->ncode == 0)
+        return 0;
+    char sym[MAX_CLASS_NAME + 32];
+    snprintf(sym, sizeof(sym), "rayc__new_%s", cls);
+    for (size_t i = 0; i < c->ncode; i++) {
+        /* Already loaded by rayc_init's checks, or loaded lazily now; kept. */
+        void *h = dlopen(c->code_paths[i], RTLD_LAZY | RTLD_LOCAL);
+        if (h == NULL)
+            return 0; /* cannot tell here: the worker will say */
+        bool found = dlsym(h, sym) != NULL;
+        dlclose(h);
+        if (found)
+            return 0;
+    }
+    return rayc__error(RAYC_ENOTFOUND,
+                       "rayc_actor_create: actor class '%s' is not in the job's code libraries "
+                       "(RAYC_ACTOR(%s, ...) exports it)",
+                       cls, cls);
+}
+
 int rayc_actor_create(const char *cls, const rayc_arg *args, size_t nargs,
                       const rayc_actor_opts *opts, rayc_actor *out)
 {
@@ -146,7 +173,7 @@ int rayc_actor_create(const char *cls, const rayc_arg *args, size_t nargs,
     if (opts && opts->get_if_exists && (opts->name == NULL || *opts->name == '\0'))
         return rayc__error(RAYC_EINVAL, "rayc_actor_create: get_if_exists needs a name");
     res_set held, demand;
-    if ((rc = actor_resources(opts, &held, &demand)) != 0)
+    if ((rc = actor_resources(opts, &held, &demand)) != 0 || (rc = check_class(cls)) != 0)
         return rc;
     actor_submitter *as = core__actors();
     if (as == NULL)

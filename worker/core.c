@@ -573,6 +573,15 @@ static void load_knobs(core_t *c)
     config_free(&cfg);
 }
 
+/* The job's code library paths, for checks a driver can make itself (an
+ * actor class it names). */
+static void keep_code_paths(core_t *c, const rayc_init_opts *o)
+{
+    c->ncode = 0;
+    for (size_t i = 0; o && o->code && o->code[i] && c->ncode < CORE_MAX_CODE; i++)
+        snprintf(c->code_paths[c->ncode++], CORE_PATH_MAX, "%s", o->code[i]);
+}
+
 int rayc_init(const rayc_init_opts *opts)
 {
     core_t *c = &rayc__core;
@@ -634,6 +643,7 @@ int rayc_init(const rayc_init_opts *opts)
         embedded_stop(&c->embedded);
         rayc__error(rc, "%s", saved);
     } else {
+        keep_code_paths(c, opts);
         __atomic_store_n(&c->initialized, true, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&lifecycle_mu);

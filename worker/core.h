@@ -29,6 +29,7 @@
 #include "task_submitter.h"
 
 #define CORE_PATH_MAX 1024
+#define CORE_MAX_CODE 8 /* code libraries a driver remembers (see code_paths) */
 
 /* How a blocking call (get, wait) tells the executor of a worker that the
  * running task waits, so the raylet lends its CPU to other tasks. All NULL
@@ -68,9 +69,11 @@ typedef struct {
     ref_table refs;
     store_client *store;
     task_submitter *tasks;
-    struct actor_submitter *actors; /* made on first use (core__actors) */
-    char namespace_[128];           /* named actors: the job's namespace */
-    frame_router router;            /* frames from the raylet nobody waits for */
+    struct actor_submitter *actors;                /* made on first use (core__actors) */
+    char namespace_[128];                          /* named actors: the job's namespace */
+    char code_paths[CORE_MAX_CODE][CORE_PATH_MAX]; /* a driver's code libraries (rayc_init) */
+    size_t ncode;
+    frame_router router; /* frames from the raylet nobody waits for */
     core_blocker blocker;
 } core_t;
 

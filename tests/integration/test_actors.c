@@ -232,8 +232,21 @@ Test(actors, methods_are_per_class_and_unknown_names_are_clear_errors)
     cr_assert(strstr(err, "no_such_method") && strstr(err, "Counter"), "message: %s", err);
     cr_assert_eq(call_i64(counter, "incr", NULL), 8, "the actor lives on after a bad call");
 
-    /* An unknown class: the actor is DEAD, and calls say which class. */
-    rayc_actor ghost = create("NoSuchClass", 0, NULL);
+    /* An unknown class: the driver knows its libraries and says so at once. */
+    rayc_actor ghost;
+    int64_t zero = 0;
+    rayc_arg zarg = RAYC_VAL(&zero, sizeof(zero));
+    int rc = rayc_actor_create("NoSuchClass", &zarg, 1, NULL, &ghost);
+    cr_assert_eq(rc, RAYC_ENOTFOUND, "create of an unknown class: %s", rayc_strerror(rc));
+    cr_assert(strstr(rayc_last_error(), "NoSuchClass"), "message: %s", rayc_last_error());
+    rayc_shutdown();
+
+    /* A driver without the library (a worker is one): the actor is DEAD,
+     * and calls say which class. */
+    setenv("RAYC_TOKEN_FILE", c.token_file, 1);
+    rayc_init_opts bare = {.address = c.address, .log_to_driver = -1};
+    cr_assert_eq(rayc_init(&bare), RAYC_OK, "%s", rayc_last_error());
+    ghost = create("NoSuchClass", 0, NULL);
     result(call(ghost, "get", NULL, 0), &status, err, sizeof(err));
     cr_assert_eq(status, RAYC_EACTOR_DIED, "a call of an unknown class: %s", rayc_strerror(status));
     cr_assert(strstr(err, "NoSuchClass"), "message: %s", err);
