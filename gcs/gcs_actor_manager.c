@@ -104,7 +104,8 @@ static const Rpc__NodeInfo *pick_node(gcs_server *srv, const Rpc__TaskSpec *spec
 /* Send a waiting, unplaced actor's creation to a node that fits it. */
 static void place(gcs_server *srv, const Rpc__ActorInfo *a)
 {
-    if (a == NULL || a->node_id.len != 0 ||
+    /* No creation task (a record written by hand): nothing to run. */
+    if (a == NULL || a->node_id.len != 0 || a->creation_spec.len == 0 ||
         (a->state != RPC__ACTOR_STATE__ACTOR_PENDING_CREATION &&
          a->state != RPC__ACTOR_STATE__ACTOR_RESTARTING))
         return;
