@@ -91,7 +91,9 @@
     X(122, ACTOR_DIED, actor_died)                                   \
     X(123, KILL_ACTOR_WORKER, kill_actor_worker)                     \
     X(124, OBJECT_OWNER, object_owner)                               \
-    X(125, ACTOR_EXIT, actor_exit)
+    X(125, ACTOR_EXIT, actor_exit)                                   \
+    X(130, STREAM_ITEM, stream_item)                                 \
+    X(131, STREAM_ACK, stream_ack)
 /* clang-format on */
 
 enum msg_type {

@@ -15,6 +15,11 @@ uint64_t now_ms(void);  /* monotonic milliseconds */
 uint64_t now_us(void);  /* monotonic microseconds */
 uint64_t wall_ms(void); /* milliseconds since the epoch */
 
+/* A fast 64-bit hash of n bytes (the XXH64 algorithm: four independent
+ * lanes, about a byte per cycle per lane). Not cryptographic: a caller that
+ * must not confuse two contents compares them when their hashes match. */
+uint64_t hash_bytes(const void *data, size_t n);
+
 /* mkdir -p with the given mode for created directories. 0 or -1 (errno). */
 int mkdir_p(const char *path, unsigned mode);
 /* Read a whole file (NUL-terminated for convenience). Caller frees. NULL on

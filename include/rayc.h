@@ -140,12 +140,14 @@ typedef struct {
     double num_gpus;
     const char *resources; /* "name=amount,name=amount" */
     size_t memory;
-    int max_retries;      /* system failures; 0 means default (3); -1 none */
-    int retry_exceptions; /* also retry application errors */
-    int strategy;         /* RAYC_SCHED_DEFAULT, RAYC_SCHED_SPREAD, RAYC_SCHED_NODE */
-    const char *node_id;  /* hex, for RAYC_SCHED_NODE */
-    int soft;             /* node affinity may fall back */
-    const char *name;     /* shown in listings and timelines */
+    int max_retries;            /* system failures; 0 means default (3); -1 none */
+    int retry_exceptions;       /* also retry application errors */
+    int strategy;               /* RAYC_SCHED_DEFAULT, RAYC_SCHED_SPREAD, RAYC_SCHED_NODE */
+    const char *node_id;        /* hex, for RAYC_SCHED_NODE */
+    int soft;                   /* node affinity may fall back */
+    const char *name;           /* shown in listings and timelines */
+    int generator_backpressure; /* streams: >0 makes rayc_yield wait while that many yielded
+                                   items are not yet taken by rayc_stream_next; 0: no limit */
 } rayc_task_opts;
 
 RAYC_PUBLIC int rayc_submit(const char *function, const rayc_arg *args, size_t nargs,
@@ -153,11 +155,24 @@ RAYC_PUBLIC int rayc_submit(const char *function, const rayc_arg *args, size_t n
                             rayc_ref *returns /* num_returns */);
 RAYC_PUBLIC int rayc_cancel(rayc_ref ref, int force);
 
+/* Streaming generators (docs/generators.md). The function yields items with
+ * rayc_yield / rayc_yield_alloc; each item is an object of its own, owned by
+ * the caller and handed out as soon as it is yielded, in order, once each
+ * (also across retries of a worker that died). A generator that fails after
+ * k items gives k items, then one item whose value is the error, then EOF.
+ * opts->num_returns: 0 or RAYC_STREAMING. */
 typedef struct rayc_stream rayc_stream;
 RAYC_PUBLIC int rayc_submit_stream(const char *function, const rayc_arg *args, size_t nargs,
                                    const rayc_task_opts *opts, rayc_stream **out);
+/* The next item: RAYC_OK with *out (a reference you own), RAYC_ETIMEDOUT when
+ * none arrived within timeout_ms (-1: forever, 0: poll), RAYC_EOF after the
+ * last item, every time after that too. */
 RAYC_PUBLIC int rayc_stream_next(rayc_stream *s, rayc_ref *out,
                                  int64_t timeout_ms); /* RAYC_EOF at the end */
+/* Free the stream; before the end it cancels the generator (it stops at its
+ * next yield) and frees the items not taken. Items taken stay yours. Call it
+ * once for every stream, also after RAYC_EOF. rayc_cancel(item, force) of
+ * any item cancels the generator too. */
 RAYC_PUBLIC void rayc_stream_close(rayc_stream *s);
 
 /* -------------------------------------------------------------- task code */
@@ -173,8 +188,16 @@ typedef int (*rayc_fn)(rayc_ctx *ctx, const rayc_buf *args, size_t nargs);
 
 RAYC_PUBLIC int rayc_return(rayc_ctx *ctx, size_t index, const void *data, size_t size);
 RAYC_PUBLIC void *rayc_return_alloc(rayc_ctx *ctx, size_t index,
-                                    size_t size);                         /* written in place */
+                                    size_t size); /* written in place */
+/* A generator's next item (copied). Waits while generator_backpressure items
+ * are not yet taken. RAYC_ECANCELLED once the caller closed or cancelled the
+ * stream: return then. RAYC_EINVAL in a task that is not a generator. */
 RAYC_PUBLIC int rayc_yield(rayc_ctx *ctx, const void *data, size_t size); /* streaming item */
+/* The next item, written in place (large ones straight into the store); it
+ * is sent at the next rayc_yield* or when the function returns 0 (a failing
+ * generator drops it). NULL with rayc_last_error() set when it cannot be
+ * had (RAYC_ECANCELLED, store full, not a generator). */
+RAYC_PUBLIC void *rayc_yield_alloc(rayc_ctx *ctx, size_t size);
 RAYC_PUBLIC int rayc_fail(rayc_ctx *ctx, const char *fmt, ...)
     __attribute__((format(printf, 2, 3))); /* `return rayc_fail(ctx, ...);` */
 

@@ -15,7 +15,7 @@
 /* A scheduling class: the ready tasks of one job with one demand, in order. */
 typedef struct sclass {
     uint32_t job_id;
-    bool solo; /* actor creations: one task per lease, no pipelining */
+    bool solo; /* actor creations, generators: one task per lease, no pipelining */
     res_set demand;
     rtask *head, *tail;
     size_t count;
@@ -26,7 +26,7 @@ typedef struct sclass {
 typedef struct lease {
     worker *w;
     bool active;  /* holds a lease now */
-    bool solo;    /* granted to a solo class (an actor's creation) */
+    bool solo;    /* granted to a solo class (an actor's creation, a generator) */
     res_set held; /* resources the lease holds */
     bool blocked; /* its running task waits in get/wait; CPU given back */
     double blocked_cpu;
@@ -102,8 +102,9 @@ static void class_remove(lease_mgr *lm, sclass *c, rtask *t)
 int lease_enqueue(lease_mgr *lm, rtask *t, bool front)
 {
     /* An actor's creation gets a worker of its own: the worker is the
-     * actor's afterwards, so nothing may queue behind it. */
-    sclass *c = class_for(lm, t->job_id, &t->demand, t->msg->spec->actor_creation);
+     * actor's afterwards, so nothing may queue behind it. Nor behind a
+     * generator, which may run (or wait for its consumer) for long. */
+    sclass *c = class_for(lm, t->job_id, &t->demand, task_solo(t));
     if (c == NULL)
         return RAYC_ENOMEM;
     t->state = T_READY;
@@ -351,9 +352,7 @@ void lease_task_done(lease_mgr *lm, rtask *t)
 void lease_take_back(lease_mgr *lm, rtask *t)
 {
     lease *l = lease_of(t->w);
-    /* An actor's creation gets a worker of its own: the worker is the
-     * actor's afterwards, so nothing may queue behind it. */
-    sclass *c = class_for(lm, t->job_id, &t->demand, t->msg->spec->actor_creation);
+    sclass *c = class_for(lm, t->job_id, &t->demand, task_solo(t));
     if (c == NULL)
         return; /* out of memory: it stays with the worker */
     pipeline_remove(l, t);

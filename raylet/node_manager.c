@@ -261,6 +261,9 @@ static bool worker_frame(node_manager *nm, client *cl, uint16_t type, ProtobufCM
     case MSG_OBJECT_OWNER:
         give_to_owner(nm, (Rpc__ObjectOwner *)msg);
         return true;
+    case MSG_STREAM_ITEM:
+        tm_stream_item(nm->tm, cl, (Rpc__StreamItem *)msg);
+        return true;
     }
     return false;
 }
@@ -275,6 +278,9 @@ static void client_frame(void *arg, client *cl, uint16_t type, ProtobufCMessage 
         return;
     case MSG_CANCEL_TASK:
         tm_cancel(nm->tm, cl, (Rpc__CancelTask *)msg);
+        return;
+    case MSG_STREAM_ACK:
+        tm_stream_ack(nm->tm, (Rpc__StreamAck *)msg);
         return;
     case MSG_PULL_OBJECTS:
         pull_for_client(nm, cl, (Rpc__PullObjects *)msg);
@@ -298,6 +304,7 @@ static void client_frame(void *arg, client *cl, uint16_t type, ProtobufCMessage 
     case MSG_WORKER_UNBLOCKED:
     case MSG_ACTOR_DIED:
     case MSG_OBJECT_OWNER:
+    case MSG_STREAM_ITEM:
         if (worker_frame(nm, cl, type, msg))
             return;
         break;
@@ -334,6 +341,12 @@ static void peer_frame(void *arg, conn *c, const node_id_t *from, uint16_t type,
         return;
     case MSG_TASK_DONE:
         tm_remote_done(nm->tm, (Rpc__TaskDone *)msg);
+        return;
+    case MSG_STREAM_ITEM:
+        tm_remote_stream_item(nm->tm, (Rpc__StreamItem *)msg);
+        return;
+    case MSG_STREAM_ACK:
+        tm_stream_ack(nm->tm, (Rpc__StreamAck *)msg);
         return;
     case MSG_CANCEL_TASK:
         tm_cancel(nm->tm, NULL, (Rpc__CancelTask *)msg);

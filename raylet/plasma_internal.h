@@ -176,6 +176,7 @@ struct plasma_store {
     uint64_t slab_bytes; /* in all clients' pieces */
     uint64_t nobjects, nunsealed, npinned, nspilled, spilled_bytes;
     uint64_t evictions, spills, restores, npending_reqs, npending_creates;
+    uint64_t peak_used; /* highest stats.used since start or plasma_store_reset_peak */
 
     plasma_hooks hooks;
     void *hook_arg;
@@ -200,6 +201,8 @@ plasma__pin *plasma__pin_find(const plasma__obj *o, const plasma_client *cl);
 int plasma__pin_add(plasma_store *s, plasma_client *cl, plasma__obj *o);
 void plasma__pin_drop(plasma_store *s, plasma__pin *p, uint32_t k);
 int plasma__make_room(plasma_store *s, uint64_t size, uint64_t *off);
+/* Objects now use more of the arena than ever: raise peak_used. */
+void plasma__note_peak(plasma_store *s);
 int plasma__restore_one(plasma_store *s, plasma__obj *o);
 bool plasma__slot_ready(const plasma__slot *sl);
 bool plasma__req_complete(const plasma__req *r);

@@ -406,6 +406,7 @@ int plasma__restore_one(plasma_store *s, plasma__obj *o)
     s->nspilled--;
     s->spilled_bytes -= o->size;
     s->restores++;
+    plasma__note_peak(s);
     plasma__lru_touch(s, o);
     plasma__notify(s, o);
     return 0;

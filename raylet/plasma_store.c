@@ -92,6 +92,7 @@ int plasma__obj_install(plasma_store *s, plasma_client *cl, const object_id_t *i
         plasma__obj_gc(s, o);
         return RAYC_ENOMEM;
     }
+    plasma__note_peak(s);
     return 0;
 }
 
@@ -600,5 +601,27 @@ void plasma_store_stats(const plasma_store *s, plasma_stats *out)
         .free_blocks = ai.free_blocks,
         .pending_creates = s->npending_creates,
         .pending_gets = s->npending_reqs,
+        .peak_used = s->peak_used,
     };
+}
+
+/* Objects' bytes now: the allocator's used blocks less the put slabs not
+ * carved into objects yet. */
+static uint64_t objects_used(const plasma_store *s)
+{
+    plasma_alloc_info ai;
+    plasma_alloc_stats(s->al, &ai);
+    return ai.used - s->slab_bytes;
+}
+
+void plasma__note_peak(plasma_store *s)
+{
+    uint64_t used = objects_used(s);
+    if (used > s->peak_used)
+        s->peak_used = used;
+}
+
+void plasma_store_reset_peak(plasma_store *s)
+{
+    s->peak_used = objects_used(s);
 }

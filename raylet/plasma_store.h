@@ -109,6 +109,7 @@ typedef struct {
     uint64_t free_blocks;      /* allocator fragmentation indicator */
     uint64_t pending_creates;  /* creates waiting for space */
     uint64_t pending_gets;     /* gets and waits not answered yet */
+    uint64_t peak_used;        /* highest `used` since start or plasma_store_reset_peak */
 } plasma_stats;
 
 /* ------------------------------------------------------------ the store */
@@ -142,6 +143,8 @@ uint64_t plasma_store_prefault_us(const plasma_store *s);
 void plasma_store_set_hooks(plasma_store *s, const node_id_t *node, const plasma_hooks *h,
                             void *arg);
 void plasma_store_stats(const plasma_store *s, plasma_stats *out);
+/* Start the high-water mark (plasma_stats.peak_used) again from the current use. */
+void plasma_store_reset_peak(plasma_store *s);
 
 /* ------------------------------------------------------------ clients */
 

@@ -282,7 +282,10 @@ static void handle_stats(plasma_store *s, plasma_client *cl, Rpc__StoreStatsRequ
     r.evicted_objects = st.evictions;
     r.restored_objects = st.restores;
     r.reserved = st.reserved;
+    r.peak_used = st.peak_used;
     send_reply(cl, MSG_STORE_STATS_REPLY, &r.base);
+    if (m->reset_peak)
+        plasma_store_reset_peak(s);
 }
 
 bool plasma_handle(plasma_store *s, plasma_client *cl, uint16_t type, ProtobufCMessage *msg)

@@ -51,8 +51,10 @@ typedef struct rtask {
     bool actor_creation; /* an actor's constructor: its end goes to the GCS */
     void *actor_rec;     /* ... and the task manager's record of that actor */
     node_id_t owner_node;
-    node_id_t fwd_node; /* T_FORWARDED: where it went */
-    id_node hnode;      /* the task manager's table */
+    node_id_t fwd_node;       /* T_FORWARDED: where it went */
+    uint32_t stream_consumed; /* generators: items the owner took (StreamAck), for the
+                                 spec when it is pushed or forwarded */
+    id_node hnode;            /* the task manager's table */
 
     /* dependency manager */
     struct dependency_manager *dm; /* set while it waits */
@@ -68,6 +70,22 @@ typedef struct rtask {
     struct worker *w;   /* T_DISPATCHED: the worker running it */
     struct rtask *next, *prev;
 } rtask;
+
+/* Runs alone on its worker (no task pipelined behind it): an actor's
+ * creation, a generator. */
+static inline bool task_solo(const rtask *t)
+{
+    return t->msg->spec->actor_creation || t->msg->spec->streaming;
+}
+
+/* A generator's spec carries what its owner consumed so far: the acks that
+ * reached this raylet while it waited here. */
+static inline void task_stamp_stream(rtask *t)
+{
+    Rpc__TaskSpec *s = t->msg->spec;
+    if (s->streaming && t->stream_consumed > s->stream_consumed)
+        s->stream_consumed = t->stream_consumed;
+}
 
 /* True if the task takes any argument by reference (from the store). */
 static inline bool task_has_ref_args(const rtask *t)

@@ -171,6 +171,7 @@ static bool forward(void *arg, rtask *t, const node_id_t *node)
     if (c == NULL)
         return false;
     Rpc__ForwardTask f = RPC__FORWARD_TASK__INIT;
+    task_stamp_stream(t);
     f.spec = t->msg->spec;
     f.from_node.data = tm->d.node_id.b;
     f.from_node.len = NODE_ID_SIZE;
@@ -228,6 +229,7 @@ static void env_push(void *ctx, worker *w, rtask *t)
 {
     (void)ctx;
     Rpc__PushTask p = RPC__PUSH_TASK__INIT;
+    task_stamp_stream(t);
     p.spec = t->msg->spec;
     conn_send(w->cl->c, MSG_PUSH_TASK, &p.base);
 }
@@ -705,6 +707,95 @@ void tm_task_done(task_manager *tm, client *from, Rpc__TaskDone *m)
     m->node_id = sent_node;
     task_free(tm, t);
     tm_schedule(tm);
+}
+
+/* ---------------------------------------------------------------- generators */
+
+/* A local owner's store item is pinned for it on the way, as a store
+ * result is (send_done): its first get of it is then a lookup in its own
+ * memory. */
+static void pin_for_owner(task_manager *tm, client *owner, const object_id_t *id,
+                          protobuf_c_boolean *pinned, uint64_t *offset)
+{
+    plasma_view v;
+    if (plasma_pin(tm->d.store, owner->pc, id, &v) == 0) {
+        *pinned = true;
+        *offset = v.off;
+    }
+}
+
+/* Deliver an item to the owner of t: its local connection (the store copy
+ * pinned for it), or the raylet of its node. */
+static void send_item(task_manager *tm, const rtask *t, Rpc__StreamItem *m)
+{
+    if (t->remote_owner) {
+        conn *c = peers_get(tm->d.peers, &t->owner_node);
+        if (c)
+            conn_send(c, MSG_STREAM_ITEM, &m->base);
+        return;
+    }
+    client *owner = creg_by_worker(tm->d.clients, &t->owner);
+    if (owner == NULL)
+        return;
+    if (m->in_store) {
+        object_id_t oid = object_id_for_return(&t->id, m->index + 1);
+        pin_for_owner(tm, owner, &oid, &m->pinned, &m->offset);
+    }
+    conn_send(owner->c, MSG_STREAM_ITEM, &m->base);
+}
+
+void tm_stream_item(task_manager *tm, client *from, Rpc__StreamItem *m)
+{
+    rtask *t = task_find(tm, m->task_id.data, m->task_id.len);
+    if (from->w == NULL || t == NULL || t->state != T_DISPATCHED || t->w != from->w ||
+        !t->msg->spec->streaming) {
+        log_warn("%s sent an item of a generator it was not running", conn_peer(from->c));
+        return;
+    }
+    if (m->in_store) {
+        /* The item belongs to the owner (fate-sharing), as a store return. */
+        object_id_t oid = object_id_for_return(&t->id, m->index + 1);
+        client *owner = t->remote_owner ? NULL : creg_by_worker(tm->d.clients, &t->owner);
+        if (owner && owner->pc)
+            plasma_set_owner(tm->d.store, &oid, owner->pc);
+        else if (t->remote_owner)
+            plasma_set_owner(tm->d.store, &oid, NULL);
+        else
+            plasma_delete(tm->d.store, &oid);
+    }
+    /* Stamp where a store item lives (the field is the unpacked message's:
+     * lend it our bytes while sending only). */
+    ProtobufCBinaryData sent_node = m->node_id;
+    m->node_id = (ProtobufCBinaryData){NODE_ID_SIZE, tm->d.node_id.b};
+    send_item(tm, t, m);
+    m->node_id = sent_node;
+}
+
+void tm_remote_stream_item(task_manager *tm, Rpc__StreamItem *m)
+{
+    if (m->owner_id.len != WORKER_ID_SIZE)
+        return;
+    worker_id_t owner;
+    memcpy(owner.b, m->owner_id.data, WORKER_ID_SIZE);
+    client *cl = creg_by_worker(tm->d.clients, &owner);
+    if (cl)
+        conn_send(cl->c, MSG_STREAM_ITEM, &m->base);
+}
+
+void tm_stream_ack(task_manager *tm, Rpc__StreamAck *a)
+{
+    rtask *t = task_find(tm, a->task_id.data, a->task_id.len);
+    if (t == NULL || !t->msg->spec->streaming)
+        return; /* not here (any more): the next attempt's spec carries the count */
+    if (a->consumed > t->stream_consumed)
+        t->stream_consumed = a->consumed;
+    if (t->state == T_DISPATCHED && t->w && t->w->cl) {
+        conn_send(t->w->cl->c, MSG_STREAM_ACK, &a->base);
+    } else if (t->state == T_FORWARDED) {
+        conn *c = peers_get(tm->d.peers, &t->fwd_node);
+        if (c)
+            conn_send(c, MSG_STREAM_ACK, &a->base);
+    }
 }
 
 void tm_worker_died(task_manager *tm, worker *w)

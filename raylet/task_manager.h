@@ -60,6 +60,13 @@ void tm_task_done(task_manager *tm, client *from, Rpc__TaskDone *m);
 /* from: NULL when a peer raylet passes on an owner's cancel. */
 void tm_cancel(task_manager *tm, client *from, Rpc__CancelTask *m);
 void tm_worker_blocked(task_manager *tm, worker *w, Rpc__WorkerBlocked *m);
+/* Streaming generators (docs/generators.md): an item from the worker running
+ * the generator goes to its owner (a store item becomes the owner's); an
+ * item from another raylet goes to the local owner; an owner's StreamAck
+ * (from a local client or a peer raylet) goes where the generator runs. */
+void tm_stream_item(task_manager *tm, client *from, Rpc__StreamItem *m);
+void tm_remote_stream_item(task_manager *tm, Rpc__StreamItem *m);
+void tm_stream_ack(task_manager *tm, Rpc__StreamAck *a);
 void tm_worker_unblocked(task_manager *tm, worker *w);
 
 /* Multi-node: a task another raylet forwarded here (spillback; the message

@@ -21,6 +21,7 @@
 #include "config.h"
 #include "core.h"
 #include "actor_submitter.h"
+#include "arg_dedup.h"
 #include "embedded.h"
 #include "errors.h"
 #include "log.h"
@@ -53,6 +54,8 @@ static void hook_delete_object(void *arg, const object_id_t *id, bool release_pi
 static void hook_owned_gone(void *arg, const object_id_t *id)
 {
     core_t *c = arg;
+    if (c->dedup && object_id_is_put(id))
+        dedup_forget(c->dedup, id);
     if (c->tasks)
         tsub_lineage_release(c->tasks, id);
 }
@@ -109,6 +112,9 @@ static int init_tables(core_t *c)
         .arg = c,
     };
     router_init(&c->router);
+    c->dedup = dedup_new();
+    if (c->dedup == NULL)
+        return -1;
     return reft_init(&c->refs, &hooks);
 }
 
@@ -241,6 +247,7 @@ static int start_components(core_t *c)
     frame_router *r = &c->router;
     router_add(r, MSG_TASK_DONE, tsub_on_task_done, c->tasks);
     router_add(r, MSG_OBJECT_LOST, tsub_on_object_lost, c->tasks);
+    router_add(r, MSG_STREAM_ITEM, tsub_on_stream_item, c->tasks);
     router_add(r, MSG_GET_OBJECTS_REPLY, storec_on_late_get_reply, c->store);
     router_add(r, MSG_WORKER_OUTPUT, on_worker_output, c);
     router_add(r, MSG_CLUSTER_NOTICE, on_cluster_notice, c);
@@ -254,6 +261,8 @@ static void destroy_tables(core_t *c)
     reft_destroy(&c->refs);
     tsub_free(c->tasks);
     c->tasks = NULL;
+    dedup_free(c->dedup);
+    c->dedup = NULL;
     pthread_mutex_unlock(&c->mu);
 }
 

@@ -67,6 +67,7 @@ typedef struct {
 
     /* components */
     ref_table refs;
+    struct dedup_table *dedup; /* large by-value arguments in the store (arg_dedup.h) */
     store_client *store;
     task_submitter *tasks;
     struct actor_submitter *actors;                /* made on first use (core__actors) */

@@ -21,7 +21,7 @@
 
 #include "msg.h"
 
-#define ROUTER_MAX_TYPE 128 /* message types 0..127 can be routed */
+#define ROUTER_MAX_TYPE 256 /* message types 0..255 can be routed */
 
 /* Handle one frame. Return 1 to keep msg (the handler frees it later with
  * msg_free), 0 to have it freed after return (cw_async_fn's contract). */

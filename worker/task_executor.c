@@ -13,64 +13,19 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "task_executor.h"
+#include "task_executor_internal.h"
 
 #include "rayc.h"
 #include "errors.h"
 #include "log.h"
 #include "util.h"
 
-#define FN_BUCKETS 256
-#define MAX_LIBS   64
-
-typedef struct {
-    bool set;
-    bool in_store;
-    bool sealed;
-    bool existed; /* a copy was already here (a rebuilt task): written to scratch */
-    object_id_t id;
-    uint8_t *data; /* inline: heap buffer; store: arena */
-    size_t size;
-} ret_slot;
-
-struct rayc_ctx {
-    task_executor *x;
-    Rpc__TaskSpec *spec;
-    const tex_how *how; /* NULL: a task pushed by the raylet */
-    task_id_t task;
-    ret_slot *rets;
-    size_t nrets;
-    bool failed;
-    char error[1024];
-};
-
-typedef struct fn_entry {
-    char *name;
-    rayc_fn fn;
-    struct fn_entry *next;
-} fn_entry;
-
-/* Worker state: one process, one job at a time. */
-struct task_executor {
-    tex_deps d;
-    pthread_mutex_t mu;    /* the queue */
-    Rpc__PushTask **queue; /* pushed, not started (ring) */
-    size_t qhead, qlen, qcap;
-    bool in_task; /* the tex_run thread runs a task */
-    bool blocked; /* ... which told the raylet it blocks */
-    uint32_t job_id;
-    void *libs[MAX_LIBS];
-    size_t nlibs;
-    char bind_error[512];
-    fn_entry *fns[FN_BUCKETS];
-    tex_actor_fn actor_create; /* PushTasks that create an actor go here */
-    void *actor_arg;
-};
-
 /* ------------------------------------------------------------ task API */
 
 static int check_index(rayc_ctx *ctx, size_t index)
 {
+    if (ctx && ctx->gen)
+        return rayc__error(RAYC_EINVAL, "a generator has no returns: it yields items");
     if (ctx == NULL || index >= ctx->nrets)
         return rayc__error(RAYC_EINVAL, "return index %zu out of range (task has %zu)", index,
                            ctx ? ctx->nrets : 0);
@@ -150,16 +105,6 @@ int rayc_fail(rayc_ctx *ctx, const char *fmt, ...)
     va_end(ap);
     ctx->failed = true;
     return -1;
-}
-
-int rayc_yield(rayc_ctx *ctx, const void *data, size_t size)
-{
-    (void)data;
-    (void)size;
-    if (ctx == NULL)
-        return rayc__error(RAYC_EINVAL, "rayc_yield: NULL context");
-    return rayc__error(RAYC_EINVAL,
-                       "rayc_yield: this task was not submitted with rayc_submit_stream");
 }
 
 /* ------------------------------------------------------------ code */
@@ -327,14 +272,53 @@ static int on_cancel(void *arg, uint16_t type, ProtobufCMessage *msg)
         }
     }
     pthread_mutex_unlock(&x->mu);
-    if (found == NULL)
-        return 0; /* running or done: a running task is only stopped by force */
+    if (found == NULL) {
+        /* Running or done: a running task is only stopped by force, but a
+         * generator stops at its next yield. */
+        if (m->task_id.len == TASK_ID_SIZE)
+            tex__gen_cancel(x, m->task_id.data);
+        return 0;
+    }
     rayc_ctx ctx = {.x = x, .spec = found->spec};
     char text[300];
     snprintf(text, sizeof(text), "%s: cancelled", found->spec->function);
     report(&ctx, RAYC_ECANCELLED, text);
     msg_free(&found->base);
     return 0;
+}
+
+/* The owner took items of a generator: the running one may yield more; a
+ * queued one starts with the count. */
+static int on_stream_ack(void *arg, uint16_t type, ProtobufCMessage *msg)
+{
+    (void)type;
+    tex_stream_ack(arg, (const Rpc__StreamAck *)msg);
+    return 0;
+}
+
+void tex_stream_ack(task_executor *x, const Rpc__StreamAck *a)
+{
+    if (a->task_id.len != TASK_ID_SIZE)
+        return;
+    pthread_mutex_lock(&x->mu);
+    bool found = false;
+    for (tex_gen *g = x->gens; g && !found; g = g->next) {
+        if (memcmp(g->task.b, a->task_id.data, TASK_ID_SIZE) == 0) {
+            if (a->consumed > g->consumed)
+                g->consumed = a->consumed;
+            found = true;
+        }
+    }
+    for (size_t i = 0; i < x->qlen && !found; i++) {
+        Rpc__TaskSpec *s = x->queue[(x->qhead + i) % x->qcap]->spec;
+        if (memcmp(s->task_id.data, a->task_id.data, TASK_ID_SIZE) == 0) {
+            if (a->consumed > s->stream_consumed)
+                s->stream_consumed = a->consumed;
+            found = true;
+        }
+    }
+    pthread_cond_broadcast(&x->gen_cv);
+    pthread_mutex_unlock(&x->mu);
 }
 
 /* A pushed task: queue it (the message is kept until it has run). */
@@ -404,6 +388,7 @@ static void report(rayc_ctx *ctx, int status, const char *message)
     done.status = &st;
     done.owner_id = ctx->spec->owner_id;
     done.attempt = ctx->spec->attempt;
+    done.num_items = ctx->gen ? ctx->gen->yielded : 0;
     Rpc__TaskReturn rs[16], *rps[16], *heap = NULL, **hptrs = NULL;
     Rpc__TaskReturn *r = rs, **rp = rps;
     if (status == RAYC_OK && ctx->nrets > 16) {
@@ -559,8 +544,9 @@ static int load_args(rayc_ctx *ctx, run_args *ra)
 void tex_run_spec(task_executor *x, Rpc__TaskSpec *s, const tex_how *how)
 {
     rayc_ctx ctx = {.x = x, .spec = s, .how = how};
+    tex_gen gen;
     memcpy(ctx.task.b, s->task_id.data, TASK_ID_SIZE);
-    ctx.nrets = s->num_returns ? s->num_returns : 1;
+    ctx.nrets = s->streaming ? 0 : s->num_returns ? s->num_returns : 1;
     run_stack st;
     run_args ra;
     bool as_task = how == NULL || how->as_task;
@@ -577,19 +563,31 @@ void tex_run_spec(task_executor *x, Rpc__TaskSpec *s, const tex_how *how)
         goto out;
     char err[512];
     int rc;
+    if (s->streaming)
+        tex__gen_begin(&ctx, &gen);
     if (how && how->body) {
         rc = how->body(how->body_arg, &ctx, s, ra.bufs, s->n_args);
         if (rc == RAYC_ENOTFOUND && !ctx.failed) {
+            if (ctx.gen)
+                tex__gen_end(&ctx, false);
             report(&ctx, RAYC_ENOTFOUND, rayc_last_error());
             goto out;
         }
     } else {
         rayc_fn fn = lookup(x, s->function, err, sizeof(err));
         if (fn == NULL) {
+            if (ctx.gen)
+                tex__gen_end(&ctx, false);
             report(&ctx, RAYC_ENOTFOUND, err);
             goto out;
         }
         rc = fn(&ctx, ra.bufs, s->n_args);
+    }
+    if (ctx.gen && tex__gen_end(&ctx, rc == 0 && !ctx.failed)) {
+        char text[300];
+        snprintf(text, sizeof(text), "%s: cancelled", s->function);
+        report(&ctx, RAYC_ECANCELLED, text);
+        goto out;
     }
     if (rc != 0 || ctx.failed) {
         report_failure(&ctx, rc);
@@ -641,6 +639,7 @@ task_executor *tex_new(const tex_deps *deps)
         return NULL;
     x->d = *deps;
     pthread_mutex_init(&x->mu, NULL);
+    pthread_cond_init(&x->gen_cv, NULL);
     return x;
 }
 
@@ -661,6 +660,7 @@ void tex_free(task_executor *x)
         }
     }
     pthread_mutex_destroy(&x->mu);
+    pthread_cond_destroy(&x->gen_cv);
     free(x);
 }
 
@@ -668,7 +668,8 @@ int tex_register(task_executor *x, frame_router *r)
 {
     if (router_add(r, MSG_PUSH_TASK, on_push_task, x) != 0 ||
         router_add(r, MSG_BIND_JOB, on_bind_job, x) != 0 ||
-        router_add(r, MSG_CANCEL_TASK, on_cancel, x) != 0)
+        router_add(r, MSG_CANCEL_TASK, on_cancel, x) != 0 ||
+        router_add(r, MSG_STREAM_ACK, on_stream_ack, x) != 0)
         return -1;
     return 0;
 }

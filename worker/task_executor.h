@@ -4,7 +4,8 @@
  * them one at a time and report each (TaskDone); give queued tasks back when
  * the running one blocks in get/wait, so they cannot deadlock behind it.
  * Also the task side of the API: rayc_return, rayc_return_alloc, rayc_fail,
- * rayc_yield (through the rayc_ctx it passes each task).
+ * rayc_yield, rayc_yield_alloc (through the rayc_ctx it passes each task).
+ * A generator's items go to its owner as it yields them (generator.c).
  *
  * Dependencies are passed in (tex_deps): the raylet connection, the store
  * client (store returns), and the few fields of the process it changes as
@@ -54,6 +55,9 @@ typedef struct tex_how {
     void *body_arg;
     /* Where the TaskDone goes (NULL: the raylet). */
     void (*reply)(void *arg, const Rpc__TaskSpec *spec, Rpc__TaskDone *done);
+    /* Where a generator's items go (NULL: the raylet), in order, before the
+     * TaskDone. Called on the thread running it. */
+    void (*item)(void *arg, const Rpc__TaskSpec *spec, const Rpc__StreamItem *item);
     void *reply_arg;
     bool as_task; /* number puts from it and tell the raylet when it blocks */
 } tex_how;
@@ -74,7 +78,11 @@ bool tex_failed(const rayc_ctx *ctx);
 void *tex_symbol(task_executor *x, const char *prefix, const char *name, char *err, size_t errlen);
 /* Free the queue and the executor (the code libraries stay loaded). NULL-safe. */
 void tex_free(task_executor *x);
-/* Route PushTask, BindJob and CancelTask to x. 0, or -1 if one is taken. */
+/* The owner of a generator running or queued here took a.consumed of its
+ * items (backpressure). Thread-safe. */
+void tex_stream_ack(task_executor *x, const Rpc__StreamAck *a);
+/* Route PushTask, BindJob, CancelTask and StreamAck to x. 0, or -1 if one is
+ * taken. */
 int tex_register(task_executor *x, frame_router *r);
 /* Run pushed tasks until the raylet is gone; returns 0 then. */
 int tex_run(task_executor *x);

@@ -8,7 +8,7 @@
  * its request, resolved arguments and inline bytes in one block until its
  * arguments are known, then is built and sent the same way.
  */
-#include "task_submitter.h"
+#include "task_submitter_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,50 +16,9 @@
 
 #include "errors.h"
 #include "frame.h"
-#include "id_map.h"
 #include "log.h"
 
 #define OTASK_INITIAL_BUCKETS 256
-
-/* A deferred task's copy of what its spec needs: the request (its name in
- * name_copy), the arguments (inline bytes in bytes). One allocation. */
-typedef struct deferred {
-    tsub_request rq;
-    size_t nargs;
-    tsub_arg *args;
-    char *name_copy;
-    uint8_t *bytes;
-} deferred;
-
-typedef struct otask {
-    task_id_t id;
-    id_node hnode;
-    uint32_t num_returns;
-    int retries_left;
-    bool retry_exceptions;
-    bool cancelled;
-    bool submitted;
-    bool done;     /* finished; kept as lineage while its remote results are referenced */
-    bool hard_pin; /* RAYC_SCHED_NODE without soft: runs only on pin_node */
-    bool is_actor; /* a call of actor's method */
-    int actor_retries;
-    actor_id_t actor;
-    node_id_t pin_node;
-    uint8_t *frame; /* the SubmitTask frame as sent (kept for retries) */
-    size_t frame_len;
-    char *function;
-    /* References this task holds until it ends: its ref arguments. */
-    object_id_t *held;
-    size_t nheld;
-    deferred *def;       /* deferred tasks only */
-    struct otask *dnext; /* deferred list */
-} otask;
-
-struct task_submitter {
-    tsub_deps d;
-    id_map tasks;    /* otask by id */
-    otask *deferred; /* waiting for arguments still being computed */
-};
 
 /* ------------------------------------------------------------ pure parts */
 
@@ -137,6 +96,7 @@ void tsub_free(task_submitter *ts)
     for (id_node *n; (n = id_map_iter_next(&ts->tasks, &it)) != NULL;)
         otask_free(ID_MAP_ENTRY(n, otask, hnode));
     id_map_destroy(&ts->tasks);
+    tsub__streams_orphan(ts);
     free(ts);
 }
 
@@ -145,7 +105,7 @@ size_t tsub_count(const task_submitter *ts)
     return id_map_count(&ts->tasks);
 }
 
-static otask *otask_find(task_submitter *ts, const uint8_t *id)
+otask *tsub__find(task_submitter *ts, const uint8_t *id)
 {
     return ID_MAP_ENTRY(id_map_find(&ts->tasks, id), otask, hnode);
 }
@@ -176,8 +136,12 @@ static void release_held(task_submitter *ts, otask *t)
 }
 
 /* Every return of t becomes the error (status, message). mu held. */
-static void fail_returns(task_submitter *ts, otask *t, int status, const char *message)
+void tsub__fail_returns(task_submitter *ts, otask *t, int status, const char *message)
 {
+    if (t->stream) {
+        tsub__stream_fail(ts, t->stream, status, message);
+        return;
+    }
     for (uint32_t i = 1; i <= t->num_returns; i++) {
         object_id_t oid = object_id_for_return(&t->id, i);
         ref_entry *e = reft_find(ts->d.refs, &oid);
@@ -191,12 +155,14 @@ static void fail_returns(task_submitter *ts, otask *t, int status, const char *m
 }
 
 /* t's record goes (off the deferred list too, if it is there). mu held. */
-static void finish(task_submitter *ts, otask *t)
+void tsub__finish(task_submitter *ts, otask *t)
 {
     if (t->def)
         deferred_remove(ts, t);
     release_held(ts, t);
     id_map_remove(&ts->tasks, &t->hnode);
+    if (t->stream)
+        tsub__stream_detach(t->stream); /* may free it (closed already) */
     otask_free(t);
 }
 
@@ -269,7 +235,9 @@ static int build_and_send(task_submitter *ts, otask *t, const tsub_request *rq,
     spec.task_id.len = TASK_ID_SIZE;
     spec.job_id = job_id_to_int(*ts->d.job);
     spec.function = t->function;
-    spec.num_returns = t->num_returns;
+    spec.num_returns = t->stream ? 1 : t->num_returns;
+    if (t->stream)
+        tsub__stream_spec(t->stream, &spec);
     spec.n_resources = (size_t)rq->demand.n;
     spec.resources = rps;
     spec.owner_id.data = ts->d.owner.b;
@@ -318,6 +286,8 @@ static int resubmit(task_submitter *ts, otask *t)
     if (st == NULL)
         return RAYC_EPROTO;
     st->spec->attempt++;
+    if (t->stream)
+        tsub__stream_spec(t->stream, st->spec);
     int rc = send_spec(ts, t, st->spec);
     msg_free(&st->base);
     return rc;
@@ -390,7 +360,7 @@ static int resolve_deferred(task_submitter *ts, otask *t, ref_entry **failed)
 /* Submit the deferred tasks whose arguments are now known; fail those whose
  * arguments failed (with the same root cause). Repeats until nothing moves,
  * as one failure can fail a chain. mu held. */
-static void run_deferred(task_submitter *ts)
+void tsub__run_deferred(task_submitter *ts)
 {
     bool moved = true;
     while (moved) {
@@ -404,16 +374,16 @@ static void run_deferred(task_submitter *ts)
             deferred_remove(ts, t);
             moved = true;
             if (r < 0) {
-                fail_returns(ts, t, failed->status, failed->error ? failed->error : "");
-                finish(ts, t);
+                tsub__fail_returns(ts, t, failed->status, failed->error ? failed->error : "");
+                tsub__finish(ts, t);
                 continue;
             }
             int rc = build_and_send(ts, t, &t->def->rq, t->def->args, t->def->nargs);
             free(t->def);
             t->def = NULL;
             if (rc != 0) {
-                fail_returns(ts, t, rc, "could not submit the task to the raylet");
-                finish(ts, t);
+                tsub__fail_returns(ts, t, rc, "could not submit the task to the raylet");
+                tsub__finish(ts, t);
             }
         }
     }
@@ -493,30 +463,38 @@ static void add_returns(task_submitter *ts, otask *t, rayc_ref *returns)
     }
 }
 
-int tsub_submit(task_submitter *ts, const tsub_request *rq, tsub_arg *args, size_t nargs,
-                rayc_ref *returns, bool *taken)
+/* tsub_submit and tsub_submit_stream: returns for a task, *stream for a
+ * generator. */
+static int submit(task_submitter *ts, const tsub_request *rq, tsub_arg *args, size_t nargs,
+                  rayc_ref *returns, rayc_stream **stream, bool *taken)
 {
     *taken = false;
     otask *t = new_otask(ts, rq, nargs);
     if (t == NULL)
         return rayc__error(RAYC_ENOMEM, "out of memory");
-    *taken = true;
     pthread_mutex_lock(ts->d.mu);
+    if (stream && (*stream = tsub__stream_new(ts, t, rq)) == NULL) {
+        pthread_mutex_unlock(ts->d.mu);
+        otask_free(t);
+        return rayc__error(RAYC_ENOMEM, "out of memory");
+    }
+    *taken = true;
     ref_entry *failed = NULL;
     bool pending = false;
     take_args(ts, t, args, nargs, &failed, &pending);
-    add_returns(ts, t, returns);
+    if (returns)
+        add_returns(ts, t, returns);
     id_map_insert(&ts->tasks, &t->hnode);
     int rc = 0;
     if (failed) {
         /* A dependency failed already: this task fails the same way, unrun. */
-        fail_returns(ts, t, failed->status, failed->error ? failed->error : "");
-        finish(ts, t);
+        tsub__fail_returns(ts, t, failed->status, failed->error ? failed->error : "");
+        tsub__finish(ts, t);
     } else if (t->is_actor) {
         /* Held for the actor submitter, which sends calls in order. */
         if (defer(ts, t, rq, args, nargs) != 0) {
-            fail_returns(ts, t, RAYC_ENOMEM, "out of memory");
-            finish(ts, t);
+            tsub__fail_returns(ts, t, RAYC_ENOMEM, "out of memory");
+            tsub__finish(ts, t);
             rc = rayc__error(RAYC_ENOMEM, "out of memory");
         } else {
             deferred_remove(ts, t);
@@ -524,66 +502,93 @@ int tsub_submit(task_submitter *ts, const tsub_request *rq, tsub_arg *args, size
     } else if (!pending) {
         rc = build_and_send(ts, t, rq, args, nargs);
         if (rc != 0) {
-            fail_returns(ts, t, rc, "could not submit the task to the raylet");
-            finish(ts, t);
+            tsub__fail_returns(ts, t, rc, "could not submit the task to the raylet");
+            tsub__finish(ts, t);
             rc = rayc__error(rc, "rayc_submit: the raylet is unreachable");
         }
     } else if (defer(ts, t, rq, args, nargs) != 0) {
-        fail_returns(ts, t, RAYC_ENOMEM, "out of memory");
-        finish(ts, t);
+        tsub__fail_returns(ts, t, RAYC_ENOMEM, "out of memory");
+        tsub__finish(ts, t);
         rc = rayc__error(RAYC_ENOMEM, "out of memory");
     }
     pthread_mutex_unlock(ts->d.mu);
     return rc;
 }
 
+int tsub_submit(task_submitter *ts, const tsub_request *rq, tsub_arg *args, size_t nargs,
+                rayc_ref *returns, bool *taken)
+{
+    return submit(ts, rq, args, nargs, returns, NULL, taken);
+}
+
+int tsub_submit_stream(task_submitter *ts, const tsub_request *rq, tsub_arg *args, size_t nargs,
+                       rayc_stream **out, bool *taken)
+{
+    *out = NULL;
+    tsub_request srq = *rq;
+    srq.streaming = true;
+    srq.num_returns = 0; /* items instead */
+    return submit(ts, &srq, args, nargs, NULL, out, taken);
+}
+
 int tsub_cancel(task_submitter *ts, const object_id_t *oid, bool force)
 {
     task_id_t tid = object_id_task(oid);
     pthread_mutex_lock(ts->d.mu);
-    otask *t = otask_find(ts, tid.b);
+    otask *t = tsub__find(ts, tid.b);
     if (t == NULL) {
         pthread_mutex_unlock(ts->d.mu);
         return rayc__error(RAYC_ENOTFOUND, "rayc_cancel: no pending task of this process made it");
     }
+    tsub__cancel(ts, t, force);
+    pthread_mutex_unlock(ts->d.mu);
+    return 0;
+}
+
+void tsub__cancel(task_submitter *ts, otask *t, bool force)
+{
     t->cancelled = true;
     t->retries_left = 0;
     if (!t->submitted) {
         deferred_remove(ts, t);
-        fail_returns(ts, t, RAYC_ECANCELLED, "cancelled");
-        finish(ts, t);
-        run_deferred(ts);
-    } else {
+        tsub__fail_returns(ts, t, RAYC_ECANCELLED, "cancelled");
+        tsub__finish(ts, t);
+        tsub__run_deferred(ts);
+    } else if (!t->done) {
         Rpc__CancelTask m = RPC__CANCEL_TASK__INIT;
-        m.task_id.data = tid.b;
+        m.task_id.data = t->id.b;
         m.task_id.len = TASK_ID_SIZE;
         m.force = force;
         m.owner_id.data = ts->d.owner.b;
         m.owner_id.len = WORKER_ID_SIZE;
         cw_conn_send(ts->d.raylet, MSG_CANCEL_TASK, &m.base);
     }
-    pthread_mutex_unlock(ts->d.mu);
-    return 0;
 }
 
 /* ------------------------------------------------------------ completion */
+
+bool tsub__take_store(task_submitter *ts, ref_entry *e, uint64_t size, bool pinned, uint64_t offset,
+                      const ProtobufCBinaryData *node)
+{
+    /* An offset we can trust only inside the arena. */
+    bool in_arena = offset <= ts->d.arena_size && size <= ts->d.arena_size - offset;
+    e->in_store = true;
+    e->size = size;
+    e->sealed = true;
+    if (node->len == NODE_ID_SIZE)
+        memcpy(e->node.b, node->data, NODE_ID_SIZE);
+    e->remote = memcmp(e->node.b, ts->d.node.b, NODE_ID_SIZE) != 0;
+    if (pinned)
+        reft_took_pin(ts->d.refs, e, in_arena ? (void *)(ts->d.arena + offset) : NULL);
+    return e->remote;
+}
 
 /* Take one store result of a finished task (pinned for us by our raylet
  * when pinned is set). True if it lives on another node. mu held. */
 static bool take_store_result(task_submitter *ts, ref_entry *e, const Rpc__TaskReturn *r,
                               const Rpc__TaskDone *m)
 {
-    /* An offset we can trust only inside the arena. */
-    bool in_arena = r->offset <= ts->d.arena_size && r->size <= ts->d.arena_size - r->offset;
-    e->in_store = true;
-    e->size = r->size;
-    e->sealed = true;
-    if (m->node_id.len == NODE_ID_SIZE)
-        memcpy(e->node.b, m->node_id.data, NODE_ID_SIZE);
-    e->remote = memcmp(e->node.b, ts->d.node.b, NODE_ID_SIZE) != 0;
-    if (r->pinned)
-        reft_took_pin(ts->d.refs, e, in_arena ? (void *)(ts->d.arena + r->offset) : NULL);
-    return e->remote;
+    return tsub__take_store(ts, e, r->size, r->pinned, r->offset, &m->node_id);
 }
 
 /* The returns of a task that succeeded. True if one lives on another node
@@ -638,7 +643,7 @@ int tsub_on_task_done(void *arg, uint16_t type, ProtobufCMessage *msg)
     if (m->task_id.len != TASK_ID_SIZE)
         return 0;
     pthread_mutex_lock(ts->d.mu);
-    otask *t = otask_find(ts, m->task_id.data);
+    otask *t = tsub__find(ts, m->task_id.data);
     if (t == NULL) {
         pthread_mutex_unlock(ts->d.mu);
         return 0;
@@ -656,7 +661,9 @@ int tsub_on_task_done(void *arg, uint16_t type, ProtobufCMessage *msg)
     }
     bool keep_lineage = false;
     if (status != RAYC_OK)
-        fail_returns(ts, t, status, message);
+        tsub__fail_returns(ts, t, status, message);
+    else if (t->stream)
+        keep_lineage = tsub__stream_done(ts, t->stream, m->num_items);
     else
         keep_lineage = take_results(ts, t, m);
     if (keep_lineage && !t->cancelled && !t->is_actor) {
@@ -664,9 +671,9 @@ int tsub_on_task_done(void *arg, uint16_t type, ProtobufCMessage *msg)
          * arguments it holds) to run it again if that node dies. */
         t->done = true;
     } else {
-        finish(ts, t);
+        tsub__finish(ts, t);
     }
-    run_deferred(ts);
+    tsub__run_deferred(ts);
     if (ts->d.progress)
         ts->d.progress(ts->d.actor_arg);
     pthread_mutex_unlock(ts->d.mu);
@@ -677,14 +684,14 @@ int tsub_on_task_done(void *arg, uint16_t type, ProtobufCMessage *msg)
 
 int tsub_actor_send(task_submitter *ts, const task_id_t *id)
 {
-    otask *t = otask_find(ts, id->b);
+    otask *t = tsub__find(ts, id->b);
     if (t == NULL)
         return -1;
     if (t->def == NULL) {
         if (resubmit(ts, t) == 0)
             return 1;
-        fail_returns(ts, t, RAYC_ENOMEM, "could not send the call again");
-        finish(ts, t);
+        tsub__fail_returns(ts, t, RAYC_ENOMEM, "could not send the call again");
+        tsub__finish(ts, t);
         return -1;
     }
     ref_entry *failed = NULL;
@@ -692,16 +699,16 @@ int tsub_actor_send(task_submitter *ts, const task_id_t *id)
     if (r == 0)
         return 0;
     if (r < 0) {
-        fail_returns(ts, t, failed->status, failed->error ? failed->error : "");
-        finish(ts, t);
+        tsub__fail_returns(ts, t, failed->status, failed->error ? failed->error : "");
+        tsub__finish(ts, t);
         return -1;
     }
     int rc = build_and_send(ts, t, &t->def->rq, t->def->args, t->def->nargs);
     free(t->def);
     t->def = NULL;
     if (rc != 0) {
-        fail_returns(ts, t, rc, "could not send the call");
-        finish(ts, t);
+        tsub__fail_returns(ts, t, rc, "could not send the call");
+        tsub__finish(ts, t);
         return -1;
     }
     return 1;
@@ -709,16 +716,16 @@ int tsub_actor_send(task_submitter *ts, const task_id_t *id)
 
 void tsub_actor_fail(task_submitter *ts, const task_id_t *id, int status, const char *message)
 {
-    otask *t = otask_find(ts, id->b);
+    otask *t = tsub__find(ts, id->b);
     if (t == NULL)
         return;
-    fail_returns(ts, t, status, message);
-    finish(ts, t);
+    tsub__fail_returns(ts, t, status, message);
+    tsub__finish(ts, t);
 }
 
 bool tsub_actor_retry(task_submitter *ts, const task_id_t *id, int max_task_retries)
 {
-    otask *t = otask_find(ts, id->b);
+    otask *t = tsub__find(ts, id->b);
     if (t == NULL || t->cancelled)
         return false;
     if (max_task_retries >= 0 && t->actor_retries >= max_task_retries)
@@ -736,7 +743,16 @@ static bool reconstruct(task_submitter *ts, const object_id_t *oid)
     if (object_id_is_put(oid))
         return false;
     task_id_t tid = object_id_task(oid);
-    otask *t = otask_find(ts, tid.b);
+    otask *t = tsub__find(ts, tid.b);
+    if (t && t->stream && !t->done && t->submitted && !t->cancelled) {
+        /* An item of a generator that runs again (its node died): the
+         * attempt under way yields it again. */
+        ref_entry *e = reft_find(ts->d.refs, oid);
+        if (e == NULL || object_id_index(oid) > t->stream->nitems)
+            return false;
+        e->sealed = e->in_store = e->remote = false;
+        return true;
+    }
     if (t == NULL || !t->done || t->frame == NULL)
         return false;
     /* Pinned hard to the node that held its result (and is gone): it cannot
@@ -753,11 +769,13 @@ static bool reconstruct(task_submitter *ts, const object_id_t *oid)
         e->in_store = false;
         e->remote = false;
     }
+    if (t->stream)
+        tsub__stream_rebuild(ts, t->stream);
     t->done = false;
     log_info("reconstructing %s: a result was lost with its node", t->function);
     if (resubmit(ts, t) != 0) {
-        fail_returns(ts, t, RAYC_EOBJECT_LOST, "lost, and could not be rebuilt");
-        finish(ts, t);
+        tsub__fail_returns(ts, t, RAYC_EOBJECT_LOST, "lost, and could not be rebuilt");
+        tsub__finish(ts, t);
     }
     return true;
 }
@@ -794,7 +812,12 @@ void tsub_lineage_release(task_submitter *ts, const object_id_t *oid)
     if (object_id_is_put(oid))
         return;
     task_id_t tid = object_id_task(oid);
-    otask *t = otask_find(ts, tid.b);
+    otask *t = tsub__find(ts, tid.b);
+    if (t && t->stream) {
+        if (tsub__stream_item_gone(t->stream, oid) && t->done)
+            tsub__finish(ts, t);
+        return;
+    }
     if (t == NULL || !t->done)
         return;
     for (uint32_t i = 1; i <= t->num_returns; i++) {
@@ -803,5 +826,5 @@ void tsub_lineage_release(task_submitter *ts, const object_id_t *oid)
         if (e && memcmp(e->id.b, oid->b, OBJECT_ID_SIZE) != 0 && (e->refs > 0 || e->views > 0))
             return; /* another result is still in use */
     }
-    finish(ts, t);
+    tsub__finish(ts, t);
 }

@@ -21,6 +21,14 @@
  * it: it can share tsub_arg resolution and the reference table, and
  * registers its own frame types with the router.
  *
+ * Streaming generators (docs/generators.md): a generator's items arrive one
+ * by one (StreamItem) before its completion, each an owned object (return
+ * index + 1 of the task); the submitter keeps them in order in the task's
+ * stream (rayc_stream, the caller's handle) and hands each out once, however
+ * many attempts yield it. A failed generator ends with one error item. The
+ * stream outlives its task record: it is freed by tsub_stream_close once
+ * the task is finished too.
+ *
  * Thread-safety: functions marked "mu held" are called with deps.mu held;
  * the frame handlers take it themselves.
  */
@@ -61,6 +69,8 @@ typedef struct tsub_deps {
     void (*actor_send)(void *arg, const actor_id_t *actor, const task_id_t *task,
                        const uint8_t *frame, size_t len);
     void (*progress)(void *arg);
+    /* Streaming actor calls: a StreamAck goes to the actor's worker (mu held). */
+    void (*stream_ack)(void *arg, const task_id_t *task, const Rpc__StreamAck *ack);
     void *actor_arg;
 } tsub_deps;
 
@@ -89,6 +99,8 @@ typedef struct tsub_request {
     node_id_t target;
     const actor_id_t *actor; /* a call of this actor's method: held back until
                                 tsub_actor_send (in order, by the actor submitter) */
+    bool streaming;          /* a generator (tsub_submit_stream): items, no returns */
+    uint32_t backpressure;   /* generator_backpressure: unconsumed items it may get ahead */
     res_set demand;
 } tsub_request;
 
@@ -155,8 +167,31 @@ void tsub_actor_fail(task_submitter *ts, const task_id_t *id, int status, const 
  * (max_task_retries: -1 forever). */
 bool tsub_actor_retry(task_submitter *ts, const task_id_t *id, int max_task_retries);
 
-/* Frame handlers (frame_router): TaskDone, ObjectLost. arg: the submitter. */
+/* ---------------------------------------------------------- streams */
+
+/* Submit a generator (rq->streaming; mu NOT held), as tsub_submit does a
+ * task: *out is its stream, the caller's until tsub_stream_close. When an
+ * argument stands for an error the stream holds that error item at once.
+ * On a failure with *taken set, *out is a stream for the caller to close. */
+int tsub_submit_stream(task_submitter *ts, const tsub_request *rq, tsub_arg *args, size_t nargs,
+                       rayc_stream **out, bool *taken);
+/* Hand out the next item of s (mu held): 0 with *out, one reference the
+ * caller now owns; RAYC_EOF after the last item (every time); RAYC_ETIMEDOUT
+ * when the next item has not arrived yet (the caller waits for frames and
+ * asks again); RAYC_EINVAL once closed. With backpressure the worker learns
+ * how many were taken. */
+int tsub_stream_take(rayc_stream *s, object_id_t *out);
+/* Close s (mu held): a generator still running is cancelled (it stops at its
+ * next yield and its later items are freed on arrival), the items not taken
+ * are released, and s is freed, now or when its task record goes. */
+void tsub_stream_close(rayc_stream *s);
+/* The task id of s's generator (rayc_cancel of any of its items cancels it). */
+task_id_t tsub_stream_task(const rayc_stream *s);
+
+/* Frame handlers (frame_router): TaskDone, ObjectLost, StreamItem. arg: the
+ * submitter. */
 int tsub_on_task_done(void *arg, uint16_t type, ProtobufCMessage *msg);
 int tsub_on_object_lost(void *arg, uint16_t type, ProtobufCMessage *msg);
+int tsub_on_stream_item(void *arg, uint16_t type, ProtobufCMessage *msg);
 
 #endif

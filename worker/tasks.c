@@ -1,17 +1,25 @@
 /*
- * tasks.c -- the task entry points of rayc.h: rayc_submit and rayc_cancel.
- * They validate, stage large values in the store, then hand off to the task
- * submitter (task_submitter.h), which owns everything after that.
+ * tasks.c -- the task entry points of rayc.h: rayc_submit, rayc_cancel and
+ * the streaming generators' rayc_submit_stream, rayc_stream_next and
+ * rayc_stream_close. They validate, stage large values in the store, then
+ * hand off to the task submitter (task_submitter.h), which owns everything
+ * after that.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "arg_dedup.h"
 #include "core.h"
 #include "errors.h"
+#include "log.h"
 #include "task_submitter.h"
+#include "util.h"
 
 #define MAX_FUNCTION_NAME 200
 #define MAX_NUM_RETURNS   10000
+/* Reading back a stored argument to compare it: our own object, in the
+ * store (restored if it was spilled). */
+#define DEDUP_GET_TIMEOUT_MS 60000
 
 /* Demand from options: CPU (default 1), GPU, memory, custom. */
 static int build_resources(const rayc_task_opts *o, res_set *set)
@@ -33,11 +41,11 @@ static int build_resources(const rayc_task_opts *o, res_set *set)
 
 /* Check the call and turn the options into a request. */
 static int build_request(const char *function, const rayc_arg *args, size_t nargs,
-                         const rayc_task_opts *opts, const rayc_ref *returns, tsub_request *rq)
+                         const rayc_task_opts *opts, tsub_request *rq)
 {
     int num_returns = opts && opts->num_returns > 0 ? opts->num_returns : 1;
     if (function == NULL || *function == '\0' || strlen(function) > MAX_FUNCTION_NAME ||
-        (nargs > 0 && args == NULL) || returns == NULL || (opts && opts->num_returns < 0) ||
+        (nargs > 0 && args == NULL) || (opts && opts->num_returns < 0) ||
         num_returns > MAX_NUM_RETURNS)
         return rayc__error(RAYC_EINVAL, "rayc_submit: bad arguments");
     if (opts && opts->strategy == RAYC_SCHED_NODE &&
@@ -71,9 +79,60 @@ static void unstage(const tsub_arg *targs, size_t n)
     }
 }
 
+/* A reference to the stored object of this content, if one is still held
+ * (by a pending task that was given the same bytes): checked byte for byte.
+ * true with *out, a reference the caller now owns. */
+static bool stored_copy(const void *data, size_t size, uint64_t hash, rayc_ref *out)
+{
+    core_t *c = &rayc__core;
+    object_id_t oid;
+    bool found = false;
+    pthread_mutex_lock(&c->mu);
+    if (dedup_find(c->dedup, hash, size, &oid)) {
+        ref_entry *e = reft_find(&c->refs, &oid);
+        if (e && e->refs > 0 && e->status == RAYC_OK && e->sealed && e->size == size) {
+            e->refs++; /* ours now: the object cannot go while we compare */
+            found = true;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (!found)
+        return false;
+    memcpy(out->id, oid.b, OBJECT_ID_SIZE);
+    rayc_value v;
+    bool same = rayc_get(out, 1, &v, DEDUP_GET_TIMEOUT_MS) == RAYC_OK && v.size == size &&
+                memcmp(v.data, data, size) == 0;
+    if (v.priv_)
+        rayc_value_release(&v);
+    if (!same)
+        rayc_ref_release(*out);
+    return same;
+}
+
+/* A large value in the store for one task: the object of the same content a
+ * pending task holds, else a new one (recorded for the next task). */
+static int stage_large(const void *data, size_t size, rayc_ref *out)
+{
+    core_t *c = &rayc__core;
+    uint64_t hash = hash_bytes(data, size);
+    if (stored_copy(data, size, hash, out))
+        return 0;
+    int rc = rayc_put(data, size, out);
+    if (rc != 0)
+        return rc;
+    object_id_t oid;
+    memcpy(oid.b, out->id, OBJECT_ID_SIZE);
+    pthread_mutex_lock(&c->mu);
+    if (dedup_add(c->dedup, hash, size, &oid) != 0)
+        log_warn("out of memory: a large argument will be stored again for the next task");
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+}
+
 /* The submitter's view of the arguments: values larger than inline_max are
- * put in the store first (once) and travel as refs the task is handed. On
- * failure nothing stays staged. */
+ * put in the store first (once per distinct content while a task holds it,
+ * see arg_dedup.h) and travel as refs the task is handed. On failure
+ * nothing stays staged. */
 static int stage_args(const rayc_arg *args, size_t nargs, size_t inline_max, tsub_arg *targs)
 {
     for (size_t i = 0; i < nargs; i++) {
@@ -82,7 +141,8 @@ static int stage_args(const rayc_arg *args, size_t nargs, size_t inline_max, tsu
         int rc = 0;
         if (args[i].kind == RAYC_ARG_VALUE && args[i].size > inline_max) {
             rayc_ref r;
-            rc = rayc_put(args[i].data, args[i].size, &r);
+            rc = args[i].data ? stage_large(args[i].data, args[i].size, &r)
+                              : rayc__error(RAYC_EINVAL, "argument %zu: NULL data", i);
             if (rc == 0) {
                 a->is_ref = a->handed = true;
                 memcpy(a->ref.b, r.id, OBJECT_ID_SIZE);
@@ -114,7 +174,12 @@ int rayc_submit(const char *function, const rayc_arg *args, size_t nargs,
     if (rc != 0)
         return rc;
     tsub_request rq;
-    if ((rc = build_request(function, args, nargs, opts, returns, &rq)) != 0)
+    if (opts && opts->num_returns == RAYC_STREAMING)
+        return rayc__error(RAYC_EINVAL, "rayc_submit: a generator is submitted with "
+                                        "rayc_submit_stream");
+    if (returns == NULL)
+        return rayc__error(RAYC_EINVAL, "rayc_submit: NULL returns");
+    if ((rc = build_request(function, args, nargs, opts, &rq)) != 0)
         return rc;
     tsub_arg stack_args[TSUB_STACK_ARGS],
         *targs = nargs > TSUB_STACK_ARGS ? malloc(nargs * sizeof(*targs)) : stack_args;
@@ -145,4 +210,109 @@ int rayc_cancel(rayc_ref ref, int force)
     object_id_t oid;
     memcpy(oid.b, ref.id, OBJECT_ID_SIZE);
     return tsub_cancel(rayc__core.tasks, &oid, force != 0);
+}
+
+/* ------------------------------------------------------------ streams */
+
+int rayc_submit_stream(const char *function, const rayc_arg *args, size_t nargs,
+                       const rayc_task_opts *opts, rayc_stream **out)
+{
+    core_t *c = &rayc__core;
+    int rc = core__check_init();
+    if (rc != 0)
+        return rc;
+    if (out == NULL)
+        return rayc__error(RAYC_EINVAL, "rayc_submit_stream: NULL out");
+    *out = NULL;
+    if (opts && opts->num_returns != 0 && opts->num_returns != RAYC_STREAMING)
+        return rayc__error(RAYC_EINVAL, "rayc_submit_stream: num_returns must be 0 or "
+                                        "RAYC_STREAMING");
+    if (opts && opts->generator_backpressure < 0)
+        return rayc__error(RAYC_EINVAL, "rayc_submit_stream: generator_backpressure < 0");
+    rayc_task_opts o = opts ? *opts : (rayc_task_opts){0};
+    o.num_returns = 0;
+    tsub_request rq;
+    if ((rc = build_request(function, args, nargs, &o, &rq)) != 0)
+        return rc;
+    rq.backpressure = (uint32_t)o.generator_backpressure;
+    tsub_arg stack_args[TSUB_STACK_ARGS],
+        *targs = nargs > TSUB_STACK_ARGS ? malloc(nargs * sizeof(*targs)) : stack_args;
+    if (targs == NULL)
+        return rayc__error(RAYC_ENOMEM, "out of memory");
+    rc = stage_args(args, nargs, c->inline_max, targs);
+    if (rc == 0) {
+        bool taken;
+        rayc_stream *s;
+        rc = tsub_submit_stream(c->tasks, &rq, targs, nargs, &s, &taken);
+        if (rc == 0) {
+            *out = s;
+        } else if (taken) {
+            pthread_mutex_lock(&c->mu);
+            tsub_stream_close(s);
+            pthread_mutex_unlock(&c->mu);
+        } else {
+            unstage(targs, nargs);
+        }
+    }
+    if (targs != stack_args)
+        free(targs);
+    return rc;
+}
+
+int rayc_stream_next(rayc_stream *s, rayc_ref *out, int64_t timeout_ms)
+{
+    core_t *c = &rayc__core;
+    int rc = core__check_init();
+    if (rc != 0)
+        return rc;
+    if (s == NULL || out == NULL || timeout_ms < -1)
+        return rayc__error(RAYC_EINVAL, "rayc_stream_next: bad arguments");
+    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : now_ms() + (uint64_t)timeout_ms;
+    bool blocked = false;
+    object_id_t oid;
+    pthread_mutex_lock(&c->mu);
+    for (int round = 0;; round++) {
+        rc = tsub_stream_take(s, &oid);
+        if (rc != RAYC_ETIMEDOUT)
+            break;
+        uint64_t now = now_ms();
+        if (now >= deadline && round > 0)
+            break;
+        int64_t left =
+            deadline == UINT64_MAX ? 1000 : (int64_t)(deadline > now ? deadline - now : 0);
+        pthread_mutex_unlock(&c->mu);
+        /* Read what has arrived first; only a real wait gives a task's CPU back. */
+        if (round > 0 && !blocked && core__task_running()) {
+            core__block();
+            blocked = true;
+        }
+        int prc = cw_conn_pump(c->raylet, round == 0 ? 0 : (left > 1000 ? 1000 : left));
+        pthread_mutex_lock(&c->mu);
+        if (prc != 0) {
+            rc = rayc__error(prc, "lost the raylet while waiting for a generator item");
+            break;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (blocked)
+        core__unblock();
+    if (rc == 0) {
+        memcpy(out->id, oid.b, OBJECT_ID_SIZE);
+        return 0;
+    }
+    if (rc == RAYC_ETIMEDOUT)
+        return rayc__error(RAYC_ETIMEDOUT, "rayc_stream_next: no item within %lld ms",
+                           (long long)timeout_ms);
+    if (rc == RAYC_EINVAL)
+        return rayc__error(RAYC_EINVAL, "rayc_stream_next: the stream is closed");
+    return rc == RAYC_EOF ? RAYC_EOF : rc;
+}
+
+void rayc_stream_close(rayc_stream *s)
+{
+    if (s == NULL)
+        return;
+    pthread_mutex_lock(&rayc__core.mu);
+    tsub_stream_close(s);
+    pthread_mutex_unlock(&rayc__core.mu);
 }

@@ -1185,7 +1185,7 @@ bool harness_send_garbage_unix(const char *path, const void *data, size_t len, i
     return garbage(net_unix_connect(path), data, len, timeout_ms);
 }
 
-Rpc__StoreStatsReply *harness_store_stats(const harness_raylet *r)
+static Rpc__StoreStatsReply *store_stats(const harness_raylet *r, bool reset_peak)
 {
     Rpc__Handshake hs = RPC__HANDSHAKE__INIT;
     worker_id_t id = worker_id_random();
@@ -1204,6 +1204,7 @@ Rpc__StoreStatsReply *harness_store_stats(const harness_raylet *r)
         close(fds[i]); /* the arena; only the numbers are wanted */
     Rpc__StoreStatsRequest req = RPC__STORE_STATS_REQUEST__INIT;
     req.req_id = 1;
+    req.reset_peak = reset_peak;
     ProtobufCMessage *m = NULL;
     int rc = bconn_call(b, MSG_STORE_STATS_REQ, &req.base, MSG_STORE_STATS_REPLY, &m, 10000);
     bconn_close(b);
@@ -1215,4 +1216,14 @@ Rpc__StoreStatsReply *harness_store_stats(const harness_raylet *r)
         return NULL;
     }
     return st;
+}
+
+Rpc__StoreStatsReply *harness_store_stats(const harness_raylet *r)
+{
+    return store_stats(r, false);
+}
+
+Rpc__StoreStatsReply *harness_store_stats_reset_peak(const harness_raylet *r)
+{
+    return store_stats(r, true);
 }

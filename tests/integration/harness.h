@@ -192,6 +192,9 @@ Rpc__ListNodesReply *harness_list_nodes(const harness_cluster *c);
  * to its Unix socket). NULL when it does not answer (no assertion: usable from
  * a poller). Free with msg_free(). */
 Rpc__StoreStatsReply *harness_store_stats(const harness_raylet *r);
+/* The same, and the store's high-water mark (peak_used) starts again from
+ * its current use once the reply is sent. */
+Rpc__StoreStatsReply *harness_store_stats_reset_peak(const harness_raylet *r);
 /* Nodes in state (RPC__NODE_STATE__NODE_ALIVE / _DEAD); -1 if unreachable. */
 int harness_count_nodes(const harness_cluster *c, int state);
 /* State of the node with this hex id; -1 when unknown or unreachable. */

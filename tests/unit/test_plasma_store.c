@@ -226,6 +226,35 @@ Test(plasma_store, create_seal_get_release_delete)
     plasma_client_free(a);
 }
 
+/* peak_used: the most the objects used since start or the last reset (the
+ * figure tests and benchmarks of streaming and dedup read). */
+Test(plasma_store, peak_used_is_a_resettable_high_water_mark)
+{
+    plasma_client *a = plasma_client_new(st, NULL);
+    plasma_stats s;
+    plasma_store_stats(st, &s);
+    cr_assert_eq(s.peak_used, 0);
+    for (int i = 1; i <= 3; i++)
+        put(a, i, 100 * 1024);
+    plasma_store_stats(st, &s);
+    cr_assert_eq(s.peak_used, s.used);
+    uint64_t three = s.used;
+    for (int i = 1; i <= 2; i++) {
+        object_id_t id = oid(i);
+        cr_assert_eq(plasma_delete(st, &id), 0);
+    }
+    plasma_store_stats(st, &s);
+    cr_assert_lt(s.used, three);
+    cr_assert_eq(s.peak_used, three, "the peak fell with the objects");
+    plasma_store_reset_peak(st);
+    plasma_store_stats(st, &s);
+    cr_assert_eq(s.peak_used, s.used);
+    put(a, 4, 200 * 1024);
+    plasma_store_stats(st, &s);
+    cr_assert_eq(s.peak_used, s.used);
+    plasma_client_free(a);
+}
+
 Test(plasma_store, get_waits_for_seal_without_polling)
 {
     plasma_client *a = plasma_client_new(st, NULL), *b = plasma_client_new(st, NULL);

@@ -243,3 +243,31 @@ Test(util, clocks_and_system)
     cr_assert_gt(sys_memory_bytes(), 0);
     cr_assert_geq(sys_num_cpus(), 1);
 }
+
+/* hash_bytes is XXH64 with seed 0: the reference's published values, and
+ * every length class (the 32-byte lanes, 8-, 4- and 1-byte tails). */
+Test(util, hash_bytes_matches_xxh64)
+{
+    cr_assert_eq(hash_bytes("", 0), 0xef46db3751d8e999ull);
+    cr_assert_eq(hash_bytes("a", 1), 0xd24ec4f1a98c6e5bull);
+    cr_assert_eq(hash_bytes("abc", 3), 0x44bc2cf5ad770999ull);
+    const char *fox = "The quick brown fox jumps over the lazy dog";
+    cr_assert_eq(hash_bytes(fox, strlen(fox)), 0x0b242d361fda71bcull);
+}
+
+Test(util, hash_bytes_sees_every_byte)
+{
+    uint8_t buf[300];
+    for (size_t i = 0; i < sizeof(buf); i++)
+        buf[i] = (uint8_t)(i * 7);
+    for (size_t n = 0; n <= sizeof(buf); n += 13) {
+        uint64_t h = hash_bytes(buf, n);
+        for (size_t i = 0; i < n; i++) {
+            buf[i] ^= 1;
+            cr_assert_neq(hash_bytes(buf, n), h, "byte %zu of %zu is not hashed", i, n);
+            buf[i] ^= 1;
+        }
+        if (n > 0)
+            cr_assert_neq(hash_bytes(buf, n - 1), h, "the length is not hashed");
+    }
+}
