@@ -166,10 +166,12 @@ $(BUILD)/bench/lib%.so: bench/lib/%.c include/rayc.h
 	@mkdir -p $(dir $@)
 	@echo "  LD   $@"
 	$(Q)$(CC) $(CFLAGS) -shared -o $@ $<
-$(BUILD)/bench/%: bench/%.c $(LIBRAYC_SO)
+# Benchmarks may read a raylet's statistics over its socket (the framing of
+# libcommon, linked statically: librayc.so exports only rayc_*).
+$(BUILD)/bench/%: bench/%.c $(LIBRAYC_SO) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	@echo "  LD   $@"
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD)/lib -lrayc -Wl,-rpath,'$$ORIGIN/../lib' -Wl,-rpath,'$$ORIGIN/../../lib' -lm
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD)/lib -lrayc -Wl,-rpath,'$$ORIGIN/../lib' -Wl,-rpath,'$$ORIGIN/../../lib' $(LIBCOMMON) $(LIBS) -lm
 
 # rayc.pc for a prefix: $(call rayc_pc,PREFIX,FILE). Libs carry an rpath so
 # that a driver linked with `pkg-config --libs rayc` finds librayc.so at run

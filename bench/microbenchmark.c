@@ -27,6 +27,13 @@
  *
  * Task cases need rayc_submit and build/bench/libbench_tasks.so (from
  * bench/lib/bench_tasks.c); until both exist they print "skipped: <why>".
+ *
+ * The generators section (bench_generators.h): the item rate of a generator
+ * of 8-byte items, Modin's 64 x 16 MiB partitions as a list and as a stream
+ * (time to the first partition, total time, the store's peak), and 50 tasks
+ * given one 100 MiB value (the store's peak). Its measured rows print
+ *   <name> <mean> +- <stddev> <unit>
+ * (one figure per trial, not a rate).
  * Nothing here asserts on timing.
  */
 #include <ctype.h>
@@ -90,6 +97,7 @@ typedef struct {
     int latency;      /* LAT_*: latency stats instead of rates */
     lat_stats first;  /* both latency rows: the first rayc_get of each object */
     lat_stats cached; /* LAT_FIRST_CACHED only: the gets that find the pin cached */
+    int measure;      /* K_MEASURE: rates[] hold figures in `unit`, not rates */
     double ray;       /* Ray's published figure on 64 vCPUs, 0: none */
 } result;
 
@@ -583,7 +591,10 @@ static int run_actor_creation(void *p, double *units)
 
 /* ------------------------------------------------------------------ cases */
 
-typedef enum { K_RATE, K_LATENCY, K_LATENCY_OTHER, K_CHILD_ENV, K_MULTI } case_kind;
+/* The generators section (issue 11): its setup/run functions. */
+#include "bench_generators.h"
+
+typedef enum { K_RATE, K_LATENCY, K_LATENCY_OTHER, K_CHILD_ENV, K_MULTI, K_MEASURE } case_kind;
 
 typedef struct {
     const char *name;
@@ -623,6 +634,22 @@ static const bench_case CASES[] = {
     {"n_n_actor_calls_async", K_RATE, 1, "calls", 1, setup_n_actors, run_actor_nn, 27376},
     {"n_n_actor_calls_with_arg_async", K_RATE, 1, "calls", 1, setup_n_actors_arg, run_actor_nn, 0},
     {"actor_creation", K_RATE, 1, "actors", 1, setup_creation, run_actor_creation, 0},
+    /* generators (bench_generators.h) */
+    {"generator_items_8B", K_RATE, 1, "items", 1, setup_gen_items, run_gen_items, 0},
+    {"generators_modin_list_first_partition", K_MEASURE, 1, "s", 1, setup_modin_list_first,
+     gen_row_value, 0},
+    {"generators_modin_list_total", K_MEASURE, 1, "s", 1, setup_modin_list_total, gen_row_value, 0},
+    {"generators_modin_list_peak_store", K_MEASURE, 1, "MiB", 1, setup_modin_list_peak,
+     gen_row_value, 0},
+    {"generators_modin_stream_bp4_first_partition", K_MEASURE, 1, "s", 1, setup_modin_stream_first,
+     gen_row_value, 0},
+    {"generators_modin_stream_bp4_total", K_MEASURE, 1, "s", 1, setup_modin_stream_total,
+     gen_row_value, 0},
+    {"generators_modin_stream_bp4_peak_store", K_MEASURE, 1, "MiB", 1, setup_modin_stream_peak,
+     gen_row_value, 0},
+    {"generators_dedup_50x100MiB_peak_store", K_MEASURE, 1, "MiB", 1, setup_dedup_peak,
+     gen_row_value, 0},
+    {"generators_dedup_50x100MiB_total", K_MEASURE, 1, "s", 1, setup_dedup_total, gen_row_value, 0},
 };
 #define NCASES (sizeof(CASES) / sizeof(CASES[0]))
 
@@ -676,6 +703,21 @@ failed:
     set_status(r, 'f', B.err);
 out:
     state_free(st);
+}
+
+/* A measured row: one figure per trial (setup measured them). */
+static void run_measure(const bench_case *c, result *r)
+{
+    void *st = NULL;
+    int rc = c->setup(&st);
+    for (int t = 0; rc == 0 && t < B.trials; t++)
+        rc = c->run(st, &r->rates[r->n++]);
+    if (rc != 0) {
+        set_status(r, c->task ? 's' : 'f', B.err);
+        return;
+    }
+    finish_rates(r);
+    r->measure = 1;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -1337,7 +1379,9 @@ static void print_result(const result *r)
         for (int i = 0; i < (r->latency == LAT_FIRST_CACHED ? 2 : 1); i++)
             fprintf(o, "%s %s us: mean %.2f p50 %.2f p99 %.2f (n=%zu)\n", r->name, what[i],
                     s[i]->mean, s[i]->p50, s[i]->p99, s[i]->n);
-    } else
+    } else if (r->measure)
+        fprintf(o, "%s %.3f +- %.3f %s\n", r->name, r->mean, r->sd, r->unit);
+    else
         fprintf(o, "%s per second %.2f +- %.2f\n", r->name, r->mean, r->sd);
     fflush(o);
 }
@@ -1362,6 +1406,8 @@ static void print_table(const result *rs, size_t n)
             snprintf(mine, sizeof(mine), "%.1f/%.2f us", r->first.p50, r->cached.p50);
         else if (r->latency)
             snprintf(mine, sizeof(mine), "%.1f us", r->first.p50);
+        else if (r->measure)
+            snprintf(mine, sizeof(mine), "%.3f %s", r->mean, r->unit);
         else
             snprintf(mine, sizeof(mine), "%.2f", r->mean);
         if (r->ray > 0) {
@@ -1440,7 +1486,8 @@ static void print_json(const machine *m, const result *rs, size_t n)
         } else {
             fprintf(o, ", \"unit\": ");
             json_str(o, r->unit);
-            fprintf(o, ", \"per_second\": %.3f, \"stddev\": %.3f, \"trials\": [", r->mean, r->sd);
+            fprintf(o, ", \"%s\": %.3f, \"stddev\": %.3f, \"trials\": [",
+                    r->measure ? "mean" : "per_second", r->mean, r->sd);
             for (int t = 0; t < r->n; t++)
                 fprintf(o, "%s%.3f", t ? ", " : "", r->rates[t]);
             fprintf(o, "]");
@@ -1648,6 +1695,9 @@ int main(int argc, char **argv)
                 break;
             case K_MULTI:
                 run_multi(c, r);
+                break;
+            case K_MEASURE:
+                run_measure(c, r);
                 break;
             }
             print_result(r);

@@ -104,6 +104,15 @@ enum msg_type {
 
 #define MSG_PROTOCOL_VERSION 1
 
+/* Streaming generators' flow control (StreamItem, StreamAck): an item counts
+ * its inline bytes plus a frame's overhead; a worker waits while more than
+ * STREAM_WINDOW_BYTES of its items are on their way to the owner (sent, not
+ * acknowledged as received), so an owner that does not read for a while
+ * holds up the generator instead of filling the raylet's buffers. The owner
+ * acknowledges every quarter window. */
+#define STREAM_WINDOW_BYTES ((uint64_t)32 << 20)
+#define STREAM_ITEM_COST(m) ((uint64_t)(m)->data.len + 64)
+
 /* OBJECT_CHUNK frames are not a plain message: their payload is a u32
  * big-endian header length, a packed ChunkHeader, then raw object bytes.
  * msg_unpack() of such a payload unpacks only the header; use

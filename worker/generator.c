@@ -10,7 +10,9 @@
  * ids again and the owner keeps the first copy of each.
  *
  * Backpressure: with generator_backpressure = k, a yield waits while k items
- * are sent and not yet consumed (StreamAck from the owner). Cancel: a
+ * are sent and not yet consumed (StreamAck from the owner). Flow control:
+ * it also waits while more than STREAM_WINDOW_BYTES of items are on their
+ * way (msg.h): an owner that does not read holds the generator up. Cancel: a
  * CancelTask for a running generator marks it; its next yield returns
  * RAYC_ECANCELLED. Both arrive on the raylet connection, which nobody reads
  * while task code runs, so a yield reads it itself: when it must wait, and
@@ -41,6 +43,7 @@ void tex__gen_begin(rayc_ctx *ctx, tex_gen *g)
     memcpy(g->task.b, ctx->spec->task_id.data, TASK_ID_SIZE);
     g->backpressure = ctx->spec->generator_backpressure;
     g->consumed = ctx->spec->stream_consumed;
+    g->attempt = ctx->spec->attempt;
     g->polled_ms = now_ms();
     pthread_mutex_lock(&x->mu);
     g->next = x->gens;
@@ -88,6 +91,7 @@ static int send_item(rayc_ctx *ctx, const void *data, size_t size, bool in_store
         return rayc__error(RAYC_ECONN, "rayc_yield: lost the raylet");
     }
     g->yielded++;
+    g->sent_bytes += STREAM_ITEM_COST(&m);
     return 0;
 }
 
@@ -211,11 +215,13 @@ static int wait_room(rayc_ctx *ctx, const char *what)
     for (;;) {
         pthread_mutex_lock(&x->mu);
         uint32_t consumed = g->consumed;
+        uint64_t acked = g->acked_bytes;
         bool cancelled = g->cancelled;
         pthread_mutex_unlock(&x->mu);
         if (cancelled)
             return rayc__error(RAYC_ECANCELLED, "%s: the stream was closed or cancelled", what);
-        bool full = g->backpressure > 0 && g->yielded - consumed >= g->backpressure;
+        bool full = (g->backpressure > 0 && g->yielded - consumed >= g->backpressure) ||
+                    g->sent_bytes - acked > STREAM_WINDOW_BYTES;
         uint64_t now = now_ms();
         if (!full && now - g->polled_ms < GEN_POLL_MS)
             return 0;

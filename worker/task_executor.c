@@ -306,6 +306,8 @@ void tex_stream_ack(task_executor *x, const Rpc__StreamAck *a)
         if (memcmp(g->task.b, a->task_id.data, TASK_ID_SIZE) == 0) {
             if (a->consumed > g->consumed)
                 g->consumed = a->consumed;
+            if (a->attempt == g->attempt && a->received_bytes > g->acked_bytes)
+                g->acked_bytes = a->received_bytes;
             found = true;
         }
     }

@@ -33,6 +33,9 @@ typedef struct tex_gen {
     task_id_t task;
     uint32_t backpressure; /* yield waits while this many items are not consumed (0: never) */
     uint32_t consumed;     /* x->mu: items the owner has taken (StreamAck) */
+    uint64_t acked_bytes;  /* x->mu: STREAM_ITEM_COST of items the owner received */
+    uint32_t attempt;      /* acks of other attempts are not about our items */
+    uint64_t sent_bytes;   /* STREAM_ITEM_COST of items sent */
     bool cancelled;        /* x->mu: the owner closed or cancelled the stream */
     uint32_t yielded;      /* items sent */
     uint64_t polled_ms;    /* when the connection was last read for acks and cancels */

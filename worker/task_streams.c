@@ -197,6 +197,9 @@ static void send_ack(task_submitter *ts, rayc_stream *s)
     a.task_id.data = s->task.b;
     a.task_id.len = TASK_ID_SIZE;
     a.consumed = s->taken < s->nitems ? s->taken : s->nitems;
+    a.attempt = s->attempt;
+    a.received_bytes = s->recv_bytes;
+    s->recv_acked = s->recv_bytes;
     if (s->is_actor) {
         if (ts->d.stream_ack)
             ts->d.stream_ack(ts->d.actor_arg, &s->task, &a);
@@ -324,6 +327,20 @@ static void add_item(task_submitter *ts, rayc_stream *s, const object_id_t *oid,
     s->remote = take_item(ts, e, m) || s->remote;
 }
 
+/* Flow control: the worker learns every quarter window what arrived. */
+static void count_received(task_submitter *ts, rayc_stream *s, const Rpc__StreamItem *m)
+{
+    if (m->attempt < s->attempt)
+        return; /* a late item of an attempt that is over */
+    if (m->attempt > s->attempt) {
+        s->attempt = m->attempt;
+        s->recv_bytes = s->recv_acked = 0;
+    }
+    s->recv_bytes += STREAM_ITEM_COST(m);
+    if (s->recv_bytes - s->recv_acked >= STREAM_WINDOW_BYTES / 4)
+        send_ack(ts, s);
+}
+
 int tsub_on_stream_item(void *arg, uint16_t type, ProtobufCMessage *msg)
 {
     task_submitter *ts = arg;
@@ -338,6 +355,8 @@ int tsub_on_stream_item(void *arg, uint16_t type, ProtobufCMessage *msg)
     otask *t = tsub__find(ts, tid.b);
     rayc_stream *s = t ? t->stream : NULL;
     bool moved = false;
+    if (s)
+        count_received(ts, s, m);
     if (s == NULL || (s->ended && m->index >= s->nitems) || m->index > s->nitems) {
         /* Not a stream of ours, or out of order (which the one path its
          * items take rules out): nothing is handed out; a copy of an item

@@ -61,15 +61,18 @@ struct rayc_stream {
     task_submitter *ts; /* NULL once the submitter is gone (rayc_shutdown) */
     task_id_t task;
     uint32_t backpressure;
-    uint32_t nitems; /* items arrived, in order: returns 1..nitems */
-    uint32_t taken;  /* handed out (items, then the error item) */
-    uint32_t alive;  /* item entries not gone yet: the task's lineage is kept while > 0 */
-    bool failed;     /* the error item (return nitems + 1) follows the items */
-    bool ended;      /* no item comes after nitems */
-    bool closed;     /* tsub_stream_close ran */
-    bool task_gone;  /* its task record is finished */
-    bool remote;     /* an item lives in another node's store */
-    bool is_actor;   /* acks go to the actor's worker */
+    uint32_t nitems;     /* items arrived, in order: returns 1..nitems */
+    uint32_t taken;      /* handed out (items, then the error item) */
+    uint32_t alive;      /* item entries not gone yet: the task's lineage is kept while > 0 */
+    uint32_t attempt;    /* the newest attempt items came from */
+    uint64_t recv_bytes; /* STREAM_ITEM_COST of its items received (flow control) */
+    uint64_t recv_acked; /* ... when the last StreamAck went out */
+    bool failed;         /* the error item (return nitems + 1) follows the items */
+    bool ended;          /* no item comes after nitems */
+    bool closed;         /* tsub_stream_close ran */
+    bool task_gone;      /* its task record is finished */
+    bool remote;         /* an item lives in another node's store */
+    bool is_actor;       /* acks go to the actor's worker */
     struct rayc_stream *prev, *next; /* ts->streams */
 };
 

@@ -1,7 +1,8 @@
 /*
  * bench_tasks.c -- task functions for bench/microbenchmark.c (Ray's
  * `small_value`, a no-op, and `make_object`, a store object made by a worker
- * process). Built as build/bench/libbench_tasks.so; the
+ * process), and the generators section's generators and partitions. Built
+ * as build/bench/libbench_tasks.so; the
  * benchmark finds it next to its own binary and names it in
  * rayc_init_opts.code. Workers resolve rayc_return from the rayc_worker
  * binary, so this library links nothing.
@@ -83,3 +84,82 @@ static int bench_small_value(rayc_ctx *ctx, void *self, const rayc_buf *args, si
 
 RAYC_ACTOR(Bench, bench_new, bench_free)
 RAYC_METHOD_AS(Bench, small_value, bench_small_value)
+
+/* ------------------------------------------------------------ generators */
+
+static uint64_t u64_arg(const rayc_buf *args, size_t nargs, size_t i)
+{
+    uint64_t v = 0;
+    if (i < nargs && args[i].size == sizeof(v))
+        memcpy(&v, args[i].data, sizeof(v));
+    return v;
+}
+
+/* gen_items(n): a generator of n 8-byte items (the item rate). */
+static int gen_items(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
+{
+    uint64_t n = u64_arg(args, nargs, 0);
+    for (uint64_t i = 0; i < n; i++)
+        if (rayc_yield(ctx, &i, sizeof(i)) != 0)
+            return rayc_fail(ctx, "gen_items: %s", rayc_last_error());
+    return 0;
+}
+RAYC_REMOTE(gen_items)
+
+/* A partition: `size` bytes computed word by word from (i, word) -- about
+ * as much work per byte as a light dataframe transform. */
+static void make_partition(uint64_t *w, uint64_t size, uint64_t i)
+{
+    uint64_t x = 0x9e3779b97f4a7c15ull * (i + 1);
+    for (uint64_t k = 0; k < size / 8; k++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        w[k] = x + k;
+    }
+}
+
+/* partitions(n, size): n returns of `size` bytes, written in place (Modin's
+ * remote function returning a list of partitions). */
+static int partitions(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
+{
+    uint64_t n = u64_arg(args, nargs, 0), size = u64_arg(args, nargs, 1);
+    for (uint64_t i = 0; i < n; i++) {
+        void *p = rayc_return_alloc(ctx, i, size);
+        if (p == NULL)
+            return rayc_fail(ctx, "partitions: %s", rayc_last_error());
+        make_partition(p, size, i);
+    }
+    return 0;
+}
+RAYC_REMOTE(partitions)
+
+/* partitions_stream(n, size): the same partitions, yielded one by one
+ * (Modin's generator version). */
+static int partitions_stream(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
+{
+    uint64_t n = u64_arg(args, nargs, 0), size = u64_arg(args, nargs, 1);
+    for (uint64_t i = 0; i < n; i++) {
+        void *p = rayc_yield_alloc(ctx, size);
+        if (p == NULL)
+            return rayc_fail(ctx, "partitions_stream: %s", rayc_last_error());
+        make_partition(p, size, i);
+    }
+    return 0;
+}
+RAYC_REMOTE(partitions_stream)
+
+/* sample(buf): a checksum of one byte per page of its argument (maps all
+ * of it, reads little). */
+static int sample(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
+{
+    uint64_t h = 0;
+    if (nargs > 0) {
+        const uint8_t *p = args[0].data;
+        for (size_t i = 0; i < args[0].size; i += 4096)
+            h = h * 31 + p[i];
+        h ^= args[0].size;
+    }
+    return rayc_return(ctx, 0, &h, sizeof(h));
+}
+RAYC_REMOTE(sample)
