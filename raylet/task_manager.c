@@ -782,11 +782,36 @@ void tm_remote_stream_item(task_manager *tm, Rpc__StreamItem *m)
         conn_send(cl->c, MSG_STREAM_ITEM, &m->base);
 }
 
+/* An ack for a generator this raylet does not hold: an actor's method, which
+ * runs on the worker the ack names (here, or on the node it names). */
+static void stream_ack_to_worker(task_manager *tm, Rpc__StreamAck *a)
+{
+    if (a->worker_id.len != WORKER_ID_SIZE || a->node_id.len != NODE_ID_SIZE)
+        return;
+    if (memcmp(a->node_id.data, tm->d.node_id.b, NODE_ID_SIZE) != 0) {
+        node_id_t node;
+        memcpy(node.b, a->node_id.data, NODE_ID_SIZE);
+        conn *c = peers_get(tm->d.peers, &node);
+        if (c)
+            conn_send(c, MSG_STREAM_ACK, &a->base);
+        return;
+    }
+    worker_id_t w;
+    memcpy(w.b, a->worker_id.data, WORKER_ID_SIZE);
+    client *cl = creg_by_worker(tm->d.clients, &w);
+    if (cl && cl->w)
+        conn_send(cl->c, MSG_STREAM_ACK, &a->base);
+}
+
 void tm_stream_ack(task_manager *tm, Rpc__StreamAck *a)
 {
     rtask *t = task_find(tm, a->task_id.data, a->task_id.len);
-    if (t == NULL || !t->msg->spec->streaming)
-        return; /* not here (any more): the next attempt's spec carries the count */
+    if (t == NULL) {
+        stream_ack_to_worker(tm, a); /* (else the next attempt's spec carries the count) */
+        return;
+    }
+    if (!t->msg->spec->streaming)
+        return;
     if (a->consumed > t->stream_consumed)
         t->stream_consumed = a->consumed;
     if (t->state == T_DISPATCHED && t->w && t->w->cl) {

@@ -63,7 +63,9 @@ void tm_worker_blocked(task_manager *tm, worker *w, Rpc__WorkerBlocked *m);
 /* Streaming generators (docs/generators.md): an item from the worker running
  * the generator goes to its owner (a store item becomes the owner's); an
  * item from another raylet goes to the local owner; an owner's StreamAck
- * (from a local client or a peer raylet) goes where the generator runs. */
+ * (from a local client or a peer raylet) goes where the generator runs: the
+ * worker of a task held here, or the worker (and node) it names, for an
+ * actor's method. */
 void tm_stream_item(task_manager *tm, client *from, Rpc__StreamItem *m);
 void tm_remote_stream_item(task_manager *tm, Rpc__StreamItem *m);
 void tm_stream_ack(task_manager *tm, Rpc__StreamAck *a);

@@ -177,6 +177,30 @@ static void call_reply(void *arg, const Rpc__TaskSpec *spec, Rpc__TaskDone *done
     queue_reply(c, MSG_TASK_DONE, &done->base);
 }
 
+/* An item of a streaming call: a store item becomes the caller's first (as
+ * a store return does), then the item goes out at once, stamped with this
+ * node. */
+static void call_stream_item(void *arg, const Rpc__TaskSpec *spec, Rpc__StreamItem *item)
+{
+    caller *c = arg;
+    actor_rt *rt = c->rt;
+    if (item->in_store) {
+        task_id_t tid;
+        memcpy(tid.b, spec->task_id.data, TASK_ID_SIZE);
+        object_id_t oid = object_id_for_return(&tid, item->index + 1);
+        ProtobufCBinaryData id = {OBJECT_ID_SIZE, oid.b};
+        Rpc__ObjectOwner own = RPC__OBJECT_OWNER__INIT;
+        own.owner_id = spec->owner_id;
+        own.object_ids = &id;
+        own.n_object_ids = 1;
+        cw_conn_send(rt->d.raylet, MSG_OBJECT_OWNER, &own.base);
+    }
+    item->node_id.data = rt->d.node.b;
+    item->node_id.len = NODE_ID_SIZE;
+    queue_reply(c, MSG_STREAM_ITEM, &item->base);
+    flush(c);
+}
+
 static int call_body(void *arg, rayc_ctx *ctx, const Rpc__TaskSpec *spec, const rayc_buf *args,
                      size_t nargs)
 {
@@ -189,7 +213,11 @@ static int call_body(void *arg, rayc_ctx *ctx, const Rpc__TaskSpec *spec, const 
 
 static void run_call(caller *c, Rpc__PushTask *p)
 {
-    tex_how how = {.body = call_body, .body_arg = c->rt, .reply = call_reply, .reply_arg = c};
+    tex_how how = {.body = call_body,
+                   .body_arg = c->rt,
+                   .reply = call_reply,
+                   .item = call_stream_item,
+                   .reply_arg = c};
     tex_run_spec(c->rt->x, p->spec, &how);
 }
 

@@ -46,6 +46,8 @@ typedef struct handle {
     int max_task_retries;
     char *cause; /* H_DEAD */
     cw_conn *conn;
+    node_id_t node;     /* where the connected incarnation runs (streams' acks) */
+    worker_id_t worker; /* ... and its worker */
     idq pending, inflight, limbo;
     uint64_t next_try_ms;
     int backoff_ms;
@@ -222,6 +224,18 @@ void asub_send_hook(void *arg, const actor_id_t *actor, const task_id_t *task, c
         idq_push(&h->limbo, task); /* decided once the GCS says how the actor is */
 }
 
+void asub_stream_ack_hook(void *arg, const actor_id_t *actor, const Rpc__StreamAck *ack)
+{
+    actor_submitter *as = arg;
+    handle *h = find(as, actor);
+    if (h == NULL || h->state != H_CONNECTED)
+        return; /* a call sent again after a restart starts over anyway */
+    Rpc__StreamAck a = *ack;
+    a.worker_id = (ProtobufCBinaryData){WORKER_ID_SIZE, h->worker.b};
+    a.node_id = (ProtobufCBinaryData){NODE_ID_SIZE, h->node.b};
+    cw_conn_send_batched_msg(as->d.raylet, MSG_STREAM_ACK, &a.base);
+}
+
 void asub_progress_hook(void *arg)
 {
     actor_submitter *as = arg;
@@ -277,6 +291,11 @@ static int on_actor_frame(void *arg, uint16_t type, ProtobufCMessage *msg)
 {
     reader_arg *ra = arg;
     actor_submitter *as = ra->as;
+    if (type == MSG_STREAM_ITEM) { /* an item of a streaming call */
+        tsub_on_stream_item(as->d.tasks, type, msg);
+        cw_conn_wake(as->d.raylet);
+        return 0;
+    }
     if (type != MSG_TASK_DONE)
         return 0;
     Rpc__TaskDone *m = (Rpc__TaskDone *)msg;
@@ -432,6 +451,10 @@ static void resolve(actor_submitter *as, handle *h)
         ra->conn = conn;
         h->conn = conn;
         h->state = H_CONNECTED;
+        if (a->node_id.len == NODE_ID_SIZE)
+            memcpy(h->node.b, a->node_id.data, NODE_ID_SIZE);
+        if (a->worker_id.len == WORKER_ID_SIZE)
+            memcpy(h->worker.b, a->worker_id.data, WORKER_ID_SIZE);
         h->backoff_ms = BACKOFF_MIN_MS;
         settle_limbo(as, h, a->death_cause);
         as->readers++;

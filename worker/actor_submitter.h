@@ -53,6 +53,10 @@ void asub_free(actor_submitter *as);
 void asub_send_hook(void *arg, const actor_id_t *actor, const task_id_t *task, const uint8_t *frame,
                     size_t len);
 void asub_progress_hook(void *arg);
+/* tsub_deps.stream_ack: a streaming call's ack goes through the raylets to
+ * the actor's worker (its reader thread runs the call, so the direct
+ * connection is not read meanwhile). mu held. */
+void asub_stream_ack_hook(void *arg, const actor_id_t *actor, const Rpc__StreamAck *ack);
 
 /* A new actor this process created (mu NOT held): its handle starts
  * resolving. max_task_retries and detached come from its options. */

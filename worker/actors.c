@@ -282,6 +282,61 @@ int rayc_actor_call(rayc_actor actor, const char *method, const rayc_arg *args, 
     return rc;
 }
 
+/* A streaming call: a generator method whose items come back on the
+ * actor's connection as it yields them (docs/generators.md). The stream is
+ * the task submitter's; the call goes out in order with the others. */
+int rayc_actor_call_stream(rayc_actor actor, const char *method, const rayc_arg *args, size_t nargs,
+                           const rayc_task_opts *opts, rayc_stream **out)
+{
+    core_t *c = &rayc__core;
+    int rc = core__check_init();
+    if (rc != 0)
+        return rc;
+    if (out)
+        *out = NULL;
+    if (method == NULL || *method == '\0' || strlen(method) > MAX_CLASS_NAME || out == NULL ||
+        (nargs > 0 && args == NULL) ||
+        (opts && opts->num_returns != 0 && opts->num_returns != RAYC_STREAMING) ||
+        (opts && opts->generator_backpressure < 0))
+        return rayc__error(RAYC_EINVAL, "rayc_actor_call_stream: bad arguments");
+    actor_submitter *as = core__actors();
+    if (as == NULL)
+        return RAYC_ENOMEM;
+    actor_id_t id;
+    memcpy(id.b, actor.id, ACTOR_ID_SIZE);
+    tsub_request rq;
+    memset(&rq, 0, sizeof(rq));
+    rq.function = method;
+    rq.name = opts && opts->name ? opts->name : "";
+    rq.retry_exceptions = opts && opts->retry_exceptions;
+    rq.backpressure = opts ? (uint32_t)opts->generator_backpressure : 0;
+    rq.actor = &id;
+    tsub_arg stack_args[TSUB_STACK_ARGS],
+        *targs = nargs > TSUB_STACK_ARGS ? malloc(nargs * sizeof(*targs)) : stack_args;
+    if (targs == NULL)
+        return rayc__error(RAYC_ENOMEM, "out of memory");
+    rc = core__stage_args(args, nargs, c->inline_max, targs);
+    if (rc == 0) {
+        bool taken;
+        rayc_stream *s;
+        rc = tsub_submit_stream(c->tasks, &rq, targs, nargs, &s, &taken);
+        if (rc == 0) {
+            task_id_t tid = tsub_stream_task(s);
+            pthread_mutex_lock(&c->mu);
+            asub_call_added(as, &id, &tid);
+            pthread_mutex_unlock(&c->mu);
+            *out = s;
+        } else if (taken) {
+            rayc_stream_close(s);
+        } else {
+            core__unstage_args(targs, nargs);
+        }
+    }
+    if (targs != stack_args)
+        free(targs);
+    return rc;
+}
+
 int rayc_actor_get(const char *name, const char *namespace_, rayc_actor *out)
 {
     core_t *c = &rayc__core;

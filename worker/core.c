@@ -137,6 +137,13 @@ static void actor_progress(void *arg)
         asub_progress_hook(c->actors);
 }
 
+static void actor_stream_ack(void *arg, const actor_id_t *actor, const Rpc__StreamAck *ack)
+{
+    core_t *c = arg;
+    if (c->actors)
+        asub_stream_ack_hook(c->actors, actor, ack);
+}
+
 /* ---------------------------------------------------------- GCS calls */
 
 /* Connections replaced after the GCS restarted: another thread may still be
@@ -239,6 +246,7 @@ static int start_components(core_t *c)
         .node = c->node_id,
         .actor_send = actor_send,
         .progress = actor_progress,
+        .stream_ack = actor_stream_ack,
         .actor_arg = c,
     };
     c->tasks = tsub_new(&d);

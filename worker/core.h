@@ -117,6 +117,13 @@ int core__gcs_call(uint16_t type, ProtobufCMessage *req, uint64_t *req_id, uint1
  * with rayc_last_error set when out of memory. */
 struct actor_submitter *core__actors(void);
 
+/* Task arguments as the submitter takes them (tasks.c): values over
+ * inline_max go to the store, once per distinct content while a task holds
+ * it (arg_dedup.h), as refs the task is handed. On failure nothing stays
+ * staged; core__unstage_args gives back what a failed submit did not take. */
+int core__stage_args(const rayc_arg *args, size_t nargs, size_t inline_max, tsub_arg *targs);
+void core__unstage_args(const tsub_arg *targs, size_t n);
+
 /* Worker mode: connect to the raylet that started us (core.c). The caller
  * then starts its executor over rayc__core's connection and router. */
 int core__init_worker(const char *socket_path, const char *worker_id_hex);

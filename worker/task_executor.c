@@ -308,6 +308,8 @@ void tex_stream_ack(task_executor *x, const Rpc__StreamAck *a)
                 g->consumed = a->consumed;
             if (a->attempt == g->attempt && a->received_bytes > g->acked_bytes)
                 g->acked_bytes = a->received_bytes;
+            if (a->cancel)
+                g->cancelled = true;
             found = true;
         }
     }

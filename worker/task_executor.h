@@ -57,7 +57,7 @@ typedef struct tex_how {
     void (*reply)(void *arg, const Rpc__TaskSpec *spec, Rpc__TaskDone *done);
     /* Where a generator's items go (NULL: the raylet), in order, before the
      * TaskDone. Called on the thread running it. */
-    void (*item)(void *arg, const Rpc__TaskSpec *spec, const Rpc__StreamItem *item);
+    void (*item)(void *arg, const Rpc__TaskSpec *spec, Rpc__StreamItem *item);
     void *reply_arg;
     bool as_task; /* number puts from it and tell the raylet when it blocks */
 } tex_how;

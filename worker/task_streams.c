@@ -34,6 +34,8 @@ rayc_stream *tsub__stream_new(task_submitter *ts, otask *t, const tsub_request *
     s->task = t->id;
     s->backpressure = rq->backpressure;
     s->is_actor = rq->actor != NULL;
+    if (rq->actor)
+        s->actor = *rq->actor;
     s->next = ts->streams;
     if (ts->streams)
         ts->streams->prev = s;
@@ -190,10 +192,12 @@ void tsub__stream_spec(const rayc_stream *s, Rpc__TaskSpec *spec)
 
 /* ------------------------------------------------------------ the caller */
 
-/* Tell the generator's worker how many items were taken (backpressure). */
-static void send_ack(task_submitter *ts, rayc_stream *s)
+/* Tell the generator's worker how many items were taken (backpressure) and
+ * received (flow control); with cancel, that the stream is closed. */
+static void send_ack(task_submitter *ts, rayc_stream *s, bool cancel)
 {
     Rpc__StreamAck a = RPC__STREAM_ACK__INIT;
+    a.cancel = cancel;
     a.task_id.data = s->task.b;
     a.task_id.len = TASK_ID_SIZE;
     a.consumed = s->taken < s->nitems ? s->taken : s->nitems;
@@ -202,7 +206,7 @@ static void send_ack(task_submitter *ts, rayc_stream *s)
     s->recv_acked = s->recv_bytes;
     if (s->is_actor) {
         if (ts->d.stream_ack)
-            ts->d.stream_ack(ts->d.actor_arg, &s->task, &a);
+            ts->d.stream_ack(ts->d.actor_arg, &s->actor, &a);
         return;
     }
     cw_conn_send_batched_msg(ts->d.raylet, MSG_STREAM_ACK, &a.base);
@@ -215,7 +219,7 @@ int tsub_stream_take(rayc_stream *s, object_id_t *out)
     if (s->taken < s->nitems + (s->failed ? 1u : 0u)) {
         *out = object_id_for_return(&s->task, ++s->taken);
         if (s->backpressure > 0 && s->ts && !s->ended)
-            send_ack(s->ts, s);
+            send_ack(s->ts, s, false);
         return 0;
     }
     return s->ended ? RAYC_EOF : RAYC_ETIMEDOUT;
@@ -237,10 +241,14 @@ void tsub_stream_close(rayc_stream *s)
         stream_free(s);
         return;
     }
-    if (!s->ended) {
-        otask *t = tsub__find(ts, s->task.b);
-        if (t)
-            tsub__cancel(ts, t, false); /* may finish t, and so free s */
+    otask *t = s->ended ? NULL : tsub__find(ts, s->task.b);
+    if (t && s->is_actor && t->submitted) {
+        /* An actor's raylet does not know the call: the ack path tells the
+         * worker running it. */
+        t->cancelled = true;
+        send_ack(ts, s, true);
+    } else if (t) {
+        tsub__cancel(ts, t, false); /* may finish t, and so free s */
     }
 }
 
@@ -338,7 +346,7 @@ static void count_received(task_submitter *ts, rayc_stream *s, const Rpc__Stream
     }
     s->recv_bytes += STREAM_ITEM_COST(m);
     if (s->recv_bytes - s->recv_acked >= STREAM_WINDOW_BYTES / 4)
-        send_ack(ts, s);
+        send_ack(ts, s, false);
 }
 
 int tsub_on_stream_item(void *arg, uint16_t type, ProtobufCMessage *msg)

@@ -70,7 +70,7 @@ typedef struct tsub_deps {
                        const uint8_t *frame, size_t len);
     void (*progress)(void *arg);
     /* Streaming actor calls: a StreamAck goes to the actor's worker (mu held). */
-    void (*stream_ack)(void *arg, const task_id_t *task, const Rpc__StreamAck *ack);
+    void (*stream_ack)(void *arg, const actor_id_t *actor, const Rpc__StreamAck *ack);
     void *actor_arg;
 } tsub_deps;
 

@@ -72,7 +72,8 @@ struct rayc_stream {
     bool closed;         /* tsub_stream_close ran */
     bool task_gone;      /* its task record is finished */
     bool remote;         /* an item lives in another node's store */
-    bool is_actor;       /* acks go to the actor's worker */
+    bool is_actor;       /* acks go to the worker of actor */
+    actor_id_t actor;
     struct rayc_stream *prev, *next; /* ts->streams */
 };
 

@@ -68,7 +68,7 @@ static int build_request(const char *function, const rayc_arg *args, size_t narg
 }
 
 /* Give back the store objects staged for large values of args[0..n). */
-static void unstage(const tsub_arg *targs, size_t n)
+void core__unstage_args(const tsub_arg *targs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         if (targs[i].handed) {
@@ -133,7 +133,7 @@ static int stage_large(const void *data, size_t size, rayc_ref *out)
  * put in the store first (once per distinct content while a task holds it,
  * see arg_dedup.h) and travel as refs the task is handed. On failure
  * nothing stays staged. */
-static int stage_args(const rayc_arg *args, size_t nargs, size_t inline_max, tsub_arg *targs)
+int core__stage_args(const rayc_arg *args, size_t nargs, size_t inline_max, tsub_arg *targs)
 {
     for (size_t i = 0; i < nargs; i++) {
         tsub_arg *a = &targs[i];
@@ -159,7 +159,7 @@ static int stage_args(const rayc_arg *args, size_t nargs, size_t inline_max, tsu
             memcpy(a->ref.b, args[i].ref.id, OBJECT_ID_SIZE);
         }
         if (rc != 0) {
-            unstage(targs, i);
+            core__unstage_args(targs, i);
             return rc;
         }
     }
@@ -185,7 +185,7 @@ int rayc_submit(const char *function, const rayc_arg *args, size_t nargs,
         *targs = nargs > TSUB_STACK_ARGS ? malloc(nargs * sizeof(*targs)) : stack_args;
     if (targs == NULL)
         return rayc__error(RAYC_ENOMEM, "out of memory");
-    rc = stage_args(args, nargs, c->inline_max, targs);
+    rc = core__stage_args(args, nargs, c->inline_max, targs);
     if (rc == 0) {
         bool taken;
         rc = tsub_submit(c->tasks, &rq, targs, nargs, returns, &taken);
@@ -194,7 +194,7 @@ int rayc_submit(const char *function, const rayc_arg *args, size_t nargs,
             for (uint32_t i = 0; i < rq.num_returns; i++)
                 rayc_ref_release(returns[i]);
         } else if (rc != 0) {
-            unstage(targs, nargs);
+            core__unstage_args(targs, nargs);
         }
     }
     if (targs != stack_args)
@@ -239,7 +239,7 @@ int rayc_submit_stream(const char *function, const rayc_arg *args, size_t nargs,
         *targs = nargs > TSUB_STACK_ARGS ? malloc(nargs * sizeof(*targs)) : stack_args;
     if (targs == NULL)
         return rayc__error(RAYC_ENOMEM, "out of memory");
-    rc = stage_args(args, nargs, c->inline_max, targs);
+    rc = core__stage_args(args, nargs, c->inline_max, targs);
     if (rc == 0) {
         bool taken;
         rayc_stream *s;
@@ -251,7 +251,7 @@ int rayc_submit_stream(const char *function, const rayc_arg *args, size_t nargs,
             tsub_stream_close(s);
             pthread_mutex_unlock(&c->mu);
         } else {
-            unstage(targs, nargs);
+            core__unstage_args(targs, nargs);
         }
     }
     if (targs != stack_args)

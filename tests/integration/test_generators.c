@@ -869,6 +869,97 @@ Test(generators, lost_item_rebuilt_from_lineage)
     driver_shutdown();
 }
 
+/* ============================================================ actors */
+
+static rayc_stream *actor_stream(rayc_actor a, const char *method, const rayc_arg *args, size_t n,
+                                 const rayc_task_opts *o)
+{
+    rayc_stream *s = NULL;
+    int rc = rayc_actor_call_stream(a, method, args, n, o, &s);
+    cr_assert_eq(rc, RAYC_OK, "rayc_actor_call_stream(%s): %s: %s", method, rayc_strerror(rc),
+                 rayc_last_error());
+    return s;
+}
+
+/* A generator method: its items come back in order as it yields them, its
+ * calls run in order on the one instance, a failing one gives its items,
+ * the error item and EOF (and the actor lives on), backpressure holds
+ * across the direct connection, and a closed stream stops the method. */
+Test(generators, streaming_actor_methods)
+{
+    harness_cluster c;
+    one_node(&c, NULL);
+    uint64_t base = 100;
+    rayc_arg ca = RAYC_VAL(&base, 8);
+    rayc_actor a;
+    int rc = rayc_actor_create("Stream", &ca, 1, NULL, &a);
+    cr_assert_eq(rc, RAYC_OK, "rayc_actor_create: %s", rayc_last_error());
+
+    uint64_t n = 5;
+    rayc_arg na = RAYC_VAL(&n, 8);
+    for (uint64_t call = 0; call < 2; call++) {
+        rayc_task_opts o = {.generator_backpressure = (int)call * 2};
+        rayc_stream *s = actor_stream(a, "items", &na, 1, &o);
+        for (uint64_t i = 0; i < n; i++)
+            cr_assert_eq(get_u64(next_item(s, "Stream.items"), "actor item"),
+                         base + call * 1000 + i);
+        assert_eof(s, "Stream.items");
+        rayc_stream_close(s);
+    }
+
+    uint64_t k = 3;
+    rayc_arg ka = RAYC_VAL(&k, 8);
+    rayc_stream *s = actor_stream(a, "items_fail", &ka, 1, NULL);
+    for (uint64_t i = 0; i < k; i++)
+        cr_assert_eq(get_u64(next_item(s, "Stream.items_fail"), "item"), i);
+    rayc_ref e = next_item(s, "the error item");
+    rayc_value v;
+    rc = rayc_get(&e, 1, &v, LONG_MS);
+    cr_assert_eq(rc, RAYC_ETASK, "the error item of a method: %s", rayc_strerror(rc));
+    cr_assert(v.error && strstr(v.error, "broke after 3 items"), "%s", v.error ? v.error : "");
+    rayc_value_release(&v);
+    rayc_ref_release(e);
+    assert_eof(s, "Stream.items_fail");
+    rayc_stream_close(s);
+
+    rayc_ref r;
+    cr_assert_eq(rayc_actor_call(a, "calls", NULL, 0, NULL, &r), RAYC_OK);
+    cr_assert_eq(get_u64(r, "Stream.calls"), 2, "the actor did not live on, or lost its state");
+
+    /* Store items, with backpressure over a longer stream. */
+    uint64_t m = 12, size = 300 * KIB;
+    rayc_arg ma[] = {RAYC_VAL(&m, 8), RAYC_VAL(&size, 8)};
+    rayc_task_opts bp = {.generator_backpressure = 2};
+    s = actor_stream(a, "items", ma, 2, &bp);
+    for (uint64_t i = 0; i < m; i++) {
+        rayc_ref it = next_item(s, "Stream.items (store)");
+        cr_assert_eq(rayc_get(&it, 1, &v, LONG_MS), RAYC_OK, "%s", rayc_last_error());
+        cr_assert_eq(v.size, size);
+        cr_assert_eq(pattern_check(v.data, size, base + 2000 + i), -1, "store item %llu differs",
+                     (unsigned long long)i);
+        rayc_value_release(&v);
+        rayc_ref_release(it);
+    }
+    assert_eof(s, "Stream.items (store)");
+    rayc_stream_close(s);
+
+    /* Closing a method's stream stops it at its next yield. */
+    char path[HARNESS_PATH];
+    test_file(path, "actor_endless.log");
+    rayc_arg pa = RAYC_VAL(path, strlen(path));
+    s = actor_stream(a, "endless", &pa, 1, &bp);
+    for (uint64_t i = 0; i < 3; i++)
+        cr_assert_eq(get_u64(next_item(s, "Stream.endless"), "item"), i);
+    rayc_stream_close(s);
+    struct lines_arg la = {path, "stopped", 1};
+    cr_assert(harness_wait_until(has_lines, &la, SLACK_MS),
+              "the method did not stop after its stream was closed");
+    cr_assert_eq(rayc_actor_call(a, "calls", NULL, 0, NULL, &r), RAYC_OK);
+    cr_assert_eq(get_u64(r, "Stream.calls after close"), 3);
+    cr_assert_eq(rayc_actor_kill(a, 1), RAYC_OK);
+    driver_shutdown();
+}
+
 /* ============================================================ by-value dedup */
 
 /* 50 tasks given the same 100 MiB by value: one copy in the store while
