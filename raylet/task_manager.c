@@ -42,6 +42,7 @@ struct task_manager {
     rtask *infeasible; /* doubly linked through next/prev */
     uint64_t n_infeasible;
     uint64_t n_forwarded;
+    uint64_t n_generators; /* streaming tasks in the table */
     placement *pl;
     dependency_manager *dm;
     lease_mgr *lm;
@@ -60,6 +61,8 @@ static rtask *task_find(task_manager *tm, const uint8_t *id, size_t len)
 
 static void task_free(task_manager *tm, rtask *t)
 {
+    if (t->msg->spec->streaming)
+        tm->n_generators--; /* counted by task_init, which every task passed */
     dm_release(tm->dm, t);
     id_map_remove(&tm->tasks, &t->hnode);
     msg_free(&t->msg->base);
@@ -382,6 +385,8 @@ static int task_init(task_manager *tm, rtask *t, char *err, size_t errlen)
     memcpy(t->owner.b, s->owner_id.data, WORKER_ID_SIZE);
     t->job_id = s->job_id;
     id_map_insert(&tm->tasks, &t->hnode);
+    if (s->streaming)
+        tm->n_generators++;
     for (size_t i = 0; i < s->n_resources; i++) {
         Rpc__Resource *r = s->resources[i];
         if (r->amount < 0 || res_set_amount(&t->demand, r->name, r->amount) != 0)
@@ -934,9 +939,30 @@ static void drop_owned(task_manager *tm, const worker_id_t *owner, uint32_t job_
     }
 }
 
+/* Generators running here for an owner that is gone: nobody takes their
+ * items (nor acknowledges them), so they stop at their next yield. */
+static void cancel_generators_of(task_manager *tm, const worker_id_t *owner)
+{
+    if (tm->n_generators == 0)
+        return;
+    id_map_iter it;
+    id_map_iter_init(&tm->tasks, &it);
+    for (id_node *n; (n = id_map_iter_next(&tm->tasks, &it)) != NULL;) {
+        rtask *t = ID_MAP_ENTRY(n, rtask, hnode);
+        if (t->state != T_DISPATCHED || !t->msg->spec->streaming || t->remote_owner ||
+            t->w == NULL || t->w->cl == NULL || memcmp(t->owner.b, owner->b, WORKER_ID_SIZE) != 0)
+            continue;
+        Rpc__CancelTask m = RPC__CANCEL_TASK__INIT;
+        m.task_id.data = t->id.b;
+        m.task_id.len = TASK_ID_SIZE;
+        conn_send(t->w->cl->c, MSG_CANCEL_TASK, &m.base);
+    }
+}
+
 void tm_client_gone(task_manager *tm, client *cl)
 {
     bool job_end = cl->role == RPC__ROLE__ROLE_DRIVER && cl->job_id != 0;
+    cancel_generators_of(tm, &cl->id);
     drop_owned(tm, &cl->id, cl->job_id, job_end);
     if (!job_end)
         return;

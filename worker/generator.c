@@ -33,6 +33,8 @@
 
 #define GEN_POLL_MS 2   /* a yield reads the connection at most this often unless it waits */
 #define GEN_WAIT_MS 100 /* one slice of a backpressure wait */
+/* Item k is return k + 1 of the task: object indexes stop below the put flag. */
+#define GEN_MAX_ITEMS (OBJECT_INDEX_PUT_FLAG - 2)
 
 /* ------------------------------------------------------------ the list */
 
@@ -240,6 +242,9 @@ static int yield_ready(rayc_ctx *ctx, const char *what)
         return rayc__error(RAYC_EINVAL, "%s: this task was not submitted with rayc_submit_stream",
                            what);
     int rc = flush_pending(ctx);
+    if (rc == 0 && ctx->gen->yielded >= GEN_MAX_ITEMS)
+        rc = rayc__error(RAYC_EINVAL, "%s: a generator yields at most %u items", what,
+                         GEN_MAX_ITEMS);
     return rc != 0 ? rc : wait_room(ctx, what);
 }
 

@@ -126,6 +126,32 @@ static int count_nap(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
 }
 RAYC_REMOTE(count_nap)
 
+/* count_log(n, size, path): n items of `size` bytes (pattern(i)), copied
+ * with rayc_yield; appends "yielded <i>" to path after each. */
+static int count_log(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
+{
+    if (nargs != 3)
+        return rayc_fail(ctx, "count_log(n, size, path)");
+    uint64_t n = arg_u64(args, nargs, 0, 0), size = arg_u64(args, nargs, 1, 8);
+    char path[512], line[64];
+    arg_str(&args[2], path, sizeof(path));
+    uint8_t *buf = malloc(size ? size : 1);
+    if (buf == NULL)
+        return rayc_fail(ctx, "count_log: out of memory");
+    for (uint64_t i = 0; i < n; i++) {
+        pattern_fill(buf, size, i);
+        if (rayc_yield(ctx, buf, size) != 0) {
+            free(buf);
+            return rayc_fail(ctx, "count_log: %s", rayc_last_error());
+        }
+        snprintf(line, sizeof(line), "yielded %llu\n", (unsigned long long)i);
+        append_line(path, line);
+    }
+    free(buf);
+    return 0;
+}
+RAYC_REMOTE(count_log)
+
 /* count_fail(k [, size]): items 0..k-1, then fails "broke after k items". */
 static int count_fail(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
 {

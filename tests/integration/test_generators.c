@@ -598,6 +598,41 @@ Test(generators, backpressure_bounds_the_store)
     driver_shutdown();
 }
 
+/* Flow control: a driver that reads nothing for a while holds a fast
+ * generator of 100 KiB items at the window (32 MiB on their way, about 330
+ * items) instead of having the raylet buffer them (it drops a client that
+ * lets 128 MiB queue up); then every item arrives, in order. */
+Test(generators, unread_stream_holds_the_generator_at_the_window)
+{
+    harness_cluster c;
+    one_node(&c, NULL);
+    char path[HARNESS_PATH];
+    test_file(path, "log.log");
+    uint64_t n = 2000, size = 100 * KIB;
+    rayc_arg a[] = {RAYC_VAL(&n, 8), RAYC_VAL(&size, 8), RAYC_VAL(path, strlen(path))};
+    rayc_stream *s = submit_stream("count_log", a, 3, NULL);
+    struct lines_arg la = {path, "yielded", 300};
+    cr_assert(harness_wait_until(has_lines, &la, SLACK_MS), "the generator did not start");
+    struct timespec ts = {1, 0}; /* time to run ahead, if nothing held it */
+    nanosleep(&ts, NULL);
+    int ahead = lines_with(path, "yielded");
+    cr_assert_leq(ahead, 340, "%d items of 100 KiB went out unread (window: 32 MiB)", ahead);
+    for (uint64_t i = 0; i < n; i++) {
+        rayc_ref r = next_item(s, "count_log");
+        rayc_value v;
+        cr_assert_eq(rayc_get(&r, 1, &v, LONG_MS), RAYC_OK, "item %llu: %s", (unsigned long long)i,
+                     rayc_last_error());
+        cr_assert_eq(v.size, size);
+        cr_assert_eq(pattern_check(v.data, size, i), -1, "item %llu differs",
+                     (unsigned long long)i);
+        rayc_value_release(&v);
+        rayc_ref_release(r);
+    }
+    assert_eof(s, "count_log");
+    rayc_stream_close(s);
+    driver_shutdown();
+}
+
 /* ============================================================ close, cancel */
 
 /* A task needing both CPUs of the node runs: nothing else holds one. */
