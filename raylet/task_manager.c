@@ -768,12 +768,17 @@ void tm_stream_item(task_manager *tm, client *from, Rpc__StreamItem *m)
         else
             plasma_delete(tm->d.store, &oid);
     }
-    /* Stamp where a store item lives (the field is the unpacked message's:
-     * lend it our bytes while sending only). */
-    ProtobufCBinaryData sent_node = m->node_id;
-    m->node_id = (ProtobufCBinaryData){NODE_ID_SIZE, tm->d.node_id.b};
+    /* Stamp where a store item lives, and for the owner's raylet whose item
+     * it is (the fields are the unpacked message's: lend them our bytes
+     * while sending only). An inline item needs neither. */
+    ProtobufCBinaryData sent_node = m->node_id, sent_owner = m->owner_id;
+    if (m->in_store)
+        m->node_id = (ProtobufCBinaryData){NODE_ID_SIZE, tm->d.node_id.b};
+    if (t->remote_owner)
+        m->owner_id = (ProtobufCBinaryData){WORKER_ID_SIZE, t->owner.b};
     send_item(tm, t, m);
     m->node_id = sent_node;
+    m->owner_id = sent_owner;
 }
 
 void tm_remote_stream_item(task_manager *tm, Rpc__StreamItem *m)

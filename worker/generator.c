@@ -78,7 +78,8 @@ static int send_item(rayc_ctx *ctx, const void *data, size_t size, bool in_store
     tex_gen *g = ctx->gen;
     Rpc__StreamItem m = RPC__STREAM_ITEM__INIT;
     m.task_id = ctx->spec->task_id;
-    m.owner_id = ctx->spec->owner_id;
+    /* No owner id: the raylet knows the task's owner (and adds it for the
+     * owner's raylet when the owner is on another node). */
     m.attempt = ctx->spec->attempt;
     m.index = g->yielded;
     m.size = size;
