@@ -66,6 +66,7 @@ typedef struct {
     actor_submitter *as;
     handle *h;
     cw_conn *conn;
+    bool replied; /* a reply arrived in this read: wake the waiters once */
 } reader_arg;
 
 /* ------------------------------------------------------------ queues */
@@ -286,7 +287,7 @@ static int on_actor_frame(void *arg, uint16_t type, ProtobufCMessage *msg)
     idq_remove(&ra->h->inflight, m->task_id.data);
     pthread_mutex_unlock(as->d.mu);
     tsub_on_task_done(as->d.tasks, type, msg);
-    cw_conn_wake(as->d.raylet);
+    ra->replied = true;
     return 0;
 }
 
@@ -296,8 +297,13 @@ static void *reader_main(void *arg)
 {
     reader_arg *ra = arg;
     actor_submitter *as = ra->as;
-    while (cw_conn_pump(ra->conn, -1) == 0)
-        ;
+    while (cw_conn_pump(ra->conn, -1) == 0) {
+        /* One wake-up per read, however many replies it brought. */
+        if (ra->replied) {
+            ra->replied = false;
+            cw_conn_wake(as->d.raylet);
+        }
+    }
     pthread_mutex_lock(as->d.mu);
     handle *h = ra->h;
     if (h->conn == ra->conn) {
