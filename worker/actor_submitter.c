@@ -261,6 +261,19 @@ void asub_created(actor_submitter *as, const actor_id_t *id, int max_task_retrie
     pthread_mutex_unlock(as->d.mu);
 }
 
+void asub_killed(actor_submitter *as, const actor_id_t *id, const char *cause)
+{
+    pthread_mutex_lock(as->d.mu);
+    handle *h = get_or_add(as, id);
+    if (h && h->state != H_DEAD) {
+        if (h->conn)
+            cw_conn_shutdown(h->conn); /* its reader frees it */
+        h->conn = NULL;
+        set_dead(as, h, cause);
+    }
+    pthread_mutex_unlock(as->d.mu);
+}
+
 void asub_release(actor_submitter *as, const actor_id_t *id)
 {
     pthread_mutex_lock(as->d.mu);

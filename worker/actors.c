@@ -324,6 +324,15 @@ int rayc_actor_kill(rayc_actor actor, int no_restart)
     rc = r->status ? r->status->code : 0;
     if (rc != 0)
         rayc__error(rc, "rayc_actor_kill: %s", r->status->message ? r->status->message : "");
+    else if (no_restart && r->actor && r->actor->state == RPC__ACTOR_STATE__ACTOR_DEAD) {
+        /* Dead for good: this process's calls fail now, not when the
+         * worker's end reaches us. */
+        actor_submitter *as = core__actors();
+        actor_id_t id;
+        memcpy(id.b, actor.id, ACTOR_ID_SIZE);
+        if (as)
+            asub_killed(as, &id, r->actor->death_cause);
+    }
     msg_free(&r->base);
     return rc;
 }
