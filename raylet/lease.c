@@ -3,6 +3,7 @@
  * lease.h. Runs in the raylet's loop thread.
  */
 #include "lease.h"
+#include "log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -280,6 +281,11 @@ static int schedule_class(lease_mgr *lm, sclass *c)
             lease *fresh = grant(lm, c);
             if (fresh) {
                 l = fresh;
+            } else if (l != NULL && sched_fits(&lm->available, &c->demand)) {
+                /* Resources are free but no worker is idle: start one rather
+                 * than queue behind a task that may run for long. Pipelines
+                 * only deepen when the node has no room for another lease. */
+                return (int)c->count;
             } else if (l == NULL) {
                 if (sched_fits(&lm->available, &c->demand)) {
                     /* Resources free but no idle worker: ask for one per
