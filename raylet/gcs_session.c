@@ -415,6 +415,11 @@ static void on_gcs_frame(conn *c, uint16_t type, ProtobufCMessage *msg)
     case MSG_KILL_ACTOR_WORKER:
         gs->hooks.kill_actor(gs->arg, (Rpc__KillActorWorker *)msg);
         break;
+    case MSG_PREPARE_BUNDLES:
+    case MSG_COMMIT_BUNDLES:
+    case MSG_RETURN_BUNDLES:
+        gs->hooks.pg_message(gs->arg, type, msg);
+        break;
     default:
         if (!finish_call(gs, msg))
             log_warn("unexpected %s from the GCS", msg_name(type));

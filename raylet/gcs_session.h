@@ -83,6 +83,8 @@ typedef struct {
     /* The GCS asks this node to create an actor, or to kill one's worker. */
     void (*create_actor)(void *arg, const Rpc__ActorInfo *actor);
     void (*kill_actor)(void *arg, const Rpc__KillActorWorker *k);
+    /* Placement groups: PrepareBundles, CommitBundles, ReturnBundles. */
+    void (*pg_message)(void *arg, uint16_t type, const ProtobufCMessage *msg);
 } gs_hooks;
 
 /* A session for node self (self's strings borrowed). Returns NULL with err

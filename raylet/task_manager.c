@@ -246,6 +246,12 @@ static void env_fail(void *ctx, rtask *t, int status, const char *msg)
     fail_task(ctx, t, status, msg);
 }
 
+static void env_kill(void *ctx, worker *w)
+{
+    task_manager *tm = ctx;
+    wpool_kill(tm->d.pool, w);
+}
+
 static void pull(void *ctx, const object_id_t *id, const node_id_t *hint, dm_pulled_cb cb,
                  void *arg)
 {
@@ -336,7 +342,13 @@ static void make_ready(task_manager *tm, rtask *t)
         warn_infeasible(tm, t);
         return;
     }
-    if (lease_enqueue(tm->lm, t, false) != 0) {
+    int rc = lease_enqueue(tm->lm, t, false);
+    if (rc == RAYC_ENOTFOUND) {
+        report(tm, t, RAYC_EINVAL,
+               "%s: its placement group has no such bundle reserved on this node (removed?)",
+               t->msg->spec->function);
+        task_free(tm, t);
+    } else if (rc != 0) {
         report(tm, t, RAYC_ENOMEM, "raylet out of memory");
         task_free(tm, t);
     }
@@ -666,6 +678,56 @@ void tm_actor_exiting(task_manager *tm, worker *w, Rpc__ActorDied *d)
     gs_send(tm->d.gs, MSG_ACTOR_DIED, &out.base);
 }
 
+/* ---------------------------------------------------------------- placement groups */
+
+void tm_pg_message(task_manager *tm, uint16_t type, const ProtobufCMessage *msg)
+{
+    switch (type) {
+    case MSG_PREPARE_BUNDLES: {
+        const Rpc__PrepareBundles *m = (const Rpc__PrepareBundles *)msg;
+        int rc = m->pg_id.len == PG_ID_SIZE ? 0 : RAYC_EINVAL;
+        size_t done = 0;
+        for (; rc == 0 && done < m->n_bundles; done++) {
+            res_set r;
+            memset(&r, 0, sizeof(r));
+            const Rpc__Bundle *b = m->bundles[done];
+            for (size_t k = 0; k < b->n_resources && rc == 0; k++)
+                if (b->resources[k]->amount < 0 ||
+                    res_set_amount(&r, b->resources[k]->name, b->resources[k]->amount) != 0)
+                    rc = RAYC_EINVAL;
+            if (rc == 0)
+                rc = lease_pool_prepare(tm->lm, m->pg_id.data, b->index, &r);
+        }
+        if (rc != 0) /* all or nothing on this node */
+            for (size_t i = 0; i + 1 < done; i++)
+                lease_pool_return(tm->lm, m->pg_id.data, m->bundles[i]->index);
+        Rpc__BundlesPrepared r = RPC__BUNDLES_PREPARED__INIT;
+        Rpc__Status st = RPC__STATUS__INIT;
+        msg_status_set(&st, rc, rc ? "not enough free resources on this node" : NULL);
+        r.req_id = m->req_id;
+        r.pg_id = m->pg_id;
+        r.status = &st;
+        gs_send(tm->d.gs, MSG_BUNDLES_PREPARED, &r.base);
+        break;
+    }
+    case MSG_COMMIT_BUNDLES: {
+        const Rpc__CommitBundles *m = (const Rpc__CommitBundles *)msg;
+        if (m->pg_id.len == PG_ID_SIZE)
+            for (size_t i = 0; i < m->n_indexes; i++)
+                lease_pool_commit(tm->lm, m->pg_id.data, m->indexes[i]);
+        break;
+    }
+    case MSG_RETURN_BUNDLES: {
+        const Rpc__ReturnBundles *m = (const Rpc__ReturnBundles *)msg;
+        if (m->pg_id.len == PG_ID_SIZE)
+            for (size_t i = 0; i < m->n_indexes; i++)
+                lease_pool_return(tm->lm, m->pg_id.data, m->indexes[i]);
+        break;
+    }
+    }
+    tm_schedule(tm);
+}
+
 /* ---------------------------------------------------------------- completion */
 
 void tm_task_done(task_manager *tm, client *from, Rpc__TaskDone *m)
@@ -945,8 +1007,18 @@ task_manager *tm_new(const tm_deps *deps)
         goto fail;
     int in_flight = (int)deps->cfg->max_tasks_in_flight_per_worker;
     lease_env le = {
-        env_idle_worker, env_want_workers, env_set_leased, env_set_blocked, env_job_state,
-        env_bind,        env_push,         env_spill,      env_fail,        tm};
+        .idle_worker = env_idle_worker,
+        .want_workers = env_want_workers,
+        .set_leased = env_set_leased,
+        .set_blocked = env_set_blocked,
+        .job_state = env_job_state,
+        .bind = env_bind,
+        .push = env_push,
+        .spill = env_spill,
+        .fail = env_fail,
+        .kill = env_kill,
+        .ctx = tm,
+    };
     tm->lm = lease_new(deps->total, in_flight, &le);
     if (tm->lm == NULL)
         goto fail;

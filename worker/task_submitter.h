@@ -89,6 +89,9 @@ typedef struct tsub_request {
     node_id_t target;
     const actor_id_t *actor; /* a call of this actor's method: held back until
                                 tsub_actor_send (in order, by the actor submitter) */
+    bool has_pg;             /* run in placement group pg ... */
+    uint8_t pg[PG_ID_SIZE];
+    int bundle_index; /* ... bundle (-1: any) */
     res_set demand;
 } tsub_request;
 
