@@ -364,8 +364,8 @@ static void finish_round(gcs_server *srv, gcs_pg *g)
     }
     g->state = RPC__PG_STATE__PG_CREATED;
     char hex[ID_HEX_MAX];
-    log_info("placement group %.12s (%s, %zu bundles) is CREATED",
-             id_hex(g->id, PG_ID_SIZE, hex), gcs_pg_strategy_name(g->strategy), g->n);
+    log_info("placement group %.12s (%s, %zu bundles) is CREATED", id_hex(g->id, PG_ID_SIZE, hex),
+             gcs_pg_strategy_name(g->strategy), g->n);
     persist(srv, NULL, g);
 }
 
@@ -396,8 +396,8 @@ void gcs_pg_tick(gcs_server *srv)
             g->round_failed = true; /* a raylet never answered: roll back */
             finish_round(srv, g);
         }
-        if (g->round == 0 && (g->state == RPC__PG_STATE__PG_PENDING ||
-                              g->state == RPC__PG_STATE__PG_RESCHEDULING))
+        if (g->round == 0 &&
+            (g->state == RPC__PG_STATE__PG_PENDING || g->state == RPC__PG_STATE__PG_RESCHEDULING))
             place_group(srv, g);
     }
 }

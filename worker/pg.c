@@ -45,8 +45,7 @@ static Rpc__PgReply *get_pg(const rayc_pg *pg, int *rc)
     if (*rc == 0 && r->pg == NULL)
         *rc = RAYC_ENOTFOUND;
     if (*rc != 0) {
-        *rc = rayc__error(*rc == RAYC_ENOTFOUND ? RAYC_EINVAL : *rc,
-                          "unknown placement group");
+        *rc = rayc__error(*rc == RAYC_ENOTFOUND ? RAYC_EINVAL : *rc, "unknown placement group");
         msg_free(&r->base);
         return NULL;
     }
@@ -140,7 +139,7 @@ int rayc_pg_wait(rayc_pg pg, int64_t timeout_ms)
         return rc;
     struct timespec ts0;
     clock_gettime(CLOCK_MONOTONIC, &ts0);
-    int64_t nap_ms = 2;
+    int64_t nap_us = 200; /* a reservation takes two round trips: look again soon */
     for (;;) {
         Rpc__PgReply *r = get_pg(&pg, &rc);
         if (r == NULL)
@@ -160,9 +159,9 @@ int rayc_pg_wait(rayc_pg pg, int64_t timeout_ms)
             return rayc__error(RAYC_ETIMEDOUT,
                                "rayc_pg_wait: not every bundle could be reserved within %lld ms",
                                (long long)timeout_ms);
-        struct timespec nap = {0, (long)nap_ms * 1000000L};
+        struct timespec nap = {0, (long)nap_us * 1000L};
         nanosleep(&nap, NULL);
-        nap_ms = nap_ms < 50 ? nap_ms * 2 : 50;
+        nap_us = nap_us < 50000 ? nap_us * 2 : 50000;
     }
 }
 
@@ -207,8 +206,7 @@ int rayc_pg_bundle_node(rayc_pg pg, size_t bundle, char node_id[57])
     return rc;
 }
 
-int pg__task_target(const rayc_pg *pg, int bundle_index, const res_set *demand,
-                    node_id_t *node)
+int pg__task_target(const rayc_pg *pg, int bundle_index, const res_set *demand, node_id_t *node)
 {
     int rc;
     Rpc__PgReply *r = get_pg(pg, &rc);

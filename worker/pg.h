@@ -12,7 +12,6 @@
  * this demand runs: the node of its bundle. RAYC_EINVAL (with the reason)
  * when the group is unknown, not ready, the index is out of range, or the
  * bundle cannot hold the demand. */
-int pg__task_target(const rayc_pg *pg, int bundle_index, const res_set *demand,
-                    node_id_t *node);
+int pg__task_target(const rayc_pg *pg, int bundle_index, const res_set *demand, node_id_t *node);
 
 #endif

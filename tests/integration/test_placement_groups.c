@@ -231,6 +231,16 @@ Test(pgs, infeasible_group_stays_pending_then_is_removed)
     cr_assert_eq(rayc_nodes(n, 8, &count), RAYC_OK);
     for (size_t i = 0; i < count; i++)
         cr_assert_eq(n[i].cpus_available, 2, "node %zu lost CPUs to a pending group", i);
+    /* rayc status counts it as pending. */
+    char addr[96], tok[HARNESS_PATH + 16];
+    snprintf(addr, sizeof(addr), "--address=%s", c.address);
+    snprintf(tok, sizeof(tok), "--token-file=%s", c.token_file);
+    const char *args[] = {"status", addr, tok, NULL};
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(harness_ctl(&out, &err, args), 0, "rayc_ctl status: %s", err);
+    cr_assert(strstr(out, "Placement groups: 0 created, 1 pending"), "status: %s", out);
+    free(out);
+    free(err);
     cr_assert_eq(rayc_pg_remove(pg), RAYC_OK);
     rc = rayc_pg_wait(pg, 0);
     cr_assert_eq(rc, RAYC_EINVAL, "a removed group: %s", rayc_strerror(rc));
