@@ -593,3 +593,24 @@ void gcs_pg_list_free(Rpc__PlacementGroupInfo *infos, size_t n)
     for (size_t i = 0; i < n; i++)
         free_info(&infos[i]);
 }
+
+bool gcs_pg_node_for(gcs_server *srv, const uint8_t *pg_id, int index, const Rpc__TaskSpec *spec,
+                     node_id_t *out)
+{
+    gcs_pg *g = gcs_map_get(srv->pgs, pg_id, PG_ID_SIZE);
+    if (g == NULL || g->state == RPC__PG_STATE__PG_REMOVED)
+        return false;
+    for (size_t i = 0; i < g->n; i++) {
+        if (!g->b[i].committed || (index >= 0 && (size_t)index != i))
+            continue;
+        bool fits = true;
+        for (size_t k = 0; k < spec->n_resources && fits; k++)
+            fits = res_get(&g->b[i].res, spec->resources[k]->name) + 1e-9 >=
+                   spec->resources[k]->amount;
+        if (fits) {
+            *out = g->b[i].node;
+            return true;
+        }
+    }
+    return false;
+}

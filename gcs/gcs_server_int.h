@@ -164,6 +164,10 @@ void gcs_pg_rpc_prepared(gcs_client *cl, const ProtobufCMessage *m, uint64_t req
 void gcs_pg_tick(gcs_server *srv);
 void gcs_pg_node_died(gcs_server *srv, const node_id_t *node);
 void gcs_pg_job_ended(gcs_server *srv, uint32_t job_id);
+/* The node of the committed bundle an actor's creation task (spec) of group
+ * pg_id, bundle index (-1: any that fits) goes to. false: none (yet). */
+bool gcs_pg_node_for(gcs_server *srv, const uint8_t *pg_id, int index, const Rpc__TaskSpec *spec,
+                     node_id_t *out);
 /* Every group as messages (the state API); free with gcs_pg_list_free. */
 size_t gcs_pg_list(const gcs_server *srv, Rpc__PlacementGroupInfo *out, size_t cap);
 void gcs_pg_list_free(Rpc__PlacementGroupInfo *infos, size_t n);

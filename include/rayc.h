@@ -221,6 +221,8 @@ typedef struct {
     double num_gpus;
     const char *resources;
     int get_if_exists; /* with name: hand back the live actor of that name instead of EEXIST */
+    const rayc_pg *placement_group; /* live inside this group's bundle ... */
+    int bundle_index;               /* ... of this index (-1: any bundle that fits) */
 } rayc_actor_opts;
 
 RAYC_PUBLIC int rayc_actor_create(const char *cls, const rayc_arg *args, size_t nargs,

@@ -164,6 +164,27 @@ int lease_pool_prepare(lease_mgr *lm, const uint8_t *pg, uint32_t index, const r
     return 0;
 }
 
+int lease_pool_hold(lease_mgr *lm, const uint8_t *pg, int index, const res_set *r, uint32_t *used)
+{
+    for (lease_pool *p = lm->pools; p; p = p->next) {
+        if (!p->committed || memcmp(p->pg, pg, PG_ID_SIZE) != 0 ||
+            (index >= 0 && p->index != (uint32_t)index) ||
+            (index < 0 && !sched_fits(&p->available, r)))
+            continue;
+        sched_acquire(&p->available, r);
+        *used = p->index;
+        return 0;
+    }
+    return RAYC_ENOTFOUND;
+}
+
+void lease_pool_unhold(lease_mgr *lm, const uint8_t *pg, uint32_t index, const res_set *r)
+{
+    lease_pool *p = pool_find(lm, pg, index, NULL);
+    if (p)
+        sched_release(&p->available, &p->total, r);
+}
+
 void lease_pool_commit(lease_mgr *lm, const uint8_t *pg, uint32_t index)
 {
     lease_pool *p = pool_find(lm, pg, index, NULL);

@@ -100,6 +100,11 @@ void lease_schedule(lease_mgr *lm);
 int lease_pool_prepare(lease_mgr *lm, const uint8_t *pg, uint32_t index, const res_set *r);
 void lease_pool_commit(lease_mgr *lm, const uint8_t *pg, uint32_t index);
 void lease_pool_return(lease_mgr *lm, const uint8_t *pg, uint32_t index);
+/* An actor of group pg holds r for its life from a committed bundle here
+ * (index, or -1: the first with room); *used is its index. 0 or
+ * RAYC_ENOTFOUND. Unhold gives it back (nothing if the bundle is gone). */
+int lease_pool_hold(lease_mgr *lm, const uint8_t *pg, int index, const res_set *r, uint32_t *used);
+void lease_pool_unhold(lease_mgr *lm, const uint8_t *pg, uint32_t index, const res_set *r);
 /* Resources an actor holds for its life (outside any lease): taken from
  * the node's available set, and given back when it dies. */
 void lease_hold(lease_mgr *lm, const res_set *r);

@@ -32,6 +32,10 @@ typedef struct ractor {
     res_set held;
     bool detached;
     bool exiting; /* killed or released: its death is not reported again */
+    bool in_pg;   /* lives in bundle pool_index of placement group pg */
+    uint8_t pg[PG_ID_SIZE];
+    int bundle_index;
+    uint32_t pool_index;
     struct ractor *next;
 } ractor;
 
@@ -562,7 +566,12 @@ static void actor_creation_done(task_manager *tm, rtask *t, worker *w, Rpc__Task
     }
     lease_task_done(tm->lm, t); /* the lease ends; the worker goes W_ACTOR (env_set_leased) */
     if (ok) {
-        lease_hold(tm->lm, &r->held);
+        if (r->in_pg) {
+            if (lease_pool_hold(tm->lm, r->pg, r->bundle_index, &r->held, &r->pool_index) != 0)
+                log_warn("an actor's bundle cannot hold its resources any more");
+        } else {
+            lease_hold(tm->lm, &r->held);
+        }
         send_created(tm, id, w, RAYC_OK, NULL, m->actor_address);
     } else {
         /* A failed constructor leaves a worker in an unknown state: end it. */
@@ -581,7 +590,10 @@ static void actor_worker_died(task_manager *tm, worker *w)
 {
     ractor *r = w->actor;
     w->actor = NULL;
-    lease_unhold(tm->lm, &r->held);
+    if (r->in_pg)
+        lease_pool_unhold(tm->lm, r->pg, r->pool_index, &r->held);
+    else
+        lease_unhold(tm->lm, &r->held);
     if (!r->exiting) {
         char cause[128];
         snprintf(cause, sizeof(cause), "its worker (pid %d) died", (int)w->pid);
@@ -626,6 +638,11 @@ void tm_create_actor(task_manager *tm, const Rpc__ActorInfo *a)
     }
     memcpy(r->id.b, a->actor_id.data, ACTOR_ID_SIZE);
     r->detached = a->detached;
+    if (m->spec->pg_id.len == PG_ID_SIZE) {
+        r->in_pg = true;
+        memcpy(r->pg, m->spec->pg_id.data, PG_ID_SIZE);
+        r->bundle_index = m->spec->bundle_index;
+    }
     for (size_t i = 0; i < a->n_resources; i++)
         res_set_amount(&r->held, a->resources[i]->name, a->resources[i]->amount);
     r->next = tm->actors;
@@ -680,6 +697,27 @@ void tm_actor_exiting(task_manager *tm, worker *w, Rpc__ActorDied *d)
 
 /* ---------------------------------------------------------------- placement groups */
 
+/* The bundle goes: its actors die for good ("its placement group was
+ * removed"), told to the GCS before their workers are killed. */
+static void actors_of_bundle_die(task_manager *tm, const uint8_t *pg, uint32_t index)
+{
+    for (ractor *r = tm->actors; r; r = r->next) {
+        if (!r->in_pg || r->exiting || r->w == NULL || r->pool_index != index ||
+            memcmp(r->pg, pg, PG_ID_SIZE) != 0)
+            continue;
+        Rpc__ActorDied d = RPC__ACTOR_DIED__INIT;
+        d.actor_id.data = r->id.b;
+        d.actor_id.len = ACTOR_ID_SIZE;
+        d.worker_id.data = r->w->id.b;
+        d.worker_id.len = WORKER_ID_SIZE;
+        d.cause = "its placement group was removed";
+        d.no_restart = true;
+        gs_send(tm->d.gs, MSG_ACTOR_DIED, &d.base);
+        r->exiting = true;
+        wpool_kill(tm->d.pool, r->w);
+    }
+}
+
 void tm_pg_message(task_manager *tm, uint16_t type, const ProtobufCMessage *msg)
 {
     switch (type) {
@@ -720,8 +758,10 @@ void tm_pg_message(task_manager *tm, uint16_t type, const ProtobufCMessage *msg)
     case MSG_RETURN_BUNDLES: {
         const Rpc__ReturnBundles *m = (const Rpc__ReturnBundles *)msg;
         if (m->pg_id.len == PG_ID_SIZE)
-            for (size_t i = 0; i < m->n_indexes; i++)
+            for (size_t i = 0; i < m->n_indexes; i++) {
+                actors_of_bundle_die(tm, m->pg_id.data, m->indexes[i]);
                 lease_pool_return(tm->lm, m->pg_id.data, m->indexes[i]);
+            }
         break;
     }
     }

@@ -32,12 +32,13 @@ static void driver_init(const harness_cluster *c)
     setenv("RAYC_TOKEN_FILE", c->token_file, 1);
     unsetenv("RAYC_TOKEN");
     unsetenv("RAYC_ADDRESS");
-    char temp[HARNESS_PATH + 16], lib[HARNESS_PATH];
+    char temp[HARNESS_PATH + 16], lib[HARNESS_PATH], alib[HARNESS_PATH];
     snprintf(temp, sizeof(temp), "%s/drivertmp", harness_dir());
     mkdir(temp, 0700);
     setenv("RAYC_TEMP_DIR", temp, 1);
     snprintf(lib, sizeof(lib), "%s/examples/libmnlib_tasks.so", harness_build());
-    const char *code[] = {lib, NULL};
+    snprintf(alib, sizeof(alib), "%s/examples/libactorlib_tasks.so", harness_build());
+    const char *code[] = {lib, alib, NULL};
     rayc_init_opts o = {.address = c->address, .code = code, .log_to_driver = -1};
     int rc = rayc_init(&o);
     cr_assert_eq(rc, RAYC_OK, "rayc_init: %s: %s", rayc_strerror(rc), rayc_last_error());
@@ -342,5 +343,56 @@ Test(pgs, node_death_reschedules_its_bundles_and_gcs_restart_keeps_groups)
         ok = strcmp(o0, m.dead) != 0 && strcmp(o1, m.dead) != 0 && strcmp(o0, o1) != 0;
     }
     cr_assert(ok, "the group was not rescheduled off the dead node");
+    rayc_shutdown();
+}
+
+/* ============================================================ actors */
+
+struct dead_arg {
+    rayc_actor a;
+};
+
+static bool actor_dead(void *arg)
+{
+    struct dead_arg *d = arg;
+    char st[256];
+    return rayc_actor_state(d->a, st, sizeof(st)) == RAYC_OK && strncmp(st, "DEAD", 4) == 0;
+}
+
+Test(pgs, actor_in_a_bundle_runs_there_and_dies_with_the_group)
+{
+    harness_cluster c;
+    cluster3(&c);
+    const char *b[] = {"CPU=1", "CPU=1"};
+    rayc_pg pg = create_pg(b, 2, RAYC_PG_STRICT_SPREAD);
+    char n1[57];
+    bundle_node(pg, 1, n1);
+    rayc_actor_opts o = {.placement_group = &pg, .bundle_index = 1, .num_cpus = 1};
+    int64_t start = 7;
+    rayc_arg arg = RAYC_VAL(&start, sizeof(start));
+    rayc_actor a;
+    int rc = rayc_actor_create("Counter", &arg, 1, &o, &a);
+    cr_assert_eq(rc, RAYC_OK, "rayc_actor_create in a bundle: %s", rayc_last_error());
+    rayc_ref r;
+    cr_assert_eq(rayc_actor_call(a, "node", NULL, 0, NULL, &r), RAYC_OK);
+    rayc_value v;
+    cr_assert_eq(rayc_get(&r, 1, &v, SLACK_MS), RAYC_OK, "%s", rayc_last_error());
+    char where[57];
+    snprintf(where, sizeof(where), "%.*s", (int)v.size, (const char *)v.data);
+    rayc_value_release(&v);
+    rayc_ref_release(r);
+    cr_assert_str_eq(where, n1, "the actor does not live on its bundle's node");
+    /* Its CPU is the bundle's: a task of bundle 1 has none left and waits;
+     * the actor asking for more than the bundle holds is refused. */
+    rayc_actor big;
+    rayc_actor_opts too_much = {.placement_group = &pg, .bundle_index = 1, .num_cpus = 2};
+    cr_assert_eq(rayc_actor_create("Counter", &arg, 1, &too_much, &big), RAYC_EINVAL);
+
+    cr_assert_eq(rayc_pg_remove(pg), RAYC_OK);
+    struct dead_arg d = {a};
+    cr_assert(harness_wait_until(actor_dead, &d, SLACK_MS), "the actor outlived its group");
+    char st[256];
+    cr_assert_eq(rayc_actor_state(a, st, sizeof(st)), RAYC_OK);
+    cr_assert(strstr(st, "placement group was removed"), "state: %s", st);
     rayc_shutdown();
 }
