@@ -589,6 +589,24 @@ static int run_actor_creation(void *p, double *units)
     return rc;
 }
 
+/* Ray's placement_group_create/removal: a one-bundle group created, waited
+ * for (reserved on a raylet in two phases) and removed. */
+static int run_pg_create_remove(void *p, double *units)
+{
+    (void)p;
+    const char *b[] = {"CPU=0.01"};
+    rayc_pg pg;
+    int rc = rayc_pg_create(b, 1, RAYC_PG_PACK, NULL, &pg);
+    if (rc != 0)
+        return fail(rc, "rayc_pg_create");
+    if ((rc = rayc_pg_wait(pg, CALL_TIMEOUT_MS)) != 0)
+        return fail(rc, "rayc_pg_wait");
+    if ((rc = rayc_pg_remove(pg)) != 0)
+        return fail(rc, "rayc_pg_remove");
+    *units += 1;
+    return 0;
+}
+
 /* ------------------------------------------------------------------ cases */
 
 /* The generators section (issue 11): its setup/run functions. */
@@ -634,6 +652,8 @@ static const bench_case CASES[] = {
     {"n_n_actor_calls_async", K_RATE, 1, "calls", 1, setup_n_actors, run_actor_nn, 27376},
     {"n_n_actor_calls_with_arg_async", K_RATE, 1, "calls", 1, setup_n_actors_arg, run_actor_nn, 0},
     {"actor_creation", K_RATE, 1, "actors", 1, setup_creation, run_actor_creation, 0},
+    {"placement_group_create_removal", K_RATE, 1, "groups", 1, setup_tasks_per_batch,
+     run_pg_create_remove, 765},
     /* generators (bench_generators.h) */
     {"generator_items_8B", K_RATE, 1, "items", 1, setup_gen_items, run_gen_items, 0},
     {"generators_modin_list_first_partition", K_MEASURE, 1, "s", 1, setup_modin_list_first,

@@ -93,7 +93,19 @@
     X(124, OBJECT_OWNER, object_owner)                               \
     X(125, ACTOR_EXIT, actor_exit)                                   \
     X(130, STREAM_ITEM, stream_item)                                 \
-    X(131, STREAM_ACK, stream_ack)
+    X(131, STREAM_ACK, stream_ack)                                   \
+    X(140, CREATE_PG_REQ, create_pg_request)                         \
+    X(141, CREATE_PG_REPLY, pg_reply)                                \
+    X(142, GET_PG_REQ, get_pg_request)                               \
+    X(143, GET_PG_REPLY, pg_reply)                                   \
+    X(144, REMOVE_PG_REQ, remove_pg_request)                         \
+    X(145, REMOVE_PG_REPLY, pg_reply)                                \
+    X(146, LIST_PGS_REQ, list_pgs_request)                           \
+    X(147, LIST_PGS_REPLY, list_pgs_reply)                           \
+    X(148, PREPARE_BUNDLES, prepare_bundles)                         \
+    X(149, BUNDLES_PREPARED, bundles_prepared)                       \
+    X(150, COMMIT_BUNDLES, commit_bundles)                           \
+    X(151, RETURN_BUNDLES, return_bundles)
 /* clang-format on */
 
 enum msg_type {

@@ -77,6 +77,14 @@ static bool fits(const Rpc__NodeInfo *n, const Rpc__TaskSpec *spec)
  * else the alive node with the most CPU free. NULL: nowhere yet. */
 static const Rpc__NodeInfo *pick_node(gcs_server *srv, const Rpc__TaskSpec *spec)
 {
+    if (spec->pg_id.len == PG_ID_SIZE) {
+        /* In a placement group: its bundle's node, once the group has it. */
+        node_id_t n;
+        if (!gcs_pg_node_for(srv, spec->pg_id.data, spec->bundle_index, spec, &n))
+            return NULL;
+        const Rpc__NodeInfo *ni = gcs_node_get(srv->nodes, n.b, NODE_ID_SIZE);
+        return ni && ni->state == RPC__NODE_STATE__NODE_ALIVE && raylet_of(srv, n.b) ? ni : NULL;
+    }
     if (spec->owner_node_id.len == NODE_ID_SIZE) {
         const Rpc__NodeInfo *own = gcs_node_get(srv->nodes, spec->owner_node_id.data, NODE_ID_SIZE);
         if (own && own->state == RPC__NODE_STATE__NODE_ALIVE && fits(own, spec) &&

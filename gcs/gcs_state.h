@@ -42,6 +42,8 @@ typedef struct {
     const gcs_objdir *objdir;
     const gcs_jobsub *subs;
     const gcs_actor_table *actors;
+    const Rpc__PlacementGroupInfo *pgs; /* placement groups (gcs_pg_list) */
+    size_t npgs;
 } gcs_state_src;
 
 typedef struct {

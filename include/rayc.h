@@ -131,6 +131,11 @@ typedef struct {
 #define RAYC_VAL(ptr, len) ((rayc_arg){.kind = RAYC_ARG_VALUE, .data = (ptr), .size = (len)})
 #define RAYC_REF(r)        ((rayc_arg){.kind = RAYC_ARG_REF, .ref = (r)})
 
+/* A placement group (see "placement groups" below). */
+typedef struct {
+    uint8_t id[18];
+} rayc_pg;
+
 #define RAYC_STREAMING (-1)
 enum { RAYC_SCHED_DEFAULT = 0, RAYC_SCHED_SPREAD = 1, RAYC_SCHED_NODE = 2 };
 
@@ -140,14 +145,17 @@ typedef struct {
     double num_gpus;
     const char *resources; /* "name=amount,name=amount" */
     size_t memory;
-    int max_retries;            /* system failures; 0 means default (3); -1 none */
-    int retry_exceptions;       /* also retry application errors */
-    int strategy;               /* RAYC_SCHED_DEFAULT, RAYC_SCHED_SPREAD, RAYC_SCHED_NODE */
-    const char *node_id;        /* hex, for RAYC_SCHED_NODE */
-    int soft;                   /* node affinity may fall back */
-    const char *name;           /* shown in listings and timelines */
-    int generator_backpressure; /* streams: >0 makes rayc_yield wait while that many yielded
-                                   items are not yet taken by rayc_stream_next; 0: no limit */
+    int max_retries;                /* system failures; 0 means default (3); -1 none */
+    int retry_exceptions;           /* also retry application errors */
+    int strategy;                   /* RAYC_SCHED_DEFAULT, RAYC_SCHED_SPREAD, RAYC_SCHED_NODE */
+    const char *node_id;            /* hex, for RAYC_SCHED_NODE */
+    int soft;                       /* node affinity may fall back */
+    const char *name;               /* shown in listings and timelines */
+    const rayc_pg *placement_group; /* run inside this group's bundle ... */
+    int bundle_index;               /* ... of this index (-1: any bundle of the group) */
+    int generator_backpressure;     /* streams: >0 makes rayc_yield wait while that many
+                                       yielded items are not yet taken by rayc_stream_next; 0: no
+                                       limit */
 } rayc_task_opts;
 
 RAYC_PUBLIC int rayc_submit(const char *function, const rayc_arg *args, size_t nargs,
@@ -237,6 +245,8 @@ typedef struct {
     double num_gpus;
     const char *resources;
     int get_if_exists; /* with name: hand back the live actor of that name instead of EEXIST */
+    const rayc_pg *placement_group; /* live inside this group's bundle ... */
+    int bundle_index;               /* ... of this index (-1: any bundle that fits) */
 } rayc_actor_opts;
 
 RAYC_PUBLIC int rayc_actor_create(const char *cls, const rayc_arg *args, size_t nargs,
@@ -253,6 +263,21 @@ RAYC_PUBLIC int rayc_actor_call_stream(rayc_actor actor, const char *method, con
 RAYC_PUBLIC rayc_actor rayc_actor_self(rayc_ctx *ctx); /* inside a method: the actor running it */
 /* "PENDING_CREATION", "ALIVE", "RESTARTING", "DEAD: <cause>". */
 RAYC_PUBLIC int rayc_actor_state(rayc_actor actor, char *state, size_t cap);
+
+/* ------------------------------------------------------- placement groups */
+
+/* Bundles of resources reserved across the cluster atomically, with Ray's
+ * strategies. Each bundle spec is "CPU=1,GPU=0,name=amount". */
+enum { RAYC_PG_PACK = 0, RAYC_PG_SPREAD = 1, RAYC_PG_STRICT_PACK = 2, RAYC_PG_STRICT_SPREAD = 3 };
+
+RAYC_PUBLIC int rayc_pg_create(const char *const *bundles, size_t nbundles, int strategy,
+                               const char *name /* may be NULL */, rayc_pg *out);
+/* RAYC_OK once every bundle is reserved; RAYC_ETIMEDOUT while it cannot be. */
+RAYC_PUBLIC int rayc_pg_wait(rayc_pg pg, int64_t timeout_ms);
+/* Frees the bundles; tasks running in them are killed (Ray's semantics). */
+RAYC_PUBLIC int rayc_pg_remove(rayc_pg pg);
+/* The hex id of the node bundle `bundle` is reserved on. */
+RAYC_PUBLIC int rayc_pg_bundle_node(rayc_pg pg, size_t bundle, char node_id[57]);
 
 #ifdef __cplusplus
 }

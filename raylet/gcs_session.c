@@ -136,6 +136,7 @@ static void send_heartbeat(gcs_session *gs, const gs_load *load)
     hb.store_objects = load->store.objects;
     hb.spilled_bytes = load->store.spilled_bytes;
     hb.pending_tasks = load->pending_tasks;
+    hb.oom_kills = load->oom_kills;
     hb.view_epoch = gs->view_epoch;
     hb.view_version = gs->view_version;
     conn_send(gs->c, MSG_HEARTBEAT_REQ, &hb.base);
@@ -414,6 +415,11 @@ static void on_gcs_frame(conn *c, uint16_t type, ProtobufCMessage *msg)
         break;
     case MSG_KILL_ACTOR_WORKER:
         gs->hooks.kill_actor(gs->arg, (Rpc__KillActorWorker *)msg);
+        break;
+    case MSG_PREPARE_BUNDLES:
+    case MSG_COMMIT_BUNDLES:
+    case MSG_RETURN_BUNDLES:
+        gs->hooks.pg_message(gs->arg, type, msg);
         break;
     default:
         if (!finish_call(gs, msg))

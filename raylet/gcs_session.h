@@ -64,7 +64,8 @@ typedef struct {
     res_set available;
     plasma_stats store;
     uint64_t pending_tasks;
-    bool wants_view; /* tasks wait here that another node might run: report often */
+    uint64_t oom_kills; /* the memory monitor's kills so far */
+    bool wants_view;    /* tasks wait here that another node might run: report often */
 } gs_load;
 
 typedef struct {
@@ -83,6 +84,8 @@ typedef struct {
     /* The GCS asks this node to create an actor, or to kill one's worker. */
     void (*create_actor)(void *arg, const Rpc__ActorInfo *actor);
     void (*kill_actor)(void *arg, const Rpc__KillActorWorker *k);
+    /* Placement groups: PrepareBundles, CommitBundles, ReturnBundles. */
+    void (*pg_message)(void *arg, uint16_t type, const ProtobufCMessage *msg);
 } gs_hooks;
 
 /* A session for node self (self's strings borrowed). Returns NULL with err

@@ -107,6 +107,7 @@ static void gs_on_load(void *arg, gs_load *out)
     out->available = *tm_available(nm->tm);
     plasma_store_stats(nm->store, &out->store);
     out->pending_tasks = tm_pending(nm->tm);
+    out->oom_kills = nm->oom_kills;
     out->wants_view = tm_wants_view(nm->tm);
 }
 
@@ -158,9 +159,22 @@ static void gs_on_kill_actor(void *arg, const Rpc__KillActorWorker *k)
     tm_kill_actor(nm->tm, k);
 }
 
+static void gs_on_pg_message(void *arg, uint16_t type, const ProtobufCMessage *msg)
+{
+    node_manager *nm = arg;
+    tm_pg_message(nm->tm, type, msg);
+}
+
 static const gs_hooks gcs_hooks = {
-    gs_on_load,  gs_on_view_changed, gs_on_node_died,    gs_on_job_ended,
-    gs_on_fatal, gs_on_stopped,      gs_on_create_actor, gs_on_kill_actor,
+    .load = gs_on_load,
+    .view_changed = gs_on_view_changed,
+    .node_died = gs_on_node_died,
+    .job_ended = gs_on_job_ended,
+    .fatal = gs_on_fatal,
+    .stopped = gs_on_stopped,
+    .create_actor = gs_on_create_actor,
+    .kill_actor = gs_on_kill_actor,
+    .pg_message = gs_on_pg_message,
 };
 
 /* ---------------------------------------------------------------- local clients */

@@ -32,6 +32,10 @@ typedef struct ractor {
     res_set held;
     bool detached;
     bool exiting; /* killed or released: its death is not reported again */
+    bool in_pg;   /* lives in bundle pool_index of placement group pg */
+    uint8_t pg[PG_ID_SIZE];
+    int bundle_index;
+    uint32_t pool_index;
     struct ractor *next;
 } ractor;
 
@@ -251,6 +255,12 @@ static void env_fail(void *ctx, rtask *t, int status, const char *msg)
     fail_task(ctx, t, status, msg);
 }
 
+static void env_kill(void *ctx, worker *w)
+{
+    task_manager *tm = ctx;
+    wpool_kill(tm->d.pool, w);
+}
+
 static void pull(void *ctx, const object_id_t *id, const node_id_t *hint, dm_pulled_cb cb,
                  void *arg)
 {
@@ -341,7 +351,13 @@ static void make_ready(task_manager *tm, rtask *t)
         warn_infeasible(tm, t);
         return;
     }
-    if (lease_enqueue(tm->lm, t, false) != 0) {
+    int rc = lease_enqueue(tm->lm, t, false);
+    if (rc == RAYC_ENOTFOUND) {
+        report(tm, t, RAYC_EINVAL,
+               "%s: its placement group has no such bundle reserved on this node (removed?)",
+               t->msg->spec->function);
+        task_free(tm, t);
+    } else if (rc != 0) {
         report(tm, t, RAYC_ENOMEM, "raylet out of memory");
         task_free(tm, t);
     }
@@ -557,7 +573,12 @@ static void actor_creation_done(task_manager *tm, rtask *t, worker *w, Rpc__Task
     }
     lease_task_done(tm->lm, t); /* the lease ends; the worker goes W_ACTOR (env_set_leased) */
     if (ok) {
-        lease_hold(tm->lm, &r->held);
+        if (r->in_pg) {
+            if (lease_pool_hold(tm->lm, r->pg, r->bundle_index, &r->held, &r->pool_index) != 0)
+                log_warn("an actor's bundle cannot hold its resources any more");
+        } else {
+            lease_hold(tm->lm, &r->held);
+        }
         send_created(tm, id, w, RAYC_OK, NULL, m->actor_address);
     } else {
         /* A failed constructor leaves a worker in an unknown state: end it. */
@@ -576,7 +597,10 @@ static void actor_worker_died(task_manager *tm, worker *w)
 {
     ractor *r = w->actor;
     w->actor = NULL;
-    lease_unhold(tm->lm, &r->held);
+    if (r->in_pg)
+        lease_pool_unhold(tm->lm, r->pg, r->pool_index, &r->held);
+    else
+        lease_unhold(tm->lm, &r->held);
     if (!r->exiting) {
         char cause[128];
         snprintf(cause, sizeof(cause), "its worker (pid %d) died", (int)w->pid);
@@ -621,6 +645,11 @@ void tm_create_actor(task_manager *tm, const Rpc__ActorInfo *a)
     }
     memcpy(r->id.b, a->actor_id.data, ACTOR_ID_SIZE);
     r->detached = a->detached;
+    if (m->spec->pg_id.len == PG_ID_SIZE) {
+        r->in_pg = true;
+        memcpy(r->pg, m->spec->pg_id.data, PG_ID_SIZE);
+        r->bundle_index = m->spec->bundle_index;
+    }
     for (size_t i = 0; i < a->n_resources; i++)
         res_set_amount(&r->held, a->resources[i]->name, a->resources[i]->amount);
     r->next = tm->actors;
@@ -671,6 +700,79 @@ void tm_actor_exiting(task_manager *tm, worker *w, Rpc__ActorDied *d)
     out.cause = d->cause && d->cause[0] ? d->cause : "released by its creator";
     out.no_restart = true;
     gs_send(tm->d.gs, MSG_ACTOR_DIED, &out.base);
+}
+
+/* ---------------------------------------------------------------- placement groups */
+
+/* The bundle goes: its actors die for good ("its placement group was
+ * removed"), told to the GCS before their workers are killed. */
+static void actors_of_bundle_die(task_manager *tm, const uint8_t *pg, uint32_t index)
+{
+    for (ractor *r = tm->actors; r; r = r->next) {
+        if (!r->in_pg || r->exiting || r->w == NULL || r->pool_index != index ||
+            memcmp(r->pg, pg, PG_ID_SIZE) != 0)
+            continue;
+        Rpc__ActorDied d = RPC__ACTOR_DIED__INIT;
+        d.actor_id.data = r->id.b;
+        d.actor_id.len = ACTOR_ID_SIZE;
+        d.worker_id.data = r->w->id.b;
+        d.worker_id.len = WORKER_ID_SIZE;
+        d.cause = "its placement group was removed";
+        d.no_restart = true;
+        gs_send(tm->d.gs, MSG_ACTOR_DIED, &d.base);
+        r->exiting = true;
+        wpool_kill(tm->d.pool, r->w);
+    }
+}
+
+void tm_pg_message(task_manager *tm, uint16_t type, const ProtobufCMessage *msg)
+{
+    switch (type) {
+    case MSG_PREPARE_BUNDLES: {
+        const Rpc__PrepareBundles *m = (const Rpc__PrepareBundles *)msg;
+        int rc = m->pg_id.len == PG_ID_SIZE ? 0 : RAYC_EINVAL;
+        size_t done = 0;
+        for (; rc == 0 && done < m->n_bundles; done++) {
+            res_set r;
+            memset(&r, 0, sizeof(r));
+            const Rpc__Bundle *b = m->bundles[done];
+            for (size_t k = 0; k < b->n_resources && rc == 0; k++)
+                if (b->resources[k]->amount < 0 ||
+                    res_set_amount(&r, b->resources[k]->name, b->resources[k]->amount) != 0)
+                    rc = RAYC_EINVAL;
+            if (rc == 0)
+                rc = lease_pool_prepare(tm->lm, m->pg_id.data, b->index, &r);
+        }
+        if (rc != 0) /* all or nothing on this node */
+            for (size_t i = 0; i + 1 < done; i++)
+                lease_pool_return(tm->lm, m->pg_id.data, m->bundles[i]->index);
+        Rpc__BundlesPrepared r = RPC__BUNDLES_PREPARED__INIT;
+        Rpc__Status st = RPC__STATUS__INIT;
+        msg_status_set(&st, rc, rc ? "not enough free resources on this node" : NULL);
+        r.req_id = m->req_id;
+        r.pg_id = m->pg_id;
+        r.status = &st;
+        gs_send(tm->d.gs, MSG_BUNDLES_PREPARED, &r.base);
+        break;
+    }
+    case MSG_COMMIT_BUNDLES: {
+        const Rpc__CommitBundles *m = (const Rpc__CommitBundles *)msg;
+        if (m->pg_id.len == PG_ID_SIZE)
+            for (size_t i = 0; i < m->n_indexes; i++)
+                lease_pool_commit(tm->lm, m->pg_id.data, m->indexes[i]);
+        break;
+    }
+    case MSG_RETURN_BUNDLES: {
+        const Rpc__ReturnBundles *m = (const Rpc__ReturnBundles *)msg;
+        if (m->pg_id.len == PG_ID_SIZE)
+            for (size_t i = 0; i < m->n_indexes; i++) {
+                actors_of_bundle_die(tm, m->pg_id.data, m->indexes[i]);
+                lease_pool_return(tm->lm, m->pg_id.data, m->indexes[i]);
+            }
+        break;
+    }
+    }
+    tm_schedule(tm);
 }
 
 /* ---------------------------------------------------------------- completion */
@@ -1092,8 +1194,18 @@ task_manager *tm_new(const tm_deps *deps)
         goto fail;
     int in_flight = (int)deps->cfg->max_tasks_in_flight_per_worker;
     lease_env le = {
-        env_idle_worker, env_want_workers, env_set_leased, env_set_blocked, env_job_state,
-        env_bind,        env_push,         env_spill,      env_fail,        tm};
+        .idle_worker = env_idle_worker,
+        .want_workers = env_want_workers,
+        .set_leased = env_set_leased,
+        .set_blocked = env_set_blocked,
+        .job_state = env_job_state,
+        .bind = env_bind,
+        .push = env_push,
+        .spill = env_spill,
+        .fail = env_fail,
+        .kill = env_kill,
+        .ctx = tm,
+    };
     tm->lm = lease_new(deps->total, in_flight, &le);
     if (tm->lm == NULL)
         goto fail;

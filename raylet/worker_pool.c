@@ -319,6 +319,10 @@ void wpool_dedicate(worker_pool *p, worker *w)
         w->state = W_ACTOR;
         p->actors++;
     }
+    /* Keep the prestarted workers for tasks (and the next actor) ready:
+     * an actor took one for good. */
+    if (p->size - p->actors < p->prestart)
+        wpool_start(p);
 }
 
 worker *wpool_idle_for_job(worker_pool *p, uint32_t job_id)

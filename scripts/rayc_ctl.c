@@ -514,6 +514,26 @@ static void print_actor_counts(bconn *b, const opts_t *o)
         msg_free(&r->base);
 }
 
+/* "Placement groups: 2 created, 1 pending, 0 rescheduling, 3 removed". */
+static void print_pg_counts(bconn *b, const opts_t *o)
+{
+    Rpc__ListPgsRequest req = RPC__LIST_PGS_REQUEST__INIT;
+    req.req_id = 4;
+    int st;
+    Rpc__ListPgsReply *r = (Rpc__ListPgsReply *)call(b, MSG_LIST_PGS_REQ, &req.base,
+                                                     MSG_LIST_PGS_REPLY, o->timeout_ms, &st);
+    size_t n[4] = {0, 0, 0, 0};
+    for (size_t i = 0; r && i < r->n_pgs; i++)
+        if ((unsigned)r->pgs[i]->state < 4)
+            n[r->pgs[i]->state]++;
+    if (r && r->n_pgs > 0)
+        printf("Placement groups: %zu created, %zu pending, %zu rescheduling, %zu removed\n",
+               n[RPC__PG_STATE__PG_CREATED], n[RPC__PG_STATE__PG_PENDING],
+               n[RPC__PG_STATE__PG_RESCHEDULING], n[RPC__PG_STATE__PG_REMOVED]);
+    if (r)
+        msg_free(&r->base);
+}
+
 static int cmd_status(const opts_t *o)
 {
     bconn *b = gcs_connect(o);
@@ -522,8 +542,9 @@ static int cmd_status(const opts_t *o)
     print_gcs_line(b, o);
     print_nodes_table(nodes);
     size_t alive = 0, dead = 0, running = 0;
-    uint64_t pending = 0;
+    uint64_t pending = 0, oom = 0;
     for (size_t i = 0; i < nodes->n_nodes; i++) {
+        oom += nodes->nodes[i]->oom_kills;
         if (nodes->nodes[i]->state == RPC__NODE_STATE__NODE_ALIVE) {
             alive++;
             pending += nodes->nodes[i]->pending_tasks;
@@ -537,7 +558,11 @@ static int cmd_status(const opts_t *o)
     printf("\n%zu alive node%s, %zu dead; %zu job%s (%zu running); %llu pending task%s\n", alive,
            alive == 1 ? "" : "s", dead, jobs->n_jobs, jobs->n_jobs == 1 ? "" : "s", running,
            (unsigned long long)pending, pending == 1 ? "" : "s");
+    if (oom > 0)
+        printf("Memory monitor: %llu worker%s killed for lack of memory\n", (unsigned long long)oom,
+               oom == 1 ? "" : "s");
     print_actor_counts(b, o);
+    print_pg_counts(b, o);
     msg_free(&nodes->base);
     msg_free(&jobs->base);
     bconn_close(b);

@@ -251,8 +251,14 @@ static void *pool_main(void *arg)
         rt->running++;
         pthread_mutex_unlock(&rt->qmu);
         run_call(it->c, it->p);
-        flush(it->c);
         msg_free(&it->p->base);
+        /* Flush unless the next queued call is the same caller's: whoever
+         * runs that one writes both replies at once. */
+        pthread_mutex_lock(&rt->qmu);
+        bool later = rt->qhead && rt->qhead->c == it->c;
+        pthread_mutex_unlock(&rt->qmu);
+        if (!later)
+            flush(it->c);
         pthread_mutex_lock(&rt->qmu);
         rt->running--;
         pthread_cond_broadcast(&rt->qcv);

@@ -68,6 +68,7 @@ typedef struct {
     actor_submitter *as;
     handle *h;
     cw_conn *conn;
+    bool replied; /* a reply arrived in this read: wake the waiters once */
 } reader_arg;
 
 /* ------------------------------------------------------------ queues */
@@ -274,6 +275,19 @@ void asub_created(actor_submitter *as, const actor_id_t *id, int max_task_retrie
     pthread_mutex_unlock(as->d.mu);
 }
 
+void asub_killed(actor_submitter *as, const actor_id_t *id, const char *cause)
+{
+    pthread_mutex_lock(as->d.mu);
+    handle *h = get_or_add(as, id);
+    if (h && h->state != H_DEAD) {
+        if (h->conn)
+            cw_conn_shutdown(h->conn); /* its reader frees it */
+        h->conn = NULL;
+        set_dead(as, h, cause);
+    }
+    pthread_mutex_unlock(as->d.mu);
+}
+
 void asub_release(actor_submitter *as, const actor_id_t *id)
 {
     pthread_mutex_lock(as->d.mu);
@@ -305,7 +319,7 @@ static int on_actor_frame(void *arg, uint16_t type, ProtobufCMessage *msg)
     idq_remove(&ra->h->inflight, m->task_id.data);
     pthread_mutex_unlock(as->d.mu);
     tsub_on_task_done(as->d.tasks, type, msg);
-    cw_conn_wake(as->d.raylet);
+    ra->replied = true;
     return 0;
 }
 
@@ -315,8 +329,13 @@ static void *reader_main(void *arg)
 {
     reader_arg *ra = arg;
     actor_submitter *as = ra->as;
-    while (cw_conn_pump(ra->conn, -1) == 0)
-        ;
+    while (cw_conn_pump(ra->conn, -1) == 0) {
+        /* One wake-up per read, however many replies it brought. */
+        if (ra->replied) {
+            ra->replied = false;
+            cw_conn_wake(as->d.raylet);
+        }
+    }
     pthread_mutex_lock(as->d.mu);
     handle *h = ra->h;
     if (h->conn == ra->conn) {

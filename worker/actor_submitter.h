@@ -64,6 +64,9 @@ void asub_created(actor_submitter *as, const actor_id_t *id, int max_task_retrie
 /* A call was recorded by tsub_submit (mu held): queue it behind the calls
  * made before it and send what can go. */
 void asub_call_added(actor_submitter *as, const actor_id_t *id, const task_id_t *task);
+/* This process killed the actor for good (mu NOT held): calls made from
+ * now on, and those in flight, fail at once with the cause. */
+void asub_killed(actor_submitter *as, const actor_id_t *id, const char *cause);
 /* The creator released its handle (mu NOT held): the actor exits once the
  * calls made before are done (nothing for a detached actor). */
 void asub_release(actor_submitter *as, const actor_id_t *id);

@@ -13,6 +13,7 @@
 #include "core.h"
 #include "errors.h"
 #include "msg.h"
+#include "pg.h"
 #include "task_submitter.h"
 
 #define MAX_CLASS_NAME 200
@@ -120,6 +121,11 @@ static int pack_creation(const char *cls, const actor_id_t *id, const rayc_arg *
         spec.actor_creation = true;
         spec.max_concurrency = o ? o->max_concurrency : 0;
         spec.detached = o && o->detached;
+        if (o && o->placement_group) {
+            spec.pg_id.data = (uint8_t *)o->placement_group->id;
+            spec.pg_id.len = PG_ID_SIZE;
+            spec.bundle_index = o->bundle_index;
+        }
         out->len = rpc__task_spec__get_packed_size(&spec);
         out->data = malloc(out->len ? out->len : 1);
         if (out->data == NULL)
@@ -174,6 +180,11 @@ int rayc_actor_create(const char *cls, const rayc_arg *args, size_t nargs,
         return rayc__error(RAYC_EINVAL, "rayc_actor_create: get_if_exists needs a name");
     res_set held, demand;
     if ((rc = actor_resources(opts, &held, &demand)) != 0 || (rc = check_class(cls)) != 0)
+        return rc;
+    node_id_t bundle_node;
+    if (opts && opts->placement_group &&
+        (rc = pg__task_target(opts->placement_group, opts->bundle_index, &demand, &bundle_node)) !=
+            0)
         return rc;
     actor_submitter *as = core__actors();
     if (as == NULL)
@@ -379,6 +390,15 @@ int rayc_actor_kill(rayc_actor actor, int no_restart)
     rc = r->status ? r->status->code : 0;
     if (rc != 0)
         rayc__error(rc, "rayc_actor_kill: %s", r->status->message ? r->status->message : "");
+    else if (no_restart && r->actor && r->actor->state == RPC__ACTOR_STATE__ACTOR_DEAD) {
+        /* Dead for good: this process's calls fail now, not when the
+         * worker's end reaches us. */
+        actor_submitter *as = core__actors();
+        actor_id_t id;
+        memcpy(id.b, actor.id, ACTOR_ID_SIZE);
+        if (as)
+            asub_killed(as, &id, r->actor->death_cause);
+    }
     msg_free(&r->base);
     return rc;
 }

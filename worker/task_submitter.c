@@ -248,6 +248,11 @@ static int build_and_send(task_submitter *ts, otask *t, const tsub_request *rq,
         spec.actor_id.data = t->actor.b;
         spec.actor_id.len = ACTOR_ID_SIZE;
     }
+    if (rq->has_pg) {
+        spec.pg_id.data = (uint8_t *)rq->pg;
+        spec.pg_id.len = PG_ID_SIZE;
+        spec.bundle_index = rq->bundle_index;
+    }
     spec.name = (char *)rq->name;
     spec.max_retries = tsub_retries_for(rq->max_retries);
     spec.retry_exceptions = rq->retry_exceptions;

@@ -99,8 +99,11 @@ typedef struct tsub_request {
     node_id_t target;
     const actor_id_t *actor; /* a call of this actor's method: held back until
                                 tsub_actor_send (in order, by the actor submitter) */
-    bool streaming;          /* a generator (tsub_submit_stream): items, no returns */
-    uint32_t backpressure;   /* generator_backpressure: unconsumed items it may get ahead */
+    bool has_pg;             /* run in placement group pg ... */
+    uint8_t pg[PG_ID_SIZE];
+    int bundle_index;      /* ... bundle (-1: any) */
+    bool streaming;        /* a generator (tsub_submit_stream): items, no returns */
+    uint32_t backpressure; /* generator_backpressure: unconsumed items it may get ahead */
     res_set demand;
 } tsub_request;
 

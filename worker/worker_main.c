@@ -39,6 +39,8 @@ __attribute__((used)) static const api_fn rayc_api[] = {
     (api_fn)rayc_actor_get,     (api_fn)rayc_actor_kill,
     (api_fn)rayc_actor_release, (api_fn)rayc_actor_state,
     (api_fn)rayc_actor_self,    (api_fn)rayc_actor_call_stream,
+    (api_fn)rayc_pg_create,     (api_fn)rayc_pg_wait,
+    (api_fn)rayc_pg_remove,     (api_fn)rayc_pg_bundle_node,
 };
 
 /* The executor over the core's connection: it takes its frames from the
