@@ -555,8 +555,11 @@ void lease_worker_died(lease_mgr *lm, worker *w)
             snprintf(msg, sizeof(msg), "%s: %s", t->msg->spec->function, l->oom);
             lm->env.fail(lm->env.ctx, t, RAYC_EOOM, msg);
         } else {
-            snprintf(msg, sizeof(msg), "%s: the worker running it (pid %d) died",
-                     t->msg->spec->function, (int)w->pid);
+            char how[64];
+            wpool_exit_text(w, how, sizeof(how));
+            snprintf(msg, sizeof(msg), "%s: the worker running it (pid %d) died%s%s%s",
+                     t->msg->spec->function, (int)w->pid, how[0] ? " (" : "", how,
+                     how[0] ? ")" : "");
             lm->env.fail(lm->env.ctx, t, RAYC_EWORKER_DIED, msg);
         }
     }

@@ -596,7 +596,10 @@ static void actor_worker_died(task_manager *tm, worker *w)
         lease_unhold(tm->lm, &r->held);
     if (!r->exiting) {
         char cause[128];
-        snprintf(cause, sizeof(cause), "its worker (pid %d) died", (int)w->pid);
+        char how[64];
+        wpool_exit_text(w, how, sizeof(how));
+        snprintf(cause, sizeof(cause), "its worker (pid %d) died%s%s%s", (int)w->pid,
+                 how[0] ? " (" : "", how, how[0] ? ")" : "");
         Rpc__ActorDied d = RPC__ACTOR_DIED__INIT;
         d.actor_id.data = r->id.b;
         d.actor_id.len = ACTOR_ID_SIZE;

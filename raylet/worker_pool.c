@@ -431,6 +431,53 @@ static void reap(worker_pool *p, worker *w, int status)
     free_worker(w);
 }
 
+static const char *signal_name(int sig)
+{
+    static const struct {
+        int sig;
+        const char *name;
+    } names[] = {{SIGSEGV, "SIGSEGV"}, {SIGABRT, "SIGABRT"}, {SIGKILL, "SIGKILL"},
+                 {SIGBUS, "SIGBUS"},   {SIGFPE, "SIGFPE"},   {SIGILL, "SIGILL"},
+                 {SIGTERM, "SIGTERM"}, {SIGINT, "SIGINT"},   {SIGPIPE, "SIGPIPE"}};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (names[i].sig == sig)
+            return names[i].name;
+    return NULL;
+}
+
+const char *wpool_exit_text(const worker *w, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    /* The kernel closes a dying process's files (we see the socket close)
+     * after it set the exit code, which /proc/<pid>/stat shows (field 52). */
+    char path[64], stat[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)w->pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return buf;
+    size_t n = fread(stat, 1, sizeof(stat) - 1, f);
+    fclose(f);
+    stat[n] = '\0';
+    char *p = strrchr(stat, ')');
+    if (p == NULL)
+        return buf;
+    int field = 2, code = -1;
+    char *save = NULL;
+    for (char *tok = strtok_r(p + 1, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
+        if (++field == 52)
+            code = atoi(tok);
+    if (code <= 0)
+        return buf;
+    int sig = code & 0x7f;
+    if (sig && signal_name(sig))
+        snprintf(buf, len, "killed by %s", signal_name(sig));
+    else if (sig)
+        snprintf(buf, len, "killed by signal %d", sig);
+    else
+        snprintf(buf, len, "exited with code %d", (code >> 8) & 0xff);
+    return buf;
+}
+
 static void on_sigchld(evutil_socket_t sig, short what, void *arg)
 {
     (void)sig;

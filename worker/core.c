@@ -11,7 +11,9 @@
  *   "HOST:PORT"  ask that GCS which raylet runs on this machine
  *   "local"      start a private embedded cluster (embedded.c)
  */
+#include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -573,13 +575,65 @@ static void load_knobs(core_t *c)
     config_free(&cfg);
 }
 
-/* The job's code library paths, for checks a driver can make itself (an
- * actor class it names). */
-static void keep_code_paths(core_t *c, const rayc_init_opts *o)
+/* Load each code library now (RTLD_NOW: a file that is not a library, or
+ * has undefined symbols, fails here, naming the path and the loader's
+ * message) and keep its absolute path and handle: rayc_submit and
+ * rayc_actor_create check the names they are given against them. */
+static int check_code(core_t *c, const rayc_init_opts *o)
 {
     c->ncode = 0;
-    for (size_t i = 0; o && o->code && o->code[i] && c->ncode < CORE_MAX_CODE; i++)
-        snprintf(c->code_paths[c->ncode++], CORE_PATH_MAX, "%s", o->code[i]);
+    c->code_unchecked = false;
+    for (size_t i = 0; o && o->code && o->code[i]; i++) {
+        char abs[PATH_MAX];
+        if (realpath(o->code[i], abs) == NULL)
+            return rayc__error(RAYC_ENOTFOUND, "code library %s: %s", o->code[i], strerror(errno));
+        /* Bind every symbol now when this process exports the API (a
+         * driver linked with librayc.so), so undefined symbols show here;
+         * a driver with librayc linked in statically binds lazily. */
+        int mode = dlsym(RTLD_DEFAULT, "rayc_return") ? RTLD_NOW : RTLD_LAZY;
+        char magic[4] = {0};
+        FILE *f = fopen(abs, "rb");
+        size_t got = f ? fread(magic, 1, sizeof(magic), f) : 0;
+        if (f)
+            fclose(f);
+        if (got != sizeof(magic) || memcmp(magic, "\177ELF", 4) != 0)
+            return rayc__error(RAYC_EINVAL,
+                               "code library %s cannot be loaded: not a shared library (no ELF "
+                               "header)",
+                               o->code[i]);
+        void *h = dlopen(abs, mode | RTLD_LOCAL);
+        if (h == NULL && mode == RTLD_NOW)
+            return rayc__error(RAYC_EINVAL, "code library %s cannot be loaded: %s", o->code[i],
+                               dlerror());
+        if (h == NULL) {
+            /* This process does not provide the API the library binds to
+             * (librayc linked in statically): the workers will judge it. */
+            log_warn("not checking code library %s here: %s", o->code[i], dlerror());
+            c->code_unchecked = true;
+            continue;
+        }
+        if (c->ncode < CORE_MAX_CODE) {
+            snprintf(c->code_paths[c->ncode], CORE_PATH_MAX, "%s", abs);
+            c->code_handles[c->ncode++] = h;
+        } else {
+            dlclose(h);
+            c->code_unchecked = true;
+        }
+    }
+    return 0;
+}
+
+bool core__has_symbol(const char *prefix, const char *name)
+{
+    core_t *c = &rayc__core;
+    if (c->ncode == 0 || c->is_worker || c->code_unchecked)
+        return true; /* cannot tell from here: the worker will say */
+    char sym[512];
+    snprintf(sym, sizeof(sym), "%s%s", prefix, name);
+    for (size_t i = 0; i < c->ncode; i++)
+        if (c->code_handles[i] && dlsym(c->code_handles[i], sym))
+            return true;
+    return false;
 }
 
 int rayc_init(const rayc_init_opts *opts)
@@ -632,6 +686,8 @@ int rayc_init(const rayc_init_opts *opts)
     if (rc == 0)
         rc = connect_raylet(c);
     if (rc == 0)
+        rc = check_code(c, opts);
+    if (rc == 0)
         rc = start_components(c);
     if (rc == 0)
         rc = add_job(c, opts);
@@ -643,7 +699,6 @@ int rayc_init(const rayc_init_opts *opts)
         embedded_stop(&c->embedded);
         rayc__error(rc, "%s", saved);
     } else {
-        keep_code_paths(c, opts);
         __atomic_store_n(&c->initialized, true, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&lifecycle_mu);
@@ -673,6 +728,10 @@ int rayc_shutdown(void)
     c->actors = NULL;
     disconnect(c);
     free_retired_gcs();
+    for (size_t i = 0; i < c->ncode; i++)
+        if (c->code_handles[i])
+            dlclose(c->code_handles[i]);
+    c->ncode = 0;
     destroy_tables(c);
     embedded_stop(&c->embedded);
     pthread_mutex_unlock(&lifecycle_mu);

@@ -130,6 +130,11 @@ int rayc_submit(const char *function, const rayc_arg *args, size_t nargs,
     tsub_request rq;
     if ((rc = build_request(function, args, nargs, opts, returns, &rq)) != 0)
         return rc;
+    if (!core__has_symbol("rayc__fn_", function))
+        return rayc__error(RAYC_ENOTFOUND,
+                           "rayc_submit: function '%s' is not in the job's code libraries "
+                           "(RAYC_REMOTE(%s) exports it)",
+                           function, function);
     tsub_arg stack_args[TSUB_STACK_ARGS],
         *targs = nargs > TSUB_STACK_ARGS ? malloc(nargs * sizeof(*targs)) : stack_args;
     if (targs == NULL)

@@ -371,9 +371,12 @@ Test(tasks, code_shipping_and_unknown_function)
     rayc_value_release(&v);
     rayc_ref_release(r);
 
-    char *msg = get_err(submit("no_such_function_xyz", NULL, 0, NULL), RAYC_ENOTFOUND);
-    cr_assert(strstr(msg, "no_such_function_xyz") != NULL, "message does not name it: %s", msg);
-    free(msg);
+    /* The driver knows its libraries: a misspelled function fails at once. */
+    rayc_ref bad;
+    int rc = rayc_submit("no_such_function_xyz", NULL, 0, NULL, &bad);
+    cr_assert_eq(rc, RAYC_ENOTFOUND, "submit of an unknown function: %s", rayc_strerror(rc));
+    cr_assert(strstr(rayc_last_error(), "no_such_function_xyz") != NULL,
+              "message does not name it: %s", rayc_last_error());
 
     /* The worker survives: later tasks run (as many as there are workers). */
     for (int i = 0; i < 4; i++) {
@@ -757,8 +760,9 @@ Test(tasks, dependent_of_failed_task_fails_unrun)
     stop();
 }
 
-/* One crash mode: max_retries=2 -> 3 attempts, then RAYC_EWORKER_DIED. */
-static void crash_mode(const char *mode)
+/* One crash mode: max_retries=2 -> 3 attempts, then RAYC_EWORKER_DIED with
+ * a message saying how the worker ended (how). */
+static void crash_mode(const char *mode, const char *how)
 {
     char counter[HARNESS_PATH];
     pathf(counter, sizeof(counter), "%s/attempts-%s", harness_dir(), mode);
@@ -767,16 +771,18 @@ static void crash_mode(const char *mode)
     char *msg = get_err(submit("crash", a, 2, &o), RAYC_EWORKER_DIED);
     cr_assert_eq(lines_of(counter), 3, "%s: want 3 attempts, counted %d (%s)", mode,
                  lines_of(counter), msg);
+    cr_assert(strstr(msg, how), "%s: the error does not say '%s': %s", mode, how, msg);
     free(msg);
 }
 
 Test(tasks, crashing_task_retried_then_worker_died)
 {
     start(2);
-    crash_mode("abort");
-    crash_mode("segv");
-    crash_mode("exit3");
-    crash_mode("kill9");
+    crash_mode("abort", "killed by SIGABRT");
+    /* Under ASan the sanitizer catches the SIGSEGV and exits with code 1. */
+    crash_mode("segv", getenv("RAYC_TEST_SANITIZER") ? "exited with code 1" : "killed by SIGSEGV");
+    crash_mode("exit3", "exited with code 3");
+    crash_mode("kill9", "killed by SIGKILL");
     /* Default retries (3): a crash on attempt 1 and success on attempt 2. */
     char counter[HARNESS_PATH];
     tmp_path(counter, sizeof(counter), "attempts-recover");
@@ -790,6 +796,32 @@ Test(tasks, crashing_task_retried_then_worker_died)
     free(get_err(submit("crash", b, 2, &none), RAYC_EWORKER_DIED));
     cr_assert_eq(lines_of(counter), 1);
     stop();
+}
+
+/* A code "library" that is not one fails rayc_init, naming the path and the
+ * loader's message; nothing of the cluster it started stays behind. */
+Test(tasks, rayc_init_refuses_a_file_that_is_not_a_library)
+{
+    cluster_env();
+    char fake[HARNESS_PATH];
+    pathf(fake, sizeof(fake), "%s/notalib.so", harness_dir());
+    FILE *f = fopen(fake, "w");
+    cr_assert(f != NULL);
+    fputs("not an ELF file\n", f);
+    fclose(f);
+    const char *code[] = {fake, NULL};
+    rayc_init_opts o = {
+        .address = "local", .code = code, .num_cpus = 1, .object_store_memory = STORE_BYTES};
+    int rc = rayc_init(&o);
+    cr_assert_eq(rc, RAYC_EINVAL, "rayc_init with a non-library: %s", rayc_strerror(rc));
+    cr_assert(strstr(rayc_last_error(), "notalib.so") &&
+                  strstr(rayc_last_error(), "cannot be loaded"),
+              "message: %s", rayc_last_error());
+    const char *missing[] = {"no/such/lib.so", NULL};
+    o.code = missing;
+    rc = rayc_init(&o);
+    cr_assert_eq(rc, RAYC_ENOTFOUND, "rayc_init with a missing library: %s", rayc_strerror(rc));
+    cr_assert(strstr(rayc_last_error(), "no/such/lib.so"), "message: %s", rayc_last_error());
 }
 
 Test(tasks, retry_exceptions_retries_rayc_fail)
