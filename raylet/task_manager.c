@@ -785,6 +785,12 @@ void tm_task_done(task_manager *tm, client *from, Rpc__TaskDone *m)
         actor_creation_done(tm, t, w, m);
         return;
     }
+    if (m->status && m->status->code != RAYC_OK)
+        log_info("task %s (job %u, attempt %u) failed on worker pid %d: %s",
+                 t->msg->spec->name && t->msg->spec->name[0] ? t->msg->spec->name
+                                                             : t->msg->spec->function,
+                 t->job_id, t->msg->spec->attempt, (int)w->pid,
+                 m->status->message ? m->status->message : rayc_strerror(m->status->code));
     lease_task_done(tm->lm, t);
     /* Store returns now belong to the owner (fate-sharing), or die with it. */
     client *owner = t->remote_owner ? NULL : creg_by_worker(tm->d.clients, &t->owner);

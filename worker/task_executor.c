@@ -453,7 +453,13 @@ static void report(rayc_ctx *ctx, int status, const char *message)
 static void report_failure(rayc_ctx *ctx, int rc)
 {
     const tex_deps *d = &ctx->x->d;
-    const char *function = ctx->spec->function;
+    /* The task's name (rayc_task_opts.name) leads when it has one. */
+    char who[512];
+    if (ctx->spec->name && ctx->spec->name[0])
+        snprintf(who, sizeof(who), "%s (%s)", ctx->spec->name, ctx->spec->function);
+    else
+        snprintf(who, sizeof(who), "%s", ctx->spec->function);
+    const char *function = who;
     char text[1400];
     if (ctx->failed)
         snprintf(text, sizeof(text), "%s: %s", function, ctx->error);

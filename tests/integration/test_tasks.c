@@ -719,6 +719,11 @@ Test(tasks, rayc_fail_gives_etask_with_function_and_message)
     char *msg = get_err(submit("fail_msg", NULL, 0, NULL), RAYC_ETASK);
     cr_assert(strstr(msg, "fail_msg: boom 7") != NULL, "message: %s", msg);
     free(msg);
+    /* A task's name (rayc_task_opts.name) leads its error. */
+    rayc_task_opts named = {.name = "nightly-report"};
+    msg = get_err(submit("fail_msg", NULL, 0, &named), RAYC_ETASK);
+    cr_assert(strstr(msg, "nightly-report (fail_msg): boom 7") != NULL, "message: %s", msg);
+    free(msg);
     stop();
 }
 
