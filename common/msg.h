@@ -92,6 +92,8 @@
     X(123, KILL_ACTOR_WORKER, kill_actor_worker)                     \
     X(124, OBJECT_OWNER, object_owner)                               \
     X(125, ACTOR_EXIT, actor_exit)                                   \
+    X(126, STEAL_TASKS, steal_tasks)                                 \
+    X(127, TASKS_GIVEN_BACK, tasks_given_back)                       \
     X(140, CREATE_PG_REQ, create_pg_request)                         \
     X(141, CREATE_PG_REPLY, pg_reply)                                \
     X(142, GET_PG_REQ, get_pg_request)                               \

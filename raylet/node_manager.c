@@ -272,6 +272,9 @@ static bool worker_frame(node_manager *nm, client *cl, uint16_t type, ProtobufCM
     case MSG_ACTOR_DIED:
         tm_actor_exiting(nm->tm, cl->w, (Rpc__ActorDied *)msg);
         return true;
+    case MSG_TASKS_GIVEN_BACK:
+        tm_tasks_given_back(nm->tm, cl->w, (Rpc__TasksGivenBack *)msg);
+        return true;
     case MSG_OBJECT_OWNER:
         give_to_owner(nm, (Rpc__ObjectOwner *)msg);
         return true;
@@ -312,6 +315,7 @@ static void client_frame(void *arg, client *cl, uint16_t type, ProtobufCMessage 
     case MSG_WORKER_UNBLOCKED:
     case MSG_ACTOR_DIED:
     case MSG_OBJECT_OWNER:
+    case MSG_TASKS_GIVEN_BACK:
         if (worker_frame(nm, cl, type, msg))
             return;
         break;

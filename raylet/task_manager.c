@@ -250,6 +250,16 @@ static void env_fail(void *ctx, rtask *t, int status, const char *msg)
     fail_task(ctx, t, status, msg);
 }
 
+static void env_steal(void *ctx, worker *w, int n)
+{
+    (void)ctx;
+    if (w->cl == NULL)
+        return;
+    Rpc__StealTasks m = RPC__STEAL_TASKS__INIT;
+    m.max = (uint32_t)n;
+    conn_send(w->cl->c, MSG_STEAL_TASKS, &m.base);
+}
+
 static void env_kill(void *ctx, worker *w)
 {
     task_manager *tm = ctx;
@@ -885,6 +895,16 @@ void tm_worker_blocked(task_manager *tm, worker *w, Rpc__WorkerBlocked *m)
     tm_schedule(tm);
 }
 
+void tm_tasks_given_back(task_manager *tm, worker *w, const Rpc__TasksGivenBack *m)
+{
+    for (size_t i = 0; i < m->n_task_ids; i++) {
+        rtask *t = task_find(tm, m->task_ids[i].data, m->task_ids[i].len);
+        if (t && t->state == T_DISPATCHED && t->w == w)
+            lease_take_back(tm->lm, t);
+    }
+    tm_schedule(tm);
+}
+
 void tm_worker_unblocked(task_manager *tm, worker *w)
 {
     lease_worker_unblocked(tm->lm, w);
@@ -1066,6 +1086,7 @@ task_manager *tm_new(const tm_deps *deps)
         .spill = env_spill,
         .fail = env_fail,
         .kill = env_kill,
+        .steal = env_steal,
         .ctx = tm,
     };
     tm->lm = lease_new(deps->total, in_flight, &le);

@@ -61,6 +61,8 @@ void tm_task_done(task_manager *tm, client *from, Rpc__TaskDone *m);
 void tm_cancel(task_manager *tm, client *from, Rpc__CancelTask *m);
 void tm_worker_blocked(task_manager *tm, worker *w, Rpc__WorkerBlocked *m);
 void tm_worker_unblocked(task_manager *tm, worker *w);
+/* The worker gave back tasks it had queued (asked by a steal). */
+void tm_tasks_given_back(task_manager *tm, worker *w, const Rpc__TasksGivenBack *m);
 
 /* Multi-node: a task another raylet forwarded here (spillback; the message
  * is taken over), and the completion of a task this raylet forwarded, or of

@@ -57,7 +57,12 @@ struct task_executor {
     Rpc__PushTask **queue; /* pushed, not started (ring) */
     size_t qhead, qlen, qcap;
     bool in_task; /* the tex_run thread runs a task */
-    bool blocked; /* ... which told the raylet it blocks */
+    /* While a task runs, the main thread does not read the raylet's frames:
+     * the watcher thread does (a steal or cancel of queued tasks, pushes). */
+    pthread_t watcher;
+    bool has_watcher, stop_watcher, watching;
+    pthread_cond_t watch_cv; /* with mu: a task started, or stop */
+    bool blocked;            /* ... which told the raylet it blocks */
     uint32_t job_id;
     void *libs[MAX_LIBS];
     size_t nlibs;
@@ -337,6 +342,24 @@ static int on_cancel(void *arg, uint16_t type, ProtobufCMessage *msg)
     return 0;
 }
 
+/* The raylet wants tasks queued here back (a CPU is free elsewhere while
+ * they wait behind the running one): give back those not started. */
+static int on_steal(void *arg, uint16_t type, ProtobufCMessage *msg)
+{
+    task_executor *x = arg;
+    const Rpc__StealTasks *m = (const Rpc__StealTasks *)msg;
+    (void)type;
+    ProtobufCBinaryData ids[TEX_GIVE_BACK_MAX];
+    task_id_t store[TEX_GIVE_BACK_MAX];
+    size_t cap = m->max < TEX_GIVE_BACK_MAX ? m->max : TEX_GIVE_BACK_MAX;
+    size_t n = give_back(x, ids, store, cap);
+    Rpc__TasksGivenBack r = RPC__TASKS_GIVEN_BACK__INIT;
+    r.n_task_ids = n;
+    r.task_ids = ids;
+    cw_conn_send(x->d.raylet, MSG_TASKS_GIVEN_BACK, &r.base);
+    return 0;
+}
+
 /* A pushed task: queue it (the message is kept until it has run). */
 static int on_push_task(void *arg, uint16_t type, ProtobufCMessage *msg)
 {
@@ -391,6 +414,34 @@ bool tex_running(void *arg)
 {
     task_executor *x = arg;
     return x->in_task && !x->blocked;
+}
+
+/* ------------------------------------------------------------ watcher */
+
+static void *watcher_main(void *arg)
+{
+    task_executor *x = arg;
+    for (;;) {
+        pthread_mutex_lock(&x->mu);
+        while (!x->watching && !x->stop_watcher)
+            pthread_cond_wait(&x->watch_cv, &x->mu);
+        bool stop = x->stop_watcher;
+        pthread_mutex_unlock(&x->mu);
+        if (stop || cw_conn_pump(x->d.raylet, 100) != 0)
+            return NULL;
+    }
+}
+
+/* A task starts (on) or ended: the watcher reads the raylet meanwhile. */
+static void watch(task_executor *x, bool on)
+{
+    pthread_mutex_lock(&x->mu);
+    x->watching = on;
+    if (on && !x->has_watcher)
+        x->has_watcher = pthread_create(&x->watcher, NULL, watcher_main, x) == 0;
+    if (on)
+        pthread_cond_signal(&x->watch_cv);
+    pthread_mutex_unlock(&x->mu);
 }
 
 /* ------------------------------------------------------------ running */
@@ -578,6 +629,7 @@ void tex_run_spec(task_executor *x, Rpc__TaskSpec *s, const tex_how *how)
         *x->d.task = ctx.task;
         *x->d.put_index = 0;
         x->in_task = true;
+        watch(x, true);
     }
     if (load_args(&ctx, &ra) != 0)
         goto out;
@@ -609,6 +661,7 @@ out:
     run_release(&ctx, &ra, &st);
     if (as_task) {
         x->in_task = false;
+        watch(x, false);
         tex_unblock(x);
     }
 }
@@ -647,11 +700,21 @@ task_executor *tex_new(const tex_deps *deps)
         return NULL;
     x->d = *deps;
     pthread_mutex_init(&x->mu, NULL);
+    pthread_cond_init(&x->watch_cv, NULL);
     return x;
 }
 
 void tex_free(task_executor *x)
 {
+    if (x == NULL)
+        return;
+    if (x->has_watcher) {
+        pthread_mutex_lock(&x->mu);
+        x->stop_watcher = true;
+        pthread_cond_signal(&x->watch_cv);
+        pthread_mutex_unlock(&x->mu);
+        pthread_join(x->watcher, NULL);
+    }
     if (x == NULL)
         return;
     while (x->qlen > 0) {
@@ -674,7 +737,8 @@ int tex_register(task_executor *x, frame_router *r)
 {
     if (router_add(r, MSG_PUSH_TASK, on_push_task, x) != 0 ||
         router_add(r, MSG_BIND_JOB, on_bind_job, x) != 0 ||
-        router_add(r, MSG_CANCEL_TASK, on_cancel, x) != 0)
+        router_add(r, MSG_CANCEL_TASK, on_cancel, x) != 0 ||
+        router_add(r, MSG_STEAL_TASKS, on_steal, x) != 0)
         return -1;
     return 0;
 }

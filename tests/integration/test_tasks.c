@@ -829,6 +829,39 @@ Test(tasks, rayc_init_refuses_a_file_that_is_not_a_library)
     cr_assert(strstr(rayc_last_error(), "no/such/lib.so"), "message: %s", rayc_last_error());
 }
 
+/* No head-of-line blocking: on a 2-CPU node, one long task then ten short
+ * ones. Pipelining may queue short ones behind the long one; the raylet
+ * takes them back when the other CPU is free, so all ten end while the long
+ * one still runs (an order, not a duration: the long one takes 15 s, the
+ * ten take about 2 s of one CPU). */
+Test(tasks, short_tasks_are_not_stuck_behind_a_long_one)
+{
+    start(2);
+    int64_t long_ms = 15000, short_ms = 200;
+    rayc_arg la[] = {ARG_STR(""), ARG_I64(&long_ms)};
+    rayc_ref slow = submit("nap", la, 2, NULL);
+    rayc_ref quick[10];
+    rayc_arg sa[] = {ARG_STR(""), ARG_I64(&short_ms)};
+    for (int i = 0; i < 10; i++)
+        quick[i] = submit("nap", sa, 2, NULL);
+    rayc_value v[10];
+    int rc = rayc_get(quick, 10, v, LONG_MS);
+    cr_assert_eq(rc, RAYC_OK, "the short tasks: %s", rayc_last_error());
+    for (int i = 0; i < 10; i++) {
+        rayc_value_release(&v[i]);
+        rayc_ref_release(quick[i]);
+    }
+    int ready = 0;
+    cr_assert_eq(rayc_wait(&slow, 1, 1, 0, &ready), 0,
+                 "the long task ended before the short ones: they waited behind it");
+    cr_assert_eq(rayc_cancel(slow, 1), RAYC_OK);
+    rayc_value lv;
+    rayc_get(&slow, 1, &lv, LONG_MS);
+    rayc_value_release(&lv);
+    rayc_ref_release(slow);
+    stop();
+}
+
 Test(tasks, retry_exceptions_retries_rayc_fail)
 {
     start(2);
