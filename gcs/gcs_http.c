@@ -28,6 +28,7 @@
 #include "gcs_metrics.h"
 #include "gcs_server_int.h"
 #include "gcs_state.h"
+#include "gcs_timeline.h"
 #include "log.h"
 #include "rayc.h"
 #include "sha256.h"
@@ -189,7 +190,8 @@ static bool admit(gcs_http *h, struct evhttp_request *req)
 
 static gcs_state_src state_src(const gcs_http *h)
 {
-    return (gcs_state_src){h->srv->nodes, h->srv->jobs, h->srv->objdir, h->jobs, h->srv->actors};
+    return (gcs_state_src){h->srv->nodes, h->srv->jobs,   h->srv->objdir,
+                           h->jobs,       h->srv->actors, h->srv->tasks};
 }
 
 static void serve_state(gcs_http *h, struct evhttp_request *req, const char *resource,
@@ -248,6 +250,26 @@ static void serve_state(gcs_http *h, struct evhttp_request *req, const char *res
         reply_error(h, req, 500, "out of memory");
     else
         reply_error(h, req, rc == RAYC_ENOTFOUND ? 404 : rc == RAYC_EBUSY ? 501 : 400, err);
+    free(body);
+}
+
+/* /api/v0/timeline[?job_id=N]: Chrome trace events of the task runs. */
+static void serve_timeline(gcs_http *h, struct evhttp_request *req, struct evkeyvalq *q)
+{
+    const char *job = evhttp_find_header(q, "job_id");
+    char *end = NULL;
+    unsigned long long id = job ? strtoull(job, &end, 10) : 0;
+    if (job && (*job == '\0' || *end || id > UINT32_MAX)) {
+        reply_error(h, req, 400, "bad job_id");
+        return;
+    }
+    size_t len;
+    char *body = gcs_timeline_render(h->srv->tasks, h->srv->nodes, (uint32_t)id, wall_us(), &len);
+    if (body == NULL) {
+        reply_error(h, req, 500, "out of memory");
+        return;
+    }
+    reply(h, req, 200, "OK", "application/json", body, len);
     free(body);
 }
 
@@ -504,6 +526,8 @@ static void on_request(struct evhttp_request *req, void *arg)
         else
             reply_error(h, req, 500, "out of memory");
         free(text);
+    } else if (strcmp(path, "/api/v0/timeline") == 0) {
+        serve_timeline(h, req, &q);
     } else if (strncmp(path, "/api/v0/", 8) == 0) {
         serve_state(h, req, path + 8, &q);
     } else if (strcmp(path, "/api/jobs") == 0 || strncmp(path, "/api/jobs/", 10) == 0) {

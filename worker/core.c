@@ -108,6 +108,7 @@ static int init_tables(core_t *c)
         .arg = c,
     };
     router_init(&c->router);
+    c->events = tev_new(&c->events_opts);
     return reft_init(&c->refs, &hooks);
 }
 
@@ -126,7 +127,9 @@ static int start_components(core_t *c)
         .job = &c->job,
         .owner = c->worker_id,
         .node = c->node_id,
+        .events = c->events,
     };
+    tev_attach(c->events, c->gcs, &c->node_id); /* a worker attaches once it has the GCS */
     c->tasks = tsub_new(&d);
     if (c->tasks == NULL)
         return rayc__error(RAYC_ENOMEM, "out of memory");
@@ -147,6 +150,8 @@ static void destroy_tables(core_t *c)
     tsub_free(c->tasks);
     c->tasks = NULL;
     pthread_mutex_unlock(&c->mu);
+    tev_free(c->events);
+    c->events = NULL;
 }
 
 /* Serialises rayc_init/rayc_shutdown against each other. */
@@ -435,6 +440,7 @@ static int add_job(core_t *c, const rayc_init_opts *o)
 
 static void disconnect(core_t *c)
 {
+    tev_stop(c->events); /* its last batch goes out on the GCS connection */
     /* The raylet frees our put slab with the connection. */
     storec_free(c->store);
     c->store = NULL;
@@ -456,6 +462,9 @@ static void load_knobs(core_t *c)
         log_warn("ignoring environment: %s", err);
     c->inline_max = cfg.inline_object_max;
     c->put_slab_bytes = cfg.put_slab_bytes;
+    c->events_opts.interval_ms = cfg.task_events_report_ms;
+    c->events_opts.max_records =
+        cfg.task_events_buffer_max > 0 ? (size_t)cfg.task_events_buffer_max : 0;
     config_free(&cfg);
 }
 
@@ -538,7 +547,9 @@ int rayc_shutdown(void)
 
     /* Objects and pins: the raylet frees everything an owner held and drops
      * every pin of a client when its connection closes, so closing it is
-     * the release. The job end is recorded first. */
+     * the release. The job end is recorded first, after the last task
+     * events. */
+    tev_stop(c->events);
     Rpc__FinishJobRequest req = RPC__FINISH_JOB_REQUEST__INIT;
     req.req_id = cw_conn_next_id(c->gcs);
     req.job_id = job_id_to_int(c->job);
@@ -627,6 +638,7 @@ int core__init_worker(const char *socket_path, const char *worker_id_hex)
         parse_host_port(gcs, c->gcs_host, sizeof(c->gcs_host), &c->gcs_port) == 0 &&
         find_token(c, c->session_dir) == 0 && connect_gcs(c) != 0)
         log_warn("worker: no GCS connection: %s", rayc_last_error());
+    tev_attach(c->events, c->gcs, &c->node_id);
     __atomic_store_n(&c->initialized, true, __ATOMIC_RELEASE);
     return 0;
 }

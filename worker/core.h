@@ -26,6 +26,7 @@
 #include "ids.h"
 #include "reference_table.h"
 #include "store_client.h"
+#include "task_events.h"
 #include "task_submitter.h"
 
 #define CORE_PATH_MAX 1024
@@ -55,6 +56,7 @@ typedef struct {
     uint32_t put_index;
     size_t inline_max;
     size_t put_slab_bytes;
+    tev_opts events_opts; /* task events (issue 15) */
     char session_dir[CORE_PATH_MAX];
     char raylet_socket[CORE_PATH_MAX];
     char gcs_host[256];
@@ -68,6 +70,7 @@ typedef struct {
     ref_table refs;
     store_client *store;
     task_submitter *tasks;
+    tev_buffer *events;  /* task events: NULL when off */
     frame_router router; /* frames from the raylet nobody waits for */
     core_blocker blocker;
 } core_t;

@@ -41,6 +41,7 @@ struct rayc_ctx {
     size_t nrets;
     bool failed;
     char error[1024];
+    uint64_t scheduled_us, start_us; /* task events: back to the owner in TaskDone */
 };
 
 typedef struct fn_entry {
@@ -62,6 +63,7 @@ struct task_executor {
     size_t nlibs;
     char bind_error[512];
     fn_entry *fns[FN_BUCKETS];
+    int32_t pid;
 };
 
 /* ------------------------------------------------------------ task API */
@@ -383,6 +385,10 @@ static void report(rayc_ctx *ctx, int status, const char *message)
     done.status = &st;
     done.owner_id = ctx->spec->owner_id;
     done.attempt = ctx->spec->attempt;
+    done.scheduled_us = ctx->scheduled_us;
+    done.start_us = ctx->start_us;
+    done.end_us = wall_us();
+    done.worker_pid = ctx->x->pid;
     Rpc__TaskReturn rs[16], *rps[16], *heap = NULL, **hptrs = NULL;
     Rpc__TaskReturn *r = rs, **rp = rps;
     if (status == RAYC_OK && ctx->nrets > 16) {
@@ -535,7 +541,8 @@ static int load_args(rayc_ctx *ctx, run_args *ra)
 static void run_task(task_executor *x, Rpc__PushTask *p)
 {
     Rpc__TaskSpec *s = p->spec;
-    rayc_ctx ctx = {.x = x, .spec = s};
+    rayc_ctx ctx = {.x = x, .spec = s, .scheduled_us = p->scheduled_us, .start_us = wall_us()};
+    tev_running(x->d.events, s, ctx.scheduled_us, ctx.start_us);
     memcpy(ctx.task.b, s->task_id.data, TASK_ID_SIZE);
     ctx.nrets = s->num_returns ? s->num_returns : 1;
     run_stack st;
@@ -565,6 +572,7 @@ static void run_task(task_executor *x, Rpc__PushTask *p)
             storec_seal(x->d.store, &ctx.rets[i].id, false);
     report(&ctx, RAYC_OK, "");
 out:
+    tev_running(x->d.events, NULL, 0, 0);
     run_release(&ctx, &ra, &st);
     x->in_task = false;
     tex_unblock(x);
@@ -578,6 +586,7 @@ task_executor *tex_new(const tex_deps *deps)
     if (x == NULL)
         return NULL;
     x->d = *deps;
+    x->pid = (int32_t)getpid();
     pthread_mutex_init(&x->mu, NULL);
     return x;
 }

@@ -27,6 +27,7 @@
 #include "frame_router.h"
 #include "ids.h"
 #include "store_client.h"
+#include "task_events.h"
 
 #define TEX_GIVE_BACK_MAX 256 /* queued tasks handed back per WorkerBlocked */
 
@@ -40,6 +41,7 @@ typedef struct tex_deps {
     task_id_t *task;     /* set to the running task: its puts are numbered from it */
     uint32_t *put_index; /* reset at each task */
     job_id_t *job;       /* set when the worker is bound to a job */
+    tev_buffer *events;  /* task events: the running task (NULL: off) */
 } tex_deps;
 
 /* NULL when out of memory. */

@@ -37,6 +37,7 @@
 #include "rayc.h"
 #include "reference_table.h"
 #include "store_client.h"
+#include "task_events.h"
 #include "util.h"
 
 #define TSUB_DEFAULT_MAX_RETRIES 3  /* max_retries 0 means this many */
@@ -55,6 +56,7 @@ typedef struct tsub_deps {
     const job_id_t *job; /* read at each submit (a worker's job changes) */
     worker_id_t owner;   /* this process, in specs */
     node_id_t node;      /* its node */
+    tev_buffer *events;  /* task events (NULL: off) */
 } tsub_deps;
 
 /* One argument as the owner holds it until the spec is built. */
