@@ -317,6 +317,7 @@ static int end_job(gcs_server *srv, uint32_t job_id, bool failed, gcs_op *op, co
     if (rc != RAYC_OK || !changed)
         return rc;
     log_info("job %u %s (%s)", job_id, failed ? "failed" : "finished", why);
+    gcs_task_job_ended(srv->tasks, job_id, wall_us(), srv->metrics);
     gcs_pubsub_publish_job(srv->pubsub, job);
     persist_job(op, job);
     gcs_actor_manager_job_ended(srv, job_id, op);

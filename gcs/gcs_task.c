@@ -15,6 +15,7 @@
 #include "gcs_metrics.h"
 #include "id_map.h"
 #include "log.h"
+#include "rayc.h"
 
 #define KEY_SIZE    (TASK_ID_SIZE + 4)
 #define STR_BUCKETS 1024 /* interned strings: function names repeat */
@@ -380,6 +381,28 @@ void gcs_task_add_batch(gcs_task_table *t, const Rpc__TaskEventBatch *b, struct 
         job_tasks *j = job_get(t, b->dropped_jobs[i]);
         if (j)
             j->st.lost += b->dropped_counts[i];
+    }
+}
+
+void gcs_task_job_ended(gcs_task_table *t, uint32_t job_id, uint64_t now_us, struct gcs_metrics *m)
+{
+    uint8_t key[JOB_ID_SIZE];
+    job_id_t j = job_id_from_int(job_id);
+    memcpy(key, j.b, JOB_ID_SIZE);
+    job_tasks *jt = ID_MAP_ENTRY(id_map_find(&t->jobs, key), job_tasks, hnode);
+    for (entry *e = jt ? jt->head : NULL; e; e = e->jnext) {
+        gcs_task_info *x = &e->info;
+        if (gcs_task_state_is_end(x->state))
+            continue;
+        t->counts[x->state]--;
+        x->state = RPC__TASK_STATE__TASK_CANCELLED;
+        t->counts[x->state]++;
+        x->end_us = now_us;
+        x->error_code = RAYC_ECANCELLED;
+        if (x->error == NULL)
+            x->error = strdup("its job ended first");
+        if (m)
+            gcs_metrics_task_ended(m, x->state, UINT64_MAX, UINT64_MAX);
     }
 }
 

@@ -67,6 +67,11 @@ void gcs_task_table_free(gcs_task_table *t); /* NULL-safe */
  * reads as none. */
 void gcs_task_add_batch(gcs_task_table *t, const Rpc__TaskEventBatch *b, struct gcs_metrics *m);
 
+/* job_id ended: its attempts that have not ended (their owner is gone with
+ * it, or never said) become CANCELLED at now_us, with the error "its job
+ * ended first". m (may be NULL) counts them as ended. */
+void gcs_task_job_ended(gcs_task_table *t, uint32_t job_id, uint64_t now_us, struct gcs_metrics *m);
+
 size_t gcs_task_count(const gcs_task_table *t);
 /* Records by latest state: counts[Rpc__TaskState]. */
 void gcs_task_state_counts(const gcs_task_table *t, size_t counts[GCS_TASK_STATES]);

@@ -475,8 +475,12 @@ static void probe_running(tev_buffer *b)
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
         s2 = __atomic_load_n(&b->run.seq, __ATOMIC_RELAXED);
     } while ((s1 & 1) || s1 != s2);
-    if (start == 0 || (start == b->reported_start && attempt == b->reported_attempt &&
-                       memcmp(id, b->reported_id, sizeof(id)) == 0))
+    /* Only a run that has lasted a flush period: a short one ends before
+     * anyone asks, and the owner reports it whole. (A RUNNING record that
+     * reached the GCS after its FINISHED one was evicted would stay.) */
+    if (start == 0 || wall_us() - start < (uint64_t)b->interval_ms * 1000 ||
+        (start == b->reported_start && attempt == b->reported_attempt &&
+         memcmp(id, b->reported_id, sizeof(id)) == 0))
         return;
     memcpy(b->reported_id, id, sizeof(id));
     b->reported_attempt = attempt;
