@@ -124,6 +124,24 @@ void gcs_metrics_task_ended(gcs_metrics *m, int state, uint64_t queue_us, uint64
         observe_le(&m->task_run, run_us, task_le);
 }
 
+/* Actors in the GCS actor table, by state. */
+static void actor_metrics(FILE *f, const gcs_state_src *src)
+{
+    size_t n = src->actors ? gcs_actor_count(src->actors) : 0, counts[4] = {0};
+    const Rpc__ActorInfo **list = malloc((n ? n : 1) * sizeof(*list));
+    if (list == NULL)
+        return;
+    n = n ? gcs_actor_list(src->actors, list, n) : 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned)list[i]->state < 4)
+            counts[list[i]->state]++;
+    free(list);
+    fprintf(f, "# HELP rayc_actors Actors in the GCS actor table, by state.\n"
+               "# TYPE rayc_actors gauge\n");
+    for (int s = 0; s < 4; s++)
+        fprintf(f, "rayc_actors{state=\"%s\"} %zu\n", gcs_actor_state_name(s), counts[s]);
+}
+
 /* Tasks: the table's records by state, drops, and what ended since start. */
 static void task_metrics(FILE *f, const gcs_metrics *m, const gcs_state_src *src)
 {
@@ -290,6 +308,7 @@ char *gcs_metrics_render(const gcs_metrics *m, const gcs_state_src *src, size_t 
     if (f == NULL)
         return NULL;
     gauges(f, src);
+    actor_metrics(f, src);
     task_metrics(f, m, src);
     fprintf(f, "# HELP rayc_gcs_requests_total Requests served by the GCS, by message type.\n"
                "# TYPE rayc_gcs_requests_total counter\n");
