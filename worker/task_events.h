@@ -25,7 +25,8 @@
  *     before they end without a record per short task.
  *
  * Every function accepts a NULL buffer (task events off) and does nothing.
- * Thread-safety: every function may be called from any thread.
+ * Thread-safety: every function may be called from any thread, but
+ * tev_running, which only the executor's thread calls.
  */
 #ifndef RAYC_TASK_EVENTS_H
 #define RAYC_TASK_EVENTS_H
@@ -40,7 +41,7 @@
 
 #define TEV_BATCH_MAX     1000  /* attempts per TaskEventBatch frame (~75 KiB) */
 #define TEV_FLUSH_AT      10000 /* a window of this many events is sent before its period ends */
-#define TEV_MAX_DROP_JOBS 8     /* jobs whose drops are counted apart (others: job 0) */
+#define TEV_MAX_DROP_JOBS 8     /* jobs whose drops are counted apart (more: with the first) */
 #define TEV_STRING_MAX    1024  /* longer names and error messages are cut */
 
 typedef struct tev_buffer tev_buffer;
