@@ -208,6 +208,8 @@ demo: deps
 	$(BUILD)/examples/pi
 	@echo "== wordcount: map/reduce over objects in the shared store"
 	$(BUILD)/examples/wordcount
+	@echo "== bank: accounts as actors (ordered calls, a refused overdraft, a named actor)"
+	$(BUILD)/examples/bank
 
 test: deps
 	@$(SUBMAKE) all

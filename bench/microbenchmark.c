@@ -40,6 +40,7 @@
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,9 @@ extern char **environ;
 #define MAX_TRIALS             100
 #define MAX_CLIENTS            64
 #define BATCH                  1000  /* tasks per async batch, as in Ray */
+#define ACTORS_MAX             64    /* actors one case creates */
+#define N_ACTORS               4     /* 1_n / n_n: actors (and calling threads) */
+#define CREATE_BATCH           50    /* actors per creation round */
 #define CALL_TIMEOUT_MS        60000 /* no call in a benchmark may hang forever */
 #define CHILD_START_TIMEOUT_MS 120000
 #define CHECK_FAILED           (-1000) /* a run function's own check failed (see B.err) */
@@ -141,6 +145,9 @@ typedef struct {
     rayc_ref refs[BATCH];
     rayc_value vals[BATCH];
     int ready[BATCH];
+    rayc_actor actors[ACTORS_MAX]; /* actor cases: killed with the state */
+    int nactors;
+    int with_arg;
 } state;
 
 static state *state_new(size_t size)
@@ -168,6 +175,8 @@ static void state_free(void *p)
         return;
     if (s->have_ref)
         rayc_ref_release(s->ref);
+    for (int i = 0; i < s->nactors; i++)
+        rayc_actor_kill(s->actors[i], 1);
     free(s->buf);
     free(s);
 }
@@ -400,6 +409,196 @@ static int run_wait_1k(void *p, double *units)
     return 0;
 }
 
+/* ------------------------------------------------------ actor run functions */
+
+/* Create n Bench actors (max_concurrency mc) and wait until each answers. */
+static int make_actors(state *s, int n, int mc)
+{
+    rayc_actor_opts o = {.max_concurrency = mc};
+    for (int i = 0; i < n; i++) {
+        int rc = rayc_actor_create("Bench", NULL, 0, &o, &s->actors[s->nactors]);
+        if (rc != 0)
+            return fail(rc, "rayc_actor_create(Bench)");
+        s->nactors++;
+    }
+    for (int i = s->nactors - n; i < s->nactors; i++) {
+        rayc_ref r;
+        rayc_value v;
+        int rc = rayc_actor_call(s->actors[i], "small_value", NULL, 0, NULL, &r);
+        if (rc == 0)
+            rc = rayc_get(&r, 1, &v, CALL_TIMEOUT_MS);
+        if (rc != 0)
+            return fail(rc, "the first call of a new actor");
+        rayc_value_release(&v);
+        rayc_ref_release(r);
+    }
+    return 0;
+}
+
+static int setup_actor(void **st, int n, int mc, int units_per_batch)
+{
+    int rc = setup_tasks(st, units_per_batch);
+    if (rc == 0)
+        rc = make_actors(*st, n, mc);
+    return rc;
+}
+static int setup_one_actor(void **st)
+{
+    return setup_actor(st, 1, 1, BATCH);
+}
+static int setup_one_concurrent_actor(void **st)
+{
+    return setup_actor(st, 1, 16, BATCH);
+}
+static int setup_n_actors(void **st)
+{
+    return setup_actor(st, N_ACTORS, 1, BATCH);
+}
+static int setup_n_actors_arg(void **st)
+{
+    int rc = setup_actor(st, N_ACTORS, 1, BATCH);
+    if (rc == 0)
+        ((state *)*st)->with_arg = 1;
+    return rc;
+}
+static int setup_creation(void **st)
+{
+    return setup_tasks(st, CREATE_BATCH);
+}
+
+/* Ray: ray.get(actor.small_value.remote()) */
+static int run_actor_sync(void *p, double *units)
+{
+    state *s = p;
+    rayc_ref r;
+    rayc_value v;
+    int rc = rayc_actor_call(s->actors[0], "small_value", NULL, 0, NULL, &r);
+    if (rc != 0)
+        return fail(rc, "rayc_actor_call");
+    rc = rayc_get(&r, 1, &v, CALL_TIMEOUT_MS);
+    size_t size = v.size;
+    if (rc == 0)
+        rayc_value_release(&v);
+    rayc_ref_release(r);
+    if (rc != 0)
+        return fail(rc, "rayc_get(an actor call)");
+    if (size != 8)
+        return check_failed("small_value returned %zu bytes, not 8", size);
+    *units += 1;
+    return 0;
+}
+
+/* One batch of BATCH calls from this thread over actors[first, first + n),
+ * round robin, then a get of all of them. */
+static int actor_batch(state *s, int first, int n, rayc_ref *refs, rayc_value *vals)
+{
+    uint64_t arg = 42;
+    rayc_arg a = RAYC_VAL(&arg, sizeof(arg));
+    for (size_t i = 0; i < BATCH; i++) {
+        int rc = rayc_actor_call(s->actors[first + (int)(i % (size_t)n)], "small_value", &a,
+                                 s->with_arg ? 1 : 0, NULL, &refs[i]);
+        if (rc != 0) {
+            release_refs(refs, i);
+            return fail(rc, "rayc_actor_call");
+        }
+    }
+    int rc = rayc_get(refs, BATCH, vals, CALL_TIMEOUT_MS);
+    if (rc != 0) {
+        fail(rc, "rayc_get(1000 actor calls)");
+        release_refs(refs, BATCH);
+        return rc;
+    }
+    size_t bad = 0;
+    for (size_t i = 0; i < BATCH; i++) {
+        bad += vals[i].size != 8;
+        rayc_value_release(&vals[i]);
+    }
+    release_refs(refs, BATCH);
+    return bad ? check_failed("%zu of %d actor results were not 8 bytes", bad, BATCH) : 0;
+}
+
+/* Ray: ray.get([actor.small_value.remote() for _ in range(1000)]), over
+ * every actor of the state (1_1: one; 1_n: N_ACTORS). */
+static int run_actor_batch(void *p, double *units)
+{
+    state *s = p;
+    int rc = actor_batch(s, 0, s->nactors, s->refs, s->vals);
+    if (rc == 0)
+        *units += s->units_per_batch;
+    return rc;
+}
+
+typedef struct {
+    state *s;
+    int index;
+    int rc;
+    rayc_ref refs[BATCH];
+    rayc_value vals[BATCH];
+} nn_thread;
+
+static void *nn_main(void *p)
+{
+    nn_thread *t = p;
+    t->rc = actor_batch(t->s, t->index, 1, t->refs, t->vals);
+    return NULL;
+}
+
+/* n callers, each with its own actor, calling at once (Ray's n_n: n driver
+ * processes; here n threads of one driver, each its own caller of its own
+ * actor). */
+static int run_actor_nn(void *p, double *units)
+{
+    state *s = p;
+    static nn_thread th[N_ACTORS];
+    pthread_t tid[N_ACTORS];
+    for (int i = 0; i < N_ACTORS; i++) {
+        th[i] = (nn_thread){.s = s, .index = i};
+        pthread_create(&tid[i], NULL, nn_main, &th[i]);
+    }
+    int rc = 0;
+    for (int i = 0; i < N_ACTORS; i++) {
+        pthread_join(tid[i], NULL);
+        if (th[i].rc != 0)
+            rc = th[i].rc;
+    }
+    if (rc == 0)
+        *units += (double)N_ACTORS * BATCH;
+    return rc;
+}
+
+/* Actor creation: CREATE_BATCH new actors, each answering its first call,
+ * then killed. */
+static int run_actor_creation(void *p, double *units)
+{
+    state *s = p;
+    s->nactors = 0;
+    int rc = make_actors(s, CREATE_BATCH, 1);
+    for (int i = 0; i < s->nactors; i++)
+        rayc_actor_kill(s->actors[i], 1);
+    s->nactors = 0;
+    if (rc == 0)
+        *units += CREATE_BATCH;
+    return rc;
+}
+
+/* Ray's placement_group_create/removal: a one-bundle group created, waited
+ * for (reserved on a raylet in two phases) and removed. */
+static int run_pg_create_remove(void *p, double *units)
+{
+    (void)p;
+    const char *b[] = {"CPU=0.01"};
+    rayc_pg pg;
+    int rc = rayc_pg_create(b, 1, RAYC_PG_PACK, NULL, &pg);
+    if (rc != 0)
+        return fail(rc, "rayc_pg_create");
+    if ((rc = rayc_pg_wait(pg, CALL_TIMEOUT_MS)) != 0)
+        return fail(rc, "rayc_pg_wait");
+    if ((rc = rayc_pg_remove(pg)) != 0)
+        return fail(rc, "rayc_pg_remove");
+    *units += 1;
+    return 0;
+}
+
 /* ------------------------------------------------------------------ cases */
 
 typedef enum { K_RATE, K_LATENCY, K_LATENCY_OTHER, K_CHILD_ENV, K_MULTI } case_kind;
@@ -434,6 +633,16 @@ static const bench_case CASES[] = {
      setup_tasks_per_batch, run_task_batch, 0},
     {"single_client_wait_1k_refs", K_RATE, 1, "rounds of 1000 waits", 1, setup_tasks_per_task,
      run_wait_1k, 0},
+    {"1_1_actor_calls_sync", K_RATE, 1, "calls", 64, setup_one_actor, run_actor_sync, 2012},
+    {"1_1_actor_calls_async", K_RATE, 1, "calls", 1, setup_one_actor, run_actor_batch, 8664},
+    {"1_1_actor_calls_concurrent", K_RATE, 1, "calls", 1, setup_one_concurrent_actor,
+     run_actor_batch, 0},
+    {"1_n_actor_calls_async", K_RATE, 1, "calls", 1, setup_n_actors, run_actor_batch, 0},
+    {"n_n_actor_calls_async", K_RATE, 1, "calls", 1, setup_n_actors, run_actor_nn, 27376},
+    {"n_n_actor_calls_with_arg_async", K_RATE, 1, "calls", 1, setup_n_actors_arg, run_actor_nn, 0},
+    {"actor_creation", K_RATE, 1, "actors", 1, setup_creation, run_actor_creation, 0},
+    {"placement_group_create_removal", K_RATE, 1, "groups", 1, setup_tasks_per_batch,
+     run_pg_create_remove, 765},
 };
 #define NCASES (sizeof(CASES) / sizeof(CASES[0]))
 

@@ -21,6 +21,7 @@
 
 #define JOB_ID_SIZE    4
 #define ACTOR_ID_SIZE  16
+#define PG_ID_SIZE     18 /* placement group: 14 random bytes + job id */
 #define TASK_ID_SIZE   24
 #define OBJECT_ID_SIZE 28
 #define NODE_ID_SIZE   28

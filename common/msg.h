@@ -86,7 +86,25 @@
     X(104, KILL_ACTOR_REQ, kill_actor_request)                       \
     X(105, KILL_ACTOR_REPLY, actor_reply)                            \
     X(106, LIST_ACTORS_REQ, list_actors_request)                     \
-    X(107, LIST_ACTORS_REPLY, list_actors_reply)
+    X(107, LIST_ACTORS_REPLY, list_actors_reply)                     \
+    X(120, CREATE_ACTOR, create_actor)                               \
+    X(121, ACTOR_CREATED, actor_created)                             \
+    X(122, ACTOR_DIED, actor_died)                                   \
+    X(123, KILL_ACTOR_WORKER, kill_actor_worker)                     \
+    X(124, OBJECT_OWNER, object_owner)                               \
+    X(125, ACTOR_EXIT, actor_exit)                                   \
+    X(140, CREATE_PG_REQ, create_pg_request)                         \
+    X(141, CREATE_PG_REPLY, pg_reply)                                \
+    X(142, GET_PG_REQ, get_pg_request)                               \
+    X(143, GET_PG_REPLY, pg_reply)                                   \
+    X(144, REMOVE_PG_REQ, remove_pg_request)                         \
+    X(145, REMOVE_PG_REPLY, pg_reply)                                \
+    X(146, LIST_PGS_REQ, list_pgs_request)                           \
+    X(147, LIST_PGS_REPLY, list_pgs_reply)                           \
+    X(148, PREPARE_BUNDLES, prepare_bundles)                         \
+    X(149, BUNDLES_PREPARED, bundles_prepared)                       \
+    X(150, COMMIT_BUNDLES, commit_bundles)                           \
+    X(151, RETURN_BUNDLES, return_bundles)
 /* clang-format on */
 
 enum msg_type {

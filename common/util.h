@@ -54,4 +54,9 @@ char *res_format(const res_set *set, char *buf, size_t len);
 uint64_t sys_memory_bytes(void);
 int sys_num_cpus(void);
 
+/* Raise this process's soft limit on open files to its hard limit (a raylet
+ * holds 3 descriptors per worker; a node with 1,000 actors needs ~3,000).
+ * Returns the soft limit now in force. */
+long raise_fd_limit(void);
+
 #endif

@@ -233,6 +233,7 @@ int gcs_actor_failed(gcs_actor_table *t, const actor_id_t *id, const char *cause
     tmpl.worker_id.len = 0;
     if (restartable && restarts_left(cur)) {
         tmpl.state = RPC__ACTOR_STATE__ACTOR_RESTARTING;
+        tmpl.node_id.len = 0; /* placed again */
         tmpl.num_restarts = cur->num_restarts + 1;
         tmpl.death_cause = (char *)(cause ? cause : ""); /* why it is restarting */
     } else {
@@ -324,6 +325,11 @@ int gcs_actor_load(gcs_actor_table *t, const uint8_t *packed, size_t len)
         free_actor(a);
         return RAYC_EINVAL;
     }
+    /* A creation in flight when the GCS stopped is placed again (a second
+     * worker that then reports is told to exit). */
+    if (a->state == RPC__ACTOR_STATE__ACTOR_PENDING_CREATION ||
+        a->state == RPC__ACTOR_STATE__ACTOR_RESTARTING)
+        a->node_id.len = 0;
     if (gcs_map_put(t->actors, a->actor_id.data, ACTOR_ID_SIZE, a) < 0) {
         free_actor(a);
         return RAYC_ENOMEM;
@@ -356,5 +362,40 @@ size_t gcs_actor_list(const gcs_actor_table *t, const Rpc__ActorInfo **out, size
     gcs_map_iter_init(&it);
     while (n < cap && gcs_map_next(t->actors, &it, NULL, NULL, &v))
         out[n++] = v;
+    return n;
+}
+
+static bool waiting(const Rpc__ActorInfo *a)
+{
+    return a->state == RPC__ACTOR_STATE__ACTOR_PENDING_CREATION ||
+           a->state == RPC__ACTOR_STATE__ACTOR_RESTARTING;
+}
+
+int gcs_actor_placed(gcs_actor_table *t, const actor_id_t *id, const node_id_t *node)
+{
+    const Rpc__ActorInfo *cur = gcs_actor_get(t, id);
+    if (cur == NULL)
+        return RAYC_ENOTFOUND;
+    if (!waiting(cur))
+        return RAYC_EINVAL;
+    Rpc__ActorInfo tmpl = *cur;
+    tmpl.node_id.data = (uint8_t *)node->b;
+    tmpl.node_id.len = NODE_ID_SIZE;
+    return replace(t, &tmpl, NULL);
+}
+
+size_t gcs_actor_unplaced(const gcs_actor_table *t, const Rpc__ActorInfo **out, size_t cap)
+{
+    size_t n = 0;
+    gcs_map_iter it;
+    gcs_map_iter_init(&it);
+    const uint8_t *key;
+    size_t klen;
+    void *val;
+    while (n < cap && gcs_map_next(t->actors, &it, &key, &klen, &val)) {
+        const Rpc__ActorInfo *a = val;
+        if (waiting(a) && a->node_id.len == 0)
+            out[n++] = a;
+    }
     return n;
 }

@@ -70,6 +70,13 @@ size_t gcs_actor_node_died(gcs_actor_table *t, const node_id_t *node, uint64_t w
 size_t gcs_actor_job_ended(gcs_actor_table *t, uint32_t job_id, uint64_t wall_ms, gcs_actor_cb cb,
                            void *arg);
 
+/* A creation of the waiting (PENDING_CREATION or RESTARTING) actor was sent
+ * to node: it is placed there until it is created or fails. Returns
+ * RAYC_OK, RAYC_ENOTFOUND, RAYC_EINVAL (not waiting), RAYC_ENOMEM. */
+int gcs_actor_placed(gcs_actor_table *t, const actor_id_t *id, const node_id_t *node);
+/* Waiting actors not placed on any node yet (up to cap). */
+size_t gcs_actor_unplaced(const gcs_actor_table *t, const Rpc__ActorInfo **out, size_t cap);
+
 /* Load a record from storage (packed ActorInfo). Returns RAYC_OK,
  * RAYC_EINVAL (does not unpack, bad id) or RAYC_ENOMEM. */
 int gcs_actor_load(gcs_actor_table *t, const uint8_t *packed, size_t len);

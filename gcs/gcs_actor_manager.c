@@ -5,9 +5,13 @@
  * on CHANNEL_ACTOR, so a restarted GCS has every actor and subscribers
  * (callers, raylets) learn each state change.
  *
- * Placement of an actor on a node and its worker are the raylet's part (not
- * built yet: see docs/actors.md); until then actors stay PENDING_CREATION.
- * Runs on the GCS loop thread.
+ * Placement (Ray's GCS actor scheduler): a waiting actor (PENDING_CREATION
+ * or RESTARTING) goes to a node whose available resources fit its creation
+ * task, preferring its owner's node, as a CreateActor frame to that node's
+ * raylet, which leases it a dedicated worker and answers ActorCreated. A
+ * worker that dies is reported as ActorDied; kills go to the raylet as
+ * KillActorWorker. Actors that fit nowhere yet are placed again on every
+ * health tick. Runs on the GCS loop thread.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +43,197 @@ static void send_actor_reply(gcs_client *cl, uint16_t type, uint64_t req_id, int
     r.status = &st;
     r.actor = (Rpc__ActorInfo *)a;
     gcs_server__send(cl, type, &r.base);
+}
+
+/* ------------------------------------------------------------ placement */
+
+/* The connection of node's raylet, or NULL. */
+static gcs_client *raylet_of(gcs_server *srv, const uint8_t *node)
+{
+    for (gcs_client *cl = srv->clients; cl; cl = cl->next)
+        if (cl->c && cl->role == RPC__ROLE__ROLE_RAYLET && cl->has_node &&
+            memcmp(cl->node_id, node, NODE_ID_SIZE) == 0)
+            return cl;
+    return NULL;
+}
+
+static double available(const Rpc__NodeInfo *n, const char *name)
+{
+    for (size_t i = 0; i < n->n_resources_available; i++)
+        if (strcmp(n->resources_available[i]->name, name) == 0)
+            return n->resources_available[i]->amount;
+    return 0;
+}
+
+static bool fits(const Rpc__NodeInfo *n, const Rpc__TaskSpec *spec)
+{
+    for (size_t i = 0; i < spec->n_resources; i++)
+        if (available(n, spec->resources[i]->name) + 1e-9 < spec->resources[i]->amount)
+            return false;
+    return true;
+}
+
+/* Where the actor's creation task fits now: its owner's node if it can,
+ * else the alive node with the most CPU free. NULL: nowhere yet. */
+static const Rpc__NodeInfo *pick_node(gcs_server *srv, const Rpc__TaskSpec *spec)
+{
+    if (spec->pg_id.len == PG_ID_SIZE) {
+        /* In a placement group: its bundle's node, once the group has it. */
+        node_id_t n;
+        if (!gcs_pg_node_for(srv, spec->pg_id.data, spec->bundle_index, spec, &n))
+            return NULL;
+        const Rpc__NodeInfo *ni = gcs_node_get(srv->nodes, n.b, NODE_ID_SIZE);
+        return ni && ni->state == RPC__NODE_STATE__NODE_ALIVE && raylet_of(srv, n.b) ? ni : NULL;
+    }
+    if (spec->owner_node_id.len == NODE_ID_SIZE) {
+        const Rpc__NodeInfo *own = gcs_node_get(srv->nodes, spec->owner_node_id.data, NODE_ID_SIZE);
+        if (own && own->state == RPC__NODE_STATE__NODE_ALIVE && fits(own, spec) &&
+            raylet_of(srv, own->node_id.data))
+            return own;
+    }
+    size_t n = gcs_node_count(srv->nodes);
+    const Rpc__NodeInfo **all = malloc((n ? n : 1) * sizeof(*all));
+    if (all == NULL)
+        return NULL;
+    n = gcs_node_list(srv->nodes, all, n);
+    const Rpc__NodeInfo *best = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const Rpc__NodeInfo *c = all[i];
+        if (c->state != RPC__NODE_STATE__NODE_ALIVE || !fits(c, spec) ||
+            raylet_of(srv, c->node_id.data) == NULL)
+            continue;
+        if (best == NULL || available(c, "CPU") > available(best, "CPU"))
+            best = c;
+    }
+    free(all);
+    return best;
+}
+
+/* Send a waiting, unplaced actor's creation to a node that fits it. */
+static void place(gcs_server *srv, const Rpc__ActorInfo *a)
+{
+    /* No creation task (a record written by hand): nothing to run. */
+    if (a == NULL || a->node_id.len != 0 || a->creation_spec.len == 0 ||
+        (a->state != RPC__ACTOR_STATE__ACTOR_PENDING_CREATION &&
+         a->state != RPC__ACTOR_STATE__ACTOR_RESTARTING))
+        return;
+    Rpc__TaskSpec *spec = rpc__task_spec__unpack(NULL, a->creation_spec.len, a->creation_spec.data);
+    if (spec == NULL)
+        return;
+    const Rpc__NodeInfo *node = pick_node(srv, spec);
+    rpc__task_spec__free_unpacked(spec, NULL);
+    if (node == NULL)
+        return;
+    node_id_t nid;
+    memcpy(nid.b, node->node_id.data, NODE_ID_SIZE);
+    gcs_client *rl = raylet_of(srv, nid.b);
+    actor_id_t id; /* placing replaces the record a points to */
+    memcpy(id.b, a->actor_id.data, ACTOR_ID_SIZE);
+    if (gcs_actor_placed(srv->actors, &id, &nid) != RAYC_OK)
+        return;
+    a = gcs_actor_get(srv->actors, &id);
+    Rpc__CreateActor m = RPC__CREATE_ACTOR__INIT;
+    m.actor = (Rpc__ActorInfo *)a;
+    gcs_server__send(rl, MSG_CREATE_ACTOR, &m.base);
+}
+
+/* The actor's worker (if it has one) is told to go: a kill, or its job ended. */
+static void kill_worker_of(gcs_server *srv, const Rpc__ActorInfo *a)
+{
+    if (a == NULL || a->node_id.len != NODE_ID_SIZE)
+        return;
+    gcs_client *rl = raylet_of(srv, a->node_id.data);
+    if (rl == NULL)
+        return;
+    Rpc__KillActorWorker k = RPC__KILL_ACTOR_WORKER__INIT;
+    k.actor_id = a->actor_id;
+    k.worker_id = a->worker_id;
+    gcs_server__send(rl, MSG_KILL_ACTOR_WORKER, &k.base);
+}
+
+void gcs_actor_manager_tick(gcs_server *srv)
+{
+    const Rpc__ActorInfo *batch[256];
+    size_t n = gcs_actor_unplaced(srv->actors, batch, ARRAY_SIZE(batch));
+    actor_id_t ids[256];
+    for (size_t i = 0; i < n; i++)
+        memcpy(ids[i].b, batch[i]->actor_id.data, ACTOR_ID_SIZE);
+    for (size_t i = 0; i < n; i++) /* place() replaces records: look each up again */
+        place(srv, gcs_actor_get(srv->actors, &ids[i]));
+}
+
+/* An op with no client: the change is persisted and published, no reply. */
+static void persist(gcs_server *srv, const Rpc__ActorInfo *a, const char *what)
+{
+    gcs_op *op = gcs_server__op_new(srv, NULL, 0, 0, NULL, what);
+    actor_changed(op, a);
+    gcs_server__op_commit(op);
+}
+
+void gcs_actor_rpc_created(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id)
+{
+    const Rpc__ActorCreated *r = (const Rpc__ActorCreated *)m;
+    gcs_server *srv = cl->srv;
+    (void)req_id;
+    if (r->actor_id.len != ACTOR_ID_SIZE || r->node_id.len != NODE_ID_SIZE ||
+        r->worker_id.len != WORKER_ID_SIZE)
+        return;
+    const actor_id_t *id = (const actor_id_t *)r->actor_id.data;
+    char hex[ID_HEX_MAX];
+    id_hex(id->b, ACTOR_ID_SIZE, hex);
+    const Rpc__ActorInfo *a = NULL;
+    int status = r->status ? r->status->code : RAYC_OK;
+    if (status != RAYC_OK) {
+        /* The constructor failed (DEAD), or its worker died while it ran. */
+        const char *why = r->status->message && r->status->message[0] ? r->status->message
+                                                                      : rayc_strerror(status);
+        bool again = status == RAYC_EWORKER_DIED || status == RAYC_EOOM;
+        if (gcs_actor_failed(srv->actors, id, why, again, wall_ms(), &a) != RAYC_OK)
+            return;
+        log_info("actor %.12s: creation failed: %s (%s)", hex, why, gcs_actor_state_name(a->state));
+        persist(srv, a, "actor creation failed");
+        place(srv, a);
+        return;
+    }
+    int rc = gcs_actor_created(srv->actors, id, (const node_id_t *)r->node_id.data,
+                               (const worker_id_t *)r->worker_id.data, r->address, r->pid, &a);
+    if (rc == RAYC_EINVAL || rc == RAYC_ENOTFOUND) {
+        /* Killed meanwhile, or a second creation after a GCS restart. */
+        Rpc__KillActorWorker k = RPC__KILL_ACTOR_WORKER__INIT;
+        k.actor_id = r->actor_id;
+        k.worker_id = r->worker_id;
+        gcs_server__send(cl, MSG_KILL_ACTOR_WORKER, &k.base);
+        return;
+    }
+    if (rc != RAYC_OK)
+        return;
+    log_info("actor %.12s (%s) is ALIVE at %s (pid %d)", hex, a->class_name, a->address, a->pid);
+    persist(srv, a, "actor created");
+}
+
+void gcs_actor_rpc_died(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id)
+{
+    const Rpc__ActorDied *d = (const Rpc__ActorDied *)m;
+    gcs_server *srv = cl->srv;
+    (void)req_id;
+    if (d->actor_id.len != ACTOR_ID_SIZE)
+        return;
+    const actor_id_t *id = (const actor_id_t *)d->actor_id.data;
+    const Rpc__ActorInfo *a = gcs_actor_get(srv->actors, id);
+    /* Only the incarnation that is ALIVE now can die: a report about an
+     * older worker (killed for a restart already) changes nothing. */
+    if (a == NULL || a->state != RPC__ACTOR_STATE__ACTOR_ALIVE ||
+        a->worker_id.len != d->worker_id.len ||
+        memcmp(a->worker_id.data, d->worker_id.data, d->worker_id.len) != 0)
+        return;
+    const char *cause = d->cause && d->cause[0] ? d->cause : "its worker died";
+    if (gcs_actor_failed(srv->actors, id, cause, !d->no_restart, wall_ms(), &a) != RAYC_OK)
+        return;
+    char hex[ID_HEX_MAX];
+    log_info("actor %.12s is %s: %s", id_hex(id->b, ACTOR_ID_SIZE, hex),
+             gcs_actor_state_name(a->state), cause);
+    persist(srv, a, "actor died");
+    place(srv, a);
 }
 
 /* An op's reply: the actor's record as it is once the writes are done. */
@@ -86,6 +281,7 @@ void gcs_actor_rpc_register(gcs_client *cl, const ProtobufCMessage *m, uint64_t 
     memcpy(op->u.actor_id, a->actor_id.data, ACTOR_ID_SIZE);
     actor_changed(op, a);
     gcs_server__op_commit(op);
+    place(srv, gcs_actor_get(srv->actors, (const actor_id_t *)req->actor->actor_id.data));
 }
 
 void gcs_actor_rpc_get(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id)
@@ -112,6 +308,7 @@ void gcs_actor_rpc_kill(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_
     }
     const actor_id_t *id = (const actor_id_t *)req->actor_id.data;
     const char *cause = req->cause && req->cause[0] ? req->cause : KILL_CAUSE;
+    kill_worker_of(srv, gcs_actor_get(srv->actors, id));
     const Rpc__ActorInfo *a;
     int rc = gcs_actor_failed(srv->actors, id, cause, !req->no_restart, wall_ms(), &a);
     if (rc != RAYC_OK) {
@@ -126,6 +323,7 @@ void gcs_actor_rpc_kill(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_
     memcpy(op->u.actor_id, id->b, ACTOR_ID_SIZE);
     actor_changed(op, a);
     gcs_server__op_commit(op);
+    place(srv, a);
 }
 
 void gcs_actor_rpc_list(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id)
@@ -157,7 +355,10 @@ void gcs_actor_rpc_list(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_
 
 static void bulk_changed(void *arg, const Rpc__ActorInfo *a)
 {
-    actor_changed(arg, a);
+    gcs_op *op = arg;
+    actor_changed(op, a);
+    if (a->state == RPC__ACTOR_STATE__ACTOR_DEAD)
+        kill_worker_of(op->srv, a);
 }
 
 void gcs_actor_manager_job_ended(gcs_server *srv, uint32_t job_id, gcs_op *op)
@@ -170,6 +371,8 @@ void gcs_actor_manager_job_ended(gcs_server *srv, uint32_t job_id, gcs_op *op)
 void gcs_actor_manager_node_died(gcs_server *srv, const node_id_t *node, gcs_op *op)
 {
     size_t n = gcs_actor_node_died(srv->actors, node, wall_ms(), bulk_changed, op);
-    if (n > 0)
+    if (n > 0) {
         log_info("%zu actors were on the dead node", n);
+        gcs_actor_manager_tick(srv);
+    }
 }

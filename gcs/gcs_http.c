@@ -26,6 +26,7 @@
 #include "gcs_json.h"
 #include "gcs_jobsub.h"
 #include "gcs_metrics.h"
+#include "gcs_map.h"
 #include "gcs_server_int.h"
 #include "gcs_state.h"
 #include "gcs_timeline.h"
@@ -196,8 +197,12 @@ static bool admit(gcs_http *h, struct evhttp_request *req)
 
 static gcs_state_src state_src(const gcs_http *h)
 {
-    return (gcs_state_src){h->srv->nodes, h->srv->jobs,   h->srv->objdir,
-                           h->jobs,       h->srv->actors, h->srv->tasks};
+    return (gcs_state_src){.nodes = h->srv->nodes,
+                           .jobs = h->srv->jobs,
+                           .objdir = h->srv->objdir,
+                           .subs = h->jobs,
+                           .actors = h->srv->actors,
+                           .tasks = h->srv->tasks};
 }
 
 static void serve_state(gcs_http *h, struct evhttp_request *req, const char *resource,
@@ -244,7 +249,13 @@ static void serve_state(gcs_http *h, struct evhttp_request *req, const char *res
     size_t len = 0;
     if (rc == 0) {
         gcs_state_src src = state_src(h);
+        size_t cap = gcs_map_size(h->srv->pgs);
+        Rpc__PlacementGroupInfo *pgs = calloc(cap ? cap : 1, sizeof(*pgs));
+        src.pgs = pgs;
+        src.npgs = pgs ? gcs_pg_list(h->srv, pgs, cap) : 0;
         rc = gcs_state_render(&src, resource, &sq, &body, &len, err, sizeof(err));
+        gcs_pg_list_free(pgs, src.npgs);
+        free(pgs);
     }
     for (int i = 0; i < nspecs; i++)
         free(specs[i]);

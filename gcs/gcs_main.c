@@ -195,6 +195,7 @@ int main(int argc, char **argv)
         }
     }
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit(); /* a descriptor per raylet, driver and dashboard client */
     config_defaults(cfg);
     if (dashboard_flags(m, &argc, argv, err, sizeof(err)) != 0)
         die(m, "%s", err);

@@ -79,6 +79,8 @@ static void handle_register_node(gcs_client *cl, const ProtobufCMessage *m, uint
                                     "register node");
     gcs_server__op_put_msg(op, GCS_TABLE_NODES, node->node_id.data, NODE_ID_SIZE, &node->base);
     gcs_server__op_commit(op);
+    gcs_actor_manager_tick(srv); /* actors that fit nowhere may fit here */
+    gcs_pg_tick(srv);
 }
 
 /* Heartbeats are not persisted: the load is volatile, and a restarted GCS
@@ -204,6 +206,7 @@ void gcs_rpc_node_dead(gcs_server *srv, const Rpc__NodeInfo *node, gcs_op *op)
              node->address, node->death_reason);
     gcs_pubsub_publish_node(srv->pubsub, node);
     gcs_server__op_put_msg(op, GCS_TABLE_NODES, node->node_id.data, NODE_ID_SIZE, &node->base);
+    gcs_pg_node_died(srv, (const node_id_t *)node->node_id.data);
 
     lost_set ls = {.op = op};
     gcs_objdir_remove_node(srv->objdir, node->node_id.data, NODE_ID_SIZE, on_location_lost, &ls);
@@ -321,6 +324,7 @@ static int end_job(gcs_server *srv, uint32_t job_id, bool failed, gcs_op *op, co
     gcs_pubsub_publish_job(srv->pubsub, job);
     persist_job(op, job);
     gcs_actor_manager_job_ended(srv, job_id, op);
+    gcs_pg_job_ended(srv, job_id);
     return RAYC_OK;
 }
 
@@ -619,6 +623,13 @@ static const handler handlers[] = {
     [MSG_GET_ACTOR_REQ] = {MSG_GET_ACTOR_REPLY, ANY_ROLE, gcs_actor_rpc_get},
     [MSG_KILL_ACTOR_REQ] = {MSG_KILL_ACTOR_REPLY, ANY_ROLE, gcs_actor_rpc_kill},
     [MSG_LIST_ACTORS_REQ] = {MSG_LIST_ACTORS_REPLY, ANY_ROLE, gcs_actor_rpc_list},
+    [MSG_ACTOR_CREATED] = {0, ROLE(RAYLET), gcs_actor_rpc_created},
+    [MSG_ACTOR_DIED] = {0, ROLE(RAYLET), gcs_actor_rpc_died},
+    [MSG_CREATE_PG_REQ] = {MSG_CREATE_PG_REPLY, ANY_ROLE, gcs_pg_rpc_create},
+    [MSG_GET_PG_REQ] = {MSG_GET_PG_REPLY, ANY_ROLE, gcs_pg_rpc_get},
+    [MSG_REMOVE_PG_REQ] = {MSG_REMOVE_PG_REPLY, ANY_ROLE, gcs_pg_rpc_remove},
+    [MSG_LIST_PGS_REQ] = {MSG_LIST_PGS_REPLY, ANY_ROLE, gcs_pg_rpc_list},
+    [MSG_BUNDLES_PREPARED] = {0, ROLE(RAYLET), gcs_pg_rpc_prepared},
 };
 
 /* Every request but OBJECT_LOCATION_UPDATE has req_id as a uint64 field. */

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "gcs_map.h"
 #include "gcs_server_int.h"
 #include "log.h"
 #include "net.h"
@@ -305,6 +306,8 @@ static void on_health(evutil_socket_t fd, short what, void *arg)
     (void)what;
     gcs_server *srv = arg;
     gcs_node_check_health(srv->nodes, now_ms(), srv->health_timeout_ms, on_node_dead, srv);
+    gcs_actor_manager_tick(srv);
+    gcs_pg_tick(srv);
 }
 
 /* --------------------------------------------------------------- loading */
@@ -371,6 +374,7 @@ static void on_storage_del(void *arg, int status)
 LOADER(load_nodes, GCS_TABLE_NODES, gcs_node_load(srv->nodes, e[i].val, e[i].val_len, now_ms()))
 LOADER(load_jobs, GCS_TABLE_JOBS, gcs_job_load(srv->jobs, e[i].val, e[i].val_len))
 LOADER(load_actors, GCS_TABLE_ACTORS, gcs_actor_load(srv->actors, e[i].val, e[i].val_len))
+LOADER(load_pgs, GCS_TABLE_PGS, gcs_pg_load(srv, e[i].val, e[i].val_len))
 LOADER(load_kv, GCS_TABLE_KV, gcs_kv_load(srv->kv, e[i].key, e[i].key_len, e[i].val, e[i].val_len))
 
 /* Locations on nodes that are no longer alive are stale: drop them. */
@@ -401,7 +405,8 @@ LOADER(load_meta, GCS_TABLE_META, load_meta_entry(srv, &e[i]))
 /* Nodes first: object locations are checked against node states. */
 static void start_loading(gcs_server *srv)
 {
-    srv->loads_pending = 6;
+    srv->loads_pending = 7;
+    gcs_storage_get_all(srv->storage, GCS_TABLE_PGS, load_pgs, srv);
     gcs_storage_get_all(srv->storage, GCS_TABLE_NODES, load_nodes, srv);
     gcs_storage_get_all(srv->storage, GCS_TABLE_JOBS, load_jobs, srv);
     gcs_storage_get_all(srv->storage, GCS_TABLE_ACTORS, load_actors, srv);
@@ -439,6 +444,7 @@ gcs_server *gcs_server_new(struct event_base *base, const rayc_config *cfg, cons
     srv->nodes = gcs_node_table_new();
     srv->jobs = gcs_job_table_new();
     srv->actors = gcs_actor_table_new();
+    srv->pgs = gcs_pg_table_new();
     id_random_bytes(&srv->view_epoch, sizeof(srv->view_epoch));
     srv->view_epoch |= 1; /* never 0, which a raylet sends when it has no view */
     srv->kv = gcs_kv_table_new();
@@ -449,8 +455,8 @@ gcs_server *gcs_server_new(struct event_base *base, const rayc_config *cfg, cons
     srv->tasks = gcs_task_table_new(
         cfg->task_events_max_per_job > 0 ? (size_t)cfg->task_events_max_per_job : 0,
         cfg->task_events_max_total > 0 ? (size_t)cfg->task_events_max_total : 0);
-    if (!srv->token || !srv->nodes || !srv->jobs || !srv->actors || !srv->kv || !srv->objdir ||
-        !srv->pubsub || !srv->health_ev || !srv->metrics || !srv->tasks) {
+    if (!srv->token || !srv->nodes || !srv->jobs || !srv->actors || !srv->pgs || !srv->kv ||
+        !srv->objdir || !srv->pubsub || !srv->health_ev || !srv->metrics || !srv->tasks) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -521,6 +527,7 @@ void gcs_server_free(gcs_server *srv)
     gcs_kv_table_free(srv->kv);
     gcs_job_table_free(srv->jobs);
     gcs_actor_table_free(srv->actors);
+    gcs_map_free(srv->pgs);
     gcs_node_table_free(srv->nodes);
     gcs_metrics_free(srv->metrics);
     gcs_task_table_free(srv->tasks);

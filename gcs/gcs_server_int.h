@@ -61,6 +61,8 @@ struct gcs_server {
     gcs_node_table *nodes;
     gcs_job_table *jobs;
     gcs_actor_table *actors;
+    struct gcs_map *pgs; /* placement groups (gcs_pg.c) */
+    uint64_t pg_round;   /* the last prepare round's req_id */
     uint64_t view_epoch; /* random per start: heartbeat view versions are per epoch */
     gcs_kv_table *kv;
     gcs_objdir *objdir;
@@ -149,6 +151,30 @@ void gcs_actor_rpc_register(gcs_client *cl, const ProtobufCMessage *m, uint64_t 
 void gcs_actor_rpc_get(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id);
 void gcs_actor_rpc_kill(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id);
 void gcs_actor_rpc_list(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id);
+/* Raylet reports (no reply): a constructor ran or failed; a worker died. */
+void gcs_actor_rpc_created(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id);
+void gcs_actor_rpc_died(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id);
+/* gcs_pg.c: placement groups. */
+struct gcs_map *gcs_pg_table_new(void);
+int gcs_pg_load(gcs_server *srv, const uint8_t *packed, size_t len);
+void gcs_pg_rpc_create(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id);
+void gcs_pg_rpc_get(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id);
+void gcs_pg_rpc_remove(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id);
+void gcs_pg_rpc_list(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id);
+void gcs_pg_rpc_prepared(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id);
+/* Rounds that timed out are rolled back; waiting groups are placed. */
+void gcs_pg_tick(gcs_server *srv);
+void gcs_pg_node_died(gcs_server *srv, const node_id_t *node);
+void gcs_pg_job_ended(gcs_server *srv, uint32_t job_id);
+/* The node of the committed bundle an actor's creation task (spec) of group
+ * pg_id, bundle index (-1: any that fits) goes to. false: none (yet). */
+bool gcs_pg_node_for(gcs_server *srv, const uint8_t *pg_id, int index, const Rpc__TaskSpec *spec,
+                     node_id_t *out);
+/* Every group as messages (the state API); free with gcs_pg_list_free. */
+size_t gcs_pg_list(const gcs_server *srv, Rpc__PlacementGroupInfo *out, size_t cap);
+void gcs_pg_list_free(Rpc__PlacementGroupInfo *infos, size_t n);
+/* Place the waiting actors that fit nowhere before (health tick, new node). */
+void gcs_actor_manager_tick(gcs_server *srv);
 /* A job ended / a node died: its actors die or restart; writes go into op. */
 void gcs_actor_manager_job_ended(gcs_server *srv, uint32_t job_id, gcs_op *op);
 void gcs_actor_manager_node_died(gcs_server *srv, const node_id_t *node, gcs_op *op);

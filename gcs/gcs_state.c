@@ -397,9 +397,45 @@ static const col pg_cols[] = {
 
 static void build_pgs(const gcs_state_src *src, rowset *rs, const gcs_state_query *q)
 {
+    static const char *const states[] = {"PENDING", "CREATED", "REMOVED", "RESCHEDULING"};
+    static const char *const strategies[] = {"PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"};
     (void)q;
-    (void)src; /* placement groups are not in the GCS yet: always empty */
-    (void)rs;
+    for (size_t i = 0; i < src->npgs; i++) {
+        const Rpc__PlacementGroupInfo *g = &src->pgs[i];
+        char **v = row_new(rs);
+        if (v == NULL)
+            break;
+        set_hex(rs, v, 0, g->pg_id.data, g->pg_id.len);
+        set_str(rs, v, 1, g->name);
+        set_str(rs, v, 2, (unsigned)g->state < 4 ? states[g->state] : "UNKNOWN");
+        set_str(rs, v, 3, (unsigned)g->strategy < 4 ? strategies[g->strategy] : "UNKNOWN");
+        gcs_json j;
+        gcs_json_init(&j);
+        gcs_json_arr_begin(&j);
+        for (size_t b = 0; b < g->n_bundles; b++) {
+            const Rpc__Bundle *x = g->bundles[b];
+            char hex[ID_HEX_MAX] = "";
+            if (x->node_id.len == NODE_ID_SIZE)
+                id_hex(x->node_id.data, NODE_ID_SIZE, hex);
+            gcs_json_obj_begin(&j);
+            gcs_json_key(&j, "index");
+            gcs_json_u64(&j, x->index);
+            gcs_json_key(&j, "node_id");
+            gcs_json_str(&j, hex);
+            gcs_json_key(&j, "resources");
+            gcs_json_obj_begin(&j);
+            for (size_t k = 0; k < x->n_resources; k++) {
+                gcs_json_key(&j, x->resources[k]->name);
+                gcs_json_dbl(&j, x->resources[k]->amount);
+            }
+            gcs_json_obj_end(&j);
+            gcs_json_obj_end(&j);
+        }
+        gcs_json_arr_end(&j);
+        set_json(rs, v, 4, &j);
+    }
+    for (size_t i = 0; i < rs->n; i++)
+        rs->rows[i].key = rs->rows[i].v[0];
 }
 
 enum {
@@ -633,8 +669,7 @@ static bool on_task(void *arg, const gcs_task_info *x)
     set_str(rs, v, T_ERR_TYPE, error_type(x->error_code));
     set_str(rs, v, T_ERR_MSG, x->error);
     set_str(rs, v, T_RETRIED, x->retried ? "true" : "false");
-    actor_id_t a = task_id_actor(&x->id);
-    set_hex(rs, v, T_ACTOR, a.b, id_is_nil(a.b, ACTOR_ID_SIZE - JOB_ID_SIZE) ? 0 : ACTOR_ID_SIZE);
+    set_hex(rs, v, T_ACTOR, x->actor.b, x->has_actor ? ACTOR_ID_SIZE : 0);
     set_ms(rs, v, T_PENDING, x->pending_args_us);
     set_ms(rs, v, T_SUBMITTED, x->submitted_us);
     set_ms(rs, v, T_SCHEDULED, x->scheduled_us);

@@ -43,6 +43,8 @@ typedef struct {
     const gcs_objdir *objdir;
     const gcs_jobsub *subs;
     const gcs_actor_table *actors;
+    const Rpc__PlacementGroupInfo *pgs; /* placement groups (gcs_pg_list) */
+    size_t npgs;
     const gcs_task_table *tasks;
 } gcs_state_src;
 

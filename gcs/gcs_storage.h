@@ -46,6 +46,7 @@
 #define GCS_TABLE_OBJECTS "objects" /* object id + node id (56 B) -> ObjectLocation */
 #define GCS_TABLE_META    "meta"    /* "job_counter" -> decimal */
 #define GCS_TABLE_ACTORS  "actors"  /* actor id (16 B) -> ActorInfo */
+#define GCS_TABLE_PGS     "pgs"     /* placement group id (18 B) -> PlacementGroupInfo */
 
 typedef struct gcs_storage gcs_storage;
 

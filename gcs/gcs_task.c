@@ -259,6 +259,7 @@ typedef struct {
     istr *fn, *nm;
     const char *error;
     const uint8_t *node;
+    const uint8_t *actor;
     int32_t pid, error_code;
     bool retried;
 } update;
@@ -291,6 +292,10 @@ static void merge(gcs_task_table *t, entry *e, const update *u, struct gcs_metri
         memcpy(x->node.b, u->node, NODE_ID_SIZE);
         x->has_node = true;
     }
+    if (u->actor) {
+        memcpy(x->actor.b, u->actor, ACTOR_ID_SIZE);
+        x->has_actor = true;
+    }
     if (u->pid)
         x->worker_pid = u->pid;
     if (u->error_code)
@@ -319,12 +324,13 @@ static long dict_ref(uint32_t ref, size_t n)
 
 void gcs_task_add_batch(gcs_task_table *t, const Rpc__TaskEventBatch *b, struct gcs_metrics *m)
 {
-    size_t n = b->task_ids.len / TASK_ID_SIZE, nnodes = b->node_ids.len / NODE_ID_SIZE;
+    size_t n = b->task_ids.len / TASK_ID_SIZE, nnodes = b->node_ids.len / NODE_ID_SIZE,
+           nactors = b->actor_ids.len / ACTOR_ID_SIZE;
     /* Every column has n entries, or none (all zero). */
     size_t lens[] = {b->n_attempts,     b->n_states,     b->n_pending_args_us, b->n_submitted_us,
                      b->n_scheduled_us, b->n_running_us, b->n_end_us,          b->n_function_refs,
                      b->n_name_refs,    b->n_node_refs,  b->n_worker_pids,     b->n_error_codes,
-                     b->n_error_refs,   b->n_flags};
+                     b->n_error_refs,   b->n_flags,      b->n_actor_refs};
     for (size_t c = 0; c < sizeof(lens) / sizeof(lens[0]); c++)
         if (lens[c] != 0 && lens[c] != n) {
             log_warn("task events: a batch of %zu attempts has a column of %zu: dropped", n,
@@ -345,6 +351,7 @@ void gcs_task_add_batch(gcs_task_table *t, const Rpc__TaskEventBatch *b, struct 
         long nm = dict_ref(COL(b, name_refs, i), b->n_strings);
         long er = dict_ref(COL(b, error_refs, i), b->n_strings);
         long nd = dict_ref(COL(b, node_refs, i), nnodes);
+        long ac = dict_ref(COL(b, actor_refs, i), nactors);
         update u = {
             .state = state < GCS_TASK_STATES ? (int)state : 0,
             .ts = {COL(b, pending_args_us, i), COL(b, submitted_us, i), COL(b, scheduled_us, i),
@@ -353,6 +360,7 @@ void gcs_task_add_batch(gcs_task_table *t, const Rpc__TaskEventBatch *b, struct 
             .nm = nm >= 0 ? strs[nm] : NULL,
             .error = er >= 0 ? b->strings[er] : NULL,
             .node = nd >= 0 ? b->node_ids.data + nd * NODE_ID_SIZE : NULL,
+            .actor = ac >= 0 ? b->actor_ids.data + ac * ACTOR_ID_SIZE : NULL,
             .pid = COL(b, worker_pids, i),
             .error_code = COL(b, error_codes, i),
             .retried = (COL(b, flags, i) & RPC__TASK_EVENT_FLAG__TASK_EVENT_RETRIED) != 0,

@@ -42,6 +42,8 @@ typedef struct gcs_task_info {
     uint64_t pending_args_us, submitted_us, scheduled_us, running_us, end_us;
     bool has_node;
     node_id_t node;
+    bool has_actor; /* an actor call: of this actor */
+    actor_id_t actor;
     int32_t worker_pid;
     int32_t error_code;
     bool retried;

@@ -131,6 +131,11 @@ typedef struct {
 #define RAYC_VAL(ptr, len) ((rayc_arg){.kind = RAYC_ARG_VALUE, .data = (ptr), .size = (len)})
 #define RAYC_REF(r)        ((rayc_arg){.kind = RAYC_ARG_REF, .ref = (r)})
 
+/* A placement group (see "placement groups" below). */
+typedef struct {
+    uint8_t id[18];
+} rayc_pg;
+
 #define RAYC_STREAMING (-1)
 enum { RAYC_SCHED_DEFAULT = 0, RAYC_SCHED_SPREAD = 1, RAYC_SCHED_NODE = 2 };
 
@@ -140,12 +145,14 @@ typedef struct {
     double num_gpus;
     const char *resources; /* "name=amount,name=amount" */
     size_t memory;
-    int max_retries;      /* system failures; 0 means default (3); -1 none */
-    int retry_exceptions; /* also retry application errors */
-    int strategy;         /* RAYC_SCHED_DEFAULT, RAYC_SCHED_SPREAD, RAYC_SCHED_NODE */
-    const char *node_id;  /* hex, for RAYC_SCHED_NODE */
-    int soft;             /* node affinity may fall back */
-    const char *name;     /* shown in listings and timelines */
+    int max_retries;                /* system failures; 0 means default (3); -1 none */
+    int retry_exceptions;           /* also retry application errors */
+    int strategy;                   /* RAYC_SCHED_DEFAULT, RAYC_SCHED_SPREAD, RAYC_SCHED_NODE */
+    const char *node_id;            /* hex, for RAYC_SCHED_NODE */
+    int soft;                       /* node affinity may fall back */
+    const char *name;               /* shown in listings and timelines */
+    const rayc_pg *placement_group; /* run inside this group's bundle ... */
+    int bundle_index;               /* ... of this index (-1: any bundle of the group) */
 } rayc_task_opts;
 
 RAYC_PUBLIC int rayc_submit(const char *function, const rayc_arg *args, size_t nargs,
@@ -193,7 +200,10 @@ typedef void (*rayc_actor_free_fn)(void *self);
     RAYC__EXPORT rayc_actor_new_fn rayc__new_##Class = (new_fn);                            \
     RAYC__EXPORT rayc_actor_free_fn rayc__free_##Class = (free_fn);
 #define RAYC_METHOD(Class, method_fn)                                                       \
-    RAYC__EXPORT rayc_method_fn rayc__method_##method_fn = (method_fn);
+    RAYC__EXPORT rayc_method_fn rayc__method_##Class##__##method_fn = (method_fn);
+/* Callable as "name": two classes of one file can both have a "get". */
+#define RAYC_METHOD_AS(Class, name, method_fn)                                              \
+    RAYC__EXPORT rayc_method_fn rayc__method_##Class##__##name = (method_fn);
 /* clang-format on */
 
 /* ----------------------------------------------------------------- actors */
@@ -205,11 +215,14 @@ typedef struct {
     const char *name;     /* named actor, found with rayc_actor_get */
     int detached;         /* outlives its job */
     int max_restarts;     /* 0 none, -1 unbounded */
-    int max_task_retries; /* retry calls across restarts */
+    int max_task_retries; /* retry calls across restarts (-1 unbounded) */
     int max_concurrency;  /* >1: calls run on that many threads */
-    double num_cpus;
+    double num_cpus;      /* held for the actor's life (0: 1 CPU to be placed, none held) */
     double num_gpus;
     const char *resources;
+    int get_if_exists; /* with name: hand back the live actor of that name instead of EEXIST */
+    const rayc_pg *placement_group; /* live inside this group's bundle ... */
+    int bundle_index;               /* ... of this index (-1: any bundle that fits) */
 } rayc_actor_opts;
 
 RAYC_PUBLIC int rayc_actor_create(const char *cls, const rayc_arg *args, size_t nargs,
@@ -218,6 +231,29 @@ RAYC_PUBLIC int rayc_actor_call(rayc_actor actor, const char *method, const rayc
                                 size_t nargs, const rayc_task_opts *opts, rayc_ref *returns);
 RAYC_PUBLIC int rayc_actor_get(const char *name, const char *namespace_, rayc_actor *out);
 RAYC_PUBLIC int rayc_actor_kill(rayc_actor actor, int no_restart);
+/* The creator's handle: a non-detached actor whose creator released it (or
+ * whose job ended) exits once the calls sent before are done. */
+RAYC_PUBLIC int rayc_actor_release(rayc_actor actor);
+RAYC_PUBLIC int rayc_actor_call_stream(rayc_actor actor, const char *method, const rayc_arg *args,
+                                       size_t nargs, const rayc_task_opts *opts, rayc_stream **out);
+RAYC_PUBLIC rayc_actor rayc_actor_self(rayc_ctx *ctx); /* inside a method: the actor running it */
+/* "PENDING_CREATION", "ALIVE", "RESTARTING", "DEAD: <cause>". */
+RAYC_PUBLIC int rayc_actor_state(rayc_actor actor, char *state, size_t cap);
+
+/* ------------------------------------------------------- placement groups */
+
+/* Bundles of resources reserved across the cluster atomically, with Ray's
+ * strategies. Each bundle spec is "CPU=1,GPU=0,name=amount". */
+enum { RAYC_PG_PACK = 0, RAYC_PG_SPREAD = 1, RAYC_PG_STRICT_PACK = 2, RAYC_PG_STRICT_SPREAD = 3 };
+
+RAYC_PUBLIC int rayc_pg_create(const char *const *bundles, size_t nbundles, int strategy,
+                               const char *name /* may be NULL */, rayc_pg *out);
+/* RAYC_OK once every bundle is reserved; RAYC_ETIMEDOUT while it cannot be. */
+RAYC_PUBLIC int rayc_pg_wait(rayc_pg pg, int64_t timeout_ms);
+/* Frees the bundles; tasks running in them are killed (Ray's semantics). */
+RAYC_PUBLIC int rayc_pg_remove(rayc_pg pg);
+/* The hex id of the node bundle `bundle` is reserved on. */
+RAYC_PUBLIC int rayc_pg_bundle_node(rayc_pg pg, size_t bundle, char node_id[57]);
 
 #ifdef __cplusplus
 }

@@ -278,6 +278,10 @@ const view_node *gs_view(const gcs_session *gs, int *n)
 
 static void on_heartbeat_reply(gcs_session *gs, Rpc__HeartbeatReply *r)
 {
+    /* Draining: the GCS marks us DEAD on purpose, and a heartbeat sent
+     * before it saw the drain is answered so. The drain reply ends us. */
+    if (gs->draining)
+        return;
     if (r->status == NULL || r->status->code == 0) {
         update_view(gs, r);
         return;
@@ -405,6 +409,17 @@ static void on_gcs_frame(conn *c, uint16_t type, ProtobufCMessage *msg)
         break;
     case MSG_SUBSCRIBE_REPLY:
         break;
+    case MSG_CREATE_ACTOR:
+        gs->hooks.create_actor(gs->arg, ((Rpc__CreateActor *)msg)->actor);
+        break;
+    case MSG_KILL_ACTOR_WORKER:
+        gs->hooks.kill_actor(gs->arg, (Rpc__KillActorWorker *)msg);
+        break;
+    case MSG_PREPARE_BUNDLES:
+    case MSG_COMMIT_BUNDLES:
+    case MSG_RETURN_BUNDLES:
+        gs->hooks.pg_message(gs->arg, type, msg);
+        break;
     default:
         if (!finish_call(gs, msg))
             log_warn("unexpected %s from the GCS", msg_name(type));
@@ -512,6 +527,7 @@ int gs_drain(gcs_session *gs)
     if (!gs_ready(gs))
         return -1;
     gs->draining = true;
+    event_del(gs->heartbeat_ev); /* no heartbeat of a node being drained */
     Rpc__DrainNodeRequest req = RPC__DRAIN_NODE_REQUEST__INIT;
     req.req_id = ++gs->next_req_id;
     req.node_id.data = gs->self.node_id.b;

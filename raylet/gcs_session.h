@@ -80,6 +80,11 @@ typedef struct {
     void (*fatal)(void *arg, const char *reason);
     /* Draining finished (or the GCS went away while draining): stop. */
     void (*stopped)(void *arg);
+    /* The GCS asks this node to create an actor, or to kill one's worker. */
+    void (*create_actor)(void *arg, const Rpc__ActorInfo *actor);
+    void (*kill_actor)(void *arg, const Rpc__KillActorWorker *k);
+    /* Placement groups: PrepareBundles, CommitBundles, ReturnBundles. */
+    void (*pg_message)(void *arg, uint16_t type, const ProtobufCMessage *msg);
 } gs_hooks;
 
 /* A session for node self (self's strings borrowed). Returns NULL with err

@@ -3,6 +3,7 @@
  * lease.h. Runs in the raylet's loop thread.
  */
 #include "lease.h"
+#include "log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,8 +14,21 @@
 #include "sched_policy.h"
 
 /* A scheduling class: the ready tasks of one job with one demand, in order. */
+/* A placement-group bundle reserved on this node: its own resources, taken
+ * out of the node's when it was prepared. Tasks of the bundle lease from
+ * it instead of from the node. */
+typedef struct lease_pool {
+    uint8_t pg[PG_ID_SIZE];
+    uint32_t index;
+    res_set total, available;
+    bool committed; /* prepared only: not usable yet */
+    struct lease_pool *next;
+} lease_pool;
+
 typedef struct sclass {
     uint32_t job_id;
+    bool solo;        /* actor creations: one task per lease, no pipelining */
+    lease_pool *pool; /* NULL: the node's resources */
     res_set demand;
     rtask *head, *tail;
     size_t count;
@@ -24,9 +38,11 @@ typedef struct sclass {
 /* The lease state of one worker, from its first lease until it dies. */
 typedef struct lease {
     worker *w;
-    bool active;  /* holds a lease now */
-    res_set held; /* resources the lease holds */
-    bool blocked; /* its running task waits in get/wait; CPU given back */
+    bool active;      /* holds a lease now */
+    bool solo;        /* granted to a solo class (an actor's creation) */
+    lease_pool *pool; /* the bundle it holds resources of (NULL: the node) */
+    res_set held;     /* resources the lease holds */
+    bool blocked;     /* its running task waits in get/wait; CPU given back */
     double blocked_cpu;
     int depth;           /* tasks pushed and not done */
     rtask *head, *tail;  /* pushed tasks, in order */
@@ -40,21 +56,32 @@ struct lease_mgr {
     res_set total, available;
     int in_flight;
     sclass *classes;
+    lease_pool *pools;
     size_t queued;
     lease *leases; /* every worker leased at least once and alive */
 };
 
+/* Where a class's leases take resources from. */
+static res_set *avail_of(lease_mgr *lm, lease_pool *pool)
+{
+    return pool ? &pool->available : &lm->available;
+}
+
 /* ---------------------------------------------------------------- class queues */
 
-static sclass *class_for(lease_mgr *lm, uint32_t job_id, const res_set *demand)
+static sclass *class_for(lease_mgr *lm, uint32_t job_id, const res_set *demand, bool solo,
+                         lease_pool *pool)
 {
     for (sclass *c = lm->classes; c; c = c->next)
-        if (c->job_id == job_id && res_equal(&c->demand, demand))
+        if (c->job_id == job_id && c->solo == solo && c->pool == pool &&
+            res_equal(&c->demand, demand))
             return c;
     sclass *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
     c->job_id = job_id;
+    c->solo = solo;
+    c->pool = pool;
     c->demand = *demand;
     c->next = lm->classes;
     lm->classes = c;
@@ -96,9 +123,131 @@ static void class_remove(lease_mgr *lm, sclass *c, rtask *t)
     lm->queued--;
 }
 
+/* The committed bundle of group pg on this node a task of bundle index
+ * (-1: any that could ever fit demand) runs in, or NULL. */
+static lease_pool *pool_for(lease_mgr *lm, const uint8_t *pg, int index, const res_set *demand)
+{
+    for (lease_pool *p = lm->pools; p; p = p->next)
+        if (p->committed && memcmp(p->pg, pg, PG_ID_SIZE) == 0 &&
+            (index < 0 ? sched_fits(&p->total, demand) : p->index == (uint32_t)index))
+            return p;
+    return NULL;
+}
+
+static lease_pool *pool_find(lease_mgr *lm, const uint8_t *pg, uint32_t index, lease_pool ***pp)
+{
+    for (lease_pool **it = &lm->pools; *it; it = &(*it)->next) {
+        if (memcmp((*it)->pg, pg, PG_ID_SIZE) == 0 && (*it)->index == index) {
+            if (pp)
+                *pp = it;
+            return *it;
+        }
+    }
+    return NULL;
+}
+
+int lease_pool_prepare(lease_mgr *lm, const uint8_t *pg, uint32_t index, const res_set *r)
+{
+    if (pool_find(lm, pg, index, NULL))
+        return 0; /* asked again (a GCS retry): already held */
+    if (!sched_fits(&lm->available, r))
+        return RAYC_EBUSY;
+    lease_pool *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return RAYC_ENOMEM;
+    memcpy(p->pg, pg, PG_ID_SIZE);
+    p->index = index;
+    p->total = p->available = *r;
+    sched_acquire(&lm->available, r);
+    p->next = lm->pools;
+    lm->pools = p;
+    return 0;
+}
+
+int lease_pool_hold(lease_mgr *lm, const uint8_t *pg, int index, const res_set *r, uint32_t *used)
+{
+    for (lease_pool *p = lm->pools; p; p = p->next) {
+        if (!p->committed || memcmp(p->pg, pg, PG_ID_SIZE) != 0 ||
+            (index >= 0 && p->index != (uint32_t)index) ||
+            (index < 0 && !sched_fits(&p->available, r)))
+            continue;
+        sched_acquire(&p->available, r);
+        *used = p->index;
+        return 0;
+    }
+    return RAYC_ENOTFOUND;
+}
+
+void lease_pool_unhold(lease_mgr *lm, const uint8_t *pg, uint32_t index, const res_set *r)
+{
+    lease_pool *p = pool_find(lm, pg, index, NULL);
+    if (p)
+        sched_release(&p->available, &p->total, r);
+}
+
+void lease_pool_commit(lease_mgr *lm, const uint8_t *pg, uint32_t index)
+{
+    lease_pool *p = pool_find(lm, pg, index, NULL);
+    if (p)
+        p->committed = true;
+}
+
+static void fail_pool_class(lease_mgr *lm, sclass *c)
+{
+    while (c->head) {
+        rtask *t = c->head;
+        class_remove(lm, c, t);
+        char msg[300];
+        snprintf(msg, sizeof(msg), "%s: its placement group bundle was removed",
+                 t->msg->spec->function);
+        lm->env.fail(lm->env.ctx, t, RAYC_ECANCELLED, msg);
+    }
+}
+
+void lease_pool_return(lease_mgr *lm, const uint8_t *pg, uint32_t index)
+{
+    lease_pool **pp;
+    lease_pool *p = pool_find(lm, pg, index, &pp);
+    if (p == NULL)
+        return;
+    /* Queued tasks of the bundle fail; workers running in it are killed
+     * (their tasks fail when they die); the resources go back to the node. */
+    for (sclass *c = lm->classes; c; c = c->next)
+        if (c->pool == p) {
+            fail_pool_class(lm, c);
+            c->pool = NULL; /* empty now: dropped at the next schedule */
+            c->job_id = UINT32_MAX;
+        }
+    for (lease *l = lm->leases; l; l = l->next) {
+        if (l->pool != p)
+            continue;
+        l->pool = NULL;
+        if (l->active) {
+            /* Its held resources were the bundle's: nothing returns to the node
+             * when this lease ends. */
+            memset(&l->held, 0, sizeof(l->held));
+            l->blocked_cpu = 0;
+            lm->env.kill(lm->env.ctx, l->w);
+        }
+    }
+    sched_release(&lm->available, &lm->total, &p->total);
+    *pp = p->next;
+    free(p);
+}
+
 int lease_enqueue(lease_mgr *lm, rtask *t, bool front)
 {
-    sclass *c = class_for(lm, t->job_id, &t->demand);
+    /* A task of a placement group runs on its bundle's resources. */
+    lease_pool *pool = NULL;
+    const Rpc__TaskSpec *s = t->msg->spec;
+    if (s->pg_id.len == PG_ID_SIZE) {
+        pool = pool_for(lm, s->pg_id.data, s->bundle_index, &t->demand);
+        if (pool == NULL)
+            return RAYC_ENOTFOUND;
+    }
+    /* An actor's creation gets a worker of its own: the worker is the
+     * actor's afterwards, so nothing may queue behind it. */
+    sclass *c = class_for(lm, t->job_id, &t->demand, s->actor_creation, pool);
     if (c == NULL)
         return RAYC_ENOMEM;
     t->state = T_READY;
@@ -193,7 +342,7 @@ static void lease_end(lease_mgr *lm, lease *l)
     res_set give = l->held;
     if (l->blocked)
         res_set_amount(&give, "CPU", res_get(&give, "CPU") - l->blocked_cpu);
-    sched_release(&lm->available, &lm->total, &give);
+    sched_release(avail_of(lm, l->pool), l->pool ? &l->pool->total : &lm->total, &give);
     if (l->blocked)
         lm->env.set_blocked(lm->env.ctx, l->w, false);
     l->blocked = false;
@@ -207,7 +356,7 @@ static void lease_end(lease_mgr *lm, lease *l)
  * worker allow. Returns the leased worker's record or NULL. */
 static lease *grant(lease_mgr *lm, sclass *c)
 {
-    if (!sched_fits(&lm->available, &c->demand))
+    if (!sched_fits(avail_of(lm, c->pool), &c->demand))
         return NULL;
     worker *w = lm->env.idle_worker(lm->env.ctx, c->job_id);
     if (w == NULL)
@@ -217,8 +366,10 @@ static lease *grant(lease_mgr *lm, sclass *c)
         return NULL;
     if (w->job_id == 0)
         lm->env.bind(lm->env.ctx, w, c->job_id);
-    sched_acquire(&lm->available, &c->demand);
+    sched_acquire(avail_of(lm, c->pool), &c->demand);
     l->held = c->demand;
+    l->solo = c->solo;
+    l->pool = c->pool;
     l->active = true;
     lm->env.set_leased(lm->env.ctx, w, true);
     return l;
@@ -228,9 +379,11 @@ static lease *grant(lease_mgr *lm, sclass *c)
 static lease *leased_with_room(lease_mgr *lm, const sclass *c)
 {
     lease *best = NULL;
+    if (c->solo)
+        return NULL;
     for (lease *l = lm->leases; l; l = l->next) {
-        if (!l->active || l->blocked || l->w->exiting || l->w->job_id != c->job_id ||
-            l->depth >= lm->in_flight || !res_equal(&l->held, &c->demand))
+        if (!l->active || l->blocked || l->w->exiting || l->w->job_id != c->job_id || l->solo ||
+            l->pool != c->pool || l->depth >= lm->in_flight || !res_equal(&l->held, &c->demand))
             continue;
         if (best == NULL || l->depth < best->depth)
             best = l;
@@ -272,8 +425,13 @@ static int schedule_class(lease_mgr *lm, sclass *c)
             lease *fresh = grant(lm, c);
             if (fresh) {
                 l = fresh;
+            } else if (l != NULL && sched_fits(avail_of(lm, c->pool), &c->demand)) {
+                /* Resources are free but no worker is idle: start one rather
+                 * than queue behind a task that may run for long. Pipelines
+                 * only deepen when the node has no room for another lease. */
+                return (int)c->count;
             } else if (l == NULL) {
-                if (sched_fits(&lm->available, &c->demand)) {
+                if (sched_fits(avail_of(lm, c->pool), &c->demand)) {
                     /* Resources free but no idle worker: ask for one per
                      * task that could start now. */
                     return (int)c->count;
@@ -293,6 +451,16 @@ static int schedule_class(lease_mgr *lm, sclass *c)
         pipeline_push(l, t);
     }
     return 0;
+}
+
+void lease_hold(lease_mgr *lm, const res_set *r)
+{
+    sched_acquire(&lm->available, r);
+}
+
+void lease_unhold(lease_mgr *lm, const res_set *r)
+{
+    sched_release(&lm->available, &lm->total, r);
 }
 
 void lease_schedule(lease_mgr *lm)
@@ -333,7 +501,9 @@ void lease_task_done(lease_mgr *lm, rtask *t)
 void lease_take_back(lease_mgr *lm, rtask *t)
 {
     lease *l = lease_of(t->w);
-    sclass *c = class_for(lm, t->job_id, &t->demand);
+    /* An actor's creation gets a worker of its own: the worker is the
+     * actor's afterwards, so nothing may queue behind it. */
+    sclass *c = class_for(lm, t->job_id, &t->demand, t->msg->spec->actor_creation, l->pool);
     if (c == NULL)
         return; /* out of memory: it stays with the worker */
     pipeline_remove(l, t);
@@ -349,7 +519,8 @@ void lease_worker_blocked(lease_mgr *lm, worker *w)
         return;
     l->blocked = true;
     l->blocked_cpu = res_get(&l->held, "CPU");
-    res_set_amount(&lm->available, "CPU", res_get(&lm->available, "CPU") + l->blocked_cpu);
+    res_set *avail = avail_of(lm, l->pool);
+    res_set_amount(avail, "CPU", res_get(avail, "CPU") + l->blocked_cpu);
     lm->env.set_blocked(lm->env.ctx, w, true);
 }
 
@@ -360,7 +531,8 @@ void lease_worker_unblocked(lease_mgr *lm, worker *w)
         return;
     /* Take the CPU back even if that oversubscribes the node for a while:
      * the running task must go on. */
-    res_set_amount(&lm->available, "CPU", res_get(&lm->available, "CPU") - l->blocked_cpu);
+    res_set *avail = avail_of(lm, l->pool);
+    res_set_amount(avail, "CPU", res_get(avail, "CPU") - l->blocked_cpu);
     l->blocked = false;
     l->blocked_cpu = 0;
     lm->env.set_blocked(lm->env.ctx, w, false);
@@ -435,6 +607,10 @@ void lease_free(lease_mgr *lm)
     for (lease *l = lm->leases, *next; l; l = next) {
         next = l->next;
         free(l); /* its worker may be gone already: not touched */
+    }
+    for (lease_pool *p = lm->pools, *next; p; p = next) {
+        next = p->next;
+        free(p);
     }
     free(lm);
 }

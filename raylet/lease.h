@@ -56,6 +56,8 @@ typedef struct {
     bool (*spill)(void *ctx, rtask *t);
     /* t cannot run: tell its owner status and msg, and free it. */
     void (*fail)(void *ctx, rtask *t, int status, const char *msg);
+    /* Kill w (its placement group bundle was removed). */
+    void (*kill)(void *ctx, worker *w);
     void *ctx;
 } lease_env;
 
@@ -88,6 +90,25 @@ size_t lease_queued(const lease_mgr *lm);
  * spill what waits for a busy node. */
 void lease_schedule(lease_mgr *lm);
 
+/* Placement-group bundles (two-phase, coordinated by the GCS): prepare
+ * takes r out of the node's available resources into a pool of its own
+ * (0, or RAYC_EBUSY when the node has not that much free); commit makes the
+ * pool usable by tasks naming the group (lease_enqueue: a task of a group
+ * with no committed bundle here is RAYC_ENOTFOUND); return fails the
+ * bundle's queued tasks, kills the workers running in it and gives its
+ * resources back. */
+int lease_pool_prepare(lease_mgr *lm, const uint8_t *pg, uint32_t index, const res_set *r);
+void lease_pool_commit(lease_mgr *lm, const uint8_t *pg, uint32_t index);
+void lease_pool_return(lease_mgr *lm, const uint8_t *pg, uint32_t index);
+/* An actor of group pg holds r for its life from a committed bundle here
+ * (index, or -1: the first with room); *used is its index. 0 or
+ * RAYC_ENOTFOUND. Unhold gives it back (nothing if the bundle is gone). */
+int lease_pool_hold(lease_mgr *lm, const uint8_t *pg, int index, const res_set *r, uint32_t *used);
+void lease_pool_unhold(lease_mgr *lm, const uint8_t *pg, uint32_t index, const res_set *r);
+/* Resources an actor holds for its life (outside any lease): taken from
+ * the node's available set, and given back when it dies. */
+void lease_hold(lease_mgr *lm, const res_set *r);
+void lease_unhold(lease_mgr *lm, const res_set *r);
 /* True if w holds a lease. */
 bool lease_held(const lease_mgr *lm, const worker *w);
 /* t's worker reported it done: it leaves the pipeline, and the lease ends

@@ -51,8 +51,9 @@ struct node_manager {
     char ready_path[1024];
     char address[64]; /* ip:port of the raylet-to-raylet listener */
     char log_dir[1100];
-    char env[3][1100]; /* workers' RAYC_RAYLET_SOCKET, RAYC_NODE_ID, RAYC_SESSION_DIR */
-    const char *envp[4];
+    char env[5][1100]; /* workers' RAYC_RAYLET_SOCKET, RAYC_NODE_ID, RAYC_SESSION_DIR,
+                          RAYC_NODE_IP (where an actor's worker takes calls), RAYC_GCS_ADDRESS */
+    const char *envp[6];
     res_set total;
     uint64_t start_ms;
     bool shutting_down;
@@ -145,8 +146,35 @@ static void gs_on_stopped(void *arg)
     event_base_loopbreak(nm->base);
 }
 
-static const gs_hooks gcs_hooks = {gs_on_load,      gs_on_view_changed, gs_on_node_died,
-                                   gs_on_job_ended, gs_on_fatal,        gs_on_stopped};
+static void gs_on_create_actor(void *arg, const Rpc__ActorInfo *actor)
+{
+    node_manager *nm = arg;
+    tm_create_actor(nm->tm, actor);
+}
+
+static void gs_on_kill_actor(void *arg, const Rpc__KillActorWorker *k)
+{
+    node_manager *nm = arg;
+    tm_kill_actor(nm->tm, k);
+}
+
+static void gs_on_pg_message(void *arg, uint16_t type, const ProtobufCMessage *msg)
+{
+    node_manager *nm = arg;
+    tm_pg_message(nm->tm, type, msg);
+}
+
+static const gs_hooks gcs_hooks = {
+    .load = gs_on_load,
+    .view_changed = gs_on_view_changed,
+    .node_died = gs_on_node_died,
+    .job_ended = gs_on_job_ended,
+    .fatal = gs_on_fatal,
+    .stopped = gs_on_stopped,
+    .create_actor = gs_on_create_actor,
+    .kill_actor = gs_on_kill_actor,
+    .pg_message = gs_on_pg_message,
+};
 
 /* ---------------------------------------------------------------- local clients */
 
@@ -205,6 +233,26 @@ static void pull_for_client(node_manager *nm, client *cl, Rpc__PullObjects *m)
     }
 }
 
+/* An actor's worker made these store objects (call returns): they belong
+ * to the caller, as a task's returns do (fate-sharing with a local owner;
+ * kept for a remote one until it frees them). */
+static void give_to_owner(node_manager *nm, const Rpc__ObjectOwner *m)
+{
+    client *owner = NULL;
+    if (m->owner_id.len == WORKER_ID_SIZE) {
+        worker_id_t id;
+        memcpy(id.b, m->owner_id.data, WORKER_ID_SIZE);
+        owner = creg_by_worker(nm->clients, &id);
+    }
+    for (size_t i = 0; i < m->n_object_ids; i++) {
+        if (m->object_ids[i].len != OBJECT_ID_SIZE)
+            continue;
+        object_id_t oid;
+        memcpy(oid.b, m->object_ids[i].data, OBJECT_ID_SIZE);
+        plasma_set_owner(nm->store, &oid, owner ? owner->pc : NULL);
+    }
+}
+
 /* Frames that only a worker may send. false if cl is not one. */
 static bool worker_frame(node_manager *nm, client *cl, uint16_t type, ProtobufCMessage *msg)
 {
@@ -219,6 +267,12 @@ static bool worker_frame(node_manager *nm, client *cl, uint16_t type, ProtobufCM
         return true;
     case MSG_WORKER_UNBLOCKED:
         tm_worker_unblocked(nm->tm, cl->w);
+        return true;
+    case MSG_ACTOR_DIED:
+        tm_actor_exiting(nm->tm, cl->w, (Rpc__ActorDied *)msg);
+        return true;
+    case MSG_OBJECT_OWNER:
+        give_to_owner(nm, (Rpc__ObjectOwner *)msg);
         return true;
     }
     return false;
@@ -255,6 +309,8 @@ static void client_frame(void *arg, client *cl, uint16_t type, ProtobufCMessage 
     case MSG_TASK_DONE:
     case MSG_WORKER_BLOCKED:
     case MSG_WORKER_UNBLOCKED:
+    case MSG_ACTOR_DIED:
+    case MSG_OBJECT_OWNER:
         if (worker_frame(nm, cl, type, msg))
             return;
         break;
@@ -457,7 +513,9 @@ static int init_self(node_manager *nm, char *err, size_t errlen)
     snprintf(nm->env[0], sizeof(nm->env[0]), "RAYC_RAYLET_SOCKET=%s", nm->socket_path);
     snprintf(nm->env[1], sizeof(nm->env[1]), "RAYC_NODE_ID=%s", nm->node_hex);
     snprintf(nm->env[2], sizeof(nm->env[2]), "RAYC_SESSION_DIR=%s", cfg->session_dir);
-    for (int i = 0; i < 3; i++)
+    snprintf(nm->env[3], sizeof(nm->env[3]), "RAYC_NODE_IP=%s", cfg->node_ip_address);
+    snprintf(nm->env[4], sizeof(nm->env[4]), "RAYC_GCS_ADDRESS=%s", cfg->gcs_address);
+    for (int i = 0; i < 5; i++)
         nm->envp[i] = nm->env[i];
     return 0;
 }

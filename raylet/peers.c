@@ -124,8 +124,16 @@ conn *peers_get(peers *ps, const node_id_t *node)
         if (p->outgoing && !conn_is_closed(p->c) && memcmp(p->node.b, node->b, NODE_ID_SIZE) == 0)
             return p->c;
     const view_node *v = gs_view_node(ps->gs, node);
-    if (v == NULL || !v->alive)
+    if (v == NULL || !v->alive) {
+        /* Not in our view yet (we joined a moment ago, and a node that
+         * forwarded us a task wants its result): answer on the connection
+         * it opened to us. */
+        for (peer *p = ps->list; p; p = p->next)
+            if (!p->outgoing && !conn_is_closed(p->c) &&
+                memcmp(p->node.b, node->b, NODE_ID_SIZE) == 0)
+                return p->c;
         return NULL;
+    }
     char host[64];
     int port;
     if (parse_host_port(v->address, host, sizeof(host), &port) != 0)

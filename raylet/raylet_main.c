@@ -35,6 +35,7 @@ int main(int argc, char **argv)
         config_usage(stdout);
         return 0;
     }
+    raise_fd_limit(); /* 3 descriptors per worker: 1,000 actors need ~3,000 */
     config_defaults(&cfg);
     if (config_from_env(&cfg, err, sizeof(err)) != 0 ||
         config_parse_args(&cfg, argc, argv, err, sizeof(err)) != 0)

@@ -44,10 +44,12 @@ typedef struct rtask {
     res_set demand;
     worker_id_t owner;
     uint32_t job_id;
-    int state;         /* enum task_state */
-    bool cancelled;    /* cancelled while waiting for deps or while running */
-    bool remote_owner; /* forwarded here: the owner lives on owner_node */
-    bool no_forward;   /* run here: never forward again (one hop) */
+    int state;           /* enum task_state */
+    bool cancelled;      /* cancelled while waiting for deps or while running */
+    bool remote_owner;   /* forwarded here: the owner lives on owner_node */
+    bool no_forward;     /* run here: never forward again (one hop) */
+    bool actor_creation; /* an actor's constructor: its end goes to the GCS */
+    void *actor_rec;     /* ... and the task manager's record of that actor */
     node_id_t owner_node;
     node_id_t fwd_node; /* T_FORWARDED: where it went */
     id_node hnode;      /* the task manager's table */

@@ -79,6 +79,15 @@ bool tm_wants_view(const task_manager *tm);
  * queued tasks here go. */
 void tm_job_ended(task_manager *tm, uint32_t job_id);
 
+/* Actors (docs/actors.md): the GCS asks this node to create one (its
+ * creation task runs on a worker of its own, which then holds the actor),
+ * or to kill one; an actor's worker says it exits on purpose (released). */
+void tm_create_actor(task_manager *tm, const Rpc__ActorInfo *a);
+void tm_kill_actor(task_manager *tm, const Rpc__KillActorWorker *k);
+void tm_actor_exiting(task_manager *tm, worker *w, Rpc__ActorDied *d);
+/* Placement groups: PrepareBundles (answered with BundlesPrepared),
+ * CommitBundles and ReturnBundles from the GCS (lease.h has the pools). */
+void tm_pg_message(task_manager *tm, uint16_t type, const ProtobufCMessage *msg);
 /* Events from the worker pool and the client registry. */
 void tm_worker_died(task_manager *tm, worker *w);
 void tm_client_gone(task_manager *tm, client *cl);

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@ struct worker_pool {
     int size, starting, max;
     int prestart;
     int blocked; /* leased workers blocked in get/wait */
+    int actors;  /* W_ACTOR workers */
     int64_t idle_timeout_ms;
     struct event *sigchld_ev, *idle_ev;
 };
@@ -121,22 +123,50 @@ static void unlink_worker(worker_pool *p, worker *w)
         w->next->prev = w->prev;
 }
 
-/* Child side of wpool_start: never returns. */
-static void exec_worker(worker_pool *p, pid_t raylet_pid, int out, int err, char **env)
+/* Start the worker process with posix_spawn (glibc: clone(CLONE_VM |
+ * CLONE_VFORK), so no copy of the raylet's page tables, which map the whole
+ * object store: a fork per worker stalled the loop for tens of ms, and
+ * starting hundreds of actors missed heartbeats). Its stdout/stderr go into
+ * the pipes; the worker makes itself die with the raylet (RAYC_RAYLET_PID).
+ * Our variables come first in envp, so they win over inherited ones. */
+static pid_t spawn_worker(worker_pool *p, int out, int err, char **extra)
 {
-    /* Die with the raylet; stdout/stderr into the pipes. */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != raylet_pid)
-        _exit(1);
-    dup2(out, 1);
-    dup2(err, 2);
-    for (int i = 0; env[i]; i++)
-        putenv(env[i]);
-    signal(SIGPIPE, SIG_DFL);
+    extern char **environ;
+    size_t n = 0, k = 0;
+    while (environ[n])
+        n++;
+    size_t nextra = 0;
+    while (extra[nextra])
+        nextra++;
+    char **envp = calloc(n + nextra + 1, sizeof(*envp));
+    if (envp == NULL)
+        return -1;
+    for (size_t i = 0; i < nextra; i++)
+        envp[k++] = extra[i];
+    for (size_t i = 0; i < n; i++)
+        envp[k++] = environ[i];
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, out, 1);
+    posix_spawn_file_actions_adddup2(&fa, err, 2);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    sigset_t def;
+    sigemptyset(&def);
+    sigaddset(&def, SIGPIPE);
+    posix_spawnattr_setsigdefault(&attr, &def);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
     char *argv[] = {"rayc_worker", NULL};
-    execv(p->worker_bin, argv);
-    dprintf(2, "rayc_worker: cannot exec %s: %s\n", p->worker_bin, strerror(errno));
-    _exit(127);
+    pid_t pid = -1;
+    int rc = posix_spawn(&pid, p->worker_bin, &fa, &attr, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    free(envp);
+    if (rc != 0) {
+        errno = rc;
+        return -1;
+    }
+    return pid;
 }
 
 worker *wpool_start(worker_pool *p)
@@ -166,22 +196,20 @@ worker *wpool_start(worker_pool *p)
     snprintf(path, sizeof(path), "%s/worker-%.16s.err", p->log_dir, w->hex);
     w->log_err = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 
-    /* The child gets copies (putenv keeps the pointers). */
-    char env_id[80], *env[ENV_MAX + 2];
+    char env_id[80], env_pid[48], *env[ENV_MAX + 3];
     int ne = 0;
     snprintf(env_id, sizeof(env_id), "RAYC_WORKER_ID=%s", w->hex);
+    snprintf(env_pid, sizeof(env_pid), "RAYC_RAYLET_PID=%d", (int)getpid());
     for (int i = 0; p->env && p->env[i] && ne < ENV_MAX; i++)
         env[ne++] = (char *)p->env[i];
     env[ne++] = env_id;
+    env[ne++] = env_pid;
     env[ne] = NULL;
-    pid_t raylet_pid = getpid();
-    pid_t pid = fork();
+    pid_t pid = spawn_worker(p, po[1], pe[1], env);
     if (pid < 0) {
-        log_syserr(errno, "fork");
+        log_syserr(errno, "cannot start %s", p->worker_bin);
         goto fail;
     }
-    if (pid == 0)
-        exec_worker(p, raylet_pid, po[1], pe[1], env);
     close(po[1]);
     close(pe[1]);
     w->pid = pid;
@@ -244,6 +272,8 @@ static void mark_dead(worker_pool *p, worker *w)
         return;
     if (w->state == W_STARTING)
         p->starting--;
+    if (w->state == W_ACTOR)
+        p->actors--;
     p->size--;
     /* The user sees it still leased, so it gives the lease's resources
      * back; then it is dead. */
@@ -277,8 +307,22 @@ void wpool_kill(worker_pool *p, worker *w)
 void wpool_kill_job(worker_pool *p, uint32_t job_id)
 {
     for (worker *w = p->workers; w; w = w->next)
-        if (w->job_id == job_id && w->state != W_DEAD)
+        if (w->job_id == job_id && w->state != W_DEAD && !w->keep_on_job_end)
             wpool_kill(p, w);
+}
+
+void wpool_dedicate(worker_pool *p, worker *w)
+{
+    if (w->blocked)
+        wpool_set_blocked(p, w, false);
+    if (w->state != W_DEAD && w->state != W_ACTOR) {
+        w->state = W_ACTOR;
+        p->actors++;
+    }
+    /* Keep the prestarted workers for tasks (and the next actor) ready:
+     * an actor took one for good. */
+    if (p->size - p->actors < p->prestart)
+        wpool_start(p);
 }
 
 worker *wpool_idle_for_job(worker_pool *p, uint32_t job_id)
@@ -340,7 +384,7 @@ int wpool_max(const worker_pool *p)
     /* Workers blocked in get/wait hold no CPU and cannot take tasks: they do
      * not count against the cap, or deep nesting would fill the pool with
      * waiters and stall (Ray's soft worker limit does the same). */
-    return p->max + p->blocked;
+    return p->max + p->blocked + p->actors;
 }
 
 worker *wpool_first(worker_pool *p)

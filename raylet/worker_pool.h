@@ -29,6 +29,7 @@ enum worker_state {
     W_IDLE = 1,     /* connected, no lease */
     W_LEASED = 2,   /* holds a lease (wpool_lease) */
     W_DEAD = 3,     /* gone; waiting to be reaped */
+    W_ACTOR = 4,    /* holds an actor for its life: never leased again */
 };
 
 /* A worker process. The pool sets every field; its users read them, except
@@ -43,8 +44,10 @@ struct worker {
     struct client *cl; /* its connection, once connected */
     bool blocked;      /* waits in get/wait: does not count against the cap */
     uint64_t idle_since;
-    bool exiting; /* asked to exit; do not lease */
-    void *lease;  /* the lease manager's record (NULL: none yet) */
+    bool exiting;         /* asked to exit; do not lease */
+    void *lease;          /* the lease manager's record (NULL: none yet) */
+    void *actor;          /* the task manager's actor record (W_ACTOR) */
+    bool keep_on_job_end; /* a detached actor: outlives its job */
     /* output */
     int out_fd, err_fd;   /* read ends of its stdout/stderr pipes */
     int log_out, log_err; /* log files */
@@ -104,6 +107,9 @@ void wpool_kill_job(worker_pool *p, uint32_t job_id);
 worker *wpool_idle_for_job(worker_pool *p, uint32_t job_id);
 /* Bind an unbound worker to a job (its output goes to that job's driver). */
 void wpool_bind(worker_pool *p, worker *w, uint32_t job_id);
+/* The worker holds an actor from now on (-> W_ACTOR): not idle, never
+ * leased again, not counted against the cap, not ended for idleness. */
+void wpool_dedicate(worker_pool *p, worker *w);
 /* The worker took a lease (IDLE -> LEASED) or gave it back (-> IDLE). */
 void wpool_lease(worker_pool *p, worker *w);
 void wpool_unlease(worker_pool *p, worker *w);

@@ -493,6 +493,47 @@ static void print_gcs_line(bconn *b, const opts_t *o)
     printf("\n\n");
 }
 
+/* "Actors: 3 alive, 1 restarting, 0 pending, 2 dead" (nothing when the GCS
+ * has none). */
+static void print_actor_counts(bconn *b, const opts_t *o)
+{
+    Rpc__ListActorsRequest req = RPC__LIST_ACTORS_REQUEST__INIT;
+    req.req_id = 3;
+    int st;
+    Rpc__ListActorsReply *r = (Rpc__ListActorsReply *)call(
+        b, MSG_LIST_ACTORS_REQ, &req.base, MSG_LIST_ACTORS_REPLY, o->timeout_ms, &st);
+    size_t n[4] = {0, 0, 0, 0};
+    for (size_t i = 0; r && i < r->n_actors; i++)
+        if ((unsigned)r->actors[i]->state < 4)
+            n[r->actors[i]->state]++;
+    if (r && r->n_actors > 0)
+        printf("Actors: %zu alive, %zu restarting, %zu pending creation, %zu dead\n",
+               n[RPC__ACTOR_STATE__ACTOR_ALIVE], n[RPC__ACTOR_STATE__ACTOR_RESTARTING],
+               n[RPC__ACTOR_STATE__ACTOR_PENDING_CREATION], n[RPC__ACTOR_STATE__ACTOR_DEAD]);
+    if (r)
+        msg_free(&r->base);
+}
+
+/* "Placement groups: 2 created, 1 pending, 0 rescheduling, 3 removed". */
+static void print_pg_counts(bconn *b, const opts_t *o)
+{
+    Rpc__ListPgsRequest req = RPC__LIST_PGS_REQUEST__INIT;
+    req.req_id = 4;
+    int st;
+    Rpc__ListPgsReply *r = (Rpc__ListPgsReply *)call(b, MSG_LIST_PGS_REQ, &req.base,
+                                                     MSG_LIST_PGS_REPLY, o->timeout_ms, &st);
+    size_t n[4] = {0, 0, 0, 0};
+    for (size_t i = 0; r && i < r->n_pgs; i++)
+        if ((unsigned)r->pgs[i]->state < 4)
+            n[r->pgs[i]->state]++;
+    if (r && r->n_pgs > 0)
+        printf("Placement groups: %zu created, %zu pending, %zu rescheduling, %zu removed\n",
+               n[RPC__PG_STATE__PG_CREATED], n[RPC__PG_STATE__PG_PENDING],
+               n[RPC__PG_STATE__PG_RESCHEDULING], n[RPC__PG_STATE__PG_REMOVED]);
+    if (r)
+        msg_free(&r->base);
+}
+
 static int cmd_status(const opts_t *o)
 {
     bconn *b = gcs_connect(o);
@@ -516,6 +557,8 @@ static int cmd_status(const opts_t *o)
     printf("\n%zu alive node%s, %zu dead; %zu job%s (%zu running); %llu pending task%s\n", alive,
            alive == 1 ? "" : "s", dead, jobs->n_jobs, jobs->n_jobs == 1 ? "" : "s", running,
            (unsigned long long)pending, pending == 1 ? "" : "s");
+    print_actor_counts(b, o);
+    print_pg_counts(b, o);
     msg_free(&nodes->base);
     msg_free(&jobs->base);
     bconn_close(b);

@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "core.h"
+#include "actor_submitter.h"
 #include "embedded.h"
 #include "errors.h"
 #include "log.h"
@@ -114,6 +115,110 @@ static int init_tables(core_t *c)
 
 /* Once the raylet is connected: the task submitter, and who handles which
  * frame. (A node's death needs no handler: see tsub_on_object_lost.) */
+/* The task submitter's actor hooks (mu held): to the actor submitter, once
+ * there is one. */
+static void actor_send(void *arg, const actor_id_t *actor, const task_id_t *task,
+                       const uint8_t *frame, size_t len)
+{
+    core_t *c = arg;
+    if (c->actors)
+        asub_send_hook(c->actors, actor, task, frame, len);
+}
+
+static void actor_progress(void *arg)
+{
+    core_t *c = arg;
+    if (c->actors)
+        asub_progress_hook(c->actors);
+}
+
+/* ---------------------------------------------------------- GCS calls */
+
+/* Connections replaced after the GCS restarted: another thread may still be
+ * in a call on one, so they are freed at shutdown. */
+static pthread_mutex_t gcs_mu = PTHREAD_MUTEX_INITIALIZER;
+static cw_conn *retired_gcs[64];
+static size_t nretired_gcs;
+
+static int connect_gcs(core_t *c);
+
+/* The GCS connection, connected again if the GCS restarted. */
+static cw_conn *live_gcs(core_t *c)
+{
+    pthread_mutex_lock(&gcs_mu);
+    if ((c->gcs == NULL || cw_conn_dead(c->gcs)) && c->gcs_host[0] &&
+        nretired_gcs < sizeof(retired_gcs) / sizeof(retired_gcs[0])) {
+        cw_conn *old = c->gcs;
+        if (connect_gcs(c) == 0) {
+            if (old)
+                retired_gcs[nretired_gcs++] = old;
+        } else {
+            c->gcs = old;
+        }
+    }
+    cw_conn *g = c->gcs;
+    pthread_mutex_unlock(&gcs_mu);
+    return g;
+}
+
+int core__gcs_call(uint16_t type, ProtobufCMessage *req, uint64_t *req_id, uint16_t reply_type,
+                   ProtobufCMessage **reply, int timeout_ms)
+{
+    core_t *c = &rayc__core;
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        cw_conn *g = live_gcs(c);
+        int rc = RAYC_ECONN;
+        if (g) {
+            *req_id = cw_conn_next_id(g);
+            rc = cw_conn_call(g, *req_id, type, req, reply_type, reply, timeout_ms);
+        }
+        if (rc != RAYC_ECONN || now_ms() >= deadline)
+            return rc;
+        usleep(100000); /* the GCS is restarting: its supervisor brings it back */
+    }
+}
+
+static void free_retired_gcs(void)
+{
+    pthread_mutex_lock(&gcs_mu);
+    for (size_t i = 0; i < nretired_gcs; i++)
+        cw_conn_free(retired_gcs[i]);
+    nretired_gcs = 0;
+    pthread_mutex_unlock(&gcs_mu);
+}
+
+static pthread_mutex_t actors_once = PTHREAD_MUTEX_INITIALIZER;
+
+actor_submitter *core__actors(void)
+{
+    core_t *c = &rayc__core;
+    actor_submitter *as = __atomic_load_n(&c->actors, __ATOMIC_ACQUIRE);
+    if (as)
+        return as;
+    pthread_mutex_lock(&actors_once);
+    if (c->actors == NULL) {
+        asub_deps d = {
+            .mu = &c->mu,
+            .tasks = c->tasks,
+            .gcs_call = core__gcs_call,
+            .raylet = c->raylet,
+            .token = c->token,
+            .self = c->worker_id,
+            .is_worker = c->is_worker,
+        };
+        as = asub_new(&d);
+        pthread_mutex_lock(&c->mu);
+        __atomic_store_n(&c->actors, as, __ATOMIC_RELEASE);
+        pthread_mutex_unlock(&c->mu);
+    }
+    as = c->actors;
+    pthread_mutex_unlock(&actors_once);
+    if (as == NULL)
+        rayc__error(RAYC_ENOMEM, "out of memory");
+    return as;
+}
+
 static int start_components(core_t *c)
 {
     tsub_deps d = {
@@ -127,6 +232,9 @@ static int start_components(core_t *c)
         .job = &c->job,
         .owner = c->worker_id,
         .node = c->node_id,
+        .actor_send = actor_send,
+        .progress = actor_progress,
+        .actor_arg = c,
         .events = c->events,
     };
     tev_attach(c->events, c->gcs, &c->node_id); /* a worker attaches once it has the GCS */
@@ -382,7 +490,13 @@ static int add_job(core_t *c, const rayc_init_opts *o)
     char entry[256] = "";
     read_small("/proc/self", "comm", entry, sizeof(entry));
     job.entrypoint = entry;
-    job.namespace_ = (char *)(o && o->namespace_ ? o->namespace_ : "");
+    /* No namespace given: a fresh anonymous one, as in Ray. */
+    if (o && o->namespace_)
+        snprintf(c->namespace_, sizeof(c->namespace_), "%s", o->namespace_);
+    else
+        snprintf(c->namespace_, sizeof(c->namespace_), "anonymous-%.16s",
+                 id_hex(c->worker_id.b, WORKER_ID_SIZE, (char[ID_HEX_MAX]){0}));
+    job.namespace_ = c->namespace_;
     size_t nenv = 0;
     while (o && o->env && o->env[nenv])
         nenv++;
@@ -468,6 +582,15 @@ static void load_knobs(core_t *c)
     config_free(&cfg);
 }
 
+/* The job's code library paths, for checks a driver can make itself (an
+ * actor class it names). */
+static void keep_code_paths(core_t *c, const rayc_init_opts *o)
+{
+    c->ncode = 0;
+    for (size_t i = 0; o && o->code && o->code[i] && c->ncode < CORE_MAX_CODE; i++)
+        snprintf(c->code_paths[c->ncode++], CORE_PATH_MAX, "%s", o->code[i]);
+}
+
 int rayc_init(const rayc_init_opts *opts)
 {
     core_t *c = &rayc__core;
@@ -529,6 +652,7 @@ int rayc_init(const rayc_init_opts *opts)
         embedded_stop(&c->embedded);
         rayc__error(rc, "%s", saved);
     } else {
+        keep_code_paths(c, opts);
         __atomic_store_n(&c->initialized, true, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&lifecycle_mu);
@@ -551,13 +675,15 @@ int rayc_shutdown(void)
      * events. */
     tev_stop(c->events);
     Rpc__FinishJobRequest req = RPC__FINISH_JOB_REQUEST__INIT;
-    req.req_id = cw_conn_next_id(c->gcs);
     req.job_id = job_id_to_int(c->job);
     ProtobufCMessage *m = NULL;
-    if (cw_conn_call(c->gcs, req.req_id, MSG_FINISH_JOB_REQ, &req.base, MSG_FINISH_JOB_REPLY, &m,
-                     5000) == 0)
+    if (core__gcs_call(MSG_FINISH_JOB_REQ, &req.base, &req.req_id, MSG_FINISH_JOB_REPLY, &m,
+                       5000) == 0)
         msg_free(m);
+    asub_free(c->actors);
+    c->actors = NULL;
     disconnect(c);
+    free_retired_gcs();
     destroy_tables(c);
     embedded_stop(&c->embedded);
     pthread_mutex_unlock(&lifecycle_mu);
@@ -633,8 +759,11 @@ int core__init_worker(const char *socket_path, const char *worker_id_hex)
         return rc;
     /* Task code may ask the GCS too (rayc_nodes): its address and the token
      * are in the raylet's session directory. Without them tasks still run. */
-    char gcs[300];
-    if (read_small(c->session_dir, "gcs_address", gcs, sizeof(gcs)) == 0 &&
+    char gcs[300] = "";
+    const char *env_gcs = getenv("RAYC_GCS_ADDRESS");
+    if (env_gcs && *env_gcs)
+        snprintf(gcs, sizeof(gcs), "%s", env_gcs);
+    if ((gcs[0] || read_small(c->session_dir, "gcs_address", gcs, sizeof(gcs)) == 0) &&
         parse_host_port(gcs, c->gcs_host, sizeof(c->gcs_host), &c->gcs_port) == 0 &&
         find_token(c, c->session_dir) == 0 && connect_gcs(c) != 0)
         log_warn("worker: no GCS connection: %s", rayc_last_error());

@@ -30,6 +30,7 @@
 #include "task_submitter.h"
 
 #define CORE_PATH_MAX 1024
+#define CORE_MAX_CODE 8 /* code libraries a driver remembers (see code_paths) */
 
 /* How a blocking call (get, wait) tells the executor of a worker that the
  * running task waits, so the raylet lends its CPU to other tasks. All NULL
@@ -70,6 +71,10 @@ typedef struct {
     ref_table refs;
     store_client *store;
     task_submitter *tasks;
+    struct actor_submitter *actors;                /* made on first use (core__actors) */
+    char namespace_[128];                          /* named actors: the job's namespace */
+    char code_paths[CORE_MAX_CODE][CORE_PATH_MAX]; /* a driver's code libraries (rayc_init) */
+    size_t ncode;
     tev_buffer *events;  /* task events: NULL when off */
     frame_router router; /* frames from the raylet nobody waits for */
     core_blocker blocker;
@@ -103,6 +108,16 @@ static inline void core__unblock(void)
     if (b->unblock)
         b->unblock(b->arg);
 }
+
+/* A request to the GCS (req_id set here), connecting again when the GCS
+ * restarted; retries until timeout_ms while it is away. 0 with *reply, or
+ * RAYC_ECONN / RAYC_ETIMEDOUT. */
+int core__gcs_call(uint16_t type, ProtobufCMessage *req, uint64_t *req_id, uint16_t reply_type,
+                   ProtobufCMessage **reply, int timeout_ms);
+
+/* The actor submitter, made on the first actor call (mu NOT held). NULL
+ * with rayc_last_error set when out of memory. */
+struct actor_submitter *core__actors(void);
 
 /* Worker mode: connect to the raylet that started us (core.c). The caller
  * then starts its executor over rayc__core's connection and router. */

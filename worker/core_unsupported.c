@@ -1,7 +1,7 @@
 /*
  * core_unsupported.c -- entry points of rayc.h whose features are not built
- * yet: actors (rayc_actor_*) and streaming generators (rayc_submit_stream,
- * rayc_stream_*). They exist so programs written against the whole API link;
+ * yet: streaming generators (rayc_submit_stream, rayc_stream_*,
+ * rayc_actor_call_stream). They exist so programs written against the whole API link;
  * each fails with RAYC_EINVAL and says so in rayc_last_error(). See the
  * README's status section.
  */
@@ -18,30 +18,13 @@ static int unsupported(const char *what)
     return rayc__error(RAYC_EINVAL, "%s: this rayc build does not support it yet", what);
 }
 
-int rayc_actor_create(const char *cls, const rayc_arg *args, size_t nargs,
-                      const rayc_actor_opts *opts, rayc_actor *out)
+int rayc_actor_call_stream(rayc_actor actor, const char *method, const rayc_arg *args, size_t nargs,
+                           const rayc_task_opts *opts, rayc_stream **out)
 {
-    (void)cls, (void)args, (void)nargs, (void)opts, (void)out;
-    return unsupported("actors (rayc_actor_create)");
-}
-
-int rayc_actor_call(rayc_actor actor, const char *method, const rayc_arg *args, size_t nargs,
-                    const rayc_task_opts *opts, rayc_ref *returns)
-{
-    (void)actor, (void)method, (void)args, (void)nargs, (void)opts, (void)returns;
-    return unsupported("actors (rayc_actor_call)");
-}
-
-int rayc_actor_get(const char *name, const char *namespace_, rayc_actor *out)
-{
-    (void)name, (void)namespace_, (void)out;
-    return unsupported("actors (rayc_actor_get)");
-}
-
-int rayc_actor_kill(rayc_actor actor, int no_restart)
-{
-    (void)actor, (void)no_restart;
-    return unsupported("actors (rayc_actor_kill)");
+    (void)actor, (void)method, (void)args, (void)nargs, (void)opts;
+    if (out)
+        *out = NULL;
+    return unsupported("streaming generators (rayc_actor_call_stream)");
 }
 
 int rayc_submit_stream(const char *function, const rayc_arg *args, size_t nargs,

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@ typedef struct waiter {
 
 struct cw_conn {
     int fd;
+    int wake_fd;         /* eventfd: cw_conn_wake interrupts the reader's poll */
     pthread_mutex_t mu;  /* waiters, reader flag, dead */
     pthread_mutex_t wmu; /* serialises writes */
     pthread_cond_t cv;
@@ -59,6 +61,7 @@ cw_conn *cw_conn_new(bconn *b, cw_async_fn fn, void *arg)
     }
     c->fd = dup(bconn_fd(b));
     bconn_close(b);
+    c->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->wmu, NULL);
     pthread_condattr_t ca;
@@ -207,6 +210,8 @@ void cw_conn_free(cw_conn *c)
         pthread_join(c->flusher, NULL);
     }
     close(c->fd);
+    if (c->wake_fd >= 0)
+        close(c->wake_fd);
     free(c->obuf);
     free(c->wbuf);
     pthread_cond_destroy(&c->flush_cv);
@@ -275,10 +280,17 @@ static uint64_t reply_id(const ProtobufCMessage *m)
 static void read_some(cw_conn *c, int wait_ms)
 {
     pthread_mutex_unlock(&c->mu);
-    struct pollfd p = {.fd = c->fd, .events = POLLIN};
-    int pr = poll(&p, 1, wait_ms);
+    struct pollfd ps[2] = {{.fd = c->fd, .events = POLLIN}, {.fd = c->wake_fd, .events = POLLIN}};
+    struct pollfd *p = &ps[0];
+    int pr = poll(ps, c->wake_fd >= 0 ? 2 : 1, wait_ms);
     int failed = 0;
-    if (pr > 0) {
+    if (pr > 0 && (ps[1].revents & POLLIN)) {
+        uint64_t v;
+        if (read(c->wake_fd, &v, sizeof(v)) < 0) {
+            /* nothing to clear */
+        }
+    }
+    if (pr > 0 && p->revents) {
         size_t avail;
         uint8_t *space = frame_decoder_space(&c->dec, 0, &avail);
         ssize_t n = space ? read(c->fd, space, avail) : -1;
@@ -387,6 +399,27 @@ int cw_conn_call(cw_conn *c, uint64_t id, uint16_t type, const ProtobufCMessage 
     if (w.done)
         msg_free(w.reply);
     return rc;
+}
+
+void cw_conn_shutdown(cw_conn *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->dead = 1;
+    shutdown(c->fd, SHUT_RDWR);
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+void cw_conn_wake(cw_conn *c)
+{
+    pthread_mutex_lock(&c->mu);
+    bool reading = c->reader_active;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    uint64_t one = 1;
+    if (reading && c->wake_fd >= 0 && write(c->wake_fd, &one, sizeof(one)) < 0) {
+        /* the counter is full: the reader wakes anyway */
+    }
 }
 
 int cw_conn_pump(cw_conn *c, int64_t timeout_ms)

@@ -58,6 +58,12 @@ int cw_conn_send(cw_conn *c, uint16_t type, const ProtobufCMessage *m);
  * read something. For threads that wait for asynchronous frames (task
  * completions, pushed tasks). Returns 0, or RAYC_ECONN once the peer is gone. */
 int cw_conn_pump(cw_conn *c, int64_t timeout_ms);
+/* Break the connection (the peer sees it closed); its reader returns
+ * RAYC_ECONN. The conn is still to be freed. */
+void cw_conn_shutdown(cw_conn *c);
+/* Something a pumping thread waits for happened elsewhere (an actor's reply
+ * on another connection): wake the threads in cw_conn_pump now. */
+void cw_conn_wake(cw_conn *c);
 /* 1 once the peer has gone. */
 int cw_conn_dead(cw_conn *c);
 

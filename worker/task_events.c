@@ -37,6 +37,7 @@ typedef struct {
     int32_t pid;
     int32_t error_code;
     uint32_t fn, name, err; /* offset + 1 in the window's arena; 0: none */
+    uint32_t actor;         /* offset + 1 of an actor call's actor id (16 bytes) in the arena */
     uint64_t ts[TS_COUNT];
     node_id_t node;
 } rec;
@@ -71,7 +72,8 @@ typedef struct {
     const char *function, *name, *error;
     int error_code;
     bool retried;
-    const uint8_t *node; /* NODE_ID_SIZE bytes or NULL */
+    const uint8_t *node;  /* NODE_ID_SIZE bytes or NULL */
+    const uint8_t *actor; /* ACTOR_ID_SIZE bytes or NULL */
     int32_t pid;
 } update;
 
@@ -178,6 +180,27 @@ static uint32_t arena_add(window *w, const char *s)
     return off + 1;
 }
 
+/* A copy of n bytes in the arena: their offset + 1, or 0 (no memory). */
+static uint32_t arena_bytes(window *w, const uint8_t *b, size_t n)
+{
+    if (w->alen + n > w->acap) {
+        size_t cap = w->acap ? w->acap : 4096;
+        while (cap < w->alen + n)
+            cap *= 2;
+        if (cap > UINT32_MAX - 1)
+            return 0;
+        char *a = realloc(w->arena, cap);
+        if (a == NULL)
+            return 0;
+        w->arena = a;
+        w->acap = cap;
+    }
+    uint32_t off = (uint32_t)w->alen;
+    memcpy(w->arena + off, b, n);
+    w->alen += n;
+    return off + 1;
+}
+
 static void count_drop(window *w, uint32_t job)
 {
     int i;
@@ -217,6 +240,7 @@ static void append(tev_buffer *b, const update *u)
     r->fn = arena_add(w, u->function);
     r->name = arena_add(w, u->name);
     r->err = arena_add(w, u->error);
+    r->actor = u->actor ? arena_bytes(w, u->actor, ACTOR_ID_SIZE) : 0;
     memset(r->ts, 0, sizeof(r->ts));
     r->ts[TS_SCHEDULED] = u->scheduled_us;
     r->ts[TS_RUNNING] = u->running_us;
@@ -258,6 +282,8 @@ static void fold_into(rec *r, const rec *e)
         r->name = e->name;
     if (r->err == 0)
         r->err = e->err;
+    if (r->actor == 0)
+        r->actor = e->actor;
     if (e->error_code)
         r->error_code = e->error_code;
     if (e->retried)
@@ -341,6 +367,9 @@ struct tev_columns {
     uint32_t slots[DICT_SLOTS]; /* string index + 1; 0: empty */
     uint8_t nodes[TEV_BATCH_MAX * NODE_ID_SIZE];
     uint32_t nnodes;
+    uint32_t actor[TEV_BATCH_MAX];
+    uint8_t actors[TEV_BATCH_MAX * ACTOR_ID_SIZE];
+    uint32_t nactors;
 };
 
 /* The dictionary reference of s (index + 1), adding it; 0 for "". */
@@ -360,6 +389,15 @@ static uint32_t dict_string(struct tev_columns *c, const char *s)
     return c->nstrings;
 }
 
+static uint32_t dict_actor(struct tev_columns *c, const uint8_t *a)
+{
+    for (uint32_t i = c->nactors; i > 0; i--) /* few actors per batch: the latest first */
+        if (memcmp(c->actors + (i - 1) * ACTOR_ID_SIZE, a, ACTOR_ID_SIZE) == 0)
+            return i;
+    memcpy(c->actors + c->nactors * ACTOR_ID_SIZE, a, ACTOR_ID_SIZE);
+    return ++c->nactors;
+}
+
 static uint32_t dict_node(struct tev_columns *c, const node_id_t *n)
 {
     for (uint32_t i = c->nnodes; i > 0; i--) /* a handful: the latest first */
@@ -373,7 +411,8 @@ static uint32_t dict_node(struct tev_columns *c, const node_id_t *n)
 static void fill_batch(struct tev_columns *c, const window *w, const rec *recs, size_t k,
                        Rpc__TaskEventBatch *batch)
 {
-    c->nstrings = c->nnodes = 0;
+    c->nstrings = c->nnodes = c->nactors = 0;
+    bool any_actor = false;
     memset(c->slots, 0, sizeof(c->slots));
     for (size_t i = 0; i < k; i++) {
         const rec *r = &recs[i];
@@ -386,6 +425,8 @@ static void fill_batch(struct tev_columns *c, const window *w, const rec *recs, 
         c->name[i] = dict_string(c, astr(w, r->name));
         c->err[i] = dict_string(c, astr(w, r->err));
         c->node[i] = r->has_node ? dict_node(c, &r->node) : 0;
+        c->actor[i] = r->actor ? dict_actor(c, (const uint8_t *)w->arena + r->actor - 1) : 0;
+        any_actor |= r->actor != 0;
         c->pids[i] = r->pid;
         c->codes[i] = r->error_code;
         c->flags[i] = r->retried ? RPC__TASK_EVENT_FLAG__TASK_EVENT_RETRIED : 0;
@@ -411,11 +452,15 @@ static void fill_batch(struct tev_columns *c, const window *w, const rec *recs, 
     COLUMN(error_codes, c->codes);
     COLUMN(error_refs, c->err);
     COLUMN(flags, c->flags);
+    if (any_actor) /* a column of zeros is left out */
+        COLUMN(actor_refs, c->actor);
 #undef COLUMN
     batch->n_strings = c->nstrings;
     batch->strings = c->strings;
     batch->node_ids.data = c->nodes;
     batch->node_ids.len = (size_t)c->nnodes * NODE_ID_SIZE;
+    batch->actor_ids.data = c->actors;
+    batch->actor_ids.len = (size_t)c->nactors * ACTOR_ID_SIZE;
 }
 
 /* Fold w, encode its records in batches of TEV_BATCH_MAX and send them.
@@ -659,6 +704,7 @@ void tev_submitted(tev_buffer *b, const Rpc__TaskSpec *spec)
         .now_us = wall_us(),
         .function = spec->function,
         .name = spec->name,
+        .actor = spec->actor_id.len == ACTOR_ID_SIZE ? spec->actor_id.data : NULL,
     };
     record(b, &u);
 }

@@ -36,6 +36,7 @@ typedef struct {
 struct rayc_ctx {
     task_executor *x;
     Rpc__TaskSpec *spec;
+    const tex_how *how; /* NULL: a task pushed by the raylet */
     task_id_t task;
     ret_slot *rets;
     size_t nrets;
@@ -63,6 +64,8 @@ struct task_executor {
     size_t nlibs;
     char bind_error[512];
     fn_entry *fns[FN_BUCKETS];
+    tex_actor_fn actor_create; /* PushTasks that create an actor go here */
+    void *actor_arg;
     int32_t pid;
 };
 
@@ -166,6 +169,24 @@ int rayc_yield(rayc_ctx *ctx, const void *data, size_t size)
 static uint64_t name_hash(const char *s)
 {
     return id_hash(s, strlen(s));
+}
+
+void *tex_symbol(task_executor *x, const char *prefix, const char *name, char *err, size_t errlen)
+{
+    if (x->bind_error[0]) {
+        snprintf(err, errlen, "%s", x->bind_error);
+        return NULL;
+    }
+    char sym[400];
+    snprintf(sym, sizeof(sym), "%s%s", prefix, name);
+    for (size_t i = 0; i < x->nlibs; i++) {
+        void *p = dlsym(x->libs[i], sym);
+        if (p)
+            return p;
+    }
+    snprintf(err, errlen, "'%s' is not in any code library of job %u (%zu loaded)", name, x->job_id,
+             x->nlibs);
+    return NULL;
 }
 
 /* Find a task function in the job's libraries (cached after the first
@@ -425,7 +446,10 @@ static void report(rayc_ctx *ctx, int status, const char *message)
         done.n_returns = n;
         done.returns = rp;
     }
-    cw_conn_send(ctx->x->d.raylet, MSG_TASK_DONE, &done.base);
+    if (ctx->how && ctx->how->reply)
+        ctx->how->reply(ctx->how->reply_arg, ctx->spec, &done);
+    else
+        cw_conn_send(ctx->x->d.raylet, MSG_TASK_DONE, &done.base);
     free(heap);
     free(hptrs);
 }
@@ -538,11 +562,16 @@ static int load_args(rayc_ctx *ctx, run_args *ra)
     return 0;
 }
 
-static void run_task(task_executor *x, Rpc__PushTask *p)
+void tex_run_spec(task_executor *x, Rpc__TaskSpec *s, const tex_how *how)
 {
-    Rpc__TaskSpec *s = p->spec;
-    rayc_ctx ctx = {.x = x, .spec = s, .scheduled_us = p->scheduled_us, .start_us = wall_us()};
-    tev_running(x->d.events, s, ctx.scheduled_us, ctx.start_us);
+    bool as_task = how == NULL || how->as_task;
+    rayc_ctx ctx = {.x = x,
+                    .spec = s,
+                    .how = how,
+                    .scheduled_us = how ? how->scheduled_us : 0,
+                    .start_us = wall_us()};
+    if (as_task) /* the executor's thread: the one writer of the running note */
+        tev_running(x->d.events, s, ctx.scheduled_us, ctx.start_us);
     memcpy(ctx.task.b, s->task_id.data, TASK_ID_SIZE);
     ctx.nrets = s->num_returns ? s->num_returns : 1;
     run_stack st;
@@ -551,18 +580,29 @@ static void run_task(task_executor *x, Rpc__PushTask *p)
         report(&ctx, RAYC_ENOMEM, "worker out of memory");
         goto out;
     }
-    *x->d.task = ctx.task;
-    *x->d.put_index = 0;
-    x->in_task = true;
+    if (as_task) {
+        *x->d.task = ctx.task;
+        *x->d.put_index = 0;
+        x->in_task = true;
+    }
     if (load_args(&ctx, &ra) != 0)
         goto out;
     char err[512];
-    rayc_fn fn = lookup(x, s->function, err, sizeof(err));
-    if (fn == NULL) {
-        report(&ctx, RAYC_ENOTFOUND, err);
-        goto out;
+    int rc;
+    if (how && how->body) {
+        rc = how->body(how->body_arg, &ctx, s, ra.bufs, s->n_args);
+        if (rc == RAYC_ENOTFOUND && !ctx.failed) {
+            report(&ctx, RAYC_ENOTFOUND, rayc_last_error());
+            goto out;
+        }
+    } else {
+        rayc_fn fn = lookup(x, s->function, err, sizeof(err));
+        if (fn == NULL) {
+            report(&ctx, RAYC_ENOTFOUND, err);
+            goto out;
+        }
+        rc = fn(&ctx, ra.bufs, s->n_args);
     }
-    int rc = fn(&ctx, ra.bufs, s->n_args);
     if (rc != 0 || ctx.failed) {
         report_failure(&ctx, rc);
         goto out;
@@ -572,10 +612,39 @@ static void run_task(task_executor *x, Rpc__PushTask *p)
             storec_seal(x->d.store, &ctx.rets[i].id, false);
     report(&ctx, RAYC_OK, "");
 out:
-    tev_running(x->d.events, NULL, 0, 0);
+    if (as_task)
+        tev_running(x->d.events, NULL, 0, 0);
     run_release(&ctx, &ra, &st);
-    x->in_task = false;
-    tex_unblock(x);
+    if (as_task) {
+        x->in_task = false;
+        tex_unblock(x);
+    }
+}
+
+static void run_task(task_executor *x, Rpc__PushTask *p)
+{
+    tex_how how = {.as_task = true, .scheduled_us = p->scheduled_us};
+    tex_run_spec(x, p->spec, &how);
+}
+
+bool tex_failed(const rayc_ctx *ctx)
+{
+    return ctx->failed;
+}
+
+void tex_set_actor_handler(task_executor *x, tex_actor_fn fn, void *arg)
+{
+    x->actor_create = fn;
+    x->actor_arg = arg;
+}
+
+rayc_actor rayc_actor_self(rayc_ctx *ctx)
+{
+    rayc_actor a;
+    memset(&a, 0, sizeof(a));
+    if (ctx && ctx->spec && ctx->spec->actor_id.len == sizeof(a.id))
+        memcpy(a.id, ctx->spec->actor_id.data, sizeof(a.id));
+    return a;
 }
 
 /* ------------------------------------------------------------ lifecycle */
@@ -629,6 +698,11 @@ int tex_run(task_executor *x)
         if (p == NULL) {
             if (cw_conn_pump(x->d.raylet, -1) != 0)
                 return 0; /* the raylet is gone: so are we */
+            continue;
+        }
+        if (p->spec->actor_creation && x->actor_create) {
+            /* The actor takes this worker over; the message is its now. */
+            x->actor_create(x->actor_arg, x, p);
             continue;
         }
         run_task(x, p);

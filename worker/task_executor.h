@@ -26,6 +26,7 @@
 #include "cw_conn.h"
 #include "frame_router.h"
 #include "ids.h"
+#include "rayc.h"
 #include "store_client.h"
 #include "task_events.h"
 
@@ -44,8 +45,36 @@ typedef struct tex_deps {
     tev_buffer *events;  /* task events: the running task (NULL: off) */
 } tex_deps;
 
+/* How tex_run_spec runs a spec that is not a plain task: an actor's
+ * constructor or method. */
+typedef struct tex_how {
+    /* The code to run (NULL: the task function named by the spec). Returns
+     * 0, non-zero for a failure (rayc_fail's message, if it set one), or
+     * RAYC_ENOTFOUND with rayc_last_error() naming what is missing. */
+    int (*body)(void *arg, rayc_ctx *ctx, const Rpc__TaskSpec *spec, const rayc_buf *args,
+                size_t nargs);
+    void *body_arg;
+    /* Where the TaskDone goes (NULL: the raylet). */
+    void (*reply)(void *arg, const Rpc__TaskSpec *spec, Rpc__TaskDone *done);
+    void *reply_arg;
+    bool as_task;          /* number puts from it and tell the raylet when it blocks */
+    uint64_t scheduled_us; /* task events: when the raylet pushed it (0: unknown) */
+} tex_how;
+
+/* An actor creation task arrived: fn takes the worker over (and p). */
+typedef void (*tex_actor_fn)(void *arg, task_executor *x, Rpc__PushTask *p);
+
 /* NULL when out of memory. */
 task_executor *tex_new(const tex_deps *deps);
+/* Route actor creation tasks to fn (the worker becomes the actor's). */
+void tex_set_actor_handler(task_executor *x, tex_actor_fn fn, void *arg);
+/* Run s (arguments loaded, returns made, TaskDone reported) with how (NULL:
+ * as a task). Thread-safe for calls with how->as_task false. */
+void tex_run_spec(task_executor *x, Rpc__TaskSpec *s, const tex_how *how);
+/* True if the code running in ctx called rayc_fail. */
+bool tex_failed(const rayc_ctx *ctx);
+/* The symbol prefix+name of the job's code libraries, or NULL with err. */
+void *tex_symbol(task_executor *x, const char *prefix, const char *name, char *err, size_t errlen);
 /* Free the queue and the executor (the code libraries stay loaded). NULL-safe. */
 void tex_free(task_executor *x);
 /* Route PushTask, BindJob and CancelTask to x. 0, or -1 if one is taken. */

@@ -41,6 +41,9 @@ typedef struct otask {
     bool submitted;
     bool done;     /* finished; kept as lineage while its remote results are referenced */
     bool hard_pin; /* RAYC_SCHED_NODE without soft: runs only on pin_node */
+    bool is_actor; /* a call of actor's method */
+    int actor_retries;
+    actor_id_t actor;
     node_id_t pin_node;
     uint8_t *frame; /* the SubmitTask frame as sent (kept for retries) */
     size_t frame_len;
@@ -202,18 +205,25 @@ static void finish(task_submitter *ts, otask *t)
 /* Pack spec into a SubmitTask frame, keep it on t and send it. mu held. */
 static int send_spec(task_submitter *ts, otask *t, Rpc__TaskSpec *spec)
 {
+    /* SubmitTask and PushTask are the same message: a spec. */
     Rpc__SubmitTask st = RPC__SUBMIT_TASK__INIT;
-    st.spec = spec;
-    size_t len = msg_frame_size(&st.base);
+    Rpc__PushTask pt = RPC__PUSH_TASK__INIT;
+    st.spec = pt.spec = spec;
+    ProtobufCMessage *m = t->is_actor ? &pt.base : &st.base;
+    size_t len = msg_frame_size(m);
     uint8_t *frame = malloc(len);
     if (frame == NULL)
         return rayc__error(RAYC_ENOMEM, "out of memory");
-    msg_encode(MSG_SUBMIT_TASK, &st.base, frame);
+    msg_encode(t->is_actor ? MSG_PUSH_TASK : MSG_SUBMIT_TASK, m, frame);
     free(t->frame);
     t->frame = frame;
     t->frame_len = len;
     t->submitted = true;
     tev_submitted(ts->d.events, spec);
+    if (t->is_actor) {
+        ts->d.actor_send(ts->d.actor_arg, &t->actor, &t->id, frame, len);
+        return 0;
+    }
     /* Submits are batched: a driver firing thousands of tasks writes them in
      * a few writes, and the raylet wakes once per batch. */
     return cw_conn_send_batched(ts->d.raylet, frame, len);
@@ -267,6 +277,15 @@ static int build_and_send(task_submitter *ts, otask *t, const tsub_request *rq,
     spec.owner_id.len = WORKER_ID_SIZE;
     spec.owner_node_id.data = ts->d.node.b;
     spec.owner_node_id.len = NODE_ID_SIZE;
+    if (t->is_actor) {
+        spec.actor_id.data = t->actor.b;
+        spec.actor_id.len = ACTOR_ID_SIZE;
+    }
+    if (rq->has_pg) {
+        spec.pg_id.data = (uint8_t *)rq->pg;
+        spec.pg_id.len = PG_ID_SIZE;
+        spec.bundle_index = rq->bundle_index;
+    }
     spec.name = (char *)rq->name;
     spec.max_retries = tsub_retries_for(rq->max_retries);
     spec.retry_exceptions = rq->retry_exceptions;
@@ -299,8 +318,9 @@ static int build_and_send(task_submitter *ts, otask *t, const tsub_request *rq,
 /* A retry: same spec, next attempt number. mu held. */
 static int resubmit(task_submitter *ts, otask *t)
 {
-    Rpc__SubmitTask *st = (Rpc__SubmitTask *)msg_unpack(MSG_SUBMIT_TASK, t->frame + FRAME_HDR_SIZE,
-                                                        t->frame_len - FRAME_HDR_SIZE);
+    Rpc__SubmitTask *st =
+        (Rpc__SubmitTask *)msg_unpack(t->is_actor ? MSG_PUSH_TASK : MSG_SUBMIT_TASK,
+                                      t->frame + FRAME_HDR_SIZE, t->frame_len - FRAME_HDR_SIZE);
     if (st == NULL)
         return RAYC_EPROTO;
     st->spec->attempt++;
@@ -431,6 +451,11 @@ static otask *new_otask(task_submitter *ts, const tsub_request *rq, size_t nargs
         t->hard_pin = !rq->soft;
         t->pin_node = rq->target;
     }
+    if (rq->actor) {
+        t->is_actor = true;
+        t->actor = *rq->actor;
+        t->retries_left = 0; /* the actor submitter decides (max_task_retries) */
+    }
     return t;
 }
 
@@ -499,6 +524,15 @@ int tsub_submit(task_submitter *ts, const tsub_request *rq, tsub_arg *args, size
                         rq->name, failed->status, failed->error);
         fail_returns(ts, t, failed->status, failed->error ? failed->error : "");
         finish(ts, t);
+    } else if (t->is_actor) {
+        /* Held for the actor submitter, which sends calls in order. */
+        if (defer(ts, t, rq, args, nargs) != 0) {
+            fail_returns(ts, t, RAYC_ENOMEM, "out of memory");
+            finish(ts, t);
+            rc = rayc__error(RAYC_ENOMEM, "out of memory");
+        } else {
+            deferred_remove(ts, t);
+        }
     } else if (!pending) {
         rc = build_and_send(ts, t, rq, args, nargs);
         if (rc != 0) {
@@ -641,7 +675,7 @@ int tsub_on_task_done(void *arg, uint16_t type, ProtobufCMessage *msg)
         fail_returns(ts, t, status, message);
     else
         keep_lineage = take_results(ts, t, m);
-    if (keep_lineage && !t->cancelled) {
+    if (keep_lineage && !t->cancelled && !t->is_actor) {
         /* Its results live on another node: keep the spec (and the
          * arguments it holds) to run it again if that node dies. */
         t->done = true;
@@ -649,8 +683,68 @@ int tsub_on_task_done(void *arg, uint16_t type, ProtobufCMessage *msg)
         finish(ts, t);
     }
     run_deferred(ts);
+    if (ts->d.progress)
+        ts->d.progress(ts->d.actor_arg);
     pthread_mutex_unlock(ts->d.mu);
     return 0;
+}
+
+/* ------------------------------------------------------------ actor calls */
+
+int tsub_actor_send(task_submitter *ts, const task_id_t *id)
+{
+    otask *t = otask_find(ts, id->b);
+    if (t == NULL)
+        return -1;
+    if (t->def == NULL) {
+        if (resubmit(ts, t) == 0)
+            return 1;
+        fail_returns(ts, t, RAYC_ENOMEM, "could not send the call again");
+        finish(ts, t);
+        return -1;
+    }
+    ref_entry *failed = NULL;
+    int r = resolve_deferred(ts, t, &failed);
+    if (r == 0)
+        return 0;
+    if (r < 0) {
+        fail_returns(ts, t, failed->status, failed->error ? failed->error : "");
+        finish(ts, t);
+        return -1;
+    }
+    int rc = build_and_send(ts, t, &t->def->rq, t->def->args, t->def->nargs);
+    free(t->def);
+    t->def = NULL;
+    if (rc != 0) {
+        fail_returns(ts, t, rc, "could not send the call");
+        finish(ts, t);
+        return -1;
+    }
+    return 1;
+}
+
+void tsub_actor_fail(task_submitter *ts, const task_id_t *id, int status, const char *message)
+{
+    otask *t = otask_find(ts, id->b);
+    if (t == NULL)
+        return;
+    tev_owner_state(ts->d.events, &t->id, (uint32_t)t->actor_retries,
+                    status == RAYC_ECANCELLED ? RPC__TASK_STATE__TASK_CANCELLED
+                                              : RPC__TASK_STATE__TASK_FAILED,
+                    NULL, NULL, status, message);
+    fail_returns(ts, t, status, message);
+    finish(ts, t);
+}
+
+bool tsub_actor_retry(task_submitter *ts, const task_id_t *id, int max_task_retries)
+{
+    otask *t = otask_find(ts, id->b);
+    if (t == NULL || t->cancelled)
+        return false;
+    if (max_task_retries >= 0 && t->actor_retries >= max_task_retries)
+        return false;
+    t->actor_retries++;
+    return true;
 }
 
 /* ------------------------------------------------------------ lineage */

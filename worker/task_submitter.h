@@ -56,7 +56,14 @@ typedef struct tsub_deps {
     const job_id_t *job; /* read at each submit (a worker's job changes) */
     worker_id_t owner;   /* this process, in specs */
     node_id_t node;      /* its node */
-    tev_buffer *events;  /* task events (NULL: off) */
+    /* Actor calls (actor_submitter.h): a call's PushTask frame goes to its
+     * actor's connection instead of the raylet (mu held); progress runs
+     * after completions, when held-back calls may have become ready. */
+    void (*actor_send)(void *arg, const actor_id_t *actor, const task_id_t *task,
+                       const uint8_t *frame, size_t len);
+    void (*progress)(void *arg);
+    void *actor_arg;
+    tev_buffer *events; /* task events (NULL: off) */
 } tsub_deps;
 
 /* One argument as the owner holds it until the spec is built. */
@@ -82,6 +89,11 @@ typedef struct tsub_request {
     bool soft;
     bool has_target; /* strategy RAYC_SCHED_NODE: target */
     node_id_t target;
+    const actor_id_t *actor; /* a call of this actor's method: held back until
+                                tsub_actor_send (in order, by the actor submitter) */
+    bool has_pg;             /* run in placement group pg ... */
+    uint8_t pg[PG_ID_SIZE];
+    int bundle_index; /* ... bundle (-1: any) */
     res_set demand;
 } tsub_request;
 
@@ -134,6 +146,19 @@ int tsub_cancel(task_submitter *ts, const object_id_t *oid, bool force);
 void tsub_lineage_release(task_submitter *ts, const object_id_t *oid);
 /* Tasks this submitter holds (pending, deferred or kept as lineage). mu held. */
 size_t tsub_count(const task_submitter *ts);
+
+/* Actor calls, mu held. A call submitted with rq->actor is only recorded
+ * (its arguments held) and its task id is *id_out of tsub_submit's returns.
+ * tsub_actor_send builds and sends it once its arguments are known (or
+ * sends its frame again, attempt + 1, after a restart): 1 sent, 0 its
+ * arguments are still being computed, -1 it is over (an argument failed:
+ * its returns are that error; or it is gone). */
+int tsub_actor_send(task_submitter *ts, const task_id_t *id);
+/* The call failed for good (status, message): its returns are the error. */
+void tsub_actor_fail(task_submitter *ts, const task_id_t *id, int status, const char *message);
+/* May the call be sent again after its actor restarted? Counts the retry
+ * (max_task_retries: -1 forever). */
+bool tsub_actor_retry(task_submitter *ts, const task_id_t *id, int max_task_retries);
 
 /* Frame handlers (frame_router): TaskDone, ObjectLost. arg: the submitter. */
 int tsub_on_task_done(void *arg, uint16_t type, ProtobufCMessage *msg);

@@ -8,6 +8,7 @@
 
 #include "core.h"
 #include "errors.h"
+#include "pg.h"
 #include "task_submitter.h"
 
 #define MAX_FUNCTION_NAME 200
@@ -56,6 +57,19 @@ static int build_request(const char *function, const rayc_arg *args, size_t narg
     rq->soft = opts && opts->soft;
     rq->has_target = opts && opts->strategy == RAYC_SCHED_NODE &&
                      id_from_hex(opts->node_id, rq->target.b, NODE_ID_SIZE) == 0;
+    if (opts && opts->placement_group) {
+        /* Pinned to its bundle's node, where the raylet runs it on the
+         * bundle's resources. */
+        rc = pg__task_target(opts->placement_group, opts->bundle_index, &rq->demand, &rq->target);
+        if (rc != 0)
+            return rc;
+        rq->has_pg = true;
+        memcpy(rq->pg, opts->placement_group->id, PG_ID_SIZE);
+        rq->bundle_index = opts->bundle_index;
+        rq->has_target = true;
+        rq->strategy = RAYC_SCHED_NODE;
+        rq->soft = false;
+    }
     return 0;
 }
 

@@ -57,3 +57,29 @@ static int make_object(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
     return 0;
 }
 RAYC_REMOTE(make_object)
+
+/* ------------------------------------------------------------ actors */
+
+/* Bench: Ray's microbenchmark actor (a class whose methods do nothing). */
+static void *bench_new(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
+{
+    static int instance;
+    (void)ctx, (void)args, (void)nargs;
+    return &instance;
+}
+
+static void bench_free(void *self)
+{
+    (void)self;
+}
+
+/* small_value(): 8 bytes, like the task of the same name. */
+static int bench_small_value(rayc_ctx *ctx, void *self, const rayc_buf *args, size_t nargs)
+{
+    static const char value[8] = "ok";
+    (void)self, (void)args, (void)nargs;
+    return rayc_return(ctx, 0, value, sizeof(value));
+}
+
+RAYC_ACTOR(Bench, bench_new, bench_free)
+RAYC_METHOD_AS(Bench, small_value, bench_small_value)

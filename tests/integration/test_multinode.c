@@ -392,13 +392,10 @@ static bool pumped_contains(void *arg)
  * runs as soon as a node that has the resource joins (docs/multinode.md). */
 Test(multinode, infeasible_task_runs_when_a_node_with_the_resource_joins)
 {
-    /* Known bug: under ASan/UBSan (slower daemons) the task stays pending
-     * after the node joins, every time; in the normal build it runs. The
-     * raylet's re-placement of infeasible tasks misses the joined node (not
-     * pinned down yet: re-placing on every view change did not fix it). */
-    if (getenv("RAYC_TEST_SANITIZER") && getenv("RAYC_TEST_KNOWN_BUGS") == NULL)
-        cr_skip_test("known bug under sanitizers: an infeasible task is not placed on a node "
-                     "that joins (RAYC_TEST_KNOWN_BUGS=1 runs it)");
+    /* Once a known bug (under load the task stayed pending): the joined
+     * node ran it, but did not know the forwarding node yet (its view came
+     * with its first heartbeat reply) and dropped the result. It now answers
+     * on the connection the forwarding node opened. */
     harness_cluster c;
     harness_cluster_init(&c);
     harness_cluster_start(&c);

@@ -79,13 +79,15 @@ static void start(fixture *f, const char *gcs_env, const char *cpus)
     setenv("RAYC_TOKEN_FILE", f->c.token_file, 1);
     unsetenv("RAYC_TOKEN");
     unsetenv("RAYC_ADDRESS");
-    char temp[HARNESS_PATH + 16], lib[HARNESS_PATH];
+    char temp[HARNESS_PATH + 16], lib[HARNESS_PATH], alib[HARNESS_PATH];
     snprintf(temp, sizeof(temp), "%s/drivertmp", harness_dir());
     mkdir(temp, 0700);
     setenv("RAYC_TEMP_DIR", temp, 1);
     snprintf(lib, sizeof(lib), "%s/examples/libtestlib_tasks.so", harness_build());
-    cr_assert(access(lib, R_OK) == 0, "%s missing (make builds it)", lib);
-    const char *code[] = {lib, NULL};
+    snprintf(alib, sizeof(alib), "%s/examples/libactorlib_tasks.so", harness_build());
+    cr_assert(access(lib, R_OK) == 0 && access(alib, R_OK) == 0, "%s or %s missing (make)", lib,
+              alib);
+    const char *code[] = {lib, alib, NULL};
     rayc_init_opts o = {.address = f->c.address, .code = code, .log_to_driver = -1};
     int rc = rayc_init(&o);
     cr_assert_eq(rc, RAYC_OK, "rayc_init: %s: %s", rayc_strerror(rc), rayc_last_error());
@@ -335,6 +337,36 @@ Test(task_events, list_and_summary_after_known_work)
     cr_assert(strstr(err, "colour"), "%s", err);
     free(out), free(err);
     stop_driver();
+}
+
+Test(task_events, actor_calls_are_reported_like_tasks)
+{
+    fixture f;
+    start(&f, NULL, "1");
+    int64_t zero = 0;
+    rayc_arg arg = RAYC_VAL(&zero, sizeof(zero));
+    rayc_actor a;
+    cr_assert_eq(rayc_actor_create("Counter", &arg, 1, NULL, &a), RAYC_OK, "%s", rayc_last_error());
+    rayc_ref r[3];
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(rayc_actor_call(a, "incr", NULL, 0, NULL, &r[i]), RAYC_OK, "%s",
+                     rayc_last_error());
+    rayc_ref bad;
+    cr_assert_eq(rayc_actor_call(a, "no_such_method", NULL, 0, NULL, &bad), RAYC_OK, "%s",
+                 rayc_last_error());
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(finish(r[i]), RAYC_OK);
+    cr_assert_neq(finish(bad), RAYC_OK);
+    stop_driver();
+    /* The four calls, each with the actor's id, run by its worker. (The
+     * creation is the GCS's: the actor table has it, not the task table.) */
+    char *body = get_ok(&f, "/api/v0/tasks?filter=actor_id!%3D&limit=100");
+    cr_assert_eq(json_num(body, "num_after_filter"), 4, "%s", body);
+    cr_assert_eq(count(body, "\"state\":\"FINISHED\""), 3, "%s", body);
+    cr_assert_eq(count(body, "\"state\":\"FAILED\""), 1, "%s", body);
+    cr_assert_eq(count(body, "\"worker_pid\":0"), 0, "%s", body);
+    cr_assert(strstr(body, "no_such_method"), "%s", body);
+    free(body);
 }
 
 Test(task_events, running_pending_and_cancelled_tasks_show)

@@ -858,17 +858,12 @@ Test(tasks, two_tasks_run_at_once_on_two_cpus)
     stop();
 }
 
-/* Known bug (raylet/task_manager.c, schedule_class): when a CPU is free but
- * no idle worker exists (here: the pool lost a worker to a force-cancel),
- * a ready task is pushed into the pipeline of a leased worker that is
- * running another task, instead of starting a worker for the free CPU; it
- * waits for that task though a CPU is free. Skipped until fixed unless
- * RAYC_TEST_KNOWN_BUGS=1. */
+/* When a CPU is free but no idle worker exists (here: the pool lost a worker
+ * to a force-cancel), a ready task waits for a new worker, not in the
+ * pipeline of a worker running another task (once a known bug of
+ * raylet/lease.c schedule_class). */
 Test(tasks, free_cpu_used_after_a_worker_dies)
 {
-    if (getenv("RAYC_TEST_KNOWN_BUGS") == NULL)
-        cr_skip_test("known bug: raylet/task_manager.c schedule_class pipelines a ready task "
-                     "behind a running one while a CPU is free (RAYC_TEST_KNOWN_BUGS=1 runs it)");
     start(2);
     char counter[HARNESS_PATH];
     tmp_path(counter, sizeof(counter), "napping");

@@ -1,0 +1,570 @@
+/*
+ * actor_submitter.c -- see actor_submitter.h.
+ *
+ * A handle's calls move through three lists, all task ids in call order:
+ * pending (made, not sent: waiting for the connection, for an earlier call
+ * or for their arguments), inflight (sent on the current connection, no
+ * reply yet) and limbo (in flight when the connection broke: their fate
+ * waits for what the GCS says about the actor).
+ */
+#include "actor_submitter.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bconn.h"
+#include "errors.h"
+#include "id_map.h"
+#include "log.h"
+#include "msg.h"
+#include "rayc.h"
+#include "util.h"
+
+#define GCS_TIMEOUT_MS     5000
+#define CONNECT_TIMEOUT_MS 5000
+#define BACKOFF_MIN_MS     5
+#define BACKOFF_MAX_MS     200
+
+enum { H_RESOLVING = 0, H_CONNECTED = 1, H_DEAD = 2 };
+
+/* A FIFO of task ids. */
+typedef struct {
+    task_id_t *v;
+    size_t head, len, cap;
+} idq;
+
+typedef struct handle {
+    actor_id_t id;
+    id_node hnode;
+    int state;
+    bool busy;    /* the resolver works on it (mu released) */
+    bool blocked; /* on as->blocked: its first pending call waits for arguments */
+    bool detached, released, exit_sent;
+    int max_task_retries;
+    char *cause; /* H_DEAD */
+    cw_conn *conn;
+    idq pending, inflight, limbo;
+    uint64_t next_try_ms;
+    int backoff_ms;
+    struct handle *next_all, *next_blocked;
+} handle;
+
+struct actor_submitter {
+    asub_deps d;
+    id_map handles;
+    handle *all, *blocked;
+    pthread_t resolver;
+    bool has_resolver, stop;
+    pthread_cond_t cv; /* with d.mu: a handle needs resolving; readers ended */
+    int readers;       /* live connection reader threads */
+};
+
+typedef struct {
+    actor_submitter *as;
+    handle *h;
+    cw_conn *conn;
+    bool replied; /* a reply arrived in this read: wake the waiters once */
+} reader_arg;
+
+/* ------------------------------------------------------------ queues */
+
+static int idq_grow(idq *q)
+{
+    size_t cap = q->cap ? q->cap * 2 : 16;
+    task_id_t *nv = malloc(cap * sizeof(*nv));
+    if (nv == NULL)
+        return -1;
+    for (size_t i = 0; i < q->len; i++)
+        nv[i] = q->v[(q->head + i) % q->cap];
+    free(q->v);
+    q->v = nv;
+    q->cap = cap;
+    q->head = 0;
+    return 0;
+}
+
+static int idq_push(idq *q, const task_id_t *id)
+{
+    if (q->len == q->cap && idq_grow(q) != 0)
+        return -1;
+    q->v[(q->head + q->len) % q->cap] = *id;
+    q->len++;
+    return 0;
+}
+
+static int idq_push_front(idq *q, const task_id_t *id)
+{
+    if (q->len == q->cap && idq_grow(q) != 0)
+        return -1;
+    q->head = (q->head + q->cap - 1) % q->cap;
+    q->v[q->head] = *id;
+    q->len++;
+    return 0;
+}
+
+static task_id_t *idq_at(idq *q, size_t i)
+{
+    return &q->v[(q->head + i) % q->cap];
+}
+
+static void idq_pop(idq *q)
+{
+    q->head = (q->head + 1) % q->cap;
+    q->len--;
+}
+
+/* Remove id (replies come in order, so it is almost always the head). */
+static void idq_remove(idq *q, const uint8_t *id)
+{
+    for (size_t i = 0; i < q->len; i++) {
+        if (memcmp(idq_at(q, i)->b, id, TASK_ID_SIZE) != 0)
+            continue;
+        for (size_t j = i; j > 0; j--)
+            *idq_at(q, j) = *idq_at(q, j - 1);
+        idq_pop(q);
+        return;
+    }
+}
+
+/* ------------------------------------------------------------ handles */
+
+static handle *find(actor_submitter *as, const actor_id_t *id)
+{
+    return ID_MAP_ENTRY(id_map_find(&as->handles, id->b), handle, hnode);
+}
+
+static void wake_resolver(actor_submitter *as);
+
+/* mu held. NULL when out of memory. */
+static handle *get_or_add(actor_submitter *as, const actor_id_t *id)
+{
+    handle *h = find(as, id);
+    if (h)
+        return h;
+    h = calloc(1, sizeof(*h));
+    if (h == NULL)
+        return NULL;
+    h->id = *id;
+    h->state = H_RESOLVING;
+    h->backoff_ms = BACKOFF_MIN_MS;
+    id_map_insert(&as->handles, &h->hnode);
+    h->next_all = as->all;
+    as->all = h;
+    wake_resolver(as);
+    return h;
+}
+
+static void fail_queue(actor_submitter *as, idq *q, const char *text)
+{
+    while (q->len > 0) {
+        task_id_t id = *idq_at(q, 0);
+        idq_pop(q);
+        tsub_actor_fail(as->d.tasks, &id, RAYC_EACTOR_DIED, text);
+    }
+}
+
+/* The actor is dead for good: every call fails with why. mu held. */
+static void set_dead(actor_submitter *as, handle *h, const char *cause)
+{
+    char hex[ID_HEX_MAX], text[600];
+    snprintf(text, sizeof(text), "actor %.12s died: %s", id_hex(h->id.b, ACTOR_ID_SIZE, hex),
+             cause);
+    h->state = H_DEAD;
+    free(h->cause);
+    h->cause = strdup(text);
+    fail_queue(as, &h->limbo, text);
+    fail_queue(as, &h->inflight, text);
+    fail_queue(as, &h->pending, text);
+}
+
+/* Send what can go, in order. mu held. */
+static void pump(actor_submitter *as, handle *h)
+{
+    if (h->state == H_DEAD) {
+        fail_queue(as, &h->pending, h->cause ? h->cause : "the actor died");
+        return;
+    }
+    if (h->state != H_CONNECTED)
+        return;
+    while (h->pending.len > 0) {
+        task_id_t id = *idq_at(&h->pending, 0);
+        int r = tsub_actor_send(as->d.tasks, &id);
+        if (r == 0) {
+            if (!h->blocked) {
+                h->blocked = true;
+                h->next_blocked = as->blocked;
+                as->blocked = h;
+            }
+            return;
+        }
+        idq_pop(&h->pending);
+    }
+    if (h->released && !h->exit_sent && h->conn) {
+        Rpc__ActorExit e = RPC__ACTOR_EXIT__INIT;
+        e.cause = "released by its creator";
+        cw_conn_send_batched_msg(h->conn, MSG_ACTOR_EXIT, &e.base);
+        h->exit_sent = true;
+    }
+}
+
+void asub_send_hook(void *arg, const actor_id_t *actor, const task_id_t *task, const uint8_t *frame,
+                    size_t len)
+{
+    actor_submitter *as = arg;
+    handle *h = find(as, actor);
+    if (h == NULL)
+        return;
+    if (h->conn && cw_conn_send_batched(h->conn, frame, len) == 0)
+        idq_push(&h->inflight, task);
+    else
+        idq_push(&h->limbo, task); /* decided once the GCS says how the actor is */
+}
+
+void asub_progress_hook(void *arg)
+{
+    actor_submitter *as = arg;
+    handle *list = as->blocked;
+    as->blocked = NULL;
+    for (handle *h = list, *next; h; h = next) {
+        next = h->next_blocked;
+        h->blocked = false;
+        pump(as, h);
+    }
+}
+
+void asub_call_added(actor_submitter *as, const actor_id_t *id, const task_id_t *task)
+{
+    handle *h = get_or_add(as, id);
+    if (h == NULL) {
+        tsub_actor_fail(as->d.tasks, task, RAYC_ENOMEM, "out of memory");
+        return;
+    }
+    if (idq_push(&h->pending, task) != 0) {
+        tsub_actor_fail(as->d.tasks, task, RAYC_ENOMEM, "out of memory");
+        return;
+    }
+    if (h->pending.len == 1)
+        pump(as, h);
+}
+
+void asub_created(actor_submitter *as, const actor_id_t *id, int max_task_retries, bool detached)
+{
+    pthread_mutex_lock(as->d.mu);
+    handle *h = get_or_add(as, id);
+    if (h) {
+        h->max_task_retries = max_task_retries;
+        h->detached = detached;
+    }
+    pthread_mutex_unlock(as->d.mu);
+}
+
+void asub_killed(actor_submitter *as, const actor_id_t *id, const char *cause)
+{
+    pthread_mutex_lock(as->d.mu);
+    handle *h = get_or_add(as, id);
+    if (h && h->state != H_DEAD) {
+        if (h->conn)
+            cw_conn_shutdown(h->conn); /* its reader frees it */
+        h->conn = NULL;
+        set_dead(as, h, cause);
+    }
+    pthread_mutex_unlock(as->d.mu);
+}
+
+void asub_release(actor_submitter *as, const actor_id_t *id)
+{
+    pthread_mutex_lock(as->d.mu);
+    handle *h = get_or_add(as, id);
+    if (h && !h->detached) {
+        h->released = true;
+        pump(as, h);
+    }
+    pthread_mutex_unlock(as->d.mu);
+}
+
+/* ------------------------------------------------------------ replies */
+
+static int on_actor_frame(void *arg, uint16_t type, ProtobufCMessage *msg)
+{
+    reader_arg *ra = arg;
+    actor_submitter *as = ra->as;
+    if (type != MSG_TASK_DONE)
+        return 0;
+    Rpc__TaskDone *m = (Rpc__TaskDone *)msg;
+    if (m->task_id.len != TASK_ID_SIZE)
+        return 0;
+    pthread_mutex_lock(as->d.mu);
+    idq_remove(&ra->h->inflight, m->task_id.data);
+    pthread_mutex_unlock(as->d.mu);
+    tsub_on_task_done(as->d.tasks, type, msg);
+    ra->replied = true;
+    return 0;
+}
+
+/* Read one connection's replies until it breaks; then the handle asks the
+ * GCS again, and the calls in flight wait in limbo for the answer. */
+static void *reader_main(void *arg)
+{
+    reader_arg *ra = arg;
+    actor_submitter *as = ra->as;
+    while (cw_conn_pump(ra->conn, -1) == 0) {
+        /* One wake-up per read, however many replies it brought. */
+        if (ra->replied) {
+            ra->replied = false;
+            cw_conn_wake(as->d.raylet);
+        }
+    }
+    pthread_mutex_lock(as->d.mu);
+    handle *h = ra->h;
+    if (h->conn == ra->conn) {
+        h->conn = NULL;
+        while (h->inflight.len > 0) {
+            idq_push(&h->limbo, idq_at(&h->inflight, 0));
+            idq_pop(&h->inflight);
+        }
+        if (h->state == H_CONNECTED) {
+            h->state = H_RESOLVING;
+            h->next_try_ms = 0;
+            h->backoff_ms = BACKOFF_MIN_MS;
+        }
+        wake_resolver(as);
+    }
+    pthread_mutex_unlock(as->d.mu);
+    cw_conn_free(ra->conn);
+    pthread_mutex_lock(as->d.mu);
+    as->readers--;
+    pthread_cond_broadcast(&as->cv);
+    pthread_mutex_unlock(as->d.mu);
+    free(ra);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ resolving */
+
+static void wake_resolver(actor_submitter *as)
+{
+    pthread_cond_broadcast(&as->cv);
+}
+
+/* The calls in flight when the last connection broke: sent again after the
+ * restart while max_task_retries allows, else failed with why. mu held. */
+static void settle_limbo(actor_submitter *as, handle *h, const char *why)
+{
+    char hex[ID_HEX_MAX], text[600];
+    snprintf(text, sizeof(text), "actor %.12s died while running the call (%s); it restarts",
+             id_hex(h->id.b, ACTOR_ID_SIZE, hex), why && *why ? why : "its worker died");
+    /* Back to the front of pending, keeping their order. */
+    while (h->limbo.len > 0) {
+        task_id_t id = *idq_at(&h->limbo, h->limbo.len - 1);
+        h->limbo.len--;
+        if (tsub_actor_retry(as->d.tasks, &id, h->max_task_retries))
+            idq_push_front(&h->pending, &id);
+        else
+            tsub_actor_fail(as->d.tasks, &id, RAYC_EACTOR_DIED, text);
+    }
+}
+
+/* Ask the GCS about h (mu NOT held); returns the record or NULL (retry). */
+static Rpc__ActorReply *ask_gcs(actor_submitter *as, const handle *h)
+{
+    Rpc__GetActorRequest req = RPC__GET_ACTOR_REQUEST__INIT;
+    req.actor_id.data = (uint8_t *)h->id.b;
+    req.actor_id.len = ACTOR_ID_SIZE;
+    ProtobufCMessage *m = NULL;
+    if (as->d.gcs_call(MSG_GET_ACTOR_REQ, &req.base, &req.req_id, MSG_GET_ACTOR_REPLY, &m,
+                       GCS_TIMEOUT_MS) != 0)
+        return NULL;
+    return (Rpc__ActorReply *)m;
+}
+
+/* Connect to the actor's worker at address. NULL on failure. */
+static cw_conn *connect_actor(actor_submitter *as, const char *address, reader_arg *ra)
+{
+    char host[256];
+    int port;
+    if (parse_host_port(address, host, sizeof(host), &port) != 0)
+        return NULL;
+    Rpc__Handshake hs = RPC__HANDSHAKE__INIT;
+    hs.role = as->d.is_worker ? RPC__ROLE__ROLE_WORKER : RPC__ROLE__ROLE_DRIVER;
+    hs.id.data = (uint8_t *)as->d.self.b;
+    hs.id.len = WORKER_ID_SIZE;
+    hs.pid = (int32_t)getpid();
+    int code = 0;
+    char err[256];
+    bconn *b = bconn_open(host, port, NULL, as->d.token, &hs, CONNECT_TIMEOUT_MS, NULL, NULL, 0,
+                          NULL, &code, err, sizeof(err));
+    if (b == NULL) {
+        log_debug("actor at %s: %s", address, err);
+        return NULL;
+    }
+    return cw_conn_new(b, on_actor_frame, ra);
+}
+
+static int start_detached(void *(*fn)(void *), void *arg)
+{
+    pthread_t th;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&at, 256u << 10);
+    int rc = pthread_create(&th, &at, fn, arg);
+    pthread_attr_destroy(&at);
+    return rc;
+}
+
+/* Try again later (the GCS is away, the actor is being created). mu held. */
+static void retry_later(handle *h)
+{
+    h->next_try_ms = now_ms() + (uint64_t)h->backoff_ms;
+    h->backoff_ms = h->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : h->backoff_ms * 2;
+}
+
+/* One resolution step for h (mu NOT held on entry or exit; h->busy). */
+static void resolve(actor_submitter *as, handle *h)
+{
+    Rpc__ActorReply *r = ask_gcs(as, h);
+    const Rpc__ActorInfo *a = r ? r->actor : NULL;
+    int status = r && r->status ? r->status->code : (r ? RAYC_OK : RAYC_ECONN);
+    cw_conn *conn = NULL;
+    reader_arg *ra = NULL;
+    if (a && a->state == RPC__ACTOR_STATE__ACTOR_ALIVE && a->address && a->address[0]) {
+        ra = calloc(1, sizeof(*ra));
+        if (ra) {
+            ra->as = as;
+            ra->h = h;
+            conn = connect_actor(as, a->address, ra);
+        }
+    }
+    pthread_mutex_lock(as->d.mu);
+    if (a) {
+        h->max_task_retries = a->max_task_retries;
+        h->detached = a->detached;
+    }
+    if (status == RAYC_ENOTFOUND) {
+        set_dead(as, h, "no such actor");
+    } else if (a && a->state == RPC__ACTOR_STATE__ACTOR_DEAD) {
+        set_dead(as, h, a->death_cause && *a->death_cause ? a->death_cause : "it died");
+    } else if (conn) {
+        ra->conn = conn;
+        h->conn = conn;
+        h->state = H_CONNECTED;
+        h->backoff_ms = BACKOFF_MIN_MS;
+        settle_limbo(as, h, a->death_cause);
+        as->readers++;
+        if (start_detached(reader_main, ra) != 0) {
+            as->readers--;
+            h->conn = NULL;
+            h->state = H_RESOLVING;
+            cw_conn_free(conn);
+            free(ra);
+            retry_later(h);
+        } else {
+            pump(as, h);
+        }
+        ra = NULL;
+    } else {
+        if (a && a->state == RPC__ACTOR_STATE__ACTOR_RESTARTING)
+            settle_limbo(as, h, a->death_cause);
+        retry_later(h);
+    }
+    pthread_mutex_unlock(as->d.mu);
+    free(ra);
+    if (r)
+        msg_free(&r->base);
+}
+
+static void *resolver_main(void *arg)
+{
+    actor_submitter *as = arg;
+    pthread_mutex_lock(as->d.mu);
+    while (!as->stop) {
+        uint64_t now = now_ms(), next = now + 1000;
+        handle *pick = NULL;
+        for (handle *h = as->all; h; h = h->next_all) {
+            if (h->state != H_RESOLVING || h->busy)
+                continue;
+            if (h->next_try_ms <= now) {
+                pick = h;
+                break;
+            }
+            if (h->next_try_ms < next)
+                next = h->next_try_ms;
+        }
+        if (pick == NULL) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            uint64_t wait = next - now;
+            ts.tv_sec += (time_t)(wait / 1000);
+            ts.tv_nsec += (long)(wait % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&as->cv, as->d.mu, &ts);
+            continue;
+        }
+        pick->busy = true;
+        pthread_mutex_unlock(as->d.mu);
+        resolve(as, pick);
+        pthread_mutex_lock(as->d.mu);
+        pick->busy = false;
+    }
+    pthread_mutex_unlock(as->d.mu);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+actor_submitter *asub_new(const asub_deps *d)
+{
+    actor_submitter *as = calloc(1, sizeof(*as));
+    if (as == NULL)
+        return NULL;
+    as->d = *d;
+    if (id_map_init(&as->handles, ID_MAP_KEY_OFF(handle, hnode, id), ACTOR_ID_SIZE, 64) != 0) {
+        free(as);
+        return NULL;
+    }
+    pthread_cond_init(&as->cv, NULL);
+    if (pthread_create(&as->resolver, NULL, resolver_main, as) != 0) {
+        id_map_destroy(&as->handles);
+        pthread_cond_destroy(&as->cv);
+        free(as);
+        return NULL;
+    }
+    as->has_resolver = true;
+    return as;
+}
+
+void asub_free(actor_submitter *as)
+{
+    if (as == NULL)
+        return;
+    pthread_mutex_lock(as->d.mu);
+    as->stop = true;
+    pthread_cond_broadcast(&as->cv);
+    for (handle *h = as->all; h; h = h->next_all)
+        if (h->conn)
+            cw_conn_shutdown(h->conn);
+    pthread_mutex_unlock(as->d.mu);
+    if (as->has_resolver)
+        pthread_join(as->resolver, NULL);
+    pthread_mutex_lock(as->d.mu);
+    while (as->readers > 0)
+        pthread_cond_wait(&as->cv, as->d.mu);
+    pthread_mutex_unlock(as->d.mu);
+    for (handle *h = as->all, *next; h; h = next) {
+        next = h->next_all;
+        free(h->pending.v);
+        free(h->inflight.v);
+        free(h->limbo.v);
+        free(h->cause);
+        free(h);
+    }
+    id_map_destroy(&as->handles);
+    pthread_cond_destroy(&as->cv);
+    free(as);
+}
