@@ -242,11 +242,13 @@ static void node_metrics(FILE *f, const Rpc__NodeInfo *const *nodes, size_t n)
 static void gauges(FILE *f, const gcs_state_src *src)
 {
     size_t alive = 0, dead = 0, timeouts = 0;
+    uint64_t oom = 0;
     size_t n = src->nodes ? gcs_node_count(src->nodes) : 0;
     const Rpc__NodeInfo **nodes = malloc((n ? n : 1) * sizeof(*nodes));
     if (nodes) {
         n = n ? gcs_node_list(src->nodes, nodes, n) : 0;
         for (size_t i = 0; i < n; i++) {
+            oom += nodes[i]->oom_kills;
             if (nodes[i]->state == RPC__NODE_STATE__NODE_ALIVE) {
                 alive++;
             } else {
@@ -269,6 +271,11 @@ static void gauges(FILE *f, const gcs_state_src *src)
             "stopped.\n# TYPE rayc_gcs_heartbeat_timeouts gauge\n"
             "rayc_gcs_heartbeat_timeouts %zu\n",
             timeouts);
+    fprintf(f,
+            "# HELP rayc_memory_monitor_kills Workers the raylets' memory monitors killed.\n"
+            "# TYPE rayc_memory_monitor_kills counter\n"
+            "rayc_memory_monitor_kills %llu\n",
+            (unsigned long long)oom);
 
     size_t js[3] = {0, 0, 0};
     n = src->jobs ? gcs_job_count(src->jobs) : 0;

@@ -179,6 +179,7 @@ int gcs_node_heartbeat(gcs_node_table *t, const Rpc__HeartbeatRequest *hb, uint6
     if (hb->store_capacity)
         tmpl.store_capacity = hb->store_capacity;
     tmpl.pending_tasks = hb->pending_tasks;
+    tmpl.oom_kills = hb->oom_kills;
     tmpl.last_heartbeat_ms = wall_ms;
     /* The clock moves even if the copy fails: the node is alive. */
     n->last_seen = now_ms;

@@ -136,6 +136,7 @@ static void send_heartbeat(gcs_session *gs, const gs_load *load)
     hb.store_objects = load->store.objects;
     hb.spilled_bytes = load->store.spilled_bytes;
     hb.pending_tasks = load->pending_tasks;
+    hb.oom_kills = load->oom_kills;
     hb.view_epoch = gs->view_epoch;
     hb.view_version = gs->view_version;
     conn_send(gs->c, MSG_HEARTBEAT_REQ, &hb.base);

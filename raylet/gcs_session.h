@@ -64,7 +64,8 @@ typedef struct {
     res_set available;
     plasma_stats store;
     uint64_t pending_tasks;
-    bool wants_view; /* tasks wait here that another node might run: report often */
+    uint64_t oom_kills; /* the memory monitor's kills so far */
+    bool wants_view;    /* tasks wait here that another node might run: report often */
 } gs_load;
 
 typedef struct {

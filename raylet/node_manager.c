@@ -107,6 +107,7 @@ static void gs_on_load(void *arg, gs_load *out)
     out->available = *tm_available(nm->tm);
     plasma_store_stats(nm->store, &out->store);
     out->pending_tasks = tm_pending(nm->tm);
+    out->oom_kills = nm->oom_kills;
     out->wants_view = tm_wants_view(nm->tm);
 }
 

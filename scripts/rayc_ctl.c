@@ -542,8 +542,9 @@ static int cmd_status(const opts_t *o)
     print_gcs_line(b, o);
     print_nodes_table(nodes);
     size_t alive = 0, dead = 0, running = 0;
-    uint64_t pending = 0;
+    uint64_t pending = 0, oom = 0;
     for (size_t i = 0; i < nodes->n_nodes; i++) {
+        oom += nodes->nodes[i]->oom_kills;
         if (nodes->nodes[i]->state == RPC__NODE_STATE__NODE_ALIVE) {
             alive++;
             pending += nodes->nodes[i]->pending_tasks;
@@ -557,6 +558,9 @@ static int cmd_status(const opts_t *o)
     printf("\n%zu alive node%s, %zu dead; %zu job%s (%zu running); %llu pending task%s\n", alive,
            alive == 1 ? "" : "s", dead, jobs->n_jobs, jobs->n_jobs == 1 ? "" : "s", running,
            (unsigned long long)pending, pending == 1 ? "" : "s");
+    if (oom > 0)
+        printf("Memory monitor: %llu worker%s killed for lack of memory\n", (unsigned long long)oom,
+               oom == 1 ? "" : "s");
     print_actor_counts(b, o);
     print_pg_counts(b, o);
     msg_free(&nodes->base);

@@ -21,6 +21,28 @@ static const char *testlib(void)
     return lib;
 }
 
+struct status_arg {
+    harness_cluster *c;
+    const char *want;
+    char *last;
+};
+
+/* `rayc_ctl status` prints want. */
+static bool status_says(void *arg)
+{
+    struct status_arg *a = arg;
+    char addr[96], tok[HARNESS_PATH + 16];
+    snprintf(addr, sizeof(addr), "--address=%s", a->c->address);
+    snprintf(tok, sizeof(tok), "--token-file=%s", a->c->token_file);
+    const char *args[] = {"status", addr, tok, NULL};
+    char *out = NULL, *err = NULL;
+    harness_ctl(&out, &err, args);
+    free(err);
+    free(a->last);
+    a->last = out;
+    return out && strstr(out, a->want);
+}
+
 Test(memory_monitor, hog_is_killed_with_eoom_and_the_node_goes_on)
 {
     mm_usage u;
@@ -68,5 +90,9 @@ Test(memory_monitor, hog_is_killed_with_eoom_and_the_node_goes_on)
     rayc_value_release(&v);
     rayc_ref_release(ref);
     cr_assert_eq(harness_node_state(&c, r->node_id), RPC__NODE_STATE__NODE_ALIVE);
+    /* Every kill is counted in rayc status (reported with the heartbeats). */
+    struct status_arg sa = {&c, "Memory monitor: 3 workers killed"};
+    cr_assert(harness_wait_until(status_says, &sa, 30000), "rayc status: %s", sa.last);
+    free(sa.last);
     cr_assert_eq(rayc_shutdown(), RAYC_OK);
 }
