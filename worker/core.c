@@ -161,6 +161,17 @@ static cw_conn *live_gcs(core_t *c)
     return g;
 }
 
+/* Task events go to the GCS on the live connection (tev_gcs_fn): one the
+ * GCS closed (it restarted) is replaced first, as nothing may have read
+ * from it since. */
+static cw_conn *events_gcs(void *arg)
+{
+    cw_conn *g = live_gcs(arg);
+    if (g && cw_conn_peer_closed(g))
+        g = live_gcs(arg);
+    return g;
+}
+
 int core__gcs_call(uint16_t type, ProtobufCMessage *req, uint64_t *req_id, uint16_t reply_type,
                    ProtobufCMessage **reply, int timeout_ms)
 {
@@ -237,7 +248,7 @@ static int start_components(core_t *c)
         .actor_arg = c,
         .events = c->events,
     };
-    tev_attach(c->events, c->gcs, &c->node_id); /* a worker attaches once it has the GCS */
+    tev_attach(c->events, events_gcs, c, &c->node_id);
     c->tasks = tsub_new(&d);
     if (c->tasks == NULL)
         return rayc__error(RAYC_ENOMEM, "out of memory");
@@ -767,7 +778,6 @@ int core__init_worker(const char *socket_path, const char *worker_id_hex)
         parse_host_port(gcs, c->gcs_host, sizeof(c->gcs_host), &c->gcs_port) == 0 &&
         find_token(c, c->session_dir) == 0 && connect_gcs(c) != 0)
         log_warn("worker: no GCS connection: %s", rayc_last_error());
-    tev_attach(c->events, c->gcs, &c->node_id);
     __atomic_store_n(&c->initialized, true, __ATOMIC_RELEASE);
     return 0;
 }

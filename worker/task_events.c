@@ -82,8 +82,9 @@ struct tev_buffer {
     pthread_cond_t cv;  /* the flusher's wake-up (CLOCK_MONOTONIC) */
     pthread_cond_t done_cv;
     window win[2];
-    int active; /* win[active] takes events */
-    cw_conn *gcs;
+    int active;     /* win[active] takes events */
+    tev_gcs_fn gcs; /* the connection to send on, asked at each flush */
+    void *gcs_arg;
     bool attached, stopping, has_thread;
     bool flush_asked;
     uint64_t flushes_done;
@@ -551,11 +552,15 @@ static void flush_locked(tev_buffer *b)
     window *w = &b->win[b->active];
     b->active ^= 1;
     b->flush_asked = false;
-    cw_conn *gcs = b->gcs;
+    tev_gcs_fn get = b->gcs;
+    void *arg = b->gcs_arg;
     pthread_mutex_unlock(&b->mu);
     uint64_t lost = 0, sent = 0;
-    if (w->n || w->ndrops)
+    cw_conn *gcs = w->n || w->ndrops ? get(arg) : NULL;
+    if (gcs)
         sent = send_window(b, gcs, w, &lost);
+    else
+        lost = w->n;
     window_reset(w);
     pthread_mutex_lock(&b->mu);
     b->stats.sent += sent;
@@ -608,7 +613,7 @@ tev_buffer *tev_new(const tev_opts *o)
     return b;
 }
 
-int tev_attach(tev_buffer *b, cw_conn *gcs, const node_id_t *node)
+int tev_attach(tev_buffer *b, tev_gcs_fn gcs, void *arg, const node_id_t *node)
 {
     if (b == NULL || gcs == NULL)
         return -1;
@@ -616,6 +621,7 @@ int tev_attach(tev_buffer *b, cw_conn *gcs, const node_id_t *node)
     int rc = 0;
     if (!b->has_thread) {
         b->gcs = gcs;
+        b->gcs_arg = arg;
         b->node = *node;
         b->stopping = false;
         rc = pthread_create(&b->thread, NULL, flusher, b) == 0 ? 0 : -1;

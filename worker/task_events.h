@@ -46,6 +46,11 @@
 
 typedef struct tev_buffer tev_buffer;
 
+/* The connection to send on, asked at each flush (the GCS may have
+ * restarted and the process reconnected). NULL: none now (the batch is
+ * counted as dropped). Called on the flusher thread. */
+typedef cw_conn *(*tev_gcs_fn)(void *arg);
+
 typedef struct tev_opts {
     int64_t interval_ms; /* flush period; <= 0: task events off (tev_new returns NULL) */
     size_t max_records;  /* events per window (0: TEV_FLUSH_AT * 10) */
@@ -61,12 +66,12 @@ typedef struct tev_stats {
 /* A buffer that ignores records until tev_attach. NULL when task events are
  * off (o->interval_ms <= 0) or out of memory. */
 tev_buffer *tev_new(const tev_opts *o);
-/* Start sending to gcs (the flusher thread starts); node: this process's
- * node, where the tasks it runs run. 0; -1 when gcs is NULL or the thread
+/* Start sending on what gcs(arg) returns (the flusher thread starts); node:
+ * this process's node, where the tasks it runs run. 0; -1 when the thread
  * cannot start (records stay ignored). A second call does nothing. */
-int tev_attach(tev_buffer *b, cw_conn *gcs, const node_id_t *node);
+int tev_attach(tev_buffer *b, tev_gcs_fn gcs, void *arg, const node_id_t *node);
 /* Send what is buffered now, stop the flusher and detach: later records are
- * ignored. Call before the GCS connection closes. Idempotent. */
+ * ignored. Call before the GCS connections close. Idempotent. */
 void tev_stop(tev_buffer *b);
 /* tev_stop, then free. NULL-safe. */
 void tev_free(tev_buffer *b);

@@ -467,6 +467,31 @@ Test(task_events, full_process_buffer_counts_lost_events)
     free(body);
 }
 
+/* The table is in memory: a restarted GCS starts it empty, and the driver
+ * reports to the new GCS on its new connection. */
+Test(task_events, events_flow_again_after_a_gcs_restart)
+{
+    fixture f;
+    start(&f, NULL, "1");
+    int64_t xs[5] = {0, 1, 2, 3, 4};
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(finish(submit_inc(&xs[i])), RAYC_OK);
+    wait_rows(&f, "/api/v0/tasks?filter=state%3DFINISHED", 2);
+    harness_kill9(f.c.gcs);
+    char p[16];
+    snprintf(p, sizeof(p), "%d", f.port);
+    setenv("RAYC_DASHBOARD_PORT", p, 1);
+    harness_gcs_restart(&f.c);
+    unsetenv("RAYC_DASHBOARD_PORT");
+    for (int i = 2; i < 5; i++)
+        cr_assert_eq(finish(submit_inc(&xs[i])), RAYC_OK);
+    wait_rows(&f, "/api/v0/tasks?filter=state%3DFINISHED", 3);
+    stop_driver();
+    char *body = get_ok(&f, "/api/v0/tasks");
+    cr_assert_eq(json_num(body, "total"), 3, "%s", body);
+    free(body);
+}
+
 Test(task_events, timeline_is_chrome_trace_json_with_a_slice_per_run)
 {
     fixture f;

@@ -86,6 +86,12 @@ static void *serve(void *arg)
 
 static cw_conn *conn;
 static tev_buffer *buf;
+
+static cw_conn *the_conn(void *arg)
+{
+    (void)arg;
+    return conn;
+}
 static node_id_t node;
 static uint64_t base_us; /* the times of made-up TaskDones */
 
@@ -115,7 +121,7 @@ static void start_bounded(size_t max_records, size_t per_job)
     cr_assert_not_null(buf);
     node = node_id_random();
     base_us = wall_us();
-    cr_assert_eq(tev_attach(buf, conn, &node), 0);
+    cr_assert_eq(tev_attach(buf, the_conn, NULL, &node), 0);
 }
 
 static void start(size_t max_records)
