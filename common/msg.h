@@ -33,6 +33,7 @@
     X(23, FINISH_JOB_REPLY, finish_job_reply)                        \
     X(24, LIST_JOBS_REQ, list_jobs_request)                          \
     X(25, LIST_JOBS_REPLY, list_jobs_reply)                          \
+    X(26, TASK_EVENTS, task_event_batch)                             \
     X(30, KV_PUT_REQ, kv_put_request)                                \
     X(31, KV_PUT_REPLY, kv_put_reply)                                \
     X(32, KV_GET_REQ, kv_get_request)                                \

@@ -14,6 +14,7 @@
 uint64_t now_ms(void);  /* monotonic milliseconds */
 uint64_t now_us(void);  /* monotonic microseconds */
 uint64_t wall_ms(void); /* milliseconds since the epoch */
+uint64_t wall_us(void); /* microseconds since the epoch */
 
 /* mkdir -p with the given mode for created directories. 0 or -1 (errno). */
 int mkdir_p(const char *path, unsigned mode);

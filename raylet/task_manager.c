@@ -233,6 +233,7 @@ static void env_push(void *ctx, worker *w, rtask *t)
     (void)ctx;
     Rpc__PushTask p = RPC__PUSH_TASK__INIT;
     p.spec = t->msg->spec;
+    p.scheduled_us = wall_us(); /* task events: SCHEDULED here */
     conn_send(w->cl->c, MSG_PUSH_TASK, &p.base);
 }
 

@@ -111,6 +111,7 @@ static int init_tables(core_t *c)
         .arg = c,
     };
     router_init(&c->router);
+    c->events = tev_new(&c->events_opts);
     return reft_init(&c->refs, &hooks);
 }
 
@@ -159,6 +160,17 @@ static cw_conn *live_gcs(core_t *c)
     }
     cw_conn *g = c->gcs;
     pthread_mutex_unlock(&gcs_mu);
+    return g;
+}
+
+/* Task events go to the GCS on the live connection (tev_gcs_fn): one the
+ * GCS closed (it restarted) is replaced first, as nothing may have read
+ * from it since. */
+static cw_conn *events_gcs(void *arg)
+{
+    cw_conn *g = live_gcs(arg);
+    if (g && cw_conn_peer_closed(g))
+        g = live_gcs(arg);
     return g;
 }
 
@@ -236,7 +248,9 @@ static int start_components(core_t *c)
         .actor_send = actor_send,
         .progress = actor_progress,
         .actor_arg = c,
+        .events = c->events,
     };
+    tev_attach(c->events, events_gcs, c, &c->node_id);
     c->tasks = tsub_new(&d);
     if (c->tasks == NULL)
         return rayc__error(RAYC_ENOMEM, "out of memory");
@@ -257,6 +271,8 @@ static void destroy_tables(core_t *c)
     tsub_free(c->tasks);
     c->tasks = NULL;
     pthread_mutex_unlock(&c->mu);
+    tev_free(c->events);
+    c->events = NULL;
 }
 
 /* Serialises rayc_init/rayc_shutdown against each other. */
@@ -551,6 +567,7 @@ static int add_job(core_t *c, const rayc_init_opts *o)
 
 static void disconnect(core_t *c)
 {
+    tev_stop(c->events); /* its last batch goes out on the GCS connection */
     /* The raylet frees our put slab with the connection. */
     storec_free(c->store);
     c->store = NULL;
@@ -572,6 +589,9 @@ static void load_knobs(core_t *c)
         log_warn("ignoring environment: %s", err);
     c->inline_max = cfg.inline_object_max;
     c->put_slab_bytes = cfg.put_slab_bytes;
+    c->events_opts.interval_ms = cfg.task_events_report_ms;
+    c->events_opts.max_records =
+        cfg.task_events_buffer_max > 0 ? (size_t)cfg.task_events_buffer_max : 0;
     config_free(&cfg);
 }
 
@@ -717,7 +737,9 @@ int rayc_shutdown(void)
 
     /* Objects and pins: the raylet frees everything an owner held and drops
      * every pin of a client when its connection closes, so closing it is
-     * the release. The job end is recorded first. */
+     * the release. The job end is recorded first, after the last task
+     * events. */
+    tev_stop(c->events);
     Rpc__FinishJobRequest req = RPC__FINISH_JOB_REQUEST__INIT;
     req.job_id = job_id_to_int(c->job);
     ProtobufCMessage *m = NULL;

@@ -26,6 +26,7 @@
 #include "ids.h"
 #include "reference_table.h"
 #include "store_client.h"
+#include "task_events.h"
 #include "task_submitter.h"
 
 #define CORE_PATH_MAX 1024
@@ -56,6 +57,7 @@ typedef struct {
     uint32_t put_index;
     size_t inline_max;
     size_t put_slab_bytes;
+    tev_opts events_opts; /* task events (issue 15) */
     char session_dir[CORE_PATH_MAX];
     char raylet_socket[CORE_PATH_MAX];
     char gcs_host[256];
@@ -75,6 +77,7 @@ typedef struct {
     void *code_handles[CORE_MAX_CODE];             /* ... loaded, for name checks */
     size_t ncode;
     bool code_unchecked; /* a library this process could not load: no name checks */
+    tev_buffer *events;  /* task events: NULL when off */
     frame_router router; /* frames from the raylet nobody waits for */
     core_blocker blocker;
 } core_t;

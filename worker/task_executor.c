@@ -42,6 +42,7 @@ struct rayc_ctx {
     size_t nrets;
     bool failed;
     char error[1024];
+    uint64_t scheduled_us, start_us; /* task events: back to the owner in TaskDone */
 };
 
 typedef struct fn_entry {
@@ -70,6 +71,7 @@ struct task_executor {
     fn_entry *fns[FN_BUCKETS];
     tex_actor_fn actor_create; /* PushTasks that create an actor go here */
     void *actor_arg;
+    int32_t pid;
 };
 
 /* ------------------------------------------------------------ task API */
@@ -455,6 +457,10 @@ static void report(rayc_ctx *ctx, int status, const char *message)
     done.status = &st;
     done.owner_id = ctx->spec->owner_id;
     done.attempt = ctx->spec->attempt;
+    done.scheduled_us = ctx->scheduled_us;
+    done.start_us = ctx->start_us;
+    done.end_us = wall_us();
+    done.worker_pid = ctx->x->pid;
     Rpc__TaskReturn rs[16], *rps[16], *heap = NULL, **hptrs = NULL;
     Rpc__TaskReturn *r = rs, **rp = rps;
     if (status == RAYC_OK && ctx->nrets > 16) {
@@ -615,12 +621,18 @@ static int load_args(rayc_ctx *ctx, run_args *ra)
 
 void tex_run_spec(task_executor *x, Rpc__TaskSpec *s, const tex_how *how)
 {
-    rayc_ctx ctx = {.x = x, .spec = s, .how = how};
+    bool as_task = how == NULL || how->as_task;
+    rayc_ctx ctx = {.x = x,
+                    .spec = s,
+                    .how = how,
+                    .scheduled_us = how ? how->scheduled_us : 0,
+                    .start_us = wall_us()};
+    if (as_task) /* the executor's thread: the one writer of the running note */
+        tev_running(x->d.events, s, ctx.scheduled_us, ctx.start_us);
     memcpy(ctx.task.b, s->task_id.data, TASK_ID_SIZE);
     ctx.nrets = s->num_returns ? s->num_returns : 1;
     run_stack st;
     run_args ra;
-    bool as_task = how == NULL || how->as_task;
     if (!run_alloc(&ctx, &ra, &st, s->n_args)) {
         report(&ctx, RAYC_ENOMEM, "worker out of memory");
         goto out;
@@ -658,6 +670,8 @@ void tex_run_spec(task_executor *x, Rpc__TaskSpec *s, const tex_how *how)
             storec_seal(x->d.store, &ctx.rets[i].id, false);
     report(&ctx, RAYC_OK, "");
 out:
+    if (as_task)
+        tev_running(x->d.events, NULL, 0, 0);
     run_release(&ctx, &ra, &st);
     if (as_task) {
         x->in_task = false;
@@ -668,7 +682,8 @@ out:
 
 static void run_task(task_executor *x, Rpc__PushTask *p)
 {
-    tex_run_spec(x, p->spec, NULL);
+    tex_how how = {.as_task = true, .scheduled_us = p->scheduled_us};
+    tex_run_spec(x, p->spec, &how);
 }
 
 bool tex_failed(const rayc_ctx *ctx)
@@ -699,6 +714,7 @@ task_executor *tex_new(const tex_deps *deps)
     if (x == NULL)
         return NULL;
     x->d = *deps;
+    x->pid = (int32_t)getpid();
     pthread_mutex_init(&x->mu, NULL);
     pthread_cond_init(&x->watch_cv, NULL);
     return x;

@@ -37,6 +37,7 @@
 #include "rayc.h"
 #include "reference_table.h"
 #include "store_client.h"
+#include "task_events.h"
 #include "util.h"
 
 #define TSUB_DEFAULT_MAX_RETRIES 3  /* max_retries 0 means this many */
@@ -62,6 +63,7 @@ typedef struct tsub_deps {
                        const uint8_t *frame, size_t len);
     void (*progress)(void *arg);
     void *actor_arg;
+    tev_buffer *events; /* task events (NULL: off) */
 } tsub_deps;
 
 /* One argument as the owner holds it until the spec is built. */

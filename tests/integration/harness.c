@@ -1040,6 +1040,10 @@ harness_proc *harness_raylet_spawn(harness_cluster *c, const char *token, const 
     pathf(r->token_file, "%s/token", r->session);
     const char *tok = token ? token : c->token;
     cr_assert(write_file(r->token_file, tok, strlen(tok), 0600) == 0);
+    /* As `rayc start` does: workers find the GCS (task events, rayc_nodes)
+     * through the session dir of their raylet. */
+    pathf(path, "%s/gcs_address", r->session);
+    cr_assert(write_file(path, c->address, strlen(c->address), 0600) == 0);
     pathf(r->socket, "%s/sockets/raylet", r->session);
 
     char a[8][HARNESS_PATH + 32];
