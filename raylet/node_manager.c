@@ -239,9 +239,10 @@ static void client_frame(void *arg, client *cl, uint16_t type, ProtobufCMessage 
         pull_for_client(nm, cl, (Rpc__PullObjects *)msg);
         return;
     case MSG_DELETE_OBJECTS: {
+        /* Here and on other nodes, only what cl owns is freed. */
         Rpc__DeleteObjects *del = (Rpc__DeleteObjects *)msg;
         plasma_handle(nm->store, cl->pc, type, msg);
-        odir_free_everywhere(nm->odir, del->object_ids, del->n_object_ids);
+        odir_free_everywhere(nm->odir, &cl->id, del->object_ids, del->n_object_ids);
         return;
     }
     case MSG_JOB_CONFIG:

@@ -177,6 +177,7 @@ void plasma__owner_link(plasma__obj *o, plasma_client *cl)
     if (cl == NULL)
         return;
     o->owner = cl;
+    o->owner_id = cl->wid;
     o->own_next = cl->owned;
     if (cl->owned)
         cl->owned->own_prev = o;
@@ -189,9 +190,7 @@ void plasma__emit(plasma_store *s, plasma__obj *o, bool sealed)
         sealed ? s->hooks.on_object_sealed : s->hooks.on_object_deleted;
     if (fn == NULL)
         return;
-    plasma_object_event ev = {.id = o->id, .node = s->node, .size = o->size};
-    if (o->owner)
-        ev.owner = o->owner->wid;
+    plasma_object_event ev = {.id = o->id, .node = s->node, .size = o->size, .owner = o->owner_id};
     fn(s->hook_arg, &ev);
 }
 
@@ -244,6 +243,7 @@ void plasma__obj_drop(plasma_store *s, plasma__obj *o)
     o->creator = NULL;
     o->evictable = o->delete_pending = o->announced = false;
     o->size = o->off = 0;
+    memset(&o->owner_id, 0, sizeof(o->owner_id));
     s->space_dirty = true;
     plasma__notify(s, o);
     plasma__obj_gc(s, o);

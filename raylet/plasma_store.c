@@ -253,13 +253,65 @@ int plasma_delete(plasma_store *s, const object_id_t *id)
     return 0;
 }
 
+int plasma_delete_by(plasma_store *s, plasma_client *cl, const object_id_t *id)
+{
+    plasma__obj *o = plasma__tab_find(s, id);
+    if (o == NULL || o->state == PLASMA_ABSENT)
+        return rayc__error(RAYC_ENOTFOUND, "delete: no such object");
+    if (!plasma__may_delete(o, cl))
+        return rayc__error(RAYC_EINVAL, "delete: only the owner of an object deletes it");
+    plasma__obj_delete(s, o);
+    plasma__settle(s);
+    return 0;
+}
+
+bool plasma__may_delete(const plasma__obj *o, const plasma_client *cl)
+{
+    if (o->owner == cl)
+        return true;
+    return !id_is_nil(cl->wid.b, WORKER_ID_SIZE) &&
+           memcmp(o->owner_id.b, cl->wid.b, WORKER_ID_SIZE) == 0;
+}
+
+/* Give o to owner (a local client, or NULL) known as owner_id. A sealed
+ * object announced already is announced again, so that the directory's
+ * entry names its new owner (whose deletes it then spreads). */
+static void change_owner(plasma_store *s, plasma__obj *o, plasma_client *owner,
+                         const worker_id_t *owner_id)
+{
+    bool changed = memcmp(o->owner_id.b, owner_id->b, WORKER_ID_SIZE) != 0;
+    plasma__owner_link(o, owner);
+    o->owner_id = *owner_id;
+    if (changed && o->announced && !o->delete_pending)
+        plasma__emit(s, o, true);
+}
+
 int plasma_set_owner(plasma_store *s, const object_id_t *id, plasma_client *owner)
 {
     plasma__obj *o = plasma__tab_find(s, id);
     if (o == NULL || o->state == PLASMA_ABSENT)
         return rayc__error(RAYC_ENOTFOUND, "set owner: no such object");
-    plasma__owner_link(o, owner);
+    worker_id_t nobody = {{0}};
+    change_owner(s, o, owner, owner ? &owner->wid : &nobody);
     return 0;
+}
+
+int plasma_set_remote_owner(plasma_store *s, const object_id_t *id, const worker_id_t *owner_id)
+{
+    plasma__obj *o = plasma__tab_find(s, id);
+    if (o == NULL || o->state == PLASMA_ABSENT)
+        return rayc__error(RAYC_ENOTFOUND, "set owner: no such object");
+    change_owner(s, o, NULL, owner_id);
+    return 0;
+}
+
+bool plasma_object_owner(const plasma_store *s, const object_id_t *id, worker_id_t *owner_id)
+{
+    const plasma__obj *o = plasma__tab_find(s, id);
+    if (o == NULL || o->state == PLASMA_ABSENT)
+        return false;
+    *owner_id = o->owner_id;
+    return true;
 }
 
 int plasma_set_evictable(plasma_store *s, const object_id_t *id, bool evictable)

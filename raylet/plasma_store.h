@@ -82,11 +82,13 @@ typedef struct {
     object_id_t id;
     node_id_t node;
     uint64_t size;
-    worker_id_t owner; /* all zero when the owner is unknown to this store */
+    worker_id_t owner; /* the owner's worker id; all zero when unknown */
 } plasma_object_event;
 
 typedef struct {
-    /* An object became sealed here (created locally or received). */
+    /* An object became sealed here (created locally or received), or the
+     * owner of one announced already changed (a task's return handed to its
+     * submitter): the same event again, with the new owner. */
     void (*on_object_sealed)(void *arg, const plasma_object_event *ev);
     /* A sealed object left this node (deleted, evicted, owner died). Spilled
      * objects are still on this node. */
@@ -232,12 +234,26 @@ int plasma_pin(plasma_store *s, plasma_client *cl, const object_id_t *id, plasma
 /* Drop one pin cl holds on id. Returns 0 or RAYC_ENOTFOUND. */
 int plasma_release(plasma_store *s, plasma_client *cl, const object_id_t *id);
 /* The owner dropped its last reference: free now if unpinned, else when the
- * last pin goes (the object is invisible to new gets meanwhile). Returns 0
- * or RAYC_ENOTFOUND. */
+ * last pin goes (the object is invisible to new gets meanwhile). For the
+ * raylet's own use (its peers, dead owners). Returns 0 or RAYC_ENOTFOUND. */
 int plasma_delete(plasma_store *s, const object_id_t *id);
-/* Make owner (NULL: nobody local, e.g. a remote owner) the object's owner:
- * it is deleted when owner is freed. Returns 0 or RAYC_ENOTFOUND. */
+/* The same, asked by the local client cl: done only when cl owns the object
+ * (it is its owner, or the object's recorded owner id is cl's worker id, as
+ * for a copy pulled for it). Returns 0, RAYC_ENOTFOUND, or RAYC_EINVAL
+ * (someone else's object: nothing changes). */
+int plasma_delete_by(plasma_store *s, plasma_client *cl, const object_id_t *id);
+/* Make owner (NULL: nobody, the raylet keeps it) the object's owner: it is
+ * deleted when owner is freed, and owner may delete it. Returns 0 or
+ * RAYC_ENOTFOUND. */
 int plasma_set_owner(plasma_store *s, const object_id_t *id, plasma_client *owner);
+/* The object's owner is not a client of this store (a task's submitter on
+ * another node, the owner of a pulled copy): nobody here deletes it with a
+ * client, and the client whose worker id is owner_id (all zero: unknown) may
+ * delete it. Returns 0 or RAYC_ENOTFOUND. */
+int plasma_set_remote_owner(plasma_store *s, const object_id_t *id, const worker_id_t *owner_id);
+/* The recorded owner id of an object here (all zero: unknown). false when
+ * the object is not in the store. */
+bool plasma_object_owner(const plasma_store *s, const object_id_t *id, worker_id_t *owner_id);
 /* Mark an object evictable (a secondary copy) or not. 0 or RAYC_ENOTFOUND. */
 int plasma_set_evictable(plasma_store *s, const object_id_t *id, bool evictable);
 /* The object's state and size (size may be NULL). */

@@ -6,8 +6,10 @@
  *
  * Replies echo req_id and carry a Status. A request with a malformed object
  * id gets RAYC_EINVAL; messages without a reply (SEAL, RELEASE, DELETE) with
- * a bad id are logged and dropped. Nothing a client sends can crash the
- * raylet: every length comes from the unpacked message and is checked.
+ * a bad id are logged and dropped. A client seals only what it created and
+ * deletes only what it owns; other seals and deletes are logged and ignored.
+ * Nothing a client sends can crash the raylet: every length comes from the
+ * unpacked message and is checked.
  * Callbacks that arrive with RAYC_ECANCELLED belong to a client that is gone:
  * they send nothing and do not touch the client.
  *
@@ -261,7 +263,10 @@ static void handle_delete(plasma_store *s, plasma_client *cl, Rpc__DeleteObjects
         }
         if (m->release_pins && plasma_release(s, cl, &id) != 0)
             log_debug("plasma: %s: %s", peer_of(cl), rayc_last_error());
-        if (plasma_delete(s, &id) != 0)
+        int rc = plasma_delete_by(s, cl, &id);
+        if (rc == RAYC_EINVAL)
+            log_warn("plasma: %s: %s", peer_of(cl), rayc_last_error());
+        else if (rc != 0)
             log_debug("plasma: %s: %s", peer_of(cl), rayc_last_error());
     }
 }
