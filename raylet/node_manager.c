@@ -174,6 +174,8 @@ static void on_client_pull_done(void *arg, const object_id_t *id, int status, co
     struct client_pull *cp = arg;
     client *cl = creg_by_worker(cp->nm->clients, &cp->who);
     free(cp);
+    if (cl && cl->npulls > 0)
+        cl->npulls--;
     if (status == RAYC_OK || cl == NULL)
         return;
     Rpc__ObjectLost lost = RPC__OBJECT_LOST__INIT;
@@ -183,13 +185,27 @@ static void on_client_pull_done(void *arg, const object_id_t *id, int status, co
     conn_send(cl->c, MSG_OBJECT_LOST, &lost.base);
 }
 
+/* Pull what a client asks for and this node lacks. Each pull costs a record
+ * and GCS lookups for seconds, so a client has at most
+ * PLASMA_CLIENT_MAX_WAITING in flight, asked at most MSG_STORE_MAX_IDS at a
+ * time; the rest is not pulled (logged). */
 static void pull_for_client(node_manager *nm, client *cl, Rpc__PullObjects *m)
 {
     int nview = 0;
     gs_view(nm->gs, &nview);
     if (nview <= 1)
         return; /* a one-node cluster has nowhere to pull from */
+    if (m->n_object_ids > MSG_STORE_MAX_IDS) {
+        log_warn("%s asked to pull %zu objects at once (at most %d): none pulled", conn_peer(cl->c),
+                 m->n_object_ids, MSG_STORE_MAX_IDS);
+        return;
+    }
     for (size_t i = 0; i < m->n_object_ids; i++) {
+        if (cl->npulls >= PLASMA_CLIENT_MAX_WAITING) {
+            log_warn("%s has %u pulls in flight: %zu more not pulled", conn_peer(cl->c), cl->npulls,
+                     m->n_object_ids - i);
+            return;
+        }
         if (m->object_ids[i].len != OBJECT_ID_SIZE)
             continue;
         object_id_t id;
@@ -201,6 +217,7 @@ static void pull_for_client(node_manager *nm, client *cl, Rpc__PullObjects *m)
             return;
         cp->nm = nm;
         cp->who = cl->id;
+        cl->npulls++;
         om_pull(nm->om, &id, NULL, on_client_pull_done, cp);
     }
 }

@@ -43,6 +43,7 @@
 #include "plasma_store.h"
 
 #define SPILL_PAUSE_MS 1000 /* after a failed spill write, do not try again for this long */
+#define PLASMA_TAB_MIN 1024 /* slots of the object table; it never shrinks below */
 
 enum { LRU_NONE = 0, LRU_EVICT = 1, LRU_SPILL = 2 };
 enum { REQ_GET, REQ_WAIT };
@@ -145,6 +146,7 @@ struct plasma_client {
     plasma__pin *pins;
     plasma__obj *owned;
     plasma__req *reqs;
+    uint64_t nwaiting; /* objects its pending gets and waits name */
     plasma_client *prev, *next;
 };
 
@@ -174,6 +176,7 @@ struct plasma_store {
     plasma_client *clients;
 
     bool settling, space_dirty;
+    bool trim_due; /* the object table shrank: give freed heap back (settle) */
     uint64_t spill_pause_until;
 
     uint64_t slab_bytes; /* in all clients' pieces */

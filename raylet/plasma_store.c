@@ -559,7 +559,7 @@ plasma_store *plasma_store_new(struct event_base *base, const rayc_config *cfg, 
     if (s->sp == NULL)
         goto fail;
     s->al = plasma_alloc_new(s->cap);
-    s->tab_cap = 1024;
+    s->tab_cap = PLASMA_TAB_MIN;
     s->tab = calloc(s->tab_cap, sizeof(*s->tab));
     if (s->al == NULL || s->tab == NULL) {
         snprintf(err, errlen, "out of memory");

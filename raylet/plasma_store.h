@@ -54,6 +54,7 @@
 #include "config.h"
 #include "conn.h"
 #include "ids.h"
+#include "msg.h"
 
 enum plasma_state {
     PLASMA_ABSENT = 0, /* not in this store */
@@ -65,6 +66,12 @@ enum plasma_state {
 enum plasma_create_flags {
     PLASMA_EVICTABLE = 1 << 0, /* a secondary copy: may be evicted when unpinned */
 };
+
+/* Objects the pending gets and waits of one local client may name at once
+ * (twice MSG_STORE_MAX_IDS): a get or wait that would pass it is refused with
+ * RAYC_EINVAL, so one connection cannot make the store hold more than ~40
+ * MB of waiting entries. */
+#define PLASMA_CLIENT_MAX_WAITING (2u * MSG_STORE_MAX_IDS)
 
 typedef struct plasma_store plasma_store;
 typedef struct plasma_client plasma_client;
@@ -163,9 +170,10 @@ conn *plasma_client_conn(const plasma_client *cl);
 /* Handle one frame from a local client: CREATE_OBJECT_REQ, SEAL_OBJECT,
  * GET_OBJECTS_REQ, WAIT_OBJECTS_REQ, RELEASE_OBJECTS, DELETE_OBJECTS,
  * STORE_STATS_REQ. Replies go out with conn_send on cl's conn (now or when a
- * pending request completes). Malformed ids get a RAYC_EINVAL reply (or a
- * logged warning for messages without replies). Returns false, doing
- * nothing, for any other type. */
+ * pending request completes). Malformed ids, and a get or wait of more than
+ * MSG_STORE_MAX_IDS objects or past PLASMA_CLIENT_MAX_WAITING, get a
+ * RAYC_EINVAL reply (or a logged warning for messages without replies).
+ * Returns false, doing nothing, for any other type. */
 bool plasma_handle(plasma_store *s, plasma_client *cl, uint16_t type, ProtobufCMessage *msg);
 
 /* ------------------------------------------------------------ internal API */

@@ -171,8 +171,42 @@ static void on_got(void *arg, uint64_t tag, int status, const plasma_view *views
     free(pv);
 }
 
+/* Why a get or wait of n objects is refused (written to why), or false when
+ * it is within the client's limits. */
+static bool too_many(const plasma_client *cl, size_t n, char *why, size_t len)
+{
+    if (n > MSG_STORE_MAX_IDS) {
+        snprintf(why, len, "a get or wait names at most %d objects, not %zu", MSG_STORE_MAX_IDS, n);
+        return true;
+    }
+    if (cl->nwaiting + n > PLASMA_CLIENT_MAX_WAITING) {
+        snprintf(why, len,
+                 "a client's pending gets and waits name at most %u objects (%" PRIu64
+                 " now, %zu more asked)",
+                 PLASMA_CLIENT_MAX_WAITING, cl->nwaiting, n);
+        return true;
+    }
+    return false;
+}
+
+static void refuse_get(plasma_client *cl, uint64_t tag, const char *why)
+{
+    Rpc__GetObjectsReply r = RPC__GET_OBJECTS_REPLY__INIT;
+    Rpc__Status st = RPC__STATUS__INIT;
+    msg_status_set(&st, RAYC_EINVAL, why);
+    r.req_id = tag;
+    r.status = &st;
+    send_reply(cl, MSG_GET_OBJECTS_REPLY, &r.base);
+}
+
 static void handle_get(plasma_store *s, plasma_client *cl, Rpc__GetObjectsRequest *m)
 {
+    char why[160];
+    if (too_many(cl, m->n_object_ids, why, sizeof(why))) {
+        log_warn("plasma: %s: %s", peer_of(cl), why);
+        refuse_get(cl, m->req_id, why);
+        return;
+    }
     bool bad;
     object_id_t *ids = ids_of(m->object_ids, m->n_object_ids, &bad);
     if (ids == NULL) {
@@ -212,8 +246,24 @@ static void on_waited(void *arg, uint64_t tag, int status, const bool *ready, si
     free(flags);
 }
 
+static void refuse_wait(plasma_client *cl, uint64_t tag, const char *why)
+{
+    Rpc__WaitObjectsReply r = RPC__WAIT_OBJECTS_REPLY__INIT;
+    Rpc__Status st = RPC__STATUS__INIT;
+    msg_status_set(&st, RAYC_EINVAL, why);
+    r.req_id = tag;
+    r.status = &st;
+    send_reply(cl, MSG_WAIT_OBJECTS_REPLY, &r.base);
+}
+
 static void handle_wait(plasma_store *s, plasma_client *cl, Rpc__WaitObjectsRequest *m)
 {
+    char why[160];
+    if (too_many(cl, m->n_object_ids, why, sizeof(why))) {
+        log_warn("plasma: %s: %s", peer_of(cl), why);
+        refuse_wait(cl, m->req_id, why);
+        return;
+    }
     bool bad;
     object_id_t *ids = ids_of(m->object_ids, m->n_object_ids, &bad);
     if (ids == NULL) {

@@ -2,10 +2,13 @@
  * unauthenticated client sends before its handshake is small, of the one
  * expected type, and bounded in time, on the GCS's TCP port, the raylet's
  * TCP port and the raylet's Unix socket; after every probe the daemons still
- * serve; a local client cannot submit a task in another client's name. The
- * limits themselves are unit-tested in test_conn_limits.c. */
+ * serve; a local client cannot submit a task in another client's name, nor
+ * make the raylet hold more than a bounded number of entries for ids it
+ * waits for (and they go with its connection). The limits themselves are
+ * unit-tested in test_conn_limits.c and test_plasma_limits.c. */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "frame.h"
@@ -119,4 +122,143 @@ Test(hostile, a_local_client_submits_only_in_its_own_name)
     Rpc__StoreStatsReply *st = harness_store_stats(r);
     cr_assert_not_null(st, "the raylet still serves");
     msg_free(&st->base);
+}
+
+/* Anonymous resident memory of a process in KiB (not the object store's
+ * shared pages, which the pre-fault thread fills); -1 when unreadable. */
+static long rss_anon_kib(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    char *s = read_file(path, NULL);
+    const char *p = s ? strstr(s, "RssAnon:") : NULL;
+    long kib = p ? atol(p + strlen("RssAnon:")) : -1;
+    free(s);
+    return kib;
+}
+
+/* A GET of n random ids (never created), waiting forever. */
+static Rpc__GetObjectsRequest *get_of_random_ids(size_t n)
+{
+    Rpc__GetObjectsRequest *req = calloc(1, sizeof(*req));
+    ProtobufCBinaryData *b = calloc(n, sizeof(*b));
+    uint8_t *ids = malloc(n * OBJECT_ID_SIZE);
+    cr_assert(req && b && ids);
+    id_random_bytes(ids, n * OBJECT_ID_SIZE);
+    for (size_t i = 0; i < n; i++)
+        b[i] = (ProtobufCBinaryData){OBJECT_ID_SIZE, ids + i * OBJECT_ID_SIZE};
+    rpc__get_objects_request__init(req);
+    req->n_object_ids = n;
+    req->object_ids = b;
+    req->timeout_ms = -1;
+    return req;
+}
+
+static void free_get(Rpc__GetObjectsRequest *req)
+{
+    free(req->object_ids[0].data);
+    free(req->object_ids);
+    free(req);
+}
+
+/* A GET the raylet must refuse at once: the reply's status message. */
+static void get_refused(bconn *b, size_t n, const char *why)
+{
+    Rpc__GetObjectsRequest *req = get_of_random_ids(n);
+    req->req_id = n;
+    ProtobufCMessage *m = NULL;
+    int rc = bconn_call(b, MSG_GET_OBJECTS_REQ, &req->base, MSG_GET_OBJECTS_REPLY, &m, 20000);
+    free_get(req);
+    cr_assert_eq(rc, 0, "no answer to a get of %zu unknown ids: %s", n, rayc_strerror(rc));
+    Rpc__GetObjectsReply *r = (Rpc__GetObjectsReply *)m;
+    cr_assert_eq(r->status->code, RAYC_EINVAL);
+    cr_assert(strstr(r->status->message, why) != NULL, "%s", r->status->message);
+    msg_free(m);
+}
+
+struct rss_arg {
+    pid_t pid;
+    long below_kib, now_kib;
+};
+
+static bool rss_below(void *arg)
+{
+    struct rss_arg *a = arg;
+    a->now_kib = rss_anon_kib(a->pid);
+    return a->now_kib >= 0 && a->now_kib < a->below_kib;
+}
+
+Test(hostile, gets_of_unknown_ids_are_bounded_and_released)
+{
+    harness_cluster c;
+    harness_cluster_init(&c);
+    harness_cluster_start(&c);
+    harness_raylet *r = harness_raylet_start(&c, NULL);
+    pid_t pid = r->proc->pid;
+    bconn *b = harness_local_connect(r, RPC__ROLE__ROLE_DRIVER);
+    cr_assert_not_null(b);
+    long base = rss_anon_kib(pid);
+    cr_assert_gt(base, 0);
+    /* Before: one 15 MB get of 500k ids took the raylet +151 MB. */
+    get_refused(b, 500000, "at most 65536 objects");
+    for (int i = 0; i < 2; i++) { /* the most one client may wait for */
+        Rpc__GetObjectsRequest *req = get_of_random_ids(MSG_STORE_MAX_IDS);
+        cr_assert_eq(bconn_send(b, MSG_GET_OBJECTS_REQ, &req->base), 0);
+        free_get(req);
+    }
+    get_refused(b, MSG_STORE_MAX_IDS, "pending gets and waits");
+    Rpc__StoreStatsReply *st = harness_store_stats(r);
+    cr_assert_not_null(st, "the raylet still serves");
+    msg_free(&st->base);
+    /* Sizes hold for the normal allocator only (ASan pads and quarantines). */
+    bool sizes = getenv("RAYC_TEST_SANITIZER") == NULL;
+    long peak = rss_anon_kib(pid);
+    cr_log_info("raylet: %ld KiB before, +%ld KiB with the gets", base, peak - base);
+    cr_assert(!sizes || peak - base < (64 << 10), "the raylet grew by %ld KiB", peak - base);
+    bconn_close(b);
+    /* The waiting entries go with the connection. */
+    struct rss_arg a = {pid, base + (16 << 10), 0};
+    cr_assert(!sizes || harness_wait_until(rss_below, &a, 10000),
+              "after the close the raylet holds %ld KiB more than before", a.now_kib - base);
+}
+
+struct pull_arg {
+    harness_raylet *r;
+    bconn *b;
+    char log[HARNESS_PATH + 32];
+};
+
+/* Ask for one pull too many; true once the raylet (knowing another node, so
+ * that it pulls at all) said it refused it. */
+static bool big_pull_refused(void *arg)
+{
+    struct pull_arg *a = arg;
+    Rpc__GetObjectsRequest *ids = get_of_random_ids(MSG_STORE_MAX_IDS + 1);
+    Rpc__PullObjects p = RPC__PULL_OBJECTS__INIT;
+    p.n_object_ids = ids->n_object_ids;
+    p.object_ids = ids->object_ids;
+    cr_assert_eq(bconn_send(a->b, MSG_PULL_OBJECTS, &p.base), 0);
+    free_get(ids);
+    Rpc__StoreStatsRequest req = RPC__STORE_STATS_REQUEST__INIT; /* handled after the pull */
+    ProtobufCMessage *m = NULL;
+    cr_assert_eq(bconn_call(a->b, MSG_STORE_STATS_REQ, &req.base, MSG_STORE_STATS_REPLY, &m, 20000),
+                 0);
+    msg_free(m);
+    return harness_file_contains(a->log, "objects at once (at most 65536): none pulled");
+}
+
+Test(hostile, a_pull_of_too_many_ids_is_refused)
+{
+    harness_cluster c;
+    harness_cluster_init(&c);
+    harness_cluster_start(&c);
+    harness_raylet *r = harness_raylet_start(&c, NULL);
+    harness_raylet_start(&c, NULL);
+    struct pull_arg a = {.r = r, .b = harness_local_connect(r, RPC__ROLE__ROLE_DRIVER)};
+    cr_assert_not_null(a.b);
+    snprintf(a.log, sizeof(a.log), "%s/logs/raylet.out", r->session);
+    /* Before: a pull record and GCS lookups for every id, for seconds. */
+    cr_assert(harness_wait_until(big_pull_refused, &a, 30000), "no refusal in %s", a.log);
+    bconn_close(a.b);
+    cr_assert_eq(harness_count_nodes(&c, RPC__NODE_STATE__NODE_ALIVE), 2, "still serving");
 }

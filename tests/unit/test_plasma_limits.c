@@ -219,3 +219,48 @@ Test(plasma_limits, a_new_owner_is_announced_to_the_directory)
     plasma_client_free(submitter);
     plasma_client_free(worker);
 }
+
+/* A GET of n random ids from cl as its frame would arrive, waiting forever. */
+static void wire_get_unknown(plasma_client *cl, size_t n, uint32_t salt)
+{
+    object_id_t *ids = calloc(n, sizeof(*ids));
+    ProtobufCBinaryData *b = calloc(n, sizeof(*b));
+    cr_assert(ids && b);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(ids[i].b, &salt, sizeof(salt));
+        memcpy(ids[i].b + sizeof(salt), &i, sizeof(i));
+        b[i] = (ProtobufCBinaryData){OBJECT_ID_SIZE, ids[i].b};
+    }
+    Rpc__GetObjectsRequest req = RPC__GET_OBJECTS_REQUEST__INIT;
+    req.n_object_ids = n;
+    req.object_ids = b;
+    req.timeout_ms = -1;
+    cr_assert(plasma_handle(st, cl, MSG_GET_OBJECTS_REQ, &req.base));
+    free(b);
+    free(ids);
+}
+
+Test(plasma_limits, gets_of_unknown_ids_are_bounded_per_request_and_client)
+{
+    plasma_client *a = client_of(0x7), *b = client_of(0x8);
+    /* Before: every id got an entry, whatever the number. */
+    wire_get_unknown(a, MSG_STORE_MAX_IDS + 1, 1);
+    plasma_stats s;
+    plasma_store_stats(st, &s);
+    cr_assert_eq(s.pending_gets, 0, "a get of too many ids is refused");
+    cr_assert_eq(st->tab_len, 0);
+    wire_get_unknown(a, MSG_STORE_MAX_IDS, 2);
+    wire_get_unknown(a, MSG_STORE_MAX_IDS, 3);
+    wire_get_unknown(a, 1, 4); /* past PLASMA_CLIENT_MAX_WAITING */
+    plasma_store_stats(st, &s);
+    cr_assert_eq(s.pending_gets, 2, "a client's pending gets are bounded");
+    cr_assert_eq(st->tab_len, PLASMA_CLIENT_MAX_WAITING);
+    wire_get_unknown(b, 1, 5);
+    plasma_store_stats(st, &s);
+    cr_assert_eq(s.pending_gets, 3, "another client is not affected");
+    plasma_client_free(a);
+    cr_assert_eq(st->tab_len, 1);
+    cr_assert_eq(st->tab_cap, PLASMA_TAB_MIN, "the table gave its memory back");
+    plasma_client_free(b);
+    cr_assert_eq(st->tab_len, 0);
+}
