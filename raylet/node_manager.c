@@ -222,6 +222,26 @@ static void pull_for_client(node_manager *nm, client *cl, Rpc__PullObjects *m)
     }
 }
 
+/* The GCS's verdict on a driver's JobConfig. Only a driver the GCS knows as
+ * the job's becomes its driver here (gets its workers' output; its exit ends
+ * the job here); another is closed. A driver gone before the verdict ended
+ * its job already, unless the job was not its own yet: end it now. */
+static void on_job_claim(void *arg, uint32_t job_id, const worker_id_t *driver, const char *refused)
+{
+    node_manager *nm = arg;
+    client *cl = creg_by_worker(nm->clients, driver);
+    if (refused != NULL) {
+        log_warn("%s: JobConfig of job %u refused: %s", cl ? conn_peer(cl->c) : "a driver", job_id,
+                 refused);
+        if (cl != NULL)
+            conn_close(cl->c);
+    } else if (cl != NULL && cl->role == RPC__ROLE__ROLE_DRIVER) {
+        cl->job_id = job_id;
+    } else {
+        tm_job_ended(nm->tm, job_id);
+    }
+}
+
 /* Frames that only a worker may send. false if cl is not one. */
 static bool worker_frame(node_manager *nm, client *cl, uint16_t type, ProtobufCMessage *msg)
 {
@@ -265,8 +285,8 @@ static void client_frame(void *arg, client *cl, uint16_t type, ProtobufCMessage 
     case MSG_JOB_CONFIG:
         if (cl->role == RPC__ROLE__ROLE_DRIVER) {
             Rpc__JobConfig *jc = (Rpc__JobConfig *)msg;
-            cl->job_id = jc->job_id;
-            jt_config(nm->jobs, jc->job_id, jc->code_hashes, jc->n_code_hashes, jc->env, jc->n_env);
+            jt_config(nm->jobs, jc->job_id, &cl->id, jc->code_hashes, jc->n_code_hashes,
+                      on_job_claim, nm);
             return;
         }
         break;
