@@ -504,3 +504,48 @@ Test(hostile, a_package_that_does_not_match_its_hash_is_not_run)
     cr_assert(strstr(err, "does not match its hash") != NULL, "%s", err);
     cr_assert_eq(rayc_shutdown(), RAYC_OK);
 }
+
+/* ------------------------------------------------------------ temp dirs */
+
+/* Issue 13: another user's temp root (say, a /tmp/rayc made before ours)
+ * with a session_latest naming their cluster and token. Before, a driver
+ * with no address followed it and ran its jobs there. */
+Test(hostile, a_driver_does_not_follow_another_users_session)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root to make files of another user");
+    harness_cluster c;
+    harness_cluster_init(&c);
+    harness_cluster_start(&c);
+    harness_raylet_start(&c, NULL);
+    char root[HARNESS_PATH], session[HARNESS_PATH + 32], path[HARNESS_PATH + 64];
+    snprintf(root, sizeof(root), "%s/theirs", harness_dir());
+    snprintf(session, sizeof(session), "%s/session_1", root);
+    cr_assert_eq(mkdir(root, 0755), 0);
+    cr_assert_eq(mkdir(session, 0755), 0);
+    snprintf(path, sizeof(path), "%s/gcs_address", session);
+    cr_assert_eq(write_file(path, c.address, strlen(c.address), 0644), 0);
+    snprintf(path, sizeof(path), "%s/token", session);
+    cr_assert_eq(write_file(path, c.token, strlen(c.token), 0644), 0);
+    const char *names[] = {"gcs_address", "token"};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(path, sizeof(path), "%s/%s", session, names[i]);
+        cr_assert_eq(chown(path, 65534, 65534), 0);
+    }
+    snprintf(path, sizeof(path), "%s/session_latest", root);
+    cr_assert_eq(symlink(session, path), 0);
+    cr_assert_eq(lchown(path, 65534, 65534), 0);
+    cr_assert_eq(chown(session, 65534, 65534), 0);
+    cr_assert_eq(chown(root, 65534, 65534), 0);
+
+    setenv("RAYC_TEMP_DIR", root, 1);
+    unsetenv("RAYC_ADDRESS");
+    unsetenv("RAYC_TOKEN");
+    unsetenv("RAYC_TOKEN_FILE");
+    int rc = rayc_init(NULL);
+    if (rc == RAYC_OK)
+        rayc_shutdown();
+    cr_assert_neq(rc, RAYC_OK, "the driver joined the cluster of another user's session");
+    cr_assert(strstr(rayc_last_error(), "belongs to another user") != NULL, "%s",
+              rayc_last_error());
+}
