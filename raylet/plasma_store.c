@@ -535,6 +535,30 @@ static int open_arena(plasma_store *s, const rayc_config *cfg, char *err, size_t
     return 0;
 }
 
+/* Where this store spills. A spill_dir given may be shared by other
+ * sessions and nodes (one disk for all): this store uses its own
+ * subdirectory there, named after its session dir, so that sweeping stale
+ * files at start (a crashed raylet of this session) touches nothing of
+ * theirs. */
+static void spill_dir_of(const rayc_config *cfg, char *dir, size_t len)
+{
+    bool session = cfg->session_dir && cfg->session_dir[0];
+    if (cfg->spill_dir && cfg->spill_dir[0] && session) {
+        char own[1024];
+        snprintf(own, sizeof(own), "%s", cfg->session_dir);
+        for (size_t n = strlen(own); n > 1 && own[n - 1] == '/'; n--)
+            own[n - 1] = '\0';
+        const char *slash = strrchr(own, '/');
+        snprintf(dir, len, "%s/%s", cfg->spill_dir, slash ? slash + 1 : own);
+    } else if (cfg->spill_dir && cfg->spill_dir[0]) {
+        snprintf(dir, len, "%s/raylet-%d", cfg->spill_dir, (int)getpid());
+    } else if (session) {
+        snprintf(dir, len, "%s/spill", cfg->session_dir);
+    } else {
+        snprintf(dir, len, "/tmp/rayc-spill-%d", (int)getpid());
+    }
+}
+
 plasma_store *plasma_store_new(struct event_base *base, const rayc_config *cfg, char *err,
                                size_t errlen)
 {
@@ -549,12 +573,7 @@ plasma_store *plasma_store_new(struct event_base *base, const rayc_config *cfg, 
     if (open_arena(s, cfg, err, errlen) != 0)
         goto fail;
     char dir[4096];
-    if (cfg->spill_dir && cfg->spill_dir[0])
-        snprintf(dir, sizeof(dir), "%s", cfg->spill_dir);
-    else if (cfg->session_dir && cfg->session_dir[0])
-        snprintf(dir, sizeof(dir), "%s/spill", cfg->session_dir);
-    else
-        snprintf(dir, sizeof(dir), "/tmp/rayc-spill-%d", (int)getpid());
+    spill_dir_of(cfg, dir, sizeof(dir));
     s->sp = plasma_spill_open(dir, err, errlen);
     if (s->sp == NULL)
         goto fail;

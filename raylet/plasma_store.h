@@ -127,8 +127,10 @@ typedef struct {
  * a helper thread pre-faults every page in the background
  * (MADV_POPULATE_WRITE: contents untouched, so the store is usable at once);
  * the time it took is logged and returned by plasma_store_prefault_us().
- * Spill files go to cfg->spill_dir, else
- * <cfg->session_dir>/spill, else /tmp/rayc-spill-<pid>. Timers run on base.
+ * Spill files go to a subdirectory of cfg->spill_dir named after the
+ * session dir (raylet-<pid> without one: a spill dir may be shared, and only
+ * this store's own files are swept), else <cfg->session_dir>/spill, else
+ * /tmp/rayc-spill-<pid>. Timers run on base.
  * Returns NULL with err set on failure (memfd, mmap, spill dir). */
 plasma_store *plasma_store_new(struct event_base *base, const rayc_config *cfg, char *err,
                                size_t errlen);
