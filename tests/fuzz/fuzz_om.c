@@ -58,16 +58,16 @@
 #define TURNS       8    /* loop turns after each record */
 
 enum {
-    K_PUT,      /* a local object (sealed) for peers to pull */
-    K_PULL,     /* om_pull with a hint */
-    K_REQUEST,  /* PULL_REQUEST from the peer */
-    K_REPLY,    /* PULL_REPLY from the peer */
-    K_CHUNK,    /* OBJECT_CHUNK from the peer */
-    K_LOOKUP,   /* answer the oldest directory lookup */
+    K_PUT,     /* a local object (sealed) for peers to pull */
+    K_PULL,    /* om_pull with a hint */
+    K_REQUEST, /* PULL_REQUEST from the peer */
+    K_REPLY,   /* PULL_REPLY from the peer */
+    K_CHUNK,   /* OBJECT_CHUNK from the peer */
+    K_LOOKUP,  /* answer the oldest directory lookup */
     K_RECONNECT /* the peer's connection closes; a new one opens */,
-    K_DIED,     /* the peer's node dies (or comes back) */
-    K_RAW,      /* a raw frame from the peer */
-    K_DELETE,   /* the local copy goes (evicted, freed) */
+    K_DIED,   /* the peer's node dies (or comes back) */
+    K_RAW,    /* a raw frame from the peer */
+    K_DELETE, /* the local copy goes (evicted, freed) */
     K_COUNT
 };
 
@@ -77,8 +77,8 @@ typedef struct {
     harness *h;
     node_id_t node;
     bool alive;
-    conn *c;  /* the raylet's side; NULL once closed */
-    int fd;   /* our side */
+    conn *c; /* the raylet's side; NULL once closed */
+    int fd;  /* our side */
     frame_decoder dec;
     uint64_t last_req[NIDS]; /* req_id of the last PULL_REQUEST per pool id */
 } fpeer;
@@ -251,8 +251,8 @@ static void link_frame(conn *c, uint16_t type, ProtobufCMessage *m)
     if (type == MSG_HANDSHAKE)
         return;
     bool served = om_handle(p->h->om, c, type, m);
-    REQUIRE(served || (type != MSG_PULL_REQUEST && type != MSG_PULL_REPLY &&
-                       type != MSG_OBJECT_CHUNK));
+    REQUIRE(served ||
+            (type != MSG_PULL_REQUEST && type != MSG_PULL_REPLY && type != MSG_OBJECT_CHUNK));
     if (!served)
         conn_close(c); /* as node_manager.c does */
 }
