@@ -1,7 +1,13 @@
 /*
  * worker_pool.c -- rayc_worker processes; see worker_pool.h.
- * Runs in the raylet's loop thread. The raylet is single-threaded, so a
- * plain fork + exec is safe here.
+ * Runs in the raylet's loop thread.
+ *
+ * Workers are forked while the raylet may have another thread (the object
+ * store's pre-fault helper), so the child does only async-signal-safe
+ * things between fork and exec (prctl, dup2, sigaction, execve, write):
+ * everything it needs -- the environment, the failure message -- is built
+ * in the parent first. A lock another thread held at the fork (the
+ * environment's, stdio's, the allocator's) is never taken in the child.
  */
 #include "worker_pool.h"
 
@@ -121,21 +127,71 @@ static void unlink_worker(worker_pool *p, worker *w)
         w->next->prev = w->prev;
 }
 
-/* Child side of wpool_start: never returns. */
-static void exec_worker(worker_pool *p, pid_t raylet_pid, int out, int err, char **env)
+/* What the child of wpool_start needs, built before the fork. */
+typedef struct {
+    const char *bin;
+    pid_t raylet_pid;
+    int out, err;
+    char **envp;
+    char fail[PATH_MAX + 64]; /* "rayc_worker: cannot exec <bin>: errno " */
+} child_plan;
+
+/* The child's environment: ours, with each of extra (NAME=value) replacing
+ * an entry of the same name or added. NULL when out of memory; free the
+ * array only (the strings are ours and extra's). */
+static char **child_env(char *const *extra)
+{
+    size_t n = 0, k = 0;
+    while (environ[n])
+        n++;
+    while (extra[k])
+        k++;
+    char **envp = calloc(n + k + 1, sizeof(*envp));
+    if (envp == NULL)
+        return NULL;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strcspn(environ[i], "=");
+        bool replaced = false;
+        for (size_t j = 0; j < k && !replaced; j++)
+            replaced = strncmp(extra[j], environ[i], len) == 0 && extra[j][len] == '=';
+        if (!replaced)
+            envp[m++] = environ[i];
+    }
+    for (size_t j = 0; j < k; j++)
+        envp[m++] = extra[j];
+    envp[m] = NULL;
+    return envp;
+}
+
+/* errno in decimal, then a newline, to fd: async-signal-safe. */
+static void write_errno(int fd, int e)
+{
+    char buf[16];
+    int i = (int)sizeof(buf);
+    buf[--i] = '\n';
+    do
+        buf[--i] = (char)('0' + e % 10);
+    while ((e /= 10) > 0 && i > 0);
+    (void)!write(fd, buf + i, sizeof(buf) - (size_t)i);
+}
+
+/* Child side of wpool_start: never returns. Async-signal-safe calls only. */
+static void exec_worker(const child_plan *c)
 {
     /* Die with the raylet; stdout/stderr into the pipes. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != raylet_pid)
+    if (getppid() != c->raylet_pid)
         _exit(1);
-    dup2(out, 1);
-    dup2(err, 2);
-    for (int i = 0; env[i]; i++)
-        putenv(env[i]);
-    signal(SIGPIPE, SIG_DFL);
+    dup2(c->out, 1);
+    dup2(c->err, 2);
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    sigaction(SIGPIPE, &dfl, NULL);
     char *argv[] = {"rayc_worker", NULL};
-    execv(p->worker_bin, argv);
-    dprintf(2, "rayc_worker: cannot exec %s: %s\n", p->worker_bin, strerror(errno));
+    execve(c->bin, argv, c->envp);
+    int e = errno;
+    (void)!write(2, c->fail, strlen(c->fail));
+    write_errno(2, e);
     _exit(127);
 }
 
@@ -166,7 +222,6 @@ worker *wpool_start(worker_pool *p)
     snprintf(path, sizeof(path), "%s/worker-%.16s.err", p->log_dir, w->hex);
     w->log_err = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 
-    /* The child gets copies (putenv keeps the pointers). */
     char env_id[80], *env[ENV_MAX + 2];
     int ne = 0;
     snprintf(env_id, sizeof(env_id), "RAYC_WORKER_ID=%s", w->hex);
@@ -174,14 +229,21 @@ worker *wpool_start(worker_pool *p)
         env[ne++] = (char *)p->env[i];
     env[ne++] = env_id;
     env[ne] = NULL;
-    pid_t raylet_pid = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
-        log_syserr(errno, "fork");
+    child_plan plan = {.bin = p->worker_bin, .raylet_pid = getpid(), .out = po[1], .err = pe[1]};
+    snprintf(plan.fail, sizeof(plan.fail), "rayc_worker: cannot exec %s: errno ", p->worker_bin);
+    if ((plan.envp = child_env(env)) == NULL) {
+        log_syserr(ENOMEM, "cannot start a worker");
         goto fail;
     }
+    pid_t pid = fork();
     if (pid == 0)
-        exec_worker(p, raylet_pid, po[1], pe[1], env);
+        exec_worker(&plan);
+    int fork_errno = errno;
+    free(plan.envp);
+    if (pid < 0) {
+        log_syserr(fork_errno, "fork");
+        goto fail;
+    }
     close(po[1]);
     close(pe[1]);
     w->pid = pid;
