@@ -53,11 +53,12 @@ struct conn {
     size_t max_output; /* 0: no cap */
     conn_gate *gate;   /* counted there until ready or closed */
     struct event *deadline;
-    /* conn_send_fds: our duplicates of descriptors that go with byte fds_at
-     * of out (what is queued before their frame goes first) */
+    /* conn_send_fds: our duplicates of descriptors that go with the frame
+     * at byte fds_at of out (what is queued before it goes first), fds_len
+     * bytes long */
     int fds[NET_MAX_FDS];
     int nfds;
-    size_t fds_at;
+    size_t fds_at, fds_len;
 };
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
@@ -396,15 +397,19 @@ int conn_send_fds(conn *c, uint16_t type, const ProtobufCMessage *m, const int *
     }
     c->nfds = nfds;
     c->fds_at = evbuffer_get_length(c->out);
+    c->fds_len = msg_frame_size(m);
     return conn_send(c, type, m);
 }
 
-/* The descriptors' byte is next: send it and what follows it in one
- * contiguous run (they ride on its first byte). Bytes sent, or -1. */
+/* The descriptors' frame is next: send it, and only it, with them on its
+ * first byte. Only it: the receiver's recvmsg that takes the descriptors
+ * then ends with the frame, and a client that hands its socket to another
+ * reader after this reply (librayc's bconn_open, then cw_conn) loses no
+ * bytes that followed. Bytes sent, or -1. */
 static ssize_t write_with_fds(conn *c, int fd)
 {
     size_t len = evbuffer_get_length(c->out);
-    size_t k = len < 4096 ? len : 4096;
+    size_t k = len < c->fds_len ? len : c->fds_len;
     const uint8_t *p = evbuffer_pullup(c->out, (ev_ssize_t)k);
     if (p == NULL) {
         errno = ENOMEM;

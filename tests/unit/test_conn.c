@@ -889,13 +889,20 @@ Test(conn, send_fds_queues_behind_unread_output_without_blocking)
     hr.num_fds = 1;
     cr_assert_eq(conn_send_fds(p->c, MSG_HANDSHAKE_REPLY, &hr.base, &mfd, 1), 0);
     close(mfd); /* the conn keeps its own */
+    Rpc__StoreStatsReply after = RPC__STORE_STATS_REPLY__INIT;
+    cr_assert_eq(conn_send(p->c, MSG_STORE_STATS_REPLY, &after.base), 0);
     stream st = {0};
-    LOOP_UNTIL((read_stream(sv[1], &st), frame_offset(&st, MSG_HANDSHAKE_REPLY) >= 0));
+    LOOP_UNTIL((read_stream(sv[1], &st), frame_offset(&st, MSG_STORE_STATS_REPLY) >= 0));
     long at = frame_offset(&st, MSG_HANDSHAKE_REPLY);
     cr_assert_eq(st.nfds, 1, "one descriptor arrived");
     cr_assert((size_t)at >= st.fds_from && (size_t)at < st.fds_to,
               "the descriptor came with bytes [%zu, %zu), the reply starts at %ld", st.fds_from,
               st.fds_to, at);
+    /* The read that brought it ends with the reply: librayc hands the socket
+     * to another reader after the handshake and must not have read past it. */
+    size_t end = (size_t)at + msg_frame_size(&hr.base);
+    cr_assert_eq(st.fds_to, end, "the descriptor's read ends at %zu, the reply at %zu", st.fds_to,
+                 end);
     char content[16] = "";
     cr_assert_eq(pread(st.fd, content, 12, 0), 12);
     cr_assert_str_eq(content, "shared bytes");
