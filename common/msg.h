@@ -117,6 +117,11 @@ enum msg_type {
 
 #define MSG_PROTOCOL_VERSION 1
 
+/* Object ids one GET_OBJECTS_REQ, WAIT_OBJECTS_REQ or PULL_OBJECTS of a
+ * local client may name: the raylet refuses a larger one (each id it waits
+ * for costs it a few hundred bytes), and librayc asks in pieces this big. */
+#define MSG_STORE_MAX_IDS 65536
+
 /* OBJECT_CHUNK frames are not a plain message: their payload is a u32
  * big-endian header length, a packed ChunkHeader, then raw object bytes.
  * msg_unpack() of such a payload unpacks only the header; use

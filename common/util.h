@@ -25,6 +25,12 @@ char *read_file(const char *path, size_t *len);
 int write_file(const char *path, const void *data, size_t len, unsigned mode);
 /* Remove trailing whitespace in place. Returns s. */
 char *rstrip(char *s);
+/* Whether path (and, for a symlink, what it points to) belongs to this
+ * process's effective user: a temp root, session_latest or a session dir of
+ * another user must not be followed (it could name another user's cluster
+ * and token, or be swapped under us). 0 when it is ours; -1 with why
+ * written (including when it cannot be examined: errno kept). */
+int path_is_mine(const char *path, char *why, size_t len);
 
 /* "host:port" -> host (copied into host[hostlen]) and port. 0 or -1. */
 int parse_host_port(const char *s, char *host, size_t hostlen, int *port);

@@ -10,7 +10,9 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +32,7 @@
 #include "gcs_server_int.h"
 #include "gcs_state.h"
 #include "gcs_timeline.h"
+#include "listener.h"
 #include "log.h"
 #include "rayc.h"
 #include "sha256.h"
@@ -50,7 +53,34 @@ struct gcs_http {
     struct evhttp_connection *conns[GCS_HTTP_MAX_CONNS];
     int nconns;
     char dashboard_file[PATH_MAX]; /* removed at free */
+    /* accepting while out of descriptors (see on_accept_error) */
+    struct evconnlistener *lev;
+    struct event *retry_ev;
+    uint64_t retry_ms, last_error_ms, last_log_ms, pauses;
+    struct gcs_http *next_live;
 };
+
+/* Every live server. libevent hands a listener's error callback only the
+ * listener's own argument, which evhttp set to its evhttp: this list finds
+ * our server from it. Loop thread only; usually one entry. */
+static gcs_http *live;
+
+static gcs_http *by_evhttp(const struct evhttp *http)
+{
+    gcs_http *h = live;
+    while (h && h->http != http)
+        h = h->next_live;
+    return h;
+}
+
+static void unlist(gcs_http *h)
+{
+    for (gcs_http **pp = &live; *pp; pp = &(*pp)->next_live)
+        if (*pp == h) {
+            *pp = h->next_live;
+            return;
+        }
+}
 
 /* ------------------------------------------------------------ replies */
 
@@ -645,6 +675,50 @@ static void on_request(struct evhttp_request *req, void *arg)
 
 /* ---------------------------------------------------------- lifecycle */
 
+/* ------------------------------------------------------------ accepting */
+
+/* accept() failed with something other than "try again" -- out of
+ * descriptors (EMFILE, ENFILE) or memory. The listening socket stays
+ * readable, and evhttp's listener would call accept again at once, forever:
+ * 100% CPU and a warning a turn. Pause it instead and retry on a timer,
+ * backing off as common/listener does, with one log line per
+ * LISTENER_LOG_EVERY_MS. */
+static void on_accept_error(struct evconnlistener *lev, void *arg)
+{
+    int e = EVUTIL_SOCKET_ERROR();
+    gcs_http *h = by_evhttp(arg);
+    evconnlistener_disable(lev);
+    if (h == NULL)
+        return; /* not ours: never happens */
+    uint64_t now = now_ms();
+    h->pauses++;
+    bool again = h->retry_ms && now - h->last_error_ms <= 2 * h->retry_ms + LISTENER_RETRY_MIN_MS;
+    h->retry_ms = again ? h->retry_ms * 2 : LISTENER_RETRY_MIN_MS;
+    if (h->retry_ms > LISTENER_RETRY_MAX_MS)
+        h->retry_ms = LISTENER_RETRY_MAX_MS;
+    h->last_error_ms = now;
+    if (h->last_log_ms == 0 || now - h->last_log_ms >= LISTENER_LOG_EVERY_MS) {
+        h->last_log_ms = now;
+        log_warn("dashboard: accept failed (%s); paused %" PRIu64 " time(s), retrying in %" PRIu64
+                 " ms",
+                 strerror(e), h->pauses, h->retry_ms);
+    }
+    struct timeval tv = {(time_t)(h->retry_ms / 1000), (suseconds_t)(h->retry_ms % 1000) * 1000};
+    evtimer_add(h->retry_ev, &tv);
+}
+
+static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    gcs_http *h = arg;
+    evconnlistener_enable(h->lev);
+}
+
+uint64_t gcs_http_accept_pauses(const gcs_http *h)
+{
+    return h->pauses;
+}
+
 gcs_http *gcs_http_new(struct event_base *base, gcs_server *srv, const char *host, int port,
                        char *err, size_t errlen)
 {
@@ -695,6 +769,15 @@ gcs_http *gcs_http_new(struct event_base *base, gcs_server *srv, const char *hos
                      strerror(errno));
         goto fail;
     }
+    h->lev = evhttp_bound_socket_get_listener(bs);
+    h->retry_ev = evtimer_new(base, on_accept_retry, h);
+    if (h->retry_ev == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    h->next_live = live;
+    live = h;
+    evconnlistener_set_error_cb(h->lev, on_accept_error);
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
     evutil_socket_t fd = evhttp_bound_socket_get_fd(bs);
@@ -723,10 +806,13 @@ void gcs_http_free(gcs_http *h)
 {
     if (h == NULL)
         return;
+    unlist(h);
     if (h->http)
         evhttp_free(h->http);
     if (h->loader)
         h->loader->h = NULL; /* its callback frees it */
+    if (h->retry_ev)
+        event_free(h->retry_ev);
     gcs_jobsub_free(h->jobs);
     if (h->dashboard_file[0])
         unlink(h->dashboard_file);

@@ -488,6 +488,15 @@ void tm_forwarded(task_manager *tm, const node_id_t *from, Rpc__ForwardTask *f)
 
 void tm_submit(task_manager *tm, client *owner, Rpc__SubmitTask *m)
 {
+    /* A client submits in its own name only: the spec's owner owns the
+     * returns (and may delete them). */
+    if (m->spec && m->spec->owner_id.len == WORKER_ID_SIZE &&
+        memcmp(m->spec->owner_id.data, owner->id.b, WORKER_ID_SIZE) != 0) {
+        log_warn("closing %s: it submitted a task in another worker's name", conn_peer(owner->c));
+        msg_free(&m->base);
+        conn_close(owner->c);
+        return;
+    }
     const char *bad;
     rtask *t = new_task(tm, m, &bad);
     if (t == NULL) {
@@ -814,7 +823,7 @@ void tm_task_done(task_manager *tm, client *from, Rpc__TaskDone *m)
         if (owner && owner->pc)
             plasma_set_owner(tm->d.store, &oid, owner->pc);
         else if (t->remote_owner)
-            plasma_set_owner(tm->d.store, &oid, NULL); /* kept for the remote owner */
+            plasma_set_remote_owner(tm->d.store, &oid, &t->owner); /* kept for it */
         else
             plasma_delete(tm->d.store, &oid);
     }

@@ -185,6 +185,19 @@ static const char *temp_root(void)
     return t && *t ? t : "/tmp/rayc";
 }
 
+/* <temp root>/session_latest/<name> into path, once the temp root, the link
+ * and the session are known to be this user's (another user's could name
+ * their dashboard and token). */
+static void local_session_file(const char *name, char *path, size_t len)
+{
+    char link[PATH_MAX], why[PATH_MAX + 128];
+    snprintf(link, sizeof(link), "%s/session_latest", temp_root());
+    if (path_is_mine(temp_root(), why, sizeof(why)) != 0 ||
+        path_is_mine(link, why, sizeof(why)) != 0)
+        die(1, "not following %s: %s; set RAYC_TEMP_DIR to a directory of yours", link, why);
+    snprintf(path, len, "%s/%s", link, name);
+}
+
 static void read_first_line(const char *path, char *out, size_t cap, const char *what)
 {
     char *s = read_file(path, NULL);
@@ -220,7 +233,7 @@ static void setup(client *cl, int *argc, char **argv)
     *argc = out;
     char path[PATH_MAX], buf[512];
     if (addr == NULL || *addr == '\0') {
-        snprintf(path, sizeof(path), "%s/session_latest/dashboard_address", temp_root());
+        local_session_file("dashboard_address", path, sizeof(path));
         read_first_line(path, buf, sizeof(buf), "the local dashboard address");
         addr = buf;
     }
@@ -235,7 +248,7 @@ static void setup(client *cl, int *argc, char **argv)
         snprintf(cl->token, sizeof(cl->token), "%s", token);
     } else {
         if (token_file == NULL || *token_file == '\0') {
-            snprintf(path, sizeof(path), "%s/session_latest/token", temp_root());
+            local_session_file("token", path, sizeof(path));
             token_file = path;
         }
         read_first_line(token_file, cl->token, sizeof(cl->token), "the cluster token");

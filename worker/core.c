@@ -284,21 +284,33 @@ static const char *temp_root(void)
     return t && *t ? t : "/tmp/rayc";
 }
 
-/* The session dir of this machine's latest session, or -1. */
-static int local_session(char *out, size_t len)
+/* The session dir of this machine's latest session: 0 with *found set (and
+ * out filled) or not. Only what this user owns is followed -- the temp root,
+ * session_latest and the session dir: another user's could name their
+ * cluster and token. Such a session is an error, not "no session". */
+static int local_session(char *out, size_t len, bool *found)
 {
     char link[CORE_PATH_MAX];
     snprintf(link, sizeof(link), "%s/session_latest", temp_root());
+    *found = false;
     char *real = realpath(link, NULL);
     if (real == NULL)
-        return -1;
+        return 0;
+    char why[CORE_PATH_MAX + 128];
+    if (path_is_mine(temp_root(), why, sizeof(why)) != 0 ||
+        path_is_mine(link, why, sizeof(why)) != 0 || path_is_mine(real, why, sizeof(why)) != 0) {
+        free(real);
+        return rayc__error(RAYC_EINVAL,
+                           "not following %s: %s; set RAYC_TEMP_DIR to a directory of yours", link,
+                           why);
+    }
     char probe[CORE_PATH_MAX + 32];
     snprintf(probe, sizeof(probe), "%s/gcs_address", real);
-    int ok = access(probe, R_OK) == 0;
-    if (ok)
+    *found = access(probe, R_OK) == 0;
+    if (*found)
         snprintf(out, len, "%s", real);
     free(real);
-    return ok ? 0 : -1;
+    return 0;
 }
 
 static int read_small(const char *dir, const char *name, char *out, size_t len)
@@ -673,7 +685,15 @@ int rayc_init(const rayc_init_opts *opts)
 
     const char *addr = opts && opts->address ? opts->address : getenv("RAYC_ADDRESS");
     char session[CORE_PATH_MAX] = "";
-    bool have_session = local_session(session, sizeof(session)) == 0;
+    bool have_session = false;
+    /* Another user's session is an error where it would be followed (no
+     * address, or "auto"); elsewhere it is only not used. */
+    int src = rc == 0 ? local_session(session, sizeof(session), &have_session) : 0;
+    bool auto_addr = addr == NULL || *addr == '\0' || strcmp(addr, "auto") == 0;
+    if (src != 0 && auto_addr)
+        rc = src;
+    else if (src != 0)
+        rayc__error_clear();
     if (addr == NULL || *addr == '\0')
         addr = have_session ? "auto" : "local";
 

@@ -1189,11 +1189,11 @@ bool harness_send_garbage_unix(const char *path, const void *data, size_t len, i
     return garbage(net_unix_connect(path), data, len, timeout_ms);
 }
 
-Rpc__StoreStatsReply *harness_store_stats(const harness_raylet *r)
+bconn *harness_local_connect(const harness_raylet *r, int role)
 {
     Rpc__Handshake hs = RPC__HANDSHAKE__INIT;
     worker_id_t id = worker_id_random();
-    hs.role = RPC__ROLE__ROLE_CLI;
+    hs.role = role;
     hs.id.data = id.b;
     hs.id.len = WORKER_ID_SIZE;
     hs.pid = (int32_t)getpid();
@@ -1202,10 +1202,16 @@ Rpc__StoreStatsReply *harness_store_stats(const harness_raylet *r)
     char err[256];
     bconn *b = bconn_open(NULL, 0, r->socket, NULL, &hs, 5000, NULL, fds, 2, &nfds, &code, err,
                           sizeof(err));
+    for (int i = 0; b != NULL && i < nfds; i++)
+        close(fds[i]); /* the arena */
+    return b;
+}
+
+Rpc__StoreStatsReply *harness_store_stats(const harness_raylet *r)
+{
+    bconn *b = harness_local_connect(r, RPC__ROLE__ROLE_CLI);
     if (b == NULL)
         return NULL;
-    for (int i = 0; i < nfds; i++)
-        close(fds[i]); /* the arena; only the numbers are wanted */
     Rpc__StoreStatsRequest req = RPC__STORE_STATS_REQUEST__INIT;
     req.req_id = 1;
     ProtobufCMessage *m = NULL;
