@@ -256,18 +256,20 @@ static void pull_for_client(node_manager *nm, client *cl, Rpc__PullObjects *m)
  * kept for a remote one until it frees them). */
 static void give_to_owner(node_manager *nm, const Rpc__ObjectOwner *m)
 {
-    client *owner = NULL;
-    if (m->owner_id.len == WORKER_ID_SIZE) {
-        worker_id_t id;
-        memcpy(id.b, m->owner_id.data, WORKER_ID_SIZE);
-        owner = creg_by_worker(nm->clients, &id);
-    }
+    if (m->owner_id.len != WORKER_ID_SIZE)
+        return;
+    worker_id_t id;
+    memcpy(id.b, m->owner_id.data, WORKER_ID_SIZE);
+    client *owner = creg_by_worker(nm->clients, &id);
     for (size_t i = 0; i < m->n_object_ids; i++) {
         if (m->object_ids[i].len != OBJECT_ID_SIZE)
             continue;
         object_id_t oid;
         memcpy(oid.b, m->object_ids[i].data, OBJECT_ID_SIZE);
-        plasma_set_owner(nm->store, &oid, owner ? owner->pc : NULL);
+        if (owner && owner->pc)
+            plasma_set_owner(nm->store, &oid, owner->pc);
+        else
+            plasma_set_remote_owner(nm->store, &oid, &id); /* kept for it */
     }
 }
 
