@@ -254,6 +254,7 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_MAXLEN_fuzz_frame := 4096
 FUZZ_MAXLEN_fuzz_gcs   := 8192
 FUZZ_MAXLEN_fuzz_store := 4096
+FUZZ_MAXLEN_fuzz_om    := 4096
 $(BUILD)/fuzz/fuzz_frame: tests/fuzz/fuzz_frame.c common/frame.c common/msg.c common/log.c $(GEN_C)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ $@"
@@ -263,6 +264,10 @@ $(BUILD)/fuzz/fuzz_gcs: tests/fuzz/fuzz_gcs.c $(COMMON_SRC) $(GCS_SRC) $(GEN_C) 
 	@echo "  FUZZ $@"
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(LIBS)
 $(BUILD)/fuzz/fuzz_store: tests/fuzz/fuzz_store.c $(COMMON_SRC) $(wildcard raylet/plasma_*.c) $(GEN_C)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ $@"
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(LIBS)
+$(BUILD)/fuzz/fuzz_om: tests/fuzz/fuzz_om.c $(COMMON_SRC) $(wildcard raylet/plasma_*.c) raylet/object_manager.c $(GEN_C)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ $@"
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(LIBS)

@@ -45,6 +45,11 @@
     X(INT, gcs_reconnect_max_ms, 2000, "cap of the raylet's reconnect back-off")             \
     X(INT, gcs_reconnect_timeout_ms, 600000, "raylet exits after this long without a GCS")   \
     X(INT, connect_timeout_ms, 5000, "first connection to the GCS must succeed by then")     \
+    /* task events (issue 15) */                                                             \
+    X(INT, task_events_report_ms, 1000, "drivers/workers send task events this often; 0: off") \
+    X(INT, task_events_buffer_max, 100000, "task state changes a process buffers between sends") \
+    X(INT, task_events_max_per_job, 10000, "task attempts the GCS keeps per job, oldest out")  \
+    X(INT, task_events_max_total, 100000, "task attempts the GCS keeps over all jobs")        \
     /* node resources */                                                                     \
     X(DBL, num_cpus, -1, "CPUs this node offers; -1: all cores")                             \
     X(DBL, num_gpus, 0, "GPUs this node offers")                                             \

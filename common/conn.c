@@ -5,6 +5,7 @@
 #include "conn.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <event2/buffer.h>
 #include <stdio.h>
@@ -52,6 +53,12 @@ struct conn {
     size_t max_output; /* 0: no cap */
     conn_gate *gate;   /* counted there until ready or closed */
     struct event *deadline;
+    /* conn_send_fds: our duplicates of descriptors that go with the frame
+     * at byte fds_at of out (what is queued before it goes first), fds_len
+     * bytes long */
+    int fds[NET_MAX_FDS];
+    int nfds;
+    size_t fds_at, fds_len;
 };
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
@@ -243,6 +250,13 @@ static void handshake_over(conn *c)
     c->dec.max_frame = c->max_frame;
 }
 
+static void drop_fds(conn *c)
+{
+    for (int i = 0; i < c->nfds; i++)
+        close(c->fds[i]);
+    c->nfds = 0;
+}
+
 /* Stop all I/O now; deliver on_close from the loop. */
 static void shut(conn *c, int reason, const char *why)
 {
@@ -256,6 +270,7 @@ static void shut(conn *c, int reason, const char *why)
     event_del(c->wev);
     close(c->fd);
     c->fd = -1;
+    drop_fds(c);
     event_active(c->closer, 0, 0);
 }
 
@@ -365,31 +380,60 @@ int conn_send(conn *c, uint16_t type, const ProtobufCMessage *m)
 
 int conn_send_fds(conn *c, uint16_t type, const ProtobufCMessage *m, const int *fds, int nfds)
 {
-    if (c->state == ST_CLOSED)
+    if (c->state == ST_CLOSED || c->flush_then_close)
         return -1;
-    /* Descriptors ride on the first byte of this frame, so everything queued
-     * before it must go out first. */
-    net_set_nonblock(c->fd, false);
-    while (evbuffer_get_length(c->out) > 0) {
-        if (evbuffer_write(c->out, c->fd) < 0) {
-            net_set_nonblock(c->fd, true);
-            fail(c, CONN_EIO, "write failed: %s", strerror(errno));
+    if (nfds < 0 || nfds > NET_MAX_FDS || c->nfds > 0 || (!c->accepting && c->state != ST_READY)) {
+        fail(c, CONN_EIO, "cannot queue %d descriptors now", nfds);
+        return -1;
+    }
+    /* Duplicates: the caller may close its descriptors once we return. */
+    for (int i = 0; i < nfds; i++) {
+        c->fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 0);
+        if (c->fds[i] < 0) {
+            c->nfds = i;
+            fail(c, CONN_EIO, "dup: %s", strerror(errno));
             return -1;
         }
     }
-    size_t size = msg_frame_size(m);
-    uint8_t stackbuf[1024], *buf = size <= sizeof(stackbuf) ? stackbuf : malloc(size);
-    int rc = -1;
-    if (buf != NULL) {
-        msg_encode(type, m, buf);
-        rc = net_send_fds(c->fd, buf, size, fds, nfds);
+    c->nfds = nfds;
+    c->fds_at = evbuffer_get_length(c->out);
+    c->fds_len = msg_frame_size(m);
+    return conn_send(c, type, m);
+}
+
+/* The descriptors' frame is next: send it, and only it, with them on its
+ * first byte. Only it: the receiver's recvmsg that takes the descriptors
+ * then ends with the frame, and a client that hands its socket to another
+ * reader after this reply (librayc's bconn_open, then cw_conn) loses no
+ * bytes that followed. Bytes sent, or -1. */
+static ssize_t write_with_fds(conn *c, int fd)
+{
+    size_t len = evbuffer_get_length(c->out);
+    size_t k = len < c->fds_len ? len : c->fds_len;
+    const uint8_t *p = evbuffer_pullup(c->out, (ev_ssize_t)k);
+    if (p == NULL) {
+        errno = ENOMEM;
+        return -1;
     }
-    if (buf != stackbuf)
-        free(buf);
-    net_set_nonblock(c->fd, true);
-    if (rc != 0)
-        fail(c, CONN_EIO, "sendmsg failed: %s", strerror(errno));
-    return rc;
+    ssize_t n = net_send_fds(fd, p, k, c->fds, c->nfds);
+    if (n > 0) {
+        evbuffer_drain(c->out, (size_t)n);
+        drop_fds(c);
+    }
+    return n;
+}
+
+/* One write of queued output; a frame with descriptors waits for what is
+ * queued before it. Bytes written, or -1 (errno). */
+static ssize_t write_some(conn *c, int fd)
+{
+    if (c->nfds > 0 && c->fds_at == 0)
+        return write_with_fds(c, fd);
+    ev_ssize_t upto = c->nfds > 0 ? (ev_ssize_t)c->fds_at : -1;
+    int n = evbuffer_write_atmost(c->out, fd, upto);
+    if (n > 0 && c->nfds > 0)
+        c->fds_at -= (size_t)n;
+    return n;
 }
 
 static void on_write(evutil_socket_t fd, short what, void *arg)
@@ -397,7 +441,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     (void)what;
     conn *c = arg;
     while (evbuffer_get_length(c->out) > 0) {
-        int n = evbuffer_write(c->out, fd);
+        ssize_t n = write_some(c, fd);
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR)
                 return;

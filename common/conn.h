@@ -97,7 +97,12 @@ conn *conn_connect(struct event_base *base, int fd, const conn_handlers *h, void
  * message would take the output queue past max_output: the peer is not
  * reading, so the connection is closed). */
 int conn_send(conn *c, uint16_t type, const ProtobufCMessage *m);
-/* Send a message with descriptors attached, now (flushes queued output first). */
+/* Queue a message with up to NET_MAX_FDS descriptors attached to its first
+ * byte (SCM_RIGHTS on a Unix socket), after what is queued already; never
+ * blocks. The descriptors are duplicated (the caller keeps its own) and the
+ * duplicates closed once sent or when the conn closes. One such message at
+ * a time; only once the conn is usable (accepting side, or ready). Returns 0,
+ * or -1 (the conn is closed). */
 int conn_send_fds(conn *c, uint16_t type, const ProtobufCMessage *m, const int *fds, int nfds);
 /* Close now; on_close(CONN_LOCAL) follows from the loop. Safe to call twice. */
 void conn_close(conn *c);

@@ -33,6 +33,7 @@
     X(23, FINISH_JOB_REPLY, finish_job_reply)                        \
     X(24, LIST_JOBS_REQ, list_jobs_request)                          \
     X(25, LIST_JOBS_REPLY, list_jobs_reply)                          \
+    X(26, TASK_EVENTS, task_event_batch)                             \
     X(30, KV_PUT_REQ, kv_put_request)                                \
     X(31, KV_PUT_REPLY, kv_put_reply)                                \
     X(32, KV_GET_REQ, kv_get_request)                                \
@@ -92,6 +93,8 @@
     X(123, KILL_ACTOR_WORKER, kill_actor_worker)                     \
     X(124, OBJECT_OWNER, object_owner)                               \
     X(125, ACTOR_EXIT, actor_exit)                                   \
+    X(126, STEAL_TASKS, steal_tasks)                                 \
+    X(127, TASKS_GIVEN_BACK, tasks_given_back)                       \
     X(130, STREAM_ITEM, stream_item)                                 \
     X(131, STREAM_ACK, stream_ack)                                   \
     X(140, CREATE_PG_REQ, create_pg_request)                         \
@@ -124,6 +127,11 @@ enum msg_type {
  * acknowledges every quarter window. */
 #define STREAM_WINDOW_BYTES ((uint64_t)32 << 20)
 #define STREAM_ITEM_COST(m) ((uint64_t)(m)->data.len + 64)
+
+/* Object ids one GET_OBJECTS_REQ, WAIT_OBJECTS_REQ or PULL_OBJECTS of a
+ * local client may name: the raylet refuses a larger one (each id it waits
+ * for costs it a few hundred bytes), and librayc asks in pieces this big. */
+#define MSG_STORE_MAX_IDS 65536
 
 /* OBJECT_CHUNK frames are not a plain message: their payload is a u32
  * big-endian header length, a packed ChunkHeader, then raw object bytes.

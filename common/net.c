@@ -196,13 +196,13 @@ void net_peer_name(int fd, char *buf, size_t len)
     }
 }
 
-int net_send_fds(int sock, const void *data, size_t len, const int *fds, int nfds)
+ssize_t net_send_fds(int sock, const void *data, size_t len, const int *fds, int nfds)
 {
-    char cbuf[CMSG_SPACE(sizeof(int) * 4)];
-    if (nfds > 4) {
+    if (len == 0 || nfds < 0 || nfds > NET_MAX_FDS) {
         errno = EINVAL;
         return -1;
     }
+    char cbuf[CMSG_SPACE(sizeof(int) * NET_MAX_FDS)];
     struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
     if (nfds > 0) {
@@ -215,26 +215,11 @@ int net_send_fds(int sock, const void *data, size_t len, const int *fds, int nfd
         cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
         memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)nfds);
     }
-    size_t sent = 0;
-    while (sent < len) {
-        ssize_t w = sendmsg(sock, &mh, MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN) {
-                struct pollfd p = {.fd = sock, .events = POLLOUT};
-                poll(&p, 1, 1000);
-                continue;
-            }
-            return -1;
-        }
-        sent += (size_t)w;
-        iov.iov_base = (char *)data + sent;
-        iov.iov_len = len - sent;
-        mh.msg_control = NULL; /* descriptors go with the first byte only */
-        mh.msg_controllen = 0;
-    }
-    return 0;
+    ssize_t w;
+    do
+        w = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (w < 0 && errno == EINTR);
+    return w;
 }
 
 ssize_t net_recv_fds(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds)

@@ -25,8 +25,14 @@ void net_tcp_nodelay(int fd);
 /* "tcp 127.0.0.1:5123" / "unix pid 42" for logs. */
 void net_peer_name(int fd, char *buf, size_t len);
 
-/* Send len bytes of data with nfds descriptors attached (SCM_RIGHTS). */
-int net_send_fds(int sock, const void *data, size_t len, const int *fds, int nfds);
+#define NET_MAX_FDS 4 /* descriptors one net_send_fds may attach */
+
+/* One non-blocking sendmsg of up to len (> 0) bytes of data with nfds
+ * descriptors attached to the first byte (SCM_RIGHTS). Returns the bytes
+ * sent (at least 1: the descriptors went with them), or -1 with errno
+ * (EAGAIN: nothing sent, try again when writable; EINVAL: len 0 or more
+ * than NET_MAX_FDS descriptors). */
+ssize_t net_send_fds(int sock, const void *data, size_t len, const int *fds, int nfds);
 /* Receive up to len bytes; descriptors that arrive are stored in fds (up to
  * maxfds) and counted in *nfds. Returns bytes read, 0 on EOF, -1 on error. */
 ssize_t net_recv_fds(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds);

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <sys/resource.h>
@@ -32,6 +33,13 @@ uint64_t wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
 int mkdir_p(const char *path, unsigned mode)
@@ -264,6 +272,40 @@ long raise_fd_limit(void)
         getrlimit(RLIMIT_NOFILE, &rl);
     }
     return rl.rlim_cur == RLIM_INFINITY ? -1 : (long)rl.rlim_cur;
+}
+
+/* One stat result against our uid; what names it in why. */
+static int owner_ok(const char *what, const struct stat *st, char *why, size_t len)
+{
+    if (st->st_uid == geteuid())
+        return 0;
+    snprintf(why, len, "%s belongs to another user (uid %u, not %u)", what, (unsigned)st->st_uid,
+             (unsigned)geteuid());
+    return -1;
+}
+
+static int stat_failed(const char *path, char *why, size_t len)
+{
+    int e = errno;
+    snprintf(why, len, "%s: %s", path, strerror(e));
+    errno = e;
+    return -1;
+}
+
+int path_is_mine(const char *path, char *why, size_t len)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return stat_failed(path, why, len);
+    if (owner_ok(path, &st, why, len) != 0)
+        return -1;
+    if (!S_ISLNK(st.st_mode))
+        return 0;
+    if (stat(path, &st) != 0)
+        return stat_failed(path, why, len);
+    char what[PATH_MAX + 32];
+    snprintf(what, sizeof(what), "what %s points to", path);
+    return owner_ok(what, &st, why, len);
 }
 
 /* ------------------------------------------------------------ hashing */

@@ -14,6 +14,7 @@
 uint64_t now_ms(void);  /* monotonic milliseconds */
 uint64_t now_us(void);  /* monotonic microseconds */
 uint64_t wall_ms(void); /* milliseconds since the epoch */
+uint64_t wall_us(void); /* microseconds since the epoch */
 
 /* A fast 64-bit hash of n bytes (the XXH64 algorithm: four independent
  * lanes, about a byte per cycle per lane). Not cryptographic: a caller that
@@ -29,6 +30,12 @@ char *read_file(const char *path, size_t *len);
 int write_file(const char *path, const void *data, size_t len, unsigned mode);
 /* Remove trailing whitespace in place. Returns s. */
 char *rstrip(char *s);
+/* Whether path (and, for a symlink, what it points to) belongs to this
+ * process's effective user: a temp root, session_latest or a session dir of
+ * another user must not be followed (it could name another user's cluster
+ * and token, or be swapped under us). 0 when it is ours; -1 with why
+ * written (including when it cannot be examined: errno kept). */
+int path_is_mine(const char *path, char *why, size_t len);
 
 /* "host:port" -> host (copied into host[hostlen]) and port. 0 or -1. */
 int parse_host_port(const char *s, char *host, size_t hostlen, int *port);

@@ -10,7 +10,9 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,13 +31,21 @@
 #include "gcs_map.h"
 #include "gcs_server_int.h"
 #include "gcs_state.h"
+#include "gcs_timeline.h"
+#include "listener.h"
 #include "log.h"
 #include "rayc.h"
 #include "sha256.h"
 #include "util.h"
 
+/* The load of saved submissions: outlives h if h goes first (it is told). */
+typedef struct jobsub_loader {
+    gcs_http *h; /* NULL once h is freed */
+} jobsub_loader;
+
 struct gcs_http {
     gcs_server *srv;
+    jobsub_loader *loader; /* while the load is in flight */
     struct evhttp *http;
     int port;
     char cookie[2 * SHA256_SIZE + 1]; /* hex HMAC(token, "rayc dashboard cookie") */
@@ -43,7 +53,34 @@ struct gcs_http {
     struct evhttp_connection *conns[GCS_HTTP_MAX_CONNS];
     int nconns;
     char dashboard_file[PATH_MAX]; /* removed at free */
+    /* accepting while out of descriptors (see on_accept_error) */
+    struct evconnlistener *lev;
+    struct event *retry_ev;
+    uint64_t retry_ms, last_error_ms, last_log_ms, pauses;
+    struct gcs_http *next_live;
 };
+
+/* Every live server. libevent hands a listener's error callback only the
+ * listener's own argument, which evhttp set to its evhttp: this list finds
+ * our server from it. Loop thread only; usually one entry. */
+static gcs_http *live;
+
+static gcs_http *by_evhttp(const struct evhttp *http)
+{
+    gcs_http *h = live;
+    while (h && h->http != http)
+        h = h->next_live;
+    return h;
+}
+
+static void unlist(gcs_http *h)
+{
+    for (gcs_http **pp = &live; *pp; pp = &(*pp)->next_live)
+        if (*pp == h) {
+            *pp = h->next_live;
+            return;
+        }
+}
 
 /* ------------------------------------------------------------ replies */
 
@@ -190,7 +227,12 @@ static bool admit(gcs_http *h, struct evhttp_request *req)
 
 static gcs_state_src state_src(const gcs_http *h)
 {
-    return (gcs_state_src){h->srv->nodes, h->srv->jobs, h->srv->objdir, h->jobs, h->srv->actors};
+    return (gcs_state_src){.nodes = h->srv->nodes,
+                           .jobs = h->srv->jobs,
+                           .objdir = h->srv->objdir,
+                           .subs = h->jobs,
+                           .actors = h->srv->actors,
+                           .tasks = h->srv->tasks};
 }
 
 static void serve_state(gcs_http *h, struct evhttp_request *req, const char *resource,
@@ -255,6 +297,26 @@ static void serve_state(gcs_http *h, struct evhttp_request *req, const char *res
         reply_error(h, req, 500, "out of memory");
     else
         reply_error(h, req, rc == RAYC_ENOTFOUND ? 404 : rc == RAYC_EBUSY ? 501 : 400, err);
+    free(body);
+}
+
+/* /api/v0/timeline[?job_id=N]: Chrome trace events of the task runs. */
+static void serve_timeline(gcs_http *h, struct evhttp_request *req, struct evkeyvalq *q)
+{
+    const char *job = evhttp_find_header(q, "job_id");
+    char *end = NULL;
+    unsigned long long id = job ? strtoull(job, &end, 10) : 0;
+    if (job && (*job == '\0' || *end || id > UINT32_MAX)) {
+        reply_error(h, req, 400, "bad job_id");
+        return;
+    }
+    size_t len;
+    char *body = gcs_timeline_render(h->srv->tasks, h->srv->nodes, (uint32_t)id, wall_us(), &len);
+    if (body == NULL) {
+        reply_error(h, req, 500, "out of memory");
+        return;
+    }
+    reply(h, req, 200, "OK", "application/json", body, len);
     free(body);
 }
 
@@ -454,6 +516,91 @@ static void serve_jobs(gcs_http *h, struct evhttp_request *req, const char *rest
     }
 }
 
+/* ------------------------------------------------------ job persistence */
+
+#define JOBSUB_TABLE "jobsub" /* submission id -> JobSubmission */
+
+static void stored(void *arg, int status)
+{
+    (void)arg;
+    if (status != RAYC_OK && status != RAYC_ECANCELLED && status != RAYC_ENOTFOUND)
+        log_warn("cannot persist a submitted job: %s", rayc_strerror(status));
+}
+
+static void save_job(void *arg, const gcs_jobsub_info *x)
+{
+    gcs_http *h = arg;
+    Rpc__JobSubmission js = RPC__JOB_SUBMISSION__INIT;
+    js.id = (char *)x->id;
+    js.entrypoint = x->entrypoint ? x->entrypoint : "";
+    js.working_dir = x->working_dir ? x->working_dir : "";
+    js.message = x->message ? x->message : "";
+    js.log_path = x->log_path ? x->log_path : "";
+    js.status = (uint32_t)x->status;
+    js.pid = x->pid;
+    js.exit_code = x->exit_code;
+    js.start_time_ms = x->start_time_ms;
+    js.end_time_ms = x->end_time_ms;
+    js.stop_requested = x->stop_requested;
+    size_t len;
+    uint8_t *buf = gcs_storage_pack(&js.base, &len);
+    if (buf == NULL) {
+        log_warn("cannot persist job %s: out of memory", x->id);
+        return;
+    }
+    gcs_storage_put(h->srv->storage, JOBSUB_TABLE, x->id, strlen(x->id), buf, len, stored, NULL);
+    free(buf);
+}
+
+static void forget_job(void *arg, const char *id)
+{
+    gcs_http *h = arg;
+    gcs_storage_del(h->srv->storage, JOBSUB_TABLE, id, strlen(id), stored, NULL);
+}
+
+/* The submissions an earlier GCS saved: restore them (those still running
+ * then are ended: see gcs_jobsub_restore). */
+static void on_jobs_loaded(void *arg, int status, const gcs_storage_entry *es, size_t n)
+{
+    jobsub_loader *l = arg;
+    gcs_http *h = l->h;
+    free(l);
+    if (h == NULL)
+        return;
+    h->loader = NULL;
+    if (status != RAYC_OK) {
+        log_warn("cannot load submitted jobs: %s", rayc_strerror(status));
+        return;
+    }
+    size_t restored = 0;
+    for (size_t i = 0; i < n; i++) {
+        Rpc__JobSubmission *js = rpc__job_submission__unpack(NULL, es[i].val_len, es[i].val);
+        if (js == NULL || strlen(js->id) >= GCS_JOBSUB_ID_MAX || js->status > GCS_JOBSUB_STOPPED) {
+            log_warn("skipping a bad saved job record");
+            if (js)
+                rpc__job_submission__free_unpacked(js, NULL);
+            continue;
+        }
+        gcs_jobsub_info x = {0};
+        snprintf(x.id, sizeof(x.id), "%s", js->id);
+        x.entrypoint = js->entrypoint;
+        x.working_dir = js->working_dir;
+        x.message = js->message;
+        x.log_path = js->log_path;
+        x.status = (gcs_jobsub_status)js->status;
+        x.pid = js->pid;
+        x.exit_code = js->exit_code;
+        x.start_time_ms = js->start_time_ms;
+        x.end_time_ms = js->end_time_ms;
+        x.stop_requested = js->stop_requested;
+        if (gcs_jobsub_restore(h->jobs, &x) == 0)
+            restored++;
+        rpc__job_submission__free_unpacked(js, NULL);
+    }
+    if (restored)
+        log_info("restored %zu submitted job(s)", restored);
+}
+
 /* ------------------------------------------------------------ routing */
 
 static void serve_asset(gcs_http *h, struct evhttp_request *req, const char *ctype,
@@ -511,6 +658,8 @@ static void on_request(struct evhttp_request *req, void *arg)
         else
             reply_error(h, req, 500, "out of memory");
         free(text);
+    } else if (strcmp(path, "/api/v0/timeline") == 0) {
+        serve_timeline(h, req, &q);
     } else if (strncmp(path, "/api/v0/", 8) == 0) {
         serve_state(h, req, path + 8, &q);
     } else if (strcmp(path, "/api/jobs") == 0 || strncmp(path, "/api/jobs/", 10) == 0) {
@@ -525,6 +674,50 @@ static void on_request(struct evhttp_request *req, void *arg)
 }
 
 /* ---------------------------------------------------------- lifecycle */
+
+/* ------------------------------------------------------------ accepting */
+
+/* accept() failed with something other than "try again" -- out of
+ * descriptors (EMFILE, ENFILE) or memory. The listening socket stays
+ * readable, and evhttp's listener would call accept again at once, forever:
+ * 100% CPU and a warning a turn. Pause it instead and retry on a timer,
+ * backing off as common/listener does, with one log line per
+ * LISTENER_LOG_EVERY_MS. */
+static void on_accept_error(struct evconnlistener *lev, void *arg)
+{
+    int e = EVUTIL_SOCKET_ERROR();
+    gcs_http *h = by_evhttp(arg);
+    evconnlistener_disable(lev);
+    if (h == NULL)
+        return; /* not ours: never happens */
+    uint64_t now = now_ms();
+    h->pauses++;
+    bool again = h->retry_ms && now - h->last_error_ms <= 2 * h->retry_ms + LISTENER_RETRY_MIN_MS;
+    h->retry_ms = again ? h->retry_ms * 2 : LISTENER_RETRY_MIN_MS;
+    if (h->retry_ms > LISTENER_RETRY_MAX_MS)
+        h->retry_ms = LISTENER_RETRY_MAX_MS;
+    h->last_error_ms = now;
+    if (h->last_log_ms == 0 || now - h->last_log_ms >= LISTENER_LOG_EVERY_MS) {
+        h->last_log_ms = now;
+        log_warn("dashboard: accept failed (%s); paused %" PRIu64 " time(s), retrying in %" PRIu64
+                 " ms",
+                 strerror(e), h->pauses, h->retry_ms);
+    }
+    struct timeval tv = {(time_t)(h->retry_ms / 1000), (suseconds_t)(h->retry_ms % 1000) * 1000};
+    evtimer_add(h->retry_ev, &tv);
+}
+
+static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    gcs_http *h = arg;
+    evconnlistener_enable(h->lev);
+}
+
+uint64_t gcs_http_accept_pauses(const gcs_http *h)
+{
+    return h->pauses;
+}
 
 gcs_http *gcs_http_new(struct event_base *base, gcs_server *srv, const char *host, int port,
                        char *err, size_t errlen)
@@ -547,8 +740,16 @@ gcs_http *gcs_http_new(struct event_base *base, gcs_server *srv, const char *hos
     gcs_jobsub_opts jo = {.gcs_address = gcs_addr,
                           .token = srv->token,
                           .log_dir = logs,
-                          .default_dir = session[0] ? session : "/tmp"};
+                          .default_dir = session[0] ? session : "/tmp",
+                          .save = save_job,
+                          .forget = forget_job,
+                          .hook_arg = h};
     h->jobs = gcs_jobsub_new(base, &jo);
+    h->loader = calloc(1, sizeof(*h->loader));
+    if (h->loader) {
+        h->loader->h = h;
+        gcs_storage_get_all(srv->storage, JOBSUB_TABLE, on_jobs_loaded, h->loader);
+    }
     h->http = evhttp_new(base);
     if (h->jobs == NULL || h->http == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -568,6 +769,15 @@ gcs_http *gcs_http_new(struct event_base *base, gcs_server *srv, const char *hos
                      strerror(errno));
         goto fail;
     }
+    h->lev = evhttp_bound_socket_get_listener(bs);
+    h->retry_ev = evtimer_new(base, on_accept_retry, h);
+    if (h->retry_ev == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    h->next_live = live;
+    live = h;
+    evconnlistener_set_error_cb(h->lev, on_accept_error);
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
     evutil_socket_t fd = evhttp_bound_socket_get_fd(bs);
@@ -596,8 +806,13 @@ void gcs_http_free(gcs_http *h)
 {
     if (h == NULL)
         return;
+    unlist(h);
     if (h->http)
         evhttp_free(h->http);
+    if (h->loader)
+        h->loader->h = NULL; /* its callback frees it */
+    if (h->retry_ev)
+        event_free(h->retry_ev);
     gcs_jobsub_free(h->jobs);
     if (h->dashboard_file[0])
         unlink(h->dashboard_file);

@@ -12,7 +12,8 @@
  * bodies up to GCS_HTTP_MAX_BODY, headers up to GCS_HTTP_MAX_HEADERS, idle
  * connections closed after GCS_HTTP_TIMEOUT_S, at most GCS_HTTP_MAX_CONNS
  * connections that have sent a request (more get 503 and are closed).
- * The default host is loopback.
+ * Out of descriptors, accepting pauses and retries on a timer (as
+ * common/listener does) instead of spinning. The default host is loopback.
  *
  * Thread-safety: none; runs on the GCS loop's thread, like the GCS.
  */
@@ -21,6 +22,7 @@
 
 #include <event2/event.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "gcs_server.h"
 
@@ -43,5 +45,9 @@ gcs_http *gcs_http_new(struct event_base *base, gcs_server *srv, const char *hos
 void gcs_http_free(gcs_http *h);
 /* The bound port. */
 int gcs_http_port(const gcs_http *h);
+/* Times accepting ran out of descriptors (or memory) and paused: the
+ * listener then retries on a timer (50 ms, backing off to 1 s) instead of
+ * spinning. For tests. */
+uint64_t gcs_http_accept_pauses(const gcs_http *h);
 
 #endif

@@ -11,6 +11,8 @@
  */
 #include "gcs_jobsub.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -41,7 +43,17 @@ struct gcs_jobsub {
     struct event *sigchld, *tick;
     record **recs; /* submission order */
     size_t n, cap;
+    gcs_jobsub_save_fn save;
+    gcs_jobsub_forget_fn forget;
+    void *hook_arg;
 };
+
+/* The record changed: persist it. */
+static void saved(gcs_jobsub *m, const record *r)
+{
+    if (m->save)
+        m->save(m->hook_arg, &r->info);
+}
 
 static const char *const status_names[] = {"PENDING", "RUNNING", "SUCCEEDED", "FAILED", "STOPPED"};
 
@@ -86,7 +98,7 @@ static void set_message(record *r, const char *fmt, ...)
 
 /* The entrypoint exited with wait status st: record it, and kill what is
  * left of its process group so a finished job leaves nothing behind. */
-static void ended(record *r, int st)
+static void ended(gcs_jobsub *m, record *r, int st)
 {
     pid_t pgid = r->info.pid;
     kill(-pgid, SIGKILL);
@@ -110,6 +122,7 @@ static void ended(record *r, int st)
         set_message(r, "Job entrypoint command was killed by signal %d", WTERMSIG(st));
     }
     log_info("job %s %s: %s", r->info.id, gcs_jobsub_status_name(r->info.status), r->info.message);
+    saved(m, r);
 }
 
 static void reap(gcs_jobsub *m)
@@ -122,9 +135,9 @@ static void reap(gcs_jobsub *m)
         int st;
         pid_t p = waitpid(r->info.pid, &st, WNOHANG);
         if (p == r->info.pid) {
-            ended(r, st);
+            ended(m, r, st);
         } else if (p < 0 && errno == ECHILD) {
-            ended(r, 0xff00); /* somebody else reaped it: exit 255 */
+            ended(m, r, 0xff00); /* somebody else reaped it: exit 255 */
         } else if (r->kill_at_ms && now >= r->kill_at_ms) {
             log_warn("job %s: still running %d ms after SIGTERM: SIGKILL", r->info.id,
                      GCS_JOBSUB_KILL_GRACE_MS);
@@ -160,6 +173,9 @@ gcs_jobsub *gcs_jobsub_new(struct event_base *base, const gcs_jobsub_opts *opts)
     m->token = strdup(opts->token ? opts->token : "");
     m->log_dir = strdup(opts->log_dir ? opts->log_dir : "/tmp");
     m->default_dir = strdup(opts->default_dir ? opts->default_dir : "/");
+    m->save = opts->save;
+    m->forget = opts->forget;
+    m->hook_arg = opts->hook_arg;
     m->sigchld = evsignal_new(base, SIGCHLD, on_sigchld, m);
     m->tick = event_new(base, -1, EV_PERSIST, on_tick, m);
     struct timeval tv = {0, TICK_MS * 1000};
@@ -181,6 +197,11 @@ void gcs_jobsub_free(gcs_jobsub *m)
             log_info("job %s: killed at GCS shutdown", r->info.id);
             kill(-r->info.pid, SIGKILL);
             waitpid(r->info.pid, NULL, 0);
+            r->info.status = GCS_JOBSUB_FAILED;
+            r->info.exit_code = 128 + SIGKILL;
+            r->info.end_time_ms = wall_ms();
+            set_message(r, "Job was stopped: the GCS shut down while it ran.");
+            saved(m, r);
         }
         record_free(r);
     }
@@ -209,6 +230,8 @@ static int make_room(gcs_jobsub *m)
                 break;
         if (i == m->n)
             return RAYC_EBUSY;
+        if (m->forget)
+            m->forget(m->hook_arg, m->recs[i]->info.id);
         record_free(m->recs[i]);
         memmove(&m->recs[i], &m->recs[i + 1], (m->n - i - 1) * sizeof(*m->recs));
         m->n--;
@@ -351,6 +374,7 @@ int gcs_jobsub_submit(gcs_jobsub *m, const char *entrypoint, const char *working
         set_message(r, "Job is currently running.");
     }
     log_info("job %s submitted: pid %d, %s", r->info.id, (int)pid, r->info.entrypoint);
+    saved(m, r);
     *out = &r->info;
     return 0;
 }
@@ -377,7 +401,86 @@ int gcs_jobsub_stop(gcs_jobsub *m, const char *id, bool *stopped)
         r->kill_at_ms = now_ms() + GCS_JOBSUB_KILL_GRACE_MS;
         kill(-r->info.pid, SIGTERM);
         log_info("job %s: stopping (SIGTERM to process group %d)", r->info.id, r->info.pid);
+        saved(m, r);
     }
+    return 0;
+}
+
+/* ------------------------------------------------------------ restoring */
+
+/* SIGKILL every process whose environment says it belongs to job id (an
+ * entrypoint of an earlier GCS: no child of ours, so its process group id
+ * alone proves nothing). Returns how many. */
+static int kill_job_processes(const char *id)
+{
+    char want[GCS_JOBSUB_ID_MAX + 32];
+    int wlen = snprintf(want, sizeof(want), "RAYC_JOB_SUBMISSION_ID=%s", id);
+    DIR *d = opendir("/proc");
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        if (!isdigit((unsigned char)e->d_name[0]) || atoi(e->d_name) == (int)getpid())
+            continue;
+        char path[300];
+        snprintf(path, sizeof(path), "/proc/%s/environ", e->d_name);
+        size_t len;
+        char *env = read_file(path, &len);
+        for (size_t off = 0; env && off < len; off += strlen(env + off) + 1) {
+            if (strncmp(env + off, want, (size_t)wlen + 1) == 0) {
+                kill((pid_t)atoi(e->d_name), SIGKILL);
+                n++;
+                break;
+            }
+        }
+        free(env);
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+int gcs_jobsub_restore(gcs_jobsub *m, const gcs_jobsub_info *x)
+{
+    if (find(m, x->id))
+        return 0;
+    int rc = make_room(m);
+    if (rc != 0)
+        return rc;
+    record *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return RAYC_ENOMEM;
+    r->info = *x;
+    r->info.entrypoint = dup_or_null(x->entrypoint ? x->entrypoint : "");
+    r->info.working_dir = x->working_dir && *x->working_dir ? strdup(x->working_dir) : NULL;
+    r->info.message = dup_or_null(x->message ? x->message : "");
+    r->info.log_path = dup_or_null(x->log_path ? x->log_path : "");
+    if (!r->info.entrypoint || !r->info.message || !r->info.log_path) {
+        record_free(r);
+        return RAYC_ENOMEM;
+    }
+    bool was_running = !gcs_jobsub_is_terminal(r->info.status);
+    if (was_running) {
+        int killed = kill_job_processes(r->info.id);
+        r->info.status = GCS_JOBSUB_FAILED;
+        r->info.exit_code = -1;
+        r->info.end_time_ms = wall_ms();
+        set_message(r, "Job was stopped: the GCS restarted while it ran (%d process(es) killed).",
+                    killed);
+        log_info("job %s: %s", r->info.id, r->info.message);
+    }
+    size_t i = m->n; /* start-time order */
+    while (i > 0 && m->recs[i - 1]->info.start_time_ms > r->info.start_time_ms)
+        i--;
+    memmove(&m->recs[i + 1], &m->recs[i], (m->n - i) * sizeof(*m->recs));
+    m->recs[i] = r;
+    m->n++;
+    if (was_running)
+        saved(m, r);
     return 0;
 }
 

@@ -15,8 +15,11 @@
  *
  * Children are reaped from a SIGCHLD event on the loop (waitpid on each
  * known pid, never waitpid(-1), so other children of the process are left
- * alone). Records live in memory only: a restarted GCS forgets them (its
- * children were killed with it).
+ * alone). Records live in memory and, through the save and forget hooks,
+ * in the GCS storage: a restarted GCS restores them (gcs_jobsub_restore).
+ * A job that was running then is no child of the new GCS: its processes
+ * (found by RAYC_JOB_SUBMISSION_ID in their environment) are killed and it
+ * is FAILED, so no job runs unsupervised.
  *
  * Ownership: the manager owns its records; pointers it hands out are valid
  * until the next call into the manager or a loop turn.
@@ -56,11 +59,19 @@ typedef struct {
     bool stop_requested;
 } gcs_jobsub_info;
 
+/* Persistence hooks: a record was made or changed (save), or dropped to
+ * stay within GCS_JOBSUB_MAX (forget). info lives during the call. */
+typedef void (*gcs_jobsub_save_fn)(void *arg, const gcs_jobsub_info *info);
+typedef void (*gcs_jobsub_forget_fn)(void *arg, const char *id);
+
 typedef struct {
     const char *gcs_address; /* RAYC_ADDRESS for entrypoints: "IP:PORT" */
     const char *token;       /* RAYC_TOKEN for entrypoints */
     const char *log_dir;     /* where job-driver-<id>.log go (created 0700) */
     const char *default_dir; /* cwd of an entrypoint without a working dir */
+    gcs_jobsub_save_fn save; /* may be NULL */
+    gcs_jobsub_forget_fn forget;
+    void *hook_arg;
 } gcs_jobsub_opts;
 
 typedef struct gcs_jobsub gcs_jobsub;
@@ -68,9 +79,16 @@ typedef struct gcs_jobsub gcs_jobsub;
 /* A manager on base (opts copied). NULL on failure (out of memory, or the
  * SIGCHLD event cannot be installed). */
 gcs_jobsub *gcs_jobsub_new(struct event_base *base, const gcs_jobsub_opts *opts);
-/* Kill every running entrypoint's process group (SIGKILL), reap them, free
- * everything. Accepts NULL. */
+/* Kill every running entrypoint's process group (SIGKILL), reap them, mark
+ * them FAILED (saved), free everything. Accepts NULL. */
 void gcs_jobsub_free(gcs_jobsub *m);
+
+/* Add a record saved by an earlier GCS (copied; kept in start-time order).
+ * One that had not ended is ended now: the processes carrying its id are
+ * killed and it becomes FAILED ("the GCS restarted while it ran"), saved
+ * again. A record whose id is known already is skipped. Returns 0,
+ * RAYC_EBUSY (full of running jobs) or RAYC_ENOMEM. */
+int gcs_jobsub_restore(gcs_jobsub *m, const gcs_jobsub_info *info);
 
 /* Start entrypoint. working_dir (may be NULL) must be an existing
  * directory. On success *out is the new record (RUNNING, or FAILED when the

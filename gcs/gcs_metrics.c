@@ -16,11 +16,17 @@
 static const double bucket_le[GCS_METRICS_BUCKETS - 1] = {0.0001, 0.0005, 0.001, 0.005, 0.01,
                                                           0.05,   0.1,    0.5,   1.0};
 
+/* Task queue and run times: from a millisecond to five minutes. */
+static const double task_le[GCS_METRICS_BUCKETS - 1] = {0.001, 0.01, 0.1,  0.5,  1.0,
+                                                        5.0,   10.0, 60.0, 300.0};
+
 typedef struct {
     uint64_t buckets[GCS_METRICS_BUCKETS]; /* non-cumulative; rendered cumulative */
     uint64_t count;
     uint64_t sum_us;
 } histo;
+
+#define TASK_END_STATES 3 /* FINISHED, FAILED, CANCELLED */
 
 #define HTTP_CLASSES 6 /* 1xx..5xx, other */
 
@@ -30,6 +36,8 @@ struct gcs_metrics {
     uint64_t storage_ops, storage_failures;
     histo storage_latency;
     uint64_t http[HTTP_CLASSES];
+    uint64_t tasks_ended[TASK_END_STATES];
+    histo task_queue, task_run;
 };
 
 gcs_metrics *gcs_metrics_new(void)
@@ -42,14 +50,19 @@ void gcs_metrics_free(gcs_metrics *m)
     free(m);
 }
 
-static void observe(histo *h, uint64_t us)
+static void observe_le(histo *h, uint64_t us, const double *le)
 {
     int b = 0;
-    while (b < GCS_METRICS_BUCKETS - 1 && (double)us / 1e6 > bucket_le[b])
+    while (b < GCS_METRICS_BUCKETS - 1 && (double)us / 1e6 > le[b])
         b++;
     h->buckets[b]++;
     h->count++;
     h->sum_us += us;
+}
+
+static void observe(histo *h, uint64_t us)
+{
+    observe_le(h, us, bucket_le);
 }
 
 void gcs_metrics_request(gcs_metrics *m, uint16_t type, uint64_t us)
@@ -78,19 +91,152 @@ void gcs_metrics_http(gcs_metrics *m, int status)
     m->http[c >= 1 && c <= 5 ? c - 1 : 5]++;
 }
 
-static void histo_render(FILE *f, const char *name, const char *help, const histo *h)
+static void histo_render_le(FILE *f, const char *name, const char *help, const histo *h,
+                            const double *le)
 {
     fprintf(f, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
     uint64_t cum = 0;
     for (int b = 0; b < GCS_METRICS_BUCKETS; b++) {
         cum += h->buckets[b];
         if (b < GCS_METRICS_BUCKETS - 1)
-            fprintf(f, "%s_bucket{le=\"%g\"} %llu\n", name, bucket_le[b], (unsigned long long)cum);
+            fprintf(f, "%s_bucket{le=\"%g\"} %llu\n", name, le[b], (unsigned long long)cum);
         else
             fprintf(f, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum);
     }
     fprintf(f, "%s_sum %.6f\n%s_count %llu\n", name, (double)h->sum_us / 1e6, name,
             (unsigned long long)h->count);
+}
+
+static void histo_render(FILE *f, const char *name, const char *help, const histo *h)
+{
+    histo_render_le(f, name, help, h, bucket_le);
+}
+
+void gcs_metrics_task_ended(gcs_metrics *m, int state, uint64_t queue_us, uint64_t run_us)
+{
+    int i = state - RPC__TASK_STATE__TASK_FINISHED;
+    if (m == NULL || i < 0 || i >= TASK_END_STATES)
+        return;
+    m->tasks_ended[i]++;
+    if (queue_us != UINT64_MAX)
+        observe_le(&m->task_queue, queue_us, task_le);
+    if (run_us != UINT64_MAX)
+        observe_le(&m->task_run, run_us, task_le);
+}
+
+/* Actors in the GCS actor table, by state. */
+static void actor_metrics(FILE *f, const gcs_state_src *src)
+{
+    size_t n = src->actors ? gcs_actor_count(src->actors) : 0, counts[4] = {0};
+    const Rpc__ActorInfo **list = malloc((n ? n : 1) * sizeof(*list));
+    if (list == NULL)
+        return;
+    n = n ? gcs_actor_list(src->actors, list, n) : 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned)list[i]->state < 4)
+            counts[list[i]->state]++;
+    free(list);
+    fprintf(f, "# HELP rayc_actors Actors in the GCS actor table, by state.\n"
+               "# TYPE rayc_actors gauge\n");
+    for (int s = 0; s < 4; s++)
+        fprintf(f, "rayc_actors{state=\"%s\"} %zu\n", gcs_actor_state_name(s), counts[s]);
+}
+
+/* Tasks: the table's records by state, drops, and what ended since start. */
+static void task_metrics(FILE *f, const gcs_metrics *m, const gcs_state_src *src)
+{
+    size_t counts[GCS_TASK_STATES];
+    gcs_task_state_counts(src->tasks, counts);
+    fprintf(f, "# HELP rayc_tasks Task attempts in the GCS task table, by latest state.\n"
+               "# TYPE rayc_tasks gauge\n");
+    for (int s = 1; s < GCS_TASK_STATES; s++)
+        fprintf(f, "rayc_tasks{state=\"%s\"} %zu\n", gcs_task_state_name(s), counts[s]);
+    fprintf(f, "# HELP rayc_tasks_ended_total Task attempts that ended, by how.\n"
+               "# TYPE rayc_tasks_ended_total counter\n");
+    for (int i = 0; i < TASK_END_STATES; i++)
+        fprintf(f, "rayc_tasks_ended_total{state=\"%s\"} %llu\n",
+                gcs_task_state_name(RPC__TASK_STATE__TASK_FINISHED + i),
+                (unsigned long long)m->tasks_ended[i]);
+    histo_render_le(f, "rayc_task_queue_duration_seconds",
+                    "Time from a task's submission to the start of its run.", &m->task_queue,
+                    task_le);
+    histo_render_le(f, "rayc_task_run_duration_seconds", "Time a task attempt ran.", &m->task_run,
+                    task_le);
+    fprintf(f,
+            "# HELP rayc_task_events_dropped_total Task records dropped: evicted from the "
+            "bounded GCS table, or lost in a full process buffer.\n"
+            "# TYPE rayc_task_events_dropped_total counter\n"
+            "rayc_task_events_dropped_total{reason=\"evicted\"} %llu\n"
+            "rayc_task_events_dropped_total{reason=\"lost\"} %llu\n",
+            (unsigned long long)gcs_task_evicted(src->tasks),
+            (unsigned long long)gcs_task_lost(src->tasks));
+}
+
+/* Per alive node, from its heartbeats: resources, object store, queue. */
+static void node_metrics(FILE *f, const Rpc__NodeInfo *const *nodes, size_t n)
+{
+    fprintf(f, "# HELP rayc_node_resource A node's resources (CPU, GPU, memory, custom).\n"
+               "# TYPE rayc_node_resource gauge\n");
+    for (size_t i = 0; i < n; i++) {
+        const Rpc__NodeInfo *x = nodes[i];
+        char id[ID_HEX_MAX];
+        if (x->state != RPC__NODE_STATE__NODE_ALIVE || x->node_id.len != NODE_ID_SIZE)
+            continue;
+        id_hex(x->node_id.data, NODE_ID_SIZE, id);
+        for (size_t r = 0; r < x->n_resources_total; r++) {
+            double avail = 0;
+            for (size_t k = 0; k < x->n_resources_available; k++)
+                if (strcmp(x->resources_available[k]->name, x->resources_total[r]->name) == 0)
+                    avail = x->resources_available[k]->amount;
+            const char *name = x->resources_total[r]->name;
+            bool plain = name[0] != '\0' && strspn(name, "abcdefghijklmnopqrstuvwxyz"
+                                                         "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
+                                                         "-.:/") == strlen(name);
+            if (!plain)
+                continue; /* no escaping needed in a label value */
+            fprintf(f, "rayc_node_resource{node=\"%s\",resource=\"%s\",kind=\"total\"} %g\n", id,
+                    name, x->resources_total[r]->amount);
+            fprintf(f, "rayc_node_resource{node=\"%s\",resource=\"%s\",kind=\"available\"} %g\n",
+                    id, name, avail);
+        }
+    }
+    fprintf(f, "# HELP rayc_node_object_store_bytes A node's object store: capacity, bytes "
+               "used, bytes spilled to disk.\n# TYPE rayc_node_object_store_bytes gauge\n");
+    for (size_t i = 0; i < n; i++) {
+        const Rpc__NodeInfo *x = nodes[i];
+        char id[ID_HEX_MAX];
+        if (x->state != RPC__NODE_STATE__NODE_ALIVE || x->node_id.len != NODE_ID_SIZE)
+            continue;
+        id_hex(x->node_id.data, NODE_ID_SIZE, id);
+        fprintf(f,
+                "rayc_node_object_store_bytes{node=\"%s\",kind=\"capacity\"} %llu\n"
+                "rayc_node_object_store_bytes{node=\"%s\",kind=\"used\"} %llu\n"
+                "rayc_node_object_store_bytes{node=\"%s\",kind=\"spilled\"} %llu\n",
+                id, (unsigned long long)x->store_capacity, id, (unsigned long long)x->store_used,
+                id, (unsigned long long)x->spilled_bytes);
+    }
+    fprintf(f, "# HELP rayc_node_object_store_objects Objects in a node's store.\n"
+               "# TYPE rayc_node_object_store_objects gauge\n");
+    for (size_t i = 0; i < n; i++) {
+        const Rpc__NodeInfo *x = nodes[i];
+        char id[ID_HEX_MAX];
+        if (x->state != RPC__NODE_STATE__NODE_ALIVE || x->node_id.len != NODE_ID_SIZE)
+            continue;
+        id_hex(x->node_id.data, NODE_ID_SIZE, id);
+        fprintf(f, "rayc_node_object_store_objects{node=\"%s\"} %llu\n", id,
+                (unsigned long long)x->store_objects);
+    }
+    fprintf(f, "# HELP rayc_node_pending_tasks Tasks queued at a node's scheduler.\n"
+               "# TYPE rayc_node_pending_tasks gauge\n");
+    for (size_t i = 0; i < n; i++) {
+        const Rpc__NodeInfo *x = nodes[i];
+        char id[ID_HEX_MAX];
+        if (x->state != RPC__NODE_STATE__NODE_ALIVE || x->node_id.len != NODE_ID_SIZE)
+            continue;
+        id_hex(x->node_id.data, NODE_ID_SIZE, id);
+        fprintf(f, "rayc_node_pending_tasks{node=\"%s\"} %llu\n", id,
+                (unsigned long long)x->pending_tasks);
+    }
 }
 
 static void gauges(FILE *f, const gcs_state_src *src)
@@ -112,6 +258,7 @@ static void gauges(FILE *f, const gcs_state_src *src)
                     timeouts++;
             }
         }
+        node_metrics(f, nodes, n);
         free(nodes);
     }
     fprintf(f,
@@ -168,6 +315,8 @@ char *gcs_metrics_render(const gcs_metrics *m, const gcs_state_src *src, size_t 
     if (f == NULL)
         return NULL;
     gauges(f, src);
+    actor_metrics(f, src);
+    task_metrics(f, m, src);
     fprintf(f, "# HELP rayc_gcs_requests_total Requests served by the GCS, by message type.\n"
                "# TYPE rayc_gcs_requests_total counter\n");
     for (int t = 0; t < GCS_METRICS_MAX_TYPE; t++)

@@ -4,9 +4,11 @@
  *
  * Counters and histograms are recorded by the GCS as it works (requests by
  * message type with handler latency, storage operations with latency, HTTP
- * requests by status); gauges (nodes by state, jobs by state, object
- * directory size, heartbeat timeouts) are read from the tables at scrape
- * time, so they are never stale.
+ * requests by status, task attempts that ended with their queue and run
+ * times); gauges (nodes by state, jobs by state, object directory size,
+ * heartbeat timeouts, tasks by state, each node's resources, store and
+ * queue from its heartbeats) are read from the tables at scrape time, so
+ * they are never stale.
  *
  * Thread-safety: none; recorded and rendered on the GCS loop thread.
  */
@@ -34,6 +36,10 @@ void gcs_metrics_request(gcs_metrics *m, uint16_t type, uint64_t us);
 void gcs_metrics_storage(gcs_metrics *m, uint64_t us, bool failed);
 /* An HTTP request answered with status. m may be NULL. */
 void gcs_metrics_http(gcs_metrics *m, int status);
+/* A task attempt reached an end (state: Rpc__TaskState FINISHED, FAILED or
+ * CANCELLED) after queue_us from submission to start and run_us from start
+ * to end (UINT64_MAX: not known). m may be NULL. */
+void gcs_metrics_task_ended(gcs_metrics *m, int state, uint64_t queue_us, uint64_t run_us);
 
 /* The exposition text (format 0.0.4) into a new buffer (the caller frees),
  * NULL when out of memory. src gives the tables for the gauges. */

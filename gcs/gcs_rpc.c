@@ -320,6 +320,7 @@ static int end_job(gcs_server *srv, uint32_t job_id, bool failed, gcs_op *op, co
     if (rc != RAYC_OK || !changed)
         return rc;
     log_info("job %u %s (%s)", job_id, failed ? "failed" : "finished", why);
+    gcs_task_job_ended(srv->tasks, job_id, wall_us(), srv->metrics);
     gcs_pubsub_publish_job(srv->pubsub, job);
     persist_job(op, job);
     gcs_actor_manager_job_ended(srv, job_id, op);
@@ -590,6 +591,15 @@ static void handle_get_object_locations(gcs_client *cl, const ProtobufCMessage *
     free(ptrs);
 }
 
+/* ----------------------------------------------------------- task events */
+
+/* Drivers and workers report task attempts in batches (no reply). */
+static void handle_task_events(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id)
+{
+    (void)req_id;
+    gcs_task_add_batch(cl->srv->tasks, (const Rpc__TaskEventBatch *)m, cl->srv->metrics);
+}
+
 /* --------------------------------------------------------------- dispatch */
 
 static const handler handlers[] = {
@@ -600,6 +610,7 @@ static const handler handlers[] = {
     [MSG_ADD_JOB_REQ] = {MSG_ADD_JOB_REPLY, ANY_ROLE, handle_add_job},
     [MSG_FINISH_JOB_REQ] = {MSG_FINISH_JOB_REPLY, ANY_ROLE, handle_finish_job},
     [MSG_LIST_JOBS_REQ] = {MSG_LIST_JOBS_REPLY, ANY_ROLE, handle_list_jobs},
+    [MSG_TASK_EVENTS] = {0, ROLE(DRIVER) | ROLE(WORKER), handle_task_events},
     [MSG_KV_PUT_REQ] = {MSG_KV_PUT_REPLY, ANY_ROLE, handle_kv_put},
     [MSG_KV_GET_REQ] = {MSG_KV_GET_REPLY, ANY_ROLE, handle_kv_get},
     [MSG_KV_DEL_REQ] = {MSG_KV_DEL_REPLY, ANY_ROLE, handle_kv_del},

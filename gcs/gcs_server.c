@@ -452,8 +452,11 @@ gcs_server *gcs_server_new(struct event_base *base, const rayc_config *cfg, cons
     srv->pubsub = gcs_pubsub_new(publish_send);
     srv->health_ev = event_new(base, -1, EV_PERSIST, on_health, srv);
     srv->metrics = gcs_metrics_new();
+    srv->tasks = gcs_task_table_new(
+        cfg->task_events_max_per_job > 0 ? (size_t)cfg->task_events_max_per_job : 0,
+        cfg->task_events_max_total > 0 ? (size_t)cfg->task_events_max_total : 0);
     if (!srv->token || !srv->nodes || !srv->jobs || !srv->actors || !srv->pgs || !srv->kv ||
-        !srv->objdir || !srv->pubsub || !srv->health_ev || !srv->metrics) {
+        !srv->objdir || !srv->pubsub || !srv->health_ev || !srv->metrics || !srv->tasks) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -527,6 +530,7 @@ void gcs_server_free(gcs_server *srv)
     gcs_map_free(srv->pgs);
     gcs_node_table_free(srv->nodes);
     gcs_metrics_free(srv->metrics);
+    gcs_task_table_free(srv->tasks);
     if (srv->token) {
         memset(srv->token, 0, strlen(srv->token));
         free(srv->token);

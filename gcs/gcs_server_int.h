@@ -32,6 +32,7 @@
 #include "gcs_pubsub.h"
 #include "gcs_server.h"
 #include "gcs_storage.h"
+#include "gcs_task.h"
 #include "ids.h"
 
 #define GCS_SLOW_HANDLER_US 10000 /* a handler running longer is logged */
@@ -66,6 +67,7 @@ struct gcs_server {
     gcs_kv_table *kv;
     gcs_objdir *objdir;
     gcs_pubsub *pubsub;
+    gcs_task_table *tasks; /* issue 15: task events (gcs_task.h) */
     int listen_fd;
     int port;
     listener *listener; /* made once the tables are loaded */

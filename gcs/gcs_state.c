@@ -39,6 +39,12 @@ typedef struct {
     row *rows;
     size_t n, cap;
     bool oom;
+    /* Streaming views (tasks: up to 100,000 records) filter and limit as
+     * they build (row_filter), so a request costs rows for what it shows. */
+    const gcs_state_query *q;
+    const int *fc;
+    size_t limit;
+    size_t seen, matched;
 } rowset;
 
 /* --------------------------------------------------------------- rows */
@@ -64,6 +70,26 @@ static char **row_new(rowset *rs)
     }
     rs->rows[rs->n++] = (row){v, NULL, 0};
     return v;
+}
+
+static bool row_matches(const rowset *rs, const row *r, const gcs_state_query *q, const int *fc);
+
+/* Streaming views: the row just built stays only if it passes the filters
+ * and the limit has room; it is counted either way. */
+static void row_filter(rowset *rs)
+{
+    if (rs->n == 0)
+        return;
+    row *r = &rs->rows[rs->n - 1];
+    rs->seen++;
+    bool ok = row_matches(rs, r, rs->q, rs->fc);
+    rs->matched += ok;
+    if (ok && rs->n <= rs->limit)
+        return;
+    for (int c = 0; c < rs->ncols; c++)
+        free(r->v[c]);
+    free(r->v);
+    rs->n--;
 }
 
 static void rows_free(rowset *rs)
@@ -561,6 +587,300 @@ static void build_memory(const gcs_state_src *src, rowset *rs, const gcs_state_q
     rows_free(&copies);
 }
 
+/* ------------------------------------------------------------ tasks */
+
+enum {
+    T_ID,
+    T_ATTEMPT,
+    T_NAME,
+    T_FUNC,
+    T_STATE,
+    T_JOB,
+    T_NODE,
+    T_PID,
+    T_ERR_TYPE,
+    T_ERR_MSG,
+    T_RETRIED,
+    T_ACTOR,
+    T_PENDING,
+    T_SUBMITTED,
+    T_SCHEDULED,
+    T_START,
+    T_END,
+    T_DURATION,
+    T_COLS
+};
+static const col task_cols[T_COLS] = {
+    {"task_id", T_STR, true},
+    {"attempt_number", T_NUM, true},
+    {"name", T_STR, true},
+    {"func_or_class_name", T_STR, true},
+    {"state", T_STR, true},
+    {"job_id", T_NUM, true},
+    {"node_id", T_STR, true},
+    {"worker_pid", T_NUM, true},
+    {"error_type", T_STR, true},
+    {"error_message", T_STR, false},
+    {"is_retried", T_BOOL, false},
+    {"actor_id", T_STR, false},
+    {"pending_args_time_ms", T_NUM, false},
+    {"submitted_time_ms", T_NUM, false},
+    {"scheduled_time_ms", T_NUM, false},
+    {"start_time_ms", T_NUM, false},
+    {"end_time_ms", T_NUM, false},
+    {"duration_ms", T_NUM, false},
+};
+
+/* "RAYC_EWORKER_DIED" for RAYC_EWORKER_DIED; "" for 0. */
+static const char *error_type(int code)
+{
+    if (code == 0)
+        return "";
+    switch (code) {
+#define ERR__NAME(name, value, msg)                                                                \
+    case value:                                                                                    \
+        return "RAYC_" #name;
+        RAYC_ERRNO_MAP(ERR__NAME)
+#undef ERR__NAME
+    }
+    return "UNKNOWN";
+}
+
+static void set_ms(rowset *rs, char **v, int c, uint64_t us)
+{
+    if (us)
+        set_u64(rs, v, c, us / 1000);
+}
+
+static bool on_task(void *arg, const gcs_task_info *x)
+{
+    rowset *rs = arg;
+    char **v = row_new(rs);
+    if (v == NULL)
+        return false;
+    set_hex(rs, v, T_ID, x->id.b, TASK_ID_SIZE);
+    set_u64(rs, v, T_ATTEMPT, x->attempt);
+    set_str(rs, v, T_NAME, x->name);
+    set_str(rs, v, T_FUNC, x->function);
+    set_str(rs, v, T_STATE, gcs_task_state_name(x->state));
+    set_u64(rs, v, T_JOB, x->job_id);
+    set_hex(rs, v, T_NODE, x->node.b, x->has_node ? NODE_ID_SIZE : 0);
+    set_i64(rs, v, T_PID, x->worker_pid);
+    set_str(rs, v, T_ERR_TYPE, error_type(x->error_code));
+    set_str(rs, v, T_ERR_MSG, x->error);
+    set_str(rs, v, T_RETRIED, x->retried ? "true" : "false");
+    set_hex(rs, v, T_ACTOR, x->actor.b, x->has_actor ? ACTOR_ID_SIZE : 0);
+    set_ms(rs, v, T_PENDING, x->pending_args_us);
+    set_ms(rs, v, T_SUBMITTED, x->submitted_us);
+    set_ms(rs, v, T_SCHEDULED, x->scheduled_us);
+    set_ms(rs, v, T_START, x->running_us);
+    set_ms(rs, v, T_END, x->end_us);
+    if (x->running_us && x->end_us >= x->running_us)
+        set_dbl(rs, v, T_DURATION, (double)(x->end_us - x->running_us) / 1000.0);
+    row_filter(rs);
+    return !rs->oom;
+}
+
+/* The newest records that pass the filters, up to the limit, shown oldest
+ * first (a tail of the table, like a log). */
+static void build_tasks(const gcs_state_src *src, rowset *rs, const gcs_state_query *q)
+{
+    (void)q;
+    gcs_task_walk(src->tasks, true, on_task, rs);
+    for (size_t i = 0; i < rs->n / 2; i++) {
+        row tmp = rs->rows[i];
+        rs->rows[i] = rs->rows[rs->n - 1 - i];
+        rs->rows[rs->n - 1 - i] = tmp;
+    }
+}
+
+enum {
+    TS_JOB,
+    TS_FUNC,
+    TS_TOTAL,
+    TS_PENDING_ARGS,
+    TS_SUBMITTED,
+    TS_SCHEDULED,
+    TS_RUNNING,
+    TS_FINISHED,
+    TS_FAILED,
+    TS_CANCELLED,
+    TS_COLS
+};
+static const col task_summary_cols[TS_COLS] = {
+    {"job_id", T_NUM, true},       {"func_or_class_name", T_STR, true}, {"total", T_NUM, true},
+    {"pending_args", T_NUM, true}, {"submitted", T_NUM, true},          {"scheduled", T_NUM, true},
+    {"running", T_NUM, true},      {"finished", T_NUM, true},           {"failed", T_NUM, true},
+    {"cancelled", T_NUM, true},
+};
+
+typedef struct {
+    uint32_t job;
+    const char *function; /* borrowed from the table */
+    uint64_t counts[GCS_TASK_STATES];
+} task_group;
+
+typedef struct {
+    task_group *g;
+    size_t n, cap;
+    bool oom;
+} task_groups;
+
+static bool on_task_group(void *arg, const gcs_task_info *x)
+{
+    task_groups *gs = arg;
+    size_t i;
+    /* Few distinct functions per job: a linear scan from the last used. */
+    for (i = gs->n; i > 0; i--)
+        if (gs->g[i - 1].job == x->job_id && strcmp(gs->g[i - 1].function, x->function) == 0)
+            break;
+    if (i == 0) {
+        if (gs->n == gs->cap) {
+            size_t cap = gs->cap ? gs->cap * 2 : 16;
+            task_group *ng = realloc(gs->g, cap * sizeof(*ng));
+            if (ng == NULL) {
+                gs->oom = true;
+                return false;
+            }
+            gs->g = ng;
+            gs->cap = cap;
+        }
+        gs->g[gs->n] = (task_group){x->job_id, x->function, {0}};
+        i = ++gs->n;
+    }
+    if (x->state >= 0 && x->state < GCS_TASK_STATES)
+        gs->g[i - 1].counts[x->state]++;
+    return true;
+}
+
+/* Per (job, function): attempts by latest state. */
+static void build_task_summary(const gcs_state_src *src, rowset *rs, const gcs_state_query *q)
+{
+    (void)q;
+    task_groups gs = {0};
+    gcs_task_walk(src->tasks, false, on_task_group, &gs);
+    rs->oom |= gs.oom;
+    for (size_t i = 0; i < gs.n; i++) {
+        task_group *g = &gs.g[i];
+        char **v = row_new(rs);
+        if (v == NULL)
+            break;
+        uint64_t total = 0;
+        for (int s = 0; s < GCS_TASK_STATES; s++)
+            total += g->counts[s];
+        set_u64(rs, v, TS_JOB, g->job);
+        set_str(rs, v, TS_FUNC, g->function);
+        set_u64(rs, v, TS_TOTAL, total);
+        for (int s = RPC__TASK_STATE__TASK_PENDING_ARGS; s <= RPC__TASK_STATE__TASK_CANCELLED; s++)
+            set_u64(rs, v, TS_PENDING_ARGS + s - RPC__TASK_STATE__TASK_PENDING_ARGS, g->counts[s]);
+    }
+    free(gs.g);
+}
+
+enum { AS_CLASS, AS_JOB, AS_TOTAL, AS_PENDING, AS_ALIVE, AS_RESTARTING, AS_DEAD, AS_COLS };
+static const col actor_summary_cols[AS_COLS] = {
+    {"class_name", T_STR, true}, {"job_id", T_NUM, true},
+    {"total", T_NUM, true},      {"pending_creation", T_NUM, true},
+    {"alive", T_NUM, true},      {"restarting", T_NUM, true},
+    {"dead", T_NUM, true},
+};
+
+/* Per (class, job): actors by state. */
+static void build_actor_summary(const gcs_state_src *src, rowset *rs, const gcs_state_query *q)
+{
+    (void)q;
+    size_t cap = src->actors ? gcs_actor_count(src->actors) : 0;
+    const Rpc__ActorInfo **list = malloc((cap ? cap : 1) * sizeof(*list));
+    uint64_t(*counts)[4] = calloc(cap ? cap : 1, sizeof(*counts));
+    size_t *first = calloc(cap ? cap : 1, sizeof(*first)); /* group -> its first actor */
+    if (list == NULL || counts == NULL || first == NULL) {
+        rs->oom = true;
+        free(list);
+        free(counts);
+        free(first);
+        return;
+    }
+    size_t n = cap ? gcs_actor_list(src->actors, list, cap) : 0, ngroups = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t g;
+        for (g = 0; g < ngroups; g++)
+            if (list[first[g]]->job_id == list[i]->job_id &&
+                strcmp(list[first[g]]->class_name, list[i]->class_name) == 0)
+                break;
+        if (g == ngroups)
+            first[ngroups++] = i;
+        if ((unsigned)list[i]->state < 4)
+            counts[g][list[i]->state]++;
+    }
+    for (size_t g = 0; g < ngroups; g++) {
+        char **v = row_new(rs);
+        if (v == NULL)
+            break;
+        const Rpc__ActorInfo *a = list[first[g]];
+        set_str(rs, v, AS_CLASS, a->class_name);
+        set_u64(rs, v, AS_JOB, a->job_id);
+        set_u64(rs, v, AS_TOTAL, counts[g][0] + counts[g][1] + counts[g][2] + counts[g][3]);
+        for (int s = 0; s < 4; s++)
+            set_u64(rs, v, AS_PENDING + s, counts[g][s]);
+        rs->rows[rs->n - 1].key = v[AS_CLASS];
+    }
+    free(list);
+    free(counts);
+    free(first);
+}
+
+/* What was dropped of the task records, after the rows of a task view:
+ * JSON {"evicted": N, "lost": M, "by_job": [...]}, or a line per job. */
+static void render_dropped(gcs_json *j, const gcs_task_table *t, bool table)
+{
+    size_t n = gcs_task_jobs(t, NULL, 0);
+    gcs_task_job_stats *st = calloc(n ? n : 1, sizeof(*st));
+    if (st == NULL) {
+        j->oom = true;
+        return;
+    }
+    n = gcs_task_jobs(t, st, n);
+    if (!table) {
+        gcs_json_key(j, "dropped");
+        gcs_json_obj_begin(j);
+        gcs_json_key(j, "evicted");
+        gcs_json_u64(j, gcs_task_evicted(t));
+        gcs_json_key(j, "lost");
+        gcs_json_u64(j, gcs_task_lost(t));
+        gcs_json_key(j, "by_job");
+        gcs_json_arr_begin(j);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (st[i].evicted == 0 && st[i].lost == 0)
+            continue;
+        if (table) {
+            char b[200];
+            snprintf(b, sizeof(b),
+                     "(job %u: %llu task records evicted from the GCS table, %llu task events "
+                     "lost in full process buffers)\n",
+                     st[i].job_id, (unsigned long long)st[i].evicted,
+                     (unsigned long long)st[i].lost);
+            gcs_json_raw(j, b);
+            continue;
+        }
+        gcs_json_obj_begin(j);
+        gcs_json_key(j, "job_id");
+        gcs_json_u64(j, st[i].job_id);
+        gcs_json_key(j, "tasks");
+        gcs_json_u64(j, st[i].tasks);
+        gcs_json_key(j, "evicted");
+        gcs_json_u64(j, st[i].evicted);
+        gcs_json_key(j, "lost");
+        gcs_json_u64(j, st[i].lost);
+        gcs_json_obj_end(j);
+    }
+    if (!table) {
+        gcs_json_arr_end(j);
+        gcs_json_obj_end(j);
+    }
+    free(st);
+}
+
 /* ------------------------------------------------------------ rendering */
 
 /* By key ascending (NULL keys keep build order first), then num descending. */
@@ -598,12 +918,12 @@ static bool row_matches(const rowset *rs, const row *r, const gcs_state_query *q
     return true;
 }
 
-static void render_json(gcs_json *j, const rowset *rs, row *const *keep, size_t nkeep,
-                        size_t filtered)
+static void render_json(gcs_json *j, const rowset *rs, row *const *keep, size_t nkeep, size_t total,
+                        size_t filtered, const gcs_task_table *dropped)
 {
     gcs_json_obj_begin(j);
     gcs_json_key(j, "total");
-    gcs_json_u64(j, rs->n);
+    gcs_json_u64(j, total);
     gcs_json_key(j, "num_after_filter");
     gcs_json_u64(j, filtered);
     gcs_json_key(j, "result");
@@ -623,6 +943,8 @@ static void render_json(gcs_json *j, const rowset *rs, row *const *keep, size_t 
         gcs_json_obj_end(j);
     }
     gcs_json_arr_end(j);
+    if (dropped)
+        render_dropped(j, dropped, false);
     gcs_json_obj_end(j);
 }
 
@@ -654,7 +976,7 @@ static void put_cell(gcs_json *j, const char *v, size_t width, bool last)
 }
 
 static void render_table(gcs_json *j, const rowset *rs, row *const *keep, size_t nkeep,
-                         size_t filtered, bool detail)
+                         size_t filtered, bool detail, const gcs_task_table *dropped)
 {
     size_t width[32] = {0};
     int shown[32], ns = 0;
@@ -687,6 +1009,8 @@ static void render_table(gcs_json *j, const rowset *rs, row *const *keep, size_t
         snprintf(b, sizeof(b), "(%zu of %zu shown; raise --limit to see more)\n", nkeep, filtered);
         gcs_json_raw(j, b);
     }
+    if (dropped)
+        render_dropped(j, dropped, true);
 }
 
 int gcs_state_add_filter(gcs_state_query *q, char *spec)
@@ -710,6 +1034,8 @@ typedef struct {
     const col *cols;
     int ncols;
     void (*build)(const gcs_state_src *src, rowset *rs, const gcs_state_query *q);
+    bool streaming;  /* the builder filters and limits (row_filter) */
+    bool task_drops; /* show what was dropped of the task records */
 } view;
 
 #define NCOLS(cols) ((int)(sizeof(cols) / sizeof((cols)[0])))
@@ -721,6 +1047,9 @@ static const view views[] = {
     {"placement_groups", pg_cols, NCOLS(pg_cols), build_pgs},
     {"summary/objects", summary_cols, S_COLS, build_summary},
     {"memory", memory_cols, M_COLS, build_memory},
+    {"tasks", task_cols, T_COLS, build_tasks, true, true},
+    {"summary/tasks", task_summary_cols, TS_COLS, build_task_summary, false, true},
+    {"summary/actors", actor_summary_cols, AS_COLS, build_actor_summary},
 };
 
 int gcs_state_render(const gcs_state_src *src, const char *resource, const gcs_state_query *q,
@@ -733,10 +1062,6 @@ int gcs_state_render(const gcs_state_src *src, const char *resource, const gcs_s
     for (size_t i = 0; i < sizeof(views) / sizeof(views[0]); i++)
         if (strcmp(resource, views[i].name) == 0)
             vw = &views[i];
-    if (vw == NULL && strcmp(resource, "tasks") == 0) {
-        snprintf(err, errlen, "tasks are not available yet: workers do not report task events");
-        return RAYC_EBUSY;
-    }
     if (vw == NULL) {
         snprintf(err, errlen, "unknown resource '%s'", resource);
         return RAYC_ENOTFOUND;
@@ -755,6 +1080,12 @@ int gcs_state_render(const gcs_state_src *src, const char *resource, const gcs_s
             return RAYC_EINVAL;
         }
     }
+    size_t limit = q->limit ? q->limit : GCS_STATE_DEFAULT_LIMIT;
+    if (vw->streaming) {
+        rs.q = q;
+        rs.fc = fc;
+        rs.limit = limit;
+    }
     vw->build(src, &rs, q);
     /* Objects: biggest first; memory: by group, biggest first; summary: by
      * node. Nodes and jobs keep their tables' order (no sort key). */
@@ -762,27 +1093,31 @@ int gcs_state_render(const gcs_state_src *src, const char *resource, const gcs_s
         qsort(rs.rows, rs.n, sizeof(row), size_cmp);
     else if (rs.n > 1 && rs.rows[0].key)
         qsort(rs.rows, rs.n, sizeof(row), row_cmp);
-    size_t limit = q->limit ? q->limit : GCS_STATE_DEFAULT_LIMIT;
     row **keep = malloc((rs.n ? rs.n : 1) * sizeof(*keep));
     if (keep == NULL || rs.oom) {
         free(keep);
         rows_free(&rs);
         return RAYC_ENOMEM;
     }
-    size_t filtered = 0, nkeep = 0;
+    size_t filtered = 0, nkeep = 0, total = rs.n;
     for (size_t i = 0; i < rs.n; i++) {
-        if (!row_matches(&rs, &rs.rows[i], q, fc))
+        if (!vw->streaming && !row_matches(&rs, &rs.rows[i], q, fc))
             continue;
         filtered++;
         if (nkeep < limit)
             keep[nkeep++] = &rs.rows[i];
     }
+    if (vw->streaming) {
+        total = rs.seen;
+        filtered = rs.matched;
+    }
+    const gcs_task_table *dropped = vw->task_drops ? src->tasks : NULL;
     gcs_json j;
     gcs_json_init(&j);
     if (q->format == GCS_STATE_TABLE)
-        render_table(&j, &rs, keep, nkeep, filtered, q->detail);
+        render_table(&j, &rs, keep, nkeep, filtered, q->detail, dropped);
     else
-        render_json(&j, &rs, keep, nkeep, filtered);
+        render_json(&j, &rs, keep, nkeep, total, filtered, dropped);
     free(keep);
     rows_free(&rs);
     *body = gcs_json_take(&j, len);

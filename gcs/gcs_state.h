@@ -28,6 +28,7 @@
 #include "gcs_jobsub.h"
 #include "gcs_node.h"
 #include "gcs_objdir.h"
+#include "gcs_task.h"
 
 #define GCS_STATE_MAX_FILTERS   8
 #define GCS_STATE_DEFAULT_LIMIT 100 /* Ray's default */
@@ -44,6 +45,7 @@ typedef struct {
     const gcs_actor_table *actors;
     const Rpc__PlacementGroupInfo *pgs; /* placement groups (gcs_pg_list) */
     size_t npgs;
+    const gcs_task_table *tasks;
 } gcs_state_src;
 
 typedef struct {
@@ -64,12 +66,17 @@ typedef struct {
  * modified in place). Returns 0, or RAYC_EINVAL (malformed, too many). */
 int gcs_state_add_filter(gcs_state_query *q, char *spec);
 
-/* Render resource ("nodes", "jobs", "objects", "placement_groups",
- * "summary/objects", "memory") into a new NUL-terminated buffer *body
- * (*len bytes; the caller frees). Returns 0; RAYC_ENOTFOUND for an unknown
- * resource; RAYC_EINVAL for a filter on an unknown column or a bad
- * group_by (err says which); RAYC_ENOMEM. "tasks" and "actors" return
- * RAYC_EBUSY with err saying they need task events (not reported yet). */
+/* Render resource ("nodes", "jobs", "objects", "actors", "tasks",
+ * "placement_groups", "summary/objects", "summary/tasks", "summary/actors",
+ * "memory") into a new NUL-terminated buffer *body (*len bytes; the caller
+ * frees). Returns 0; RAYC_ENOTFOUND for an unknown resource; RAYC_EINVAL for
+ * a filter on an unknown column or a bad group_by (err says which);
+ * RAYC_ENOMEM.
+ *
+ * "tasks" shows the newest records that pass the filters (up to the limit),
+ * oldest first. Its JSON and that of "summary/tasks" carry what was dropped
+ * of the task records: "dropped": {"evicted": N, "lost": M, "by_job":
+ * [{"job_id", "tasks", "evicted", "lost"}, ...]} (tables: a line per job). */
 int gcs_state_render(const gcs_state_src *src, const char *resource, const gcs_state_query *q,
                      char **body, size_t *len, char *err, size_t errlen);
 

@@ -40,6 +40,7 @@ struct client {
     plasma_client *pc; /* NULL until the handshake is accepted */
     struct worker *w;  /* role WORKER: the pool's record */
     bool warned_infeasible;
+    uint32_t npulls; /* pulls it asked for (PULL_OBJECTS), in flight */
     /* registry-private */
     client_registry *reg;
     client *prev, *next;

@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "msg.h"
+#include "sha256.h"
 #include "util.h"
 
 typedef struct rjob {
@@ -36,10 +37,24 @@ typedef struct rjob {
 #define FETCH_RETRY_MS     200   /* without a GCS, try the fetches again this often */
 #define FETCH_RETRY_FOR_MS 60000 /* ... for this long (a GCS restart takes ~0.1-2 s) */
 
+/* A local driver's JobConfig, being checked against the GCS's job table. */
+typedef struct claim {
+    uint32_t job_id;
+    worker_id_t driver;
+    char **hashes;
+    size_t nhashes;
+    jt_claim_cb cb;
+    void *arg;
+    uint64_t retry_until; /* the GCS was away: asked again until then (0: not) */
+    struct job_table *jt;
+    struct claim *next;
+} claim;
+
 struct job_table {
-    struct event *retry_ev; /* armed while some job waits for the GCS to fetch code */
+    struct event *retry_ev; /* armed while a job or claim waits for the GCS */
     gcs_session *gs;
     rjob *jobs;
+    claim *claims; /* waiting to be asked again */
     char code_dir[1100];
     void (*on_change)(void *arg);
     void *arg;
@@ -80,16 +95,39 @@ static char **copy_strv(char **src, size_t n)
     return v;
 }
 
-/* A content hash names a file: only hex is acceptable. */
+/* A package is named by the SHA-256 of its bytes in lower-case hex; the
+ * name is also a file name here, so nothing else is acceptable. */
 static bool valid_hash(const char *h)
 {
-    size_t n = strlen(h);
-    if (n == 0 || n > 128)
+    if (strlen(h) != 2 * SHA256_SIZE)
         return false;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; h[i]; i++)
         if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f')))
             return false;
     return true;
+}
+
+/* The bytes are the package the hash names. */
+static bool package_ok(const void *data, size_t len, const char *hash)
+{
+    uint8_t digest[SHA256_SIZE];
+    char hex[2 * SHA256_SIZE + 1];
+    sha256(data, len, digest);
+    id_hex(digest, SHA256_SIZE, hex);
+    return strcmp(hex, hash) == 0;
+}
+
+/* The package cached at path still holds what its name says (nobody wrote
+ * over it since it was fetched). */
+static bool cached_ok(const char *path, const char *hash)
+{
+    size_t len = 0;
+    char *data = read_file(path, &len);
+    if (data == NULL)
+        return false;
+    bool ok = package_ok(data, len, hash);
+    free(data);
+    return ok;
 }
 
 struct fetch {
@@ -121,6 +159,7 @@ static void code_fetched(job_table *jt, rjob *j)
 }
 
 static void retry_later(job_table *jt, rjob *j, const char *why);
+static void arm_retry(job_table *jt);
 
 static void on_code_reply(void *arg, ProtobufCMessage *reply)
 {
@@ -140,6 +179,14 @@ static void on_code_reply(void *arg, ProtobufCMessage *reply)
     if (r->status && r->status->code != 0) {
         job_failed(jt, j, "code package %s is not in the GCS: %s", j->hashes[i],
                    r->status->message);
+        return;
+    }
+    /* The GCS checks this too; a package is still checked before it is
+     * written where workers load it from (a Redis or GCS not to be trusted
+     * with running code). */
+    if (!package_ok(r->value.data, r->value.len, j->hashes[i])) {
+        job_failed(jt, j, "code package %s from the GCS does not match its hash: not loaded",
+                   j->hashes[i]);
         return;
     }
     if (write_file(j->paths[i], r->value.data, r->value.len, 0700) != 0) {
@@ -162,10 +209,7 @@ static void retry_later(job_table *jt, rjob *j, const char *why)
         job_failed(jt, j, "%s (no GCS for %d s)", why, FETCH_RETRY_FOR_MS / 1000);
         return;
     }
-    if (!evtimer_pending(jt->retry_ev, NULL)) {
-        struct timeval tv = {0, FETCH_RETRY_MS * 1000};
-        evtimer_add(jt->retry_ev, &tv);
-    }
+    arm_retry(jt);
 }
 
 /* Ask the GCS for each package not cached here and not asked for yet. */
@@ -176,8 +220,13 @@ static void fetch_missing(job_table *jt, rjob *j)
             continue;
         j->asked[i] = true;
         if (access(j->paths[i], R_OK) == 0) { /* cached on this node already */
-            code_fetched(jt, j);
-            continue;
+            if (cached_ok(j->paths[i], j->hashes[i])) {
+                code_fetched(jt, j);
+                continue;
+            }
+            log_warn("job %u: cached code package %s does not match its hash; fetching it again",
+                     j->job_id, j->paths[i]);
+            unlink(j->paths[i]);
         }
         struct fetch *f = malloc(sizeof(*f));
         if (f == NULL) {
@@ -198,6 +247,8 @@ static void fetch_missing(job_table *jt, rjob *j)
     }
 }
 
+static void claim_send(job_table *jt, claim *c);
+
 static void on_retry(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -206,6 +257,21 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
     for (rjob *j = jt->jobs; j; j = j->next)
         if (j->state == JOB_FETCHING && j->retry_until != 0 && j->asked)
             fetch_missing(jt, j);
+    claim *c = jt->claims;
+    jt->claims = NULL;
+    while (c) {
+        claim *next = c->next;
+        claim_send(jt, c);
+        c = next;
+    }
+}
+
+static void arm_retry(job_table *jt)
+{
+    if (!evtimer_pending(jt->retry_ev, NULL)) {
+        struct timeval tv = {0, FETCH_RETRY_MS * 1000};
+        evtimer_add(jt->retry_ev, &tv);
+    }
 }
 
 /* Set up a job's code and environment here and fetch what is not cached. */
@@ -253,15 +319,38 @@ static rjob *job_add(job_table *jt, uint32_t job_id)
     return j;
 }
 
-void jt_config(job_table *jt, uint32_t job_id, char **hashes, size_t nhashes, char **env,
-               size_t nenv)
+/* The record of a job about to be set up: a new one, or one that failed
+ * before it was ever set up (the GCS did not know it: a driver's claim came
+ * before the job existed), FETCHING again. NULL when out of memory. */
+static rjob *job_to_set_up(job_table *jt, uint32_t job_id)
 {
     rjob *j = job_find(jt, job_id);
-    if (j != NULL && (j->state != JOB_FETCHING || j->hashes != NULL))
-        return; /* a second driver connection of the same job */
-    if (j == NULL && (j = job_add(jt, job_id)) == NULL)
-        return;
-    job_configure(jt, j, hashes, nhashes, env, nenv);
+    if (j == NULL)
+        return job_add(jt, job_id);
+    if (j->hashes == NULL && j->state == JOB_FAILED) {
+        j->state = JOB_FETCHING;
+        j->error[0] = '\0';
+    }
+    return j;
+}
+
+/* The GCS's record of a job in a ListJobs reply, or NULL. */
+static Rpc__JobInfo *job_info_of(Rpc__ListJobsReply *r, uint32_t job_id)
+{
+    for (size_t i = 0; r != NULL && i < r->n_jobs; i++)
+        if (r->jobs[i]->job_id == job_id)
+            return r->jobs[i];
+    return NULL;
+}
+
+/* Set up j from the GCS's record of its job. */
+static void configure_from(job_table *jt, rjob *j, Rpc__JobInfo *ji)
+{
+    if (ji->node_id.len == NODE_ID_SIZE) {
+        j->remote_driver = true; /* a local driver is found first anyway */
+        memcpy(j->driver_node.b, ji->node_id.data, NODE_ID_SIZE);
+    }
+    job_configure(jt, j, ji->code_hashes, ji->n_code_hashes, ji->env, ji->n_env);
 }
 
 /* A task of a job this node has not seen (its driver is elsewhere): learn
@@ -275,25 +364,115 @@ static void on_job_info(void *arg, ProtobufCMessage *reply)
     if (j == NULL || j->hashes != NULL)
         return;
     Rpc__ListJobsReply *r = (Rpc__ListJobsReply *)reply;
-    for (size_t i = 0; r && i < r->n_jobs; i++) {
-        Rpc__JobInfo *ji = r->jobs[i];
-        if (ji->job_id == j->job_id) {
-            if (ji->node_id.len == NODE_ID_SIZE) {
-                j->remote_driver = true;
-                memcpy(j->driver_node.b, ji->node_id.data, NODE_ID_SIZE);
-            }
-            job_configure(jt, j, ji->code_hashes, ji->n_code_hashes, ji->env, ji->n_env);
-            return;
-        }
+    Rpc__JobInfo *ji = job_info_of(r, j->job_id);
+    if (ji != NULL)
+        configure_from(jt, j, ji);
+    else
+        job_failed(jt, j, r ? "the GCS does not know this job" : "lost the GCS looking up the job");
+}
+
+/* ------------------------------------------------------------ drivers' claims */
+
+static void claim_free(claim *c)
+{
+    free_strv(c->hashes, c->nhashes);
+    free(c);
+}
+
+/* Why the GCS's record ji refutes claim c, or NULL when it bears it out. */
+static const char *claim_refuted(const claim *c, const Rpc__JobInfo *ji)
+{
+    if (ji == NULL)
+        return "the GCS does not know the job";
+    if (ji->state != RPC__JOB_STATE__JOB_RUNNING)
+        return "the job is not running";
+    if (ji->driver_id.len != WORKER_ID_SIZE ||
+        memcmp(ji->driver_id.data, c->driver.b, WORKER_ID_SIZE) != 0)
+        return "the job is another driver's";
+    if (ji->n_code_hashes != c->nhashes)
+        return "its code packages are not the job's";
+    for (size_t i = 0; i < c->nhashes; i++)
+        if (strcmp(ji->code_hashes[i], c->hashes[i]) != 0)
+            return "its code packages are not the job's";
+    return NULL;
+}
+
+/* The verdict: tell the claimant, then set the job up from the GCS's record
+ * (true or not, the claim made the job known here) as jt_learn would, or
+ * fail a job the GCS does not know (a later driver or task of that id sets
+ * it up again: see job_to_set_up). */
+static void claim_done(job_table *jt, claim *c, Rpc__JobInfo *ji, const char *refused)
+{
+    c->cb(c->arg, c->job_id, &c->driver, refused);
+    rjob *j = job_find(jt, c->job_id);
+    if (j != NULL && j->hashes == NULL && j->state == JOB_FETCHING) {
+        if (ji != NULL)
+            configure_from(jt, j, ji);
+        else
+            job_failed(jt, j, "%s", refused ? refused : "the GCS does not know the job");
     }
-    job_failed(jt, j, r ? "the GCS does not know this job" : "lost the GCS looking up the job");
+    claim_free(c);
+}
+
+/* The GCS is away: ask again every FETCH_RETRY_MS for up to
+ * FETCH_RETRY_FOR_MS, then refuse. */
+static void claim_wait(job_table *jt, claim *c, const char *why)
+{
+    uint64_t now = now_ms();
+    if (c->retry_until == 0)
+        c->retry_until = now + FETCH_RETRY_FOR_MS;
+    if (now >= c->retry_until) {
+        claim_done(jt, c, NULL, why);
+        return;
+    }
+    c->next = jt->claims;
+    jt->claims = c;
+    arm_retry(jt);
+}
+
+static void on_claim_info(void *arg, ProtobufCMessage *reply)
+{
+    claim *c = arg;
+    Rpc__ListJobsReply *r = (Rpc__ListJobsReply *)reply;
+    if (r == NULL) {
+        claim_wait(c->jt, c, "lost the GCS while checking the job");
+        return;
+    }
+    Rpc__JobInfo *ji = job_info_of(r, c->job_id);
+    claim_done(c->jt, c, ji, claim_refuted(c, ji));
+}
+
+static void claim_send(job_table *jt, claim *c)
+{
+    Rpc__ListJobsRequest req = RPC__LIST_JOBS_REQUEST__INIT;
+    if (gs_call(jt->gs, MSG_LIST_JOBS_REQ, &req.base, on_claim_info, c) != 0)
+        claim_wait(jt, c, "no GCS connection to check the job");
+}
+
+void jt_config(job_table *jt, uint32_t job_id, const worker_id_t *driver, char **hashes,
+               size_t nhashes, jt_claim_cb cb, void *arg)
+{
+    claim *c = calloc(1, sizeof(*c));
+    if (c == NULL || (c->hashes = copy_strv(hashes, nhashes)) == NULL) {
+        free(c);
+        cb(arg, job_id, driver, "out of memory");
+        return;
+    }
+    *c = (claim){job_id, *driver, c->hashes, nhashes, cb, arg, 0, jt, NULL};
+    /* Its tasks wait while the job is checked: it is FETCHING. */
+    if (job_to_set_up(jt, job_id) == NULL) {
+        claim_done(jt, c, NULL, "out of memory");
+        return;
+    }
+    claim_send(jt, c);
 }
 
 void jt_learn(job_table *jt, uint32_t job_id)
 {
-    if (job_find(jt, job_id))
-        return;
-    rjob *j = job_add(jt, job_id);
+    rjob *j = job_find(jt, job_id);
+    if (j != NULL && (j->hashes != NULL || j->state != JOB_FAILED))
+        return; /* set up already, or being set up */
+    j = job_to_set_up(jt, job_id);
     struct fetch *f = malloc(sizeof(*f));
     if (j == NULL || f == NULL) {
         free(f);
@@ -377,6 +556,10 @@ void jt_free(job_table *jt)
     for (rjob *j = jt->jobs, *next; j; j = next) {
         next = j->next;
         job_free(j);
+    }
+    for (claim *c = jt->claims, *next; c; c = next) {
+        next = c->next;
+        claim_free(c);
     }
     event_free(jt->retry_ev);
     free(jt);

@@ -3,10 +3,13 @@
  * (fetched once from the GCS KV by content hash and cached under
  * <session>/code/), their environment, and where their driver runs.
  *
- * A job becomes known from its local driver (JobConfig) or, for a task
- * forwarded from another node, from the GCS job table (jt_learn). Its code is
- * then fetched; when a job becomes ready (or fails), on_change runs so the
- * scheduler can dispatch its waiting tasks.
+ * A job becomes known from its local driver (JobConfig, checked against the
+ * GCS job table) or, for a task forwarded from another node, from the GCS job
+ * table (jt_learn); either way it is set up from the GCS's record. Its code
+ * is then fetched, and each package is checked against its hash (SHA-256)
+ * before it is written to the cache and again, when cached already, before
+ * workers are given its path. When a job becomes ready (or fails),
+ * on_change runs so the scheduler can dispatch its waiting tasks.
  *
  * Threading: the raylet's loop thread.
  */
@@ -32,10 +35,21 @@ job_table *jt_new(struct event_base *base, const rayc_config *cfg, gcs_session *
                   void (*on_change)(void *arg), void *arg);
 void jt_free(job_table *jt);
 
-/* A local driver's job: its code packages (content hashes) and environment.
- * A job already known is left as it is. */
-void jt_config(job_table *jt, uint32_t job_id, char **hashes, size_t nhashes, char **env,
-               size_t nenv);
+/* The verdict on a driver's JobConfig: refused NULL when the GCS bears it
+ * out, else why not. */
+typedef void (*jt_claim_cb)(void *arg, uint32_t job_id, const worker_id_t *driver,
+                            const char *refused);
+
+/* A local driver (worker id `driver`) says its job is job_id, with these code
+ * packages (content hashes). Nothing is done on its word: the job is looked
+ * up in the GCS job table, and cb(arg, ...) is called once with the verdict
+ * -- refused unless the job exists, is RUNNING, was registered by this
+ * driver and has exactly these code hashes. Then the job, if the GCS runs
+ * it, is set up from the GCS's record (code and environment) unless it is
+ * set up already. While the GCS is away the check is retried for up to a
+ * minute. The job's tasks wait meanwhile. */
+void jt_config(job_table *jt, uint32_t job_id, const worker_id_t *driver, char **hashes,
+               size_t nhashes, jt_claim_cb cb, void *arg);
 /* A task of job_id arrived from another node: look the job up in the GCS. */
 void jt_learn(job_table *jt, uint32_t job_id);
 /* JOB_FETCHING, JOB_READY or JOB_FAILED (*error says why), or -1 if unknown. */

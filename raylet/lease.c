@@ -13,6 +13,8 @@
 #include "rayc.h"
 #include "sched_policy.h"
 
+#define LEASE_STEAL_AFTER_MS 100 /* a head running this long may be long: never queue behind it */
+
 /* A scheduling class: the ready tasks of one job with one demand, in order. */
 /* A placement-group bundle reserved on this node: its own resources, taken
  * out of the node's when it was prepared. Tasks of the bundle lease from
@@ -47,6 +49,7 @@ typedef struct lease {
     int depth;           /* tasks pushed and not done */
     rtask *head, *tail;  /* pushed tasks, in order */
     uint64_t head_since; /* when the head task (the one running) became the head */
+    bool steal_asked;    /* its worker was asked to give back queued tasks */
     char oom[320];       /* set when the memory monitor kills the worker: its tasks' error */
     struct lease *prev, *next;
 } lease;
@@ -325,7 +328,7 @@ static void pipeline_remove(lease *l, rtask *t)
     if (t->prev)
         t->prev->next = t->next;
     else
-        l->head = t->next, l->head_since = now_ms();
+        l->head = t->next, l->head_since = now_ms(), l->steal_asked = false;
     if (t->next)
         t->next->prev = t->prev;
     else
@@ -382,7 +385,12 @@ static lease *leased_with_room(lease_mgr *lm, const sclass *c)
     lease *best = NULL;
     if (c->solo)
         return NULL;
+    uint64_t now = now_ms();
     for (lease *l = lm->leases; l; l = l->next) {
+        /* Never queue behind a task that has run for a while: it may be
+         * long, and the task would wait though a CPU frees up elsewhere. */
+        if (l->depth > 0 && now - l->head_since >= LEASE_STEAL_AFTER_MS)
+            continue;
         if (!l->active || l->blocked || l->w->exiting || l->w->job_id != c->job_id || l->solo ||
             l->pool != c->pool || l->depth >= lm->in_flight || !res_equal(&l->held, &c->demand))
             continue;
@@ -454,6 +462,23 @@ static int schedule_class(lease_mgr *lm, sclass *c)
     return 0;
 }
 
+/* Room for another lease of the same demand while a worker holds tasks
+ * queued behind a task running for a while: ask that worker to give them
+ * back, so they run on a new lease (no head-of-line blocking behind a long
+ * task). Not for solo leases (actor creations). */
+static void steal_queued(lease_mgr *lm)
+{
+    uint64_t now = now_ms();
+    for (lease *l = lm->leases; l; l = l->next) {
+        if (!l->active || l->solo || l->steal_asked || l->depth < 2 ||
+            now - l->head_since < LEASE_STEAL_AFTER_MS ||
+            !sched_fits(avail_of(lm, l->pool), &l->held))
+            continue;
+        l->steal_asked = true;
+        lm->env.steal(lm->env.ctx, l->w, l->depth - 1);
+    }
+}
+
 void lease_hold(lease_mgr *lm, const res_set *r)
 {
     sched_acquire(&lm->available, r);
@@ -477,6 +502,8 @@ void lease_schedule(lease_mgr *lm)
         }
         pp = &c->next;
     }
+    if (lm->env.steal)
+        steal_queued(lm);
     if (want > 0)
         lm->env.want_workers(lm->env.ctx, want);
 }
@@ -504,7 +531,8 @@ void lease_take_back(lease_mgr *lm, rtask *t)
     lease *l = lease_of(t->w);
     sclass *c = class_for(lm, t->job_id, &t->demand, task_solo(t), l->pool);
     if (c == NULL)
-        return; /* out of memory: it stays with the worker */
+        return;             /* out of memory: it stays with the worker */
+    l->steal_asked = false; /* what comes back may be stolen again later */
     pipeline_remove(l, t);
     t->w = NULL;
     t->state = T_READY;
@@ -554,8 +582,11 @@ void lease_worker_died(lease_mgr *lm, worker *w)
             snprintf(msg, sizeof(msg), "%s: %s", t->msg->spec->function, l->oom);
             lm->env.fail(lm->env.ctx, t, RAYC_EOOM, msg);
         } else {
-            snprintf(msg, sizeof(msg), "%s: the worker running it (pid %d) died",
-                     t->msg->spec->function, (int)w->pid);
+            char how[64];
+            wpool_exit_text(w, how, sizeof(how));
+            snprintf(msg, sizeof(msg), "%s: the worker running it (pid %d) died%s%s%s",
+                     t->msg->spec->function, (int)w->pid, how[0] ? " (" : "", how,
+                     how[0] ? ")" : "");
             lm->env.fail(lm->env.ctx, t, RAYC_EWORKER_DIED, msg);
         }
     }

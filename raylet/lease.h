@@ -58,6 +58,9 @@ typedef struct {
     void (*fail)(void *ctx, rtask *t, int status, const char *msg);
     /* Kill w (its placement group bundle was removed). */
     void (*kill)(void *ctx, worker *w);
+    /* Ask w to give back up to n tasks queued behind its running one
+     * (answered by lease_take_back of each). NULL: never. */
+    void (*steal)(void *ctx, worker *w, int n);
     void *ctx;
 } lease_env;
 

@@ -203,6 +203,8 @@ static void on_client_pull_done(void *arg, const object_id_t *id, int status, co
     struct client_pull *cp = arg;
     client *cl = creg_by_worker(cp->nm->clients, &cp->who);
     free(cp);
+    if (cl && cl->npulls > 0)
+        cl->npulls--;
     if (status == RAYC_OK || cl == NULL)
         return;
     Rpc__ObjectLost lost = RPC__OBJECT_LOST__INIT;
@@ -212,13 +214,27 @@ static void on_client_pull_done(void *arg, const object_id_t *id, int status, co
     conn_send(cl->c, MSG_OBJECT_LOST, &lost.base);
 }
 
+/* Pull what a client asks for and this node lacks. Each pull costs a record
+ * and GCS lookups for seconds, so a client has at most
+ * PLASMA_CLIENT_MAX_WAITING in flight, asked at most MSG_STORE_MAX_IDS at a
+ * time; the rest is not pulled (logged). */
 static void pull_for_client(node_manager *nm, client *cl, Rpc__PullObjects *m)
 {
     int nview = 0;
     gs_view(nm->gs, &nview);
     if (nview <= 1)
         return; /* a one-node cluster has nowhere to pull from */
+    if (m->n_object_ids > MSG_STORE_MAX_IDS) {
+        log_warn("%s asked to pull %zu objects at once (at most %d): none pulled", conn_peer(cl->c),
+                 m->n_object_ids, MSG_STORE_MAX_IDS);
+        return;
+    }
     for (size_t i = 0; i < m->n_object_ids; i++) {
+        if (cl->npulls >= PLASMA_CLIENT_MAX_WAITING) {
+            log_warn("%s has %u pulls in flight: %zu more not pulled", conn_peer(cl->c), cl->npulls,
+                     m->n_object_ids - i);
+            return;
+        }
         if (m->object_ids[i].len != OBJECT_ID_SIZE)
             continue;
         object_id_t id;
@@ -230,6 +246,7 @@ static void pull_for_client(node_manager *nm, client *cl, Rpc__PullObjects *m)
             return;
         cp->nm = nm;
         cp->who = cl->id;
+        cl->npulls++;
         om_pull(nm->om, &id, NULL, on_client_pull_done, cp);
     }
 }
@@ -239,18 +256,40 @@ static void pull_for_client(node_manager *nm, client *cl, Rpc__PullObjects *m)
  * kept for a remote one until it frees them). */
 static void give_to_owner(node_manager *nm, const Rpc__ObjectOwner *m)
 {
-    client *owner = NULL;
-    if (m->owner_id.len == WORKER_ID_SIZE) {
-        worker_id_t id;
-        memcpy(id.b, m->owner_id.data, WORKER_ID_SIZE);
-        owner = creg_by_worker(nm->clients, &id);
-    }
+    if (m->owner_id.len != WORKER_ID_SIZE)
+        return;
+    worker_id_t id;
+    memcpy(id.b, m->owner_id.data, WORKER_ID_SIZE);
+    client *owner = creg_by_worker(nm->clients, &id);
     for (size_t i = 0; i < m->n_object_ids; i++) {
         if (m->object_ids[i].len != OBJECT_ID_SIZE)
             continue;
         object_id_t oid;
         memcpy(oid.b, m->object_ids[i].data, OBJECT_ID_SIZE);
-        plasma_set_owner(nm->store, &oid, owner ? owner->pc : NULL);
+        if (owner && owner->pc)
+            plasma_set_owner(nm->store, &oid, owner->pc);
+        else
+            plasma_set_remote_owner(nm->store, &oid, &id); /* kept for it */
+    }
+}
+
+/* The GCS's verdict on a driver's JobConfig. Only a driver the GCS knows as
+ * the job's becomes its driver here (gets its workers' output; its exit ends
+ * the job here); another is closed. A driver gone before the verdict ended
+ * its job already, unless the job was not its own yet: end it now. */
+static void on_job_claim(void *arg, uint32_t job_id, const worker_id_t *driver, const char *refused)
+{
+    node_manager *nm = arg;
+    client *cl = creg_by_worker(nm->clients, driver);
+    if (refused != NULL) {
+        log_warn("%s: JobConfig of job %u refused: %s", cl ? conn_peer(cl->c) : "a driver", job_id,
+                 refused);
+        if (cl != NULL)
+            conn_close(cl->c);
+    } else if (cl != NULL && cl->role == RPC__ROLE__ROLE_DRIVER) {
+        cl->job_id = job_id;
+    } else {
+        tm_job_ended(nm->tm, job_id);
     }
 }
 
@@ -271,6 +310,9 @@ static bool worker_frame(node_manager *nm, client *cl, uint16_t type, ProtobufCM
         return true;
     case MSG_ACTOR_DIED:
         tm_actor_exiting(nm->tm, cl->w, (Rpc__ActorDied *)msg);
+        return true;
+    case MSG_TASKS_GIVEN_BACK:
+        tm_tasks_given_back(nm->tm, cl->w, (Rpc__TasksGivenBack *)msg);
         return true;
     case MSG_OBJECT_OWNER:
         give_to_owner(nm, (Rpc__ObjectOwner *)msg);
@@ -300,16 +342,17 @@ static void client_frame(void *arg, client *cl, uint16_t type, ProtobufCMessage 
         pull_for_client(nm, cl, (Rpc__PullObjects *)msg);
         return;
     case MSG_DELETE_OBJECTS: {
+        /* Here and on other nodes, only what cl owns is freed. */
         Rpc__DeleteObjects *del = (Rpc__DeleteObjects *)msg;
         plasma_handle(nm->store, cl->pc, type, msg);
-        odir_free_everywhere(nm->odir, del->object_ids, del->n_object_ids);
+        odir_free_everywhere(nm->odir, &cl->id, del->object_ids, del->n_object_ids);
         return;
     }
     case MSG_JOB_CONFIG:
         if (cl->role == RPC__ROLE__ROLE_DRIVER) {
             Rpc__JobConfig *jc = (Rpc__JobConfig *)msg;
-            cl->job_id = jc->job_id;
-            jt_config(nm->jobs, jc->job_id, jc->code_hashes, jc->n_code_hashes, jc->env, jc->n_env);
+            jt_config(nm->jobs, jc->job_id, &cl->id, jc->code_hashes, jc->n_code_hashes,
+                      on_job_claim, nm);
             return;
         }
         break;
@@ -319,6 +362,7 @@ static void client_frame(void *arg, client *cl, uint16_t type, ProtobufCMessage 
     case MSG_ACTOR_DIED:
     case MSG_OBJECT_OWNER:
     case MSG_STREAM_ITEM:
+    case MSG_TASKS_GIVEN_BACK:
         if (worker_frame(nm, cl, type, msg))
             return;
         break;

@@ -22,6 +22,20 @@ struct loc_rec {
     bool cancelled; /* an add undone by a remove in the same batch */
 };
 
+/* One client's delete of one object, to look up. Compared whole (memcmp):
+ * the GCS's answer is matched against (object, owner) pairs. */
+struct free_rec {
+    object_id_t id;
+    worker_id_t owner;
+};
+
+/* One GetObjectLocations of queued frees: the pairs it asks about, sorted. */
+struct free_lookup {
+    object_directory *od;
+    size_t n;
+    struct free_rec recs[];
+};
+
 struct object_directory {
     const rayc_config *cfg;
     node_id_t self;
@@ -31,7 +45,7 @@ struct object_directory {
     size_t count, cap;
     uint32_t *adds; /* id -> 1 + index of its pending add (0: empty) */
     size_t adds_cap;
-    object_id_t *frees; /* owners' deletes to look up other copies of */
+    struct free_rec *frees; /* clients' deletes to look up other copies of */
     size_t free_count, free_cap;
     struct event *flush_ev;
 };
@@ -83,12 +97,18 @@ static bool loc_index_add(object_directory *od, size_t k)
  * thousands a second) cancels the add and costs the GCS nothing. */
 static void queue_location(object_directory *od, const plasma_object_event *ev, bool removed)
 {
-    if (removed && od->adds_cap > 0) {
+    if (od->adds_cap > 0) {
         size_t i = loc_slot(od, &ev->id);
         uint32_t k = od->adds[i];
         if (k != 0 && !od->pending[k - 1].cancelled) {
-            od->pending[k - 1].cancelled = true;
-            return; /* the slot stays: it still marks the probe chain */
+            if (removed) {
+                od->pending[k - 1].cancelled = true;
+                return; /* the slot stays: it still marks the probe chain */
+            }
+            /* Announced again (a new owner) before the add went out. */
+            od->pending[k - 1].owner = ev->owner;
+            od->pending[k - 1].size = ev->size;
+            return;
         }
     }
     if (od->count == od->cap) {
@@ -164,21 +184,35 @@ static void send_locations(object_directory *od)
 
 /* ---------------------------------------------------------------- free everywhere */
 
-/* Free an owner's objects on the other nodes that hold copies (the GCS
- * directory knows where they are). */
+static int free_rec_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, sizeof(struct free_rec));
+}
+
+/* Whether lk asked to free this location's copy for the location's owner. */
+static bool free_asked(const struct free_lookup *lk, const Rpc__ObjectLocation *l)
+{
+    struct free_rec key;
+    if (l->object_id.len != OBJECT_ID_SIZE || l->owner_id.len != WORKER_ID_SIZE)
+        return false;
+    memcpy(key.id.b, l->object_id.data, OBJECT_ID_SIZE);
+    memcpy(key.owner.b, l->owner_id.data, WORKER_ID_SIZE);
+    return bsearch(&key, lk->recs, lk->n, sizeof(key), free_rec_cmp) != NULL;
+}
+
+/* Free the copies the other nodes hold of what their owners deleted (the
+ * GCS directory knows where they are and whose they are). */
 static void on_free_locations(void *arg, ProtobufCMessage *reply)
 {
-    object_directory *od = arg;
+    struct free_lookup *lk = arg;
     Rpc__GetObjectLocationsReply *r = (Rpc__GetObjectLocationsReply *)reply;
-    if (r == NULL)
-        return;
-    for (size_t i = 0; i < r->n_locations; i++) {
+    for (size_t i = 0; r != NULL && i < r->n_locations; i++) {
         Rpc__ObjectLocation *l = r->locations[i];
-        if (l->removed || l->node_id.len != NODE_ID_SIZE || l->object_id.len != OBJECT_ID_SIZE)
+        if (l->removed || l->node_id.len != NODE_ID_SIZE || !free_asked(lk, l))
             continue;
         node_id_t node;
         memcpy(node.b, l->node_id.data, NODE_ID_SIZE);
-        conn *c = peers_get(od->peers, &node);
+        conn *c = peers_get(lk->od->peers, &node);
         if (c == NULL)
             continue;
         Rpc__DeleteObjects del = RPC__DELETE_OBJECTS__INIT;
@@ -186,9 +220,11 @@ static void on_free_locations(void *arg, ProtobufCMessage *reply)
         del.object_ids = &l->object_id;
         conn_send(c, MSG_DELETE_OBJECTS, &del.base);
     }
+    free(lk);
 }
 
-void odir_free_everywhere(object_directory *od, const ProtobufCBinaryData *ids, size_t n)
+void odir_free_everywhere(object_directory *od, const worker_id_t *owner,
+                          const ProtobufCBinaryData *ids, size_t n)
 {
     int nview = 0;
     gs_view(od->gs, &nview);
@@ -199,7 +235,7 @@ void odir_free_everywhere(object_directory *od, const ProtobufCBinaryData *ids, 
             continue;
         if (od->free_count == od->free_cap) {
             size_t cap = od->free_cap ? od->free_cap * 2 : 256;
-            object_id_t *f = realloc(od->frees, cap * sizeof(*f));
+            struct free_rec *f = realloc(od->frees, cap * sizeof(*f));
             if (f == NULL) {
                 log_error("out of memory queuing frees of other nodes' copies; dropping one");
                 continue;
@@ -207,13 +243,37 @@ void odir_free_everywhere(object_directory *od, const ProtobufCBinaryData *ids, 
             od->frees = f;
             od->free_cap = cap;
         }
-        memcpy(od->frees[od->free_count++].b, ids[i].data, OBJECT_ID_SIZE);
+        struct free_rec *f = &od->frees[od->free_count++];
+        memcpy(f->id.b, ids[i].data, OBJECT_ID_SIZE);
+        f->owner = *owner;
     }
     arm_flush(od);
 }
 
-/* Ask the GCS where the queued deletes have copies (on_free_locations frees
- * them there), in requests of at most LOOKUP_IDS_MAX ids. */
+/* Ask the GCS where the k frees at recs have copies (on_free_locations frees
+ * them there). */
+static void lookup_frees(object_directory *od, const struct free_rec *recs, size_t k,
+                         ProtobufCBinaryData *ids)
+{
+    struct free_lookup *lk = malloc(sizeof(*lk) + k * sizeof(lk->recs[0]));
+    if (lk == NULL) {
+        log_error("out of memory looking up %zu freed objects; dropping them", k);
+        return;
+    }
+    lk->od = od;
+    lk->n = k;
+    memcpy(lk->recs, recs, k * sizeof(lk->recs[0]));
+    qsort(lk->recs, k, sizeof(lk->recs[0]), free_rec_cmp);
+    for (size_t i = 0; i < k; i++)
+        ids[i] = (ProtobufCBinaryData){OBJECT_ID_SIZE, lk->recs[i].id.b};
+    Rpc__GetObjectLocationsRequest req = RPC__GET_OBJECT_LOCATIONS_REQUEST__INIT;
+    req.n_object_ids = k;
+    req.object_ids = ids;
+    if (gs_call(od->gs, MSG_GET_OBJECT_LOCATIONS_REQ, &req.base, on_free_locations, lk) != 0)
+        free(lk);
+}
+
+/* Look up the queued deletes in requests of at most LOOKUP_IDS_MAX ids. */
 static void send_frees(object_directory *od)
 {
     ProtobufCBinaryData *ids = malloc(LOOKUP_IDS_MAX * sizeof(*ids));
@@ -224,12 +284,7 @@ static void send_frees(object_directory *od)
     for (size_t done = 0; done < od->free_count;) {
         size_t left = od->free_count - done;
         size_t k = left < LOOKUP_IDS_MAX ? left : LOOKUP_IDS_MAX;
-        for (size_t i = 0; i < k; i++)
-            ids[i] = (ProtobufCBinaryData){OBJECT_ID_SIZE, od->frees[done + i].b};
-        Rpc__GetObjectLocationsRequest req = RPC__GET_OBJECT_LOCATIONS_REQUEST__INIT;
-        req.n_object_ids = k;
-        req.object_ids = ids;
-        gs_call(od->gs, MSG_GET_OBJECT_LOCATIONS_REQ, &req.base, on_free_locations, od);
+        lookup_frees(od, od->frees + done, k, ids);
         done += k;
     }
     od->free_count = 0;

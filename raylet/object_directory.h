@@ -8,8 +8,10 @@
  * an object freed before its add was sent cancels the add and costs the GCS
  * nothing. Owners' deletes wait for the same batch, so one GCS lookup per
  * batch finds the other nodes' copies, which are then deleted there with a
- * DeleteObjects to each holder. Without a GCS both wait for the next
- * registration.
+ * DeleteObjects to each holder whose entry names the deleting client as the
+ * owner. An entry's owner is the store's: the creator, a task's submitter
+ * once the task is done (the entry is sent again), a pulled copy's owner as
+ * its source knew it. Without a GCS both wait for the next registration.
  *
  * Threading: the raylet's loop thread.
  */
@@ -36,8 +38,11 @@ void odir_free(object_directory *od);
 /* The store hooks that feed the directory (arg: the directory). */
 const plasma_hooks *odir_store_hooks(void);
 
-/* An owner deleted these objects: delete the copies other nodes hold too
- * (nothing to do in a one-node cluster). */
-void odir_free_everywhere(object_directory *od, const ProtobufCBinaryData *ids, size_t n);
+/* The local client `owner` deleted these objects: delete the copies other
+ * nodes hold too (nothing to do in a one-node cluster), but only the copies
+ * the directory lists as owned by `owner`: a client cannot free someone
+ * else's objects elsewhere. */
+void odir_free_everywhere(object_directory *od, const worker_id_t *owner,
+                          const ProtobufCBinaryData *ids, size_t n);
 
 #endif

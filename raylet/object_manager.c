@@ -20,9 +20,10 @@
  *
  * Each transfer writes through its own plasma_client (pull->pc), so that
  * abandoning a half-written object is plasma_client_free(): the store aborts
- * the unsealed create and cancels a create still waiting for space. After the
- * seal the object is handed to nobody (plasma_set_owner NULL): it is a
- * secondary copy, evictable, kept for its remote owner.
+ * the unsealed create and cancels a create still waiting for space. Before the
+ * seal the object is handed to its remote owner (plasma_set_remote_owner,
+ * with the owner id the source sent): it is a secondary copy, evictable,
+ * kept for that owner, who alone of the local clients may delete it.
  *
  * Chunks carry no request id. They are matched by (connection, object id)
  * and accepted only in RECEIVING, in order: a server writes its PullReply and
@@ -104,6 +105,7 @@ struct pull {
     node_id_t src;
     conn *src_c;
     uint64_t req_id;
+    worker_id_t owner; /* the object's owner, as the source knows it */
     plasma_client *pc; /* creates (and aborts) this transfer's object */
     bool created;
     bool tearing;         /* pc is being freed: its callbacks are ignored */
@@ -380,17 +382,18 @@ static void fail_lost(pull *p, const char *what)
     finish(p, RAYC_EOBJECT_LOST, msg);
 }
 
-/* The transfer is complete: seal (the seal hook tells the directory) and
- * hand the copy to nobody, then tell the waiters. */
+/* The transfer is complete: hand the copy to its remote owner (nobody here
+ * deletes it with a client but the owner), seal it (the seal hook tells the
+ * directory, owner included), then tell the waiters. */
 static void complete(pull *p)
 {
     object_manager *om = p->om;
+    plasma_set_remote_owner(om->store, &p->id, &p->owner);
     int rc = plasma_seal(om->store, p->pc, &p->id);
     if (rc != 0) {
         fail_lost(p, "object deleted while it was being received:");
         return;
     }
-    plasma_set_owner(om->store, &p->id, NULL);
     uint64_t us = now_us() - p->t_start_us;
     char nhex[ID_HEX_MAX];
     log_debug("pulled %s (%" PRIu64 " bytes) from %s in %" PRIu64 " us, %.1f MB/s", p->hex, p->size,
@@ -623,6 +626,9 @@ static void on_pull_reply(object_manager *om, conn *c, const Rpc__PullReply *r)
     }
     p->deadline = now_ms() + LOOKUP_BUDGET_MS;
     p->size = r->size;
+    memset(&p->owner, 0, sizeof(p->owner));
+    if (r->owner_id.len == WORKER_ID_SIZE)
+        memcpy(p->owner.b, r->owner_id.data, WORKER_ID_SIZE);
     if (!p->created) {
         if (p->pc == NULL && (p->pc = plasma_client_new(om->store, NULL)) == NULL) {
             finish(p, RAYC_ESTORE_FULL, "raylet out of memory");
@@ -718,8 +724,8 @@ static void on_chunk_sent(const void *data, size_t len, void *arg)
     serve_unref(arg);
 }
 
-static void serve_reply(conn *c, uint64_t req_id, const object_id_t *id, int code, const char *msg,
-                        uint64_t size)
+static void serve_reply(object_manager *om, conn *c, uint64_t req_id, const object_id_t *id,
+                        int code, const char *msg, uint64_t size)
 {
     Rpc__PullReply r = RPC__PULL_REPLY__INIT;
     Rpc__Status st = RPC__STATUS__INIT;
@@ -728,6 +734,9 @@ static void serve_reply(conn *c, uint64_t req_id, const object_id_t *id, int cod
     r.status = &st;
     r.object_id = (ProtobufCBinaryData){OBJECT_ID_SIZE, (uint8_t *)id->b};
     r.size = size;
+    worker_id_t owner;
+    if (code == RAYC_OK && plasma_object_owner(om->store, id, &owner))
+        r.owner_id = (ProtobufCBinaryData){WORKER_ID_SIZE, owner.b};
     conn_send(c, MSG_PULL_REPLY, &r.base);
 }
 
@@ -744,17 +753,17 @@ static void serve_pull(object_manager *om, conn *c, const Rpc__PullRequest *req)
     memcpy(id.b, req->object_id.data, OBJECT_ID_SIZE);
     serve *s = calloc(1, sizeof(*s));
     if (s == NULL) {
-        serve_reply(c, req->req_id, &id, RAYC_ENOMEM, "raylet out of memory", 0);
+        serve_reply(om, c, req->req_id, &id, RAYC_ENOMEM, "raylet out of memory", 0);
         return;
     }
     plasma_view v;
     int rc = plasma_pin(om->store, om->pc, &id, &v);
     if (rc != 0) {
         free(s);
-        serve_reply(c, req->req_id, &id, rc, rayc_last_error(), 0);
+        serve_reply(om, c, req->req_id, &id, rc, rayc_last_error(), 0);
         return;
     }
-    serve_reply(c, req->req_id, &id, RAYC_OK, "", v.size);
+    serve_reply(om, c, req->req_id, &id, RAYC_OK, "", v.size);
     s->om = om;
     s->id = id;
     s->refs = 1;

@@ -18,6 +18,8 @@
  *     delete-pending (list EVICT if evictable, else SPILL);
  *   - a CREATED object always holds one pin of its creator (the write pin);
  *     creator is non-NULL exactly while CREATED;
+ *   - when owner is non-NULL, owner_id is owner->wid; a local client may
+ *     delete an object only when it is its owner (plasma_delete_by);
  *   - an ABSENT entry exists only while someone waits on it (waiters or a
  *     queued restore) and holds no memory;
  *   - every piece of a client's slab is one used allocator block that no
@@ -41,6 +43,7 @@
 #include "plasma_store.h"
 
 #define SPILL_PAUSE_MS 1000 /* after a failed spill write, do not try again for this long */
+#define PLASMA_TAB_MIN 1024 /* slots of the object table; it never shrinks below */
 
 enum { LRU_NONE = 0, LRU_EVICT = 1, LRU_SPILL = 2 };
 enum { REQ_GET, REQ_WAIT };
@@ -118,6 +121,7 @@ struct plasma__obj {
     uint64_t size; /* object bytes */
     uint64_t off;  /* arena offset while CREATED/SEALED */
     plasma_client *creator, *owner;
+    worker_id_t owner_id; /* the owner's worker id, also when it is remote (zero: unknown) */
     uint32_t pins;
     plasma__pin *pinl;
     plasma__obj *own_prev, *own_next;
@@ -142,6 +146,7 @@ struct plasma_client {
     plasma__pin *pins;
     plasma__obj *owned;
     plasma__req *reqs;
+    uint64_t nwaiting; /* objects its pending gets and waits name */
     plasma_client *prev, *next;
 };
 
@@ -171,6 +176,7 @@ struct plasma_store {
     plasma_client *clients;
 
     bool settling, space_dirty;
+    bool trim_due; /* the object table shrank: give freed heap back (settle) */
     uint64_t spill_pause_until;
 
     uint64_t slab_bytes; /* in all clients' pieces */
@@ -217,6 +223,8 @@ void plasma__settle(plasma_store *s);
 void plasma__slab_free_all(plasma_store *s, plasma_client *cl);
 
 /* plasma_store.c */
+/* cl owns o: by pointer, or by its (non-zero) worker id for a remote owner. */
+bool plasma__may_delete(const plasma__obj *o, const plasma_client *cl);
 /* A create of id waits for space. */
 bool plasma__create_pending(const plasma_store *s, const object_id_t *id);
 int plasma__obj_install(plasma_store *s, plasma_client *cl, const object_id_t *id, uint64_t size,

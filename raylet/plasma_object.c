@@ -50,23 +50,36 @@ static void tab_place(plasma__obj **tab, uint64_t cap, plasma__obj *o)
     tab[i] = o;
 }
 
+static int tab_resize(plasma_store *s, uint64_t ncap)
+{
+    plasma__obj **n = calloc(ncap, sizeof(*n));
+    if (n == NULL)
+        return RAYC_ENOMEM;
+    for (uint64_t i = 0; i < s->tab_cap; i++)
+        if (s->tab[i] != NULL)
+            tab_place(n, ncap, s->tab[i]);
+    free(s->tab);
+    s->tab = n;
+    s->tab_cap = ncap;
+    return 0;
+}
+
 static int tab_insert(plasma_store *s, plasma__obj *o)
 {
-    if ((s->tab_len + 1) * 2 > s->tab_cap) {
-        uint64_t ncap = s->tab_cap * 2;
-        plasma__obj **n = calloc(ncap, sizeof(*n));
-        if (n == NULL)
-            return RAYC_ENOMEM;
-        for (uint64_t i = 0; i < s->tab_cap; i++)
-            if (s->tab[i] != NULL)
-                tab_place(n, ncap, s->tab[i]);
-        free(s->tab);
-        s->tab = n;
-        s->tab_cap = ncap;
-    }
+    if ((s->tab_len + 1) * 2 > s->tab_cap && tab_resize(s, s->tab_cap * 2) != 0)
+        return RAYC_ENOMEM;
     tab_place(s->tab, s->tab_cap, o);
     s->tab_len++;
     return 0;
+}
+
+/* A table grown for a burst (a client waiting for many unknown ids) gives
+ * its memory back once the burst is gone: shrink when at most 1/8 full. */
+static void tab_maybe_shrink(plasma_store *s)
+{
+    if (s->tab_cap > PLASMA_TAB_MIN && s->tab_len * 8 <= s->tab_cap &&
+        tab_resize(s, s->tab_cap / 2) == 0) /* a quarter full; failing, it stays */
+        s->trim_due = true;
 }
 
 static void tab_remove(plasma_store *s, plasma__obj *o)
@@ -83,6 +96,7 @@ static void tab_remove(plasma_store *s, plasma__obj *o)
     }
     s->tab[hole] = NULL;
     s->tab_len--;
+    tab_maybe_shrink(s);
 }
 
 /* The entry for id, creating an ABSENT one (a place for waiters) if needed. */
@@ -177,6 +191,7 @@ void plasma__owner_link(plasma__obj *o, plasma_client *cl)
     if (cl == NULL)
         return;
     o->owner = cl;
+    o->owner_id = cl->wid;
     o->own_next = cl->owned;
     if (cl->owned)
         cl->owned->own_prev = o;
@@ -189,9 +204,7 @@ void plasma__emit(plasma_store *s, plasma__obj *o, bool sealed)
         sealed ? s->hooks.on_object_sealed : s->hooks.on_object_deleted;
     if (fn == NULL)
         return;
-    plasma_object_event ev = {.id = o->id, .node = s->node, .size = o->size};
-    if (o->owner)
-        ev.owner = o->owner->wid;
+    plasma_object_event ev = {.id = o->id, .node = s->node, .size = o->size, .owner = o->owner_id};
     fn(s->hook_arg, &ev);
 }
 
@@ -244,6 +257,7 @@ void plasma__obj_drop(plasma_store *s, plasma__obj *o)
     o->creator = NULL;
     o->evictable = o->delete_pending = o->announced = false;
     o->size = o->off = 0;
+    memset(&o->owner_id, 0, sizeof(o->owner_id));
     s->space_dirty = true;
     plasma__notify(s, o);
     plasma__obj_gc(s, o);

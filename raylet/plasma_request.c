@@ -10,6 +10,7 @@
  */
 #include "plasma_internal.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +44,7 @@ void plasma__req_detach(plasma_store *s, plasma__req *r)
         r->timer = NULL;
     }
     if (r->cl) {
+        r->cl->nwaiting -= r->n;
         if (r->cprev)
             r->cprev->cnext = r->cnext;
         else
@@ -139,6 +141,7 @@ static void start_req(plasma_store *s, plasma__req *r, const object_id_t *ids, i
     if (r->cl->reqs)
         r->cl->reqs->cprev = r;
     r->cl->reqs = r;
+    r->cl->nwaiting += r->n;
     s->npending_reqs++;
     if (i < r->n) {
         r->error = RAYC_ENOMEM;
@@ -291,6 +294,18 @@ static void run_space(plasma_store *s)
     }
 }
 
+/* Entries of a burst (a client that waited for 100k unknown ids) are small
+ * allocations spread over the heap; freed, they stay resident until the
+ * allocator is asked to give whole free pages back. Once per shrink of the
+ * table, at the end of the entry point that shrank it. */
+static void release_heap(plasma_store *s)
+{
+    s->trim_due = false;
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
+
 void plasma__settle(plasma_store *s)
 {
     if (s->settling)
@@ -321,4 +336,6 @@ void plasma__settle(plasma_store *s)
         break;
     }
     s->settling = false;
+    if (s->trim_due)
+        release_heap(s);
 }

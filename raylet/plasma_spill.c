@@ -79,6 +79,7 @@ void plasma_spill_close(plasma_spill *sp)
     if (sp == NULL)
         return;
     sweep(sp);
+    rmdir(sp->dir); /* when nothing else is in it */
     free(sp);
 }
 

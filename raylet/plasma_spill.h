@@ -33,7 +33,8 @@ typedef struct plasma_spill plasma_spill;
  * remove stale `*.obj` files left by an earlier raylet of this session.
  * Returns NULL with err set when the directory cannot be created. */
 plasma_spill *plasma_spill_open(const char *dir, char *err, size_t errlen);
-/* Close; spill files still present are removed. Accepts NULL. */
+/* Close; spill files still present are removed, then the directory if it
+ * is empty. Accepts NULL. */
 void plasma_spill_close(plasma_spill *sp);
 const char *plasma_spill_dir(const plasma_spill *sp);
 

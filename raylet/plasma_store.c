@@ -254,13 +254,65 @@ int plasma_delete(plasma_store *s, const object_id_t *id)
     return 0;
 }
 
+int plasma_delete_by(plasma_store *s, plasma_client *cl, const object_id_t *id)
+{
+    plasma__obj *o = plasma__tab_find(s, id);
+    if (o == NULL || o->state == PLASMA_ABSENT)
+        return rayc__error(RAYC_ENOTFOUND, "delete: no such object");
+    if (!plasma__may_delete(o, cl))
+        return rayc__error(RAYC_EINVAL, "delete: only the owner of an object deletes it");
+    plasma__obj_delete(s, o);
+    plasma__settle(s);
+    return 0;
+}
+
+bool plasma__may_delete(const plasma__obj *o, const plasma_client *cl)
+{
+    if (o->owner == cl)
+        return true;
+    return !id_is_nil(cl->wid.b, WORKER_ID_SIZE) &&
+           memcmp(o->owner_id.b, cl->wid.b, WORKER_ID_SIZE) == 0;
+}
+
+/* Give o to owner (a local client, or NULL) known as owner_id. A sealed
+ * object announced already is announced again, so that the directory's
+ * entry names its new owner (whose deletes it then spreads). */
+static void change_owner(plasma_store *s, plasma__obj *o, plasma_client *owner,
+                         const worker_id_t *owner_id)
+{
+    bool changed = memcmp(o->owner_id.b, owner_id->b, WORKER_ID_SIZE) != 0;
+    plasma__owner_link(o, owner);
+    o->owner_id = *owner_id;
+    if (changed && o->announced && !o->delete_pending)
+        plasma__emit(s, o, true);
+}
+
 int plasma_set_owner(plasma_store *s, const object_id_t *id, plasma_client *owner)
 {
     plasma__obj *o = plasma__tab_find(s, id);
     if (o == NULL || o->state == PLASMA_ABSENT)
         return rayc__error(RAYC_ENOTFOUND, "set owner: no such object");
-    plasma__owner_link(o, owner);
+    worker_id_t nobody = {{0}};
+    change_owner(s, o, owner, owner ? &owner->wid : &nobody);
     return 0;
+}
+
+int plasma_set_remote_owner(plasma_store *s, const object_id_t *id, const worker_id_t *owner_id)
+{
+    plasma__obj *o = plasma__tab_find(s, id);
+    if (o == NULL || o->state == PLASMA_ABSENT)
+        return rayc__error(RAYC_ENOTFOUND, "set owner: no such object");
+    change_owner(s, o, NULL, owner_id);
+    return 0;
+}
+
+bool plasma_object_owner(const plasma_store *s, const object_id_t *id, worker_id_t *owner_id)
+{
+    const plasma__obj *o = plasma__tab_find(s, id);
+    if (o == NULL || o->state == PLASMA_ABSENT)
+        return false;
+    *owner_id = o->owner_id;
+    return true;
 }
 
 int plasma_set_evictable(plasma_store *s, const object_id_t *id, bool evictable)
@@ -484,6 +536,30 @@ static int open_arena(plasma_store *s, const rayc_config *cfg, char *err, size_t
     return 0;
 }
 
+/* Where this store spills. A spill_dir given may be shared by other
+ * sessions and nodes (one disk for all): this store uses its own
+ * subdirectory there, named after its session dir, so that sweeping stale
+ * files at start (a crashed raylet of this session) touches nothing of
+ * theirs. */
+static void spill_dir_of(const rayc_config *cfg, char *dir, size_t len)
+{
+    bool session = cfg->session_dir && cfg->session_dir[0];
+    if (cfg->spill_dir && cfg->spill_dir[0] && session) {
+        char own[1024];
+        snprintf(own, sizeof(own), "%s", cfg->session_dir);
+        for (size_t n = strlen(own); n > 1 && own[n - 1] == '/'; n--)
+            own[n - 1] = '\0';
+        const char *slash = strrchr(own, '/');
+        snprintf(dir, len, "%s/%s", cfg->spill_dir, slash ? slash + 1 : own);
+    } else if (cfg->spill_dir && cfg->spill_dir[0]) {
+        snprintf(dir, len, "%s/raylet-%d", cfg->spill_dir, (int)getpid());
+    } else if (session) {
+        snprintf(dir, len, "%s/spill", cfg->session_dir);
+    } else {
+        snprintf(dir, len, "/tmp/rayc-spill-%d", (int)getpid());
+    }
+}
+
 plasma_store *plasma_store_new(struct event_base *base, const rayc_config *cfg, char *err,
                                size_t errlen)
 {
@@ -498,17 +574,12 @@ plasma_store *plasma_store_new(struct event_base *base, const rayc_config *cfg, 
     if (open_arena(s, cfg, err, errlen) != 0)
         goto fail;
     char dir[4096];
-    if (cfg->spill_dir && cfg->spill_dir[0])
-        snprintf(dir, sizeof(dir), "%s", cfg->spill_dir);
-    else if (cfg->session_dir && cfg->session_dir[0])
-        snprintf(dir, sizeof(dir), "%s/spill", cfg->session_dir);
-    else
-        snprintf(dir, sizeof(dir), "/tmp/rayc-spill-%d", (int)getpid());
+    spill_dir_of(cfg, dir, sizeof(dir));
     s->sp = plasma_spill_open(dir, err, errlen);
     if (s->sp == NULL)
         goto fail;
     s->al = plasma_alloc_new(s->cap);
-    s->tab_cap = 1024;
+    s->tab_cap = PLASMA_TAB_MIN;
     s->tab = calloc(s->tab_cap, sizeof(*s->tab));
     if (s->al == NULL || s->tab == NULL) {
         snprintf(err, errlen, "out of memory");

@@ -54,6 +54,7 @@
 #include "config.h"
 #include "conn.h"
 #include "ids.h"
+#include "msg.h"
 
 enum plasma_state {
     PLASMA_ABSENT = 0, /* not in this store */
@@ -65,6 +66,12 @@ enum plasma_state {
 enum plasma_create_flags {
     PLASMA_EVICTABLE = 1 << 0, /* a secondary copy: may be evicted when unpinned */
 };
+
+/* Objects the pending gets and waits of one local client may name at once
+ * (twice MSG_STORE_MAX_IDS): a get or wait that would pass it is refused with
+ * RAYC_EINVAL, so one connection cannot make the store hold more than ~40
+ * MB of waiting entries. */
+#define PLASMA_CLIENT_MAX_WAITING (2u * MSG_STORE_MAX_IDS)
 
 typedef struct plasma_store plasma_store;
 typedef struct plasma_client plasma_client;
@@ -82,11 +89,13 @@ typedef struct {
     object_id_t id;
     node_id_t node;
     uint64_t size;
-    worker_id_t owner; /* all zero when the owner is unknown to this store */
+    worker_id_t owner; /* the owner's worker id; all zero when unknown */
 } plasma_object_event;
 
 typedef struct {
-    /* An object became sealed here (created locally or received). */
+    /* An object became sealed here (created locally or received), or the
+     * owner of one announced already changed (a task's return handed to its
+     * submitter): the same event again, with the new owner. */
     void (*on_object_sealed)(void *arg, const plasma_object_event *ev);
     /* A sealed object left this node (deleted, evicted, owner died). Spilled
      * objects are still on this node. */
@@ -119,8 +128,10 @@ typedef struct {
  * a helper thread pre-faults every page in the background
  * (MADV_POPULATE_WRITE: contents untouched, so the store is usable at once);
  * the time it took is logged and returned by plasma_store_prefault_us().
- * Spill files go to cfg->spill_dir, else
- * <cfg->session_dir>/spill, else /tmp/rayc-spill-<pid>. Timers run on base.
+ * Spill files go to a subdirectory of cfg->spill_dir named after the
+ * session dir (raylet-<pid> without one: a spill dir may be shared, and only
+ * this store's own files are swept), else <cfg->session_dir>/spill, else
+ * /tmp/rayc-spill-<pid>. Timers run on base.
  * Returns NULL with err set on failure (memfd, mmap, spill dir). */
 plasma_store *plasma_store_new(struct event_base *base, const rayc_config *cfg, char *err,
                                size_t errlen);
@@ -164,9 +175,10 @@ conn *plasma_client_conn(const plasma_client *cl);
 /* Handle one frame from a local client: CREATE_OBJECT_REQ, SEAL_OBJECT,
  * GET_OBJECTS_REQ, WAIT_OBJECTS_REQ, RELEASE_OBJECTS, DELETE_OBJECTS,
  * STORE_STATS_REQ. Replies go out with conn_send on cl's conn (now or when a
- * pending request completes). Malformed ids get a RAYC_EINVAL reply (or a
- * logged warning for messages without replies). Returns false, doing
- * nothing, for any other type. */
+ * pending request completes). Malformed ids, and a get or wait of more than
+ * MSG_STORE_MAX_IDS objects or past PLASMA_CLIENT_MAX_WAITING, get a
+ * RAYC_EINVAL reply (or a logged warning for messages without replies).
+ * Returns false, doing nothing, for any other type. */
 bool plasma_handle(plasma_store *s, plasma_client *cl, uint16_t type, ProtobufCMessage *msg);
 
 /* ------------------------------------------------------------ internal API */
@@ -235,12 +247,26 @@ int plasma_pin(plasma_store *s, plasma_client *cl, const object_id_t *id, plasma
 /* Drop one pin cl holds on id. Returns 0 or RAYC_ENOTFOUND. */
 int plasma_release(plasma_store *s, plasma_client *cl, const object_id_t *id);
 /* The owner dropped its last reference: free now if unpinned, else when the
- * last pin goes (the object is invisible to new gets meanwhile). Returns 0
- * or RAYC_ENOTFOUND. */
+ * last pin goes (the object is invisible to new gets meanwhile). For the
+ * raylet's own use (its peers, dead owners). Returns 0 or RAYC_ENOTFOUND. */
 int plasma_delete(plasma_store *s, const object_id_t *id);
-/* Make owner (NULL: nobody local, e.g. a remote owner) the object's owner:
- * it is deleted when owner is freed. Returns 0 or RAYC_ENOTFOUND. */
+/* The same, asked by the local client cl: done only when cl owns the object
+ * (it is its owner, or the object's recorded owner id is cl's worker id, as
+ * for a copy pulled for it). Returns 0, RAYC_ENOTFOUND, or RAYC_EINVAL
+ * (someone else's object: nothing changes). */
+int plasma_delete_by(plasma_store *s, plasma_client *cl, const object_id_t *id);
+/* Make owner (NULL: nobody, the raylet keeps it) the object's owner: it is
+ * deleted when owner is freed, and owner may delete it. Returns 0 or
+ * RAYC_ENOTFOUND. */
 int plasma_set_owner(plasma_store *s, const object_id_t *id, plasma_client *owner);
+/* The object's owner is not a client of this store (a task's submitter on
+ * another node, the owner of a pulled copy): nobody here deletes it with a
+ * client, and the client whose worker id is owner_id (all zero: unknown) may
+ * delete it. Returns 0 or RAYC_ENOTFOUND. */
+int plasma_set_remote_owner(plasma_store *s, const object_id_t *id, const worker_id_t *owner_id);
+/* The recorded owner id of an object here (all zero: unknown). false when
+ * the object is not in the store. */
+bool plasma_object_owner(const plasma_store *s, const object_id_t *id, worker_id_t *owner_id);
 /* Mark an object evictable (a secondary copy) or not. 0 or RAYC_ENOTFOUND. */
 int plasma_set_evictable(plasma_store *s, const object_id_t *id, bool evictable);
 /* The object's state and size (size may be NULL). */

@@ -6,8 +6,10 @@
  *
  * Replies echo req_id and carry a Status. A request with a malformed object
  * id gets RAYC_EINVAL; messages without a reply (SEAL, RELEASE, DELETE) with
- * a bad id are logged and dropped. Nothing a client sends can crash the
- * raylet: every length comes from the unpacked message and is checked.
+ * a bad id are logged and dropped. A client seals only what it created and
+ * deletes only what it owns; other seals and deletes are logged and ignored.
+ * Nothing a client sends can crash the raylet: every length comes from the
+ * unpacked message and is checked.
  * Callbacks that arrive with RAYC_ECANCELLED belong to a client that is gone:
  * they send nothing and do not touch the client.
  *
@@ -169,8 +171,42 @@ static void on_got(void *arg, uint64_t tag, int status, const plasma_view *views
     free(pv);
 }
 
+/* Why a get or wait of n objects is refused (written to why), or false when
+ * it is within the client's limits. */
+static bool too_many(const plasma_client *cl, size_t n, char *why, size_t len)
+{
+    if (n > MSG_STORE_MAX_IDS) {
+        snprintf(why, len, "a get or wait names at most %d objects, not %zu", MSG_STORE_MAX_IDS, n);
+        return true;
+    }
+    if (cl->nwaiting + n > PLASMA_CLIENT_MAX_WAITING) {
+        snprintf(why, len,
+                 "a client's pending gets and waits name at most %u objects (%" PRIu64
+                 " now, %zu more asked)",
+                 PLASMA_CLIENT_MAX_WAITING, cl->nwaiting, n);
+        return true;
+    }
+    return false;
+}
+
+static void refuse_get(plasma_client *cl, uint64_t tag, const char *why)
+{
+    Rpc__GetObjectsReply r = RPC__GET_OBJECTS_REPLY__INIT;
+    Rpc__Status st = RPC__STATUS__INIT;
+    msg_status_set(&st, RAYC_EINVAL, why);
+    r.req_id = tag;
+    r.status = &st;
+    send_reply(cl, MSG_GET_OBJECTS_REPLY, &r.base);
+}
+
 static void handle_get(plasma_store *s, plasma_client *cl, Rpc__GetObjectsRequest *m)
 {
+    char why[160];
+    if (too_many(cl, m->n_object_ids, why, sizeof(why))) {
+        log_warn("plasma: %s: %s", peer_of(cl), why);
+        refuse_get(cl, m->req_id, why);
+        return;
+    }
     bool bad;
     object_id_t *ids = ids_of(m->object_ids, m->n_object_ids, &bad);
     if (ids == NULL) {
@@ -210,8 +246,24 @@ static void on_waited(void *arg, uint64_t tag, int status, const bool *ready, si
     free(flags);
 }
 
+static void refuse_wait(plasma_client *cl, uint64_t tag, const char *why)
+{
+    Rpc__WaitObjectsReply r = RPC__WAIT_OBJECTS_REPLY__INIT;
+    Rpc__Status st = RPC__STATUS__INIT;
+    msg_status_set(&st, RAYC_EINVAL, why);
+    r.req_id = tag;
+    r.status = &st;
+    send_reply(cl, MSG_WAIT_OBJECTS_REPLY, &r.base);
+}
+
 static void handle_wait(plasma_store *s, plasma_client *cl, Rpc__WaitObjectsRequest *m)
 {
+    char why[160];
+    if (too_many(cl, m->n_object_ids, why, sizeof(why))) {
+        log_warn("plasma: %s: %s", peer_of(cl), why);
+        refuse_wait(cl, m->req_id, why);
+        return;
+    }
     bool bad;
     object_id_t *ids = ids_of(m->object_ids, m->n_object_ids, &bad);
     if (ids == NULL) {
@@ -261,7 +313,10 @@ static void handle_delete(plasma_store *s, plasma_client *cl, Rpc__DeleteObjects
         }
         if (m->release_pins && plasma_release(s, cl, &id) != 0)
             log_debug("plasma: %s: %s", peer_of(cl), rayc_last_error());
-        if (plasma_delete(s, &id) != 0)
+        int rc = plasma_delete_by(s, cl, &id);
+        if (rc == RAYC_EINVAL)
+            log_warn("plasma: %s: %s", peer_of(cl), rayc_last_error());
+        else if (rc != 0)
             log_debug("plasma: %s: %s", peer_of(cl), rayc_last_error());
     }
 }

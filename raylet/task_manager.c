@@ -238,6 +238,7 @@ static void env_push(void *ctx, worker *w, rtask *t)
     Rpc__PushTask p = RPC__PUSH_TASK__INIT;
     task_stamp_stream(t);
     p.spec = t->msg->spec;
+    p.scheduled_us = wall_us(); /* task events: SCHEDULED here */
     conn_send(w->cl->c, MSG_PUSH_TASK, &p.base);
 }
 
@@ -253,6 +254,16 @@ static bool env_spill(void *ctx, rtask *t)
 static void env_fail(void *ctx, rtask *t, int status, const char *msg)
 {
     fail_task(ctx, t, status, msg);
+}
+
+static void env_steal(void *ctx, worker *w, int n)
+{
+    (void)ctx;
+    if (w->cl == NULL)
+        return;
+    Rpc__StealTasks m = RPC__STEAL_TASKS__INIT;
+    m.max = (uint32_t)n;
+    conn_send(w->cl->c, MSG_STEAL_TASKS, &m.base);
 }
 
 static void env_kill(void *ctx, worker *w)
@@ -484,6 +495,15 @@ void tm_forwarded(task_manager *tm, const node_id_t *from, Rpc__ForwardTask *f)
 
 void tm_submit(task_manager *tm, client *owner, Rpc__SubmitTask *m)
 {
+    /* A client submits in its own name only: the spec's owner owns the
+     * returns (and may delete them). */
+    if (m->spec && m->spec->owner_id.len == WORKER_ID_SIZE &&
+        memcmp(m->spec->owner_id.data, owner->id.b, WORKER_ID_SIZE) != 0) {
+        log_warn("closing %s: it submitted a task in another worker's name", conn_peer(owner->c));
+        msg_free(&m->base);
+        conn_close(owner->c);
+        return;
+    }
     const char *bad;
     rtask *t = new_task(tm, m, &bad);
     if (t == NULL) {
@@ -603,7 +623,10 @@ static void actor_worker_died(task_manager *tm, worker *w)
         lease_unhold(tm->lm, &r->held);
     if (!r->exiting) {
         char cause[128];
-        snprintf(cause, sizeof(cause), "its worker (pid %d) died", (int)w->pid);
+        char how[64];
+        wpool_exit_text(w, how, sizeof(how));
+        snprintf(cause, sizeof(cause), "its worker (pid %d) died%s%s%s", (int)w->pid,
+                 how[0] ? " (" : "", how, how[0] ? ")" : "");
         Rpc__ActorDied d = RPC__ACTOR_DIED__INIT;
         d.actor_id.data = r->id.b;
         d.actor_id.len = ACTOR_ID_SIZE;
@@ -789,6 +812,12 @@ void tm_task_done(task_manager *tm, client *from, Rpc__TaskDone *m)
         actor_creation_done(tm, t, w, m);
         return;
     }
+    if (m->status && m->status->code != RAYC_OK)
+        log_info("task %s (job %u, attempt %u) failed on worker pid %d: %s",
+                 t->msg->spec->name && t->msg->spec->name[0] ? t->msg->spec->name
+                                                             : t->msg->spec->function,
+                 t->job_id, t->msg->spec->attempt, (int)w->pid,
+                 m->status->message ? m->status->message : rayc_strerror(m->status->code));
     lease_task_done(tm->lm, t);
     /* Store returns now belong to the owner (fate-sharing), or die with it. */
     client *owner = t->remote_owner ? NULL : creg_by_worker(tm->d.clients, &t->owner);
@@ -801,7 +830,7 @@ void tm_task_done(task_manager *tm, client *from, Rpc__TaskDone *m)
         if (owner && owner->pc)
             plasma_set_owner(tm->d.store, &oid, owner->pc);
         else if (t->remote_owner)
-            plasma_set_owner(tm->d.store, &oid, NULL); /* kept for the remote owner */
+            plasma_set_remote_owner(tm->d.store, &oid, &t->owner); /* kept for it */
         else
             plasma_delete(tm->d.store, &oid);
     }
@@ -866,7 +895,7 @@ void tm_stream_item(task_manager *tm, client *from, Rpc__StreamItem *m)
         if (owner && owner->pc)
             plasma_set_owner(tm->d.store, &oid, owner->pc);
         else if (t->remote_owner)
-            plasma_set_owner(tm->d.store, &oid, NULL);
+            plasma_set_remote_owner(tm->d.store, &oid, &t->owner); /* kept for it */
         else
             plasma_delete(tm->d.store, &oid);
     }
@@ -999,6 +1028,16 @@ void tm_worker_blocked(task_manager *tm, worker *w, Rpc__WorkerBlocked *m)
         lease_take_back(tm->lm, t);
     }
     lease_worker_blocked(tm->lm, w);
+    tm_schedule(tm);
+}
+
+void tm_tasks_given_back(task_manager *tm, worker *w, const Rpc__TasksGivenBack *m)
+{
+    for (size_t i = 0; i < m->n_task_ids; i++) {
+        rtask *t = task_find(tm, m->task_ids[i].data, m->task_ids[i].len);
+        if (t && t->state == T_DISPATCHED && t->w == w)
+            lease_take_back(tm->lm, t);
+    }
     tm_schedule(tm);
 }
 
@@ -1204,6 +1243,7 @@ task_manager *tm_new(const tm_deps *deps)
         .spill = env_spill,
         .fail = env_fail,
         .kill = env_kill,
+        .steal = env_steal,
         .ctx = tm,
     };
     tm->lm = lease_new(deps->total, in_flight, &le);

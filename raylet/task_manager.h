@@ -70,6 +70,8 @@ void tm_stream_item(task_manager *tm, client *from, Rpc__StreamItem *m);
 void tm_remote_stream_item(task_manager *tm, Rpc__StreamItem *m);
 void tm_stream_ack(task_manager *tm, Rpc__StreamAck *a);
 void tm_worker_unblocked(task_manager *tm, worker *w);
+/* The worker gave back tasks it had queued (asked by a steal). */
+void tm_tasks_given_back(task_manager *tm, worker *w, const Rpc__TasksGivenBack *m);
 
 /* Multi-node: a task another raylet forwarded here (spillback; the message
  * is taken over), and the completion of a task this raylet forwarded, or of

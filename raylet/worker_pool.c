@@ -1,7 +1,13 @@
 /*
  * worker_pool.c -- rayc_worker processes; see worker_pool.h.
- * Runs in the raylet's loop thread. The raylet is single-threaded, so a
- * plain fork + exec is safe here.
+ * Runs in the raylet's loop thread.
+ *
+ * Workers are forked while the raylet may have another thread (the object
+ * store's pre-fault helper), so the child does only async-signal-safe
+ * things between fork and exec (prctl, dup2, sigaction, execve, write):
+ * everything it needs -- the environment, the failure message -- is built
+ * in the parent first. A lock another thread held at the fork (the
+ * environment's, stdio's, the allocator's) is never taken in the child.
  */
 #include "worker_pool.h"
 
@@ -10,6 +16,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,7 +135,7 @@ static void unlink_worker(worker_pool *p, worker *w)
  * object store: a fork per worker stalled the loop for tens of ms, and
  * starting hundreds of actors missed heartbeats). Its stdout/stderr go into
  * the pipes; the worker makes itself die with the raylet (RAYC_RAYLET_PID).
- * Our variables come first in envp, so they win over inherited ones. */
+ * An exec that fails is posix_spawn's error: wpool_start returns NULL. */
 static pid_t spawn_worker(worker_pool *p, int out, int err, char **extra)
 {
     extern char **environ;
@@ -141,10 +148,17 @@ static pid_t spawn_worker(worker_pool *p, int out, int err, char **extra)
     char **envp = calloc(n + nextra + 1, sizeof(*envp));
     if (envp == NULL)
         return -1;
+    /* Ours, with the pool's entries replacing same-named ones. */
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strcspn(environ[i], "=");
+        bool replaced = false;
+        for (size_t j = 0; j < nextra && !replaced; j++)
+            replaced = strncmp(extra[j], environ[i], len) == 0 && extra[j][len] == '=';
+        if (!replaced)
+            envp[k++] = environ[i];
+    }
     for (size_t i = 0; i < nextra; i++)
         envp[k++] = extra[i];
-    for (size_t i = 0; i < n; i++)
-        envp[k++] = environ[i];
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, out, 1);
@@ -429,6 +443,53 @@ static void reap(worker_pool *p, worker *w, int status)
     mark_dead(p, w);
     unlink_worker(p, w);
     free_worker(w);
+}
+
+static const char *signal_name(int sig)
+{
+    static const struct {
+        int sig;
+        const char *name;
+    } names[] = {{SIGSEGV, "SIGSEGV"}, {SIGABRT, "SIGABRT"}, {SIGKILL, "SIGKILL"},
+                 {SIGBUS, "SIGBUS"},   {SIGFPE, "SIGFPE"},   {SIGILL, "SIGILL"},
+                 {SIGTERM, "SIGTERM"}, {SIGINT, "SIGINT"},   {SIGPIPE, "SIGPIPE"}};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (names[i].sig == sig)
+            return names[i].name;
+    return NULL;
+}
+
+const char *wpool_exit_text(const worker *w, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    /* The kernel closes a dying process's files (we see the socket close)
+     * after it set the exit code, which /proc/<pid>/stat shows (field 52). */
+    char path[64], stat[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)w->pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return buf;
+    size_t n = fread(stat, 1, sizeof(stat) - 1, f);
+    fclose(f);
+    stat[n] = '\0';
+    char *p = strrchr(stat, ')');
+    if (p == NULL)
+        return buf;
+    int field = 2, code = -1;
+    char *save = NULL;
+    for (char *tok = strtok_r(p + 1, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
+        if (++field == 52)
+            code = atoi(tok);
+    if (code <= 0)
+        return buf;
+    int sig = code & 0x7f;
+    if (sig && signal_name(sig))
+        snprintf(buf, len, "killed by %s", signal_name(sig));
+    else if (sig)
+        snprintf(buf, len, "killed by signal %d", sig);
+    else
+        snprintf(buf, len, "exited with code %d", (code >> 8) & 0xff);
+    return buf;
 }
 
 static void on_sigchld(evutil_socket_t sig, short what, void *arg)

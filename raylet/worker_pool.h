@@ -98,6 +98,9 @@ void wpool_want(worker_pool *p, int n);
 worker *wpool_connected(worker_pool *p, const worker_id_t *id, struct client *cl);
 /* Its connection closed: it is dead for the scheduler from now on. */
 void wpool_disconnected(worker_pool *p, worker *w);
+/* How a dying worker ended ("killed by SIGSEGV", "exited with code 3"), or
+ * "" when that cannot be told yet. Into buf, which it returns. */
+const char *wpool_exit_text(const worker *w, char *buf, size_t len);
 /* Kill a worker (SIGKILL). Its death is reported like any other. */
 void wpool_kill(worker_pool *p, worker *w);
 /* Kill every worker bound to job (the job ended). */

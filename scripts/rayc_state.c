@@ -4,10 +4,11 @@
  * JSON (gcs/gcs_state.c), so this program only builds requests, sends the
  * cluster token, and prints answers; `job` follows Ray's job CLI.
  *
- *   rayc list nodes|jobs|objects|actors|placement-groups [--filter=key=value ...]
+ *   rayc list nodes|jobs|tasks|objects|actors|placement-groups [--filter=key=value ...]
  *             [--limit=N] [--format=table|json] [--detail]
- *   rayc summary objects
+ *   rayc summary tasks|actors|objects [--filter=...] [--format=...]
  *   rayc memory [--group-by=node|owner] [--sort-by=size]
+ *   rayc timeline [--output=FILE] [--job=ID]
  *   rayc job submit [--working-dir=DIR] [--no-wait] -- CMD ARGS...
  *   rayc job status|logs [--follow]|stop ID      rayc job list
  *
@@ -27,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -183,6 +185,19 @@ static const char *temp_root(void)
     return t && *t ? t : "/tmp/rayc";
 }
 
+/* <temp root>/session_latest/<name> into path, once the temp root, the link
+ * and the session are known to be this user's (another user's could name
+ * their dashboard and token). */
+static void local_session_file(const char *name, char *path, size_t len)
+{
+    char link[PATH_MAX], why[PATH_MAX + 128];
+    snprintf(link, sizeof(link), "%s/session_latest", temp_root());
+    if (path_is_mine(temp_root(), why, sizeof(why)) != 0 ||
+        path_is_mine(link, why, sizeof(why)) != 0)
+        die(1, "not following %s: %s; set RAYC_TEMP_DIR to a directory of yours", link, why);
+    snprintf(path, len, "%s/%s", link, name);
+}
+
 static void read_first_line(const char *path, char *out, size_t cap, const char *what)
 {
     char *s = read_file(path, NULL);
@@ -218,7 +233,7 @@ static void setup(client *cl, int *argc, char **argv)
     *argc = out;
     char path[PATH_MAX], buf[512];
     if (addr == NULL || *addr == '\0') {
-        snprintf(path, sizeof(path), "%s/session_latest/dashboard_address", temp_root());
+        local_session_file("dashboard_address", path, sizeof(path));
         read_first_line(path, buf, sizeof(buf), "the local dashboard address");
         addr = buf;
     }
@@ -233,7 +248,7 @@ static void setup(client *cl, int *argc, char **argv)
         snprintf(cl->token, sizeof(cl->token), "%s", token);
     } else {
         if (token_file == NULL || *token_file == '\0') {
-            snprintf(path, sizeof(path), "%s/session_latest/token", temp_root());
+            local_session_file("token", path, sizeof(path));
             token_file = path;
         }
         read_first_line(token_file, cl->token, sizeof(cl->token), "the cluster token");
@@ -326,6 +341,56 @@ static char *job_status(const client *cl, const char *id)
 static bool terminal(const char *s)
 {
     return strcmp(s, "SUCCEEDED") == 0 || strcmp(s, "FAILED") == 0 || strcmp(s, "STOPPED") == 0;
+}
+
+/* rayc timeline [--output=FILE] [--job=ID]: the head's Chrome trace of the
+ * task runs, written to FILE (default /tmp/rayc-timeline-<time>.json, like
+ * Ray's; "-" is stdout). */
+static int cmd_timeline(const client *cl, int argc, char **argv)
+{
+    const char *output = NULL, *job = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (strncmp(argv[i], "--output=", 9) == 0 && argv[i][9])
+            output = argv[i] + 9;
+        else if (strncmp(argv[i], "--job=", 6) == 0 && argv[i][6])
+            job = argv[i] + 6;
+        else
+            die(2, "unknown flag '%s' for timeline (--output=FILE, --job=ID)", argv[i]);
+    }
+    char path[256] = "/api/v0/timeline", deflt[128];
+    if (job) {
+        strncat(path, "?job_id=", sizeof(path) - strlen(path) - 1);
+        urlenc(path, sizeof(path), job);
+    }
+    char *body;
+    int st = http(cl, "GET", path, NULL, &body);
+    check(st, body);
+    if (output == NULL) {
+        time_t now = time(NULL);
+        struct tm tm;
+        localtime_r(&now, &tm);
+        strftime(deflt, sizeof(deflt), "/tmp/rayc-timeline-%Y-%m-%d_%H-%M-%S.json", &tm);
+        output = deflt;
+    }
+    size_t len = strlen(body);
+    if (strcmp(output, "-") == 0) {
+        fwrite(body, 1, len, stdout);
+        putchar('\n');
+    } else {
+        if (write_file(output, body, len, 0644) != 0)
+            die(1, "cannot write %s: %s", output, strerror(errno));
+        const char *slices = body;
+        size_t n = 0;
+        while ((slices = strstr(slices, "\"ph\":\"X\"")) != NULL) {
+            n++;
+            slices++;
+        }
+        printf("Trace file written to %s (%zu task runs); open it in https://ui.perfetto.dev "
+               "or chrome://tracing\n",
+               output, n);
+    }
+    free(body);
+    return 0;
 }
 
 /* Print the logs from *offset on; returns whether more are pending. */
@@ -518,7 +583,7 @@ static int cmd_job(const client *cl, int argc, char **argv)
 int main(int argc, char **argv)
 {
     if (argc < 2)
-        die(2, "usage: rayc list|summary|memory|job ...");
+        die(2, "usage: rayc list|summary|memory|timeline|job ...");
     const char *verb = argv[1];
     int n = argc - 2;
     char **args = argv + 2;
@@ -528,10 +593,15 @@ int main(int argc, char **argv)
     if (strcmp(verb, "list") == 0)
         return cmd_list(&cl, n, args, NULL);
     if (strcmp(verb, "summary") == 0) {
-        if (n < 1 || strcmp(args[0], "objects") != 0)
-            die(2, "summary objects (tasks and actors need task events, not reported yet)");
-        return cmd_list(&cl, n - 1, args + 1, "summary/objects");
+        if (n < 1 || (strcmp(args[0], "objects") != 0 && strcmp(args[0], "tasks") != 0 &&
+                      strcmp(args[0], "actors") != 0))
+            die(2, "summary tasks|actors|objects");
+        char res[32];
+        snprintf(res, sizeof(res), "summary/%s", args[0]);
+        return cmd_list(&cl, n - 1, args + 1, res);
     }
+    if (strcmp(verb, "timeline") == 0)
+        return cmd_timeline(&cl, n, args);
     if (strcmp(verb, "memory") == 0)
         return cmd_list(&cl, n, args, "memory");
     if (strcmp(verb, "job") == 0)

@@ -540,7 +540,8 @@ static void on_create(void *arg, task_executor *x, Rpc__PushTask *p)
                    .body_arg = rt,
                    .reply = creation_reply,
                    .reply_arg = rt,
-                   .as_task = true};
+                   .as_task = true,
+                   .scheduled_us = p->scheduled_us};
     tex_run_spec(x, p->spec, &how);
 }
 

@@ -145,21 +145,8 @@ static int pack_creation(const char *cls, const actor_id_t *id, const rayc_arg *
  * once (a worker, which does not, learns it when the constructor runs). */
 static int check_class(const char *cls)
 {
-    core_t *c = &rayc__core;
-    if (c->ncode == 0)
+    if (core__has_symbol("rayc__new_", cls))
         return 0;
-    char sym[MAX_CLASS_NAME + 32];
-    snprintf(sym, sizeof(sym), "rayc__new_%s", cls);
-    for (size_t i = 0; i < c->ncode; i++) {
-        /* Already loaded by rayc_init's checks, or loaded lazily now; kept. */
-        void *h = dlopen(c->code_paths[i], RTLD_LAZY | RTLD_LOCAL);
-        if (h == NULL)
-            return 0; /* cannot tell here: the worker will say */
-        bool found = dlsym(h, sym) != NULL;
-        dlclose(h);
-        if (found)
-            return 0;
-    }
     return rayc__error(RAYC_ENOTFOUND,
                        "rayc_actor_create: actor class '%s' is not in the job's code libraries "
                        "(RAYC_ACTOR(%s, ...) exports it)",

@@ -11,7 +11,9 @@
  *   "HOST:PORT"  ask that GCS which raylet runs on this machine
  *   "local"      start a private embedded cluster (embedded.c)
  */
+#include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,6 +114,7 @@ static int init_tables(core_t *c)
         .arg = c,
     };
     router_init(&c->router);
+    c->events = tev_new(&c->events_opts);
     c->dedup = dedup_new();
     if (c->dedup == NULL)
         return -1;
@@ -170,6 +173,17 @@ static cw_conn *live_gcs(core_t *c)
     }
     cw_conn *g = c->gcs;
     pthread_mutex_unlock(&gcs_mu);
+    return g;
+}
+
+/* Task events go to the GCS on the live connection (tev_gcs_fn): one the
+ * GCS closed (it restarted) is replaced first, as nothing may have read
+ * from it since. */
+static cw_conn *events_gcs(void *arg)
+{
+    cw_conn *g = live_gcs(arg);
+    if (g && cw_conn_peer_closed(g))
+        g = live_gcs(arg);
     return g;
 }
 
@@ -248,7 +262,9 @@ static int start_components(core_t *c)
         .progress = actor_progress,
         .stream_ack = actor_stream_ack,
         .actor_arg = c,
+        .events = c->events,
     };
+    tev_attach(c->events, events_gcs, c, &c->node_id);
     c->tasks = tsub_new(&d);
     if (c->tasks == NULL)
         return rayc__error(RAYC_ENOMEM, "out of memory");
@@ -272,6 +288,8 @@ static void destroy_tables(core_t *c)
     dedup_free(c->dedup);
     c->dedup = NULL;
     pthread_mutex_unlock(&c->mu);
+    tev_free(c->events);
+    c->events = NULL;
 }
 
 /* Serialises rayc_init/rayc_shutdown against each other. */
@@ -283,21 +301,33 @@ static const char *temp_root(void)
     return t && *t ? t : "/tmp/rayc";
 }
 
-/* The session dir of this machine's latest session, or -1. */
-static int local_session(char *out, size_t len)
+/* The session dir of this machine's latest session: 0 with *found set (and
+ * out filled) or not. Only what this user owns is followed -- the temp root,
+ * session_latest and the session dir: another user's could name their
+ * cluster and token. Such a session is an error, not "no session". */
+static int local_session(char *out, size_t len, bool *found)
 {
     char link[CORE_PATH_MAX];
     snprintf(link, sizeof(link), "%s/session_latest", temp_root());
+    *found = false;
     char *real = realpath(link, NULL);
     if (real == NULL)
-        return -1;
+        return 0;
+    char why[CORE_PATH_MAX + 128];
+    if (path_is_mine(temp_root(), why, sizeof(why)) != 0 ||
+        path_is_mine(link, why, sizeof(why)) != 0 || path_is_mine(real, why, sizeof(why)) != 0) {
+        free(real);
+        return rayc__error(RAYC_EINVAL,
+                           "not following %s: %s; set RAYC_TEMP_DIR to a directory of yours", link,
+                           why);
+    }
     char probe[CORE_PATH_MAX + 32];
     snprintf(probe, sizeof(probe), "%s/gcs_address", real);
-    int ok = access(probe, R_OK) == 0;
-    if (ok)
+    *found = access(probe, R_OK) == 0;
+    if (*found)
         snprintf(out, len, "%s", real);
     free(real);
-    return ok ? 0 : -1;
+    return 0;
 }
 
 static int read_small(const char *dir, const char *name, char *out, size_t len)
@@ -566,6 +596,7 @@ static int add_job(core_t *c, const rayc_init_opts *o)
 
 static void disconnect(core_t *c)
 {
+    tev_stop(c->events); /* its last batch goes out on the GCS connection */
     /* The raylet frees our put slab with the connection. */
     storec_free(c->store);
     c->store = NULL;
@@ -587,16 +618,71 @@ static void load_knobs(core_t *c)
         log_warn("ignoring environment: %s", err);
     c->inline_max = cfg.inline_object_max;
     c->put_slab_bytes = cfg.put_slab_bytes;
+    c->events_opts.interval_ms = cfg.task_events_report_ms;
+    c->events_opts.max_records =
+        cfg.task_events_buffer_max > 0 ? (size_t)cfg.task_events_buffer_max : 0;
     config_free(&cfg);
 }
 
-/* The job's code library paths, for checks a driver can make itself (an
- * actor class it names). */
-static void keep_code_paths(core_t *c, const rayc_init_opts *o)
+/* Load each code library now (RTLD_NOW: a file that is not a library, or
+ * has undefined symbols, fails here, naming the path and the loader's
+ * message) and keep its absolute path and handle: rayc_submit and
+ * rayc_actor_create check the names they are given against them. */
+static int check_code(core_t *c, const rayc_init_opts *o)
 {
     c->ncode = 0;
-    for (size_t i = 0; o && o->code && o->code[i] && c->ncode < CORE_MAX_CODE; i++)
-        snprintf(c->code_paths[c->ncode++], CORE_PATH_MAX, "%s", o->code[i]);
+    c->code_unchecked = false;
+    for (size_t i = 0; o && o->code && o->code[i]; i++) {
+        char abs[PATH_MAX];
+        if (realpath(o->code[i], abs) == NULL)
+            return rayc__error(RAYC_ENOTFOUND, "code library %s: %s", o->code[i], strerror(errno));
+        /* Bind every symbol now when this process exports the API (a
+         * driver linked with librayc.so), so undefined symbols show here;
+         * a driver with librayc linked in statically binds lazily. */
+        int mode = dlsym(RTLD_DEFAULT, "rayc_return") ? RTLD_NOW : RTLD_LAZY;
+        char magic[4] = {0};
+        FILE *f = fopen(abs, "rb");
+        size_t got = f ? fread(magic, 1, sizeof(magic), f) : 0;
+        if (f)
+            fclose(f);
+        if (got != sizeof(magic) || memcmp(magic, "\177ELF", 4) != 0)
+            return rayc__error(RAYC_EINVAL,
+                               "code library %s cannot be loaded: not a shared library (no ELF "
+                               "header)",
+                               o->code[i]);
+        void *h = dlopen(abs, mode | RTLD_LOCAL);
+        if (h == NULL && mode == RTLD_NOW)
+            return rayc__error(RAYC_EINVAL, "code library %s cannot be loaded: %s", o->code[i],
+                               dlerror());
+        if (h == NULL) {
+            /* This process does not provide the API the library binds to
+             * (librayc linked in statically): the workers will judge it. */
+            log_warn("not checking code library %s here: %s", o->code[i], dlerror());
+            c->code_unchecked = true;
+            continue;
+        }
+        if (c->ncode < CORE_MAX_CODE) {
+            snprintf(c->code_paths[c->ncode], CORE_PATH_MAX, "%s", abs);
+            c->code_handles[c->ncode++] = h;
+        } else {
+            dlclose(h);
+            c->code_unchecked = true;
+        }
+    }
+    return 0;
+}
+
+bool core__has_symbol(const char *prefix, const char *name)
+{
+    core_t *c = &rayc__core;
+    if (c->ncode == 0 || c->is_worker || c->code_unchecked)
+        return true; /* cannot tell from here: the worker will say */
+    char sym[512];
+    snprintf(sym, sizeof(sym), "%s%s", prefix, name);
+    for (size_t i = 0; i < c->ncode; i++)
+        if (c->code_handles[i] && dlsym(c->code_handles[i], sym))
+            return true;
+    return false;
 }
 
 int rayc_init(const rayc_init_opts *opts)
@@ -616,7 +702,15 @@ int rayc_init(const rayc_init_opts *opts)
 
     const char *addr = opts && opts->address ? opts->address : getenv("RAYC_ADDRESS");
     char session[CORE_PATH_MAX] = "";
-    bool have_session = local_session(session, sizeof(session)) == 0;
+    bool have_session = false;
+    /* Another user's session is an error where it would be followed (no
+     * address, or "auto"); elsewhere it is only not used. */
+    int src = rc == 0 ? local_session(session, sizeof(session), &have_session) : 0;
+    bool auto_addr = addr == NULL || *addr == '\0' || strcmp(addr, "auto") == 0;
+    if (src != 0 && auto_addr)
+        rc = src;
+    else if (src != 0)
+        rayc__error_clear();
     if (addr == NULL || *addr == '\0')
         addr = have_session ? "auto" : "local";
 
@@ -649,6 +743,8 @@ int rayc_init(const rayc_init_opts *opts)
     if (rc == 0)
         rc = connect_raylet(c);
     if (rc == 0)
+        rc = check_code(c, opts);
+    if (rc == 0)
         rc = start_components(c);
     if (rc == 0)
         rc = add_job(c, opts);
@@ -660,7 +756,6 @@ int rayc_init(const rayc_init_opts *opts)
         embedded_stop(&c->embedded);
         rayc__error(rc, "%s", saved);
     } else {
-        keep_code_paths(c, opts);
         __atomic_store_n(&c->initialized, true, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&lifecycle_mu);
@@ -679,7 +774,9 @@ int rayc_shutdown(void)
 
     /* Objects and pins: the raylet frees everything an owner held and drops
      * every pin of a client when its connection closes, so closing it is
-     * the release. The job end is recorded first. */
+     * the release. The job end is recorded first, after the last task
+     * events. */
+    tev_stop(c->events);
     Rpc__FinishJobRequest req = RPC__FINISH_JOB_REQUEST__INIT;
     req.job_id = job_id_to_int(c->job);
     ProtobufCMessage *m = NULL;
@@ -690,6 +787,10 @@ int rayc_shutdown(void)
     c->actors = NULL;
     disconnect(c);
     free_retired_gcs();
+    for (size_t i = 0; i < c->ncode; i++)
+        if (c->code_handles[i])
+            dlclose(c->code_handles[i]);
+    c->ncode = 0;
     destroy_tables(c);
     embedded_stop(&c->embedded);
     pthread_mutex_unlock(&lifecycle_mu);

@@ -26,6 +26,7 @@
 #include "ids.h"
 #include "reference_table.h"
 #include "store_client.h"
+#include "task_events.h"
 #include "task_submitter.h"
 
 #define CORE_PATH_MAX 1024
@@ -56,6 +57,7 @@ typedef struct {
     uint32_t put_index;
     size_t inline_max;
     size_t put_slab_bytes;
+    tev_opts events_opts; /* task events (issue 15) */
     char session_dir[CORE_PATH_MAX];
     char raylet_socket[CORE_PATH_MAX];
     char gcs_host[256];
@@ -73,7 +75,10 @@ typedef struct {
     struct actor_submitter *actors;                /* made on first use (core__actors) */
     char namespace_[128];                          /* named actors: the job's namespace */
     char code_paths[CORE_MAX_CODE][CORE_PATH_MAX]; /* a driver's code libraries (rayc_init) */
+    void *code_handles[CORE_MAX_CODE];             /* ... loaded, for name checks */
     size_t ncode;
+    bool code_unchecked; /* a library this process could not load: no name checks */
+    tev_buffer *events;  /* task events: NULL when off */
     frame_router router; /* frames from the raylet nobody waits for */
     core_blocker blocker;
 } core_t;
@@ -112,6 +117,10 @@ static inline void core__unblock(void)
  * RAYC_ECONN / RAYC_ETIMEDOUT. */
 int core__gcs_call(uint16_t type, ProtobufCMessage *req, uint64_t *req_id, uint16_t reply_type,
                    ProtobufCMessage **reply, int timeout_ms);
+
+/* A driver: does one of its code libraries export prefix+name? (true when
+ * it cannot tell: a worker, or no libraries.) */
+bool core__has_symbol(const char *prefix, const char *name);
 
 /* The actor submitter, made on the first actor call (mu NOT held). NULL
  * with rayc_last_error set when out of memory. */

@@ -233,6 +233,18 @@ int cw_conn_dead(cw_conn *c)
     return __atomic_load_n(&c->dead, __ATOMIC_ACQUIRE);
 }
 
+int cw_conn_peer_closed(cw_conn *c)
+{
+    if (cw_conn_dead(c))
+        return 1;
+    struct pollfd p = {.fd = c->fd, .events = POLLIN | POLLRDHUP};
+    if (poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+        __atomic_store_n(&c->dead, 1, __ATOMIC_RELEASE);
+        return 1;
+    }
+    return 0;
+}
+
 static int write_frame(cw_conn *c, uint16_t type, const ProtobufCMessage *m)
 {
     size_t size = msg_frame_size(m);
@@ -245,6 +257,11 @@ static int write_frame(cw_conn *c, uint16_t type, const ProtobufCMessage *m)
     pthread_mutex_unlock(&c->wmu);
     if (buf != stackbuf)
         free(buf);
+    /* A write that failed (the peer is gone) ends the connection, as a
+     * failed read does: callers that reconnect on cw_conn_dead must see it
+     * even when no thread reads (it showed after a GCS restart). */
+    if (rc != 0)
+        __atomic_store_n(&c->dead, 1, __ATOMIC_RELEASE);
     return rc == 0 ? 0 : RAYC_ECONN;
 }
 
@@ -255,6 +272,8 @@ int cw_conn_send_raw(cw_conn *c, const uint8_t *frame, size_t len)
     pthread_mutex_lock(&c->wmu);
     int rc = flush_locked(c) == 0 ? net_write_all(c->fd, frame, len) : -1;
     pthread_mutex_unlock(&c->wmu);
+    if (rc != 0)
+        __atomic_store_n(&c->dead, 1, __ATOMIC_RELEASE); /* as in write_frame */
     return rc == 0 ? 0 : RAYC_ECONN;
 }
 

@@ -66,5 +66,9 @@ void cw_conn_shutdown(cw_conn *c);
 void cw_conn_wake(cw_conn *c);
 /* 1 once the peer has gone. */
 int cw_conn_dead(cw_conn *c);
+/* Look (without reading) whether the peer has closed its end, which only a
+ * read would notice otherwise: a write into a connection the peer closed
+ * a moment ago succeeds. 1 (and the conn is dead from now on) or 0. */
+int cw_conn_peer_closed(cw_conn *c);
 
 #endif

@@ -303,9 +303,11 @@ static void apply_get_reply(const Rpc__GetObjectsReply *r)
     release_entries(dups, ndup);
 }
 
-/* Ask the store for objects we do not have. mu NOT held. Fills pins into the
- * table on success; on timeout the store took no pins. */
-static int store_get(const rayc_ref *refs, const size_t *idx, size_t nmissing, int64_t timeout_ms)
+/* Ask the store for up to MSG_STORE_MAX_IDS objects we do not have. mu NOT
+ * held. Fills pins into the table on success; on timeout the store took no
+ * pins. */
+static int store_get_some(const rayc_ref *refs, const size_t *idx, size_t nmissing,
+                          int64_t timeout_ms)
 {
     core_t *c = &rayc__core;
     ProtobufCBinaryData stack_ids[32], *ids = id_list(refs, idx, nmissing, stack_ids);
@@ -334,6 +336,25 @@ static int store_get(const rayc_ref *refs, const size_t *idx, size_t nmissing, i
     apply_get_reply(r);
     pthread_mutex_unlock(&c->mu);
     msg_free(&r->base);
+    return 0;
+}
+
+/* The same for any number of objects: the store takes MSG_STORE_MAX_IDS a
+ * request, so a bigger get asks in pieces, each within what is left of
+ * timeout_ms. A piece that timed out ends it (earlier pieces' pins stay in
+ * the table, cached like any other). */
+static int store_get(const rayc_ref *refs, const size_t *idx, size_t nmissing, int64_t timeout_ms)
+{
+    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : now_ms() + (uint64_t)timeout_ms;
+    for (size_t done = 0; done < nmissing;) {
+        size_t k = nmissing - done < MSG_STORE_MAX_IDS ? nmissing - done : MSG_STORE_MAX_IDS;
+        uint64_t now = now_ms();
+        int64_t left = deadline == UINT64_MAX ? -1 : (int64_t)(deadline > now ? deadline - now : 0);
+        int rc = store_get_some(refs, idx + done, k, left);
+        if (rc != 0)
+            return rc;
+        done += k;
+    }
     return 0;
 }
 
@@ -488,7 +509,7 @@ int rayc_wait(const rayc_ref *refs, size_t n, size_t num_returns, int64_t timeou
         return rayc__error(RAYC_ENOMEM, "out of memory");
     memset(ready, 0, n * sizeof(*ready));
     uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : now_ms() + (uint64_t)timeout_ms;
-    for (;;) {
+    for (unsigned round = 0;;) {
         size_t nready = 0, nunknown = 0, npending = 0;
         pthread_mutex_lock(&c->mu);
         for (size_t i = 0; i < n; i++) {
@@ -517,12 +538,21 @@ int rayc_wait(const rayc_ref *refs, size_t n, size_t num_returns, int64_t timeou
         int64_t left = deadline == UINT64_MAX ? -1 : (int64_t)(deadline - now);
         core__block();
         if (nunknown > 0) {
-            /* With results of running tasks also outstanding, ask the store
-             * briefly and go back to reading completions. */
-            int64_t t = npending > 0 ? (left < 0 || left > 20 ? 20 : left) : left;
-            rc = store_wait(refs, idx, nunknown, num_returns - nready, t, ready);
+            /* With results of running tasks also outstanding, or more unknown
+             * refs than one request may name (asked a window at a time, in
+             * turn), ask the store briefly and come back. */
+            size_t from = 0, k = nunknown;
+            if (nunknown > MSG_STORE_MAX_IDS) {
+                from = (size_t)round * MSG_STORE_MAX_IDS % nunknown;
+                k = nunknown - from < MSG_STORE_MAX_IDS ? nunknown - from : MSG_STORE_MAX_IDS;
+            }
+            bool brief = npending > 0 || k < nunknown;
+            int64_t t = brief ? (left < 0 || left > 20 ? 20 : left) : left;
+            size_t want = num_returns - nready < k ? num_returns - nready : k;
+            rc = store_wait(refs, idx + from, k, want, t, ready);
             if (rc != 0)
                 break;
+            round++;
         }
         if (npending > 0) {
             int prc = cw_conn_pump(c->raylet, left < 0 || left > 1000 ? 1000 : left);

@@ -325,6 +325,24 @@ void tex_stream_ack(task_executor *x, const Rpc__StreamAck *a)
     pthread_mutex_unlock(&x->mu);
 }
 
+/* The raylet wants tasks queued here back (a CPU is free elsewhere while
+ * they wait behind the running one): give back those not started. */
+static int on_steal(void *arg, uint16_t type, ProtobufCMessage *msg)
+{
+    task_executor *x = arg;
+    const Rpc__StealTasks *m = (const Rpc__StealTasks *)msg;
+    (void)type;
+    ProtobufCBinaryData ids[TEX_GIVE_BACK_MAX];
+    task_id_t store[TEX_GIVE_BACK_MAX];
+    size_t cap = m->max < TEX_GIVE_BACK_MAX ? m->max : TEX_GIVE_BACK_MAX;
+    size_t n = give_back(x, ids, store, cap);
+    Rpc__TasksGivenBack r = RPC__TASKS_GIVEN_BACK__INIT;
+    r.n_task_ids = n;
+    r.task_ids = ids;
+    cw_conn_send(x->d.raylet, MSG_TASKS_GIVEN_BACK, &r.base);
+    return 0;
+}
+
 /* A pushed task: queue it (the message is kept until it has run). */
 static int on_push_task(void *arg, uint16_t type, ProtobufCMessage *msg)
 {
@@ -381,6 +399,34 @@ bool tex_running(void *arg)
     return x->in_task && !x->blocked;
 }
 
+/* ------------------------------------------------------------ watcher */
+
+static void *watcher_main(void *arg)
+{
+    task_executor *x = arg;
+    for (;;) {
+        pthread_mutex_lock(&x->mu);
+        while (!x->watching && !x->stop_watcher)
+            pthread_cond_wait(&x->watch_cv, &x->mu);
+        bool stop = x->stop_watcher;
+        pthread_mutex_unlock(&x->mu);
+        if (stop || cw_conn_pump(x->d.raylet, 100) != 0)
+            return NULL;
+    }
+}
+
+/* A task starts (on) or ended: the watcher reads the raylet meanwhile. */
+static void watch(task_executor *x, bool on)
+{
+    pthread_mutex_lock(&x->mu);
+    x->watching = on;
+    if (on && !x->has_watcher)
+        x->has_watcher = pthread_create(&x->watcher, NULL, watcher_main, x) == 0;
+    if (on)
+        pthread_cond_signal(&x->watch_cv);
+    pthread_mutex_unlock(&x->mu);
+}
+
 /* ------------------------------------------------------------ running */
 
 static void report(rayc_ctx *ctx, int status, const char *message)
@@ -393,6 +439,10 @@ static void report(rayc_ctx *ctx, int status, const char *message)
     done.owner_id = ctx->spec->owner_id;
     done.attempt = ctx->spec->attempt;
     done.num_items = ctx->gen ? ctx->gen->yielded : 0;
+    done.scheduled_us = ctx->scheduled_us;
+    done.start_us = ctx->start_us;
+    done.end_us = wall_us();
+    done.worker_pid = ctx->x->pid;
     Rpc__TaskReturn rs[16], *rps[16], *heap = NULL, **hptrs = NULL;
     Rpc__TaskReturn *r = rs, **rp = rps;
     if (status == RAYC_OK && ctx->nrets > 16) {
@@ -442,7 +492,13 @@ static void report(rayc_ctx *ctx, int status, const char *message)
 static void report_failure(rayc_ctx *ctx, int rc)
 {
     const tex_deps *d = &ctx->x->d;
-    const char *function = ctx->spec->function;
+    /* The task's name (rayc_task_opts.name) leads when it has one. */
+    char who[512];
+    if (ctx->spec->name && ctx->spec->name[0])
+        snprintf(who, sizeof(who), "%s (%s)", ctx->spec->name, ctx->spec->function);
+    else
+        snprintf(who, sizeof(who), "%s", ctx->spec->function);
+    const char *function = who;
     char text[1400];
     if (ctx->failed)
         snprintf(text, sizeof(text), "%s: %s", function, ctx->error);
@@ -547,13 +603,19 @@ static int load_args(rayc_ctx *ctx, run_args *ra)
 
 void tex_run_spec(task_executor *x, Rpc__TaskSpec *s, const tex_how *how)
 {
-    rayc_ctx ctx = {.x = x, .spec = s, .how = how};
+    bool as_task = how == NULL || how->as_task;
+    rayc_ctx ctx = {.x = x,
+                    .spec = s,
+                    .how = how,
+                    .scheduled_us = how ? how->scheduled_us : 0,
+                    .start_us = wall_us()};
+    if (as_task) /* the executor's thread: the one writer of the running note */
+        tev_running(x->d.events, s, ctx.scheduled_us, ctx.start_us);
     tex_gen gen;
     memcpy(ctx.task.b, s->task_id.data, TASK_ID_SIZE);
     ctx.nrets = s->streaming ? 0 : s->num_returns ? s->num_returns : 1;
     run_stack st;
     run_args ra;
-    bool as_task = how == NULL || how->as_task;
     if (!run_alloc(&ctx, &ra, &st, s->n_args)) {
         report(&ctx, RAYC_ENOMEM, "worker out of memory");
         goto out;
@@ -562,6 +624,7 @@ void tex_run_spec(task_executor *x, Rpc__TaskSpec *s, const tex_how *how)
         *x->d.task = ctx.task;
         *x->d.put_index = 0;
         x->in_task = true;
+        watch(x, true);
     }
     if (load_args(&ctx, &ra) != 0)
         goto out;
@@ -602,16 +665,20 @@ void tex_run_spec(task_executor *x, Rpc__TaskSpec *s, const tex_how *how)
             storec_seal(x->d.store, &ctx.rets[i].id, false);
     report(&ctx, RAYC_OK, "");
 out:
+    if (as_task)
+        tev_running(x->d.events, NULL, 0, 0);
     run_release(&ctx, &ra, &st);
     if (as_task) {
         x->in_task = false;
+        watch(x, false);
         tex_unblock(x);
     }
 }
 
 static void run_task(task_executor *x, Rpc__PushTask *p)
 {
-    tex_run_spec(x, p->spec, NULL);
+    tex_how how = {.as_task = true, .scheduled_us = p->scheduled_us};
+    tex_run_spec(x, p->spec, &how);
 }
 
 bool tex_failed(const rayc_ctx *ctx)
@@ -642,13 +709,24 @@ task_executor *tex_new(const tex_deps *deps)
     if (x == NULL)
         return NULL;
     x->d = *deps;
+    x->pid = (int32_t)getpid();
     pthread_mutex_init(&x->mu, NULL);
     pthread_cond_init(&x->gen_cv, NULL);
+    pthread_cond_init(&x->watch_cv, NULL);
     return x;
 }
 
 void tex_free(task_executor *x)
 {
+    if (x == NULL)
+        return;
+    if (x->has_watcher) {
+        pthread_mutex_lock(&x->mu);
+        x->stop_watcher = true;
+        pthread_cond_signal(&x->watch_cv);
+        pthread_mutex_unlock(&x->mu);
+        pthread_join(x->watcher, NULL);
+    }
     if (x == NULL)
         return;
     while (x->qlen > 0) {
@@ -673,7 +751,8 @@ int tex_register(task_executor *x, frame_router *r)
     if (router_add(r, MSG_PUSH_TASK, on_push_task, x) != 0 ||
         router_add(r, MSG_BIND_JOB, on_bind_job, x) != 0 ||
         router_add(r, MSG_CANCEL_TASK, on_cancel, x) != 0 ||
-        router_add(r, MSG_STREAM_ACK, on_stream_ack, x) != 0)
+        router_add(r, MSG_STREAM_ACK, on_stream_ack, x) != 0 ||
+        router_add(r, MSG_STEAL_TASKS, on_steal, x) != 0)
         return -1;
     return 0;
 }

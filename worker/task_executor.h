@@ -29,6 +29,7 @@
 #include "ids.h"
 #include "rayc.h"
 #include "store_client.h"
+#include "task_events.h"
 
 #define TEX_GIVE_BACK_MAX 256 /* queued tasks handed back per WorkerBlocked */
 
@@ -42,6 +43,7 @@ typedef struct tex_deps {
     task_id_t *task;     /* set to the running task: its puts are numbered from it */
     uint32_t *put_index; /* reset at each task */
     job_id_t *job;       /* set when the worker is bound to a job */
+    tev_buffer *events;  /* task events: the running task (NULL: off) */
 } tex_deps;
 
 /* How tex_run_spec runs a spec that is not a plain task: an actor's
@@ -59,7 +61,8 @@ typedef struct tex_how {
      * TaskDone. Called on the thread running it. */
     void (*item)(void *arg, const Rpc__TaskSpec *spec, Rpc__StreamItem *item);
     void *reply_arg;
-    bool as_task; /* number puts from it and tell the raylet when it blocks */
+    bool as_task;          /* number puts from it and tell the raylet when it blocks */
+    uint64_t scheduled_us; /* task events: when the raylet pushed it (0: unknown) */
 } tex_how;
 
 /* An actor creation task arrived: fn takes the worker over (and p). */

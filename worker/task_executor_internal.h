@@ -58,6 +58,7 @@ struct rayc_ctx {
     bool failed;
     tex_gen *gen; /* generators only */
     char error[1024];
+    uint64_t scheduled_us, start_us; /* task events: back to the owner in TaskDone */
 };
 
 typedef struct fn_entry {
@@ -73,7 +74,13 @@ struct task_executor {
     Rpc__PushTask **queue; /* pushed, not started (ring) */
     size_t qhead, qlen, qcap;
     bool in_task; /* the tex_run thread runs a task */
-    bool blocked; /* ... which told the raylet it blocks */
+    /* While a task runs, the main thread does not read the raylet's frames:
+     * the watcher thread does (a steal or cancel of queued tasks, pushes,
+     * a generator's acks and cancel). */
+    pthread_t watcher;
+    bool has_watcher, stop_watcher, watching;
+    pthread_cond_t watch_cv; /* with mu: a task started, or stop */
+    bool blocked;            /* ... which told the raylet it blocks */
     uint32_t job_id;
     void *libs[MAX_LIBS];
     size_t nlibs;
@@ -81,6 +88,7 @@ struct task_executor {
     fn_entry *fns[FN_BUCKETS];
     tex_actor_fn actor_create; /* PushTasks that create an actor go here */
     void *actor_arg;
+    int32_t pid;
     tex_gen *gens;         /* generators running now */
     pthread_cond_t gen_cv; /* a generator's counters changed (acks, cancel) */
 };

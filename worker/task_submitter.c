@@ -185,6 +185,7 @@ static int send_spec(task_submitter *ts, otask *t, Rpc__TaskSpec *spec)
     t->frame = frame;
     t->frame_len = len;
     t->submitted = true;
+    tev_submitted(ts->d.events, spec);
     if (t->is_actor) {
         ts->d.actor_send(ts->d.actor_arg, &t->actor, &t->id, frame, len);
         return 0;
@@ -305,6 +306,8 @@ static int resubmit(task_submitter *ts, otask *t)
 static int defer(task_submitter *ts, otask *t, const tsub_request *rq, const tsub_arg *args,
                  size_t nargs)
 {
+    tev_owner_state(ts->d.events, &t->id, 0, RPC__TASK_STATE__TASK_PENDING_ARGS, rq->function,
+                    rq->name, 0, NULL);
     size_t bytes = 0, name_len = strlen(rq->name) + 1;
     for (size_t i = 0; i < nargs; i++)
         if (!args[i].is_ref)
@@ -379,6 +382,8 @@ void tsub__run_deferred(task_submitter *ts)
             deferred_remove(ts, t);
             moved = true;
             if (r < 0) {
+                tev_owner_state(ts->d.events, &t->id, 0, RPC__TASK_STATE__TASK_FAILED, NULL, NULL,
+                                failed->status, failed->error);
                 tsub__fail_returns(ts, t, failed->status, failed->error ? failed->error : "");
                 tsub__finish(ts, t);
                 continue;
@@ -493,6 +498,8 @@ static int submit(task_submitter *ts, const tsub_request *rq, tsub_arg *args, si
     int rc = 0;
     if (failed) {
         /* A dependency failed already: this task fails the same way, unrun. */
+        tev_owner_state(ts->d.events, &t->id, 0, RPC__TASK_STATE__TASK_FAILED, rq->function,
+                        rq->name, failed->status, failed->error);
         tsub__fail_returns(ts, t, failed->status, failed->error ? failed->error : "");
         tsub__finish(ts, t);
     } else if (t->is_actor) {
@@ -555,6 +562,8 @@ void tsub__cancel(task_submitter *ts, otask *t, bool force)
     t->cancelled = true;
     t->retries_left = 0;
     if (!t->submitted) {
+        tev_owner_state(ts->d.events, &t->id, 0, RPC__TASK_STATE__TASK_CANCELLED, NULL, NULL,
+                        RAYC_ECANCELLED, "cancelled");
         deferred_remove(ts, t);
         tsub__fail_returns(ts, t, RAYC_ECANCELLED, "cancelled");
         tsub__finish(ts, t);
@@ -655,7 +664,9 @@ int tsub_on_task_done(void *arg, uint16_t type, ProtobufCMessage *msg)
     }
     int status = m->status ? m->status->code : 0;
     const char *message = m->status && m->status->message ? m->status->message : "";
-    if (tsub_should_retry(status, t->retry_exceptions, t->cancelled, t->retries_left)) {
+    bool retry = tsub_should_retry(status, t->retry_exceptions, t->cancelled, t->retries_left);
+    tev_done(ts->d.events, m, retry);
+    if (retry) {
         if (t->retries_left > 0)
             t->retries_left--;
         log_info("retrying %s after: %s", t->function, message);
@@ -724,6 +735,10 @@ void tsub_actor_fail(task_submitter *ts, const task_id_t *id, int status, const 
     otask *t = tsub__find(ts, id->b);
     if (t == NULL)
         return;
+    tev_owner_state(ts->d.events, &t->id, (uint32_t)t->actor_retries,
+                    status == RAYC_ECANCELLED ? RPC__TASK_STATE__TASK_CANCELLED
+                                              : RPC__TASK_STATE__TASK_FAILED,
+                    NULL, NULL, status, message);
     tsub__fail_returns(ts, t, status, message);
     tsub__finish(ts, t);
 }

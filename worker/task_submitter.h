@@ -45,6 +45,7 @@
 #include "rayc.h"
 #include "reference_table.h"
 #include "store_client.h"
+#include "task_events.h"
 #include "util.h"
 
 #define TSUB_DEFAULT_MAX_RETRIES 3  /* max_retries 0 means this many */
@@ -72,6 +73,7 @@ typedef struct tsub_deps {
     /* Streaming actor calls: a StreamAck goes to the actor's worker (mu held). */
     void (*stream_ack)(void *arg, const actor_id_t *actor, const Rpc__StreamAck *ack);
     void *actor_arg;
+    tev_buffer *events; /* task events (NULL: off) */
 } tsub_deps;
 
 /* One argument as the owner holds it until the spec is built. */

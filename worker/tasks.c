@@ -195,6 +195,11 @@ int rayc_submit(const char *function, const rayc_arg *args, size_t nargs,
         return rayc__error(RAYC_EINVAL, "rayc_submit: NULL returns");
     if ((rc = build_request(function, args, nargs, opts, &rq)) != 0)
         return rc;
+    if (!core__has_symbol("rayc__fn_", function))
+        return rayc__error(RAYC_ENOTFOUND,
+                           "rayc_submit: function '%s' is not in the job's code libraries "
+                           "(RAYC_REMOTE(%s) exports it)",
+                           function, function);
     tsub_arg stack_args[TSUB_STACK_ARGS],
         *targs = nargs > TSUB_STACK_ARGS ? malloc(nargs * sizeof(*targs)) : stack_args;
     if (targs == NULL)

@@ -55,6 +55,7 @@ static task_executor *start_executor(core_t *c)
         .task = &c->task,
         .put_index = &c->put_index,
         .job = &c->job,
+        .events = c->events,
     };
     task_executor *x = tex_new(&d);
     const char *ip = getenv("RAYC_NODE_IP");
@@ -99,5 +100,7 @@ int main(void)
         fprintf(stderr, "rayc_worker: out of memory\n");
         return 1;
     }
-    return tex_run(x);
+    rc = tex_run(x);
+    tev_stop(rayc__core.events); /* the last task events go out */
+    return rc;
 }

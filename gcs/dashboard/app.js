@@ -106,6 +106,107 @@ async function refreshObjects() {
   });
 }
 
+function errorText(t) {
+  if (!t.error_type) return "";
+  return t.error_type + (t.error_message ? ": " + t.error_message : "");
+}
+
+async function refreshTasks() {
+  const s = await get("/api/v0/summary/tasks?limit=1000");
+  fill("tasksummary", s.result, (tr, r) => {
+    cell(tr, r.job_id, "num");
+    cell(tr, r.func_or_class_name, "mono");
+    for (const k of ["total", "pending_args", "submitted", "scheduled", "running", "finished",
+                     "failed", "cancelled"]) {
+      cell(tr, r[k], "num" + (k === "failed" && r[k] > 0 ? " FAILED" : ""));
+    }
+  });
+  const d = s.dropped || { evicted: 0, lost: 0 };
+  document.getElementById("taskdrops").textContent =
+    d.evicted || d.lost ? d.evicted + " task records evicted from the GCS table, " + d.lost +
+                          " task events lost in full process buffers" : "";
+  const t = await get("/api/v0/tasks?limit=100");
+  const rows = t.result.slice().reverse(); /* newest first */
+  fill("tasks", rows, (tr, r) => {
+    const id = cell(tr, r.task_id.slice(0, 12), "mono");
+    id.title = r.task_id;
+    cell(tr, r.attempt_number, "num");
+    cell(tr, r.name || r.func_or_class_name, "mono");
+    cell(tr, r.job_id, "num");
+    cell(tr, r.state, r.state);
+    cell(tr, r.node_id ? r.node_id.slice(0, 12) : "", "mono");
+    cell(tr, r.worker_pid || "", "num");
+    cell(tr, r.duration_ms === null ? "" : r.duration_ms, "num");
+    cell(tr, errorText(r));
+  });
+  drawTimeline(t.result);
+  return t.total + " task attempt" + (t.total === 1 ? "" : "s");
+}
+
+/* Lanes per (node, worker), a bar per run of the latest tasks. */
+function drawTimeline(tasks) {
+  const box = document.getElementById("timeline");
+  const runs = tasks.filter((r) => r.start_time_ms);
+  const fresh = document.createElement("div");
+  fresh.id = "timeline";
+  if (runs.length === 0) {
+    fresh.textContent = "no task runs yet";
+    box.replaceWith(fresh);
+    return;
+  }
+  const now = Date.now();
+  let t0 = Infinity, t1 = 0;
+  for (const r of runs) {
+    t0 = Math.min(t0, r.start_time_ms);
+    t1 = Math.max(t1, r.end_time_ms || now);
+  }
+  const span = Math.max(t1 - t0, 1);
+  const lanes = new Map();
+  for (const r of runs) {
+    const key = (r.node_id || "?").slice(0, 12) + " worker " + (r.worker_pid || "?");
+    if (!lanes.has(key)) lanes.set(key, []);
+    lanes.get(key).push(r);
+  }
+  for (const [key, rs] of [...lanes.entries()].sort()) {
+    const lane = document.createElement("div");
+    lane.className = "lane";
+    const name = document.createElement("span");
+    name.className = "lanename mono";
+    name.textContent = key;
+    const bars = document.createElement("div");
+    bars.className = "lanebars";
+    for (const r of rs) {
+      const b = document.createElement("div");
+      b.className = "bar " + r.state;
+      const end = r.end_time_ms || now;
+      b.style.left = ((r.start_time_ms - t0) * 100 / span) + "%";
+      b.style.width = ((end - r.start_time_ms) * 100 / span) + "%";
+      b.title = (r.name || r.func_or_class_name) + " " + r.state + " " + (end - r.start_time_ms) +
+                " ms";
+      bars.appendChild(b);
+    }
+    lane.appendChild(name);
+    lane.appendChild(bars);
+    fresh.appendChild(lane);
+  }
+  box.replaceWith(fresh);
+}
+
+async function refreshActors() {
+  const d = await get("/api/v0/actors?limit=1000");
+  fill("actors", d.result, (tr, a) => {
+    const id = cell(tr, a.actor_id.slice(0, 12), "mono");
+    id.title = a.actor_id;
+    cell(tr, a.class_name, "mono");
+    cell(tr, a.state, a.state);
+    cell(tr, a.name);
+    cell(tr, a.job_id, "num");
+    cell(tr, a.pid || "", "num");
+    cell(tr, a.num_restarts, "num");
+    cell(tr, a.death_cause);
+  });
+}
+
 async function showLogs(id) {
   logJob = id;
   logOffset = 0;
@@ -127,7 +228,8 @@ async function refreshLogs() {
 
 async function refresh() {
   try {
-    const parts = [await refreshNodes(), await refreshJobs()];
+    const parts = [await refreshNodes(), await refreshJobs(), await refreshTasks()];
+    await refreshActors();
     await refreshObjects();
     await refreshLogs();
     document.getElementById("summary").textContent = parts.join("; ");

@@ -9,7 +9,9 @@
  * Clients 0 and 1 are local clients with a conn (accepted on a socketpair,
  * as node_manager.c does; replies are read back, unpacked and checked);
  * client 2 is a part of the raylet (no conn), which also uses the internal
- * API: evictable creates (pulled copies), pins, owners.
+ * API: evictable creates (pulled copies), pins, owners (local clients, and
+ * remote owners by worker id: clients 0 and 1 have ids, so a delete of
+ * theirs is done or refused by ownership).
  *
  * Input layout (structure-aware): byte 0 picks the store's full-wait (0 or
  * 1 ms); then records, each
@@ -252,6 +254,11 @@ static void client_open(harness *h, int i)
     }
     c->pc = plasma_client_new(h->s, c->c);
     REQUIRE(c->pc != NULL);
+    if (i < 2) { /* local clients have worker ids (deletes go by ownership) */
+        worker_id_t w;
+        memset(w.b, i + 1, WORKER_ID_SIZE);
+        plasma_client_set_worker_id(c->pc, &w);
+    }
 }
 
 static void client_close(harness *h, int i)
@@ -300,7 +307,13 @@ static void run_internal(harness *h, client *c)
         break;
     }
     case 2:
-        plasma_set_owner(h->s, &id, sub & 0x80 ? NULL : h->cl[sub % 2].pc);
+        if (sub & 0x40) { /* a remote owner, by worker id: client 0's, 1's or unknown */
+            worker_id_t w;
+            memset(w.b, sub & 0x80 ? 0 : sub % 2 + 1, WORKER_ID_SIZE);
+            plasma_set_remote_owner(h->s, &id, &w);
+        } else {
+            plasma_set_owner(h->s, &id, sub & 0x80 ? NULL : h->cl[sub % 2].pc);
+        }
         break;
     case 3:
         plasma_set_evictable(h->s, &id, sub & 0x80);

@@ -1040,6 +1040,10 @@ harness_proc *harness_raylet_spawn(harness_cluster *c, const char *token, const 
     pathf(r->token_file, "%s/token", r->session);
     const char *tok = token ? token : c->token;
     cr_assert(write_file(r->token_file, tok, strlen(tok), 0600) == 0);
+    /* As `rayc start` does: workers find the GCS (task events, rayc_nodes)
+     * through the session dir of their raylet. */
+    pathf(path, "%s/gcs_address", r->session);
+    cr_assert(write_file(path, c->address, strlen(c->address), 0600) == 0);
     pathf(r->socket, "%s/sockets/raylet", r->session);
 
     char a[8][HARNESS_PATH + 32];
@@ -1185,11 +1189,11 @@ bool harness_send_garbage_unix(const char *path, const void *data, size_t len, i
     return garbage(net_unix_connect(path), data, len, timeout_ms);
 }
 
-static Rpc__StoreStatsReply *store_stats(const harness_raylet *r, bool reset_peak)
+bconn *harness_local_connect(const harness_raylet *r, int role)
 {
     Rpc__Handshake hs = RPC__HANDSHAKE__INIT;
     worker_id_t id = worker_id_random();
-    hs.role = RPC__ROLE__ROLE_CLI;
+    hs.role = role;
     hs.id.data = id.b;
     hs.id.len = WORKER_ID_SIZE;
     hs.pid = (int32_t)getpid();
@@ -1198,10 +1202,16 @@ static Rpc__StoreStatsReply *store_stats(const harness_raylet *r, bool reset_pea
     char err[256];
     bconn *b = bconn_open(NULL, 0, r->socket, NULL, &hs, 5000, NULL, fds, 2, &nfds, &code, err,
                           sizeof(err));
+    for (int i = 0; b != NULL && i < nfds; i++)
+        close(fds[i]); /* the arena */
+    return b;
+}
+
+static Rpc__StoreStatsReply *store_stats(const harness_raylet *r, bool reset_peak)
+{
+    bconn *b = harness_local_connect(r, RPC__ROLE__ROLE_CLI);
     if (b == NULL)
         return NULL;
-    for (int i = 0; i < nfds; i++)
-        close(fds[i]); /* the arena; only the numbers are wanted */
     Rpc__StoreStatsRequest req = RPC__STORE_STATS_REQUEST__INIT;
     req.req_id = 1;
     req.reset_peak = reset_peak;

@@ -188,6 +188,9 @@ bconn *harness_connect(const harness_cluster *c, const char *token, int *code, c
 /* LIST_NODES_REQ on a fresh connection; NULL when the GCS does not answer.
  * Free with msg_free(). */
 Rpc__ListNodesReply *harness_list_nodes(const harness_cluster *c);
+/* A local client of the raylet: a handshake on its Unix socket with this
+ * role and a random worker id (the arena's fd is closed). NULL when refused. */
+bconn *harness_local_connect(const harness_raylet *r, int role);
 /* The raylet's object-store statistics (STORE_STATS_REQ on a fresh connection
  * to its Unix socket). NULL when it does not answer (no assertion: usable from
  * a poller). Free with msg_free(). */

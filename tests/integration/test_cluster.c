@@ -385,8 +385,16 @@ Test(cli, start_join_status_stop)
                           NULL};
     cr_assert_eq(harness_rayc(&out, &err, head), 0, "rayc start --head: %s", err);
     char join_cmd[128];
-    snprintf(join_cmd, sizeof(join_cmd), "rayc start --address=127.0.0.1:%d --token=", p);
+    snprintf(join_cmd, sizeof(join_cmd), "rayc start --address=127.0.0.1:%d --token-file=", p);
     cr_assert(strstr(out, join_cmd) != NULL, "no join command in:\n%s", out);
+    /* The token is never printed, nor put on a command line (ps shows it). */
+    char tpath[HARNESS_PATH + 32];
+    snprintf(tpath, sizeof(tpath), "%s/rayc/session_latest/token", harness_dir());
+    char *token = read_file(tpath, NULL);
+    cr_assert_not_null(token, "%s", tpath);
+    rstrip(token);
+    cr_assert(strstr(out, token) == NULL, "the banner shows the token:\n%s", out);
+    free(token);
     free(out);
     free(err);
 
@@ -852,4 +860,96 @@ Test(cli, block_sigterm_stops_the_node)
     char who[2048];
     cr_assert(harness_wait_until(ours_gone, NULL, 10000), "daemons left after --block exited: %s",
               (harness_survivors(who, sizeof(who)), who));
+}
+
+/* A directory of another user (nobody), for the owner checks: only root can
+ * make one. */
+static void foreign_dir(char *out, size_t len, const char *name)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root to make a directory of another user");
+    snprintf(out, len, "%s/%s", harness_dir(), name);
+    cr_assert_eq(mkdir(out, 0777), 0, "%s: %s", out, strerror(errno));
+    cr_assert_eq(chown(out, 65534, 65534), 0, "chown %s: %s", out, strerror(errno));
+}
+
+/* Issue 13: a temp dir (default /tmp/rayc) made by another user could hold
+ * their session_latest (their cluster, their token) or a registry of pids
+ * for `rayc stop`; before, rayc used it. */
+Test(cli, a_temp_dir_of_another_user_is_refused)
+{
+    char dir[HARNESS_PATH], flag[HARNESS_PATH + 16], port[32];
+    foreign_dir(dir, sizeof(dir), "foreign");
+    snprintf(flag, sizeof(flag), "--temp-dir=%s", dir);
+    snprintf(port, sizeof(port), "--port=%d", harness_free_port());
+    const char *start[] = {
+        "start", "--head", port, flag, "--num-cpus=1", "--object-store-memory=32M", NULL};
+    const char *status[] = {"status", flag, NULL};
+    const char *stop[] = {"stop", flag, NULL};
+    const char *const *cmds[] = {start, status, stop};
+    for (size_t i = 0; i < ARRAY_SIZE(cmds); i++) {
+        char *out, *err;
+        int rc = harness_rayc(&out, &err, cmds[i]);
+        cr_assert_eq(rc, 1, "rayc %s in another user's dir: exit %d\n%s%s", cmds[i][0], rc, out,
+                     err);
+        cr_assert(strstr(err, "belongs to another user") != NULL, "%s", err);
+        assert_one_line(err, "rayc: ");
+        free(out);
+        free(err);
+    }
+    /* The state and job commands read the dashboard's address and the token
+     * through session_latest: not another user's. */
+    char session[HARNESS_PATH + 16], link[HARNESS_PATH + 32], path[HARNESS_PATH + 64];
+    snprintf(session, sizeof(session), "%s/session_1", dir);
+    snprintf(link, sizeof(link), "%s/session_latest", dir);
+    snprintf(path, sizeof(path), "%s/dashboard_address", session);
+    cr_assert_eq(mkdir(session, 0755), 0);
+    cr_assert_eq(write_file(path, "127.0.0.1:1", 11, 0644), 0);
+    cr_assert_eq(symlink(session, link), 0);
+    cr_assert_eq(lchown(link, 65534, 65534), 0);
+    cr_assert_eq(chown(session, 65534, 65534), 0);
+    char *out, *err, state[HARNESS_PATH];
+    snprintf(state, sizeof(state), "%s/bin/rayc_state", harness_build());
+    setenv("RAYC_TEMP_DIR", dir, 1);
+    char *const argv[] = {state, "list", "nodes", NULL};
+    int rc = harness_run(argv, &out, &err, 30000);
+    unsetenv("RAYC_TEMP_DIR");
+    cr_assert_eq(rc, 1, "rayc list nodes: exit %d\n%s%s", rc, out, err);
+    cr_assert(strstr(err, "belongs to another user") != NULL, "%s", err);
+    free(out);
+    free(err);
+}
+
+/* `rayc status --token=T` still works, but hands rayc_ctl a token file: a
+ * token on a command line is visible to every user (ps). */
+Test(cli, status_does_not_put_the_token_on_a_command_line)
+{
+    char bin[HARNESS_PATH], ctl_path[HARNESS_PATH + 16], args[HARNESS_PATH + 16];
+    snprintf(bin, sizeof(bin), "%s/fakebin", harness_dir());
+    cr_assert_eq(mkdir(bin, 0700), 0);
+    snprintf(args, sizeof(args), "%s/args", bin);
+    snprintf(ctl_path, sizeof(ctl_path), "%s/rayc_ctl", bin);
+    char script[3 * HARNESS_PATH];
+    snprintf(script, sizeof(script),
+             "#!/bin/sh\nprintf '%%s\\n' \"$@\" >%s\nfor a in \"$@\"; do case $a in "
+             "--token-file=*) cat \"${a#--token-file=}\" >>%s;; esac; done\n",
+             args, args);
+    cr_assert_eq(write_file(ctl_path, script, strlen(script), 0700), 0);
+    setenv("RAYC_BIN_DIR", bin, 1);
+    char *const argv[] = {(char *)harness_rayc_script(), "status", "--address=127.0.0.1:1",
+                          "--token=s3cr3t-token-value", NULL};
+    char *out, *err;
+    int rc = harness_run(argv, &out, &err, 30000);
+    unsetenv("RAYC_BIN_DIR");
+    cr_assert_eq(rc, 0, "rayc status: %s", err);
+    free(out);
+    free(err);
+    char *seen = read_file(args, NULL);
+    cr_assert_not_null(seen, "the fake rayc_ctl did not run");
+    char *token_line = strstr(seen, "s3cr3t-token-value");
+    cr_assert_not_null(token_line, "the token did not reach rayc_ctl:\n%s", seen);
+    cr_assert(strstr(seen, "--token=") == NULL, "the token is on rayc_ctl's command line:\n%s",
+              seen);
+    cr_assert(strstr(seen, "--token-file=") != NULL, "%s", seen);
+    free(seen);
 }

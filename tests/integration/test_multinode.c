@@ -740,6 +740,132 @@ Test(multinode, one_transfer_per_node_for_a_shared_object)
     driver_shutdown();
 }
 
+/* ============================================================ only the owner frees */
+
+struct nloc_arg {
+    const harness_cluster *c;
+    const rayc_ref *ref;
+    int want, nodes, entries;
+    char hexes[8][ID_HEX_MAX];
+};
+
+static bool n_locations(void *arg)
+{
+    struct nloc_arg *a = arg;
+    a->nodes = locations(a->c, a->ref, &a->entries, a->hexes, 8);
+    return a->nodes == a->want;
+}
+
+static void wait_locations(const harness_cluster *c, const rayc_ref *ref, int want,
+                           const char *what)
+{
+    struct nloc_arg a = {.c = c, .ref = ref, .want = want};
+    cr_assert(harness_wait_until(n_locations, &a, SLACK_MS),
+              "%s: the GCS lists %d node(s), want %d", what, a.nodes, want);
+}
+
+/* A 1 MiB pattern object put by the driver and read by a task on node 1,
+ * so that node 1 holds a pulled copy. */
+static rayc_ref put_read_on(const harness_cluster *c, uint64_t seed)
+{
+    void *buf = NULL;
+    rayc_ref obj;
+    int rc = rayc_put_alloc(MIB, &buf, &obj);
+    cr_assert_eq(rc, RAYC_OK, "rayc_put_alloc: %s", rayc_last_error());
+    pattern_fill(buf, MIB, seed);
+    cr_assert_eq(rayc_put_seal(obj), RAYC_OK);
+    rayc_task_opts o = {
+        .num_returns = 2, .strategy = RAYC_SCHED_NODE, .node_id = c->raylets[1].node_id};
+    rayc_arg a[] = {RAYC_REF(obj), RAYC_VAL(&seed, sizeof(seed))};
+    rayc_ref r[2];
+    submit("check_pattern", a, 2, &o, r);
+    rayc_value v[2];
+    rc = rayc_get(r, 2, v, LONG_MS);
+    cr_assert_eq(rc, RAYC_OK, "check_pattern: %s: %s", rayc_strerror(rc), rayc_last_error());
+    int64_t bad;
+    memcpy(&bad, v[0].data, sizeof(bad));
+    cr_assert_eq(bad, -1);
+    for (int i = 0; i < 2; i++) {
+        rayc_value_release(&v[i]);
+        rayc_ref_release(r[i]);
+    }
+    return obj;
+}
+
+/* Another local client of raylet r (not the owner) deletes obj. Frames are
+ * handled in order: the stats reply says the delete was handled. */
+static void delete_as_stranger(const harness_raylet *r, const rayc_ref *obj)
+{
+    bconn *b = harness_local_connect(r, RPC__ROLE__ROLE_DRIVER);
+    cr_assert_not_null(b, "no local connection to %s", r->socket);
+    ProtobufCBinaryData id = {OBJECT_ID_SIZE, (uint8_t *)obj->id};
+    Rpc__DeleteObjects del = RPC__DELETE_OBJECTS__INIT;
+    del.n_object_ids = 1;
+    del.object_ids = &id;
+    cr_assert_eq(bconn_send(b, MSG_DELETE_OBJECTS, &del.base), 0);
+    Rpc__StoreStatsRequest req = RPC__STORE_STATS_REQUEST__INIT;
+    req.req_id = 1;
+    ProtobufCMessage *m = NULL;
+    cr_assert_eq(bconn_call(b, MSG_STORE_STATS_REQ, &req.base, MSG_STORE_STATS_REPLY, &m, 10000),
+                 0);
+    msg_free(m);
+    bconn_close(b);
+}
+
+/* Issue 13: a local client that neither created nor owns an object cannot
+ * free it, on its node or (through the directory) on the others; the owner's
+ * own deletes still free every copy: of its puts, of their pulled copies,
+ * and of a task's return kept on the node that ran the task. */
+Test(multinode, only_the_owner_frees_an_object_anywhere)
+{
+    harness_cluster c;
+    start3(&c, NULL);
+    driver_init(c.address);
+    assert_driver_on_head(&c);
+    pinned_probe(&c);
+    rayc_ref obj = put_read_on(&c, 71), witness = put_read_on(&c, 72);
+    wait_locations(&c, &obj, 2, "the put and its copy");
+    wait_locations(&c, &witness, 2, "the witness and its copy");
+
+    /* Before: the head freed its copy and told node 1 to free its copy. */
+    delete_as_stranger(&c.raylets[0], &obj);
+    delete_as_stranger(&c.raylets[1], &obj);
+    /* The owner's delete of the witness takes the same way to node 1,
+     * after the stranger's: once it arrived, so would have the other. */
+    rayc_ref_release(witness);
+    wait_locations(&c, &witness, 0, "the owner's delete of the witness");
+    int entries;
+    char hexes[8][ID_HEX_MAX];
+    cr_assert_eq(locations(&c, &obj, &entries, hexes, 8), 2,
+                 "a stranger's delete freed a copy of the driver's object");
+    uint64_t used, objects;
+    for (int k = 0; k < 2; k++) {
+        cr_assert(store_used(&c.raylets[k], &used, &objects));
+        cr_assert_eq(objects, 1, "node %d holds %llu objects, want the put's copy", k,
+                     (unsigned long long)objects);
+    }
+
+    /* A task's return on node 1 is the driver's to free, not the worker's. */
+    uint64_t size = MIB, seed = 73;
+    rayc_task_opts o = {
+        .num_returns = 2, .strategy = RAYC_SCHED_NODE, .node_id = c.raylets[1].node_id};
+    rayc_arg a[] = {RAYC_VAL(&size, sizeof(size)), RAYC_VAL(&seed, sizeof(seed))};
+    rayc_ref made[2];
+    submit("make_pattern", a, 2, &o, made);
+    rayc_value where;
+    int rc = rayc_get(&made[1], 1, &where, LONG_MS);
+    cr_assert_eq(rc, RAYC_OK, "make_pattern: %s", rayc_last_error());
+    rayc_value_release(&where);
+    rayc_ref_release(made[1]);
+    wait_locations(&c, &made[0], 1, "the task's return");
+    rayc_ref_release(made[0]);
+    wait_locations(&c, &made[0], 0, "the owner's delete of the task's return");
+
+    rayc_ref_release(obj);
+    wait_locations(&c, &obj, 0, "the owner's delete of the put");
+    driver_shutdown();
+}
+
 /* Put slabs in a cluster: thousands of store objects put and released at
  * once. Each release also asks the GCS (in batches) which other nodes hold
  * copies; the object directory cancels objects that come and go within one

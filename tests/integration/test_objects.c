@@ -1745,7 +1745,9 @@ Test(objects, spill_write_failure_keeps_objects_removes_partial_file, .fini = sp
     cr_assert(harness_alive(r->proc), "the raylet died when its spill dir filled");
     stats_t st = store_stats(r);
     off_t sizes[16];
-    int files = spill_files(g_mnt, sizes, 16);
+    char own[2 * HARNESS_PATH]; /* the store's own subdirectory of the spill dir */
+    snprintf(own, sizeof(own), "%s/%s", g_mnt, strrchr(r->session, '/') + 1);
+    int files = spill_files(own, sizes, 16);
     cr_assert_eq((uint64_t)files, st.spilled_objects,
                  "%d files in the spill dir, %llu objects spilled: a partial file was left", files,
                  (unsigned long long)st.spilled_objects);
@@ -1787,9 +1789,9 @@ Test(objects, truncated_spill_file_is_not_restored)
         put_pattern(size, 5500 + (uint64_t)i, &refs[i]);
     cr_assert_gt(store_stats(r).spilled_objects, 0, "48 MiB in a 32 MiB store spilled nothing");
     /* The first object is the least recently used: spilled. */
-    char hex[ID_HEX_MAX], path[HARNESS_PATH + 128];
+    char hex[ID_HEX_MAX], path[2 * HARNESS_PATH + 128];
     id_hex(refs[0].id, OBJECT_ID_SIZE, hex);
-    snprintf(path, sizeof(path), "%s/%s.obj", dir, hex);
+    snprintf(path, sizeof(path), "%s/%s/%s.obj", dir, strrchr(r->session, '/') + 1, hex);
     struct stat st;
     cr_assert_eq(stat(path, &st), 0, "object 0 is not spilled as %s", path);
     cr_assert_eq(truncate(path, st.st_size / 2), 0, "truncate: %s", strerror(errno));
@@ -1816,19 +1818,34 @@ Test(objects, truncated_spill_file_is_not_restored)
     driver_shutdown();
 }
 
-/* Spill files a dead raylet left behind are swept when a raylet starts on
- * the spill dir (docs/object_store.md). */
+/* Spill files a dead raylet of this session left behind are swept when the
+ * session's raylet starts (docs/object_store.md); a spill dir given with
+ * --spill-dir may be shared, and the files of other sessions there are
+ * theirs (issue 13: before, every *.obj in it was removed). */
 Test(objects, stale_spill_files_swept_at_start)
 {
-    char dir[HARNESS_PATH], flag[HARNESS_PATH + 32], stale[HARNESS_PATH + 128];
+    char dir[HARNESS_PATH], own[HARNESS_PATH + 16], other[HARNESS_PATH + 16];
+    char flag[HARNESS_PATH + 32], stale[HARNESS_PATH + 128], theirs[2][HARNESS_PATH + 128];
     snprintf(dir, sizeof(dir), "%s/spill", harness_dir());
+    snprintf(own, sizeof(own), "%s/node0", dir); /* the harness's first session dir is node0 */
+    snprintf(other, sizeof(other), "%s/session_other", dir);
     cr_assert_eq(mkdir(dir, 0700), 0);
-    snprintf(stale, sizeof(stale), "%s/%056x.obj", dir, 0xdead);
+    cr_assert_eq(mkdir(own, 0700), 0);
+    cr_assert_eq(mkdir(other, 0700), 0);
+    snprintf(stale, sizeof(stale), "%s/%056x.obj", own, 0xdead);
+    snprintf(theirs[0], sizeof(theirs[0]), "%s/%056x.obj", other, 0xbeef);
+    snprintf(theirs[1], sizeof(theirs[1]), "%s/%056x.obj", dir, 0xcafe);
     cr_assert_eq(write_file(stale, "left behind", 11, 0600), 0);
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(write_file(theirs[i], "in use", 6, 0600), 0);
     snprintf(flag, sizeof(flag), "--spill-dir=%s", dir);
     harness_cluster c;
     const char *const extra[] = {flag, NULL};
-    start_cluster(&c, extra);
+    harness_raylet *r = start_cluster(&c, extra);
+    cr_assert_str_eq(strrchr(r->session, '/') + 1, "node0");
     off_t sizes[4];
-    cr_assert_eq(spill_files(dir, sizes, 4), 0, "a stale spill file survived the raylet's start");
+    cr_assert_eq(spill_files(own, sizes, 4), 0, "a stale spill file survived the raylet's start");
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(access(theirs[i], F_OK), 0, "another session's spill file %s was removed",
+                     theirs[i]);
 }

@@ -371,9 +371,12 @@ Test(tasks, code_shipping_and_unknown_function)
     rayc_value_release(&v);
     rayc_ref_release(r);
 
-    char *msg = get_err(submit("no_such_function_xyz", NULL, 0, NULL), RAYC_ENOTFOUND);
-    cr_assert(strstr(msg, "no_such_function_xyz") != NULL, "message does not name it: %s", msg);
-    free(msg);
+    /* The driver knows its libraries: a misspelled function fails at once. */
+    rayc_ref bad;
+    int rc = rayc_submit("no_such_function_xyz", NULL, 0, NULL, &bad);
+    cr_assert_eq(rc, RAYC_ENOTFOUND, "submit of an unknown function: %s", rayc_strerror(rc));
+    cr_assert(strstr(rayc_last_error(), "no_such_function_xyz") != NULL,
+              "message does not name it: %s", rayc_last_error());
 
     /* The worker survives: later tasks run (as many as there are workers). */
     for (int i = 0; i < 4; i++) {
@@ -716,6 +719,11 @@ Test(tasks, rayc_fail_gives_etask_with_function_and_message)
     char *msg = get_err(submit("fail_msg", NULL, 0, NULL), RAYC_ETASK);
     cr_assert(strstr(msg, "fail_msg: boom 7") != NULL, "message: %s", msg);
     free(msg);
+    /* A task's name (rayc_task_opts.name) leads its error. */
+    rayc_task_opts named = {.name = "nightly-report"};
+    msg = get_err(submit("fail_msg", NULL, 0, &named), RAYC_ETASK);
+    cr_assert(strstr(msg, "nightly-report (fail_msg): boom 7") != NULL, "message: %s", msg);
+    free(msg);
     stop();
 }
 
@@ -757,8 +765,9 @@ Test(tasks, dependent_of_failed_task_fails_unrun)
     stop();
 }
 
-/* One crash mode: max_retries=2 -> 3 attempts, then RAYC_EWORKER_DIED. */
-static void crash_mode(const char *mode)
+/* One crash mode: max_retries=2 -> 3 attempts, then RAYC_EWORKER_DIED with
+ * a message saying how the worker ended (how). */
+static void crash_mode(const char *mode, const char *how)
 {
     char counter[HARNESS_PATH];
     pathf(counter, sizeof(counter), "%s/attempts-%s", harness_dir(), mode);
@@ -767,16 +776,18 @@ static void crash_mode(const char *mode)
     char *msg = get_err(submit("crash", a, 2, &o), RAYC_EWORKER_DIED);
     cr_assert_eq(lines_of(counter), 3, "%s: want 3 attempts, counted %d (%s)", mode,
                  lines_of(counter), msg);
+    cr_assert(strstr(msg, how), "%s: the error does not say '%s': %s", mode, how, msg);
     free(msg);
 }
 
 Test(tasks, crashing_task_retried_then_worker_died)
 {
     start(2);
-    crash_mode("abort");
-    crash_mode("segv");
-    crash_mode("exit3");
-    crash_mode("kill9");
+    crash_mode("abort", "killed by SIGABRT");
+    /* Under ASan the sanitizer catches the SIGSEGV and exits with code 1. */
+    crash_mode("segv", getenv("RAYC_TEST_SANITIZER") ? "exited with code 1" : "killed by SIGSEGV");
+    crash_mode("exit3", "exited with code 3");
+    crash_mode("kill9", "killed by SIGKILL");
     /* Default retries (3): a crash on attempt 1 and success on attempt 2. */
     char counter[HARNESS_PATH];
     tmp_path(counter, sizeof(counter), "attempts-recover");
@@ -789,6 +800,65 @@ Test(tasks, crashing_task_retried_then_worker_died)
     rayc_arg b[] = {ARG_STR(counter), ARG_STR("exit3")};
     free(get_err(submit("crash", b, 2, &none), RAYC_EWORKER_DIED));
     cr_assert_eq(lines_of(counter), 1);
+    stop();
+}
+
+/* A code "library" that is not one fails rayc_init, naming the path and the
+ * loader's message; nothing of the cluster it started stays behind. */
+Test(tasks, rayc_init_refuses_a_file_that_is_not_a_library)
+{
+    cluster_env();
+    char fake[HARNESS_PATH];
+    pathf(fake, sizeof(fake), "%s/notalib.so", harness_dir());
+    FILE *f = fopen(fake, "w");
+    cr_assert(f != NULL);
+    fputs("not an ELF file\n", f);
+    fclose(f);
+    const char *code[] = {fake, NULL};
+    rayc_init_opts o = {
+        .address = "local", .code = code, .num_cpus = 1, .object_store_memory = STORE_BYTES};
+    int rc = rayc_init(&o);
+    cr_assert_eq(rc, RAYC_EINVAL, "rayc_init with a non-library: %s", rayc_strerror(rc));
+    cr_assert(strstr(rayc_last_error(), "notalib.so") &&
+                  strstr(rayc_last_error(), "cannot be loaded"),
+              "message: %s", rayc_last_error());
+    const char *missing[] = {"no/such/lib.so", NULL};
+    o.code = missing;
+    rc = rayc_init(&o);
+    cr_assert_eq(rc, RAYC_ENOTFOUND, "rayc_init with a missing library: %s", rayc_strerror(rc));
+    cr_assert(strstr(rayc_last_error(), "no/such/lib.so"), "message: %s", rayc_last_error());
+}
+
+/* No head-of-line blocking: on a 2-CPU node, one long task then ten short
+ * ones. Pipelining may queue short ones behind the long one; the raylet
+ * takes them back when the other CPU is free, so all ten end while the long
+ * one still runs (an order, not a duration: the long one takes 15 s, the
+ * ten take about 2 s of one CPU). */
+Test(tasks, short_tasks_are_not_stuck_behind_a_long_one)
+{
+    start(2);
+    int64_t long_ms = 15000, short_ms = 200;
+    rayc_arg la[] = {ARG_STR(""), ARG_I64(&long_ms)};
+    rayc_ref slow = submit("nap", la, 2, NULL);
+    rayc_ref quick[10];
+    rayc_arg sa[] = {ARG_STR(""), ARG_I64(&short_ms)};
+    for (int i = 0; i < 10; i++)
+        quick[i] = submit("nap", sa, 2, NULL);
+    rayc_value v[10];
+    int rc = rayc_get(quick, 10, v, LONG_MS);
+    cr_assert_eq(rc, RAYC_OK, "the short tasks: %s", rayc_last_error());
+    for (int i = 0; i < 10; i++) {
+        rayc_value_release(&v[i]);
+        rayc_ref_release(quick[i]);
+    }
+    int ready = 0;
+    cr_assert_eq(rayc_wait(&slow, 1, 1, 0, &ready), 0,
+                 "the long task ended before the short ones: they waited behind it");
+    cr_assert_eq(rayc_cancel(slow, 1), RAYC_OK);
+    rayc_value lv;
+    rayc_get(&slow, 1, &lv, LONG_MS);
+    rayc_value_release(&lv);
+    rayc_ref_release(slow);
     stop();
 }
 

@@ -814,6 +814,105 @@ Test(conn, send_fds_reaches_bconn_open)
     rmdir(dir);
 }
 
+/* The stream a peer read, and where descriptors came with it. */
+typedef struct {
+    uint8_t *buf;
+    size_t len, cap;
+    int nfds, fd;
+    size_t fds_from, fds_to; /* the bytes of the recv the descriptor came with */
+} stream;
+
+/* Read what is there (non-blocking), keeping the bytes and noting the
+ * descriptors. */
+static void read_stream(int sock, stream *st)
+{
+    for (;;) {
+        if (st->cap - st->len < 65536) {
+            st->cap = st->cap * 2 + 65536;
+            st->buf = realloc(st->buf, st->cap);
+            cr_assert_not_null(st->buf);
+        }
+        int fds[4], nfds = 0;
+        ssize_t n = net_recv_fds(sock, st->buf + st->len, st->cap - st->len, fds, 4, &nfds);
+        if (n <= 0)
+            return;
+        if (nfds > 0) {
+            st->nfds += nfds;
+            st->fd = fds[0];
+            st->fds_from = st->len;
+            st->fds_to = st->len + (size_t)n;
+        }
+        st->len += (size_t)n;
+    }
+}
+
+/* Offset of the first frame of this type in the stream, or -1 (not all
+ * there yet). */
+static long frame_offset(const stream *st, uint16_t want)
+{
+    size_t off = 0;
+    while (off + FRAME_HDR_SIZE <= st->len) {
+        uint16_t type;
+        uint32_t len;
+        cr_assert_eq(frame_hdr_decode(st->buf + off, FRAME_DEFAULT_MAX, &type, &len), 0);
+        if (off + FRAME_HDR_SIZE + len > st->len)
+            return -1;
+        if (type == want)
+            return (long)off;
+        off += FRAME_HDR_SIZE + len;
+    }
+    return -1;
+}
+
+/* Issue 13: descriptors queued behind output a slow peer has not read yet.
+ * Before, conn_send_fds made the socket blocking and wrote out everything
+ * queued first: the raylet's loop stalled until that client read. */
+Test(conn, send_fds_queues_behind_unread_output_without_blocking)
+{
+    setup_loop();
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    cr_assert_eq(net_set_nonblock(sv[1], true), 0);
+    peer *p = new_srv_peer();
+    p->c = conn_accept(base, sv[0], &srv_h, p, &srv_opts);
+    static uint8_t big[256 << 10];
+    Rpc__KvGetReply r = RPC__KV_GET_REPLY__INIT;
+    r.value = (ProtobufCBinaryData){sizeof(big), big};
+    for (int i = 0; i < 16; i++) /* 4 MiB: far more than a socket buffer */
+        cr_assert_eq(conn_send(p->c, MSG_KV_GET_REPLY, &r.base), 0);
+    for (int i = 0; i < 5; i++)
+        loop_turn(); /* the socket fills up; the peer reads nothing */
+    int mfd = memfd_create("rayc-test", MFD_CLOEXEC);
+    cr_assert_geq(mfd, 0);
+    cr_assert_eq(write(mfd, "shared bytes", 12), 12);
+    Rpc__HandshakeReply hr = RPC__HANDSHAKE_REPLY__INIT;
+    hr.num_fds = 1;
+    cr_assert_eq(conn_send_fds(p->c, MSG_HANDSHAKE_REPLY, &hr.base, &mfd, 1), 0);
+    close(mfd); /* the conn keeps its own */
+    Rpc__StoreStatsReply after = RPC__STORE_STATS_REPLY__INIT;
+    cr_assert_eq(conn_send(p->c, MSG_STORE_STATS_REPLY, &after.base), 0);
+    stream st = {0};
+    LOOP_UNTIL((read_stream(sv[1], &st), frame_offset(&st, MSG_STORE_STATS_REPLY) >= 0));
+    long at = frame_offset(&st, MSG_HANDSHAKE_REPLY);
+    cr_assert_eq(st.nfds, 1, "one descriptor arrived");
+    cr_assert((size_t)at >= st.fds_from && (size_t)at < st.fds_to,
+              "the descriptor came with bytes [%zu, %zu), the reply starts at %ld", st.fds_from,
+              st.fds_to, at);
+    /* The read that brought it ends with the reply: librayc hands the socket
+     * to another reader after the handshake and must not have read past it. */
+    size_t end = (size_t)at + msg_frame_size(&hr.base);
+    cr_assert_eq(st.fds_to, end, "the descriptor's read ends at %zu, the reply at %zu", st.fds_to,
+                 end);
+    char content[16] = "";
+    cr_assert_eq(pread(st.fd, content, 12, 0), 12);
+    cr_assert_str_eq(content, "shared bytes");
+    close(st.fd);
+    free(st.buf);
+    close(sv[1]);
+    run_until(is_closed, p, "close");
+    teardown_loop(NULL, 0);
+}
+
 static void *bclient_wrong_token(void *arg)
 {
     bclient *b = arg;

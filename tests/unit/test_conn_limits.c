@@ -19,9 +19,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "conn.h"
 #include "frame.h"
+#include "../../gcs/gcs_http.h"
 #include "../../gcs/gcs_kv.h"
+#include "../../gcs/gcs_storage.h"
 #include "ids.h"
 #include "listener.h"
 #include "log.h"
@@ -348,4 +351,80 @@ Test(conn_limits, code_packages_are_content_addressed)
         gcs_kv_put(t, "ns", (const uint8_t *)"k", 1, (const uint8_t *)"v", 1, true, NULL, NULL),
         RAYC_OK);
     gcs_kv_table_free(t);
+}
+
+/* ------------------------------------------------------------ dashboard */
+
+static int libevent_warnings;
+
+static void count_libevent_log(int severity, const char *msg)
+{
+    (void)msg;
+    if (severity >= EVENT_LOG_WARN)
+        libevent_warnings++;
+}
+
+/* The dashboard's HTTP listener (evhttp) out of descriptors. Before, its
+ * accept failed and it was called again at once, every loop turn (100% CPU
+ * and a libevent warning each time). */
+Test(conn_limits, dashboard_out_of_descriptors_pauses_accept_then_recovers)
+{
+    const char *pre = getenv("LD_PRELOAD");
+    if (pre && strstr(pre, "vgpreload"))
+        cr_skip_test("descriptor limits do not hold under valgrind");
+    rayc_config cfg;
+    config_defaults(&cfg);
+    cfg.port = 0;
+    char err[256];
+    gcs_server *srv =
+        gcs_server_new(base, &cfg, "token", gcs_storage_memory_new(base), err, sizeof(err));
+    cr_assert_not_null(srv, "%s", err);
+    gcs_http *h = gcs_http_new(base, srv, "127.0.0.1", 0, err, sizeof(err));
+    cr_assert_not_null(h, "%s", err);
+    int client = net_tcp_connect("127.0.0.1", gcs_http_port(h), 2000);
+    cr_assert_geq(client, 0);
+
+    struct rlimit rl, saved;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    rl = saved;
+    rl.rlim_cur = 64;
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    int hogs[64], nhogs = 0;
+    while (nhogs < 64 && (hogs[nhogs] = dup(0)) >= 0)
+        nhogs++;
+    cr_assert_eq(errno, EMFILE);
+    event_set_log_callback(count_libevent_log);
+    for (int i = 0; i < 200; i++)
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    event_set_log_callback(NULL);
+    uint64_t pauses = gcs_http_accept_pauses(h);
+    /* Descriptors back before asserting: criterion reports through them. */
+    while (nhogs > 0)
+        close(hogs[--nhogs]);
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+    cr_assert_eq(libevent_warnings, 0, "accept retried %d times in 200 loop turns",
+                 libevent_warnings);
+    cr_assert_geq(pauses, 1);
+    cr_assert_leq(pauses, 3, "no spin: %llu pauses in 200 loop turns", (unsigned long long)pauses);
+
+    /* With a descriptor free again, the request is served (401: no token). */
+    const char *get = "GET /api/version HTTP/1.0\r\n\r\n";
+    cr_assert_eq(net_write_all(client, get, strlen(get)), 0);
+    net_set_nonblock(client, true);
+    char reply[256] = "";
+    size_t got = 0;
+    uint64_t deadline = now_ms() + 5000;
+    while (strstr(reply, "\r\n") == NULL && now_ms() < deadline) {
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        ssize_t n = read(client, reply + got, sizeof(reply) - 1 - got);
+        if (n > 0)
+            got += (size_t)n;
+        usleep(1000);
+    }
+    cr_assert(strstr(reply, "HTTP/1.") == reply, "no answer once descriptors were free: '%s'",
+              reply);
+    close(client);
+    gcs_http_free(h);
+    gcs_server_free(srv);
+    config_free(&cfg);
 }

@@ -117,7 +117,9 @@ Test(gcs_state, objects_summary_and_memory_views)
     gcs_state_add_filter(&bq, spec2);
     cr_assert_eq(gcs_state_render(&src, "objects", &bq, &body, &len, err, sizeof(err)),
                  RAYC_EINVAL);
-    cr_assert_eq(gcs_state_render(&src, "tasks", &none, &body, &len, err, sizeof(err)), RAYC_EBUSY);
+    s = render(&src, "tasks", &none); /* no task table: empty (test_gcs_task.c) */
+    cr_assert(strstr(s, "\"result\":[]"), "%s", s);
+    free(s);
     cr_assert_eq(gcs_state_render(&src, "nope", &none, &body, &len, err, sizeof(err)),
                  RAYC_ENOTFOUND);
     char bad_spec[] = "=x";

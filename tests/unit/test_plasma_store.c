@@ -53,18 +53,31 @@ static void setup(void)
     setup_store(MIB, 100);
 }
 
-static int count_spill_files(void)
+/* Spill files in dir and, one level down, in the store's own subdirectory
+ * (spill_dir/raylet-<pid>). */
+static int count_in(const char *dir, int depth)
 {
-    DIR *d = opendir(spill_dir);
+    DIR *d = opendir(dir);
     if (d == NULL)
-        return -1;
+        return depth == 0 ? -1 : 0;
     int n = 0;
     struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (strstr(e->d_name, ".obj"))
+    while ((e = readdir(d)) != NULL) {
+        char sub[512];
+        if (strstr(e->d_name, ".obj")) {
             n++;
+        } else if (depth == 0 && e->d_name[0] != '.') {
+            snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name);
+            n += count_in(sub, 1);
+        }
+    }
     closedir(d);
     return n;
+}
+
+static int count_spill_files(void)
+{
+    return count_in(spill_dir, 0);
 }
 
 static void teardown(void)

@@ -202,3 +202,37 @@ Test(wpool, a_disconnected_worker_is_dead_at_once)
     cr_assert_eq(fx.died, 1, "not reported again when reaped");
     wpool_free(p);
 }
+
+/* A worker's environment is built before posix_spawn: the raylet's own,
+ * with the pool's entries replacing same-named ones. */
+Test(wpool, a_worker_gets_the_raylets_environment_with_the_pools_entries)
+{
+    setenv("RAYC_TEST_GREETING", "the raylet's", 1); /* replaced by the pool's "hello" */
+    setenv("RAYC_TEST_PLACE", "inherited", 1);
+    const char *script = "#!/bin/sh\n"
+                         "echo \"$RAYC_TEST_GREETING $RAYC_TEST_PLACE\"\n"
+                         "exec sleep 30\n";
+    cr_assert_eq(write_file(bin, script, strlen(script), 0700), 0);
+    worker_pool *p = new_pool(4);
+    worker *w = wpool_start(p);
+    cr_assert_not_null(w);
+    wpool_bind(p, w, 3);
+    RUN_UNTIL(fx.out[0]);
+    cr_assert_str_eq(fx.out, "hello inherited\n");
+    wpool_free(p);
+}
+
+/* Workers start with posix_spawn: an exec that fails is its error, so no
+ * worker is counted (the raylet logs the reason) and the pool stays usable. */
+Test(wpool, a_worker_that_cannot_exec_is_not_counted)
+{
+    worker_pool *p = new_pool(4);
+    cr_assert_eq(chmod(bin, 0600), 0); /* exec fails: EACCES */
+    worker *w = wpool_start(p);
+    cr_assert_null(w, "a worker whose exec failed was counted");
+    cr_assert_eq(wpool_size(p), 0);
+    cr_assert_eq(wpool_starting(p), 0);
+    cr_assert_eq(chmod(bin, 0700), 0);
+    cr_assert_not_null(wpool_start(p), "the pool cannot start a worker after a failure");
+    wpool_free(p);
+}
