@@ -14,10 +14,12 @@
  * it also waits while more than STREAM_WINDOW_BYTES of items are on their
  * way (msg.h): an owner that does not read holds the generator up. Cancel: a
  * CancelTask for a running generator marks it; its next yield returns
- * RAYC_ECANCELLED. Both arrive on the raylet connection, which nobody reads
- * while task code runs, so a yield reads it itself: when it must wait, and
- * otherwise at most every GEN_POLL_MS (a non-blocking read), so a generator
- * stops soon after its stream is closed.
+ * RAYC_ECANCELLED. Both arrive on the raylet connection, which the
+ * executor's watcher thread reads while task code runs; a yield that must
+ * wait reads it too (cw_conn_pump: it waits for the watcher's reads), and
+ * otherwise does so at most every GEN_POLL_MS without waiting, so a
+ * generator stops soon after its stream is closed. An actor's method learns
+ * of both from the actor's main thread (gen_cv).
  *
  * Threading: a generator yields from the thread that runs it; acks and
  * cancels may be read by any thread (x->mu guards what they change).
