@@ -42,6 +42,7 @@ typedef struct otask {
     bool done;     /* finished; kept as lineage while its remote results are referenced */
     bool hard_pin; /* RAYC_SCHED_NODE without soft: runs only on pin_node */
     bool is_actor; /* a call of actor's method */
+    int oom_kills; /* attempts the memory monitor killed */
     int actor_retries;
     actor_id_t actor;
     node_id_t pin_node;
@@ -316,7 +317,7 @@ static int build_and_send(task_submitter *ts, otask *t, const tsub_request *rq,
 }
 
 /* A retry: same spec, next attempt number. mu held. */
-static int resubmit(task_submitter *ts, otask *t)
+static int resubmit_after(task_submitter *ts, otask *t, uint32_t delay_ms)
 {
     Rpc__SubmitTask *st =
         (Rpc__SubmitTask *)msg_unpack(t->is_actor ? MSG_PUSH_TASK : MSG_SUBMIT_TASK,
@@ -324,9 +325,26 @@ static int resubmit(task_submitter *ts, otask *t)
     if (st == NULL)
         return RAYC_EPROTO;
     st->spec->attempt++;
+    st->spec->retry_delay_ms = delay_ms;
     int rc = send_spec(ts, t, st->spec);
     msg_free(&st->base);
     return rc;
+}
+
+static int resubmit(task_submitter *ts, otask *t)
+{
+    return resubmit_after(ts, t, 0);
+}
+
+/* The memory monitor killed an attempt: back off before the next one
+ * (doubling from TSUB_OOM_BACKOFF_MS per OOM kill, up to 5 s), so the
+ * node's memory can recover. */
+static uint32_t oom_backoff(otask *t)
+{
+    uint32_t ms = TSUB_OOM_BACKOFF_MS;
+    for (int i = 1; i < t->oom_kills && ms < 5000; i++)
+        ms *= 2;
+    return ms < 5000 ? ms : 5000;
 }
 
 /* ------------------------------------------------------------ deferred */
@@ -664,8 +682,13 @@ int tsub_on_task_done(void *arg, uint16_t type, ProtobufCMessage *msg)
     if (retry) {
         if (t->retries_left > 0)
             t->retries_left--;
-        log_info("retrying %s after: %s", t->function, message);
-        if (resubmit(ts, t) == 0) {
+        uint32_t delay = 0;
+        if (status == RAYC_EOOM) {
+            t->oom_kills++;
+            delay = oom_backoff(t);
+        }
+        log_info("retrying %s%s after: %s", t->function, delay ? " (backing off)" : "", message);
+        if (resubmit_after(ts, t, delay) == 0) {
             pthread_mutex_unlock(ts->d.mu);
             return 0;
         }
