@@ -28,6 +28,7 @@ typedef struct rjob {
     bool *asked;  /* a fetch of package i is in flight or done */
     size_t fetched;
     uint64_t retry_until; /* the GCS was away: fetches are retried until then (0: not) */
+    bool lookup_pending;  /* the job's record is still to be asked of the GCS */
     char error[256];
     bool remote_driver; /* its driver runs on driver_node (learned from the GCS) */
     node_id_t driver_node;
@@ -160,6 +161,7 @@ static void code_fetched(job_table *jt, rjob *j)
 
 static void retry_later(job_table *jt, rjob *j, const char *why);
 static void arm_retry(job_table *jt);
+static void lookup_job(job_table *jt, rjob *j);
 
 static void on_code_reply(void *arg, ProtobufCMessage *reply)
 {
@@ -254,9 +256,12 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     job_table *jt = arg;
-    for (rjob *j = jt->jobs; j; j = j->next)
-        if (j->state == JOB_FETCHING && j->retry_until != 0 && j->asked)
+    for (rjob *j = jt->jobs; j; j = j->next) {
+        if (j->state == JOB_FETCHING && j->retry_until != 0 && j->lookup_pending)
+            lookup_job(jt, j);
+        else if (j->state == JOB_FETCHING && j->retry_until != 0 && j->asked)
             fetch_missing(jt, j);
+    }
     claim *c = jt->claims;
     jt->claims = NULL;
     while (c) {
@@ -467,23 +472,34 @@ void jt_config(job_table *jt, uint32_t job_id, const worker_id_t *driver, char *
     claim_send(jt, c);
 }
 
+/* Ask the GCS for a job this node learned of by one of its tasks; while the
+ * GCS is away (a restart), ask again on the retry timer. */
+static void lookup_job(job_table *jt, rjob *j)
+{
+    struct fetch *f = malloc(sizeof(*f));
+    if (f == NULL) {
+        job_failed(jt, j, "out of memory");
+        return;
+    }
+    *f = (struct fetch){jt, j->job_id, 0};
+    Rpc__ListJobsRequest req = RPC__LIST_JOBS_REQUEST__INIT;
+    if (gs_call(jt->gs, MSG_LIST_JOBS_REQ, &req.base, on_job_info, f) != 0) {
+        free(f);
+        j->lookup_pending = true;
+        retry_later(jt, j, "no GCS connection to look up the job");
+    } else {
+        j->lookup_pending = false;
+    }
+}
+
 void jt_learn(job_table *jt, uint32_t job_id)
 {
     rjob *j = job_find(jt, job_id);
     if (j != NULL && (j->hashes != NULL || j->state != JOB_FAILED))
         return; /* set up already, or being set up */
     j = job_to_set_up(jt, job_id);
-    struct fetch *f = malloc(sizeof(*f));
-    if (j == NULL || f == NULL) {
-        free(f);
-        return;
-    }
-    *f = (struct fetch){jt, job_id, 0};
-    Rpc__ListJobsRequest req = RPC__LIST_JOBS_REQUEST__INIT;
-    if (gs_call(jt->gs, MSG_LIST_JOBS_REQ, &req.base, on_job_info, f) != 0) {
-        free(f);
-        job_failed(jt, j, "no GCS connection to look up job %u", job_id);
-    }
+    if (j != NULL)
+        lookup_job(jt, j);
 }
 
 void jt_bind(job_table *jt, uint32_t job_id, conn *worker_conn)

@@ -614,8 +614,8 @@ static int init_components(node_manager *nm, char *err, size_t errlen)
         return -1;
     }
     plasma_store_set_hooks(nm->store, &nm->node_id, odir_store_hooks(), nm->odir);
-    tm_deps d = {cfg,         nm->node_id, &nm->total, nm->store, nm->gs,
-                 nm->clients, nm->peers,   nm->pool,   nm->jobs,  nm->om};
+    tm_deps d = {cfg,       nm->node_id, &nm->total, nm->store, nm->gs,  nm->clients,
+                 nm->peers, nm->pool,    nm->jobs,   nm->om,    nm->base};
     if ((nm->tm = tm_new(&d)) == NULL) {
         snprintf(err, errlen, "out of memory");
         return -1;

@@ -33,6 +33,7 @@ enum task_state {
     T_DISPATCHED = 2,   /* pushed to a leased worker */
     T_INFEASIBLE = 3,   /* no node can run it now; placed again on view changes */
     T_FORWARDED = 4,    /* sent to fwd_node (spillback); kept to report its death */
+    T_DELAYED = 5,      /* a retry held for its back-off (spec.retry_delay_ms) */
 };
 
 struct sclass;

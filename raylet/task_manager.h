@@ -46,6 +46,7 @@ typedef struct {
     worker_pool *pool;
     job_table *jobs;
     object_manager *om;
+    struct event_base *base; /* timers (retry back-off) */
 } tm_deps;
 
 /* NULL on allocation failure. */

@@ -284,7 +284,7 @@ static int build_and_send(task_submitter *ts, otask *t, const tsub_request *rq,
 }
 
 /* A retry: same spec, next attempt number. mu held. */
-static int resubmit(task_submitter *ts, otask *t)
+static int resubmit_after(task_submitter *ts, otask *t, uint32_t delay_ms)
 {
     Rpc__SubmitTask *st =
         (Rpc__SubmitTask *)msg_unpack(t->is_actor ? MSG_PUSH_TASK : MSG_SUBMIT_TASK,
@@ -294,9 +294,26 @@ static int resubmit(task_submitter *ts, otask *t)
     st->spec->attempt++;
     if (t->stream)
         tsub__stream_spec(t->stream, st->spec);
+    st->spec->retry_delay_ms = delay_ms;
     int rc = send_spec(ts, t, st->spec);
     msg_free(&st->base);
     return rc;
+}
+
+static int resubmit(task_submitter *ts, otask *t)
+{
+    return resubmit_after(ts, t, 0);
+}
+
+/* The memory monitor killed an attempt: back off before the next one
+ * (doubling from TSUB_OOM_BACKOFF_MS per OOM kill, up to 5 s), so the
+ * node's memory can recover. */
+static uint32_t oom_backoff(otask *t)
+{
+    uint32_t ms = TSUB_OOM_BACKOFF_MS;
+    for (int i = 1; i < t->oom_kills && ms < 5000; i++)
+        ms *= 2;
+    return ms < 5000 ? ms : 5000;
 }
 
 /* ------------------------------------------------------------ deferred */
@@ -669,8 +686,13 @@ int tsub_on_task_done(void *arg, uint16_t type, ProtobufCMessage *msg)
     if (retry) {
         if (t->retries_left > 0)
             t->retries_left--;
-        log_info("retrying %s after: %s", t->function, message);
-        if (resubmit(ts, t) == 0) {
+        uint32_t delay = 0;
+        if (status == RAYC_EOOM) {
+            t->oom_kills++;
+            delay = oom_backoff(t);
+        }
+        log_info("retrying %s%s after: %s", t->function, delay ? " (backing off)" : "", message);
+        if (resubmit_after(ts, t, delay) == 0) {
             pthread_mutex_unlock(ts->d.mu);
             return 0;
         }

@@ -48,8 +48,9 @@
 #include "task_events.h"
 #include "util.h"
 
-#define TSUB_DEFAULT_MAX_RETRIES 3  /* max_retries 0 means this many */
-#define TSUB_STACK_ARGS          16 /* specs with more arguments allocate their arrays */
+#define TSUB_DEFAULT_MAX_RETRIES 3   /* max_retries 0 means this many */
+#define TSUB_STACK_ARGS          16  /* specs with more arguments allocate their arrays */
+#define TSUB_OOM_BACKOFF_MS      200 /* first back-off after an OOM kill (then doubling) */
 
 typedef struct task_submitter task_submitter;
 

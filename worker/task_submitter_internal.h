@@ -42,6 +42,7 @@ typedef struct otask {
     bool done;     /* finished; kept as lineage while its remote results are referenced */
     bool hard_pin; /* RAYC_SCHED_NODE without soft: runs only on pin_node */
     bool is_actor; /* a call of actor's method */
+    int oom_kills; /* attempts the memory monitor killed */
     int actor_retries;
     actor_id_t actor;
     node_id_t pin_node;

@@ -75,7 +75,8 @@ Test(memory_monitor, hog_is_killed_with_eoom_and_the_node_goes_on)
     cr_assert(strstr(rayc_last_error(), "hog") != NULL, "%s", rayc_last_error());
     rayc_ref_release(ref);
 
-    /* With a retry: killed twice (the retry allocates again), still RAYC_EOOM. */
+    /* With a retry: killed twice (the retry allocates again, after a
+     * back-off the raylet holds it for), still RAYC_EOOM. */
     rayc_task_opts one_retry = {.max_retries = 1};
     cr_assert_eq(rayc_submit("hog", &a, 1, &one_retry, &ref), RAYC_OK);
     rc = rayc_get(&ref, 1, &v, 120000);
