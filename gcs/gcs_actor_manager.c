@@ -47,16 +47,6 @@ static void send_actor_reply(gcs_client *cl, uint16_t type, uint64_t req_id, int
 
 /* ------------------------------------------------------------ placement */
 
-/* The connection of node's raylet, or NULL. */
-static gcs_client *raylet_of(gcs_server *srv, const uint8_t *node)
-{
-    for (gcs_client *cl = srv->clients; cl; cl = cl->next)
-        if (cl->c && cl->role == RPC__ROLE__ROLE_RAYLET && cl->has_node &&
-            memcmp(cl->node_id, node, NODE_ID_SIZE) == 0)
-            return cl;
-    return NULL;
-}
-
 static double available(const Rpc__NodeInfo *n, const char *name)
 {
     for (size_t i = 0; i < n->n_resources_available; i++)
@@ -83,12 +73,14 @@ static const Rpc__NodeInfo *pick_node(gcs_server *srv, const Rpc__TaskSpec *spec
         if (!gcs_pg_node_for(srv, spec->pg_id.data, spec->bundle_index, spec, &n))
             return NULL;
         const Rpc__NodeInfo *ni = gcs_node_get(srv->nodes, n.b, NODE_ID_SIZE);
-        return ni && ni->state == RPC__NODE_STATE__NODE_ALIVE && raylet_of(srv, n.b) ? ni : NULL;
+        return ni && ni->state == RPC__NODE_STATE__NODE_ALIVE && gcs_server__raylet_of(srv, n.b)
+                   ? ni
+                   : NULL;
     }
     if (spec->owner_node_id.len == NODE_ID_SIZE) {
         const Rpc__NodeInfo *own = gcs_node_get(srv->nodes, spec->owner_node_id.data, NODE_ID_SIZE);
         if (own && own->state == RPC__NODE_STATE__NODE_ALIVE && fits(own, spec) &&
-            raylet_of(srv, own->node_id.data))
+            gcs_server__raylet_of(srv, own->node_id.data))
             return own;
     }
     size_t n = gcs_node_count(srv->nodes);
@@ -100,7 +92,7 @@ static const Rpc__NodeInfo *pick_node(gcs_server *srv, const Rpc__TaskSpec *spec
     for (size_t i = 0; i < n; i++) {
         const Rpc__NodeInfo *c = all[i];
         if (c->state != RPC__NODE_STATE__NODE_ALIVE || !fits(c, spec) ||
-            raylet_of(srv, c->node_id.data) == NULL)
+            gcs_server__raylet_of(srv, c->node_id.data) == NULL)
             continue;
         if (best == NULL || available(c, "CPU") > available(best, "CPU"))
             best = c;
@@ -126,7 +118,7 @@ static void place(gcs_server *srv, const Rpc__ActorInfo *a)
         return;
     node_id_t nid;
     memcpy(nid.b, node->node_id.data, NODE_ID_SIZE);
-    gcs_client *rl = raylet_of(srv, nid.b);
+    gcs_client *rl = gcs_server__raylet_of(srv, nid.b);
     actor_id_t id; /* placing replaces the record a points to */
     memcpy(id.b, a->actor_id.data, ACTOR_ID_SIZE);
     if (gcs_actor_placed(srv->actors, &id, &nid) != RAYC_OK)
@@ -142,7 +134,7 @@ static void kill_worker_of(gcs_server *srv, const Rpc__ActorInfo *a)
 {
     if (a == NULL || a->node_id.len != NODE_ID_SIZE)
         return;
-    gcs_client *rl = raylet_of(srv, a->node_id.data);
+    gcs_client *rl = gcs_server__raylet_of(srv, a->node_id.data);
     if (rl == NULL)
         return;
     Rpc__KillActorWorker k = RPC__KILL_ACTOR_WORKER__INIT;

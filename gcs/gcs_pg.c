@@ -191,15 +191,6 @@ int gcs_pg_load(gcs_server *srv, const uint8_t *packed, size_t len)
 
 /* ------------------------------------------------------------ raylets */
 
-static gcs_client *raylet_of(gcs_server *srv, const uint8_t *node)
-{
-    for (gcs_client *cl = srv->clients; cl; cl = cl->next)
-        if (cl->c && cl->role == RPC__ROLE__ROLE_RAYLET && cl->has_node &&
-            memcmp(cl->node_id, node, NODE_ID_SIZE) == 0)
-            return cl;
-    return NULL;
-}
-
 /* Tell every node holding bundle indexes of g (placed, or committed) to
  * give them back. */
 static void return_bundles(gcs_server *srv, gcs_pg *g, bool committed_too)
@@ -220,7 +211,7 @@ static void return_bundles(gcs_server *srv, gcs_pg *g, bool committed_too)
                     o->placed = o->committed = false;
             }
         }
-        gcs_client *rl = raylet_of(srv, b->node.b);
+        gcs_client *rl = gcs_server__raylet_of(srv, b->node.b);
         if (rl) {
             Rpc__ReturnBundles m = RPC__RETURN_BUNDLES__INIT;
             m.pg_id.data = g->id;
@@ -242,7 +233,8 @@ static size_t policy_nodes(gcs_server *srv, gcs_pg_node *out, const Rpc__NodeInf
     size_t n = gcs_node_list(srv->nodes, infos, cap), k = 0;
     for (size_t i = 0; i < n; i++) {
         const Rpc__NodeInfo *ni = infos[i];
-        if (ni->state != RPC__NODE_STATE__NODE_ALIVE || raylet_of(srv, ni->node_id.data) == NULL)
+        if (ni->state != RPC__NODE_STATE__NODE_ALIVE ||
+            gcs_server__raylet_of(srv, ni->node_id.data) == NULL)
             continue;
         memset(&out[k], 0, sizeof(out[k]));
         out[k].alive = true;
@@ -317,7 +309,8 @@ static void place_group(gcs_server *srv, gcs_pg *g)
         pb.pg_id.len = PG_ID_SIZE;
         pb.n_bundles = m;
         pb.bundles = bp;
-        gcs_server__send(raylet_of(srv, infos[ni]->node_id.data), MSG_PREPARE_BUNDLES, &pb.base);
+        gcs_server__send(gcs_server__raylet_of(srv, infos[ni]->node_id.data), MSG_PREPARE_BUNDLES,
+                         &pb.base);
         g->answers_due++;
     }
     free(bs);
@@ -351,7 +344,7 @@ static void finish_round(gcs_server *srv, gcs_pg *g)
             if (o->placed && !o->committed && memcmp(o->node.b, b->node.b, NODE_ID_SIZE) == 0)
                 idx[k++] = (uint32_t)j;
         }
-        gcs_client *rl = raylet_of(srv, b->node.b);
+        gcs_client *rl = gcs_server__raylet_of(srv, b->node.b);
         Rpc__CommitBundles m = RPC__COMMIT_BUNDLES__INIT;
         m.pg_id.data = g->id;
         m.pg_id.len = PG_ID_SIZE;

@@ -537,3 +537,12 @@ void gcs_server_free(gcs_server *srv)
     }
     free(srv);
 }
+
+gcs_client *gcs_server__raylet_of(gcs_server *srv, const uint8_t *node)
+{
+    for (gcs_client *cl = srv->clients; cl; cl = cl->next)
+        if (cl->c && cl->role == RPC__ROLE__ROLE_RAYLET && cl->has_node &&
+            memcmp(cl->node_id, node, NODE_ID_SIZE) == 0)
+            return cl;
+    return NULL;
+}

@@ -112,6 +112,8 @@ struct gcs_op {
 void gcs_server__client_ref(gcs_client *cl);
 void gcs_server__client_unref(gcs_client *cl);
 
+/* The connection of node's raylet (NODE_ID_SIZE bytes), or NULL. */
+gcs_client *gcs_server__raylet_of(gcs_server *srv, const uint8_t *node);
 /* Queue m on the client's connection (dropped if it closed). */
 void gcs_server__send(gcs_client *cl, uint16_t type, const ProtobufCMessage *m);
 /* A reply of reply_type with only req_id and status set. */
