@@ -650,3 +650,27 @@ Test(actors, slow_thousand_actors_on_one_two_cpu_node, .timeout = 900)
     }
     rayc_shutdown();
 }
+
+/* rayc_actor_kill(a, 0) kills the worker and lets the actor restart: a new
+ * process, its constructor run again (docs/actors.md). */
+Test(actors, kill_without_no_restart_restarts_the_actor)
+{
+    harness_cluster c;
+    cluster(&c, 1, NULL);
+    rayc_actor_opts o = {.max_restarts = 1};
+    rayc_actor a = create("Counter", 3, &o);
+    cr_assert_eq(call_i64(a, "incr", NULL), 4);
+    int64_t pid1 = call_i64(a, "pid", NULL);
+    cr_assert_eq(rayc_actor_kill(a, 0), RAYC_OK, "%s", rayc_last_error());
+    int64_t pid2 = -1;
+    for (int i = 0; i < 200 && (pid2 < 0 || pid2 == pid1); i++) {
+        int status;
+        pid2 = result(call(a, "pid", NULL, 0), &status, NULL, 0);
+        if (status != RAYC_OK)
+            pid2 = -1;
+    }
+    cr_assert(pid2 > 0 && pid2 != pid1, "no restart after rayc_actor_kill(a, 0)");
+    cr_assert_eq(call_i64(a, "get", NULL), 3, "the constructor ran again");
+    wait_state(a, "ALIVE");
+    rayc_shutdown();
+}
