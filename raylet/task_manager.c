@@ -6,7 +6,7 @@
  *   here --dependency manager--> ready (class queue) --lease manager-->
  *   dispatched (worker) --TaskDone--> owner
  */
-#include "task_manager.h"
+#include "task_manager_internal.h"
 
 #include <signal.h>
 #include <stdarg.h>
@@ -14,56 +14,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dependency_manager.h"
-#include "lease.h"
 #include "memory_monitor.h"
 #include "log.h"
 #include "msg.h"
-#include "placement.h"
 #include "rayc.h"
-#include "task.h"
 
 #define TASK_BUCKETS 4096 /* initial task table size; grows by doubling */
-
-/* An actor this node creates or holds (Ray's raylet side of actors). */
-typedef struct ractor {
-    actor_id_t id;
-    worker *w; /* its worker, once the constructor ran */
-    res_set held;
-    bool detached;
-    bool exiting; /* killed or released: its death is not reported again */
-    bool in_pg;   /* lives in bundle pool_index of placement group pg */
-    uint8_t pg[PG_ID_SIZE];
-    int bundle_index;
-    uint32_t pool_index;
-    struct ractor *next;
-} ractor;
-
-struct task_manager {
-    tm_deps d;
-    ractor *actors;
-    id_map tasks;      /* rtask by id */
-    rtask *infeasible; /* doubly linked through next/prev */
-    uint64_t n_infeasible;
-    uint64_t n_forwarded;
-    uint64_t n_generators; /* streaming tasks in the table */
-    placement *pl;
-    dependency_manager *dm;
-    lease_mgr *lm;
-};
 
 static void make_ready(task_manager *tm, rtask *t);
 
 /* ---------------------------------------------------------------- task table */
 
-static rtask *task_find(task_manager *tm, const uint8_t *id, size_t len)
+rtask *tm__find(task_manager *tm, const uint8_t *id, size_t len)
 {
     if (len != TASK_ID_SIZE)
         return NULL;
     return ID_MAP_ENTRY(id_map_find(&tm->tasks, id), rtask, hnode);
 }
 
-static void task_free(task_manager *tm, rtask *t)
+void tm__free_task(task_manager *tm, rtask *t)
 {
     if (t->msg->spec->streaming)
         tm->n_generators--; /* counted by task_init, which every task passed */
@@ -102,12 +71,11 @@ static void infeasible_remove(task_manager *tm, rtask *t)
 
 /* Deliver a completion to the task's owner: its local connection, or the
  * raylet of its node. */
-static void actor_creation_failed(task_manager *tm, rtask *t, const Rpc__Status *st);
 
 static void send_done(task_manager *tm, rtask *t, Rpc__TaskDone *done)
 {
     if (t->actor_creation) {
-        actor_creation_failed(tm, t, done->status);
+        tm__actor_creation_failed(tm, t, done->status);
         return;
     }
     if (t->remote_owner) {
@@ -164,7 +132,18 @@ static void report(task_manager *tm, rtask *t, int status, const char *fmt, ...)
 static void fail_task(task_manager *tm, rtask *t, int status, const char *msg)
 {
     report(tm, t, status, "%s", msg);
-    task_free(tm, t);
+    tm__free_task(tm, t);
+}
+
+void tm__give_to_owner(task_manager *tm, const rtask *t, const object_id_t *id)
+{
+    client *owner = t->remote_owner ? NULL : creg_by_worker(tm->d.clients, &t->owner);
+    if (owner && owner->pc)
+        plasma_set_owner(tm->d.store, id, owner->pc);
+    else if (t->remote_owner)
+        plasma_set_remote_owner(tm->d.store, id, &t->owner); /* kept for it */
+    else
+        plasma_delete(tm->d.store, id);
 }
 
 /* ---------------------------------------------------------------- neighbours */
@@ -307,12 +286,12 @@ static void deps_done(void *ctx, rtask *t, int status, const char *msg)
 {
     task_manager *tm = ctx;
     if (t->cancelled) { /* reported when it was cancelled */
-        task_free(tm, t);
+        tm__free_task(tm, t);
         return;
     }
     if (status != RAYC_OK) {
         report(tm, t, status, "%s: %s", t->msg->spec->function, msg);
-        task_free(tm, t);
+        tm__free_task(tm, t);
         return;
     }
     make_ready(tm, t);
@@ -349,7 +328,7 @@ static void make_ready(task_manager *tm, rtask *t)
     case PLACE_DEAD_TARGET:
         report(tm, t, RAYC_EINVAL, "%s: pinned (RAYC_SCHED_NODE, not soft) to a node that is dead",
                t->msg->spec->function);
-        task_free(tm, t);
+        tm__free_task(tm, t);
         return;
     case PLACE_UNKNOWN_TARGET:
         /* Waits with the infeasible tasks, without the resource warning:
@@ -367,10 +346,10 @@ static void make_ready(task_manager *tm, rtask *t)
         report(tm, t, RAYC_EINVAL,
                "%s: its placement group has no such bundle reserved on this node (removed?)",
                t->msg->spec->function);
-        task_free(tm, t);
+        tm__free_task(tm, t);
     } else if (rc != 0) {
         report(tm, t, RAYC_ENOMEM, "raylet out of memory");
-        task_free(tm, t);
+        tm__free_task(tm, t);
     }
 }
 
@@ -378,7 +357,7 @@ static void make_ready(task_manager *tm, rtask *t)
 
 /* Checks shared by local submissions and forwarded tasks. NULL (message
  * freed) when the spec is unusable or a duplicate. */
-static rtask *new_task(task_manager *tm, Rpc__SubmitTask *m, const char **bad)
+rtask *tm__new_task(task_manager *tm, Rpc__SubmitTask *m, const char **bad)
 {
     Rpc__TaskSpec *s = m->spec;
     *bad = NULL;
@@ -389,7 +368,7 @@ static rtask *new_task(task_manager *tm, Rpc__SubmitTask *m, const char **bad)
         msg_free(&m->base);
         return NULL;
     }
-    if (task_find(tm, s->task_id.data, TASK_ID_SIZE)) {
+    if (tm__find(tm, s->task_id.data, TASK_ID_SIZE)) {
         log_warn("task submitted twice; ignoring the second copy");
         msg_free(&m->base);
         return NULL;
@@ -435,13 +414,13 @@ static int task_init(task_manager *tm, rtask *t, char *err, size_t errlen)
     return nrefs;
 }
 
-static void submit_common(task_manager *tm, rtask *t)
+void tm__submit_common(task_manager *tm, rtask *t)
 {
     char err[256] = "";
     int nrefs = task_init(tm, t, err, sizeof(err));
     if (nrefs < 0) {
         report(tm, t, RAYC_EINVAL, "%s: %s", t->msg->spec->function, err);
-        task_free(tm, t);
+        tm__free_task(tm, t);
     } else if (nrefs > 0 && !t->no_forward && place_nodes(tm->pl) > 1) {
         /* Place first: the arguments are fetched only where it runs. */
         t->state = T_READY;
@@ -476,7 +455,7 @@ void tm_forwarded(task_manager *tm, const node_id_t *from, Rpc__ForwardTask *f)
     /* m was not allocated by protobuf-c's unpacker but its free routine only
      * calls the allocator on each owned field, so freeing it is the same. */
     const char *bad;
-    rtask *t = new_task(tm, m, &bad);
+    rtask *t = tm__new_task(tm, m, &bad);
     if (t == NULL) {
         if (bad)
             log_warn("dropping a forwarded task: %s", bad);
@@ -490,7 +469,7 @@ void tm_forwarded(task_manager *tm, const node_id_t *from, Rpc__ForwardTask *f)
         memcpy(t->owner_node.b, s->owner_node_id.data, NODE_ID_SIZE);
     else
         t->owner_node = *from;
-    submit_common(tm, t);
+    tm__submit_common(tm, t);
 }
 
 /* A retry's back-off is over: it goes on as if it just arrived. */
@@ -503,11 +482,11 @@ static void on_delay_done(evutil_socket_t fd, short what, void *arg)
 {
     struct delayed *d = arg;
     (void)fd, (void)what;
-    rtask *t = task_find(d->tm, d->id.b, TASK_ID_SIZE);
+    rtask *t = tm__find(d->tm, d->id.b, TASK_ID_SIZE);
     if (t && t->state == T_DELAYED) {
         t->state = T_WAITING_DEPS;
         id_map_remove(&d->tm->tasks, &t->hnode); /* submit_common inserts it again */
-        submit_common(d->tm, t);
+        tm__submit_common(d->tm, t);
     }
     free(d);
 }
@@ -545,7 +524,7 @@ void tm_submit(task_manager *tm, client *owner, Rpc__SubmitTask *m)
         return;
     }
     const char *bad;
-    rtask *t = new_task(tm, m, &bad);
+    rtask *t = tm__new_task(tm, m, &bad);
     if (t == NULL) {
         if (bad) {
             log_warn("closing %s: %s", conn_peer(owner->c), bad);
@@ -555,289 +534,7 @@ void tm_submit(task_manager *tm, client *owner, Rpc__SubmitTask *m)
     }
     if (hold_for_backoff(tm, t))
         return;
-    submit_common(tm, t);
-}
-
-/* ---------------------------------------------------------------- actors */
-
-/* The live record of actor id (a killed one may linger until its worker
- * is gone), or NULL. */
-static ractor *actor_find(task_manager *tm, const uint8_t *id)
-{
-    for (ractor *r = tm->actors; r; r = r->next)
-        if (!r->exiting && memcmp(r->id.b, id, ACTOR_ID_SIZE) == 0)
-            return r;
-    return NULL;
-}
-
-static void actor_forget(task_manager *tm, ractor *gone)
-{
-    for (ractor **pp = &tm->actors; *pp; pp = &(*pp)->next) {
-        if (*pp == gone) {
-            *pp = gone->next;
-            free(gone);
-            return;
-        }
-    }
-}
-
-static void send_created(task_manager *tm, const uint8_t *actor_id, const worker *w, int status,
-                         const char *message, const char *address)
-{
-    Rpc__ActorCreated c = RPC__ACTOR_CREATED__INIT;
-    Rpc__Status st = RPC__STATUS__INIT;
-    msg_status_set(&st, status, message);
-    c.actor_id.data = (uint8_t *)actor_id;
-    c.actor_id.len = ACTOR_ID_SIZE;
-    c.status = &st;
-    c.node_id.data = tm->d.node_id.b;
-    c.node_id.len = NODE_ID_SIZE;
-    if (w) {
-        c.worker_id.data = (uint8_t *)w->id.b;
-        c.worker_id.len = WORKER_ID_SIZE;
-        c.pid = w->pid;
-    } else {
-        static const uint8_t none[WORKER_ID_SIZE];
-        c.worker_id.data = (uint8_t *)none;
-        c.worker_id.len = WORKER_ID_SIZE;
-    }
-    c.address = (char *)(address ? address : "");
-    gs_send(tm->d.gs, MSG_ACTOR_CREATED, &c.base);
-}
-
-/* The creation never ran (its arguments or code could not be had, its
- * worker died): the GCS decides (a dead worker restarts it). */
-static void actor_creation_failed(task_manager *tm, rtask *t, const Rpc__Status *st)
-{
-    ractor *r = t->actor_rec;
-    t->actor_rec = NULL;
-    if (r == NULL)
-        return;
-    if (!r->exiting)
-        send_created(tm, r->id.b, NULL, st ? st->code : RAYC_EIO,
-                     st ? st->message : "creation failed", NULL);
-    actor_forget(tm, r);
-}
-
-/* The constructor ran on w: the worker is the actor's from now on and holds
- * the actor's resources; the GCS learns where it answers. */
-static void actor_creation_done(task_manager *tm, rtask *t, worker *w, Rpc__TaskDone *m)
-{
-    const uint8_t *id = t->msg->spec->actor_id.data;
-    ractor *r = t->actor_rec;
-    t->actor_rec = NULL;
-    int status = m->status ? m->status->code : RAYC_OK;
-    bool ok = status == RAYC_OK && m->actor_address && m->actor_address[0] && r && !r->exiting;
-    if (ok) {
-        r->w = w;
-        w->actor = r;
-        w->keep_on_job_end = r->detached;
-    }
-    lease_task_done(tm->lm, t); /* the lease ends; the worker goes W_ACTOR (env_set_leased) */
-    if (ok) {
-        if (r->in_pg) {
-            if (lease_pool_hold(tm->lm, r->pg, r->bundle_index, &r->held, &r->pool_index) != 0)
-                log_warn("an actor's bundle cannot hold its resources any more");
-        } else {
-            lease_hold(tm->lm, &r->held);
-        }
-        send_created(tm, id, w, RAYC_OK, NULL, m->actor_address);
-    } else {
-        /* A failed constructor leaves a worker in an unknown state: end it. */
-        wpool_kill(tm->d.pool, w);
-        if (r == NULL || !r->exiting)
-            send_created(tm, id, w, status ? status : RAYC_EIO,
-                         m->status && m->status->message ? m->status->message : "no address", NULL);
-        if (r)
-            actor_forget(tm, r);
-    }
-    task_free(tm, t);
-    tm_schedule(tm);
-}
-
-static void actor_worker_died(task_manager *tm, worker *w)
-{
-    ractor *r = w->actor;
-    w->actor = NULL;
-    if (r->in_pg)
-        lease_pool_unhold(tm->lm, r->pg, r->pool_index, &r->held);
-    else
-        lease_unhold(tm->lm, &r->held);
-    if (!r->exiting) {
-        char cause[128];
-        char how[64];
-        wpool_exit_text(w, how, sizeof(how));
-        snprintf(cause, sizeof(cause), "its worker (pid %d) died%s%s%s", (int)w->pid,
-                 how[0] ? " (" : "", how, how[0] ? ")" : "");
-        Rpc__ActorDied d = RPC__ACTOR_DIED__INIT;
-        d.actor_id.data = r->id.b;
-        d.actor_id.len = ACTOR_ID_SIZE;
-        d.worker_id.data = w->id.b;
-        d.worker_id.len = WORKER_ID_SIZE;
-        d.cause = cause;
-        gs_send(tm->d.gs, MSG_ACTOR_DIED, &d.base);
-    }
-    actor_forget(tm, r);
-}
-
-void tm_create_actor(task_manager *tm, const Rpc__ActorInfo *a)
-{
-    if (a == NULL || a->actor_id.len != ACTOR_ID_SIZE)
-        return;
-    ractor *r = actor_find(tm, a->actor_id.data);
-    if (r)
-        return; /* asked again (a GCS restart): it is being made, or lives */
-    Rpc__TaskSpec *spec = rpc__task_spec__unpack(NULL, a->creation_spec.len, a->creation_spec.data);
-    Rpc__SubmitTask wrap = RPC__SUBMIT_TASK__INIT;
-    wrap.spec = spec;
-    uint8_t *buf = NULL;
-    size_t len = spec ? rpc__submit_task__get_packed_size(&wrap) : 0;
-    Rpc__SubmitTask *m = NULL;
-    if (spec && (buf = malloc(len)) != NULL) {
-        rpc__submit_task__pack(&wrap, buf);
-        m = (Rpc__SubmitTask *)msg_unpack(MSG_SUBMIT_TASK, buf, len);
-    }
-    free(buf);
-    if (spec)
-        rpc__task_spec__free_unpacked(spec, NULL);
-    r = calloc(1, sizeof(*r));
-    if (m == NULL || r == NULL || !m->spec->actor_creation) {
-        free(r);
-        if (m)
-            msg_free(&m->base);
-        send_created(tm, a->actor_id.data, NULL, RAYC_EINVAL, "unusable creation task", NULL);
-        return;
-    }
-    memcpy(r->id.b, a->actor_id.data, ACTOR_ID_SIZE);
-    r->detached = a->detached;
-    if (m->spec->pg_id.len == PG_ID_SIZE) {
-        r->in_pg = true;
-        memcpy(r->pg, m->spec->pg_id.data, PG_ID_SIZE);
-        r->bundle_index = m->spec->bundle_index;
-    }
-    for (size_t i = 0; i < a->n_resources; i++)
-        res_set_amount(&r->held, a->resources[i]->name, a->resources[i]->amount);
-    r->next = tm->actors;
-    tm->actors = r;
-    const char *bad;
-    rtask *t = new_task(tm, m, &bad);
-    if (t == NULL) {
-        actor_forget(tm, r);
-        send_created(tm, a->actor_id.data, NULL, RAYC_EINVAL, bad ? bad : "duplicate", NULL);
-        return;
-    }
-    t->actor_creation = true;
-    t->actor_rec = r;
-    t->no_forward = true; /* the GCS chose this node */
-    t->remote_owner = true;
-    jt_learn(tm->d.jobs, m->spec->job_id);
-    submit_common(tm, t);
-}
-
-void tm_kill_actor(task_manager *tm, const Rpc__KillActorWorker *k)
-{
-    if (k->actor_id.len != ACTOR_ID_SIZE)
-        return;
-    ractor *r = actor_find(tm, k->actor_id.data);
-    if (r == NULL)
-        return;
-    if (r->w && k->worker_id.len == WORKER_ID_SIZE &&
-        memcmp(r->w->id.b, k->worker_id.data, WORKER_ID_SIZE) != 0 &&
-        memcmp(k->worker_id.data, (uint8_t[WORKER_ID_SIZE]){0}, WORKER_ID_SIZE) != 0)
-        return;        /* about another incarnation */
-    r->exiting = true; /* freed when its worker is gone (or its creation ends) */
-    if (r->w)
-        wpool_kill(tm->d.pool, r->w);
-}
-
-void tm_actor_exiting(task_manager *tm, worker *w, Rpc__ActorDied *d)
-{
-    ractor *r = w->actor;
-    if (r == NULL)
-        return;
-    r->exiting = true;
-    /* A message of our own: d's fields belong to its unpacker. */
-    Rpc__ActorDied out = RPC__ACTOR_DIED__INIT;
-    out.actor_id.data = r->id.b;
-    out.actor_id.len = ACTOR_ID_SIZE;
-    out.worker_id.data = w->id.b;
-    out.worker_id.len = WORKER_ID_SIZE;
-    out.cause = d->cause && d->cause[0] ? d->cause : "released by its creator";
-    out.no_restart = true;
-    gs_send(tm->d.gs, MSG_ACTOR_DIED, &out.base);
-}
-
-/* ---------------------------------------------------------------- placement groups */
-
-/* The bundle goes: its actors die for good ("its placement group was
- * removed"), told to the GCS before their workers are killed. */
-static void actors_of_bundle_die(task_manager *tm, const uint8_t *pg, uint32_t index)
-{
-    for (ractor *r = tm->actors; r; r = r->next) {
-        if (!r->in_pg || r->exiting || r->w == NULL || r->pool_index != index ||
-            memcmp(r->pg, pg, PG_ID_SIZE) != 0)
-            continue;
-        Rpc__ActorDied d = RPC__ACTOR_DIED__INIT;
-        d.actor_id.data = r->id.b;
-        d.actor_id.len = ACTOR_ID_SIZE;
-        d.worker_id.data = r->w->id.b;
-        d.worker_id.len = WORKER_ID_SIZE;
-        d.cause = "its placement group was removed";
-        d.no_restart = true;
-        gs_send(tm->d.gs, MSG_ACTOR_DIED, &d.base);
-        r->exiting = true;
-        wpool_kill(tm->d.pool, r->w);
-    }
-}
-
-void tm_pg_message(task_manager *tm, uint16_t type, const ProtobufCMessage *msg)
-{
-    switch (type) {
-    case MSG_PREPARE_BUNDLES: {
-        const Rpc__PrepareBundles *m = (const Rpc__PrepareBundles *)msg;
-        int rc = m->pg_id.len == PG_ID_SIZE ? 0 : RAYC_EINVAL;
-        size_t done = 0;
-        for (; rc == 0 && done < m->n_bundles; done++) {
-            res_set r;
-            memset(&r, 0, sizeof(r));
-            const Rpc__Bundle *b = m->bundles[done];
-            for (size_t k = 0; k < b->n_resources && rc == 0; k++)
-                if (b->resources[k]->amount < 0 ||
-                    res_set_amount(&r, b->resources[k]->name, b->resources[k]->amount) != 0)
-                    rc = RAYC_EINVAL;
-            if (rc == 0)
-                rc = lease_pool_prepare(tm->lm, m->pg_id.data, b->index, &r);
-        }
-        if (rc != 0) /* all or nothing on this node */
-            for (size_t i = 0; i + 1 < done; i++)
-                lease_pool_return(tm->lm, m->pg_id.data, m->bundles[i]->index);
-        Rpc__BundlesPrepared r = RPC__BUNDLES_PREPARED__INIT;
-        Rpc__Status st = RPC__STATUS__INIT;
-        msg_status_set(&st, rc, rc ? "not enough free resources on this node" : NULL);
-        r.req_id = m->req_id;
-        r.pg_id = m->pg_id;
-        r.status = &st;
-        gs_send(tm->d.gs, MSG_BUNDLES_PREPARED, &r.base);
-        break;
-    }
-    case MSG_COMMIT_BUNDLES: {
-        const Rpc__CommitBundles *m = (const Rpc__CommitBundles *)msg;
-        if (m->pg_id.len == PG_ID_SIZE)
-            for (size_t i = 0; i < m->n_indexes; i++)
-                lease_pool_commit(tm->lm, m->pg_id.data, m->indexes[i]);
-        break;
-    }
-    case MSG_RETURN_BUNDLES: {
-        const Rpc__ReturnBundles *m = (const Rpc__ReturnBundles *)msg;
-        if (m->pg_id.len == PG_ID_SIZE)
-            for (size_t i = 0; i < m->n_indexes; i++) {
-                actors_of_bundle_die(tm, m->pg_id.data, m->indexes[i]);
-                lease_pool_return(tm->lm, m->pg_id.data, m->indexes[i]);
-            }
-        break;
-    }
-    }
-    tm_schedule(tm);
+    tm__submit_common(tm, t);
 }
 
 /* ---------------------------------------------------------------- completion */
@@ -845,13 +542,13 @@ void tm_pg_message(task_manager *tm, uint16_t type, const ProtobufCMessage *msg)
 void tm_task_done(task_manager *tm, client *from, Rpc__TaskDone *m)
 {
     worker *w = from->w;
-    rtask *t = task_find(tm, m->task_id.data, m->task_id.len);
+    rtask *t = tm__find(tm, m->task_id.data, m->task_id.len);
     if (w == NULL || t == NULL || t->state != T_DISPATCHED || t->w != w) {
         log_warn("%s reported a task it was not running", conn_peer(from->c));
         return;
     }
     if (t->actor_creation) {
-        actor_creation_done(tm, t, w, m);
+        tm__actor_creation_done(tm, t, w, m);
         return;
     }
     if (m->status && m->status->code != RAYC_OK)
@@ -862,19 +559,13 @@ void tm_task_done(task_manager *tm, client *from, Rpc__TaskDone *m)
                  m->status->message ? m->status->message : rayc_strerror(m->status->code));
     lease_task_done(tm->lm, t);
     /* Store returns now belong to the owner (fate-sharing), or die with it. */
-    client *owner = t->remote_owner ? NULL : creg_by_worker(tm->d.clients, &t->owner);
     for (size_t i = 0; i < m->n_returns; i++) {
         Rpc__TaskReturn *r = m->returns[i];
         if (!r->in_store || r->object_id.len != OBJECT_ID_SIZE)
             continue;
         object_id_t oid;
         memcpy(oid.b, r->object_id.data, OBJECT_ID_SIZE);
-        if (owner && owner->pc)
-            plasma_set_owner(tm->d.store, &oid, owner->pc);
-        else if (t->remote_owner)
-            plasma_set_remote_owner(tm->d.store, &oid, &t->owner); /* kept for it */
-        else
-            plasma_delete(tm->d.store, &oid);
+        tm__give_to_owner(tm, t, &oid);
     }
     /* Stamp where store returns live. The field belongs to the unpacked
      * message (freed with it), so lend it our bytes only while packing. */
@@ -883,133 +574,14 @@ void tm_task_done(task_manager *tm, client *from, Rpc__TaskDone *m)
     m->attempt = t->msg->spec->attempt;
     send_done(tm, t, m);
     m->node_id = sent_node;
-    task_free(tm, t);
+    tm__free_task(tm, t);
     tm_schedule(tm);
-}
-
-/* ---------------------------------------------------------------- generators */
-
-/* A local owner's store item is pinned for it on the way, as a store
- * result is (send_done): its first get of it is then a lookup in its own
- * memory. */
-static void pin_for_owner(task_manager *tm, client *owner, const object_id_t *id,
-                          protobuf_c_boolean *pinned, uint64_t *offset)
-{
-    plasma_view v;
-    if (plasma_pin(tm->d.store, owner->pc, id, &v) == 0) {
-        *pinned = true;
-        *offset = v.off;
-    }
-}
-
-/* Deliver an item to the owner of t: its local connection (the store copy
- * pinned for it), or the raylet of its node. */
-static void send_item(task_manager *tm, const rtask *t, Rpc__StreamItem *m)
-{
-    if (t->remote_owner) {
-        conn *c = peers_get(tm->d.peers, &t->owner_node);
-        if (c)
-            conn_send(c, MSG_STREAM_ITEM, &m->base);
-        return;
-    }
-    client *owner = creg_by_worker(tm->d.clients, &t->owner);
-    if (owner == NULL)
-        return;
-    if (m->in_store) {
-        object_id_t oid = object_id_for_return(&t->id, m->index + 1);
-        pin_for_owner(tm, owner, &oid, &m->pinned, &m->offset);
-    }
-    conn_send(owner->c, MSG_STREAM_ITEM, &m->base);
-}
-
-void tm_stream_item(task_manager *tm, client *from, Rpc__StreamItem *m)
-{
-    rtask *t = task_find(tm, m->task_id.data, m->task_id.len);
-    if (from->w == NULL || t == NULL || t->state != T_DISPATCHED || t->w != from->w ||
-        !t->msg->spec->streaming) {
-        log_warn("%s sent an item of a generator it was not running", conn_peer(from->c));
-        return;
-    }
-    if (m->in_store) {
-        /* The item belongs to the owner (fate-sharing), as a store return. */
-        object_id_t oid = object_id_for_return(&t->id, m->index + 1);
-        client *owner = t->remote_owner ? NULL : creg_by_worker(tm->d.clients, &t->owner);
-        if (owner && owner->pc)
-            plasma_set_owner(tm->d.store, &oid, owner->pc);
-        else if (t->remote_owner)
-            plasma_set_remote_owner(tm->d.store, &oid, &t->owner); /* kept for it */
-        else
-            plasma_delete(tm->d.store, &oid);
-    }
-    /* Stamp where a store item lives, and for the owner's raylet whose item
-     * it is (the fields are the unpacked message's: lend them our bytes
-     * while sending only). An inline item needs neither. */
-    ProtobufCBinaryData sent_node = m->node_id, sent_owner = m->owner_id;
-    if (m->in_store)
-        m->node_id = (ProtobufCBinaryData){NODE_ID_SIZE, tm->d.node_id.b};
-    if (t->remote_owner)
-        m->owner_id = (ProtobufCBinaryData){WORKER_ID_SIZE, t->owner.b};
-    send_item(tm, t, m);
-    m->node_id = sent_node;
-    m->owner_id = sent_owner;
-}
-
-void tm_remote_stream_item(task_manager *tm, Rpc__StreamItem *m)
-{
-    if (m->owner_id.len != WORKER_ID_SIZE)
-        return;
-    worker_id_t owner;
-    memcpy(owner.b, m->owner_id.data, WORKER_ID_SIZE);
-    client *cl = creg_by_worker(tm->d.clients, &owner);
-    if (cl)
-        conn_send(cl->c, MSG_STREAM_ITEM, &m->base);
-}
-
-/* An ack for a generator this raylet does not hold: an actor's method, which
- * runs on the worker the ack names (here, or on the node it names). */
-static void stream_ack_to_worker(task_manager *tm, Rpc__StreamAck *a)
-{
-    if (a->worker_id.len != WORKER_ID_SIZE || a->node_id.len != NODE_ID_SIZE)
-        return;
-    if (memcmp(a->node_id.data, tm->d.node_id.b, NODE_ID_SIZE) != 0) {
-        node_id_t node;
-        memcpy(node.b, a->node_id.data, NODE_ID_SIZE);
-        conn *c = peers_get(tm->d.peers, &node);
-        if (c)
-            conn_send(c, MSG_STREAM_ACK, &a->base);
-        return;
-    }
-    worker_id_t w;
-    memcpy(w.b, a->worker_id.data, WORKER_ID_SIZE);
-    client *cl = creg_by_worker(tm->d.clients, &w);
-    if (cl && cl->w)
-        conn_send(cl->c, MSG_STREAM_ACK, &a->base);
-}
-
-void tm_stream_ack(task_manager *tm, Rpc__StreamAck *a)
-{
-    rtask *t = task_find(tm, a->task_id.data, a->task_id.len);
-    if (t == NULL) {
-        stream_ack_to_worker(tm, a); /* (else the next attempt's spec carries the count) */
-        return;
-    }
-    if (!t->msg->spec->streaming)
-        return;
-    if (a->consumed > t->stream_consumed)
-        t->stream_consumed = a->consumed;
-    if (t->state == T_DISPATCHED && t->w && t->w->cl) {
-        conn_send(t->w->cl->c, MSG_STREAM_ACK, &a->base);
-    } else if (t->state == T_FORWARDED) {
-        conn *c = peers_get(tm->d.peers, &t->fwd_node);
-        if (c)
-            conn_send(c, MSG_STREAM_ACK, &a->base);
-    }
 }
 
 void tm_worker_died(task_manager *tm, worker *w)
 {
     if (w->actor)
-        actor_worker_died(tm, w);
+        tm__actor_worker_died(tm, w);
     lease_worker_died(tm->lm, w);
 }
 
@@ -1018,7 +590,7 @@ void tm_worker_died(task_manager *tm, worker *w)
 void tm_cancel(task_manager *tm, client *from, Rpc__CancelTask *m)
 {
     (void)from;
-    rtask *t = task_find(tm, m->task_id.data, m->task_id.len);
+    rtask *t = tm__find(tm, m->task_id.data, m->task_id.len);
     if (t == NULL || t->cancelled)
         return;
     switch (t->state) {
@@ -1029,16 +601,16 @@ void tm_cancel(task_manager *tm, client *from, Rpc__CancelTask *m)
     case T_READY:
         lease_dequeue(tm->lm, t);
         report(tm, t, RAYC_ECANCELLED, "%s: cancelled", t->msg->spec->function);
-        task_free(tm, t);
+        tm__free_task(tm, t);
         break;
     case T_INFEASIBLE:
         infeasible_remove(tm, t);
         report(tm, t, RAYC_ECANCELLED, "%s: cancelled", t->msg->spec->function);
-        task_free(tm, t);
+        tm__free_task(tm, t);
         break;
     case T_DELAYED:
         report(tm, t, RAYC_ECANCELLED, "%s: cancelled", t->msg->spec->function);
-        task_free(tm, t); /* the timer finds nothing */
+        tm__free_task(tm, t); /* the timer finds nothing */
         break;
     case T_FORWARDED: {
         conn *c = peers_get(tm->d.peers, &t->fwd_node);
@@ -1068,7 +640,7 @@ void tm_worker_blocked(task_manager *tm, worker *w, Rpc__WorkerBlocked *m)
      * after it blocked: those must be taken back too. */
     for (size_t i = m->n_give_back; i > 0; i--) {
         ProtobufCBinaryData *id = &m->give_back[i - 1];
-        rtask *t = task_find(tm, id->data, id->len);
+        rtask *t = tm__find(tm, id->data, id->len);
         if (t == NULL || t->w != w || t->state != T_DISPATCHED)
             continue;
         lease_take_back(tm->lm, t);
@@ -1080,7 +652,7 @@ void tm_worker_blocked(task_manager *tm, worker *w, Rpc__WorkerBlocked *m)
 void tm_tasks_given_back(task_manager *tm, worker *w, const Rpc__TasksGivenBack *m)
 {
     for (size_t i = 0; i < m->n_task_ids; i++) {
-        rtask *t = task_find(tm, m->task_ids[i].data, m->task_ids[i].len);
+        rtask *t = tm__find(tm, m->task_ids[i].data, m->task_ids[i].len);
         if (t && t->state == T_DISPATCHED && t->w == w)
             lease_take_back(tm->lm, t);
     }
@@ -1113,7 +685,7 @@ static bool owned_by(void *arg, const rtask *t)
 static void drop_task(void *arg, rtask *t)
 {
     const struct drop_match *m = arg;
-    task_free(m->tm, t);
+    tm__free_task(m->tm, t);
 }
 
 /* Drop the queued and infeasible tasks of an owner that left (their results
@@ -1126,7 +698,7 @@ static void drop_owned(task_manager *tm, const worker_id_t *owner, uint32_t job_
         next = t->next;
         if (owned_by(&m, t)) {
             infeasible_remove(tm, t);
-            task_free(tm, t);
+            tm__free_task(tm, t);
         }
     }
 }
@@ -1176,10 +748,10 @@ void tm_job_ended(task_manager *tm, uint32_t job_id)
 
 void tm_remote_done(task_manager *tm, Rpc__TaskDone *m)
 {
-    rtask *t = task_find(tm, m->task_id.data, m->task_id.len);
+    rtask *t = tm__find(tm, m->task_id.data, m->task_id.len);
     if (t && t->state == T_FORWARDED) {
         tm->n_forwarded--;
-        task_free(tm, t);
+        tm__free_task(tm, t);
     }
     if (m->owner_id.len != WORKER_ID_SIZE)
         return;
@@ -1234,7 +806,7 @@ void tm_node_died(task_manager *tm, const node_id_t *node)
         char hex[ID_HEX_MAX];
         report(tm, t, RAYC_EWORKER_DIED, "%s: node %.12s died before it finished",
                t->msg->spec->function, id_hex(node->b, NODE_ID_SIZE, hex));
-        task_free(tm, t);
+        tm__free_task(tm, t);
     }
     refresh_view(tm);
     tm_schedule(tm);
