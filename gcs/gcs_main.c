@@ -212,7 +212,8 @@ int main(int argc, char **argv)
     if (base == NULL)
         die(m, "cannot create the event loop");
     gcs_storage *storage = open_storage(m, base);
-    gcs_server *srv = gcs_server_new(base, cfg, token, storage, err, sizeof(err));
+    gcs_server *srv =
+        gcs_server_new(base, cfg, token, storage, &gcs_rpc_services, err, sizeof(err));
     memset(token, 0, sizeof(token));
     if (srv == NULL) {
         event_base_free(base);

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "gcs_map.h"
+#include "gcs_pg_table.h"
 #include "gcs_pg_policy.h"
 #include "gcs_server_int.h"
 #include "log.h"
@@ -26,167 +27,15 @@
 
 #define PG_ROUND_TIMEOUT_MS 5000
 
-typedef struct {
-    res_set res;
-    node_id_t node;
-    bool placed;    /* node chosen in the current round, or committed */
-    bool committed; /* reserved for good on node */
-} pg_bundle;
-
-typedef struct {
-    uint8_t id[PG_ID_SIZE];
-    char name[128];
-    uint32_t job_id;
-    int strategy;
-    int state; /* Rpc__PgState */
-    size_t n;
-    pg_bundle *b;
-    uint64_t create_ms;
-    char cause[128];
-    uint64_t round; /* req_id of the prepare round in flight, 0: none */
-    uint64_t round_start;
-    int answers_due;
-    bool round_failed;
-} gcs_pg;
-
-static void pg_free(void *p)
-{
-    gcs_pg *g = p;
-    if (g) {
-        free(g->b);
-        free(g);
-    }
-}
-
-gcs_map *gcs_pg_table_new(void)
-{
-    return gcs_map_new(pg_free);
-}
-
-/* ------------------------------------------------------------ records */
-
-/* g as a message; the arrays live in the caller's scratch (freed with
- * free_info). */
-static void to_info(const gcs_pg *g, Rpc__PlacementGroupInfo *info)
-{
-    rpc__placement_group_info__init(info);
-    info->pg_id.data = (uint8_t *)g->id;
-    info->pg_id.len = PG_ID_SIZE;
-    info->name = (char *)g->name;
-    info->job_id = g->job_id;
-    info->strategy = g->strategy;
-    info->state = g->state;
-    info->create_time_ms = g->create_ms;
-    info->removed_cause = (char *)g->cause;
-    info->n_bundles = g->n;
-    info->bundles = calloc(g->n ? g->n : 1, sizeof(*info->bundles));
-    for (size_t i = 0; info->bundles && i < g->n; i++) {
-        Rpc__Bundle *b = calloc(1, sizeof(*b));
-        Rpc__Resource *rs = calloc(RES_MAX, sizeof(*rs));
-        Rpc__Resource **rp = calloc(RES_MAX, sizeof(*rp));
-        info->bundles[i] = b;
-        if (b == NULL || rs == NULL || rp == NULL) {
-            free(rs);
-            free(rp);
-            info->n_bundles = i;
-            break;
-        }
-        rpc__bundle__init(b);
-        b->index = (uint32_t)i;
-        for (int k = 0; k < g->b[i].res.n; k++) {
-            rpc__resource__init(&rs[k]);
-            rs[k].name = (char *)g->b[i].res.name[k];
-            rs[k].amount = g->b[i].res.amount[k];
-            rp[k] = &rs[k];
-        }
-        b->n_resources = (size_t)g->b[i].res.n;
-        b->resources = rp;
-        if (g->b[i].committed) {
-            b->node_id.data = (uint8_t *)g->b[i].node.b;
-            b->node_id.len = NODE_ID_SIZE;
-        }
-    }
-}
-
-static void free_info(Rpc__PlacementGroupInfo *info)
-{
-    for (size_t i = 0; info->bundles && i < info->n_bundles; i++) {
-        if (info->bundles[i] == NULL)
-            continue;
-        if (info->bundles[i]->resources)
-            free(info->bundles[i]->resources[0]);
-        free(info->bundles[i]->resources);
-        free(info->bundles[i]);
-    }
-    free(info->bundles);
-}
-
-static int from_info(const Rpc__PlacementGroupInfo *info, gcs_pg **out)
-{
-    if (info->pg_id.len != PG_ID_SIZE || info->n_bundles == 0 ||
-        info->n_bundles > GCS_PG_MAX_BUNDLES || gcs_pg_strategy_name(info->strategy) == NULL)
-        return RAYC_EINVAL;
-    gcs_pg *g = calloc(1, sizeof(*g));
-    if (g == NULL || (g->b = calloc(info->n_bundles, sizeof(*g->b))) == NULL) {
-        free(g);
-        return RAYC_ENOMEM;
-    }
-    memcpy(g->id, info->pg_id.data, PG_ID_SIZE);
-    snprintf(g->name, sizeof(g->name), "%s", info->name ? info->name : "");
-    snprintf(g->cause, sizeof(g->cause), "%s", info->removed_cause ? info->removed_cause : "");
-    g->job_id = info->job_id;
-    g->strategy = info->strategy;
-    g->state = info->state;
-    g->create_ms = info->create_time_ms;
-    g->n = info->n_bundles;
-    for (size_t i = 0; i < g->n; i++) {
-        const Rpc__Bundle *b = info->bundles[i];
-        for (size_t k = 0; k < b->n_resources; k++) {
-            if (b->resources[k]->amount < 0 ||
-                res_set_amount(&g->b[i].res, b->resources[k]->name, b->resources[k]->amount) != 0) {
-                pg_free(g);
-                return RAYC_EINVAL;
-            }
-        }
-        if (g->b[i].res.n == 0) {
-            pg_free(g);
-            return RAYC_EINVAL;
-        }
-        if (b->node_id.len == NODE_ID_SIZE) {
-            memcpy(g->b[i].node.b, b->node_id.data, NODE_ID_SIZE);
-            g->b[i].placed = g->b[i].committed = true;
-        }
-    }
-    *out = g;
-    return RAYC_OK;
-}
-
 static void persist(gcs_server *srv, gcs_op *op, const gcs_pg *g)
 {
     Rpc__PlacementGroupInfo info;
-    to_info(g, &info);
+    gcs_pg_to_info(g, &info);
     gcs_op *own = op ? op : gcs_server__op_new(srv, NULL, 0, 0, NULL, "placement group");
     gcs_server__op_put_msg(own, GCS_TABLE_PGS, g->id, PG_ID_SIZE, &info.base);
     if (op == NULL)
         gcs_server__op_commit(own);
-    free_info(&info);
-}
-
-int gcs_pg_load(gcs_server *srv, const uint8_t *packed, size_t len)
-{
-    Rpc__PlacementGroupInfo *info = rpc__placement_group_info__unpack(NULL, len, packed);
-    if (info == NULL)
-        return RAYC_EINVAL;
-    gcs_pg *g = NULL;
-    int rc = from_info(info, &g);
-    rpc__placement_group_info__free_unpacked(info, NULL);
-    if (rc != RAYC_OK)
-        return rc;
-    if (gcs_map_put(srv->pgs, g->id, PG_ID_SIZE, g) < 0) {
-        pg_free(g);
-        return RAYC_ENOMEM;
-    }
-    return RAYC_OK;
+    gcs_pg_info_free(&info);
 }
 
 /* ------------------------------------------------------------ raylets */
@@ -431,12 +280,12 @@ static void send_pg_reply(gcs_client *cl, uint16_t type, uint64_t req_id, int co
     r.req_id = req_id;
     r.status = &st;
     if (g) {
-        to_info(g, &info);
+        gcs_pg_to_info(g, &info);
         r.pg = &info;
     }
     gcs_server__send(cl, type, &r.base);
     if (g)
-        free_info(&info);
+        gcs_pg_info_free(&info);
 }
 
 static gcs_pg *by_name(gcs_server *srv, const char *name)
@@ -457,7 +306,7 @@ void gcs_pg_rpc_create(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_i
     const Rpc__CreatePgRequest *req = (const Rpc__CreatePgRequest *)m;
     gcs_server *srv = cl->srv;
     gcs_pg *g = NULL;
-    int rc = req->pg ? from_info(req->pg, &g) : RAYC_EINVAL;
+    int rc = req->pg ? gcs_pg_from_info(req->pg, &g) : RAYC_EINVAL;
     if (rc != RAYC_OK) {
         send_pg_reply(cl, MSG_CREATE_PG_REPLY, req_id, rc,
                       "a placement group needs an 18-byte id, a known strategy and 1 to 1024 "
@@ -467,14 +316,14 @@ void gcs_pg_rpc_create(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_i
     }
     gcs_pg *old = gcs_map_get(srv->pgs, g->id, PG_ID_SIZE);
     if (old) { /* the same id again: a retry */
-        pg_free(g);
+        gcs_pg_free(g);
         send_pg_reply(cl, MSG_CREATE_PG_REPLY, req_id, RAYC_OK, NULL, old);
         return;
     }
     if (g->name[0] && by_name(srv, g->name)) {
         send_pg_reply(cl, MSG_CREATE_PG_REPLY, req_id, RAYC_EEXIST,
                       "a placement group of that name exists", by_name(srv, g->name));
-        pg_free(g);
+        gcs_pg_free(g);
         return;
     }
     g->state = RPC__PG_STATE__PG_PENDING;
@@ -482,7 +331,7 @@ void gcs_pg_rpc_create(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_i
     for (size_t i = 0; i < g->n; i++)
         g->b[i].placed = g->b[i].committed = false;
     if (gcs_map_put(srv->pgs, g->id, PG_ID_SIZE, g) < 0) {
-        pg_free(g);
+        gcs_pg_free(g);
         send_pg_reply(cl, MSG_CREATE_PG_REPLY, req_id, RAYC_ENOMEM, "out of memory", NULL);
         return;
     }
@@ -540,7 +389,7 @@ void gcs_pg_rpc_list(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id)
         gcs_map_iter_init(&it);
         void *v;
         while (k < n && gcs_map_next(cl->srv->pgs, &it, NULL, NULL, &v)) {
-            to_info(v, &infos[k]);
+            gcs_pg_to_info(v, &infos[k]);
             ptrs[k] = &infos[k];
             k++;
         }
@@ -553,7 +402,7 @@ void gcs_pg_rpc_list(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id)
     r.pgs = ptrs;
     gcs_server__send(cl, MSG_LIST_PGS_REPLY, &r.base);
     for (size_t i = 0; i < k; i++)
-        free_info(&infos[i]);
+        gcs_pg_info_free(&infos[i]);
     free(infos);
     free(ptrs);
 }
@@ -577,14 +426,14 @@ size_t gcs_pg_list(const gcs_server *srv, Rpc__PlacementGroupInfo *out, size_t c
     gcs_map_iter_init(&it);
     void *v;
     while (k < cap && gcs_map_next(srv->pgs, &it, NULL, NULL, &v))
-        to_info(v, &out[k++]);
+        gcs_pg_to_info(v, &out[k++]);
     return k;
 }
 
 void gcs_pg_list_free(Rpc__PlacementGroupInfo *infos, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        free_info(&infos[i]);
+        gcs_pg_info_free(&infos[i]);
 }
 
 bool gcs_pg_node_for(gcs_server *srv, const uint8_t *pg_id, int index, const Rpc__TaskSpec *spec,

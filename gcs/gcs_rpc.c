@@ -338,7 +338,7 @@ static void handle_finish_job(gcs_client *cl, const ProtobufCMessage *m, uint64_
     gcs_server__op_commit(op);
 }
 
-void gcs_rpc_client_closed(gcs_client *cl)
+static void client_closed(gcs_client *cl)
 {
     if (cl->njobs == 0)
         return;
@@ -642,7 +642,7 @@ static uint64_t req_id_of(const ProtobufCMessage *m)
     return *(const uint64_t *)((const char *)m + f->offset);
 }
 
-void gcs_rpc_dispatch(gcs_client *cl, uint16_t type, const ProtobufCMessage *m)
+static void dispatch(gcs_client *cl, uint16_t type, const ProtobufCMessage *m)
 {
     const handler *h = type < ARRAY_SIZE(handlers) ? &handlers[type] : NULL;
     if (h == NULL || h->fn == NULL) {
@@ -663,3 +663,16 @@ void gcs_rpc_dispatch(gcs_client *cl, uint16_t type, const ProtobufCMessage *m)
     }
     h->fn(cl, m, req_id);
 }
+
+static void tick(gcs_server *srv)
+{
+    gcs_actor_manager_tick(srv);
+    gcs_pg_tick(srv);
+}
+
+const gcs_services gcs_rpc_services = {
+    .dispatch = dispatch,
+    .node_dead = gcs_rpc_node_dead,
+    .client_closed = client_closed,
+    .tick = tick,
+};

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "gcs_map.h"
+#include "gcs_pg_table.h"
 #include "gcs_server_int.h"
 #include "log.h"
 #include "net.h"
@@ -212,7 +213,7 @@ static void on_frame(conn *c, uint16_t type, ProtobufCMessage *m)
     }
     gcs_metrics *metrics = cl->srv->metrics;
     uint64_t t0 = now_us();
-    gcs_rpc_dispatch(cl, type, m);
+    cl->srv->svc->dispatch(cl, type, m);
     uint64_t dt = now_us() - t0;
     gcs_metrics_request(metrics, type, dt);
     if (dt > GCS_SLOW_HANDLER_US)
@@ -237,7 +238,7 @@ static void on_close(conn *c, int reason, const char *why)
     cl->prev = cl->next = NULL;
     gcs_pubsub_unsubscribe(srv->pubsub, cl);
     if (!srv->stopping)
-        gcs_rpc_client_closed(cl);
+        srv->svc->client_closed(cl);
     cl->c = NULL;
     gcs_server__client_unref(cl);
 }
@@ -296,7 +297,7 @@ static void on_node_dead(void *arg, const Rpc__NodeInfo *node)
     char what[64];
     snprintf(what, sizeof(what), "node %.12s died", hex);
     gcs_op *op = gcs_server__op_new(srv, NULL, 0, 0, NULL, what);
-    gcs_rpc_node_dead(srv, node, op);
+    srv->svc->node_dead(srv, node, op);
     gcs_server__op_commit(op);
 }
 
@@ -306,8 +307,7 @@ static void on_health(evutil_socket_t fd, short what, void *arg)
     (void)what;
     gcs_server *srv = arg;
     gcs_node_check_health(srv->nodes, now_ms(), srv->health_timeout_ms, on_node_dead, srv);
-    gcs_actor_manager_tick(srv);
-    gcs_pg_tick(srv);
+    srv->svc->tick(srv);
 }
 
 /* --------------------------------------------------------------- loading */
@@ -374,7 +374,7 @@ static void on_storage_del(void *arg, int status)
 LOADER(load_nodes, GCS_TABLE_NODES, gcs_node_load(srv->nodes, e[i].val, e[i].val_len, now_ms()))
 LOADER(load_jobs, GCS_TABLE_JOBS, gcs_job_load(srv->jobs, e[i].val, e[i].val_len))
 LOADER(load_actors, GCS_TABLE_ACTORS, gcs_actor_load(srv->actors, e[i].val, e[i].val_len))
-LOADER(load_pgs, GCS_TABLE_PGS, gcs_pg_load(srv, e[i].val, e[i].val_len))
+LOADER(load_pgs, GCS_TABLE_PGS, gcs_pg_table_load(srv->pgs, e[i].val, e[i].val_len))
 LOADER(load_kv, GCS_TABLE_KV, gcs_kv_load(srv->kv, e[i].key, e[i].key_len, e[i].val, e[i].val_len))
 
 /* Locations on nodes that are no longer alive are stale: drop them. */
@@ -423,7 +423,7 @@ static void publish_send(void *sub, const Rpc__PubMessage *m)
 }
 
 gcs_server *gcs_server_new(struct event_base *base, const rayc_config *cfg, const char *token,
-                           gcs_storage *storage, char *err, size_t errlen)
+                           gcs_storage *storage, const gcs_services *svc, char *err, size_t errlen)
 {
     gcs_server *srv = calloc(1, sizeof(*srv));
     if (srv == NULL) {
@@ -434,6 +434,7 @@ gcs_server *gcs_server_new(struct event_base *base, const rayc_config *cfg, cons
     srv->base = base;
     srv->cfg = cfg;
     srv->storage = storage;
+    srv->svc = svc;
     srv->listen_fd = -1;
     srv->max_frame = cfg->max_frame_bytes;
     conn_gate_init(&srv->gate, GCS_MAX_UNAUTHED);

@@ -31,12 +31,19 @@
 
 typedef struct gcs_server gcs_server;
 
+/* What serves the clients: the request handlers and the managers'
+ * reactions (gcs_server_int.h). The server owns connections, storage, the
+ * tables and the health check, and calls these; gcs_rpc.c provides them. */
+typedef struct gcs_services gcs_services;
+extern const gcs_services gcs_rpc_services;
+
 /* Create the server on base: bind cfg->node_ip_address:cfg->port and start
  * loading the tables from storage (taken over, even on failure). token is
  * the cluster token peers must prove (copied). Returns NULL with err set
- * ("port N is in use", ...) on failure. cfg must outlive the server. */
+ * ("port N is in use", ...) on failure. cfg and svc (usually
+ * &gcs_rpc_services) must outlive the server. */
 gcs_server *gcs_server_new(struct event_base *base, const rayc_config *cfg, const char *token,
-                           gcs_storage *storage, char *err, size_t errlen);
+                           gcs_storage *storage, const gcs_services *svc, char *err, size_t errlen);
 
 /* Stop the loop (e.g. on SIGTERM); gcs_server_free does the cleanup. */
 void gcs_server_stop(gcs_server *srv);

@@ -61,9 +61,10 @@ struct gcs_server {
     gcs_node_table *nodes;
     gcs_job_table *jobs;
     gcs_actor_table *actors;
-    struct gcs_map *pgs; /* placement groups (gcs_pg.c) */
-    uint64_t pg_round;   /* the last prepare round's req_id */
-    uint64_t view_epoch; /* random per start: heartbeat view versions are per epoch */
+    const gcs_services *svc; /* the handlers (gcs_rpc.c) */
+    struct gcs_map *pgs;     /* placement groups (gcs_pg.c) */
+    uint64_t pg_round;       /* the last prepare round's req_id */
+    uint64_t view_epoch;     /* random per start: heartbeat view versions are per epoch */
     gcs_kv_table *kv;
     gcs_objdir *objdir;
     gcs_pubsub *pubsub;
@@ -140,13 +141,20 @@ void gcs_server__op_commit(gcs_op *op);
  * tests/fuzz/fuzz_gcs.c to feed socketpairs. */
 void gcs_server__accept(gcs_server *srv, int fd);
 
-/* gcs_rpc.c: serve one request frame from a ready connection. */
-void gcs_rpc_dispatch(gcs_client *cl, uint16_t type, const ProtobufCMessage *m);
-/* gcs_rpc.c: a node just became DEAD (health check or drain): persist it,
- * publish it, drop and publish its object locations. Writes go into op. */
+struct gcs_services {
+    /* Serve one request frame from a ready connection. */
+    void (*dispatch)(gcs_client *cl, uint16_t type, const ProtobufCMessage *m);
+    /* A node just became DEAD (health check or drain): persist it, publish
+     * it, drop and publish its object locations. Writes go into op. */
+    void (*node_dead)(gcs_server *srv, const Rpc__NodeInfo *node, gcs_op *op);
+    /* A connection closed: end the jobs its driver added. */
+    void (*client_closed)(gcs_client *cl);
+    /* Each health check: the managers' periodic work (waiting actors and
+     * placement groups are placed, stuck rounds rolled back). */
+    void (*tick)(gcs_server *srv);
+};
+/* gcs_rpc.c: a node just became DEAD; also reached through a drain. */
 void gcs_rpc_node_dead(gcs_server *srv, const Rpc__NodeInfo *node, gcs_op *op);
-/* gcs_rpc.c: a connection closed: end the jobs its driver added. */
-void gcs_rpc_client_closed(gcs_client *cl);
 
 /* gcs_actor_manager.c: the actor RPCs (handlers of gcs_rpc.c's table). */
 void gcs_actor_rpc_register(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id);
@@ -157,8 +165,6 @@ void gcs_actor_rpc_list(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_
 void gcs_actor_rpc_created(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id);
 void gcs_actor_rpc_died(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id);
 /* gcs_pg.c: placement groups. */
-struct gcs_map *gcs_pg_table_new(void);
-int gcs_pg_load(gcs_server *srv, const uint8_t *packed, size_t len);
 void gcs_pg_rpc_create(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id);
 void gcs_pg_rpc_get(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id);
 void gcs_pg_rpc_remove(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id);

@@ -212,7 +212,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     h.base = event_base_new();
     REQUIRE(h.base != NULL);
     char err[256];
-    h.srv = gcs_server_new(h.base, &cfg, TOKEN, gcs_storage_memory_new(h.base), err, sizeof(err));
+    h.srv = gcs_server_new(h.base, &cfg, TOKEN, gcs_storage_memory_new(h.base), &gcs_rpc_services,
+                           err, sizeof(err));
     REQUIRE(h.srv != NULL);
     for (int i = 0; i < MAX_TURNS && !gcs_server_is_ready(h.srv); i++)
         event_base_loop(h.base, EVLOOP_NONBLOCK | EVLOOP_ONCE);

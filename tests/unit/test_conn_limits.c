@@ -376,8 +376,8 @@ Test(conn_limits, dashboard_out_of_descriptors_pauses_accept_then_recovers)
     config_defaults(&cfg);
     cfg.port = 0;
     char err[256];
-    gcs_server *srv =
-        gcs_server_new(base, &cfg, "token", gcs_storage_memory_new(base), err, sizeof(err));
+    gcs_server *srv = gcs_server_new(base, &cfg, "token", gcs_storage_memory_new(base),
+                                     &gcs_rpc_services, err, sizeof(err));
     cr_assert_not_null(srv, "%s", err);
     gcs_http *h = gcs_http_new(base, srv, "127.0.0.1", 0, err, sizeof(err));
     cr_assert_not_null(h, "%s", err);
