@@ -63,6 +63,7 @@
     X(INT, store_full_wait_ms, 3000, "a create on a full store waits this long, then fails") \
     X(STR, spill_dir, "", "where objects spill; empty: <session>/spill")                     \
     X(INT, object_directory_batch_ms, 10, "object location updates are batched this long")   \
+    X(INT, object_transfer_stall_ms, 30000, "a pull's source silent this long is dropped")    \
     /* workers */                                                                            \
     X(INT, max_workers, 0, "most worker processes per node; 0: 4 x CPUs + 16")               \
     X(INT, idle_worker_timeout_ms, 10000, "idle workers beyond num_cpus exit after this")     \

@@ -49,7 +49,6 @@
 #define LOOKUP_BUDGET_MS 3000       /* time without a holder before RAYC_EOBJECT_LOST */
 #define GCS_RETRY_MS     200        /* GCS unreachable: ask again (budget not charged) */
 #define LOCAL_WAIT_MS    3000       /* another local creator: wait this long for its seal */
-#define STALL_MS         30000      /* a source silent this long mid-transfer is dropped */
 #define MAX_ATTEMPTS     64         /* PullRequests per pull before giving up */
 #define MAX_LOCAL_WAITS  3          /* WAIT_LOCAL rounds before giving up on a local creator */
 #define PULL_BUCKETS     64         /* initial hash size; grows by doubling */
@@ -135,7 +134,8 @@ struct object_manager {
     om_env env;
     plasma_client *pc; /* pins of objects being served; local waits */
     size_t chunk;
-    id_map pulls; /* pull by object id */
+    uint64_t stall_ms; /* object_transfer_stall_ms */
+    id_map pulls;      /* pull by object id */
     serve *serves;
     uint64_t next_req_id;
     bool closing;  /* om_free: new pulls fail at once */
@@ -412,7 +412,7 @@ static void send_request(pull *p)
         source_failed(p, "connection closed");
         return;
     }
-    arm(p, ACT_STALL, STALL_MS);
+    arm(p, ACT_STALL, p->om->stall_ms);
 }
 
 /* Sealed or not, next_source decides: it finds a sealed object local. */
@@ -661,7 +661,7 @@ static void on_pull_reply(object_manager *om, conn *c, const Rpc__PullReply *r)
         complete(p);
         return;
     }
-    arm(p, ACT_STALL, STALL_MS);
+    arm(p, ACT_STALL, p->om->stall_ms);
 }
 
 static void on_chunk(object_manager *om, conn *c, const Rpc__ChunkHeader *h)
@@ -695,7 +695,7 @@ static void on_chunk(object_manager *om, conn *c, const Rpc__ChunkHeader *h)
     if (p->received == p->size)
         complete(p);
     else
-        arm(p, ACT_STALL, STALL_MS);
+        arm(p, ACT_STALL, p->om->stall_ms);
 }
 
 /* ---------------------------------------------------------------- serving */
@@ -807,6 +807,9 @@ object_manager *om_new(struct event_base *base, const rayc_config *cfg, plasma_s
     om->self = *self;
     om->env = *env;
     om->chunk = om__chunk_size(cfg ? cfg->max_frame_bytes : 0);
+    /* a source silent this long mid-transfer is dropped */
+    om->stall_ms =
+        cfg && cfg->object_transfer_stall_ms > 0 ? (uint64_t)cfg->object_transfer_stall_ms : 30000;
     om->pc = plasma_client_new(store, NULL);
     if (id_map_init(&om->pulls, ID_MAP_KEY_OFF(pull, hnode, id), OBJECT_ID_SIZE, PULL_BUCKETS) !=
             0 ||

@@ -49,6 +49,8 @@ typedef struct tnode {
     plasma_client *writer; /* creates the primary copies */
     bool alive;
     bool rogue;             /* answers PullRequests with a broken stream */
+    bool silent;            /* never answers PullRequests */
+    int requests;           /* PullRequests it received */
     int close_after_chunks; /* > 0: close the link after this many chunks in */
     char spill[64];
 } tnode;
@@ -202,6 +204,10 @@ static void link_frame(conn *c, uint16_t type, ProtobufCMessage *m)
     }
     if (type == MSG_HANDSHAKE_REPLY)
         return;
+    if (type == MSG_PULL_REQUEST)
+        l->self->requests++;
+    if (l->self->silent && type == MSG_PULL_REQUEST)
+        return;
     if (l->self->rogue && type == MSG_PULL_REQUEST) {
         rogue_reply(c, (Rpc__PullRequest *)m);
         return;
@@ -277,6 +283,7 @@ static void config_for(rayc_config *cfg, const char *store_bytes)
     cr_assert_eq(config_set(cfg, "prefault_store", "0", err, sizeof(err)), 0);
     cr_assert_eq(config_set(cfg, "spill_dir", spill_dir, err, sizeof(err)), 0);
     cr_assert_eq(config_set(cfg, "store_full_wait_ms", "100", err, sizeof(err)), 0);
+    cr_assert_eq(config_set(cfg, "object_transfer_stall_ms", "500", err, sizeof(err)), 0);
 }
 
 static void setup(void)
@@ -619,6 +626,42 @@ Test(om, rogue_peer_is_cut_off)
     for (int i = 0; i < nlinks; i++)
         if (links[i].self == &nodes[1] && links[i].other == &nodes[0])
             cr_assert_null(links[i].c, "the rogue's connection is still open");
+}
+
+/* A holder that takes the request and then says nothing is dropped after
+ * object_transfer_stall_ms (500 ms here), and the other holder serves. */
+Test(om, silent_source_is_dropped_after_the_stall_timeout)
+{
+    object_id_t id = oid(1);
+    put(&nodes[0], &id, 2 * MIB, 12);
+    put(&nodes[2], &id, 2 * MIB, 12);
+    nodes[0].silent = true;
+    result r = {0};
+    om_pull(nodes[1].nm.om, &id, &nodes[0].nm.node_id, on_done, &r);
+    run_until(&r);
+    cr_assert_eq(r.status, RAYC_OK, "%s", r.msg);
+    cr_assert_geq(nodes[0].requests, 1, "the hinted silent holder was never asked");
+    cr_assert_geq(nodes[2].requests, 1, "the other holder was never asked");
+    cr_assert(check(&nodes[1], &id, 2 * MIB, 12));
+}
+
+/* The only holder never answers: the pull asks it again after each stall
+ * and back-off, but a bounded number of times, then ends with
+ * RAYC_EOBJECT_LOST (never a hang, never an endless retry). */
+Test(om, silent_only_holder_is_retried_a_bounded_number_of_times)
+{
+    object_id_t id = oid(1);
+    put(&nodes[0], &id, MIB, 13);
+    nodes[0].silent = true;
+    result r = {0};
+    om_pull(nodes[1].nm.om, &id, NULL, on_done, &r);
+    run_until(&r);
+    cr_assert_eq(r.status, RAYC_EOBJECT_LOST, "%d %s", r.status, r.msg);
+    cr_assert_geq(nodes[0].requests, 2, "the holder was not asked again after a stall");
+    cr_assert_leq(nodes[0].requests, 64, "more requests than the attempt cap");
+    plasma_stats st;
+    plasma_store_stats(nodes[1].nm.store, &st);
+    cr_assert_eq(st.objects, 0, "a partial copy was left behind");
 }
 
 Test(om, store_too_small_fails_with_store_full)
