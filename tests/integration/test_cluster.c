@@ -684,6 +684,32 @@ static mode_t mode_of(const char *path)
     return st.st_mode & 0777;
 }
 
+/* Entries under dir (recursively, symlinks not followed); the first whose
+ * mode lets group or others in goes to bad. */
+static int walk_private(const char *dir, char *bad, size_t badlen)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return 0;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char p[HARNESS_PATH + 64];
+        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (lstat(p, &st) != 0 || S_ISLNK(st.st_mode))
+            continue;
+        n++;
+        if ((st.st_mode & 0077) != 0 && bad[0] == '\0')
+            snprintf(bad, badlen, "%s (%o)", p, (unsigned)(st.st_mode & 07777));
+        if (S_ISDIR(st.st_mode))
+            n += walk_private(p, bad, badlen);
+    }
+    closedir(d);
+    return n;
+}
+
 /* What the CLI creates is private: session dir 0700, token and Redis
  * password 0600, the raylet's Unix socket 0600 (docs/contracts.md). */
 Test(cli, session_files_are_private)
@@ -708,6 +734,12 @@ Test(cli, session_files_are_private)
     cr_assert_eq(mode_of(path) & 0077, 0, "the raylet socket is open to others: %o", mode_of(path));
     snprintf(path, sizeof(path), "%s/sockets", session);
     cr_assert_eq(mode_of(path) & 0077, 0, "sockets dir mode %o", mode_of(path));
+    /* Nothing of the session (logs, Redis's files, spill and sockets
+     * included) is open to group or others. */
+    char open_to_others[HARNESS_PATH + 64] = "";
+    int n = walk_private(session, open_to_others, sizeof(open_to_others));
+    cr_assert_gt(n, 10, "only %d entries under %s", n, session);
+    cr_assert_str_empty(open_to_others, "open to group or others: %s", open_to_others);
     const char *stop[] = {"stop", NULL};
     cr_assert_eq(harness_rayc(&out, &err, stop), 0, "rayc stop: %s", err);
     free(out);
