@@ -64,7 +64,7 @@ BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 BENCH_LIBS := $(patsubst bench/lib/%.c,$(BUILD)/bench/lib%.so,$(wildcard bench/lib/*.c))
 ALL_LIBS := $(LIBGCS) $(LIBRAYLET) $(LIBRAYC_A) $(LIBCOMMON)
 
-.PHONY: all deps demo test unit integration test-slow asan fuzz bench install format format-check clean valgrind
+.PHONY: all deps demo test test-deploy unit integration test-slow asan fuzz bench install format format-check clean valgrind
 .DEFAULT_GOAL := all
 
 all: $(BINS) $(LIBRAYC_SO) $(LIBRAYC_A) $(UNIT_BINS) $(ITEST_BINS) $(EXAMPLE_BINS) $(BENCH_BINS) $(BENCH_LIBS) \
@@ -215,7 +215,15 @@ demo: deps
 
 test: deps
 	@$(SUBMAKE) all
-	@$(MAKE) --no-print-directory unit integration
+	@$(MAKE) --no-print-directory unit integration $(if $(SAN),,test-deploy)
+
+# deploy/ (docs/deploy.md): yamllint, the manifests and the Dockerfile
+# cross-checked against this tree, and the manifests' node commands run for
+# real (SIGTERM drains, a dead daemon fails the container).
+test-deploy: all
+	@echo "== deploy (tests/deploy/test_deploy.py)"
+	@yamllint -s -d '{extends: default, rules: {line-length: {max: 100}, document-start: disable}}' deploy/k8s
+	@RAYC_BUILD=$(abspath $(BUILD)) python3 tests/deploy/test_deploy.py
 
 # The slow integration tests (names slow_*: the 200k-task stress, the 1 GiB
 # transfers, the 2,000-task node kill) skip themselves in `make test`; this

@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS=(build-essential pkg-config libevent-dev libprotobuf-c-dev protobuf-c-compiler
       libhiredis-dev libcriterion-dev redis-server clang libclang-rt-14-dev
-      valgrind iproute2 procps clang-format xxd chromium)
+      valgrind iproute2 procps clang-format xxd chromium yamllint python3-yaml)
 
 missing=()
 for p in "${PKGS[@]}"; do
