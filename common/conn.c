@@ -19,7 +19,8 @@
 #include "net.h"
 #include "rayc.h"
 
-#define READS_PER_EVENT 8 /* fairness: other connections get a turn */
+#define READS_PER_EVENT 8    /* fairness: other connections get a turn */
+#define SINK_PROBE      4096 /* with a chunk sink: first read of a frame, to see where it goes */
 
 enum { ST_AWAIT_HELLO, ST_AWAIT_HANDSHAKE, ST_AWAIT_REPLY, ST_READY, ST_CLOSED };
 
@@ -59,6 +60,13 @@ struct conn {
     int fds[NET_MAX_FDS];
     int nfds;
     size_t fds_at, fds_len;
+    /* conn_set_chunk_sink, and the chunk being read straight to bulk_dst
+     * (NULL once cancelled: its bytes are dropped) */
+    const conn_chunk_sink *sink;
+    void *sink_arg;
+    Rpc__ChunkHeader *bulk_hdr; /* non-NULL while a chunk is being received */
+    uint8_t *bulk_dst;
+    size_t bulk_len, bulk_done;
 };
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
@@ -331,6 +339,8 @@ static void on_closer(evutil_socket_t fd, short what, void *arg)
     if (c->h && c->h->on_close)
         c->h->on_close(c, c->close_reason, c->close_why);
     frame_decoder_free(&c->dec);
+    if (c->bulk_hdr)
+        rpc__chunk_header__free_unpacked(c->bulk_hdr, NULL);
     evbuffer_free(c->out);
     if (c->early)
         evbuffer_free(c->early);
@@ -575,12 +585,73 @@ static uint16_t expected_type(const conn *c)
     }
 }
 
+/* A chunk frame whose header part is in but not its bytes: ask the sink
+ * where they go. true: the frame is being received there (what is buffered
+ * of it already copied, the decoder emptied). */
+static bool start_bulk(conn *c)
+{
+    const uint8_t *b;
+    size_t have = frame_decoder_peek(&c->dec, &b);
+    uint16_t type;
+    uint32_t length;
+    if (have < FRAME_HDR_SIZE + 4 || frame_hdr_decode(b, c->dec.max_frame, &type, &length) != 0 ||
+        type != MSG_OBJECT_CHUNK || have >= FRAME_HDR_SIZE + (size_t)length)
+        return false; /* not a chunk, or whole already: the usual path (and its checks) */
+    const uint8_t *p = b + FRAME_HDR_SIZE;
+    uint32_t hlen = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    if (hlen > length - 4 || have < FRAME_HDR_SIZE + 4 + (size_t)hlen)
+        return false;
+    Rpc__ChunkHeader *h = rpc__chunk_header__unpack(NULL, hlen, p + 4);
+    if (h == NULL)
+        return false;
+    size_t len = length - 4 - hlen;
+    uint8_t *dst = len > 0 ? c->sink->where(c->sink_arg, c, h, len) : NULL;
+    if (dst == NULL || c->state == ST_CLOSED) {
+        rpc__chunk_header__free_unpacked(h, NULL);
+        return false;
+    }
+    size_t buffered = have - FRAME_HDR_SIZE - 4 - hlen; /* < len: the frame is not whole */
+    memcpy(dst, p + 4 + hlen, buffered);
+    frame_decoder_consume(&c->dec, have);
+    c->bulk_hdr = h;
+    c->bulk_dst = dst;
+    c->bulk_len = len;
+    c->bulk_done = buffered;
+    return true;
+}
+
+/* Every byte of the chunk being received is in. */
+static void end_bulk(conn *c)
+{
+    Rpc__ChunkHeader *h = c->bulk_hdr;
+    bool landed = c->bulk_dst != NULL;
+    c->bulk_hdr = NULL;
+    c->bulk_dst = NULL;
+    if (landed && c->sink)
+        c->sink->landed(c->sink_arg, c, h, c->bulk_len);
+    rpc__chunk_header__free_unpacked(h, NULL);
+}
+
+void conn_set_chunk_sink(conn *c, const conn_chunk_sink *sink, void *arg)
+{
+    c->sink = sink;
+    c->sink_arg = arg;
+}
+
+void conn_chunk_cancel(conn *c)
+{
+    c->bulk_dst = NULL;
+}
+
 static void drain_frames(conn *c)
 {
     frame_t f;
     int rc = 0; /* stays 0 if the loop stops before the first next() */
-    while (c->state != ST_CLOSED && !c->flush_then_close &&
-           (rc = frame_decoder_next(&c->dec, &f)) == 1) {
+    while (c->state != ST_CLOSED && !c->flush_then_close && c->bulk_hdr == NULL) {
+        if (c->sink && c->state == ST_READY && start_bulk(c))
+            break;
+        if ((rc = frame_decoder_next(&c->dec, &f)) != 1)
+            break;
         if (msg_descriptor(f.type) == NULL) {
             fail(c, CONN_EPROTO, "unknown frame type %u", f.type);
             return;
@@ -607,6 +678,33 @@ static void drain_frames(conn *c)
         fail(c, CONN_EPROTO, "%s", frame_strerror(rc));
 }
 
+/* Read the next bytes of the chunk being received into its destination (or,
+ * cancelled, into the decoder's free space, dropped). Returns the read(2)
+ * result with *asked set; ends the chunk when it is whole. */
+static ssize_t read_bulk(conn *c, int fd, size_t *asked)
+{
+    size_t want = c->bulk_len - c->bulk_done;
+    uint8_t *dst = c->bulk_dst ? c->bulk_dst + c->bulk_done : NULL;
+    if (dst == NULL) {
+        size_t avail;
+        dst = frame_decoder_space(&c->dec, 0, &avail); /* empty: scratch */
+        if (dst == NULL) {
+            errno = ENOMEM;
+            return -1;
+        }
+        if (want > avail)
+            want = avail;
+    }
+    *asked = want;
+    ssize_t n = read(fd, dst, want);
+    if (n > 0) {
+        c->bulk_done += (size_t)n;
+        if (c->bulk_done == c->bulk_len)
+            end_bulk(c);
+    }
+    return n;
+}
+
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
@@ -615,12 +713,29 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
      * handshake is not ours to handle, and its EOF must not cut the reply. */
     for (int i = 0; i < READS_PER_EVENT && c->state != ST_CLOSED && !c->flush_then_close; i++) {
         size_t avail;
-        uint8_t *p = frame_decoder_space(&c->dec, 0, &avail);
-        if (p == NULL) {
-            fail(c, CONN_EIO, "out of memory");
-            return;
+        ssize_t n;
+        if (c->bulk_hdr) {
+            n = read_bulk(c, fd, &avail);
+            if (n > 0) {
+                if (c->bulk_hdr == NULL) /* whole: go on with the frames after it */
+                    drain_frames(c);
+                if ((size_t)n < avail)
+                    break;
+                continue;
+            }
+        } else {
+            uint8_t *p = frame_decoder_space(&c->dec, 0, &avail);
+            if (p == NULL) {
+                fail(c, CONN_EIO, "out of memory");
+                return;
+            }
+            /* With a sink, a frame's start is read alone: a chunk's bytes
+             * then go straight to the sink, not through this buffer. */
+            size_t pending = frame_decoder_pending(&c->dec);
+            if (c->sink && pending < SINK_PROBE && avail > SINK_PROBE - pending)
+                avail = SINK_PROBE - pending;
+            n = read(fd, p, avail);
         }
-        ssize_t n = read(fd, p, avail);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -632,7 +747,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         if (n == 0) {
             drain_frames(c);
             if (c->state != ST_CLOSED) {
-                if (frame_decoder_pending(&c->dec) > 0)
+                if (frame_decoder_pending(&c->dec) > 0 || c->bulk_hdr)
                     fail(c, CONN_EPROTO, "peer closed mid-frame");
                 else
                     fail(c, CONN_EOF, "peer closed");

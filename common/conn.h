@@ -123,6 +123,25 @@ void conn_frame_payload(const conn *c, const uint8_t **payload, size_t *len);
 int conn_send_raw_ref(conn *c, uint16_t type, const void *hdr, size_t hdrlen, const void *data,
                       size_t len, void (*cleanup)(const void *, size_t, void *), void *arg);
 
+/* Bulk bytes straight to where they belong (OBJECT_CHUNK frames: the object
+ * manager receiving an object). With a sink set on a ready connection, once
+ * a chunk frame's header part is in (its ChunkHeader unpacked, len object
+ * bytes to follow) and the frame is not whole yet, where(arg, c, h, len) may
+ * return memory for exactly those len bytes: they are then read from the
+ * socket straight into it, with no copy through the connection's buffer,
+ * and landed(arg, c, h, len) follows once all are there, in place of
+ * on_frame. NULL from where: the frame goes to on_frame as usual. */
+typedef struct {
+    uint8_t *(*where)(void *arg, conn *c, const Rpc__ChunkHeader *h, size_t len);
+    void (*landed)(void *arg, conn *c, const Rpc__ChunkHeader *h, size_t len);
+} conn_chunk_sink;
+/* Set (or with sink NULL, clear) the connection's sink; a chunk being
+ * received keeps its destination. */
+void conn_set_chunk_sink(conn *c, const conn_chunk_sink *sink, void *arg);
+/* The memory given for the chunk being received is not the caller's any
+ * more: the rest of its bytes are read and dropped, landed is not called. */
+void conn_chunk_cancel(conn *c);
+
 void *conn_data(const conn *c);
 void conn_set_data(conn *c, void *data);
 const char *conn_peer(const conn *c);

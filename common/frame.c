@@ -181,3 +181,15 @@ size_t frame_decoder_pending(const frame_decoder *d)
 {
     return d->end - d->start;
 }
+
+size_t frame_decoder_peek(const frame_decoder *d, const uint8_t **bytes)
+{
+    *bytes = d->buf ? d->buf + d->start : NULL;
+    return d->end - d->start;
+}
+
+void frame_decoder_consume(frame_decoder *d, size_t n)
+{
+    size_t have = d->end - d->start;
+    d->start += n < have ? n : have;
+}

@@ -70,5 +70,10 @@ int frame_decoder_feed(frame_decoder *d, const void *data, size_t n);
 int frame_decoder_next(frame_decoder *d, frame_t *f);
 /* Bytes buffered but not yet returned as frames. */
 size_t frame_decoder_pending(const frame_decoder *d);
+/* The buffered bytes not yet returned (a look at a frame before it is
+ * whole); their count. Valid until the next call on the decoder. */
+size_t frame_decoder_peek(const frame_decoder *d, const uint8_t **bytes);
+/* Drop the first n buffered bytes (n <= pending): the caller took them. */
+void frame_decoder_consume(frame_decoder *d, size_t n);
 
 #endif

@@ -244,10 +244,12 @@ int main(int argc, char **argv)
             log_error("%s", gcs_server_fatal(srv));
         rc = 1;
     }
-    event_free(sigterm);
-    event_free(sigint);
+    /* The handlers stay through the cleanup (a SIGTERM then must not cut
+     * it short). */
     gcs_http_free(http);
     gcs_server_free(srv);
+    event_free(sigterm);
+    event_free(sigint);
     event_base_free(base);
     log_info(PROG " stopped");
     log_close();

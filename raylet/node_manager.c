@@ -752,6 +752,7 @@ void nm_free(node_manager *nm)
      * us, so close them and let their pending closers run first. */
     /* Stop accepting first: the loop turn below would otherwise accept a
      * connection nobody closes (a leak seen under ASan). */
+    nm->shutting_down = true; /* a signal now only breaks the loop turns below */
     listener_free(nm->unix_l);
     listener_free(nm->tcp_l);
     nm->unix_l = nm->tcp_l = NULL;

@@ -111,6 +111,7 @@ struct pull {
     unsigned local_waits; /* WAIT_LOCAL rounds so far */
     uint64_t off, size, received;
     uint64_t t_start_us;
+    conn *sink_c; /* a chunk of ours is being read straight into the arena there */
 
     struct event *timer;
     int action; /* what the timer does (ACT_*) */
@@ -135,7 +136,9 @@ struct object_manager {
     plasma_client *pc; /* pins of objects being served; local waits */
     size_t chunk;
     uint64_t stall_ms; /* object_transfer_stall_ms */
-    id_map pulls;      /* pull by object id */
+    conn **sinks;      /* connections whose chunks land in the arena (om_sink) */
+    size_t nsinks, sinks_cap;
+    id_map pulls; /* pull by object id */
     serve *serves;
     uint64_t next_req_id;
     bool closing;  /* om_free: new pulls fail at once */
@@ -145,6 +148,8 @@ struct object_manager {
 
 static void next_source(pull *p);
 static void finish(pull *p, int status, const char *msg);
+static void sink_on(object_manager *om, conn *c);
+static void sink_forget(object_manager *om, conn *c);
 
 /* ---------------------------------------------------------------- pure helpers */
 
@@ -250,6 +255,10 @@ static void arm(pull *p, int action, uint64_t ms)
  * p->tearing) and forget the source connection. */
 static void transfer_reset(pull *p)
 {
+    if (p->sink_c) { /* its memory goes with p->pc: the rest of the chunk is dropped */
+        conn_chunk_cancel(p->sink_c);
+        p->sink_c = NULL;
+    }
     if (p->pc) {
         p->tearing = true;
         plasma_client_free(p->pc);
@@ -408,6 +417,7 @@ static void send_request(pull *p)
     r.req_id = p->req_id;
     r.object_id = (ProtobufCBinaryData){OBJECT_ID_SIZE, p->id.b};
     p->state = PULL_REQUESTED;
+    sink_on(p->om, p->src_c);
     if (conn_send(p->src_c, MSG_PULL_REQUEST, &r.base) != 0) {
         source_failed(p, "connection closed");
         return;
@@ -664,6 +674,17 @@ static void on_pull_reply(object_manager *om, conn *c, const Rpc__PullReply *r)
     arm(p, ACT_STALL, p->om->stall_ms);
 }
 
+/* len more bytes of p's object are in place. */
+static void chunk_in(pull *p, size_t len)
+{
+    p->received += len;
+    p->om->bytes_in += len;
+    if (p->received == p->size)
+        complete(p);
+    else
+        arm(p, ACT_STALL, p->om->stall_ms);
+}
+
 static void on_chunk(object_manager *om, conn *c, const Rpc__ChunkHeader *h)
 {
     if (h->object_id.len != OBJECT_ID_SIZE) {
@@ -690,12 +711,70 @@ static void on_chunk(object_manager *om, conn *c, const Rpc__ChunkHeader *h)
         return;
     }
     memcpy(plasma_store_base(om->store) + p->off + h->offset, data, len);
-    p->received += len;
-    om->bytes_in += len;
-    if (p->received == p->size)
-        complete(p);
-    else
-        arm(p, ACT_STALL, p->om->stall_ms);
+    chunk_in(p, len);
+}
+
+/* ---------------------------------------------------------------- chunk sink */
+
+/* Chunks of a transfer in progress skip the connection's buffer: once a
+ * chunk's header is in, its bytes are read from the socket straight into the
+ * object's place in the arena (conn_chunk_sink). The same checks as on_chunk
+ * come first; a chunk that fails them takes the usual path, which rejects
+ * it. */
+static uint8_t *sink_where(void *arg, conn *c, const Rpc__ChunkHeader *h, size_t len)
+{
+    object_manager *om = arg;
+    if (h->object_id.len != OBJECT_ID_SIZE)
+        return NULL;
+    object_id_t id;
+    memcpy(id.b, h->object_id.data, OBJECT_ID_SIZE);
+    pull *p = pull_find(om, &id);
+    if (p == NULL || p->state != PULL_RECEIVING || p->src_c != c || p->sink_c != NULL ||
+        om__chunk_check(p->size, p->received, h->offset, h->total, len) != NULL)
+        return NULL;
+    p->sink_c = c;
+    return plasma_store_base(om->store) + p->off + h->offset;
+}
+
+static void sink_landed(void *arg, conn *c, const Rpc__ChunkHeader *h, size_t len)
+{
+    object_manager *om = arg;
+    object_id_t id;
+    memcpy(id.b, h->object_id.data, OBJECT_ID_SIZE); /* checked by sink_where */
+    pull *p = pull_find(om, &id);
+    if (p == NULL || p->sink_c != c)
+        return; /* (a transfer that ended cancels its chunk: not reached) */
+    p->sink_c = NULL;
+    if (p->state == PULL_RECEIVING && p->src_c == c)
+        chunk_in(p, len);
+}
+
+static const conn_chunk_sink om_sink = {sink_where, sink_landed};
+
+static void sink_on(object_manager *om, conn *c)
+{
+    for (size_t i = 0; i < om->nsinks; i++)
+        if (om->sinks[i] == c)
+            return;
+    if (om->nsinks == om->sinks_cap) {
+        size_t cap = om->sinks_cap ? 2 * om->sinks_cap : 16;
+        conn **n = realloc(om->sinks, cap * sizeof(*n));
+        if (n == NULL)
+            return; /* chunks take the usual path */
+        om->sinks = n;
+        om->sinks_cap = cap;
+    }
+    om->sinks[om->nsinks++] = c;
+    conn_set_chunk_sink(c, &om_sink, om);
+}
+
+static void sink_forget(object_manager *om, conn *c)
+{
+    for (size_t i = 0; i < om->nsinks; i++)
+        if (om->sinks[i] == c) {
+            om->sinks[i] = om->sinks[--om->nsinks];
+            return;
+        }
 }
 
 /* ---------------------------------------------------------------- serving */
@@ -838,6 +917,9 @@ void om_free(object_manager *om)
         s->om = NULL;
     plasma_client_free(om->pc);
     id_map_destroy(&om->pulls);
+    for (size_t i = 0; i < om->nsinks; i++) /* connections may outlive us */
+        conn_set_chunk_sink(om->sinks[i], NULL, NULL);
+    free(om->sinks);
     free(om);
 }
 
@@ -894,12 +976,20 @@ bool om_handle(object_manager *om, conn *c, uint16_t type, ProtobufCMessage *msg
     }
 }
 
+static void forget_sink_conn(pull *p, const void *c)
+{
+    if (p->sink_c == c)
+        p->sink_c = NULL;
+}
+
 void om_peer_closed(object_manager *om, conn *c)
 {
     if (om == NULL)
         return;
     struct src_fail sf = {c, NULL, "connection closed"};
     each_pull(om, fail_if_source, &sf);
+    each_pull(om, forget_sink_conn, c); /* c is freed after this */
+    sink_forget(om, c);
 }
 
 void om_node_died(object_manager *om, const node_id_t *node)

@@ -76,11 +76,13 @@ int main(int argc, char **argv)
 out:
     if (status != 0)
         fprintf(stderr, "raylet: %s\n", err);
+    /* The handlers stay through the cleanup: a SIGTERM while the node
+     * stops on its own (declared dead, GCS gone) must not kill it half-way. */
+    nm_free(nm);
     if (sigterm)
         event_free(sigterm);
     if (sigint)
         event_free(sigint);
-    nm_free(nm);
     if (base)
         event_base_free(base);
     config_free(&cfg);

@@ -51,7 +51,7 @@ typedef struct tnode {
     bool rogue;             /* answers PullRequests with a broken stream */
     bool silent;            /* never answers PullRequests */
     int requests;           /* PullRequests it received */
-    int close_after_chunks; /* > 0: close the link after this many chunks in */
+    int close_after_chunks; /* > 0: close its links after this many chunks in */
     char spill[64];
 } tnode;
 
@@ -213,9 +213,29 @@ static void link_frame(conn *c, uint16_t type, ProtobufCMessage *m)
         return;
     }
     cr_assert(om_handle(l->self->nm.om, c, type, m), "om_handle refused %s", msg_name(type));
-    if (type == MSG_OBJECT_CHUNK && ++l->chunks == l->self->close_after_chunks) {
-        l->self->close_after_chunks = 0; /* once */
-        conn_close(c);
+    if (type == MSG_OBJECT_CHUNK)
+        l->chunks++; /* (chunks read straight into the arena do not come here) */
+}
+
+/* Chunks landed on t (either way: on_frame, or the object manager's sink). */
+static uint64_t chunks_in(const tnode *t)
+{
+    uint64_t in;
+    om_stats(t->nm.om, &in, NULL, NULL, NULL);
+    return (in + (4u << 20) - 1) / (4u << 20); /* CHUNK_MAX */
+}
+
+/* A node set to break its links after k chunks breaks them (once). */
+static void watch_links(void)
+{
+    for (int i = 0; i < NNODES; i++) {
+        tnode *t = &nodes[i];
+        if (t->close_after_chunks <= 0 || chunks_in(t) < (uint64_t)t->close_after_chunks)
+            continue;
+        t->close_after_chunks = 0;
+        for (int k = 0; k < nlinks; k++)
+            if (links[k].self == t && links[k].c)
+                conn_close(links[k].c);
     }
 }
 
@@ -385,8 +405,10 @@ static void on_done(void *arg, const object_id_t *id, int status, const char *ms
 static void run_until(const result *r)
 {
     uint64_t end = now_ms() + 20000;
-    while (r->calls == 0 && now_ms() < end)
+    while (r->calls == 0 && now_ms() < end) {
         event_base_loop(base, EVLOOP_ONCE);
+        watch_links();
+    }
     cr_assert_eq(r->calls, 1, "the pull never ended");
 }
 
@@ -484,6 +506,26 @@ Test(om, pull_with_hint_multi_chunk)
         copies += memcmp(dir[i].id.b, id.b, OBJECT_ID_SIZE) == 0;
     cr_assert_eq(copies, 2);
     await_unpinned(&nodes[0]);
+}
+
+/* Whole chunks are read from the socket straight into the object's place
+ * in the arena: none reaches on_frame (through the connection's buffer). */
+Test(om, chunks_land_straight_in_the_arena)
+{
+    object_id_t id = oid(1);
+    uint64_t size = 16 * MIB; /* four whole chunks */
+    put(&nodes[0], &id, size, 14);
+    result r = {0};
+    om_pull(nodes[1].nm.om, &id, &nodes[0].nm.node_id, on_done, &r);
+    run_until(&r);
+    cr_assert_eq(r.status, RAYC_OK, "%s", r.msg);
+    cr_assert(check(&nodes[1], &id, size, 14));
+    int framed = 0;
+    for (int i = 0; i < nlinks; i++)
+        if (links[i].self == &nodes[1])
+            framed += links[i].chunks;
+    cr_assert_eq(framed, 0, "%d of 4 chunks went through the connection's buffer", framed);
+    cr_assert_eq(chunks_in(&nodes[1]), 4);
 }
 
 Test(om, concurrent_pulls_share_one_transfer)
@@ -598,7 +640,7 @@ Test(om, every_holder_gone_is_lost)
     uint64_t end = now_ms() + 2000;
     while (r.calls == 0 && now_ms() < end) {
         event_base_loop(base, EVLOOP_ONCE);
-        if (links[0].chunks >= 1 || (nlinks > 1 && links[1].chunks >= 1)) {
+        if (chunks_in(&nodes[1]) >= 1) {
             nodes[0].alive = false;
             om_node_died(nodes[1].nm.om, &nodes[0].nm.node_id);
             break;
