@@ -8,7 +8,7 @@
  * Every resource is a fixed list of columns (name, type, shown in tables)
  * and a row builder over the tables; filters, limits and rendering are
  * shared. A new resource (tasks, actors, once workers report task events)
- * is one column list and one builder in gcs_state.c.
+ * is one column list and one builder in gcs_state.c (or gcs_state_tasks.c).
  *
  * JSON shape: {"total": N, "num_after_filter": F, "result": [{...}, ...]}
  * where total counts rows before filtering and result holds at most limit
