@@ -49,7 +49,7 @@ typedef struct {
 
 /* Column counts of the views built in gcs_state_tasks.c (checked there). */
 #define GCS_STATE__ACTOR_COLS         13
-#define GCS_STATE__TASK_COLS          18
+#define GCS_STATE__TASK_COLS          19
 #define GCS_STATE__TASK_SUMMARY_COLS  10
 #define GCS_STATE__ACTOR_SUMMARY_COLS 7
 

@@ -78,6 +78,7 @@ enum {
     T_ATTEMPT,
     T_NAME,
     T_FUNC,
+    T_TYPE,
     T_STATE,
     T_JOB,
     T_NODE,
@@ -99,6 +100,7 @@ const col gcs_state__task_cols[T_COLS] = {
     {"attempt_number", T_NUM, true},
     {"name", T_STR, true},
     {"func_or_class_name", T_STR, true},
+    {"type", T_STR, true},
     {"state", T_STR, true},
     {"job_id", T_NUM, true},
     {"node_id", T_STR, true},
@@ -146,6 +148,7 @@ static bool on_task(void *arg, const gcs_task_info *x)
     gcs_state__set_u64(rs, v, T_ATTEMPT, x->attempt);
     gcs_state__set_str(rs, v, T_NAME, x->name);
     gcs_state__set_str(rs, v, T_FUNC, x->function);
+    gcs_state__set_str(rs, v, T_TYPE, gcs_task_type_name(x));
     gcs_state__set_str(rs, v, T_STATE, gcs_task_state_name(x->state));
     gcs_state__set_u64(rs, v, T_JOB, x->job_id);
     gcs_state__set_hex(rs, v, T_NODE, x->node.b, x->has_node ? NODE_ID_SIZE : 0);
@@ -256,7 +259,8 @@ void gcs_state__build_task_summary(const gcs_state_src *src, rowset *rs, const g
         gcs_state__set_str(rs, v, TS_FUNC, g->function);
         gcs_state__set_u64(rs, v, TS_TOTAL, total);
         for (int s = RPC__TASK_STATE__TASK_PENDING_ARGS; s <= RPC__TASK_STATE__TASK_CANCELLED; s++)
-            gcs_state__set_u64(rs, v, TS_PENDING_ARGS + s - RPC__TASK_STATE__TASK_PENDING_ARGS, g->counts[s]);
+            gcs_state__set_u64(rs, v, TS_PENDING_ARGS + s - RPC__TASK_STATE__TASK_PENDING_ARGS,
+                               g->counts[s]);
     }
     free(gs.g);
 }
@@ -303,7 +307,8 @@ void gcs_state__build_actor_summary(const gcs_state_src *src, rowset *rs, const 
         const Rpc__ActorInfo *a = list[first[g]];
         gcs_state__set_str(rs, v, AS_CLASS, a->class_name);
         gcs_state__set_u64(rs, v, AS_JOB, a->job_id);
-        gcs_state__set_u64(rs, v, AS_TOTAL, counts[g][0] + counts[g][1] + counts[g][2] + counts[g][3]);
+        gcs_state__set_u64(rs, v, AS_TOTAL,
+                           counts[g][0] + counts[g][1] + counts[g][2] + counts[g][3]);
         for (int s = 0; s < 4; s++)
             gcs_state__set_u64(rs, v, AS_PENDING + s, counts[g][s]);
         rs->rows[rs->n - 1].key = v[AS_CLASS];

@@ -261,7 +261,7 @@ typedef struct {
     const uint8_t *node;
     const uint8_t *actor;
     int32_t pid, error_code;
-    bool retried;
+    bool retried, actor_creation;
 } update;
 
 static void merge(gcs_task_table *t, entry *e, const update *u, struct gcs_metrics *m)
@@ -302,6 +302,8 @@ static void merge(gcs_task_table *t, entry *e, const update *u, struct gcs_metri
         x->error_code = u->error_code;
     if (u->retried)
         x->retried = true;
+    if (u->actor_creation)
+        x->actor_creation = true;
     if (!ended && gcs_task_state_is_end(x->state) && m) {
         uint64_t queued = x->running_us && x->submitted_us && x->running_us > x->submitted_us
                               ? x->running_us - x->submitted_us
@@ -364,6 +366,8 @@ void gcs_task_add_batch(gcs_task_table *t, const Rpc__TaskEventBatch *b, struct 
             .pid = COL(b, worker_pids, i),
             .error_code = COL(b, error_codes, i),
             .retried = (COL(b, flags, i) & RPC__TASK_EVENT_FLAG__TASK_EVENT_RETRIED) != 0,
+            .actor_creation =
+                (COL(b, flags, i) & RPC__TASK_EVENT_FLAG__TASK_EVENT_ACTOR_CREATION) != 0,
         };
         uint8_t key[KEY_SIZE];
         memcpy(key, id, TASK_ID_SIZE);
@@ -390,6 +394,45 @@ void gcs_task_add_batch(gcs_task_table *t, const Rpc__TaskEventBatch *b, struct 
         if (j)
             j->st.lost += b->dropped_counts[i];
     }
+}
+
+void gcs_task_add_creation(gcs_task_table *t, const gcs_task_creation *c, struct gcs_metrics *m)
+{
+    if (c->state <= 0 || c->state >= GCS_TASK_STATES)
+        return;
+    update u = {
+        .state = c->state,
+        .fn = str_get(t, c->class_name),
+        .nm = str_get(t, c->name && c->name[0] ? c->name : c->class_name),
+        .error = c->error,
+        .node = c->node ? c->node->b : NULL,
+        .actor = c->actor ? c->actor->b : NULL,
+        .pid = c->pid,
+        .error_code = c->error_code,
+        .retried = c->retried,
+        .actor_creation = true,
+    };
+    /* The time goes to the state's slot: submitted, scheduled, or the end. */
+    int slot = gcs_task_state_is_end(c->state) ? 4 : c->state - 1;
+    if (slot >= 0 && slot < 5)
+        u.ts[slot] = c->now_us;
+    uint8_t key[KEY_SIZE];
+    memcpy(key, c->id.b, TASK_ID_SIZE);
+    memcpy(key + TASK_ID_SIZE, &c->attempt, 4);
+    entry *e = ID_MAP_ENTRY(id_map_find(&t->tasks, key), entry, hnode);
+    if (e == NULL)
+        e = entry_new(t, key, job_id_to_int(task_id_job(&c->id)));
+    if (e)
+        merge(t, e, &u, m);
+    str_put(t, u.fn);
+    str_put(t, u.nm);
+}
+
+const char *gcs_task_type_name(const gcs_task_info *ti)
+{
+    return ti->actor_creation ? "ACTOR_CREATION_TASK"
+           : ti->has_actor    ? "ACTOR_TASK"
+                              : "NORMAL_TASK";
 }
 
 void gcs_task_job_ended(gcs_task_table *t, uint32_t job_id, uint64_t now_us, struct gcs_metrics *m)

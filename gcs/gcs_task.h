@@ -42,8 +42,9 @@ typedef struct gcs_task_info {
     uint64_t pending_args_us, submitted_us, scheduled_us, running_us, end_us;
     bool has_node;
     node_id_t node;
-    bool has_actor; /* an actor call: of this actor */
+    bool has_actor; /* an actor call (or creation): of this actor */
     actor_id_t actor;
+    bool actor_creation; /* the creation of actor (ACTOR_CREATION_TASK) */
     int32_t worker_pid;
     int32_t error_code;
     bool retried;
@@ -73,6 +74,29 @@ void gcs_task_add_batch(gcs_task_table *t, const Rpc__TaskEventBatch *b, struct 
  * it, or never said) become CANCELLED at now_us, with the error "its job
  * ended first". m (may be NULL) counts them as ended. */
 void gcs_task_job_ended(gcs_task_table *t, uint32_t job_id, uint64_t now_us, struct gcs_metrics *m);
+
+/* An actor's creation, as the GCS sees it (gcs_actor_manager.c): one
+ * attempt per incarnation (attempt = restarts so far). */
+typedef struct gcs_task_creation {
+    task_id_t id; /* the creation TaskSpec's */
+    uint32_t attempt;
+    int state;       /* SUBMITTED, SCHEDULED, FINISHED, FAILED, CANCELLED */
+    uint64_t now_us; /* the time of that state */
+    const char *class_name, *name;
+    const actor_id_t *actor;
+    const node_id_t *node; /* NULL: none yet */
+    int32_t pid;
+    int32_t error_code;
+    const char *error; /* NULL: none */
+    bool retried;      /* the next attempt follows */
+} gcs_task_creation;
+
+/* Merge an actor creation's state change into its record, like an event
+ * of a batch (the record is marked actor_creation). */
+void gcs_task_add_creation(gcs_task_table *t, const gcs_task_creation *c, struct gcs_metrics *m);
+
+/* "NORMAL_TASK", "ACTOR_CREATION_TASK" or "ACTOR_TASK" (Ray's names). */
+const char *gcs_task_type_name(const gcs_task_info *ti);
 
 size_t gcs_task_count(const gcs_task_table *t);
 /* Records by latest state: counts[Rpc__TaskState]. */

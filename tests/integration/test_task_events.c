@@ -358,15 +358,55 @@ Test(task_events, actor_calls_are_reported_like_tasks)
         cr_assert_eq(finish(r[i]), RAYC_OK);
     cr_assert_neq(finish(bad), RAYC_OK);
     stop_driver();
-    /* The four calls, each with the actor's id, run by its worker. (The
-     * creation is the GCS's: the actor table has it, not the task table.) */
-    char *body = get_ok(&f, "/api/v0/tasks?filter=actor_id!%3D&limit=100");
+    /* The four calls, each with the actor's id, run by its worker. */
+    char *body = get_ok(&f, "/api/v0/tasks?filter=type%3DACTOR_TASK&limit=100");
     cr_assert_eq(json_num(body, "num_after_filter"), 4, "%s", body);
     cr_assert_eq(count(body, "\"state\":\"FINISHED\""), 3, "%s", body);
     cr_assert_eq(count(body, "\"state\":\"FAILED\""), 1, "%s", body);
     cr_assert_eq(count(body, "\"worker_pid\":0"), 0, "%s", body);
     cr_assert(strstr(body, "no_such_method"), "%s", body);
     free(body);
+}
+
+/* An actor's creation is a task of its own (the GCS reports it): FINISHED
+ * once the actor is ALIVE, FAILED with the constructor's error. */
+Test(task_events, actor_creations_are_in_the_task_table)
+{
+    fixture f;
+    start(&f, NULL, "2");
+    int64_t zero = 0, minus = -1;
+    rayc_arg good_arg = RAYC_VAL(&zero, sizeof(zero)), bad_arg = RAYC_VAL(&minus, sizeof(minus));
+    rayc_actor good, bad;
+    cr_assert_eq(rayc_actor_create("Counter", &good_arg, 1, NULL, &good), RAYC_OK, "%s",
+                 rayc_last_error());
+    cr_assert_eq(rayc_actor_create("Counter", &bad_arg, 1, NULL, &bad), RAYC_OK, "%s",
+                 rayc_last_error());
+    rayc_ref r, r2;
+    cr_assert_eq(rayc_actor_call(good, "incr", NULL, 0, NULL, &r), RAYC_OK, "%s",
+                 rayc_last_error());
+    cr_assert_eq(finish(r), RAYC_OK);
+    cr_assert_eq(rayc_actor_call(bad, "incr", NULL, 0, NULL, &r2), RAYC_OK, "%s",
+                 rayc_last_error());
+    cr_assert_neq(finish(r2), RAYC_OK); /* its constructor failed */
+    wait_rows(&f, "/api/v0/tasks?filter=type%3DACTOR_CREATION_TASK&filter=state%3DFAILED", 1);
+    char *body = get_ok(&f, "/api/v0/tasks?filter=type%3DACTOR_CREATION_TASK");
+    cr_assert_eq(json_num(body, "num_after_filter"), 2, "%s", body);
+    cr_assert_eq(count(body, "\"state\":\"FINISHED\""), 1, "%s", body);
+    cr_assert_eq(count(body, "\"state\":\"FAILED\""), 1, "%s", body);
+    cr_assert_eq(count(body, "\"func_or_class_name\":\"Counter\""), 2, "%s", body);
+    cr_assert(strstr(body, "negative start"), "%s", body);
+    free(body);
+    /* The CLI's table shows them with their type and state. */
+    char *out = NULL, *err = NULL;
+    const char *args[] = {"list", "tasks", "--filter=type=ACTOR_CREATION_TASK", NULL};
+    cr_assert_eq(rayc(&f, &out, &err, args), 0, "%s", err);
+    cr_assert_eq(count(out, "ACTOR_CREATION_TASK"), 2, "%s", out);
+    cr_assert(strstr(out, "FINISHED") && strstr(out, "FAILED"), "%s", out);
+    free(out);
+    free(err);
+    rayc_actor_release(good);
+    rayc_actor_release(bad);
+    stop_driver();
 }
 
 Test(task_events, running_pending_and_cancelled_tasks_show)
