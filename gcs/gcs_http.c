@@ -232,7 +232,8 @@ static gcs_state_src state_src(const gcs_http *h)
                            .objdir = h->srv->objdir,
                            .subs = h->jobs,
                            .actors = h->srv->actors,
-                           .tasks = h->srv->tasks};
+                           .tasks = h->srv->tasks,
+                           .task_store = h->srv->task_store};
 }
 
 static void serve_state(gcs_http *h, struct evhttp_request *req, const char *resource,

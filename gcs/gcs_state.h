@@ -46,6 +46,7 @@ typedef struct {
     const Rpc__PlacementGroupInfo *pgs; /* placement groups (gcs_pg_list) */
     size_t npgs;
     const gcs_task_table *tasks;
+    const struct gcs_task_store *task_store; /* may be NULL: the table is not stored */
 } gcs_state_src;
 
 typedef struct {

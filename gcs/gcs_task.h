@@ -13,8 +13,9 @@
  * attempt over a bound drops the oldest record (first seen first) of its job,
  * or of the whole table, and counts it as evicted for that job. Events a
  * process could not buffer are counted per job as lost. Both counts are
- * shown by `rayc list tasks` / `summary tasks` and /metrics. The table is
- * in memory only: a restarted GCS starts empty.
+ * shown by `rayc list tasks` / `summary tasks` and /metrics. The table
+ * lives in memory; gcs_task_store.h keeps a copy in the GCS storage
+ * (gcs_task_export, read back with gcs_task_add_batch).
  *
  * Thread-safety: none; runs on the GCS loop thread.
  */
@@ -110,6 +111,17 @@ size_t gcs_task_jobs(const gcs_task_table *t, gcs_task_job_stats *out, size_t ca
 /* Sums over the jobs. */
 uint64_t gcs_task_evicted(const gcs_task_table *t);
 uint64_t gcs_task_lost(const gcs_task_table *t);
+
+/* Persistence (gcs_task_store.h). Every change to a record stamps it with
+ * the table's next sequence number; gcs_task_seq is the latest. */
+uint64_t gcs_task_seq(const gcs_task_table *t);
+/* The records changed after since (0: all), oldest first, as TaskEventBatch
+ * messages of at most per_batch attempts (0: 1000) that gcs_task_add_batch
+ * reads back: emit gets each one, valid during the call (it points into the
+ * table: emit must not change it). Per-job drop counts are not exported.
+ * Returns how many records went out, or RAYC_ENOMEM (nothing did). */
+long gcs_task_export(const gcs_task_table *t, uint64_t since, size_t per_batch,
+                     void (*emit)(void *arg, const Rpc__TaskEventBatch *b), void *arg);
 
 /* "FINISHED", ...; "NIL" for 0, "UNKNOWN" out of range. */
 const char *gcs_task_state_name(int state);

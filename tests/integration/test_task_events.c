@@ -509,7 +509,18 @@ Test(task_events, full_process_buffer_counts_lost_events)
 
 /* The table is in memory: a restarted GCS starts it empty, and the driver
  * reports to the new GCS on its new connection. */
-Test(task_events, events_flow_again_after_a_gcs_restart)
+/* The table is in Redis (a chunk per flush period): a GCS killed with
+ * SIGKILL and restarted lists what it had, and events flow on after. */
+static bool persisted(void *arg)
+{
+    const fixture *f = arg;
+    char *text = get_ok(f, "/metrics");
+    double n = metric(text, "rayc_task_records_persisted_total ");
+    free(text);
+    return n >= 2;
+}
+
+Test(task_events, task_table_survives_a_gcs_kill_9)
 {
     fixture f;
     start(&f, NULL, "1");
@@ -517,18 +528,26 @@ Test(task_events, events_flow_again_after_a_gcs_restart)
     for (int i = 0; i < 2; i++)
         cr_assert_eq(finish(submit_inc(&xs[i])), RAYC_OK);
     wait_rows(&f, "/api/v0/tasks?filter=state%3DFINISHED", 2);
+    cr_assert(harness_wait_until(persisted, &f, SLACK_MS), "the records were never stored");
     harness_kill9(f.c.gcs);
     char p[16];
     snprintf(p, sizeof(p), "%d", f.port);
     setenv("RAYC_DASHBOARD_PORT", p, 1);
     harness_gcs_restart(&f.c);
     unsetenv("RAYC_DASHBOARD_PORT");
+    char *body = get_ok(&f, "/api/v0/tasks?filter=state%3DFINISHED");
+    cr_assert_eq(json_num(body, "num_after_filter"), 2, "the restarted GCS lost them: %s", body);
+    cr_assert_eq(count(body, "\"func_or_class_name\":\"inc\""), 2, "%s", body);
+    free(body);
+    char *text = get_ok(&f, "/metrics");
+    cr_assert_eq(metric(text, "rayc_task_records_loaded "), 2, "%s", text);
+    free(text);
     for (int i = 2; i < 5; i++)
         cr_assert_eq(finish(submit_inc(&xs[i])), RAYC_OK);
-    wait_rows(&f, "/api/v0/tasks?filter=state%3DFINISHED", 3);
+    wait_rows(&f, "/api/v0/tasks?filter=state%3DFINISHED", 5);
     stop_driver();
-    char *body = get_ok(&f, "/api/v0/tasks");
-    cr_assert_eq(json_num(body, "total"), 3, "%s", body);
+    body = get_ok(&f, "/api/v0/tasks");
+    cr_assert_eq(json_num(body, "total"), 5, "%s", body);
     free(body);
 }
 
