@@ -70,7 +70,8 @@
     X(INT, memory_monitor_refresh_ms, 250, "memory monitor period; 0: off")                  \
     X(DBL, memory_usage_threshold, 0.95, "fraction of node memory at which a worker is killed") \
     /* raylet networking */                                                                  \
-    X(INT, raylet_port, 0, "raylet TCP port for other raylets; 0: any free port")
+    X(INT, raylet_port, 0, "raylet TCP port for other raylets; 0: any free port")           \
+    X(INT, metrics_port, -1, "raylet Prometheus /metrics port (token needed); -1: none, 0: any")
 /* clang-format on */
 
 enum { CONFIG_STR, CONFIG_INT, CONFIG_DBL, CONFIG_SIZE, CONFIG_BOOL };

@@ -441,6 +441,71 @@ Test(dashboard, metrics_are_prometheus_text)
     free(resp);
 }
 
+/* A raylet's own /metrics (--metrics-port): the token is needed, the text
+ * parses, and after a driver ran the hello DAG (three tasks) its counters
+ * show the work: tasks received and done, workers started, the store. */
+Test(dashboard, raylet_metrics_port_serves_its_counters)
+{
+    fixture f;
+    f.port = harness_free_port();
+    char p[16];
+    snprintf(p, sizeof(p), "%d", f.port);
+    setenv("RAYC_DASHBOARD_PORT", p, 1);
+    harness_cluster_init(&f.c);
+    harness_cluster_start(&f.c);
+    unsetenv("RAYC_DASHBOARD_PORT");
+    int mport = harness_free_port();
+    char flag[64];
+    snprintf(flag, sizeof(flag), "--metrics-port=%d", mport);
+    const char *extra[] = {flag, "--num-cpus=2", NULL};
+    f.r = harness_raylet_start(&f.c, extra);
+
+    char *resp, *body, h[256];
+    cr_assert_eq(http(mport, "GET", "/metrics", NULL, NULL, &resp, &body), 401, "%s", resp);
+    free(resp);
+    cr_assert_eq(http(mport, "GET", "/other", bearer(&f, h, sizeof(h)), NULL, &resp, &body), 404,
+                 "%s", resp);
+    free(resp);
+
+    setenv("RAYC_ADDRESS", f.c.address, 1);
+    setenv("RAYC_TOKEN_FILE", f.c.token_file, 1);
+    char hello[HARNESS_PATH + 32], *out, *err;
+    snprintf(hello, sizeof(hello), "%s/examples/hello", harness_build());
+    char *argv[] = {hello, NULL};
+    int rc = harness_run(argv, &out, &err, 120000);
+    unsetenv("RAYC_ADDRESS");
+    unsetenv("RAYC_TOKEN_FILE");
+    cr_assert_eq(rc, 0, "hello: exit %d: %s %s", rc, out, err);
+    free(out);
+    free(err);
+
+    cr_assert_eq(http(mport, "GET", "/metrics", bearer(&f, h, sizeof(h)), NULL, &resp, &body), 200,
+                 "%s", resp);
+    cr_assert(strstr(resp, "Content-Type: text/plain; version=0.0.4"), "%s", resp);
+    check_prometheus(body);
+    char sample[256];
+    double v;
+    const char *node = f.r->node_id;
+#define SAMPLE(fmt) (snprintf(sample, sizeof(sample), fmt, node), has_sample(body, sample, &v))
+    cr_assert(SAMPLE("rayc_raylet_tasks_received_total{node=\"%s\",source=\"local\"} ") && v >= 3,
+              "%s", body);
+    cr_assert(SAMPLE("rayc_raylet_tasks_done_total{node=\"%s\",status=\"ok\"} ") && v >= 3, "%s",
+              body);
+    cr_assert(SAMPLE("rayc_raylet_tasks_done_total{node=\"%s\",status=\"failed\"} ") && v == 0,
+              "%s", body);
+    cr_assert(SAMPLE("rayc_raylet_workers_started_total{node=\"%s\"} ") && v >= 1, "%s", body);
+    cr_assert(SAMPLE("rayc_raylet_object_store_bytes{node=\"%s\",kind=\"capacity\"} ") && v > 0,
+              "%s", body);
+    cr_assert(SAMPLE("rayc_raylet_transfer_bytes_total{node=\"%s\",direction=\"in\"} ") && v == 0,
+              "%s", body);
+    cr_assert(SAMPLE("rayc_raylet_object_spills_total{node=\"%s\"} ") && v == 0, "%s", body);
+    cr_assert(SAMPLE("rayc_raylet_resource{node=\"%s\",resource=\"CPU\",kind=\"total\"} ") &&
+                  v == 2,
+              "%s", body);
+#undef SAMPLE
+    free(resp);
+}
+
 Test(dashboard, job_lifecycle_succeeded_failed_stopped)
 {
     fixture f;
