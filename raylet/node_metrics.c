@@ -42,8 +42,8 @@ static void store_metrics(FILE *f, const node_metrics_src *s)
     static const char *const obj_k[] = {"all", "unsealed", "pinned", "spilled"};
     uint64_t obj_v[] = {p->objects, p->unsealed_objects, p->pinned_objects, p->spilled_objects};
     labelled(f, s, "rayc_raylet_object_store_objects", "gauge",
-             "Objects in the node's store, by state (all counts every one).", "state", obj_k,
-             obj_v, 4);
+             "Objects in the node's store, by state (all counts every one).", "state", obj_k, obj_v,
+             4);
     one(f, s, "rayc_raylet_object_store_evictions_total", "counter",
         "Objects evicted from the store since the raylet started.", p->evictions);
     one(f, s, "rayc_raylet_object_spills_total", "counter",
@@ -95,8 +95,8 @@ static void worker_task_metrics(FILE *f, const node_metrics_src *s)
     labelled(f, s, "rayc_raylet_scheduler_tasks", "gauge",
              "Tasks in the node's scheduler queue: waiting, and fitting no node.", "state", q_k,
              q_v, 2);
-    one(f, s, "rayc_raylet_oom_kills_total", "counter",
-        "Workers the memory monitor killed.", s->oom_kills);
+    one(f, s, "rayc_raylet_oom_kills_total", "counter", "Workers the memory monitor killed.",
+        s->oom_kills);
 }
 
 static void resource_metrics(FILE *f, const node_metrics_src *s)
@@ -108,7 +108,7 @@ static void resource_metrics(FILE *f, const node_metrics_src *s)
         for (int i = 0; sets[k] && i < sets[k]->n; i++)
             if (strpbrk(sets[k]->name[i], "\"\\\n") == NULL) /* a label value as is */
                 fprintf(f, "rayc_raylet_resource{node=\"%s\",resource=\"%s\",kind=\"%s\"} %g\n",
-                    s->node_hex, sets[k]->name[i], kinds[k], sets[k]->amount[i]);
+                        s->node_hex, sets[k]->name[i], kinds[k], sets[k]->amount[i]);
 }
 
 void node_metrics_write(FILE *f, const node_metrics_src *s)

@@ -24,10 +24,10 @@ typedef struct {
     uint64_t bytes_in, bytes_out, pulls_done, pulls_failed; /* object manager */
     int workers_alive, workers_starting;
     uint64_t workers_started, workers_died;
-    uint64_t tasks_submitted;   /* specs local owners sent here */
-    uint64_t tasks_forwarded;   /* specs other raylets sent here */
-    uint64_t tasks_ok;          /* TaskDone from this node's workers: OK */
-    uint64_t tasks_failed;      /* ... with an error */
+    uint64_t tasks_submitted;     /* specs local owners sent here */
+    uint64_t tasks_forwarded;     /* specs other raylets sent here */
+    uint64_t tasks_ok;            /* TaskDone from this node's workers: OK */
+    uint64_t tasks_failed;        /* ... with an error */
     uint64_t pending, infeasible; /* the scheduler's queue */
     uint64_t oom_kills;
     const res_set *total, *available;

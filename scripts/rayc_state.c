@@ -27,11 +27,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "auth.h"
+#include "ids.h"
+#include "sha256.h"
 #include "../gcs/gcs_json.h"
 #include "util.h"
 
@@ -62,8 +67,8 @@ static void die(int code, const char *fmt, ...)
 
 /* One request on a fresh connection; returns the status code and the body
  * in *body (malloc'd, NUL-terminated). Dies when the head is unreachable. */
-static int http(const client *cl, const char *method, const char *path, const char *json,
-                char **body)
+static int http_send(const client *cl, const char *method, const char *path, const char *ctype,
+                     const void *data, size_t blen, char **body)
 {
     char port[16];
     snprintf(port, sizeof(port), "%d", cl->port);
@@ -81,21 +86,25 @@ static int http(const client *cl, const char *method, const char *path, const ch
     freeaddrinfo(ai);
     if (fd < 0)
         die(1, "dashboard unreachable at %s:%d: %s", cl->host, cl->port, strerror(errno));
-    size_t blen = json ? strlen(json) : 0;
     char *req = NULL;
     int n = asprintf(&req,
                      "%s %s HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
-                     "Connection: close\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\n\r\n%s",
-                     method, path, cl->host, cl->port, cl->token, blen, json ? json : "");
+                     "Connection: close\r\nContent-Type: %s\r\n"
+                     "Content-Length: %zu\r\n\r\n",
+                     method, path, cl->host, cl->port, cl->token, ctype, blen);
     if (n < 0)
         die(1, "out of memory");
-    for (size_t off = 0; off < (size_t)n;) {
-        ssize_t w = write(fd, req + off, (size_t)n - off);
-        if (w <= 0)
-            die(1, "write to the dashboard: %s", strerror(errno));
-        off += (size_t)w;
-    }
+    const struct {
+        const char *p;
+        size_t n;
+    } parts[2] = {{req, (size_t)n}, {data, blen}};
+    for (int k = 0; k < 2; k++)
+        for (size_t off = 0; off < parts[k].n;) {
+            ssize_t w = write(fd, parts[k].p + off, parts[k].n - off);
+            if (w <= 0)
+                die(1, "write to the dashboard: %s", strerror(errno));
+            off += (size_t)w;
+        }
     free(req);
     size_t cap = 1 << 16, len = 0;
     char *buf = malloc(cap);
@@ -131,6 +140,13 @@ static int http(const client *cl, const char *method, const char *path, const ch
     if (status == 401)
         die(1, "bad token: the dashboard at %s:%d refused the cluster token", cl->host, cl->port);
     return status;
+}
+
+/* A request with a JSON body (json may be NULL: none). */
+static int http(const client *cl, const char *method, const char *path, const char *json,
+                char **body)
+{
+    return http_send(cl, method, path, "application/json", json, json ? strlen(json) : 0, body);
 }
 
 /* Die with the server's {"error": ...} unless status is 200. */
@@ -444,6 +460,111 @@ static int follow(const client *cl, const char *id, bool announce)
     }
 }
 
+/* ------------------------------------------------------------ working dirs */
+
+#define PKG_MAX   (64u << 20) /* gcs/gcs_upload.h: GCS_UPLOAD_MAX */
+#define PKG_PIECE 60000       /* under the dashboard's 64 KiB body cap */
+
+/* DIR packed by tar as a .tar.gz in memory (*len bytes; the caller frees).
+ * Dies if tar fails or the package passes PKG_MAX. */
+static uint8_t *pack_dir(const char *dir, size_t *len)
+{
+    int p[2];
+    if (pipe(p) != 0)
+        die(1, "pipe: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0)
+        die(1, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        dup2(p[1], 1);
+        close(p[0]);
+        close(p[1]);
+        execlp("tar", "tar", "-C", dir, "-czf", "-", ".", (char *)NULL);
+        fprintf(stderr, PROG ": cannot run tar: %s\n", strerror(errno));
+        _exit(127);
+    }
+    close(p[1]);
+    size_t cap = 1 << 16, n = 0;
+    uint8_t *buf = malloc(cap);
+    bool too_big = false;
+    for (;;) {
+        if (buf == NULL)
+            die(1, "out of memory");
+        if (n == cap) {
+            if (cap > PKG_MAX) {
+                too_big = true;
+                break;
+            }
+            buf = realloc(buf, cap *= 2);
+            continue;
+        }
+        ssize_t r = read(p[0], buf + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    close(p[0]);
+    if (too_big || n > PKG_MAX) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        die(1, "working dir %s packs to more than %u MiB: too big to upload", dir, PKG_MAX >> 20);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        die(1, "cannot pack working dir %s (tar failed)", dir);
+    *len = n;
+    return buf;
+}
+
+/* Upload DIR to the head (unless a package with its hash is there) in
+ * pieces; returns the URI the submission names (malloc'd). */
+static char *upload_dir(const client *cl, const char *dir)
+{
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        die(1, "working dir %s is not a directory", dir);
+    size_t len;
+    uint8_t *pkg = pack_dir(dir, &len), digest[SHA256_SIZE];
+    char hash[2 * SHA256_SIZE + 1], path[256], *body;
+    sha256(pkg, len, digest);
+    id_hex(digest, SHA256_SIZE, hash);
+    snprintf(path, sizeof(path), "/api/packages/%s", hash);
+    int st = http(cl, "GET", path, NULL, &body);
+    check(st, body);
+    const char *exists = get_raw(body, "exists");
+    bool have = exists && strncmp(exists, "true", 4) == 0;
+    free(body);
+    for (size_t off = 0; !have && (off < len || off == 0);) {
+        size_t n = len - off < PKG_PIECE ? len - off : PKG_PIECE;
+        snprintf(path, sizeof(path), "/api/packages/%s?offset=%zu", hash, off);
+        st = http_send(cl, "POST", path, "application/octet-stream", pkg + off, n, &body);
+        check(st, body);
+        free(body);
+        off += n;
+        if (n == 0)
+            break;
+    }
+    snprintf(path, sizeof(path), "/api/packages/%s?done=1", hash);
+    char *uri = NULL;
+    if (have) {
+        if (asprintf(&uri, "gcs://_rayc_pkg_%s.tar.gz", hash) < 0)
+            die(1, "out of memory");
+    } else {
+        st = http(cl, "POST", path, NULL, &body);
+        check(st, body);
+        uri = get_str(body, "uri");
+        free(body);
+    }
+    free(pkg);
+    if (uri == NULL)
+        die(1, "the dashboard's reply has no package uri");
+    return uri;
+}
+
 /* rayc job submit [--working-dir=DIR] [--no-wait] -- CMD ARGS... */
 static int job_submit(const client *cl, int argc, char **argv)
 {
@@ -481,15 +602,14 @@ static int job_submit(const client *cl, int argc, char **argv)
     }
     gcs_json_str(&j, entry);
     free(entry);
-    if (wd) {
-        char abs[PATH_MAX];
-        if (realpath(wd, abs) == NULL)
-            die(1, "working dir %s: %s", wd, strerror(errno));
+    if (wd) { /* packed here, uploaded through the head: no shared file system */
+        char *uri = upload_dir(cl, wd);
         gcs_json_key(&j, "runtime_env");
         gcs_json_obj_begin(&j);
         gcs_json_key(&j, "working_dir");
-        gcs_json_str(&j, abs);
+        gcs_json_str(&j, uri);
         gcs_json_obj_end(&j);
+        free(uri);
     }
     gcs_json_obj_end(&j);
     char *json = gcs_json_take(&j, NULL), *body;
