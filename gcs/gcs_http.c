@@ -52,6 +52,7 @@ struct gcs_http {
     char cookie[2 * SHA256_SIZE + 1]; /* hex HMAC(token, "rayc dashboard cookie") */
     gcs_jobsub *jobs;
     gcs_upload *uploads; /* packages being uploaded (gcs_http_pkg.c) */
+    gcs_http_logs *logs; /* log requests relayed to raylets (gcs_http_logs.c) */
     struct evhttp_connection *conns[GCS_HTTP_MAX_CONNS];
     int nconns;
     char dashboard_file[PATH_MAX]; /* removed at free */
@@ -152,6 +153,11 @@ gcs_upload *gcs_http__uploads(gcs_http *h)
     return h->uploads;
 }
 
+gcs_http_logs *gcs_http__logs_of(gcs_http *h)
+{
+    return h->logs;
+}
+
 /* -------------------------------------------------------------- auth */
 
 static bool bearer_ok(const gcs_http *h, const char *auth)
@@ -224,6 +230,7 @@ static bool sign_in(gcs_http *h, struct evhttp_request *req, struct evkeyvalq *q
 static void on_conn_close(struct evhttp_connection *c, void *arg)
 {
     gcs_http *h = arg;
+    gcs_http__logs_conn_closed(h, c);
     for (int i = 0; i < h->nconns; i++)
         if (h->conns[i] == c) {
             h->conns[i] = h->conns[--h->nconns];
@@ -682,6 +689,8 @@ static void on_request(struct evhttp_request *req, void *arg)
         else
             reply_error(h, req, 500, "out of memory");
         free(text);
+    } else if (strcmp(path, "/api/v0/logs") == 0) {
+        gcs_http__logs(h, req, &q);
     } else if (strcmp(path, "/api/v0/timeline") == 0) {
         serve_timeline(h, req, &q);
     } else if (strncmp(path, "/api/v0/", 8) == 0) {
@@ -779,7 +788,8 @@ gcs_http *gcs_http_new(struct event_base *base, gcs_server *srv, const char *hos
     }
     h->http = evhttp_new(base);
     h->uploads = gcs_upload_new();
-    if (h->jobs == NULL || h->http == NULL || h->uploads == NULL) {
+    h->logs = gcs_http_logs_new(h, srv, base);
+    if (h->jobs == NULL || h->http == NULL || h->uploads == NULL || h->logs == NULL) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -843,6 +853,7 @@ void gcs_http_free(gcs_http *h)
         event_free(h->retry_ev);
     gcs_jobsub_free(h->jobs);
     gcs_upload_free(h->uploads);
+    gcs_http_logs_free(h->logs);
     if (h->dashboard_file[0])
         unlink(h->dashboard_file);
     free(h);

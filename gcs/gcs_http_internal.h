@@ -1,7 +1,7 @@
 /*
  * gcs_http_internal.h -- what gcs_http.c shares with the route files beside
- * it (gcs_http_pkg.c: package uploads). Not a public contract. Every reply
- * is counted in /metrics by its status code. GCS loop thread only.
+ * it (gcs_http_pkg.c: package uploads; gcs_http_logs.c: node logs). Not a public contract. Every
+ * reply is counted in /metrics by its status code. GCS loop thread only.
  */
 #ifndef RAYC_GCS_HTTP_INTERNAL_H
 #define RAYC_GCS_HTTP_INTERNAL_H
@@ -32,5 +32,14 @@ void gcs_http__packages(gcs_http *h, struct evhttp_request *req, const char *res
 int gcs_http__package(void *h, const char *hash, const uint8_t **data, size_t *len);
 /* The server's staged uploads (gcs_upload.h). */
 struct gcs_upload *gcs_http__uploads(gcs_http *h);
+
+/* gcs_http_logs.c: GET /api/v0/logs, relayed to a node's raylet. */
+typedef struct gcs_http_logs gcs_http_logs;
+gcs_http_logs *gcs_http_logs_new(gcs_http *h, struct gcs_server *srv, struct event_base *base);
+void gcs_http_logs_free(gcs_http_logs *l); /* NULL-safe; pending requests are dropped */
+gcs_http_logs *gcs_http__logs_of(gcs_http *h);
+void gcs_http__logs(gcs_http *h, struct evhttp_request *req, struct evkeyvalq *q);
+/* A client connection closed: forget its pending log requests. */
+void gcs_http__logs_conn_closed(gcs_http *h, struct evhttp_connection *c);
 
 #endif

@@ -101,10 +101,10 @@ static void piece(gcs_http *h, gcs_upload *up, struct evhttp_request *req, const
     int64_t got = gcs_upload_put(up, hash, off, body, len, now_ms(), err, sizeof(err));
     if (got < 0) {
         gcs_http__reply_error(h, req,
-                              got == RAYC_EBUSY     ? 503
-                              : got == RAYC_ENOMEM ? 500
+                              got == RAYC_EBUSY        ? 503
+                              : got == RAYC_ENOMEM     ? 500
                               : strstr(err, "at most") ? 413
-                                                      : 400,
+                                                       : 400,
                               err);
         return;
     }

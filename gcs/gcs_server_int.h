@@ -83,6 +83,9 @@ struct gcs_server {
     char fatal[256];
     gcs_metrics *metrics;              /* issue 15: counters for /metrics (gcs_metrics.h) */
     struct gcs_task_store *task_store; /* issue 15: the task table in storage (NULL: memory) */
+    /* issue 15: a raylet's LogReply goes to the dashboard (gcs_http_logs.c) */
+    void (*log_reply)(void *arg, const Rpc__LogReply *r);
+    void *log_reply_arg;
 };
 
 typedef void (*gcs_op_finish_fn)(gcs_op *op);

@@ -138,8 +138,7 @@ int gcs_upload_finish(gcs_upload *u, const char *hash, uint8_t **data, size_t *l
     sha256(s->data ? s->data : (const uint8_t *)"", s->len, digest);
     id_hex(digest, SHA256_SIZE, hex);
     if (strcmp(hex, hash) != 0) {
-        snprintf(err, errlen, "the %zu bytes received hash to %.12s, not %.12s", s->len, hex,
-                 hash);
+        snprintf(err, errlen, "the %zu bytes received hash to %.12s, not %.12s", s->len, hex, hash);
         slot_clear(s);
         return RAYC_EINVAL;
     }

@@ -27,7 +27,7 @@
 
 typedef struct gcs_upload gcs_upload;
 
-gcs_upload *gcs_upload_new(void); /* NULL when out of memory */
+gcs_upload *gcs_upload_new(void);    /* NULL when out of memory */
 void gcs_upload_free(gcs_upload *u); /* NULL-safe */
 
 /* Whether s is 64 lowercase hex characters. */

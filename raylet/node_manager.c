@@ -27,6 +27,7 @@
 #include "job_table.h"
 #include "listener.h"
 #include "log.h"
+#include "log_files.h"
 #include "memory_monitor.h"
 #include "metrics_server.h"
 #include "node_metrics.h"
@@ -171,6 +172,16 @@ static void gs_on_pg_message(void *arg, uint16_t type, const ProtobufCMessage *m
     tm_pg_message(nm->tm, type, msg);
 }
 
+/* `rayc logs`: the GCS relays a dashboard request for this node's logs. */
+static void gs_on_log_request(void *arg, const Rpc__LogRequest *rq)
+{
+    node_manager *nm = arg;
+    log_answer a;
+    log_files_answer(nm->log_dir, rq, &a);
+    gs_send(nm->gs, MSG_LOG_REPLY, &a.reply.base);
+    log_answer_free(&a);
+}
+
 static const gs_hooks gcs_hooks = {
     .load = gs_on_load,
     .view_changed = gs_on_view_changed,
@@ -181,6 +192,7 @@ static const gs_hooks gcs_hooks = {
     .create_actor = gs_on_create_actor,
     .kill_actor = gs_on_kill_actor,
     .pg_message = gs_on_pg_message,
+    .log_request = gs_on_log_request,
 };
 
 /* ---------------------------------------------------------------- local clients */

@@ -11,6 +11,7 @@
  *   rayc timeline [--output=FILE] [--job=ID]
  *   rayc job submit [--working-dir=DIR] [--no-wait] -- CMD ARGS...
  *   rayc job status|logs [--follow]|stop ID      rayc job list
+ *   rayc logs [--node-id=ID] [FILE] [--follow]
  *
  * Every verb takes --address=HOST:PORT (the dashboard; also
  * $RAYC_DASHBOARD_ADDRESS, else <temp-dir>/session_latest/dashboard_address)
@@ -359,6 +360,87 @@ static bool terminal(const char *s)
     return strcmp(s, "SUCCEEDED") == 0 || strcmp(s, "FAILED") == 0 || strcmp(s, "STOPPED") == 0;
 }
 
+/* ------------------------------------------------------------ logs */
+
+/* Print the files of a list reply: name and size, one a line. */
+static void print_files(const char *body)
+{
+    printf("%-48s %12s\n", "FILE", "SIZE");
+    for (const char *p = body; (p = strstr(p, "{\"name\":\"")) != NULL;) {
+        p += 9;
+        char name[512];
+        size_t n = 0;
+        for (; *p && *p != '"' && n + 1 < sizeof(name); p++) {
+            if (*p == '\\' && p[1])
+                p++; /* names are plain: an escape keeps the next char */
+            name[n++] = *p;
+        }
+        name[n] = '\0';
+        const char *sz = strstr(p, "\"size\":");
+        printf("%-48s %12llu\n", name, sz ? strtoull(sz + 7, NULL, 10) : 0ull);
+    }
+}
+
+/* rayc logs [--node-id=ID] [FILE] [--follow]: a node's log files (the head's
+ * by default), relayed by the dashboard from that node's raylet. Without
+ * FILE, the list; with it, the file (and with --follow, what it gains,
+ * until interrupted). */
+static int cmd_logs(const client *cl, int argc, char **argv)
+{
+    const char *node = NULL, *file = NULL;
+    bool follow = false;
+    for (int i = 0; i < argc; i++) {
+        if (strncmp(argv[i], "--node-id=", 10) == 0)
+            node = argv[i] + 10;
+        else if (strcmp(argv[i], "--follow") == 0 || strcmp(argv[i], "-f") == 0)
+            follow = true;
+        else if (argv[i][0] == '-')
+            die(2, "unknown flag '%s' for 'logs'", argv[i]);
+        else if (file == NULL)
+            file = argv[i];
+        else
+            die(2, "logs takes one file name");
+    }
+    char enode[200] = "", efile[1024] = "", path[1400], *body;
+    if (node)
+        urlenc(enode, sizeof(enode), node);
+    if (file == NULL) {
+        snprintf(path, sizeof(path), "/api/v0/logs%s%s", node ? "?node_id=" : "", enode);
+        int st = http(cl, "GET", path, NULL, &body);
+        check(st, body);
+        print_files(body);
+        free(body);
+        return 0;
+    }
+    urlenc(efile, sizeof(efile), file);
+    unsigned long long offset = 0;
+    for (;;) {
+        snprintf(path, sizeof(path), "/api/v0/logs?filename=%s&offset=%llu%s%s", efile, offset,
+                 node ? "&node_id=" : "", enode);
+        int st = http(cl, "GET", path, NULL, &body);
+        check(st, body);
+        char *data = get_str(body, "data");
+        const char *next = get_raw(body, "next_offset"), *size = get_raw(body, "size");
+        unsigned long long nx = next ? strtoull(next, NULL, 10) : offset;
+        unsigned long long sz = size ? strtoull(size, NULL, 10) : 0;
+        if (data) {
+            fputs(data, stdout);
+            fflush(stdout);
+        }
+        free(data);
+        free(body);
+        if (nx < offset) /* the file was truncated or replaced: start again */
+            nx = 0;
+        bool more = nx > offset && nx < sz;
+        offset = nx;
+        if (more)
+            continue;
+        if (!follow)
+            return 0;
+        usleep(POLL_MS * 1000);
+    }
+}
+
 /* rayc timeline [--output=FILE] [--job=ID]: the head's Chrome trace of the
  * task runs, written to FILE (default /tmp/rayc-timeline-<time>.json, like
  * Ray's; "-" is stdout). */
@@ -703,7 +785,7 @@ static int cmd_job(const client *cl, int argc, char **argv)
 int main(int argc, char **argv)
 {
     if (argc < 2)
-        die(2, "usage: rayc list|summary|memory|timeline|job ...");
+        die(2, "usage: rayc list|summary|memory|timeline|job|logs ...");
     const char *verb = argv[1];
     int n = argc - 2;
     char **args = argv + 2;
@@ -726,5 +808,7 @@ int main(int argc, char **argv)
         return cmd_list(&cl, n, args, "memory");
     if (strcmp(verb, "job") == 0)
         return cmd_job(&cl, n, args);
+    if (strcmp(verb, "logs") == 0)
+        return cmd_logs(&cl, n, args);
     die(2, "unknown command '%s'", verb);
 }

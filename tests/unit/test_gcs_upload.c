@@ -59,8 +59,8 @@ Test(gcs_upload, the_size_is_capped_and_slots_are_few)
     /* All slots busy and fresh: refused; once one idles long enough, taken. */
     cr_assert_eq(gcs_upload_put(u, hex[GCS_UPLOAD_SLOTS], 0, "x", 1, 1001, err, sizeof(err)),
                  RAYC_EBUSY);
-    cr_assert_eq(gcs_upload_put(u, hex[GCS_UPLOAD_SLOTS], 0, "x", 1, 1000 + GCS_UPLOAD_IDLE_MS,
-                                err, sizeof(err)),
+    cr_assert_eq(gcs_upload_put(u, hex[GCS_UPLOAD_SLOTS], 0, "x", 1, 1000 + GCS_UPLOAD_IDLE_MS, err,
+                                sizeof(err)),
                  1);
     /* Over the cap: refused, the upload dropped. */
     static uint8_t chunk[1 << 20];
