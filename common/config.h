@@ -50,6 +50,7 @@
     X(INT, task_events_buffer_max, 100000, "task state changes a process buffers between sends") \
     X(INT, task_events_max_per_job, 10000, "task attempts the GCS keeps per job, oldest out")  \
     X(INT, task_events_max_total, 100000, "task attempts the GCS keeps over all jobs")        \
+    X(BOOL, task_events_persist, 1, "the GCS keeps its task table in Redis across restarts")  \
     /* node resources */                                                                     \
     X(DBL, num_cpus, -1, "CPUs this node offers; -1: all cores")                             \
     X(DBL, num_gpus, 0, "GPUs this node offers")                                             \

@@ -478,7 +478,8 @@ gcs_server *gcs_server_new(struct event_base *base, const rayc_config *cfg, cons
     net_set_nonblock(srv->listen_fd, true);
     start_loading(srv);
     /* The task table survives a restart in Redis (not in memory storage). */
-    if (cfg->task_events_report_ms > 0 && strcmp(gcs_storage_kind(storage), "redis") == 0 &&
+    if (cfg->task_events_report_ms > 0 && cfg->task_events_persist &&
+        strcmp(gcs_storage_kind(storage), "redis") == 0 &&
         (srv->task_store = gcs_task_store_new(
              base, storage, srv->tasks, cfg->task_events_report_ms,
              (size_t)(cfg->task_events_max_total > 0 ? cfg->task_events_max_total : 0))) == NULL) {

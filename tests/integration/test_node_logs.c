@@ -79,24 +79,22 @@ Test(node_logs, list_print_and_follow_a_nodes_logs)
 
     /* The list: b's own files, with the marker and its raylet log. */
     cr_assert_eq(logs(&f, &out, &err, (const char *const[]){nb, NULL}), 0, "%s", err);
-    cr_assert(strstr(out, "marker.log") && strstr(out, "600000") && strstr(out, "raylet.out"),
-              "%s", out);
+    cr_assert(strstr(out, "marker.log") && strstr(out, "600000") && strstr(out, "raylet.out"), "%s",
+              out);
     free(out), free(err);
     cr_assert_eq(logs(&f, &out, &err, (const char *const[]){na, NULL}), 0, "%s", err);
     cr_assert(strstr(out, "raylet.out") && !strstr(out, "marker.log"), "a's files: %s", out);
     free(out), free(err);
 
     /* The whole file, byte for byte, from pieces. */
-    cr_assert_eq(logs(&f, &out, &err, (const char *const[]){nb, "marker.log", NULL}), 0, "%s",
-                 err);
+    cr_assert_eq(logs(&f, &out, &err, (const char *const[]){nb, "marker.log", NULL}), 0, "%s", err);
     cr_assert_eq(strlen(out), big);
     cr_assert(strcmp(out, blob) == 0, "the printed file differs");
     free(out), free(err);
     free(blob);
 
     /* Each raylet's log is its own: b's names b. */
-    cr_assert_eq(logs(&f, &out, &err, (const char *const[]){nb, "raylet.out", NULL}), 0, "%s",
-                 err);
+    cr_assert_eq(logs(&f, &out, &err, (const char *const[]){nb, "raylet.out", NULL}), 0, "%s", err);
     cr_assert(strstr(out, f.b->node_id) && !strstr(out, f.a->node_id), "%s", out);
     free(out), free(err);
 
