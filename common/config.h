@@ -50,6 +50,7 @@
     X(INT, task_events_buffer_max, 100000, "task state changes a process buffers between sends") \
     X(INT, task_events_max_per_job, 10000, "task attempts the GCS keeps per job, oldest out")  \
     X(INT, task_events_max_total, 100000, "task attempts the GCS keeps over all jobs")        \
+    X(BOOL, task_events_persist, 1, "the GCS keeps its task table in Redis across restarts")  \
     /* node resources */                                                                     \
     X(DBL, num_cpus, -1, "CPUs this node offers; -1: all cores")                             \
     X(DBL, num_gpus, 0, "GPUs this node offers")                                             \
@@ -71,7 +72,8 @@
     X(INT, memory_monitor_refresh_ms, 250, "memory monitor period; 0: off")                  \
     X(DBL, memory_usage_threshold, 0.95, "fraction of node memory at which a worker is killed") \
     /* raylet networking */                                                                  \
-    X(INT, raylet_port, 0, "raylet TCP port for other raylets; 0: any free port")
+    X(INT, raylet_port, 0, "raylet TCP port for other raylets; 0: any free port")           \
+    X(INT, metrics_port, -1, "raylet Prometheus /metrics port (token needed); -1: none, 0: any")
 /* clang-format on */
 
 enum { CONFIG_STR, CONFIG_INT, CONFIG_DBL, CONFIG_SIZE, CONFIG_BOOL };

@@ -45,6 +45,53 @@ static void send_actor_reply(gcs_client *cl, uint16_t type, uint64_t req_id, int
     gcs_server__send(cl, type, &r.base);
 }
 
+/* ------------------------------------------------------------ task events */
+
+/* An actor's creation shows in the task table (ACTOR_CREATION_TASK): one
+ * attempt per incarnation, SUBMITTED when it waits for a node, SCHEDULED
+ * when sent to one, FINISHED when ALIVE, FAILED or CANCELLED when it never
+ * got there. The GCS reports these itself: it places actors. */
+static void creation_event(gcs_server *srv, const Rpc__ActorInfo *a, uint32_t attempt, int state,
+                           int code, const char *error, bool retried)
+{
+    if (srv->tasks == NULL || a == NULL || a->creation_spec.len == 0 ||
+        a->actor_id.len != ACTOR_ID_SIZE)
+        return;
+    Rpc__TaskSpec *spec = rpc__task_spec__unpack(NULL, a->creation_spec.len, a->creation_spec.data);
+    if (spec == NULL)
+        return;
+    if (spec->task_id.len == TASK_ID_SIZE) {
+        gcs_task_creation c = {
+            .attempt = attempt,
+            .state = state,
+            .now_us = wall_us(),
+            .class_name = a->class_name,
+            .name = a->name,
+            .actor = (const actor_id_t *)a->actor_id.data,
+            .node = a->node_id.len == NODE_ID_SIZE ? (const node_id_t *)a->node_id.data : NULL,
+            .pid = state == RPC__TASK_STATE__TASK_FINISHED ? a->pid : 0,
+            .error_code = code,
+            .error = error,
+            .retried = retried,
+        };
+        memcpy(c.id.b, spec->task_id.data, TASK_ID_SIZE);
+        gcs_task_add_creation(srv->tasks, &c, srv->metrics);
+    }
+    rpc__task_spec__free_unpacked(spec, NULL);
+}
+
+/* An actor left a state: the attempt that was creating it ended (when it
+ * had not, was_alive false) and, RESTARTING, the next one is SUBMITTED. */
+static void creation_ended(gcs_server *srv, const Rpc__ActorInfo *a, uint32_t attempt,
+                           bool was_alive, int end_state, int code, const char *why)
+{
+    bool again = a->state == RPC__ACTOR_STATE__ACTOR_RESTARTING;
+    if (!was_alive)
+        creation_event(srv, a, attempt, end_state, code, why, again);
+    if (again)
+        creation_event(srv, a, a->num_restarts, RPC__TASK_STATE__TASK_SUBMITTED, 0, NULL, false);
+}
+
 /* ------------------------------------------------------------ placement */
 
 static double available(const Rpc__NodeInfo *n, const char *name)
@@ -124,6 +171,7 @@ static void place(gcs_server *srv, const Rpc__ActorInfo *a)
     if (gcs_actor_placed(srv->actors, &id, &nid) != RAYC_OK)
         return;
     a = gcs_actor_get(srv->actors, &id);
+    creation_event(srv, a, a->num_restarts, RPC__TASK_STATE__TASK_SCHEDULED, 0, NULL, false);
     Rpc__CreateActor m = RPC__CREATE_ACTOR__INIT;
     m.actor = (Rpc__ActorInfo *)a;
     gcs_server__send(rl, MSG_CREATE_ACTOR, &m.base);
@@ -180,8 +228,12 @@ void gcs_actor_rpc_created(gcs_client *cl, const ProtobufCMessage *m, uint64_t r
         const char *why = r->status->message && r->status->message[0] ? r->status->message
                                                                       : rayc_strerror(status);
         bool again = status == RAYC_EWORKER_DIED || status == RAYC_EOOM;
+        a = gcs_actor_get(srv->actors, id);
+        uint32_t attempt = a ? a->num_restarts : 0;
+        bool was_alive = a && a->state == RPC__ACTOR_STATE__ACTOR_ALIVE;
         if (gcs_actor_failed(srv->actors, id, why, again, wall_ms(), &a) != RAYC_OK)
             return;
+        creation_ended(srv, a, attempt, was_alive, RPC__TASK_STATE__TASK_FAILED, status, why);
         log_info("actor %.12s: creation failed: %s (%s)", hex, why, gcs_actor_state_name(a->state));
         persist(srv, a, "actor creation failed");
         place(srv, a);
@@ -200,6 +252,7 @@ void gcs_actor_rpc_created(gcs_client *cl, const ProtobufCMessage *m, uint64_t r
     if (rc != RAYC_OK)
         return;
     log_info("actor %.12s (%s) is ALIVE at %s (pid %d)", hex, a->class_name, a->address, a->pid);
+    creation_event(srv, a, a->num_restarts, RPC__TASK_STATE__TASK_FINISHED, 0, NULL, false);
     persist(srv, a, "actor created");
 }
 
@@ -221,6 +274,7 @@ void gcs_actor_rpc_died(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_
     const char *cause = d->cause && d->cause[0] ? d->cause : "its worker died";
     if (gcs_actor_failed(srv->actors, id, cause, !d->no_restart, wall_ms(), &a) != RAYC_OK)
         return;
+    creation_ended(srv, a, 0, true, 0, 0, NULL);
     char hex[ID_HEX_MAX];
     log_info("actor %.12s is %s: %s", id_hex(id->b, ACTOR_ID_SIZE, hex),
              gcs_actor_state_name(a->state), cause);
@@ -271,6 +325,7 @@ void gcs_actor_rpc_register(gcs_client *cl, const ProtobufCMessage *m, uint64_t 
     gcs_op *op = gcs_server__op_new(srv, cl, req_id, MSG_REGISTER_ACTOR_REPLY, finish_actor_op,
                                     "register actor");
     memcpy(op->u.actor_id, a->actor_id.data, ACTOR_ID_SIZE);
+    creation_event(srv, a, a->num_restarts, RPC__TASK_STATE__TASK_SUBMITTED, 0, NULL, false);
     actor_changed(op, a);
     gcs_server__op_commit(op);
     place(srv, gcs_actor_get(srv->actors, (const actor_id_t *)req->actor->actor_id.data));
@@ -300,13 +355,18 @@ void gcs_actor_rpc_kill(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_
     }
     const actor_id_t *id = (const actor_id_t *)req->actor_id.data;
     const char *cause = req->cause && req->cause[0] ? req->cause : KILL_CAUSE;
-    kill_worker_of(srv, gcs_actor_get(srv->actors, id));
-    const Rpc__ActorInfo *a;
+    const Rpc__ActorInfo *a = gcs_actor_get(srv->actors, id);
+    kill_worker_of(srv, a);
+    uint32_t attempt = a ? a->num_restarts : 0;
+    bool was_alive = a && (a->state == RPC__ACTOR_STATE__ACTOR_ALIVE ||
+                           a->state == RPC__ACTOR_STATE__ACTOR_DEAD);
     int rc = gcs_actor_failed(srv->actors, id, cause, !req->no_restart, wall_ms(), &a);
     if (rc != RAYC_OK) {
         gcs_server__reply_status(cl, MSG_KILL_ACTOR_REPLY, req_id, rc, "no such actor");
         return;
     }
+    creation_ended(srv, a, attempt, was_alive, RPC__TASK_STATE__TASK_CANCELLED, RAYC_ECANCELLED,
+                   cause);
     char hex[ID_HEX_MAX];
     log_info("actor %.12s is %s: %s", id_hex(id->b, ACTOR_ID_SIZE, hex),
              gcs_actor_state_name(a->state), cause);
@@ -349,6 +409,9 @@ static void bulk_changed(void *arg, const Rpc__ActorInfo *a)
 {
     gcs_op *op = arg;
     actor_changed(op, a);
+    if (a->state == RPC__ACTOR_STATE__ACTOR_RESTARTING)
+        creation_event(op->srv, a, a->num_restarts, RPC__TASK_STATE__TASK_SUBMITTED, 0, NULL,
+                       false);
     if (a->state == RPC__ACTOR_STATE__ACTOR_DEAD)
         kill_worker_of(op->srv, a);
 }

@@ -45,6 +45,7 @@ struct gcs_jobsub {
     size_t n, cap;
     gcs_jobsub_save_fn save;
     gcs_jobsub_forget_fn forget;
+    gcs_jobsub_package_fn package;
     void *hook_arg;
 };
 
@@ -175,6 +176,7 @@ gcs_jobsub *gcs_jobsub_new(struct event_base *base, const gcs_jobsub_opts *opts)
     m->default_dir = strdup(opts->default_dir ? opts->default_dir : "/");
     m->save = opts->save;
     m->forget = opts->forget;
+    m->package = opts->package;
     m->hook_arg = opts->hook_arg;
     m->sigchld = evsignal_new(base, SIGCHLD, on_sigchld, m);
     m->tick = event_new(base, -1, EV_PERSIST, on_tick, m);
@@ -247,9 +249,70 @@ static int make_room(gcs_jobsub *m)
     return 0;
 }
 
+/* The hash of a package URI (GCS_JOBSUB_PKG_PREFIX <64 hex> SUFFIX) into
+ * hash[65]; false if wd is not one. */
+static bool package_hash(const char *wd, char hash[65])
+{
+    size_t pl = strlen(GCS_JOBSUB_PKG_PREFIX), sl = strlen(GCS_JOBSUB_PKG_SUFFIX);
+    if (wd == NULL || strncmp(wd, GCS_JOBSUB_PKG_PREFIX, pl) != 0 || strlen(wd) != pl + 64 + sl ||
+        strcmp(wd + pl + 64, GCS_JOBSUB_PKG_SUFFIX) != 0)
+        return false;
+    memcpy(hash, wd + pl, 64);
+    hash[64] = '\0';
+    for (int i = 0; i < 64; i++)
+        if (!((hash[i] >= '0' && hash[i] <= '9') || (hash[i] >= 'a' && hash[i] <= 'f')))
+            return false;
+    return true;
+}
+
+/* In the child: unpack the package into dir (made 0700) with tar, fed
+ * through a pipe; tar's messages go to the job's log (fds 1 and 2 already).
+ * 0, or an errno. */
+static int unpack(const char *dir, const uint8_t *pkg, size_t len)
+{
+    if (mkdir_p(dir, 0700) != 0)
+        return errno;
+    int p[2];
+    if (pipe(p) != 0)
+        return errno;
+    signal(SIGCHLD, SIG_DFL); /* the GCS's handler is not ours to wake */
+    signal(SIGPIPE, SIG_IGN); /* tar may stop reading: a write error, not a death */
+    pid_t pid = fork();
+    if (pid < 0)
+        return errno;
+    if (pid == 0) {
+        dup2(p[0], 0);
+        close(p[0]);
+        close(p[1]);
+        execlp("tar", "tar", "-xzf", "-", "-C", dir, "--no-same-owner", "--no-same-permissions",
+               (char *)NULL);
+        _exit(127);
+    }
+    close(p[0]);
+    for (size_t off = 0; off < len;) {
+        ssize_t w = write(p[1], pkg + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    close(p[1]);
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    signal(SIGPIPE, SIG_DFL);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        dprintf(2, "rayc: cannot unpack the uploaded working dir into %s (tar failed)\n", dir);
+        return EIO;
+    }
+    return 0;
+}
+
 /* In the child, between fork and exec: never returns. Reports a failure
- * before exec as an errno on errfd. */
-static void child(const gcs_jobsub *m, const record *r, int logfd, int errfd)
+ * before exec as an errno on errfd. pkg: the uploaded working dir, if any. */
+static void child(const gcs_jobsub *m, const record *r, int logfd, int errfd, const uint8_t *pkg,
+                  size_t pkglen)
 {
     int e = 0;
     setsid();
@@ -257,7 +320,16 @@ static void child(const gcs_jobsub *m, const record *r, int logfd, int errfd)
     int nullfd = open("/dev/null", O_RDONLY);
     if (nullfd < 0 || dup2(nullfd, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
         goto fail;
-    if (chdir(r->info.working_dir ? r->info.working_dir : m->default_dir) != 0)
+    char dir[PATH_MAX];
+    if (pkg) {
+        snprintf(dir, sizeof(dir), "%s/working_dirs/%s", m->default_dir, r->info.id);
+        if ((errno = unpack(dir, pkg, pkglen)) != 0)
+            goto fail;
+    } else {
+        snprintf(dir, sizeof(dir), "%s",
+                 r->info.working_dir ? r->info.working_dir : m->default_dir);
+    }
+    if (chdir(dir) != 0)
         goto fail;
     if (setenv("RAYC_ADDRESS", m->gcs_address, 1) != 0 || setenv("RAYC_TOKEN", m->token, 1) != 0 ||
         setenv("RAYC_JOB_SUBMISSION_ID", r->info.id, 1) != 0)
@@ -296,9 +368,17 @@ int gcs_jobsub_submit(gcs_jobsub *m, const char *entrypoint, const char *working
         snprintf(err, errlen, "the entrypoint must be 1 to %d bytes", GCS_JOBSUB_ENTRY_MAX);
         return RAYC_EINVAL;
     }
-    char wd[PATH_MAX];
+    char wd[PATH_MAX], hash[65];
     struct stat sb;
-    if (working_dir && *working_dir) {
+    const uint8_t *pkg = NULL;
+    size_t pkglen = 0;
+    if (package_hash(working_dir, hash)) {
+        if (m->package == NULL || m->package(m->hook_arg, hash, &pkg, &pkglen) != RAYC_OK) {
+            snprintf(err, errlen, "working dir %s was not uploaded to the GCS", working_dir);
+            return RAYC_EINVAL;
+        }
+        snprintf(wd, sizeof(wd), "%s", working_dir);
+    } else if (working_dir && *working_dir) {
         if (realpath(working_dir, wd) == NULL || stat(wd, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
             snprintf(err, errlen, "working dir %s is not a directory on the head", working_dir);
             return RAYC_EINVAL;
@@ -344,7 +424,7 @@ int gcs_jobsub_submit(gcs_jobsub *m, const char *entrypoint, const char *working
     }
     pid_t pid = fork();
     if (pid == 0)
-        child(m, r, logfd, pfd[1]);
+        child(m, r, logfd, pfd[1], pkg, pkglen);
     int fork_errno = errno;
     close(logfd);
     close(pfd[1]);

@@ -64,6 +64,19 @@ typedef struct {
 typedef void (*gcs_jobsub_save_fn)(void *arg, const gcs_jobsub_info *info);
 typedef void (*gcs_jobsub_forget_fn)(void *arg, const char *id);
 
+/* A working dir uploaded through the GCS (`rayc job submit --working-dir`,
+ * gcs_upload.h): "gcs://_rayc_pkg_<sha256 hex>.tar.gz", a code package in the
+ * GCS KV. The entrypoint's child unpacks it into
+ * <default_dir>/working_dirs/<submission id> (tar -xz, its complaints in
+ * the job's log) and runs there. */
+#define GCS_JOBSUB_PKG_PREFIX "gcs://_rayc_pkg_"
+#define GCS_JOBSUB_PKG_SUFFIX ".tar.gz"
+
+/* The package named by its hex SHA-256: *data, *len (owned by the caller
+ * of the hook, valid until the loop turns); RAYC_ENOTFOUND if there is none. */
+typedef int (*gcs_jobsub_package_fn)(void *arg, const char *hash, const uint8_t **data,
+                                     size_t *len);
+
 typedef struct {
     const char *gcs_address; /* RAYC_ADDRESS for entrypoints: "IP:PORT" */
     const char *token;       /* RAYC_TOKEN for entrypoints */
@@ -71,6 +84,7 @@ typedef struct {
     const char *default_dir; /* cwd of an entrypoint without a working dir */
     gcs_jobsub_save_fn save; /* may be NULL */
     gcs_jobsub_forget_fn forget;
+    gcs_jobsub_package_fn package; /* may be NULL: no uploaded working dirs */
     void *hook_arg;
 } gcs_jobsub_opts;
 

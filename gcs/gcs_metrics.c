@@ -5,6 +5,7 @@
  * Runs in the GCS event-loop thread only.
  */
 #include "gcs_metrics.h"
+#include "gcs_task_store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -170,6 +171,17 @@ static void task_metrics(FILE *f, const gcs_metrics *m, const gcs_state_src *src
             "rayc_task_events_dropped_total{reason=\"lost\"} %llu\n",
             (unsigned long long)gcs_task_evicted(src->tasks),
             (unsigned long long)gcs_task_lost(src->tasks));
+    fprintf(f,
+            "# HELP rayc_task_records_persisted_total Task records whose writes to the GCS "
+            "storage completed since the GCS started.\n"
+            "# TYPE rayc_task_records_persisted_total counter\n"
+            "rayc_task_records_persisted_total %llu\n"
+            "# HELP rayc_task_records_loaded Task records read back from the GCS storage at "
+            "start.\n"
+            "# TYPE rayc_task_records_loaded gauge\n"
+            "rayc_task_records_loaded %llu\n",
+            (unsigned long long)gcs_task_store_persisted(src->task_store),
+            (unsigned long long)gcs_task_store_loaded(src->task_store));
 }
 
 /* Per alive node, from its heartbeats: resources, object store, queue. */

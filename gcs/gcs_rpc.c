@@ -600,6 +600,14 @@ static void handle_task_events(gcs_client *cl, const ProtobufCMessage *m, uint64
     gcs_task_add_batch(cl->srv->tasks, (const Rpc__TaskEventBatch *)m, cl->srv->metrics);
 }
 
+/* A raylet's answer to a dashboard's LogRequest (`rayc logs`). */
+static void handle_log_reply(gcs_client *cl, const ProtobufCMessage *m, uint64_t req_id)
+{
+    (void)req_id;
+    if (cl->srv->log_reply)
+        cl->srv->log_reply(cl->srv->log_reply_arg, (const Rpc__LogReply *)m);
+}
+
 /* --------------------------------------------------------------- dispatch */
 
 static const handler handlers[] = {
@@ -630,6 +638,7 @@ static const handler handlers[] = {
     [MSG_REMOVE_PG_REQ] = {MSG_REMOVE_PG_REPLY, ANY_ROLE, gcs_pg_rpc_remove},
     [MSG_LIST_PGS_REQ] = {MSG_LIST_PGS_REPLY, ANY_ROLE, gcs_pg_rpc_list},
     [MSG_BUNDLES_PREPARED] = {0, ROLE(RAYLET), gcs_pg_rpc_prepared},
+    [MSG_LOG_REPLY] = {0, ROLE(RAYLET), handle_log_reply},
 };
 
 /* Every request but OBJECT_LOCATION_UPDATE has req_id as a uint64 field. */

@@ -17,6 +17,7 @@
 #include "gcs_map.h"
 #include "gcs_pg_table.h"
 #include "gcs_server_int.h"
+#include "gcs_task_store.h"
 #include "log.h"
 #include "net.h"
 #include "rayc.h"
@@ -477,6 +478,15 @@ gcs_server *gcs_server_new(struct event_base *base, const rayc_config *cfg, cons
     }
     net_set_nonblock(srv->listen_fd, true);
     start_loading(srv);
+    /* The task table survives a restart in Redis (not in memory storage). */
+    if (cfg->task_events_report_ms > 0 && cfg->task_events_persist &&
+        strcmp(gcs_storage_kind(storage), "redis") == 0 &&
+        (srv->task_store = gcs_task_store_new(
+             base, storage, srv->tasks, cfg->task_events_report_ms,
+             (size_t)(cfg->task_events_max_total > 0 ? cfg->task_events_max_total : 0))) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     return srv;
 fail:
     gcs_server_free(srv);
@@ -523,6 +533,7 @@ void gcs_server_free(gcs_server *srv)
     if (srv->clients)
         log_warn("some connections did not close before shutdown");
     gcs_storage_free(srv->storage);
+    gcs_task_store_free(srv->task_store); /* after its writes were cancelled */
     gcs_pubsub_free(srv->pubsub);
     gcs_objdir_free(srv->objdir);
     gcs_kv_table_free(srv->kv);

@@ -82,7 +82,11 @@ struct gcs_server {
     bool ready;
     bool stopping;
     char fatal[256];
-    gcs_metrics *metrics; /* issue 15: counters for /metrics (gcs_metrics.h) */
+    gcs_metrics *metrics;              /* issue 15: counters for /metrics (gcs_metrics.h) */
+    struct gcs_task_store *task_store; /* issue 15: the task table in storage (NULL: memory) */
+    /* issue 15: a raylet's LogReply goes to the dashboard (gcs_http_logs.c) */
+    void (*log_reply)(void *arg, const Rpc__LogReply *r);
+    void *log_reply_arg;
 };
 
 typedef void (*gcs_op_finish_fn)(gcs_op *op);

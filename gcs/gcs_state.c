@@ -16,40 +16,13 @@
 #include <strings.h>
 
 #include "gcs_json.h"
+#include "gcs_state_internal.h"
 #include "ids.h"
 #include "rayc.h"
 
-enum { T_STR, T_NUM, T_BOOL, T_JSON };
-
-typedef struct {
-    const char *name;
-    int type;
-    bool table; /* shown in tables without --detail */
-} col;
-
-typedef struct {
-    char **v;        /* one value per column (NULL: null) */
-    const char *key; /* sort: primary (borrowed from v) */
-    uint64_t num;    /* sort: secondary, descending */
-} row;
-
-typedef struct {
-    const col *cols;
-    int ncols;
-    row *rows;
-    size_t n, cap;
-    bool oom;
-    /* Streaming views (tasks: up to 100,000 records) filter and limit as
-     * they build (row_filter), so a request costs rows for what it shows. */
-    const gcs_state_query *q;
-    const int *fc;
-    size_t limit;
-    size_t seen, matched;
-} rowset;
-
 /* --------------------------------------------------------------- rows */
 
-static char **row_new(rowset *rs)
+char **gcs_state__row_new(rowset *rs)
 {
     if (rs->oom)
         return NULL;
@@ -76,7 +49,7 @@ static bool row_matches(const rowset *rs, const row *r, const gcs_state_query *q
 
 /* Streaming views: the row just built stays only if it passes the filters
  * and the limit has room; it is counted either way. */
-static void row_filter(rowset *rs)
+void gcs_state__row_filter(rowset *rs)
 {
     if (rs->n == 0)
         return;
@@ -104,7 +77,7 @@ static void rows_free(rowset *rs)
     rs->n = rs->cap = 0;
 }
 
-static void set_str(rowset *rs, char **v, int c, const char *s)
+void gcs_state__set_str(rowset *rs, char **v, int c, const char *s)
 {
     if (v == NULL || s == NULL)
         return;
@@ -113,38 +86,38 @@ static void set_str(rowset *rs, char **v, int c, const char *s)
         rs->oom = true;
 }
 
-static void set_u64(rowset *rs, char **v, int c, uint64_t x)
+void gcs_state__set_u64(rowset *rs, char **v, int c, uint64_t x)
 {
     char b[24];
     snprintf(b, sizeof(b), "%llu", (unsigned long long)x);
-    set_str(rs, v, c, b);
+    gcs_state__set_str(rs, v, c, b);
 }
 
-static void set_i64(rowset *rs, char **v, int c, int64_t x)
+void gcs_state__set_i64(rowset *rs, char **v, int c, int64_t x)
 {
     char b[24];
     snprintf(b, sizeof(b), "%lld", (long long)x);
-    set_str(rs, v, c, b);
+    gcs_state__set_str(rs, v, c, b);
 }
 
-static void set_dbl(rowset *rs, char **v, int c, double x)
+void gcs_state__set_dbl(rowset *rs, char **v, int c, double x)
 {
     char b[32];
     snprintf(b, sizeof(b), "%g", x);
-    set_str(rs, v, c, b);
+    gcs_state__set_str(rs, v, c, b);
 }
 
-static void set_hex(rowset *rs, char **v, int c, const uint8_t *id, size_t len)
+void gcs_state__set_hex(rowset *rs, char **v, int c, const uint8_t *id, size_t len)
 {
     char hex[2 * GCS_OBJDIR_OWNER_MAX + 1];
     if (len > GCS_OBJDIR_OWNER_MAX)
         len = GCS_OBJDIR_OWNER_MAX;
     id_hex(id, len, hex);
-    set_str(rs, v, c, len ? hex : "");
+    gcs_state__set_str(rs, v, c, len ? hex : "");
 }
 
 /* Takes the writer's text. */
-static void set_json(rowset *rs, char **v, int c, gcs_json *j)
+void gcs_state__set_json(rowset *rs, char **v, int c, gcs_json *j)
 {
     char *s = gcs_json_take(j, NULL);
     if (s == NULL) {
@@ -185,7 +158,7 @@ static void res_json(rowset *rs, char **v, int c, Rpc__Resource **r, size_t n)
         gcs_json_dbl(&j, r[i]->amount);
     }
     gcs_json_obj_end(&j);
-    set_json(rs, v, c, &j);
+    gcs_state__set_json(rs, v, c, &j);
 }
 
 enum {
@@ -250,33 +223,37 @@ static void build_nodes(const gcs_state_src *src, rowset *rs, const gcs_state_qu
     size_t n = cap ? gcs_node_list(src->nodes, list, cap) : 0;
     for (size_t i = 0; i < n; i++) {
         const Rpc__NodeInfo *x = list[i];
-        char **v = row_new(rs);
+        char **v = gcs_state__row_new(rs);
         if (v == NULL)
             break;
-        set_hex(rs, v, N_ID, x->node_id.data, x->node_id.len);
-        set_str(rs, v, N_STATE, x->state == RPC__NODE_STATE__NODE_ALIVE ? "ALIVE" : "DEAD");
-        set_str(rs, v, N_ADDRESS, x->address);
-        set_str(rs, v, N_HEAD, x->is_head ? "true" : "false");
-        set_dbl(rs, v, N_CPU, res_amount(x->resources_total, x->n_resources_total, "CPU"));
-        set_dbl(rs, v, N_CPU_AVAIL,
-                res_amount(x->resources_available, x->n_resources_available, "CPU"));
-        set_dbl(rs, v, N_GPU, res_amount(x->resources_total, x->n_resources_total, "GPU"));
-        set_dbl(rs, v, N_GPU_AVAIL,
-                res_amount(x->resources_available, x->n_resources_available, "GPU"));
-        set_dbl(rs, v, N_MEM, res_amount(x->resources_total, x->n_resources_total, "memory"));
-        set_u64(rs, v, N_STORE_CAP, x->store_capacity);
-        set_u64(rs, v, N_STORE_USED, x->store_used);
-        set_u64(rs, v, N_OBJECTS, x->store_objects);
-        set_u64(rs, v, N_SPILLED, x->spilled_bytes);
-        set_u64(rs, v, N_PENDING, x->pending_tasks);
-        set_str(rs, v, N_HOST, x->hostname);
+        gcs_state__set_hex(rs, v, N_ID, x->node_id.data, x->node_id.len);
+        gcs_state__set_str(rs, v, N_STATE,
+                           x->state == RPC__NODE_STATE__NODE_ALIVE ? "ALIVE" : "DEAD");
+        gcs_state__set_str(rs, v, N_ADDRESS, x->address);
+        gcs_state__set_str(rs, v, N_HEAD, x->is_head ? "true" : "false");
+        gcs_state__set_dbl(rs, v, N_CPU,
+                           res_amount(x->resources_total, x->n_resources_total, "CPU"));
+        gcs_state__set_dbl(rs, v, N_CPU_AVAIL,
+                           res_amount(x->resources_available, x->n_resources_available, "CPU"));
+        gcs_state__set_dbl(rs, v, N_GPU,
+                           res_amount(x->resources_total, x->n_resources_total, "GPU"));
+        gcs_state__set_dbl(rs, v, N_GPU_AVAIL,
+                           res_amount(x->resources_available, x->n_resources_available, "GPU"));
+        gcs_state__set_dbl(rs, v, N_MEM,
+                           res_amount(x->resources_total, x->n_resources_total, "memory"));
+        gcs_state__set_u64(rs, v, N_STORE_CAP, x->store_capacity);
+        gcs_state__set_u64(rs, v, N_STORE_USED, x->store_used);
+        gcs_state__set_u64(rs, v, N_OBJECTS, x->store_objects);
+        gcs_state__set_u64(rs, v, N_SPILLED, x->spilled_bytes);
+        gcs_state__set_u64(rs, v, N_PENDING, x->pending_tasks);
+        gcs_state__set_str(rs, v, N_HOST, x->hostname);
         res_json(rs, v, N_RES, x->resources_total, x->n_resources_total);
         res_json(rs, v, N_RES_AVAIL, x->resources_available, x->n_resources_available);
-        set_u64(rs, v, N_START, x->start_time_ms);
-        set_u64(rs, v, N_END, x->end_time_ms);
-        set_u64(rs, v, N_HEARTBEAT, x->last_heartbeat_ms);
-        set_str(rs, v, N_DEATH, x->death_reason);
-        set_str(rs, v, N_SESSION, x->session_dir);
+        gcs_state__set_u64(rs, v, N_START, x->start_time_ms);
+        gcs_state__set_u64(rs, v, N_END, x->end_time_ms);
+        gcs_state__set_u64(rs, v, N_HEARTBEAT, x->last_heartbeat_ms);
+        gcs_state__set_str(rs, v, N_DEATH, x->death_reason);
+        gcs_state__set_str(rs, v, N_SESSION, x->session_dir);
     }
     free(list);
 }
@@ -316,18 +293,18 @@ static void build_jobs(const gcs_state_src *src, rowset *rs, const gcs_state_que
     size_t n = cap ? gcs_job_list(src->jobs, list, cap) : 0;
     for (size_t i = 0; i < n; i++) {
         const Rpc__JobInfo *x = list[i];
-        char **v = row_new(rs);
+        char **v = gcs_state__row_new(rs);
         if (v == NULL)
             break;
-        set_u64(rs, v, J_ID, x->job_id);
-        set_str(rs, v, J_TYPE, "DRIVER");
-        set_str(rs, v, J_STATE, job_state_name(x->state));
-        set_i64(rs, v, J_PID, x->driver_pid);
-        set_u64(rs, v, J_START, x->start_time_ms);
-        set_u64(rs, v, J_END, x->end_time_ms);
-        set_str(rs, v, J_ENTRY, x->entrypoint);
-        set_str(rs, v, J_NS, x->namespace_);
-        set_hex(rs, v, J_NODE, x->node_id.data, x->node_id.len);
+        gcs_state__set_u64(rs, v, J_ID, x->job_id);
+        gcs_state__set_str(rs, v, J_TYPE, "DRIVER");
+        gcs_state__set_str(rs, v, J_STATE, job_state_name(x->state));
+        gcs_state__set_i64(rs, v, J_PID, x->driver_pid);
+        gcs_state__set_u64(rs, v, J_START, x->start_time_ms);
+        gcs_state__set_u64(rs, v, J_END, x->end_time_ms);
+        gcs_state__set_str(rs, v, J_ENTRY, x->entrypoint);
+        gcs_state__set_str(rs, v, J_NS, x->namespace_);
+        gcs_state__set_hex(rs, v, J_NODE, x->node_id.data, x->node_id.len);
     }
     free(list);
     cap = src->subs ? gcs_jobsub_count(src->subs) : 0;
@@ -339,17 +316,17 @@ static void build_jobs(const gcs_state_src *src, rowset *rs, const gcs_state_que
     n = cap ? gcs_jobsub_list(src->subs, subs, cap) : 0;
     for (size_t i = 0; i < n; i++) {
         const gcs_jobsub_info *x = subs[i];
-        char **v = row_new(rs);
+        char **v = gcs_state__row_new(rs);
         if (v == NULL)
             break;
-        set_str(rs, v, J_ID, x->id);
-        set_str(rs, v, J_TYPE, "SUBMISSION");
-        set_str(rs, v, J_STATE, gcs_jobsub_status_name(x->status));
-        set_i64(rs, v, J_PID, x->pid);
-        set_u64(rs, v, J_START, x->start_time_ms);
-        set_u64(rs, v, J_END, x->end_time_ms);
-        set_str(rs, v, J_ENTRY, x->entrypoint);
-        set_str(rs, v, J_MSG, x->message);
+        gcs_state__set_str(rs, v, J_ID, x->id);
+        gcs_state__set_str(rs, v, J_TYPE, "SUBMISSION");
+        gcs_state__set_str(rs, v, J_STATE, gcs_jobsub_status_name(x->status));
+        gcs_state__set_i64(rs, v, J_PID, x->pid);
+        gcs_state__set_u64(rs, v, J_START, x->start_time_ms);
+        gcs_state__set_u64(rs, v, J_END, x->end_time_ms);
+        gcs_state__set_str(rs, v, J_ENTRY, x->entrypoint);
+        gcs_state__set_str(rs, v, J_MSG, x->message);
     }
     free(subs);
 }
@@ -368,14 +345,15 @@ typedef struct {
 static void on_location(void *arg, const Rpc__ObjectLocation *loc)
 {
     walk_arg *w = arg;
-    char **v = row_new(w->rs);
+    char **v = gcs_state__row_new(w->rs);
     if (v == NULL)
         return;
-    set_hex(w->rs, v, O_ID, loc->object_id.data, loc->object_id.len);
-    set_u64(w->rs, v, O_SIZE, loc->size);
-    set_hex(w->rs, v, O_NODE, loc->node_id.data, loc->node_id.len);
-    set_hex(w->rs, v, O_OWNER, loc->owner_id.data, loc->owner_id.len);
-    set_u64(w->rs, v, O_COPIES, gcs_objdir_count(w->d, loc->object_id.data, loc->object_id.len));
+    gcs_state__set_hex(w->rs, v, O_ID, loc->object_id.data, loc->object_id.len);
+    gcs_state__set_u64(w->rs, v, O_SIZE, loc->size);
+    gcs_state__set_hex(w->rs, v, O_NODE, loc->node_id.data, loc->node_id.len);
+    gcs_state__set_hex(w->rs, v, O_OWNER, loc->owner_id.data, loc->owner_id.len);
+    gcs_state__set_u64(w->rs, v, O_COPIES,
+                       gcs_objdir_count(w->d, loc->object_id.data, loc->object_id.len));
     w->rs->rows[w->rs->n - 1].num = loc->size;
 }
 
@@ -402,13 +380,14 @@ static void build_pgs(const gcs_state_src *src, rowset *rs, const gcs_state_quer
     (void)q;
     for (size_t i = 0; i < src->npgs; i++) {
         const Rpc__PlacementGroupInfo *g = &src->pgs[i];
-        char **v = row_new(rs);
+        char **v = gcs_state__row_new(rs);
         if (v == NULL)
             break;
-        set_hex(rs, v, 0, g->pg_id.data, g->pg_id.len);
-        set_str(rs, v, 1, g->name);
-        set_str(rs, v, 2, (unsigned)g->state < 4 ? states[g->state] : "UNKNOWN");
-        set_str(rs, v, 3, (unsigned)g->strategy < 4 ? strategies[g->strategy] : "UNKNOWN");
+        gcs_state__set_hex(rs, v, 0, g->pg_id.data, g->pg_id.len);
+        gcs_state__set_str(rs, v, 1, g->name);
+        gcs_state__set_str(rs, v, 2, (unsigned)g->state < 4 ? states[g->state] : "UNKNOWN");
+        gcs_state__set_str(rs, v, 3,
+                           (unsigned)g->strategy < 4 ? strategies[g->strategy] : "UNKNOWN");
         gcs_json j;
         gcs_json_init(&j);
         gcs_json_arr_begin(&j);
@@ -432,69 +411,10 @@ static void build_pgs(const gcs_state_src *src, rowset *rs, const gcs_state_quer
             gcs_json_obj_end(&j);
         }
         gcs_json_arr_end(&j);
-        set_json(rs, v, 4, &j);
+        gcs_state__set_json(rs, v, 4, &j);
     }
     for (size_t i = 0; i < rs->n; i++)
         rs->rows[i].key = rs->rows[i].v[0];
-}
-
-enum {
-    A_ID,
-    A_CLASS,
-    A_STATE,
-    A_NAME,
-    A_NS,
-    A_JOB,
-    A_NODE,
-    A_PID,
-    A_RESTARTS,
-    A_DETACHED,
-    A_DEATH,
-    A_START,
-    A_END,
-    A_COLS
-};
-static const col actor_cols[A_COLS] = {
-    {"actor_id", T_STR, true},     {"class_name", T_STR, true},   {"state", T_STR, true},
-    {"name", T_STR, true},         {"namespace", T_STR, false},   {"job_id", T_NUM, true},
-    {"node_id", T_STR, false},     {"pid", T_NUM, true},          {"num_restarts", T_NUM, true},
-    {"is_detached", T_STR, false}, {"death_cause", T_STR, false}, {"start_time_ms", T_NUM, false},
-    {"end_time_ms", T_NUM, false},
-};
-
-/* The GCS actor table, by actor id. */
-static void build_actors(const gcs_state_src *src, rowset *rs, const gcs_state_query *q)
-{
-    (void)q;
-    size_t cap = src->actors ? gcs_actor_count(src->actors) : 0;
-    const Rpc__ActorInfo **list = malloc((cap ? cap : 1) * sizeof(*list));
-    if (list == NULL) {
-        rs->oom = true;
-        return;
-    }
-    size_t n = cap ? gcs_actor_list(src->actors, list, cap) : 0;
-    for (size_t i = 0; i < n; i++) {
-        const Rpc__ActorInfo *x = list[i];
-        char **v = row_new(rs);
-        if (v == NULL)
-            break;
-        set_hex(rs, v, A_ID, x->actor_id.data, x->actor_id.len);
-        set_str(rs, v, A_CLASS, x->class_name);
-        set_str(rs, v, A_STATE, gcs_actor_state_name(x->state));
-        set_str(rs, v, A_NAME, x->name);
-        set_str(rs, v, A_NS, x->namespace_);
-        set_u64(rs, v, A_JOB, x->job_id);
-        set_hex(rs, v, A_NODE, x->node_id.data, x->node_id.len);
-        set_i64(rs, v, A_PID, x->pid);
-        set_u64(rs, v, A_RESTARTS, x->num_restarts);
-        set_str(rs, v, A_DETACHED, x->detached ? "true" : "false");
-        set_str(rs, v, A_DEATH, x->death_cause);
-        set_u64(rs, v, A_START, x->start_time_ms);
-        set_u64(rs, v, A_END, x->end_time_ms);
-    }
-    free(list);
-    for (size_t i = 0; i < rs->n; i++)
-        rs->rows[i].key = rs->rows[i].v[A_ID];
 }
 
 enum { S_NODE, S_OBJECTS, S_BYTES, S_COLS };
@@ -516,10 +436,10 @@ static void build_summary(const gcs_state_src *src, rowset *rs, const gcs_state_
             if (strcmp(rs->rows[r].v[S_NODE], c->v[O_NODE]) == 0)
                 break;
         if (r == rs->n) {
-            char **v = row_new(rs);
+            char **v = gcs_state__row_new(rs);
             if (v == NULL)
                 break;
-            set_str(rs, v, S_NODE, c->v[O_NODE]);
+            gcs_state__set_str(rs, v, S_NODE, c->v[O_NODE]);
             rs->rows[r].key = v[S_NODE];
         }
         rs->rows[r].num += c->num;
@@ -528,8 +448,8 @@ static void build_summary(const gcs_state_src *src, rowset *rs, const gcs_state_
         free(rs->rows[r].v[S_OBJECTS]);
         free(rs->rows[r].v[S_BYTES]);
         rs->rows[r].v[S_OBJECTS] = rs->rows[r].v[S_BYTES] = NULL;
-        set_u64(rs, rs->rows[r].v, S_OBJECTS, objs + 1);
-        set_u64(rs, rs->rows[r].v, S_BYTES, rs->rows[r].num);
+        gcs_state__set_u64(rs, rs->rows[r].v, S_OBJECTS, objs + 1);
+        gcs_state__set_u64(rs, rs->rows[r].v, S_BYTES, rs->rows[r].num);
         /* Count an object once: at its first copy in walk order. */
         bool first = true;
         for (size_t k = 0; k < i; k++)
@@ -543,11 +463,11 @@ static void build_summary(const gcs_state_src *src, rowset *rs, const gcs_state_
         }
     }
     rows_free(&copies);
-    char **v = row_new(rs);
+    char **v = gcs_state__row_new(rs);
     if (v) {
-        set_str(rs, v, S_NODE, "TOTAL");
-        set_u64(rs, v, S_OBJECTS, total);
-        set_u64(rs, v, S_BYTES, total_bytes);
+        gcs_state__set_str(rs, v, S_NODE, "TOTAL");
+        gcs_state__set_u64(rs, v, S_OBJECTS, total);
+        gcs_state__set_u64(rs, v, S_BYTES, total_bytes);
         rs->rows[rs->n - 1].key = "~"; /* sorts after every hex id */
         rs->rows[rs->n - 1].num = 0;
     }
@@ -573,312 +493,18 @@ static void build_memory(const gcs_state_src *src, rowset *rs, const gcs_state_q
         rs->oom = true;
     for (size_t i = 0; i < copies.n && !rs->oom; i++) {
         row *c = &copies.rows[i];
-        char **v = row_new(rs);
+        char **v = gcs_state__row_new(rs);
         if (v == NULL)
             break;
-        set_str(rs, v, M_GROUP, by_owner(q) ? c->v[O_OWNER] : c->v[O_NODE]);
-        set_str(rs, v, M_ID, c->v[O_ID]);
-        set_str(rs, v, M_SIZE, c->v[O_SIZE]);
-        set_str(rs, v, M_NODE, c->v[O_NODE]);
-        set_str(rs, v, M_OWNER, c->v[O_OWNER]);
+        gcs_state__set_str(rs, v, M_GROUP, by_owner(q) ? c->v[O_OWNER] : c->v[O_NODE]);
+        gcs_state__set_str(rs, v, M_ID, c->v[O_ID]);
+        gcs_state__set_str(rs, v, M_SIZE, c->v[O_SIZE]);
+        gcs_state__set_str(rs, v, M_NODE, c->v[O_NODE]);
+        gcs_state__set_str(rs, v, M_OWNER, c->v[O_OWNER]);
         rs->rows[rs->n - 1].key = v[M_GROUP];
         rs->rows[rs->n - 1].num = c->num;
     }
     rows_free(&copies);
-}
-
-/* ------------------------------------------------------------ tasks */
-
-enum {
-    T_ID,
-    T_ATTEMPT,
-    T_NAME,
-    T_FUNC,
-    T_STATE,
-    T_JOB,
-    T_NODE,
-    T_PID,
-    T_ERR_TYPE,
-    T_ERR_MSG,
-    T_RETRIED,
-    T_ACTOR,
-    T_PENDING,
-    T_SUBMITTED,
-    T_SCHEDULED,
-    T_START,
-    T_END,
-    T_DURATION,
-    T_COLS
-};
-static const col task_cols[T_COLS] = {
-    {"task_id", T_STR, true},
-    {"attempt_number", T_NUM, true},
-    {"name", T_STR, true},
-    {"func_or_class_name", T_STR, true},
-    {"state", T_STR, true},
-    {"job_id", T_NUM, true},
-    {"node_id", T_STR, true},
-    {"worker_pid", T_NUM, true},
-    {"error_type", T_STR, true},
-    {"error_message", T_STR, false},
-    {"is_retried", T_BOOL, false},
-    {"actor_id", T_STR, false},
-    {"pending_args_time_ms", T_NUM, false},
-    {"submitted_time_ms", T_NUM, false},
-    {"scheduled_time_ms", T_NUM, false},
-    {"start_time_ms", T_NUM, false},
-    {"end_time_ms", T_NUM, false},
-    {"duration_ms", T_NUM, false},
-};
-
-/* "RAYC_EWORKER_DIED" for RAYC_EWORKER_DIED; "" for 0. */
-static const char *error_type(int code)
-{
-    if (code == 0)
-        return "";
-    switch (code) {
-#define ERR__NAME(name, value, msg)                                                                \
-    case value:                                                                                    \
-        return "RAYC_" #name;
-        RAYC_ERRNO_MAP(ERR__NAME)
-#undef ERR__NAME
-    }
-    return "UNKNOWN";
-}
-
-static void set_ms(rowset *rs, char **v, int c, uint64_t us)
-{
-    if (us)
-        set_u64(rs, v, c, us / 1000);
-}
-
-static bool on_task(void *arg, const gcs_task_info *x)
-{
-    rowset *rs = arg;
-    char **v = row_new(rs);
-    if (v == NULL)
-        return false;
-    set_hex(rs, v, T_ID, x->id.b, TASK_ID_SIZE);
-    set_u64(rs, v, T_ATTEMPT, x->attempt);
-    set_str(rs, v, T_NAME, x->name);
-    set_str(rs, v, T_FUNC, x->function);
-    set_str(rs, v, T_STATE, gcs_task_state_name(x->state));
-    set_u64(rs, v, T_JOB, x->job_id);
-    set_hex(rs, v, T_NODE, x->node.b, x->has_node ? NODE_ID_SIZE : 0);
-    set_i64(rs, v, T_PID, x->worker_pid);
-    set_str(rs, v, T_ERR_TYPE, error_type(x->error_code));
-    set_str(rs, v, T_ERR_MSG, x->error);
-    set_str(rs, v, T_RETRIED, x->retried ? "true" : "false");
-    set_hex(rs, v, T_ACTOR, x->actor.b, x->has_actor ? ACTOR_ID_SIZE : 0);
-    set_ms(rs, v, T_PENDING, x->pending_args_us);
-    set_ms(rs, v, T_SUBMITTED, x->submitted_us);
-    set_ms(rs, v, T_SCHEDULED, x->scheduled_us);
-    set_ms(rs, v, T_START, x->running_us);
-    set_ms(rs, v, T_END, x->end_us);
-    if (x->running_us && x->end_us >= x->running_us)
-        set_dbl(rs, v, T_DURATION, (double)(x->end_us - x->running_us) / 1000.0);
-    row_filter(rs);
-    return !rs->oom;
-}
-
-/* The newest records that pass the filters, up to the limit, shown oldest
- * first (a tail of the table, like a log). */
-static void build_tasks(const gcs_state_src *src, rowset *rs, const gcs_state_query *q)
-{
-    (void)q;
-    gcs_task_walk(src->tasks, true, on_task, rs);
-    for (size_t i = 0; i < rs->n / 2; i++) {
-        row tmp = rs->rows[i];
-        rs->rows[i] = rs->rows[rs->n - 1 - i];
-        rs->rows[rs->n - 1 - i] = tmp;
-    }
-}
-
-enum {
-    TS_JOB,
-    TS_FUNC,
-    TS_TOTAL,
-    TS_PENDING_ARGS,
-    TS_SUBMITTED,
-    TS_SCHEDULED,
-    TS_RUNNING,
-    TS_FINISHED,
-    TS_FAILED,
-    TS_CANCELLED,
-    TS_COLS
-};
-static const col task_summary_cols[TS_COLS] = {
-    {"job_id", T_NUM, true},       {"func_or_class_name", T_STR, true}, {"total", T_NUM, true},
-    {"pending_args", T_NUM, true}, {"submitted", T_NUM, true},          {"scheduled", T_NUM, true},
-    {"running", T_NUM, true},      {"finished", T_NUM, true},           {"failed", T_NUM, true},
-    {"cancelled", T_NUM, true},
-};
-
-typedef struct {
-    uint32_t job;
-    const char *function; /* borrowed from the table */
-    uint64_t counts[GCS_TASK_STATES];
-} task_group;
-
-typedef struct {
-    task_group *g;
-    size_t n, cap;
-    bool oom;
-} task_groups;
-
-static bool on_task_group(void *arg, const gcs_task_info *x)
-{
-    task_groups *gs = arg;
-    size_t i;
-    /* Few distinct functions per job: a linear scan from the last used. */
-    for (i = gs->n; i > 0; i--)
-        if (gs->g[i - 1].job == x->job_id && strcmp(gs->g[i - 1].function, x->function) == 0)
-            break;
-    if (i == 0) {
-        if (gs->n == gs->cap) {
-            size_t cap = gs->cap ? gs->cap * 2 : 16;
-            task_group *ng = realloc(gs->g, cap * sizeof(*ng));
-            if (ng == NULL) {
-                gs->oom = true;
-                return false;
-            }
-            gs->g = ng;
-            gs->cap = cap;
-        }
-        gs->g[gs->n] = (task_group){x->job_id, x->function, {0}};
-        i = ++gs->n;
-    }
-    if (x->state >= 0 && x->state < GCS_TASK_STATES)
-        gs->g[i - 1].counts[x->state]++;
-    return true;
-}
-
-/* Per (job, function): attempts by latest state. */
-static void build_task_summary(const gcs_state_src *src, rowset *rs, const gcs_state_query *q)
-{
-    (void)q;
-    task_groups gs = {0};
-    gcs_task_walk(src->tasks, false, on_task_group, &gs);
-    rs->oom |= gs.oom;
-    for (size_t i = 0; i < gs.n; i++) {
-        task_group *g = &gs.g[i];
-        char **v = row_new(rs);
-        if (v == NULL)
-            break;
-        uint64_t total = 0;
-        for (int s = 0; s < GCS_TASK_STATES; s++)
-            total += g->counts[s];
-        set_u64(rs, v, TS_JOB, g->job);
-        set_str(rs, v, TS_FUNC, g->function);
-        set_u64(rs, v, TS_TOTAL, total);
-        for (int s = RPC__TASK_STATE__TASK_PENDING_ARGS; s <= RPC__TASK_STATE__TASK_CANCELLED; s++)
-            set_u64(rs, v, TS_PENDING_ARGS + s - RPC__TASK_STATE__TASK_PENDING_ARGS, g->counts[s]);
-    }
-    free(gs.g);
-}
-
-enum { AS_CLASS, AS_JOB, AS_TOTAL, AS_PENDING, AS_ALIVE, AS_RESTARTING, AS_DEAD, AS_COLS };
-static const col actor_summary_cols[AS_COLS] = {
-    {"class_name", T_STR, true}, {"job_id", T_NUM, true},
-    {"total", T_NUM, true},      {"pending_creation", T_NUM, true},
-    {"alive", T_NUM, true},      {"restarting", T_NUM, true},
-    {"dead", T_NUM, true},
-};
-
-/* Per (class, job): actors by state. */
-static void build_actor_summary(const gcs_state_src *src, rowset *rs, const gcs_state_query *q)
-{
-    (void)q;
-    size_t cap = src->actors ? gcs_actor_count(src->actors) : 0;
-    const Rpc__ActorInfo **list = malloc((cap ? cap : 1) * sizeof(*list));
-    uint64_t(*counts)[4] = calloc(cap ? cap : 1, sizeof(*counts));
-    size_t *first = calloc(cap ? cap : 1, sizeof(*first)); /* group -> its first actor */
-    if (list == NULL || counts == NULL || first == NULL) {
-        rs->oom = true;
-        free(list);
-        free(counts);
-        free(first);
-        return;
-    }
-    size_t n = cap ? gcs_actor_list(src->actors, list, cap) : 0, ngroups = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t g;
-        for (g = 0; g < ngroups; g++)
-            if (list[first[g]]->job_id == list[i]->job_id &&
-                strcmp(list[first[g]]->class_name, list[i]->class_name) == 0)
-                break;
-        if (g == ngroups)
-            first[ngroups++] = i;
-        if ((unsigned)list[i]->state < 4)
-            counts[g][list[i]->state]++;
-    }
-    for (size_t g = 0; g < ngroups; g++) {
-        char **v = row_new(rs);
-        if (v == NULL)
-            break;
-        const Rpc__ActorInfo *a = list[first[g]];
-        set_str(rs, v, AS_CLASS, a->class_name);
-        set_u64(rs, v, AS_JOB, a->job_id);
-        set_u64(rs, v, AS_TOTAL, counts[g][0] + counts[g][1] + counts[g][2] + counts[g][3]);
-        for (int s = 0; s < 4; s++)
-            set_u64(rs, v, AS_PENDING + s, counts[g][s]);
-        rs->rows[rs->n - 1].key = v[AS_CLASS];
-    }
-    free(list);
-    free(counts);
-    free(first);
-}
-
-/* What was dropped of the task records, after the rows of a task view:
- * JSON {"evicted": N, "lost": M, "by_job": [...]}, or a line per job. */
-static void render_dropped(gcs_json *j, const gcs_task_table *t, bool table)
-{
-    size_t n = gcs_task_jobs(t, NULL, 0);
-    gcs_task_job_stats *st = calloc(n ? n : 1, sizeof(*st));
-    if (st == NULL) {
-        j->oom = true;
-        return;
-    }
-    n = gcs_task_jobs(t, st, n);
-    if (!table) {
-        gcs_json_key(j, "dropped");
-        gcs_json_obj_begin(j);
-        gcs_json_key(j, "evicted");
-        gcs_json_u64(j, gcs_task_evicted(t));
-        gcs_json_key(j, "lost");
-        gcs_json_u64(j, gcs_task_lost(t));
-        gcs_json_key(j, "by_job");
-        gcs_json_arr_begin(j);
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (st[i].evicted == 0 && st[i].lost == 0)
-            continue;
-        if (table) {
-            char b[200];
-            snprintf(b, sizeof(b),
-                     "(job %u: %llu task records evicted from the GCS table, %llu task events "
-                     "lost in full process buffers)\n",
-                     st[i].job_id, (unsigned long long)st[i].evicted,
-                     (unsigned long long)st[i].lost);
-            gcs_json_raw(j, b);
-            continue;
-        }
-        gcs_json_obj_begin(j);
-        gcs_json_key(j, "job_id");
-        gcs_json_u64(j, st[i].job_id);
-        gcs_json_key(j, "tasks");
-        gcs_json_u64(j, st[i].tasks);
-        gcs_json_key(j, "evicted");
-        gcs_json_u64(j, st[i].evicted);
-        gcs_json_key(j, "lost");
-        gcs_json_u64(j, st[i].lost);
-        gcs_json_obj_end(j);
-    }
-    if (!table) {
-        gcs_json_arr_end(j);
-        gcs_json_obj_end(j);
-    }
-    free(st);
 }
 
 /* ------------------------------------------------------------ rendering */
@@ -944,7 +570,7 @@ static void render_json(gcs_json *j, const rowset *rs, row *const *keep, size_t 
     }
     gcs_json_arr_end(j);
     if (dropped)
-        render_dropped(j, dropped, false);
+        gcs_state__render_dropped(j, dropped, false);
     gcs_json_obj_end(j);
 }
 
@@ -1010,7 +636,7 @@ static void render_table(gcs_json *j, const rowset *rs, row *const *keep, size_t
         gcs_json_raw(j, b);
     }
     if (dropped)
-        render_dropped(j, dropped, true);
+        gcs_state__render_dropped(j, dropped, true);
 }
 
 int gcs_state_add_filter(gcs_state_query *q, char *spec)
@@ -1043,13 +669,15 @@ static const view views[] = {
     {"nodes", node_cols, N_COLS, build_nodes},
     {"jobs", job_cols, J_COLS, build_jobs},
     {"objects", object_cols, O_COLS, build_objects},
-    {"actors", actor_cols, A_COLS, build_actors},
+    {"actors", gcs_state__actor_cols, GCS_STATE__ACTOR_COLS, gcs_state__build_actors},
     {"placement_groups", pg_cols, NCOLS(pg_cols), build_pgs},
     {"summary/objects", summary_cols, S_COLS, build_summary},
     {"memory", memory_cols, M_COLS, build_memory},
-    {"tasks", task_cols, T_COLS, build_tasks, true, true},
-    {"summary/tasks", task_summary_cols, TS_COLS, build_task_summary, false, true},
-    {"summary/actors", actor_summary_cols, AS_COLS, build_actor_summary},
+    {"tasks", gcs_state__task_cols, GCS_STATE__TASK_COLS, gcs_state__build_tasks, true, true},
+    {"summary/tasks", gcs_state__task_summary_cols, GCS_STATE__TASK_SUMMARY_COLS,
+     gcs_state__build_task_summary, false, true},
+    {"summary/actors", gcs_state__actor_summary_cols, GCS_STATE__ACTOR_SUMMARY_COLS,
+     gcs_state__build_actor_summary},
 };
 
 int gcs_state_render(const gcs_state_src *src, const char *resource, const gcs_state_query *q,

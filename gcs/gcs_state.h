@@ -8,7 +8,7 @@
  * Every resource is a fixed list of columns (name, type, shown in tables)
  * and a row builder over the tables; filters, limits and rendering are
  * shared. A new resource (tasks, actors, once workers report task events)
- * is one column list and one builder in gcs_state.c.
+ * is one column list and one builder in gcs_state.c (or gcs_state_tasks.c).
  *
  * JSON shape: {"total": N, "num_after_filter": F, "result": [{...}, ...]}
  * where total counts rows before filtering and result holds at most limit
@@ -46,6 +46,7 @@ typedef struct {
     const Rpc__PlacementGroupInfo *pgs; /* placement groups (gcs_pg_list) */
     size_t npgs;
     const gcs_task_table *tasks;
+    const struct gcs_task_store *task_store; /* may be NULL: the table is not stored */
 } gcs_state_src;
 
 typedef struct {

@@ -39,6 +39,7 @@ typedef struct entry {
     struct entry *prev, *next;   /* the table's list, oldest first */
     struct entry *jprev, *jnext; /* the job's list */
     job_tasks *job;
+    uint64_t mseq; /* the table's seq at its last change (gcs_task_export) */
 } entry;
 
 struct job_tasks {
@@ -56,9 +57,18 @@ struct gcs_task_table {
     size_t counts[GCS_TASK_STATES];
     istr *strs[STR_BUCKETS];
     entry *spare; /* an evicted record, reused by the next new one */
+    uint64_t seq; /* changes so far: each change stamps its record */
 };
 
 /* ------------------------------------------------------------ strings */
+
+static uint64_t str_hash_bytes(const void *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const uint8_t *b = p; n--; b++)
+        h = (h ^ *b) * 1099511628211ull;
+    return h;
+}
 
 static uint64_t str_hash(const char *s)
 {
@@ -261,13 +271,14 @@ typedef struct {
     const uint8_t *node;
     const uint8_t *actor;
     int32_t pid, error_code;
-    bool retried;
+    bool retried, actor_creation;
 } update;
 
 static void merge(gcs_task_table *t, entry *e, const update *u, struct gcs_metrics *m)
 {
     gcs_task_info *x = &e->info;
     bool ended = gcs_task_state_is_end(x->state);
+    e->mseq = ++t->seq;
     if (u->state > x->state) {
         t->counts[x->state]--;
         t->counts[u->state]++;
@@ -302,6 +313,8 @@ static void merge(gcs_task_table *t, entry *e, const update *u, struct gcs_metri
         x->error_code = u->error_code;
     if (u->retried)
         x->retried = true;
+    if (u->actor_creation)
+        x->actor_creation = true;
     if (!ended && gcs_task_state_is_end(x->state) && m) {
         uint64_t queued = x->running_us && x->submitted_us && x->running_us > x->submitted_us
                               ? x->running_us - x->submitted_us
@@ -364,6 +377,8 @@ void gcs_task_add_batch(gcs_task_table *t, const Rpc__TaskEventBatch *b, struct 
             .pid = COL(b, worker_pids, i),
             .error_code = COL(b, error_codes, i),
             .retried = (COL(b, flags, i) & RPC__TASK_EVENT_FLAG__TASK_EVENT_RETRIED) != 0,
+            .actor_creation =
+                (COL(b, flags, i) & RPC__TASK_EVENT_FLAG__TASK_EVENT_ACTOR_CREATION) != 0,
         };
         uint8_t key[KEY_SIZE];
         memcpy(key, id, TASK_ID_SIZE);
@@ -392,6 +407,45 @@ void gcs_task_add_batch(gcs_task_table *t, const Rpc__TaskEventBatch *b, struct 
     }
 }
 
+void gcs_task_add_creation(gcs_task_table *t, const gcs_task_creation *c, struct gcs_metrics *m)
+{
+    if (c->state <= 0 || c->state >= GCS_TASK_STATES)
+        return;
+    update u = {
+        .state = c->state,
+        .fn = str_get(t, c->class_name),
+        .nm = str_get(t, c->name && c->name[0] ? c->name : c->class_name),
+        .error = c->error,
+        .node = c->node ? c->node->b : NULL,
+        .actor = c->actor ? c->actor->b : NULL,
+        .pid = c->pid,
+        .error_code = c->error_code,
+        .retried = c->retried,
+        .actor_creation = true,
+    };
+    /* The time goes to the state's slot: submitted, scheduled, or the end. */
+    int slot = gcs_task_state_is_end(c->state) ? 4 : c->state - 1;
+    if (slot >= 0 && slot < 5)
+        u.ts[slot] = c->now_us;
+    uint8_t key[KEY_SIZE];
+    memcpy(key, c->id.b, TASK_ID_SIZE);
+    memcpy(key + TASK_ID_SIZE, &c->attempt, 4);
+    entry *e = ID_MAP_ENTRY(id_map_find(&t->tasks, key), entry, hnode);
+    if (e == NULL)
+        e = entry_new(t, key, job_id_to_int(task_id_job(&c->id)));
+    if (e)
+        merge(t, e, &u, m);
+    str_put(t, u.fn);
+    str_put(t, u.nm);
+}
+
+const char *gcs_task_type_name(const gcs_task_info *ti)
+{
+    return ti->actor_creation ? "ACTOR_CREATION_TASK"
+           : ti->has_actor    ? "ACTOR_TASK"
+                              : "NORMAL_TASK";
+}
+
 void gcs_task_job_ended(gcs_task_table *t, uint32_t job_id, uint64_t now_us, struct gcs_metrics *m)
 {
     uint8_t key[JOB_ID_SIZE];
@@ -402,6 +456,7 @@ void gcs_task_job_ended(gcs_task_table *t, uint32_t job_id, uint64_t now_us, str
         gcs_task_info *x = &e->info;
         if (gcs_task_state_is_end(x->state))
             continue;
+        e->mseq = ++t->seq;
         t->counts[x->state]--;
         x->state = RPC__TASK_STATE__TASK_CANCELLED;
         t->counts[x->state]++;
@@ -486,4 +541,205 @@ uint64_t gcs_task_lost(const gcs_task_table *t)
     for (id_node *nd; (nd = id_map_iter_next(&t->jobs, &it)) != NULL;)
         sum += ID_MAP_ENTRY(nd, job_tasks, hnode)->st.lost;
     return sum;
+}
+
+/* ------------------------------------------------------------ export */
+
+/* A TaskEventBatch being filled (gcs_task_export): columns of cap
+ * attempts, and the dictionaries, deduplicated through small open-addressed
+ * slot tables (interned strings by pointer, actor ids by value). */
+typedef struct {
+    size_t cap, n, slots;
+    Rpc__TaskEventBatch b;
+    const istr **str_keys; /* slots: interned string -> its index + 1 */
+    uint32_t *str_vals;
+    uint32_t *actor_slots; /* slots: actor index + 1 */
+} exporter;
+
+static void exporter_free(exporter *x)
+{
+    Rpc__TaskEventBatch *b = &x->b;
+    free(b->task_ids.data);
+    free(b->attempts);
+    free(b->states);
+    free(b->pending_args_us);
+    free(b->submitted_us);
+    free(b->scheduled_us);
+    free(b->running_us);
+    free(b->end_us);
+    free(b->function_refs);
+    free(b->name_refs);
+    free(b->node_refs);
+    free(b->worker_pids);
+    free(b->error_codes);
+    free(b->error_refs);
+    free(b->flags);
+    free(b->actor_refs);
+    free(b->strings);
+    free(b->node_ids.data);
+    free(b->actor_ids.data);
+    free(x->str_keys);
+    free(x->str_vals);
+    free(x->actor_slots);
+}
+
+static int exporter_init(exporter *x, size_t cap)
+{
+    memset(x, 0, sizeof(*x));
+    x->cap = cap;
+    x->slots = 1;
+    while (x->slots < 4 * cap)
+        x->slots *= 2;
+    Rpc__TaskEventBatch *b = &x->b;
+    rpc__task_event_batch__init(b);
+    b->task_ids.data = malloc(cap * TASK_ID_SIZE);
+    b->attempts = malloc(cap * sizeof(uint32_t));
+    b->states = malloc(cap * sizeof(uint32_t));
+    b->pending_args_us = malloc(cap * sizeof(uint64_t));
+    b->submitted_us = malloc(cap * sizeof(uint64_t));
+    b->scheduled_us = malloc(cap * sizeof(uint64_t));
+    b->running_us = malloc(cap * sizeof(uint64_t));
+    b->end_us = malloc(cap * sizeof(uint64_t));
+    b->function_refs = malloc(cap * sizeof(uint32_t));
+    b->name_refs = malloc(cap * sizeof(uint32_t));
+    b->node_refs = malloc(cap * sizeof(uint32_t));
+    b->worker_pids = malloc(cap * sizeof(int32_t));
+    b->error_codes = malloc(cap * sizeof(int32_t));
+    b->error_refs = malloc(cap * sizeof(uint32_t));
+    b->flags = malloc(cap * sizeof(uint32_t));
+    b->actor_refs = malloc(cap * sizeof(uint32_t));
+    b->strings = malloc(3 * cap * sizeof(char *));
+    b->node_ids.data = malloc(cap * NODE_ID_SIZE);
+    b->actor_ids.data = malloc(cap * ACTOR_ID_SIZE);
+    x->str_keys = calloc(x->slots, sizeof(*x->str_keys));
+    x->str_vals = calloc(x->slots, sizeof(*x->str_vals));
+    x->actor_slots = calloc(x->slots, sizeof(*x->actor_slots));
+    if (!b->task_ids.data || !b->attempts || !b->states || !b->pending_args_us ||
+        !b->submitted_us || !b->scheduled_us || !b->running_us || !b->end_us || !b->function_refs ||
+        !b->name_refs || !b->node_refs || !b->worker_pids || !b->error_codes || !b->error_refs ||
+        !b->flags || !b->actor_refs || !b->strings || !b->node_ids.data || !b->actor_ids.data ||
+        !x->str_keys || !x->str_vals || !x->actor_slots) {
+        exporter_free(x);
+        return RAYC_ENOMEM;
+    }
+    return RAYC_OK;
+}
+
+/* Start the next batch: empty columns and dictionaries. */
+static void exporter_reset(exporter *x)
+{
+    Rpc__TaskEventBatch *b = &x->b;
+    x->n = 0;
+    b->task_ids.len = b->node_ids.len = b->actor_ids.len = 0;
+    b->n_strings = 0;
+    memset(x->str_keys, 0, x->slots * sizeof(*x->str_keys));
+    memset(x->actor_slots, 0, x->slots * sizeof(*x->actor_slots));
+}
+
+/* The dictionary reference (index + 1) of an interned string; 0 for none. */
+static uint32_t ref_str(exporter *x, const istr *s)
+{
+    if (s == NULL)
+        return 0;
+    size_t i = (size_t)s->hash & (x->slots - 1);
+    for (; x->str_keys[i]; i = (i + 1) & (x->slots - 1))
+        if (x->str_keys[i] == s)
+            return x->str_vals[i];
+    x->b.strings[x->b.n_strings++] = (char *)s->s;
+    x->str_keys[i] = s;
+    x->str_vals[i] = (uint32_t)x->b.n_strings;
+    return x->str_vals[i];
+}
+
+static uint32_t ref_node(exporter *x, const node_id_t *n)
+{
+    size_t count = x->b.node_ids.len / NODE_ID_SIZE;
+    for (size_t i = count; i > 0; i--) /* few nodes: the last used first */
+        if (memcmp(x->b.node_ids.data + (i - 1) * NODE_ID_SIZE, n->b, NODE_ID_SIZE) == 0)
+            return (uint32_t)i;
+    memcpy(x->b.node_ids.data + x->b.node_ids.len, n->b, NODE_ID_SIZE);
+    x->b.node_ids.len += NODE_ID_SIZE;
+    return (uint32_t)count + 1;
+}
+
+static uint32_t ref_actor(exporter *x, const actor_id_t *a)
+{
+    size_t i = (size_t)str_hash_bytes(a->b, ACTOR_ID_SIZE) & (x->slots - 1);
+    for (; x->actor_slots[i]; i = (i + 1) & (x->slots - 1))
+        if (memcmp(x->b.actor_ids.data + (x->actor_slots[i] - 1) * ACTOR_ID_SIZE, a->b,
+                   ACTOR_ID_SIZE) == 0)
+            return x->actor_slots[i];
+    memcpy(x->b.actor_ids.data + x->b.actor_ids.len, a->b, ACTOR_ID_SIZE);
+    x->b.actor_ids.len += ACTOR_ID_SIZE;
+    x->actor_slots[i] = (uint32_t)(x->b.actor_ids.len / ACTOR_ID_SIZE);
+    return x->actor_slots[i];
+}
+
+static void exporter_add(exporter *x, const entry *e)
+{
+    Rpc__TaskEventBatch *b = &x->b;
+    const gcs_task_info *ti = &e->info;
+    size_t i = x->n++;
+    memcpy(b->task_ids.data + i * TASK_ID_SIZE, ti->id.b, TASK_ID_SIZE);
+    b->task_ids.len += TASK_ID_SIZE;
+    b->attempts[i] = ti->attempt;
+    b->states[i] = (uint32_t)ti->state;
+    b->pending_args_us[i] = ti->pending_args_us;
+    b->submitted_us[i] = ti->submitted_us;
+    b->scheduled_us[i] = ti->scheduled_us;
+    b->running_us[i] = ti->running_us;
+    b->end_us[i] = ti->end_us;
+    b->function_refs[i] = ref_str(x, e->fn);
+    b->name_refs[i] = ref_str(x, e->nm);
+    b->node_refs[i] = ti->has_node ? ref_node(x, &ti->node) : 0;
+    b->worker_pids[i] = ti->worker_pid;
+    b->error_codes[i] = ti->error_code;
+    b->error_refs[i] = 0;
+    if (ti->error && ti->error[0]) { /* rarely shared: not deduplicated */
+        b->strings[b->n_strings++] = (char *)ti->error;
+        b->error_refs[i] = (uint32_t)b->n_strings;
+    }
+    b->flags[i] = (ti->retried ? RPC__TASK_EVENT_FLAG__TASK_EVENT_RETRIED : 0) |
+                  (ti->actor_creation ? RPC__TASK_EVENT_FLAG__TASK_EVENT_ACTOR_CREATION : 0);
+    b->actor_refs[i] = ti->has_actor ? ref_actor(x, &ti->actor) : 0;
+}
+
+static void exporter_emit(exporter *x, void (*emit)(void *, const Rpc__TaskEventBatch *), void *arg)
+{
+    Rpc__TaskEventBatch *b = &x->b;
+    size_t n = x->n;
+    b->n_attempts = b->n_states = b->n_pending_args_us = b->n_submitted_us = n;
+    b->n_scheduled_us = b->n_running_us = b->n_end_us = b->n_function_refs = n;
+    b->n_name_refs = b->n_node_refs = b->n_worker_pids = b->n_error_codes = n;
+    b->n_error_refs = b->n_flags = b->n_actor_refs = n;
+    emit(arg, b);
+    exporter_reset(x);
+}
+
+uint64_t gcs_task_seq(const gcs_task_table *t)
+{
+    return t ? t->seq : 0;
+}
+
+long gcs_task_export(const gcs_task_table *t, uint64_t since, size_t per_batch,
+                     void (*emit)(void *arg, const Rpc__TaskEventBatch *b), void *arg)
+{
+    if (t == NULL)
+        return 0;
+    exporter x;
+    if (exporter_init(&x, per_batch ? per_batch : 1000) != RAYC_OK)
+        return RAYC_ENOMEM;
+    long total = 0;
+    for (const entry *e = t->head; e; e = e->next) {
+        if (e->mseq <= since)
+            continue;
+        exporter_add(&x, e);
+        total++;
+        if (x.n == x.cap)
+            exporter_emit(&x, emit, arg);
+    }
+    if (x.n)
+        exporter_emit(&x, emit, arg);
+    exporter_free(&x);
+    return total;
 }

@@ -13,8 +13,9 @@
  * attempt over a bound drops the oldest record (first seen first) of its job,
  * or of the whole table, and counts it as evicted for that job. Events a
  * process could not buffer are counted per job as lost. Both counts are
- * shown by `rayc list tasks` / `summary tasks` and /metrics. The table is
- * in memory only: a restarted GCS starts empty.
+ * shown by `rayc list tasks` / `summary tasks` and /metrics. The table
+ * lives in memory; gcs_task_store.h keeps a copy in the GCS storage
+ * (gcs_task_export, read back with gcs_task_add_batch).
  *
  * Thread-safety: none; runs on the GCS loop thread.
  */
@@ -42,8 +43,9 @@ typedef struct gcs_task_info {
     uint64_t pending_args_us, submitted_us, scheduled_us, running_us, end_us;
     bool has_node;
     node_id_t node;
-    bool has_actor; /* an actor call: of this actor */
+    bool has_actor; /* an actor call (or creation): of this actor */
     actor_id_t actor;
+    bool actor_creation; /* the creation of actor (ACTOR_CREATION_TASK) */
     int32_t worker_pid;
     int32_t error_code;
     bool retried;
@@ -74,6 +76,29 @@ void gcs_task_add_batch(gcs_task_table *t, const Rpc__TaskEventBatch *b, struct 
  * ended first". m (may be NULL) counts them as ended. */
 void gcs_task_job_ended(gcs_task_table *t, uint32_t job_id, uint64_t now_us, struct gcs_metrics *m);
 
+/* An actor's creation, as the GCS sees it (gcs_actor_manager.c): one
+ * attempt per incarnation (attempt = restarts so far). */
+typedef struct gcs_task_creation {
+    task_id_t id; /* the creation TaskSpec's */
+    uint32_t attempt;
+    int state;       /* SUBMITTED, SCHEDULED, FINISHED, FAILED, CANCELLED */
+    uint64_t now_us; /* the time of that state */
+    const char *class_name, *name;
+    const actor_id_t *actor;
+    const node_id_t *node; /* NULL: none yet */
+    int32_t pid;
+    int32_t error_code;
+    const char *error; /* NULL: none */
+    bool retried;      /* the next attempt follows */
+} gcs_task_creation;
+
+/* Merge an actor creation's state change into its record, like an event
+ * of a batch (the record is marked actor_creation). */
+void gcs_task_add_creation(gcs_task_table *t, const gcs_task_creation *c, struct gcs_metrics *m);
+
+/* "NORMAL_TASK", "ACTOR_CREATION_TASK" or "ACTOR_TASK" (Ray's names). */
+const char *gcs_task_type_name(const gcs_task_info *ti);
+
 size_t gcs_task_count(const gcs_task_table *t);
 /* Records by latest state: counts[Rpc__TaskState]. */
 void gcs_task_state_counts(const gcs_task_table *t, size_t counts[GCS_TASK_STATES]);
@@ -86,6 +111,17 @@ size_t gcs_task_jobs(const gcs_task_table *t, gcs_task_job_stats *out, size_t ca
 /* Sums over the jobs. */
 uint64_t gcs_task_evicted(const gcs_task_table *t);
 uint64_t gcs_task_lost(const gcs_task_table *t);
+
+/* Persistence (gcs_task_store.h). Every change to a record stamps it with
+ * the table's next sequence number; gcs_task_seq is the latest. */
+uint64_t gcs_task_seq(const gcs_task_table *t);
+/* The records changed after since (0: all), oldest first, as TaskEventBatch
+ * messages of at most per_batch attempts (0: 1000) that gcs_task_add_batch
+ * reads back: emit gets each one, valid during the call (it points into the
+ * table: emit must not change it). Per-job drop counts are not exported.
+ * Returns how many records went out, or RAYC_ENOMEM (nothing did). */
+long gcs_task_export(const gcs_task_table *t, uint64_t since, size_t per_batch,
+                     void (*emit)(void *arg, const Rpc__TaskEventBatch *b), void *arg);
 
 /* "FINISHED", ...; "NIL" for 0, "UNKNOWN" out of range. */
 const char *gcs_task_state_name(int state);

@@ -421,6 +421,10 @@ static void on_gcs_frame(conn *c, uint16_t type, ProtobufCMessage *msg)
     case MSG_RETURN_BUNDLES:
         gs->hooks.pg_message(gs->arg, type, msg);
         break;
+    case MSG_LOG_REQUEST:
+        if (gs->hooks.log_request)
+            gs->hooks.log_request(gs->arg, (Rpc__LogRequest *)msg);
+        break;
     default:
         if (!finish_call(gs, msg))
             log_warn("unexpected %s from the GCS", msg_name(type));

@@ -86,6 +86,8 @@ typedef struct {
     void (*kill_actor)(void *arg, const Rpc__KillActorWorker *k);
     /* Placement groups: PrepareBundles, CommitBundles, ReturnBundles. */
     void (*pg_message)(void *arg, uint16_t type, const ProtobufCMessage *msg);
+    /* `rayc logs` (issue 15): list or read this node's log files; may be NULL. */
+    void (*log_request)(void *arg, const Rpc__LogRequest *rq);
 } gs_hooks;
 
 /* A session for node self (self's strings borrowed). Returns NULL with err

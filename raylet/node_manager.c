@@ -27,7 +27,10 @@
 #include "job_table.h"
 #include "listener.h"
 #include "log.h"
+#include "log_files.h"
 #include "memory_monitor.h"
+#include "metrics_server.h"
+#include "node_metrics.h"
 #include "net.h"
 #include "object_directory.h"
 #include "object_manager.h"
@@ -76,6 +79,10 @@ struct node_manager {
     struct event *memory_ev;
     uint64_t memory_quiet_until; /* after a kill: let the memory go first */
     uint64_t oom_kills;
+
+    /* --metrics-port (issue 15): the endpoint and what only the wiring sees */
+    metrics_server *metrics;
+    uint64_t tasks_submitted, tasks_forwarded, tasks_ok, tasks_failed, workers_died;
 
     char exit_reason[256];
 };
@@ -165,6 +172,16 @@ static void gs_on_pg_message(void *arg, uint16_t type, const ProtobufCMessage *m
     tm_pg_message(nm->tm, type, msg);
 }
 
+/* `rayc logs`: the GCS relays a dashboard request for this node's logs. */
+static void gs_on_log_request(void *arg, const Rpc__LogRequest *rq)
+{
+    node_manager *nm = arg;
+    log_answer a;
+    log_files_answer(nm->log_dir, rq, &a);
+    gs_send(nm->gs, MSG_LOG_REPLY, &a.reply.base);
+    log_answer_free(&a);
+}
+
 static const gs_hooks gcs_hooks = {
     .load = gs_on_load,
     .view_changed = gs_on_view_changed,
@@ -175,6 +192,7 @@ static const gs_hooks gcs_hooks = {
     .create_actor = gs_on_create_actor,
     .kill_actor = gs_on_kill_actor,
     .pg_message = gs_on_pg_message,
+    .log_request = gs_on_log_request,
 };
 
 /* ---------------------------------------------------------------- local clients */
@@ -299,9 +317,15 @@ static bool worker_frame(node_manager *nm, client *cl, uint16_t type, ProtobufCM
     if (cl->w == NULL)
         return false;
     switch (type) {
-    case MSG_TASK_DONE:
+    case MSG_TASK_DONE: {
+        const Rpc__TaskDone *d = (const Rpc__TaskDone *)msg;
+        if (d->status == NULL || d->status->code == RAYC_OK)
+            nm->tasks_ok++;
+        else
+            nm->tasks_failed++;
         tm_task_done(nm->tm, cl, (Rpc__TaskDone *)msg);
         return true;
+    }
     case MSG_WORKER_BLOCKED:
         tm_worker_blocked(nm->tm, cl->w, (Rpc__WorkerBlocked *)msg);
         return true;
@@ -329,6 +353,7 @@ static void client_frame(void *arg, client *cl, uint16_t type, ProtobufCMessage 
     node_manager *nm = arg;
     switch (type) {
     case MSG_SUBMIT_TASK:
+        nm->tasks_submitted++;
         conn_keep_msg(cl->c);
         tm_submit(nm->tm, cl, (Rpc__SubmitTask *)msg);
         return;
@@ -394,6 +419,7 @@ static void peer_frame(void *arg, conn *c, const node_id_t *from, uint16_t type,
     node_manager *nm = arg;
     switch (type) {
     case MSG_FORWARD_TASK:
+        nm->tasks_forwarded++;
         conn_keep_msg(c);
         tm_forwarded(nm->tm, from, (Rpc__ForwardTask *)msg);
         return;
@@ -474,6 +500,7 @@ static void pool_output(void *arg, worker *w, bool is_err, const char *data, siz
 static void pool_died(void *arg, worker *w)
 {
     node_manager *nm = arg;
+    nm->workers_died++;
     tm_worker_died(nm->tm, w);
 }
 
@@ -707,6 +734,47 @@ static int start_memory_monitor(node_manager *nm)
     return event_add(nm->memory_ev, &tv);
 }
 
+/* GET /metrics: the components' numbers, read at scrape time. */
+static void write_metrics(void *arg, FILE *f)
+{
+    node_manager *nm = arg;
+    node_metrics_src s = {
+        .node_hex = nm->node_hex,
+        .workers_alive = wpool_size(nm->pool),
+        .workers_starting = wpool_starting(nm->pool),
+        .workers_started = wpool_started(nm->pool),
+        .workers_died = nm->workers_died,
+        .tasks_submitted = nm->tasks_submitted,
+        .tasks_forwarded = nm->tasks_forwarded,
+        .tasks_ok = nm->tasks_ok,
+        .tasks_failed = nm->tasks_failed,
+        .pending = tm_pending(nm->tm),
+        .infeasible = tm_infeasible(nm->tm),
+        .oom_kills = nm->oom_kills,
+        .total = &nm->total,
+        .available = tm_available(nm->tm),
+    };
+    plasma_store_stats(nm->store, &s.store);
+    om_stats(nm->om, &s.bytes_in, &s.bytes_out, &s.pulls_done, &s.pulls_failed);
+    node_metrics_write(f, &s);
+}
+
+/* --metrics-port: a port that cannot be bound is logged, not fatal (like
+ * the dashboard: the node matters more than its numbers). */
+static void start_metrics(node_manager *nm)
+{
+    if (nm->cfg->metrics_port < 0)
+        return;
+    char err[256];
+    nm->metrics = msrv_new(nm->base, nm->cfg->node_ip_address, (int)nm->cfg->metrics_port,
+                           nm->token, write_metrics, nm, err, sizeof(err));
+    if (nm->metrics == NULL)
+        log_error("metrics disabled: %s", err);
+    else
+        log_info("metrics at http://%s:%d/metrics (token required)", nm->cfg->node_ip_address,
+                 msrv_port(nm->metrics));
+}
+
 int nm_start(node_manager *nm, char *err, size_t errlen)
 {
     if (listen_all(nm, err, errlen) != 0)
@@ -718,6 +786,7 @@ int nm_start(node_manager *nm, char *err, size_t errlen)
              (unsigned long long)plasma_store_capacity(nm->store),
              (unsigned long long)plasma_store_prefault_us(nm->store));
     wpool_prestart(nm->pool, (int)res_get(&nm->total, "CPU"));
+    start_metrics(nm);
     if (start_memory_monitor(nm) != 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -756,6 +825,8 @@ void nm_free(node_manager *nm)
     listener_free(nm->unix_l);
     listener_free(nm->tcp_l);
     nm->unix_l = nm->tcp_l = NULL;
+    msrv_free(nm->metrics);
+    nm->metrics = NULL;
     if (nm->gs)
         gs_stop(nm->gs);
     creg_close_all(nm->clients);

@@ -45,6 +45,7 @@ struct worker_pool {
     int actors;  /* W_ACTOR workers */
     int64_t idle_timeout_ms;
     struct event *sigchld_ev, *idle_ev;
+    uint64_t started; /* processes started since the pool was made (metrics) */
 };
 
 static void free_worker(worker *w);
@@ -239,6 +240,7 @@ worker *wpool_start(worker_pool *p)
     link_worker(p, w);
     p->size++;
     p->starting++;
+    p->started++;
     log_debug("started worker %.16s pid %d", w->hex, (int)pid);
     return w;
 fail:
@@ -386,6 +388,11 @@ void wpool_set_blocked(worker_pool *p, worker *w, bool blocked)
 int wpool_size(const worker_pool *p)
 {
     return p->size;
+}
+
+uint64_t wpool_started(const worker_pool *p)
+{
+    return p->started;
 }
 
 int wpool_starting(const worker_pool *p)

@@ -121,6 +121,8 @@ void wpool_set_blocked(worker_pool *p, worker *w, bool blocked);
 /* Workers alive (starting + connected), and how many are starting. */
 int wpool_size(const worker_pool *p);
 int wpool_starting(const worker_pool *p);
+/* Worker processes started since the pool was made. */
+uint64_t wpool_started(const worker_pool *p);
 /* The cap: max plus the leased workers blocked in get/wait. */
 int wpool_max(const worker_pool *p);
 /* Iterate over live workers. */

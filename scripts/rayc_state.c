@@ -11,6 +11,7 @@
  *   rayc timeline [--output=FILE] [--job=ID]
  *   rayc job submit [--working-dir=DIR] [--no-wait] -- CMD ARGS...
  *   rayc job status|logs [--follow]|stop ID      rayc job list
+ *   rayc logs [--node-id=ID] [FILE] [--follow]
  *
  * Every verb takes --address=HOST:PORT (the dashboard; also
  * $RAYC_DASHBOARD_ADDRESS, else <temp-dir>/session_latest/dashboard_address)
@@ -27,11 +28,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "auth.h"
+#include "ids.h"
+#include "sha256.h"
 #include "../gcs/gcs_json.h"
 #include "util.h"
 
@@ -62,8 +68,8 @@ static void die(int code, const char *fmt, ...)
 
 /* One request on a fresh connection; returns the status code and the body
  * in *body (malloc'd, NUL-terminated). Dies when the head is unreachable. */
-static int http(const client *cl, const char *method, const char *path, const char *json,
-                char **body)
+static int http_send(const client *cl, const char *method, const char *path, const char *ctype,
+                     const void *data, size_t blen, char **body)
 {
     char port[16];
     snprintf(port, sizeof(port), "%d", cl->port);
@@ -81,21 +87,25 @@ static int http(const client *cl, const char *method, const char *path, const ch
     freeaddrinfo(ai);
     if (fd < 0)
         die(1, "dashboard unreachable at %s:%d: %s", cl->host, cl->port, strerror(errno));
-    size_t blen = json ? strlen(json) : 0;
     char *req = NULL;
     int n = asprintf(&req,
                      "%s %s HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
-                     "Connection: close\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\n\r\n%s",
-                     method, path, cl->host, cl->port, cl->token, blen, json ? json : "");
+                     "Connection: close\r\nContent-Type: %s\r\n"
+                     "Content-Length: %zu\r\n\r\n",
+                     method, path, cl->host, cl->port, cl->token, ctype, blen);
     if (n < 0)
         die(1, "out of memory");
-    for (size_t off = 0; off < (size_t)n;) {
-        ssize_t w = write(fd, req + off, (size_t)n - off);
-        if (w <= 0)
-            die(1, "write to the dashboard: %s", strerror(errno));
-        off += (size_t)w;
-    }
+    const struct {
+        const char *p;
+        size_t n;
+    } parts[2] = {{req, (size_t)n}, {data, blen}};
+    for (int k = 0; k < 2; k++)
+        for (size_t off = 0; off < parts[k].n;) {
+            ssize_t w = write(fd, parts[k].p + off, parts[k].n - off);
+            if (w <= 0)
+                die(1, "write to the dashboard: %s", strerror(errno));
+            off += (size_t)w;
+        }
     free(req);
     size_t cap = 1 << 16, len = 0;
     char *buf = malloc(cap);
@@ -131,6 +141,13 @@ static int http(const client *cl, const char *method, const char *path, const ch
     if (status == 401)
         die(1, "bad token: the dashboard at %s:%d refused the cluster token", cl->host, cl->port);
     return status;
+}
+
+/* A request with a JSON body (json may be NULL: none). */
+static int http(const client *cl, const char *method, const char *path, const char *json,
+                char **body)
+{
+    return http_send(cl, method, path, "application/json", json, json ? strlen(json) : 0, body);
 }
 
 /* Die with the server's {"error": ...} unless status is 200. */
@@ -343,6 +360,87 @@ static bool terminal(const char *s)
     return strcmp(s, "SUCCEEDED") == 0 || strcmp(s, "FAILED") == 0 || strcmp(s, "STOPPED") == 0;
 }
 
+/* ------------------------------------------------------------ logs */
+
+/* Print the files of a list reply: name and size, one a line. */
+static void print_files(const char *body)
+{
+    printf("%-48s %12s\n", "FILE", "SIZE");
+    for (const char *p = body; (p = strstr(p, "{\"name\":\"")) != NULL;) {
+        p += 9;
+        char name[512];
+        size_t n = 0;
+        for (; *p && *p != '"' && n + 1 < sizeof(name); p++) {
+            if (*p == '\\' && p[1])
+                p++; /* names are plain: an escape keeps the next char */
+            name[n++] = *p;
+        }
+        name[n] = '\0';
+        const char *sz = strstr(p, "\"size\":");
+        printf("%-48s %12llu\n", name, sz ? strtoull(sz + 7, NULL, 10) : 0ull);
+    }
+}
+
+/* rayc logs [--node-id=ID] [FILE] [--follow]: a node's log files (the head's
+ * by default), relayed by the dashboard from that node's raylet. Without
+ * FILE, the list; with it, the file (and with --follow, what it gains,
+ * until interrupted). */
+static int cmd_logs(const client *cl, int argc, char **argv)
+{
+    const char *node = NULL, *file = NULL;
+    bool follow = false;
+    for (int i = 0; i < argc; i++) {
+        if (strncmp(argv[i], "--node-id=", 10) == 0)
+            node = argv[i] + 10;
+        else if (strcmp(argv[i], "--follow") == 0 || strcmp(argv[i], "-f") == 0)
+            follow = true;
+        else if (argv[i][0] == '-')
+            die(2, "unknown flag '%s' for 'logs'", argv[i]);
+        else if (file == NULL)
+            file = argv[i];
+        else
+            die(2, "logs takes one file name");
+    }
+    char enode[200] = "", efile[1024] = "", path[1400], *body;
+    if (node)
+        urlenc(enode, sizeof(enode), node);
+    if (file == NULL) {
+        snprintf(path, sizeof(path), "/api/v0/logs%s%s", node ? "?node_id=" : "", enode);
+        int st = http(cl, "GET", path, NULL, &body);
+        check(st, body);
+        print_files(body);
+        free(body);
+        return 0;
+    }
+    urlenc(efile, sizeof(efile), file);
+    unsigned long long offset = 0;
+    for (;;) {
+        snprintf(path, sizeof(path), "/api/v0/logs?filename=%s&offset=%llu%s%s", efile, offset,
+                 node ? "&node_id=" : "", enode);
+        int st = http(cl, "GET", path, NULL, &body);
+        check(st, body);
+        char *data = get_str(body, "data");
+        const char *next = get_raw(body, "next_offset"), *size = get_raw(body, "size");
+        unsigned long long nx = next ? strtoull(next, NULL, 10) : offset;
+        unsigned long long sz = size ? strtoull(size, NULL, 10) : 0;
+        if (data) {
+            fputs(data, stdout);
+            fflush(stdout);
+        }
+        free(data);
+        free(body);
+        if (nx < offset) /* the file was truncated or replaced: start again */
+            nx = 0;
+        bool more = nx > offset && nx < sz;
+        offset = nx;
+        if (more)
+            continue;
+        if (!follow)
+            return 0;
+        usleep(POLL_MS * 1000);
+    }
+}
+
 /* rayc timeline [--output=FILE] [--job=ID]: the head's Chrome trace of the
  * task runs, written to FILE (default /tmp/rayc-timeline-<time>.json, like
  * Ray's; "-" is stdout). */
@@ -444,6 +542,111 @@ static int follow(const client *cl, const char *id, bool announce)
     }
 }
 
+/* ------------------------------------------------------------ working dirs */
+
+#define PKG_MAX   (64u << 20) /* gcs/gcs_upload.h: GCS_UPLOAD_MAX */
+#define PKG_PIECE 60000       /* under the dashboard's 64 KiB body cap */
+
+/* DIR packed by tar as a .tar.gz in memory (*len bytes; the caller frees).
+ * Dies if tar fails or the package passes PKG_MAX. */
+static uint8_t *pack_dir(const char *dir, size_t *len)
+{
+    int p[2];
+    if (pipe(p) != 0)
+        die(1, "pipe: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0)
+        die(1, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        dup2(p[1], 1);
+        close(p[0]);
+        close(p[1]);
+        execlp("tar", "tar", "-C", dir, "-czf", "-", ".", (char *)NULL);
+        fprintf(stderr, PROG ": cannot run tar: %s\n", strerror(errno));
+        _exit(127);
+    }
+    close(p[1]);
+    size_t cap = 1 << 16, n = 0;
+    uint8_t *buf = malloc(cap);
+    bool too_big = false;
+    for (;;) {
+        if (buf == NULL)
+            die(1, "out of memory");
+        if (n == cap) {
+            if (cap > PKG_MAX) {
+                too_big = true;
+                break;
+            }
+            buf = realloc(buf, cap *= 2);
+            continue;
+        }
+        ssize_t r = read(p[0], buf + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    close(p[0]);
+    if (too_big || n > PKG_MAX) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        die(1, "working dir %s packs to more than %u MiB: too big to upload", dir, PKG_MAX >> 20);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        die(1, "cannot pack working dir %s (tar failed)", dir);
+    *len = n;
+    return buf;
+}
+
+/* Upload DIR to the head (unless a package with its hash is there) in
+ * pieces; returns the URI the submission names (malloc'd). */
+static char *upload_dir(const client *cl, const char *dir)
+{
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        die(1, "working dir %s is not a directory", dir);
+    size_t len;
+    uint8_t *pkg = pack_dir(dir, &len), digest[SHA256_SIZE];
+    char hash[2 * SHA256_SIZE + 1], path[256], *body;
+    sha256(pkg, len, digest);
+    id_hex(digest, SHA256_SIZE, hash);
+    snprintf(path, sizeof(path), "/api/packages/%s", hash);
+    int st = http(cl, "GET", path, NULL, &body);
+    check(st, body);
+    const char *exists = get_raw(body, "exists");
+    bool have = exists && strncmp(exists, "true", 4) == 0;
+    free(body);
+    for (size_t off = 0; !have && (off < len || off == 0);) {
+        size_t n = len - off < PKG_PIECE ? len - off : PKG_PIECE;
+        snprintf(path, sizeof(path), "/api/packages/%s?offset=%zu", hash, off);
+        st = http_send(cl, "POST", path, "application/octet-stream", pkg + off, n, &body);
+        check(st, body);
+        free(body);
+        off += n;
+        if (n == 0)
+            break;
+    }
+    snprintf(path, sizeof(path), "/api/packages/%s?done=1", hash);
+    char *uri = NULL;
+    if (have) {
+        if (asprintf(&uri, "gcs://_rayc_pkg_%s.tar.gz", hash) < 0)
+            die(1, "out of memory");
+    } else {
+        st = http(cl, "POST", path, NULL, &body);
+        check(st, body);
+        uri = get_str(body, "uri");
+        free(body);
+    }
+    free(pkg);
+    if (uri == NULL)
+        die(1, "the dashboard's reply has no package uri");
+    return uri;
+}
+
 /* rayc job submit [--working-dir=DIR] [--no-wait] -- CMD ARGS... */
 static int job_submit(const client *cl, int argc, char **argv)
 {
@@ -481,15 +684,14 @@ static int job_submit(const client *cl, int argc, char **argv)
     }
     gcs_json_str(&j, entry);
     free(entry);
-    if (wd) {
-        char abs[PATH_MAX];
-        if (realpath(wd, abs) == NULL)
-            die(1, "working dir %s: %s", wd, strerror(errno));
+    if (wd) { /* packed here, uploaded through the head: no shared file system */
+        char *uri = upload_dir(cl, wd);
         gcs_json_key(&j, "runtime_env");
         gcs_json_obj_begin(&j);
         gcs_json_key(&j, "working_dir");
-        gcs_json_str(&j, abs);
+        gcs_json_str(&j, uri);
         gcs_json_obj_end(&j);
+        free(uri);
     }
     gcs_json_obj_end(&j);
     char *json = gcs_json_take(&j, NULL), *body;
@@ -583,7 +785,7 @@ static int cmd_job(const client *cl, int argc, char **argv)
 int main(int argc, char **argv)
 {
     if (argc < 2)
-        die(2, "usage: rayc list|summary|memory|timeline|job ...");
+        die(2, "usage: rayc list|summary|memory|timeline|job|logs ...");
     const char *verb = argv[1];
     int n = argc - 2;
     char **args = argv + 2;
@@ -606,5 +808,7 @@ int main(int argc, char **argv)
         return cmd_list(&cl, n, args, "memory");
     if (strcmp(verb, "job") == 0)
         return cmd_job(&cl, n, args);
+    if (strcmp(verb, "logs") == 0)
+        return cmd_logs(&cl, n, args);
     die(2, "unknown command '%s'", verb);
 }

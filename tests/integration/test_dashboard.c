@@ -441,6 +441,71 @@ Test(dashboard, metrics_are_prometheus_text)
     free(resp);
 }
 
+/* A raylet's own /metrics (--metrics-port): the token is needed, the text
+ * parses, and after a driver ran the hello DAG (three tasks) its counters
+ * show the work: tasks received and done, workers started, the store. */
+Test(dashboard, raylet_metrics_port_serves_its_counters)
+{
+    fixture f;
+    f.port = harness_free_port();
+    char p[16];
+    snprintf(p, sizeof(p), "%d", f.port);
+    setenv("RAYC_DASHBOARD_PORT", p, 1);
+    harness_cluster_init(&f.c);
+    harness_cluster_start(&f.c);
+    unsetenv("RAYC_DASHBOARD_PORT");
+    int mport = harness_free_port();
+    char flag[64];
+    snprintf(flag, sizeof(flag), "--metrics-port=%d", mport);
+    const char *extra[] = {flag, "--num-cpus=2", NULL};
+    f.r = harness_raylet_start(&f.c, extra);
+
+    char *resp, *body, h[256];
+    cr_assert_eq(http(mport, "GET", "/metrics", NULL, NULL, &resp, &body), 401, "%s", resp);
+    free(resp);
+    cr_assert_eq(http(mport, "GET", "/other", bearer(&f, h, sizeof(h)), NULL, &resp, &body), 404,
+                 "%s", resp);
+    free(resp);
+
+    setenv("RAYC_ADDRESS", f.c.address, 1);
+    setenv("RAYC_TOKEN_FILE", f.c.token_file, 1);
+    char hello[HARNESS_PATH + 32], *out, *err;
+    snprintf(hello, sizeof(hello), "%s/examples/hello", harness_build());
+    char *argv[] = {hello, NULL};
+    int rc = harness_run(argv, &out, &err, 120000);
+    unsetenv("RAYC_ADDRESS");
+    unsetenv("RAYC_TOKEN_FILE");
+    cr_assert_eq(rc, 0, "hello: exit %d: %s %s", rc, out, err);
+    free(out);
+    free(err);
+
+    cr_assert_eq(http(mport, "GET", "/metrics", bearer(&f, h, sizeof(h)), NULL, &resp, &body), 200,
+                 "%s", resp);
+    cr_assert(strstr(resp, "Content-Type: text/plain; version=0.0.4"), "%s", resp);
+    check_prometheus(body);
+    char sample[256];
+    double v;
+    const char *node = f.r->node_id;
+#define SAMPLE(fmt) (snprintf(sample, sizeof(sample), fmt, node), has_sample(body, sample, &v))
+    cr_assert(SAMPLE("rayc_raylet_tasks_received_total{node=\"%s\",source=\"local\"} ") && v >= 3,
+              "%s", body);
+    cr_assert(SAMPLE("rayc_raylet_tasks_done_total{node=\"%s\",status=\"ok\"} ") && v >= 3, "%s",
+              body);
+    cr_assert(SAMPLE("rayc_raylet_tasks_done_total{node=\"%s\",status=\"failed\"} ") && v == 0,
+              "%s", body);
+    cr_assert(SAMPLE("rayc_raylet_workers_started_total{node=\"%s\"} ") && v >= 1, "%s", body);
+    cr_assert(SAMPLE("rayc_raylet_object_store_bytes{node=\"%s\",kind=\"capacity\"} ") && v > 0,
+              "%s", body);
+    cr_assert(SAMPLE("rayc_raylet_transfer_bytes_total{node=\"%s\",direction=\"in\"} ") && v == 0,
+              "%s", body);
+    cr_assert(SAMPLE("rayc_raylet_object_spills_total{node=\"%s\"} ") && v == 0, "%s", body);
+    cr_assert(SAMPLE("rayc_raylet_resource{node=\"%s\",resource=\"CPU\",kind=\"total\"} ") &&
+                  v == 2,
+              "%s", body);
+#undef SAMPLE
+    free(resp);
+}
+
 Test(dashboard, job_lifecycle_succeeded_failed_stopped)
 {
     fixture f;
@@ -607,7 +672,10 @@ Test(dashboard, cli_list_summary_memory_and_jobs)
                       (const char *[]){"job", "submit", wdflag, "--", "pwd;", "echo", "hi", NULL}),
                  0, "%s", err);
     cr_assert(strstr(out, "Job 'raycsubmit_") && strstr(out, "' submitted"), "%s", out);
-    cr_assert(strstr(out, wd) && strstr(out, "hi\n") && strstr(out, "' succeeded"), "%s", out);
+    /* The working dir was uploaded: the job runs in its unpacked copy. */
+    cr_assert(strstr(out, "/working_dirs/raycsubmit_") && strstr(out, "hi\n") &&
+                  strstr(out, "' succeeded"),
+              "%s", out);
     free(out), free(err);
 
     cr_assert_eq(rayc(&f, &out, &err,
@@ -662,6 +730,82 @@ static const char *find_chromium(void)
         if (access(cands[i], X_OK) == 0)
             return cands[i];
     return NULL;
+}
+
+/* rayc job submit --working-dir: the directory is packed, uploaded in
+ * pieces through the dashboard (a code package named by its SHA-256), and
+ * unpacked as the job's cwd on the head: the files are there even though
+ * the original is gone by the time the job reads them. A package whose
+ * bytes do not match its name, and a job naming a package never uploaded,
+ * are refused. */
+Test(dashboard, job_working_dir_is_uploaded_and_unpacked)
+{
+    fixture f;
+    start(&f);
+    char wd[HARNESS_PATH], file[HARNESS_PATH + 32], cmd[3 * HARNESS_PATH];
+    snprintf(wd, sizeof(wd), "%s/upload-me", harness_dir());
+    snprintf(file, sizeof(file), "%s/sub", wd);
+    cr_assert(mkdir_p(file, 0700) == 0);
+    snprintf(file, sizeof(file), "%s/data.txt", wd);
+    cr_assert(write_file(file, "hello-from-the-working-dir\n", 27, 0600) == 0);
+    snprintf(file, sizeof(file), "%s/sub/more.txt", wd);
+    /* 300 KB: several pieces of the upload */
+    size_t big = 300000;
+    char *blob = malloc(big);
+    for (size_t i = 0; i < big; i++)
+        blob[i] = (char)('a' + (i * 7919) % 26);
+    blob[big - 1] = '\n';
+    cr_assert(write_file(file, blob, big, 0600) == 0);
+    free(blob);
+    char wdflag[HARNESS_PATH + 20];
+    snprintf(wdflag, sizeof(wdflag), "--working-dir=%s", wd);
+    /* The job waits for the original to go, then reads its copy. */
+    snprintf(cmd, sizeof(cmd),
+             "while [ -e %s ]; do sleep 0.1; done; cat data.txt; wc -c < sub/more.txt; pwd", wd);
+    char *out, *err;
+    cr_assert_eq(rayc(&f, &out, &err,
+                      (const char *[]){"job", "submit", "--no-wait", wdflag, "--", cmd, NULL}),
+                 0, "%s", err);
+    char id[64];
+    cr_assert(sscanf(out, "Job '%63[^']' submitted", id) == 1, "%s", out);
+    free(out), free(err);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", wd);
+    cr_assert_eq(system(cmd), 0);
+    wait_status(&f, id, "SUCCEEDED");
+    cr_assert_eq(rayc(&f, &out, &err, (const char *[]){"job", "logs", id, NULL}), 0, "%s", err);
+    cr_assert(strstr(out, "hello-from-the-working-dir\n300000\n"), "%s", out);
+    char where[HARNESS_PATH + 96];
+    snprintf(where, sizeof(where), "/working_dirs/%s\n", id);
+    cr_assert(strstr(out, where), "%s", out);
+    free(out), free(err);
+
+    /* Bytes that do not hash to the name are refused at the end. */
+    char h[256], *resp, *body;
+    const char *fake = "/api/packages/"
+                       "0000000000000000000000000000000000000000000000000000000000000000";
+    char path[200];
+    snprintf(path, sizeof(path), "%s?offset=0", fake);
+    cr_assert_eq(http(f.port, "POST", path, bearer(&f, h, sizeof(h)), "{}", &resp, &body), 200,
+                 "%s", resp);
+    free(resp);
+    snprintf(path, sizeof(path), "%s?done=1", fake);
+    cr_assert_eq(http(f.port, "POST", path, bearer(&f, h, sizeof(h)), NULL, &resp, &body), 400,
+                 "%s", resp);
+    cr_assert(strstr(body, "hash to"), "%s", body);
+    free(resp);
+    cr_assert_eq(http(f.port, "GET", fake, bearer(&f, h, sizeof(h)), NULL, &resp, &body), 200, "%s",
+                 resp);
+    cr_assert(strstr(body, "\"exists\":false"), "%s", body);
+    free(resp);
+    /* A job naming a package that was never uploaded. */
+    cr_assert_eq(http(f.port, "POST", "/api/jobs/", bearer(&f, h, sizeof(h)),
+                      "{\"entrypoint\": \"true\", \"runtime_env\": {\"working_dir\": "
+                      "\"gcs://_rayc_pkg_"
+                      "1111111111111111111111111111111111111111111111111111111111111111.tar.gz\"}}",
+                      &resp, &body),
+                 400, "%s", resp);
+    cr_assert(strstr(body, "not uploaded"), "%s", body);
+    free(resp);
 }
 
 Test(dashboard, page_shows_nodes_in_headless_chromium)

@@ -358,15 +358,55 @@ Test(task_events, actor_calls_are_reported_like_tasks)
         cr_assert_eq(finish(r[i]), RAYC_OK);
     cr_assert_neq(finish(bad), RAYC_OK);
     stop_driver();
-    /* The four calls, each with the actor's id, run by its worker. (The
-     * creation is the GCS's: the actor table has it, not the task table.) */
-    char *body = get_ok(&f, "/api/v0/tasks?filter=actor_id!%3D&limit=100");
+    /* The four calls, each with the actor's id, run by its worker. */
+    char *body = get_ok(&f, "/api/v0/tasks?filter=type%3DACTOR_TASK&limit=100");
     cr_assert_eq(json_num(body, "num_after_filter"), 4, "%s", body);
     cr_assert_eq(count(body, "\"state\":\"FINISHED\""), 3, "%s", body);
     cr_assert_eq(count(body, "\"state\":\"FAILED\""), 1, "%s", body);
     cr_assert_eq(count(body, "\"worker_pid\":0"), 0, "%s", body);
     cr_assert(strstr(body, "no_such_method"), "%s", body);
     free(body);
+}
+
+/* An actor's creation is a task of its own (the GCS reports it): FINISHED
+ * once the actor is ALIVE, FAILED with the constructor's error. */
+Test(task_events, actor_creations_are_in_the_task_table)
+{
+    fixture f;
+    start(&f, NULL, "2");
+    int64_t zero = 0, minus = -1;
+    rayc_arg good_arg = RAYC_VAL(&zero, sizeof(zero)), bad_arg = RAYC_VAL(&minus, sizeof(minus));
+    rayc_actor good, bad;
+    cr_assert_eq(rayc_actor_create("Counter", &good_arg, 1, NULL, &good), RAYC_OK, "%s",
+                 rayc_last_error());
+    cr_assert_eq(rayc_actor_create("Counter", &bad_arg, 1, NULL, &bad), RAYC_OK, "%s",
+                 rayc_last_error());
+    rayc_ref r, r2;
+    cr_assert_eq(rayc_actor_call(good, "incr", NULL, 0, NULL, &r), RAYC_OK, "%s",
+                 rayc_last_error());
+    cr_assert_eq(finish(r), RAYC_OK);
+    cr_assert_eq(rayc_actor_call(bad, "incr", NULL, 0, NULL, &r2), RAYC_OK, "%s",
+                 rayc_last_error());
+    cr_assert_neq(finish(r2), RAYC_OK); /* its constructor failed */
+    wait_rows(&f, "/api/v0/tasks?filter=type%3DACTOR_CREATION_TASK&filter=state%3DFAILED", 1);
+    char *body = get_ok(&f, "/api/v0/tasks?filter=type%3DACTOR_CREATION_TASK");
+    cr_assert_eq(json_num(body, "num_after_filter"), 2, "%s", body);
+    cr_assert_eq(count(body, "\"state\":\"FINISHED\""), 1, "%s", body);
+    cr_assert_eq(count(body, "\"state\":\"FAILED\""), 1, "%s", body);
+    cr_assert_eq(count(body, "\"func_or_class_name\":\"Counter\""), 2, "%s", body);
+    cr_assert(strstr(body, "negative start"), "%s", body);
+    free(body);
+    /* The CLI's table shows them with their type and state. */
+    char *out = NULL, *err = NULL;
+    const char *args[] = {"list", "tasks", "--filter=type=ACTOR_CREATION_TASK", NULL};
+    cr_assert_eq(rayc(&f, &out, &err, args), 0, "%s", err);
+    cr_assert_eq(count(out, "ACTOR_CREATION_TASK"), 2, "%s", out);
+    cr_assert(strstr(out, "FINISHED") && strstr(out, "FAILED"), "%s", out);
+    free(out);
+    free(err);
+    rayc_actor_release(good);
+    rayc_actor_release(bad);
+    stop_driver();
 }
 
 Test(task_events, running_pending_and_cancelled_tasks_show)
@@ -469,7 +509,18 @@ Test(task_events, full_process_buffer_counts_lost_events)
 
 /* The table is in memory: a restarted GCS starts it empty, and the driver
  * reports to the new GCS on its new connection. */
-Test(task_events, events_flow_again_after_a_gcs_restart)
+/* The table is in Redis (a chunk per flush period): a GCS killed with
+ * SIGKILL and restarted lists what it had, and events flow on after. */
+static bool persisted(void *arg)
+{
+    const fixture *f = arg;
+    char *text = get_ok(f, "/metrics");
+    double n = metric(text, "rayc_task_records_persisted_total ");
+    free(text);
+    return n >= 2;
+}
+
+Test(task_events, task_table_survives_a_gcs_kill_9)
 {
     fixture f;
     start(&f, NULL, "1");
@@ -477,18 +528,26 @@ Test(task_events, events_flow_again_after_a_gcs_restart)
     for (int i = 0; i < 2; i++)
         cr_assert_eq(finish(submit_inc(&xs[i])), RAYC_OK);
     wait_rows(&f, "/api/v0/tasks?filter=state%3DFINISHED", 2);
+    cr_assert(harness_wait_until(persisted, &f, SLACK_MS), "the records were never stored");
     harness_kill9(f.c.gcs);
     char p[16];
     snprintf(p, sizeof(p), "%d", f.port);
     setenv("RAYC_DASHBOARD_PORT", p, 1);
     harness_gcs_restart(&f.c);
     unsetenv("RAYC_DASHBOARD_PORT");
+    char *body = get_ok(&f, "/api/v0/tasks?filter=state%3DFINISHED");
+    cr_assert_eq(json_num(body, "num_after_filter"), 2, "the restarted GCS lost them: %s", body);
+    cr_assert_eq(count(body, "\"func_or_class_name\":\"inc\""), 2, "%s", body);
+    free(body);
+    char *text = get_ok(&f, "/metrics");
+    cr_assert_eq(metric(text, "rayc_task_records_loaded "), 2, "%s", text);
+    free(text);
     for (int i = 2; i < 5; i++)
         cr_assert_eq(finish(submit_inc(&xs[i])), RAYC_OK);
-    wait_rows(&f, "/api/v0/tasks?filter=state%3DFINISHED", 3);
+    wait_rows(&f, "/api/v0/tasks?filter=state%3DFINISHED", 5);
     stop_driver();
-    char *body = get_ok(&f, "/api/v0/tasks");
-    cr_assert_eq(json_num(body, "total"), 3, "%s", body);
+    body = get_ok(&f, "/api/v0/tasks");
+    cr_assert_eq(json_num(body, "total"), 5, "%s", body);
     free(body);
 }
 
