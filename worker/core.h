@@ -126,12 +126,16 @@ bool core__has_symbol(const char *prefix, const char *name);
  * with rayc_last_error set when out of memory. */
 struct actor_submitter *core__actors(void);
 
-/* Task arguments as the submitter takes them (tasks.c): values over
- * inline_max go to the store, once per distinct content while a task holds
- * it (arg_dedup.h), as refs the task is handed. On failure nothing stays
- * staged; core__unstage_args gives back what a failed submit did not take. */
-int core__stage_args(const rayc_arg *args, size_t nargs, size_t inline_max, tsub_arg *targs);
-void core__unstage_args(const tsub_arg *targs, size_t n);
+/* Submit a task or an actor call (rq->actor set) with its arguments
+ * (tasks.c), the one path of rayc_submit, rayc_submit_stream,
+ * rayc_actor_call and rayc_actor_call_stream: values over inline_max go to
+ * the store, once per distinct content while a task or call holds it
+ * (arg_dedup.h), as refs the task is handed. With stream NULL the return
+ * refs go to returns[0..rq->num_returns), else the stream to *stream.
+ * 0 on success; on failure a code with rayc_last_error set, and nothing
+ * stays staged, handed out or open. mu NOT held. */
+int core__submit(const tsub_request *rq, const rayc_arg *args, size_t nargs, rayc_ref *returns,
+                 rayc_stream **stream);
 
 /* Worker mode: connect to the raylet that started us (core.c). The caller
  * then starts its executor over rayc__core's connection and router. */

@@ -674,3 +674,54 @@ Test(actors, kill_without_no_restart_restarts_the_actor)
     wait_state(a, "ALIVE");
     rayc_shutdown();
 }
+
+/* The store's high-water mark of the raylet r since the last reset (reset
+ * says to start again now). */
+static uint64_t store_peak(const harness_raylet *r, bool reset)
+{
+    Rpc__StoreStatsReply *s = reset ? harness_store_stats_reset_peak(r) : harness_store_stats(r);
+    cr_assert_not_null(s, "the raylet did not answer a store stats request");
+    uint64_t peak = s->peak_used;
+    msg_free(&s->base);
+    return peak;
+}
+
+/* 50 calls given the same 100 MiB by value store it once (the staging of
+ * tasks, with its by-value dedup); a value that differs by one byte is not
+ * taken for it. */
+Test(actors, large_value_argument_of_many_calls_stored_once, .timeout = 420)
+{
+    harness_cluster c;
+    cluster(&c, 1,
+            (const char *const *[]){(const char *const[]){"--object-store-memory=1G", NULL}});
+    rayc_actor a = create("Counter", 0, NULL);
+    size_t size = 100u << 20;
+    uint8_t *buf = malloc(size);
+    cr_assert_not_null(buf);
+    for (size_t i = 0; i < size; i++)
+        buf[i] = (uint8_t)(i * 7 + (i >> 12));
+    store_peak(&c.raylets[0], true);
+    enum { N = 50 };
+    rayc_ref out[N + 1];
+    int64_t ms = 20;
+    rayc_arg args[] = {RAYC_VAL(buf, size), RAYC_VAL(&ms, sizeof(ms))};
+    for (int i = 0; i < N; i++)
+        out[i] = call(a, "fnv", args, 2);
+    int status;
+    int64_t first = result(out[0], &status, NULL, 0);
+    cr_assert_eq(status, RAYC_OK);
+    for (int i = 1; i < N; i++) {
+        cr_assert_eq(result(out[i], &status, NULL, 0), first, "call %d saw other bytes", i);
+        cr_assert_eq(status, RAYC_OK);
+    }
+    uint64_t peak = store_peak(&c.raylets[0], false);
+    cr_assert_leq(peak, 250u << 20, "50 calls of one 100 MiB value peaked the store at %llu MiB",
+                  (unsigned long long)(peak >> 20));
+    cr_assert_geq(peak, size, "the value never reached the store");
+    buf[size - 1] ^= 0xff;
+    out[N] = call(a, "fnv", args, 2);
+    cr_assert_neq(result(out[N], &status, NULL, 0), first, "a different value was taken");
+    free(buf);
+    cr_assert_eq(rayc_actor_kill(a, 1), RAYC_OK);
+    rayc_shutdown();
+}
