@@ -618,6 +618,7 @@ static void load_knobs(core_t *c)
         log_warn("ignoring environment: %s", err);
     c->inline_max = cfg.inline_object_max;
     c->put_slab_bytes = cfg.put_slab_bytes;
+    c->direct_reads = cfg.actor_direct_reads;
     c->events_opts.interval_ms = cfg.task_events_report_ms;
     c->events_opts.max_records =
         cfg.task_events_buffer_max > 0 ? (size_t)cfg.task_events_buffer_max : 0;

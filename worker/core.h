@@ -56,6 +56,7 @@ typedef struct {
     task_id_t task; /* the task whose puts we number (the driver's, or the running task) */
     uint32_t put_index;
     size_t inline_max;
+    bool direct_reads; /* knob actor_direct_reads (core__wait_results) */
     size_t put_slab_bytes;
     tev_opts events_opts; /* task events (issue 15) */
     char session_dir[CORE_PATH_MAX];
@@ -136,6 +137,14 @@ struct actor_submitter *core__actors(void);
  * stays staged, handed out or open. mu NOT held. */
 int core__submit(const tsub_request *rq, const rayc_arg *args, size_t nargs, rayc_ref *returns,
                  rayc_stream **stream);
+
+/* rayc_get's wait for results of running tasks or actor calls (actors.c),
+ * mu held on entry and exit: reads an actor's connection directly when all
+ * the missing results are its calls, else pumps the raylet connection, for
+ * up to wait_ms. *direct_off: the caller's state across waits, 0 at first.
+ * 0, or RAYC_ECONN when the raylet connection is lost. */
+int core__wait_results(const rayc_ref *refs, size_t n, const rayc_value *out, int64_t wait_ms,
+                       int *direct_off);
 
 /* Worker mode: connect to the raylet that started us (core.c). The caller
  * then starts its executor over rayc__core's connection and router. */
