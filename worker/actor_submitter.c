@@ -221,7 +221,12 @@ void asub_send_hook(void *arg, const actor_id_t *actor, const task_id_t *task, c
     handle *h = find(as, actor);
     if (h == NULL)
         return;
-    if (h->conn && cw_conn_send_batched(h->conn, frame, len) == 0)
+    /* A call alone in flight (a caller making one call after another) is
+     * written now, by its caller: the batch's flusher thread would be one
+     * more hand-off on its way. Its socket holds nothing of ours then, so
+     * the write does not block. */
+    if (h->conn && (h->inflight.len == 0 ? cw_conn_send_raw(h->conn, frame, len)
+                                         : cw_conn_send_batched(h->conn, frame, len)) == 0)
         idq_push(&h->inflight, task);
     else
         idq_push(&h->limbo, task); /* decided once the GCS says how the actor is */
