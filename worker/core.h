@@ -138,7 +138,7 @@ struct actor_submitter *core__actors(void);
 int core__submit(const tsub_request *rq, const rayc_arg *args, size_t nargs, rayc_ref *returns,
                  rayc_stream **stream);
 
-/* rayc_get's wait for results of running tasks or actor calls (actors.c),
+/* rayc_get's wait for results of running tasks or actor calls (core.c),
  * mu held on entry and exit: reads an actor's connection directly when all
  * the missing results are its calls, else pumps the raylet connection, for
  * up to wait_ms. *direct_off: the caller's state across waits, 0 at first.
