@@ -768,6 +768,18 @@ static int zygotes_of(pid_t raylet)
     return count;
 }
 
+struct one_zygote {
+    pid_t raylet;
+    int count;
+};
+
+static bool one_zygote(void *arg)
+{
+    struct one_zygote *z = arg;
+    z->count = zygotes_of(z->raylet);
+    return z->count == 1;
+}
+
 struct pids_gone {
     const pid_t *pids;
     int n;
@@ -800,7 +812,11 @@ Test(actors, zygote_forked_workers_are_the_raylets_own_children)
             cr_assert_neq(pids[i], pids[j], "actors %d and %d share a process", i, j);
         cr_assert_eq(parent_of(pids[i]), raylet, "worker %d is not the raylet's child", i);
     }
-    cr_assert_eq(zygotes_of(raylet), 1, "the raylet should have one worker zygote");
+    /* A worker forked a moment ago shows the zygote's command line until
+     * it clears it: look until the count settles. */
+    struct one_zygote z = {raylet, 0};
+    cr_assert(harness_wait_until(one_zygote, &z, SLACK_MS),
+              "the raylet should have one worker zygote, has %d", z.count);
     c.raylets[0].proc->any_exit = true;
     harness_kill9(c.raylets[0].proc);
     struct pids_gone g = {pids, N};
