@@ -68,6 +68,8 @@
     /* workers */                                                                            \
     X(INT, max_workers, 0, "most worker processes per node; 0: 4 x CPUs + 16")               \
     X(INT, idle_worker_timeout_ms, 10000, "idle workers beyond num_cpus exit after this")     \
+    X(BOOL, actor_direct_reads, 1, "a thread in rayc_get reads its actor's connection itself") \
+    X(BOOL, worker_zygote, 1, "fork workers from a pre-loaded template (rayc_worker --zygote)") \
     X(INT, max_tasks_in_flight_per_worker, 8, "tasks pipelined to one leased worker")          \
     X(INT, memory_monitor_refresh_ms, 250, "memory monitor period; 0: off")                  \
     X(DBL, memory_usage_threshold, 0.95, "fraction of node memory at which a worker is killed") \

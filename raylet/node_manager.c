@@ -615,6 +615,7 @@ static worker_pool *new_pool(node_manager *nm, char *err, size_t errlen)
         .prestart = (int)cpus,
         .max = nm->cfg->max_workers > 0 ? (int)nm->cfg->max_workers : (int)(cpus * 4) + 16,
         .idle_timeout_ms = nm->cfg->idle_worker_timeout_ms,
+        .zygote = nm->cfg->worker_zygote,
     };
     return wpool_new(&o, &pool_hooks, nm, err, errlen);
 }

@@ -20,7 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,6 +32,9 @@
 
 #define LINE_MAX_BYTES 8192 /* longer output lines are cut here */
 #define ENV_MAX        16   /* wpool_opts.env entries */
+#define ZYGOTE_FD      3    /* the zygote's end of its request socket (worker_main.c) */
+#define ZYGOTE_WAIT_MS 2000 /* a fork request's answer; the zygote is ended after */
+#define ZYGOTE_TRIES   3    /* zygotes that may fail before workers are exec'ed again */
 
 struct worker_pool {
     struct event_base *base;
@@ -46,6 +51,11 @@ struct worker_pool {
     int64_t idle_timeout_ms;
     struct event *sigchld_ev, *idle_ev;
     uint64_t started; /* processes started since the pool was made (metrics) */
+    /* The zygote: a rayc_worker --zygote that forks workers (use_zygote). */
+    bool use_zygote;
+    pid_t zygote_pid; /* 0: none running */
+    int zygote_fd;    /* our end of its request socket */
+    int zygote_failures;
 };
 
 static void free_worker(worker *w);
@@ -131,13 +141,15 @@ static void unlink_worker(worker_pool *p, worker *w)
         w->next->prev = w->prev;
 }
 
-/* Start the worker process with posix_spawn (glibc: clone(CLONE_VM |
+/* Start rayc_worker with posix_spawn (glibc: clone(CLONE_VM |
  * CLONE_VFORK), so no copy of the raylet's page tables, which map the whole
  * object store: a fork per worker stalled the loop for tens of ms, and
  * starting hundreds of actors missed heartbeats). Its stdout/stderr go into
- * the pipes; the worker makes itself die with the raylet (RAYC_RAYLET_PID).
- * An exec that fails is posix_spawn's error: wpool_start returns NULL. */
-static pid_t spawn_worker(worker_pool *p, int out, int err, char **extra)
+ * out/err (-1: ours), zfd becomes its fd 3 (-1: none); it makes itself die
+ * with the raylet (RAYC_RAYLET_PID). An exec that fails is posix_spawn's
+ * error: -1 with errno. */
+static pid_t spawn_worker(worker_pool *p, char *const argv[], int out, int err, int zfd,
+                          char **extra)
 {
     extern char **environ;
     size_t n = 0, k = 0;
@@ -162,8 +174,12 @@ static pid_t spawn_worker(worker_pool *p, int out, int err, char **extra)
         envp[k++] = extra[i];
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, out, 1);
-    posix_spawn_file_actions_adddup2(&fa, err, 2);
+    if (out >= 0)
+        posix_spawn_file_actions_adddup2(&fa, out, 1);
+    if (err >= 0)
+        posix_spawn_file_actions_adddup2(&fa, err, 2);
+    if (zfd >= 0)
+        posix_spawn_file_actions_adddup2(&fa, zfd, ZYGOTE_FD);
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
     sigset_t def;
@@ -171,7 +187,6 @@ static pid_t spawn_worker(worker_pool *p, int out, int err, char **extra)
     sigaddset(&def, SIGPIPE);
     posix_spawnattr_setsigdefault(&attr, &def);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
-    char *argv[] = {"rayc_worker", NULL};
     pid_t pid = -1;
     int rc = posix_spawn(&pid, p->worker_bin, &fa, &attr, argv, envp);
     posix_spawn_file_actions_destroy(&fa);
@@ -182,6 +197,132 @@ static pid_t spawn_worker(worker_pool *p, int out, int err, char **extra)
         return -1;
     }
     return pid;
+}
+
+/* The environment every worker gets (the pool's entries, the raylet's pid)
+ * into env[0..ENV_MAX + 2), NULL-terminated; pid_buf holds one entry. */
+static void worker_env(worker_pool *p, char **env, char *pid_buf, size_t pid_len)
+{
+    int ne = 0;
+    snprintf(pid_buf, pid_len, "RAYC_RAYLET_PID=%d", (int)getpid());
+    for (int i = 0; p->env && p->env[i] && ne < ENV_MAX; i++)
+        env[ne++] = (char *)p->env[i];
+    env[ne++] = pid_buf;
+    env[ne] = NULL;
+}
+
+/* ------------------------------------------------------------- zygote */
+
+/* Zygote: the worker processes' template. Exec'ing a worker costs this VM
+ * ~4.5 ms of CPU in execve and the dynamic loader alone; the zygote pays
+ * that once, then forks each worker (worker_main.c). Its children are ours
+ * (CLONE_PARENT): reaped here, their exit status seen here, killed by
+ * PDEATHSIG when the raylet dies, exactly as exec'ed ones. The zygote is a
+ * small process of its own: a fork of it copies none of the raylet's store
+ * mapping. A zygote that fails is ended and started again on the next
+ * worker; after ZYGOTE_TRIES failures workers are exec'ed again. */
+
+static void zygote_stop(worker_pool *p, bool failed)
+{
+    if (p->zygote_fd >= 0)
+        close(p->zygote_fd);
+    p->zygote_fd = -1;
+    if (p->zygote_pid > 0) {
+        kill(p->zygote_pid, SIGKILL);
+        waitpid(p->zygote_pid, NULL, 0);
+    }
+    p->zygote_pid = 0;
+    if (failed && ++p->zygote_failures >= ZYGOTE_TRIES) {
+        log_warn("worker zygote failed %d times: exec'ing each worker from now on",
+                 p->zygote_failures);
+        p->use_zygote = false;
+    }
+}
+
+static bool zygote_start(worker_pool *p)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+        log_syserr(errno, "worker zygote: socketpair");
+        return false;
+    }
+    /* Out of the way of fd 3, which posix_spawn's dup2 must change. */
+    int child = fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
+    close(sv[1]);
+    char pid_buf[48], *env[ENV_MAX + 2];
+    worker_env(p, env, pid_buf, sizeof(pid_buf));
+    char *argv[] = {"rayc_worker", "--zygote", NULL};
+    pid_t pid = child >= 0 ? spawn_worker(p, argv, -1, -1, child, env) : -1;
+    if (child >= 0)
+        close(child);
+    if (pid < 0) {
+        log_syserr(errno, "worker zygote: cannot start %s", p->worker_bin);
+        close(sv[0]);
+        return false;
+    }
+    p->zygote_pid = pid;
+    p->zygote_fd = sv[0];
+    log_info("worker zygote started (pid %d)", (int)pid);
+    return true;
+}
+
+/* The zygote's answer to a request: true with *reply. Signals (SIGCHLD
+ * among them) interrupt the wait; it goes on until ZYGOTE_WAIT_MS. */
+static bool zygote_answer(worker_pool *p, int32_t *reply)
+{
+    uint64_t deadline = now_ms() + ZYGOTE_WAIT_MS;
+    for (;;) {
+        struct pollfd pf = {.fd = p->zygote_fd, .events = POLLIN};
+        uint64_t now = now_ms();
+        if (now >= deadline)
+            return false;
+        int r = poll(&pf, 1, (int)(deadline - now));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r != 1)
+            return false;
+        ssize_t n = recv(p->zygote_fd, reply, sizeof(*reply), 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        return n == sizeof(*reply);
+    }
+}
+
+/* Ask the zygote for a worker with w's id and output pipes. Its pid, or -1
+ * (then the caller execs the worker). Blocks the loop for the fork only, as
+ * posix_spawn did for its vfork. */
+static pid_t zygote_fork(worker_pool *p, const worker *w, int out, int err)
+{
+    if (p->zygote_pid == 0 && !zygote_start(p)) {
+        zygote_stop(p, true);
+        return -1;
+    }
+    int fds[2] = {out, err};
+    char ctl[CMSG_SPACE(sizeof(fds))];
+    memset(ctl, 0, sizeof(ctl));
+    struct iovec iov = {(void *)w->hex, strlen(w->hex)};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl)};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(fds));
+    memcpy(CMSG_DATA(c), fds, sizeof(fds));
+    int32_t reply = 0;
+    if (sendmsg(p->zygote_fd, &mh, MSG_NOSIGNAL) < 0) {
+        log_syserr(errno, "worker zygote: request");
+    } else if (!zygote_answer(p, &reply)) {
+        log_warn("worker zygote (pid %d) did not answer", (int)p->zygote_pid);
+        reply = 0;
+    } else if (reply <= 0) {
+        log_syserr(-reply, "worker zygote: fork");
+        return -1; /* the zygote is fine; this fork failed */
+    }
+    if (reply <= 0) {
+        zygote_stop(p, true);
+        return -1;
+    }
+    return (pid_t)reply;
 }
 
 worker *wpool_start(worker_pool *p)
@@ -211,16 +352,19 @@ worker *wpool_start(worker_pool *p)
     snprintf(path, sizeof(path), "%s/worker-%.16s.err", p->log_dir, w->hex);
     w->log_err = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 
-    char env_id[80], env_pid[48], *env[ENV_MAX + 3];
-    int ne = 0;
-    snprintf(env_id, sizeof(env_id), "RAYC_WORKER_ID=%s", w->hex);
-    snprintf(env_pid, sizeof(env_pid), "RAYC_RAYLET_PID=%d", (int)getpid());
-    for (int i = 0; p->env && p->env[i] && ne < ENV_MAX; i++)
-        env[ne++] = (char *)p->env[i];
-    env[ne++] = env_id;
-    env[ne++] = env_pid;
-    env[ne] = NULL;
-    pid_t pid = spawn_worker(p, po[1], pe[1], env);
+    pid_t pid = p->use_zygote ? zygote_fork(p, w, po[1], pe[1]) : -1;
+    if (pid < 0) {
+        char env_id[80], env_pid[48], *env[ENV_MAX + 3];
+        worker_env(p, env, env_pid, sizeof(env_pid));
+        int ne = 0;
+        while (env[ne])
+            ne++;
+        snprintf(env_id, sizeof(env_id), "RAYC_WORKER_ID=%s", w->hex);
+        env[ne++] = env_id;
+        env[ne] = NULL;
+        char *argv[] = {"rayc_worker", NULL};
+        pid = spawn_worker(p, argv, po[1], pe[1], -1, env);
+    }
     if (pid < 0) {
         log_syserr(errno, "cannot start %s", p->worker_bin);
         goto fail;
@@ -507,6 +651,12 @@ static void on_sigchld(evutil_socket_t sig, short what, void *arg)
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (pid == p->zygote_pid) {
+            log_warn("worker zygote (pid %d) ended; the next worker starts another", (int)pid);
+            p->zygote_pid = 0;
+            zygote_stop(p, true);
+            continue;
+        }
         for (worker *w = p->workers; w; w = w->next) {
             if (w->pid == pid) {
                 reap(p, w, status);
@@ -569,6 +719,8 @@ worker_pool *wpool_new(const wpool_opts *o, const wpool_hooks *hooks, void *arg,
     p->prestart = o->prestart;
     p->max = o->max;
     p->idle_timeout_ms = o->idle_timeout_ms;
+    p->use_zygote = o->zygote;
+    p->zygote_fd = -1;
     p->sigchld_ev = evsignal_new(p->base, SIGCHLD, on_sigchld, p);
     p->idle_ev = event_new(p->base, -1, EV_PERSIST, on_idle_timer, p);
     event_add(p->sigchld_ev, NULL);
@@ -581,6 +733,7 @@ void wpool_free(worker_pool *p)
 {
     if (p == NULL)
         return;
+    zygote_stop(p, false);
     for (worker *w = p->workers, *next; w; w = next) {
         next = w->next;
         if (w->pid > 0 && w->state != W_DEAD)

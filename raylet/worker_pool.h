@@ -8,6 +8,12 @@
  * it. Worker stdout/stderr arrive on pipes; every line goes to
  * logs/worker-<id>.out|err and to the driver of the worker's job.
  *
+ * Zygote (wpool_opts.zygote): workers are forked by a template process,
+ * `rayc_worker --zygote`, exec'ed once with its libraries loaded, instead of
+ * exec'ing each (docs/actors.md, "Worker start"). They are still the
+ * raylet's children (CLONE_PARENT) with fresh ids, sockets and pids; the
+ * pool falls back to exec when the zygote fails.
+ *
  * Threading: the raylet's loop thread.
  */
 #ifndef RAYC_WORKER_POOL_H
@@ -77,6 +83,7 @@ typedef struct {
     int prestart;            /* workers kept even when idle */
     int max;                 /* cap of live workers (blocked ones do not count) */
     int64_t idle_timeout_ms; /* idle workers beyond prestart end after this */
+    bool zygote;             /* fork workers from a zygote instead of exec'ing each */
 } wpool_opts;
 
 /* Returns NULL with err set on failure (cannot find rayc_worker, ...). The

@@ -46,8 +46,9 @@ typedef struct handle {
     int max_task_retries;
     char *cause; /* H_DEAD */
     cw_conn *conn;
-    node_id_t node;     /* where the connected incarnation runs (streams' acks) */
-    worker_id_t worker; /* ... and its worker */
+    struct asub_direct *reader; /* conn's reader thread's argument */
+    node_id_t node;             /* where the connected incarnation runs (streams' acks) */
+    worker_id_t worker;         /* ... and its worker */
     idq pending, inflight, limbo;
     uint64_t next_try_ms;
     int backoff_ms;
@@ -64,12 +65,13 @@ struct actor_submitter {
     int readers;       /* live connection reader threads */
 };
 
-typedef struct {
+struct asub_direct { /* a connection's reader thread's argument */
     actor_submitter *as;
-    handle *h;
+    struct handle *h;
     cw_conn *conn;
     bool replied; /* a reply arrived in this read: wake the waiters once */
-} reader_arg;
+};
+typedef struct asub_direct reader_arg;
 
 /* ------------------------------------------------------------ queues */
 
@@ -219,7 +221,12 @@ void asub_send_hook(void *arg, const actor_id_t *actor, const task_id_t *task, c
     handle *h = find(as, actor);
     if (h == NULL)
         return;
-    if (h->conn && cw_conn_send_batched(h->conn, frame, len) == 0)
+    /* A call alone in flight (a caller making one call after another) is
+     * written now, by its caller: the batch's flusher thread would be one
+     * more hand-off on its way. Its socket holds nothing of ours then, so
+     * the write does not block. */
+    if (h->conn && (h->inflight.len == 0 ? cw_conn_send_raw(h->conn, frame, len)
+                                         : cw_conn_send_batched(h->conn, frame, len)) == 0)
         idq_push(&h->inflight, task);
     else
         idq_push(&h->limbo, task); /* decided once the GCS says how the actor is */
@@ -283,6 +290,7 @@ void asub_killed(actor_submitter *as, const actor_id_t *id, const char *cause)
         if (h->conn)
             cw_conn_shutdown(h->conn); /* its reader frees it */
         h->conn = NULL;
+        h->reader = NULL;
         set_dead(as, h, cause);
     }
     pthread_mutex_unlock(as->d.mu);
@@ -319,8 +327,16 @@ static int on_actor_frame(void *arg, uint16_t type, ProtobufCMessage *msg)
     idq_remove(&ra->h->inflight, m->task_id.data);
     pthread_mutex_unlock(as->d.mu);
     tsub_on_task_done(as->d.tasks, type, msg);
-    ra->replied = true;
+    __atomic_store_n(&ra->replied, true, __ATOMIC_RELAXED);
     return 0;
+}
+
+/* Replies arrived since the last look: wake the threads waiting on the
+ * raylet connection for them, once. */
+static void wake_waiters(actor_submitter *as, reader_arg *ra)
+{
+    if (__atomic_exchange_n(&ra->replied, false, __ATOMIC_RELAXED))
+        cw_conn_wake(as->d.raylet);
 }
 
 /* Read one connection's replies until it breaks; then the handle asks the
@@ -329,17 +345,13 @@ static void *reader_main(void *arg)
 {
     reader_arg *ra = arg;
     actor_submitter *as = ra->as;
-    while (cw_conn_pump(ra->conn, -1) == 0) {
-        /* One wake-up per read, however many replies it brought. */
-        if (ra->replied) {
-            ra->replied = false;
-            cw_conn_wake(as->d.raylet);
-        }
-    }
+    while (cw_conn_pump_background(ra->conn) == 0)
+        wake_waiters(as, ra); /* one wake-up per read, however many replies it brought */
     pthread_mutex_lock(as->d.mu);
     handle *h = ra->h;
     if (h->conn == ra->conn) {
         h->conn = NULL;
+        h->reader = NULL;
         while (h->inflight.len > 0) {
             idq_push(&h->limbo, idq_at(&h->inflight, 0));
             idq_pop(&h->inflight);
@@ -359,6 +371,45 @@ static void *reader_main(void *arg)
     pthread_mutex_unlock(as->d.mu);
     free(ra);
     return NULL;
+}
+
+/* ------------------------------------------------------------ direct reads */
+
+asub_direct *asub_direct_enter(actor_submitter *as, const rayc_ref *refs, size_t n,
+                               const rayc_value *out)
+{
+    handle *h = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (out[i].priv_)
+            continue;
+        actor_id_t actor;
+        task_id_t task = object_id_task((const object_id_t *)refs[i].id);
+        if (!tsub_actor_of(as->d.tasks, &task, &actor))
+            return NULL;
+        if (h == NULL)
+            h = find(as, &actor);
+        if (h == NULL || memcmp(h->id.b, actor.b, ACTOR_ID_SIZE) != 0)
+            return NULL;
+    }
+    /* Every call of the handle sent on a live connection: all their replies
+     * come on it, and nothing they wait for comes from the raylet. */
+    if (h == NULL || h->state != H_CONNECTED || h->conn == NULL || h->pending.len > 0 ||
+        h->reader == NULL)
+        return NULL;
+    cw_conn_enter(h->conn);
+    return h->reader;
+}
+
+int asub_direct_pump(asub_direct *d, int64_t wait_ms)
+{
+    int rc = cw_conn_pump_direct(d->conn, wait_ms);
+    wake_waiters(d->as, d);
+    return rc;
+}
+
+void asub_direct_leave(asub_direct *d)
+{
+    cw_conn_leave(d->conn);
 }
 
 /* ------------------------------------------------------------ resolving */
@@ -469,6 +520,7 @@ static void resolve(actor_submitter *as, handle *h)
     } else if (conn) {
         ra->conn = conn;
         h->conn = conn;
+        h->reader = ra;
         h->state = H_CONNECTED;
         if (a->node_id.len == NODE_ID_SIZE)
             memcpy(h->node.b, a->node_id.data, NODE_ID_SIZE);
@@ -480,6 +532,7 @@ static void resolve(actor_submitter *as, handle *h)
         if (start_detached(reader_main, ra) != 0) {
             as->readers--;
             h->conn = NULL;
+            h->reader = NULL;
             h->state = H_RESOLVING;
             cw_conn_free(conn);
             free(ra);

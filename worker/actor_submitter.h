@@ -58,6 +58,21 @@ void asub_progress_hook(void *arg);
  * connection is not read meanwhile). mu held. */
 void asub_stream_ack_hook(void *arg, const actor_id_t *actor, const Rpc__StreamAck *ack);
 
+/* Direct reads (cw_conn.h): a thread in rayc_get whose missing results
+ * (refs[i] with out[i].priv_ NULL) are all calls of one actor, all sent on
+ * its live connection, reads that connection itself. asub_direct_enter
+ * (mu held) returns the entered connection, or NULL when that is not the
+ * case (then wait on the raylet connection). asub_direct_pump (mu NOT held)
+ * reads for up to wait_ms: frames read, or RAYC_ECONN once it broke (the
+ * calls then go the way of a broken connection: wait on the raylet
+ * connection for them). asub_direct_leave (mu NOT held) ends it; the
+ * connection may be freed from then on. */
+typedef struct asub_direct asub_direct;
+asub_direct *asub_direct_enter(actor_submitter *as, const rayc_ref *refs, size_t n,
+                               const rayc_value *out);
+int asub_direct_pump(asub_direct *d, int64_t wait_ms);
+void asub_direct_leave(asub_direct *d);
+
 /* A new actor this process created (mu NOT held): its handle starts
  * resolving. max_task_retries and detached come from its options. */
 void asub_created(actor_submitter *as, const actor_id_t *id, int max_task_retries, bool detached);

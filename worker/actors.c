@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+
 #include "actor_submitter.h"
 #include "core.h"
 #include "errors.h"
@@ -241,42 +243,13 @@ int rayc_actor_call(rayc_actor actor, const char *method, const rayc_arg *args, 
     rq.num_returns = (uint32_t)num_returns;
     rq.retry_exceptions = opts && opts->retry_exceptions;
     rq.actor = &id;
-    tsub_arg stack_args[TSUB_STACK_ARGS],
-        *targs = nargs > TSUB_STACK_ARGS ? malloc(nargs * sizeof(*targs)) : stack_args;
-    if (targs == NULL)
-        return rayc__error(RAYC_ENOMEM, "out of memory");
-    for (size_t i = 0; i < nargs; i++) {
-        memset(&targs[i], 0, sizeof(targs[i]));
-        if (args[i].kind == RAYC_ARG_REF) {
-            targs[i].is_ref = true;
-            memcpy(targs[i].ref.b, args[i].ref.id, OBJECT_ID_SIZE);
-        } else if (args[i].kind == RAYC_ARG_VALUE && (args[i].data || args[i].size == 0) &&
-                   args[i].size <= c->inline_max) {
-            targs[i].data = args[i].data;
-            targs[i].size = args[i].size;
-        } else if (args[i].kind == RAYC_ARG_VALUE && args[i].data) {
-            rayc_ref r; /* a large value goes to the store once */
-            if ((rc = rayc_put(args[i].data, args[i].size, &r)) != 0)
-                break;
-            targs[i].is_ref = targs[i].handed = true;
-            memcpy(targs[i].ref.b, r.id, OBJECT_ID_SIZE);
-        } else {
-            rc = rayc__error(RAYC_EINVAL, "argument %zu is malformed", i);
-            break;
-        }
-    }
+    rc = core__submit(&rq, args, nargs, returns, NULL);
     if (rc == 0) {
-        bool taken;
-        rc = tsub_submit(c->tasks, &rq, targs, nargs, returns, &taken);
-        if (rc == 0) {
-            task_id_t tid = object_id_task((const object_id_t *)returns[0].id);
-            pthread_mutex_lock(&c->mu);
-            asub_call_added(as, &id, &tid);
-            pthread_mutex_unlock(&c->mu);
-        }
+        task_id_t tid = object_id_task((const object_id_t *)returns[0].id);
+        pthread_mutex_lock(&c->mu);
+        asub_call_added(as, &id, &tid);
+        pthread_mutex_unlock(&c->mu);
     }
-    if (targs != stack_args)
-        free(targs);
     return rc;
 }
 
@@ -309,29 +282,15 @@ int rayc_actor_call_stream(rayc_actor actor, const char *method, const rayc_arg 
     rq.retry_exceptions = opts && opts->retry_exceptions;
     rq.backpressure = opts ? (uint32_t)opts->generator_backpressure : 0;
     rq.actor = &id;
-    tsub_arg stack_args[TSUB_STACK_ARGS],
-        *targs = nargs > TSUB_STACK_ARGS ? malloc(nargs * sizeof(*targs)) : stack_args;
-    if (targs == NULL)
-        return rayc__error(RAYC_ENOMEM, "out of memory");
-    rc = core__stage_args(args, nargs, c->inline_max, targs);
+    rayc_stream *s;
+    rc = core__submit(&rq, args, nargs, NULL, &s);
     if (rc == 0) {
-        bool taken;
-        rayc_stream *s;
-        rc = tsub_submit_stream(c->tasks, &rq, targs, nargs, &s, &taken);
-        if (rc == 0) {
-            task_id_t tid = tsub_stream_task(s);
-            pthread_mutex_lock(&c->mu);
-            asub_call_added(as, &id, &tid);
-            pthread_mutex_unlock(&c->mu);
-            *out = s;
-        } else if (taken) {
-            rayc_stream_close(s);
-        } else {
-            core__unstage_args(targs, nargs);
-        }
+        task_id_t tid = tsub_stream_task(s);
+        pthread_mutex_lock(&c->mu);
+        asub_call_added(as, &id, &tid);
+        pthread_mutex_unlock(&c->mu);
+        *out = s;
     }
-    if (targs != stack_args)
-        free(targs);
     return rc;
 }
 

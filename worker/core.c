@@ -214,6 +214,42 @@ static void free_retired_gcs(void)
     pthread_mutex_unlock(&gcs_mu);
 }
 
+/* A direct wait's longest slice (core__wait_results). */
+#define DIRECT_SLICE_MS 50
+
+/* rayc_get's wait for results of running tasks and calls (mu held on entry
+ * and exit, released meanwhile): when they are all calls sent to one actor,
+ * read its connection here (asub_direct_enter), else wait on the raylet
+ * connection, where every completion is announced. *direct_off counts the
+ * direct waits that ran out with nothing read: then the next wait is on the
+ * raylet connection once, so that nothing the calls need from elsewhere is
+ * kept waiting. The raylet connection's pump status (0 or RAYC_ECONN). */
+int core__wait_results(const rayc_ref *refs, size_t n, const rayc_value *out, int64_t wait_ms,
+                       int *direct_off)
+{
+    core_t *c = &rayc__core;
+    actor_submitter *as = __atomic_load_n(&c->actors, __ATOMIC_ACQUIRE);
+    asub_direct *d = NULL;
+    if (as && *direct_off == 0 && c->direct_reads)
+        d = asub_direct_enter(as, refs, n, out);
+    *direct_off = 0;
+    pthread_mutex_unlock(&c->mu);
+    core__block();
+    int rc = 0;
+    if (d) {
+        int64_t slice = wait_ms > DIRECT_SLICE_MS ? DIRECT_SLICE_MS : wait_ms;
+        uint64_t start = now_ms();
+        int r = asub_direct_pump(d, slice);
+        if (r < 0 || (r == 0 && now_ms() - start >= (uint64_t)slice))
+            *direct_off = 1;
+        asub_direct_leave(d);
+    } else {
+        rc = cw_conn_pump(c->raylet, wait_ms);
+    }
+    pthread_mutex_lock(&c->mu);
+    return rc;
+}
+
 static pthread_mutex_t actors_once = PTHREAD_MUTEX_INITIALIZER;
 
 actor_submitter *core__actors(void)
@@ -618,6 +654,7 @@ static void load_knobs(core_t *c)
         log_warn("ignoring environment: %s", err);
     c->inline_max = cfg.inline_object_max;
     c->put_slab_bytes = cfg.put_slab_bytes;
+    c->direct_reads = cfg.actor_direct_reads;
     c->events_opts.interval_ms = cfg.task_events_report_ms;
     c->events_opts.max_records =
         cfg.task_events_buffer_max > 0 ? (size_t)cfg.task_events_buffer_max : 0;

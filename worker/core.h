@@ -56,6 +56,7 @@ typedef struct {
     task_id_t task; /* the task whose puts we number (the driver's, or the running task) */
     uint32_t put_index;
     size_t inline_max;
+    bool direct_reads; /* knob actor_direct_reads (core__wait_results) */
     size_t put_slab_bytes;
     tev_opts events_opts; /* task events (issue 15) */
     char session_dir[CORE_PATH_MAX];
@@ -126,12 +127,24 @@ bool core__has_symbol(const char *prefix, const char *name);
  * with rayc_last_error set when out of memory. */
 struct actor_submitter *core__actors(void);
 
-/* Task arguments as the submitter takes them (tasks.c): values over
- * inline_max go to the store, once per distinct content while a task holds
- * it (arg_dedup.h), as refs the task is handed. On failure nothing stays
- * staged; core__unstage_args gives back what a failed submit did not take. */
-int core__stage_args(const rayc_arg *args, size_t nargs, size_t inline_max, tsub_arg *targs);
-void core__unstage_args(const tsub_arg *targs, size_t n);
+/* Submit a task or an actor call (rq->actor set) with its arguments
+ * (tasks.c), the one path of rayc_submit, rayc_submit_stream,
+ * rayc_actor_call and rayc_actor_call_stream: values over inline_max go to
+ * the store, once per distinct content while a task or call holds it
+ * (arg_dedup.h), as refs the task is handed. With stream NULL the return
+ * refs go to returns[0..rq->num_returns), else the stream to *stream.
+ * 0 on success; on failure a code with rayc_last_error set, and nothing
+ * stays staged, handed out or open. mu NOT held. */
+int core__submit(const tsub_request *rq, const rayc_arg *args, size_t nargs, rayc_ref *returns,
+                 rayc_stream **stream);
+
+/* rayc_get's wait for results of running tasks or actor calls (core.c),
+ * mu held on entry and exit: reads an actor's connection directly when all
+ * the missing results are its calls, else pumps the raylet connection, for
+ * up to wait_ms. *direct_off: the caller's state across waits, 0 at first.
+ * 0, or RAYC_ECONN when the raylet connection is lost. */
+int core__wait_results(const rayc_ref *refs, size_t n, const rayc_value *out, int64_t wait_ms,
+                       int *direct_off);
 
 /* Worker mode: connect to the raylet that started us (core.c). The caller
  * then starts its executor over rayc__core's connection and router. */

@@ -50,7 +50,17 @@ struct cw_conn {
     pthread_cond_t flush_cv;   /* with wmu: obuf became non-empty / stop */
     pthread_cond_t written_cv; /* with wmu: the flusher's write is done */
     uint64_t last_batched_us;  /* when the previous batched frame came */
+    /* Direct readers (cw_conn_enter): threads that wait for a reply read
+     * the socket themselves; the background reader (cw_conn_pump_background)
+     * stays out of their way while any is in, and for LINGER_US after the
+     * last left, so that a caller making one call after another keeps the
+     * socket to itself. */
+    int direct;            /* threads entered */
+    bool bg_reading;       /* the background reader is in read_some */
+    uint64_t bg_resume_us; /* it reads again from then on */
 };
+
+#define LINGER_US 2000 /* see direct above */
 
 cw_conn *cw_conn_new(bconn *b, cw_async_fn fn, void *arg)
 {
@@ -199,7 +209,7 @@ void cw_conn_free(cw_conn *c)
     c->dead = 1;
     shutdown(c->fd, SHUT_RDWR);
     pthread_cond_broadcast(&c->cv);
-    while (c->reader_active || c->waiters)
+    while (c->reader_active || c->waiters || c->direct)
         pthread_cond_wait(&c->cv, &c->mu);
     pthread_mutex_unlock(&c->mu);
     if (c->has_flusher) {
@@ -295,9 +305,11 @@ static uint64_t reply_id(const ProtobufCMessage *m)
 
 /* Reader side: called with mu held and reader_active set. Reads what is
  * available (waiting up to wait_ms), dispatches every whole frame. Drops mu
- * while blocked in poll/read and while running the async handler. */
-static void read_some(cw_conn *c, int wait_ms)
+ * while blocked in poll/read and while running the async handler. Returns
+ * how many frames it dispatched. */
+static int read_some(cw_conn *c, int wait_ms)
 {
+    int frames = 0;
     pthread_mutex_unlock(&c->mu);
     struct pollfd ps[2] = {{.fd = c->fd, .events = POLLIN}, {.fd = c->wake_fd, .events = POLLIN}};
     struct pollfd *p = &ps[0];
@@ -329,6 +341,7 @@ static void read_some(cw_conn *c, int wait_ms)
             break;
         }
         uint64_t id = reply_id(m);
+        frames++;
         pthread_mutex_lock(&c->mu);
         waiter *w = NULL;
         if (id != 0)
@@ -348,6 +361,7 @@ static void read_some(cw_conn *c, int wait_ms)
         c->dead = 1;
         pthread_cond_broadcast(&c->cv);
     }
+    return frames;
 }
 
 static void unlink_waiter(cw_conn *c, waiter *w)
@@ -432,11 +446,13 @@ void cw_conn_shutdown(cw_conn *c)
 void cw_conn_wake(cw_conn *c)
 {
     pthread_mutex_lock(&c->mu);
-    bool reading = c->reader_active;
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
+    /* Also when nobody reads yet: a thread that looked for its result a
+     * moment ago and is about to poll must not sleep through this wake-up
+     * (the counter makes its poll return at once). */
     uint64_t one = 1;
-    if (reading && c->wake_fd >= 0 && write(c->wake_fd, &one, sizeof(one)) < 0) {
+    if (c->wake_fd >= 0 && write(c->wake_fd, &one, sizeof(one)) < 0) {
         /* the counter is full: the reader wakes anyway */
     }
 }
@@ -465,6 +481,95 @@ int cw_conn_pump(cw_conn *c, int64_t timeout_ms)
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;
         }
+        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+    }
+    int rc = c->dead ? RAYC_ECONN : 0;
+    if (c->dead)
+        pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+/* ------------------------------------------------------------ direct reads */
+
+static void deadline_in(struct timespec *ts, uint64_t us)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += (time_t)(us / 1000000);
+    ts->tv_nsec += (long)(us % 1000000) * 1000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+void cw_conn_enter(cw_conn *c)
+{
+    pthread_mutex_lock(&c->mu);
+    bool kick = c->direct++ == 0 && c->bg_reading;
+    pthread_mutex_unlock(&c->mu);
+    uint64_t one = 1;
+    if (kick && c->wake_fd >= 0 && write(c->wake_fd, &one, sizeof(one)) < 0) {
+        /* the counter is full: the reader wakes anyway */
+    }
+}
+
+void cw_conn_leave(cw_conn *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->direct--;
+    c->bg_resume_us = now_us() + LINGER_US;
+    if (c->dead) /* cw_conn_free waits for us */
+        pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+int cw_conn_pump_direct(cw_conn *c, int64_t timeout_ms)
+{
+    if (cw_conn_flush(c) != 0)
+        return RAYC_ECONN;
+    pthread_mutex_lock(&c->mu);
+    int frames = 0;
+    int wait = timeout_ms < 0 || timeout_ms > 1000 ? 1000 : (int)timeout_ms;
+    if (!c->dead && !c->reader_active) {
+        c->reader_active = 1;
+        frames = read_some(c, wait);
+        c->reader_active = 0;
+        if (c->waiters || c->direct > 1) /* another caller may need to read now */
+            pthread_cond_broadcast(&c->cv);
+    } else if (!c->dead) { /* the background reader is leaving: it wakes us */
+        struct timespec ts;
+        deadline_in(&ts, (uint64_t)wait * 1000);
+        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+    }
+    int rc = c->dead ? RAYC_ECONN : frames;
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int cw_conn_pump_background(cw_conn *c)
+{
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        uint64_t now = now_us();
+        if (c->dead || (c->direct == 0 && now >= c->bg_resume_us))
+            break;
+        /* Look again when the linger ends (or a while later, when a
+         * direct reader is in: a leave does not wake us). */
+        struct timespec ts;
+        deadline_in(&ts, c->direct ? LINGER_US : c->bg_resume_us - now);
+        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+    }
+    if (!c->dead && !c->reader_active) {
+        c->reader_active = 1;
+        c->bg_reading = true;
+        read_some(c, 1000);
+        c->bg_reading = false;
+        c->reader_active = 0;
+        pthread_cond_broadcast(&c->cv); /* a direct reader may wait for the socket */
+    } else if (!c->dead) {
+        struct timespec ts;
+        deadline_in(&ts, 1000000);
         pthread_cond_timedwait(&c->cv, &c->mu, &ts);
     }
     int rc = c->dead ? RAYC_ECONN : 0;

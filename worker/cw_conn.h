@@ -58,6 +58,22 @@ int cw_conn_send(cw_conn *c, uint16_t type, const ProtobufCMessage *m);
  * read something. For threads that wait for asynchronous frames (task
  * completions, pushed tasks). Returns 0, or RAYC_ECONN once the peer is gone. */
 int cw_conn_pump(cw_conn *c, int64_t timeout_ms);
+/* Direct reads, for a connection with a background reader thread (an
+ * actor's): a thread waiting for a reply reads the socket itself instead
+ * of being woken by the background reader, one thread hand-off less per
+ * reply. cw_conn_enter marks the thread in (kicking the background reader
+ * out of its poll if it is in); the conn is not freed until it leaves.
+ * cw_conn_pump_direct reads and dispatches frames for up to timeout_ms
+ * (as cw_conn_pump does; waits instead while another thread reads):
+ * frames dispatched, or RAYC_ECONN once the peer is gone. cw_conn_leave
+ * marks it out. The background reader loops on cw_conn_pump_background,
+ * which reads only while no thread is entered, and from 2 ms after the last
+ * one left (so calls made one after another keep the socket with their
+ * caller); 0, or RAYC_ECONN once the peer is gone. */
+void cw_conn_enter(cw_conn *c);
+int cw_conn_pump_direct(cw_conn *c, int64_t timeout_ms);
+void cw_conn_leave(cw_conn *c);
+int cw_conn_pump_background(cw_conn *c);
 /* Break the connection (the peer sees it closed); its reader returns
  * RAYC_ECONN. The conn is still to be freed. */
 void cw_conn_shutdown(cw_conn *c);

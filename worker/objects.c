@@ -372,7 +372,7 @@ int rayc_get(const rayc_ref *refs, size_t n, rayc_value *out, int64_t timeout_ms
     if (idx == NULL)
         return rayc__error(RAYC_ENOMEM, "out of memory");
 
-    int store_rounds = 0;
+    int store_rounds = 0, direct_off = 0;
     pthread_mutex_lock(&c->mu);
     for (;;) {
         size_t nmissing = 0, nwait_inline = 0;
@@ -426,13 +426,12 @@ int rayc_get(const rayc_ref *refs, size_t n, rayc_value *out, int64_t timeout_ms
             rc = RAYC_ETIMEDOUT;
             break;
         }
-        /* Results of tasks still running: read the raylet connection until
-         * their completions arrive (another reader may deliver them too). */
+        /* Results of tasks still running: read the raylet connection (or
+         * the actor's, core__wait_results) until their completions arrive
+         * (another reader may deliver them too). */
         uint64_t wait = deadline == UINT64_MAX ? 1000 : deadline - now;
-        pthread_mutex_unlock(&c->mu);
-        core__block();
-        int prc = cw_conn_pump(c->raylet, (int64_t)(wait > 1000 ? 1000 : wait));
-        pthread_mutex_lock(&c->mu);
+        int prc =
+            core__wait_results(refs, n, out, (int64_t)(wait > 1000 ? 1000 : wait), &direct_off);
         if (prc != 0) {
             rc = rayc__error(prc, "lost the raylet while waiting for results");
             break;

@@ -752,6 +752,15 @@ int tsub_actor_send(task_submitter *ts, const task_id_t *id)
     return 1;
 }
 
+bool tsub_actor_of(task_submitter *ts, const task_id_t *id, actor_id_t *actor)
+{
+    otask *t = tsub__find(ts, id->b);
+    if (t == NULL || !t->is_actor || t->done)
+        return false;
+    *actor = t->actor;
+    return true;
+}
+
 void tsub_actor_fail(task_submitter *ts, const task_id_t *id, int status, const char *message)
 {
     otask *t = tsub__find(ts, id->b);

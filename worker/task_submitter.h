@@ -168,6 +168,9 @@ size_t tsub_count(const task_submitter *ts);
  * its returns are that error; or it is gone). */
 int tsub_actor_send(task_submitter *ts, const task_id_t *id);
 /* The call failed for good (status, message): its returns are the error. */
+/* The actor whose call id is, while it is not finished: true with *actor.
+ * mu held. */
+bool tsub_actor_of(task_submitter *ts, const task_id_t *id, actor_id_t *actor);
 void tsub_actor_fail(task_submitter *ts, const task_id_t *id, int status, const char *message);
 /* May the call be sent again after its actor restarted? Counts the retry
  * (max_task_retries: -1 forever). */

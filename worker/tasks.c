@@ -82,7 +82,7 @@ static int build_request(const char *function, const rayc_arg *args, size_t narg
 }
 
 /* Give back the store objects staged for large values of args[0..n). */
-void core__unstage_args(const tsub_arg *targs, size_t n)
+static void unstage_args(const tsub_arg *targs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         if (targs[i].handed) {
@@ -147,7 +147,7 @@ static int stage_large(const void *data, size_t size, rayc_ref *out)
  * put in the store first (once per distinct content while a task holds it,
  * see arg_dedup.h) and travel as refs the task is handed. On failure
  * nothing stays staged. */
-int core__stage_args(const rayc_arg *args, size_t nargs, size_t inline_max, tsub_arg *targs)
+static int stage_args(const rayc_arg *args, size_t nargs, size_t inline_max, tsub_arg *targs)
 {
     for (size_t i = 0; i < nargs; i++) {
         tsub_arg *a = &targs[i];
@@ -173,17 +173,53 @@ int core__stage_args(const rayc_arg *args, size_t nargs, size_t inline_max, tsub
             memcpy(a->ref.b, args[i].ref.id, OBJECT_ID_SIZE);
         }
         if (rc != 0) {
-            core__unstage_args(targs, i);
+            unstage_args(targs, i);
             return rc;
         }
     }
     return 0;
 }
 
+/* The one submit path of tasks and actor calls, plain or streaming: stage
+ * the arguments, hand them to the submitter, and on failure give back
+ * whatever the submitter did not take (staged objects, error returns, the
+ * stream). */
+int core__submit(const tsub_request *rq, const rayc_arg *args, size_t nargs, rayc_ref *returns,
+                 rayc_stream **stream)
+{
+    core_t *c = &rayc__core;
+    tsub_arg stack_args[TSUB_STACK_ARGS],
+        *targs = nargs > TSUB_STACK_ARGS ? malloc(nargs * sizeof(*targs)) : stack_args;
+    if (targs == NULL)
+        return rayc__error(RAYC_ENOMEM, "out of memory");
+    int rc = stage_args(args, nargs, c->inline_max, targs);
+    if (rc == 0) {
+        bool taken;
+        rayc_stream *s = NULL;
+        rc = stream ? tsub_submit_stream(c->tasks, rq, targs, nargs, &s, &taken)
+                    : tsub_submit(c->tasks, rq, targs, nargs, returns, &taken);
+        if (rc == 0 && stream) {
+            *stream = s;
+        } else if (rc != 0 && taken && stream) {
+            pthread_mutex_lock(&c->mu);
+            tsub_stream_close(s);
+            pthread_mutex_unlock(&c->mu);
+        } else if (rc != 0 && taken) {
+            /* The return refs were handed out (as errors): drop them. */
+            for (uint32_t i = 0; i < rq->num_returns; i++)
+                rayc_ref_release(returns[i]);
+        } else if (rc != 0) {
+            unstage_args(targs, nargs);
+        }
+    }
+    if (targs != stack_args)
+        free(targs);
+    return rc;
+}
+
 int rayc_submit(const char *function, const rayc_arg *args, size_t nargs,
                 const rayc_task_opts *opts, rayc_ref *returns)
 {
-    core_t *c = &rayc__core;
     int rc = core__check_init();
     if (rc != 0)
         return rc;
@@ -200,25 +236,7 @@ int rayc_submit(const char *function, const rayc_arg *args, size_t nargs,
                            "rayc_submit: function '%s' is not in the job's code libraries "
                            "(RAYC_REMOTE(%s) exports it)",
                            function, function);
-    tsub_arg stack_args[TSUB_STACK_ARGS],
-        *targs = nargs > TSUB_STACK_ARGS ? malloc(nargs * sizeof(*targs)) : stack_args;
-    if (targs == NULL)
-        return rayc__error(RAYC_ENOMEM, "out of memory");
-    rc = core__stage_args(args, nargs, c->inline_max, targs);
-    if (rc == 0) {
-        bool taken;
-        rc = tsub_submit(c->tasks, &rq, targs, nargs, returns, &taken);
-        if (rc != 0 && taken) {
-            /* The return refs were handed out (as errors): drop them. */
-            for (uint32_t i = 0; i < rq.num_returns; i++)
-                rayc_ref_release(returns[i]);
-        } else if (rc != 0) {
-            core__unstage_args(targs, nargs);
-        }
-    }
-    if (targs != stack_args)
-        free(targs);
-    return rc;
+    return core__submit(&rq, args, nargs, returns, NULL);
 }
 
 int rayc_cancel(rayc_ref ref, int force)
@@ -236,7 +254,6 @@ int rayc_cancel(rayc_ref ref, int force)
 int rayc_submit_stream(const char *function, const rayc_arg *args, size_t nargs,
                        const rayc_task_opts *opts, rayc_stream **out)
 {
-    core_t *c = &rayc__core;
     int rc = core__check_init();
     if (rc != 0)
         return rc;
@@ -254,28 +271,7 @@ int rayc_submit_stream(const char *function, const rayc_arg *args, size_t nargs,
     if ((rc = build_request(function, args, nargs, &o, &rq)) != 0)
         return rc;
     rq.backpressure = (uint32_t)o.generator_backpressure;
-    tsub_arg stack_args[TSUB_STACK_ARGS],
-        *targs = nargs > TSUB_STACK_ARGS ? malloc(nargs * sizeof(*targs)) : stack_args;
-    if (targs == NULL)
-        return rayc__error(RAYC_ENOMEM, "out of memory");
-    rc = core__stage_args(args, nargs, c->inline_max, targs);
-    if (rc == 0) {
-        bool taken;
-        rayc_stream *s;
-        rc = tsub_submit_stream(c->tasks, &rq, targs, nargs, &s, &taken);
-        if (rc == 0) {
-            *out = s;
-        } else if (taken) {
-            pthread_mutex_lock(&c->mu);
-            tsub_stream_close(s);
-            pthread_mutex_unlock(&c->mu);
-        } else {
-            core__unstage_args(targs, nargs);
-        }
-    }
-    if (targs != stack_args)
-        free(targs);
-    return rc;
+    return core__submit(&rq, args, nargs, NULL, out);
 }
 
 int rayc_stream_next(rayc_stream *s, rayc_ref *out, int64_t timeout_ms)

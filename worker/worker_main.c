@@ -3,9 +3,24 @@
  * It connects back to the raylet named in its environment, starts a task
  * executor over that connection and runs what it is pushed until the raylet
  * goes away.
+ *
+ * `rayc_worker --zygote` is the raylet's template worker (worker_pool.h,
+ * "Zygote"): exec'ed once, its libraries loaded, it waits on fd 3 for
+ * requests (a worker id, the new worker's stdout and stderr) and forks a
+ * worker for each, as a child of the raylet (CLONE_PARENT), answering with
+ * its pid. The child then starts like an exec'ed worker: its own id, its
+ * own connections, job code loaded per job. The zygote itself stays single
+ * threaded and makes nothing a worker keeps (no connection, no id, no
+ * random state), so each child starts from a clean copy.
  */
+#include <errno.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdint.h>
+#include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,14 +89,87 @@ static task_executor *start_executor(core_t *c)
     return x;
 }
 
-int main(void)
+#define ZYGOTE_FD 3 /* the raylet's end of the request socket */
+
+/* One request: the worker id (hex) and its stdout and stderr. Returns the
+ * id's length, 0 when the raylet closed the socket, -1 on a bad request. */
+static ssize_t zygote_recv(char *id, size_t cap, int fds[2])
 {
+    char ctl[CMSG_SPACE(2 * sizeof(int))];
+    struct iovec iov = {id, cap - 1};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl)};
+    ssize_t n;
+    while ((n = recvmsg(ZYGOTE_FD, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+        ;
+    if (n <= 0)
+        return n < 0 ? 0 : n;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    if (c == NULL || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(2 * sizeof(int)))
+        return -1;
+    memcpy(fds, CMSG_DATA(c), 2 * sizeof(int));
+    id[n] = '\0';
+    return n;
+}
+
+/* The zygote's loop: fork a worker per request. Returns only in a new
+ * worker (0), with its id in the environment and its output in place; the
+ * zygote exits when the raylet closes the socket. */
+static int zygote(char *flag)
+{
+    for (;;) {
+        char id[128];
+        int fds[2] = {-1, -1};
+        ssize_t n = zygote_recv(id, sizeof(id), fds);
+        if (n == 0)
+            _exit(0);
+        int32_t reply = -EINVAL;
+        if (n > 0) {
+            fflush(NULL);
+            /* A fork whose child is the raylet's, not ours: the raylet
+             * reaps it, sees its exit status, and its death signal
+             * (PDEATHSIG) follows the raylet. No thread runs here, so no
+             * lock is held and no fork handler is owed. */
+            pid_t pid = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, 0);
+            if (pid == 0) {
+                close(ZYGOTE_FD);
+                if (dup2(fds[0], 1) < 0 || dup2(fds[1], 2) < 0)
+                    _exit(1);
+                close(fds[0]);
+                close(fds[1]);
+                setenv("RAYC_WORKER_ID", id, 1);
+                memset(flag, 0, strlen(flag)); /* ps shows a worker, not a zygote */
+                prctl(PR_SET_NAME, "rayc_worker", 0, 0, 0);
+                return 0;
+            }
+            reply = pid > 0 ? (int32_t)pid : -errno;
+        }
+        if (fds[0] >= 0)
+            close(fds[0]);
+        if (fds[1] >= 0)
+            close(fds[1]);
+        if (send(ZYGOTE_FD, &reply, sizeof(reply), MSG_NOSIGNAL) != sizeof(reply))
+            _exit(0);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const char *raylet_pid = getenv("RAYC_RAYLET_PID");
+    if (argc > 1 && strcmp(argv[1], "--zygote") == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        /* Not a worker: what counts workers by name (tests, rayc stop's
+         * sweep of leftovers) must not count it; it dies with the raylet. */
+        prctl(PR_SET_NAME, "rayc_zygote", 0, 0, 0);
+        if (raylet_pid == NULL || getppid() != (pid_t)atoi(raylet_pid))
+            return 1;
+        zygote(argv[1]); /* returns in a new worker */
+    }
     const char *sock = getenv("RAYC_RAYLET_SOCKET");
     const char *id = getenv("RAYC_WORKER_ID");
     setvbuf(stdout, NULL, _IOLBF, 0); /* lines reach the driver as they are written */
     signal(SIGPIPE, SIG_IGN);
     /* Die with the raylet that started us (it may be gone already). */
-    const char *raylet_pid = getenv("RAYC_RAYLET_PID");
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (raylet_pid && getppid() != (pid_t)atoi(raylet_pid))
         return 1;

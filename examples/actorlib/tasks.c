@@ -153,6 +153,26 @@ static int self_id(rayc_ctx *ctx, void *self, const rayc_buf *args, size_t nargs
     return rayc_return(ctx, 0, a.id, sizeof(a.id));
 }
 
+/* fnv(buf [, ms]) -> a 64-bit FNV-1a of one byte a page of buf and its size,
+ * after sleeping ms (so that many calls are pending at once) */
+static int fnv(rayc_ctx *ctx, void *self, const rayc_buf *args, size_t nargs)
+{
+    (void)self;
+    if (nargs < 1)
+        return rayc_fail(ctx, "fnv(buf [, ms])");
+    int64_t ms = nargs > 1 ? arg_i64(&args[1]) : 0;
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    uint64_t h = 1469598103934665603ULL;
+    const uint8_t *p = args[0].data;
+    for (size_t i = 0; i < args[0].size; i += 4096)
+        h = (h ^ p[i]) * 1099511628211ULL;
+    if (args[0].size)
+        h = (h ^ p[args[0].size - 1]) * 1099511628211ULL;
+    h ^= args[0].size;
+    return rayc_return(ctx, 0, &h, sizeof(h));
+}
+
 RAYC_ACTOR(Counter, counter_new, counter_free)
 RAYC_METHOD(Counter, incr)
 RAYC_METHOD(Counter, get)
@@ -164,6 +184,7 @@ RAYC_METHOD(Counter, nap)
 RAYC_METHOD(Counter, big)
 RAYC_METHOD(Counter, size)
 RAYC_METHOD(Counter, self_id)
+RAYC_METHOD(Counter, fnv)
 
 /* ------------------------------------------------------------ Gauge */
 

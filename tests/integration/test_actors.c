@@ -17,6 +17,7 @@
  * the methods recorded.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -672,5 +673,153 @@ Test(actors, kill_without_no_restart_restarts_the_actor)
     cr_assert(pid2 > 0 && pid2 != pid1, "no restart after rayc_actor_kill(a, 0)");
     cr_assert_eq(call_i64(a, "get", NULL), 3, "the constructor ran again");
     wait_state(a, "ALIVE");
+    rayc_shutdown();
+}
+
+/* The store's high-water mark of the raylet r since the last reset (reset
+ * says to start again now). */
+static uint64_t store_peak(const harness_raylet *r, bool reset)
+{
+    Rpc__StoreStatsReply *s = reset ? harness_store_stats_reset_peak(r) : harness_store_stats(r);
+    cr_assert_not_null(s, "the raylet did not answer a store stats request");
+    uint64_t peak = s->peak_used;
+    msg_free(&s->base);
+    return peak;
+}
+
+/* 50 calls given the same 100 MiB by value store it once (the staging of
+ * tasks, with its by-value dedup); a value that differs by one byte is not
+ * taken for it. */
+Test(actors, large_value_argument_of_many_calls_stored_once, .timeout = 420)
+{
+    harness_cluster c;
+    cluster(&c, 1,
+            (const char *const *[]){(const char *const[]){"--object-store-memory=1G", NULL}});
+    rayc_actor a = create("Counter", 0, NULL);
+    size_t size = 100u << 20;
+    uint8_t *buf = malloc(size);
+    cr_assert_not_null(buf);
+    for (size_t i = 0; i < size; i++)
+        buf[i] = (uint8_t)(i * 7 + (i >> 12));
+    store_peak(&c.raylets[0], true);
+    enum { N = 50 };
+    rayc_ref out[N + 1];
+    int64_t ms = 20;
+    rayc_arg args[] = {RAYC_VAL(buf, size), RAYC_VAL(&ms, sizeof(ms))};
+    for (int i = 0; i < N; i++)
+        out[i] = call(a, "fnv", args, 2);
+    int status;
+    int64_t first = result(out[0], &status, NULL, 0);
+    cr_assert_eq(status, RAYC_OK);
+    for (int i = 1; i < N; i++) {
+        cr_assert_eq(result(out[i], &status, NULL, 0), first, "call %d saw other bytes", i);
+        cr_assert_eq(status, RAYC_OK);
+    }
+    uint64_t peak = store_peak(&c.raylets[0], false);
+    cr_assert_leq(peak, 250u << 20, "50 calls of one 100 MiB value peaked the store at %llu MiB",
+                  (unsigned long long)(peak >> 20));
+    cr_assert_geq(peak, size, "the value never reached the store");
+    buf[size - 1] ^= 0xff;
+    out[N] = call(a, "fnv", args, 2);
+    cr_assert_neq(result(out[N], &status, NULL, 0), first, "a different value was taken");
+    free(buf);
+    cr_assert_eq(rayc_actor_kill(a, 1), RAYC_OK);
+    rayc_shutdown();
+}
+
+/* The parent of pid (field 4 of /proc/<pid>/stat), or -1 when it is gone. */
+static pid_t parent_of(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    char state;
+    int ppid;
+    if (p == NULL || sscanf(p + 1, " %c %d", &state, &ppid) != 2 || state == 'Z')
+        return -1;
+    return (pid_t)ppid;
+}
+
+/* The children of the raylet that are its worker zygote. */
+static int zygotes_of(pid_t raylet)
+{
+    int count = 0;
+    DIR *d = opendir("/proc");
+    cr_assert_not_null(d);
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        int pid = atoi(e->d_name);
+        char path[300], cmd[64] = "";
+        snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
+        FILE *f = pid > 0 ? fopen(path, "r") : NULL;
+        if (f == NULL)
+            continue;
+        size_t n = fread(cmd, 1, sizeof(cmd) - 1, f);
+        fclose(f);
+        if (n > 12 && strcmp(cmd + 12, "--zygote") == 0 && parent_of(pid) == raylet)
+            count++;
+    }
+    closedir(d);
+    return count;
+}
+
+struct one_zygote {
+    pid_t raylet;
+    int count;
+};
+
+static bool one_zygote(void *arg)
+{
+    struct one_zygote *z = arg;
+    z->count = zygotes_of(z->raylet);
+    return z->count == 1;
+}
+
+struct pids_gone {
+    const pid_t *pids;
+    int n;
+};
+
+static bool pids_gone(void *arg)
+{
+    struct pids_gone *g = arg;
+    for (int i = 0; i < g->n; i++)
+        if (parent_of(g->pids[i]) > 0)
+            return false;
+    return true;
+}
+
+/* Workers are forked by the raylet's zygote: each actor's worker is a
+ * process of its own (its own pid, answering on its own connection), a
+ * child of the raylet like an exec'ed worker, and dies with the raylet. */
+Test(actors, zygote_forked_workers_are_the_raylets_own_children)
+{
+    harness_cluster c;
+    cluster(&c, 1, NULL);
+    pid_t raylet = c.raylets[0].proc->pid;
+    enum { N = 4 };
+    pid_t pids[N];
+    for (int i = 0; i < N; i++) {
+        rayc_actor a = create("Counter", i, NULL);
+        pids[i] = (pid_t)call_i64(a, "pid", NULL);
+        cr_assert_eq(call_i64(a, "get", NULL), i, "actor %d answers on its own connection", i);
+        for (int j = 0; j < i; j++)
+            cr_assert_neq(pids[i], pids[j], "actors %d and %d share a process", i, j);
+        cr_assert_eq(parent_of(pids[i]), raylet, "worker %d is not the raylet's child", i);
+    }
+    /* A worker forked a moment ago shows the zygote's command line until
+     * it clears it: look until the count settles. */
+    struct one_zygote z = {raylet, 0};
+    cr_assert(harness_wait_until(one_zygote, &z, SLACK_MS),
+              "the raylet should have one worker zygote, has %d", z.count);
+    c.raylets[0].proc->any_exit = true;
+    harness_kill9(c.raylets[0].proc);
+    struct pids_gone g = {pids, N};
+    cr_assert(harness_wait_until(pids_gone, &g, SLACK_MS), "workers outlived their raylet");
     rayc_shutdown();
 }
