@@ -207,6 +207,8 @@ plasma__pin *plasma__pin_find(const plasma__obj *o, const plasma_client *cl);
 int plasma__pin_add(plasma_store *s, plasma_client *cl, plasma__obj *o);
 void plasma__pin_drop(plasma_store *s, plasma__pin *p, uint32_t k);
 int plasma__make_room(plasma_store *s, uint64_t size, uint64_t *off);
+/* Bytes of the arena objects use (allocator's used blocks less put slabs). */
+uint64_t plasma__objects_used(const plasma_store *s);
 /* Objects now use more of the arena than ever: raise peak_used. */
 void plasma__note_peak(plasma_store *s);
 int plasma__restore_one(plasma_store *s, plasma__obj *o);

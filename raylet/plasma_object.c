@@ -401,6 +401,24 @@ int plasma__make_room(plasma_store *s, uint64_t size, uint64_t *off)
     }
 }
 
+/* Objects' bytes now: the allocator's used blocks less the put slabs not
+ * carved into objects yet. */
+uint64_t plasma__objects_used(const plasma_store *s)
+{
+    plasma_alloc_info ai;
+    plasma_alloc_stats(s->al, &ai);
+    return ai.used - s->slab_bytes;
+}
+
+/* The high-water mark of objects_used, kept next to the allocations that
+ * raise it (creates and restores). */
+void plasma__note_peak(plasma_store *s)
+{
+    uint64_t used = plasma__objects_used(s);
+    if (used > s->peak_used)
+        s->peak_used = used;
+}
+
 /* Bring a spilled object back into the arena, byte-exact. */
 int plasma__restore_one(plasma_store *s, plasma__obj *o)
 {

@@ -676,23 +676,7 @@ void plasma_store_stats(const plasma_store *s, plasma_stats *out)
     };
 }
 
-/* Objects' bytes now: the allocator's used blocks less the put slabs not
- * carved into objects yet. */
-static uint64_t objects_used(const plasma_store *s)
-{
-    plasma_alloc_info ai;
-    plasma_alloc_stats(s->al, &ai);
-    return ai.used - s->slab_bytes;
-}
-
-void plasma__note_peak(plasma_store *s)
-{
-    uint64_t used = objects_used(s);
-    if (used > s->peak_used)
-        s->peak_used = used;
-}
-
 void plasma_store_reset_peak(plasma_store *s)
 {
-    s->peak_used = objects_used(s);
+    s->peak_used = plasma__objects_used(s);
 }
