@@ -600,6 +600,7 @@ static int init_components(node_manager *nm, char *err, size_t errlen)
     gs_node self = {nm->node_id,    nm->node_hex, nm->address, nm->socket_path, nm->hostname,
                     nm->ready_path, nm->token,    &nm->total,  nm->start_ms};
     if ((nm->store = plasma_store_new(base, cfg, err, errlen)) == NULL ||
+        plasma_store_start_io(nm->store, err, errlen) != 0 ||
         (nm->gs = gs_new(base, cfg, &self, &gcs_hooks, nm, err, errlen)) == NULL ||
         (nm->pool = new_pool(nm, err, errlen)) == NULL)
         return -1;
