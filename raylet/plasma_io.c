@@ -24,7 +24,7 @@
 struct plasma_io {
     struct event_base *base;
     plasma_spill *sp;
-    int64_t delay_ms;
+    char hold[512]; /* testing: no job starts while this file exists */
     plasma_io_done_cb done_cb;
     plasma_io_batch_cb batch_cb;
     void *arg;
@@ -64,19 +64,20 @@ static void run_job(plasma_spill *sp, plasma_io_job *j)
         snprintf(j->msg, sizeof(j->msg), "%s", rayc_last_error());
 }
 
-/* Wait delay_ms or until stopped; under mu. */
-static void slow_disk(plasma_io *io)
+/* A disk that stalls (testing): wait while the hold file exists, looking
+ * every 20 ms, or until stopped; under mu. */
+static void stalled_disk(plasma_io *io)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += io->delay_ms / 1000;
-    until.tv_nsec += (io->delay_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
+    while (!io->stop && access(io->hold, F_OK) == 0) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 20 * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&io->cv, &io->mu, &until);
     }
-    while (!io->stop && pthread_cond_timedwait(&io->cv, &io->mu, &until) != ETIMEDOUT)
-        ;
 }
 
 static void *io_main(void *arg)
@@ -86,8 +87,8 @@ static void *io_main(void *arg)
     for (;;) {
         while (!io->stop && io->todo == NULL)
             pthread_cond_wait(&io->cv, &io->mu);
-        if (io->delay_ms > 0 && !io->stop)
-            slow_disk(io);
+        if (io->hold[0] != '\0')
+            stalled_disk(io);
         if (io->stop)
             break;
         plasma_io_job *j = io->todo;
@@ -142,7 +143,7 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
         io->batch_cb(io->arg);
 }
 
-plasma_io *plasma_io_new(struct event_base *base, plasma_spill *sp, int64_t delay_ms,
+plasma_io *plasma_io_new(struct event_base *base, plasma_spill *sp, const char *hold_file,
                          plasma_io_done_cb done, plasma_io_batch_cb batch, void *arg)
 {
     plasma_io *io = calloc(1, sizeof(*io));
@@ -150,7 +151,8 @@ plasma_io *plasma_io_new(struct event_base *base, plasma_spill *sp, int64_t dela
         return NULL;
     io->base = base;
     io->sp = sp;
-    io->delay_ms = delay_ms;
+    if (hold_file != NULL)
+        snprintf(io->hold, sizeof(io->hold), "%s", hold_file);
     io->done_cb = done;
     io->batch_cb = batch;
     io->arg = arg;
@@ -197,11 +199,6 @@ void plasma_io_submit(plasma_io *io, plasma_io_job *job)
     io->pending++;
     job->next = NULL;
     if (!io->started) {
-        if (io->delay_ms > 0) {
-            struct timespec ts = {io->delay_ms / 1000, (io->delay_ms % 1000) * 1000000L};
-            while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-                ;
-        }
         run_job(io->sp, job);
         complete_all(io, job);
         return;
@@ -221,29 +218,37 @@ uint64_t plasma_io_pending(const plasma_io *io)
     return io->pending;
 }
 
+void plasma_io_stop(plasma_io *io)
+{
+    if (io == NULL || !io->started)
+        return;
+    pthread_mutex_lock(&io->mu);
+    io->stop = true;
+    pthread_cond_signal(&io->cv);
+    pthread_mutex_unlock(&io->mu);
+    pthread_join(io->thread, NULL);
+    io->started = false; /* from here on, jobs run inline */
+    event_free(io->ev);
+    io->ev = NULL;
+    close(io->efd);
+    io->efd = -1;
+    pthread_cond_destroy(&io->cv);
+    pthread_mutex_destroy(&io->mu);
+    /* Done first (they ran), then the ones that never did. */
+    plasma_io_job *done = io->done, *todo = io->todo;
+    io->done = io->done_tail = io->todo = io->todo_tail = NULL;
+    complete_all(io, done);
+    for (plasma_io_job *j = todo; j; j = j->next) {
+        j->status = RAYC_ECANCELLED;
+        snprintf(j->msg, sizeof(j->msg), "the store is closing");
+    }
+    complete_all(io, todo);
+}
+
 void plasma_io_free(plasma_io *io)
 {
     if (io == NULL)
         return;
-    if (io->started) {
-        pthread_mutex_lock(&io->mu);
-        io->stop = true;
-        pthread_cond_signal(&io->cv);
-        pthread_mutex_unlock(&io->mu);
-        pthread_join(io->thread, NULL);
-        /* Done first (they ran), then the ones that never did. */
-        plasma_io_job *done = io->done, *todo = io->todo;
-        io->done = io->done_tail = io->todo = io->todo_tail = NULL;
-        complete_all(io, done);
-        for (plasma_io_job *j = todo; j; j = j->next) {
-            j->status = RAYC_ECANCELLED;
-            snprintf(j->msg, sizeof(j->msg), "the store is closing");
-        }
-        complete_all(io, todo);
-        event_free(io->ev);
-        close(io->efd);
-        pthread_cond_destroy(&io->cv);
-        pthread_mutex_destroy(&io->mu);
-    }
+    plasma_io_stop(io);
     free(io);
 }

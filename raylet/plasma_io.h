@@ -54,10 +54,11 @@ typedef void (*plasma_io_done_cb)(void *arg, plasma_io_job *job);
 /* Called on the loop after the completions of one wake-up (the thread only). */
 typedef void (*plasma_io_batch_cb)(void *arg);
 
-/* An I/O context over sp. delay_ms > 0 makes each job wait that long before
- * it touches the disk (testing: a slow disk). Returns NULL when out of
- * memory. Jobs run inline until plasma_io_start(). */
-plasma_io *plasma_io_new(struct event_base *base, plasma_spill *sp, int64_t delay_ms,
+/* An I/O context over sp. With hold_file (testing: a disk that stalls;
+ * NULL or "": none) the thread starts no job while that file exists.
+ * Returns NULL when out of memory. Jobs run inline until plasma_io_start()
+ * (and then ignore hold_file: the loop would wait for it). */
+plasma_io *plasma_io_new(struct event_base *base, plasma_spill *sp, const char *hold_file,
                          plasma_io_done_cb done, plasma_io_batch_cb batch, void *arg);
 /* Start the I/O thread and its eventfd. Returns 0, or -1 with err set (the
  * jobs then keep running inline). */
@@ -67,9 +68,12 @@ int plasma_io_start(plasma_io *io, char *err, size_t errlen);
 void plasma_io_submit(plasma_io *io, plasma_io_job *job);
 /* Jobs submitted and not yet taken back by a done callback. */
 uint64_t plasma_io_pending(const plasma_io *io);
-/* Stop: the thread finishes the job it is running and is joined; every
- * job not taken back yet gets its done callback here (those never run with
- * RAYC_ECANCELLED). Then frees io. Accepts NULL. */
+/* Stop the thread: it finishes the job it is running and is joined; every
+ * job not taken back yet gets its done callback here (those that never ran
+ * with RAYC_ECANCELLED). Jobs submitted afterwards run inline. Accepts NULL
+ * and a context whose thread never started (nothing to do). */
+void plasma_io_stop(plasma_io *io);
+/* plasma_io_stop(), then free. Accepts NULL. */
 void plasma_io_free(plasma_io *io);
 
 #endif

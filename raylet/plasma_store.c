@@ -574,7 +574,7 @@ static void on_io_batch(void *arg)
     /* A failed write paused spilling: whoever waits for space tries again
      * when the pause is over (else only at their own timeout). */
     if (s->spill_pause_until > now && s->sq_head != NULL && s->pause_timer != NULL) {
-        uint64_t ms = s->spill_pause_until - now;
+        uint64_t ms = s->spill_pause_until - now + 20; /* timers may fire a tick early */
         struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
                              .tv_usec = (suseconds_t)(ms % 1000) * 1000};
         evtimer_add(s->pause_timer, &tv);
@@ -611,7 +611,7 @@ plasma_store *plasma_store_new(struct event_base *base, const rayc_config *cfg, 
     s->al = plasma_alloc_new(s->cap);
     s->tab_cap = PLASMA_TAB_MIN;
     s->tab = calloc(s->tab_cap, sizeof(*s->tab));
-    s->io = plasma_io_new(base, s->sp, cfg->spill_delay_ms, plasma__io_done, on_io_batch, s);
+    s->io = plasma_io_new(base, s->sp, cfg->spill_hold_file, plasma__io_done, on_io_batch, s);
     s->pause_timer = evtimer_new(base, on_pause_over, s);
     if (s->al == NULL || s->tab == NULL || s->io == NULL || s->pause_timer == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -633,11 +633,12 @@ void plasma_store_free(plasma_store *s)
         pthread_join(s->prefault_thread, NULL);
     }
     /* Joins the I/O thread; jobs not done finish here (spills that did not
-     * run keep their objects in memory, for the frees below). */
-    plasma_io_free(s->io);
-    s->io = NULL;
+     * run keep their objects in memory, for the frees below, whose file
+     * removals then run inline). */
+    plasma_io_stop(s->io);
     if (s->pause_timer)
         event_free(s->pause_timer);
+    s->pause_timer = NULL;
     while (s->clients)
         plasma_client_free(s->clients);
     while (s->sq_head) { /* restores only: creates belonged to clients */
@@ -651,6 +652,7 @@ void plasma_store_free(plasma_store *s)
         free(s->tab[i]);
     free(s->tab);
     plasma_alloc_destroy(s->al);
+    plasma_io_free(s->io);
     plasma_spill_close(s->sp);
     if (s->mem)
         munmap(s->mem, s->cap);
