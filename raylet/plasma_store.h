@@ -203,7 +203,9 @@ typedef void (*plasma_wait_cb)(void *arg, uint64_t tag, int status, const bool *
 
 /* Create an object of size bytes owned (and created) by cl, without waiting:
  * evicts and spills if needed. Returns 0 with *off set, RAYC_EEXIST,
- * RAYC_ESTORE_FULL (message in rayc_last_error()), RAYC_ENOMEM. */
+ * RAYC_ESTORE_FULL (message in rayc_last_error()), RAYC_ENOMEM. With the
+ * I/O thread running, a create that needs a spill returns RAYC_ESTORE_FULL
+ * once the spill is under way (plasma_create_async waits for it). */
 int plasma_create(plasma_store *s, plasma_client *cl, const object_id_t *id, uint64_t size,
                   unsigned flags, uint64_t *off);
 /* Same, but a create that does not fit waits up to store_full_wait_ms for
