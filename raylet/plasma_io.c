@@ -28,7 +28,6 @@ struct plasma_io {
     plasma_io_done_cb done_cb;
     plasma_io_batch_cb batch_cb;
     void *arg;
-    uint64_t pending; /* submitted, not yet completed (loop only) */
 
     bool started;
     int efd;
@@ -118,7 +117,6 @@ static void complete_all(plasma_io *io, plasma_io_job *j)
     while (j) {
         plasma_io_job *next = j->next;
         j->next = NULL;
-        io->pending--;
         io->done_cb(io->arg, j);
         j = next;
     }
@@ -196,7 +194,6 @@ fail:
 
 void plasma_io_submit(plasma_io *io, plasma_io_job *job)
 {
-    io->pending++;
     job->next = NULL;
     if (!io->started) {
         run_job(io->sp, job);
@@ -211,11 +208,6 @@ void plasma_io_submit(plasma_io *io, plasma_io_job *job)
     io->todo_tail = job;
     pthread_cond_signal(&io->cv);
     pthread_mutex_unlock(&io->mu);
-}
-
-uint64_t plasma_io_pending(const plasma_io *io)
-{
-    return io->pending;
 }
 
 void plasma_io_stop(plasma_io *io)

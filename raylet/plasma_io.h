@@ -66,8 +66,6 @@ int plasma_io_start(plasma_io *io, char *err, size_t errlen);
 /* Run job (inline, or queued for the thread). Every job gets exactly one
  * done callback. */
 void plasma_io_submit(plasma_io *io, plasma_io_job *job);
-/* Jobs submitted and not yet taken back by a done callback. */
-uint64_t plasma_io_pending(const plasma_io *io);
 /* Stop the thread: it finishes the job it is running and is joined; every
  * job not taken back yet gets its done callback here (those that never ran
  * with RAYC_ECANCELLED). Jobs submitted afterwards run inline. Accepts NULL
