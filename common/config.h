@@ -63,6 +63,7 @@
     X(SIZE, put_slab_bytes, 4 << 20, "arena a client reserves for puts without round trips; 0: off") \
     X(INT, store_full_wait_ms, 3000, "a create on a full store waits this long, then fails") \
     X(STR, spill_dir, "", "where objects spill; empty: <session>/spill")                     \
+    X(STR, spill_hold_file, "", "testing: no spill I/O starts while this file exists (a stalled disk)") \
     X(INT, object_directory_batch_ms, 10, "object location updates are batched this long")   \
     X(INT, object_transfer_stall_ms, 30000, "a pull's source silent this long is dropped")    \
     /* workers */                                                                            \

@@ -271,24 +271,40 @@ static void pull_for_client(node_manager *nm, client *cl, Rpc__PullObjects *m)
 
 /* An actor's worker made these store objects (call returns): they belong
  * to the caller, as a task's returns do (fate-sharing with a local owner;
- * kept for a remote one until it frees them). */
-static void give_to_owner(node_manager *nm, const Rpc__ObjectOwner *m)
+ * kept for a remote one until it frees them). Only objects the worker owns
+ * now (it created them, or they were handed to it) change hands: a worker
+ * cannot take another client's object from it, which would let it keep
+ * the object alive past its owner or stop its owner from freeing it. */
+static void give_to_owner(node_manager *nm, client *cl, const Rpc__ObjectOwner *m)
 {
     if (m->owner_id.len != WORKER_ID_SIZE)
         return;
     worker_id_t id;
     memcpy(id.b, m->owner_id.data, WORKER_ID_SIZE);
     client *owner = creg_by_worker(nm->clients, &id);
+    size_t refused = 0;
     for (size_t i = 0; i < m->n_object_ids; i++) {
-        if (m->object_ids[i].len != OBJECT_ID_SIZE)
-            continue;
         object_id_t oid;
+        worker_id_t now;
+        if (m->object_ids[i].len != OBJECT_ID_SIZE) {
+            refused++;
+            continue;
+        }
         memcpy(oid.b, m->object_ids[i].data, OBJECT_ID_SIZE);
+        if (!plasma_object_owner(nm->store, &oid, &now) ||
+            memcmp(now.b, cl->id.b, WORKER_ID_SIZE) != 0) {
+            refused++;
+            continue;
+        }
         if (owner && owner->pc)
             plasma_set_owner(nm->store, &oid, owner->pc);
         else
             plasma_set_remote_owner(nm->store, &oid, &id); /* kept for it */
     }
+    if (refused > 0)
+        log_warn("%s: ObjectOwner names %zu of %zu objects the worker does not own here: not "
+                 "given away",
+                 conn_peer(cl->c), refused, m->n_object_ids);
 }
 
 /* The GCS's verdict on a driver's JobConfig. Only a driver the GCS knows as
@@ -339,7 +355,7 @@ static bool worker_frame(node_manager *nm, client *cl, uint16_t type, ProtobufCM
         tm_tasks_given_back(nm->tm, cl->w, (Rpc__TasksGivenBack *)msg);
         return true;
     case MSG_OBJECT_OWNER:
-        give_to_owner(nm, (Rpc__ObjectOwner *)msg);
+        give_to_owner(nm, cl, (Rpc__ObjectOwner *)msg);
         return true;
     case MSG_STREAM_ITEM:
         tm_stream_item(nm->tm, cl, (Rpc__StreamItem *)msg);
@@ -628,6 +644,7 @@ static int init_components(node_manager *nm, char *err, size_t errlen)
     gs_node self = {nm->node_id,    nm->node_hex, nm->address, nm->socket_path, nm->hostname,
                     nm->ready_path, nm->token,    &nm->total,  nm->start_ms};
     if ((nm->store = plasma_store_new(base, cfg, err, errlen)) == NULL ||
+        plasma_store_start_io(nm->store, err, errlen) != 0 ||
         (nm->gs = gs_new(base, cfg, &self, &gcs_hooks, nm, err, errlen)) == NULL ||
         (nm->pool = new_pool(nm, err, errlen)) == NULL)
         return -1;

@@ -48,6 +48,7 @@
 #define LOOKUP_MAX_MS    500        /* back-off cap */
 #define LOOKUP_BUDGET_MS 3000       /* time without a holder before RAYC_EOBJECT_LOST */
 #define GCS_RETRY_MS     200        /* GCS unreachable: ask again (budget not charged) */
+#define RESTORE_WAIT_MS  20000      /* a pull of a spilled object waits this long */
 #define LOCAL_WAIT_MS    3000       /* another local creator: wait this long for its seal */
 #define MAX_ATTEMPTS     64         /* PullRequests per pull before giving up */
 #define MAX_LOCAL_WAITS  3          /* WAIT_LOCAL rounds before giving up on a local creator */
@@ -120,6 +121,16 @@ struct pull {
     id_node hnode; /* in om->pulls, keyed by id */
 };
 
+/* A pull of an object being restored from this node's disk: served when the
+ * store's get (which waits for the restore) answers. */
+typedef struct restoring {
+    object_manager *om;
+    conn *c; /* NULL once the peer closed */
+    uint64_t req_id;
+    object_id_t id;
+    struct restoring *prev, *next;
+} restoring;
+
 /* An object being served: pinned until its last chunk has been written. */
 typedef struct serve {
     object_manager *om; /* NULL after om_free: the pin went with om->pc */
@@ -140,6 +151,7 @@ struct object_manager {
     size_t nsinks, sinks_cap;
     id_map pulls; /* pull by object id */
     serve *serves;
+    restoring *restorings;
     uint64_t next_req_id;
     bool closing;  /* om_free: new pulls fail at once */
     bool stopping; /* om_shutdown: pulls fail at their next step */
@@ -819,44 +831,34 @@ static void serve_reply(object_manager *om, conn *c, uint64_t req_id, const obje
     conn_send(c, MSG_PULL_REPLY, &r.base);
 }
 
-/* Pin the object, reply with its size, then queue every chunk straight from
- * the arena; TCP flow control paces them. The pin is dropped by the last
- * chunk's cleanup (run also when the connection closes first). */
-static void serve_pull(object_manager *om, conn *c, const Rpc__PullRequest *req)
+/* Reply with the size of the object pinned (view v, one pin of om->pc),
+ * then queue every chunk straight from the arena; TCP flow control paces
+ * them. The pin is dropped by the last chunk's cleanup (run also when the
+ * connection closes first). */
+static void serve_pinned(object_manager *om, conn *c, uint64_t req_id, const object_id_t *id,
+                         const plasma_view *v)
 {
-    if (req->object_id.len != OBJECT_ID_SIZE) {
-        protocol_error(om, c, "PullRequest with a malformed object id");
-        return;
-    }
-    object_id_t id;
-    memcpy(id.b, req->object_id.data, OBJECT_ID_SIZE);
     serve *s = calloc(1, sizeof(*s));
     if (s == NULL) {
-        serve_reply(om, c, req->req_id, &id, RAYC_ENOMEM, "raylet out of memory", 0);
+        plasma_release(om->store, om->pc, id);
+        serve_reply(om, c, req_id, id, RAYC_ENOMEM, "raylet out of memory", 0);
         return;
     }
-    plasma_view v;
-    int rc = plasma_pin(om->store, om->pc, &id, &v);
-    if (rc != 0) {
-        free(s);
-        serve_reply(om, c, req->req_id, &id, rc, rayc_last_error(), 0);
-        return;
-    }
-    serve_reply(om, c, req->req_id, &id, RAYC_OK, "", v.size);
+    serve_reply(om, c, req_id, id, RAYC_OK, "", v->size);
     s->om = om;
-    s->id = id;
+    s->id = *id;
     s->refs = 1;
     s->next = om->serves;
     if (om->serves)
         om->serves->prev = s;
     om->serves = s;
-    const uint8_t *src = plasma_store_base(om->store) + v.off;
+    const uint8_t *src = plasma_store_base(om->store) + v->off;
     Rpc__ChunkHeader h = RPC__CHUNK_HEADER__INIT;
-    h.object_id = (ProtobufCBinaryData){OBJECT_ID_SIZE, id.b};
-    h.total = v.size;
+    h.object_id = (ProtobufCBinaryData){OBJECT_ID_SIZE, s->id.b};
+    h.total = v->size;
     uint8_t hb[4 + 128];
-    for (uint64_t off = 0; off < v.size;) {
-        size_t n = v.size - off < om->chunk ? (size_t)(v.size - off) : om->chunk;
+    for (uint64_t off = 0; off < v->size;) {
+        size_t n = v->size - off < om->chunk ? (size_t)(v->size - off) : om->chunk;
         h.offset = off;
         size_t hl = rpc__chunk_header__pack(&h, hb + 4);
         hb[0] = (uint8_t)(hl >> 24), hb[1] = (uint8_t)(hl >> 16);
@@ -871,6 +873,67 @@ static void serve_pull(object_manager *om, conn *c, const Rpc__PullRequest *req)
         off += n;
     }
     serve_unref(s);
+}
+
+/* The get of a pull waiting for a restore answered (or was cancelled with
+ * om->pc). */
+static void on_restored(void *arg, uint64_t tag, int status, const plasma_view *views, size_t n)
+{
+    (void)tag;
+    restoring *rs = arg;
+    object_manager *om = rs->om;
+    if (rs->prev)
+        rs->prev->next = rs->next;
+    else
+        om->restorings = rs->next;
+    if (rs->next)
+        rs->next->prev = rs->prev;
+    if (status == RAYC_OK && n == 1 && rs->c != NULL && !om->closing)
+        serve_pinned(om, rs->c, rs->req_id, &rs->id, &views[0]);
+    else if (status == RAYC_OK && n == 1)
+        plasma_release(om->store, om->pc, &rs->id);
+    else if (rs->c != NULL && !om->closing)
+        serve_reply(om, rs->c, rs->req_id, &rs->id, status, "restoring the spilled object failed",
+                    0);
+    free(rs);
+}
+
+/* The object is spilled here and being restored: wait for it. */
+static void serve_after_restore(object_manager *om, conn *c, uint64_t req_id, const object_id_t *id)
+{
+    restoring *rs = calloc(1, sizeof(*rs));
+    if (rs == NULL) {
+        serve_reply(om, c, req_id, id, RAYC_ENOMEM, "raylet out of memory", 0);
+        return;
+    }
+    *rs = (restoring){.om = om, .c = c, .req_id = req_id, .id = *id, .next = om->restorings};
+    if (om->restorings)
+        om->restorings->prev = rs;
+    om->restorings = rs;
+    /* within the puller's stall timeout (the same knob cluster-wide) */
+    uint64_t wait = om->stall_ms * 2 / 3 < RESTORE_WAIT_MS ? om->stall_ms * 2 / 3 : RESTORE_WAIT_MS;
+    plasma_get(om->store, om->pc, id, 1, (int64_t)wait, on_restored, rs, req_id);
+}
+
+static void serve_pull(object_manager *om, conn *c, const Rpc__PullRequest *req)
+{
+    if (req->object_id.len != OBJECT_ID_SIZE) {
+        protocol_error(om, c, "PullRequest with a malformed object id");
+        return;
+    }
+    object_id_t id;
+    memcpy(id.b, req->object_id.data, OBJECT_ID_SIZE);
+    plasma_view v;
+    int rc = plasma_pin(om->store, om->pc, &id, &v);
+    plasma_stats st = {0};
+    if (rc == RAYC_ESTORE_FULL) /* spilled, no room: wait only while spills make room */
+        plasma_store_stats(om->store, &st);
+    if (rc == RAYC_EBUSY || (rc == RAYC_ESTORE_FULL && st.spilling_objects > 0))
+        serve_after_restore(om, c, req->req_id, &id);
+    else if (rc != 0)
+        serve_reply(om, c, req->req_id, &id, rc, rayc_last_error(), 0);
+    else
+        serve_pinned(om, c, req->req_id, &id, &v);
 }
 
 /* ---------------------------------------------------------------- API */
@@ -990,6 +1053,9 @@ void om_peer_closed(object_manager *om, conn *c)
     each_pull(om, fail_if_source, &sf);
     each_pull(om, forget_sink_conn, c); /* c is freed after this */
     sink_forget(om, c);
+    for (restoring *rs = om->restorings; rs; rs = rs->next)
+        if (rs->c == c)
+            rs->c = NULL;
 }
 
 void om_node_died(object_manager *om, const node_id_t *node)

@@ -11,11 +11,14 @@
  *   plasma_store.c    the arena, clients, create/seal/pin/release/delete
  *   plasma_wire.c     frames from local clients (plasma_handle)
  *   plasma_slab.c     put slabs: runs of the arena a client carves objects from
+ *   plasma_spilling.c starting spills and restores, finishing them when done
+ *   plasma_io.c       the I/O thread that runs them (plasma_io.h)
  *   plasma_spill.c    spill files; plasma_alloc.c the arena allocator
  *
  * Invariants:
- *   - an object is in an LRU list iff it is SEALED, unpinned and not
- *     delete-pending (list EVICT if evictable, else SPILL);
+ *   - an object is in an LRU list iff it is SEALED, unpinned, not
+ *     delete-pending and not being spilled (list EVICT if evictable, else
+ *     SPILL);
  *   - a CREATED object always holds one pin of its creator (the write pin);
  *     creator is non-NULL exactly while CREATED;
  *   - when owner is non-NULL, owner_id is owner->wid; a local client may
@@ -25,9 +28,13 @@
  *   - every piece of a client's slab is one used allocator block that no
  *     object uses, and s->slab_bytes is the sum of all pieces' sizes;
  *   - a slot is "ready" iff plasma__slot_ready() says so, and r->nready
- *     counts the ready slots of r (kept by plasma__notify on every change).
+ *     counts the ready slots of r (kept by plasma__notify on every change);
+ *   - o->io is set exactly while a spill or restore of o is in flight; such
+ *     an o is in no LRU list, and its arena block (the spill's source, the
+ *     restore's destination) is not freed before the job is done.
  *
- * Thread-safety: none; the raylet's loop thread only.
+ * Thread-safety: none; the raylet's loop thread only (the I/O thread of
+ * plasma_io.c touches only its jobs' bytes and files).
  */
 #ifndef RAYC_PLASMA_INTERNAL_H
 #define RAYC_PLASMA_INTERNAL_H
@@ -39,6 +46,7 @@
 #include <stdint.h>
 
 #include "plasma_alloc.h"
+#include "plasma_io.h"
 #include "plasma_spill.h"
 #include "plasma_store.h"
 
@@ -129,6 +137,7 @@ struct plasma__obj {
     plasma__slot *waiters;
     uint32_t nwaiters, nget;
     plasma__space *restore;
+    plasma_io_job *io; /* a spill or restore in flight (plasma_spilling.c) */
 };
 
 /* A part of a client's put slab no object has been carved from yet: the
@@ -163,6 +172,7 @@ struct plasma_store {
     int64_t full_wait_ms;
     plasma_allocator *al;
     plasma_spill *sp;
+    plasma_io *io; /* spill I/O: on its thread once plasma_store_start_io() ran */
 
     plasma__obj **tab; /* open addressing, linear probing; load <= 1/2 */
     uint64_t tab_cap, tab_len;
@@ -178,11 +188,13 @@ struct plasma_store {
     bool settling, space_dirty;
     bool trim_due; /* the object table shrank: give freed heap back (settle) */
     uint64_t spill_pause_until;
+    struct event *pause_timer; /* retries what waits for space when a pause ends */
 
     uint64_t slab_bytes; /* in all clients' pieces */
     uint64_t nobjects, nunsealed, npinned, nspilled, spilled_bytes;
     uint64_t evictions, spills, restores, npending_reqs, npending_creates;
     uint64_t peak_used; /* highest stats.used since start or plasma_store_reset_peak */
+    uint64_t spilling_bytes, nspilling, nrestoring; /* jobs in flight (blocks rounded) */
 
     plasma_hooks hooks;
     void *hook_arg;
@@ -207,13 +219,28 @@ plasma__pin *plasma__pin_find(const plasma__obj *o, const plasma_client *cl);
 int plasma__pin_add(plasma_store *s, plasma_client *cl, plasma__obj *o);
 void plasma__pin_drop(plasma_store *s, plasma__pin *p, uint32_t k);
 int plasma__make_room(plasma_store *s, uint64_t size, uint64_t *off);
+/* Bytes of the arena objects use (allocator's used blocks less put slabs). */
+uint64_t plasma__objects_used(const plasma_store *s);
 /* Objects now use more of the arena than ever: raise peak_used. */
 void plasma__note_peak(plasma_store *s);
-int plasma__restore_one(plasma_store *s, plasma__obj *o);
 bool plasma__slot_ready(const plasma__slot *sl);
 bool plasma__req_complete(const plasma__req *r);
 void plasma__queue_req(plasma_store *s, plasma__req *r);
 void plasma__notify(plasma_store *s, plasma__obj *o);
+
+/* plasma_spilling.c */
+/* Start writing o (SEALED, unpinned) to its spill file. 0 or RAYC_ENOMEM. */
+int plasma__spill_start(plasma_store *s, plasma__obj *o);
+/* Start bringing a spilled o back into the arena, byte-exact: 0 (started or
+ * in flight; failures reach the gets waiting for o), RAYC_ESTORE_FULL (no
+ * room yet), RAYC_ENOMEM. */
+int plasma__restore_one(plasma_store *s, plasma__obj *o);
+/* Remove the spill file of id, behind the I/O jobs submitted before. */
+void plasma__spill_file_remove(plasma_store *s, const object_id_t *id);
+/* o leaves while its job runs: the job frees what it still uses when done. */
+void plasma__io_detach(plasma_store *s, plasma__obj *o);
+/* plasma_io's done callback (arg: the store). */
+void plasma__io_done(void *arg, plasma_io_job *job);
 
 /* plasma_request.c */
 void plasma__req_detach(plasma_store *s, plasma__req *r);

@@ -152,11 +152,11 @@ void plasma__lru_remove(plasma_store *s, plasma__obj *o)
 }
 
 /* Put o at the most-recent end of its list if it is reclaimable: sealed, in
- * the arena, unpinned and not awaiting deletion. */
+ * the arena, unpinned, not awaiting deletion and not being spilled. */
 void plasma__lru_touch(plasma_store *s, plasma__obj *o)
 {
     plasma__lru_remove(s, o);
-    if (o->state != PLASMA_SEALED || o->pins != 0 || o->delete_pending)
+    if (o->state != PLASMA_SEALED || o->pins != 0 || o->delete_pending || o->io != NULL)
         return;
     int l = o->evictable ? LRU_EVICT : LRU_SPILL;
     o->lru = (uint8_t)l;
@@ -234,12 +234,14 @@ void plasma__space_unlink(plasma_store *s, plasma__space *q)
 void plasma__obj_drop(plasma_store *s, plasma__obj *o)
 {
     CHECK(o->pins == 0);
-    if (o->state == PLASMA_CREATED || o->state == PLASMA_SEALED)
+    if (o->io != NULL) /* the I/O thread still uses its block: freed when that job is done */
+        plasma__io_detach(s, o);
+    else if (o->state == PLASMA_CREATED || o->state == PLASMA_SEALED)
         CHECK(plasma_free(s->al, o->off) == 0);
     if (o->state == PLASMA_CREATED)
         s->nunsealed--;
     if (o->state == PLASMA_SPILLED) {
-        plasma_spill_remove(s->sp, &o->id);
+        plasma__spill_file_remove(s, &o->id);
         s->nspilled--;
         s->spilled_bytes -= o->size;
     }
@@ -352,30 +354,12 @@ static plasma__obj *pick_victim(plasma_store *s, int l)
     return NULL;
 }
 
-static int spill_one(plasma_store *s, plasma__obj *o)
-{
-    int rc = plasma_spill_write(s->sp, &o->id, s->mem + o->off, o->size);
-    if (rc != 0) {
-        log_warn("plasma: spilling %" PRIu64 " bytes failed, spilling paused: %s", o->size,
-                 rayc_last_error());
-        s->spill_pause_until = now_ms() + SPILL_PAUSE_MS;
-        return rc;
-    }
-    plasma__lru_remove(s, o);
-    CHECK(plasma_free(s->al, o->off) == 0);
-    o->state = PLASMA_SPILLED;
-    o->off = 0;
-    s->nspilled++;
-    s->spilled_bytes += o->size;
-    s->spills++;
-    s->space_dirty = true;
-    plasma__notify(s, o);
-    return 0;
-}
-
 /* Allocate size bytes, evicting then spilling LRU objects while it does not
  * fit. Gives up before touching anything when even reclaiming everything
- * reclaimable could not make room. */
+ * reclaimable could not make room. Spills run on the I/O thread: once the
+ * bytes being spilled would make room, it returns RAYC_ESTORE_FULL and the
+ * caller waits (their completion retries the creates and restores waiting
+ * for space); without the thread they are done before this goes on. */
 int plasma__make_room(plasma_store *s, uint64_t size, uint64_t *off)
 {
     for (;;) {
@@ -385,9 +369,10 @@ int plasma__make_room(plasma_store *s, uint64_t size, uint64_t *off)
         plasma_alloc_info ai;
         plasma_alloc_stats(s->al, &ai);
         bool can_spill = now_ms() >= s->spill_pause_until;
-        uint64_t reclaimable =
-            ai.free + s->lru_bytes[LRU_EVICT] + (can_spill ? s->lru_bytes[LRU_SPILL] : 0);
-        if (reclaimable < plasma__round_block(size))
+        uint64_t need = plasma__round_block(size);
+        uint64_t reclaimable = ai.free + s->lru_bytes[LRU_EVICT] + s->spilling_bytes +
+                               (can_spill ? s->lru_bytes[LRU_SPILL] : 0);
+        if (reclaimable < need)
             return RAYC_ESTORE_FULL;
         plasma__obj *v = pick_victim(s, LRU_EVICT);
         if (v != NULL) {
@@ -395,35 +380,30 @@ int plasma__make_room(plasma_store *s, uint64_t size, uint64_t *off)
             plasma__obj_drop(s, v);
             continue;
         }
+        if (s->spilling_bytes > 0 && ai.free + s->spilling_bytes >= need)
+            return RAYC_ESTORE_FULL; /* enough is on its way out */
         v = can_spill ? pick_victim(s, LRU_SPILL) : NULL;
-        if (v == NULL || spill_one(s, v) != 0)
+        if (v == NULL || plasma__spill_start(s, v) != 0)
             return RAYC_ESTORE_FULL;
     }
 }
 
-/* Bring a spilled object back into the arena, byte-exact. */
-int plasma__restore_one(plasma_store *s, plasma__obj *o)
+/* Objects' bytes now: the allocator's used blocks less the put slabs not
+ * carved into objects yet. */
+uint64_t plasma__objects_used(const plasma_store *s)
 {
-    uint64_t off;
-    int rc = plasma__make_room(s, o->size, &off);
-    if (rc != 0)
-        return rc;
-    rc = plasma_spill_read(s->sp, &o->id, s->mem + off, o->size);
-    if (rc != 0) {
-        CHECK(plasma_free(s->al, off) == 0);
-        log_error("plasma: restore failed: %s", rayc_last_error());
-        return RAYC_EIO;
-    }
-    plasma_spill_remove(s->sp, &o->id);
-    o->state = PLASMA_SEALED;
-    o->off = off;
-    s->nspilled--;
-    s->spilled_bytes -= o->size;
-    s->restores++;
-    plasma__note_peak(s);
-    plasma__lru_touch(s, o);
-    plasma__notify(s, o);
-    return 0;
+    plasma_alloc_info ai;
+    plasma_alloc_stats(s->al, &ai);
+    return ai.used - s->slab_bytes;
+}
+
+/* The high-water mark of objects_used, kept next to the allocations that
+ * raise it (creates and restores). */
+void plasma__note_peak(plasma_store *s)
+{
+    uint64_t used = plasma__objects_used(s);
+    if (used > s->peak_used)
+        s->peak_used = used;
 }
 
 void plasma_store_full_message(const plasma_store *s, uint64_t size, char *buf, size_t len)

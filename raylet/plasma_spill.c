@@ -1,6 +1,7 @@
 /*
  * plasma_spill.c -- spill files of the plasma store; see plasma_spill.h.
- * Runs in the raylet's single loop thread, synchronously.
+ * Synchronous: called from the store's I/O thread (plasma_io.c), or inline
+ * when that thread is not running.
  */
 #include "plasma_spill.h"
 

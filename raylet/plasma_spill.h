@@ -3,19 +3,20 @@
  * object, `<spill_dir>/<object id hex>.obj`, holding exactly the object's
  * bytes.
  *
- * The store decides what to spill and when (plasma_store.c); this module only
- * moves bytes between the arena and files, with large pwrite/pread calls
- * (PLASMA_SPILL_CHUNK at a time, retried on short transfers and EINTR).
- * It runs synchronously in the raylet's loop: a spill of S bytes blocks the
- * loop for about S / disk-bandwidth. That is accepted for now because
- * spilling only happens when the store is already full and the creator would
- * wait anyway; a helper thread is the next step if it shows up in profiles.
+ * The store decides what to spill and when (plasma_object.c,
+ * plasma_spilling.c); this module only moves bytes between the arena and
+ * files, with large pwrite/pread calls (PLASMA_SPILL_CHUNK at a time,
+ * retried on short transfers and EINTR). It blocks for as long as the disk
+ * takes, so in the raylet it runs on the store's I/O thread (plasma_io.h),
+ * never on the loop.
  *
  * Failures never lose data: a write that fails removes its partial file and
  * leaves the object in the arena; a read that fails (short file, I/O error)
  * leaves the file in place.
  * Thread-safety: plain syscalls on caller-owned memory; the spill context is
- * used by one thread (the raylet's loop).
+ * used by one thread at a time: the I/O thread while it runs, else the loop
+ * (open, close and jobs run inline). plasma_spill_stats() reads counters the
+ * I/O thread writes: only meaningful once it is stopped.
  */
 #ifndef RAYC_PLASMA_SPILL_H
 #define RAYC_PLASMA_SPILL_H

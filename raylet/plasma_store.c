@@ -221,6 +221,10 @@ int plasma_pin(plasma_store *s, plasma_client *cl, const object_id_t *id, plasma
             char msg[384];
             plasma_store_full_message(s, o->size, msg, sizeof(msg));
             rayc__error(rc, "%s", msg);
+        } else if (rc == 0 && o->io != NULL) {
+            rc = rayc__error(RAYC_EBUSY, "pin: the object is being restored; get it instead");
+        } else if (rc == 0 && o->state != PLASMA_SEALED) {
+            rc = rayc__error(RAYC_EIO, "pin: restoring the object failed");
         }
     }
     if (rc == 0)
@@ -560,6 +564,32 @@ static void spill_dir_of(const rayc_config *cfg, char *dir, size_t len)
     }
 }
 
+/* Spills or restores finished on the I/O thread: answer what waited for
+ * them (completions inline, without the thread, are settled by the entry
+ * point that started them). */
+static void on_io_batch(void *arg)
+{
+    plasma_store *s = arg;
+    uint64_t now = now_ms();
+    /* A failed write paused spilling: whoever waits for space tries again
+     * when the pause is over (else only at their own timeout). */
+    if (s->spill_pause_until > now && s->sq_head != NULL && s->pause_timer != NULL) {
+        uint64_t ms = s->spill_pause_until - now + 20; /* timers may fire a tick early */
+        struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
+                             .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+        evtimer_add(s->pause_timer, &tv);
+    }
+    plasma__settle(s);
+}
+
+static void on_pause_over(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    plasma_store *s = arg;
+    s->space_dirty = true;
+    plasma__settle(s);
+}
+
 plasma_store *plasma_store_new(struct event_base *base, const rayc_config *cfg, char *err,
                                size_t errlen)
 {
@@ -581,7 +611,9 @@ plasma_store *plasma_store_new(struct event_base *base, const rayc_config *cfg, 
     s->al = plasma_alloc_new(s->cap);
     s->tab_cap = PLASMA_TAB_MIN;
     s->tab = calloc(s->tab_cap, sizeof(*s->tab));
-    if (s->al == NULL || s->tab == NULL) {
+    s->io = plasma_io_new(base, s->sp, cfg->spill_hold_file, plasma__io_done, on_io_batch, s);
+    s->pause_timer = evtimer_new(base, on_pause_over, s);
+    if (s->al == NULL || s->tab == NULL || s->io == NULL || s->pause_timer == NULL) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -600,6 +632,13 @@ void plasma_store_free(plasma_store *s)
         atomic_store(&s->prefault_stop, true);
         pthread_join(s->prefault_thread, NULL);
     }
+    /* Joins the I/O thread; jobs not done finish here (spills that did not
+     * run keep their objects in memory, for the frees below, whose file
+     * removals then run inline). */
+    plasma_io_stop(s->io);
+    if (s->pause_timer)
+        event_free(s->pause_timer);
+    s->pause_timer = NULL;
     while (s->clients)
         plasma_client_free(s->clients);
     while (s->sq_head) { /* restores only: creates belonged to clients */
@@ -613,12 +652,21 @@ void plasma_store_free(plasma_store *s)
         free(s->tab[i]);
     free(s->tab);
     plasma_alloc_destroy(s->al);
+    plasma_io_free(s->io);
     plasma_spill_close(s->sp);
     if (s->mem)
         munmap(s->mem, s->cap);
     if (s->fd >= 0)
         close(s->fd);
     free(s);
+}
+
+int plasma_store_start_io(plasma_store *s, char *err, size_t errlen)
+{
+    if (plasma_io_start(s->io, err, errlen) != 0)
+        return -1;
+    log_info("plasma: spilling and restoring on an I/O thread");
+    return 0;
 }
 
 int plasma_store_fd(const plasma_store *s)
@@ -673,26 +721,12 @@ void plasma_store_stats(const plasma_store *s, plasma_stats *out)
         .pending_creates = s->npending_creates,
         .pending_gets = s->npending_reqs,
         .peak_used = s->peak_used,
+        .spilling_objects = s->nspilling,
+        .restoring_objects = s->nrestoring,
     };
-}
-
-/* Objects' bytes now: the allocator's used blocks less the put slabs not
- * carved into objects yet. */
-static uint64_t objects_used(const plasma_store *s)
-{
-    plasma_alloc_info ai;
-    plasma_alloc_stats(s->al, &ai);
-    return ai.used - s->slab_bytes;
-}
-
-void plasma__note_peak(plasma_store *s)
-{
-    uint64_t used = objects_used(s);
-    if (used > s->peak_used)
-        s->peak_used = used;
 }
 
 void plasma_store_reset_peak(plasma_store *s)
 {
-    s->peak_used = objects_used(s);
+    s->peak_used = plasma__objects_used(s);
 }

@@ -26,6 +26,7 @@
  *
  * Memory pressure, on a create or restore that does not fit: evict
  * evictable unpinned objects LRU; then spill sealed unpinned objects LRU;
+ * (on the I/O thread: the object stays readable until its write is done)
  * then (creates from plasma_create_async and restores) wait up to
  * store_full_wait_ms, retried whenever pins are released or objects freed;
  * then fail with RAYC_ESTORE_FULL and a message that says where the memory is.
@@ -39,9 +40,11 @@
  * store, but must not free the store.
  *
  * Thread-safety: none. Everything runs in the raylet's single loop thread;
- * timers run on the event_base given to plasma_store_new(). The one other
- * thread is the start-up pre-fault helper, which only touches the arena's
- * page tables (see plasma_store.c).
+ * timers run on the event_base given to plasma_store_new(). Two other
+ * threads: the start-up pre-fault helper, which only touches the arena's
+ * page tables (see plasma_store.c), and, after plasma_store_start_io(), the
+ * spill I/O thread (plasma_io.h), which only reads and writes the bytes of
+ * the objects it spills or restores and their files.
  */
 #ifndef RAYC_PLASMA_STORE_H
 #define RAYC_PLASMA_STORE_H
@@ -103,22 +106,24 @@ typedef struct {
 } plasma_hooks;
 
 typedef struct {
-    uint64_t capacity;         /* arena bytes */
-    uint64_t used;             /* bytes of the arena objects use */
-    uint64_t reserved;         /* bytes in clients' put slabs, not carved yet */
-    uint64_t objects;          /* objects in the store (created, sealed or spilled) */
-    uint64_t unsealed_objects; /* CREATED */
-    uint64_t pinned_objects;   /* sealed and pinned by a client */
-    uint64_t spilled_objects;  /* now on disk */
-    uint64_t spilled_bytes;    /* now on disk */
-    uint64_t evictions;        /* evicted since start */
-    uint64_t spills;           /* spill operations since start */
-    uint64_t restores;         /* restore operations since start */
-    uint64_t largest_free;     /* the biggest object that fits without pressure */
-    uint64_t free_blocks;      /* allocator fragmentation indicator */
-    uint64_t pending_creates;  /* creates waiting for space */
-    uint64_t pending_gets;     /* gets and waits not answered yet */
-    uint64_t peak_used;        /* highest `used` since start or plasma_store_reset_peak */
+    uint64_t capacity;          /* arena bytes */
+    uint64_t used;              /* bytes of the arena objects use */
+    uint64_t reserved;          /* bytes in clients' put slabs, not carved yet */
+    uint64_t objects;           /* objects in the store (created, sealed or spilled) */
+    uint64_t unsealed_objects;  /* CREATED */
+    uint64_t pinned_objects;    /* sealed and pinned by a client */
+    uint64_t spilled_objects;   /* now on disk */
+    uint64_t spilled_bytes;     /* now on disk */
+    uint64_t evictions;         /* evicted since start */
+    uint64_t spills;            /* spill operations since start */
+    uint64_t restores;          /* restore operations since start */
+    uint64_t largest_free;      /* the biggest object that fits without pressure */
+    uint64_t free_blocks;       /* allocator fragmentation indicator */
+    uint64_t pending_creates;   /* creates waiting for space */
+    uint64_t pending_gets;      /* gets and waits not answered yet */
+    uint64_t peak_used;         /* highest `used` since start or plasma_store_reset_peak */
+    uint64_t spilling_objects;  /* being written to their spill files now */
+    uint64_t restoring_objects; /* being read back now */
 } plasma_stats;
 
 /* ------------------------------------------------------------ the store */
@@ -139,6 +144,13 @@ plasma_store *plasma_store_new(struct event_base *base, const rayc_config *cfg, 
  * RAYC_ECANCELLED), unmaps the arena, closes the memfd, removes spill files.
  * Accepts NULL. Not from inside a store callback. */
 void plasma_store_free(plasma_store *s);
+
+/* Spill and restore on an I/O thread from now on (plasma_io.h): the loop
+ * no longer waits for the disk. Until this is called (unit tests, fuzzers)
+ * they run synchronously, inside the call that needs them. The thread is
+ * joined by plasma_store_free(). Returns 0, or -1 with err set (the store
+ * keeps working synchronously). */
+int plasma_store_start_io(plasma_store *s, char *err, size_t errlen);
 
 /* The arena's memfd, for clients (SCM_RIGHTS). Owned by the store. */
 int plasma_store_fd(const plasma_store *s);
@@ -191,7 +203,9 @@ typedef void (*plasma_wait_cb)(void *arg, uint64_t tag, int status, const bool *
 
 /* Create an object of size bytes owned (and created) by cl, without waiting:
  * evicts and spills if needed. Returns 0 with *off set, RAYC_EEXIST,
- * RAYC_ESTORE_FULL (message in rayc_last_error()), RAYC_ENOMEM. */
+ * RAYC_ESTORE_FULL (message in rayc_last_error()), RAYC_ENOMEM. With the
+ * I/O thread running, a create that needs a spill returns RAYC_ESTORE_FULL
+ * once the spill is under way (plasma_create_async waits for it). */
 int plasma_create(plasma_store *s, plasma_client *cl, const object_id_t *id, uint64_t size,
                   unsigned flags, uint64_t *off);
 /* Same, but a create that does not fit waits up to store_full_wait_ms for
@@ -242,7 +256,8 @@ void plasma_wait(plasma_store *s, plasma_client *cl, const object_id_t *ids, siz
                  uint64_t tag);
 /* Pin a sealed object now (restoring it if spilled and it fits). Returns 0
  * with *view set, RAYC_ENOTFOUND (absent, unsealed or deleted),
- * RAYC_ESTORE_FULL or RAYC_EIO (restore failed). */
+ * RAYC_ESTORE_FULL or RAYC_EIO (restore failed), RAYC_EBUSY (spilled: a
+ * restore runs on the I/O thread now; plasma_get waits for it). */
 int plasma_pin(plasma_store *s, plasma_client *cl, const object_id_t *id, plasma_view *view);
 /* Drop one pin cl holds on id. Returns 0 or RAYC_ENOTFOUND. */
 int plasma_release(plasma_store *s, plasma_client *cl, const object_id_t *id);

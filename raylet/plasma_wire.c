@@ -338,6 +338,8 @@ static void handle_stats(plasma_store *s, plasma_client *cl, Rpc__StoreStatsRequ
     r.restored_objects = st.restores;
     r.reserved = st.reserved;
     r.peak_used = st.peak_used;
+    r.spilling_objects = st.spilling_objects;
+    r.restoring_objects = st.restoring_objects;
     send_reply(cl, MSG_STORE_STATS_REPLY, &r.base);
     if (m->reset_peak)
         plasma_store_reset_peak(s);

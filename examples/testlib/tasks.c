@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -381,3 +383,42 @@ static int hog(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
     return rayc_return(ctx, 0, &mib, sizeof(mib));
 }
 RAYC_REMOTE(hog)
+
+/* forge_owner(object id, owner id): a hostile worker. Writes an ObjectOwner
+ * frame (object -> owner) by hand on this worker's own connection to its
+ * raylet, as if the object were a return it made. Returns 1 when the frame
+ * went out. tests/integration/test_hostile.c checks the raylet refuses it. */
+static int forge_owner(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
+{
+    enum { ID = 28, HDR = 12, MSG_OBJECT_OWNER = 124 };
+    if (nargs != 2 || args[0].size != ID || args[1].size != ID)
+        return rayc_fail(ctx, "forge_owner wants two 28-byte ids");
+    const char *path = getenv("RAYC_RAYLET_SOCKET");
+    int fd = -1;
+    for (int i = 0; path != NULL && i < 1024 && fd < 0; i++) {
+        struct sockaddr_un a;
+        socklen_t len = sizeof(a);
+        if (getpeername(i, (struct sockaddr *)&a, &len) == 0 && a.sun_family == AF_UNIX &&
+            strncmp(a.sun_path, path, sizeof(a.sun_path)) == 0)
+            fd = i;
+    }
+    if (fd < 0)
+        return rayc_fail(ctx, "forge_owner: no connection to %s here", path ? path : "?");
+    uint8_t f[HDR + 2 * (2 + ID)];
+    uint32_t magic = 0x52415943u, len = 2 * (2 + ID);
+    uint8_t hdr[HDR] = {
+        magic >> 24,      magic >> 16 & 0xff, magic >> 8 & 0xff, magic & 0xff,    0,         1, 0,
+        MSG_OBJECT_OWNER, len >> 24,          len >> 16 & 0xff,  len >> 8 & 0xff, len & 0xff};
+    memcpy(f, hdr, HDR);
+    f[HDR] = 0x0a; /* field 1 (object_ids), bytes */
+    f[HDR + 1] = ID;
+    memcpy(f + HDR + 2, args[0].data, ID);
+    f[HDR + 2 + ID] = 0x12; /* field 2 (owner_id), bytes */
+    f[HDR + 3 + ID] = ID;
+    memcpy(f + HDR + 4 + ID, args[1].data, ID);
+    if (write(fd, f, sizeof(f)) != (ssize_t)sizeof(f))
+        return rayc_fail(ctx, "forge_owner: write failed");
+    int64_t one = 1;
+    return rayc_return(ctx, 0, &one, sizeof(one));
+}
+RAYC_REMOTE(forge_owner)

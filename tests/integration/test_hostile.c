@@ -549,3 +549,63 @@ Test(hostile, a_driver_does_not_follow_another_users_session)
     cr_assert(strstr(rayc_last_error(), "belongs to another user") != NULL, "%s",
               rayc_last_error());
 }
+
+/* ------------------------------------------------------------ object owners */
+
+struct objects_arg {
+    const harness_raylet *r;
+    uint64_t want, now;
+};
+
+static bool store_objects_are(void *arg)
+{
+    struct objects_arg *a = arg;
+    Rpc__StoreStatsReply *st = harness_store_stats(a->r);
+    cr_assert_not_null(st, "the raylet does not answer");
+    a->now = st->objects;
+    msg_free(&st->base);
+    return a->now == a->want;
+}
+
+/* A worker's ObjectOwner frame (an actor call's returns change hands) names
+ * an object of the driver's. Before: taken at its word, the object became
+ * the named owner's: the driver's delete was refused from then on and the
+ * object outlived it. Now only what the worker owns changes hands. */
+Test(hostile, a_worker_gives_away_only_objects_it_owns)
+{
+    harness_cluster c;
+    harness_cluster_init(&c);
+    harness_cluster_start(&c);
+    harness_raylet *r = harness_raylet_start(&c, NULL);
+    driver_init(&c, examples_lib("testlib"));
+    struct objects_arg a = {.r = r};
+    (void)store_objects_are(&a); /* a.now: objects before */
+    uint64_t before = a.now;
+    /* the driver's object: in the store (larger than the inline maximum) */
+    size_t size = 1 << 20;
+    void *buf;
+    rayc_ref x;
+    cr_assert_eq(rayc_put_alloc(size, &buf, &x), RAYC_OK, "%s", rayc_last_error());
+    memset(buf, 0x5a, size);
+    cr_assert_eq(rayc_put_seal(x), RAYC_OK);
+    worker_id_t thief = worker_id_random();
+    rayc_arg args[2] = {RAYC_VAL(x.id, OBJECT_ID_SIZE), RAYC_VAL(thief.b, WORKER_ID_SIZE)};
+    rayc_ref ref;
+    cr_assert_eq(rayc_submit("forge_owner", args, 2, NULL, &ref), RAYC_OK, "%s", rayc_last_error());
+    rayc_value v;
+    int rc = rayc_get(&ref, 1, &v, 60000);
+    cr_assert_eq(rc, RAYC_OK, "forge_owner: %s: %s", rayc_strerror(rc), rayc_last_error());
+    rayc_value_release(&v);
+    rayc_ref_release(ref);
+    char log[HARNESS_PATH + 32];
+    snprintf(log, sizeof(log), "%s/logs/raylet.out", r->session);
+    /* Still the driver's: its release frees it. */
+    rayc_ref_release(x);
+    a.want = before;
+    cr_assert(harness_wait_until(store_objects_are, &a, 15000),
+              "the driver's object stayed after its release (%llu objects, %llu before)",
+              (unsigned long long)a.now, (unsigned long long)before);
+    cr_assert(harness_file_contains(log, "objects the worker does not own here: not given away"),
+              "no refusal logged in %s", log);
+    cr_assert_eq(rayc_shutdown(), RAYC_OK);
+}

@@ -733,3 +733,43 @@ Test(om, free_fails_pending_pulls)
     cr_assert_eq(r.calls, 1);
     cr_assert_eq(r.status, RAYC_EOBJECT_LOST);
 }
+
+static void on_created(void *arg, uint64_t tag, int status, uint64_t off, const char *msg)
+{
+    (void)tag, (void)off, (void)msg;
+    result *r = arg;
+    r->calls++;
+    r->status = status;
+}
+
+/* The holder's copy is spilled and its store restores on the I/O thread
+ * (as in the raylet): the PullRequest waits for the restore instead of
+ * failing, then the object streams as usual. */
+Test(om, a_spilled_object_is_served_after_its_restore)
+{
+    char err[256];
+    cr_assert_eq(config_set(&cfg_small, "store_full_wait_ms", "20000", err, sizeof(err)), 0);
+    om_free(nodes[0].nm.om);
+    plasma_client_free(nodes[0].writer);
+    plasma_store_free(nodes[0].nm.store);
+    node_init(&nodes[0], &cfg_small);
+    cr_assert_eq(plasma_store_start_io(nodes[0].nm.store, err, sizeof(err)), 0, "%s", err);
+    plasma_store *s0 = nodes[0].nm.store;
+    object_id_t a = oid(1), b = oid(2);
+    put(&nodes[0], &a, 5 * MIB, 12);
+    result c = {0};
+    plasma_create_async(s0, nodes[0].writer, &b, 5 * MIB, 0, on_created, &c, 0);
+    run_until(&c); /* a is written to disk on the thread meanwhile */
+    cr_assert_eq(c.status, RAYC_OK);
+    cr_assert_eq(plasma_seal(s0, nodes[0].writer, &b), 0);
+    cr_assert_eq(plasma_delete(s0, &b), 0); /* room to restore a */
+    cr_assert_eq(plasma_object_state(s0, &a, NULL), PLASMA_SPILLED);
+    result r = {0};
+    om_pull(nodes[1].nm.om, &a, &nodes[0].nm.node_id, on_done, &r);
+    run_until(&r);
+    cr_assert_eq(r.status, RAYC_OK, "%s", r.msg);
+    cr_assert_eq(lookups, 0, "the hinted holder answered the first request (no failover)");
+    cr_assert(check(&nodes[1], &a, 5 * MIB, 12));
+    cr_assert_eq(plasma_object_state(s0, &a, NULL), PLASMA_SEALED, "restored at the holder");
+    await_unpinned(&nodes[0]);
+}
