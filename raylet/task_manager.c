@@ -733,15 +733,52 @@ void tm_client_gone(task_manager *tm, client *cl)
     tm_job_ended(tm, cl->job_id);
 }
 
+/* The job's tasks here in every other state: a record of a task forwarded
+ * elsewhere (that node drops the task itself), a retry held for its
+ * back-off, a wait for arguments (ended by its next re-check, at most
+ * DM_RECHECK_MS away: the pins it holds go then). Running ones end with
+ * their workers (wpool_kill_job). */
+static void drop_job(task_manager *tm, uint32_t job_id)
+{
+    id_map_iter it;
+    id_map_iter_init(&tm->tasks, &it);
+    for (id_node *n; (n = id_map_iter_next(&tm->tasks, &it)) != NULL;) {
+        rtask *t = ID_MAP_ENTRY(n, rtask, hnode);
+        if (t->job_id != job_id || t->actor_creation)
+            continue;
+        if (t->state == T_WAITING_DEPS)
+            t->cancelled = true; /* freed when the wait ends, unreported */
+        else if (t->state == T_FORWARDED || t->state == T_DELAYED) {
+            tm->n_forwarded -= t->state == T_FORWARDED;
+            tm__free_task(tm, t);
+        }
+    }
+}
+
+/* The job's objects that nobody here will free: pulled copies and results
+ * kept for owners on other nodes (issue 12: a job leaves no copy behind). */
+static void free_job_objects(task_manager *tm, uint32_t job_id)
+{
+    object_id_t *ids;
+    size_t n = plasma_job_orphans(tm->d.store, job_id, &ids);
+    for (size_t i = 0; i < n; i++)
+        plasma_delete(tm->d.store, &ids[i]);
+    free(ids);
+    if (n > 0)
+        log_info("job %u ended: freed %zu of its objects here", job_id, n);
+}
+
 void tm_job_ended(task_manager *tm, uint32_t job_id)
 {
     /* The driver is gone: its job ends, and so do the job's workers and
-     * whatever of it still waits here. */
+     * whatever of it is still here, in any state. */
     worker_id_t nobody;
     memset(&nobody, 0xff, sizeof(nobody));
     drop_owned(tm, &nobody, job_id, true);
+    drop_job(tm, job_id);
     wpool_kill_job(tm->d.pool, job_id);
     jt_remove(tm->d.jobs, job_id);
+    free_job_objects(tm, job_id);
 }
 
 /* ---------------------------------------------------------------- multi-node */
