@@ -597,6 +597,7 @@ void tm_cancel(task_manager *tm, client *from, Rpc__CancelTask *m)
     case T_WAITING_DEPS:
         t->cancelled = true; /* freed when the dependency wait ends */
         report(tm, t, RAYC_ECANCELLED, "%s: cancelled", t->msg->spec->function);
+        dm_cancel(tm->dm, t); /* at once if it waits for admission */
         break;
     case T_READY:
         lease_dequeue(tm->lm, t);
@@ -746,9 +747,10 @@ static void drop_job(task_manager *tm, uint32_t job_id)
         rtask *t = ID_MAP_ENTRY(n, rtask, hnode);
         if (t->job_id != job_id || t->actor_creation)
             continue;
-        if (t->state == T_WAITING_DEPS)
+        if (t->state == T_WAITING_DEPS) {
             t->cancelled = true; /* freed when the wait ends, unreported */
-        else if (t->state == T_FORWARDED || t->state == T_DELAYED) {
+            dm_cancel(tm->dm, t);
+        } else if (t->state == T_FORWARDED || t->state == T_DELAYED) {
             tm->n_forwarded -= t->state == T_FORWARDED;
             tm__free_task(tm, t);
         }
@@ -905,7 +907,7 @@ task_manager *tm_new(const tm_deps *deps)
     if (tm->lm == NULL)
         goto fail;
     dm_env de = {pull, multi_node, arg_lost, deps_done, tm};
-    tm->dm = dm_new(deps->store, &de);
+    tm->dm = dm_new(deps->base, deps->store, &de);
     tm->pl = place_new(&deps->node_id, lease_total(tm->lm), lease_available(tm->lm), forward, tm);
     if (tm->dm == NULL || tm->pl == NULL)
         goto fail;

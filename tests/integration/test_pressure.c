@@ -14,6 +14,7 @@
  * asserts a duration: every wait polls a condition up to a generous limit.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -275,4 +276,170 @@ Test(pressure, job_end_leaves_nothing_on_any_node)
     int rc = rayc_shutdown();
     cr_assert_eq(rc, RAYC_OK, "rayc_shutdown: %s", rayc_last_error());
     assert_all_empty(&c, "after the job ended");
+}
+
+/* ============================================================ soak */
+
+/* The map/reduce soak of issue 18, bounded: rounds of SOAK_MAPS SPREAD maps
+ * (1-4 MiB pattern objects, max_retries 5) and SOAK_MAPS/10 reduces of ten
+ * maps each by reference, on 3 nodes of 2 CPUs and a SOAK_STORE store each
+ * (a round's objects do not fit one node's store), every result checked
+ * against a value computed here and every get bounded. Optionally a thread
+ * kills a random worker of the cluster every 200-500 ms. After the job every
+ * node must hold no task and no object. Sizes grow with RAYC_SOAK_SCALE. */
+#define SOAK_MAPS_MAX 600
+#define SOAK_FANIN    10
+
+/* A knob of the soak from the environment (RAYC_SOAK_*), else def. */
+static int soak_knob(const char *name, int def, int max)
+{
+    const char *v = getenv(name);
+    int n = v && *v ? atoi(v) : def;
+    return n > 0 && n <= max ? n : def;
+}
+
+static uint64_t soak_size(uint64_t seed)
+{
+    return (1 + seed % 4) * MIB - (seed * 7919) % 4096;
+}
+
+struct killer {
+    pthread_t th;
+    volatile bool stop;
+    int kills;
+};
+
+/* A random live rayc_worker of this test (its environment carries our tag). */
+static pid_t pick_worker(unsigned *rnd)
+{
+    char tag[HARNESS_PATH + 32];
+    snprintf(tag, sizeof(tag), "RAYC_HARNESS_TAG=%s", harness_dir());
+    pid_t found[256];
+    int n = 0;
+    DIR *d = opendir("/proc");
+    if (d == NULL)
+        return 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL && n < 256;) {
+        pid_t pid = (pid_t)atoi(e->d_name);
+        if (pid <= 0)
+            continue;
+        char path[64], comm[64] = "";
+        snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        bool worker = fgets(comm, sizeof(comm), f) && strncmp(comm, "rayc_worker", 11) == 0;
+        fclose(f);
+        if (!worker)
+            continue;
+        snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+        size_t len = 0;
+        char *env = read_file(path, &len);
+        bool ours = false;
+        for (size_t off = 0; env && off < len && !ours; off += strlen(env + off) + 1)
+            ours = strcmp(env + off, tag) == 0;
+        free(env);
+        if (ours)
+            found[n++] = pid;
+    }
+    closedir(d);
+    return n ? found[rand_r(rnd) % (unsigned)n] : 0;
+}
+
+static void *killer_main(void *arg)
+{
+    struct killer *k = arg;
+    unsigned rnd = 18;
+    while (!k->stop) {
+        struct timespec ts = {0, (long)(400 + rand_r(&rnd) % 500) * 1000000L};
+        nanosleep(&ts, NULL);
+        pid_t pid = pick_worker(&rnd);
+        if (pid > 0 && kill(pid, SIGKILL) == 0)
+            k->kills++;
+    }
+    return NULL;
+}
+
+static void soak(bool kills)
+{
+    int nmaps = soak_knob("RAYC_SOAK_MAPS", 60, SOAK_MAPS_MAX) / SOAK_FANIN * SOAK_FANIN;
+    int rounds = soak_knob("RAYC_SOAK_ROUNDS", 3, 100);
+    char store[64];
+    snprintf(store, sizeof(store), "--object-store-memory=%dM",
+             soak_knob("RAYC_SOAK_STORE_MB", 64, 4096));
+    harness_cluster c;
+    const char *extra[] = {"--num-cpus=2", store, NULL};
+    start_nodes(&c, 3, extra);
+    driver_init(&c);
+    struct killer k = {0};
+    if (kills)
+        cr_assert_eq(pthread_create(&k.th, NULL, killer_main, &k), 0);
+    static rayc_ref maps[SOAK_MAPS_MAX], reds[SOAK_MAPS_MAX / SOAK_FANIN];
+    static uint64_t seeds[SOAK_MAPS_MAX];
+    int right = 0, total = 0;
+    for (int round = 0; round < rounds; round++) {
+        rayc_task_opts mo = {.num_returns = 2, .strategy = RAYC_SCHED_SPREAD, .max_retries = 20};
+        for (int i = 0; i < nmaps; i++) {
+            seeds[i] = 1000 * (uint64_t)(round + 1) + (uint64_t)i;
+            uint64_t size = soak_size(seeds[i]);
+            rayc_arg a[] = {RAYC_VAL(&size, sizeof(size)), RAYC_VAL(&seeds[i], sizeof(seeds[i]))};
+            rayc_ref r[2];
+            submit("make_pattern", a, 2, &mo, r);
+            maps[i] = r[0];
+            rayc_ref_release(r[1]);
+        }
+        rayc_task_opts ro = {.max_retries = 20};
+        for (int j = 0; j < nmaps / SOAK_FANIN; j++) {
+            rayc_arg a[2 * SOAK_FANIN];
+            for (int i = 0; i < SOAK_FANIN; i++) {
+                int m = j * SOAK_FANIN + i;
+                a[2 * i] = (rayc_arg)RAYC_REF(maps[m]);
+                a[2 * i + 1] = (rayc_arg)RAYC_VAL(&seeds[m], sizeof(seeds[m]));
+            }
+            submit("reduce_digest", a, 2 * SOAK_FANIN, &ro, &reds[j]);
+        }
+        for (int j = 0; j < nmaps / SOAK_FANIN; j++) {
+            uint64_t want = 0;
+            for (int i = 0; i < SOAK_FANIN; i++) {
+                uint64_t s = seeds[j * SOAK_FANIN + i];
+                want += s * 1000003ULL + soak_size(s);
+            }
+            rayc_value v;
+            int rc = rayc_get(&reds[j], 1, &v, LONG_MS);
+            cr_assert_eq(rc, RAYC_OK, "round %d reduce %d: get: %s: %s", round, j,
+                         rayc_strerror(rc), rayc_last_error());
+            cr_assert_eq(v.status, RAYC_OK, "round %d reduce %d failed: %.*s", round, j,
+                         (int)v.size, v.data ? (const char *)v.data : "");
+            uint64_t got = 0;
+            cr_assert_eq(v.size, sizeof(got));
+            memcpy(&got, v.data, sizeof(got));
+            cr_assert_eq(got, want, "round %d reduce %d: %llu, want %llu", round, j,
+                         (unsigned long long)got, (unsigned long long)want);
+            right++;
+            rayc_value_release(&v);
+            rayc_ref_release(reds[j]);
+        }
+        total += nmaps / SOAK_FANIN;
+        for (int i = 0; i < nmaps; i++)
+            rayc_ref_release(maps[i]);
+    }
+    if (kills) {
+        k.stop = true;
+        pthread_join(k.th, NULL);
+    }
+    cr_log_info("soak%s: %d of %d reduces right, %d workers killed", kills ? " with kills" : "",
+                right, total, k.kills);
+    int rc = rayc_shutdown();
+    cr_assert_eq(rc, RAYC_OK, "rayc_shutdown: %s", rayc_last_error());
+    assert_all_empty(&c, "after the soak's job ended");
+}
+
+Test(pressure, soak_map_reduce_under_store_pressure)
+{
+    soak(false);
+}
+
+Test(pressure, soak_map_reduce_with_worker_kills)
+{
+    soak(true);
 }

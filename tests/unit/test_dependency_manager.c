@@ -86,7 +86,7 @@ static void done(void *ctx, rtask *t, int status, const char *m)
 static dependency_manager *new_dm(void)
 {
     dm_env env = {pull, multi_node, lost, done, NULL};
-    dependency_manager *dm = dm_new(st, &env);
+    dependency_manager *dm = dm_new(NULL, st, &env);
     cr_assert_not_null(dm);
     return dm;
 }
