@@ -14,6 +14,7 @@
 struct placement {
     node_id_t self;
     const res_set *total, *available;
+    const res_set *queued; /* demand queued here, not leased yet (NULL: none) */
     place_forward_cb forward;
     void *arg;
     sched_view sv; /* the policy's view; nodes[local] kept current */
@@ -67,6 +68,11 @@ void place_set_view(placement *pl, const view_node *nodes, int n)
     }
 }
 
+void place_set_queued(placement *pl, const res_set *queued)
+{
+    pl->queued = queued;
+}
+
 int place_nodes(const placement *pl)
 {
     return pl->sv.n;
@@ -118,6 +124,8 @@ int place_task(placement *pl, rtask *t, bool spillback)
     if (t->no_forward || pl->sv.local < 0 || pl->sv.n <= 1)
         return feasible_here ? SCHED_WAIT : SCHED_INFEASIBLE;
     pl->nodes[pl->sv.local].available = *pl->available;
+    if (pl->queued)
+        sched_acquire(&pl->nodes[pl->sv.local].available, pl->queued);
     pl->nodes[pl->sv.local].total = *pl->total;
     sched_req req = {.demand = t->demand, .strategy = s->strategy, .soft = s->soft};
     if (s->strategy == RAYC_SCHED_NODE && s->node_id.len == NODE_ID_SIZE) {

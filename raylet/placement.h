@@ -33,6 +33,10 @@ typedef bool (*place_forward_cb)(void *arg, rtask *t, const node_id_t *node);
 placement *place_new(const node_id_t *self, const res_set *total, const res_set *available,
                      place_forward_cb forward, void *arg);
 void place_free(placement *pl);
+/* What tasks queued here will take (borrowed, read at every placement):
+ * counted against this node's available resources, as forwards count
+ * against other nodes until their next report. */
+void place_set_queued(placement *pl, const res_set *queued);
 
 /* Replace the policy's view with n nodes (copied). */
 void place_set_view(placement *pl, const view_node *nodes, int n);

@@ -911,6 +911,7 @@ task_manager *tm_new(const tm_deps *deps)
     tm->pl = place_new(&deps->node_id, lease_total(tm->lm), lease_available(tm->lm), forward, tm);
     if (tm->dm == NULL || tm->pl == NULL)
         goto fail;
+    place_set_queued(tm->pl, lease_queued_demand(tm->lm));
     return tm;
 fail:
     tm_free(tm);

@@ -362,11 +362,11 @@ static void *killer_main(void *arg)
 
 static void soak(bool kills)
 {
-    int nmaps = soak_knob("RAYC_SOAK_MAPS", 60, SOAK_MAPS_MAX) / SOAK_FANIN * SOAK_FANIN;
+    int nmaps = soak_knob("RAYC_SOAK_MAPS", 300, SOAK_MAPS_MAX) / SOAK_FANIN * SOAK_FANIN;
     int rounds = soak_knob("RAYC_SOAK_ROUNDS", 3, 100);
     char store[64];
     snprintf(store, sizeof(store), "--object-store-memory=%dM",
-             soak_knob("RAYC_SOAK_STORE_MB", 64, 4096));
+             soak_knob("RAYC_SOAK_STORE_MB", 128, 4096));
     harness_cluster c;
     const char *extra[] = {"--num-cpus=2", store, NULL};
     start_nodes(&c, 3, extra);
@@ -442,4 +442,38 @@ Test(pressure, soak_map_reduce_under_store_pressure)
 Test(pressure, soak_map_reduce_with_worker_kills)
 {
     soak(true);
+}
+
+/* ============================================================ SPREAD */
+
+/* Issue 12 item 5: SPREAD spreads from the first task, on a cluster whose
+ * nodes just joined and a driver that just connected (no probe first). */
+Test(pressure, spread_spreads_from_the_first_task_on_a_cold_cluster)
+{
+    harness_cluster c;
+    start_nodes(&c, 3, NULL);
+    driver_init(&c);
+    enum { N = 60 };
+    rayc_ref refs[N];
+    rayc_task_opts o = {.strategy = RAYC_SCHED_SPREAD};
+    for (int64_t i = 0; i < N; i++) {
+        rayc_arg a = RAYC_VAL(&i, sizeof(i));
+        submit("where", &a, 1, &o, &refs[i]);
+    }
+    int per[3] = {0, 0, 0};
+    for (int i = 0; i < N; i++) {
+        rayc_value v;
+        int rc = rayc_get(&refs[i], 1, &v, SLACK_MS);
+        cr_assert_eq(rc, RAYC_OK, "SPREAD task %d: %s", i, rayc_last_error());
+        int k = node_of(&c, &v);
+        cr_assert(k >= 0, "SPREAD task %d ran on no known node", i);
+        per[k]++;
+        rayc_value_release(&v);
+        rayc_ref_release(refs[i]);
+    }
+    cr_log_info("cold SPREAD: %d / %d / %d", per[0], per[1], per[2]);
+    for (int k = 0; k < 3; k++)
+        cr_assert(per[k] >= N / 6, "node %d ran %d of the first %d SPREAD tasks: %d / %d / %d", k,
+                  per[k], N, per[0], per[1], per[2]);
+    cr_assert_eq(rayc_shutdown(), RAYC_OK);
 }
