@@ -359,6 +359,11 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
     kick_after(dm, DM_RECHECK_MS);
 }
 
+bool dm_pressed(const dependency_manager *dm)
+{
+    return dm->qhead != NULL || dm->held >= dm->budget;
+}
+
 void dm_cancel(dependency_manager *dm, rtask *t)
 {
     if (!t->queued)

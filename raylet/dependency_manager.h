@@ -82,6 +82,9 @@ void dm_release(dependency_manager *dm, rtask *t);
 /* t was cancelled (t->cancelled set): if it waits for admission, its wait
  * ends now (done runs); a wait in progress ends at its next step. */
 void dm_cancel(dependency_manager *dm, rtask *t);
+/* The store is full of pulled arguments: tasks here wait for admission, or
+ * the admitted ones hold the whole budget. */
+bool dm_pressed(const dependency_manager *dm);
 /* Why t (T_WAITING_DEPS) still waits, one line into buf ("task f waits 12 s
  * for object <hex>: store full"); returns its length (0: t does not wait). */
 size_t dm_describe(const dependency_manager *dm, const rtask *t, char *buf, size_t len);

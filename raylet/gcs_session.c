@@ -236,6 +236,9 @@ static void update_view(gcs_session *gs, Rpc__HeartbeatReply *r)
     bool delta = r->view_delta && r->view_epoch == gs->view_epoch && gs->view_version > 0;
     if (delta && r->n_view == 0) {
         gs->view_version = r->view_version;
+        /* Nothing changed, but placement counted its forwards against the
+         * nodes it sent tasks to: it takes the reports again. */
+        gs->hooks.view_changed(gs->arg, false);
         return;
     }
     size_t need = delta ? (size_t)gs->nview + r->n_view : r->n_view;

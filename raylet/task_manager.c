@@ -281,6 +281,12 @@ static void arg_lost(void *ctx, rtask *t, const object_id_t *id, const char *msg
     conn_send(owner->c, MSG_OBJECT_LOST, &lost.base);
 }
 
+static bool store_pressed(void *ctx)
+{
+    task_manager *tm = ctx;
+    return dm_pressed(tm->dm);
+}
+
 /* The dependency wait of t ended. */
 static void deps_done(void *ctx, rtask *t, int status, const char *msg)
 {
@@ -790,6 +796,7 @@ void tm_remote_done(task_manager *tm, Rpc__TaskDone *m)
     rtask *t = tm__find(tm, m->task_id.data, m->task_id.len);
     if (t && t->state == T_FORWARDED) {
         tm->n_forwarded--;
+        place_forward_done(tm->pl, &t->fwd_node, &t->demand);
         tm__free_task(tm, t);
     }
     if (m->owner_id.len != WORKER_ID_SIZE)
@@ -912,6 +919,7 @@ task_manager *tm_new(const tm_deps *deps)
     if (tm->dm == NULL || tm->pl == NULL)
         goto fail;
     place_set_queued(tm->pl, lease_queued_demand(tm->lm));
+    place_set_pressure(tm->pl, store_pressed, tm);
     return tm;
 fail:
     tm_free(tm);

@@ -477,3 +477,39 @@ Test(pressure, spread_spreads_from_the_first_task_on_a_cold_cluster)
                   per[k], N, per[0], per[1], per[2]);
     cr_assert_eq(rayc_shutdown(), RAYC_OK);
 }
+
+/* ============================================================ locality */
+
+/* Issue 18: a consumer runs where its argument bytes are (DEFAULT strategy),
+ * though the submitting node is idle: node 2 holds 8 MiB of the task's
+ * arguments and the head none. */
+Test(pressure, consumer_runs_where_its_argument_bytes_are)
+{
+    harness_cluster c;
+    start_nodes(&c, 3, NULL);
+    driver_init(&c);
+    for (int round = 0; round < 3; round++) {
+        int k = 1 + round % 2;
+        uint64_t seed = 700 + (uint64_t)round;
+        rayc_ref obj = make_on(&c, k, 8 * MIB, seed);
+        rayc_task_opts o = {.num_returns = 2};
+        rayc_arg a[] = {RAYC_REF(obj), RAYC_VAL(&seed, sizeof(seed))};
+        rayc_ref r[2];
+        submit("check_pattern", a, 2, &o, r);
+        rayc_value v[2];
+        int rc = rayc_get(r, 2, v, SLACK_MS);
+        cr_assert_eq(rc, RAYC_OK, "check_pattern: %s", rayc_last_error());
+        int64_t bad = 0;
+        memcpy(&bad, v[0].data, sizeof(bad));
+        cr_assert_eq(bad, -1, "the object differs at %lld", (long long)bad);
+        cr_assert_eq(node_of(&c, &v[1]), k,
+                     "the consumer of 8 MiB on node %d ran on node %d (round %d)", k,
+                     node_of(&c, &v[1]), round);
+        rayc_value_release(&v[0]);
+        rayc_value_release(&v[1]);
+        rayc_ref_release(r[0]);
+        rayc_ref_release(r[1]);
+        rayc_ref_release(obj);
+    }
+    cr_assert_eq(rayc_shutdown(), RAYC_OK);
+}
