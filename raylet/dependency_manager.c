@@ -381,7 +381,7 @@ size_t dm_describe(const dependency_manager *dm, const rtask *t, char *buf, size
     if (t->queued)
         return (size_t)snprintf(buf, len,
                                 "task %s waits %llu s to pull its arguments: the store is full "
-                                "of pinned arguments (%.1f of %.1f MiB)",
+                                "of arguments pinned for tasks here (%.1f MiB, budget %.1f MiB)",
                                 t->msg->spec->function, secs, (double)dm->held / MIB,
                                 (double)dm->budget / MIB);
     Rpc__TaskSpec *s = t->msg->spec;

@@ -137,6 +137,11 @@ static void send_heartbeat(gcs_session *gs, const gs_load *load)
     hb.spilled_bytes = load->store.spilled_bytes;
     hb.pending_tasks = load->pending_tasks;
     hb.oom_kills = load->oom_kills;
+    char *waits[GS_WAITS_MAX];
+    for (size_t i = 0; i < load->n_waits && i < GS_WAITS_MAX; i++)
+        waits[i] = (char *)load->waits[i];
+    hb.n_waits = load->n_waits < GS_WAITS_MAX ? load->n_waits : GS_WAITS_MAX;
+    hb.waits = waits;
     hb.view_epoch = gs->view_epoch;
     hb.view_version = gs->view_version;
     conn_send(gs->c, MSG_HEARTBEAT_REQ, &hb.base);

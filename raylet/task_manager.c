@@ -887,6 +887,32 @@ uint64_t tm_infeasible(const task_manager *tm)
     return tm->n_infeasible;
 }
 
+size_t tm_waits(const task_manager *tm, char (*out)[GS_WAIT_LEN], size_t max)
+{
+    /* The oldest waits first: a small insertion sort over at most max. */
+    const rtask *pick[GS_WAITS_MAX];
+    size_t n = 0;
+    uint64_t old = now_ms() - TM_WAIT_REPORT_MS;
+    if (max > GS_WAITS_MAX)
+        max = GS_WAITS_MAX;
+    id_map_iter it;
+    id_map_iter_init(&tm->tasks, &it);
+    for (id_node *nd; (nd = id_map_iter_next(&tm->tasks, &it)) != NULL;) {
+        const rtask *t = ID_MAP_ENTRY(nd, rtask, hnode);
+        if (t->state != T_WAITING_DEPS || t->cancelled || t->wait_since == 0 || t->wait_since > old)
+            continue;
+        if (max == 0 || (n == max && t->wait_since >= pick[max - 1]->wait_since))
+            continue;
+        size_t k = n < max ? n++ : max - 1; /* full: the youngest drops out */
+        for (; k > 0 && pick[k - 1]->wait_since > t->wait_since; k--)
+            pick[k] = pick[k - 1];
+        pick[k] = t;
+    }
+    for (size_t i = 0; i < n; i++)
+        dm_describe(tm->dm, pick[i], out[i], GS_WAIT_LEN);
+    return n;
+}
+
 task_manager *tm_new(const tm_deps *deps)
 {
     task_manager *tm = calloc(1, sizeof(*tm));
@@ -946,44 +972,4 @@ void tm_free(task_manager *tm)
         free(r);
     }
     free(tm);
-}
-
-/* ---------------------------------------------------------------- memory monitor */
-
-#define OOM_MAX_CANDIDATES 256
-#define MIB                (1024.0 * 1024.0)
-
-/* Resident bytes of a process (0 when unknown). */
-static uint64_t proc_rss(int pid)
-{
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/statm", pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    unsigned long long size = 0, resident = 0;
-    int ok = fscanf(f, "%llu %llu", &size, &resident);
-    fclose(f);
-    return ok == 2 ? (uint64_t)resident * 4096 : 0;
-}
-
-int tm_oom_kill(task_manager *tm, const char *node_hex, const mm_usage *u, double threshold)
-{
-    mm_worker cand[OOM_MAX_CANDIDATES];
-    worker *ws[OOM_MAX_CANDIDATES];
-    size_t n = lease_running(tm->lm, cand, ws, OOM_MAX_CANDIDATES);
-    int v = mm_pick_victim(cand, n);
-    if (v < 0)
-        return 0;
-    char why[320];
-    snprintf(why, sizeof(why),
-             "the task was killed because node %.12s ran out of memory: used %.0f of %.0f MiB, "
-             "threshold %.2f; the task's worker used %.0f MiB",
-             node_hex, (double)u->used / MIB, (double)u->total / MIB, threshold,
-             (double)proc_rss(cand[v].pid) / MIB);
-    lease_mark_oom(tm->lm, ws[v], why);
-    log_warn("memory monitor: killing worker pid %d (%s task): %s", cand[v].pid,
-             cand[v].retriable ? "retriable" : "non-retriable", why);
-    kill(cand[v].pid, SIGKILL);
-    return cand[v].pid;
 }
