@@ -584,3 +584,30 @@ Test(pressure, a_long_dependency_wait_says_why_in_status)
     rayc_value_release(&nv);
     cr_assert_eq(rayc_shutdown(), RAYC_OK);
 }
+
+/* A job that ends while one of its tasks waits for room for its arguments
+ * (and another runs) leaves nothing behind either. */
+Test(pressure, job_end_while_a_task_waits_for_its_arguments)
+{
+    harness_cluster c;
+    start_nodes(&c, 3, NULL);
+    driver_init(&c);
+    rayc_ref big = make_on(&c, 1, 24 * MIB, 901), small = make_on(&c, 1, 16 * MIB, 902);
+    rayc_task_opts o = {.strategy = RAYC_SCHED_NODE, .node_id = c.raylets[2].node_id};
+    uint64_t ms = 600000, seed = 902;
+    rayc_arg na[] = {RAYC_VAL(&ms, sizeof(ms)), RAYC_REF(big)};
+    rayc_ref napped, checked[2];
+    submit("nap", na, 2, &o, &napped);
+    rayc_task_opts o2 = {
+        .num_returns = 2, .strategy = RAYC_SCHED_NODE, .node_id = c.raylets[2].node_id};
+    rayc_arg ca[] = {RAYC_REF(small), RAYC_VAL(&seed, sizeof(seed))};
+    submit("check_pattern", ca, 2, &o2, checked);
+    char node[16];
+    snprintf(node, sizeof(node), "node %.12s", c.raylets[2].node_id);
+    struct status_arg sa = {&c, "task check_pattern waits", node, NULL};
+    bool ok = harness_wait_until(status_says, &sa, SLACK_MS);
+    cr_assert(ok, "check_pattern never waited on %s:\n%s", node, sa.last ? sa.last : "");
+    free(sa.last);
+    cr_assert_eq(rayc_shutdown(), RAYC_OK);
+    assert_all_empty(&c, "after a job ended with a task waiting for its arguments");
+}
