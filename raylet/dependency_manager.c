@@ -3,7 +3,7 @@
  * dependency_manager.h. Runs in the raylet's loop thread.
  *
  *   dm_wait --(several nodes, first time)--> pull absent ones --all ended-->
- *   seal wait --all sealed--> done
+ *   seal wait --all sealed--> pin the copies --> done
  *             --DM_RECHECK_MS, some missing--> re-check: pull again / log --> seal wait
  */
 #include "dependency_manager.h"
@@ -88,6 +88,24 @@ static void pin_arrived(dependency_manager *dm, rtask *t, const object_id_t *id)
 static void queue_remove(dependency_manager *dm, rtask *t);
 static void kick_soon(dependency_manager *dm);
 
+/* Every argument of t is here: pin for it the secondary copies it did not
+ * pull itself (pulled for another task or a get before it came), so they
+ * cannot be evicted before it runs either. Primary copies stay unpinned:
+ * they are only ever spilled, and a worker's get restores them. */
+static void pin_copies(dependency_manager *dm, rtask *t)
+{
+    Rpc__TaskSpec *s = t->msg->spec;
+    for (size_t i = 0; i < s->n_args && i < PIN_MAX; i++) {
+        object_id_t id;
+        plasma_view v;
+        if ((t->pinned & (1ull << i)) || !arg_id(t, i, &id) ||
+            !plasma_object_is_copy(dm->store, &id))
+            continue;
+        if (plasma_pin(dm->store, dm->pc, &id, &v) == 0)
+            t->pinned |= 1ull << i;
+    }
+}
+
 void dm_release(dependency_manager *dm, rtask *t)
 {
     for (size_t i = 0; t->pinned != 0 && i < PIN_MAX; i++) {
@@ -169,6 +187,8 @@ static void on_sealed(void *arg, uint64_t tag, int status, const bool *ready, si
         recheck(dm, t, ready, n);
         return;
     }
+    if (status == RAYC_OK && !t->cancelled)
+        pin_copies(dm, t);
     t->deps_ready = true;
     t->dm = NULL;
     dm->env.done(dm->env.ctx, t, RAYC_OK, NULL);

@@ -18,7 +18,9 @@
  *
  * An argument pulled for a task is pinned for it from the moment it is
  * local (pulled copies are evictable) until the task leaves (dm_release),
- * so it cannot be evicted between its arrival and the task's run. Primary
+ * so it cannot be evicted between its arrival and the task's run; a copy
+ * that was here already (pulled for another task or a get) is pinned for it
+ * once all its arguments are here. Primary
  * copies are not pinned: they are never evicted, only spilled, and a
  * spilled argument is restored by the worker's get. Only the first 64
  * arguments of a task are pinned; the re-check covers the others.

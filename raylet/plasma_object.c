@@ -145,6 +145,12 @@ static bool orphan_of_job(const plasma__obj *o, const uint8_t job[JOB_ID_SIZE])
            memcmp(o->id.b + OID_ACTOR_OFF, nil, sizeof(nil)) == 0;
 }
 
+bool plasma_object_is_copy(const plasma_store *s, const object_id_t *id)
+{
+    const plasma__obj *o = plasma__tab_find(s, id);
+    return o != NULL && o->state == PLASMA_SEALED && o->evictable && !o->delete_pending;
+}
+
 size_t plasma_job_orphans(const plasma_store *s, uint32_t job_id, object_id_t **out)
 {
     job_id_t j = job_id_from_int(job_id);

@@ -267,6 +267,8 @@ int plasma_set_remote_owner(plasma_store *s, const object_id_t *id, const worker
 /* The recorded owner id of an object here (all zero: unknown). false when
  * the object is not in the store. */
 bool plasma_object_owner(const plasma_store *s, const object_id_t *id, worker_id_t *owner_id);
+/* True if id is a sealed secondary copy here (evictable when unpinned). */
+bool plasma_object_is_copy(const plasma_store *s, const object_id_t *id);
 /* The objects here of job job_id's normal tasks and driver puts that no
  * local client owns (pulled copies, results kept for a remote owner): what
  * nobody here frees once the job ended. *out is a malloc'd array (the

@@ -362,11 +362,15 @@ static void *killer_main(void *arg)
 
 static void soak(bool kills)
 {
-    int nmaps = soak_knob("RAYC_SOAK_MAPS", 300, SOAK_MAPS_MAX) / SOAK_FANIN * SOAK_FANIN;
+    /* Sanitized daemons are several times slower: a smaller soak (same
+     * ratio of a round's bytes to the stores). */
+    bool san = getenv("RAYC_TEST_SANITIZER") != NULL;
+    int nmaps =
+        soak_knob("RAYC_SOAK_MAPS", san ? 100 : 300, SOAK_MAPS_MAX) / SOAK_FANIN * SOAK_FANIN;
     int rounds = soak_knob("RAYC_SOAK_ROUNDS", 3, 100);
     char store[64];
     snprintf(store, sizeof(store), "--object-store-memory=%dM",
-             soak_knob("RAYC_SOAK_STORE_MB", 128, 4096));
+             soak_knob("RAYC_SOAK_STORE_MB", san ? 48 : 128, 4096));
     harness_cluster c;
     const char *extra[] = {"--num-cpus=2", store, NULL};
     start_nodes(&c, 3, extra);
