@@ -78,9 +78,11 @@ static bool all_alive_since(void *arg)
 
 /* n raylets (node 0 the head) with extra flags each; returns once every
  * node is ALIVE and has heartbeated twice since (its view holds all). */
-static void start_nodes(harness_cluster *c, int n, const char *const *extra)
+static void start_nodes_health(harness_cluster *c, int n, const char *const *extra, int health_ms)
 {
     harness_cluster_init(c);
+    if (health_ms > c->health_timeout_ms)
+        c->health_timeout_ms = health_ms;
     harness_cluster_start(c);
     for (int i = 0; i < n; i++)
         harness_raylet_start(c, extra);
@@ -89,6 +91,11 @@ static void start_nodes(harness_cluster *c, int n, const char *const *extra)
     a.after = wall_ms() + 2 * (uint64_t)c->heartbeat_interval_ms;
     cr_assert(harness_wait_until(all_alive_since, &a, SLACK_MS), "nodes did not heartbeat");
     driver_env(c);
+}
+
+static void start_nodes(harness_cluster *c, int n, const char *const *extra)
+{
+    start_nodes_health(c, n, extra, 0);
 }
 
 static const char *mnlib(void)
@@ -161,6 +168,8 @@ static bool all_empty(void *arg)
     bool ok = true;
     for (int k = 0; k < a->c->nraylets; k++) {
         uint64_t pending = 0, objects = 0;
+        if (a->c->raylets[k].proc->reaped)
+            continue; /* killed by the test */
         Rpc__StoreStatsReply *s = harness_store_stats(&a->c->raylets[k]);
         if (!node_load(a->c, k, &pending, &objects) || s == NULL) {
             ok = false;
@@ -360,7 +369,16 @@ static void *killer_main(void *arg)
     return NULL;
 }
 
-static void soak(bool kills)
+/* Kill node `victim`'s raylet (kill -9: its workers and objects go with it)
+ * and start a new node in its place. */
+static void replace_node(harness_cluster *c, int victim, const char *const *extra)
+{
+    harness_kill9(c->raylets[victim].proc);
+    cr_assert(c->nraylets < HARNESS_MAX_RAYLETS);
+    harness_raylet_start(c, extra);
+}
+
+static void soak(bool kills, bool raylet_kill)
 {
     /* Sanitized daemons are several times slower: a smaller soak (same
      * ratio of a round's bytes to the stores). */
@@ -373,7 +391,9 @@ static void soak(bool kills)
              soak_knob("RAYC_SOAK_STORE_MB", san ? 48 : 128, 4096));
     harness_cluster c;
     const char *extra[] = {"--num-cpus=2", store, NULL};
-    start_nodes(&c, 3, extra);
+    /* As the issue's soak: a busy node must not be taken for dead (a
+     * raylet killed on purpose is found after this long). */
+    start_nodes_health(&c, 3, extra, 5000);
     driver_init(&c);
     struct killer k = {0};
     if (kills)
@@ -402,6 +422,8 @@ static void soak(bool kills)
             }
             submit("reduce_digest", a, 2 * SOAK_FANIN, &ro, &reds[j]);
         }
+        if (raylet_kill && round == 1)
+            replace_node(&c, 2, extra); /* mid-round: maps and reduces in flight */
         for (int j = 0; j < nmaps / SOAK_FANIN; j++) {
             uint64_t want = 0;
             for (int i = 0; i < SOAK_FANIN; i++) {
@@ -431,8 +453,8 @@ static void soak(bool kills)
         k.stop = true;
         pthread_join(k.th, NULL);
     }
-    cr_log_info("soak%s: %d of %d reduces right, %d workers killed", kills ? " with kills" : "",
-                right, total, k.kills);
+    cr_log_info("soak%s%s: %d of %d reduces right, %d workers killed", kills ? " with kills" : "",
+                raylet_kill ? " and a raylet killed" : "", right, total, k.kills);
     int rc = rayc_shutdown();
     cr_assert_eq(rc, RAYC_OK, "rayc_shutdown: %s", rayc_last_error());
     assert_all_empty(&c, "after the soak's job ended");
@@ -440,12 +462,22 @@ static void soak(bool kills)
 
 Test(pressure, soak_map_reduce_under_store_pressure)
 {
-    soak(false);
+    soak(false, false);
 }
 
 Test(pressure, soak_map_reduce_with_worker_kills)
 {
-    soak(true);
+    soak(true, false);
+}
+
+/* The same with a raylet killed -9 in the middle of the second round (its
+ * node's objects and running tasks are lost: retries and lineage
+ * reconstruction rebuild them) and a new node started in its place. Slow
+ * (about 100 s here): `make test-slow` runs it. */
+Test(pressure, slow_soak_map_reduce_with_worker_and_raylet_kills, .timeout = 420)
+{
+    harness_slow_test();
+    soak(true, true);
 }
 
 /* ============================================================ SPREAD */
