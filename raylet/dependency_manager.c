@@ -294,7 +294,7 @@ static uint64_t absent_bytes(dependency_manager *dm, const rtask *t)
 }
 
 /* Whether need more bytes fit the budget. The first task always fits: a
- * task with arguments over the whole budget runs alone, never never. */
+ * task with arguments over the whole budget runs alone rather than never. */
 static bool fits(const dependency_manager *dm, uint64_t need)
 {
     return dm->held == 0 || (dm->held <= dm->budget && need <= dm->budget - dm->held);

@@ -8,7 +8,6 @@
  */
 #include "task_manager_internal.h"
 
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -742,9 +741,9 @@ void tm_client_gone(task_manager *tm, client *cl)
 
 /* The job's tasks here in every other state: a record of a task forwarded
  * elsewhere (that node drops the task itself), a retry held for its
- * back-off, a wait for arguments (ended by its next re-check, at most
- * DM_RECHECK_MS away: the pins it holds go then). Running ones end with
- * their workers (wpool_kill_job). */
+ * back-off, a wait for arguments (at once when it waits for admission, else
+ * at its next step, at most DM_RECHECK_MS away: the pins it holds go then).
+ * Running ones end with their workers (wpool_kill_job). */
 static void drop_job(task_manager *tm, uint32_t job_id)
 {
     id_map_iter it;
