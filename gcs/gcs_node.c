@@ -180,6 +180,14 @@ int gcs_node_heartbeat(gcs_node_table *t, const Rpc__HeartbeatRequest *hb, uint6
         tmpl.store_capacity = hb->store_capacity;
     tmpl.pending_tasks = hb->pending_tasks;
     tmpl.oom_kills = hb->oom_kills;
+    /* A few short lines for `rayc status`; a raylet cannot make it hold more. */
+    tmpl.n_waits = 0;
+    tmpl.waits = hb->waits;
+    for (size_t i = 0; i < hb->n_waits && i < GCS_NODE_WAITS_MAX; i++) {
+        if (hb->waits[i] == NULL || strlen(hb->waits[i]) > GCS_NODE_WAIT_LEN)
+            break;
+        tmpl.n_waits = i + 1;
+    }
     tmpl.last_heartbeat_ms = wall_ms;
     /* The clock moves even if the copy fails: the node is alive. */
     n->last_seen = now_ms;

@@ -27,7 +27,9 @@
 #include "ids.h"
 #include "rayc.pb-c.h"
 
-#define GCS_NODE_DEAD_MSG "node was marked dead"
+#define GCS_NODE_DEAD_MSG  "node was marked dead"
+#define GCS_NODE_WAITS_MAX 8   /* NodeInfo.waits lines kept from a heartbeat */
+#define GCS_NODE_WAIT_LEN  255 /* ... each at most this long (a longer one ends the list) */
 
 typedef struct gcs_node_table gcs_node_table;
 

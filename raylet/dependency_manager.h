@@ -18,23 +18,36 @@
  *
  * An argument pulled for a task is pinned for it from the moment it is
  * local (pulled copies are evictable) until the task leaves (dm_release),
- * so it cannot be evicted between its arrival and the task's run. Primary
+ * so it cannot be evicted between its arrival and the task's run; a copy
+ * that was here already (pulled for another task or a get) is pinned for it
+ * once all its arguments are here. Primary
  * copies are not pinned: they are never evicted, only spilled, and a
  * spilled argument is restored by the worker's get. Only the first 64
  * arguments of a task are pinned; the re-check covers the others.
+ *
+ * Admission (no thrashing when the store is full of pinned arguments): a
+ * task whose arguments must be pulled starts pulling only while the bytes
+ * of absent arguments of the tasks admitted before it (held until each
+ * leaves) fit 1/DM_PIN_SHARE of the store; the others wait in arrival order
+ * and are admitted as tasks leave. A pull that finds no room (RAYC_ESTORE_FULL)
+ * does not fail the task: the re-check pulls again. dm_describe says why a
+ * task waits (for the raylet's log and `rayc status`).
  *
  * Threading: the raylet's loop thread.
  */
 #ifndef RAYC_DEPENDENCY_MANAGER_H
 #define RAYC_DEPENDENCY_MANAGER_H
 
+#include <event2/event.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "ids.h"
 #include "plasma_store.h"
 #include "task.h"
 
 #define DM_RECHECK_MS 1000 /* a seal wait re-checks what is missing this often */
+#define DM_PIN_SHARE  2    /* tasks here may hold 1/DM_PIN_SHARE of the store in pulled arguments */
 
 typedef struct dependency_manager dependency_manager;
 
@@ -56,15 +69,26 @@ typedef struct {
     void *ctx;
 } dm_env;
 
-/* store is borrowed; env is copied. NULL on allocation failure. */
-dependency_manager *dm_new(plasma_store *store, const dm_env *env);
+/* store and base (timers; NULL: no admission queue timer, for tests) are
+ * borrowed; env is copied. NULL on allocation failure. */
+dependency_manager *dm_new(struct event_base *base, plasma_store *store, const dm_env *env);
 /* Cancel every wait without calling done (the tasks are the caller's). NULL-safe. */
 void dm_free(dependency_manager *dm);
 
 /* Wait for t's store arguments (t becomes T_WAITING_DEPS); done runs once. */
 void dm_wait(dependency_manager *dm, rtask *t);
-/* t leaves the node (ran, failed, cancelled): drop the pins held for it.
- * Call before t is freed; harmless for a task that holds none. */
+/* t leaves the node (ran, failed, cancelled): drop the pins held for it
+ * and its share of the pin budget. Call before t is freed; harmless for a
+ * task that holds none. */
 void dm_release(dependency_manager *dm, rtask *t);
+/* t was cancelled (t->cancelled set): if it waits for admission, its wait
+ * ends now (done runs); a wait in progress ends at its next step. */
+void dm_cancel(dependency_manager *dm, rtask *t);
+/* The store is full of pulled arguments: tasks here wait for admission, or
+ * the admitted ones hold the whole budget. */
+bool dm_pressed(const dependency_manager *dm);
+/* Why t (T_WAITING_DEPS) still waits, one line into buf ("task f waits 12 s
+ * for object <hex>: store full"); returns its length (0: t does not wait). */
+size_t dm_describe(const dependency_manager *dm, const rtask *t, char *buf, size_t len);
 
 #endif

@@ -137,6 +137,11 @@ static void send_heartbeat(gcs_session *gs, const gs_load *load)
     hb.spilled_bytes = load->store.spilled_bytes;
     hb.pending_tasks = load->pending_tasks;
     hb.oom_kills = load->oom_kills;
+    char *waits[GS_WAITS_MAX];
+    for (size_t i = 0; i < load->n_waits && i < GS_WAITS_MAX; i++)
+        waits[i] = (char *)load->waits[i];
+    hb.n_waits = load->n_waits < GS_WAITS_MAX ? load->n_waits : GS_WAITS_MAX;
+    hb.waits = waits;
     hb.view_epoch = gs->view_epoch;
     hb.view_version = gs->view_version;
     conn_send(gs->c, MSG_HEARTBEAT_REQ, &hb.base);
@@ -236,6 +241,9 @@ static void update_view(gcs_session *gs, Rpc__HeartbeatReply *r)
     bool delta = r->view_delta && r->view_epoch == gs->view_epoch && gs->view_version > 0;
     if (delta && r->n_view == 0) {
         gs->view_version = r->view_version;
+        /* Nothing changed, but placement counted its forwards against the
+         * nodes it sent tasks to: it takes the reports again. */
+        gs->hooks.view_changed(gs->arg, false);
         return;
     }
     size_t need = delta ? (size_t)gs->nview + r->n_view : r->n_view;

@@ -59,13 +59,18 @@ typedef struct {
     uint64_t start_ms;
 } gs_node;
 
+#define GS_WAITS_MAX 4   /* lines on tasks waiting long, per heartbeat */
+#define GS_WAIT_LEN  256 /* bytes per line, NUL included (the GCS keeps up to 255) */
+
 /* The node's load as heartbeats report it. */
 typedef struct {
     res_set available;
     plasma_stats store;
     uint64_t pending_tasks;
     uint64_t oom_kills; /* the memory monitor's kills so far */
-    bool wants_view;    /* tasks wait here that another node might run: report often */
+    size_t n_waits;     /* why tasks wait long for their arguments */
+    char waits[GS_WAITS_MAX][GS_WAIT_LEN];
+    bool wants_view; /* tasks wait here that another node might run: report often */
 } gs_load;
 
 typedef struct {

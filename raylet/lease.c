@@ -61,7 +61,8 @@ struct lease_mgr {
     sclass *classes;
     lease_pool *pools;
     size_t queued;
-    lease *leases; /* every worker leased at least once and alive */
+    res_set queued_demand; /* what the queued tasks outside bundles will take */
+    lease *leases;         /* every worker leased at least once and alive */
 };
 
 /* Where a class's leases take resources from. */
@@ -91,6 +92,23 @@ static sclass *class_for(lease_mgr *lm, uint32_t job_id, const res_set *demand, 
     return c;
 }
 
+/* Add (sign 1) or take away (-1) a queued task's demand in queued_demand;
+ * bundle classes use their own pools, not the node's resources. */
+static void count_queued(lease_mgr *lm, const sclass *c, double sign)
+{
+    if (c->pool != NULL)
+        return;
+    if (sign < 0 && lm->queued == 0) {
+        lm->queued_demand.n = 0; /* empty again: no rounding drift carried on */
+        return;
+    }
+    for (int i = 0; i < c->demand.n; i++) {
+        const char *name = c->demand.name[i];
+        res_set_amount(&lm->queued_demand, name,
+                       res_get(&lm->queued_demand, name) + sign * c->demand.amount[i]);
+    }
+}
+
 static void class_push(lease_mgr *lm, sclass *c, rtask *t, bool front)
 {
     t->cls = c;
@@ -108,6 +126,7 @@ static void class_push(lease_mgr *lm, sclass *c, rtask *t, bool front)
     }
     c->count++;
     lm->queued++;
+    count_queued(lm, c, 1);
 }
 
 static void class_remove(lease_mgr *lm, sclass *c, rtask *t)
@@ -124,6 +143,7 @@ static void class_remove(lease_mgr *lm, sclass *c, rtask *t)
     t->cls = NULL;
     c->count--;
     lm->queued--;
+    count_queued(lm, c, -1);
 }
 
 /* The committed bundle of group pg on this node a task of bundle index
@@ -612,6 +632,11 @@ const res_set *lease_total(const lease_mgr *lm)
 const res_set *lease_available(const lease_mgr *lm)
 {
     return &lm->available;
+}
+
+const res_set *lease_queued_demand(const lease_mgr *lm)
+{
+    return &lm->queued_demand;
 }
 
 lease_mgr *lease_new(const res_set *total, int in_flight, const lease_env *env)

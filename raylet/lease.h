@@ -75,6 +75,10 @@ void lease_free(lease_mgr *lm);
  * stay valid for the manager's life (placement reads them). */
 const res_set *lease_total(const lease_mgr *lm);
 const res_set *lease_available(const lease_mgr *lm);
+/* What the tasks queued here (outside placement-group bundles) will take
+ * once leased: placement counts it against this node, so a burst of tasks
+ * placed before any lease is granted does not all see the node free. */
+const res_set *lease_queued_demand(const lease_mgr *lm);
 
 /* Queue t (state T_READY) in its class, at the front (a task given back)
  * or the back. Returns 0, or RAYC_ENOMEM (t is not queued). */

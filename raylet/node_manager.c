@@ -116,6 +116,7 @@ static void gs_on_load(void *arg, gs_load *out)
     out->pending_tasks = tm_pending(nm->tm);
     out->oom_kills = nm->oom_kills;
     out->wants_view = tm_wants_view(nm->tm);
+    out->n_waits = tm_waits(nm->tm, out->waits, GS_WAITS_MAX);
 }
 
 static void gs_on_view_changed(void *arg, bool nodes_changed)

@@ -14,6 +14,9 @@
 struct placement {
     node_id_t self;
     const res_set *total, *available;
+    const res_set *queued;      /* demand queued here, not leased yet (NULL: none) */
+    bool (*pressed)(void *arg); /* this node's store is full of pinned arguments */
+    void *pressed_arg;
     place_forward_cb forward;
     void *arg;
     sched_view sv; /* the policy's view; nodes[local] kept current */
@@ -67,6 +70,45 @@ void place_set_view(placement *pl, const view_node *nodes, int n)
     }
 }
 
+void place_set_queued(placement *pl, const res_set *queued)
+{
+    pl->queued = queued;
+}
+
+void place_set_pressure(placement *pl, bool (*pressed)(void *arg), void *arg)
+{
+    pl->pressed = pressed;
+    pl->pressed_arg = arg;
+}
+
+/* A DEFAULT task with store arguments that the policy keeps here while this
+ * node's store is under pressure goes to another node with room now, if
+ * any (else it stays): its arguments would only wait for room here. */
+static int spill_pressed(placement *pl, const rtask *t, const sched_req *req, const uint64_t *loc,
+                         int rc, int *target)
+{
+    if (pl->pressed == NULL || t->msg->spec->strategy != RAYC_SCHED_DEFAULT || *target < 0 ||
+        *target != pl->sv.local || !task_has_ref_args(t) || !pl->pressed(pl->pressed_arg))
+        return rc;
+    sched_node *me = &pl->nodes[pl->sv.local];
+    bool alive = me->alive;
+    me->alive = false;
+    int other = -1;
+    int rc2 = sched_place(&pl->sv, req, loc, &other);
+    me->alive = alive;
+    if (rc2 != SCHED_FORWARD)
+        return rc;
+    *target = other;
+    return rc2;
+}
+
+void place_forward_done(placement *pl, const node_id_t *node, const res_set *demand)
+{
+    int i = sched_find_node(&pl->sv, node);
+    if (i >= 0 && i != pl->sv.local)
+        sched_release(&pl->nodes[i].available, &pl->nodes[i].total, demand);
+}
+
 int place_nodes(const placement *pl)
 {
     return pl->sv.n;
@@ -118,6 +160,8 @@ int place_task(placement *pl, rtask *t, bool spillback)
     if (t->no_forward || pl->sv.local < 0 || pl->sv.n <= 1)
         return feasible_here ? SCHED_WAIT : SCHED_INFEASIBLE;
     pl->nodes[pl->sv.local].available = *pl->available;
+    if (pl->queued)
+        sched_acquire(&pl->nodes[pl->sv.local].available, pl->queued);
     pl->nodes[pl->sv.local].total = *pl->total;
     sched_req req = {.demand = t->demand, .strategy = s->strategy, .soft = s->soft};
     if (s->strategy == RAYC_SCHED_NODE && s->node_id.len == NODE_ID_SIZE) {
@@ -129,6 +173,8 @@ int place_task(placement *pl, rtask *t, bool spillback)
     int target = -1;
     uint64_t cursor = pl->sv.cursor;
     int rc = sched_place(&pl->sv, &req, loc, &target);
+    if (!spillback)
+        rc = spill_pressed(pl, t, &req, loc, rc, &target);
     bool room = rc == SCHED_FORWARD || rc == SCHED_RUN_LOCAL;
     if (spillback && !room)
         pl->sv.cursor = cursor; /* not moved: SPREAD's turn is not used up */

@@ -33,9 +33,22 @@ typedef bool (*place_forward_cb)(void *arg, rtask *t, const node_id_t *node);
 placement *place_new(const node_id_t *self, const res_set *total, const res_set *available,
                      place_forward_cb forward, void *arg);
 void place_free(placement *pl);
+/* What tasks queued here will take (borrowed, read at every placement):
+ * counted against this node's available resources, as forwards count
+ * against other nodes until their next report. */
+void place_set_queued(placement *pl, const res_set *queued);
+/* pressed(arg): this node's store is under pressure (its dependency manager
+ * holds its whole budget of pulled arguments or queues tasks for it). Then
+ * a DEFAULT task with store arguments that would stay here goes to another
+ * node with room now, when one has. */
+void place_set_pressure(placement *pl, bool (*pressed)(void *arg), void *arg);
 
 /* Replace the policy's view with n nodes (copied). */
 void place_set_view(placement *pl, const view_node *nodes, int n);
+/* A task forwarded to node finished there: its demand, counted against
+ * node since the forward, is given back now (the view's next report may
+ * not show the difference: the task may have begun and ended between two). */
+void place_forward_done(placement *pl, const node_id_t *node, const res_set *demand);
 /* Nodes in the view (this one included). */
 int place_nodes(const placement *pl);
 

@@ -131,6 +131,48 @@ bool plasma__obj_visible(const plasma__obj *o)
     return o->state != PLASMA_ABSENT && !o->delete_pending;
 }
 
+/* Job bytes [20, 24) of an object id (ids.h: TaskID = 8 unique + ActorID,
+ * ActorID = 12 unique + JobID); bytes [8, 20) are zero for the job's normal
+ * tasks and the driver's puts (nil actor). */
+#define OID_ACTOR_OFF 8
+#define OID_JOB_OFF   20
+
+static bool orphan_of_job(const plasma__obj *o, const uint8_t job[JOB_ID_SIZE])
+{
+    static const uint8_t nil[OID_JOB_OFF - OID_ACTOR_OFF];
+    return o->state != PLASMA_ABSENT && !o->delete_pending && o->owner == NULL &&
+           memcmp(o->id.b + OID_JOB_OFF, job, JOB_ID_SIZE) == 0 &&
+           memcmp(o->id.b + OID_ACTOR_OFF, nil, sizeof(nil)) == 0;
+}
+
+bool plasma_object_is_copy(const plasma_store *s, const object_id_t *id)
+{
+    const plasma__obj *o = plasma__tab_find(s, id);
+    return o != NULL && o->state == PLASMA_SEALED && o->evictable && !o->delete_pending;
+}
+
+size_t plasma_job_orphans(const plasma_store *s, uint32_t job_id, object_id_t **out)
+{
+    job_id_t j = job_id_from_int(job_id);
+    size_t n = 0, cap = 0;
+    *out = NULL;
+    for (uint64_t i = 0; i < s->tab_cap; i++) {
+        const plasma__obj *o = s->tab[i];
+        if (o == NULL || !orphan_of_job(o, j.b))
+            continue;
+        if (n == cap) {
+            size_t ncap = cap ? 2 * cap : 64;
+            object_id_t *m = realloc(*out, ncap * sizeof(*m));
+            if (m == NULL)
+                break; /* what fits now; the rest waits for eviction */
+            *out = m;
+            cap = ncap;
+        }
+        (*out)[n++] = o->id;
+    }
+    return n;
+}
+
 /* ------------------------------------------------------------ LRU, owners */
 
 void plasma__lru_remove(plasma_store *s, plasma__obj *o)

@@ -282,6 +282,14 @@ int plasma_set_remote_owner(plasma_store *s, const object_id_t *id, const worker
 /* The recorded owner id of an object here (all zero: unknown). false when
  * the object is not in the store. */
 bool plasma_object_owner(const plasma_store *s, const object_id_t *id, worker_id_t *owner_id);
+/* True if id is a sealed secondary copy here (evictable when unpinned). */
+bool plasma_object_is_copy(const plasma_store *s, const object_id_t *id);
+/* The objects here of job job_id's normal tasks and driver puts that no
+ * local client owns (pulled copies, results kept for a remote owner): what
+ * nobody here frees once the job ended. *out is a malloc'd array (the
+ * caller frees it; NULL when none); returns how many. Deleting them is the
+ * caller's (plasma_delete). */
+size_t plasma_job_orphans(const plasma_store *s, uint32_t job_id, object_id_t **out);
 /* Mark an object evictable (a secondary copy) or not. 0 or RAYC_ENOTFOUND. */
 int plasma_set_evictable(plasma_store *s, const object_id_t *id, bool evictable);
 /* The object's state and size (size may be NULL). */

@@ -252,15 +252,18 @@ static int place_default(sched_view *v, const res_set *demand, const uint64_t *l
     int local = v->local;
     bool has_local = local >= 0 && local < v->n;
 
+    /* Another node with room holds more of the arguments: run there
+     * (Ray's locality-aware leasing), before any preference for here. */
+    int near = locality != NULL ? most_local_bytes(v, demand, locality) : -1;
+    if (near >= 0 && !is_local(v, near) && (!has_local || locality[near] > locality[local]))
+        return run_at(v, near, target);
+
     if (has_local && alive_fits(v, local, demand) &&
         sched_utilization(&v->nodes[local]) < SCHED_SPREAD_THRESHOLD - SCHED_EPS)
         return run_at(v, local, target);
 
-    if (locality != NULL) {
-        int i = most_local_bytes(v, demand, locality);
-        if (i >= 0)
-            return run_at(v, i, target);
-    }
+    if (near >= 0)
+        return run_at(v, near, target);
 
     int i = least_utilised(v, demand, alive_fits);
     if (i >= 0)

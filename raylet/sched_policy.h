@@ -82,7 +82,10 @@ typedef struct {
  * locality: NULL, or v->n counters of the bytes of the task's store arguments
  * each node already holds (index = node).
  *
- * DEFAULT (Ray's hybrid policy):
+ * DEFAULT (Ray's hybrid policy, locality first):
+ *   0. with locality: another alive node that fits now and holds more of the
+ *      task's argument bytes than this one (the most; ties: the least
+ *      utilised) -> FORWARD there;
  *   1. local alive, fits now, utilisation < SCHED_SPREAD_THRESHOLD -> RUN_LOCAL;
  *   2. with locality: the alive node that fits now holding the most argument
  *      bytes, if any holds some (ties: local, then the least utilised);

@@ -8,10 +8,10 @@
  *   task manager       id, msg, demand, owner, job_id, state, cancelled,
  *                      remote_owner, no_forward, owner_node, fwd_node, hnode
  *   dependency manager dm, pulls, pull_status, deps_pulled, deps_ready, rounds,
- *                      pinned
+ *                      pinned, admitted, queued, store_full, dm_bytes, wait_since
  *   lease manager      cls, w, next, prev (class queue or worker pipeline)
- * The infeasible list of the task manager reuses next/prev: a task is on at
- * most one list at a time.
+ * The infeasible list of the task manager and the dependency manager's
+ * admission queue reuse next/prev: a task is on at most one list at a time.
  *
  * Threading: the raylet's loop thread.
  */
@@ -62,9 +62,14 @@ typedef struct rtask {
     int pulls;                     /* store arguments still being pulled here */
     int pull_status;
     bool deps_pulled;
-    bool deps_ready; /* its store arguments were all sealed here */
-    uint16_t rounds; /* seal waits that ended with arguments still missing */
-    uint64_t pinned; /* bit i: argument i (of the first 64) pinned for it here */
+    bool deps_ready;     /* its store arguments were all sealed here */
+    uint16_t rounds;     /* seal waits that ended with arguments still missing */
+    uint64_t pinned;     /* bit i: argument i (of the first 64) pinned for it here */
+    bool admitted;       /* its pulls count against the pin budget (dm_bytes) */
+    bool queued;         /* waits for the pin budget (dm's queue, through next/prev) */
+    bool store_full;     /* a pull of one of its arguments found no room */
+    uint64_t dm_bytes;   /* bytes of its arguments that were absent when admitted */
+    uint64_t wait_since; /* now_ms() when its wait began */
 
     /* lease manager */
     struct sclass *cls; /* T_READY: its class queue */

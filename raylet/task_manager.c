@@ -8,7 +8,6 @@
  */
 #include "task_manager_internal.h"
 
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -279,6 +278,12 @@ static void arg_lost(void *ctx, rtask *t, const object_id_t *id, const char *msg
     lost.object_id.len = OBJECT_ID_SIZE;
     lost.message = (char *)msg;
     conn_send(owner->c, MSG_OBJECT_LOST, &lost.base);
+}
+
+static bool store_pressed(void *ctx)
+{
+    task_manager *tm = ctx;
+    return dm_pressed(tm->dm);
 }
 
 /* The dependency wait of t ended. */
@@ -597,6 +602,7 @@ void tm_cancel(task_manager *tm, client *from, Rpc__CancelTask *m)
     case T_WAITING_DEPS:
         t->cancelled = true; /* freed when the dependency wait ends */
         report(tm, t, RAYC_ECANCELLED, "%s: cancelled", t->msg->spec->function);
+        dm_cancel(tm->dm, t); /* at once if it waits for admission */
         break;
     case T_READY:
         lease_dequeue(tm->lm, t);
@@ -733,15 +739,53 @@ void tm_client_gone(task_manager *tm, client *cl)
     tm_job_ended(tm, cl->job_id);
 }
 
+/* The job's tasks here in every other state: a record of a task forwarded
+ * elsewhere (that node drops the task itself), a retry held for its
+ * back-off, a wait for arguments (at once when it waits for admission, else
+ * at its next step, at most DM_RECHECK_MS away: the pins it holds go then).
+ * Running ones end with their workers (wpool_kill_job). */
+static void drop_job(task_manager *tm, uint32_t job_id)
+{
+    id_map_iter it;
+    id_map_iter_init(&tm->tasks, &it);
+    for (id_node *n; (n = id_map_iter_next(&tm->tasks, &it)) != NULL;) {
+        rtask *t = ID_MAP_ENTRY(n, rtask, hnode);
+        if (t->job_id != job_id || t->actor_creation)
+            continue;
+        if (t->state == T_WAITING_DEPS) {
+            t->cancelled = true; /* freed when the wait ends, unreported */
+            dm_cancel(tm->dm, t);
+        } else if (t->state == T_FORWARDED || t->state == T_DELAYED) {
+            tm->n_forwarded -= t->state == T_FORWARDED;
+            tm__free_task(tm, t);
+        }
+    }
+}
+
+/* The job's objects that nobody here will free: pulled copies and results
+ * kept for owners on other nodes (issue 12: a job leaves no copy behind). */
+static void free_job_objects(task_manager *tm, uint32_t job_id)
+{
+    object_id_t *ids;
+    size_t n = plasma_job_orphans(tm->d.store, job_id, &ids);
+    for (size_t i = 0; i < n; i++)
+        plasma_delete(tm->d.store, &ids[i]);
+    free(ids);
+    if (n > 0)
+        log_info("job %u ended: freed %zu of its objects here", job_id, n);
+}
+
 void tm_job_ended(task_manager *tm, uint32_t job_id)
 {
     /* The driver is gone: its job ends, and so do the job's workers and
-     * whatever of it still waits here. */
+     * whatever of it is still here, in any state. */
     worker_id_t nobody;
     memset(&nobody, 0xff, sizeof(nobody));
     drop_owned(tm, &nobody, job_id, true);
+    drop_job(tm, job_id);
     wpool_kill_job(tm->d.pool, job_id);
     jt_remove(tm->d.jobs, job_id);
+    free_job_objects(tm, job_id);
 }
 
 /* ---------------------------------------------------------------- multi-node */
@@ -751,6 +795,7 @@ void tm_remote_done(task_manager *tm, Rpc__TaskDone *m)
     rtask *t = tm__find(tm, m->task_id.data, m->task_id.len);
     if (t && t->state == T_FORWARDED) {
         tm->n_forwarded--;
+        place_forward_done(tm->pl, &t->fwd_node, &t->demand);
         tm__free_task(tm, t);
     }
     if (m->owner_id.len != WORKER_ID_SIZE)
@@ -841,6 +886,32 @@ uint64_t tm_infeasible(const task_manager *tm)
     return tm->n_infeasible;
 }
 
+size_t tm_waits(const task_manager *tm, char (*out)[GS_WAIT_LEN], size_t max)
+{
+    /* The oldest waits first: a small insertion sort over at most max. */
+    const rtask *pick[GS_WAITS_MAX];
+    size_t n = 0;
+    uint64_t old = now_ms() - TM_WAIT_REPORT_MS;
+    if (max > GS_WAITS_MAX)
+        max = GS_WAITS_MAX;
+    id_map_iter it;
+    id_map_iter_init(&tm->tasks, &it);
+    for (id_node *nd; (nd = id_map_iter_next(&tm->tasks, &it)) != NULL;) {
+        const rtask *t = ID_MAP_ENTRY(nd, rtask, hnode);
+        if (t->state != T_WAITING_DEPS || t->cancelled || t->wait_since == 0 || t->wait_since > old)
+            continue;
+        if (max == 0 || (n == max && t->wait_since >= pick[max - 1]->wait_since))
+            continue;
+        size_t k = n < max ? n++ : max - 1; /* full: the youngest drops out */
+        for (; k > 0 && pick[k - 1]->wait_since > t->wait_since; k--)
+            pick[k] = pick[k - 1];
+        pick[k] = t;
+    }
+    for (size_t i = 0; i < n; i++)
+        dm_describe(tm->dm, pick[i], out[i], GS_WAIT_LEN);
+    return n;
+}
+
 task_manager *tm_new(const tm_deps *deps)
 {
     task_manager *tm = calloc(1, sizeof(*tm));
@@ -868,10 +939,12 @@ task_manager *tm_new(const tm_deps *deps)
     if (tm->lm == NULL)
         goto fail;
     dm_env de = {pull, multi_node, arg_lost, deps_done, tm};
-    tm->dm = dm_new(deps->store, &de);
+    tm->dm = dm_new(deps->base, deps->store, &de);
     tm->pl = place_new(&deps->node_id, lease_total(tm->lm), lease_available(tm->lm), forward, tm);
     if (tm->dm == NULL || tm->pl == NULL)
         goto fail;
+    place_set_queued(tm->pl, lease_queued_demand(tm->lm));
+    place_set_pressure(tm->pl, store_pressed, tm);
     return tm;
 fail:
     tm_free(tm);
@@ -898,44 +971,4 @@ void tm_free(task_manager *tm)
         free(r);
     }
     free(tm);
-}
-
-/* ---------------------------------------------------------------- memory monitor */
-
-#define OOM_MAX_CANDIDATES 256
-#define MIB                (1024.0 * 1024.0)
-
-/* Resident bytes of a process (0 when unknown). */
-static uint64_t proc_rss(int pid)
-{
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/statm", pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    unsigned long long size = 0, resident = 0;
-    int ok = fscanf(f, "%llu %llu", &size, &resident);
-    fclose(f);
-    return ok == 2 ? (uint64_t)resident * 4096 : 0;
-}
-
-int tm_oom_kill(task_manager *tm, const char *node_hex, const mm_usage *u, double threshold)
-{
-    mm_worker cand[OOM_MAX_CANDIDATES];
-    worker *ws[OOM_MAX_CANDIDATES];
-    size_t n = lease_running(tm->lm, cand, ws, OOM_MAX_CANDIDATES);
-    int v = mm_pick_victim(cand, n);
-    if (v < 0)
-        return 0;
-    char why[320];
-    snprintf(why, sizeof(why),
-             "the task was killed because node %.12s ran out of memory: used %.0f of %.0f MiB, "
-             "threshold %.2f; the task's worker used %.0f MiB",
-             node_hex, (double)u->used / MIB, (double)u->total / MIB, threshold,
-             (double)proc_rss(cand[v].pid) / MIB);
-    lease_mark_oom(tm->lm, ws[v], why);
-    log_warn("memory monitor: killing worker pid %d (%s task): %s", cand[v].pid,
-             cand[v].retriable ? "retriable" : "non-retriable", why);
-    kill(cand[v].pid, SIGKILL);
-    return cand[v].pid;
 }

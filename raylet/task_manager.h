@@ -31,6 +31,8 @@
 #include "plasma_store.h"
 #include "worker_pool.h"
 
+#define TM_WAIT_REPORT_MS 2000 /* a dependency wait this long is reported (rayc status) */
+
 typedef struct task_manager task_manager;
 
 /* The components the task manager works with (all borrowed, all outliving
@@ -112,6 +114,11 @@ const res_set *tm_available(const task_manager *tm);
  * how many of them no node resource could ever satisfy. */
 uint64_t tm_pending(const task_manager *tm);
 uint64_t tm_infeasible(const task_manager *tm);
+/* Why the tasks that have waited longest for their arguments (over
+ * TM_WAIT_REPORT_MS) still wait, oldest first, one line each into out (at
+ * most max, at most GS_WAITS_MAX): for the heartbeat (`rayc status`).
+ * Returns how many. */
+size_t tm_waits(const task_manager *tm, char (*out)[GS_WAIT_LEN], size_t max);
 
 /* The node's memory use u passed threshold: kill one worker by the memory
  * monitor's policy (memory_monitor.h); its task fails with RAYC_EOOM and

@@ -534,6 +534,25 @@ static void print_pg_counts(bconn *b, const opts_t *o)
         msg_free(&r->base);
 }
 
+/* Tasks that wait long for their arguments, and why, per node. */
+static void print_waits(const Rpc__ListNodesReply *nodes)
+{
+    bool any = false;
+    for (size_t i = 0; i < nodes->n_nodes; i++) {
+        const Rpc__NodeInfo *n = nodes->nodes[i];
+        if (n->state != RPC__NODE_STATE__NODE_ALIVE || n->node_id.len != NODE_ID_SIZE)
+            continue;
+        char hex[ID_HEX_MAX];
+        id_hex(n->node_id.data, NODE_ID_SIZE, hex);
+        for (size_t k = 0; k < n->n_waits; k++) {
+            if (!any)
+                printf("Waiting for arguments (longest first):\n");
+            any = true;
+            printf("  node %.12s: %s\n", hex, n->waits[k]);
+        }
+    }
+}
+
 static int cmd_status(const opts_t *o)
 {
     bconn *b = gcs_connect(o);
@@ -561,6 +580,7 @@ static int cmd_status(const opts_t *o)
     if (oom > 0)
         printf("Memory monitor: %llu worker%s killed for lack of memory\n", (unsigned long long)oom,
                oom == 1 ? "" : "s");
+    print_waits(nodes);
     print_actor_counts(b, o);
     print_pg_counts(b, o);
     msg_free(&nodes->base);

@@ -184,3 +184,40 @@ static int shout(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
     return return_node(ctx, 0);
 }
 RAYC_REMOTE(shout)
+
+/* nap(ms): sleeps ms milliseconds, returns the node id (a task that holds
+ * its CPU: the job-end tests end a job while such tasks run and queue). */
+static int nap(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
+{
+    if (nargs < 1)
+        return rayc_fail(ctx, "nap wants (ms)");
+    uint64_t ms = arg_u64(&args[0]);
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+    return return_node(ctx, 0);
+}
+RAYC_REMOTE(nap)
+
+/* reduce_digest(obj_1, seed_1, ..., obj_k, seed_k): int64, the sum of
+ * (seed_i * 1000003 + size_i) when every obj_i is the pattern of seed_i,
+ * else a failure naming the first bad one (the soak's reduce). */
+static int reduce_digest(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
+{
+    if (nargs == 0 || nargs % 2 != 0)
+        return rayc_fail(ctx, "reduce_digest wants (obj, seed) pairs, got %zu arguments", nargs);
+    uint64_t sum = 0;
+    for (size_t i = 0; i < nargs; i += 2) {
+        uint64_t seed = arg_u64(&args[i + 1]);
+        long long bad = pattern_check(args[i].data, args[i].size, seed);
+        if (bad >= 0)
+            return rayc_fail(ctx,
+                             "reduce_digest: input %zu (%zu bytes) differs from pattern %llu "
+                             "at %lld",
+                             i / 2, args[i].size, (unsigned long long)seed, bad);
+        sum += seed * 1000003ULL + args[i].size;
+    }
+    int64_t v = (int64_t)sum;
+    return rayc_return(ctx, 0, &v, sizeof(v));
+}
+RAYC_REMOTE(reduce_digest)

@@ -86,7 +86,7 @@ static void done(void *ctx, rtask *t, int status, const char *m)
 static dependency_manager *new_dm(void)
 {
     dm_env env = {pull, multi_node, lost, done, NULL};
-    dependency_manager *dm = dm_new(st, &env);
+    dependency_manager *dm = dm_new(NULL, st, &env);
     cr_assert_not_null(dm);
     return dm;
 }
@@ -354,5 +354,45 @@ Test(deps, alone_a_missing_argument_is_rechecked_and_still_awaited)
     run_loop();
     cr_assert_eq(fx.ndone, 1);
     cr_assert_eq(fx.status, RAYC_OK);
+    dm_free(dm);
+}
+
+Test(deps, a_pull_that_finds_the_store_full_is_pulled_again_not_lost)
+{
+    dependency_manager *dm = new_dm();
+    rtask *t = task_with_args(1);
+    fx.multi = true;
+    dm_wait(dm, t);
+    cr_assert_eq(fx.npulls, 1);
+    fx.cb[0](fx.cbarg[0], &oids[0], RAYC_ESTORE_FULL, "no room");
+    cr_assert_eq(fx.nlost, 0, "no room is not a loss: the owner must not rebuild it");
+    cr_assert_eq(fx.ndone, 0, "the task still waits");
+    char why[256];
+    cr_assert_gt(dm_describe(dm, t, why, sizeof(why)), 0);
+    cr_assert(strstr(why, "store full") != NULL, "%s", why);
+    run_for(DM_RECHECK_MS + 300);
+    cr_assert_eq(fx.npulls, 2, "the re-check pulls it again");
+    seal(&oids[0]);
+    fx.cb[1](fx.cbarg[1], &oids[0], RAYC_OK, NULL);
+    run_loop();
+    cr_assert_eq(fx.ndone, 1);
+    cr_assert_eq(fx.status, RAYC_OK);
+    dm_free(dm);
+}
+
+Test(deps, a_present_copy_is_pinned_for_the_task_once_all_are_here)
+{
+    dependency_manager *dm = new_dm();
+    rtask *t = task_with_args(1);
+    uint64_t off;
+    cr_assert_eq(plasma_create(st, writer, &oids[0], 64, PLASMA_EVICTABLE, &off), 0);
+    cr_assert_eq(plasma_seal(st, writer, &oids[0]), 0);
+    fx.multi = true;
+    dm_wait(dm, t);
+    run_loop();
+    cr_assert_eq(fx.ndone, 1);
+    cr_assert_eq(t->pinned, 1, "the copy it found here is pinned for it");
+    dm_release(dm, t);
+    cr_assert_eq(t->pinned, 0);
     dm_free(dm);
 }

@@ -405,3 +405,23 @@ Test(lease, dequeue_if_takes_out_only_the_matching_tasks)
     cr_assert_eq(lease_queued(lm), 2);
     lease_free(lm);
 }
+
+Test(lease, queued_demand_follows_the_queues)
+{
+    lease_mgr *lm = new_lm("CPU=4", 1);
+    const res_set *q = lease_queued_demand(lm);
+    cr_assert_eq(res_get(q, "CPU"), 0);
+    rtask *a = queue_task(lm, 0, "CPU=1");
+    queue_task(lm, 1, "CPU=2");
+    cr_assert_eq(res_get(q, "CPU"), 3, "two queued tasks: %g", res_get(q, "CPU"));
+    lease_dequeue(lm, a);
+    cr_assert_eq(res_get(q, "CPU"), 2);
+    /* A granted lease takes the task out of the queue: its demand is held
+     * by the lease from then on, not counted twice. */
+    add_worker();
+    lease_schedule(lm);
+    cr_assert_eq(fx.npush, 1);
+    cr_assert_eq(res_get(q, "CPU"), 0);
+    cr_assert_eq(res_get(lease_available(lm), "CPU"), 2);
+    lease_free(lm);
+}

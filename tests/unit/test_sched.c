@@ -545,17 +545,23 @@ Test(sched, locality_prefers_most_bytes)
     expect(&c, &r, tie, SCHED_FORWARD, 3);
 }
 
-Test(sched, local_under_threshold_beats_locality)
+Test(sched, locality_beats_local_under_threshold)
 {
     cluster c;
     cluster_init(&c, 0);
     add_node(&c, "CPU=4");
     add_node(&c, "CPU=4");
     sched_req r = req("CPU=1", RAYC_SCHED_DEFAULT);
+    /* Node 1 holds the arguments and has room: the task goes to its data
+     * (issue 18: consumers all stayed on the submitting node). */
     uint64_t loc[2] = {0, 1 << 30};
-    expect(&c, &r, loc, SCHED_RUN_LOCAL, 0);
-    use(&c, 0, "CPU=2");
     expect(&c, &r, loc, SCHED_FORWARD, 1);
+    /* This node holds as much: it stays here. */
+    uint64_t same[2] = {1 << 30, 1 << 30};
+    expect(&c, &r, same, SCHED_RUN_LOCAL, 0);
+    /* The holder is full: the hybrid rules again (here, under the threshold). */
+    use(&c, 1, "CPU=4");
+    expect(&c, &r, loc, SCHED_RUN_LOCAL, 0);
 }
 
 /* ------------------------------------------------------------ SPREAD */

@@ -1,0 +1,53 @@
+/*
+ * task_oom.c -- the task manager's side of the memory monitor: which
+ * running task's worker dies when the node runs out of memory, and what its
+ * owner is told. Shares task_manager_internal.h. Runs in the raylet's loop
+ * thread.
+ */
+#include "task_manager_internal.h"
+
+#include <signal.h>
+#include <stdio.h>
+
+#include "log.h"
+#include "memory_monitor.h"
+
+/* ---------------------------------------------------------------- memory monitor */
+
+#define OOM_MAX_CANDIDATES 256
+#define MIB                (1024.0 * 1024.0)
+
+/* Resident bytes of a process (0 when unknown). */
+static uint64_t proc_rss(int pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/statm", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    unsigned long long size = 0, resident = 0;
+    int ok = fscanf(f, "%llu %llu", &size, &resident);
+    fclose(f);
+    return ok == 2 ? (uint64_t)resident * 4096 : 0;
+}
+
+int tm_oom_kill(task_manager *tm, const char *node_hex, const mm_usage *u, double threshold)
+{
+    mm_worker cand[OOM_MAX_CANDIDATES];
+    worker *ws[OOM_MAX_CANDIDATES];
+    size_t n = lease_running(tm->lm, cand, ws, OOM_MAX_CANDIDATES);
+    int v = mm_pick_victim(cand, n);
+    if (v < 0)
+        return 0;
+    char why[320];
+    snprintf(why, sizeof(why),
+             "the task was killed because node %.12s ran out of memory: used %.0f of %.0f MiB, "
+             "threshold %.2f; the task's worker used %.0f MiB",
+             node_hex, (double)u->used / MIB, (double)u->total / MIB, threshold,
+             (double)proc_rss(cand[v].pid) / MIB);
+    lease_mark_oom(tm->lm, ws[v], why);
+    log_warn("memory monitor: killing worker pid %d (%s task): %s", cand[v].pid,
+             cand[v].retriable ? "retriable" : "non-retriable", why);
+    kill(cand[v].pid, SIGKILL);
+    return cand[v].pid;
+}
