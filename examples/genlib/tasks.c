@@ -13,6 +13,7 @@
  * never passes a check.
  */
 #include <fcntl.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -241,6 +242,55 @@ static int where_items(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
     return 0;
 }
 RAYC_REMOTE(where_items)
+
+/* count_flaky(n, k, path): appends "attempt" to path; on the first attempt
+ * yields items 0..k-1 and then fails ("flaky after k items"); on any later
+ * attempt yields 0..n-1 and ends (retry_exceptions, issue 11). */
+static int count_flaky(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
+{
+    if (nargs != 3)
+        return rayc_fail(ctx, "count_flaky(n, k, path)");
+    uint64_t n = arg_u64(args, nargs, 0, 0), k = arg_u64(args, nargs, 1, 0);
+    char path[512];
+    arg_str(&args[2], path, sizeof(path));
+    bool first = count_prefixed(path, "attempt") == 0;
+    append_line(path, "attempt\n");
+    for (uint64_t i = 0; i < (first ? k : n); i++)
+        if (rayc_yield(ctx, &i, sizeof(i)) != 0)
+            return rayc_fail(ctx, "count_flaky: %s", rayc_last_error());
+    if (first)
+        return rayc_fail(ctx, "flaky after %llu items", (unsigned long long)k);
+    return 0;
+}
+RAYC_REMOTE(count_flaky)
+
+/* own_endless(node_hex, path, k): a task that owns a generator: submits
+ * endless(8, path, 20) pinned to node node_hex, takes k items, then kills
+ * its own worker (SIGKILL): the generator's owner dies mid-stream. */
+static int own_endless(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
+{
+    if (nargs != 3)
+        return rayc_fail(ctx, "own_endless(node_hex, path, k)");
+    char node[128], path[512];
+    arg_str(&args[0], node, sizeof(node));
+    arg_str(&args[1], path, sizeof(path));
+    uint64_t k = arg_u64(args, nargs, 2, 1), size = 8, ms = 20;
+    rayc_arg a[] = {RAYC_VAL(&size, sizeof(size)), RAYC_VAL(path, strlen(path) + 1),
+                    RAYC_VAL(&ms, sizeof(ms))};
+    rayc_task_opts o = {.strategy = RAYC_SCHED_NODE, .node_id = node};
+    rayc_stream *s;
+    if (rayc_submit_stream("endless", a, 3, &o, &s) != 0)
+        return rayc_fail(ctx, "submit: %s", rayc_last_error());
+    for (uint64_t i = 0; i < k; i++) {
+        rayc_ref r;
+        if (rayc_stream_next(s, &r, -1) != 0)
+            return rayc_fail(ctx, "stream: %s", rayc_last_error());
+    }
+    append_line(path, "owner dies\n");
+    kill(getpid(), SIGKILL);
+    return 0;
+}
+RAYC_REMOTE(own_endless)
 
 /* ------------------------------------------------------------ consumers */
 
