@@ -108,7 +108,9 @@
     X(148, PREPARE_BUNDLES, prepare_bundles)                         \
     X(149, BUNDLES_PREPARED, bundles_prepared)                       \
     X(150, COMMIT_BUNDLES, commit_bundles)                           \
-    X(151, RETURN_BUNDLES, return_bundles)
+    X(151, RETURN_BUNDLES, return_bundles)                           \
+    X(160, OWNER_REQUEST, owner_request)                             \
+    X(161, OWNER_REPLY, owner_reply)
 /* clang-format on */
 
 enum msg_type {

@@ -874,6 +874,13 @@ void om_pull(object_manager *om, const object_id_t *id, const node_id_t *hint, o
     next_source(p);
 }
 
+void om_keep(object_manager *om, const object_id_t *id)
+{
+    pull *p = pull_find(om, id);
+    if (p && p->deadline < now_ms() + LOOKUP_BUDGET_MS)
+        p->deadline = now_ms() + LOOKUP_BUDGET_MS;
+}
+
 bool om_handle(object_manager *om, conn *c, uint16_t type, ProtobufCMessage *msg)
 {
     switch (type) {

@@ -57,6 +57,9 @@ void om_shutdown(object_manager *om);
  * object is already sealed here, cb runs at once with RAYC_OK. */
 void om_pull(object_manager *om, const object_id_t *id, const node_id_t *hint, om_done_cb cb,
              void *arg);
+/* The object's owner says it exists or will (a borrowed ref, owner_relay.h):
+ * a pull of it waits LOOKUP_BUDGET_MS more for a holder before it gives up. */
+void om_keep(object_manager *om, const object_id_t *id);
 /* Frames from a peer raylet: PULL_REQUEST, PULL_REPLY, OBJECT_CHUNK. Returns
  * false for other types. */
 bool om_handle(object_manager *om, conn *c, uint16_t type, ProtobufCMessage *msg);

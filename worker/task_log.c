@@ -53,7 +53,8 @@ static size_t format_header(char *out, size_t cap)
         if (s->task_id.len == TASK_ID_SIZE)
             id_hex(s->task_id.data, TASK_ID_SIZE, hex);
         const char *name = s->name && s->name[0] ? s->name : s->function;
-        n = snprintf(out, cap, TLOG_PREFIX "%.200s function=%.200s id=%s job=%u attempt=%u time=%s.%03ldZ\n",
+        n = snprintf(out, cap,
+                     TLOG_PREFIX "%.200s function=%.200s id=%s job=%u attempt=%u time=%s.%03ldZ\n",
                      name ? name : "?", s->function ? s->function : "?", hex, cur_job, s->attempt,
                      when, ts.tv_nsec / 1000000);
     }

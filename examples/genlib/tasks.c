@@ -292,6 +292,90 @@ static int own_endless(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
 }
 RAYC_REMOTE(own_endless)
 
+/* ------------------------------------------------------------ borrowed refs */
+
+/* A ref whose bytes came by value (issue 12: "copied by hand"). */
+static int arg_ref(const rayc_buf *b, rayc_ref *r)
+{
+    if (b->size != sizeof(*r))
+        return -1;
+    memcpy(r, b->data, sizeof(*r));
+    return 0;
+}
+
+/* get_ref(ref_bytes [, timeout_ms]): the value of a ref this process does
+ * not own; fails "get: <code>: <message>" when the get fails. */
+static int get_ref(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
+{
+    rayc_ref r;
+    if (nargs < 1 || arg_ref(&args[0], &r) != 0)
+        return rayc_fail(ctx, "get_ref(ref_bytes [, timeout_ms])");
+    rayc_value v;
+    int rc = rayc_get(&r, 1, &v, (int64_t)arg_u64(args, nargs, 1, 60000));
+    if (rc != 0)
+        return rayc_fail(ctx, "get: %s: %s", rayc_strerror(rc),
+                         v.error ? v.error : rayc_last_error());
+    rc = rayc_return(ctx, 0, v.data, v.size);
+    rayc_value_release(&v);
+    return rc;
+}
+RAYC_REMOTE(get_ref)
+
+/* hold_ref(ref_bytes, path): borrows the ref (rayc_ref_retain), appends
+ * "retained", waits (up to a minute) until path has a line "released" (the
+ * owner dropped its own reference), gets the value, releases the ref and
+ * returns the value. */
+static int hold_ref(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
+{
+    rayc_ref r;
+    char path[512];
+    if (nargs != 2 || arg_ref(&args[0], &r) != 0)
+        return rayc_fail(ctx, "hold_ref(ref_bytes, path)");
+    arg_str(&args[1], path, sizeof(path));
+    rayc_ref_retain(r);
+    append_line(path, "retained\n");
+    for (int i = 0; i < 6000 && count_prefixed(path, "released") == 0; i++)
+        nap_ms(10);
+    rayc_value v;
+    int rc = rayc_get(&r, 1, &v, 60000);
+    if (rc != 0) {
+        rayc_ref_release(r);
+        return rayc_fail(ctx, "get after the owner released: %s: %s", rayc_strerror(rc),
+                         v.error ? v.error : rayc_last_error());
+    }
+    rc = rayc_return(ctx, 0, v.data, v.size);
+    rayc_value_release(&v);
+    rayc_ref_release(r);
+    return rc;
+}
+RAYC_REMOTE(hold_ref)
+
+/* put_keep(size, seed): puts two objects, pattern(seed) and pattern(seed +
+ * 1) of size bytes, and keeps their refs (this worker owns them until it
+ * dies); returns both refs' bytes and this worker's pid (int64). */
+static int put_keep(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
+{
+    uint64_t size = arg_u64(args, nargs, 0, 64), seed = arg_u64(args, nargs, 1, 0);
+    void *buf = malloc(size ? size : 1);
+    if (buf == NULL)
+        return rayc_fail(ctx, "out of memory");
+    rayc_ref r[2];
+    for (int i = 0; i < 2; i++) {
+        pattern_fill(buf, size, seed + (uint64_t)i);
+        if (rayc_put(buf, size, &r[i]) != 0) {
+            free(buf);
+            return rayc_fail(ctx, "put: %s", rayc_last_error());
+        }
+    }
+    free(buf);
+    uint8_t out[sizeof(r) + 8];
+    int64_t pid = getpid();
+    memcpy(out, r, sizeof(r));
+    memcpy(out + sizeof(r), &pid, 8);
+    return rayc_return(ctx, 0, out, sizeof(out));
+}
+RAYC_REMOTE(put_keep)
+
 /* ------------------------------------------------------------ consumers */
 
 /* plus(x [, y]): x + y (8-byte numbers; y defaults to 1000). */

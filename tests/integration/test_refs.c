@@ -10,6 +10,7 @@
  * asserts a duration: "stopped" is shown by lines the generator writes.
  */
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 
 #include "harness.h"
 #include "msg.h"
+#include "pattern.h"
 #include "rayc.h"
 #include "util.h"
 
@@ -150,8 +152,8 @@ Test(refs, generator_stops_when_its_owner_dies_on_another_node)
     const char *gen_node = c.raylets[0].node_id;
     rayc_arg a[] = {RAYC_VAL(gen_node, strlen(gen_node) + 1), RAYC_VAL(path, strlen(path) + 1),
                     RAYC_VAL(&k, sizeof(k))};
-    rayc_task_opts o = {.strategy = RAYC_SCHED_NODE, .node_id = c.raylets[1].node_id,
-                        .max_retries = -1};
+    rayc_task_opts o = {
+        .strategy = RAYC_SCHED_NODE, .node_id = c.raylets[1].node_id, .max_retries = -1};
     rayc_ref owner;
     int rc = rayc_submit("own_endless", a, 3, &o, &owner);
     cr_assert_eq(rc, RAYC_OK, "submit: %s", rayc_last_error());
@@ -193,8 +195,8 @@ Test(refs, generator_retry_exceptions_items_exactly_once)
         for (uint64_t i = 0; i < want; i++) {
             rayc_ref r;
             rc = rayc_stream_next(s, &r, LONG_MS);
-            cr_assert_eq(rc, RAYC_OK, "item %llu: %s: %s", (unsigned long long)i,
-                         rayc_strerror(rc), rayc_last_error());
+            cr_assert_eq(rc, RAYC_OK, "item %llu: %s: %s", (unsigned long long)i, rayc_strerror(rc),
+                         rayc_last_error());
             rayc_value v;
             rc = rayc_get(&r, 1, &v, LONG_MS);
             cr_assert_eq(rc, RAYC_OK, "item %llu: %s (%s)", (unsigned long long)i,
@@ -224,5 +226,149 @@ Test(refs, generator_retry_exceptions_items_exactly_once)
         rayc_stream_close(s);
         cr_assert_eq(lines_with(path, "attempt"), retry ? 2 : 1, "attempts");
     }
+    driver_shutdown();
+}
+
+/* ============================================================ borrowed refs */
+
+static rayc_ref submit_on(const char *fn, const rayc_arg *a, size_t n, const char *node)
+{
+    rayc_task_opts o = {.strategy = RAYC_SCHED_NODE, .node_id = node, .max_retries = -1};
+    rayc_ref r;
+    int rc = rayc_submit(fn, a, n, &o, &r);
+    cr_assert_eq(rc, RAYC_OK, "submit %s: %s", fn, rayc_last_error());
+    return r;
+}
+
+/* The value of r (asserted OK) checked against pattern(seed) of size bytes. */
+static void assert_pattern(rayc_ref r, size_t size, uint64_t seed, const char *what)
+{
+    rayc_value v;
+    int rc = rayc_get(&r, 1, &v, LONG_MS);
+    cr_assert_eq(rc, RAYC_OK, "%s: %s (%s)", what, rayc_strerror(rc),
+                 v.error ? v.error : rayc_last_error());
+    cr_assert_eq(v.size, size, "%s: %zu bytes, want %zu", what, v.size, size);
+    cr_assert_eq(pattern_check(v.data, v.size, seed), -1, "%s: wrong bytes", what);
+    rayc_value_release(&v);
+}
+
+/* Issue 12 item 1: a ref whose bytes travel inside a by-value argument is
+ * gettable by the task on this node and on another, whatever its size: a
+ * small one lives only in its owner's memory (before, the get hung). */
+Test(refs, ref_copied_into_arguments_is_gettable_anywhere)
+{
+    harness_cluster c;
+    cluster(&c, 2);
+    const size_t sizes[] = {100, 64 * 1024, 200 * 1024};
+    for (int s = 0; s < 3; s++) {
+        uint8_t *buf = malloc(sizes[s]);
+        pattern_fill(buf, sizes[s], 700 + (uint64_t)s);
+        rayc_ref r;
+        cr_assert_eq(rayc_put(buf, sizes[s], &r), RAYC_OK, "put: %s", rayc_last_error());
+        free(buf);
+        for (int n = 0; n < 2; n++) {
+            rayc_arg a = RAYC_VAL(&r, sizeof(r));
+            rayc_ref got = submit_on("get_ref", &a, 1, c.raylets[n].node_id);
+            char what[96];
+            snprintf(what, sizeof(what), "a %zu-byte object got by a task on node %d", sizes[s], n);
+            assert_pattern(got, sizes[s], 700 + (uint64_t)s, what);
+            rayc_ref_release(got);
+        }
+        rayc_ref_release(r);
+    }
+    driver_shutdown();
+}
+
+/* Issue 12 item 1: objects owned by a worker (its puts inside a task) on
+ * another node are gettable by the driver and by tasks; once that worker is
+ * dead, a get fails with RAYC_EOBJECT_LOST naming the owner's death, never a
+ * hang. */
+Test(refs, owner_worker_death_makes_borrowed_get_lost)
+{
+    harness_cluster c;
+    cluster(&c, 2);
+    uint64_t size = 1000, seed = 900;
+    rayc_arg a[] = {RAYC_VAL(&size, sizeof(size)), RAYC_VAL(&seed, sizeof(seed))};
+    rayc_ref made = submit_on("put_keep", a, 2, c.raylets[1].node_id);
+    rayc_value v;
+    int rc = rayc_get(&made, 1, &v, LONG_MS);
+    cr_assert_eq(rc, RAYC_OK, "put_keep: %s (%s)", rayc_strerror(rc), v.error ? v.error : "");
+    cr_assert_eq(v.size, 2 * sizeof(rayc_ref) + 8);
+    rayc_ref r[2];
+    int64_t pid;
+    memcpy(r, v.data, sizeof(r));
+    memcpy(&pid, (const uint8_t *)v.data + sizeof(r), 8);
+    rayc_value_release(&v);
+    rayc_ref_release(made);
+    assert_pattern(r[0], size, seed, "the driver's get of a worker's object");
+    rayc_arg ga = RAYC_VAL(&r[0], sizeof(r[0]));
+    rayc_ref got = submit_on("get_ref", &ga, 1, c.raylets[0].node_id);
+    assert_pattern(got, size, seed, "a task's get of a worker's object on another node");
+    rayc_ref_release(got);
+
+    cr_assert_eq(kill((pid_t)pid, SIGKILL), 0, "kill the owner (pid %lld)", (long long)pid);
+    uint64_t t0 = wall_ms();
+    rc = rayc_get(&r[1], 1, &v, LONG_MS);
+    cr_assert_eq(rc, RAYC_EOBJECT_LOST, "get after the owner died: %s (%s)", rayc_strerror(rc),
+                 v.error ? v.error : rayc_last_error());
+    cr_assert(v.error && strstr(v.error, "owner") && strstr(v.error, "died"),
+              "the error does not name the owner's death: %s", v.error ? v.error : "");
+    cr_assert_lt(wall_ms() - t0, (uint64_t)LONG_MS / 2, "the get waited out its timeout");
+    rayc_value_release(&v);
+    driver_shutdown();
+}
+
+struct freed_arg {
+    rayc_ref r;
+    const char *node;
+    char msg[512];
+};
+
+/* A task on node `node` gets r: true once that fails with "freed by its owner". */
+static bool freed_for_task(void *arg)
+{
+    struct freed_arg *f = arg;
+    int64_t ms = 5000;
+    rayc_arg a[] = {RAYC_VAL(&f->r, sizeof(f->r)), RAYC_VAL(&ms, sizeof(ms))};
+    rayc_task_opts o = {.strategy = RAYC_SCHED_NODE, .node_id = f->node, .max_retries = -1};
+    rayc_ref t;
+    if (rayc_submit("get_ref", a, 2, &o, &t) != RAYC_OK)
+        return false;
+    rayc_value v;
+    int rc = rayc_get(&t, 1, &v, LONG_MS);
+    snprintf(f->msg, sizeof(f->msg), "%s: %s", rayc_strerror(rc), v.error ? v.error : "");
+    bool freed = rc == RAYC_ETASK && v.error && strstr(v.error, "freed by its owner");
+    rayc_value_release(&v);
+    rayc_ref_release(t);
+    return freed;
+}
+
+/* Issue 12 item 1: a borrower that retains a ref keeps the object alive
+ * after its owner released it (Ray's borrowing); once the borrower releases
+ * it too, a get fails with RAYC_EOBJECT_LOST "freed by its owner". */
+Test(refs, borrower_retain_keeps_object_until_released)
+{
+    harness_cluster c;
+    cluster(&c, 2);
+    uint8_t buf[1000];
+    pattern_fill(buf, sizeof(buf), 77);
+    rayc_ref r;
+    cr_assert_eq(rayc_put(buf, sizeof(buf), &r), RAYC_OK);
+    char path[HARNESS_PATH];
+    test_file(path, "hold");
+    rayc_arg a[] = {RAYC_VAL(&r, sizeof(r)), RAYC_VAL(path, strlen(path) + 1)};
+    rayc_ref held = submit_on("hold_ref", a, 2, c.raylets[1].node_id);
+    struct lines_arg la = {path, "retained", 1};
+    cr_assert(harness_wait_until(has_lines, &la, SLACK_MS), "the borrower did not start");
+    rayc_ref_release(r); /* the owner's last reference: the borrower's keeps it */
+    FILE *f = fopen(path, "a");
+    cr_assert_not_null(f);
+    fputs("released\n", f);
+    fclose(f);
+    assert_pattern(held, sizeof(buf), 77, "the borrower's get after the owner released");
+    rayc_ref_release(held);
+    struct freed_arg fa = {.r = r, .node = c.raylets[1].node_id};
+    cr_assert(harness_wait_until(freed_for_task, &fa, SLACK_MS),
+              "after the borrower released it, a get still does not say it was freed: %s", fa.msg);
     driver_shutdown();
 }

@@ -232,8 +232,8 @@ Test(control, task_output_in_worker_log_under_its_name)
         free(la.text);
         cr_assert(strncmp(head, ":task_name:printer_task ", 24) == 0,
                   "the line in worker-*%s is not under its task's header: [%s]", sfx[i], head);
-        cr_assert(strstr(head, "function=say") && strstr(head, " id=") &&
-                      strstr(head, " job=") && strstr(head, " time="),
+        cr_assert(strstr(head, "function=say") && strstr(head, " id=") && strstr(head, " job=") &&
+                      strstr(head, " time="),
                   "the header lacks function, id, job or time: [%s]", head);
     }
     rayc_ref_release(r);
