@@ -187,6 +187,8 @@ static void store_copy(owner_relay *r, query *q, const ProtobufCBinaryData *data
         return;
     uint64_t off;
     int rc = plasma_create(r->env.store, r->pc, &q->oid, data->len, PLASMA_EVICTABLE, &off);
+    if (rc == RAYC_EEXIST)
+        return; /* someone here is making it (a pull): its seal wakes the gets */
     if (rc != 0) {
         char msg[160];
         snprintf(msg, sizeof(msg), "cannot store a borrowed object's %zu bytes here: %s",
