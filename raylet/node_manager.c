@@ -231,8 +231,7 @@ static void pull_for_client(node_manager *nm, client *cl, Rpc__PullObjects *m)
             continue;
         memcpy(id.b, m->object_ids[i].data, OBJECT_ID_SIZE);
         /* (A pull under way was asked about when it started.) */
-        if (plasma_object_state(nm->store, &id, NULL) == PLASMA_ABSENT &&
-            !om_pulling(nm->om, &id))
+        if (plasma_object_state(nm->store, &id, NULL) == PLASMA_ABSENT && !om_pulling(nm->om, &id))
             orel_get(nm->orel, cl, &id);
     }
     int nview = 0;

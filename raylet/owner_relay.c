@@ -62,8 +62,7 @@ static void finish(owner_relay *r, query *q);
 
 /* ---------------------------------------------------------------- sending */
 
-static void fill_request(const owner_relay *r, const query *q, Rpc__OwnerRequest *m,
-                         bool to_peer)
+static void fill_request(const owner_relay *r, const query *q, Rpc__OwnerRequest *m, bool to_peer)
 {
     m->req_id = q->id;
     m->object_id = (ProtobufCBinaryData){OBJECT_ID_SIZE, (uint8_t *)q->oid.b};
@@ -191,8 +190,8 @@ static void store_copy(owner_relay *r, query *q, const ProtobufCBinaryData *data
         return; /* someone here is making it (a pull): its seal wakes the gets */
     if (rc != 0) {
         char msg[160];
-        snprintf(msg, sizeof(msg), "cannot store a borrowed object's %zu bytes here: %s",
-                 data->len, rayc_strerror(rc));
+        snprintf(msg, sizeof(msg), "cannot store a borrowed object's %zu bytes here: %s", data->len,
+                 rayc_strerror(rc));
         lost(r, q, rc == RAYC_ESTORE_FULL ? rc : RAYC_EOBJECT_LOST, msg);
         return;
     }

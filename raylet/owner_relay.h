@@ -37,7 +37,7 @@
 #include "msg.h"
 #include "plasma_store.h"
 
-enum { OREL_GET = 0, OREL_BORROW = 1, OREL_UNBORROW = 2 };           /* OwnerRequest.op */
+enum { OREL_GET = 0, OREL_BORROW = 1, OREL_UNBORROW = 2 }; /* OwnerRequest.op */
 enum { OREL_INLINE = 0, OREL_IN_STORE = 1, OREL_PENDING = 2, OREL_NOT_HERE = 3 }; /* .state */
 
 typedef struct owner_relay owner_relay;
