@@ -225,7 +225,7 @@ static void pull_for_client(node_manager *nm, client *cl, Rpc__PullObjects *m)
 {
     /* Objects of other owners that are not here: their owner may hold them
      * in its memory only, or be gone (owner_relay.h). */
-    for (size_t i = 0; i < m->n_object_ids && i < MSG_STORE_MAX_IDS; i++) {
+    for (size_t i = 0; i < m->n_object_ids && i < OREL_PER_REQUEST; i++) {
         object_id_t id;
         if (m->object_ids[i].len != OBJECT_ID_SIZE)
             continue;

@@ -26,6 +26,7 @@
 #define QUERY_MAX_MS 15000 /* a query ends after this (its askers ask again) */
 #define MAX_WAITERS  8     /* clients told of a lost object per query */
 #define MAX_NODES    1024  /* raylets asked per query */
+#define MAX_QUERIES  1024  /* queries at once: more borrowed gets wait for a slot */
 
 typedef struct query {
     uint64_t id; /* our req_id in the requests we send */
@@ -54,6 +55,8 @@ struct owner_relay {
     orel_env env;
     plasma_client *pc; /* creates the copies of inline values */
     query *queries;
+    int nqueries;
+    bool warned_full;
     uint64_t next_id;
     struct event *tick;
 };
@@ -272,9 +275,17 @@ static void on_reply(owner_relay *r, const node_id_t *from, const Rpc__OwnerRepl
 
 static query *start(owner_relay *r, const object_id_t *oid, uint32_t op)
 {
+    if (r->nqueries >= MAX_QUERIES) {
+        if (!r->warned_full)
+            log_warn("%d requests to owners in flight: more wait (asked again by their gets)",
+                     r->nqueries);
+        r->warned_full = true;
+        return NULL;
+    }
     query *q = calloc(1, sizeof(*q));
     if (q == NULL)
         return NULL;
+    r->nqueries++;
     q->id = ++r->next_id;
     q->oid = *oid;
     q->op = op;
@@ -294,6 +305,9 @@ static void finish(owner_relay *r, query *q)
         r->queries = q->next;
     if (q->next)
         q->next->prev = q->prev;
+    r->nqueries--;
+    if (r->nqueries < MAX_QUERIES / 2)
+        r->warned_full = false;
     free(q->asked);
     free(q->answered);
     free(q);

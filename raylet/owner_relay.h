@@ -40,6 +40,11 @@
 enum { OREL_GET = 0, OREL_BORROW = 1, OREL_UNBORROW = 2 }; /* OwnerRequest.op */
 enum { OREL_INLINE = 0, OREL_IN_STORE = 1, OREL_PENDING = 2, OREL_NOT_HERE = 3 }; /* .state */
 
+/* A client's request asks owners about at most this many of its ids (the
+ * rest on its next request): a hostile client cannot make the relay scan
+ * or remember much. */
+#define OREL_PER_REQUEST 256
+
 typedef struct owner_relay owner_relay;
 
 typedef struct orel_env {

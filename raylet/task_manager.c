@@ -656,8 +656,15 @@ void tm_tasks_given_back(task_manager *tm, worker *w, const Rpc__TasksGivenBack 
 {
     for (size_t i = 0; i < m->n_task_ids; i++) {
         rtask *t = tm__find(tm, m->task_ids[i].data, m->task_ids[i].len);
-        if (t && t->state == T_DISPATCHED && t->w == w)
+        if (t && t->state == T_DISPATCHED && t->w == w) {
             lease_take_back(tm->lm, t);
+            if (t->cancel_asked && t->state == T_READY) {
+                /* Given back before the worker read our cancel of it. */
+                lease_dequeue(tm->lm, t);
+                report(tm, t, RAYC_ECANCELLED, "%s: cancelled", t->msg->spec->function);
+                tm__free_task(tm, t);
+            }
+        }
     }
     tm_schedule(tm);
 }
