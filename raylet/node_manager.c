@@ -230,8 +230,7 @@ static void pull_for_client(node_manager *nm, client *cl, Rpc__PullObjects *m)
         if (m->object_ids[i].len != OBJECT_ID_SIZE)
             continue;
         memcpy(id.b, m->object_ids[i].data, OBJECT_ID_SIZE);
-        /* (A pull under way was asked about when it started.) */
-        if (plasma_object_state(nm->store, &id, NULL) == PLASMA_ABSENT && !om_pulling(nm->om, &id))
+        if (plasma_object_state(nm->store, &id, NULL) == PLASMA_ABSENT)
             orel_get(nm->orel, cl, &id);
     }
     int nview = 0;

@@ -27,6 +27,7 @@
 #define MAX_WAITERS  8     /* clients told of a lost object per query */
 #define MAX_NODES    1024  /* raylets asked per query */
 #define MAX_QUERIES  1024  /* queries at once: more borrowed gets wait for a slot */
+#define CACHE_SIZE   64    /* owners' nodes remembered (by tag), replaced round robin */
 
 typedef struct query {
     uint64_t id; /* our req_id in the requests we send */
@@ -54,6 +55,11 @@ struct owner_relay {
     node_id_t self;
     orel_env env;
     plasma_client *pc; /* creates the copies of inline values */
+    struct {
+        uint8_t tag[ID_OWNER_TAG_SIZE];
+        node_id_t node;
+    } cache[CACHE_SIZE]; /* where owners answered from (a get asks again every slice) */
+    int ncache, cache_next;
     query *queries;
     int nqueries;
     bool warned_full;
@@ -98,11 +104,40 @@ static void ask_node(owner_relay *r, query *q, const node_id_t *node)
     conn_send(c, MSG_OWNER_REQUEST, &m.base);
 }
 
-/* Ask the owner: on the node it was found on, here, or (not found yet, or
- * gone from here) every other live raylet. */
+static int cache_find(const owner_relay *r, const object_id_t *oid)
+{
+    for (int i = 0; i < r->ncache; i++)
+        if (memcmp(r->cache[i].tag, oid->b, ID_OWNER_TAG_SIZE) == 0)
+            return i;
+    return -1;
+}
+
+static void cache_put(owner_relay *r, const object_id_t *oid, const node_id_t *node)
+{
+    int i = cache_find(r, oid);
+    if (i < 0) {
+        i = r->ncache < CACHE_SIZE ? r->ncache++ : r->cache_next;
+        r->cache_next = (i + 1) % CACHE_SIZE;
+        memcpy(r->cache[i].tag, oid->b, ID_OWNER_TAG_SIZE);
+    }
+    r->cache[i].node = *node;
+}
+
+/* Ask the owner: on the node it was found on (by this query, or by an
+ * earlier one of the same owner while that node lives), here, or (not
+ * found yet, or gone) every other live raylet. */
 static void ask(owner_relay *r, query *q)
 {
     q->asked_ms = now_ms();
+    int ci = q->owner_known ? -1 : cache_find(r, &q->oid);
+    if (ci >= 0) {
+        const view_node *v = gs_view_node(r->env.gs, &r->cache[ci].node);
+        if (v && v->alive) {
+            q->owner_known = true;
+            q->owner_local = false;
+            q->owner_node = r->cache[ci].node;
+        }
+    }
     if (q->owner_known && !q->owner_local) {
         ask_node(r, q, &q->owner_node);
         return;
@@ -239,6 +274,10 @@ static void on_reply(owner_relay *r, const node_id_t *from, const Rpc__OwnerRepl
     if (m->state == OREL_NOT_HERE) {
         if (q->owner_known && from && memcmp(from->b, q->owner_node.b, NODE_ID_SIZE) == 0) {
             q->owner_known = false; /* the owner left that node: look everywhere */
+            int ci = cache_find(r, &q->oid);
+            if (ci >= 0)
+                r->cache[ci] = r->cache[--r->ncache];
+            r->cache_next = r->ncache < CACHE_SIZE ? 0 : r->cache_next;
             ask(r, q);
             return;
         }
@@ -251,8 +290,10 @@ static void on_reply(owner_relay *r, const node_id_t *from, const Rpc__OwnerRepl
     }
     q->owner_known = true;
     q->owner_local = from == NULL;
-    if (from)
+    if (from) {
         q->owner_node = *from;
+        cache_put(r, &q->oid, from);
+    }
     int code = m->status ? m->status->code : 0;
     const char *text = m->status && m->status->message ? m->status->message : "";
     if (code != 0) {
@@ -327,8 +368,10 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         } else if (q->retry_ms && now >= q->retry_ms) {
             q->retry_ms = 0;
             ask(r, q);
-        } else if (!q->owner_known && !q->retry_ms) {
-            if (nobody_left(r, q))
+        } else if (!q->retry_ms) {
+            /* Silent: the owner (or its client) may just have gone, and a
+             * request to a closing connection is dropped: ask again. */
+            if (!q->owner_known && nobody_left(r, q))
                 owner_died(r, q);
             else if (now - q->asked_ms > REASK_MS)
                 ask(r, q);
