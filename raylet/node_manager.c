@@ -521,6 +521,12 @@ static bool om_node_alive(void *ctx, const node_id_t *node)
     return v != NULL && v->alive;
 }
 
+static void om_no_holder(void *ctx, const object_id_t *id)
+{
+    node_manager *nm = ctx;
+    orel_get(nm->orel, NULL, id); /* a task's argument may be a borrowed inline object */
+}
+
 static void orel_keep_pulling(void *ctx, const object_id_t *id)
 {
     node_manager *nm = ctx;
@@ -634,7 +640,7 @@ static int init_components(node_manager *nm, char *err, size_t errlen)
     nm->odir = odir_new(base, cfg, &nm->node_id, nm->gs, nm->peers);
     nm->clients = creg_new(base, cfg, nm->store, &nm->node_id, &client_hooks, nm);
     nm->jobs = jt_new(nm->base, cfg, nm->gs, on_job_change, nm);
-    om_env oe = {om_peer, om_node_alive, om_gcs_call, nm};
+    om_env oe = {om_peer, om_node_alive, om_gcs_call, nm, om_no_holder};
     nm->om = om_new(base, cfg, nm->store, &nm->node_id, &oe);
     orel_env re = {nm->clients, nm->gs, nm->store, om_peer, orel_keep_pulling, nm};
     nm->orel = orel_new(base, &nm->node_id, &re);

@@ -39,6 +39,10 @@ typedef struct {
     /* A GCS request (GetObjectLocations): 0, or -1 with cb not called. */
     int (*gcs_call)(void *ctx, uint16_t type, ProtobufCMessage *req, gs_reply_cb cb, void *arg);
     void *ctx;
+    /* Optional: the directory knows no holder of id (once per pull). The
+     * object may live in its owner's memory only (a borrowed ref,
+     * owner_relay.h): a copy made here meanwhile ends the pull well. */
+    void (*no_holder)(void *ctx, const object_id_t *id);
 } om_env;
 
 /* status: RAYC_OK (the object is sealed in the local store), or

@@ -382,7 +382,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 
 void orel_get(owner_relay *r, client *cl, const object_id_t *id)
 {
-    if (id_owner_tag_matches(id->b, &cl->id))
+    if (cl && id_owner_tag_matches(id->b, &cl->id))
         return; /* its own object: nothing to ask */
     query *q = r->queries;
     while (q && (q->from_client || q->op != OREL_GET || memcmp(q->oid.b, id->b, OBJECT_ID_SIZE)))
@@ -390,9 +390,9 @@ void orel_get(owner_relay *r, client *cl, const object_id_t *id)
     bool fresh = q == NULL;
     if (fresh && (q = start(r, id, OREL_GET)) == NULL)
         return;
-    bool known = false;
-    for (int i = 0; i < q->nwaiters; i++)
-        known |= memcmp(q->waiters[i].b, cl->id.b, WORKER_ID_SIZE) == 0;
+    bool known = cl == NULL; /* a pull's: its own failure tells its waiters */
+    for (int i = 0; !known && i < q->nwaiters; i++)
+        known = memcmp(q->waiters[i].b, cl->id.b, WORKER_ID_SIZE) == 0;
     if (!known && q->nwaiters < MAX_WAITERS)
         q->waiters[q->nwaiters++] = cl->id;
     if (fresh) {

@@ -64,8 +64,9 @@ owner_relay *orel_new(struct event_base *base, const node_id_t *self, const orel
 /* NULL-safe. Pending queries end without telling anyone. */
 void orel_free(owner_relay *r);
 
-/* Client cl waits for object id, which is not in this node's store: find
- * its owner (one query per object; later askers join it). */
+/* Client cl (NULL: a pull that found no holder) waits for object id, which
+ * is not in this node's store: find its owner (one query per object; later
+ * askers join it). */
 void orel_get(owner_relay *r, client *cl, const object_id_t *id);
 /* Frames OWNER_REQUEST and OWNER_REPLY from a local client or (from != NULL)
  * a peer raylet. Malformed ones are dropped. */

@@ -350,6 +350,36 @@ static int hold_ref(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
 }
 RAYC_REMOTE(hold_ref)
 
+/* pass_ref(ref_bytes, seed, node_hex): passes a ref it does not own on to
+ * check(RAYC_REF(ref), seed) pinned to node node_hex and returns its result
+ * (a borrowed ref as a task's argument). */
+static int pass_ref(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
+{
+    rayc_ref r;
+    char node[128];
+    if (nargs != 3 || arg_ref(&args[0], &r) != 0)
+        return rayc_fail(ctx, "pass_ref(ref_bytes, seed, node_hex)");
+    arg_str(&args[2], node, sizeof(node));
+    rayc_arg a[] = {RAYC_REF(r), RAYC_VAL(args[1].data, args[1].size)};
+    rayc_task_opts o = {
+        .num_returns = 2, .strategy = RAYC_SCHED_NODE, .node_id = node, .max_retries = -1};
+    rayc_ref out[2];
+    if (rayc_submit("check", a, 2, &o, out) != 0)
+        return rayc_fail(ctx, "submit: %s", rayc_last_error());
+    rayc_value v;
+    int rc = rayc_get(&out[0], 1, &v, 60000);
+    if (rc == 0)
+        rc = rayc_return(ctx, 0, v.data, v.size);
+    else
+        rc = rayc_fail(ctx, "check: %s: %s", rayc_strerror(rc),
+                       v.error ? v.error : rayc_last_error());
+    rayc_value_release(&v);
+    rayc_ref_release(out[0]);
+    rayc_ref_release(out[1]);
+    return rc;
+}
+RAYC_REMOTE(pass_ref)
+
 /* put_keep(size, seed): puts two objects, pattern(seed) and pattern(seed +
  * 1) of size bytes, and keeps their refs (this worker owns them until it
  * dies); returns both refs' bytes and this worker's pid (int64). */

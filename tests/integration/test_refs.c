@@ -372,3 +372,32 @@ Test(refs, borrower_retain_keeps_object_until_released)
               "after the borrower released it, a get still does not say it was freed: %s", fa.msg);
     driver_shutdown();
 }
+
+/* Issue 12 item 1: a task that does not own a small ref passes it on to
+ * another task as a RAYC_REF argument: that task's node finds no holder in
+ * the directory and asks the owner, whose value becomes its argument. */
+Test(refs, borrowed_ref_passed_on_as_a_task_argument)
+{
+    harness_cluster c;
+    cluster(&c, 2);
+    uint8_t buf[1000];
+    uint64_t seed = 55;
+    pattern_fill(buf, sizeof(buf), seed);
+    rayc_ref r;
+    cr_assert_eq(rayc_put(buf, sizeof(buf), &r), RAYC_OK);
+    const char *node = c.raylets[1].node_id;
+    rayc_arg a[] = {RAYC_VAL(&r, sizeof(r)), RAYC_VAL(&seed, sizeof(seed)),
+                    RAYC_VAL(node, strlen(node) + 1)};
+    rayc_ref out = submit_on("pass_ref", a, 3, node);
+    rayc_value v;
+    int rc = rayc_get(&out, 1, &v, LONG_MS);
+    cr_assert_eq(rc, RAYC_OK, "pass_ref: %s (%s)", rayc_strerror(rc), v.error ? v.error : "");
+    uint64_t got = 0;
+    cr_assert_eq(v.size, 8);
+    memcpy(&got, v.data, 8);
+    cr_assert_eq(got, sizeof(buf) * 1000003ULL + seed, "the argument arrived changed");
+    rayc_value_release(&v);
+    rayc_ref_release(out);
+    rayc_ref_release(r);
+    driver_shutdown();
+}
