@@ -148,7 +148,14 @@ static void *service_main(void *arg)
     struct timespec ts = {0, BORROW_SERVICE_MS * 1000000L};
     while (!__atomic_load_n(&c->owner_svc_stop, __ATOMIC_ACQUIRE)) {
         nanosleep(&ts, NULL);
-        if (cw_conn_pump(c->raylet, 0) != 0)
+        /* Not while a stream is open: reading would take in (and
+         * acknowledge) items the program has not asked for, and a stream
+         * must hold its generator at the flow-control window while the
+         * program reads nothing (docs/generators.md). */
+        pthread_mutex_lock(&c->mu);
+        bool streams = c->tasks && tsub_has_streams(c->tasks);
+        pthread_mutex_unlock(&c->mu);
+        if (!streams && cw_conn_pump(c->raylet, 0) != 0)
             break;
     }
     return NULL;

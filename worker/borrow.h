@@ -27,8 +27,10 @@ void borrow_unregister(core_t *c, const object_id_t *id);
  * raylet connection (leader/follower, cw_conn.h), which may be never while
  * the program computes. The service thread reads what waits whenever no
  * other thread does, every BORROW_SERVICE_MS (a worker's executor and
- * watcher read already). Start returns 0 or -1 (then owners answer only
- * inside calls); stop joins it (NULL-safe, idempotent). */
+ * watcher read already), except while a generator's stream is open (its
+ * flow control counts on the program's reads): then owner requests are
+ * answered inside the program's calls only. Start returns 0 or -1 (then
+ * owners answer only inside calls); stop joins it (NULL-safe, idempotent). */
 #define BORROW_SERVICE_MS 20
 int borrow_service_start(core_t *c);
 void borrow_service_stop(core_t *c);
