@@ -302,12 +302,12 @@ static void on_reply(owner_relay *r, const node_id_t *from, const Rpc__OwnerRepl
         answer_client(r, q, 0, NULL);
     } else if (m->state == OREL_INLINE) {
         store_copy(r, q, &m->data, &m->owner_id);
-    } else {
+    } else if (m->state == OREL_PENDING) {
+        /* Not made yet: the pull must not give up for want of a holder. (In
+         * a store: the pull finds it, or finds it lost, on its own.) */
         r->env.keep_pulling(r->env.ctx, &q->oid);
-        if (m->state == OREL_PENDING) {
-            q->retry_ms = now_ms() + PENDING_MS;
-            return;
-        }
+        q->retry_ms = now_ms() + PENDING_MS;
+        return;
     }
     finish(r, q);
 }

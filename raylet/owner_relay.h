@@ -16,7 +16,8 @@
  * A get query (orel_get, from a client's pull) ends when the owner answers:
  * an inline value becomes a secondary copy in this node's store (the owner
  * frees it with the object), which wakes the client's get; a value in a
- * store leaves the work to the pull (kept alive meanwhile); "freed" or "no
+ * store leaves the work to the pull; one not made yet keeps the pull alive
+ * and is asked about again; "freed" or "no
  * owner anywhere" (every live raylet said so, or died) is told to the
  * waiting clients as ObjectLost ("freed by its owner", "owner <tag> died").
  * A borrow or unborrow from a client is relayed the same way and its answer
@@ -53,7 +54,7 @@ typedef struct orel_env {
     plasma_store *store;
     /* A connection to a peer raylet, or NULL. */
     conn *(*peer)(void *ctx, const node_id_t *node);
-    /* The owner will make the object or has it in a store: a pull of it
+    /* The owner will make the object (a task still runs): a pull of it
      * here must not give up for want of a holder yet. */
     void (*keep_pulling)(void *ctx, const object_id_t *id);
     void *ctx;
