@@ -359,6 +359,7 @@ static void client_frame(void *arg, client *cl, uint16_t type, ProtobufCMessage 
         Rpc__DeleteObjects *del = (Rpc__DeleteObjects *)msg;
         plasma_handle(nm->store, cl->pc, type, msg);
         odir_free_everywhere(nm->odir, &cl->id, del->object_ids, del->n_object_ids);
+        orel_owner_deleted(nm->orel, cl, del->object_ids, del->n_object_ids);
         return;
     }
     case MSG_OWNER_REQUEST:

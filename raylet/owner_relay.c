@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "id_map.h"
 #include "log.h"
 #include "rayc.h"
 #include "util.h"
@@ -28,6 +29,8 @@
 #define MAX_NODES    1024  /* raylets asked per query */
 #define MAX_QUERIES  1024  /* queries at once: more borrowed gets wait for a slot */
 #define CACHE_SIZE   64    /* owners' nodes remembered (by tag), replaced round robin */
+#define LENT_MAX     4096  /* inline values sent to other nodes remembered (oldest go) */
+#define LENT_NODES   4     /* nodes remembered per value */
 
 typedef struct query {
     uint64_t id; /* our req_id in the requests we send */
@@ -50,6 +53,17 @@ typedef struct query {
     struct query *prev, *next;
 } query;
 
+/* An inline value a local owner sent to other nodes (which keep it as a
+ * copy): when the owner frees it, those copies are deleted at once, even
+ * before the directory has heard of them. */
+typedef struct lent {
+    object_id_t id;
+    node_id_t nodes[LENT_NODES];
+    int nnodes;
+    id_node hnode;
+    struct lent *older, *newer;
+} lent;
+
 struct owner_relay {
     struct event_base *base;
     node_id_t self;
@@ -60,6 +74,8 @@ struct owner_relay {
         node_id_t node;
     } cache[CACHE_SIZE]; /* where owners answered from (a get asks again every slice) */
     int ncache, cache_next;
+    id_map lent_map; /* lent by object id */
+    lent *oldest, *newest;
     query *queries;
     int nqueries;
     bool warned_full;
@@ -428,6 +444,71 @@ static void relay_request(owner_relay *r, const node_id_t *from, Rpc__OwnerReque
     conn_send(c, MSG_OWNER_REPLY, &rep.base);
 }
 
+/* ---------------------------------------------------------------- lent values */
+
+static void lent_unlink(owner_relay *r, lent *l)
+{
+    id_map_remove(&r->lent_map, &l->hnode);
+    if (l->older)
+        l->older->newer = l->newer;
+    else
+        r->oldest = l->newer;
+    if (l->newer)
+        l->newer->older = l->older;
+    else
+        r->newest = l->older;
+    free(l);
+}
+
+static void lent_add(owner_relay *r, const object_id_t *id, const node_id_t *to)
+{
+    lent *l = ID_MAP_ENTRY(id_map_find(&r->lent_map, id->b), lent, hnode);
+    if (l == NULL) {
+        if (r->lent_map.count >= LENT_MAX)
+            lent_unlink(r, r->oldest);
+        if ((l = calloc(1, sizeof(*l))) == NULL)
+            return;
+        l->id = *id;
+        id_map_insert(&r->lent_map, &l->hnode);
+        l->older = r->newest;
+        if (r->newest)
+            r->newest->newer = l;
+        else
+            r->oldest = l;
+        r->newest = l;
+    }
+    for (int i = 0; i < l->nnodes; i++)
+        if (memcmp(l->nodes[i].b, to->b, NODE_ID_SIZE) == 0)
+            return;
+    if (l->nnodes < LENT_NODES)
+        l->nodes[l->nnodes++] = *to;
+    else
+        l->nodes[LENT_NODES - 1] = *to; /* the rest are found through the directory */
+}
+
+void orel_owner_deleted(owner_relay *r, const client *cl, const ProtobufCBinaryData *ids, size_t n)
+{
+    for (size_t i = 0; i < n && r->lent_map.count > 0; i++) {
+        if (ids[i].len != OBJECT_ID_SIZE || !id_owner_tag_matches(ids[i].data, &cl->id))
+            continue; /* only its owner frees an object */
+        lent *l = ID_MAP_ENTRY(id_map_find(&r->lent_map, ids[i].data), lent, hnode);
+        if (l == NULL)
+            continue;
+        Rpc__DeleteObjects del = RPC__DELETE_OBJECTS__INIT;
+        ProtobufCBinaryData one = {OBJECT_ID_SIZE, l->id.b};
+        del.n_object_ids = 1;
+        del.object_ids = &one;
+        for (int k = 0; k < l->nnodes; k++) {
+            conn *c = r->env.peer(r->env.ctx, &l->nodes[k]);
+            if (c)
+                conn_send(c, MSG_DELETE_OBJECTS, &del.base);
+        }
+        lent_unlink(r, l);
+    }
+}
+
+/* ---------------------------------------------------------------- frames (clients) */
+
 void orel_client_frame(owner_relay *r, client *cl, uint16_t type, ProtobufCMessage *msg)
 {
     if (type == MSG_OWNER_REQUEST) {
@@ -464,6 +545,12 @@ void orel_client_frame(owner_relay *r, client *cl, uint16_t type, ProtobufCMessa
         conn *c = r->env.peer(r->env.ctx, &to);
         if (c)
             conn_send(c, MSG_OWNER_REPLY, &m->base);
+        if (c && m->state == OREL_INLINE && (m->status == NULL || m->status->code == 0) &&
+            m->object_id.len == OBJECT_ID_SIZE) {
+            object_id_t oid;
+            memcpy(oid.b, m->object_id.data, OBJECT_ID_SIZE);
+            lent_add(r, &oid, &to);
+        }
     } else {
         on_reply(r, NULL, m);
     }
@@ -511,7 +598,8 @@ owner_relay *orel_new(struct event_base *base, const node_id_t *self, const orel
     r->env = *env;
     r->pc = plasma_client_new(env->store, NULL);
     r->tick = evtimer_new(base, on_tick, r);
-    if (r->pc == NULL || r->tick == NULL) {
+    if (r->pc == NULL || r->tick == NULL ||
+        id_map_init(&r->lent_map, ID_MAP_KEY_OFF(lent, hnode, id), OBJECT_ID_SIZE, 64) != 0) {
         orel_free(r);
         return NULL;
     }
@@ -524,6 +612,9 @@ void orel_free(owner_relay *r)
         return;
     while (r->queries)
         finish(r, r->queries);
+    while (r->oldest)
+        lent_unlink(r, r->oldest);
+    id_map_destroy(&r->lent_map);
     if (r->tick)
         event_free(r->tick);
     if (r->pc)

@@ -73,6 +73,11 @@ void orel_get(owner_relay *r, client *cl, const object_id_t *id);
  * a peer raylet. Malformed ones are dropped. */
 void orel_client_frame(owner_relay *r, client *cl, uint16_t type, ProtobufCMessage *msg);
 void orel_peer_frame(owner_relay *r, const node_id_t *from, uint16_t type, ProtobufCMessage *msg);
+/* Local client cl freed these objects (DeleteObjects): the copies of the
+ * inline values it owns and sent to other nodes through us are deleted
+ * there at once (the directory may not know of them yet). Cheap when
+ * nothing was lent. */
+void orel_owner_deleted(owner_relay *r, const client *cl, const ProtobufCBinaryData *ids, size_t n);
 /* A node died: queries that waited for its answer may now be complete. */
 void orel_node_died(owner_relay *r, const node_id_t *node);
 
