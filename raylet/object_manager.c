@@ -879,11 +879,6 @@ void om_pull(object_manager *om, const object_id_t *id, const node_id_t *hint, o
     next_source(p);
 }
 
-bool om_pulling(const object_manager *om, const object_id_t *id)
-{
-    return pull_find(om, id) != NULL;
-}
-
 void om_keep(object_manager *om, const object_id_t *id)
 {
     pull *p = pull_find(om, id);

@@ -61,8 +61,6 @@ void om_shutdown(object_manager *om);
  * object is already sealed here, cb runs at once with RAYC_OK. */
 void om_pull(object_manager *om, const object_id_t *id, const node_id_t *hint, om_done_cb cb,
              void *arg);
-/* A pull of id is under way. */
-bool om_pulling(const object_manager *om, const object_id_t *id);
 /* The object's owner says it exists or will (a borrowed ref, owner_relay.h):
  * a pull of it waits LOOKUP_BUDGET_MS more for a holder before it gives up. */
 void om_keep(object_manager *om, const object_id_t *id);
