@@ -264,13 +264,15 @@ static int count_flaky(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
 }
 RAYC_REMOTE(count_flaky)
 
-/* own_endless(node_hex, path, k): a task that owns a generator: submits
- * endless(8, path, 20) pinned to node node_hex, takes k items, then kills
- * its own worker (SIGKILL): the generator's owner dies mid-stream. */
+/* own_endless(node_hex, path, k [, wait]): a task that owns a generator:
+ * submits endless(8, path, 20) pinned to node node_hex, takes k items, then
+ * kills its own worker (SIGKILL): the generator's owner dies mid-stream.
+ * With wait != 0 it appends "owner waits" and sleeps instead (a test kills
+ * its node). */
 static int own_endless(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
 {
-    if (nargs != 3)
-        return rayc_fail(ctx, "own_endless(node_hex, path, k)");
+    if (nargs != 3 && nargs != 4)
+        return rayc_fail(ctx, "own_endless(node_hex, path, k [, wait])");
     char node[128], path[512];
     arg_str(&args[0], node, sizeof(node));
     arg_str(&args[1], path, sizeof(path));
@@ -285,6 +287,11 @@ static int own_endless(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
         rayc_ref r;
         if (rayc_stream_next(s, &r, -1) != 0)
             return rayc_fail(ctx, "stream: %s", rayc_last_error());
+    }
+    if (arg_u64(args, nargs, 3, 0)) { /* wait: its node is to die under it */
+        append_line(path, "owner waits\n");
+        for (;;)
+            nap_ms(1000);
     }
     append_line(path, "owner dies\n");
     kill(getpid(), SIGKILL);

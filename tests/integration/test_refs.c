@@ -401,3 +401,44 @@ Test(refs, borrowed_ref_passed_on_as_a_task_argument)
     rayc_ref_release(r);
     driver_shutdown();
 }
+
+struct dead_arg {
+    const harness_cluster *c;
+    const char *node;
+};
+
+static bool node_dead(void *arg)
+{
+    struct dead_arg *a = arg;
+    return harness_node_state(a->c, a->node) == RPC__NODE_STATE__NODE_DEAD;
+}
+
+/* Issue 11: the generator's owner dies with its node (the raylet there is
+ * killed): the raylet running the generator learns of the node's death and
+ * stops it at its next yield. */
+Test(refs, generator_stops_when_its_owners_node_dies)
+{
+    harness_cluster c;
+    cluster(&c, 2);
+    char path[HARNESS_PATH];
+    test_file(path, "endless");
+    uint64_t k = 3, wait = 1;
+    const char *gen_node = c.raylets[0].node_id;
+    rayc_arg a[] = {RAYC_VAL(gen_node, strlen(gen_node) + 1), RAYC_VAL(path, strlen(path) + 1),
+                    RAYC_VAL(&k, sizeof(k)), RAYC_VAL(&wait, sizeof(wait))};
+    rayc_task_opts o = {
+        .strategy = RAYC_SCHED_NODE, .node_id = c.raylets[1].node_id, .max_retries = -1};
+    rayc_ref owner;
+    cr_assert_eq(rayc_submit("own_endless", a, 4, &o, &owner), RAYC_OK, "%s", rayc_last_error());
+    struct lines_arg la = {path, "owner waits", 1};
+    cr_assert(harness_wait_until(has_lines, &la, SLACK_MS), "the owner did not take its items");
+    harness_kill9(c.raylets[1].proc);
+    struct dead_arg d = {&c, c.raylets[1].node_id};
+    cr_assert(harness_wait_until(node_dead, &d, SLACK_MS + c.health_timeout_ms),
+              "the owner's node is not DEAD");
+    struct lines_arg st = {path, "stopped", 1};
+    cr_assert(harness_wait_until(has_lines, &st, SLACK_MS),
+              "the generator still runs after its owner's node died");
+    rayc_ref_release(owner);
+    driver_shutdown();
+}
