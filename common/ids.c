@@ -155,12 +155,56 @@ static uint64_t next_unique(void)
     return z ^ (z >> 31);
 }
 
+/* The owner tag of this process (0: none set) and its task counter. */
+static uint32_t owner_tag;
+static uint32_t owner_counter;
+
+void id_set_owner(const worker_id_t *w)
+{
+    uint32_t tag;
+    memcpy(&tag, w->b, sizeof(tag));
+    __atomic_store_n(&owner_counter, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&owner_tag, tag, __ATOMIC_RELEASE);
+}
+
+bool id_owner_tag_matches(const void *id, const worker_id_t *w)
+{
+    return memcmp(id, w->b, ID_OWNER_TAG_SIZE) == 0;
+}
+
+/* The unique part of a task id: the owner's tag and its counter once the
+ * process has one, else 8 random bytes. */
+static void unique_part(uint8_t out[8])
+{
+    uint32_t tag = __atomic_load_n(&owner_tag, __ATOMIC_ACQUIRE);
+    if (tag == 0) {
+        uint64_t u = next_unique();
+        memcpy(out, &u, 8);
+        return;
+    }
+    uint32_t n = __atomic_add_fetch(&owner_counter, 1, __ATOMIC_RELAXED);
+    if (n == 0) /* 2^32 tasks later: 0 is the put task's; skip it */
+        n = __atomic_add_fetch(&owner_counter, 1, __ATOMIC_RELAXED);
+    memcpy(out, &tag, 4);
+    put_be32(out + 4, n);
+}
+
 task_id_t task_id_for_actor(const actor_id_t *actor)
 {
     task_id_t t;
-    uint64_t u = next_unique();
-    memcpy(t.b, &u, 8);
+    unique_part(t.b);
     memcpy(t.b + 8, actor->b, ACTOR_ID_SIZE);
+    return t;
+}
+
+task_id_t task_id_for_puts(job_id_t job)
+{
+    task_id_t t;
+    actor_id_t a = nil_actor(job);
+    uint32_t tag = __atomic_load_n(&owner_tag, __ATOMIC_ACQUIRE);
+    memcpy(t.b, &tag, 4);
+    memset(t.b + 4, 0, 4);
+    memcpy(t.b + 8, a.b, ACTOR_ID_SIZE);
     return t;
 }
 

@@ -66,6 +66,19 @@ worker_id_t worker_id_random(void);
 actor_id_t actor_id_random(job_id_t job);
 job_id_t actor_id_job(const actor_id_t *a);
 
+/* Owner tags (docs/objects.md, "Borrowing"). Once a process has called
+ * id_set_owner with its worker id, the unique part of each task id it makes
+ * is that id's first ID_OWNER_TAG_SIZE bytes (its owner tag) and a counter,
+ * so every object id it owns (returns of its tasks, its puts) starts with
+ * its tag: any process can find the owner of a ref from the ref alone. */
+#define ID_OWNER_TAG_SIZE 4
+void id_set_owner(const worker_id_t *w);
+/* The object or task id starts with w's owner tag. */
+bool id_owner_tag_matches(const void *id, const worker_id_t *w);
+/* The task id this process's puts are numbered from (tag, zero counter):
+ * object_id_for_put(&t, i). Before id_set_owner the tag part is zero. */
+task_id_t task_id_for_puts(job_id_t job);
+
 /* A fresh task id for a normal task (actor part = nil actor of the job) or an
  * actor task (actor part = the actor). */
 task_id_t task_id_random(job_id_t job);

@@ -110,7 +110,9 @@
     X(150, COMMIT_BUNDLES, commit_bundles)                           \
     X(151, RETURN_BUNDLES, return_bundles)                           \
     X(160, LOG_REQUEST, log_request)                                 \
-    X(161, LOG_REPLY, log_reply)
+    X(161, LOG_REPLY, log_reply)                                     \
+    X(170, OWNER_REQUEST, owner_request)                             \
+    X(171, OWNER_REPLY, owner_reply)
 /* clang-format on */
 
 enum msg_type {

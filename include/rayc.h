@@ -116,6 +116,11 @@ RAYC_PUBLIC void rayc_value_release(rayc_value *v);
 /* Returns how many are ready (>= 0), or a negative code. */
 RAYC_PUBLIC int rayc_wait(const rayc_ref *refs, size_t n, size_t num_returns, int64_t timeout_ms,
                           int *ready /* n flags out */);
+/* One more reference. On a ref this process does not own (its bytes came
+ * from elsewhere), the first retain also registers it with the object's
+ * owner as a borrower, waiting for the owner's answer: the owner keeps the
+ * object until the last borrower's references are released too
+ * (docs/objects.md, "Borrowing"). */
 RAYC_PUBLIC void rayc_ref_retain(rayc_ref ref);
 RAYC_PUBLIC void
 rayc_ref_release(rayc_ref ref); /* each ref an API call hands you is one reference you own */

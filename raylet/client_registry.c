@@ -46,6 +46,14 @@ client *creg_by_worker(client_registry *reg, const worker_id_t *id)
     return NULL;
 }
 
+client *creg_by_owner_tag(client_registry *reg, const object_id_t *id)
+{
+    for (client *cl = reg->clients; cl; cl = cl->next)
+        if (cl->pc && id_owner_tag_matches(id->b, &cl->id))
+            return cl;
+    return NULL;
+}
+
 client *creg_driver_of_job(client_registry *reg, uint32_t job_id)
 {
     for (client *cl = reg->clients; cl; cl = cl->next)

@@ -78,6 +78,9 @@ void creg_accept(client_registry *reg, int fd, conn_gate *gate);
 
 /* The registered client with this worker id, or NULL. */
 client *creg_by_worker(client_registry *reg, const worker_id_t *id);
+/* The registered client whose owner tag starts object (or task) id id: the
+ * id's owner, if it is here (ids.h). NULL if none. */
+client *creg_by_owner_tag(client_registry *reg, const object_id_t *id);
 /* The local driver of a job, or NULL. */
 client *creg_driver_of_job(client_registry *reg, uint32_t job_id);
 /* Send msg to every registered client. */

@@ -595,7 +595,7 @@ void lease_worker_died(lease_mgr *lm, worker *w)
         pipeline_remove(l, t);
         t->w = NULL;
         char msg[512];
-        if (t->cancelled) {
+        if (t->cancelled || t->cancel_asked) {
             snprintf(msg, sizeof(msg), "%s: cancelled", t->msg->spec->function);
             lm->env.fail(lm->env.ctx, t, RAYC_ECANCELLED, msg);
         } else if (l->oom[0]) {

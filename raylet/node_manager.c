@@ -11,6 +11,7 @@
  *   object_directory -> peers
  */
 #include "node_manager.h"
+#include "owner_relay.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -74,6 +75,7 @@ struct node_manager {
     job_table *jobs;
     object_manager *om;
     task_manager *tm;
+    owner_relay *orel; /* borrowed refs: the way to their owners */
 
     /* memory monitor: sample every memory_monitor_refresh_ms */
     struct event *memory_ev;
@@ -131,6 +133,7 @@ static void gs_on_node_died(void *arg, const node_id_t *node)
     node_manager *nm = arg;
     peers_node_died(nm->peers, node);
     om_node_died(nm->om, node);
+    orel_node_died(nm->orel, node);
     tm_node_died(nm->tm, node);
     Rpc__NodeDied nd = RPC__NODE_DIED__INIT;
     nd.node_id.data = (uint8_t *)node->b;
@@ -239,6 +242,16 @@ static void on_client_pull_done(void *arg, const object_id_t *id, int status, co
  * time; the rest is not pulled (logged). */
 static void pull_for_client(node_manager *nm, client *cl, Rpc__PullObjects *m)
 {
+    /* Objects of other owners that are not here: their owner may hold them
+     * in its memory only, or be gone (owner_relay.h). */
+    for (size_t i = 0; i < m->n_object_ids && i < OREL_PER_REQUEST; i++) {
+        object_id_t id;
+        if (m->object_ids[i].len != OBJECT_ID_SIZE)
+            continue;
+        memcpy(id.b, m->object_ids[i].data, OBJECT_ID_SIZE);
+        if (plasma_object_state(nm->store, &id, NULL) == PLASMA_ABSENT)
+            orel_get(nm->orel, cl, &id);
+    }
     int nview = 0;
     gs_view(nm->gs, &nview);
     if (nview <= 1)
@@ -388,8 +401,13 @@ static void client_frame(void *arg, client *cl, uint16_t type, ProtobufCMessage 
         Rpc__DeleteObjects *del = (Rpc__DeleteObjects *)msg;
         plasma_handle(nm->store, cl->pc, type, msg);
         odir_free_everywhere(nm->odir, &cl->id, del->object_ids, del->n_object_ids);
+        orel_owner_deleted(nm->orel, cl, del->object_ids, del->n_object_ids);
         return;
     }
+    case MSG_OWNER_REQUEST:
+    case MSG_OWNER_REPLY:
+        orel_client_frame(nm->orel, cl, type, msg);
+        return;
     case MSG_JOB_CONFIG:
         if (cl->role == RPC__ROLE__ROLE_DRIVER) {
             Rpc__JobConfig *jc = (Rpc__JobConfig *)msg;
@@ -451,6 +469,10 @@ static void peer_frame(void *arg, conn *c, const node_id_t *from, uint16_t type,
         return;
     case MSG_CANCEL_TASK:
         tm_cancel(nm->tm, NULL, (Rpc__CancelTask *)msg);
+        return;
+    case MSG_OWNER_REQUEST:
+    case MSG_OWNER_REPLY:
+        orel_peer_frame(nm->orel, from, type, msg);
         return;
     case MSG_WORKER_OUTPUT: {
         /* Output of a worker on that node whose job's driver is here. */
@@ -542,6 +564,18 @@ static bool om_node_alive(void *ctx, const node_id_t *node)
     node_manager *nm = ctx;
     const view_node *v = gs_view_node(nm->gs, node);
     return v != NULL && v->alive;
+}
+
+static void om_no_holder(void *ctx, const object_id_t *id)
+{
+    node_manager *nm = ctx;
+    orel_get(nm->orel, NULL, id); /* a task's argument may be a borrowed inline object */
+}
+
+static void orel_keep_pulling(void *ctx, const object_id_t *id)
+{
+    node_manager *nm = ctx;
+    om_keep(nm->om, id);
 }
 
 static int om_gcs_call(void *ctx, uint16_t type, ProtobufCMessage *req, gs_reply_cb cb, void *arg)
@@ -653,9 +687,11 @@ static int init_components(node_manager *nm, char *err, size_t errlen)
     nm->odir = odir_new(base, cfg, &nm->node_id, nm->gs, nm->peers);
     nm->clients = creg_new(base, cfg, nm->store, &nm->node_id, &client_hooks, nm);
     nm->jobs = jt_new(nm->base, cfg, nm->gs, on_job_change, nm);
-    om_env oe = {om_peer, om_node_alive, om_gcs_call, nm};
+    om_env oe = {om_peer, om_node_alive, om_gcs_call, nm, om_no_holder};
     nm->om = om_new(base, cfg, nm->store, &nm->node_id, &oe);
-    if (!nm->peers || !nm->odir || !nm->clients || !nm->jobs || !nm->om) {
+    orel_env re = {nm->clients, nm->gs, nm->store, om_peer, orel_keep_pulling, nm};
+    nm->orel = orel_new(base, &nm->node_id, &re);
+    if (!nm->peers || !nm->odir || !nm->clients || !nm->jobs || !nm->om || !nm->orel) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -864,6 +900,7 @@ void nm_free(node_manager *nm)
         close(nm->tcp_fd);
     if (nm->ready_path[0])
         unlink(nm->ready_path);
+    orel_free(nm->orel);
     om_free(nm->om);
     wpool_free(nm->pool);
     tm_free(nm->tm);

@@ -96,6 +96,7 @@ struct pull {
     node_id_t *failed; /* failed since the last lookup; skipped by the next */
     size_t nfailed, failed_cap;
     bool looked_up;      /* a lookup round has been made */
+    bool told_no_holder; /* env.no_holder was called */
     uint64_t backoff_ms; /* next delay between lookups */
     uint64_t deadline;   /* now_ms() past which no holder means lost */
     unsigned attempts;   /* PullRequests sent */
@@ -550,6 +551,10 @@ static void on_locations(void *arg, ProtobufCMessage *reply)
     }
     if (p->ncands == 0 && listed > 0)
         p->nfailed = 0; /* only failed holders are listed: retry them after the back-off */
+    if (listed == 0 && !p->told_no_holder && p->om->env.no_holder) {
+        p->told_no_holder = true;
+        p->om->env.no_holder(p->om->env.ctx, &p->id);
+    }
     next_source(p);
 }
 
@@ -1020,6 +1025,13 @@ void om_pull(object_manager *om, const object_id_t *id, const node_id_t *hint, o
     if (hint && node_usable(om, hint))
         node_add(&p->cands, &p->ncands, &p->cand_cap, hint);
     next_source(p);
+}
+
+void om_keep(object_manager *om, const object_id_t *id)
+{
+    pull *p = pull_find(om, id);
+    if (p && p->deadline < now_ms() + LOOKUP_BUDGET_MS)
+        p->deadline = now_ms() + LOOKUP_BUDGET_MS;
 }
 
 bool om_handle(object_manager *om, conn *c, uint16_t type, ProtobufCMessage *msg)

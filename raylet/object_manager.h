@@ -39,6 +39,10 @@ typedef struct {
     /* A GCS request (GetObjectLocations): 0, or -1 with cb not called. */
     int (*gcs_call)(void *ctx, uint16_t type, ProtobufCMessage *req, gs_reply_cb cb, void *arg);
     void *ctx;
+    /* Optional: the directory knows no holder of id (once per pull). The
+     * object may live in its owner's memory only (a borrowed ref,
+     * owner_relay.h): a copy made here meanwhile ends the pull well. */
+    void (*no_holder)(void *ctx, const object_id_t *id);
 } om_env;
 
 /* status: RAYC_OK (the object is sealed in the local store), or
@@ -57,6 +61,9 @@ void om_shutdown(object_manager *om);
  * object is already sealed here, cb runs at once with RAYC_OK. */
 void om_pull(object_manager *om, const object_id_t *id, const node_id_t *hint, om_done_cb cb,
              void *arg);
+/* The object's owner says it exists or will (a borrowed ref, owner_relay.h):
+ * a pull of it waits LOOKUP_BUDGET_MS more for a holder before it gives up. */
+void om_keep(object_manager *om, const object_id_t *id);
 /* Frames from a peer raylet: PULL_REQUEST, PULL_REPLY, OBJECT_CHUNK. Returns
  * false for other types. */
 bool om_handle(object_manager *om, conn *c, uint16_t type, ProtobufCMessage *msg);

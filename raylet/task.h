@@ -47,6 +47,7 @@ typedef struct rtask {
     uint32_t job_id;
     int state;           /* enum task_state */
     bool cancelled;      /* cancelled while waiting for deps or while running */
+    bool cancel_asked;   /* a soft cancel went to its worker: if that worker dies, cancelled */
     bool remote_owner;   /* forwarded here: the owner lives on owner_node */
     bool no_forward;     /* run here: never forward again (one hop) */
     bool actor_creation; /* an actor's constructor: its end goes to the GCS */

@@ -630,7 +630,10 @@ void tm_cancel(task_manager *tm, client *from, Rpc__CancelTask *m)
             wpool_kill(tm->d.pool, t->w);
         } else if (t->w->cl) {
             /* It may still wait in the worker's pipeline: the worker drops
-             * it and reports it cancelled if it has not started it. */
+             * it and reports it cancelled if it has not started it. Should
+             * the worker die first (a force-cancel of the task it runs), it
+             * is reported cancelled too, never retried (issue 12 item 3). */
+            t->cancel_asked = true;
             conn_send(t->w->cl->c, MSG_CANCEL_TASK, &m->base);
         }
         break;
@@ -659,8 +662,15 @@ void tm_tasks_given_back(task_manager *tm, worker *w, const Rpc__TasksGivenBack 
 {
     for (size_t i = 0; i < m->n_task_ids; i++) {
         rtask *t = tm__find(tm, m->task_ids[i].data, m->task_ids[i].len);
-        if (t && t->state == T_DISPATCHED && t->w == w)
+        if (t && t->state == T_DISPATCHED && t->w == w) {
             lease_take_back(tm->lm, t);
+            if (t->cancel_asked && t->state == T_READY) {
+                /* Given back before the worker read our cancel of it. */
+                lease_dequeue(tm->lm, t);
+                report(tm, t, RAYC_ECANCELLED, "%s: cancelled", t->msg->spec->function);
+                tm__free_task(tm, t);
+            }
+        }
     }
     tm_schedule(tm);
 }
@@ -709,9 +719,13 @@ static void drop_owned(task_manager *tm, const worker_id_t *owner, uint32_t job_
     }
 }
 
-/* Generators running here for an owner that is gone: nobody takes their
- * items (nor acknowledges them), so they stop at their next yield. */
-static void cancel_generators_of(task_manager *tm, const worker_id_t *owner)
+/* Generators of an owner that is gone (a local client that exited, or any
+ * owner on a node that died: owner_node): nobody takes their items (nor
+ * acknowledges them), so they stop at their next yield. Those running here
+ * are told by their worker; those forwarded to another node by that node's
+ * raylet, which tells its worker (issue 11). */
+static void cancel_generators_of(task_manager *tm, const worker_id_t *owner,
+                                 const node_id_t *owner_node)
 {
     if (tm->n_generators == 0)
         return;
@@ -719,20 +733,28 @@ static void cancel_generators_of(task_manager *tm, const worker_id_t *owner)
     id_map_iter_init(&tm->tasks, &it);
     for (id_node *n; (n = id_map_iter_next(&tm->tasks, &it)) != NULL;) {
         rtask *t = ID_MAP_ENTRY(n, rtask, hnode);
-        if (t->state != T_DISPATCHED || !t->msg->spec->streaming || t->remote_owner ||
-            t->w == NULL || t->w->cl == NULL || memcmp(t->owner.b, owner->b, WORKER_ID_SIZE) != 0)
+        if (!t->msg->spec->streaming)
+            continue;
+        if (owner_node ? !t->remote_owner || memcmp(t->owner_node.b, owner_node->b, NODE_ID_SIZE)
+                       : t->remote_owner || memcmp(t->owner.b, owner->b, WORKER_ID_SIZE))
             continue;
         Rpc__CancelTask m = RPC__CANCEL_TASK__INIT;
         m.task_id.data = t->id.b;
         m.task_id.len = TASK_ID_SIZE;
-        conn_send(t->w->cl->c, MSG_CANCEL_TASK, &m.base);
+        if (t->state == T_DISPATCHED && t->w && t->w->cl) {
+            conn_send(t->w->cl->c, MSG_CANCEL_TASK, &m.base);
+        } else if (t->state == T_FORWARDED) {
+            conn *c = peers_get(tm->d.peers, &t->fwd_node);
+            if (c)
+                conn_send(c, MSG_CANCEL_TASK, &m.base);
+        }
     }
 }
 
 void tm_client_gone(task_manager *tm, client *cl)
 {
     bool job_end = cl->role == RPC__ROLE__ROLE_DRIVER && cl->job_id != 0;
-    cancel_generators_of(tm, &cl->id);
+    cancel_generators_of(tm, &cl->id, NULL);
     drop_owned(tm, &cl->id, cl->job_id, job_end);
     if (!job_end)
         return;
@@ -853,6 +875,7 @@ void tm_node_died(task_manager *tm, const node_id_t *node)
                t->msg->spec->function, id_hex(node->b, NODE_ID_SIZE, hex));
         tm__free_task(tm, t);
     }
+    cancel_generators_of(tm, NULL, node);
     refresh_view(tm);
     tm_schedule(tm);
 }

@@ -62,10 +62,14 @@ static void free_worker(worker *w);
 
 /* ------------------------------------------------------------- output */
 
-/* Pass complete lines of one stream on to the pool's user. */
+/* Pass complete lines of one stream on to the pool's user. The header line
+ * a worker writes before each task's output (worker/task_log.h, Ray's
+ * ":task_name:" marker) stays in the log file, out of the driver's stream. */
 static void forward_lines(worker *w, int stream, const char *data, size_t n)
 {
-    if (w->job_id == 0)
+    static const char marker[] = ":task_name:";
+    if (w->job_id == 0 ||
+        (n >= sizeof(marker) - 1 && memcmp(data, marker, sizeof(marker) - 1) == 0))
         return;
     w->pool->hooks.output(w->pool->arg, w, stream == 1, data, n);
 }

@@ -22,6 +22,7 @@
 
 #include "config.h"
 #include "core.h"
+#include "borrow.h"
 #include "actor_submitter.h"
 #include "arg_dedup.h"
 #include "embedded.h"
@@ -311,6 +312,8 @@ static int start_components(core_t *c)
     router_add(r, MSG_GET_OBJECTS_REPLY, storec_on_late_get_reply, c->store);
     router_add(r, MSG_WORKER_OUTPUT, on_worker_output, c);
     router_add(r, MSG_CLUSTER_NOTICE, on_cluster_notice, c);
+    router_add(r, MSG_OWNER_REQUEST, borrow_on_owner_request, c);
+    router_add(r, MSG_OWNER_REPLY, borrow_on_stray_reply, c);
     return 0;
 }
 
@@ -632,6 +635,7 @@ static int add_job(core_t *c, const rayc_init_opts *o)
 
 static void disconnect(core_t *c)
 {
+    borrow_service_stop(c);
     tev_stop(c->events); /* its last batch goes out on the GCS connection */
     /* The raylet frees our put slab with the connection. */
     storec_free(c->store);
@@ -732,7 +736,10 @@ int rayc_init(const rayc_init_opts *opts)
     }
     rayc__error_clear();
     load_knobs(c);
-    c->worker_id = worker_id_random();
+    do /* a zero owner tag would mean "none" (ids.h) */
+        c->worker_id = worker_id_random();
+    while (id_is_nil(c->worker_id.b, ID_OWNER_TAG_SIZE));
+    id_set_owner(&c->worker_id);
     c->put_index = 0;
     int rc = init_tables(c) == 0 ? 0 : rayc__error(RAYC_ENOMEM, "out of memory");
     c->log_to_driver = opts ? opts->log_to_driver : 0;
@@ -794,6 +801,7 @@ int rayc_init(const rayc_init_opts *opts)
         rayc__error(rc, "%s", saved);
     } else {
         __atomic_store_n(&c->initialized, true, __ATOMIC_RELEASE);
+        borrow_service_start(c);
     }
     pthread_mutex_unlock(&lifecycle_mu);
     return rc;
@@ -893,6 +901,7 @@ int core__init_worker(const char *socket_path, const char *worker_id_hex)
     c->log_to_driver = -1;
     if (id_from_hex(worker_id_hex, c->worker_id.b, WORKER_ID_SIZE) != 0)
         return rayc__error(RAYC_EINVAL, "bad worker id '%s'", worker_id_hex);
+    id_set_owner(&c->worker_id);
     if (init_tables(c) != 0)
         return rayc__error(RAYC_ENOMEM, "out of memory");
     snprintf(c->raylet_socket, sizeof(c->raylet_socket), "%s", socket_path);

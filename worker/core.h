@@ -81,6 +81,9 @@ typedef struct {
     bool code_unchecked; /* a library this process could not load: no name checks */
     tev_buffer *events;  /* task events: NULL when off */
     frame_router router; /* frames from the raylet nobody waits for */
+    pthread_t owner_svc; /* drivers: reads the raylet while no call does (borrow.h) */
+    bool has_owner_svc;
+    int owner_svc_stop;
     core_blocker blocker;
 } core_t;
 

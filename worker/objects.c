@@ -17,16 +17,24 @@
 #include <time.h>
 
 #include "core.h"
+#include "borrow.h"
 #include "errors.h"
 #include "log.h"
 #include "util.h"
 
 /* ------------------------------------------------------------------- put */
 
+/* Puts are numbered per process (mu held), from the process's put task id:
+ * the object id starts with this process's owner tag, so a borrower can
+ * find the owner from the ref (ids.h). */
 static object_id_t next_put_id(void)
 {
     core_t *c = &rayc__core;
-    return object_id_for_put(&c->task, ++c->put_index);
+    static uint32_t puts;
+    task_id_t t = task_id_for_puts(c->job);
+    if (++puts > ~OBJECT_INDEX_PUT_FLAG)
+        puts = 1;
+    return object_id_for_put(&t, puts);
 }
 
 /* Reserve an id and an entry for a new owned object; mu held. */
@@ -164,9 +172,20 @@ void rayc_ref_retain(rayc_ref ref)
     memcpy(id.b, ref.id, OBJECT_ID_SIZE);
     pthread_mutex_lock(&c->mu);
     ref_entry *e = reft_get_or_add(&c->refs, &id, NULL);
-    if (e)
+    bool reg = false;
+    if (e) {
         e->refs++;
+        /* Someone else's object: the owner keeps it for us (borrow.h). */
+        reg = !e->owned && !e->borrowed;
+        e->borrowed = true;
+    }
     pthread_mutex_unlock(&c->mu);
+    if (reg && borrow_register(c, &id) != 0) {
+        pthread_mutex_lock(&c->mu);
+        if ((e = reft_find(&c->refs, &id)) != NULL)
+            e->borrowed = false;
+        pthread_mutex_unlock(&c->mu);
+    }
 }
 
 void rayc_ref_release(rayc_ref ref)
@@ -178,11 +197,17 @@ void rayc_ref_release(rayc_ref ref)
     memcpy(id.b, ref.id, OBJECT_ID_SIZE);
     pthread_mutex_lock(&c->mu);
     ref_entry *e = reft_find(&c->refs, &id);
+    bool unreg = false;
     if (e && e->refs > 0) {
         e->refs--;
+        unreg = e->refs == 0 && e->borrowed;
+        if (unreg)
+            e->borrowed = false;
         reft_maybe_finalize(&c->refs, e);
     }
     pthread_mutex_unlock(&c->mu);
+    if (unreg)
+        borrow_unregister(c, &id);
 }
 
 /* ------------------------------------------------------------------ get */

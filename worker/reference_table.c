@@ -189,7 +189,7 @@ void reft_maybe_finalize(ref_table *t, ref_entry *e)
 {
     if (e->views > 0)
         return;
-    if (e->refs == 0 && e->in_store && e->owned && !e->deleted) {
+    if (e->refs == 0 && e->borrows == 0 && (e->in_store || e->lent) && e->owned && !e->deleted) {
         if (t->hooks.delete_object)
             t->hooks.delete_object(t->hooks.arg, &e->id, e->pinned);
         e->deleted = true;
@@ -202,7 +202,7 @@ void reft_maybe_finalize(ref_table *t, ref_entry *e)
         reft_trim_cache(t, false);
         return;
     }
-    if (e->refs > 0)
+    if (e->refs > 0 || e->borrows > 0)
         return;
     if (e->cached)
         reft_cache_remove(t, e);

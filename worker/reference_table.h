@@ -36,19 +36,22 @@
 
 typedef struct ref_entry {
     object_id_t id;
-    int32_t refs;   /* handles the application owns */
-    int32_t views;  /* values handed out, not yet released */
-    bool owned;     /* created by this process (put, or a task it submitted) */
-    bool in_store;  /* the value lives in the plasma store */
-    bool pinned;    /* this client holds a store pin on it */
-    bool sealed;    /* value complete (inline puts are sealed at once) */
-    bool deleted;   /* owner already told the store to free it */
-    bool cached;    /* on the pin-cache list */
-    bool remote;    /* in_store on another node (node), not pulled here yet */
-    bool in_slab;   /* written into our put slab; the store learns of it at seal */
-    node_id_t node; /* store objects: a node that holds it */
-    int status;     /* RAYC_OK, or the error this object stands for */
-    void *data;     /* inline: heap copy; store: pointer into the mapped arena */
+    int32_t refs;    /* handles the application owns */
+    int32_t views;   /* values handed out, not yet released */
+    bool owned;      /* created by this process (put, or a task it submitted) */
+    bool in_store;   /* the value lives in the plasma store */
+    bool pinned;     /* this client holds a store pin on it */
+    bool sealed;     /* value complete (inline puts are sealed at once) */
+    bool deleted;    /* owner already told the store to free it */
+    bool cached;     /* on the pin-cache list */
+    bool remote;     /* in_store on another node (node), not pulled here yet */
+    bool in_slab;    /* written into our put slab; the store learns of it at seal */
+    bool lent;       /* owned inline value sent to a borrower's node: its copies go with it */
+    bool borrowed;   /* not owned: registered with the owner as a borrower (rayc_ref_retain) */
+    int32_t borrows; /* owned: borrowers registered with us; the object stays while any */
+    node_id_t node;  /* store objects: a node that holds it */
+    int status;      /* RAYC_OK, or the error this object stands for */
+    void *data;      /* inline: heap copy; store: pointer into the mapped arena */
     size_t size;
     char *error;                     /* error message when status != RAYC_OK (heap) */
     id_node hnode;                   /* id_map link */

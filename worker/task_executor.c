@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "task_executor_internal.h"
+#include "task_log.h"
 
 #include "rayc.h"
 #include "errors.h"
@@ -611,6 +612,7 @@ void tex_run_spec(task_executor *x, Rpc__TaskSpec *s, const tex_how *how)
                     .start_us = wall_us()};
     if (as_task) /* the executor's thread: the one writer of the running note */
         tev_running(x->d.events, s, ctx.scheduled_us, ctx.start_us);
+    tlog_set_task(s, x->job_id);
     tex_gen gen;
     memcpy(ctx.task.b, s->task_id.data, TASK_ID_SIZE);
     ctx.nrets = s->streaming ? 0 : s->num_returns ? s->num_returns : 1;
@@ -667,6 +669,7 @@ void tex_run_spec(task_executor *x, Rpc__TaskSpec *s, const tex_how *how)
 out:
     if (as_task)
         tev_running(x->d.events, NULL, 0, 0);
+    tlog_set_task(NULL, 0);
     run_release(&ctx, &ra, &st);
     if (as_task) {
         x->in_task = false;

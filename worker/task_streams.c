@@ -66,6 +66,11 @@ void tsub__stream_detach(rayc_stream *s)
         stream_free(s);
 }
 
+bool tsub_has_streams(const task_submitter *ts)
+{
+    return ts->streams != NULL;
+}
+
 void tsub__streams_orphan(task_submitter *ts)
 {
     for (rayc_stream *s = ts->streams, *next; s; s = next) {

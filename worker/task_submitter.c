@@ -847,6 +847,8 @@ int tsub_on_object_lost(void *arg, uint16_t type, ProtobufCMessage *msg)
     memcpy(id.b, m->object_id.data, OBJECT_ID_SIZE);
     pthread_mutex_lock(ts->d.mu);
     ref_entry *e = reft_find(ts->d.refs, &id);
+    if (e == NULL) /* a borrowed ref a get waits for (borrow.h): it needs the verdict */
+        e = reft_get_or_add(ts->d.refs, &id, NULL);
     if (e && !e->pinned && e->status == RAYC_OK && (e->sealed || !e->owned) &&
         !(e->owned && reconstruct(ts, &e->id))) {
         e->status = RAYC_EOBJECT_LOST;

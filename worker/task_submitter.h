@@ -157,6 +157,8 @@ int tsub_cancel(task_submitter *ts, const object_id_t *oid, bool force);
 /* The last use of an owned result is gone: drop its task's lineage when no
  * other result of that task is in use. mu held. */
 void tsub_lineage_release(task_submitter *ts, const object_id_t *oid);
+/* Some stream of a generator is not freed yet (its items may arrive). mu held. */
+bool tsub_has_streams(const task_submitter *ts);
 /* Tasks this submitter holds (pending, deferred or kept as lineage). mu held. */
 size_t tsub_count(const task_submitter *ts);
 

@@ -30,6 +30,7 @@
 #include "log.h"
 #include "rayc.h"
 #include "task_executor.h"
+#include "task_log.h"
 
 /* Task code calls the API from this process, resolved when its library is
  * dlopen'ed. rayc_worker links librayc.a, from which the linker takes only
@@ -167,7 +168,10 @@ int main(int argc, char **argv)
     }
     const char *sock = getenv("RAYC_RAYLET_SOCKET");
     const char *id = getenv("RAYC_WORKER_ID");
-    setvbuf(stdout, NULL, _IOLBF, 0); /* lines reach the driver as they are written */
+    /* Lines reach the driver as they are written, each task's output
+     * headed by a line naming it (task_log.h). */
+    if (tlog_install() != 0)
+        setvbuf(stdout, NULL, _IOLBF, 0);
     signal(SIGPIPE, SIG_IGN);
     /* Die with the raylet that started us (it may be gone already). */
     prctl(PR_SET_PDEATHSIG, SIGKILL);

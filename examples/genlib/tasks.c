@@ -13,6 +13,7 @@
  * never passes a check.
  */
 #include <fcntl.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -241,6 +242,176 @@ static int where_items(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
     return 0;
 }
 RAYC_REMOTE(where_items)
+
+/* count_flaky(n, k, path): appends "attempt" to path; on the first attempt
+ * yields items 0..k-1 and then fails ("flaky after k items"); on any later
+ * attempt yields 0..n-1 and ends (retry_exceptions, issue 11). */
+static int count_flaky(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
+{
+    if (nargs != 3)
+        return rayc_fail(ctx, "count_flaky(n, k, path)");
+    uint64_t n = arg_u64(args, nargs, 0, 0), k = arg_u64(args, nargs, 1, 0);
+    char path[512];
+    arg_str(&args[2], path, sizeof(path));
+    bool first = count_prefixed(path, "attempt") == 0;
+    append_line(path, "attempt\n");
+    for (uint64_t i = 0; i < (first ? k : n); i++)
+        if (rayc_yield(ctx, &i, sizeof(i)) != 0)
+            return rayc_fail(ctx, "count_flaky: %s", rayc_last_error());
+    if (first)
+        return rayc_fail(ctx, "flaky after %llu items", (unsigned long long)k);
+    return 0;
+}
+RAYC_REMOTE(count_flaky)
+
+/* own_endless(node_hex, path, k [, wait]): a task that owns a generator:
+ * submits endless(8, path, 20) pinned to node node_hex, takes k items, then
+ * kills its own worker (SIGKILL): the generator's owner dies mid-stream.
+ * With wait != 0 it appends "owner waits" and sleeps instead (a test kills
+ * its node). */
+static int own_endless(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
+{
+    if (nargs != 3 && nargs != 4)
+        return rayc_fail(ctx, "own_endless(node_hex, path, k [, wait])");
+    char node[128], path[512];
+    arg_str(&args[0], node, sizeof(node));
+    arg_str(&args[1], path, sizeof(path));
+    uint64_t k = arg_u64(args, nargs, 2, 1), size = 8, ms = 20;
+    rayc_arg a[] = {RAYC_VAL(&size, sizeof(size)), RAYC_VAL(path, strlen(path) + 1),
+                    RAYC_VAL(&ms, sizeof(ms))};
+    rayc_task_opts o = {.strategy = RAYC_SCHED_NODE, .node_id = node};
+    rayc_stream *s;
+    if (rayc_submit_stream("endless", a, 3, &o, &s) != 0)
+        return rayc_fail(ctx, "submit: %s", rayc_last_error());
+    for (uint64_t i = 0; i < k; i++) {
+        rayc_ref r;
+        if (rayc_stream_next(s, &r, -1) != 0)
+            return rayc_fail(ctx, "stream: %s", rayc_last_error());
+    }
+    if (arg_u64(args, nargs, 3, 0)) { /* wait: its node is to die under it */
+        append_line(path, "owner waits\n");
+        for (;;)
+            nap_ms(1000);
+    }
+    append_line(path, "owner dies\n");
+    kill(getpid(), SIGKILL);
+    return 0;
+}
+RAYC_REMOTE(own_endless)
+
+/* ------------------------------------------------------------ borrowed refs */
+
+/* A ref whose bytes came by value (issue 12: "copied by hand"). */
+static int arg_ref(const rayc_buf *b, rayc_ref *r)
+{
+    if (b->size != sizeof(*r))
+        return -1;
+    memcpy(r, b->data, sizeof(*r));
+    return 0;
+}
+
+/* get_ref(ref_bytes [, timeout_ms]): the value of a ref this process does
+ * not own; fails "get: <code>: <message>" when the get fails. */
+static int get_ref(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
+{
+    rayc_ref r;
+    if (nargs < 1 || arg_ref(&args[0], &r) != 0)
+        return rayc_fail(ctx, "get_ref(ref_bytes [, timeout_ms])");
+    rayc_value v;
+    int rc = rayc_get(&r, 1, &v, (int64_t)arg_u64(args, nargs, 1, 60000));
+    if (rc != 0)
+        return rayc_fail(ctx, "get: %s: %s", rayc_strerror(rc),
+                         v.error ? v.error : rayc_last_error());
+    rc = rayc_return(ctx, 0, v.data, v.size);
+    rayc_value_release(&v);
+    return rc;
+}
+RAYC_REMOTE(get_ref)
+
+/* hold_ref(ref_bytes, path): borrows the ref (rayc_ref_retain), appends
+ * "retained", waits (up to a minute) until path has a line "released" (the
+ * owner dropped its own reference), gets the value, releases the ref and
+ * returns the value. */
+static int hold_ref(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
+{
+    rayc_ref r;
+    char path[512];
+    if (nargs != 2 || arg_ref(&args[0], &r) != 0)
+        return rayc_fail(ctx, "hold_ref(ref_bytes, path)");
+    arg_str(&args[1], path, sizeof(path));
+    rayc_ref_retain(r);
+    append_line(path, "retained\n");
+    for (int i = 0; i < 6000 && count_prefixed(path, "released") == 0; i++)
+        nap_ms(10);
+    rayc_value v;
+    int rc = rayc_get(&r, 1, &v, 60000);
+    if (rc != 0) {
+        rayc_ref_release(r);
+        return rayc_fail(ctx, "get after the owner released: %s: %s", rayc_strerror(rc),
+                         v.error ? v.error : rayc_last_error());
+    }
+    rc = rayc_return(ctx, 0, v.data, v.size);
+    rayc_value_release(&v);
+    rayc_ref_release(r);
+    return rc;
+}
+RAYC_REMOTE(hold_ref)
+
+/* pass_ref(ref_bytes, seed, node_hex): passes a ref it does not own on to
+ * check(RAYC_REF(ref), seed) pinned to node node_hex and returns its result
+ * (a borrowed ref as a task's argument). */
+static int pass_ref(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
+{
+    rayc_ref r;
+    char node[128];
+    if (nargs != 3 || arg_ref(&args[0], &r) != 0)
+        return rayc_fail(ctx, "pass_ref(ref_bytes, seed, node_hex)");
+    arg_str(&args[2], node, sizeof(node));
+    rayc_arg a[] = {RAYC_REF(r), RAYC_VAL(args[1].data, args[1].size)};
+    rayc_task_opts o = {
+        .num_returns = 2, .strategy = RAYC_SCHED_NODE, .node_id = node, .max_retries = -1};
+    rayc_ref out[2];
+    if (rayc_submit("check", a, 2, &o, out) != 0)
+        return rayc_fail(ctx, "submit: %s", rayc_last_error());
+    rayc_value v;
+    int rc = rayc_get(&out[0], 1, &v, 60000);
+    if (rc == 0)
+        rc = rayc_return(ctx, 0, v.data, v.size);
+    else
+        rc = rayc_fail(ctx, "check: %s: %s", rayc_strerror(rc),
+                       v.error ? v.error : rayc_last_error());
+    rayc_value_release(&v);
+    rayc_ref_release(out[0]);
+    rayc_ref_release(out[1]);
+    return rc;
+}
+RAYC_REMOTE(pass_ref)
+
+/* put_keep(size, seed): puts two objects, pattern(seed) and pattern(seed +
+ * 1) of size bytes, and keeps their refs (this worker owns them until it
+ * dies); returns both refs' bytes and this worker's pid (int64). */
+static int put_keep(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
+{
+    uint64_t size = arg_u64(args, nargs, 0, 64), seed = arg_u64(args, nargs, 1, 0);
+    void *buf = malloc(size ? size : 1);
+    if (buf == NULL)
+        return rayc_fail(ctx, "out of memory");
+    rayc_ref r[2];
+    for (int i = 0; i < 2; i++) {
+        pattern_fill(buf, size, seed + (uint64_t)i);
+        if (rayc_put(buf, size, &r[i]) != 0) {
+            free(buf);
+            return rayc_fail(ctx, "put: %s", rayc_last_error());
+        }
+    }
+    free(buf);
+    uint8_t out[sizeof(r) + 8];
+    int64_t pid = getpid();
+    memcpy(out, r, sizeof(r));
+    memcpy(out + sizeof(r), &pid, 8);
+    return rayc_return(ctx, 0, out, sizeof(out));
+}
+RAYC_REMOTE(put_keep)
 
 /* ------------------------------------------------------------ consumers */
 

@@ -1572,12 +1572,6 @@ static int remote_driver(int in, int out, const harness_cluster *c)
  * longer put. */
 Test(multinode, driver_on_dead_node_loses_its_objects)
 {
-    /* Known bug: the get below waits out its whole timeout instead of
-     * failing with RAYC_EOBJECT_LOST (librayc's get of a ref whose owner,
-     * another driver, died with its node; worker/core_objects.c). */
-    if (getenv("RAYC_TEST_KNOWN_BUGS") == NULL)
-        cr_skip_test("known bug: a get of an object whose owner died with its node hangs until "
-                     "its timeout (RAYC_TEST_KNOWN_BUGS=1 runs it)");
     harness_cluster c;
     start3(&c, NULL);
     int down[2], up[2];

@@ -419,7 +419,11 @@ Test(objects, get_timeout_leaves_nothing)
     put_pattern(MIB, 9, &held);
     stats_t before = store_stats(r);
 
+    /* A ref nobody creates, of a live owner (ours: its first 4 bytes are
+     * our owner tag). A random owner tag would be no live process's: its
+     * get ends at once with RAYC_EOBJECT_LOST (docs/objects.md, "Borrowing"). */
     rayc_ref ghost = random_ref();
+    memcpy(ghost.id, held.id, 4);
     rayc_value v;
     memset(&v, 0x5a, sizeof(v));
     uint64_t t0 = now_ms();

@@ -195,3 +195,33 @@ Test(ids, random_ids_do_not_collide)
         cr_assert_neq(u[i - 1], u[i], "task id collision at %d", i);
     free(u);
 }
+
+/* Owner tags (docs/objects.md, "Borrowing"): after id_set_owner every task
+ * id and put id starts with the tag (the worker id's first 4 bytes), task
+ * ids are distinct and never the put task's. */
+Test(ids, owner_tag_starts_task_and_put_ids)
+{
+    worker_id_t w = worker_id_random();
+    w.b[0] |= 1; /* a non-zero tag */
+    id_set_owner(&w);
+    job_id_t j = job_id_from_int(3);
+    task_id_t puts = task_id_for_puts(j);
+    cr_assert(id_owner_tag_matches(puts.b, &w));
+    object_id_t p = object_id_for_put(&puts, 5);
+    cr_assert(id_owner_tag_matches(p.b, &w));
+    cr_assert(object_id_is_put(&p));
+    cr_assert_eq(job_id_to_int(task_id_job(&puts)), 3);
+    task_id_t prev = task_id_random(j);
+    for (int i = 0; i < 1000; i++) {
+        task_id_t t = task_id_random(j);
+        cr_assert(id_owner_tag_matches(t.b, &w));
+        cr_assert_neq(memcmp(t.b, prev.b, TASK_ID_SIZE), 0, "task ids repeat");
+        cr_assert_neq(memcmp(t.b, puts.b, TASK_ID_SIZE), 0, "a task id is the put task's");
+        object_id_t r = object_id_for_return(&t, 1);
+        cr_assert(id_owner_tag_matches(r.b, &w));
+        prev = t;
+    }
+    worker_id_t other = worker_id_random();
+    other.b[0] = (uint8_t)(w.b[0] ^ 0x80);
+    cr_assert_not(id_owner_tag_matches(p.b, &other));
+}

@@ -280,3 +280,36 @@ Test(reference_table, a_viewed_object_is_not_cached)
     cr_assert_eq(t.cache_count, 0);
     cr_assert_eq(t.cache_bytes, 0);
 }
+
+/* Borrowing (docs/objects.md): registered borrowers keep an owned object
+ * after the owner's last reference; an inline value sent to a borrower's
+ * node ("lent") is deleted (its copies) when it finally goes. */
+Test(reference_table, borrowers_keep_an_owned_object_and_lent_values_are_deleted)
+{
+    object_id_t a = oid(11);
+    ref_entry *e = reft_get_or_add(&t, &a, NULL);
+    e->owned = true;
+    e->sealed = true;
+    e->lent = true;
+    e->refs = 0;
+    e->borrows = 2;
+    reft_maybe_finalize(&t, e);
+    cr_assert_not_null(reft_find(&t, &a), "borrowers keep it");
+    cr_assert_eq(seen.ndeleted, 0);
+    e->borrows = 0;
+    reft_maybe_finalize(&t, e);
+    cr_assert_null(reft_find(&t, &a), "the last borrower gone: freed");
+    cr_assert_eq(seen.ndeleted, 1, "a lent inline value's copies are deleted");
+    cr_assert(same(&seen.deleted[0], &a));
+    cr_assert_not(seen.deleted_pin[0]);
+
+    ref_entry *s = pinned_ref(12, 100); /* a store object, borrowed */
+    s->owned = true;
+    s->borrows = 1;
+    s->refs = 0;
+    reft_maybe_finalize(&t, s);
+    cr_assert_eq(seen.ndeleted, 1, "a borrowed store object is not deleted");
+    s->borrows = 0;
+    reft_maybe_finalize(&t, s);
+    cr_assert_eq(seen.ndeleted, 2);
+}
