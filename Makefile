@@ -275,7 +275,7 @@ $(BUILD)/fuzz/fuzz_store: tests/fuzz/fuzz_store.c $(COMMON_SRC) $(wildcard rayle
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ $@"
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(LIBS)
-$(BUILD)/fuzz/fuzz_om: tests/fuzz/fuzz_om.c $(COMMON_SRC) $(wildcard raylet/plasma_*.c) raylet/object_manager.c $(GEN_C)
+$(BUILD)/fuzz/fuzz_om: tests/fuzz/fuzz_om.c $(COMMON_SRC) $(wildcard raylet/plasma_*.c) raylet/object_manager.c raylet/object_serving.c $(GEN_C)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ $@"
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(LIBS)
