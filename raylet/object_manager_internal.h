@@ -20,7 +20,7 @@ struct object_manager {
     uint64_t stall_ms; /* object_transfer_stall_ms */
     conn **sinks;      /* connections whose chunks land in the arena (om_sink) */
     size_t nsinks, sinks_cap;
-    id_map pulls; /* pull by object id */
+    id_map pulls;                 /* pull by object id */
     struct serve *serves;         /* object_serving.c */
     struct restoring *restorings; /* object_serving.c */
     uint64_t next_req_id;

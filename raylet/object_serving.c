@@ -33,7 +33,6 @@ typedef struct serve {
     struct serve *prev, *next;
 } serve;
 
-
 static void serve_unref(serve *s)
 {
     if (--s->refs > 0)

@@ -1139,6 +1139,82 @@ int harness_count_nodes(const harness_cluster *c, int state)
     return n;
 }
 
+struct settled_arg {
+    const harness_cluster *c;
+    uint64_t after; /* 0: ALIVE is enough */
+};
+
+static bool nodes_settled(void *arg)
+{
+    struct settled_arg *a = arg;
+    Rpc__ListNodesReply *r = harness_list_nodes(a->c);
+    if (r == NULL)
+        return false;
+    int alive = 0;
+    bool fresh = true;
+    for (size_t i = 0; i < r->n_nodes; i++) {
+        if (r->nodes[i]->state != RPC__NODE_STATE__NODE_ALIVE)
+            continue;
+        alive++;
+        fresh = fresh && r->nodes[i]->last_heartbeat_ms > a->after;
+    }
+    msg_free(&r->base);
+    return alive >= a->c->nraylets && fresh;
+}
+
+void harness_wait_nodes_settled(const harness_cluster *c, int timeout_ms)
+{
+    struct settled_arg a = {c, 0};
+    cr_assert(harness_wait_until(nodes_settled, &a, timeout_ms), "expected %d ALIVE nodes, have %d",
+              c->nraylets, harness_count_nodes(c, RPC__NODE_STATE__NODE_ALIVE));
+    if (c->nraylets < 2)
+        return;
+    a.after = wall_ms() + 2 * (uint64_t)c->heartbeat_interval_ms;
+    cr_assert(harness_wait_until(nodes_settled, &a, timeout_ms),
+              "raylets did not heartbeat after every node joined");
+}
+
+const char *harness_example_lib(const char *name)
+{
+    static char paths[4][HARNESS_PATH];
+    static int next;
+    char *p = paths[next++ % 4];
+    snprintf(p, HARNESS_PATH, "%s/examples/lib%s_tasks.so", harness_build(), name);
+    cr_assert(access(p, R_OK) == 0, "%s missing (make builds it)", p);
+    return p;
+}
+
+void harness_driver_init(const harness_cluster *c, const char *const *code, const char *ns)
+{
+    setenv("RAYC_TOKEN_FILE", c->token_file, 1);
+    unsetenv("RAYC_TOKEN");
+    unsetenv("RAYC_ADDRESS");
+    char temp[HARNESS_PATH + 16];
+    snprintf(temp, sizeof(temp), "%s/drivertmp", harness_dir());
+    mkdir(temp, 0700);
+    setenv("RAYC_TEMP_DIR", temp, 1);
+    rayc_init_opts o = {.address = c->address, .code = code, .log_to_driver = -1, .namespace_ = ns};
+    int rc = rayc_init(&o);
+    cr_assert_eq(rc, RAYC_OK, "rayc_init: %s: %s", rayc_strerror(rc), rayc_last_error());
+}
+
+int harness_rayc_dashboard(const char *dashboard, const char *token_file, char **out, char **err,
+                           const char *const args[])
+{
+    char addr[96], tok[HARNESS_PATH + 16];
+    snprintf(addr, sizeof(addr), "--address=%s", dashboard);
+    snprintf(tok, sizeof(tok), "--token-file=%s", token_file);
+    const char *a[24];
+    int n = 0;
+    a[n++] = args[0];
+    a[n++] = addr;
+    a[n++] = tok;
+    for (int i = 1; args[i] && n < 23; i++)
+        a[n++] = args[i];
+    a[n] = NULL;
+    return harness_rayc(out, err, a);
+}
+
 int harness_node_state(const harness_cluster *c, const char *node_hex)
 {
     Rpc__ListNodesReply *r = harness_list_nodes(c);

@@ -202,6 +202,22 @@ Rpc__StoreStatsReply *harness_store_stats_reset_peak(const harness_raylet *r);
 int harness_count_nodes(const harness_cluster *c, int state);
 /* State of the node with this hex id; -1 when unknown or unreachable. */
 int harness_node_state(const harness_cluster *c, const char *node_hex);
+/* Every one of c's raylets ALIVE, then each heartbeated after that (so each
+ * holds a view of every node: a raylet answers the owner of a task only on
+ * a node it knows); fails the test past timeout_ms. */
+void harness_wait_nodes_settled(const harness_cluster *c, int timeout_ms);
+
+/* An example task library: <build>/examples/lib<name>_tasks.so, asserted
+ * present. The path lives until the fourth call after this one. */
+const char *harness_example_lib(const char *name);
+/* A driver in this process for c: its token file, a private temp dir, then
+ * rayc_init at its GCS with the code libraries (NULL-terminated paths) in
+ * namespace ns (NULL: a fresh anonymous one); fails the test if it cannot. */
+void harness_driver_init(const harness_cluster *c, const char *const *code, const char *ns);
+/* `rayc ARGS[0] --address=DASHBOARD --token-file=TOKEN_FILE ARGS[1..]`, as
+ * harness_rayc (for the state, job and log verbs of the dashboard). */
+int harness_rayc_dashboard(const char *dashboard, const char *token_file, char **out, char **err,
+                           const char *const args[]);
 
 /* Send raw bytes to a TCP port (host 127.0.0.1) or Unix socket path, then
  * report whether the peer closed the connection within timeout_ms. */

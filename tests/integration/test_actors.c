@@ -56,17 +56,8 @@ static const char *actorlib(void)
 
 static void driver_init_ns(const harness_cluster *c, const char *ns)
 {
-    setenv("RAYC_TOKEN_FILE", c->token_file, 1);
-    unsetenv("RAYC_TOKEN");
-    unsetenv("RAYC_ADDRESS");
-    char temp[HARNESS_PATH + 16];
-    snprintf(temp, sizeof(temp), "%s/drivertmp", harness_dir());
-    mkdir(temp, 0700);
-    setenv("RAYC_TEMP_DIR", temp, 1);
     const char *code[] = {actorlib(), NULL};
-    rayc_init_opts o = {.address = c->address, .code = code, .log_to_driver = -1, .namespace_ = ns};
-    int rc = rayc_init(&o);
-    cr_assert_eq(rc, RAYC_OK, "rayc_init: %s: %s", rayc_strerror(rc), rayc_last_error());
+    harness_driver_init(c, code, ns);
 }
 
 /* Redis, GCS and n raylets (each with extra[i] flags, may be NULL), and a

@@ -45,66 +45,19 @@ TestSuite(generators, .init = harness_setup, .fini = harness_teardown, .timeout 
 
 static const char *genlib(void)
 {
-    static char path[HARNESS_PATH];
-    snprintf(path, sizeof(path), "%s/examples/libgenlib_tasks.so", harness_build());
-    cr_assert(access(path, R_OK) == 0, "%s missing (make builds it)", path);
-    return path;
+    return harness_example_lib("genlib");
 }
 
 static void driver_init(const harness_cluster *c)
 {
-    setenv("RAYC_TOKEN_FILE", c->token_file, 1);
-    unsetenv("RAYC_TOKEN");
-    unsetenv("RAYC_ADDRESS");
-    char temp[HARNESS_PATH + 16];
-    snprintf(temp, sizeof(temp), "%s/drivertmp", harness_dir());
-    mkdir(temp, 0700);
-    setenv("RAYC_TEMP_DIR", temp, 1);
     const char *code[] = {genlib(), NULL};
-    rayc_init_opts o = {.address = c->address, .code = code, .log_to_driver = -1};
-    int rc = rayc_init(&o);
-    cr_assert_eq(rc, RAYC_OK, "rayc_init: %s: %s", rayc_strerror(rc), rayc_last_error());
+    harness_driver_init(c, code, NULL);
 }
 
 static void driver_shutdown(void)
 {
     int rc = rayc_shutdown();
     cr_assert_eq(rc, RAYC_OK, "rayc_shutdown: %s", rayc_last_error());
-}
-
-static int count_alive(const harness_cluster *c)
-{
-    return harness_count_nodes(c, ALIVE);
-}
-
-struct alive_arg {
-    const harness_cluster *c;
-    int want;
-};
-
-static bool all_alive(void *arg)
-{
-    struct alive_arg *a = arg;
-    return count_alive(a->c) == a->want;
-}
-
-struct hb_arg {
-    const harness_cluster *c;
-    uint64_t after;
-};
-
-/* Every node's last heartbeat (per the GCS) is newer than `after`. */
-static bool heartbeats_after(void *arg)
-{
-    struct hb_arg *a = arg;
-    Rpc__ListNodesReply *r = harness_list_nodes(a->c);
-    if (r == NULL)
-        return false;
-    bool ok = (int)r->n_nodes >= a->c->nraylets;
-    for (size_t i = 0; ok && i < r->n_nodes; i++)
-        ok = r->nodes[i]->state != ALIVE || r->nodes[i]->last_heartbeat_ms > a->after;
-    msg_free(&r->base);
-    return ok;
 }
 
 /* Redis, GCS and n raylets (each with extra[i] flags, may be NULL); the
@@ -117,14 +70,7 @@ static void cluster(harness_cluster *c, int n, const char *const *extra[])
     harness_cluster_start(c);
     for (int i = 0; i < n; i++)
         harness_raylet_start(c, extra ? extra[i] : NULL);
-    struct alive_arg a = {c, n};
-    cr_assert(harness_wait_until(all_alive, &a, SLACK_MS), "expected %d ALIVE nodes, have %d", n,
-              count_alive(c));
-    if (n > 1) {
-        struct hb_arg h = {c, wall_ms() + 2 * (uint64_t)c->heartbeat_interval_ms};
-        cr_assert(harness_wait_until(heartbeats_after, &h, SLACK_MS),
-                  "raylets did not heartbeat after every node joined");
-    }
+    harness_wait_nodes_settled(c, SLACK_MS);
     driver_init(c);
 }
 

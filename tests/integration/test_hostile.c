@@ -282,17 +282,8 @@ static const char *examples_lib(const char *name)
 /* An in-process driver of cluster c that ships lib. */
 static void driver_init(const harness_cluster *c, const char *lib)
 {
-    setenv("RAYC_TOKEN_FILE", c->token_file, 1);
-    unsetenv("RAYC_TOKEN");
-    unsetenv("RAYC_ADDRESS");
-    char temp[HARNESS_PATH + 16];
-    snprintf(temp, sizeof(temp), "%s/drivertmp", harness_dir());
-    mkdir(temp, 0700);
-    setenv("RAYC_TEMP_DIR", temp, 1);
     const char *code[] = {lib, NULL};
-    rayc_init_opts o = {.address = c->address, .code = code, .log_to_driver = -1};
-    int rc = rayc_init(&o);
-    cr_assert_eq(rc, RAYC_OK, "rayc_init: %s: %s", rayc_strerror(rc), rayc_last_error());
+    harness_driver_init(c, code, NULL);
 }
 
 /* Run where() (mnlib) and return its status; *job is the driver's job id. */

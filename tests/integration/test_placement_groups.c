@@ -29,19 +29,8 @@ TestSuite(pgs, .init = harness_setup, .fini = harness_teardown, .timeout = 240);
 
 static void driver_init(const harness_cluster *c)
 {
-    setenv("RAYC_TOKEN_FILE", c->token_file, 1);
-    unsetenv("RAYC_TOKEN");
-    unsetenv("RAYC_ADDRESS");
-    char temp[HARNESS_PATH + 16], lib[HARNESS_PATH], alib[HARNESS_PATH];
-    snprintf(temp, sizeof(temp), "%s/drivertmp", harness_dir());
-    mkdir(temp, 0700);
-    setenv("RAYC_TEMP_DIR", temp, 1);
-    snprintf(lib, sizeof(lib), "%s/examples/libmnlib_tasks.so", harness_build());
-    snprintf(alib, sizeof(alib), "%s/examples/libactorlib_tasks.so", harness_build());
-    const char *code[] = {lib, alib, NULL};
-    rayc_init_opts o = {.address = c->address, .code = code, .log_to_driver = -1};
-    int rc = rayc_init(&o);
-    cr_assert_eq(rc, RAYC_OK, "rayc_init: %s: %s", rayc_strerror(rc), rayc_last_error());
+    const char *code[] = {harness_example_lib("mnlib"), harness_example_lib("actorlib"), NULL};
+    harness_driver_init(c, code, NULL);
 }
 
 struct alive_arg {

@@ -51,31 +51,6 @@ static void driver_env(const harness_cluster *c)
     setenv("RAYC_TEMP_DIR", temp, 1);
 }
 
-struct views_arg {
-    const harness_cluster *c;
-    uint64_t after;
-};
-
-/* Every node ALIVE with a heartbeat newer than `after`: each raylet then
- * holds a view of every node. */
-static bool all_alive_since(void *arg)
-{
-    struct views_arg *a = arg;
-    Rpc__ListNodesReply *r = harness_list_nodes(a->c);
-    if (r == NULL)
-        return false;
-    int alive = 0;
-    bool fresh = true;
-    for (size_t i = 0; i < r->n_nodes; i++) {
-        if (r->nodes[i]->state != ALIVE)
-            continue;
-        alive++;
-        fresh = fresh && r->nodes[i]->last_heartbeat_ms > a->after;
-    }
-    msg_free(&r->base);
-    return alive == a->c->nraylets && fresh;
-}
-
 /* n raylets (node 0 the head) with extra flags each; returns once every
  * node is ALIVE and has heartbeated twice since (its view holds all). */
 static void start_nodes_health(harness_cluster *c, int n, const char *const *extra, int health_ms)
@@ -86,10 +61,7 @@ static void start_nodes_health(harness_cluster *c, int n, const char *const *ext
     harness_cluster_start(c);
     for (int i = 0; i < n; i++)
         harness_raylet_start(c, extra);
-    struct views_arg a = {c, 0};
-    cr_assert(harness_wait_until(all_alive_since, &a, SLACK_MS), "nodes did not all join");
-    a.after = wall_ms() + 2 * (uint64_t)c->heartbeat_interval_ms;
-    cr_assert(harness_wait_until(all_alive_since, &a, SLACK_MS), "nodes did not heartbeat");
+    harness_wait_nodes_settled(c, SLACK_MS);
     driver_env(c);
 }
 

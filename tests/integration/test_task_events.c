@@ -225,18 +225,7 @@ static rayc_ref submit_inc(int64_t *x)
 
 static int rayc(const fixture *f, char **out, char **err, const char *const args[])
 {
-    char addr[96], tok[HARNESS_PATH + 16];
-    snprintf(addr, sizeof(addr), "--address=%s", f->addr);
-    snprintf(tok, sizeof(tok), "--token-file=%s", f->c.token_file);
-    const char *a[24];
-    int n = 0;
-    a[n++] = args[0];
-    a[n++] = addr;
-    a[n++] = tok;
-    for (int i = 1; args[i] && n < 23; i++)
-        a[n++] = args[i];
-    a[n] = NULL;
-    return harness_rayc(out, err, a);
+    return harness_rayc_dashboard(f->addr, f->c.token_file, out, err, args);
 }
 
 /* ------------------------------------------------------------ tests */
