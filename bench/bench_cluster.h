@@ -39,10 +39,10 @@ extern char **environ;
 #define BC_MAX_EXTRA_ENV 8
 
 static struct {
-    const char *name;                   /* the benchmark's name, for messages */
-    char root[PATH_MAX];                /* private mkdtemp root; every session lives under it */
-    char script[PATH_MAX + 32];         /* scripts/rayc */
-    char bin_dir[PATH_MAX + 32];        /* build/bin */
+    const char *name;                    /* the benchmark's name, for messages */
+    char root[PATH_MAX];                 /* private mkdtemp root; every session lives under it */
+    char script[PATH_MAX + 32];          /* scripts/rayc */
+    char bin_dir[PATH_MAX + 32];         /* build/bin */
     const char *extra[BC_MAX_EXTRA_ENV]; /* "KEY=VALUE" for every `rayc` (and so every daemon) */
     int nextra;
     int guard_fd; /* write end of the guardian's pipe; -1: none */
@@ -67,7 +67,7 @@ static int bc_read_text(const char *path, char *out, size_t len)
  * (not the strings). */
 static char **bc_env(void)
 {
-    static const char *drop[] = {"RAYC_TEMP_DIR=", "RAYC_BIN_DIR=", "RAYC_ADDRESS=",
+    static const char *drop[] = {"RAYC_TEMP_DIR=", "RAYC_BIN_DIR=",    "RAYC_ADDRESS=",
                                  "RAYC_TOKEN=",    "RAYC_TOKEN_FILE=", NULL};
     size_t n = 0;
     while (environ[n])

@@ -20,8 +20,11 @@
  *                           start --head`; the other raylets are exec'd
  *                           directly, all at once (see start_workers).
  *   queue N      (1000000)  one driver submits N no-op tasks at once to a
- *                           2-CPU node: submit time, drain rate, peak raylet
- *                           RssAnon per queued task, driver RssAnon per task.
+ *                           2-CPU node while an actor holds both CPUs, so
+ *                           all of them queue: submit time, peak raylet
+ *                           RssAnon per queued task, driver RssAnon per
+ *                           task; then the actor is killed: the drain rate
+ *                           from a full queue.
  *   objects N    (1000000)  one driver holds N 8-byte puts (owner memory):
  *                           driver RssAnon per object.
  *   store-objects N (100000) the same with RAYC_INLINE_OBJECT_MAX=0, so each
@@ -579,10 +582,12 @@ static void case_nodes(long n)
     /* Settle: the joins' deltas (every raylet learns of every other) are
      * over after a heartbeat or two; the hold measures the steady state. */
     sleep_ms(3000);
-    report("nodes.start", "head (rayc start --head) %.1f s; %ld more raylets (1 CPU, 32 MiB "
-           "store each) all ready %.1f s after their start", t1 - t0, n - 1, t2 - t1);
-    report("nodes.all_alive", "%.1f s after the raylets' start (GCS lists all %ld ALIVE)",
-           t3 - t1, n);
+    report("nodes.start",
+           "head (rayc start --head) %.1f s; %ld more raylets (1 CPU, 32 MiB "
+           "store each) all ready %.1f s after their start",
+           t1 - t0, n - 1, t2 - t1);
+    report("nodes.all_alive", "%.1f s after the raylets' start (GCS lists all %ld ALIVE)", t3 - t1,
+           n);
     if (nodes_hold(c, buf, cap) != 0 || nodes_status(c) != 0 || nodes_spread(c) != 0)
         goto failed;
     goto out;
@@ -613,12 +618,36 @@ static int drain(rayc_ref *refs, long n, rayc_value *vals)
     return 0;
 }
 
+/* An actor holding every CPU of the node, answering: tasks submitted now
+ * queue in the raylet until it is killed. */
+static int block_cpus(rayc_actor *blocker, double cpus)
+{
+    rayc_actor_opts o = {.num_cpus = cpus};
+    int rc = rayc_actor_create("Bench", NULL, 0, &o, blocker);
+    if (rc != 0)
+        return fail(rc, "rayc_actor_create(Bench, every CPU)");
+    rayc_ref r;
+    rayc_value v;
+    if ((rc = rayc_actor_call(*blocker, "small_value", NULL, 0, NULL, &r)) != 0)
+        return fail(rc, "rayc_actor_call(small_value)");
+    rc = rayc_get(&r, 1, &v, CALL_TIMEOUT_MS);
+    rayc_ref_release(r);
+    if (rc != 0)
+        return fail(rc, "rayc_get(the blocker's answer)");
+    rayc_value_release(&v);
+    return 0;
+}
+
+/* n no-op tasks submitted while an actor holds both CPUs, so all of them
+ * queue in the raylet (its RssAnon growth is per queued task); then the
+ * actor is killed and the queue drains from full. */
 static void case_queue(long n)
 {
     cluster_t *c = cluster_new();
     rayc_ref *refs = calloc((size_t)n, sizeof(*refs));
     rayc_value *vals = calloc(GET_CHUNK, sizeof(*vals));
     long submitted = 0;
+    rayc_actor blocker;
     if (c == NULL || refs == NULL || vals == NULL) {
         failf("out of memory");
         goto failed;
@@ -635,7 +664,7 @@ static void case_queue(long n)
             goto failed;
         }
     }
-    if (drain(refs, 1000, vals) != 0)
+    if (drain(refs, 1000, vals) != 0 || block_cpus(&blocker, 2) != 0)
         goto failed;
     memset(refs, 0, (size_t)n * sizeof(*refs)); /* touched: not part of the growth */
     sleep_ms(500);
@@ -654,21 +683,34 @@ static void case_queue(long n)
     }
     double t1 = now_s();
     unsigned long long d1 = bc_proc_kb(0, "status", "RssAnon");
-    int drc = submitted == n ? drain(refs, n, vals) : -1;
+    /* The raylet has every task once its RssAnon stops growing. */
+    for (unsigned long long last = 0; submitted == n && sm.peak[0] != last;) {
+        last = sm.peak[0];
+        sleep_ms(1000);
+    }
     double t2 = now_s();
+    int drc = submitted == n ? rayc_actor_kill(blocker, 1) : -1;
+    if (drc == 0)
+        drc = drain(refs, n, vals);
+    double t3 = now_s();
     sampler_stop(&sm);
     if (drc != 0) {
-        if (submitted < n)
-            for (long i = 0; i < submitted; i++)
-                rayc_ref_release(refs[i]);
+        for (long i = 0; i < submitted && submitted < n; i++)
+            rayc_ref_release(refs[i]);
         goto failed;
     }
-    report("queue.submit", "%.2f s for %ld tasks (%.0f tasks/s)", t1 - t0, n, (double)n / (t1 - t0));
-    report("queue.drain", "%.0f tasks/s overall (submit to last result, %.1f s); %.0f tasks/s "
-           "after the submit", (double)n / (t2 - t0), t2 - t0, (double)n / (t2 - t1));
+    report("queue.submit",
+           "%.2f s for %ld tasks (%.0f tasks/s), all queued %.1f s after the "
+           "first",
+           t1 - t0, n, (double)n / (t1 - t0), t2 - t0);
+    report("queue.drain",
+           "%.0f tasks/s from a full queue (%.1f s from the blocker's kill to "
+           "the last result)",
+           (double)n / (t3 - t2), t3 - t2);
     report("queue.raylet_rss", "%.0f B per queued task (peak RssAnon %.1f MiB, %.1f MiB before)",
            (double)(sm.peak[0] - r0) / (double)n, mib((double)sm.peak[0]), mib((double)r0));
-    report("queue.driver_rss", "%.0f B per task at the end of the submit, %.0f B at the peak "
+    report("queue.driver_rss",
+           "%.0f B per task at the end of the submit, %.0f B at the peak "
            "(RssAnon %.1f -> %.1f MiB, peak %.1f MiB)",
            (double)(d1 - d0) / (double)n, (double)(sm.peak[1] - d0) / (double)n, mib((double)d0),
            mib((double)d1), mib((double)sm.peak[1]));
@@ -729,11 +771,11 @@ static void put_objects(long n, int store)
     snprintf(key, sizeof(key), "%s.put", name);
     report(key, "%.2f s for %ld 8-byte puts (%.0f puts/s)", t1 - t0, n, (double)n / (t1 - t0));
     snprintf(key, sizeof(key), "%s.driver_rss", name);
-    report(key, "%.0f B per object (RssAnon %.1f -> %.1f MiB)", ((double)d1 - (double)d0) / (double)n,
-           mib((double)d0), mib((double)d1));
+    report(key, "%.0f B per object (RssAnon %.1f -> %.1f MiB)",
+           ((double)d1 - (double)d0) / (double)n, mib((double)d0), mib((double)d1));
     snprintf(key, sizeof(key), "%s.raylet_rss", name);
-    report(key, "%.0f B per object (RssAnon %.1f -> %.1f MiB)", ((double)r1 - (double)r0) / (double)n,
-           mib((double)r0), mib((double)r1));
+    report(key, "%.0f B per object (RssAnon %.1f -> %.1f MiB)",
+           ((double)r1 - (double)r0) / (double)n, mib((double)r0), mib((double)r1));
     goto out;
 failed:
     case_failed(name);
@@ -797,11 +839,14 @@ static void case_actors(long n)
     bc_each_process(bc.root, "rayc_worker", sum_rss, ws);
     unsigned long long r1 = bc_proc_kb(raylet, "status", "RssAnon");
     double k = ws[3] ? (double)ws[3] : 1;
-    report("actors.create", "%.1f s until all %ld answered (%.0f actors/s; the create calls took "
-           "%.2f s)", t2 - t0, n, (double)n / (t2 - t0), t1 - t0);
-    report("actors.worker_rss", "%llu worker processes: %.2f MiB VmRSS, %.2f MiB RssAnon, "
-           "%.2f MiB PSS each (mean)", ws[3], mib((double)ws[0] / k), mib((double)ws[1] / k),
-           mib((double)ws[2] / k));
+    report("actors.create",
+           "%.1f s until all %ld answered (%.0f actors/s; the create calls took "
+           "%.2f s)",
+           t2 - t0, n, (double)n / (t2 - t0), t1 - t0);
+    report("actors.worker_rss",
+           "%llu worker processes: %.2f MiB VmRSS, %.2f MiB RssAnon, "
+           "%.2f MiB PSS each (mean)",
+           ws[3], mib((double)ws[0] / k), mib((double)ws[1] / k), mib((double)ws[2] / k));
     report("actors.raylet_rss", "%.0f B per actor (RssAnon %.1f -> %.1f MiB)",
            ((double)r1 - (double)r0) / (double)n, mib((double)r0), mib((double)r1));
     goto out;
@@ -893,8 +938,8 @@ static void print_header(void)
     printf("machine: %s, %ld vCPU, %.1f GiB memory, %s %s; load average %s; "
            "open files limit %llu\n\n",
            host, sysconf(_SC_NPROCESSORS_ONLN),
-           (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE) / (1 << 30),
-           u.sysname, u.release, la, (unsigned long long)rl.rlim_cur);
+           (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE) / (1 << 30), u.sysname,
+           u.release, la, (unsigned long long)rl.rlim_cur);
     fflush(stdout);
 }
 
