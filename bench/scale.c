@@ -666,7 +666,9 @@ static void case_queue(long n)
     }
     if (drain(refs, 1000, vals) != 0 || block_cpus(&blocker, 2) != 0)
         goto failed;
-    memset(refs, 0, (size_t)n * sizeof(*refs)); /* touched: not part of the growth */
+    /* Touched (not zeros: a memset of calloc memory to 0 may be elided), so
+     * the array is not part of the growth measured below. */
+    memset(refs, 0xff, (size_t)n * sizeof(*refs));
     sleep_ms(500);
     pid_t raylet = c->nodes[0].raylet;
     unsigned long long r0 = bc_proc_kb(raylet, "status", "RssAnon");
@@ -739,7 +741,7 @@ static void put_objects(long n, int store)
         failf("out of memory");
         goto failed;
     }
-    memset(refs, 0, (size_t)n * sizeof(*refs));
+    memset(refs, 0xff, (size_t)n * sizeof(*refs)); /* touched, as in case_queue */
     size_t st = store ? (size_t)256 * MIB + (size_t)n * 256 : 64 * MIB;
     if (store)
         setenv("RAYC_INLINE_OBJECT_MAX", "0", 1); /* read by rayc_init */
@@ -1014,6 +1016,7 @@ int main(int argc, char **argv)
             continue;
         printf("== %s %ld\n", CASES[c].name, ns[c]);
         fflush(NULL);
+        S.nclusters = 10 * c; /* node directories of each case's clusters stay apart */
         pid_t pid = fork();
         if (pid == 0) {
             CASES[c].run(ns[c]);
