@@ -413,6 +413,8 @@ static void sum_rss(pid_t pid, void *arg)
     s[1] += bc_proc_kb(pid, "status", "RssAnon");
     s[2] += bc_proc_kb(pid, "smaps_rollup", "Pss");
     s[3]++;
+    long long t = bc_proc_ticks(pid);
+    s[4] += t > 0 ? (unsigned long long)t : 0;
 }
 
 static int count_fds(pid_t pid)
@@ -474,7 +476,7 @@ static int nodes_hold(cluster_t *c, rayc_node_info *buf, size_t cap)
            mib((double)bc_proc_kb(c->gcs, "status", "RssAnon")), count_fds(c->gcs));
     report("nodes.gcs_bytes_per_node", "%.0f B/s in (heartbeats), %.0f B/s out (replies) per node",
            (double)(r1 - r0) / el / n, (double)(w1 - w0) / el / n);
-    unsigned long long rs[4] = {0}, ws[4] = {0};
+    unsigned long long rs[5] = {0}, ws[5] = {0};
     for (int i = 0; i < c->nnodes; i++)
         sum_rss(c->nodes[i].raylet, rs);
     bc_each_process(bc.root, "rayc_worker", sum_rss, ws);
@@ -837,8 +839,9 @@ static void case_actors(long n)
         goto failed;
     }
     sleep_ms(2000); /* idle */
-    unsigned long long ws[4] = {0};
+    unsigned long long ws[5] = {0};
     bc_each_process(bc.root, "rayc_worker", sum_rss, ws);
+    long long rt = bc_proc_ticks(raylet);
     unsigned long long r1 = bc_proc_kb(raylet, "status", "RssAnon");
     double k = ws[3] ? (double)ws[3] : 1;
     report("actors.create",
@@ -849,6 +852,11 @@ static void case_actors(long n)
            "%llu worker processes: %.2f MiB VmRSS, %.2f MiB RssAnon, "
            "%.2f MiB PSS each (mean)",
            ws[3], mib((double)ws[0] / k), mib((double)ws[1] / k), mib((double)ws[2] / k));
+    report("actors.cpu",
+           "%.0f ms of CPU per actor worker (utime+stime, start-up and one call); "
+           "the raylet %.1f s in all",
+           1000.0 * (double)ws[4] / (double)sysconf(_SC_CLK_TCK) / k,
+           (double)rt / (double)sysconf(_SC_CLK_TCK));
     report("actors.raylet_rss", "%.0f B per actor (RssAnon %.1f -> %.1f MiB)",
            ((double)r1 - (double)r0) / (double)n, mib((double)r0), mib((double)r1));
     goto out;
