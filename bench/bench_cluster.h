@@ -213,13 +213,15 @@ static int bc_has_string(const char *path, const char *needle)
     return 0;
 }
 
-/* Calls fn(pid, arg) for every raylet, gcs_server, redis-server or
- * rayc_worker (comm == only, when only is not NULL) that names `where` in
- * its arguments or environment. Returns how many. */
+/* Calls fn(pid, arg) for every raylet, gcs_server, redis-server,
+ * rayc_worker or rayc_ctl (the head's supervisor) (comm == only, when only
+ * is not NULL) that names `where` in its arguments or environment. Returns
+ * how many. */
 static int bc_each_process(const char *where, const char *only, void (*fn)(pid_t, void *),
                            void *arg)
 {
-    static const char *names[] = {"raylet", "gcs_server", "redis-server", "rayc_worker", NULL};
+    static const char *names[] = {"raylet",      "gcs_server", "redis-server",
+                                  "rayc_worker", "rayc_ctl",   NULL};
     int found = 0;
     DIR *d = opendir("/proc");
     struct dirent *de;
@@ -260,9 +262,12 @@ static void bc_kill_one(pid_t pid, void *arg)
     kill(pid, *(int *)arg);
 }
 
+/* Signal everything of ours that names `where`: the supervisors first, or
+ * they would start the GCS and Redis again. */
 static int bc_sweep(const char *where, int sig)
 {
-    return bc_each_process(where, NULL, bc_kill_one, &sig);
+    int n = bc_each_process(where, "rayc_ctl", bc_kill_one, &sig);
+    return n + bc_each_process(where, NULL, bc_kill_one, &sig);
 }
 
 static int bc_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -272,15 +277,31 @@ static int bc_rm_entry(const char *path, const struct stat *st, int flag, struct
     return 0;
 }
 
-/* Stop every session under the root (`rayc stop`), then SIGKILL whatever
- * still names it. 0, or -1 when `rayc stop` failed (why says how). */
+/* Stop every head under the root (`rayc stop --temp-dir=<its dir>` for each
+ * directory of the root whose latest session ran a GCS: `rayc stop` looks
+ * for sessions directly in the directory it is given, and each node has a
+ * directory of its own), then SIGKILL whatever still names the root. 0, or
+ * -1 when a `rayc stop` failed (why says how). */
 static int bc_stop_all(char *why, size_t whylen)
 {
-    char *args[] = {"stop", NULL};
-    int rc = bc_rayc("stop", why, whylen, 120, args);
+    int rc = 0;
+    DIR *d = opendir(bc.root);
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        char path[PATH_MAX + 300], flag[PATH_MAX + 300];
+        snprintf(path, sizeof(path), "%s/%s/session_latest/gcs_server.cmd", bc.root, de->d_name);
+        if (de->d_name[0] == '.' || access(path, F_OK) != 0)
+            continue;
+        snprintf(flag, sizeof(flag), "--temp-dir=%s/%s", bc.root, de->d_name);
+        char *args[] = {"stop", flag, NULL};
+        if (bc_rayc("stop", why, whylen, 120, args) != 0)
+            rc = -1;
+    }
+    if (d)
+        closedir(d);
     if (bc_sweep(bc.root, SIGKILL) > 0)
         sleep_ms(300);
-    return rc == 0 ? 0 : -1;
+    return rc;
 }
 
 static void bc_remove_root(void)

@@ -875,6 +875,17 @@ out:
 
 /* ------------------------------------------------------------------- main */
 
+static volatile pid_t case_child; /* the process running the current case */
+
+/* Interrupted: the case's process goes first (it would go on measuring and
+ * hold the guardian's pipe open), then the guardian stops the clusters. */
+static void on_signal(int sig)
+{
+    if (case_child > 0)
+        kill(case_child, SIGKILL);
+    bc_on_signal(sig);
+}
+
 typedef struct {
     const char *name;
     long dflt;
@@ -1011,7 +1022,7 @@ int main(int argc, char **argv)
      * compete with the measurements. */
     bc.extra[bc.nextra++] = "RAYC_PREFAULT_STORE=0";
     bc_start_guardian();
-    struct sigaction sa = {.sa_handler = bc_on_signal};
+    struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
@@ -1027,13 +1038,21 @@ int main(int argc, char **argv)
         S.nclusters = 10 * c; /* node directories of each case's clusters stay apart */
         pid_t pid = fork();
         if (pid == 0) {
+            /* The parent answers signals and keeps the guardian's pipe. */
+            signal(SIGINT, SIG_DFL);
+            signal(SIGTERM, SIG_DFL);
+            signal(SIGHUP, SIG_DFL);
+            close(bc.guard_fd);
+            bc.guard_fd = -1;
             CASES[c].run(ns[c]);
             fflush(NULL);
             _exit(S.failed);
         }
+        case_child = pid;
         int st = 0;
         while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR) {
         }
+        case_child = 0;
         if (pid < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
             if (pid < 0 || !WIFEXITED(st))
                 printf("%s failed: %s\n", CASES[c].name,
