@@ -4,7 +4,7 @@
  * hundred thousand store objects, a thousand actors. Each case starts its own
  * cluster under a private mkdtemp root, measures, and stops it.
  *
- *   build/bench/scale CASE [N] [CASE [N]]... [--hold=SECONDS]
+ *   build/bench/scale CASE [N] [CASE [N]]... [--hold=SECONDS] [--actors=M]
  *
  *   nodes N          (200)  N raylets (num_cpus=1, a 32 MiB store, no
  *                           pre-fault) join one GCS: time until the GCS lists
@@ -19,6 +19,8 @@
  *                           nodes they ran on. The head comes from `rayc
  *                           start --head`; the other raylets are exec'd
  *                           directly, all at once (see start_workers).
+ *                           --actors=M: then M actors across the cluster
+ *                           (creation rate, how many nodes host one).
  *   queue N      (1000000)  one driver submits N no-op tasks at once to a
  *                           2-CPU node while an actor holds both CPUs, so
  *                           all of them queue: submit time, peak raylet
@@ -76,6 +78,7 @@ typedef struct {
 
 static struct {
     int hold_s;
+    long node_actors; /* nodes case: actors created across the cluster after the tasks */
     char exe_dir[PATH_MAX];
     char mnlib[PATH_MAX + 64], benchlib[PATH_MAX + 64];
     char err[1024];
@@ -182,10 +185,11 @@ static int start_head(cluster_t *c, int cpus, size_t store)
  * START_TIMEOUT_S. */
 static int start_workers(cluster_t *c, int count, int cpus, size_t store)
 {
-    char bin[PATH_MAX + 64], addr[96], tok[PATH_MAX + 64], cpu[32], st[64];
+    char bin[PATH_MAX + 64], addr[96], tok[PATH_MAX + 64], cpu[32], st[64], token[256];
     snprintf(bin, sizeof(bin), "%s/raylet", bc.bin_dir);
     snprintf(addr, sizeof(addr), "--gcs-address=%s", c->address);
-    snprintf(tok, sizeof(tok), "--token-file=%s", c->token);
+    if (bc_read_text(c->token, token, sizeof(token)) != 0 || !token[0])
+        return failf("%s: cannot read the cluster token", c->token);
     snprintf(cpu, sizeof(cpu), "--num-cpus=%d", cpus);
     snprintf(st, sizeof(st), "--object-store-memory=%zu", store);
     char **env = bc_env();
@@ -210,6 +214,18 @@ static int start_workers(cluster_t *c, int count, int cpus, size_t store)
         mkdir(path, 0700);
         snprintf(path, sizeof(path), "%s/sockets", n->session);
         mkdir(path, 0700);
+        /* The session's token, as `rayc start` writes it: actor workers
+         * check their callers with it. */
+        snprintf(tok, sizeof(tok), "--token-file=%s/token", n->session);
+        snprintf(path, sizeof(path), "%s/token", n->session);
+        int tfd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (tfd < 0 || dprintf(tfd, "%s\n", token) < 0) {
+            if (tfd >= 0)
+                close(tfd);
+            rc = failf("%s: %s", path, strerror(errno));
+            break;
+        }
+        close(tfd);
         snprintf(path, sizeof(path), "%s/logs/raylet.err", n->session);
         int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         if (fd < 0) {
@@ -404,8 +420,6 @@ static void sampler_stop(sampler *s)
     pthread_join(s->th, NULL);
 }
 
-#include "scale_nodes.h"
-
 /* --------------------------------------------------------- case: queue */
 
 /* Get refs[0, n) in chunks, releasing values and refs as they come. */
@@ -532,6 +546,8 @@ out:
     free(refs);
     free(vals);
 }
+
+#include "scale_nodes.h"
 
 /* ------------------------------------------------------ case: objects */
 
@@ -705,7 +721,7 @@ static const scale_case CASES[] = {
 
 static void usage(FILE *o)
 {
-    fprintf(o, "usage: scale CASE [N] [CASE [N]]... [--hold=SECONDS]\n"
+    fprintf(o, "usage: scale CASE [N] [CASE [N]]... [--hold=SECONDS] [--actors=M]\n"
                "cases (default N): nodes (200), queue (1000000), objects (1000000),\n"
                "                   store-objects (100000), actors (1000), all\n");
 }
@@ -778,6 +794,9 @@ int main(int argc, char **argv)
         if (strncmp(a, "--hold=", 7) == 0) {
             S.hold_s = atoi(a + 7);
             ok = S.hold_s >= 0;
+        } else if (strncmp(a, "--actors=", 9) == 0) {
+            S.node_actors = atol(a + 9);
+            ok = S.node_actors >= 0;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             return 0;

@@ -166,6 +166,81 @@ out:
     return rc ? -1 : 0;
 }
 
+/* Workers per raylet: hosts[0] raylets, then (pid, workers) pairs. */
+static void count_hosts(pid_t pid, void *arg)
+{
+    int *hosts = arg;
+    char path[64], buf[128];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    if (bc_read_text(path, buf, sizeof(buf)) != 0)
+        return;
+    const char *p = strrchr(buf, ')');
+    int ppid = 0;
+    if (p && sscanf(p + 2, "%*c %d", &ppid) == 1)
+        for (int i = 0; hosts[0] >= 0 && i < hosts[0]; i++)
+            if (hosts[2 * i + 1] == ppid)
+                hosts[2 * i + 2]++;
+}
+
+/* n Bench actors across the cluster (the GCS places them), each answering
+ * one call: the creation rate and how many nodes host an actor worker. */
+static int nodes_actors(cluster_t *c, long n)
+{
+    rayc_actor *actors = calloc((size_t)n, sizeof(*actors));
+    rayc_ref *refs = calloc((size_t)n, sizeof(*refs));
+    rayc_value *vals = calloc(GET_CHUNK, sizeof(*vals));
+    int *hosts = calloc(2 * (size_t)c->nnodes + 1, sizeof(*hosts));
+    long made = 0, called = 0;
+    int rc = 0;
+    if (actors == NULL || refs == NULL || vals == NULL || hosts == NULL) {
+        rc = failf("out of memory");
+        goto out;
+    }
+    double t0 = now_s();
+    for (; made < n && rc == 0; made++)
+        if ((rc = rayc_actor_create("Bench", NULL, 0, NULL, &actors[made])) != 0) {
+            fail(rc, "rayc_actor_create(Bench)");
+            break;
+        }
+    for (; rc == 0 && called < n; called++)
+        if ((rc = rayc_actor_call(actors[called], "small_value", NULL, 0, NULL, &refs[called])) !=
+            0)
+            fail(rc, "rayc_actor_call(small_value)");
+    if (rc == 0 && drain(refs, n, vals) != 0)
+        rc = -1;
+    double el = now_s() - t0;
+    if (rc != 0) {
+        for (long i = 0; i < called; i++)
+            rayc_ref_release(refs[i]);
+        goto out;
+    }
+    /* A worker's parent is its raylet (posix_spawn): workers per raylet,
+     * the prestarted one (and task workers not yet idled out) included. */
+    hosts[0] = c->nnodes;
+    for (int i = 0; i < c->nnodes; i++)
+        hosts[2 * i + 1] = (int)c->nodes[i].raylet;
+    bc_each_process(bc.root, "rayc_worker", count_hosts, hosts);
+    int lo = INT_MAX, hi = 0, total = 0;
+    for (int i = 0; i < c->nnodes; i++) {
+        int w = hosts[2 * i + 2];
+        lo = w < lo ? w : lo;
+        hi = w > hi ? w : hi;
+        total += w;
+    }
+    report("nodes.actors",
+           "%ld actors answering after %.1f s (%.0f actors/s); worker processes "
+           "per raylet: %d to %d (%d in all, prestarted ones included)",
+           n, el, (double)n / el, lo, hi, total);
+out:
+    for (long i = 0; i < made; i++)
+        rayc_actor_release(actors[i]);
+    free(actors);
+    free(refs);
+    free(vals);
+    free(hosts);
+    return rc ? -1 : 0;
+}
+
 static void case_nodes(long n)
 {
     cluster_t *c = cluster_new();
@@ -194,7 +269,8 @@ static void case_nodes(long n)
            t1 - t0, n - 1, t2 - t1);
     report("nodes.all_alive", "%.1f s after the raylets' start (GCS lists all %ld ALIVE)", t3 - t1,
            n);
-    if (nodes_hold(c, buf, cap) != 0 || nodes_status(c) != 0 || nodes_spread(c) != 0)
+    if (nodes_hold(c, buf, cap) != 0 || nodes_status(c) != 0 || nodes_spread(c) != 0 ||
+        (S.node_actors > 0 && nodes_actors(c, S.node_actors) != 0))
         goto failed;
     goto out;
 failed:
