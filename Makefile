@@ -64,7 +64,7 @@ BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 BENCH_LIBS := $(patsubst bench/lib/%.c,$(BUILD)/bench/lib%.so,$(wildcard bench/lib/*.c))
 ALL_LIBS := $(LIBGCS) $(LIBRAYLET) $(LIBRAYC_A) $(LIBCOMMON)
 
-.PHONY: all deps demo test test-deploy unit integration test-slow asan fuzz bench install format format-check clean valgrind
+.PHONY: all deps demo test test-deploy unit integration test-slow asan fuzz bench bench-scale install format format-check clean valgrind
 .DEFAULT_GOAL := all
 
 all: $(BINS) $(LIBRAYC_SO) $(LIBRAYC_A) $(UNIT_BINS) $(ITEST_BINS) $(EXAMPLE_BINS) $(BENCH_BINS) $(BENCH_LIBS) \
@@ -287,6 +287,12 @@ fuzz: $(patsubst %,$(BUILD)/fuzz/%,$(FUZZ_TARGETS))
 
 bench: all
 	@set -e; for b in $(BENCH_BINS); do $$b; done
+
+# The scale envelope (issue 17, docs/benchmarks.md): heavy, so not part of
+# `make bench` (scale without a case runs nothing). SCALE_ARGS picks cases and sizes.
+SCALE_ARGS ?= all
+bench-scale: all
+	$(BUILD)/bench/scale $(SCALE_ARGS)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \

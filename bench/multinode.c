@@ -415,10 +415,12 @@ static int has_string(const char *path, const char *needle)
 }
 
 /* Kill every daemon or worker that names `where` (a path under our private
- * root) in its arguments or environment. Returns how many. */
-static int sweep(const char *where, int sig)
+ * root) in its arguments or environment, the head's supervisor (rayc_ctl)
+ * in a first pass: it would start the GCS and Redis again. (`rayc stop`
+ * with RAYC_TEMP_DIR=<root> finds no session directly under the root, so
+ * this sweep is what stops the cluster.) Returns how many. */
+static int sweep_names(const char *where, int sig, const char *const *names)
 {
-    static const char *names[] = {"raylet", "gcs_server", "redis-server", "rayc_worker", NULL};
     int killed = 0;
     DIR *d = opendir("/proc");
     struct dirent *de;
@@ -433,7 +435,7 @@ static int sweep(const char *where, int sig)
         if (read_text(path, comm, sizeof(comm)) != 0)
             continue;
         int ours = 0;
-        for (const char **nm = names; *nm && !ours; nm++)
+        for (const char *const *nm = names; *nm && !ours; nm++)
             ours = strcmp(comm, *nm) == 0;
         if (!ours)
             continue;
@@ -449,6 +451,14 @@ static int sweep(const char *where, int sig)
     if (d)
         closedir(d);
     return killed;
+}
+
+static int sweep(const char *where, int sig)
+{
+    static const char *const sup[] = {"rayc_ctl", NULL};
+    static const char *const all[] = {"raylet", "gcs_server", "redis-server", "rayc_worker", NULL};
+    int n = sweep_names(where, sig, sup);
+    return n + sweep_names(where, sig, all);
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)

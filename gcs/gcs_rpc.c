@@ -91,7 +91,9 @@ static void handle_register_node(gcs_client *cl, const ProtobufCMessage *m, uint
 /* The nodes changed after view version `since` (0: all), in a new array. */
 static Rpc__NodeInfo **list_nodes_since(gcs_server *srv, uint64_t since, size_t *n)
 {
-    size_t cap = gcs_node_count(srv->nodes);
+    size_t cap = since > 0 && since >= gcs_node_view_version(srv->nodes)
+                     ? 0 /* an idle cluster's delta: empty */
+                     : gcs_node_count(srv->nodes);
     const Rpc__NodeInfo **nodes = malloc((cap ? cap : 1) * sizeof(*nodes));
     if (nodes == NULL)
         return NULL;

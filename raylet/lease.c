@@ -264,14 +264,14 @@ int lease_enqueue(lease_mgr *lm, rtask *t, bool front)
     lease_pool *pool = NULL;
     const Rpc__TaskSpec *s = t->msg->spec;
     if (s->pg_id.len == PG_ID_SIZE) {
-        pool = pool_for(lm, s->pg_id.data, s->bundle_index, &t->demand);
+        pool = pool_for(lm, s->pg_id.data, s->bundle_index, t->demand);
         if (pool == NULL)
             return RAYC_ENOTFOUND;
     }
     /* An actor's creation gets a worker of its own: the worker is the
      * actor's afterwards, so nothing may queue behind it. Nor behind a
      * generator, which may run (or wait for its consumer) for long. */
-    sclass *c = class_for(lm, t->job_id, &t->demand, task_solo(t), pool);
+    sclass *c = class_for(lm, t->job_id, t->demand, task_solo(t), pool);
     if (c == NULL)
         return RAYC_ENOMEM;
     t->state = T_READY;
@@ -549,7 +549,7 @@ void lease_task_done(lease_mgr *lm, rtask *t)
 void lease_take_back(lease_mgr *lm, rtask *t)
 {
     lease *l = lease_of(t->w);
-    sclass *c = class_for(lm, t->job_id, &t->demand, task_solo(t), l->pool);
+    sclass *c = class_for(lm, t->job_id, t->demand, task_solo(t), l->pool);
     if (c == NULL)
         return;             /* out of memory: it stays with the worker */
     l->steal_asked = false; /* what comes back may be stolen again later */

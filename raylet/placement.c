@@ -153,7 +153,7 @@ static const uint64_t *locality(const placement *pl, const rtask *t, uint64_t *s
 int place_task(placement *pl, rtask *t, bool spillback)
 {
     const Rpc__TaskSpec *s = t->msg->spec;
-    bool feasible_here = sched_feasible(pl->total, &t->demand);
+    bool feasible_here = sched_feasible(pl->total, t->demand);
     int pin = check_pin(pl, t);
     if (pin != 0)
         return pin;
@@ -163,7 +163,7 @@ int place_task(placement *pl, rtask *t, bool spillback)
     if (pl->queued)
         sched_acquire(&pl->nodes[pl->sv.local].available, pl->queued);
     pl->nodes[pl->sv.local].total = *pl->total;
-    sched_req req = {.demand = t->demand, .strategy = s->strategy, .soft = s->soft};
+    sched_req req = {.demand = *t->demand, .strategy = s->strategy, .soft = s->soft};
     if (s->strategy == RAYC_SCHED_NODE && s->node_id.len == NODE_ID_SIZE) {
         req.has_node = true;
         memcpy(req.node.b, s->node_id.data, NODE_ID_SIZE);
@@ -181,7 +181,7 @@ int place_task(placement *pl, rtask *t, bool spillback)
     if ((room || (rc == SCHED_WAIT && !spillback)) && target >= 0 && target != pl->sv.local) {
         if (pl->forward(pl->arg, t, &pl->nodes[target].id)) {
             /* Count it against that node until its next report says otherwise. */
-            sched_acquire(&pl->nodes[target].available, &t->demand);
+            sched_acquire(&pl->nodes[target].available, t->demand);
             return SCHED_FORWARD;
         }
         return feasible_here ? SCHED_WAIT : SCHED_INFEASIBLE;

@@ -41,8 +41,8 @@ struct worker;
 
 typedef struct rtask {
     task_id_t id;
-    Rpc__SubmitTask *msg; /* owned; msg->spec is the spec */
-    res_set demand;
+    Rpc__SubmitTask *msg;  /* owned; msg->spec is the spec */
+    const res_set *demand; /* interned (demand.h): shared by the tasks of one demand */
     worker_id_t owner;
     uint32_t job_id;
     int state;           /* enum task_state */

@@ -37,6 +37,7 @@ void tm__free_task(task_manager *tm, rtask *t)
         tm->n_generators--; /* counted by task_init, which every task passed */
     dm_release(tm->dm, t);
     id_map_remove(&tm->tasks, &t->hnode);
+    demand_release(tm->demands, t->demand);
     msg_free(&t->msg->base);
     free(t);
 }
@@ -310,7 +311,7 @@ static void warn_infeasible(task_manager *tm, rtask *t)
 {
     char want[512], have[512];
     log_warn("task %s is infeasible: needs %s, node has %s", t->msg->spec->function,
-             res_format(&t->demand, want, sizeof(want)),
+             res_format(t->demand, want, sizeof(want)),
              res_format(tm->d.total, have, sizeof(have)));
     client *owner = creg_by_worker(tm->d.clients, &t->owner);
     if (owner && !owner->warned_infeasible) {
@@ -398,13 +399,18 @@ static int task_init(task_manager *tm, rtask *t, char *err, size_t errlen)
     id_map_insert(&tm->tasks, &t->hnode);
     if (s->streaming)
         tm->n_generators++;
+    res_set demand = {0};
     for (size_t i = 0; i < s->n_resources; i++) {
         Rpc__Resource *r = s->resources[i];
-        if (r->amount < 0 || res_set_amount(&t->demand, r->name, r->amount) != 0)
+        if (r->amount < 0 || res_set_amount(&demand, r->name, r->amount) != 0)
             snprintf(err, errlen, "bad resource demand '%s'", r->name);
     }
     if (err[0])
         return -1;
+    if ((t->demand = demand_intern(tm->demands, &demand)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     int nrefs = 0;
     for (size_t i = 0; i < s->n_args; i++) {
         Rpc__TaskArg *a = s->args[i];
@@ -817,7 +823,7 @@ void tm_remote_done(task_manager *tm, Rpc__TaskDone *m)
     rtask *t = tm__find(tm, m->task_id.data, m->task_id.len);
     if (t && t->state == T_FORWARDED) {
         tm->n_forwarded--;
-        place_forward_done(tm->pl, &t->fwd_node, &t->demand);
+        place_forward_done(tm->pl, &t->fwd_node, t->demand);
         tm__free_task(tm, t);
     }
     if (m->owner_id.len != WORKER_ID_SIZE)
@@ -941,6 +947,8 @@ task_manager *tm_new(const tm_deps *deps)
     if (tm == NULL)
         return NULL;
     tm->d = *deps;
+    if ((tm->demands = demand_table_new()) == NULL)
+        goto fail;
     if (id_map_init(&tm->tasks, ID_MAP_KEY_OFF(rtask, hnode, id), TASK_ID_SIZE, TASK_BUCKETS) != 0)
         goto fail;
     int in_flight = (int)deps->cfg->max_tasks_in_flight_per_worker;
@@ -987,6 +995,7 @@ void tm_free(task_manager *tm)
         free(t);
     }
     id_map_destroy(&tm->tasks);
+    demand_table_free(tm->demands);
     place_free(tm->pl);
     lease_free(tm->lm);
     for (ractor *r = tm->actors, *next; r; r = next) {

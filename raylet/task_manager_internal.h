@@ -10,6 +10,7 @@
 #ifndef RAYC_TASK_MANAGER_INTERNAL_H
 #define RAYC_TASK_MANAGER_INTERNAL_H
 
+#include "demand.h"
 #include "dependency_manager.h"
 #include "lease.h"
 #include "placement.h"
@@ -41,6 +42,7 @@ struct task_manager {
     placement *pl;
     dependency_manager *dm;
     lease_mgr *lm;
+    demand_table *demands; /* the tasks' interned demands */
 };
 
 /* task_manager.c */

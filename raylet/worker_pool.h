@@ -58,7 +58,7 @@ struct worker {
     int out_fd, err_fd;   /* read ends of its stdout/stderr pipes */
     int log_out, log_err; /* log files */
     struct event *out_ev, *err_ev;
-    char *linebuf[2];
+    char *linebuf[2]; /* an unfinished output line; allocated at the first one */
     size_t linelen[2];
     worker *prev, *next;
 };

@@ -81,7 +81,6 @@ task_submitter *tsub_new(const tsub_deps *deps)
 static void otask_free(otask *t)
 {
     free(t->frame);
-    free(t->function);
     free(t->held);
     free(t->def);
     free(t);
@@ -97,6 +96,11 @@ void tsub_free(task_submitter *ts)
         otask_free(ID_MAP_ENTRY(n, otask, hnode));
     id_map_destroy(&ts->tasks);
     tsub__streams_orphan(ts);
+    for (int b = 0; b < FNAME_BUCKETS; b++)
+        for (fname *f = ts->fnames[b], *next; f; f = next) {
+            next = f->next;
+            free(f);
+        }
     free(ts);
 }
 
@@ -235,7 +239,7 @@ static int build_and_send(task_submitter *ts, otask *t, const tsub_request *rq,
     spec.task_id.data = t->id.b;
     spec.task_id.len = TASK_ID_SIZE;
     spec.job_id = job_id_to_int(*ts->d.job);
-    spec.function = t->function;
+    spec.function = (char *)t->function; /* packed, not changed */
     spec.num_returns = t->stream ? 1 : t->num_returns;
     if (t->stream)
         tsub__stream_spec(t->stream, &spec);
@@ -418,15 +422,37 @@ void tsub__run_deferred(task_submitter *ts)
 
 /* ------------------------------------------------------------ submit */
 
+/* The submitter's one copy of function name f; NULL when out of memory.
+ * Kept until tsub_free. */
+static const char *intern_function(task_submitter *ts, const char *f)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)f; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    fname **head = &ts->fnames[h % FNAME_BUCKETS];
+    for (fname *n = *head; n; n = n->next)
+        if (strcmp(n->s, f) == 0)
+            return n->s;
+    size_t len = strlen(f) + 1;
+    fname *n = malloc(sizeof(*n) + len);
+    if (n == NULL)
+        return NULL;
+    memcpy(n->s, f, len);
+    n->next = *head;
+    *head = n;
+    return n->s;
+}
+
 /* A record for a new task, not yet in the table. NULL when out of memory. */
 static otask *new_otask(task_submitter *ts, const tsub_request *rq, size_t nargs)
 {
     otask *t = calloc(1, sizeof(*t));
     if (t == NULL)
         return NULL;
-    t->held = calloc(nargs ? nargs : 1, sizeof(*t->held));
-    t->function = strdup(rq->function);
-    if (t->held == NULL || t->function == NULL) {
+    /* Most tasks take no argument: no array then (free(NULL) is fine). */
+    t->held = nargs ? calloc(nargs, sizeof(*t->held)) : NULL;
+    t->function = intern_function(ts, rq->function);
+    if ((nargs && t->held == NULL) || t->function == NULL) {
         otask_free(t);
         return NULL;
     }

@@ -48,7 +48,7 @@ typedef struct otask {
     node_id_t pin_node;
     uint8_t *frame; /* the SubmitTask frame as sent (kept for retries) */
     size_t frame_len;
-    char *function;
+    const char *function; /* interned in the submitter (tsub__function) */
     /* References this task holds until it ends: its ref arguments. */
     object_id_t *held;
     size_t nheld;
@@ -78,11 +78,20 @@ struct rayc_stream {
     struct rayc_stream *prev, *next; /* ts->streams */
 };
 
+/* A function name, kept once for every task that calls it: a driver with a
+ * million queued tasks calls a handful of functions. */
+typedef struct fname {
+    struct fname *next;
+    char s[];
+} fname;
+#define FNAME_BUCKETS 64
+
 struct task_submitter {
     tsub_deps d;
-    id_map tasks;         /* otask by id */
-    otask *deferred;      /* waiting for arguments still being computed */
-    rayc_stream *streams; /* every stream not freed yet */
+    id_map tasks;                 /* otask by id */
+    otask *deferred;              /* waiting for arguments still being computed */
+    rayc_stream *streams;         /* every stream not freed yet */
+    fname *fnames[FNAME_BUCKETS]; /* every function name submitted, until tsub_free */
 };
 
 /* task_submitter.c, mu held */

@@ -184,6 +184,24 @@ static int say(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
 }
 RAYC_REMOTE(say)
 
+/* say_split(text): prints text and a newline in two writes 50 ms apart, so
+ * the raylet sees an unfinished line first (it must forward the line whole). */
+static int say_split(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
+{
+    const char *text = nargs == 1 ? arg_str(&args[0]) : NULL;
+    if (text == NULL)
+        return rayc_fail(ctx, "say_split wants a string");
+    int half = (int)(strlen(text) / 2);
+    printf("%.*s", half, text);
+    fflush(stdout);
+    usleep(50 * 1000);
+    printf("%s\n", text + half);
+    fflush(stdout);
+    int64_t pid = getpid();
+    return rayc_return(ctx, 0, &pid, sizeof(pid));
+}
+RAYC_REMOTE(say_split)
+
 /* pid(): this worker's pid. */
 static int pid(rayc_ctx *ctx, const rayc_buf *args, size_t nargs)
 {

@@ -461,6 +461,28 @@ Test(tasks, worker_output_streamed_to_driver)
     stop();
 }
 
+/* A line written in two parts reaches the driver whole: the raylet keeps
+ * the unfinished part (in a buffer it makes at the first such line). */
+Test(tasks, worker_output_line_in_two_writes_arrives_whole)
+{
+    char out[HARNESS_PATH];
+    tmp_path(out, sizeof(out), "driver.stdout");
+    start(1);
+    int so = capture(1, out);
+    rayc_arg a = ARG_STR("split-marker-51c9");
+    int64_t pid = get_i64(submit("say_split", &a, 1, NULL));
+    char want[256];
+    snprintf(want, sizeof(want), "(pid=%lld, node=%.8s) split-marker-51c9\n", (long long)pid,
+             rayc_node_id());
+    struct contains_arg co = {out, want};
+    bool got = harness_wait_until(file_contains, &co, 20000);
+    restore(1, so);
+    char *o = read_file(out, NULL);
+    cr_assert(got, "driver stdout lacks [%s]; it has [%s]", want, o ? o : "");
+    free(o);
+    stop();
+}
+
 /* ------------------------------------------------------------ resources */
 
 Test(tasks, two_cpu_task_runs_on_two_cpu_node)

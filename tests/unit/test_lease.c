@@ -156,7 +156,9 @@ static rtask *queue_task(lease_mgr *lm, int i, const char *demand)
     msgs[i].spec = &specs[i];
     t->msg = &msgs[i];
     t->job_id = 1;
-    t->demand = rs(demand);
+    static res_set demands[NT];
+    demands[i] = rs(demand);
+    t->demand = &demands[i];
     cr_assert_eq(lease_enqueue(lm, t, false), 0);
     return t;
 }

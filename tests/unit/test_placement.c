@@ -78,7 +78,9 @@ static rtask *task_wanting(const char *demand)
     spec.function = "f";
     msg.spec = &spec;
     task.msg = &msg;
-    task.demand = rs(demand);
+    static res_set task_demand;
+    task_demand = rs(demand);
+    task.demand = &task_demand;
     return &task;
 }
 
