@@ -500,6 +500,10 @@ Test(pressure, consumer_runs_where_its_argument_bytes_are)
         int k = 1 + round % 2;
         uint64_t seed = 700 + (uint64_t)round;
         rayc_ref obj = make_on(&c, k, 8 * MIB, seed);
+        /* The head's view of node k must show it idle again (the producer
+         * that just ran there is over): a node without room is no
+         * candidate, whatever it holds. */
+        harness_wait_nodes_settled(&c, SLACK_MS);
         rayc_task_opts o = {.num_returns = 2};
         rayc_arg a[] = {RAYC_REF(obj), RAYC_VAL(&seed, sizeof(seed))};
         rayc_ref r[2];
