@@ -85,9 +85,40 @@ static bconn *gcs_connect(const harness_cluster *c)
                       err, sizeof(err));
 }
 
+static Rpc__ListNodesReply *list_nodes(const harness_cluster *c)
+{
+    bconn *b = gcs_connect(c);
+    if (b == NULL)
+        return NULL;
+    Rpc__ListNodesRequest req = RPC__LIST_NODES_REQUEST__INIT;
+    req.req_id = 1;
+    ProtobufCMessage *r = NULL;
+    int rc = bconn_call(b, MSG_LIST_NODES_REQ, &req.base, MSG_LIST_NODES_REPLY, &r, 2000);
+    bconn_close(b);
+    return rc == 0 ? (Rpc__ListNodesReply *)r : NULL;
+}
+
 static int count_alive(const harness_cluster *c)
 {
-    return harness_count_nodes(c, ALIVE);
+    Rpc__ListNodesReply *r = list_nodes(c);
+    if (r == NULL)
+        return -1;
+    int n = 0;
+    for (size_t i = 0; i < r->n_nodes; i++)
+        n += r->nodes[i]->state == ALIVE;
+    msg_free(&r->base);
+    return n;
+}
+
+struct count_arg {
+    const harness_cluster *c;
+    int want;
+};
+
+static bool all_alive(void *arg)
+{
+    struct count_arg *a = arg;
+    return count_alive(a->c) == a->want;
 }
 
 struct hb_arg {
@@ -99,7 +130,7 @@ struct hb_arg {
 static bool heartbeats_after(void *arg)
 {
     struct hb_arg *a = arg;
-    Rpc__ListNodesReply *r = harness_list_nodes(a->c);
+    Rpc__ListNodesReply *r = list_nodes(a->c);
     if (r == NULL)
         return false;
     bool ok = (int)r->n_nodes >= a->c->nraylets;
@@ -123,7 +154,10 @@ static void wait_views(const harness_cluster *c)
  * environment. */
 static void wait_cluster(harness_cluster *c)
 {
-    harness_wait_nodes_settled(c, SLACK_MS);
+    struct count_arg a = {c, c->nraylets};
+    cr_assert(harness_wait_until(all_alive, &a, SLACK_MS), "expected %d ALIVE nodes, have %d",
+              c->nraylets, count_alive(c));
+    wait_views(c);
     driver_env(c);
 }
 
