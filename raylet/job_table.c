@@ -31,6 +31,7 @@ typedef struct rjob {
     bool lookup_pending;  /* the job's record is still to be asked of the GCS */
     char error[256];
     bool remote_driver; /* its driver runs on driver_node (learned from the GCS) */
+    bool ended;         /* the GCS's record, when learned, said the job is over */
     node_id_t driver_node;
     struct rjob *next;
 } rjob;
@@ -351,6 +352,7 @@ static Rpc__JobInfo *job_info_of(Rpc__ListJobsReply *r, uint32_t job_id)
 /* Set up j from the GCS's record of its job. */
 static void configure_from(job_table *jt, rjob *j, Rpc__JobInfo *ji)
 {
+    j->ended = ji->state != RPC__JOB_STATE__JOB_RUNNING;
     if (ji->node_id.len == NODE_ID_SIZE) {
         j->remote_driver = true; /* a local driver is found first anyway */
         memcpy(j->driver_node.b, ji->node_id.data, NODE_ID_SIZE);
@@ -522,8 +524,8 @@ int jt_state(job_table *jt, uint32_t job_id, const char **error)
     if (j == NULL)
         return -1;
     if (error)
-        *error = j->error;
-    return j->state;
+        *error = j->ended ? "its job has ended" : j->error;
+    return j->ended && j->state == JOB_READY ? JOB_ENDED : j->state;
 }
 
 bool jt_driver_node(job_table *jt, uint32_t job_id, node_id_t *node)

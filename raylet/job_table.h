@@ -27,7 +27,10 @@
 
 typedef struct job_table job_table;
 
-enum { JOB_FETCHING, JOB_READY, JOB_FAILED };
+/* JOB_ENDED: ready, but the GCS said the job is over when this node learned
+ * it (a task forwarded here crossed the job's end): only what outlives a
+ * job (a detached actor's creation) may still run. */
+enum { JOB_FETCHING, JOB_READY, JOB_FAILED, JOB_ENDED };
 
 /* on_change(arg): a job became ready or failed. Code and job lookups go to
  * the GCS through gs (borrowed). NULL on allocation failure. */
@@ -52,7 +55,8 @@ void jt_config(job_table *jt, uint32_t job_id, const worker_id_t *driver, char *
                size_t nhashes, jt_claim_cb cb, void *arg);
 /* A task of job_id arrived from another node: look the job up in the GCS. */
 void jt_learn(job_table *jt, uint32_t job_id);
-/* JOB_FETCHING, JOB_READY or JOB_FAILED (*error says why), or -1 if unknown. */
+/* JOB_FETCHING, JOB_READY, JOB_ENDED or JOB_FAILED (*error says why), or -1
+ * if unknown. */
 int jt_state(job_table *jt, uint32_t job_id, const char **error);
 /* Send a worker what it needs to serve job_id (BindJob: libraries, env). */
 void jt_bind(job_table *jt, uint32_t job_id, conn *worker_conn);

@@ -443,7 +443,9 @@ static int schedule_class(lease_mgr *lm, sclass *c)
     int job_state = lm->env.job_state(lm->env.ctx, c->job_id, &job_error);
     if (job_state < 0 || job_state == JOB_FETCHING)
         return 0;
-    if (job_state == JOB_FAILED) {
+    /* A job that ended before its task got here: the task has nowhere to
+     * report (a detached actor's creation, solo, outlives its job). */
+    if (job_state == JOB_FAILED || (job_state == JOB_ENDED && !c->solo)) {
         fail_class(lm, c, job_error);
         return 0;
     }
