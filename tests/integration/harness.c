@@ -1139,6 +1139,32 @@ int harness_count_nodes(const harness_cluster *c, int state)
     return n;
 }
 
+void harness_test_file(char *out, const char *name)
+{
+    snprintf(out, HARNESS_PATH, "%s/%s", harness_dir(), name);
+}
+
+int harness_lines_with(const char *path, const char *prefix)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    char *line = NULL;
+    size_t cap = 0;
+    int n = 0;
+    while (getline(&line, &cap, f) >= 0)
+        n += strncmp(line, prefix, strlen(prefix)) == 0;
+    free(line);
+    fclose(f);
+    return n;
+}
+
+bool harness_has_lines(void *arg)
+{
+    harness_lines *a = arg;
+    return harness_lines_with(a->path, a->prefix) >= a->want;
+}
+
 struct settled_arg {
     const harness_cluster *c;
     uint64_t after; /* 0: ALIVE is enough */

@@ -151,6 +151,17 @@ int harness_capture_fd(int fd, const char *path);
 void harness_restore_fd(int fd, int saved);
 /* The file at path contains needle (stdio flushed first). */
 bool harness_file_contains(const char *path, const char *needle);
+/* <test dir>/name into out (HARNESS_PATH bytes): files tasks write to. */
+void harness_test_file(char *out, const char *name);
+/* Lines of path that start with prefix ("": every line); 0 for no file. */
+int harness_lines_with(const char *path, const char *prefix);
+/* For harness_wait_until: path has at least want lines starting with
+ * prefix. */
+typedef struct {
+    const char *path, *prefix;
+    int want;
+} harness_lines;
+bool harness_has_lines(void *arg);
 
 /* Poll pred(arg) every ~20 ms until it is true or timeout_ms passes. */
 bool harness_wait_until(bool (*pred)(void *), void *arg, int timeout_ms);

@@ -127,36 +127,6 @@ static void assert_eof(rayc_stream *s, const char *what)
     }
 }
 
-static void test_file(char *out, const char *name)
-{
-    snprintf(out, HARNESS_PATH, "%s/%s", harness_dir(), name);
-}
-
-/* Lines of path starting with prefix. */
-static int lines_with(const char *path, const char *prefix)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    char line[256];
-    int n = 0;
-    while (fgets(line, sizeof(line), f))
-        n += strncmp(line, prefix, strlen(prefix)) == 0;
-    fclose(f);
-    return n;
-}
-
-struct lines_arg {
-    const char *path, *prefix;
-    int want;
-};
-
-static bool has_lines(void *arg)
-{
-    struct lines_arg *a = arg;
-    return lines_with(a->path, a->prefix) >= a->want;
-}
-
 static void append(const char *path, const char *line)
 {
     FILE *f = fopen(path, "a");
@@ -279,7 +249,7 @@ Test(generators, items_arrive_before_the_generator_ends)
     harness_cluster c;
     one_node(&c, NULL);
     char path[HARNESS_PATH];
-    test_file(path, "endless.log");
+    harness_test_file(path, "endless.log");
     uint64_t size = 8;
     rayc_arg a[] = {RAYC_VAL(&size, 8), RAYC_VAL(path, strlen(path))};
     rayc_task_opts o = {.generator_backpressure = 1};
@@ -289,13 +259,13 @@ Test(generators, items_arrive_before_the_generator_ends)
         cr_assert_eq(item_u64(r, "endless item"), i);
         rayc_ref_release(r);
     }
-    cr_assert_eq(lines_with(path, "stopped"), 0, "the generator ended on its own");
+    cr_assert_eq(harness_lines_with(path, "stopped"), 0, "the generator ended on its own");
     rayc_stream_close(s);
 
     /* A generator that sleeps a minute after its first item: the second is
      * not there within 300 ms. */
     char nap_path[HARNESS_PATH];
-    test_file(nap_path, "nap.log");
+    harness_test_file(nap_path, "nap.log");
     uint64_t n = 2, ms = 60000;
     rayc_arg b[] = {RAYC_VAL(&n, 8), RAYC_VAL(&ms, 8), RAYC_VAL(nap_path, strlen(nap_path))};
     s = submit_stream("count_nap", b, 3, NULL);
@@ -366,7 +336,7 @@ static void crash_mid_stream(uint64_t size)
     harness_cluster c;
     one_node(&c, NULL);
     char path[HARNESS_PATH];
-    test_file(path, size > 8 ? "crash_large.log" : "crash.log");
+    harness_test_file(path, size > 8 ? "crash_large.log" : "crash.log");
     uint64_t n = 20, k = 7;
     rayc_arg a[] = {RAYC_VAL(&n, 8), RAYC_VAL(&k, 8), RAYC_VAL(path, strlen(path)),
                     RAYC_VAL(&size, 8)};
@@ -395,7 +365,8 @@ static void crash_mid_stream(uint64_t size)
     }
     assert_eof(s, "count_crash");
     rayc_stream_close(s);
-    cr_assert_eq(lines_with(path, "attempt"), 2, "want one attempt that died and one retry");
+    cr_assert_eq(harness_lines_with(path, "attempt"), 2,
+                 "want one attempt that died and one retry");
     driver_shutdown();
 }
 
@@ -416,7 +387,7 @@ Test(generators, worker_killed_without_retries_gives_error_item)
     harness_cluster c;
     one_node(&c, NULL);
     char path[HARNESS_PATH];
-    test_file(path, "crash.log");
+    harness_test_file(path, "crash.log");
     uint64_t n = 20, k = 7, size = 8;
     rayc_arg a[] = {RAYC_VAL(&n, 8), RAYC_VAL(&k, 8), RAYC_VAL(path, strlen(path)),
                     RAYC_VAL(&size, 8)};
@@ -435,7 +406,7 @@ Test(generators, worker_killed_without_retries_gives_error_item)
     rayc_ref_release(e);
     assert_eof(s, "count_crash without retries");
     rayc_stream_close(s);
-    cr_assert_eq(lines_with(path, "attempt"), 1, "a generator without retries ran again");
+    cr_assert_eq(harness_lines_with(path, "attempt"), 1, "a generator without retries ran again");
     driver_shutdown();
 }
 
@@ -450,8 +421,8 @@ Test(generators, items_passed_to_tasks_while_the_stream_runs)
     const char *const *extra[] = {flags};
     cluster(&c, 1, extra);
     char path[HARNESS_PATH], path2[HARNESS_PATH];
-    test_file(path, "small.log");
-    test_file(path2, "large.log");
+    harness_test_file(path, "small.log");
+    harness_test_file(path2, "large.log");
     uint64_t small = 8, large = 200 * KIB;
     rayc_arg a[] = {RAYC_VAL(&small, 8), RAYC_VAL(path, strlen(path))};
     rayc_arg b[] = {RAYC_VAL(&large, 8), RAYC_VAL(path2, strlen(path2))};
@@ -480,7 +451,7 @@ Test(generators, items_passed_to_tasks_while_the_stream_runs)
         cr_assert_eq(get_u64(outs[5 + i], "check(item)"), large * 1000003ULL + (uint64_t)i);
     }
     /* Both generators still run: nothing ended them. */
-    cr_assert_eq(lines_with(path, "stopped") + lines_with(path2, "stopped"), 0);
+    cr_assert_eq(harness_lines_with(path, "stopped") + harness_lines_with(path2, "stopped"), 0);
     rayc_stream_close(s);
     rayc_stream_close(t);
     for (int i = 0; i < 10; i++)
@@ -553,15 +524,15 @@ Test(generators, unread_stream_holds_the_generator_at_the_window)
     harness_cluster c;
     one_node(&c, NULL);
     char path[HARNESS_PATH];
-    test_file(path, "log.log");
+    harness_test_file(path, "log.log");
     uint64_t n = 2000, size = 100 * KIB;
     rayc_arg a[] = {RAYC_VAL(&n, 8), RAYC_VAL(&size, 8), RAYC_VAL(path, strlen(path))};
     rayc_stream *s = submit_stream("count_log", a, 3, NULL);
-    struct lines_arg la = {path, "yielded", 300};
-    cr_assert(harness_wait_until(has_lines, &la, SLACK_MS), "the generator did not start");
+    harness_lines la = {path, "yielded", 300};
+    cr_assert(harness_wait_until(harness_has_lines, &la, SLACK_MS), "the generator did not start");
     struct timespec ts = {1, 0}; /* time to run ahead, if nothing held it */
     nanosleep(&ts, NULL);
-    int ahead = lines_with(path, "yielded");
+    int ahead = harness_lines_with(path, "yielded");
     cr_assert_leq(ahead, 340, "%d items of 100 KiB went out unread (window: 32 MiB)", ahead);
     for (uint64_t i = 0; i < n; i++) {
         rayc_ref r = next_item(s, "count_log");
@@ -605,17 +576,17 @@ Test(generators, early_close_frees_cpu_and_store)
     harness_cluster c;
     one_node(&c, NULL);
     char path[HARNESS_PATH];
-    test_file(path, "endless.log");
+    harness_test_file(path, "endless.log");
     uint64_t size = 1 * MIB;
     rayc_arg a[] = {RAYC_VAL(&size, 8), RAYC_VAL(path, strlen(path))};
     rayc_task_opts o = {.generator_backpressure = 4};
     rayc_stream *s = submit_stream("endless", a, 2, &o);
     rayc_ref taken[2] = {next_item(s, "endless"), next_item(s, "endless")};
-    struct lines_arg la = {path, "started", 1};
-    cr_assert(harness_wait_until(has_lines, &la, SLACK_MS));
+    harness_lines la = {path, "started", 1};
+    cr_assert(harness_wait_until(harness_has_lines, &la, SLACK_MS));
     rayc_stream_close(s);
-    la = (struct lines_arg){path, "stopped", 1};
-    cr_assert(harness_wait_until(has_lines, &la, SLACK_MS),
+    la = (harness_lines){path, "stopped", 1};
+    cr_assert(harness_wait_until(harness_has_lines, &la, SLACK_MS),
               "the generator did not stop after its stream was closed");
     assert_cpus_free(2, "after close");
     /* The two items taken are still ours, and whole. */
@@ -638,7 +609,7 @@ static void cancel_generator(int force)
     harness_cluster c;
     one_node(&c, NULL);
     char path[HARNESS_PATH];
-    test_file(path, "endless.log");
+    harness_test_file(path, "endless.log");
     uint64_t size = 8, ms = 5;
     rayc_arg a[] = {RAYC_VAL(&size, 8), RAYC_VAL(path, strlen(path)), RAYC_VAL(&ms, 8)};
     rayc_stream *s = submit_stream("endless", a, 3, NULL);
@@ -668,8 +639,9 @@ static void cancel_generator(int force)
     assert_eof(s, "a cancelled generator");
     rayc_stream_close(s);
     if (!force) {
-        struct lines_arg la = {path, "stopped", 1};
-        cr_assert(harness_wait_until(has_lines, &la, SLACK_MS), "the generator did not stop");
+        harness_lines la = {path, "stopped", 1};
+        cr_assert(harness_wait_until(harness_has_lines, &la, SLACK_MS),
+                  "the generator did not stop");
     }
     assert_cpus_free(2, "after a cancel");
     driver_shutdown();
@@ -805,7 +777,7 @@ Test(generators, lost_item_rebuilt_from_lineage)
     cluster(&c, 3, NULL);
     wait_views(&c);
     char path[HARNESS_PATH];
-    test_file(path, "producer.log");
+    harness_test_file(path, "producer.log");
     uint64_t n = 3, never = 1000, size = 300 * KIB;
     rayc_arg a[] = {RAYC_VAL(&n, 8), RAYC_VAL(&never, 8), RAYC_VAL(path, strlen(path)),
                     RAYC_VAL(&size, 8)};
@@ -816,7 +788,7 @@ Test(generators, lost_item_rebuilt_from_lineage)
         items[i] = next_item(s, "count_crash on node 2");
     assert_eof(s, "count_crash on node 2");
     rayc_stream_close(s);
-    cr_assert_eq(lines_with(path, "attempt"), 1);
+    cr_assert_eq(harness_lines_with(path, "attempt"), 1);
     char *log = read_file(path, NULL);
     bool on2 = log && strstr(log, c.raylets[2].node_id) != NULL;
     free(log);
@@ -845,8 +817,8 @@ Test(generators, lost_item_rebuilt_from_lineage)
         rayc_value_release(&v);
         rayc_ref_release(items[i]);
     }
-    cr_assert_eq(lines_with(path, "attempt"), 2, "the generator ran %d times, want 2",
-                 lines_with(path, "attempt"));
+    cr_assert_eq(harness_lines_with(path, "attempt"), 2, "the generator ran %d times, want 2",
+                 harness_lines_with(path, "attempt"));
     driver_shutdown();
 }
 
@@ -926,14 +898,14 @@ Test(generators, streaming_actor_methods)
 
     /* Closing a method's stream stops it at its next yield. */
     char path[HARNESS_PATH];
-    test_file(path, "actor_endless.log");
+    harness_test_file(path, "actor_endless.log");
     rayc_arg pa = RAYC_VAL(path, strlen(path));
     s = actor_stream(a, "endless", &pa, 1, &bp);
     for (uint64_t i = 0; i < 3; i++)
         cr_assert_eq(get_u64(next_item(s, "Stream.endless"), "item"), i);
     rayc_stream_close(s);
-    struct lines_arg la = {path, "stopped", 1};
-    cr_assert(harness_wait_until(has_lines, &la, SLACK_MS),
+    harness_lines la = {path, "stopped", 1};
+    cr_assert(harness_wait_until(harness_has_lines, &la, SLACK_MS),
               "the method did not stop after its stream was closed");
     cr_assert_eq(rayc_actor_call(a, "calls", NULL, 0, NULL, &r), RAYC_OK);
     cr_assert_eq(get_u64(r, "Stream.calls after close"), 3);

@@ -56,35 +56,6 @@ static void cluster(harness_cluster *c, int n)
     driver_init(c);
 }
 
-static void test_file(char *out, const char *name)
-{
-    snprintf(out, HARNESS_PATH, "%s/%s", harness_dir(), name);
-}
-
-static int lines_with(const char *path, const char *prefix)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    char line[256];
-    int n = 0;
-    while (fgets(line, sizeof(line), f))
-        n += strncmp(line, prefix, strlen(prefix)) == 0;
-    fclose(f);
-    return n;
-}
-
-struct lines_arg {
-    const char *path, *prefix;
-    int want;
-};
-
-static bool has_lines(void *arg)
-{
-    struct lines_arg *a = arg;
-    return lines_with(a->path, a->prefix) >= a->want;
-}
-
 /* ============================================================ generators */
 
 /* Issue 11: a generator running on node A for an owner (a task's worker)
@@ -95,7 +66,7 @@ Test(refs, generator_stops_when_its_owner_dies_on_another_node)
     harness_cluster c;
     cluster(&c, 2);
     char path[HARNESS_PATH];
-    test_file(path, "endless");
+    harness_test_file(path, "endless");
     uint64_t k = 3;
     const char *gen_node = c.raylets[0].node_id;
     rayc_arg a[] = {RAYC_VAL(gen_node, strlen(gen_node) + 1), RAYC_VAL(path, strlen(path) + 1),
@@ -111,12 +82,13 @@ Test(refs, generator_stops_when_its_owner_dies_on_another_node)
                  v.error ? v.error : rayc_last_error());
     rayc_value_release(&v);
     rayc_ref_release(owner);
-    cr_assert_eq(lines_with(path, "owner dies"), 1, "the owner did not take its items first");
+    cr_assert_eq(harness_lines_with(path, "owner dies"), 1,
+                 "the owner did not take its items first");
     char want[128];
     snprintf(want, sizeof(want), "started %s", gen_node);
-    cr_assert_eq(lines_with(path, want), 1, "the generator did not run on node A");
-    struct lines_arg la = {path, "stopped", 1};
-    cr_assert(harness_wait_until(has_lines, &la, SLACK_MS),
+    cr_assert_eq(harness_lines_with(path, want), 1, "the generator did not run on node A");
+    harness_lines la = {path, "stopped", 1};
+    cr_assert(harness_wait_until(harness_has_lines, &la, SLACK_MS),
               "the generator still runs after its owner died");
     driver_shutdown();
 }
@@ -131,7 +103,7 @@ Test(refs, generator_retry_exceptions_items_exactly_once)
     cluster(&c, 1);
     for (int retry = 1; retry >= 0; retry--) {
         char path[HARNESS_PATH];
-        test_file(path, retry ? "flaky-retried" : "flaky-plain");
+        harness_test_file(path, retry ? "flaky-retried" : "flaky-plain");
         uint64_t n = 8, k = 3;
         rayc_arg a[] = {RAYC_VAL(&n, sizeof(n)), RAYC_VAL(&k, sizeof(k)),
                         RAYC_VAL(path, strlen(path) + 1)};
@@ -172,7 +144,7 @@ Test(refs, generator_retry_exceptions_items_exactly_once)
         rc = rayc_stream_next(s, &r, LONG_MS);
         cr_assert_eq(rc, RAYC_EOF, "after the last item: %s", rayc_strerror(rc));
         rayc_stream_close(s);
-        cr_assert_eq(lines_with(path, "attempt"), retry ? 2 : 1, "attempts");
+        cr_assert_eq(harness_lines_with(path, "attempt"), retry ? 2 : 1, "attempts");
     }
     driver_shutdown();
 }
@@ -303,11 +275,11 @@ Test(refs, borrower_retain_keeps_object_until_released)
     rayc_ref r;
     cr_assert_eq(rayc_put(buf, sizeof(buf), &r), RAYC_OK);
     char path[HARNESS_PATH];
-    test_file(path, "hold");
+    harness_test_file(path, "hold");
     rayc_arg a[] = {RAYC_VAL(&r, sizeof(r)), RAYC_VAL(path, strlen(path) + 1)};
     rayc_ref held = submit_on("hold_ref", a, 2, c.raylets[1].node_id);
-    struct lines_arg la = {path, "retained", 1};
-    cr_assert(harness_wait_until(has_lines, &la, SLACK_MS), "the borrower did not start");
+    harness_lines la = {path, "retained", 1};
+    cr_assert(harness_wait_until(harness_has_lines, &la, SLACK_MS), "the borrower did not start");
     rayc_ref_release(r); /* the owner's last reference: the borrower's keeps it */
     FILE *f = fopen(path, "a");
     cr_assert_not_null(f);
@@ -369,7 +341,7 @@ Test(refs, generator_stops_when_its_owners_node_dies)
     harness_cluster c;
     cluster(&c, 2);
     char path[HARNESS_PATH];
-    test_file(path, "endless");
+    harness_test_file(path, "endless");
     uint64_t k = 3, wait = 1;
     const char *gen_node = c.raylets[0].node_id;
     rayc_arg a[] = {RAYC_VAL(gen_node, strlen(gen_node) + 1), RAYC_VAL(path, strlen(path) + 1),
@@ -378,14 +350,15 @@ Test(refs, generator_stops_when_its_owners_node_dies)
         .strategy = RAYC_SCHED_NODE, .node_id = c.raylets[1].node_id, .max_retries = -1};
     rayc_ref owner;
     cr_assert_eq(rayc_submit("own_endless", a, 4, &o, &owner), RAYC_OK, "%s", rayc_last_error());
-    struct lines_arg la = {path, "owner waits", 1};
-    cr_assert(harness_wait_until(has_lines, &la, SLACK_MS), "the owner did not take its items");
+    harness_lines la = {path, "owner waits", 1};
+    cr_assert(harness_wait_until(harness_has_lines, &la, SLACK_MS),
+              "the owner did not take its items");
     harness_kill9(c.raylets[1].proc);
     struct dead_arg d = {&c, c.raylets[1].node_id};
     cr_assert(harness_wait_until(node_dead, &d, SLACK_MS + c.health_timeout_ms),
               "the owner's node is not DEAD");
-    struct lines_arg st = {path, "stopped", 1};
-    cr_assert(harness_wait_until(has_lines, &st, SLACK_MS),
+    harness_lines st = {path, "stopped", 1};
+    cr_assert(harness_wait_until(harness_has_lines, &st, SLACK_MS),
               "the generator still runs after its owner's node died");
     rayc_ref_release(owner);
     driver_shutdown();

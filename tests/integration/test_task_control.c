@@ -76,29 +76,6 @@ static rayc_ref submit(const char *fn, const rayc_arg *args, size_t n, const ray
     return r;
 }
 
-static int lines_of(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    int n = 0, ch;
-    while ((ch = fgetc(f)) != EOF)
-        n += ch == '\n';
-    fclose(f);
-    return n;
-}
-
-struct lines_arg {
-    const char *path;
-    int want;
-};
-
-static bool has_lines(void *arg)
-{
-    struct lines_arg *a = arg;
-    return lines_of(a->path) >= a->want;
-}
-
 /* ============================================================ cancel */
 
 /* Issue 12 item 3: 2 CPUs, 3 long tasks. The third waits (queued at the
@@ -118,8 +95,8 @@ Test(control, cancel_queued_then_force_running_all_cancelled)
     rayc_ref r[3];
     for (int i = 0; i < 3; i++)
         r[i] = submit("nap", a, 2, &o);
-    struct lines_arg la = {started, 2};
-    cr_assert(harness_wait_until(has_lines, &la, SLACK_MS), "two naps did not start");
+    harness_lines la = {started, "", 2};
+    cr_assert(harness_wait_until(harness_has_lines, &la, SLACK_MS), "two naps did not start");
     cr_assert_eq(rayc_cancel(r[2], 0), RAYC_OK, "cancel r3: %s", rayc_last_error());
     cr_assert_eq(rayc_cancel(r[0], 1), RAYC_OK, "force-cancel r1: %s", rayc_last_error());
     cr_assert_eq(rayc_cancel(r[1], 1), RAYC_OK, "force-cancel r2: %s", rayc_last_error());
@@ -131,7 +108,8 @@ Test(control, cancel_queued_then_force_running_all_cancelled)
         rayc_value_release(&v);
         rayc_ref_release(r[i]);
     }
-    cr_assert_eq(lines_of(started), 2, "a cancelled task ran (or a killed one was retried)");
+    cr_assert_eq(harness_lines_with(started, ""), 2,
+                 "a cancelled task ran (or a killed one was retried)");
     driver_shutdown();
 }
 

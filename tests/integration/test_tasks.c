@@ -295,27 +295,6 @@ static void tmp_path(char *out, size_t len, const char *name)
     pathf(out, len, "%s/%s", harness_dir(), name);
 }
 
-static int lines_of(const char *path)
-{
-    char *s = read_file(path, NULL);
-    int n = 0;
-    for (char *p = s; p && *p; p++)
-        n += *p == '\n';
-    free(s);
-    return n;
-}
-
-struct lines_arg {
-    const char *path;
-    int want;
-};
-
-static bool has_lines(void *arg)
-{
-    struct lines_arg *a = arg;
-    return lines_of(a->path) >= a->want;
-}
-
 /* Redirect fd (1 or 2) into a file; returns the saved fd. */
 static int capture(int fd, const char *path)
 {
@@ -796,8 +775,8 @@ static void crash_mode(const char *mode, const char *how)
     rayc_task_opts o = {.max_retries = 2};
     rayc_arg a[] = {ARG_STR(counter), ARG_STR(mode)};
     char *msg = get_err(submit("crash", a, 2, &o), RAYC_EWORKER_DIED);
-    cr_assert_eq(lines_of(counter), 3, "%s: want 3 attempts, counted %d (%s)", mode,
-                 lines_of(counter), msg);
+    cr_assert_eq(harness_lines_with(counter, ""), 3, "%s: want 3 attempts, counted %d (%s)", mode,
+                 harness_lines_with(counter, ""), msg);
     cr_assert(strstr(msg, how), "%s: the error does not say '%s': %s", mode, how, msg);
     free(msg);
 }
@@ -821,7 +800,7 @@ Test(tasks, crashing_task_retried_then_worker_died)
     rayc_task_opts none = {.max_retries = -1};
     rayc_arg b[] = {ARG_STR(counter), ARG_STR("exit3")};
     free(get_err(submit("crash", b, 2, &none), RAYC_EWORKER_DIED));
-    cr_assert_eq(lines_of(counter), 1);
+    cr_assert_eq(harness_lines_with(counter, ""), 1);
     stop();
 }
 
@@ -894,12 +873,12 @@ Test(tasks, retry_exceptions_retries_rayc_fail)
     rayc_task_opts o = {.retry_exceptions = 1, .max_retries = 3};
     rayc_arg a[] = {ARG_STR(c1), ARG_I64(&three)};
     cr_assert_eq(get_i64(submit("flaky", a, 2, &o)), 3);
-    cr_assert_eq(lines_of(c1), 3);
+    cr_assert_eq(harness_lines_with(c1, ""), 3);
     /* Without retry_exceptions an application error is final. */
     rayc_arg b[] = {ARG_STR(c2), ARG_I64(&three)};
     char *msg = get_err(submit("flaky", b, 2, NULL), RAYC_ETASK);
     cr_assert(strstr(msg, "flaky attempt 1") != NULL, "message: %s", msg);
-    cr_assert_eq(lines_of(c2), 1);
+    cr_assert_eq(harness_lines_with(c2, ""), 1);
     free(msg);
     stop();
 }
@@ -913,14 +892,15 @@ Test(tasks, cancel_queued_task)
     int64_t long_ms = 3000, short_ms = 1;
     rayc_arg a[] = {ARG_STR(busy), ARG_I64(&long_ms)};
     rayc_ref blocker = submit("nap", a, 2, NULL);
-    struct lines_arg started = {busy, 1};
-    cr_assert(harness_wait_until(has_lines, &started, 60000), "the first task never started");
+    harness_lines started = {busy, "", 1};
+    cr_assert(harness_wait_until(harness_has_lines, &started, 60000),
+              "the first task never started");
     rayc_arg b[] = {ARG_STR(queued), ARG_I64(&short_ms)};
     rayc_ref q = submit("nap", b, 2, NULL);
     cr_assert_eq(rayc_cancel(q, 0), RAYC_OK, "cancel: %s", rayc_last_error());
     free(get_err(q, RAYC_ECANCELLED));
     cr_assert_eq(get_i64(blocker), long_ms);
-    cr_assert_eq(lines_of(queued), 0, "the cancelled task ran");
+    cr_assert_eq(harness_lines_with(queued, ""), 0, "the cancelled task ran");
     stop();
 }
 
@@ -962,8 +942,8 @@ Test(tasks, free_cpu_used_after_a_worker_dies)
     int64_t ms = 600000;
     rayc_arg a[] = {ARG_STR(counter), ARG_I64(&ms)};
     rayc_ref r = submit("nap", a, 2, NULL);
-    struct lines_arg started = {counter, 1};
-    cr_assert(harness_wait_until(has_lines, &started, 60000), "the task never started");
+    harness_lines started = {counter, "", 1};
+    cr_assert(harness_wait_until(harness_has_lines, &started, 60000), "the task never started");
     cr_assert_eq(rayc_cancel(r, 1), RAYC_OK, "cancel: %s", rayc_last_error());
     free(get_err(r, RAYC_ECANCELLED));
     two_run_together("rendezvous");
@@ -979,8 +959,8 @@ Test(tasks, force_cancel_running_task_not_retried)
     rayc_task_opts o = {.max_retries = 3};
     rayc_arg a[] = {ARG_STR(counter), ARG_I64(&ms)};
     rayc_ref r = submit("nap", a, 2, &o);
-    struct lines_arg started = {counter, 1};
-    cr_assert(harness_wait_until(has_lines, &started, 60000), "the task never started");
+    harness_lines started = {counter, "", 1};
+    cr_assert(harness_wait_until(harness_has_lines, &started, 60000), "the task never started");
     cr_assert_eq(rayc_cancel(r, 1), RAYC_OK, "cancel: %s", rayc_last_error());
     rayc_value v;
     cr_assert_eq(get1(r, &v, LONG_MS), RAYC_ECANCELLED, "%s", rayc_last_error());
@@ -997,7 +977,7 @@ Test(tasks, force_cancel_running_task_not_retried)
     stop();
     /* Every process of the cluster is gone: any attempt that started left
      * its line. */
-    cr_assert_eq(lines_of(counter), 1, "the force-cancelled task was retried");
+    cr_assert_eq(harness_lines_with(counter, ""), 1, "the force-cancelled task was retried");
 }
 
 /* ------------------------------------------------------------ nested */
@@ -1070,8 +1050,8 @@ Test(tasks, killed_driver_leaves_nothing)
         for (;;)
             pause();
     }
-    struct lines_arg started = {napf, 1};
-    bool ok = harness_wait_until(has_lines, &started, 90000);
+    harness_lines started = {napf, "", 1};
+    bool ok = harness_wait_until(harness_has_lines, &started, 90000);
     char root[HARNESS_PATH] = "";
     bool have_root = find_root(child, root, sizeof(root));
     kill(child, SIGKILL);
