@@ -185,6 +185,38 @@ static void task_metrics(FILE *f, const gcs_metrics *m, const gcs_state_src *src
 }
 
 /* Per alive node, from its heartbeats: resources, object store, queue. */
+/* x's id in hex into id, when x is an ALIVE node with a well-formed id. */
+static bool alive_node_hex(const Rpc__NodeInfo *x, char id[ID_HEX_MAX])
+{
+    if (x->state != RPC__NODE_STATE__NODE_ALIVE || x->node_id.len != NODE_ID_SIZE)
+        return false;
+    id_hex(x->node_id.data, NODE_ID_SIZE, id);
+    return true;
+}
+
+static uint64_t store_objects_of(const Rpc__NodeInfo *x)
+{
+    return x->store_objects;
+}
+
+static uint64_t pending_tasks_of(const Rpc__NodeInfo *x)
+{
+    return x->pending_tasks;
+}
+
+/* One gauge per ALIVE node: get(its record). */
+static void node_gauge(FILE *f, const Rpc__NodeInfo *const *nodes, size_t n, const char *name,
+                       const char *help, uint64_t (*get)(const Rpc__NodeInfo *))
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
+    for (size_t i = 0; i < n; i++) {
+        char id[ID_HEX_MAX];
+        if (!alive_node_hex(nodes[i], id))
+            continue;
+        fprintf(f, "%s{node=\"%s\"} %llu\n", name, id, (unsigned long long)get(nodes[i]));
+    }
+}
+
 static void node_metrics(FILE *f, const Rpc__NodeInfo *const *nodes, size_t n)
 {
     fprintf(f, "# HELP rayc_node_resource A node's resources (CPU, GPU, memory, custom).\n"
@@ -192,9 +224,8 @@ static void node_metrics(FILE *f, const Rpc__NodeInfo *const *nodes, size_t n)
     for (size_t i = 0; i < n; i++) {
         const Rpc__NodeInfo *x = nodes[i];
         char id[ID_HEX_MAX];
-        if (x->state != RPC__NODE_STATE__NODE_ALIVE || x->node_id.len != NODE_ID_SIZE)
+        if (!alive_node_hex(x, id))
             continue;
-        id_hex(x->node_id.data, NODE_ID_SIZE, id);
         for (size_t r = 0; r < x->n_resources_total; r++) {
             double avail = 0;
             for (size_t k = 0; k < x->n_resources_available; k++)
@@ -217,9 +248,8 @@ static void node_metrics(FILE *f, const Rpc__NodeInfo *const *nodes, size_t n)
     for (size_t i = 0; i < n; i++) {
         const Rpc__NodeInfo *x = nodes[i];
         char id[ID_HEX_MAX];
-        if (x->state != RPC__NODE_STATE__NODE_ALIVE || x->node_id.len != NODE_ID_SIZE)
+        if (!alive_node_hex(x, id))
             continue;
-        id_hex(x->node_id.data, NODE_ID_SIZE, id);
         fprintf(f,
                 "rayc_node_object_store_bytes{node=\"%s\",kind=\"capacity\"} %llu\n"
                 "rayc_node_object_store_bytes{node=\"%s\",kind=\"used\"} %llu\n"
@@ -227,28 +257,10 @@ static void node_metrics(FILE *f, const Rpc__NodeInfo *const *nodes, size_t n)
                 id, (unsigned long long)x->store_capacity, id, (unsigned long long)x->store_used,
                 id, (unsigned long long)x->spilled_bytes);
     }
-    fprintf(f, "# HELP rayc_node_object_store_objects Objects in a node's store.\n"
-               "# TYPE rayc_node_object_store_objects gauge\n");
-    for (size_t i = 0; i < n; i++) {
-        const Rpc__NodeInfo *x = nodes[i];
-        char id[ID_HEX_MAX];
-        if (x->state != RPC__NODE_STATE__NODE_ALIVE || x->node_id.len != NODE_ID_SIZE)
-            continue;
-        id_hex(x->node_id.data, NODE_ID_SIZE, id);
-        fprintf(f, "rayc_node_object_store_objects{node=\"%s\"} %llu\n", id,
-                (unsigned long long)x->store_objects);
-    }
-    fprintf(f, "# HELP rayc_node_pending_tasks Tasks queued at a node's scheduler.\n"
-               "# TYPE rayc_node_pending_tasks gauge\n");
-    for (size_t i = 0; i < n; i++) {
-        const Rpc__NodeInfo *x = nodes[i];
-        char id[ID_HEX_MAX];
-        if (x->state != RPC__NODE_STATE__NODE_ALIVE || x->node_id.len != NODE_ID_SIZE)
-            continue;
-        id_hex(x->node_id.data, NODE_ID_SIZE, id);
-        fprintf(f, "rayc_node_pending_tasks{node=\"%s\"} %llu\n", id,
-                (unsigned long long)x->pending_tasks);
-    }
+    node_gauge(f, nodes, n, "rayc_node_object_store_objects", "Objects in a node's store.",
+               store_objects_of);
+    node_gauge(f, nodes, n, "rayc_node_pending_tasks", "Tasks queued at a node's scheduler.",
+               pending_tasks_of);
 }
 
 static void gauges(FILE *f, const gcs_state_src *src)
