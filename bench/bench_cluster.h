@@ -49,7 +49,7 @@ static struct {
     pid_t guard_pid;
 } bc = {.name = "bench", .guard_fd = -1};
 
-static int bc_read_text(const char *path, char *out, size_t len)
+static inline int bc_read_text(const char *path, char *out, size_t len)
 {
     FILE *f = fopen(path, "r");
     if (f == NULL)
@@ -65,7 +65,7 @@ static int bc_read_text(const char *path, char *out, size_t len)
 /* Environment for `rayc`: ours without the RAYC_ variables set here, plus
  * RAYC_TEMP_DIR=<root>, RAYC_BIN_DIR and bc.extra. The caller frees the array
  * (not the strings). */
-static char **bc_env(void)
+static inline char **bc_env(void)
 {
     static const char *drop[] = {"RAYC_TEMP_DIR=", "RAYC_BIN_DIR=",    "RAYC_ADDRESS=",
                                  "RAYC_TOKEN=",    "RAYC_TOKEN_FILE=", NULL};
@@ -96,7 +96,7 @@ static char **bc_env(void)
 
 /* Spawn `bash <script> argv...` in its own process group with stdin
  * /dev/null and stdout+stderr into out_fd. The pid, or -1. */
-static pid_t bc_spawn_rayc(char *const args[], int out_fd)
+static inline pid_t bc_spawn_rayc(char *const args[], int out_fd)
 {
     char *argv[24];
     int n = 0;
@@ -137,7 +137,7 @@ static pid_t bc_spawn_rayc(char *const args[], int out_fd)
 
 /* Wait for pid up to timeout_s (then SIGKILL its group). Exit status, or -1
  * on a timeout. */
-static int bc_wait(pid_t pid, int timeout_s)
+static inline int bc_wait(pid_t pid, int timeout_s)
 {
     double deadline = now_s() + timeout_s;
     int st = 0;
@@ -159,7 +159,7 @@ static int bc_wait(pid_t pid, int timeout_s)
 }
 
 /* The last non-empty line of a file, into out. */
-static void bc_last_line(const char *path, char *out, size_t len)
+static inline void bc_last_line(const char *path, char *out, size_t len)
 {
     char buf[8192] = "";
     out[0] = '\0';
@@ -172,7 +172,8 @@ static void bc_last_line(const char *path, char *out, size_t len)
 /* `rayc ARGS...` (NULL-terminated), output to <root>/logs/<tag>.out; its
  * exit status (-1: did not finish in timeout_s); on failure `why` holds the
  * last line it printed. */
-static int bc_rayc(const char *tag, char *why, size_t whylen, int timeout_s, char *const args[])
+static inline int bc_rayc(const char *tag, char *why, size_t whylen, int timeout_s,
+                          char *const args[])
 {
     char path[PATH_MAX + 64];
     snprintf(path, sizeof(path), "%s/logs/%s.out", bc.root, tag);
@@ -196,7 +197,7 @@ static int bc_rayc(const char *tag, char *why, size_t whylen, int timeout_s, cha
     return rc;
 }
 
-static int bc_has_string(const char *path, const char *needle)
+static inline int bc_has_string(const char *path, const char *needle)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -217,8 +218,8 @@ static int bc_has_string(const char *path, const char *needle)
  * rayc_worker or rayc_ctl (the head's supervisor) (comm == only, when only
  * is not NULL) that names `where` in its arguments or environment. Returns
  * how many. */
-static int bc_each_process(const char *where, const char *only, void (*fn)(pid_t, void *),
-                           void *arg)
+static inline int bc_each_process(const char *where, const char *only, void (*fn)(pid_t, void *),
+                                  void *arg)
 {
     static const char *names[] = {"raylet",      "gcs_server", "redis-server",
                                   "rayc_worker", "rayc_ctl",   NULL};
@@ -257,20 +258,20 @@ static int bc_each_process(const char *where, const char *only, void (*fn)(pid_t
     return found;
 }
 
-static void bc_kill_one(pid_t pid, void *arg)
+static inline void bc_kill_one(pid_t pid, void *arg)
 {
     kill(pid, *(int *)arg);
 }
 
 /* Signal everything of ours that names `where`: the supervisors first, or
  * they would start the GCS and Redis again. */
-static int bc_sweep(const char *where, int sig)
+static inline int bc_sweep(const char *where, int sig)
 {
     int n = bc_each_process(where, "rayc_ctl", bc_kill_one, &sig);
     return n + bc_each_process(where, NULL, bc_kill_one, &sig);
 }
 
-static int bc_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+static inline int bc_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st, (void)flag, (void)ftw;
     remove(path);
@@ -282,7 +283,7 @@ static int bc_rm_entry(const char *path, const struct stat *st, int flag, struct
  * for sessions directly in the directory it is given, and each node has a
  * directory of its own), then SIGKILL whatever still names the root. 0, or
  * -1 when a `rayc stop` failed (why says how). */
-static int bc_stop_all(char *why, size_t whylen)
+static inline int bc_stop_all(char *why, size_t whylen)
 {
     int rc = 0;
     DIR *d = opendir(bc.root);
@@ -304,7 +305,7 @@ static int bc_stop_all(char *why, size_t whylen)
     return rc;
 }
 
-static void bc_remove_root(void)
+static inline void bc_remove_root(void)
 {
     if (bc.root[0])
         nftw(bc.root, bc_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
@@ -313,7 +314,7 @@ static void bc_remove_root(void)
 /* The guardian: a child that outlives us long enough to stop the cluster if
  * we die without doing it. It reads the pipe until EOF; a 'd' before that
  * means we cleaned up ourselves. */
-static void bc_start_guardian(void)
+static inline void bc_start_guardian(void)
 {
     int p[2];
     if (pipe2(p, O_CLOEXEC) != 0)
@@ -353,7 +354,7 @@ static void bc_start_guardian(void)
     bc.guard_pid = pid;
 }
 
-static void bc_on_signal(int sig)
+static inline void bc_on_signal(int sig)
 {
     static const char msg[] = "\ninterrupted; stopping the clusters\n";
     ssize_t w = write(2, msg, sizeof(msg) - 1);
@@ -367,7 +368,7 @@ static void bc_on_signal(int sig)
     _exit(128 + sig);
 }
 
-static void bc_guardian_done(void)
+static inline void bc_guardian_done(void)
 {
     if (bc.guard_fd < 0)
         return;
@@ -380,7 +381,7 @@ static void bc_guardian_done(void)
     }
 }
 
-static int bc_free_port(void)
+static inline int bc_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -399,7 +400,7 @@ static int bc_free_port(void)
 
 /* A "Key:  <n> kB" field of /proc/<pid>/<file> in bytes (pid 0: self); 0
  * when unreadable. */
-static unsigned long long bc_proc_kb(pid_t pid, const char *file, const char *key)
+static inline unsigned long long bc_proc_kb(pid_t pid, const char *file, const char *key)
 {
     char path[64], line[256];
     if (pid > 0)
@@ -420,7 +421,7 @@ static unsigned long long bc_proc_kb(pid_t pid, const char *file, const char *ke
 }
 
 /* utime + stime of pid in clock ticks; -1 when unreadable. */
-static long long bc_proc_ticks(pid_t pid)
+static inline long long bc_proc_ticks(pid_t pid)
 {
     char path[64], buf[1024];
     snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
@@ -436,7 +437,7 @@ static long long bc_proc_ticks(pid_t pid)
 
 /* rchar and wchar of /proc/<pid>/io (bytes through read/write calls,
  * sockets included). 0 or -1. */
-static int bc_proc_io(pid_t pid, unsigned long long *rchar, unsigned long long *wchar)
+static inline int bc_proc_io(pid_t pid, unsigned long long *rchar, unsigned long long *wchar)
 {
     char path[64], line[128];
     snprintf(path, sizeof(path), "/proc/%d/io", (int)pid);
@@ -452,7 +453,7 @@ static int bc_proc_io(pid_t pid, unsigned long long *rchar, unsigned long long *
     return got == 2 ? 0 : -1;
 }
 
-static void bc_loadavg(char *out, size_t len)
+static inline void bc_loadavg(char *out, size_t len)
 {
     char buf[128] = "";
     if (bc_read_text("/proc/loadavg", buf, sizeof(buf)) != 0) {

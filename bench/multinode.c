@@ -68,7 +68,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bench_util.h"
+#include "bench_cluster.h"
 #include "rayc.h"
 
 /* The pattern mnlib's make_pattern writes. */
@@ -131,17 +131,12 @@ static struct {
     int health[MAX_CLUSTERS]; /* 0: default */
     int nhealth;
     char exe_dir[PATH_MAX];
-    char script[PATH_MAX + 32];
-    char bin_dir[PATH_MAX + 32];
     char mnlib[PATH_MAX + 64];
     char testlib[PATH_MAX + 64];
     int have_testlib;
-    char root[PATH_MAX];
     char err[1024];
-    int guard_fd;    /* write end of the guardian's pipe */
-    pid_t guard_pid; /* the guardian */
     int failed;
-} B = {.trials = 3, .failure_trials = 1, .store = 3 * GIB, .guard_fd = -1};
+} B = {.trials = 3, .failure_trials = 1, .store = 3 * GIB};
 
 /* Record why a rayc call failed (call, code, detail) and pass rc on. */
 static int fail(int rc, const char *call)
@@ -193,35 +188,6 @@ static void print_result(const result *r)
         B.failed = 1;
 }
 
-static int read_text(const char *path, char *out, size_t len)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return -1;
-    size_t l = fread(out, 1, len - 1, f);
-    fclose(f);
-    out[l] = '\0';
-    while (l > 0 && isspace((unsigned char)out[l - 1]))
-        out[--l] = '\0';
-    return 0;
-}
-
-static void loadavg(char *out, size_t len)
-{
-    char buf[128] = "";
-    if (read_text("/proc/loadavg", buf, sizeof(buf)) != 0) {
-        snprintf(out, len, "?");
-        return;
-    }
-    /* the first three fields */
-    char *p = buf;
-    for (int i = 0; i < 3 && p; i++)
-        p = strchr(p + (i ? 1 : 0), ' ');
-    if (p)
-        *p = '\0';
-    snprintf(out, len, "%s", buf);
-}
-
 static unsigned long long mem_available(void)
 {
     FILE *f = fopen("/proc/meminfo", "r");
@@ -263,8 +229,8 @@ static char **rayc_env(const cluster_t *c)
             env[k++] = environ[i];
     }
     static char tmp[PATH_MAX + 32], bin[PATH_MAX + 64], health[64];
-    snprintf(tmp, sizeof(tmp), "RAYC_TEMP_DIR=%s", B.root);
-    snprintf(bin, sizeof(bin), "RAYC_BIN_DIR=%s", B.bin_dir);
+    snprintf(tmp, sizeof(tmp), "RAYC_TEMP_DIR=%s", bc.root);
+    snprintf(bin, sizeof(bin), "RAYC_BIN_DIR=%s", bc.bin_dir);
     env[k++] = tmp;
     env[k++] = bin;
     if (c && c->health_ms > 0) {
@@ -377,7 +343,7 @@ static int rayc_cli(const cluster_t *c, char *out, size_t outlen, int timeout_s,
     char *argv[16];
     int n = 0;
     argv[n++] = "bash";
-    argv[n++] = B.script;
+    argv[n++] = bc.script;
     va_list ap;
     va_start(ap, timeout_s);
     const char *a;
@@ -397,183 +363,7 @@ static int rayc_cli(const cluster_t *c, char *out, size_t outlen, int timeout_s,
 
 /* ------------------------------------------------------------- cleanup */
 
-static int has_string(const char *path, const char *needle)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    static char buf[65536];
-    ssize_t l = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (l <= 0)
-        return 0;
-    size_t nl = strlen(needle);
-    for (ssize_t i = 0; i + (ssize_t)nl <= l; i++)
-        if (buf[i] == needle[0] && memcmp(buf + i, needle, nl) == 0)
-            return 1;
-    return 0;
-}
-
-/* Kill every daemon or worker that names `where` (a path under our private
- * root) in its arguments or environment, the head's supervisor (rayc_ctl)
- * in a first pass: it would start the GCS and Redis again. (`rayc stop`
- * with RAYC_TEMP_DIR=<root> finds no session directly under the root, so
- * this sweep is what stops the cluster.) Returns how many. */
-static int sweep_names(const char *where, int sig, const char *const *names)
-{
-    int killed = 0;
-    DIR *d = opendir("/proc");
-    struct dirent *de;
-    while (d && (de = readdir(d)) != NULL) {
-        if (!isdigit((unsigned char)de->d_name[0]))
-            continue;
-        pid_t pid = (pid_t)atoi(de->d_name);
-        if (pid == getpid())
-            continue;
-        char path[64], comm[64] = "";
-        snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
-        if (read_text(path, comm, sizeof(comm)) != 0)
-            continue;
-        int ours = 0;
-        for (const char *const *nm = names; *nm && !ours; nm++)
-            ours = strcmp(comm, *nm) == 0;
-        if (!ours)
-            continue;
-        snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-        int hit = has_string(path, where);
-        if (!hit) {
-            snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
-            hit = has_string(path, where);
-        }
-        if (hit && kill(pid, sig) == 0)
-            killed++;
-    }
-    if (d)
-        closedir(d);
-    return killed;
-}
-
-static int sweep(const char *where, int sig)
-{
-    static const char *const sup[] = {"rayc_ctl", NULL};
-    static const char *const all[] = {"raylet", "gcs_server", "redis-server", "rayc_worker", NULL};
-    int n = sweep_names(where, sig, sup);
-    return n + sweep_names(where, sig, all);
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-/* Stop every session registered under our root, then kill what is left
- * (a raylet we killed leaves its workers behind). Returns what `rayc stop`
- * said when it failed, else NULL. */
-static const char *stop_all(char *out, size_t outlen)
-{
-    int rc = rayc_cli(NULL, out, outlen, STOP_TIMEOUT_S, "stop", NULL);
-    const char *why = rc == 0 ? NULL : last_line(out);
-    if (sweep(B.root, SIGKILL) > 0)
-        sleep_ms(200);
-    return why;
-}
-
-static void remove_root(void)
-{
-    if (B.root[0])
-        nftw(B.root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* The guardian: a child that outlives us long enough to stop the cluster if
- * we die without doing it (killed, crashed). It reads the pipe until EOF; a
- * 'd' before that means we cleaned up ourselves. */
-static void start_guardian(void)
-{
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) != 0)
-        return;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(p[0]);
-        close(p[1]);
-        return;
-    }
-    if (pid == 0) {
-        close(p[1]);
-        setsid(); /* Ctrl-C at the terminal does not reach us */
-        signal(SIGINT, SIG_IGN);
-        signal(SIGHUP, SIG_IGN);
-        signal(SIGPIPE, SIG_IGN);
-        char c = 0, got;
-        ssize_t l;
-        while ((l = read(p[0], &got, 1)) != 0) {
-            if (l < 0 && errno == EINTR)
-                continue;
-            if (l < 0)
-                break;
-            c = got;
-        }
-        if (c != 'd') {
-            fprintf(stderr, "multinode: stopping the benchmark's cluster (%s)\n", B.root);
-            char out[8192];
-            stop_all(out, sizeof(out));
-            remove_root();
-        }
-        _exit(0);
-    }
-    close(p[0]);
-    B.guard_fd = p[1];
-    B.guard_pid = pid;
-}
-
-static void on_signal(int sig)
-{
-    static const char msg[] = "\nmultinode: interrupted; stopping the cluster\n";
-    ssize_t w = write(2, msg, sizeof(msg) - 1);
-    (void)w;
-    if (B.guard_fd >= 0) {
-        close(B.guard_fd); /* EOF without 'd': the guardian cleans up */
-        int st;
-        while (waitpid(B.guard_pid, &st, 0) < 0 && errno == EINTR) {
-        }
-    }
-    _exit(128 + sig);
-}
-
-static void guardian_done(void)
-{
-    if (B.guard_fd < 0)
-        return;
-    ssize_t w = write(B.guard_fd, "d", 1);
-    (void)w;
-    close(B.guard_fd);
-    B.guard_fd = -1;
-    int st;
-    while (waitpid(B.guard_pid, &st, 0) < 0 && errno == EINTR) {
-    }
-}
-
 /* ------------------------------------------------------------- cluster */
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t l = sizeof(a);
-    int port = -1;
-    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &l) == 0)
-        port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
 
 /* Read a started node's session: its id and raylet pid. */
 static int node_session(node_t *n)
@@ -586,10 +376,10 @@ static int node_session(node_t *n)
     snprintf(n->session, sizeof(n->session), "%s", real);
     free(real);
     snprintf(path, sizeof(path), "%s/raylet.ready", n->session);
-    if (read_text(path, n->id, sizeof(n->id)) != 0 || !n->id[0])
+    if (bc_read_text(path, n->id, sizeof(n->id)) != 0 || !n->id[0])
         return failf("%s: %s", path, strerror(errno));
     snprintf(path, sizeof(path), "%s/raylet.pid", n->session);
-    if (read_text(path, buf, sizeof(buf)) != 0 || (n->raylet = (pid_t)atoi(buf)) <= 0)
+    if (bc_read_text(path, buf, sizeof(buf)) != 0 || (n->raylet = (pid_t)atoi(buf)) <= 0)
         return failf("%s: cannot read the raylet's pid", path);
     return 0;
 }
@@ -603,9 +393,9 @@ static int start_node(cluster_t *c)
     memset(n, 0, sizeof(*n));
     int head = c->nnodes == 0;
     if (head)
-        snprintf(n->dir, sizeof(n->dir), "%s/c%d-head", B.root, c->index);
+        snprintf(n->dir, sizeof(n->dir), "%s/c%d-head", bc.root, c->index);
     else
-        snprintf(n->dir, sizeof(n->dir), "%s/c%d-n%d", B.root, c->index, c->nnodes);
+        snprintf(n->dir, sizeof(n->dir), "%s/c%d-n%d", bc.root, c->index, c->nnodes);
     if (mkdir(n->dir, 0700) != 0)
         return failf("mkdir %s: %s", n->dir, strerror(errno));
     char tdir[PATH_MAX + 32], cpus[32], store[64], port[32], addr[96], tok[PATH_MAX + 64];
@@ -616,7 +406,7 @@ static int start_node(cluster_t *c)
     int rc;
     if (head) {
         for (int attempt = 0;; attempt++) {
-            c->port = free_port();
+            c->port = bc_free_port();
             if (c->port <= 0)
                 return failf("cannot find a free TCP port on 127.0.0.1");
             snprintf(port, sizeof(port), "--port=%d", c->port);
@@ -765,9 +555,8 @@ static void cluster_down(cluster_t *c)
                     rayc_last_error());
         c->inited = 0;
     }
-    char out[16384];
-    const char *why = stop_all(out, sizeof(out));
-    if (why)
+    char why[1024];
+    if (bc_stop_all(why, sizeof(why)) != 0)
         fprintf(stderr, "multinode: rayc stop: %s\n", why);
 }
 
@@ -938,9 +727,9 @@ static int collect_naps(rayc_ref *refs, int n, int *errors)
 static int orphans(const node_t *n, int grace_ms)
 {
     sleep_ms(grace_ms);
-    int left = sweep(n->session, 0);
+    int left = bc_sweep(n->session, 0);
     if (left)
-        sweep(n->session, SIGKILL);
+        bc_sweep(n->session, SIGKILL);
     return left;
 }
 
@@ -1165,18 +954,18 @@ static const char *find_files(void)
         snprintf(why, sizeof(why), "no rayc CLI at %s", p);
         return why;
     }
-    snprintf(B.script, sizeof(B.script), "%s", real);
+    snprintf(bc.script, sizeof(bc.script), "%s", real);
     free(real);
     snprintf(p, sizeof(p), "%s/../bin", B.exe_dir);
     if ((real = realpath(p, NULL)) == NULL) {
         snprintf(why, sizeof(why), "no daemon directory %s (run 'make')", p);
         return why;
     }
-    snprintf(B.bin_dir, sizeof(B.bin_dir), "%s", real);
+    snprintf(bc.bin_dir, sizeof(bc.bin_dir), "%s", real);
     free(real);
     static const char *bins[] = {"gcs_server", "raylet", "rayc_worker", "rayc_ctl", NULL};
     for (const char **b = bins; *b; b++) {
-        snprintf(p, sizeof(p), "%s/%s", B.bin_dir, *b);
+        snprintf(p, sizeof(p), "%s/%s", bc.bin_dir, *b);
         if (access(p, X_OK) != 0) {
             snprintf(why, sizeof(why), "%s is missing (run 'make')", p);
             return why;
@@ -1219,7 +1008,7 @@ static void print_header(void)
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(date, sizeof(date), "%Y-%m-%d %H:%M UTC", &tm);
-    loadavg(la, sizeof(la));
+    bc_loadavg(la, sizeof(la));
     printf("rayc multinode benchmark, %s\n", date);
     printf("machine: %s, %ld vCPU (nproc), %.1f GiB memory, %s, %s; load average %s\n", host,
            sysconf(_SC_NPROCESSORS_ONLN),
@@ -1256,13 +1045,17 @@ int main(int argc, char **argv)
         return 0;
     }
     const char *tmp = getenv("TMPDIR");
-    snprintf(B.root, sizeof(B.root), "%s/rayc-mnbench-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (mkdtemp(B.root) == NULL) {
-        printf("skipped: mkdtemp %s: %s\n", B.root, strerror(errno));
+    snprintf(bc.root, sizeof(bc.root), "%s/rayc-mnbench-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (mkdtemp(bc.root) == NULL) {
+        printf("skipped: mkdtemp %s: %s\n", bc.root, strerror(errno));
         return 0;
     }
-    start_guardian();
-    struct sigaction sa = {.sa_handler = on_signal};
+    char logs[PATH_MAX + 16];
+    snprintf(logs, sizeof(logs), "%s/logs", bc.root); /* bc_rayc's output */
+    mkdir(logs, 0700);
+    bc.name = "multinode";
+    bc_start_guardian();
+    struct sigaction sa = {.sa_handler = bc_on_signal};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
@@ -1338,9 +1131,9 @@ int main(int argc, char **argv)
         free(c);
     }
     char la[64];
-    loadavg(la, sizeof(la));
+    bc_loadavg(la, sizeof(la));
     printf("load average at the end: %s\n", la);
-    remove_root();
-    guardian_done();
+    bc_remove_root();
+    bc_guardian_done();
     return status || B.failed;
 }
