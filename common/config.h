@@ -72,6 +72,8 @@
     X(BOOL, actor_direct_reads, 1, "a thread in rayc_get reads its actor's connection itself") \
     X(BOOL, worker_zygote, 1, "fork workers from a pre-loaded template (rayc_worker --zygote)") \
     X(INT, max_tasks_in_flight_per_worker, 8, "tasks pipelined to one leased worker")          \
+    X(BOOL, direct_task_path, 1, "owners lease workers and push tasks to them (docs/tasks.md)") \
+    X(INT, direct_lease_idle_ms, 10, "an owner gives back a lease idle this long")         \
     X(INT, memory_monitor_refresh_ms, 250, "memory monitor period; 0: off")                  \
     X(DBL, memory_usage_threshold, 0.95, "fraction of node memory at which a worker is killed") \
     /* raylet networking */                                                                  \

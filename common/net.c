@@ -8,11 +8,14 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 int net_set_nonblock(int fd, bool on)
@@ -280,4 +283,54 @@ int net_read_all(int fd, void *buf, size_t len)
         len -= (size_t)r;
     }
     return 0;
+}
+
+/* ---------------------------------------------------------------- spinning */
+
+static unsigned spin_max_us(void)
+{
+    static int max = -1;
+    int m = __atomic_load_n(&max, __ATOMIC_RELAXED);
+    if (m < 0) {
+        const char *e = getenv("RAYC_SPIN_US");
+        m = e && *e ? atoi(e) : NET_SPIN_DEFAULT_US;
+        if (m < 0 || m > 10000)
+            m = NET_SPIN_DEFAULT_US;
+        __atomic_store_n(&max, m, __ATOMIC_RELAXED);
+    }
+    return (unsigned)m;
+}
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+bool net_spin(int fd, net_spinner *s)
+{
+    unsigned max = spin_max_us();
+    if (!s->init) {
+        s->init = true;
+        s->budget_us = max;
+    }
+    if (s->budget_us == 0) {
+        if (max == 0 || ++s->idle_waits < 64)
+            return false;
+        s->idle_waits = 0;
+        s->budget_us = max;
+    }
+    uint64_t end = mono_us() + s->budget_us;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    do {
+        if (poll(&p, 1, 0) > 0) {
+            s->budget_us = max;
+            return true;
+        }
+    } while (mono_us() < end);
+    s->budget_us /= 2;
+    if (s->budget_us < 4)
+        s->budget_us = 0;
+    return false;
 }

@@ -41,4 +41,20 @@ ssize_t net_recv_fds(int sock, void *buf, size_t len, int *fds, int maxfds, int 
 int net_write_all(int fd, const void *buf, size_t len);
 int net_read_all(int fd, void *buf, size_t len);
 
+/* Adaptive busy-polling before a blocking read (a reply expected within
+ * microseconds: on these VMs a sleep and wake-up cost 20-30 us each). The
+ * budget starts at the maximum (RAYC_SPIN_US in the environment, default
+ * NET_SPIN_DEFAULT_US, 0 turns spinning off), is halved by each spin that
+ * finds nothing and restored by one that finds data; at zero, every 64th
+ * wait tries the full budget again. Zero-initialise. */
+#define NET_SPIN_DEFAULT_US 50
+typedef struct {
+    unsigned budget_us;
+    unsigned idle_waits;
+    bool init;
+} net_spinner;
+/* Poll fd (no sleep) until it is readable or the budget is spent. true:
+ * readable now. */
+bool net_spin(int fd, net_spinner *s);
+
 #endif

@@ -51,6 +51,7 @@ typedef struct rtask {
     bool remote_owner;   /* forwarded here: the owner lives on owner_node */
     bool no_forward;     /* run here: never forward again (one hop) */
     bool actor_creation; /* an actor's constructor: its end goes to the GCS */
+    bool lease_granted;  /* a worker lease (spec->lease) its worker serves now */
     void *actor_rec;     /* ... and the task manager's record of that actor */
     node_id_t owner_node;
     node_id_t fwd_node;       /* T_FORWARDED: where it went */
@@ -82,7 +83,7 @@ typedef struct rtask {
  * creation, a generator. */
 static inline bool task_solo(const rtask *t)
 {
-    return t->msg->spec->actor_creation || t->msg->spec->streaming;
+    return t->msg->spec->actor_creation || t->msg->spec->streaming || t->msg->spec->lease;
 }
 
 /* A generator's spec carries what its owner consumed so far: the acks that

@@ -550,6 +550,28 @@ void tm_submit(task_manager *tm, client *owner, Rpc__SubmitTask *m)
 
 /* ---------------------------------------------------------------- completion */
 
+/* A worker lease's TaskDone: the first (OK, with the worker's address)
+ * goes to the owner and the lease stays; the second says the owner is done
+ * with it. true if handled here (a failure ends it as any task's does). */
+static bool lease_step(task_manager *tm, rtask *t, Rpc__TaskDone *m)
+{
+    if (t->lease_granted) {
+        lease_task_done(tm->lm, t);
+        tm__free_task(tm, t);
+        tm_schedule(tm);
+        return true;
+    }
+    if (m->status == NULL || m->status->code != RAYC_OK)
+        return false;
+    t->lease_granted = true;
+    ProtobufCBinaryData sent_node = m->node_id;
+    m->node_id = (ProtobufCBinaryData){NODE_ID_SIZE, tm->d.node_id.b};
+    m->attempt = t->msg->spec->attempt;
+    send_done(tm, t, m);
+    m->node_id = sent_node;
+    return true;
+}
+
 void tm_task_done(task_manager *tm, client *from, Rpc__TaskDone *m)
 {
     worker *w = from->w;
@@ -562,6 +584,8 @@ void tm_task_done(task_manager *tm, client *from, Rpc__TaskDone *m)
         tm__actor_creation_done(tm, t, w, m);
         return;
     }
+    if (t->msg->spec->lease && lease_step(tm, t, m))
+        return;
     if (m->status && m->status->code != RAYC_OK)
         log_info("task %s (job %u, attempt %u) failed on worker pid %d: %s",
                  t->msg->spec->name && t->msg->spec->name[0] ? t->msg->spec->name

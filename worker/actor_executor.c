@@ -19,7 +19,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "auth.h"
+#include "direct_serve.h"
 #include "errors.h"
 #include "frame.h"
 #include "log.h"
@@ -27,10 +27,8 @@
 #include "net.h"
 #include "rayc.h"
 
-#define METHOD_BUCKETS      64
-#define HANDSHAKE_MAX       4096
-#define HANDSHAKE_TIMEOUT_S 10
-#define READ_CHUNK          (64u << 10)
+#define METHOD_BUCKETS 64
+#define READ_CHUNK     (64u << 10)
 
 typedef struct actor_rt actor_rt;
 
@@ -157,21 +155,7 @@ static void call_reply(void *arg, const Rpc__TaskSpec *spec, Rpc__TaskDone *done
 {
     caller *c = arg;
     actor_rt *rt = c->rt;
-    ProtobufCBinaryData ids[64];
-    Rpc__ObjectOwner own = RPC__OBJECT_OWNER__INIT;
-    own.owner_id = spec->owner_id;
-    own.object_ids = ids;
-    for (size_t i = 0; i < done->n_returns; i++) {
-        if (!done->returns[i]->in_store)
-            continue;
-        ids[own.n_object_ids++] = done->returns[i]->object_id;
-        if (own.n_object_ids == 64) {
-            cw_conn_send(rt->d.raylet, MSG_OBJECT_OWNER, &own.base);
-            own.n_object_ids = 0;
-        }
-    }
-    if (own.n_object_ids > 0)
-        cw_conn_send(rt->d.raylet, MSG_OBJECT_OWNER, &own.base);
+    dserve_give_returns(rt->d.raylet, spec, done);
     done->node_id.data = rt->d.node.b;
     done->node_id.len = NODE_ID_SIZE;
     queue_reply(c, MSG_TASK_DONE, &done->base);
@@ -315,55 +299,6 @@ static void exit_released(actor_rt *rt, const char *cause)
 
 /* ------------------------------------------------------------ connections */
 
-static int send_frame(int fd, uint16_t type, const ProtobufCMessage *m)
-{
-    uint8_t buf[512];
-    size_t len = msg_frame_size(m);
-    if (len > sizeof(buf))
-        return -1;
-    msg_encode(type, m, buf);
-    return net_write_all(fd, buf, len);
-}
-
-/* The accepting side of conn.h's handshake: a nonce out, its proof back. */
-static int server_handshake(actor_rt *rt, int fd)
-{
-    struct timeval tv = {HANDSHAKE_TIMEOUT_S, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    uint8_t nonce[AUTH_NONCE_LEN];
-    bool need_token = true; /* start_serving made sure there is a token */
-    Rpc__Hello hello = RPC__HELLO__INIT;
-    hello.version = MSG_PROTOCOL_VERSION;
-    if (need_token) {
-        auth_nonce(nonce);
-        hello.nonce.data = nonce;
-        hello.nonce.len = AUTH_NONCE_LEN;
-    }
-    if (send_frame(fd, MSG_HELLO, &hello.base) != 0)
-        return -1;
-    uint8_t hdr[FRAME_HDR_SIZE], payload[HANDSHAKE_MAX];
-    uint16_t type;
-    uint32_t len;
-    if (net_read_all(fd, hdr, sizeof(hdr)) != 0 ||
-        frame_hdr_decode(hdr, HANDSHAKE_MAX, &type, &len) != 0 || type != MSG_HANDSHAKE ||
-        net_read_all(fd, payload, len) != 0)
-        return -1;
-    Rpc__Handshake *hs = (Rpc__Handshake *)msg_unpack(type, payload, len);
-    if (hs == NULL)
-        return -1;
-    bool ok = !need_token ||
-              auth_verify(rt->d.token, nonce, AUTH_NONCE_LEN, hs->proof.data, hs->proof.len);
-    msg_free(&hs->base);
-    Rpc__HandshakeReply r = RPC__HANDSHAKE_REPLY__INIT;
-    Rpc__Status st = RPC__STATUS__INIT;
-    msg_status_set(&st, ok ? RAYC_OK : RAYC_EAUTH, ok ? NULL : "bad cluster token");
-    r.status = &st;
-    send_frame(fd, MSG_HANDSHAKE_REPLY, &r.base);
-    tv.tv_sec = 0;
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    return ok ? 0 : -1;
-}
-
 /* One frame from a caller. false: close the connection. */
 static bool on_frame(caller *c, const frame_t *f)
 {
@@ -398,12 +333,16 @@ static void *reader_main(void *arg)
     net_tcp_nodelay(c->fd);
     frame_decoder dec;
     frame_decoder_init(&dec, FRAME_DEFAULT_MAX);
-    if (server_handshake(c->rt, c->fd) == 0) {
+    net_spinner spin = {0};
+    if (dserve_handshake(c->fd, c->rt->d.token) == 0) {
         for (;;) {
             size_t avail;
             uint8_t *buf = frame_decoder_space(&dec, READ_CHUNK, &avail);
             if (buf == NULL)
                 break;
+            /* The caller's next call often follows within microseconds:
+             * look before sleeping (net_spin). */
+            net_spin(c->fd, &spin);
             ssize_t n = read(c->fd, buf, avail);
             if (n < 0 && errno == EINTR)
                 continue;

@@ -18,6 +18,7 @@
 #include "bconn.h"
 #include "errors.h"
 #include "id_map.h"
+#include "idq.h"
 #include "log.h"
 #include "msg.h"
 #include "rayc.h"
@@ -29,12 +30,6 @@
 #define BACKOFF_MAX_MS     200
 
 enum { H_RESOLVING = 0, H_CONNECTED = 1, H_DEAD = 2 };
-
-/* A FIFO of task ids. */
-typedef struct {
-    task_id_t *v;
-    size_t head, len, cap;
-} idq;
 
 typedef struct handle {
     actor_id_t id;
@@ -72,66 +67,6 @@ struct asub_direct { /* a connection's reader thread's argument */
     bool replied; /* a reply arrived in this read: wake the waiters once */
 };
 typedef struct asub_direct reader_arg;
-
-/* ------------------------------------------------------------ queues */
-
-static int idq_grow(idq *q)
-{
-    size_t cap = q->cap ? q->cap * 2 : 16;
-    task_id_t *nv = malloc(cap * sizeof(*nv));
-    if (nv == NULL)
-        return -1;
-    for (size_t i = 0; i < q->len; i++)
-        nv[i] = q->v[(q->head + i) % q->cap];
-    free(q->v);
-    q->v = nv;
-    q->cap = cap;
-    q->head = 0;
-    return 0;
-}
-
-static int idq_push(idq *q, const task_id_t *id)
-{
-    if (q->len == q->cap && idq_grow(q) != 0)
-        return -1;
-    q->v[(q->head + q->len) % q->cap] = *id;
-    q->len++;
-    return 0;
-}
-
-static int idq_push_front(idq *q, const task_id_t *id)
-{
-    if (q->len == q->cap && idq_grow(q) != 0)
-        return -1;
-    q->head = (q->head + q->cap - 1) % q->cap;
-    q->v[q->head] = *id;
-    q->len++;
-    return 0;
-}
-
-static task_id_t *idq_at(idq *q, size_t i)
-{
-    return &q->v[(q->head + i) % q->cap];
-}
-
-static void idq_pop(idq *q)
-{
-    q->head = (q->head + 1) % q->cap;
-    q->len--;
-}
-
-/* Remove id (replies come in order, so it is almost always the head). */
-static void idq_remove(idq *q, const uint8_t *id)
-{
-    for (size_t i = 0; i < q->len; i++) {
-        if (memcmp(idq_at(q, i)->b, id, TASK_ID_SIZE) != 0)
-            continue;
-        for (size_t j = i; j > 0; j--)
-            *idq_at(q, j) = *idq_at(q, j - 1);
-        idq_pop(q);
-        return;
-    }
-}
 
 /* ------------------------------------------------------------ handles */
 

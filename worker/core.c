@@ -22,6 +22,7 @@
 
 #include "config.h"
 #include "core.h"
+#include "direct_tasks.h"
 #include "borrow.h"
 #include "actor_submitter.h"
 #include "arg_dedup.h"
@@ -148,6 +149,40 @@ static void actor_stream_ack(void *arg, const actor_id_t *actor, const Rpc__Stre
         asub_stream_ack_hook(c->actors, actor, ack);
 }
 
+/* The task submitter's direct-path hooks (mu held). */
+static bool direct_submit(void *arg, const task_id_t *id, const Rpc__TaskSpec *spec)
+{
+    core_t *c = arg;
+    return c->direct && dtx_submit(c->direct, id, spec);
+}
+
+static int direct_cancel(void *arg, const task_id_t *id, bool force)
+{
+    core_t *c = arg;
+    return c->direct ? dtx_cancel(c->direct, id, force) : TSUB_DIRECT_NOT_OURS;
+}
+
+/* The direct task path's counts (dtx_counts; zeros when it is off), for
+ * tests and `rayc microbenchmark`. */
+void core__direct_counts(uint64_t out[4])
+{
+    core_t *c = &rayc__core;
+    memset(out, 0, 4 * sizeof(*out));
+    pthread_mutex_lock(&c->mu);
+    if (c->direct)
+        dtx_counts(c->direct, out);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* A TaskDone from the raylet: a lease's goes to the direct path. */
+static int on_task_done(void *arg, uint16_t type, ProtobufCMessage *msg)
+{
+    core_t *c = arg;
+    if (c->direct && dtx_on_raylet_done(c->direct, (const Rpc__TaskDone *)msg))
+        return 0;
+    return tsub_on_task_done(c->tasks, type, msg);
+}
+
 /* ---------------------------------------------------------- GCS calls */
 
 /* Connections replaced after the GCS restarted: another thread may still be
@@ -231,19 +266,25 @@ int core__wait_results(const rayc_ref *refs, size_t n, const rayc_value *out, in
     core_t *c = &rayc__core;
     actor_submitter *as = __atomic_load_n(&c->actors, __ATOMIC_ACQUIRE);
     asub_direct *d = NULL;
+    dtx_direct *dt = NULL;
     if (as && *direct_off == 0 && c->direct_reads)
         d = asub_direct_enter(as, refs, n, out);
+    if (d == NULL && c->direct && *direct_off == 0 && c->direct_reads)
+        dt = dtx_direct_enter(c->direct, refs, n, out);
     *direct_off = 0;
     pthread_mutex_unlock(&c->mu);
     core__block();
     int rc = 0;
-    if (d) {
+    if (d || dt) {
         int64_t slice = wait_ms > DIRECT_SLICE_MS ? DIRECT_SLICE_MS : wait_ms;
         uint64_t start = now_ms();
-        int r = asub_direct_pump(d, slice);
+        int r = d ? asub_direct_pump(d, slice) : dtx_direct_pump(dt, slice);
         if (r < 0 || (r == 0 && now_ms() - start >= (uint64_t)slice))
             *direct_off = 1;
-        asub_direct_leave(d);
+        if (d)
+            asub_direct_leave(d);
+        else
+            dtx_direct_leave(dt);
     } else {
         rc = cw_conn_pump(c->raylet, wait_ms);
     }
@@ -299,14 +340,32 @@ static int start_components(core_t *c)
         .progress = actor_progress,
         .stream_ack = actor_stream_ack,
         .actor_arg = c,
+        .direct = direct_submit,
+        .direct_cancel = direct_cancel,
+        .direct_arg = c,
         .events = c->events,
     };
     tev_attach(c->events, events_gcs, c, &c->node_id);
     c->tasks = tsub_new(&d);
     if (c->tasks == NULL)
         return rayc__error(RAYC_ENOMEM, "out of memory");
+    if (c->direct_tasks && c->token[0]) {
+        dtx_deps dd = {
+            .mu = &c->mu,
+            .raylet = c->raylet,
+            .tasks = c->tasks,
+            .token = c->token,
+            .self = c->worker_id,
+            .node = c->node_id,
+            .job = &c->job,
+            .is_worker = c->is_worker,
+            .in_flight = c->in_flight,
+            .idle_ms = c->lease_idle_ms,
+        };
+        c->direct = dtx_new(&dd); /* NULL: every task goes through the raylet */
+    }
     frame_router *r = &c->router;
-    router_add(r, MSG_TASK_DONE, tsub_on_task_done, c->tasks);
+    router_add(r, MSG_TASK_DONE, on_task_done, c);
     router_add(r, MSG_OBJECT_LOST, tsub_on_object_lost, c->tasks);
     router_add(r, MSG_STREAM_ITEM, tsub_on_stream_item, c->tasks);
     router_add(r, MSG_GET_OBJECTS_REPLY, storec_on_late_get_reply, c->store);
@@ -659,6 +718,9 @@ static void load_knobs(core_t *c)
     c->inline_max = cfg.inline_object_max;
     c->put_slab_bytes = cfg.put_slab_bytes;
     c->direct_reads = cfg.actor_direct_reads;
+    c->direct_tasks = cfg.direct_task_path;
+    c->lease_idle_ms = cfg.direct_lease_idle_ms;
+    c->in_flight = cfg.max_tasks_in_flight_per_worker;
     c->events_opts.interval_ms = cfg.task_events_report_ms;
     c->events_opts.max_records =
         cfg.task_events_buffer_max > 0 ? (size_t)cfg.task_events_buffer_max : 0;
@@ -830,6 +892,8 @@ int rayc_shutdown(void)
         msg_free(m);
     asub_free(c->actors);
     c->actors = NULL;
+    dtx_free(c->direct);
+    c->direct = NULL;
     disconnect(c);
     free_retired_gcs();
     for (size_t i = 0; i < c->ncode; i++)

@@ -57,6 +57,9 @@ typedef struct {
     uint32_t put_index;
     size_t inline_max;
     bool direct_reads; /* knob actor_direct_reads (core__wait_results) */
+    bool direct_tasks; /* knob direct_task_path (direct_tasks.h) */
+    int lease_idle_ms; /* knob direct_lease_idle_ms */
+    int in_flight;     /* knob max_tasks_in_flight_per_worker */
     size_t put_slab_bytes;
     tev_opts events_opts; /* task events (issue 15) */
     char session_dir[CORE_PATH_MAX];
@@ -74,6 +77,7 @@ typedef struct {
     store_client *store;
     task_submitter *tasks;
     struct actor_submitter *actors;                /* made on first use (core__actors) */
+    struct dtx *direct;                            /* the direct task path (NULL: off) */
     char namespace_[128];                          /* named actors: the job's namespace */
     char code_paths[CORE_MAX_CODE][CORE_PATH_MAX]; /* a driver's code libraries (rayc_init) */
     void *code_handles[CORE_MAX_CODE];             /* ... loaded, for name checks */
@@ -152,5 +156,10 @@ int core__wait_results(const rayc_ref *refs, size_t n, const rayc_value *out, in
 /* Worker mode: connect to the raylet that started us (core.c). The caller
  * then starts its executor over rayc__core's connection and router. */
 int core__init_worker(const char *socket_path, const char *worker_id_hex);
+
+/* The direct task path's counts: tasks pushed to leased workers, tasks
+ * that fell back to the raylet, leases asked for, leases granted (zeros
+ * when the path is off). For tests and benchmarks. */
+void core__direct_counts(uint64_t out[4]);
 
 #endif

@@ -378,6 +378,8 @@ void tex_block(void *arg)
     ProtobufCBinaryData ids[TEX_GIVE_BACK_MAX];
     task_id_t store[TEX_GIVE_BACK_MAX];
     size_t n = give_back(x, ids, store, TEX_GIVE_BACK_MAX);
+    if (x->lease)
+        tex__lease_give_back(x->lease);
     Rpc__WorkerBlocked m = RPC__WORKER_BLOCKED__INIT;
     m.n_give_back = n;
     m.give_back = ids;
@@ -413,11 +415,12 @@ static void *watcher_main(void *arg)
         pthread_mutex_unlock(&x->mu);
         if (stop || cw_conn_pump(x->d.raylet, 100) != 0)
             return NULL;
+        tex__lease_poll(x);
     }
 }
 
 /* A task starts (on) or ended: the watcher reads the raylet meanwhile. */
-static void watch(task_executor *x, bool on)
+void tex__watch(task_executor *x, bool on)
 {
     pthread_mutex_lock(&x->mu);
     x->watching = on;
@@ -626,7 +629,7 @@ void tex_run_spec(task_executor *x, Rpc__TaskSpec *s, const tex_how *how)
         *x->d.task = ctx.task;
         *x->d.put_index = 0;
         x->in_task = true;
-        watch(x, true);
+        tex__watch(x, true);
     }
     if (load_args(&ctx, &ra) != 0)
         goto out;
@@ -673,7 +676,7 @@ out:
     run_release(&ctx, &ra, &st);
     if (as_task) {
         x->in_task = false;
-        watch(x, false);
+        tex__watch(x, false);
         tex_unblock(x);
     }
 }
@@ -713,6 +716,7 @@ task_executor *tex_new(const tex_deps *deps)
         return NULL;
     x->d = *deps;
     x->pid = (int32_t)getpid();
+    x->lease_lfd = -1;
     pthread_mutex_init(&x->mu, NULL);
     pthread_cond_init(&x->gen_cv, NULL);
     pthread_cond_init(&x->watch_cv, NULL);
@@ -730,8 +734,8 @@ void tex_free(task_executor *x)
         pthread_mutex_unlock(&x->mu);
         pthread_join(x->watcher, NULL);
     }
-    if (x == NULL)
-        return;
+    if (x->lease_lfd >= 0)
+        close(x->lease_lfd);
     while (x->qlen > 0) {
         Rpc__PushTask *p = queue_pop(x);
         msg_free(&p->base);
@@ -769,6 +773,11 @@ int tex_run(task_executor *x)
         if (p == NULL) {
             if (cw_conn_pump(x->d.raylet, -1) != 0)
                 return 0; /* the raylet is gone: so are we */
+            continue;
+        }
+        if (p->spec->lease) {
+            tex__serve_lease(x, p);
+            msg_free(&p->base);
             continue;
         }
         if (p->spec->actor_creation && x->actor_create) {

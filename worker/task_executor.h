@@ -44,6 +44,9 @@ typedef struct tex_deps {
     uint32_t *put_index; /* reset at each task */
     job_id_t *job;       /* set when the worker is bound to a job */
     tev_buffer *events;  /* task events: the running task (NULL: off) */
+    const char *token;   /* leases: owners prove it */
+    const char *node_ip; /* leases: where owners connect */
+    node_id_t node;      /* stamped on replies to owners: where store returns live */
 } tex_deps;
 
 /* How tex_run_spec runs a spec that is not a plain task: an actor's

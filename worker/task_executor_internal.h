@@ -89,9 +89,26 @@ struct task_executor {
     tex_actor_fn actor_create; /* PushTasks that create an actor go here */
     void *actor_arg;
     int32_t pid;
+    struct lease_conn *lease; /* the owner this worker is leased to serves now (lease_server.c) */
+    int lease_lfd;            /* where owners connect (-1: not listening yet) */
+    char lease_address[96];
     tex_gen *gens;         /* generators running now */
     pthread_cond_t gen_cv; /* a generator's counters changed (acks, cancel) */
 };
+
+/* task_executor.c: while on, the watcher thread reads the raylet's frames. */
+void tex__watch(task_executor *x, bool on);
+
+/* lease_server.c */
+/* p is a worker lease: serve its owner until it is done (p stays the
+ * caller's). Runs on the executor's thread. */
+void tex__serve_lease(task_executor *x, Rpc__PushTask *p);
+/* The running task blocks: hand the owner back the tasks it sent that have
+ * not started (TasksGivenBack), so none waits behind it. */
+void tex__lease_give_back(struct lease_conn *lc);
+/* While a task runs (the watcher thread): take the owner's cancels and
+ * steals of what is queued here. */
+void tex__lease_poll(task_executor *x);
 
 /* generator.c */
 /* ctx runs a generator (spec->streaming): list its gen (storage g). */

@@ -194,6 +194,8 @@ static int send_spec(task_submitter *ts, otask *t, Rpc__TaskSpec *spec)
         ts->d.actor_send(ts->d.actor_arg, &t->actor, &t->id, frame, len);
         return 0;
     }
+    if (ts->d.direct && ts->d.direct(ts->d.direct_arg, &t->id, spec))
+        return 0;
     /* Submits are batched: a driver firing thousands of tasks writes them in
      * a few writes, and the raylet wakes once per batch. */
     return cw_conn_send_batched(ts->d.raylet, frame, len);
@@ -604,7 +606,12 @@ void tsub__cancel(task_submitter *ts, otask *t, bool force)
 {
     t->cancelled = true;
     t->retries_left = 0;
-    if (!t->submitted) {
+    int direct = t->submitted && !t->done && !t->is_actor && ts->d.direct_cancel
+                     ? ts->d.direct_cancel(ts->d.direct_arg, &t->id, force)
+                     : TSUB_DIRECT_NOT_OURS;
+    if (direct == TSUB_DIRECT_ASKED)
+        return; /* asked its leased worker (or the raylet, by force) */
+    if (!t->submitted || direct == TSUB_DIRECT_DROPPED) {
         tev_owner_state(ts->d.events, &t->id, 0, RPC__TASK_STATE__TASK_CANCELLED, NULL, NULL,
                         RAYC_ECANCELLED, "cancelled");
         deferred_remove(ts, t);
@@ -620,6 +627,23 @@ void tsub__cancel(task_submitter *ts, otask *t, bool force)
         m.owner_id.len = WORKER_ID_SIZE;
         cw_conn_send(ts->d.raylet, MSG_CANCEL_TASK, &m.base);
     }
+}
+
+bool tsub_direct_frame(task_submitter *ts, const task_id_t *id, const uint8_t **frame, size_t *len,
+                       const char **function, bool *cancelled)
+{
+    otask *t = tsub__find(ts, id->b);
+    if (t == NULL || t->done || t->frame == NULL)
+        return false;
+    if (frame) {
+        *frame = t->frame;
+        *len = t->frame_len;
+    }
+    if (function)
+        *function = t->function;
+    if (cancelled)
+        *cancelled = t->cancelled;
+    return true;
 }
 
 /* ------------------------------------------------------------ completion */

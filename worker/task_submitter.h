@@ -74,8 +74,18 @@ typedef struct tsub_deps {
     /* Streaming actor calls: a StreamAck goes to the actor's worker (mu held). */
     void (*stream_ack)(void *arg, const actor_id_t *actor, const Rpc__StreamAck *ack);
     void *actor_arg;
+    /* The direct task path (direct_tasks.h), both mu held: direct takes a
+     * task to push to a leased worker itself (false: it goes to the raylet);
+     * direct_cancel is dtx_cancel. NULL: every task goes to the raylet. */
+    bool (*direct)(void *arg, const task_id_t *id, const Rpc__TaskSpec *spec);
+    /* TSUB_DIRECT_NOT_OURS, _DROPPED (not pushed yet: the submitter fails
+     * it) or _ASKED (its worker, or the raylet by force, was asked). */
+    int (*direct_cancel)(void *arg, const task_id_t *id, bool force);
+    void *direct_arg;
     tev_buffer *events; /* task events (NULL: off) */
 } tsub_deps;
+
+enum { TSUB_DIRECT_NOT_OURS, TSUB_DIRECT_DROPPED, TSUB_DIRECT_ASKED };
 
 /* One argument as the owner holds it until the spec is built. */
 typedef struct tsub_arg {
@@ -204,5 +214,11 @@ task_id_t tsub_stream_task(const rayc_stream *s);
 int tsub_on_task_done(void *arg, uint16_t type, ProtobufCMessage *msg);
 int tsub_on_object_lost(void *arg, uint16_t type, ProtobufCMessage *msg);
 int tsub_on_stream_item(void *arg, uint16_t type, ProtobufCMessage *msg);
+
+/* For the direct task path (mu held): the SubmitTask frame of task id as
+ * sent, its function and whether it was cancelled, each if asked for.
+ * false if the task is gone or already finished. */
+bool tsub_direct_frame(task_submitter *ts, const task_id_t *id, const uint8_t **frame, size_t *len,
+                       const char **function, bool *cancelled);
 
 #endif

@@ -72,9 +72,12 @@ static task_executor *start_executor(core_t *c)
         .put_index = &c->put_index,
         .job = &c->job,
         .events = c->events,
+        .token = c->token,
+        .node = c->node_id,
     };
-    task_executor *x = tex_new(&d);
     const char *ip = getenv("RAYC_NODE_IP");
+    d.node_ip = ip && *ip ? ip : "127.0.0.1";
+    task_executor *x = tex_new(&d);
     actor_exec_deps ad = {
         .raylet = c->raylet,
         .token = c->token,

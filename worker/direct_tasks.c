@@ -1,0 +1,779 @@
+/*
+ * direct_tasks.c -- see direct_tasks.h.
+ *
+ * A pool per resource demand holds the tasks waiting for room on a lease
+ * (pending, in submit order) and the pool's leases. A lease moves through
+ * REQUESTED (its SubmitTask went to the raylet), CONNECTING (granted: the
+ * housekeeper connects), READY (tasks go out; each in flight is on its
+ * inflight queue) and BROKEN (its connection ended: what was in flight
+ * waits in limbo for the raylet's word on the worker, then fails with it).
+ * A lease we give back or that broke with nothing in flight is freed by
+ * its reader thread.
+ */
+#include "direct_tasks.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bconn.h"
+#include "errors.h"
+#include "frame.h"
+#include "idq.h"
+#include "log.h"
+#include "util.h"
+
+#define CONNECT_TIMEOUT_MS 5000
+#define CHURN_US           2000  /* a worker that answered this recently turns tasks over */
+#define OFF_MS             1000  /* a demand that fell back stays on the raylet's path */
+#define LIMBO_MS           5000  /* the raylet's word on a broken lease waited for at most */
+#define MAX_LEASES         64    /* per demand */
+#define MAX_REQUESTS       2     /* lease requests of one demand in the raylet at once */
+#define LEASE_FUNCTION     "rayc.lease"
+#define STEAL_MS           100   /* tasks queued behind one running this long are asked back */
+
+enum { L_REQUESTED, L_CONNECTING, L_READY, L_BROKEN };
+
+typedef struct dpool dpool;
+
+typedef struct dlease {
+    task_id_t id; /* the lease's own task id */
+    dtx *x;
+    dpool *pool;
+    int state;
+    char address[96];
+    cw_conn *conn;
+    idq inflight, limbo;
+    uint64_t requested_ms, idle_ms, broken_ms, last_done_us;
+    bool blocked;   /* its worker gave tasks back: nothing more until it answers */
+    bool steal_sent;       /* asked for what waits behind its running task */
+    uint64_t busy_since_ms; /* its oldest task in flight went out or became the head */
+    bool returning; /* we closed it */
+    bool reading;   /* its reader thread runs */
+    bool replied;   /* a reply arrived in this read: wake the waiters once */
+    int end_code;   /* the raylet's word on its end (0: none yet) */
+    char *end_text;
+    struct dlease *next;
+} dlease;
+
+struct dpool {
+    res_set demand;
+    idq pending;
+    dlease *leases;
+    int requests; /* leases REQUESTED */
+    uint64_t off_until_ms;
+    struct dpool *next;
+};
+
+struct dtx_direct {
+    dtx *x;
+    dlease *l;
+    cw_conn *conn;
+};
+
+struct dtx {
+    dtx_deps d;
+    dpool *pools;
+    pthread_t keeper;
+    bool has_keeper, stop;
+    pthread_cond_t cv; /* with d.mu: the housekeeper has work; a reader ended */
+    bool keeper_idle;  /* it waits with no deadline: wake it for a pipeline to watch */
+    int readers;
+    uint64_t n_direct, n_fallback, n_granted, n_requested;
+};
+
+/* ------------------------------------------------------------ eligibility */
+
+/* Only what the raylet need not arrange goes direct (see the header). */
+static bool eligible(const Rpc__TaskSpec *s)
+{
+    if (s->attempt != 0 || s->retry_delay_ms || s->streaming || s->actor_creation ||
+        s->actor_id.len || s->lease || s->pg_id.len || s->node_id.len ||
+        s->strategy != RAYC_SCHED_DEFAULT)
+        return false;
+    for (size_t i = 0; i < s->n_args; i++)
+        if (s->args[i]->is_ref)
+            return false;
+    return true;
+}
+
+static int demand_of(const Rpc__TaskSpec *s, res_set *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (size_t i = 0; i < s->n_resources; i++)
+        if (res_set_amount(out, s->resources[i]->name, s->resources[i]->amount) != 0)
+            return -1;
+    return 0;
+}
+
+/* ------------------------------------------------------------ leases */
+
+static dpool *pool_for(dtx *x, const res_set *demand)
+{
+    for (dpool *p = x->pools; p; p = p->next)
+        if (res_equal(&p->demand, demand))
+            return p;
+    dpool *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    p->demand = *demand;
+    p->next = x->pools;
+    x->pools = p;
+    return p;
+}
+
+static dlease *lease_find(dtx *x, const uint8_t *id)
+{
+    for (dpool *p = x->pools; p; p = p->next)
+        for (dlease *l = p->leases; l; l = l->next)
+            if (memcmp(l->id.b, id, TASK_ID_SIZE) == 0)
+                return l;
+    return NULL;
+}
+
+static void lease_unlink(dlease *l)
+{
+    for (dlease **pp = &l->pool->leases; *pp; pp = &(*pp)->next) {
+        if (*pp == l) {
+            *pp = l->next;
+            break;
+        }
+    }
+    if (l->state == L_REQUESTED)
+        l->pool->requests--;
+    idq_free(&l->inflight);
+    idq_free(&l->limbo);
+    free(l->end_text);
+    free(l);
+}
+
+/* Ask the raylet for a lease of p's demand. mu held. */
+static void request_lease(dtx *x, dpool *p)
+{
+    dlease *l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return;
+    l->id = task_id_random(*x->d.job);
+    l->x = x;
+    l->pool = p;
+    l->state = L_REQUESTED;
+    l->requested_ms = now_ms();
+    Rpc__Resource rs[RES_MAX], *rps[RES_MAX];
+    for (int i = 0; i < p->demand.n; i++) {
+        rpc__resource__init(&rs[i]);
+        rs[i].name = p->demand.name[i];
+        rs[i].amount = p->demand.amount[i];
+        rps[i] = &rs[i];
+    }
+    Rpc__TaskSpec s = RPC__TASK_SPEC__INIT;
+    s.task_id = (ProtobufCBinaryData){TASK_ID_SIZE, l->id.b};
+    s.job_id = job_id_to_int(*x->d.job);
+    s.function = LEASE_FUNCTION;
+    s.num_returns = 1;
+    s.n_resources = (size_t)p->demand.n;
+    s.resources = rps;
+    s.owner_id = (ProtobufCBinaryData){WORKER_ID_SIZE, x->d.self.b};
+    s.owner_node_id = (ProtobufCBinaryData){NODE_ID_SIZE, x->d.node.b};
+    s.max_retries = -1; /* no retry: a lease that fails is asked for again */
+    s.lease = true;
+    Rpc__SubmitTask st = RPC__SUBMIT_TASK__INIT;
+    st.spec = &s;
+    if (cw_conn_send_batched_msg(x->d.raylet, MSG_SUBMIT_TASK, &st.base) != 0) {
+        free(l);
+        return;
+    }
+    l->next = p->leases;
+    p->leases = l;
+    p->requests++;
+    x->n_requested++;
+}
+
+/* A lease request we no longer want (mu held): the raylet drops it if it
+ * still queues it; a grant that crosses it is given back at once. */
+static void cancel_request(dtx *x, dlease *l)
+{
+    Rpc__CancelTask m = RPC__CANCEL_TASK__INIT;
+    m.task_id = (ProtobufCBinaryData){TASK_ID_SIZE, l->id.b};
+    m.owner_id = (ProtobufCBinaryData){WORKER_ID_SIZE, x->d.self.b};
+    cw_conn_send_batched_msg(x->d.raylet, MSG_CANCEL_TASK, &m.base);
+}
+
+/* ------------------------------------------------------------ sending */
+
+/* How many more tasks l may take now. */
+static size_t room(const dtx *x, const dlease *l, uint64_t now)
+{
+    if (l->state != L_READY || l->blocked || l->returning || l->conn == NULL)
+        return 0;
+    size_t depth = l->last_done_us && now - l->last_done_us < CHURN_US ? (size_t)x->d.in_flight : 1;
+    return depth > l->inflight.len ? depth - l->inflight.len : 0;
+}
+
+/* Send the head of p's pending queue on l. false if l took nothing. */
+static bool send_one(dtx *x, dpool *p, dlease *l)
+{
+    while (p->pending.len > 0) {
+        task_id_t id = *idq_at(&p->pending, 0);
+        idq_pop(&p->pending);
+        const uint8_t *frame;
+        size_t len;
+        if (!tsub_direct_frame(x->d.tasks, &id, &frame, &len, NULL, NULL))
+            continue; /* cancelled meanwhile */
+        /* A task alone in flight (a caller submitting one after another)
+         * is written now: the flusher thread would be one more hand-off. */
+        int rc = l->inflight.len == 0 ? cw_conn_send_raw(l->conn, frame, len)
+                                      : cw_conn_send_batched(l->conn, frame, len);
+        if (rc != 0) {
+            idq_push_front(&p->pending, &id);
+            return false;
+        }
+        idq_push(&l->inflight, &id);
+        x->n_direct++;
+        l->idle_ms = 0;
+        if (l->inflight.len == 1)
+            l->busy_since_ms = now_ms();
+        else if (l->inflight.len == 2 && x->keeper_idle)
+            pthread_cond_signal(&x->cv); /* a task waits behind another: watch it */
+        return true;
+    }
+    return false;
+}
+
+/* Send p's pending tasks to the raylet (no lease to be had soon). mu held. */
+static void fall_back(dtx *x, dpool *p)
+{
+    while (p->pending.len > 0) {
+        task_id_t id = *idq_at(&p->pending, 0);
+        idq_pop(&p->pending);
+        const uint8_t *frame;
+        size_t len;
+        if (tsub_direct_frame(x->d.tasks, &id, &frame, &len, NULL, NULL)) {
+            cw_conn_send_batched(x->d.raylet, frame, len);
+            x->n_fallback++;
+        }
+    }
+    p->off_until_ms = now_ms() + OFF_MS;
+    for (dlease *l = p->leases; l; l = l->next)
+        if (l->state == L_REQUESTED)
+            cancel_request(x, l);
+}
+
+/* Spread p's pending tasks over its leases with room, one at a time so
+ * they share; ask for another lease while tasks still wait. mu held. */
+static void pump(dtx *x, dpool *p)
+{
+    uint64_t now = now_us();
+    bool moved = true;
+    while (p->pending.len > 0 && moved) {
+        moved = false;
+        for (dlease *l = p->leases; l && p->pending.len > 0; l = l->next)
+            if (room(x, l, now) > 0 && send_one(x, p, l))
+                moved = true;
+    }
+    if (p->pending.len == 0 || p->requests >= MAX_REQUESTS)
+        return;
+    int n = 0;
+    for (dlease *l = p->leases; l; l = l->next)
+        n++;
+    if (n < MAX_LEASES)
+        request_lease(x, p);
+}
+
+bool dtx_submit(dtx *x, const task_id_t *id, const Rpc__TaskSpec *spec)
+{
+    if (!eligible(spec))
+        return false;
+    res_set demand;
+    if (demand_of(spec, &demand) != 0)
+        return false;
+    dpool *p = pool_for(x, &demand);
+    if (p == NULL || now_ms() < p->off_until_ms || idq_push(&p->pending, id) != 0)
+        return false;
+    pump(x, p);
+    if (p->requests > 0)
+        pthread_cond_signal(&x->cv); /* the housekeeper times the fallback */
+    return true;
+}
+
+/* ------------------------------------------------------------ endings */
+
+/* The tasks in l's limbo fail as its worker did (or, if they were
+ * cancelled, as cancelled); the submitter retries what it may. mu held on
+ * entry and exit, dropped meanwhile. */
+static void settle_limbo(dtx *x, dlease *l, int code, const char *text)
+{
+    const char *why = strchr(text, ':'); /* "rayc.lease: the worker ... died" */
+    why = why ? why + 2 : text;
+    while (l->limbo.len > 0) {
+        task_id_t id = *idq_at(&l->limbo, 0);
+        idq_pop(&l->limbo);
+        const char *fn = NULL;
+        bool cancelled = false;
+        if (!tsub_direct_frame(x->d.tasks, &id, NULL, NULL, &fn, &cancelled))
+            continue;
+        char msg[600];
+        int c = cancelled ? RAYC_ECANCELLED : code == RAYC_ECANCELLED ? RAYC_EWORKER_DIED : code;
+        if (cancelled)
+            snprintf(msg, sizeof(msg), "%s: cancelled", fn);
+        else if (code == RAYC_ECANCELLED)
+            snprintf(msg, sizeof(msg), "%s: its worker was killed to cancel another task", fn);
+        else
+            snprintf(msg, sizeof(msg), "%s: %s", fn, why);
+        Rpc__Status st = RPC__STATUS__INIT;
+        msg_status_set(&st, c, msg);
+        Rpc__TaskDone d = RPC__TASK_DONE__INIT;
+        d.task_id = (ProtobufCBinaryData){TASK_ID_SIZE, id.b};
+        d.status = &st;
+        d.owner_id = (ProtobufCBinaryData){WORKER_ID_SIZE, x->d.self.b};
+        pthread_mutex_unlock(x->d.mu);
+        tsub_on_task_done(x->d.tasks, MSG_TASK_DONE, &d.base);
+        pthread_mutex_lock(x->d.mu);
+    }
+}
+
+/* l's connection ended and its reader is gone. mu held. */
+static void lease_broken(dtx *x, dlease *l)
+{
+    l->conn = NULL;
+    while (l->inflight.len > 0) {
+        idq_push(&l->limbo, idq_at(&l->inflight, 0));
+        idq_pop(&l->inflight);
+    }
+    dpool *p = l->pool;
+    if (l->limbo.len == 0) {
+        lease_unlink(l);
+    } else if (l->end_code != 0) {
+        settle_limbo(x, l, l->end_code, l->end_text ? l->end_text : "");
+        lease_unlink(l);
+    } else {
+        l->state = L_BROKEN;
+        l->broken_ms = now_ms();
+        pthread_cond_signal(&x->cv);
+    }
+    pump(x, p);
+}
+
+bool dtx_on_raylet_done(dtx *x, const Rpc__TaskDone *m)
+{
+    if (m->task_id.len != TASK_ID_SIZE)
+        return false;
+    pthread_mutex_lock(x->d.mu);
+    dlease *l = lease_find(x, m->task_id.data);
+    if (l == NULL) {
+        pthread_mutex_unlock(x->d.mu);
+        return false;
+    }
+    int code = m->status ? m->status->code : RAYC_OK;
+    const char *text = m->status && m->status->message ? m->status->message : "";
+    dpool *p = l->pool;
+    if (l->state == L_REQUESTED) {
+        p->requests--;
+        if (code == RAYC_OK && m->actor_address && m->actor_address[0]) {
+            snprintf(l->address, sizeof(l->address), "%s", m->actor_address);
+            l->state = L_CONNECTING;
+            x->n_granted++;
+            pthread_cond_signal(&x->cv);
+        } else {
+            l->state = L_BROKEN; /* lease_unlink counts no request */
+            lease_unlink(l);
+            if (code != RAYC_ECANCELLED)
+                log_info("a worker lease failed (%s): its tasks go through the raylet", text);
+            bool leased = false;
+            for (dlease *o = p->leases; o; o = o->next)
+                leased |= o->state != L_REQUESTED;
+            if (!leased)
+                fall_back(x, p);
+        }
+    } else if (code != RAYC_OK && l->end_code == 0) {
+        /* Its worker died (or was killed): what it ran fails with that. */
+        l->end_code = code;
+        l->end_text = strdup(text);
+        if (l->state == L_BROKEN) {
+            settle_limbo(x, l, code, text);
+            lease_unlink(l);
+            pump(x, p);
+        }
+    }
+    pthread_mutex_unlock(x->d.mu);
+    return true;
+}
+
+int dtx_cancel(dtx *x, const task_id_t *id, bool force)
+{
+    for (dpool *p = x->pools; p; p = p->next) {
+        if (idq_remove(&p->pending, id->b))
+            return TSUB_DIRECT_DROPPED;
+        for (dlease *l = p->leases; l; l = l->next) {
+            bool found = false;
+            for (size_t i = 0; i < l->inflight.len && !found; i++)
+                found = memcmp(idq_at(&l->inflight, i)->b, id->b, TASK_ID_SIZE) == 0;
+            if (!found)
+                continue;
+            Rpc__CancelTask m = RPC__CANCEL_TASK__INIT;
+            m.owner_id = (ProtobufCBinaryData){WORKER_ID_SIZE, x->d.self.b};
+            if (force) { /* the raylet kills the worker: the lease ends cancelled */
+                m.task_id = (ProtobufCBinaryData){TASK_ID_SIZE, l->id.b};
+                m.force = true;
+                cw_conn_send(x->d.raylet, MSG_CANCEL_TASK, &m.base);
+            } else if (l->conn) {
+                m.task_id = (ProtobufCBinaryData){TASK_ID_SIZE, (uint8_t *)id->b};
+                cw_conn_send(l->conn, MSG_CANCEL_TASK, &m.base);
+            }
+            return TSUB_DIRECT_ASKED;
+        }
+    }
+    return TSUB_DIRECT_NOT_OURS;
+}
+
+/* ------------------------------------------------------------ replies */
+
+static int on_lease_frame(void *arg, uint16_t type, ProtobufCMessage *msg)
+{
+    dlease *l = arg;
+    dtx *x = l->x;
+    if (type == MSG_TASKS_GIVEN_BACK) {
+        /* Its running task blocks: what waits behind it goes elsewhere,
+         * first in line. */
+        Rpc__TasksGivenBack *g = (Rpc__TasksGivenBack *)msg;
+        pthread_mutex_lock(x->d.mu);
+        l->blocked = true; /* until its running task ends */
+        l->last_done_us = 0;
+        for (size_t i = g->n_task_ids; i > 0; i--) {
+            ProtobufCBinaryData *id = &g->task_ids[i - 1];
+            if (id->len != TASK_ID_SIZE || !idq_remove(&l->inflight, id->data))
+                continue;
+            idq_push_front(&l->pool->pending, (const task_id_t *)id->data);
+        }
+        pump(x, l->pool);
+        pthread_mutex_unlock(x->d.mu);
+        return 0;
+    }
+    if (type != MSG_TASK_DONE)
+        return 0;
+    Rpc__TaskDone *m = (Rpc__TaskDone *)msg;
+    if (m->task_id.len != TASK_ID_SIZE)
+        return 0;
+    pthread_mutex_lock(x->d.mu);
+    bool ours = idq_remove(&l->inflight, m->task_id.data);
+    l->last_done_us = now_us();
+    l->busy_since_ms = l->last_done_us / 1000;
+    l->blocked = false;
+    l->steal_sent = false;
+    pthread_mutex_unlock(x->d.mu);
+    if (ours) {
+        tsub_on_task_done(x->d.tasks, type, msg);
+        __atomic_store_n(&l->replied, true, __ATOMIC_RELAXED);
+    }
+    return 0;
+}
+
+/* Replies arrived since the last look: send what waits, and wake the
+ * threads waiting on the raylet connection for them, once per read. */
+static void after_read(dtx *x, dlease *l)
+{
+    if (!__atomic_exchange_n(&l->replied, false, __ATOMIC_RELAXED))
+        return;
+    pthread_mutex_lock(x->d.mu);
+    pump(x, l->pool);
+    if (l->inflight.len == 0 && l->pool->pending.len == 0) {
+        l->idle_ms = now_ms();
+        pthread_cond_signal(&x->cv);
+    }
+    pthread_mutex_unlock(x->d.mu);
+    cw_conn_wake(x->d.raylet);
+}
+
+static void *reader_main(void *arg)
+{
+    dlease *l = arg;
+    dtx *x = l->x;
+    cw_conn *conn = l->conn;
+    while (cw_conn_pump_background(conn) == 0)
+        after_read(x, l);
+    after_read(x, l);
+    pthread_mutex_lock(x->d.mu);
+    l->conn = NULL; /* nothing more is sent on it */
+    pthread_mutex_unlock(x->d.mu);
+    cw_conn_free(conn); /* waits for direct readers (dtx_direct_leave) */
+    pthread_mutex_lock(x->d.mu);
+    l->reading = false;
+    lease_broken(x, l); /* may free l */
+    pthread_mutex_unlock(x->d.mu);
+    cw_conn_wake(x->d.raylet); /* what failed in limbo is known now */
+    pthread_mutex_lock(x->d.mu);
+    x->readers--; /* x may be freed once we let go of mu */
+    pthread_cond_broadcast(&x->cv);
+    pthread_mutex_unlock(x->d.mu);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ direct reads */
+
+dtx_direct *dtx_direct_enter(dtx *x, const rayc_ref *refs, size_t n, const rayc_value *out)
+{
+    dlease *found = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (out[i].priv_)
+            continue;
+        task_id_t task = object_id_task((const object_id_t *)refs[i].id);
+        dlease *l = found;
+        bool in = false;
+        for (size_t k = 0; l && k < l->inflight.len && !in; k++)
+            in = memcmp(idq_at(&l->inflight, k)->b, task.b, TASK_ID_SIZE) == 0;
+        if (in)
+            continue;
+        if (found != NULL)
+            return NULL;
+        for (dpool *p = x->pools; p && !found; p = p->next)
+            for (l = p->leases; l && !found; l = l->next)
+                for (size_t k = 0; k < l->inflight.len && !found; k++)
+                    if (memcmp(idq_at(&l->inflight, k)->b, task.b, TASK_ID_SIZE) == 0)
+                        found = l;
+        if (found == NULL)
+            return NULL;
+    }
+    if (found == NULL || found->state != L_READY || found->conn == NULL || !found->reading)
+        return NULL;
+    dtx_direct *d = malloc(sizeof(*d));
+    if (d == NULL)
+        return NULL;
+    d->x = x;
+    d->l = found;
+    d->conn = found->conn;
+    cw_conn_enter(d->conn);
+    return d;
+}
+
+int dtx_direct_pump(dtx_direct *d, int64_t wait_ms)
+{
+    int rc = cw_conn_pump_direct(d->conn, wait_ms);
+    if (rc >= 0)
+        after_read(d->x, d->l);
+    return rc;
+}
+
+void dtx_direct_leave(dtx_direct *d)
+{
+    cw_conn_leave(d->conn);
+    free(d);
+}
+
+/* ------------------------------------------------------------ housekeeping */
+
+/* Connect to a granted lease's worker (mu NOT held). NULL on failure. */
+static cw_conn *connect_worker(dtx *x, dlease *l, const char *address)
+{
+    char host[256];
+    int port;
+    if (parse_host_port(address, host, sizeof(host), &port) != 0)
+        return NULL;
+    Rpc__Handshake hs = RPC__HANDSHAKE__INIT;
+    hs.role = x->d.is_worker ? RPC__ROLE__ROLE_WORKER : RPC__ROLE__ROLE_DRIVER;
+    hs.id = (ProtobufCBinaryData){WORKER_ID_SIZE, x->d.self.b};
+    hs.pid = (int32_t)getpid();
+    int code = 0;
+    char err[256];
+    bconn *b = bconn_open(host, port, NULL, x->d.token, &hs, CONNECT_TIMEOUT_MS, NULL, NULL, 0,
+                          NULL, &code, err, sizeof(err));
+    if (b == NULL) {
+        log_info("leased worker at %s: %s", address, err);
+        return NULL;
+    }
+    return cw_conn_new(b, on_lease_frame, l);
+}
+
+static int start_reader(dlease *l)
+{
+    pthread_t th;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&at, 256u << 10);
+    int rc = pthread_create(&th, &at, reader_main, l);
+    pthread_attr_destroy(&at);
+    return rc;
+}
+
+/* Connect l (CONNECTING; mu held on entry and exit, dropped meanwhile). */
+static void connect_lease(dtx *x, dlease *l)
+{
+    char address[96];
+    snprintf(address, sizeof(address), "%s", l->address);
+    l->state = L_READY; /* not yet usable: conn is NULL */
+    pthread_mutex_unlock(x->d.mu);
+    cw_conn *c = connect_worker(x, l, address);
+    pthread_mutex_lock(x->d.mu);
+    if (c == NULL || x->stop) {
+        cw_conn_free(c); /* the worker gives the lease back when no one comes */
+        lease_unlink(l);
+        return;
+    }
+    l->conn = c;
+    l->reading = true;
+    x->readers++;
+    if (start_reader(l) != 0) {
+        x->readers--;
+        l->reading = false;
+        l->conn = NULL;
+        cw_conn_free(c);
+        lease_unlink(l);
+        return;
+    }
+    l->idle_ms = now_ms();
+    pump(x, l->pool);
+}
+
+/* One round of housekeeping; returns when to look again (ms from now,
+ * -1: when woken). mu held. */
+static int64_t keep(dtx *x)
+{
+    uint64_t now = now_ms();
+    int64_t next = -1;
+#define SOONER(at) (next = (next < 0 || (int64_t)((at) - now) < next) ? (int64_t)((at) - now) : next)
+    for (dpool *p = x->pools; p; p = p->next) {
+        bool leased = false, stale = false;
+        for (dlease *l = p->leases, *nx; l; l = nx) {
+            nx = l->next;
+            if (l->state == L_CONNECTING) {
+                connect_lease(x, l);
+                return 0; /* the lists may have changed meanwhile */
+            }
+            if (l->state == L_REQUESTED) {
+                if (now - l->requested_ms >= DTX_FALLBACK_MS)
+                    stale = true;
+                else
+                    SOONER(l->requested_ms + DTX_FALLBACK_MS);
+                continue;
+            }
+            leased = true;
+            if (l->state == L_BROKEN) {
+                if (now - l->broken_ms >= LIMBO_MS) {
+                    settle_limbo(x, l, RAYC_EWORKER_DIED,
+                                 "lost the connection to the worker running it");
+                    lease_unlink(l);
+                    return 0;
+                }
+                SOONER(l->broken_ms + LIMBO_MS);
+                continue;
+            }
+            if (l->conn && !l->returning && l->inflight.len >= 2 && !l->steal_sent) {
+                /* Tasks wait behind one that may be long: ask for them
+                 * back, to run on another lease. */
+                uint64_t at = l->busy_since_ms + STEAL_MS;
+                if (now >= at) {
+                    Rpc__StealTasks st = RPC__STEAL_TASKS__INIT;
+                    st.max = (uint32_t)(l->inflight.len - 1);
+                    cw_conn_send(l->conn, MSG_STEAL_TASKS, &st.base);
+                    l->steal_sent = true;
+                } else {
+                    SOONER(at);
+                }
+            }
+            if (l->conn && !l->returning && l->inflight.len == 0 && p->pending.len == 0 &&
+                l->idle_ms) {
+                uint64_t at = l->idle_ms + (uint64_t)x->d.idle_ms;
+                if (now >= at) {
+                    l->returning = true; /* the worker ends the lease when we close */
+                    cw_conn_shutdown(l->conn);
+                } else {
+                    SOONER(at);
+                }
+            }
+        }
+        if (stale && !leased && p->pending.len > 0)
+            fall_back(x, p);
+    }
+#undef SOONER
+    return next;
+}
+
+static void *keeper_main(void *arg)
+{
+    dtx *x = arg;
+    pthread_mutex_lock(x->d.mu);
+    while (!x->stop) {
+        int64_t next = keep(x);
+        if (next == 0)
+            continue;
+        if (next < 0) {
+            x->keeper_idle = true;
+            pthread_cond_wait(&x->cv, x->d.mu);
+            x->keeper_idle = false;
+        } else {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_sec += next / 1000;
+            ts.tv_nsec += (next % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&x->cv, x->d.mu, &ts);
+        }
+    }
+    pthread_mutex_unlock(x->d.mu);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ life cycle */
+
+void dtx_counts(dtx *x, uint64_t out[DTX_NCOUNTS])
+{
+    out[DTX_PUSHED] = x->n_direct;
+    out[DTX_FELL_BACK] = x->n_fallback;
+    out[DTX_LEASES_ASKED] = x->n_requested;
+    out[DTX_LEASES_GRANTED] = x->n_granted;
+}
+
+dtx *dtx_new(const dtx_deps *d)
+{
+    dtx *x = calloc(1, sizeof(*x));
+    if (x == NULL)
+        return NULL;
+    x->d = *d;
+    if (x->d.in_flight < 1)
+        x->d.in_flight = 1;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&x->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&x->keeper, NULL, keeper_main, x) != 0) {
+        pthread_cond_destroy(&x->cv);
+        free(x);
+        return NULL;
+    }
+    x->has_keeper = true;
+    return x;
+}
+
+void dtx_free(dtx *x)
+{
+    if (x == NULL)
+        return;
+    pthread_mutex_lock(x->d.mu);
+    x->stop = true;
+    pthread_cond_broadcast(&x->cv);
+    for (dpool *p = x->pools; p; p = p->next)
+        for (dlease *l = p->leases; l; l = l->next)
+            if (l->conn) {
+                l->returning = true;
+                cw_conn_shutdown(l->conn);
+            }
+    while (x->readers > 0)
+        pthread_cond_wait(&x->cv, x->d.mu);
+    pthread_mutex_unlock(x->d.mu);
+    if (x->has_keeper)
+        pthread_join(x->keeper, NULL);
+    for (dpool *p = x->pools, *np; p; p = np) {
+        np = p->next;
+        while (p->leases)
+            lease_unlink(p->leases);
+        idq_free(&p->pending);
+        free(p);
+    }
+    pthread_cond_destroy(&x->cv);
+    free(x);
+}
