@@ -26,13 +26,13 @@
 #include "util.h"
 
 #define CONNECT_TIMEOUT_MS 5000
-#define CHURN_US           2000  /* a worker that answered this recently turns tasks over */
-#define OFF_MS             1000  /* a demand that fell back stays on the raylet's path */
-#define LIMBO_MS           5000  /* the raylet's word on a broken lease waited for at most */
-#define MAX_LEASES         64    /* per demand */
-#define MAX_REQUESTS       2     /* lease requests of one demand in the raylet at once */
+#define CHURN_US           2000 /* a worker that answered this recently turns tasks over */
+#define OFF_MS             1000 /* a demand that fell back stays on the raylet's path */
+#define LIMBO_MS           5000 /* the raylet's word on a broken lease waited for at most */
+#define MAX_LEASES         64   /* per demand */
+#define MAX_REQUESTS       2    /* lease requests of one demand in the raylet at once */
 #define LEASE_FUNCTION     "rayc.lease"
-#define STEAL_MS           100   /* tasks queued behind one running this long are asked back */
+#define STEAL_MS           100 /* tasks queued behind one running this long are asked back */
 
 enum { L_REQUESTED, L_CONNECTING, L_READY, L_BROKEN };
 
@@ -47,13 +47,13 @@ typedef struct dlease {
     cw_conn *conn;
     idq inflight, limbo;
     uint64_t requested_ms, idle_ms, broken_ms, last_done_us;
-    bool blocked;   /* its worker gave tasks back: nothing more until it answers */
-    bool steal_sent;       /* asked for what waits behind its running task */
+    bool blocked;           /* its worker gave tasks back: nothing more until it answers */
+    bool steal_sent;        /* asked for what waits behind its running task */
     uint64_t busy_since_ms; /* its oldest task in flight went out or became the head */
-    bool returning; /* we closed it */
-    bool reading;   /* its reader thread runs */
-    bool replied;   /* a reply arrived in this read: wake the waiters once */
-    int end_code;   /* the raylet's word on its end (0: none yet) */
+    bool returning;         /* we closed it */
+    bool reading;           /* its reader thread runs */
+    bool replied;           /* a reply arrived in this read: wake the waiters once */
+    int end_code;           /* the raylet's word on its end (0: none yet) */
     char *end_text;
     struct dlease *next;
 } dlease;
@@ -99,26 +99,38 @@ static bool eligible(const Rpc__TaskSpec *s)
     return true;
 }
 
-static int demand_of(const Rpc__TaskSpec *s, res_set *out)
+/* Does spec ask for exactly p's demand? (No res_set is built per task:
+ * specs of one demand list the same resources in the same order.) */
+static bool demand_is(const dpool *p, const Rpc__TaskSpec *s)
 {
-    memset(out, 0, sizeof(*out));
+    if (s->n_resources != (size_t)p->demand.n)
+        return false;
     for (size_t i = 0; i < s->n_resources; i++)
-        if (res_set_amount(out, s->resources[i]->name, s->resources[i]->amount) != 0)
-            return -1;
-    return 0;
+        if (s->resources[i]->amount != p->demand.amount[i] ||
+            strcmp(s->resources[i]->name, p->demand.name[i]) != 0)
+            return false;
+    return true;
 }
 
 /* ------------------------------------------------------------ leases */
 
-static dpool *pool_for(dtx *x, const res_set *demand)
+static dpool *pool_for(dtx *x, const Rpc__TaskSpec *s)
 {
     for (dpool *p = x->pools; p; p = p->next)
-        if (res_equal(&p->demand, demand))
+        if (demand_is(p, s))
             return p;
     dpool *p = calloc(1, sizeof(*p));
     if (p == NULL)
         return NULL;
-    p->demand = *demand;
+    for (size_t i = 0; i < s->n_resources; i++) {
+        Rpc__Resource *r = s->resources[i];
+        if (p->demand.n == RES_MAX || strlen(r->name) >= RES_NAME_MAX) {
+            free(p);
+            return NULL;
+        }
+        snprintf(p->demand.name[p->demand.n], RES_NAME_MAX, "%s", r->name);
+        p->demand.amount[p->demand.n++] = r->amount;
+    }
     p->next = x->pools;
     x->pools = p;
     return p;
@@ -285,10 +297,7 @@ bool dtx_submit(dtx *x, const task_id_t *id, const Rpc__TaskSpec *spec)
 {
     if (!eligible(spec))
         return false;
-    res_set demand;
-    if (demand_of(spec, &demand) != 0)
-        return false;
-    dpool *p = pool_for(x, &demand);
+    dpool *p = pool_for(x, spec);
     if (p == NULL || now_ms() < p->off_until_ms || idq_push(&p->pending, id) != 0)
         return false;
     pump(x, p);
@@ -631,7 +640,7 @@ static int64_t keep(dtx *x)
 {
     uint64_t now = now_ms();
     int64_t next = -1;
-#define SOONER(at) (next = (next < 0 || (int64_t)((at) - now) < next) ? (int64_t)((at) - now) : next)
+#define SOONER(at) (next = (next < 0 || (int64_t)((at)-now) < next) ? (int64_t)((at)-now) : next)
     for (dpool *p = x->pools; p; p = p->next) {
         bool leased = false, stale = false;
         for (dlease *l = p->leases, *nx; l; l = nx) {

@@ -29,9 +29,9 @@
 #include "task_executor_internal.h"
 #include "util.h"
 
-#define LEASE_ACCEPT_MS 10000     /* the owner connects within this, or the lease ends */
+#define LEASE_ACCEPT_MS 10000 /* the owner connects within this, or the lease ends */
 #define READ_CHUNK      (64u << 10)
-#define FLUSH_AFTER_US  500       /* a reply waits for the batch's others at most this */
+#define FLUSH_AFTER_US  500 /* a reply waits for the batch's others at most this */
 
 typedef struct lease_conn {
     task_executor *x;
@@ -290,10 +290,8 @@ static void run_queued(lease_conn *lc)
         pthread_mutex_unlock(&lc->mu);
         if (p == NULL)
             break;
-        tex_how how = {.as_task = true,
-                       .reply = task_reply,
-                       .reply_arg = lc,
-                       .scheduled_us = p->scheduled_us};
+        tex_how how = {
+            .as_task = true, .reply = task_reply, .reply_arg = lc, .scheduled_us = p->scheduled_us};
         tex_run_spec(x, p->spec, &how);
         msg_free(&p->base);
         tex__watch(x, true); /* the raylet's frames are read while we serve */
@@ -362,8 +360,7 @@ void tex__serve_lease(task_executor *x, Rpc__PushTask *p)
             lease_done(x, s, RAYC_EAUTH, "lease: this worker has no cluster token", NULL);
             return;
         }
-        x->lease_lfd = dserve_listen(x->d.node_ip, 16, x->lease_address,
-                                     sizeof(x->lease_address));
+        x->lease_lfd = dserve_listen(x->d.node_ip, 16, x->lease_address, sizeof(x->lease_address));
         if (x->lease_lfd < 0) {
             lease_done(x, s, RAYC_EIO, rayc_last_error(), NULL);
             return;

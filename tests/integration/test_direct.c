@@ -59,8 +59,7 @@ static void cluster(harness_cluster *c, int n, int cpus)
     nodes_arg a = {c, n};
     cr_assert(harness_wait_until(nodes_alive, &a, SLACK_MS), "not all %d nodes are ALIVE", n);
     harness_wait_nodes_settled(c, SLACK_MS);
-    const char *code[] = {harness_example_lib("testlib"), harness_example_lib("genlib"),
-                          NULL};
+    const char *code[] = {harness_example_lib("testlib"), harness_example_lib("genlib"), NULL};
     harness_driver_init(c, code, NULL);
 }
 
@@ -161,8 +160,7 @@ Test(direct, idle_lease_is_given_back)
     double two = 2;
     /* Nothing runs now: every lease goes back within direct_lease_idle_ms,
      * and the node's CPUs are all free again. */
-    cr_assert(harness_wait_until(all_cpus_free, &two, SLACK_MS), "CPUs free: %g of 2",
-              cpus_free());
+    cr_assert(harness_wait_until(all_cpus_free, &two, SLACK_MS), "CPUs free: %g of 2", cpus_free());
     rayc_shutdown();
 }
 
@@ -244,8 +242,7 @@ Test(direct, cancel_of_pushed_tasks_soft_and_by_force)
     int64_t ms = 60000;
     rayc_arg a[2] = {RAYC_VAL(path, strlen(path) + 1), RAYC_VAL(&ms, sizeof(ms))};
     rayc_ref first = submit("nap", a, 2, NULL);
-    cr_assert(harness_wait_until(harness_has_lines, &(harness_lines){path, "started", 1},
-                                 SLACK_MS),
+    cr_assert(harness_wait_until(harness_has_lines, &(harness_lines){path, "started", 1}, SLACK_MS),
               "the first nap never started");
     rayc_ref second = submit("nap", a, 2, NULL);
     cr_assert_eq(rayc_cancel(second, 0), RAYC_OK);
