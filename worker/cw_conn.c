@@ -151,6 +151,24 @@ static void *flusher_main(void *arg)
     return NULL;
 }
 
+/* Append frame to the batch (obuf). wmu held. */
+static int append_locked(cw_conn *c, const uint8_t *frame, size_t len)
+{
+    if (c->olen + len > c->ocap) {
+        size_t cap = c->ocap ? c->ocap : 65536;
+        while (cap < c->olen + len)
+            cap *= 2;
+        uint8_t *nb = realloc(c->obuf, cap);
+        if (nb == NULL)
+            return -1;
+        c->obuf = nb;
+        c->ocap = cap;
+    }
+    memcpy(c->obuf + c->olen, frame, len);
+    c->olen += len;
+    return 0;
+}
+
 int cw_conn_send_batched(cw_conn *c, const uint8_t *frame, size_t len)
 {
     if (cw_conn_dead(c))
@@ -176,22 +194,26 @@ int cw_conn_send_batched(cw_conn *c, const uint8_t *frame, size_t len)
             return rc;
         }
     }
-    if (c->olen + len > c->ocap) {
-        size_t cap = c->ocap ? c->ocap : 65536;
-        while (cap < c->olen + len)
-            cap *= 2;
-        uint8_t *nb = realloc(c->obuf, cap);
-        if (nb == NULL) {
-            pthread_mutex_unlock(&c->wmu);
-            return RAYC_ENOMEM;
-        }
-        c->obuf = nb;
-        c->ocap = cap;
+    bool first = c->olen == 0;
+    if (append_locked(c, frame, len) != 0) {
+        pthread_mutex_unlock(&c->wmu);
+        return RAYC_ENOMEM;
     }
-    memcpy(c->obuf + c->olen, frame, len);
-    if (c->olen == 0)
+    if (first)
         pthread_cond_signal(&c->flush_cv);
-    c->olen += len;
+    pthread_mutex_unlock(&c->wmu);
+    return 0;
+}
+
+int cw_conn_queue(cw_conn *c, const uint8_t *frame, size_t len)
+{
+    if (cw_conn_dead(c))
+        return RAYC_ECONN;
+    pthread_mutex_lock(&c->wmu);
+    if (append_locked(c, frame, len) != 0) {
+        pthread_mutex_unlock(&c->wmu);
+        return RAYC_ENOMEM;
+    }
     pthread_mutex_unlock(&c->wmu);
     return 0;
 }

@@ -46,6 +46,10 @@ int cw_conn_call(cw_conn *c, uint64_t id, uint16_t type, const ProtobufCMessage 
  * kept. 0, or RAYC_ECONN / RAYC_ENOMEM. */
 int cw_conn_send_batched(cw_conn *c, const uint8_t *frame, size_t len);
 /* Encode m as a frame of type and queue it like cw_conn_send_batched. */
+/* Append frame to the batch without waking the flusher thread: the caller
+ * writes it soon with cw_conn_flush (a reader answering what it read, once
+ * per read). 0 or RAYC_ECONN / RAYC_ENOMEM. */
+int cw_conn_queue(cw_conn *c, const uint8_t *frame, size_t len);
 int cw_conn_send_batched_msg(cw_conn *c, uint16_t type, const ProtobufCMessage *m);
 /* Write queued frames now. 0 or RAYC_ECONN. */
 int cw_conn_flush(cw_conn *c);

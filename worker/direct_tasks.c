@@ -53,6 +53,7 @@ typedef struct dlease {
     bool returning;         /* we closed it */
     bool reading;           /* its reader thread runs */
     bool replied;           /* a reply arrived in this read: wake the waiters once */
+    bool queued;            /* frames queued on conn for the reader to write (flush_queued) */
     int end_code;           /* the raylet's word on its end (0: none yet) */
     char *end_text;
     struct dlease *next;
@@ -223,8 +224,10 @@ static size_t room(const dtx *x, const dlease *l, uint64_t now)
     return depth > l->inflight.len ? depth - l->inflight.len : 0;
 }
 
-/* Send the head of p's pending queue on l. false if l took nothing. */
-static bool send_one(dtx *x, dpool *p, dlease *l)
+/* Send the head of p's pending queue on l; defer: only queue it, for
+ * the reader to write with the rest (flush_queued). false if l took
+ * nothing. */
+static bool send_one(dtx *x, dpool *p, dlease *l, bool defer)
 {
     while (p->pending.len > 0) {
         task_id_t id = *idq_at(&p->pending, 0);
@@ -235,8 +238,10 @@ static bool send_one(dtx *x, dpool *p, dlease *l)
             continue; /* cancelled meanwhile */
         /* A task alone in flight (a caller submitting one after another)
          * is written now: the flusher thread would be one more hand-off. */
-        int rc = l->inflight.len == 0 ? cw_conn_send_raw(l->conn, frame, len)
-                                      : cw_conn_send_batched(l->conn, frame, len);
+        int rc = defer                  ? cw_conn_queue(l->conn, frame, len)
+                 : l->inflight.len == 0 ? cw_conn_send_raw(l->conn, frame, len)
+                                        : cw_conn_send_batched(l->conn, frame, len);
+        l->queued |= defer && rc == 0;
         if (rc != 0) {
             idq_push_front(&p->pending, &id);
             return false;
@@ -273,15 +278,16 @@ static void fall_back(dtx *x, dpool *p)
 }
 
 /* Spread p's pending tasks over its leases with room, one at a time so
- * they share; ask for another lease while tasks still wait. mu held. */
-static void pump(dtx *x, dpool *p)
+ * they share; ask for another lease while tasks still wait. defer: see
+ * send_one. mu held. */
+static void pump_as(dtx *x, dpool *p, bool defer)
 {
     uint64_t now = now_us();
     bool moved = true;
     while (p->pending.len > 0 && moved) {
         moved = false;
         for (dlease *l = p->leases; l && p->pending.len > 0; l = l->next)
-            if (room(x, l, now) > 0 && send_one(x, p, l))
+            if (room(x, l, now) > 0 && send_one(x, p, l, defer))
                 moved = true;
     }
     if (p->pending.len == 0 || p->requests >= MAX_REQUESTS)
@@ -291,6 +297,21 @@ static void pump(dtx *x, dpool *p)
         n++;
     if (n < MAX_LEASES)
         request_lease(x, p);
+}
+
+static void pump(dtx *x, dpool *p)
+{
+    pump_as(x, p, false);
+}
+
+/* Write what pump_as(defer) queued on p's leases. mu held. */
+static void flush_queued(dpool *p)
+{
+    for (dlease *l = p->leases; l; l = l->next) {
+        if (l->queued && l->conn)
+            cw_conn_flush(l->conn);
+        l->queued = false;
+    }
 }
 
 bool dtx_submit(dtx *x, const task_id_t *id, const Rpc__TaskSpec *spec)
@@ -485,7 +506,8 @@ static void after_read(dtx *x, dlease *l)
     if (!__atomic_exchange_n(&l->replied, false, __ATOMIC_RELAXED))
         return;
     pthread_mutex_lock(x->d.mu);
-    pump(x, l->pool);
+    pump_as(x, l->pool, true); /* written below, in one write per lease */
+    flush_queued(l->pool);
     if (l->inflight.len == 0 && l->pool->pending.len == 0) {
         l->idle_ms = now_ms();
         pthread_cond_signal(&x->cv);
