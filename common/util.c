@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <sys/resource.h>
 #include <stdlib.h>
@@ -374,4 +375,17 @@ uint64_t hash_bytes(const void *data, size_t n)
     h *= XXH_P3;
     h ^= h >> 32;
     return h;
+}
+
+int thread_detached(void *(*fn)(void *), void *arg, size_t stack_bytes)
+{
+    pthread_t th;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    if (stack_bytes)
+        pthread_attr_setstacksize(&at, stack_bytes);
+    int rc = pthread_create(&th, &at, fn, arg);
+    pthread_attr_destroy(&at);
+    return rc;
 }

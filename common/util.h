@@ -70,4 +70,8 @@ int sys_num_cpus(void);
  * Returns the soft limit now in force. */
 long raise_fd_limit(void);
 
+/* Start fn(arg) on a detached thread (stack_bytes 0: the default size).
+ * 0, or pthread_create's error. */
+int thread_detached(void *(*fn)(void *), void *arg, size_t stack_bytes);
+
 #endif

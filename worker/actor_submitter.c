@@ -15,7 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bconn.h"
 #include "errors.h"
 #include "id_map.h"
 #include "idq.h"
@@ -388,36 +387,12 @@ static Rpc__ActorReply *ask_gcs(actor_submitter *as, const handle *h)
 /* Connect to the actor's worker at address. NULL on failure. */
 static cw_conn *connect_actor(actor_submitter *as, const char *address, reader_arg *ra)
 {
-    char host[256];
-    int port;
-    if (parse_host_port(address, host, sizeof(host), &port) != 0)
-        return NULL;
-    Rpc__Handshake hs = RPC__HANDSHAKE__INIT;
-    hs.role = as->d.is_worker ? RPC__ROLE__ROLE_WORKER : RPC__ROLE__ROLE_DRIVER;
-    hs.id.data = (uint8_t *)as->d.self.b;
-    hs.id.len = WORKER_ID_SIZE;
-    hs.pid = (int32_t)getpid();
-    int code = 0;
     char err[256];
-    bconn *b = bconn_open(host, port, NULL, as->d.token, &hs, CONNECT_TIMEOUT_MS, NULL, NULL, 0,
-                          NULL, &code, err, sizeof(err));
-    if (b == NULL) {
+    cw_conn *c = cw_conn_dial(address, as->d.token, as->d.self.b, as->d.is_worker,
+                              CONNECT_TIMEOUT_MS, on_actor_frame, ra, err, sizeof(err));
+    if (c == NULL)
         log_debug("actor at %s: %s", address, err);
-        return NULL;
-    }
-    return cw_conn_new(b, on_actor_frame, ra);
-}
-
-static int start_detached(void *(*fn)(void *), void *arg)
-{
-    pthread_t th;
-    pthread_attr_t at;
-    pthread_attr_init(&at);
-    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&at, 256u << 10);
-    int rc = pthread_create(&th, &at, fn, arg);
-    pthread_attr_destroy(&at);
-    return rc;
+    return c;
 }
 
 /* Try again later (the GCS is away, the actor is being created). mu held. */
@@ -464,7 +439,7 @@ static void resolve(actor_submitter *as, handle *h)
         h->backoff_ms = BACKOFF_MIN_MS;
         settle_limbo(as, h, a->death_cause);
         as->readers++;
-        if (start_detached(reader_main, ra) != 0) {
+        if (thread_detached(reader_main, ra, 256u << 10) != 0) {
             as->readers--;
             h->conn = NULL;
             h->reader = NULL;

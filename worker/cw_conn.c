@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "frame.h"
+#include "ids.h"
 #include "net.h"
 #include "rayc.h"
 #include "util.h"
@@ -93,6 +95,26 @@ cw_conn *cw_conn_new(bconn *b, cw_async_fn fn, void *arg)
     pthread_cond_init(&c->flush_cv, NULL);
     pthread_cond_init(&c->written_cv, NULL);
     return c;
+}
+
+cw_conn *cw_conn_dial(const char *address, const char *token, const uint8_t *self, bool is_worker,
+                      int timeout_ms, cw_async_fn fn, void *arg, char *err, size_t errlen)
+{
+    char host[256];
+    int port;
+    if (parse_host_port(address, host, sizeof(host), &port) != 0) {
+        snprintf(err, errlen, "bad address '%s'", address);
+        return NULL;
+    }
+    Rpc__Handshake hs = RPC__HANDSHAKE__INIT;
+    hs.role = is_worker ? RPC__ROLE__ROLE_WORKER : RPC__ROLE__ROLE_DRIVER;
+    hs.id.data = (uint8_t *)self;
+    hs.id.len = WORKER_ID_SIZE;
+    hs.pid = (int32_t)getpid();
+    int code = 0;
+    bconn *b = bconn_open(host, port, NULL, token, &hs, timeout_ms, NULL, NULL, 0, NULL, &code, err,
+                          errlen);
+    return b ? cw_conn_new(b, fn, arg) : NULL;
 }
 
 /* Write what is batched, after what the flusher is writing. wmu held. */

@@ -18,7 +18,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bconn.h"
 #include "errors.h"
 #include "frame.h"
 #include "idq.h"
@@ -596,35 +595,12 @@ void dtx_direct_leave(dtx_direct *d)
 /* Connect to a granted lease's worker (mu NOT held). NULL on failure. */
 static cw_conn *connect_worker(dtx *x, dlease *l, const char *address)
 {
-    char host[256];
-    int port;
-    if (parse_host_port(address, host, sizeof(host), &port) != 0)
-        return NULL;
-    Rpc__Handshake hs = RPC__HANDSHAKE__INIT;
-    hs.role = x->d.is_worker ? RPC__ROLE__ROLE_WORKER : RPC__ROLE__ROLE_DRIVER;
-    hs.id = (ProtobufCBinaryData){WORKER_ID_SIZE, x->d.self.b};
-    hs.pid = (int32_t)getpid();
-    int code = 0;
     char err[256];
-    bconn *b = bconn_open(host, port, NULL, x->d.token, &hs, CONNECT_TIMEOUT_MS, NULL, NULL, 0,
-                          NULL, &code, err, sizeof(err));
-    if (b == NULL) {
+    cw_conn *c = cw_conn_dial(address, x->d.token, x->d.self.b, x->d.is_worker, CONNECT_TIMEOUT_MS,
+                              on_lease_frame, l, err, sizeof(err));
+    if (c == NULL)
         log_info("leased worker at %s: %s", address, err);
-        return NULL;
-    }
-    return cw_conn_new(b, on_lease_frame, l);
-}
-
-static int start_reader(dlease *l)
-{
-    pthread_t th;
-    pthread_attr_t at;
-    pthread_attr_init(&at);
-    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&at, 256u << 10);
-    int rc = pthread_create(&th, &at, reader_main, l);
-    pthread_attr_destroy(&at);
-    return rc;
+    return c;
 }
 
 /* Connect l (CONNECTING; mu held on entry and exit, dropped meanwhile). */
@@ -644,7 +620,7 @@ static void connect_lease(dtx *x, dlease *l)
     l->conn = c;
     l->reading = true;
     x->readers++;
-    if (start_reader(l) != 0) {
+    if (thread_detached(reader_main, l, 256u << 10) != 0) {
         x->readers--;
         l->reading = false;
         l->conn = NULL;
