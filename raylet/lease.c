@@ -76,10 +76,13 @@ static res_set *avail_of(lease_mgr *lm, lease_pool *pool)
 static sclass *class_for(lease_mgr *lm, uint32_t job_id, const res_set *demand, bool solo,
                          lease_pool *pool)
 {
-    for (sclass *c = lm->classes; c; c = c->next)
+    sclass **tail = &lm->classes;
+    for (sclass *c = lm->classes; c; c = c->next) {
         if (c->job_id == job_id && c->solo == solo && c->pool == pool &&
             res_equal(&c->demand, demand))
             return c;
+        tail = &c->next;
+    }
     sclass *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
@@ -87,8 +90,10 @@ static sclass *class_for(lease_mgr *lm, uint32_t job_id, const res_set *demand, 
     c->solo = solo;
     c->pool = pool;
     c->demand = *demand;
-    c->next = lm->classes;
-    lm->classes = c;
+    /* Last: classes are served oldest first, so a job that keeps asking
+     * (an owner giving a lease back and asking again) queues behind the
+     * jobs that already wait. */
+    *tail = c;
     return c;
 }
 

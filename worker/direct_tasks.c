@@ -31,7 +31,8 @@
 #define MAX_LEASES         64   /* per demand */
 #define MAX_REQUESTS       2    /* lease requests of one demand in the raylet at once */
 #define LEASE_FUNCTION     "rayc.lease"
-#define STEAL_MS           100 /* tasks queued behind one running this long are asked back */
+#define STEAL_MS           100  /* tasks queued behind one running this long are asked back */
+#define ROTATE_MS          1000 /* a lease kept this long is given back and asked for again */
 
 enum { L_REQUESTED, L_CONNECTING, L_READY, L_BROKEN };
 
@@ -45,7 +46,7 @@ typedef struct dlease {
     char address[96];
     cw_conn *conn;
     idq inflight, limbo;
-    uint64_t requested_ms, idle_ms, broken_ms, last_done_us;
+    uint64_t requested_ms, granted_ms, idle_ms, broken_ms, last_done_us;
     bool blocked;           /* its worker gave tasks back: nothing more until it answers */
     bool steal_sent;        /* asked for what waits behind its running task */
     uint64_t busy_since_ms; /* its oldest task in flight went out or became the head */
@@ -214,10 +215,14 @@ static void cancel_request(dtx *x, dlease *l)
 
 /* ------------------------------------------------------------ sending */
 
-/* How many more tasks l may take now. */
+/* How many more tasks l may take now (now in us). A lease kept for
+ * ROTATE_MS takes no more: once it is drained it is given back, and the
+ * next lease is asked for behind the other owners waiting at the raylet
+ * (fair sharing of a busy node). */
 static size_t room(const dtx *x, const dlease *l, uint64_t now)
 {
-    if (l->state != L_READY || l->blocked || l->returning || l->conn == NULL)
+    if (l->state != L_READY || l->blocked || l->returning || l->conn == NULL ||
+        now / 1000 - l->granted_ms >= ROTATE_MS)
         return 0;
     size_t depth = l->last_done_us && now - l->last_done_us < CHURN_US ? (size_t)x->d.in_flight : 1;
     return depth > l->inflight.len ? depth - l->inflight.len : 0;
@@ -510,6 +515,8 @@ static void after_read(dtx *x, dlease *l)
     if (l->inflight.len == 0 && l->pool->pending.len == 0) {
         l->idle_ms = now_ms();
         pthread_cond_signal(&x->cv);
+    } else if (l->inflight.len == 0 && now_ms() - l->granted_ms >= ROTATE_MS) {
+        pthread_cond_signal(&x->cv); /* drained for its rotation */
     }
     pthread_mutex_unlock(x->d.mu);
     cw_conn_wake(x->d.raylet);
@@ -628,7 +635,7 @@ static void connect_lease(dtx *x, dlease *l)
         lease_unlink(l);
         return;
     }
-    l->idle_ms = now_ms();
+    l->idle_ms = l->granted_ms = now_ms();
     pump(x, l->pool);
 }
 
@@ -677,6 +684,13 @@ static int64_t keep(dtx *x)
                 } else {
                     SOONER(at);
                 }
+            }
+            if (l->conn && !l->returning && l->inflight.len == 0 &&
+                now - l->granted_ms >= ROTATE_MS) {
+                l->returning = true; /* rotated (see room) */
+                cw_conn_shutdown(l->conn);
+                pump(x, p);
+                return 0;
             }
             if (l->conn && !l->returning && l->inflight.len == 0 && p->pending.len == 0 &&
                 l->idle_ms) {
