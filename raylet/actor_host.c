@@ -184,6 +184,9 @@ void tm_create_actor(task_manager *tm, const Rpc__ActorInfo *a)
     }
     t->actor_creation = true;
     t->actor_rec = r;
+    /* Ray's default actor: 1 CPU (its demand) to be placed, none held, not
+     * even while its constructor runs (lease.c grant). */
+    t->place_only = r->held.n == 0 && !r->in_pg;
     t->no_forward = true; /* the GCS chose this node */
     t->remote_owner = true;
     jt_learn(tm->d.jobs, m->spec->job_id);

@@ -30,6 +30,7 @@ typedef struct lease_pool {
 typedef struct sclass {
     uint32_t job_id;
     bool solo;        /* actor creations, generators: one task per lease, no pipelining */
+    bool place_only;  /* creations of actors that hold nothing: demand checked, not held */
     lease_pool *pool; /* NULL: the node's resources */
     res_set demand;
     rtask *head, *tail;
@@ -73,18 +74,20 @@ static res_set *avail_of(lease_mgr *lm, lease_pool *pool)
 
 /* ---------------------------------------------------------------- class queues */
 
-static sclass *class_for(lease_mgr *lm, uint32_t job_id, const res_set *demand, bool solo,
-                         lease_pool *pool)
+static sclass *class_for(lease_mgr *lm, const rtask *t, lease_pool *pool)
 {
+    bool solo = task_solo(t), place_only = t->place_only && pool == NULL;
     for (sclass *c = lm->classes; c; c = c->next)
-        if (c->job_id == job_id && c->solo == solo && c->pool == pool &&
-            res_equal(&c->demand, demand))
+        if (c->job_id == t->job_id && c->solo == solo && c->place_only == place_only &&
+            c->pool == pool && res_equal(&c->demand, t->demand))
             return c;
     sclass *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
-    c->job_id = job_id;
+    const res_set *demand = t->demand;
+    c->job_id = t->job_id;
     c->solo = solo;
+    c->place_only = place_only;
     c->pool = pool;
     c->demand = *demand;
     c->next = lm->classes;
@@ -93,10 +96,11 @@ static sclass *class_for(lease_mgr *lm, uint32_t job_id, const res_set *demand, 
 }
 
 /* Add (sign 1) or take away (-1) a queued task's demand in queued_demand;
- * bundle classes use their own pools, not the node's resources. */
+ * bundle classes use their own pools, not the node's resources, and actor
+ * creations that hold nothing will take nothing. */
 static void count_queued(lease_mgr *lm, const sclass *c, double sign)
 {
-    if (c->pool != NULL)
+    if (c->pool != NULL || c->place_only)
         return;
     if (sign < 0 && lm->queued == 0) {
         lm->queued_demand.n = 0; /* empty again: no rounding drift carried on */
@@ -271,7 +275,7 @@ int lease_enqueue(lease_mgr *lm, rtask *t, bool front)
     /* An actor's creation gets a worker of its own: the worker is the
      * actor's afterwards, so nothing may queue behind it. Nor behind a
      * generator, which may run (or wait for its consumer) for long. */
-    sclass *c = class_for(lm, t->job_id, t->demand, task_solo(t), pool);
+    sclass *c = class_for(lm, t, pool);
     if (c == NULL)
         return RAYC_ENOMEM;
     t->state = T_READY;
@@ -377,7 +381,11 @@ static void lease_end(lease_mgr *lm, lease *l)
 }
 
 /* Grant a new lease for class c to an idle worker, if resources and a
- * worker allow. Returns the leased worker's record or NULL. */
+ * worker allow. Returns the leased worker's record or NULL. The creation
+ * of an actor that holds nothing (place_only) needs its demand free, as
+ * Ray's placement resources, but its lease holds none of it: Ray's default
+ * actor needs 1 CPU to be placed and 0 to run, its constructor included,
+ * so a node creates many at once, each bound only by its worker's start. */
 static lease *grant(lease_mgr *lm, sclass *c)
 {
     if (!sched_fits(avail_of(lm, c->pool), &c->demand))
@@ -390,8 +398,12 @@ static lease *grant(lease_mgr *lm, sclass *c)
         return NULL;
     if (w->job_id == 0)
         lm->env.bind(lm->env.ctx, w, c->job_id);
-    sched_acquire(avail_of(lm, c->pool), &c->demand);
-    l->held = c->demand;
+    if (c->place_only) {
+        memset(&l->held, 0, sizeof(l->held));
+    } else {
+        sched_acquire(avail_of(lm, c->pool), &c->demand);
+        l->held = c->demand;
+    }
     l->solo = c->solo;
     l->pool = c->pool;
     l->active = true;
@@ -551,7 +563,7 @@ void lease_task_done(lease_mgr *lm, rtask *t)
 void lease_take_back(lease_mgr *lm, rtask *t)
 {
     lease *l = lease_of(t->w);
-    sclass *c = class_for(lm, t->job_id, t->demand, task_solo(t), l->pool);
+    sclass *c = class_for(lm, t, l->pool);
     if (c == NULL)
         return;             /* out of memory: it stays with the worker */
     l->steal_asked = false; /* what comes back may be stolen again later */
