@@ -91,6 +91,7 @@ void tm__actor_creation_done(task_manager *tm, rtask *t, worker *w, Rpc__TaskDon
     }
     lease_task_done(tm->lm, t); /* the lease ends; the worker goes W_ACTOR (env_set_leased) */
     if (ok) {
+        lease_dedicated(tm->lm, w);
         if (r->in_pg) {
             if (lease_pool_hold(tm->lm, r->pg, r->bundle_index, &r->held, &r->pool_index) != 0)
                 log_warn("an actor's bundle cannot hold its resources any more");

@@ -333,6 +333,21 @@ static lease *record_for(lease_mgr *lm, worker *w)
     return l;
 }
 
+/* Forget a worker's lease record (it died, or holds an actor for life):
+ * the scans of dispatch (leased_with_room, steal_queued) skip no record
+ * per actor this way. */
+static void record_drop(lease_mgr *lm, lease *l)
+{
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        lm->leases = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    l->w->lease = NULL;
+    free(l);
+}
+
 static void pipeline_push(lease *l, rtask *t)
 {
     t->state = T_DISPATCHED;
@@ -626,14 +641,14 @@ void lease_worker_died(lease_mgr *lm, worker *w)
     }
     l->oom[0] = '\0';
     lease_end(lm, l);
-    if (l->prev)
-        l->prev->next = l->next;
-    else
-        lm->leases = l->next;
-    if (l->next)
-        l->next->prev = l->prev;
-    w->lease = NULL;
-    free(l);
+    record_drop(lm, l);
+}
+
+void lease_dedicated(lease_mgr *lm, worker *w)
+{
+    lease *l = lease_of(w);
+    if (l != NULL && !l->active && l->head == NULL)
+        record_drop(lm, l);
 }
 
 /* ---------------------------------------------------------------- life cycle */
