@@ -231,6 +231,21 @@ static int nodes_actors(cluster_t *c, long n)
            "%ld actors answering after %.1f s (%.0f actors/s); worker processes "
            "per raylet: %d to %d (%d in all, prestarted ones included)",
            n, el, (double)n / el, lo, hi, total);
+    /* What the actors cost where they live, once they answered. */
+    unsigned long long ws[5] = {0}, rs[5] = {0};
+    bc_each_process(bc.root, "rayc_worker", sum_rss, ws);
+    for (int i = 0; i < c->nnodes; i++)
+        sum_rss(c->nodes[i].raylet, rs);
+    double nw = ws[3] ? (double)ws[3] : 1, hz = (double)sysconf(_SC_CLK_TCK);
+    report("nodes.actor_memory",
+           "worker process (mean of %llu): %.2f MiB VmRSS, %.2f MiB RssAnon, %.2f MiB PSS, "
+           "%.1f ms CPU; raylet %.1f MiB RssAnon (mean); GCS %.1f MiB RssAnon, %d open fds; "
+           "driver %.1f MiB RssAnon, %llu threads",
+           ws[3], mib((double)ws[0] / nw), mib((double)ws[1] / nw), mib((double)ws[2] / nw),
+           1000.0 * (double)ws[4] / hz / nw, mib((double)rs[1] / (double)c->nnodes),
+           mib((double)bc_proc_kb(c->gcs, "status", "RssAnon")), count_fds(c->gcs),
+           mib((double)bc_proc_kb(0, "status", "RssAnon")),
+           bc_proc_kb(0, "status", "Threads") / 1024);
 out:
     for (long i = 0; i < made; i++)
         rayc_actor_release(actors[i]);

@@ -14,8 +14,9 @@
 #include "rayc.h"
 
 struct gcs_actor_table {
-    gcs_map *actors; /* 16-byte actor id -> Rpc__ActorInfo */
-    gcs_map *names;  /* "<namespace>\0<name>" -> actor_id_t (malloc'd) */
+    gcs_map *actors;  /* 16-byte actor id -> Rpc__ActorInfo */
+    gcs_map *names;   /* "<namespace>\0<name>" -> actor_id_t (malloc'd) */
+    gcs_map *on_node; /* node id -> actors not DEAD placed there (count in the pointer) */
 };
 
 static void free_actor(void *p)
@@ -30,7 +31,8 @@ gcs_actor_table *gcs_actor_table_new(void)
         return NULL;
     t->actors = gcs_map_new(free_actor);
     t->names = gcs_map_new(free);
-    if (t->actors == NULL || t->names == NULL) {
+    t->on_node = gcs_map_new(NULL);
+    if (t->actors == NULL || t->names == NULL || t->on_node == NULL) {
         gcs_actor_table_free(t);
         return NULL;
     }
@@ -43,6 +45,7 @@ void gcs_actor_table_free(gcs_actor_table *t)
         return;
     gcs_map_free(t->actors);
     gcs_map_free(t->names);
+    gcs_map_free(t->on_node);
     free(t);
 }
 
@@ -126,6 +129,44 @@ static void name_release(gcs_actor_table *t, const Rpc__ActorInfo *a)
         gcs_map_del(t->names, buf, len);
 }
 
+/* ------------------------------------------------------------ actors per node */
+
+/* Whether a counts on its node: placed there (being created) or ALIVE
+ * there, not DEAD. */
+static bool counts_on_node(const Rpc__ActorInfo *a)
+{
+    return a && a->state != RPC__ACTOR_STATE__ACTOR_DEAD && a->node_id.len == NODE_ID_SIZE;
+}
+
+size_t gcs_actor_on_node(const gcs_actor_table *t, const node_id_t *node)
+{
+    return (size_t)(uintptr_t)gcs_map_get(t->on_node, node->b, NODE_ID_SIZE);
+}
+
+/* Add delta to node's count (the map holds only nodes with actors). An
+ * allocation failure leaves the count low: placement is a preference. */
+static void node_count_add(gcs_actor_table *t, const uint8_t *node, long delta)
+{
+    long n = (long)(uintptr_t)gcs_map_get(t->on_node, node, NODE_ID_SIZE) + delta;
+    if (n <= 0)
+        gcs_map_del(t->on_node, node, NODE_ID_SIZE);
+    else
+        gcs_map_put(t->on_node, node, NODE_ID_SIZE, (void *)(uintptr_t)n);
+}
+
+/* A record is about to go from old (NULL: new) to now (NULL: gone). */
+static void node_count_change(gcs_actor_table *t, const Rpc__ActorInfo *old,
+                              const Rpc__ActorInfo *now)
+{
+    bool was = counts_on_node(old), is = counts_on_node(now);
+    if (was && is && memcmp(old->node_id.data, now->node_id.data, NODE_ID_SIZE) == 0)
+        return;
+    if (was)
+        node_count_add(t, old->node_id.data, -1);
+    if (is)
+        node_count_add(t, now->node_id.data, 1);
+}
+
 /* ------------------------------------------------------------ records */
 
 const Rpc__ActorInfo *gcs_actor_get(const gcs_actor_table *t, const actor_id_t *id)
@@ -144,7 +185,11 @@ static int replace(gcs_actor_table *t, const Rpc__ActorInfo *tmpl, const Rpc__Ac
     Rpc__ActorInfo *copy = (Rpc__ActorInfo *)gcs_storage_msg_dup(&tmpl->base);
     if (copy == NULL)
         return RAYC_ENOMEM;
+    /* tmpl may borrow the old record's fields: count before it is freed. */
+    const Rpc__ActorInfo *old = gcs_map_get(t->actors, copy->actor_id.data, ACTOR_ID_SIZE);
+    node_count_change(t, old, copy);
     if (gcs_map_put(t->actors, copy->actor_id.data, ACTOR_ID_SIZE, copy) < 0) {
+        node_count_change(t, copy, old);
         free_actor(copy);
         return RAYC_ENOMEM;
     }
@@ -330,11 +375,15 @@ int gcs_actor_load(gcs_actor_table *t, const uint8_t *packed, size_t len)
     if (a->state == RPC__ACTOR_STATE__ACTOR_PENDING_CREATION ||
         a->state == RPC__ACTOR_STATE__ACTOR_RESTARTING)
         a->node_id.len = 0;
+    const Rpc__ActorInfo *old = gcs_map_get(t->actors, a->actor_id.data, ACTOR_ID_SIZE);
+    node_count_change(t, old, a);
     if (gcs_map_put(t->actors, a->actor_id.data, ACTOR_ID_SIZE, a) < 0) {
+        node_count_change(t, a, old);
         free_actor(a);
         return RAYC_ENOMEM;
     }
     if (named(a) && a->state != RPC__ACTOR_STATE__ACTOR_DEAD && name_take(t, a) != RAYC_OK) {
+        node_count_change(t, a, NULL);
         gcs_map_del(t->actors, a->actor_id.data, ACTOR_ID_SIZE);
         return RAYC_ENOMEM;
     }

@@ -74,6 +74,9 @@ size_t gcs_actor_job_ended(gcs_actor_table *t, uint32_t job_id, uint64_t wall_ms
  * to node: it is placed there until it is created or fails. Returns
  * RAYC_OK, RAYC_ENOTFOUND, RAYC_EINVAL (not waiting), RAYC_ENOMEM. */
 int gcs_actor_placed(gcs_actor_table *t, const actor_id_t *id, const node_id_t *node);
+/* Actors not DEAD placed on node: being created there, or ALIVE there.
+ * O(1) (kept as records change); placement balances by it. */
+size_t gcs_actor_on_node(const gcs_actor_table *t, const node_id_t *node);
 /* Waiting actors not placed on any node yet (up to cap). */
 size_t gcs_actor_unplaced(const gcs_actor_table *t, const Rpc__ActorInfo **out, size_t cap);
 

@@ -91,6 +91,7 @@ void tm__actor_creation_done(task_manager *tm, rtask *t, worker *w, Rpc__TaskDon
     }
     lease_task_done(tm->lm, t); /* the lease ends; the worker goes W_ACTOR (env_set_leased) */
     if (ok) {
+        lease_dedicated(tm->lm, w);
         if (r->in_pg) {
             if (lease_pool_hold(tm->lm, r->pg, r->bundle_index, &r->held, &r->pool_index) != 0)
                 log_warn("an actor's bundle cannot hold its resources any more");
@@ -184,6 +185,9 @@ void tm_create_actor(task_manager *tm, const Rpc__ActorInfo *a)
     }
     t->actor_creation = true;
     t->actor_rec = r;
+    /* Ray's default actor: 1 CPU (its demand) to be placed, none held, not
+     * even while its constructor runs (lease.c grant). */
+    t->place_only = r->held.n == 0 && !r->in_pg;
     t->no_forward = true; /* the GCS chose this node */
     t->remote_owner = true;
     jt_learn(tm->d.jobs, m->spec->job_id);

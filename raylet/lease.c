@@ -30,6 +30,7 @@ typedef struct lease_pool {
 typedef struct sclass {
     uint32_t job_id;
     bool solo;        /* actor creations, generators: one task per lease, no pipelining */
+    bool place_only;  /* creations of actors that hold nothing: demand checked, not held */
     lease_pool *pool; /* NULL: the node's resources */
     res_set demand;
     rtask *head, *tail;
@@ -73,21 +74,23 @@ static res_set *avail_of(lease_mgr *lm, lease_pool *pool)
 
 /* ---------------------------------------------------------------- class queues */
 
-static sclass *class_for(lease_mgr *lm, uint32_t job_id, const res_set *demand, bool solo,
-                         lease_pool *pool)
+static sclass *class_for(lease_mgr *lm, const rtask *t, lease_pool *pool)
 {
+    bool solo = task_solo(t), place_only = t->place_only && pool == NULL;
     sclass **tail = &lm->classes;
     for (sclass *c = lm->classes; c; c = c->next) {
-        if (c->job_id == job_id && c->solo == solo && c->pool == pool &&
-            res_equal(&c->demand, demand))
+        if (c->job_id == t->job_id && c->solo == solo && c->place_only == place_only &&
+            c->pool == pool && res_equal(&c->demand, t->demand))
             return c;
         tail = &c->next;
     }
     sclass *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
-    c->job_id = job_id;
+    const res_set *demand = t->demand;
+    c->job_id = t->job_id;
     c->solo = solo;
+    c->place_only = place_only;
     c->pool = pool;
     c->demand = *demand;
     /* Last: classes are served oldest first, so a job that keeps asking
@@ -98,10 +101,11 @@ static sclass *class_for(lease_mgr *lm, uint32_t job_id, const res_set *demand, 
 }
 
 /* Add (sign 1) or take away (-1) a queued task's demand in queued_demand;
- * bundle classes use their own pools, not the node's resources. */
+ * bundle classes use their own pools, not the node's resources, and actor
+ * creations that hold nothing will take nothing. */
 static void count_queued(lease_mgr *lm, const sclass *c, double sign)
 {
-    if (c->pool != NULL)
+    if (c->pool != NULL || c->place_only)
         return;
     if (sign < 0 && lm->queued == 0) {
         lm->queued_demand.n = 0; /* empty again: no rounding drift carried on */
@@ -276,7 +280,7 @@ int lease_enqueue(lease_mgr *lm, rtask *t, bool front)
     /* An actor's creation gets a worker of its own: the worker is the
      * actor's afterwards, so nothing may queue behind it. Nor behind a
      * generator, which may run (or wait for its consumer) for long. */
-    sclass *c = class_for(lm, t->job_id, t->demand, task_solo(t), pool);
+    sclass *c = class_for(lm, t, pool);
     if (c == NULL)
         return RAYC_ENOMEM;
     t->state = T_READY;
@@ -334,6 +338,21 @@ static lease *record_for(lease_mgr *lm, worker *w)
     return l;
 }
 
+/* Forget a worker's lease record (it died, or holds an actor for life):
+ * the scans of dispatch (leased_with_room, steal_queued) skip no record
+ * per actor this way. */
+static void record_drop(lease_mgr *lm, lease *l)
+{
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        lm->leases = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    l->w->lease = NULL;
+    free(l);
+}
+
 static void pipeline_push(lease *l, rtask *t)
 {
     t->state = T_DISPATCHED;
@@ -382,7 +401,11 @@ static void lease_end(lease_mgr *lm, lease *l)
 }
 
 /* Grant a new lease for class c to an idle worker, if resources and a
- * worker allow. Returns the leased worker's record or NULL. */
+ * worker allow. Returns the leased worker's record or NULL. The creation
+ * of an actor that holds nothing (place_only) needs its demand free, as
+ * Ray's placement resources, but its lease holds none of it: Ray's default
+ * actor needs 1 CPU to be placed and 0 to run, its constructor included,
+ * so a node creates many at once, each bound only by its worker's start. */
 static lease *grant(lease_mgr *lm, sclass *c)
 {
     if (!sched_fits(avail_of(lm, c->pool), &c->demand))
@@ -395,8 +418,12 @@ static lease *grant(lease_mgr *lm, sclass *c)
         return NULL;
     if (w->job_id == 0)
         lm->env.bind(lm->env.ctx, w, c->job_id);
-    sched_acquire(avail_of(lm, c->pool), &c->demand);
-    l->held = c->demand;
+    if (c->place_only) {
+        memset(&l->held, 0, sizeof(l->held));
+    } else {
+        sched_acquire(avail_of(lm, c->pool), &c->demand);
+        l->held = c->demand;
+    }
     l->solo = c->solo;
     l->pool = c->pool;
     l->active = true;
@@ -556,7 +583,7 @@ void lease_task_done(lease_mgr *lm, rtask *t)
 void lease_take_back(lease_mgr *lm, rtask *t)
 {
     lease *l = lease_of(t->w);
-    sclass *c = class_for(lm, t->job_id, t->demand, task_solo(t), l->pool);
+    sclass *c = class_for(lm, t, l->pool);
     if (c == NULL)
         return;             /* out of memory: it stays with the worker */
     l->steal_asked = false; /* what comes back may be stolen again later */
@@ -619,14 +646,14 @@ void lease_worker_died(lease_mgr *lm, worker *w)
     }
     l->oom[0] = '\0';
     lease_end(lm, l);
-    if (l->prev)
-        l->prev->next = l->next;
-    else
-        lm->leases = l->next;
-    if (l->next)
-        l->next->prev = l->prev;
-    w->lease = NULL;
-    free(l);
+    record_drop(lm, l);
+}
+
+void lease_dedicated(lease_mgr *lm, worker *w)
+{
+    lease *l = lease_of(w);
+    if (l != NULL && !l->active && l->head == NULL)
+        record_drop(lm, l);
 }
 
 /* ---------------------------------------------------------------- life cycle */

@@ -116,6 +116,10 @@ void lease_pool_unhold(lease_mgr *lm, const uint8_t *pg, uint32_t index, const r
  * the node's available set, and given back when it dies. */
 void lease_hold(lease_mgr *lm, const res_set *r);
 void lease_unhold(lease_mgr *lm, const res_set *r);
+/* w's lease ended and it holds an actor for its life from now on, never
+ * leased again: its lease record goes, so dispatch, which walks the lease
+ * records, costs nothing per actor on the node. */
+void lease_dedicated(lease_mgr *lm, worker *w);
 /* True if w holds a lease. */
 bool lease_held(const lease_mgr *lm, const worker *w);
 /* t's worker reported it done: it leaves the pipeline, and the lease ends

@@ -53,6 +53,8 @@ typedef struct rtask {
     bool actor_creation; /* an actor's constructor: its end goes to the GCS */
     bool lease_granted;  /* a worker lease (spec->lease) its worker serves now */
     void *actor_rec;     /* ... and the task manager's record of that actor */
+    bool place_only;     /* ... of an actor that holds nothing: its demand must be free to
+                            place it, but its lease holds none (Ray's placement resources) */
     node_id_t owner_node;
     node_id_t fwd_node;       /* T_FORWARDED: where it went */
     uint32_t stream_consumed; /* generators: items the owner took (StreamAck), for the

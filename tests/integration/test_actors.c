@@ -8,7 +8,8 @@
  * failed by max_task_retries), resources held for the actor's life and given
  * back, max_concurrency overlap, handles passed to tasks, release, store
  * returns, a raylet kill -9 in a 3-node cluster (restart on another node),
- * and a GCS kill -9 while calls run (no call fails).
+ * default actors spread over 3 nodes by count, and a GCS kill -9 while calls
+ * run (no call fails).
  *
  * Each test starts its own Redis + GCS + raylets through the harness and
  * drives them in-process with librayc; actor classes come from
@@ -556,6 +557,42 @@ Test(actors, raylet_kill9_restarts_the_actor_on_another_node)
     }
     cr_assert_str_eq(now, c.raylets[3 - victim].node_id, "restarted on the other host node");
     cr_assert_eq(call_i64(a, "get", NULL), 5, "its constructor ran again there");
+    rayc_shutdown();
+}
+
+/* Actors that hold nothing (Ray's default) leave the nodes' free resources
+ * as they were, so the GCS balances them by count: 30 on 3 nodes get a
+ * fair share each (the GCS placed 612 of 1,000 on one node before). */
+Test(actors, default_actors_spread_over_the_nodes_by_count)
+{
+    harness_cluster c;
+    cluster(&c, 3, NULL);
+    enum { N = 30 };
+    rayc_actor as[N];
+    for (int i = 0; i < N; i++)
+        as[i] = create("Counter", i, NULL);
+    int per_node[3] = {0};
+    for (int i = 0; i < N; i++) {
+        rayc_value v;
+        rayc_ref r = call(as[i], "node", NULL, 0);
+        cr_assert_eq(rayc_get(&r, 1, &v, SLACK_MS), RAYC_OK, "%s", rayc_last_error());
+        char where[ID_HEX_MAX] = "";
+        snprintf(where, sizeof(where), "%.*s", (int)v.size, (const char *)v.data);
+        rayc_value_release(&v);
+        rayc_ref_release(r);
+        int k = 0;
+        while (k < 3 && strcmp(where, c.raylets[k].node_id) != 0)
+            k++;
+        cr_assert(k < 3, "actor %d runs on %s, not one of the cluster's nodes", i, where);
+        per_node[k]++;
+    }
+    int lo = N, hi = 0;
+    for (int k = 0; k < 3; k++) {
+        lo = per_node[k] < lo ? per_node[k] : lo;
+        hi = per_node[k] > hi ? per_node[k] : hi;
+    }
+    cr_assert(hi - lo <= 2, "actors per node: %d, %d, %d (not balanced)", per_node[0], per_node[1],
+              per_node[2]);
     rayc_shutdown();
 }
 

@@ -202,3 +202,23 @@ Test(gcs_actor, reload_keeps_states_and_names)
     cr_assert_str_eq(gcs_actor_get(t2, &b)->death_cause, "killed");
     gcs_actor_table_free(t2);
 }
+
+Test(gcs_actor, actors_per_node_follow_placement_restarts_and_deaths)
+{
+    node_id_t n1 = node_id_random(), n2 = node_id_random();
+    actor_id_t a = add("", "", 1, false, RAYC_OK), b = add("", "", 0, false, RAYC_OK);
+    cr_assert_eq(gcs_actor_on_node(t, &n1), 0, "registered, not placed: nowhere");
+    cr_assert_eq(gcs_actor_placed(t, &a, &n1), RAYC_OK);
+    cr_assert_eq(gcs_actor_placed(t, &b, &n1), RAYC_OK);
+    cr_assert_eq(gcs_actor_on_node(t, &n1), 2, "placed: counted while being created");
+    make_alive(&a, &n1);
+    cr_assert_eq(gcs_actor_on_node(t, &n1), 2, "alive on the node it was placed on");
+    cr_assert_eq(gcs_actor_failed(t, &a, "worker died", true, 2000, NULL), RAYC_OK);
+    cr_assert_eq(gcs_actor_on_node(t, &n1), 1, "restarting: placed again, not on n1");
+    cr_assert_eq(gcs_actor_placed(t, &a, &n2), RAYC_OK);
+    cr_assert_eq(gcs_actor_on_node(t, &n2), 1);
+    cr_assert_eq(gcs_actor_failed(t, &b, "killed", false, 2000, NULL), RAYC_OK);
+    cr_assert_eq(gcs_actor_on_node(t, &n1), 0, "a DEAD actor counts nowhere");
+    cr_assert_eq(gcs_actor_node_died(t, &n2, 3000, NULL, NULL), 1);
+    cr_assert_eq(gcs_actor_on_node(t, &n2), 0);
+}

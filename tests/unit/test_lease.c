@@ -427,3 +427,66 @@ Test(lease, queued_demand_follows_the_queues)
     cr_assert_eq(res_get(lease_available(lm), "CPU"), 2);
     lease_free(lm);
 }
+
+/* An actor that holds nothing (Ray's default): its creation needs its
+ * demand free to be granted but its lease holds none of it, so creations
+ * do not wait for each other's constructors. */
+Test(lease, place_only_creations_need_their_demand_free_but_hold_none)
+{
+    lease_mgr *lm = new_lm("CPU=2", 1);
+    worker *w[3];
+    for (int i = 0; i < 3; i++)
+        w[i] = add_worker();
+    rtask *c[3];
+    for (int i = 0; i < 3; i++) {
+        specs[i].actor_creation = true;
+        c[i] = &tasks[i];
+        memset(c[i], 0, sizeof(*c[i]));
+        rpc__submit_task__init(&msgs[i]);
+        specs[i].function = "Counter";
+        msgs[i].spec = &specs[i];
+        c[i]->msg = &msgs[i];
+        c[i]->job_id = 1;
+        c[i]->place_only = true;
+        static res_set one;
+        one = rs("CPU=1");
+        c[i]->demand = &one;
+        cr_assert_eq(lease_enqueue(lm, c[i], false), 0);
+    }
+    cr_assert_float_eq(res_get(lease_queued_demand(lm), "CPU"), 0, 1e-9,
+                       "queued creations that will hold nothing count nothing");
+    lease_schedule(lm);
+    cr_assert_eq(fx.npush, 3, "three creations on a 2-CPU node at once");
+    cr_assert_float_eq(res_get(lease_available(lm), "CPU"), 2, 1e-9, "none holds a CPU");
+    for (int i = 0; i < 3; i++) {
+        lease_task_done(lm, c[i]);
+        lease_dedicated(lm, w[i]);
+        cr_assert_null(w[i]->lease, "an actor's worker keeps no lease record");
+    }
+    /* With no CPU free, a creation waits: its demand places it. (The
+     * fixture's workers are idle again: it knows no actors.) */
+    rtask *busy = queue_task(lm, 3, "CPU=2");
+    lease_schedule(lm);
+    cr_assert_eq(fx.npush, 4);
+    cr_assert_eq(fx.pushed[3], busy);
+    rtask *late = &tasks[4];
+    memset(late, 0, sizeof(*late));
+    rpc__task_spec__init(&specs[4]);
+    rpc__submit_task__init(&msgs[4]);
+    specs[4].actor_creation = true;
+    specs[4].function = "Counter";
+    msgs[4].spec = &specs[4];
+    late->msg = &msgs[4];
+    late->job_id = 1;
+    late->place_only = true;
+    static res_set one;
+    one = rs("CPU=1");
+    late->demand = &one;
+    cr_assert_eq(lease_enqueue(lm, late, false), 0);
+    lease_schedule(lm);
+    cr_assert_eq(fx.npush, 4, "no CPU free: the creation is not granted");
+    lease_task_done(lm, busy);
+    lease_schedule(lm);
+    cr_assert_eq(fx.npush, 5, "a CPU free again: it is");
+    lease_free(lm);
+}
