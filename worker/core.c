@@ -927,13 +927,14 @@ int rayc_nodes(rayc_node_info *out, size_t cap, size_t *count)
         return rc;
     if (count == NULL || (cap > 0 && out == NULL))
         return rayc__error(RAYC_EINVAL, "rayc_nodes: NULL argument");
-    if (c->gcs == NULL)
-        return rayc__error(RAYC_ECONN, "rayc_nodes: this worker has no GCS connection");
+    cw_conn *g = live_gcs(c);
+    if (g == NULL)
+        return rayc__error(RAYC_ECONN, "rayc_nodes: no GCS connection: %s", rayc_last_error());
     Rpc__ListNodesRequest req = RPC__LIST_NODES_REQUEST__INIT;
-    req.req_id = cw_conn_next_id(c->gcs);
+    req.req_id = cw_conn_next_id(g);
     ProtobufCMessage *m;
-    rc = cw_conn_call(c->gcs, req.req_id, MSG_LIST_NODES_REQ, &req.base, MSG_LIST_NODES_REPLY, &m,
-                      10000);
+    rc =
+        cw_conn_call(g, req.req_id, MSG_LIST_NODES_REQ, &req.base, MSG_LIST_NODES_REPLY, &m, 10000);
     if (rc != 0)
         return rayc__error(rc, "listing nodes: %s", rayc_strerror(rc));
     Rpc__ListNodesReply *r = (Rpc__ListNodesReply *)m;
@@ -970,20 +971,25 @@ int core__init_worker(const char *socket_path, const char *worker_id_hex)
         return rayc__error(RAYC_ENOMEM, "out of memory");
     snprintf(c->raylet_socket, sizeof(c->raylet_socket), "%s", socket_path);
     int rc = connect_raylet(c);
-    if (rc == 0)
-        rc = start_components(c);
     if (rc != 0)
         return rc;
-    /* Task code may ask the GCS too (rayc_nodes): its address and the token
-     * are in the raylet's session directory. Without them tasks still run. */
+    /* Task code may ask the GCS too (rayc_nodes, actors): its address and
+     * the token are in the raylet's session directory. The connection is
+     * made on first use (live_gcs): most workers never need it, and a
+     * thousand actors would otherwise hold a thousand GCS connections. The
+     * token also lets this worker lease workers for its own tasks (the
+     * direct task path). Without them tasks still run. */
     char gcs[300] = "";
     const char *env_gcs = getenv("RAYC_GCS_ADDRESS");
     if (env_gcs && *env_gcs)
         snprintf(gcs, sizeof(gcs), "%s", env_gcs);
     if ((gcs[0] || read_small(c->session_dir, "gcs_address", gcs, sizeof(gcs)) == 0) &&
         parse_host_port(gcs, c->gcs_host, sizeof(c->gcs_host), &c->gcs_port) == 0 &&
-        find_token(c, c->session_dir) == 0 && connect_gcs(c) != 0)
-        log_warn("worker: no GCS connection: %s", rayc_last_error());
+        find_token(c, c->session_dir) != 0)
+        log_warn("worker: no cluster token: %s", rayc_last_error());
+    rc = start_components(c);
+    if (rc != 0)
+        return rc;
     __atomic_store_n(&c->initialized, true, __ATOMIC_RELEASE);
     return 0;
 }

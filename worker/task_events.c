@@ -87,6 +87,7 @@ struct tev_buffer {
     void *gcs_arg;
     bool attached, stopping, has_thread;
     bool flush_asked;
+    bool idle; /* the flusher sleeps with no deadline: nothing to send, nothing runs unreported */
     uint64_t flushes_done;
     pthread_t thread;
     int64_t interval_ms;
@@ -251,6 +252,8 @@ static void append(tev_buffer *b, const update *u)
     if (w->n == TEV_FLUSH_AT && !b->flush_asked) {
         b->flush_asked = true;
         pthread_cond_signal(&b->cv);
+    } else if (b->idle) {
+        pthread_cond_signal(&b->cv); /* the first event after a quiet spell */
     }
 }
 
@@ -569,11 +572,29 @@ static void flush_locked(tev_buffer *b)
     pthread_cond_broadcast(&b->done_cv);
 }
 
+/* Nothing for the flusher to do until an event comes or a task starts
+ * (an idle worker, an actor between calls, should not wake). b->mu held. */
+static bool quiet(tev_buffer *b)
+{
+    uint64_t start = __atomic_load_n(&b->run.start_us, __ATOMIC_SEQ_CST);
+    return !b->flush_asked && b->win[b->active].n == 0 &&
+           (start == 0 || start == b->reported_start);
+}
+
 static void *flusher(void *arg)
 {
     tev_buffer *b = arg;
     pthread_mutex_lock(&b->mu);
     while (!b->stopping) {
+        if (quiet(b)) {
+            /* Published before looking again: tev_running, which writes
+             * first and then looks at idle, cannot slip between. */
+            __atomic_store_n(&b->idle, true, __ATOMIC_SEQ_CST);
+            if (quiet(b) && !b->stopping)
+                pthread_cond_wait(&b->cv, &b->mu);
+            __atomic_store_n(&b->idle, false, __ATOMIC_SEQ_CST);
+            continue;
+        }
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)b->interval_ms * 1000000u;
@@ -772,6 +793,13 @@ void tev_running(tev_buffer *b, const Rpc__TaskSpec *spec, uint64_t scheduled_us
         __atomic_store_n(&b->run.id[i], id[i], __ATOMIC_RELAXED);
     __atomic_store_n(&b->run.attempt, spec ? spec->attempt : 0, __ATOMIC_RELAXED);
     __atomic_store_n(&b->run.scheduled_us, scheduled_us, __ATOMIC_RELAXED);
-    __atomic_store_n(&b->run.start_us, spec ? start_us : 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&b->run.start_us, spec ? start_us : 0, __ATOMIC_SEQ_CST);
     __atomic_fetch_add(&b->run.seq, 1, __ATOMIC_RELEASE);
+    /* A flusher asleep for lack of work must see a task that may run long
+     * (quiet() reads start_us after publishing idle). */
+    if (spec && __atomic_load_n(&b->idle, __ATOMIC_SEQ_CST)) {
+        pthread_mutex_lock(&b->mu);
+        pthread_cond_signal(&b->cv);
+        pthread_mutex_unlock(&b->mu);
+    }
 }
