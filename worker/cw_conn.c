@@ -525,7 +525,7 @@ int cw_conn_pump(cw_conn *c, int64_t timeout_ms)
     int wait = timeout_ms < 0 || timeout_ms > 1000 ? 1000 : (int)timeout_ms;
     if (!c->reader_active) {
         c->reader_active = 1;
-        read_some(c, wait, true);
+        read_some(c, wait, false); /* no spinning: replies of direct calls come elsewhere */
         c->reader_active = 0;
         pthread_cond_broadcast(&c->cv);
     } else {

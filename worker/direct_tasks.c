@@ -550,6 +550,11 @@ static void *reader_main(void *arg)
 
 dtx_direct *dtx_direct_enter(dtx *x, const rayc_ref *refs, size_t n, const rayc_value *out)
 {
+    size_t waiting = 0;
+    for (size_t i = 0; i < n; i++)
+        waiting += out[i].priv_ == NULL;
+    if (waiting > (size_t)x->d.in_flight)
+        return NULL; /* more than one lease holds: replies come on several connections */
     dlease *found = NULL;
     for (size_t i = 0; i < n; i++) {
         if (out[i].priv_)
