@@ -1520,6 +1520,10 @@ static void print_json(const machine *m, const result *rs, size_t n)
     fflush(o);
 }
 
+/* worker/core.h: the direct task path's counts (pushed, fell back, leases
+ * asked, granted). */
+void core__direct_counts(uint64_t out[4]);
+
 /* ------------------------------------------------------------------- main */
 
 /* rayc_init("local") leaves a keeper shell (our child) whose arguments name
@@ -1727,6 +1731,13 @@ int main(int argc, char **argv)
         if (B.json)
             print_json(&m, rs, nr);
     }
+    uint64_t dc[4];
+    core__direct_counts(dc);
+    if (!B.json)
+        printf("direct task path (this driver): %llu tasks pushed to leased workers, %llu sent "
+               "through the raylet after waiting for a lease, %llu of %llu leases granted\n",
+               (unsigned long long)dc[0], (unsigned long long)dc[1], (unsigned long long)dc[3],
+               (unsigned long long)dc[2]);
     free(B.big);
     rc = rayc_shutdown();
     if (rc != 0) {

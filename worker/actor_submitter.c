@@ -269,7 +269,12 @@ static int on_actor_frame(void *arg, uint16_t type, ProtobufCMessage *msg)
  * raylet connection for them, once. */
 static void wake_waiters(actor_submitter *as, reader_arg *ra)
 {
-    if (__atomic_exchange_n(&ra->replied, false, __ATOMIC_RELAXED))
+    /* A thread that starts waiting counts itself under mu before it lets go
+     * of it, and a reply is recorded under mu before this looks: no reply
+     * goes unseen. No one waiting (a caller reading its reply itself): no
+     * wake-up of the raylet connection's reader for nothing. */
+    if (__atomic_exchange_n(&ra->replied, false, __ATOMIC_RELAXED) &&
+        (as->d.waiters == NULL || __atomic_load_n(as->d.waiters, __ATOMIC_SEQ_CST) > 0))
         cw_conn_wake(as->d.raylet);
 }
 

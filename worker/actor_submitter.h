@@ -38,7 +38,8 @@ typedef struct asub_deps {
     /* A GCS request (core__gcs_call): reconnects after a GCS restart. */
     int (*gcs_call)(uint16_t type, ProtobufCMessage *req, uint64_t *req_id, uint16_t reply_type,
                     ProtobufCMessage **reply, int timeout_ms);
-    cw_conn *raylet; /* woken when a reply arrives */
+    cw_conn *raylet;    /* woken when a reply arrives and someone waits there */
+    const int *waiters; /* threads waiting for results on the raylet connection (mu) */
     const char *token;
     worker_id_t self;
     bool is_worker;

@@ -272,6 +272,9 @@ int core__wait_results(const rayc_ref *refs, size_t n, const rayc_value *out, in
     if (d == NULL && c->direct && *direct_off == 0 && c->direct_reads)
         dt = dtx_direct_enter(c->direct, refs, n, out);
     *direct_off = 0;
+    bool counted = d == NULL && dt == NULL;
+    if (counted) /* under mu: see asub's wake_waiters */
+        __atomic_add_fetch(&c->result_waiters, 1, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock(&c->mu);
     core__block();
     int rc = 0;
@@ -289,6 +292,8 @@ int core__wait_results(const rayc_ref *refs, size_t n, const rayc_value *out, in
         rc = cw_conn_pump(c->raylet, wait_ms);
     }
     pthread_mutex_lock(&c->mu);
+    if (counted)
+        __atomic_sub_fetch(&c->result_waiters, 1, __ATOMIC_SEQ_CST);
     return rc;
 }
 
@@ -307,6 +312,7 @@ actor_submitter *core__actors(void)
             .tasks = c->tasks,
             .gcs_call = core__gcs_call,
             .raylet = c->raylet,
+            .waiters = &c->result_waiters,
             .token = c->token,
             .self = c->worker_id,
             .is_worker = c->is_worker,
@@ -353,6 +359,7 @@ static int start_components(core_t *c)
         dtx_deps dd = {
             .mu = &c->mu,
             .raylet = c->raylet,
+            .waiters = &c->result_waiters,
             .tasks = c->tasks,
             .token = c->token,
             .self = c->worker_id,

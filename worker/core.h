@@ -58,6 +58,10 @@ typedef struct {
     size_t inline_max;
     bool direct_reads; /* knob actor_direct_reads (core__wait_results) */
     bool direct_tasks; /* knob direct_task_path (direct_tasks.h) */
+    /* Threads waiting for results on the raylet connection (rayc_get,
+     * rayc_wait, rayc_stream_next), counted before they first look: actor
+     * and lease readers wake that connection only when someone waits. */
+    int result_waiters;
     int lease_idle_ms; /* knob direct_lease_idle_ms */
     int in_flight;     /* knob max_tasks_in_flight_per_worker */
     size_t put_slab_bytes;
@@ -159,7 +163,8 @@ int core__init_worker(const char *socket_path, const char *worker_id_hex);
 
 /* The direct task path's counts: tasks pushed to leased workers, tasks
  * that fell back to the raylet, leases asked for, leases granted (zeros
- * when the path is off). For tests and benchmarks. */
-void core__direct_counts(uint64_t out[4]);
+ * when the path is off). For tests and benchmarks: exported from
+ * librayc.so, though not part of the API. */
+__attribute__((visibility("default"))) void core__direct_counts(uint64_t out[4]);
 
 #endif

@@ -519,7 +519,9 @@ static void after_read(dtx *x, dlease *l)
         pthread_cond_signal(&x->cv); /* drained for its rotation */
     }
     pthread_mutex_unlock(x->d.mu);
-    cw_conn_wake(x->d.raylet);
+    /* See asub's wake_waiters: only if a thread waits on the raylet's. */
+    if (x->d.waiters == NULL || __atomic_load_n(x->d.waiters, __ATOMIC_SEQ_CST) > 0)
+        cw_conn_wake(x->d.raylet);
 }
 
 static void *reader_main(void *arg)

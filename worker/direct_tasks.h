@@ -51,7 +51,8 @@ typedef struct dtx_direct dtx_direct;
 
 typedef struct dtx_deps {
     pthread_mutex_t *mu; /* the core's: the submitter's tables and ours */
-    cw_conn *raylet;
+    cw_conn *raylet;     /* woken when replies arrive and someone waits there */
+    const int *waiters;  /* threads waiting for results on the raylet connection (mu) */
     task_submitter *tasks;
     const char *token; /* workers check our proof of it */
     worker_id_t self;

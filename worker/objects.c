@@ -533,6 +533,9 @@ int rayc_wait(const rayc_ref *refs, size_t n, size_t num_returns, int64_t timeou
         return rayc__error(RAYC_ENOMEM, "out of memory");
     memset(ready, 0, n * sizeof(*ready));
     uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : now_ms() + (uint64_t)timeout_ms;
+    /* Counted before the first look at the results: replies read by an
+     * actor's or a lease's reader then wake us (core.h). */
+    __atomic_add_fetch(&c->result_waiters, 1, __ATOMIC_SEQ_CST);
     for (unsigned round = 0;;) {
         size_t nready = 0, nunknown = 0, npending = 0;
         pthread_mutex_lock(&c->mu);
@@ -587,6 +590,7 @@ int rayc_wait(const rayc_ref *refs, size_t n, size_t num_returns, int64_t timeou
         }
     }
     core__unblock();
+    __atomic_sub_fetch(&c->result_waiters, 1, __ATOMIC_SEQ_CST);
     if (idx != stack_idx)
         free(idx);
     return rc;

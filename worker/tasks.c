@@ -286,6 +286,7 @@ int rayc_stream_next(rayc_stream *s, rayc_ref *out, int64_t timeout_ms)
     bool blocked = false;
     object_id_t oid;
     pthread_mutex_lock(&c->mu);
+    __atomic_add_fetch(&c->result_waiters, 1, __ATOMIC_SEQ_CST); /* see rayc_wait */
     for (int round = 0;; round++) {
         rc = tsub_stream_take(s, &oid);
         if (rc != RAYC_ETIMEDOUT)
@@ -308,6 +309,7 @@ int rayc_stream_next(rayc_stream *s, rayc_ref *out, int64_t timeout_ms)
             break;
         }
     }
+    __atomic_sub_fetch(&c->result_waiters, 1, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock(&c->mu);
     if (blocked)
         core__unblock();
