@@ -74,6 +74,7 @@
     X(INT, max_tasks_in_flight_per_worker, 8, "tasks pipelined to one leased worker")          \
     X(BOOL, direct_task_path, 1, "owners lease workers and push tasks to them (docs/tasks.md)") \
     X(INT, direct_lease_idle_ms, 10, "an owner gives back a lease idle this long")         \
+    X(INT, direct_tasks_in_flight, 128, "tasks an owner pipelines to a leased worker turning over short ones") \
     X(INT, memory_monitor_refresh_ms, 250, "memory monitor period; 0: off")                  \
     X(DBL, memory_usage_threshold, 0.95, "fraction of node memory at which a worker is killed") \
     /* raylet networking */                                                                  \

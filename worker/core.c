@@ -727,7 +727,7 @@ static void load_knobs(core_t *c)
     c->direct_reads = cfg.actor_direct_reads;
     c->direct_tasks = cfg.direct_task_path;
     c->lease_idle_ms = cfg.direct_lease_idle_ms;
-    c->in_flight = cfg.max_tasks_in_flight_per_worker;
+    c->in_flight = cfg.direct_tasks_in_flight;
     c->events_opts.interval_ms = cfg.task_events_report_ms;
     c->events_opts.max_records =
         cfg.task_events_buffer_max > 0 ? (size_t)cfg.task_events_buffer_max : 0;

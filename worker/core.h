@@ -63,7 +63,7 @@ typedef struct {
      * and lease readers wake that connection only when someone waits. */
     int result_waiters;
     int lease_idle_ms; /* knob direct_lease_idle_ms */
-    int in_flight;     /* knob max_tasks_in_flight_per_worker */
+    int in_flight;     /* knob direct_tasks_in_flight */
     size_t put_slab_bytes;
     tev_opts events_opts; /* task events (issue 15) */
     char session_dir[CORE_PATH_MAX];

@@ -15,7 +15,7 @@
  *
  * One task in flight per lease until the worker has answered one within
  * the last two milliseconds (it turns over short tasks): then up to
- * max_tasks_in_flight_per_worker, so nothing waits behind a long task
+ * direct_tasks_in_flight, so nothing waits behind a long task
  * while another worker could be had. A worker whose task blocks in
  * get/wait hands back what waits behind it, which goes to another lease.
  * Tasks that wait longer than DTX_FALLBACK_MS for a first lease (a busy or

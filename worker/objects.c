@@ -398,22 +398,37 @@ int rayc_get(const rayc_ref *refs, size_t n, rayc_value *out, int64_t timeout_ms
         return rayc__error(RAYC_ENOMEM, "out of memory");
 
     int store_rounds = 0, direct_off = 0;
+    /* Refs before `first` are all in out. After a round that found every
+     * ref it looked at either here or still being computed here, the next
+     * round looks from `first` only up to the first still computing: the
+     * get returns only when all are in anyway, and results mostly arrive
+     * in order, so a get of many task results costs O(n) lookups in all,
+     * not O(n) per wake-up. */
+    size_t first = 0;
+    bool full = true;
     pthread_mutex_lock(&c->mu);
     for (;;) {
         size_t nmissing = 0, nwait_inline = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (out[i].priv_)
+        for (size_t i = first; i < n; i++) {
+            if (out[i].priv_) {
+                first += i == first;
                 continue;
+            }
             object_id_t id;
             memcpy(id.b, refs[i].id, OBJECT_ID_SIZE);
             ref_entry *e = reft_find(&c->refs, &id);
-            if (locally_ready(e))
+            if (locally_ready(e)) {
                 view_of(e, &out[i]);
-            else if (e && e->owned && !e->in_store)
-                nwait_inline++; /* our own put_alloc, not sealed yet */
-            else
+                first += i == first;
+            } else if (e && e->owned && !e->in_store) {
+                nwait_inline++; /* a result being computed, our own put_alloc not sealed */
+                if (!full)
+                    break;
+            } else {
                 idx[nmissing++] = i;
+            }
         }
+        full = nmissing > 0;
         if (nmissing == 0 && nwait_inline == 0) {
             rc = 0;
             break;
