@@ -186,18 +186,34 @@ void conn_frame_payload(const conn *c, const uint8_t **payload, size_t *len)
     *len = c->cur_payload ? c->cur_len : 0;
 }
 
+static void head_free(const void *data, size_t len, void *arg)
+{
+    (void)data, (void)len;
+    free(arg);
+}
+
 /* Queue a frame whose payload is header bytes followed by `len` bytes at
  * `data` that stay valid until cleanup(data, len, arg) is called: libevent
- * writes them straight from there (no copy). */
+ * writes them straight from there (no copy). The small head (frame header
+ * and hdr) is queued by reference too: evbuffer_add() right after a
+ * reference chain would allocate a new chain as large as that one
+ * (megabytes, an mmap and munmap per object chunk) for these few bytes. */
 int conn_send_raw_ref(conn *c, uint16_t type, const void *hdr, size_t hdrlen, const void *data,
                       size_t len, void (*cleanup)(const void *, size_t, void *), void *arg)
 {
     if (c->state == ST_CLOSED || c->flush_then_close || hdrlen + len > UINT32_MAX)
         return -1;
-    uint8_t fh[FRAME_HDR_SIZE];
-    frame_hdr_encode(fh, type, (uint32_t)(hdrlen + len));
-    if (evbuffer_add(c->out, fh, sizeof(fh)) != 0 || evbuffer_add(c->out, hdr, hdrlen) != 0 ||
-        (len > 0 && evbuffer_add_reference(c->out, data, len, cleanup, arg) != 0)) {
+    uint8_t *head = malloc(FRAME_HDR_SIZE + hdrlen);
+    if (head != NULL) {
+        frame_hdr_encode(head, type, (uint32_t)(hdrlen + len));
+        memcpy(head + FRAME_HDR_SIZE, hdr, hdrlen);
+        if (evbuffer_add_reference(c->out, head, FRAME_HDR_SIZE + hdrlen, head_free, head) != 0) {
+            free(head);
+            head = NULL;
+        }
+    }
+    /* (once queued, head is the buffer's: freed with it) */
+    if (head == NULL || (len > 0 && evbuffer_add_reference(c->out, data, len, cleanup, arg) != 0)) {
         fail(c, CONN_EIO, "out of memory queuing %zu bytes", len);
         return -1;
     }
