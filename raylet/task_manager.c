@@ -483,46 +483,6 @@ void tm_forwarded(task_manager *tm, const node_id_t *from, Rpc__ForwardTask *f)
     tm__submit_common(tm, t);
 }
 
-/* A retry's back-off is over: it goes on as if it just arrived. */
-struct delayed {
-    task_manager *tm;
-    task_id_t id;
-};
-
-static void on_delay_done(evutil_socket_t fd, short what, void *arg)
-{
-    struct delayed *d = arg;
-    (void)fd, (void)what;
-    rtask *t = tm__find(d->tm, d->id.b, TASK_ID_SIZE);
-    if (t && t->state == T_DELAYED) {
-        t->state = T_WAITING_DEPS;
-        id_map_remove(&d->tm->tasks, &t->hnode); /* submit_common inserts it again */
-        tm__submit_common(d->tm, t);
-    }
-    free(d);
-}
-
-/* Hold a retry for its back-off (spec.retry_delay_ms). true if held. */
-static bool hold_for_backoff(task_manager *tm, rtask *t)
-{
-    uint32_t ms = t->msg->spec->retry_delay_ms;
-    struct delayed *d = ms && tm->d.base ? malloc(sizeof(*d)) : NULL;
-    if (d == NULL)
-        return false;
-    d->tm = tm;
-    memcpy(d->id.b, t->msg->spec->task_id.data, TASK_ID_SIZE);
-    t->id = d->id;
-    t->state = T_DELAYED;
-    id_map_insert(&tm->tasks, &t->hnode);
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-    if (event_base_once(tm->d.base, -1, EV_TIMEOUT, on_delay_done, d, &tv) != 0) {
-        id_map_remove(&tm->tasks, &t->hnode);
-        free(d);
-        return false;
-    }
-    return true;
-}
-
 void tm_submit(task_manager *tm, client *owner, Rpc__SubmitTask *m)
 {
     /* A client submits in its own name only: the spec's owner owns the
@@ -543,7 +503,7 @@ void tm_submit(task_manager *tm, client *owner, Rpc__SubmitTask *m)
         }
         return;
     }
-    if (hold_for_backoff(tm, t))
+    if (tm__hold_for_backoff(tm, t))
         return;
     tm__submit_common(tm, t);
 }

@@ -59,6 +59,9 @@ void tm__submit_common(task_manager *tm, rtask *t);
  * on (fate-sharing): pinned for a local owner, kept for a remote one, or
  * deleted when the owner is gone. */
 void tm__give_to_owner(task_manager *tm, const rtask *t, const object_id_t *id);
+/* task_oom.c: hold a retry for its back-off (spec.retry_delay_ms), then
+ * submit it as if it just arrived. true if held. */
+bool tm__hold_for_backoff(task_manager *tm, rtask *t);
 
 /* actor_host.c */
 /* The actor creation t never ran (its arguments or code could not be had,

@@ -162,18 +162,6 @@ static int direct_cancel(void *arg, const task_id_t *id, bool force)
     return c->direct ? dtx_cancel(c->direct, id, force) : TSUB_DIRECT_NOT_OURS;
 }
 
-/* The direct task path's counts (dtx_counts; zeros when it is off), for
- * tests and `rayc microbenchmark`. */
-void core__direct_counts(uint64_t out[4])
-{
-    core_t *c = &rayc__core;
-    memset(out, 0, 4 * sizeof(*out));
-    pthread_mutex_lock(&c->mu);
-    if (c->direct)
-        dtx_counts(c->direct, out);
-    pthread_mutex_unlock(&c->mu);
-}
-
 /* A TaskDone from the raylet: a lease's goes to the direct path. */
 static int on_task_done(void *arg, uint16_t type, ProtobufCMessage *msg)
 {

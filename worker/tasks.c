@@ -10,6 +10,7 @@
 
 #include "arg_dedup.h"
 #include "core.h"
+#include "direct_tasks.h"
 #include "errors.h"
 #include "log.h"
 #include "pg.h"
@@ -332,4 +333,16 @@ void rayc_stream_close(rayc_stream *s)
     pthread_mutex_lock(&rayc__core.mu);
     tsub_stream_close(s);
     pthread_mutex_unlock(&rayc__core.mu);
+}
+
+/* The direct task path's counts (dtx_counts; zeros when it is off), for
+ * tests and `rayc microbenchmark`. */
+void core__direct_counts(uint64_t out[4])
+{
+    core_t *c = &rayc__core;
+    memset(out, 0, 4 * sizeof(*out));
+    pthread_mutex_lock(&c->mu);
+    if (c->direct)
+        dtx_counts(c->direct, out);
+    pthread_mutex_unlock(&c->mu);
 }
