@@ -54,7 +54,8 @@ typedef struct dlease {
     bool reading;           /* its reader thread runs */
     bool replied;           /* a reply arrived in this read: wake the waiters once */
     bool queued;            /* frames queued on conn for the reader to write (flush_queued) */
-    int end_code;           /* the raylet's word on its end (0: none yet) */
+    bool settling; /* someone fails its limbo now (mu dropped meanwhile): only they free it */
+    int end_code;  /* the raylet's word on its end (0: none yet) */
     char *end_text;
     struct dlease *next;
 } dlease;
@@ -82,6 +83,7 @@ struct dtx {
     pthread_cond_t cv; /* with d.mu: the housekeeper has work; a reader ended */
     bool keeper_idle;  /* it waits with no deadline: wake it for a pipeline to watch */
     int readers;
+    int calls; /* threads in dtx_on_raylet_done (it drops mu while settling) */
     uint64_t n_direct, n_fallback, n_granted, n_requested;
 };
 
@@ -379,6 +381,7 @@ static void lease_broken(dtx *x, dlease *l)
     if (l->limbo.len == 0) {
         lease_unlink(l);
     } else if (l->end_code != 0) {
+        l->settling = true;
         settle_limbo(x, l, l->end_code, l->end_text ? l->end_text : "");
         lease_unlink(l);
     } else {
@@ -395,10 +398,11 @@ bool dtx_on_raylet_done(dtx *x, const Rpc__TaskDone *m)
         return false;
     pthread_mutex_lock(x->d.mu);
     dlease *l = lease_find(x, m->task_id.data);
-    if (l == NULL) {
+    if (l == NULL || x->stop) {
         pthread_mutex_unlock(x->d.mu);
-        return false;
+        return l != NULL;
     }
+    x->calls++; /* dtx_free waits for us: settle_limbo lets go of mu */
     int code = m->status ? m->status->code : RAYC_OK;
     const char *text = m->status && m->status->message ? m->status->message : "";
     dpool *p = l->pool;
@@ -424,12 +428,15 @@ bool dtx_on_raylet_done(dtx *x, const Rpc__TaskDone *m)
         /* Its worker died (or was killed): what it ran fails with that. */
         l->end_code = code;
         l->end_text = strdup(text);
-        if (l->state == L_BROKEN) {
+        if (l->state == L_BROKEN && !l->settling) {
+            l->settling = true;
             settle_limbo(x, l, code, text);
             lease_unlink(l);
             pump(x, p);
         }
     }
+    x->calls--;
+    pthread_cond_broadcast(&x->cv);
     pthread_mutex_unlock(x->d.mu);
     return true;
 }
@@ -472,7 +479,6 @@ static int on_lease_frame(void *arg, uint16_t type, ProtobufCMessage *msg)
          * first in line. */
         Rpc__TasksGivenBack *g = (Rpc__TasksGivenBack *)msg;
         pthread_mutex_lock(x->d.mu);
-        l->blocked = true; /* until its running task ends */
         l->last_done_us = 0;
         for (size_t i = g->n_task_ids; i > 0; i--) {
             ProtobufCBinaryData *id = &g->task_ids[i - 1];
@@ -480,6 +486,10 @@ static int on_lease_frame(void *arg, uint16_t type, ProtobufCMessage *msg)
                 continue;
             idq_push_front(&l->pool->pending, (const task_id_t *)id->data);
         }
+        /* Nothing more for it until its running task ends (its TaskDone
+         * clears this). A steal answered after that task ended (the worker
+         * read our request between two tasks) leaves nothing running. */
+        l->blocked = l->inflight.len > 0;
         pump(x, l->pool);
         pthread_mutex_unlock(x->d.mu);
         return 0;
@@ -670,7 +680,10 @@ static int64_t keep(dtx *x)
             }
             leased = true;
             if (l->state == L_BROKEN) {
+                if (l->settling)
+                    continue;
                 if (now - l->broken_ms >= LIMBO_MS) {
+                    l->settling = true;
                     settle_limbo(x, l, RAYC_EWORKER_DIED,
                                  "lost the connection to the worker running it");
                     lease_unlink(l);
@@ -790,7 +803,7 @@ void dtx_free(dtx *x)
                 l->returning = true;
                 cw_conn_shutdown(l->conn);
             }
-    while (x->readers > 0)
+    while (x->readers > 0 || x->calls > 0)
         pthread_cond_wait(&x->cv, x->d.mu);
     pthread_mutex_unlock(x->d.mu);
     if (x->has_keeper)
