@@ -16,6 +16,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
@@ -94,20 +95,13 @@ static inline char **bc_env(void)
     return env;
 }
 
-/* Spawn `bash <script> argv...` in its own process group with stdin
- * /dev/null and stdout+stderr into out_fd. The pid, or -1. */
-static inline pid_t bc_spawn_rayc(char *const args[], int out_fd)
+/* Spawn path with argv and env, stdin /dev/null and stdout+stderr into
+ * out_fd, signals at their defaults; in a session of its own (a daemon we
+ * stop by pid) or else in a process group of its own (Ctrl-C is ours to
+ * handle, not its). The pid, or -1 with errno set. */
+static inline pid_t bc_spawn(const char *path, char *const argv[], char *const env[], int out_fd,
+                             bool own_session)
 {
-    char *argv[24];
-    int n = 0;
-    argv[n++] = "bash";
-    argv[n++] = bc.script;
-    for (int i = 0; args[i] && n < 23; i++)
-        argv[n++] = args[i];
-    argv[n] = NULL;
-    char **env = bc_env();
-    if (env == NULL)
-        return -1;
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
     posix_spawn_file_actions_init(&fa);
@@ -124,15 +118,57 @@ static inline pid_t bc_spawn_rayc(char *const args[], int out_fd)
     sigemptyset(&none);
     posix_spawnattr_setsigdefault(&at, &def);
     posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setpgroup(&at, 0); /* Ctrl-C is ours to handle, not its */
+    if (!own_session)
+        posix_spawnattr_setpgroup(&at, 0);
     posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK |
-                                      POSIX_SPAWN_SETPGROUP);
+                                      (own_session ? POSIX_SPAWN_SETSID : POSIX_SPAWN_SETPGROUP));
     pid_t pid;
-    int rc = posix_spawn(&pid, "/bin/bash", &fa, &at, argv, env);
+    int rc = posix_spawn(&pid, path, &fa, &at, argv, env);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
-    free(env);
+    if (rc != 0)
+        errno = rc;
     return rc == 0 ? pid : -1;
+}
+
+/* Spawn `bash <script> argv...` (bc_spawn, its own process group). The
+ * pid, or -1. */
+static inline pid_t bc_spawn_rayc(char *const args[], int out_fd)
+{
+    char *argv[24];
+    int n = 0;
+    argv[n++] = "bash";
+    argv[n++] = bc.script;
+    for (int i = 0; args[i] && n < 23; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    char **env = bc_env();
+    if (env == NULL)
+        return -1;
+    pid_t pid = bc_spawn("/bin/bash", argv, env, out_fd, false);
+    free(env);
+    return pid;
+}
+
+/* A started node's session (the realpath of dir/session_latest), its node
+ * id (raylet.ready) and raylet pid (raylet.pid). 0, or -1 with why. */
+static inline int bc_node_session(const char *dir, char *session, size_t slen, char *id,
+                                  size_t idlen, pid_t *raylet, char *why, size_t whylen)
+{
+    char link[PATH_MAX + 32], path[PATH_MAX + 64], buf[128];
+    snprintf(link, sizeof(link), "%s/session_latest", dir);
+    char *real = realpath(link, NULL);
+    if (real == NULL)
+        return snprintf(why, whylen, "%s: %s", link, strerror(errno)), -1;
+    snprintf(session, slen, "%s", real);
+    free(real);
+    snprintf(path, sizeof(path), "%s/raylet.ready", session);
+    if (bc_read_text(path, id, idlen) != 0 || !id[0])
+        return snprintf(why, whylen, "%s: %s", path, strerror(errno)), -1;
+    snprintf(path, sizeof(path), "%s/raylet.pid", session);
+    if (bc_read_text(path, buf, sizeof(buf)) != 0 || (*raylet = (pid_t)atoi(buf)) <= 0)
+        return snprintf(why, whylen, "%s: cannot read the raylet's pid", path), -1;
+    return 0;
 }
 
 /* Wait for pid up to timeout_s (then SIGKILL its group). Exit status, or -1

@@ -368,19 +368,10 @@ static int rayc_cli(const cluster_t *c, char *out, size_t outlen, int timeout_s,
 /* Read a started node's session: its id and raylet pid. */
 static int node_session(node_t *n)
 {
-    char link[PATH_MAX + 32], path[PATH_MAX + 64], buf[128];
-    snprintf(link, sizeof(link), "%s/session_latest", n->dir);
-    char *real = realpath(link, NULL);
-    if (real == NULL)
-        return failf("%s: %s", link, strerror(errno));
-    snprintf(n->session, sizeof(n->session), "%s", real);
-    free(real);
-    snprintf(path, sizeof(path), "%s/raylet.ready", n->session);
-    if (bc_read_text(path, n->id, sizeof(n->id)) != 0 || !n->id[0])
-        return failf("%s: %s", path, strerror(errno));
-    snprintf(path, sizeof(path), "%s/raylet.pid", n->session);
-    if (bc_read_text(path, buf, sizeof(buf)) != 0 || (n->raylet = (pid_t)atoi(buf)) <= 0)
-        return failf("%s: cannot read the raylet's pid", path);
+    char why[PATH_MAX + 128];
+    if (bc_node_session(n->dir, n->session, sizeof(n->session), n->id, sizeof(n->id), &n->raylet,
+                        why, sizeof(why)) != 0)
+        return failf("%s", why);
     return 0;
 }
 

@@ -109,19 +109,10 @@ static double mib(double bytes)
 
 static int node_session(node_t *n)
 {
-    char link[PATH_MAX + 32], path[PATH_MAX + 64], buf[128];
-    snprintf(link, sizeof(link), "%s/session_latest", n->dir);
-    char *real = realpath(link, NULL);
-    if (real == NULL)
-        return failf("%s: %s", link, strerror(errno));
-    snprintf(n->session, sizeof(n->session), "%s", real);
-    free(real);
-    snprintf(path, sizeof(path), "%s/raylet.ready", n->session);
-    if (bc_read_text(path, n->id, sizeof(n->id)) != 0 || !n->id[0])
-        return failf("%s: %s", path, strerror(errno));
-    snprintf(path, sizeof(path), "%s/raylet.pid", n->session);
-    if (bc_read_text(path, buf, sizeof(buf)) != 0 || (n->raylet = (pid_t)atoi(buf)) <= 0)
-        return failf("%s: cannot read the raylet's pid", path);
+    char why[PATH_MAX + 128];
+    if (bc_node_session(n->dir, n->session, sizeof(n->session), n->id, sizeof(n->id), &n->raylet,
+                        why, sizeof(why)) != 0)
+        return failf("%s", why);
     return 0;
 }
 
@@ -233,27 +224,8 @@ static int start_workers(cluster_t *c, int count, int cpus, size_t store)
             break;
         }
         char *argv[] = {bin, addr, tok, sdir, "--node-ip-address=127.0.0.1", cpu, st, NULL};
-        posix_spawn_file_actions_t fa;
-        posix_spawnattr_t at;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-        posix_spawn_file_actions_adddup2(&fa, fd, 1);
-        posix_spawn_file_actions_adddup2(&fa, fd, 2);
-        posix_spawnattr_init(&at);
-        sigset_t def, none;
-        sigemptyset(&def);
-        sigaddset(&def, SIGPIPE);
-        sigaddset(&def, SIGINT);
-        sigaddset(&def, SIGTERM);
-        sigaddset(&def, SIGHUP);
-        sigemptyset(&none);
-        posix_spawnattr_setsigdefault(&at, &def);
-        posix_spawnattr_setsigmask(&at, &none);
-        posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK |
-                                          POSIX_SPAWN_SETSID);
-        int e = posix_spawn(&n->raylet, bin, &fa, &at, argv, env);
-        posix_spawn_file_actions_destroy(&fa);
-        posix_spawnattr_destroy(&at);
+        n->raylet = bc_spawn(bin, argv, env, fd, true);
+        int e = n->raylet < 0 ? errno : 0;
         close(fd);
         if (e != 0) {
             rc = failf("cannot run %s: %s", bin, strerror(e));
