@@ -262,3 +262,29 @@ Test(direct, cancel_of_pushed_tasks_soft_and_by_force)
     cr_assert_eq(get_i64(submit("plus", &p, 1, NULL)), 1005);
     rayc_shutdown();
 }
+
+static bool fell_back(void *arg)
+{
+    return count(FELL_BACK) > *(uint64_t *)arg;
+}
+
+/* A demand no node can meet gets no lease: after DTX_FALLBACK_MS its task
+ * goes to the raylet, which keeps it pending (infeasible) until cancelled. */
+Test(direct, a_task_without_a_lease_goes_to_the_raylet)
+{
+    harness_cluster c;
+    cluster(&c, 1, 2);
+    uint64_t before = count(FELL_BACK);
+    rayc_task_opts o = {.resources = "tpu=1"};
+    rayc_ref r = submit("pid", NULL, 0, &o);
+    cr_assert(harness_wait_until(fell_back, &before, SLACK_MS),
+              "the task never left the driver for the raylet");
+    rayc_value v;
+    cr_assert_eq(rayc_get(&r, 1, &v, 500), RAYC_ETIMEDOUT, "an infeasible task ran");
+    cr_assert_eq(rayc_cancel(r, 0), RAYC_OK);
+    cr_assert_eq(rayc_get(&r, 1, &v, LONG_MS), RAYC_ECANCELLED, "cancel: %s",
+                 v.error ? v.error : "");
+    rayc_value_release(&v);
+    rayc_ref_release(r);
+    rayc_shutdown();
+}
