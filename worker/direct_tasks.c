@@ -66,6 +66,7 @@ struct dpool {
     dlease *leases;
     int requests; /* leases REQUESTED */
     uint64_t off_until_ms;
+    uint64_t lost_ms; /* when a lease it held last went away */
     struct dpool *next;
 };
 
@@ -158,6 +159,8 @@ static void lease_unlink(dlease *l)
     }
     if (l->state == L_REQUESTED)
         l->pool->requests--;
+    else
+        l->pool->lost_ms = now_ms();
     idq_free(&l->inflight);
     idq_free(&l->limbo);
     free(l->end_text);
@@ -672,10 +675,14 @@ static int64_t keep(dtx *x)
                 return 0; /* the lists may have changed meanwhile */
             }
             if (l->state == L_REQUESTED) {
-                if (now - l->requested_ms >= DTX_FALLBACK_MS)
+                /* Waited for DTX_FALLBACK_MS with no other lease: a request
+                 * queued behind our own leases waits from when the last of
+                 * them went (e.g. rotated), not from when it was made. */
+                uint64_t since = l->requested_ms > p->lost_ms ? l->requested_ms : p->lost_ms;
+                if (now - since >= DTX_FALLBACK_MS)
                     stale = true;
                 else
-                    SOONER(l->requested_ms + DTX_FALLBACK_MS);
+                    SOONER(since + DTX_FALLBACK_MS);
                 continue;
             }
             leased = true;

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <inttypes.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -1089,22 +1090,80 @@ static long status_kb(const char *session, const char *name, const char *field)
     return kb;
 }
 
+/* worker/core.h: tasks pushed to leased workers, fell back to the raylet,
+ * leases asked for, granted. */
+void core__direct_counts(uint64_t out[4]);
+
+/* A field of this process's /proc/self/status (kB). */
+static long self_kb(const char *field)
+{
+    char *s = read_file("/proc/self/status", NULL);
+    cr_assert(s != NULL);
+    char *p = strstr(s, field);
+    cr_assert(p != NULL, "no %s in /proc/self/status", field);
+    long kb = strtol(p + strlen(field), NULL, 10);
+    free(s);
+    return kb;
+}
+
 #ifndef STRESS_WAVES
 #define STRESS_WAVES 20
 #endif
 #define WAVE 10000
 
-Test(tasks, slow_stress_200k_noop_tasks_memory_flat, .timeout = 900)
+/* The peak over the first quarter of the waves (from wave 1), then the
+ * last wave's: a per-task leak shows as growth over the remaining three
+ * quarters of the tasks. */
+typedef struct {
+    long early, last;
+} mem_track;
+
+static void mem_take(mem_track *m, long kb, int wave, int waves)
+{
+    if (wave >= 1 && wave < (waves + 3) / 4 && kb > m->early)
+        m->early = kb;
+    m->last = kb;
+}
+
+/* Grew by more than 10% (and slack kB) from the early peak? */
+static bool mem_grew(const mem_track *m, long slack)
+{
+    long s = m->early / 10 > slack ? m->early / 10 : slack;
+    return m->last > m->early + s;
+}
+
+/* 200,000 no-op tasks in waves of 10,000, each wave got and released, on the
+ * raylet's path (direct = false: every task queued, dispatched and ended by
+ * the raylet) or the direct path (the owner pushes them to leased workers).
+ * Checked: the GCS (which takes every task's events) and the driver stay
+ * flat on both; the raylet on its path. On the direct path the raylet's
+ * share varies (a demand without a lease for 200 ms goes to it for 1 s, and
+ * its heap then grows to the deepest queue it has held), so its memory says
+ * nothing there. */
+static void stress_waves(bool direct)
 {
     harness_slow_test();
+    /* Task events every 50 ms, so the GCS takes them through every wave: on
+     * the direct path the 20 waves take about 2 s, and with the default 1 s
+     * the early waves would end before the GCS's task table got anything
+     * (it then fills to its per-job bound, 10,000 = one wave, and stays). */
+    setenv("RAYC_TASK_EVENTS_REPORT_MS", "50", 1);
+    if (!direct)
+        setenv("RAYC_DIRECT_TASK_PATH", "0", 1);
     start(2);
+    unsetenv("RAYC_TASK_EVENTS_REPORT_MS");
+    unsetenv("RAYC_DIRECT_TASK_PATH");
     char session[HARNESS_PATH];
     pathf(session, sizeof(session), "%s/session_latest", g_root);
     static rayc_ref refs[WAVE];
     static rayc_value vals[WAVE];
-    long raylet2 = 0, gcs2 = 0, raylet_last = 0, gcs_last = 0, anon2 = 0, anon_last = 0;
+    mem_track raylet = {0}, anon = {0}, gcs = {0}, driver = {0};
     uint64_t t0 = now_ms();
-    int waves = STRESS_WAVES;
+    /* The direct path runs three times the waves in less time than the
+     * raylet's path runs its 20: the driver's heap (glibc arenas of the
+     * lease reader threads) moves by a few MiB from run to run, and more
+     * tasks make a small per-task leak stand out over that. */
+    int waves = direct ? 3 * STRESS_WAVES : STRESS_WAVES;
     const char *w = getenv("RAYC_STRESS_WAVES");
     if (w && atoi(w) >= 3)
         waves = atoi(w);
@@ -1124,30 +1183,28 @@ Test(tasks, slow_stress_200k_noop_tasks_memory_flat, .timeout = 900)
             rayc_value_release(&vals[i]);
             rayc_ref_release(refs[i]);
         }
+        if (wave == 0)
+            usleep(300 * 1000); /* a few flushes: the GCS's table is full */
         /* Resident memory without the shared store arena (RssShmem): the
          * store is pre-faulted in the background, so its pages keep arriving
          * during the test and say nothing about a per-task leak. */
-        long r = status_kb(session, "raylet", "VmRSS:") - status_kb(session, "raylet", "RssShmem:");
-        long g = status_kb(session, "gcs_server", "VmRSS:");
-        long an = status_kb(session, "raylet", "RssAnon:");
-        /* Baseline: the peak over the first waves. The raylet's heap grows
-         * with the deepest queue it has seen (malloc arenas), which a run
-         * may reach only after wave 2; a per-task leak still shows as growth
-         * over the remaining three quarters of the tasks. */
-        if (wave >= 1 && wave < (waves + 3) / 4) {
-            raylet2 = r > raylet2 ? r : raylet2;
-            gcs2 = g > gcs2 ? g : gcs2;
-            anon2 = an > anon2 ? an : anon2;
-        }
-        raylet_last = r;
-        gcs_last = g;
-        anon_last = an;
+        mem_take(&raylet,
+                 status_kb(session, "raylet", "VmRSS:") - status_kb(session, "raylet", "RssShmem:"),
+                 wave, waves);
+        mem_take(&anon, status_kb(session, "raylet", "RssAnon:"), wave, waves);
+        mem_take(&gcs, status_kb(session, "gcs_server", "VmRSS:"), wave, waves);
+        mem_take(&driver, self_kb("RssAnon:"), wave, waves);
     }
+    uint64_t c[4];
+    core__direct_counts(c);
     fprintf(stderr,
-            "stress: %d tasks in %.1f s; resident memory early peak / last: raylet %ld / "
-            "%ld kB without the store (RssAnon %ld / %ld), gcs %ld / %ld kB\n",
-            waves * WAVE, (double)(now_ms() - t0) / 1000.0, raylet2, raylet_last, anon2, anon_last,
-            gcs2, gcs_last);
+            "stress (%s path): %d tasks in %.1f s (%" PRIu64 " pushed to leased workers, %" PRIu64
+            " fell back to the raylet; %" PRIu64 " of %" PRIu64 " leases granted); resident "
+            "memory early peak / last: raylet %ld / %ld kB without the store (RssAnon %ld / "
+            "%ld), gcs %ld / %ld kB, driver RssAnon %ld / %ld kB\n",
+            direct ? "direct" : "raylet", waves * WAVE, (double)(now_ms() - t0) / 1000.0, c[0],
+            c[1], c[3], c[2], raylet.early, raylet.last, anon.early, anon.last, gcs.early, gcs.last,
+            driver.early, driver.last);
     if (getenv("RAYC_TEST_SANITIZER")) {
         /* ASan's allocator keeps freed memory in caches and quarantine, so
          * resident size says nothing about leaks there (LeakSanitizer does);
@@ -1156,15 +1213,27 @@ Test(tasks, slow_stress_200k_noop_tasks_memory_flat, .timeout = 900)
         stop();
         return;
     }
-    cr_assert(raylet_last <= raylet2 + raylet2 / 10,
-              "raylet grew from %ld kB (early waves) to %ld kB (wave %d)", raylet2, raylet_last,
-              waves);
-    /* Its own heap (RssAnon) must stay flat too (10%, at least 2 MiB of
-     * slack). */
-    long slack = anon2 / 10 > 2048 ? anon2 / 10 : 2048;
-    cr_assert(anon_last <= anon2 + slack, "raylet heap grew from %ld kB (early waves) to %ld kB",
-              anon2, anon_last);
-    cr_assert(gcs_last <= gcs2 + gcs2 / 10,
-              "GCS grew from %ld kB (early waves) to %ld kB (wave %d)", gcs2, gcs_last, waves);
+    if (!direct) {
+        cr_assert(!mem_grew(&raylet, 0), "raylet grew from %ld kB (early waves) to %ld kB",
+                  raylet.early, raylet.last);
+        /* Its own heap (RssAnon) must stay flat too (at least 2 MiB of slack). */
+        cr_assert(!mem_grew(&anon, 2048), "raylet heap grew from %ld kB (early waves) to %ld kB",
+                  anon.early, anon.last);
+    }
+    cr_assert(!mem_grew(&gcs, 0), "GCS grew from %ld kB (early waves) to %ld kB", gcs.early,
+              gcs.last);
+    cr_assert(!mem_grew(&driver, 4096),
+              "the driver's heap grew from %ld kB (early waves) to %ld kB", driver.early,
+              driver.last);
     stop();
+}
+
+Test(tasks, slow_stress_200k_noop_tasks_memory_flat_raylet_path, .timeout = 900)
+{
+    stress_waves(false);
+}
+
+Test(tasks, slow_stress_200k_noop_tasks_memory_flat_direct_path, .timeout = 900)
+{
+    stress_waves(true);
 }
