@@ -425,7 +425,7 @@ void tsub__run_deferred(task_submitter *ts)
 /* ------------------------------------------------------------ submit */
 
 /* The submitter's one copy of function name f; NULL when out of memory.
- * Kept until tsub_free. */
+ * Kept until tsub_free. ts->d.mu held (threads submit at once). */
 static const char *intern_function(task_submitter *ts, const char *f)
 {
     uint32_t h = 2166136261u;
@@ -453,8 +453,7 @@ static otask *new_otask(task_submitter *ts, const tsub_request *rq, size_t nargs
         return NULL;
     /* Most tasks take no argument: no array then (free(NULL) is fine). */
     t->held = nargs ? calloc(nargs, sizeof(*t->held)) : NULL;
-    t->function = intern_function(ts, rq->function);
-    if ((nargs && t->held == NULL) || t->function == NULL) {
+    if (nargs && t->held == NULL) {
         otask_free(t);
         return NULL;
     }
@@ -528,7 +527,8 @@ static int submit(task_submitter *ts, const tsub_request *rq, tsub_arg *args, si
     if (t == NULL)
         return rayc__error(RAYC_ENOMEM, "out of memory");
     pthread_mutex_lock(ts->d.mu);
-    if (stream && (*stream = tsub__stream_new(ts, t, rq)) == NULL) {
+    if ((t->function = intern_function(ts, rq->function)) == NULL ||
+        (stream && (*stream = tsub__stream_new(ts, t, rq)) == NULL)) {
         pthread_mutex_unlock(ts->d.mu);
         otask_free(t);
         return rayc__error(RAYC_ENOMEM, "out of memory");
