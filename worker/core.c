@@ -33,7 +33,7 @@
 #include "util.h"
 
 core_t rayc__core = {
-    .mu = PTHREAD_MUTEX_INITIALIZER,
+    .mu = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP,
 };
 
 /* ------------------------------------------------------------ wiring */

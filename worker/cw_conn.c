@@ -39,6 +39,7 @@ struct cw_conn {
     frame_decoder dec; /* touched only by the active reader */
     cw_async_fn async_fn;
     void *async_arg;
+    pthread_mutex_t *async_lock; /* held across one read's async_fn calls */
     /* Batched sends (cw_conn_send_batched): frames wait in obuf, under wmu,
      * until the flusher thread or the next direct send writes them. The
      * flusher swaps obuf with wbuf and writes wbuf without wmu (writing
@@ -95,6 +96,11 @@ cw_conn *cw_conn_new(bconn *b, cw_async_fn fn, void *arg)
     pthread_cond_init(&c->flush_cv, NULL);
     pthread_cond_init(&c->written_cv, NULL);
     return c;
+}
+
+void cw_conn_set_async_lock(cw_conn *c, pthread_mutex_t *mu)
+{
+    c->async_lock = mu;
 }
 
 cw_conn *cw_conn_dial(const char *address, const char *token, const uint8_t *self, bool is_worker,
@@ -362,6 +368,7 @@ static uint64_t reply_id(const ProtobufCMessage *m)
 static int read_some(cw_conn *c, int wait_ms, bool spin)
 {
     int frames = 0;
+    pthread_mutex_t *held = NULL; /* c->async_lock, once a frame needed it */
     pthread_mutex_unlock(&c->mu);
     struct pollfd ps[2] = {{.fd = c->fd, .events = POLLIN}, {.fd = c->wake_fd, .events = POLLIN}};
     struct pollfd *p = &ps[0];
@@ -398,20 +405,25 @@ static int read_some(cw_conn *c, int wait_ms, bool spin)
         }
         uint64_t id = reply_id(m);
         frames++;
-        pthread_mutex_lock(&c->mu);
         waiter *w = NULL;
-        if (id != 0)
+        if (id != 0) {
+            pthread_mutex_lock(&c->mu);
             for (w = c->waiters; w && !(w->id == id && w->reply_type == f.type); w = w->next)
                 ;
-        if (w) {
-            w->reply = m;
-            w->done = 1;
-            pthread_cond_broadcast(&c->cv);
+            if (w) {
+                w->reply = m;
+                w->done = 1;
+                pthread_cond_broadcast(&c->cv);
+            }
+            pthread_mutex_unlock(&c->mu);
         }
-        pthread_mutex_unlock(&c->mu);
+        if (w == NULL && c->async_fn && c->async_lock && held == NULL)
+            pthread_mutex_lock(held = c->async_lock);
         if (w == NULL && !(c->async_fn && c->async_fn(c->async_arg, f.type, m)))
             msg_free(m);
     }
+    if (held)
+        pthread_mutex_unlock(held);
     pthread_mutex_lock(&c->mu);
     if (failed && !c->dead) {
         c->dead = 1;

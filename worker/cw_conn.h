@@ -15,6 +15,7 @@
 #ifndef RAYC_CW_CONN_H
 #define RAYC_CW_CONN_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -36,6 +37,10 @@ cw_conn *cw_conn_new(bconn *b, cw_async_fn fn, void *arg);
  * (self: a worker id). NULL with err set on failure. */
 cw_conn *cw_conn_dial(const char *address, const char *token, const uint8_t *self, bool is_worker,
                       int timeout_ms, cw_async_fn fn, void *arg, char *err, size_t errlen);
+/* Hand the frames of one read to the async handler with mu held, taken
+ * once for them all rather than by the handler for each (mu must not be
+ * held by a thread that reads c). Set before anyone reads. */
+void cw_conn_set_async_lock(cw_conn *c, pthread_mutex_t *mu);
 /* Close the socket, fail every waiter with RAYC_ECONN, free. */
 void cw_conn_free(cw_conn *c);
 

@@ -33,6 +33,7 @@
 #define LEASE_FUNCTION     "rayc.lease"
 #define STEAL_MS           100  /* tasks queued behind one running this long are asked back */
 #define ROTATE_MS          1000 /* a lease kept this long is given back and asked for again */
+#define WRITE_DEPTH        4    /* tasks in flight on a lease past which submits only queue */
 
 enum { L_REQUESTED, L_CONNECTING, L_READY, L_BROKEN };
 
@@ -245,12 +246,15 @@ static bool send_one(dtx *x, dpool *p, dlease *l, bool defer)
         size_t len;
         if (!tsub_direct_frame(x->d.tasks, &id, &frame, &len, NULL, NULL))
             continue; /* cancelled meanwhile */
-        /* A task alone in flight (a caller submitting one after another)
-         * is written now: the flusher thread would be one more hand-off. */
-        int rc = defer                  ? cw_conn_queue(l->conn, frame, len)
-                 : l->inflight.len == 0 ? cw_conn_send_raw(l->conn, frame, len)
-                                        : cw_conn_send_batched(l->conn, frame, len);
-        l->queued |= defer && rc == 0;
+        /* Behind WRITE_DEPTH written tasks a frame only joins the queue:
+         * the reply to one of those wakes our reader, which writes the
+         * queue in one go (after_read); anything we write directly
+         * (a steal, a cancel, a task with little ahead of it) writes the
+         * queue first. So a burst of submits costs a write per batch, not
+         * per task, and no thread hand-off. */
+        bool queue = defer || l->inflight.len >= WRITE_DEPTH;
+        int rc = queue ? cw_conn_queue(l->conn, frame, len) : cw_conn_send_raw(l->conn, frame, len);
+        l->queued |= queue && rc == 0;
         if (rc != 0) {
             idq_push_front(&p->pending, &id);
             return false;
@@ -323,6 +327,16 @@ static void flush_queued(dpool *p)
     }
 }
 
+/* Does p hold a lease (granted, whatever its state now)? A pool with one
+ * never falls back; the housekeeper is woken when its last one goes. */
+static bool leased(const dpool *p)
+{
+    for (const dlease *l = p->leases; l; l = l->next)
+        if (l->state != L_REQUESTED)
+            return true;
+    return false;
+}
+
 bool dtx_submit(dtx *x, const task_id_t *id, const Rpc__TaskSpec *spec)
 {
     if (!eligible(spec))
@@ -331,7 +345,7 @@ bool dtx_submit(dtx *x, const task_id_t *id, const Rpc__TaskSpec *spec)
     if (p == NULL || now_ms() < p->off_until_ms || idq_push(&p->pending, id) != 0)
         return false;
     pump(x, p);
-    if (p->requests > 0)
+    if (p->pending.len > 0 && p->requests > 0 && !leased(p))
         pthread_cond_signal(&x->cv); /* the housekeeper times the fallback */
     return true;
 }
@@ -473,6 +487,7 @@ int dtx_cancel(dtx *x, const task_id_t *id, bool force)
 
 /* ------------------------------------------------------------ replies */
 
+/* A frame from a leased worker; mu held (cw_conn_set_async_lock). */
 static int on_lease_frame(void *arg, uint16_t type, ProtobufCMessage *msg)
 {
     dlease *l = arg;
@@ -481,7 +496,6 @@ static int on_lease_frame(void *arg, uint16_t type, ProtobufCMessage *msg)
         /* Its running task blocks: what waits behind it goes elsewhere,
          * first in line. */
         Rpc__TasksGivenBack *g = (Rpc__TasksGivenBack *)msg;
-        pthread_mutex_lock(x->d.mu);
         l->last_done_us = 0;
         for (size_t i = g->n_task_ids; i > 0; i--) {
             ProtobufCBinaryData *id = &g->task_ids[i - 1];
@@ -494,7 +508,6 @@ static int on_lease_frame(void *arg, uint16_t type, ProtobufCMessage *msg)
          * read our request between two tasks) leaves nothing running. */
         l->blocked = l->inflight.len > 0;
         pump(x, l->pool);
-        pthread_mutex_unlock(x->d.mu);
         return 0;
     }
     if (type != MSG_TASK_DONE)
@@ -502,15 +515,13 @@ static int on_lease_frame(void *arg, uint16_t type, ProtobufCMessage *msg)
     Rpc__TaskDone *m = (Rpc__TaskDone *)msg;
     if (m->task_id.len != TASK_ID_SIZE)
         return 0;
-    pthread_mutex_lock(x->d.mu);
     bool ours = idq_remove(&l->inflight, m->task_id.data);
     l->last_done_us = now_us();
     l->busy_since_ms = l->last_done_us / 1000;
     l->blocked = false;
     l->steal_sent = false;
-    pthread_mutex_unlock(x->d.mu);
     if (ours) {
-        tsub_on_task_done(x->d.tasks, type, msg);
+        tsub_task_done_locked(x->d.tasks, m);
         __atomic_store_n(&l->replied, true, __ATOMIC_RELAXED);
     }
     return 0;
@@ -524,7 +535,12 @@ static void after_read(dtx *x, dlease *l)
         return;
     pthread_mutex_lock(x->d.mu);
     pump_as(x, l->pool, true); /* written below, in one write per lease */
+    /* Ours is written after mu is let go (its reader frees it: we do);
+     * the others the pump gave to, now. */
+    bool ours = l->queued;
+    l->queued = false;
     flush_queued(l->pool);
+    cw_conn *conn = ours ? l->conn : NULL;
     if (l->inflight.len == 0 && l->pool->pending.len == 0) {
         l->idle_ms = now_ms();
         pthread_cond_signal(&x->cv);
@@ -532,6 +548,8 @@ static void after_read(dtx *x, dlease *l)
         pthread_cond_signal(&x->cv); /* drained for its rotation */
     }
     pthread_mutex_unlock(x->d.mu);
+    if (conn)
+        cw_conn_flush(conn);
     /* See asub's wake_waiters: only if a thread waits on the raylet's. */
     if (x->d.waiters == NULL || __atomic_load_n(x->d.waiters, __ATOMIC_SEQ_CST) > 0)
         cw_conn_wake(x->d.raylet);
@@ -627,6 +645,8 @@ static cw_conn *connect_worker(dtx *x, dlease *l, const char *address)
                               on_lease_frame, l, err, sizeof(err));
     if (c == NULL)
         log_info("leased worker at %s: %s", address, err);
+    else
+        cw_conn_set_async_lock(c, x->d.mu); /* on_lease_frame runs with it */
     return c;
 }
 

@@ -719,16 +719,20 @@ static bool take_results(task_submitter *ts, otask *t, const Rpc__TaskDone *m)
 int tsub_on_task_done(void *arg, uint16_t type, ProtobufCMessage *msg)
 {
     task_submitter *ts = arg;
-    Rpc__TaskDone *m = (Rpc__TaskDone *)msg;
     (void)type;
-    if (m->task_id.len != TASK_ID_SIZE)
-        return 0;
     pthread_mutex_lock(ts->d.mu);
+    tsub_task_done_locked(ts, (Rpc__TaskDone *)msg);
+    pthread_mutex_unlock(ts->d.mu);
+    return 0;
+}
+
+void tsub_task_done_locked(task_submitter *ts, const Rpc__TaskDone *m)
+{
+    if (m->task_id.len != TASK_ID_SIZE)
+        return;
     otask *t = tsub__find(ts, m->task_id.data);
-    if (t == NULL) {
-        pthread_mutex_unlock(ts->d.mu);
-        return 0;
-    }
+    if (t == NULL)
+        return;
     int status = m->status ? m->status->code : 0;
     const char *message = m->status && m->status->message ? m->status->message : "";
     bool retry = tsub_should_retry(status, t->retry_exceptions, t->cancelled, t->retries_left);
@@ -742,10 +746,8 @@ int tsub_on_task_done(void *arg, uint16_t type, ProtobufCMessage *msg)
             delay = oom_backoff(t);
         }
         log_info("retrying %s%s after: %s", t->function, delay ? " (backing off)" : "", message);
-        if (resubmit_after(ts, t, delay) == 0) {
-            pthread_mutex_unlock(ts->d.mu);
-            return 0;
-        }
+        if (resubmit_after(ts, t, delay) == 0)
+            return;
     }
     bool keep_lineage = false;
     if (status != RAYC_OK)
@@ -764,8 +766,6 @@ int tsub_on_task_done(void *arg, uint16_t type, ProtobufCMessage *msg)
     tsub__run_deferred(ts);
     if (ts->d.progress)
         ts->d.progress(ts->d.actor_arg);
-    pthread_mutex_unlock(ts->d.mu);
-    return 0;
 }
 
 /* ------------------------------------------------------------ actor calls */

@@ -212,6 +212,8 @@ task_id_t tsub_stream_task(const rayc_stream *s);
 /* Frame handlers (frame_router): TaskDone, ObjectLost, StreamItem. arg: the
  * submitter. */
 int tsub_on_task_done(void *arg, uint16_t type, ProtobufCMessage *msg);
+/* The same with mu held (a reader that took it for its own records too). */
+void tsub_task_done_locked(task_submitter *ts, const Rpc__TaskDone *m);
 int tsub_on_object_lost(void *arg, uint16_t type, ProtobufCMessage *msg);
 int tsub_on_stream_item(void *arg, uint16_t type, ProtobufCMessage *msg);
 
