@@ -27,6 +27,7 @@
 #define CONNECT_TIMEOUT_MS 5000
 #define BACKOFF_MIN_MS     5
 #define BACKOFF_MAX_MS     200
+#define WRITE_DEPTH        4 /* see asub_send_hook */
 
 enum { H_RESOLVING = 0, H_CONNECTED = 1, H_DEAD = 2 };
 
@@ -38,7 +39,8 @@ typedef struct handle {
     bool blocked; /* on as->blocked: its first pending call waits for arguments */
     bool detached, released, exit_sent;
     int max_task_retries;
-    char *cause; /* H_DEAD */
+    int write_depth; /* calls written in flight past which sends only queue */
+    char *cause;     /* H_DEAD */
     cw_conn *conn;
     struct asub_direct *reader; /* conn's reader thread's argument */
     node_id_t node;             /* where the connected incarnation runs (streams' acks) */
@@ -155,12 +157,16 @@ void asub_send_hook(void *arg, const actor_id_t *actor, const task_id_t *task, c
     handle *h = find(as, actor);
     if (h == NULL)
         return;
-    /* A call alone in flight (a caller making one call after another) is
-     * written now, by its caller: the batch's flusher thread would be one
-     * more hand-off on its way. Its socket holds nothing of ours then, so
-     * the write does not block. */
-    if (h->conn && (h->inflight.len == 0 ? cw_conn_send_raw(h->conn, frame, len)
-                                         : cw_conn_send_batched(h->conn, frame, len)) == 0)
+    /* A call with few ahead of it is written now, by its caller (with
+     * whatever queued before it). Behind write_depth written calls (at
+     * least the actor's max_concurrency, so none of its threads waits for
+     * a call we hold back) a call only joins the queue: a reply to one of
+     * those wakes our reader, which writes the queue in one go
+     * (after_read). A burst of calls costs a write per batch, not per
+     * call, and no thread hand-off. */
+    if (h->conn &&
+        (h->inflight.len < (size_t)h->write_depth ? cw_conn_send_raw(h->conn, frame, len)
+                                                  : cw_conn_queue(h->conn, frame, len)) == 0)
         idq_push(&h->inflight, task);
     else
         idq_push(&h->limbo, task); /* decided once the GCS says how the actor is */
@@ -243,12 +249,13 @@ void asub_release(actor_submitter *as, const actor_id_t *id)
 
 /* ------------------------------------------------------------ replies */
 
+/* A frame from an actor's worker; mu held (cw_conn_set_async_lock). */
 static int on_actor_frame(void *arg, uint16_t type, ProtobufCMessage *msg)
 {
     reader_arg *ra = arg;
     actor_submitter *as = ra->as;
     if (type == MSG_STREAM_ITEM) { /* an item of a streaming call */
-        tsub_on_stream_item(as->d.tasks, type, msg);
+        tsub_stream_item_locked(as->d.tasks, (Rpc__StreamItem *)msg);
         cw_conn_wake(as->d.raylet);
         return 0;
     }
@@ -257,18 +264,19 @@ static int on_actor_frame(void *arg, uint16_t type, ProtobufCMessage *msg)
     Rpc__TaskDone *m = (Rpc__TaskDone *)msg;
     if (m->task_id.len != TASK_ID_SIZE)
         return 0;
-    pthread_mutex_lock(as->d.mu);
     idq_remove(&ra->h->inflight, m->task_id.data);
-    pthread_mutex_unlock(as->d.mu);
-    tsub_on_task_done(as->d.tasks, type, msg);
+    tsub_task_done_locked(as->d.tasks, m);
     __atomic_store_n(&ra->replied, true, __ATOMIC_RELAXED);
     return 0;
 }
 
-/* Replies arrived since the last look: wake the threads waiting on the
- * raylet connection for them, once. */
-static void wake_waiters(actor_submitter *as, reader_arg *ra)
+/* Replies arrived since the last look: write the calls queued behind them
+ * (asub_send_hook), and wake the threads waiting on the raylet connection
+ * for them, once. */
+static void after_read(actor_submitter *as, reader_arg *ra)
 {
+    if (__atomic_load_n(&ra->replied, __ATOMIC_RELAXED))
+        cw_conn_flush(ra->conn);
     /* A thread that starts waiting counts itself under mu before it lets go
      * of it, and a reply is recorded under mu before this looks: no reply
      * goes unseen. No one waiting (a caller reading its reply itself): no
@@ -285,7 +293,7 @@ static void *reader_main(void *arg)
     reader_arg *ra = arg;
     actor_submitter *as = ra->as;
     while (cw_conn_pump_background(ra->conn) == 0)
-        wake_waiters(as, ra); /* one wake-up per read, however many replies it brought */
+        after_read(as, ra); /* one wake-up per read, however many replies it brought */
     pthread_mutex_lock(as->d.mu);
     handle *h = ra->h;
     if (h->conn == ra->conn) {
@@ -342,7 +350,7 @@ asub_direct *asub_direct_enter(actor_submitter *as, const rayc_ref *refs, size_t
 int asub_direct_pump(asub_direct *d, int64_t wait_ms)
 {
     int rc = cw_conn_pump_direct(d->conn, wait_ms);
-    wake_waiters(d->as, d);
+    after_read(d->as, d);
     return rc;
 }
 
@@ -397,6 +405,8 @@ static cw_conn *connect_actor(actor_submitter *as, const char *address, reader_a
                               CONNECT_TIMEOUT_MS, on_actor_frame, ra, err, sizeof(err));
     if (c == NULL)
         log_debug("actor at %s: %s", address, err);
+    else
+        cw_conn_set_async_lock(c, as->d.mu); /* on_actor_frame runs with it */
     return c;
 }
 
@@ -435,6 +445,7 @@ static void resolve(actor_submitter *as, handle *h)
     } else if (conn) {
         ra->conn = conn;
         h->conn = conn;
+        h->write_depth = a->max_concurrency > WRITE_DEPTH ? a->max_concurrency : WRITE_DEPTH;
         h->reader = ra;
         h->state = H_CONNECTED;
         if (a->node_id.len == NODE_ID_SIZE)

@@ -357,14 +357,20 @@ static void count_received(task_submitter *ts, rayc_stream *s, const Rpc__Stream
 int tsub_on_stream_item(void *arg, uint16_t type, ProtobufCMessage *msg)
 {
     task_submitter *ts = arg;
-    Rpc__StreamItem *m = (Rpc__StreamItem *)msg;
     (void)type;
+    pthread_mutex_lock(ts->d.mu);
+    tsub_stream_item_locked(ts, (Rpc__StreamItem *)msg);
+    pthread_mutex_unlock(ts->d.mu);
+    return 0;
+}
+
+void tsub_stream_item_locked(task_submitter *ts, Rpc__StreamItem *m)
+{
     if (m->task_id.len != TASK_ID_SIZE || m->index >= OBJECT_INDEX_PUT_FLAG - 2)
-        return 0;
+        return;
     task_id_t tid;
     memcpy(tid.b, m->task_id.data, TASK_ID_SIZE);
     object_id_t oid = object_id_for_return(&tid, m->index + 1);
-    pthread_mutex_lock(ts->d.mu);
     otask *t = tsub__find(ts, tid.b);
     rayc_stream *s = t ? t->stream : NULL;
     bool moved = false;
@@ -383,6 +389,4 @@ int tsub_on_stream_item(void *arg, uint16_t type, ProtobufCMessage *msg)
         add_item(ts, s, &oid, m);
     if (moved)
         tsub__run_deferred(ts);
-    pthread_mutex_unlock(ts->d.mu);
-    return 0;
 }

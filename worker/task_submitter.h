@@ -214,6 +214,7 @@ task_id_t tsub_stream_task(const rayc_stream *s);
 int tsub_on_task_done(void *arg, uint16_t type, ProtobufCMessage *msg);
 /* The same with mu held (a reader that took it for its own records too). */
 void tsub_task_done_locked(task_submitter *ts, const Rpc__TaskDone *m);
+void tsub_stream_item_locked(task_submitter *ts, Rpc__StreamItem *m);
 int tsub_on_object_lost(void *arg, uint16_t type, ProtobufCMessage *msg);
 int tsub_on_stream_item(void *arg, uint16_t type, ProtobufCMessage *msg);
 
