@@ -82,8 +82,8 @@ struct dtx {
     dpool *pools;
     pthread_t keeper;
     bool has_keeper, stop;
-    pthread_cond_t cv; /* with d.mu: the housekeeper has work; a reader ended */
-    bool keeper_idle;  /* it waits with no deadline: wake it for a pipeline to watch */
+    pthread_cond_t cv;     /* with d.mu: the housekeeper has work; a reader ended */
+    uint64_t keeper_at_ms; /* when the housekeeper looks next (UINT64_MAX: when woken) */
     int readers;
     int calls; /* threads in dtx_on_raylet_done (it drops mu while settling) */
     uint64_t n_direct, n_fallback, n_granted, n_requested;
@@ -234,6 +234,14 @@ static size_t room(const dtx *x, const dlease *l, uint64_t now)
     return depth > l->inflight.len ? depth - l->inflight.len : 0;
 }
 
+/* Have the housekeeper look at_ms at the latest (mu held). Woken only if it
+ * would look later: a task's reply must not wake it each time. */
+static void wake_keeper_by(dtx *x, uint64_t at_ms)
+{
+    if (x->keeper_at_ms > at_ms)
+        pthread_cond_signal(&x->cv);
+}
+
 /* Send the head of p's pending queue on l; defer: only queue it, for
  * the reader to write with the rest (flush_queued). false if l took
  * nothing. */
@@ -264,8 +272,8 @@ static bool send_one(dtx *x, dpool *p, dlease *l, bool defer)
         l->idle_ms = 0;
         if (l->inflight.len == 1)
             l->busy_since_ms = now_ms();
-        else if (l->inflight.len == 2 && x->keeper_idle)
-            pthread_cond_signal(&x->cv); /* a task waits behind another: watch it */
+        else if (l->inflight.len == 2) /* a task waits behind another: watch it */
+            wake_keeper_by(x, l->busy_since_ms + STEAL_MS);
         return true;
     }
     return false;
@@ -543,7 +551,7 @@ static void after_read(dtx *x, dlease *l)
     cw_conn *conn = ours ? l->conn : NULL;
     if (l->inflight.len == 0 && l->pool->pending.len == 0) {
         l->idle_ms = now_ms();
-        pthread_cond_signal(&x->cv);
+        wake_keeper_by(x, l->idle_ms + (uint64_t)x->d.idle_ms); /* to give it back */
     } else if (l->inflight.len == 0 && now_ms() - l->granted_ms >= ROTATE_MS) {
         pthread_cond_signal(&x->cv); /* drained for its rotation */
     }
@@ -748,6 +756,10 @@ static int64_t keep(dtx *x)
                 } else {
                     SOONER(at);
                 }
+            } else if (l->conn && !l->returning) {
+                /* In use: look again when it could have idled out (its
+                 * replies wake us only when we would look later). */
+                SOONER(now + (uint64_t)x->d.idle_ms);
             }
         }
         if (stale && !leased && p->pending.len > 0)
@@ -766,10 +778,10 @@ static void *keeper_main(void *arg)
         if (next == 0)
             continue;
         if (next < 0) {
-            x->keeper_idle = true;
+            x->keeper_at_ms = UINT64_MAX;
             pthread_cond_wait(&x->cv, x->d.mu);
-            x->keeper_idle = false;
         } else {
+            x->keeper_at_ms = now_ms() + (uint64_t)next;
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
             ts.tv_sec += next / 1000;
@@ -780,6 +792,7 @@ static void *keeper_main(void *arg)
             }
             pthread_cond_timedwait(&x->cv, x->d.mu, &ts);
         }
+        x->keeper_at_ms = 0; /* looking now */
     }
     pthread_mutex_unlock(x->d.mu);
     return NULL;
