@@ -1522,7 +1522,7 @@ static void print_json(const machine *m, const result *rs, size_t n)
 
 /* worker/core.h: the direct task path's counts (pushed, fell back, leases
  * asked, granted). */
-void core__direct_counts(uint64_t out[4]);
+void core__direct_counts(uint64_t out[5]);
 
 /* ------------------------------------------------------------------- main */
 
@@ -1731,13 +1731,14 @@ int main(int argc, char **argv)
         if (B.json)
             print_json(&m, rs, nr);
     }
-    uint64_t dc[4];
+    uint64_t dc[5];
     core__direct_counts(dc);
     if (!B.json)
         printf("direct task path (this driver): %llu tasks pushed to leased workers, %llu sent "
-               "through the raylet after waiting for a lease, %llu of %llu leases granted\n",
+               "through the raylet after waiting for a lease, %llu of %llu leases granted, %llu "
+               "of them over a Unix socket\n",
                (unsigned long long)dc[0], (unsigned long long)dc[1], (unsigned long long)dc[3],
-               (unsigned long long)dc[2]);
+               (unsigned long long)dc[2], (unsigned long long)dc[4]);
     free(B.big);
     rc = rayc_shutdown();
     if (rc != 0) {

@@ -8,6 +8,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,28 +128,37 @@ int net_tcp_connect_nb(const char *host, int port)
     return fd;
 }
 
-static int unix_addr(const char *path, struct sockaddr_un *sa)
+/* sa for path ("@name": Linux's abstract namespace, no file); its length,
+ * or 0 (errno set). */
+static socklen_t unix_addr(const char *path, struct sockaddr_un *sa)
 {
     memset(sa, 0, sizeof(*sa));
     sa->sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof(sa->sun_path)) {
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof(sa->sun_path)) {
         errno = ENAMETOOLONG;
-        return -1;
+        return 0;
     }
-    strcpy(sa->sun_path, path);
-    return 0;
+    memcpy(sa->sun_path, path, n);
+    if (path[0] != '@')
+        return sizeof(*sa);
+    sa->sun_path[0] = '\0';
+    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
 }
 
 int net_unix_listen(const char *path, unsigned mode, int backlog)
 {
     struct sockaddr_un sa;
-    if (unix_addr(path, &sa) != 0)
+    socklen_t sl = unix_addr(path, &sa);
+    if (sl == 0)
         return -1;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
-    unlink(path);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || chmod(path, mode) != 0 ||
+    bool abstract = path[0] == '@';
+    if (!abstract)
+        unlink(path);
+    if (bind(fd, (struct sockaddr *)&sa, sl) != 0 || (!abstract && chmod(path, mode) != 0) ||
         listen(fd, backlog) != 0) {
         int e = errno;
         close(fd);
@@ -160,12 +171,13 @@ int net_unix_listen(const char *path, unsigned mode, int backlog)
 int net_unix_connect(const char *path)
 {
     struct sockaddr_un sa;
-    if (unix_addr(path, &sa) != 0)
+    socklen_t sl = unix_addr(path, &sa);
+    if (sl == 0)
         return -1;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+    if (connect(fd, (struct sockaddr *)&sa, sl) != 0) {
         int e = errno;
         close(fd);
         errno = e;

@@ -17,7 +17,10 @@ int net_tcp_connect(const char *host, int port, int timeout_ms);
 /* Start a non-blocking connect; the socket is returned at once (the connect
  * completes or fails later: the first read reports the error). */
 int net_tcp_connect_nb(const char *host, int port);
-/* Listen on a Unix socket at path (an old socket file is replaced) with mode. */
+/* Listen on a Unix socket at path (an old socket file is replaced) with
+ * mode. A path "@name" is in Linux's abstract namespace (no file, no mode:
+ * gone with the last descriptor; seen only in the same network namespace);
+ * net_unix_connect takes the same. */
 int net_unix_listen(const char *path, unsigned mode, int backlog);
 int net_unix_connect(const char *path);
 int net_set_nonblock(int fd, bool on);

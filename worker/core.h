@@ -162,9 +162,10 @@ int core__wait_results(const rayc_ref *refs, size_t n, const rayc_value *out, in
 int core__init_worker(const char *socket_path, const char *worker_id_hex);
 
 /* The direct task path's counts: tasks pushed to leased workers, tasks
- * that fell back to the raylet, leases asked for, leases granted (zeros
- * when the path is off). For tests and benchmarks: exported from
- * librayc.so, though not part of the API. */
-__attribute__((visibility("default"))) void core__direct_counts(uint64_t out[4]);
+ * that fell back to the raylet, leases asked for, leases granted, leases
+ * connected over the worker's Unix socket (zeros when the path is off).
+ * For tests and benchmarks: exported from librayc.so, though not part of
+ * the API. */
+__attribute__((visibility("default"))) void core__direct_counts(uint64_t out[5]);
 
 #endif

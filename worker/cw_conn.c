@@ -107,8 +107,9 @@ cw_conn *cw_conn_dial(const char *address, const char *token, const uint8_t *sel
                       int timeout_ms, cw_async_fn fn, void *arg, char *err, size_t errlen)
 {
     char host[256];
-    int port;
-    if (parse_host_port(address, host, sizeof(host), &port) != 0) {
+    int port = 0;
+    bool local = address[0] == '@'; /* a Unix socket on this node (dserve_listen_local) */
+    if (!local && parse_host_port(address, host, sizeof(host), &port) != 0) {
         snprintf(err, errlen, "bad address '%s'", address);
         return NULL;
     }
@@ -118,8 +119,8 @@ cw_conn *cw_conn_dial(const char *address, const char *token, const uint8_t *sel
     hs.id.len = WORKER_ID_SIZE;
     hs.pid = (int32_t)getpid();
     int code = 0;
-    bconn *b = bconn_open(host, port, NULL, token, &hs, timeout_ms, NULL, NULL, 0, NULL, &code, err,
-                          errlen);
+    bconn *b = bconn_open(local ? NULL : host, port, local ? address : NULL, token, &hs, timeout_ms,
+                          NULL, NULL, 0, NULL, &code, err, errlen);
     return b ? cw_conn_new(b, fn, arg) : NULL;
 }
 

@@ -33,8 +33,9 @@ typedef int (*cw_async_fn)(void *arg, uint16_t type, ProtobufCMessage *msg);
 /* Take over a handshaken blocking connection (the bconn is consumed). */
 cw_conn *cw_conn_new(bconn *b, cw_async_fn fn, void *arg);
 /* Connect to a peer that serves direct calls at address ("host:port": an
- * actor's worker, a leased worker), proving token and saying who we are
- * (self: a worker id). NULL with err set on failure. */
+ * actor's worker, a leased worker; "@name": its Unix socket on this node),
+ * proving token and saying who we are (self: a worker id). NULL with err
+ * set on failure. */
 cw_conn *cw_conn_dial(const char *address, const char *token, const uint8_t *self, bool is_worker,
                       int timeout_ms, cw_async_fn fn, void *arg, char *err, size_t errlen);
 /* Hand the frames of one read to the async handler with mu held, taken

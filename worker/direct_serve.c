@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include "auth.h"
 #include "errors.h"
@@ -25,6 +26,18 @@ int dserve_listen(const char *ip, int backlog, char *address, size_t len)
     if (fd < 0)
         return rayc__error(RAYC_EIO, "cannot listen on %s: %s", ip, strerror(errno)), -1;
     snprintf(address, len, "%s:%d", ip, port);
+    return fd;
+}
+
+int dserve_listen_local(int backlog, char *address, size_t len)
+{
+    uint8_t r[AUTH_NONCE_LEN];
+    auth_nonce(r); /* another name than any earlier process of this pid had */
+    snprintf(address, len, "@rayc-%d-%02x%02x%02x%02x%02x%02x%02x%02x", (int)getpid(), r[0], r[1],
+             r[2], r[3], r[4], r[5], r[6], r[7]);
+    int fd = net_unix_listen(address, 0, backlog);
+    if (fd < 0)
+        address[0] = '\0';
     return fd;
 }
 

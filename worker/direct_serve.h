@@ -18,6 +18,9 @@
 /* Listen on ip, any port; "ip:port" in address. The socket, or -1 with
  * rayc_last_error set. */
 int dserve_listen(const char *ip, int backlog, char *address, size_t len);
+/* Listen on a Unix socket of the abstract namespace, for callers on this
+ * node ("@rayc-<pid>-<random>" in address). The socket, or -1. */
+int dserve_listen_local(int backlog, char *address, size_t len);
 /* The accepting side of the handshake on a new connection fd: a nonce out,
  * the caller's proof of token back, the verdict out. 0 if the caller proved
  * it; -1 otherwise (or on a broken or silent connection). */

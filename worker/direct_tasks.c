@@ -45,6 +45,7 @@ typedef struct dlease {
     dpool *pool;
     int state;
     char address[96];
+    char local[64]; /* its worker's Unix socket, when on our node ("": none) */
     cw_conn *conn;
     idq inflight, limbo;
     uint64_t requested_ms, granted_ms, idle_ms, broken_ms, last_done_us;
@@ -86,7 +87,7 @@ struct dtx {
     uint64_t keeper_at_ms; /* when the housekeeper looks next (UINT64_MAX: when woken) */
     int readers;
     int calls; /* threads in dtx_on_raylet_done (it drops mu while settling) */
-    uint64_t n_direct, n_fallback, n_granted, n_requested;
+    uint64_t n_direct, n_fallback, n_granted, n_requested, n_local;
 };
 
 /* ------------------------------------------------------------ eligibility */
@@ -435,6 +436,10 @@ bool dtx_on_raylet_done(dtx *x, const Rpc__TaskDone *m)
         p->requests--;
         if (code == RAYC_OK && m->actor_address && m->actor_address[0]) {
             snprintf(l->address, sizeof(l->address), "%s", m->actor_address);
+            bool here = m->node_id.len == NODE_ID_SIZE &&
+                        memcmp(m->node_id.data, x->d.node.b, NODE_ID_SIZE) == 0;
+            snprintf(l->local, sizeof(l->local), "%s",
+                     here && m->local_address ? m->local_address : "");
             l->state = L_CONNECTING;
             x->n_granted++;
             pthread_cond_signal(&x->cv);
@@ -661,12 +666,19 @@ static cw_conn *connect_worker(dtx *x, dlease *l, const char *address)
 /* Connect l (CONNECTING; mu held on entry and exit, dropped meanwhile). */
 static void connect_lease(dtx *x, dlease *l)
 {
-    char address[96];
+    char address[96], local[64];
     snprintf(address, sizeof(address), "%s", l->address);
+    snprintf(local, sizeof(local), "%s", l->local);
     l->state = L_READY; /* not yet usable: conn is NULL */
     pthread_mutex_unlock(x->d.mu);
-    cw_conn *c = connect_worker(x, l, address);
+    /* Its Unix socket if it is on our node and we see it (not from another
+     * network namespace), else TCP. */
+    cw_conn *c = local[0] ? connect_worker(x, l, local) : NULL;
+    bool here = c != NULL;
+    if (c == NULL)
+        c = connect_worker(x, l, address);
     pthread_mutex_lock(x->d.mu);
+    x->n_local += here;
     if (c == NULL || x->stop) {
         cw_conn_free(c); /* the worker gives the lease back when no one comes */
         lease_unlink(l);
@@ -806,6 +818,7 @@ void dtx_counts(dtx *x, uint64_t out[DTX_NCOUNTS])
     out[DTX_FELL_BACK] = x->n_fallback;
     out[DTX_LEASES_ASKED] = x->n_requested;
     out[DTX_LEASES_GRANTED] = x->n_granted;
+    out[DTX_LEASES_LOCAL] = x->n_local;
 }
 
 dtx *dtx_new(const dtx_deps *d)

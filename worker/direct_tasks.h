@@ -84,7 +84,14 @@ int dtx_cancel(dtx *x, const task_id_t *id, bool force);
 
 /* What the path did so far (mu held): tasks pushed to leased workers,
  * tasks that fell back to the raylet, leases asked for and granted. */
-enum { DTX_PUSHED, DTX_FELL_BACK, DTX_LEASES_ASKED, DTX_LEASES_GRANTED, DTX_NCOUNTS };
+enum {
+    DTX_PUSHED,
+    DTX_FELL_BACK,
+    DTX_LEASES_ASKED,
+    DTX_LEASES_GRANTED,
+    DTX_LEASES_LOCAL, /* connected over the worker's Unix socket */
+    DTX_NCOUNTS
+};
 void dtx_counts(dtx *x, uint64_t out[DTX_NCOUNTS]);
 
 /* rayc_get's wait for refs (see core__wait_results): when every ref not

@@ -313,7 +313,7 @@ static void run_queued(lease_conn *lc)
 /* The lease's TaskDone to the raylet: the first carries the address (or
  * the failure), the second ends the lease. */
 static void lease_done(task_executor *x, const Rpc__TaskSpec *s, int code, const char *text,
-                       const char *address)
+                       const char *address, const char *local)
 {
     Rpc__Status st = RPC__STATUS__INIT;
     msg_status_set(&st, code, text);
@@ -326,6 +326,7 @@ static void lease_done(task_executor *x, const Rpc__TaskSpec *s, int code, const
     d.node_id.data = x->d.node.b;
     d.node_id.len = NODE_ID_SIZE;
     d.actor_address = (char *)(address ? address : "");
+    d.local_address = (char *)(local ? local : "");
     cw_conn_send(x->d.raylet, MSG_TASK_DONE, &d.base);
     cw_conn_flush(x->d.raylet);
 }
@@ -338,14 +339,17 @@ static int accept_owner(task_executor *x)
         uint64_t now = now_ms();
         if (now >= deadline || cw_conn_dead(x->d.raylet))
             return -1;
-        struct pollfd p = {.fd = x->lease_lfd, .events = POLLIN};
+        struct pollfd p[2] = {{.fd = x->lease_lfd, .events = POLLIN},
+                              {.fd = x->lease_ufd, .events = POLLIN}};
         int wait = (int)(deadline - now);
-        if (poll(&p, 1, wait > 1000 ? 1000 : wait) <= 0)
+        if (poll(p, x->lease_ufd >= 0 ? 2 : 1, wait > 1000 ? 1000 : wait) <= 0)
             continue;
-        int fd = accept(x->lease_lfd, NULL, NULL);
+        bool local = !(p[0].revents & POLLIN);
+        int fd = accept(local ? x->lease_ufd : x->lease_lfd, NULL, NULL);
         if (fd < 0)
             continue;
-        net_tcp_nodelay(fd);
+        if (!local)
+            net_tcp_nodelay(fd);
         if (dserve_handshake(fd, x->d.token) == 0)
             return fd;
         close(fd);
@@ -357,16 +361,19 @@ void tex__serve_lease(task_executor *x, Rpc__PushTask *p)
     const Rpc__TaskSpec *s = p->spec;
     if (x->lease_lfd < 0) {
         if (x->d.token == NULL || x->d.token[0] == '\0') {
-            lease_done(x, s, RAYC_EAUTH, "lease: this worker has no cluster token", NULL);
+            lease_done(x, s, RAYC_EAUTH, "lease: this worker has no cluster token", NULL, NULL);
             return;
         }
         x->lease_lfd = dserve_listen(x->d.node_ip, 16, x->lease_address, sizeof(x->lease_address));
         if (x->lease_lfd < 0) {
-            lease_done(x, s, RAYC_EIO, rayc_last_error(), NULL);
+            lease_done(x, s, RAYC_EIO, rayc_last_error(), NULL, NULL);
             return;
         }
+        /* Owners on this node take a Unix socket: cheaper than TCP
+         * loopback per message. Without one they use TCP. */
+        x->lease_ufd = dserve_listen_local(16, x->lease_local, sizeof(x->lease_local));
     }
-    lease_done(x, s, RAYC_OK, "", x->lease_address);
+    lease_done(x, s, RAYC_OK, "", x->lease_address, x->lease_local);
     tex__watch(x, true);
     lease_conn lc = {.x = x, .fd = accept_owner(x)};
     if (lc.fd >= 0) {
@@ -396,5 +403,5 @@ void tex__serve_lease(task_executor *x, Rpc__PushTask *p)
         close(lc.fd);
     }
     tex__watch(x, false);
-    lease_done(x, s, RAYC_OK, "", NULL);
+    lease_done(x, s, RAYC_OK, "", NULL, NULL);
 }

@@ -717,6 +717,7 @@ task_executor *tex_new(const tex_deps *deps)
     x->d = *deps;
     x->pid = (int32_t)getpid();
     x->lease_lfd = -1;
+    x->lease_ufd = -1;
     pthread_mutex_init(&x->mu, NULL);
     pthread_cond_init(&x->gen_cv, NULL);
     pthread_cond_init(&x->watch_cv, NULL);
@@ -736,6 +737,8 @@ void tex_free(task_executor *x)
     }
     if (x->lease_lfd >= 0)
         close(x->lease_lfd);
+    if (x->lease_ufd >= 0)
+        close(x->lease_ufd);
     while (x->qlen > 0) {
         Rpc__PushTask *p = queue_pop(x);
         msg_free(&p->base);

@@ -92,6 +92,8 @@ struct task_executor {
     struct lease_conn *lease; /* the owner this worker is leased to serves now (lease_server.c) */
     int lease_lfd;            /* where owners connect (-1: not listening yet) */
     char lease_address[96];
+    int lease_ufd; /* ... owners on this node (-1: none), at lease_local */
+    char lease_local[64];
     tex_gen *gens;         /* generators running now */
     pthread_cond_t gen_cv; /* a generator's counters changed (acks, cancel) */
 };

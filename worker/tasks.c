@@ -337,10 +337,10 @@ void rayc_stream_close(rayc_stream *s)
 
 /* The direct task path's counts (dtx_counts; zeros when it is off), for
  * tests and `rayc microbenchmark`. */
-void core__direct_counts(uint64_t out[4])
+void core__direct_counts(uint64_t out[DTX_NCOUNTS])
 {
     core_t *c = &rayc__core;
-    memset(out, 0, 4 * sizeof(*out));
+    memset(out, 0, DTX_NCOUNTS * sizeof(*out));
     pthread_mutex_lock(&c->mu);
     if (c->direct)
         dtx_counts(c->direct, out);

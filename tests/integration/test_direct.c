@@ -26,9 +26,9 @@
 #define ALIVE    RPC__NODE_STATE__NODE_ALIVE
 
 /* worker/core.h: tasks pushed to leased workers, fell back to the raylet,
- * leases asked for, granted. */
-void core__direct_counts(uint64_t out[4]);
-enum { PUSHED, FELL_BACK, ASKED, GRANTED };
+ * leases asked for, granted, connected over a Unix socket. */
+void core__direct_counts(uint64_t out[5]);
+enum { PUSHED, FELL_BACK, ASKED, GRANTED, LOCAL };
 
 TestSuite(direct, .init = harness_setup, .fini = harness_teardown, .timeout = 240);
 
@@ -86,7 +86,7 @@ static int64_t get_i64(rayc_ref r)
 
 static uint64_t count(int which)
 {
-    uint64_t c[4];
+    uint64_t c[5];
     core__direct_counts(c);
     return c[which];
 }
@@ -133,6 +133,12 @@ Test(direct, value_tasks_go_to_leased_workers_store_arguments_to_the_raylet)
         cr_assert_eq(get_i64(r[i]), i + 1000, "task %lld's result", (long long)i);
     cr_assert_geq(count(PUSHED) - pushed, 200, "only %llu of 200 tasks went direct",
                   (unsigned long long)(count(PUSHED) - pushed));
+    /* Every worker is on our node: each lease connected over the worker's
+     * Unix socket, none over TCP. */
+    cr_assert_gt(count(LOCAL), 0, "no lease connected over a Unix socket");
+    cr_assert_eq(count(LOCAL), count(GRANTED), "%llu of %llu leases on our node used TCP",
+                 (unsigned long long)(count(GRANTED) - count(LOCAL)),
+                 (unsigned long long)count(GRANTED));
 
     /* A store argument: the raylet arranges it, so it goes there. */
     pushed = count(PUSHED);
@@ -170,6 +176,7 @@ Test(direct, lease_spills_to_a_node_with_room)
     cluster(&c, 2, 1);
     cr_assert(harness_wait_until(warm, NULL, SLACK_MS), "no task went to a leased worker");
     uint64_t pushed = count(PUSHED), fell_back = count(FELL_BACK);
+    uint64_t tcp = count(GRANTED) - count(LOCAL);
     /* Two rendezvous tasks finish only when both run at once: one CPU per
      * node, so the second lease must be granted on the other node (the
      * second task may first wait behind the first on its lease, and be
@@ -185,6 +192,9 @@ Test(direct, lease_spills_to_a_node_with_room)
     cr_assert_geq(count(PUSHED) - pushed, 2, "both went direct (pushed %llu)",
                   (unsigned long long)(count(PUSHED) - pushed));
     cr_assert_eq(count(FELL_BACK), fell_back, "a task went through the raylet");
+    /* The lease on the other node was reached over TCP (its worker's Unix
+     * socket is not ours to dial). */
+    cr_assert_gt(count(GRANTED) - count(LOCAL), tcp, "no lease connected over TCP");
     rayc_shutdown();
 }
 

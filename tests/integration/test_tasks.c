@@ -1091,8 +1091,8 @@ static long status_kb(const char *session, const char *name, const char *field)
 }
 
 /* worker/core.h: tasks pushed to leased workers, fell back to the raylet,
- * leases asked for, granted. */
-void core__direct_counts(uint64_t out[4]);
+ * leases asked for, granted, connected over a Unix socket. */
+void core__direct_counts(uint64_t out[5]);
 
 /* A field of this process's /proc/self/status (kB). */
 static long self_kb(const char *field)
@@ -1195,7 +1195,7 @@ static void stress_waves(bool direct)
         mem_take(&gcs, status_kb(session, "gcs_server", "VmRSS:"), wave, waves);
         mem_take(&driver, self_kb("RssAnon:"), wave, waves);
     }
-    uint64_t c[4];
+    uint64_t c[5];
     core__direct_counts(c);
     fprintf(stderr,
             "stress (%s path): %d tasks in %.1f s (%" PRIu64 " pushed to leased workers, %" PRIu64
