@@ -336,6 +336,8 @@ static void flush_queued(dpool *p)
     }
 }
 
+static void *keeper_main(void *arg);
+
 /* Does p hold a lease (granted, whatever its state now)? A pool with one
  * never falls back; the housekeeper is woken when its last one goes. */
 static bool leased(const dpool *p)
@@ -349,6 +351,12 @@ static bool leased(const dpool *p)
 bool dtx_submit(dtx *x, const task_id_t *id, const Rpc__TaskSpec *spec)
 {
     if (!eligible(spec))
+        return false;
+    /* Most workers (every actor's) never submit a task: no thread for
+     * them until one does. Without it, tasks go through the raylet. */
+    if (!x->has_keeper && !x->stop)
+        x->has_keeper = pthread_create(&x->keeper, NULL, keeper_main, x) == 0;
+    if (!x->has_keeper)
         return false;
     dpool *p = pool_for(x, spec);
     if (p == NULL || now_ms() < p->off_until_ms || idq_push(&p->pending, id) != 0)
@@ -834,13 +842,7 @@ dtx *dtx_new(const dtx_deps *d)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&x->cv, &ca);
     pthread_condattr_destroy(&ca);
-    if (pthread_create(&x->keeper, NULL, keeper_main, x) != 0) {
-        pthread_cond_destroy(&x->cv);
-        free(x);
-        return NULL;
-    }
-    x->has_keeper = true;
-    return x;
+    return x; /* the housekeeper starts with the first task (dtx_submit) */
 }
 
 void dtx_free(dtx *x)

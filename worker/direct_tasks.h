@@ -29,7 +29,8 @@
  *
  * Threads: calls marked "mu held" run under the core's mutex (dtx_deps.mu);
  * each lease's connection has a reader thread; one housekeeping thread
- * connects granted leases, gives back idle ones and falls back.
+ * (started by the first task submitted) connects granted leases, gives
+ * back idle ones and falls back.
  */
 #ifndef RAYC_DIRECT_TASKS_H
 #define RAYC_DIRECT_TASKS_H
