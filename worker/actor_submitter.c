@@ -165,7 +165,7 @@ void asub_send_hook(void *arg, const actor_id_t *actor, const task_id_t *task, c
      * (after_read). A burst of calls costs a write per batch, not per
      * call, and no thread hand-off. */
     if (h->conn &&
-        (h->inflight.len < (size_t)h->write_depth ? cw_conn_send_raw(h->conn, frame, len)
+        (h->inflight.len < (size_t)h->write_depth ? cw_conn_send_nb(h->conn, frame, len)
                                                   : cw_conn_queue(h->conn, frame, len)) == 0)
         idq_push(&h->inflight, task);
     else
@@ -275,14 +275,14 @@ static int on_actor_frame(void *arg, uint16_t type, ProtobufCMessage *msg)
  * for them, once. */
 static void after_read(actor_submitter *as, reader_arg *ra)
 {
-    if (__atomic_load_n(&ra->replied, __ATOMIC_RELAXED))
-        cw_conn_flush(ra->conn);
+    if (!__atomic_exchange_n(&ra->replied, false, __ATOMIC_RELAXED))
+        return;
+    cw_conn_flush_nb(ra->conn); /* a reader never waits to write */
     /* A thread that starts waiting counts itself under mu before it lets go
      * of it, and a reply is recorded under mu before this looks: no reply
      * goes unseen. No one waiting (a caller reading its reply itself): no
      * wake-up of the raylet connection's reader for nothing. */
-    if (__atomic_exchange_n(&ra->replied, false, __ATOMIC_RELAXED) &&
-        (as->d.waiters == NULL || __atomic_load_n(as->d.waiters, __ATOMIC_SEQ_CST) > 0))
+    if (as->d.waiters == NULL || __atomic_load_n(as->d.waiters, __ATOMIC_SEQ_CST) > 0)
         cw_conn_wake(as->d.raylet);
 }
 

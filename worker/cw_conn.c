@@ -234,6 +234,70 @@ int cw_conn_send_batched(cw_conn *c, const uint8_t *frame, size_t len)
     return 0;
 }
 
+/* Hand what is batched to the flusher thread (started if need be); with no
+ * thread to be had, write it here. wmu held. */
+static int hand_off_locked(cw_conn *c)
+{
+    if (!c->has_flusher) {
+        if (pthread_create(&c->flusher, NULL, flusher_main, c) != 0)
+            return flush_locked(c);
+        c->has_flusher = true;
+    }
+    pthread_cond_signal(&c->flush_cv);
+    return 0;
+}
+
+/* Write the batch without blocking; what the socket does not take now stays
+ * at its front and goes to the flusher. wmu held. 0 or RAYC_ECONN. */
+static int write_nb_locked(cw_conn *c)
+{
+    if (c->writing)
+        return 0; /* the flusher writes: it takes the batch after that */
+    size_t off = 0;
+    while (off < c->olen) {
+        ssize_t n = send(c->fd, c->obuf + off, c->olen - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0)
+            off += (size_t)n;
+        else if (n < 0 && errno == EINTR)
+            continue;
+        else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        else
+            return RAYC_ECONN;
+    }
+    if (off > 0) {
+        memmove(c->obuf, c->obuf + off, c->olen - off);
+        c->olen -= off;
+    }
+    return c->olen > 0 ? hand_off_locked(c) : 0;
+}
+
+static int nb_done(cw_conn *c, int rc)
+{
+    pthread_mutex_unlock(&c->wmu);
+    if (rc == RAYC_ECONN)
+        __atomic_store_n(&c->dead, 1, __ATOMIC_RELEASE); /* as in write_frame */
+    return rc;
+}
+
+int cw_conn_send_nb(cw_conn *c, const uint8_t *frame, size_t len)
+{
+    if (cw_conn_dead(c))
+        return RAYC_ECONN;
+    pthread_mutex_lock(&c->wmu);
+    if (append_locked(c, frame, len) != 0)
+        return nb_done(c, RAYC_ENOMEM);
+    return nb_done(c, write_nb_locked(c));
+}
+
+int cw_conn_flush_nb(cw_conn *c)
+{
+    if (cw_conn_dead(c))
+        return RAYC_ECONN;
+    pthread_mutex_lock(&c->wmu);
+    return nb_done(c, write_nb_locked(c));
+}
+
 int cw_conn_queue(cw_conn *c, const uint8_t *frame, size_t len)
 {
     if (cw_conn_dead(c))
@@ -528,7 +592,7 @@ void cw_conn_wake(cw_conn *c)
 
 int cw_conn_pump(cw_conn *c, int64_t timeout_ms)
 {
-    if (cw_conn_flush(c) != 0)
+    if (cw_conn_flush_nb(c) == RAYC_ECONN) /* see cw_conn_pump_direct */
         return RAYC_ECONN;
     pthread_mutex_lock(&c->mu);
     if (c->dead) {
@@ -595,7 +659,9 @@ void cw_conn_leave(cw_conn *c)
 
 int cw_conn_pump_direct(cw_conn *c, int64_t timeout_ms)
 {
-    if (cw_conn_flush(c) != 0)
+    /* What we batched goes first, but a reader never waits to write: the
+     * peer may be blocked writing to us (a burst of large calls). */
+    if (cw_conn_flush_nb(c) == RAYC_ECONN)
         return RAYC_ECONN;
     pthread_mutex_lock(&c->mu);
     int frames = 0;

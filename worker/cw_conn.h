@@ -58,11 +58,19 @@ int cw_conn_call(cw_conn *c, uint64_t id, uint16_t type, const ProtobufCMessage 
  * kept. 0, or RAYC_ECONN / RAYC_ENOMEM. */
 int cw_conn_send_batched(cw_conn *c, const uint8_t *frame, size_t len);
 /* Encode m as a frame of type and queue it like cw_conn_send_batched. */
-/* Append frame to the batch without waking the flusher thread: the caller
- * writes it soon with cw_conn_flush (a reader answering what it read, once
- * per read). 0 or RAYC_ECONN / RAYC_ENOMEM. */
-int cw_conn_queue(cw_conn *c, const uint8_t *frame, size_t len);
 int cw_conn_send_batched_msg(cw_conn *c, uint16_t type, const ProtobufCMessage *m);
+/* Append frame to the batch without waking the flusher thread: the caller
+ * writes it soon with cw_conn_flush or cw_conn_flush_nb (a reader answering
+ * what it read, once per read). 0 or RAYC_ECONN / RAYC_ENOMEM. */
+int cw_conn_queue(cw_conn *c, const uint8_t *frame, size_t len);
+/* Write frame (after what is batched) without blocking: what the socket
+ * does not take now goes to the flusher thread. For readers and for
+ * writers holding locks a reader needs: they must never wait for the peer
+ * (it may be waiting for us to read). 0, RAYC_ECONN or RAYC_ENOMEM. */
+int cw_conn_send_nb(cw_conn *c, const uint8_t *frame, size_t len);
+/* The same for what is batched (cw_conn_queue). */
+int cw_conn_flush_nb(cw_conn *c);
+
 /* Write queued frames now. 0 or RAYC_ECONN. */
 int cw_conn_flush(cw_conn *c);
 /* Send an already encoded frame. 0 or RAYC_ECONN. */

@@ -262,7 +262,9 @@ static bool send_one(dtx *x, dpool *p, dlease *l, bool defer)
          * queue first. So a burst of submits costs a write per batch, not
          * per task, and no thread hand-off. */
         bool queue = defer || l->inflight.len >= WRITE_DEPTH;
-        int rc = queue ? cw_conn_queue(l->conn, frame, len) : cw_conn_send_raw(l->conn, frame, len);
+        /* Never a blocking write: we may hold mu, which our reader needs
+         * to take the replies the worker may be blocked writing to us. */
+        int rc = queue ? cw_conn_queue(l->conn, frame, len) : cw_conn_send_nb(l->conn, frame, len);
         l->queued |= queue && rc == 0;
         if (rc != 0) {
             idq_push_front(&p->pending, &id);
@@ -331,7 +333,7 @@ static void flush_queued(dpool *p)
 {
     for (dlease *l = p->leases; l; l = l->next) {
         if (l->queued && l->conn)
-            cw_conn_flush(l->conn);
+            cw_conn_flush_nb(l->conn);
         l->queued = false;
     }
 }
@@ -529,6 +531,10 @@ static int on_lease_frame(void *arg, uint16_t type, ProtobufCMessage *msg)
          * read our request between two tasks) leaves nothing running. */
         l->blocked = l->inflight.len > 0;
         pump(x, l->pool);
+        /* What we queued behind the tasks given back is written by
+         * after_read: no reply may come to carry it (the worker may have
+         * given back all it had). */
+        __atomic_store_n(&l->replied, true, __ATOMIC_RELAXED);
         return 0;
     }
     if (type != MSG_TASK_DONE)
@@ -570,7 +576,7 @@ static void after_read(dtx *x, dlease *l)
     }
     pthread_mutex_unlock(x->d.mu);
     if (conn)
-        cw_conn_flush(conn);
+        cw_conn_flush_nb(conn); /* a reader never waits to write */
     /* See asub's wake_waiters: only if a thread waits on the raylet's. */
     if (x->d.waiters == NULL || __atomic_load_n(x->d.waiters, __ATOMIC_SEQ_CST) > 0)
         cw_conn_wake(x->d.raylet);
@@ -779,7 +785,7 @@ static int64_t keep(dtx *x)
             } else if (l->conn && !l->returning) {
                 /* In use: look again when it could have idled out (its
                  * replies wake us only when we would look later). */
-                SOONER(now + (uint64_t)x->d.idle_ms);
+                SOONER(now + (uint64_t)(x->d.idle_ms > 0 ? x->d.idle_ms : 1));
             }
         }
         if (stale && !leased && p->pending.len > 0)

@@ -345,6 +345,8 @@ static int accept_owner(task_executor *x)
         if (poll(p, x->lease_ufd >= 0 ? 2 : 1, wait > 1000 ? 1000 : wait) <= 0)
             continue;
         bool local = !(p[0].revents & POLLIN);
+        if (local && !(x->lease_ufd >= 0 && (p[1].revents & POLLIN)))
+            continue;
         int fd = accept(local ? x->lease_ufd : x->lease_lfd, NULL, NULL);
         if (fd < 0)
             continue;

@@ -313,6 +313,48 @@ Test(actors, store_returns_and_ref_arguments)
     rayc_shutdown();
 }
 
+/* A burst of calls with large arguments and large results: the caller's
+ * writes must never wait on an actor that waits for the caller to read its
+ * replies (both sides' socket buffers full). Each call's argument differs,
+ * so none is shared through the store (arg_dedup.h). */
+Test(actors, burst_of_large_arguments_and_results_does_not_deadlock)
+{
+    harness_cluster c;
+    cluster(&c, 1, NULL);
+    rayc_actor a = create("Counter", 0, NULL);
+    enum { CALLS = 1000, BYTES = 50000 };
+    static rayc_ref r[CALLS];
+    static uint8_t arg[BYTES];
+    for (int i = 0; i < CALLS; i++) {
+        if (i % 2 == 0) {
+            int64_t n = BYTES;
+            rayc_arg x = RAYC_VAL(&n, sizeof(n));
+            r[i] = call(a, "big", &x, 1);
+        } else {
+            memcpy(arg, &i, sizeof(i));
+            rayc_arg x = RAYC_VAL(arg, sizeof(arg));
+            r[i] = call(a, "size", &x, 1);
+        }
+    }
+    for (int i = 0; i < CALLS; i++) {
+        rayc_value v;
+        int rc = rayc_get(&r[i], 1, &v, SLACK_MS);
+        cr_assert_eq(rc, RAYC_OK, "call %d: %s: %s", i, rayc_strerror(rc), rayc_last_error());
+        cr_assert_eq(v.status, RAYC_OK, "call %d: %s", i, v.error ? v.error : "");
+        if (i % 2 == 0) {
+            cr_assert_eq(v.size, (size_t)BYTES, "call %d returned %zu bytes", i, v.size);
+        } else {
+            int64_t got;
+            cr_assert_eq(v.size, sizeof(got));
+            memcpy(&got, v.data, sizeof(got));
+            cr_assert_eq(got, BYTES, "call %d saw an argument of %lld bytes", i, (long long)got);
+        }
+        rayc_value_release(&v);
+        rayc_ref_release(r[i]);
+    }
+    rayc_shutdown();
+}
+
 /* ============================================================ names */
 
 Test(actors, names_get_if_exists_and_detached_actors_outlive_their_job)
