@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -645,10 +646,130 @@ static int teardown_failures(void)
     return n;
 }
 
+/* The runner stopped by a signal (`timeout`, Ctrl-C, a CI limit): its
+ * tests' daemons would outlive it, and its test processes would go on
+ * starting more. The handler only writes the signal to a pipe; a thread
+ * forks a reaper and lets the signal end the runner as it would have. The
+ * reaper (its own session) kills every process of this run (the test
+ * processes carry RAYC_HARNESS_ROOT, the daemons the test dirs' tag or
+ * path) until none is left, then removes the run's root. */
+static int g_stop_pipe[2] = {-1, -1};
+
+static void on_stop_signal(int sig)
+{
+    unsigned char b = (unsigned char)sig;
+    (void)!write(g_stop_pipe[1], &b, 1);
+}
+
+/* Session dirs of the run's daemons (an embedded cluster's may lie outside
+ * the root): a Redis they started names one in its command line only. */
+typedef struct {
+    char dir[16][HARNESS_PATH];
+    int n;
+} run_dirs;
+
+/* Note the session dir a daemon's command line names (up to its
+ * "/session_" part). */
+static void note_session(run_dirs *rd, const char *cmd, size_t len)
+{
+    const char *flag = "--session-dir=";
+    for (size_t i = 0; i < len; i += strlen(cmd + i) + 1) {
+        if (strncmp(cmd + i, flag, strlen(flag)) != 0)
+            continue;
+        char dir[HARNESS_PATH];
+        snprintf(dir, sizeof(dir), "%s", cmd + i + strlen(flag));
+        char *s = strstr(dir, "/session_");
+        if (s)
+            *s = '\0';
+        for (int k = 0; k < rd->n; k++)
+            if (strcmp(rd->dir[k], dir) == 0)
+                return;
+        if (rd->n < 16)
+            snprintf(rd->dir[rd->n++], HARNESS_PATH, "%s", dir);
+    }
+}
+
+static bool proc_of_run(pid_t pid, const char *root, run_dirs *rd)
+{
+    char var[HARNESS_PATH + 32];
+    snprintf(var, sizeof(var), "RAYC_HARNESS_ROOT=%s", root);
+    size_t len;
+    char *env = proc_file(pid, "environ", &len);
+    bool ours = env && mem_contains(env, len, var);
+    free(env);
+    char *cmd = proc_file(pid, "cmdline", &len);
+    ours = ours || proc_is_ours(pid, root);
+    for (int k = 0; cmd && !ours && k < rd->n; k++)
+        ours = mem_contains(cmd, len, rd->dir[k]);
+    if (ours && cmd)
+        note_session(rd, cmd, len);
+    free(cmd);
+    return ours;
+}
+
+static void reap_run(const char *root)
+{
+    setsid();
+    pid_t self = getpid();
+    static run_dirs rd;
+    for (int quiet = 0, round = 0; quiet < 3 && round < 250; round++) {
+        int n = 0;
+        DIR *d = opendir("/proc");
+        for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
+            char *end;
+            long pid = strtol(e->d_name, &end, 10);
+            char state = 0;
+            if (*end != '\0' || pid <= 0 || pid == self || proc_start((pid_t)pid, &state) == 0 ||
+                state == 'Z' || !proc_of_run((pid_t)pid, root, &rd))
+                continue;
+            kill((pid_t)pid, SIGKILL);
+            n++;
+        }
+        if (d)
+            closedir(d);
+        quiet = n ? 0 : quiet + 1;
+        msleep(20);
+    }
+    if (getenv("RAYC_HARNESS_KEEP") == NULL) {
+        rm_rf(root);
+        for (int k = 0; k < rd.n; k++) /* embedded clusters' temp dirs */
+            rm_rf(rd.dir[k]);
+    }
+    _exit(0);
+}
+
+static void *stop_sweeper(void *arg)
+{
+    (void)arg;
+    unsigned char sig;
+    while (read(g_stop_pipe[0], &sig, 1) != 1)
+        ;
+    char root[HARNESS_PATH];
+    snprintf(root, sizeof(root), "%s", harness_root());
+    if (fork() == 0)
+        reap_run(root);
+    signal(sig, SIG_DFL);
+    raise(sig);
+    return NULL;
+}
+
+static void sweep_on_stop_signals(void)
+{
+    pthread_t th;
+    if (pipe2(g_stop_pipe, O_CLOEXEC) != 0 || pthread_create(&th, NULL, stop_sweeper, NULL) != 0)
+        return;
+    struct sigaction sa = {.sa_handler = on_stop_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
 /* The integration binaries' main: criterion's, plus the teardown failures. */
 __attribute__((visibility("default"))) int main(int argc, char *argv[])
 {
     struct criterion_test_set *tests = criterion_initialize();
+    sweep_on_stop_signals();
     int result = 0;
     if (criterion_handle_args(argc, argv, true))
         result = !criterion_run_all_tests(tests);
