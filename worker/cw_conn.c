@@ -398,18 +398,6 @@ static int write_frame(cw_conn *c, uint16_t type, const ProtobufCMessage *m)
     return rc == 0 ? 0 : RAYC_ECONN;
 }
 
-int cw_conn_send_raw(cw_conn *c, const uint8_t *frame, size_t len)
-{
-    if (cw_conn_dead(c))
-        return RAYC_ECONN;
-    pthread_mutex_lock(&c->wmu);
-    int rc = flush_locked(c) == 0 ? net_write_all(c->fd, frame, len) : -1;
-    pthread_mutex_unlock(&c->wmu);
-    if (rc != 0)
-        __atomic_store_n(&c->dead, 1, __ATOMIC_RELEASE); /* as in write_frame */
-    return rc == 0 ? 0 : RAYC_ECONN;
-}
-
 int cw_conn_send(cw_conn *c, uint16_t type, const ProtobufCMessage *m)
 {
     if (cw_conn_dead(c))

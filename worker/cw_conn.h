@@ -73,8 +73,6 @@ int cw_conn_flush_nb(cw_conn *c);
 
 /* Write queued frames now. 0 or RAYC_ECONN. */
 int cw_conn_flush(cw_conn *c);
-/* Send an already encoded frame. 0 or RAYC_ECONN. */
-int cw_conn_send_raw(cw_conn *c, const uint8_t *frame, size_t len);
 /* Send a message that has no reply. 0 or RAYC_ECONN. */
 int cw_conn_send(cw_conn *c, uint16_t type, const ProtobufCMessage *m);
 /* Read and dispatch incoming frames for up to timeout_ms (-1: until at least
